@@ -1,0 +1,123 @@
+// device::backend: what a worker drives. One backend is one instance's device
+// group (one model copy at tensor-parallel degree t): it runs iterations and
+// holds the KV cache of the requests it has seen, and it exports and imports
+// that KV per request, layer range and token range so that a partner can keep
+// a redundant copy (the heart of AcceLLM).
+//
+// Implementations: sim::sim_backend (cost model, no real tensors),
+// cpu::cpu_backend (real small fp32 transformer), cuda (issue 8).
+//
+// Thread contract: a backend is used by one thread at a time (the worker that
+// owns it); implementations need no locking unless they say otherwise.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "common/types.hpp"
+#include "device/model_spec.hpp"
+
+namespace accellm::device {
+
+/// Which phase a batch item is in.
+enum class phase : std::uint8_t { prefill, decode };
+
+/// One request's share of an iteration.
+///
+/// Prefill: `num_tokens` prompt tokens starting at position `context` (a chunk
+/// when prefill is chunked). Decode: `num_tokens == 1`, the last generated (or
+/// last prompt) token at position `context`.
+struct batch_item {
+  request_id request = 0;
+  phase kind = phase::decode;
+  std::uint32_t context = 0;     ///< tokens of this request already in the KV cache
+  std::uint32_t num_tokens = 0;  ///< tokens this iteration appends to the KV cache
+  /// The `num_tokens` token ids. Real backends (cpu, cuda) require them;
+  /// simulated backends accept an empty vector and use only the count.
+  std::vector<token_id> tokens;
+  /// False for a non-final prefill chunk: no next token is sampled.
+  bool wants_output = true;
+};
+
+/// One iteration: every item runs in the same forward pass.
+struct batch {
+  std::vector<batch_item> items;
+};
+
+/// What an iteration produced.
+struct iteration_result {
+  /// Device time of the iteration: measured on real devices, modelled on sim.
+  std::chrono::nanoseconds duration{0};
+  /// One entry per batch item, in order: the greedy next token, or no_token
+  /// where the item did not want output.
+  std::vector<token_id> next_tokens;
+};
+
+/// Half-open range [begin, end) of layers or token positions.
+struct index_range {
+  std::uint32_t begin = 0;
+  std::uint32_t end = 0;
+  std::uint32_t size() const noexcept { return end > begin ? end - begin : 0; }
+  friend bool operator==(const index_range&, const index_range&) = default;
+};
+
+/// A slice of one request's KV cache: layers x token positions.
+///
+/// `bytes` is the size the slice has on the wire (what a link must carry);
+/// `data` holds the values only on real backends (empty on simulated ones).
+/// Layout of `data`: for each layer in `layers`, K then V, each
+/// `tokens.size() x kv_width` elements of the backend's KV dtype, row-major.
+struct kv_chunk {
+  request_id request = 0;
+  index_range layers;
+  index_range tokens;
+  std::uint64_t bytes = 0;
+  std::vector<std::byte> data;
+};
+
+/// KV-cache geometry and capacity of one instance.
+struct kv_geometry {
+  std::uint32_t block_tokens = 16;   ///< tokens per block (all layers)
+  std::uint64_t total_blocks = 0;    ///< blocks that fit in device memory after weights
+  std::uint64_t bytes_per_block = 0; ///< KV bytes of one block over all layers
+  dtype kv_dtype = dtype::bf16;
+};
+
+/// The device a worker drives.
+class backend {
+public:
+  virtual ~backend() = default;
+
+  /// "cpu", "sim:h100", "sim:h100-splitwise2023", "cuda:0", ...
+  virtual std::string_view name() const noexcept = 0;
+  virtual const model_spec& model() const noexcept = 0;
+  virtual kv_geometry kv() const noexcept = 0;
+
+  /// Runs one iteration. Fails (without changing any request's KV) when an
+  /// item is inconsistent with the cached state, e.g. `context` differs from
+  /// the tokens cached for that request, or the KV pool is exhausted.
+  virtual result<iteration_result> run(const batch& b) = 0;
+
+  /// Copies a slice of a request's KV cache out. Fails when the request or
+  /// part of the slice is not cached here.
+  virtual result<kv_chunk> export_kv(request_id request, index_range layers,
+                                     index_range tokens) = 0;
+
+  /// Writes a slice into this instance's KV cache, creating the request's
+  /// cache when it is new. Slices may arrive layer by layer; a request can be
+  /// decoded here once every layer holds the same tokens [0, n).
+  virtual status import_kv(const kv_chunk& chunk) = 0;
+
+  /// Tokens cached for `request` in every layer (0 when unknown).
+  virtual std::uint32_t cached_tokens(request_id request) const noexcept = 0;
+
+  /// Frees a request's KV cache; unknown ids are ignored.
+  virtual void release(request_id request) noexcept = 0;
+};
+
+}  // namespace accellm::device
