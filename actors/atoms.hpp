@@ -1,0 +1,24 @@
+// Every CAF atom accellm uses, in one place (STYLE.md rule 2). CAF 0.17 atoms
+// are at most 10 characters.
+//
+// Cluster messages themselves travel as messages::capnp_blob (their type is in
+// the blob); atoms tag the few local control messages around them.
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace accellm::actors {
+
+/// A Cap'n Proto message follows: (msg_atom, capnp_blob).
+using msg_atom = caf::atom_constant<caf::atom("msg")>;
+/// Periodic timer of an actor (reports, heartbeats, batching).
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// Ask an actor for a snapshot of its state (tests, metrics).
+using report_atom = caf::atom_constant<caf::atom("report")>;
+/// Orderly stop of a component and its children.
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+/// Liveness probe.
+using ping_atom = caf::atom_constant<caf::atom("ping")>;
+using pong_atom = caf::atom_constant<caf::atom("pong")>;
+
+}  // namespace accellm::actors

@@ -1,0 +1,32 @@
+// accellm: one binary, one subcommand per job (DESIGN.md "Command line").
+// main() is the only place that builds the top-level components; each
+// subcommand's parse callback hands back the function that does its work.
+#include <exception>
+#include <functional>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/model_command.hpp"
+#include "cli/selftest_command.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"accellm: an AcceLLM cluster coordinator for LLM inference", "accellm"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "accellm 0.1.0");
+  std::function<int()> run;
+  accellm::cli::add_model_command(app, run);
+  accellm::cli::add_selftest_command(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors exit 2 with CLI11's message naming the bad flag.
+    return app.exit(e);
+  }
+  try {
+    return run ? run() : 2;
+  } catch (const std::exception& e) {
+    std::cerr << "accellm: " << e.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,17 @@
+# Shared by deploy/main.sh and deploy/test.sh (sourced, not run).
+start_time=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - start_time )) s"; }
+step() { printf '\n== %s [%s]\n' "$1" "$(elapsed)"; }
+
+# Configures build/release with warnings as errors. nvcc is passed explicitly
+# when it exists, because CMake only looks for it on PATH.
+configure_release() {
+  local cuda=()
+  local nvcc
+  nvcc=$(command -v nvcc || true)
+  [ -z "$nvcc" ] && [ -x /usr/local/cuda/bin/nvcc ] && nvcc=/usr/local/cuda/bin/nvcc
+  [ -n "$nvcc" ] && cuda=(-DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES=90)
+  step "configure build/release${nvcc:+ (CUDA: $nvcc)}"
+  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DACCELLM_WERROR=ON "${cuda[@]}" >/dev/null
+}

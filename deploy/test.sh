@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's test command: installs dependencies, builds everything with
+# warnings as errors, runs every test, then builds the unit tests once more
+# under AddressSanitizer + UndefinedBehaviorSanitizer and runs them.
+# CUDA code is compiled when nvcc exists (sm_90); GPU tests skip without a GPU.
+#
+#   bash deploy/test.sh             all of the above
+#   ACCELLM_SKIP_SANITIZERS=1 bash deploy/test.sh   only the release build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source deploy/common.sh
+
+bash deploy/install-deps.sh
+configure_release
+step "build (release, -Werror)"
+cmake --build build/release -j "$(nproc)"
+step "tests (release)"
+ctest --test-dir build/release --output-on-failure -j "$(nproc)"
+
+if [ "${ACCELLM_SKIP_SANITIZERS:-0}" != 1 ]; then
+  step "build (ASan + UBSan)"
+  cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DACCELLM_WERROR=ON -DACCELLM_SANITIZE=ON -DACCELLM_CUDA=OFF -DACCELLM_BENCH=OFF >/dev/null
+  cmake --build build/asan -j "$(nproc)"
+  step "unit tests (ASan + UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir build/asan -L unit --output-on-failure -j "$(nproc)"
+fi
+step "all tests passed ($(elapsed))"

@@ -1,0 +1,28 @@
+// fill_uniform: seeded pseudo-random weights drawn on the device, so that
+// real-size models need no download (issue 8 builds on it).
+//
+// Element i gets scale * (2u - 1) with u = top 24 bits of splitmix64(seed + i)
+// / 2^24: a pure function of (seed, i), identical on host and device, so a
+// CPU reference can check any element.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include "common/result.hpp"
+
+namespace accellm::device::cuda {
+
+/// Host reference of element i.
+float uniform_value(std::uint64_t seed, std::size_t i, float scale) noexcept;
+
+/// Fills dst[0, n) on stream `s`. Fails on a null dst with n > 0, or when the
+/// launch fails.
+status fill_uniform(float* dst, std::size_t n, std::uint64_t seed, float scale, cudaStream_t s);
+status fill_uniform(__nv_bfloat16* dst, std::size_t n, std::uint64_t seed, float scale,
+                    cudaStream_t s);
+
+}  // namespace accellm::device::cuda

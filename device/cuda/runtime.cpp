@@ -1,0 +1,42 @@
+#include "device/cuda/runtime.hpp"
+
+namespace accellm::device::cuda {
+
+result<stream> stream::create() {
+  cudaStream_t s = nullptr;
+  ACCELLM_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  return stream{s};
+}
+
+stream& stream::operator=(stream&& o) noexcept {
+  std::swap(s_, o.s_);
+  return *this;
+}
+
+stream::~stream() {
+  if (s_ != nullptr) cudaStreamDestroy(s_);
+}
+
+status stream::synchronize() const {
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s_));
+  return {};
+}
+
+result<cublas_handle> cublas_handle::create(cudaStream_t s) {
+  cublasHandle_t h = nullptr;
+  ACCELLM_CUBLAS_TRY(cublasCreate(&h));
+  cublas_handle out{h};
+  ACCELLM_CUBLAS_TRY(cublasSetStream(h, s));
+  return out;
+}
+
+cublas_handle& cublas_handle::operator=(cublas_handle&& o) noexcept {
+  std::swap(h_, o.h_);
+  return *this;
+}
+
+cublas_handle::~cublas_handle() {
+  if (h_ != nullptr) cublasDestroy(h_);
+}
+
+}  // namespace accellm::device::cuda
