@@ -1,0 +1,63 @@
+// roofline_model: an analytic cost model. For each operator of a Llama-style
+// block (norms, QKV projection, attention, output projection, gate/up/down,
+// two tensor-parallel all-reduces) it counts the FLOPs and HBM bytes one
+// device of the TP group handles, and charges
+//
+//   t_op = max(flops / (peak * eta_compute), bytes / (hbm_bandwidth * eta_hbm))
+//
+// Ops are summed over layers, then the final norm, the LM head (items that
+// want output only), the logits all-gather and the fixed per-iteration
+// overhead are added. Weights are read once per iteration whatever the batch.
+// Attention is charged per item over its actual context (causal triangle for
+// prefill chunks). All-reduce: 2(t-1)/t * bytes / busbw + alpha per call.
+// docs/cost-model.md has the formulas and where every factor comes from.
+//
+// Thread contract: immutable after create(); estimate() may run concurrently.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/hardware_spec.hpp"
+#include "device/model_spec.hpp"
+#include "device/sim/cost_model.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace accellm::device::sim {
+
+/// How the model is deployed on the hardware.
+struct deployment {
+  std::uint32_t tp = 1;  ///< tensor-parallel degree (devices per instance)
+  dtype weights = dtype::bf16;
+  dtype activations = dtype::bf16;
+  dtype kv = dtype::bf16;
+};
+
+/// Ok when `tp` can shard `model`: tp >= 1, tp divides heads, and tp divides
+/// kv_heads or is a multiple of it (KV heads are then replicated). When
+/// `hardware` is given, tp must also fit in one node.
+status check_tp(const model_spec& model, std::uint32_t tp, const hardware_spec* hardware);
+
+class roofline_model final : public cost_model {
+ public:
+  /// Fails with invalid_argument when the model or hardware fails its
+  /// check(), or when check_tp() fails.
+  static result<roofline_model> create(const model_spec& model, const hardware_spec& hardware,
+                                       const deployment& deploy);
+
+  std::string describe() const override;
+  result<cost_breakdown> estimate(const batch& b) const override;
+
+  const model_spec& model() const noexcept { return model_; }
+  const hardware_spec& hardware() const noexcept { return hardware_; }
+  const deployment& deploy() const noexcept { return deploy_; }
+
+ private:
+  roofline_model(model_spec model, hardware_spec hardware, deployment deploy);
+
+  model_spec model_;
+  hardware_spec hardware_;
+  deployment deploy_;
+};
+
+}  // namespace accellm::device::sim
