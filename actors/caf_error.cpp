@@ -1,5 +1,6 @@
 #include "actors/caf_error.hpp"
 
+#include <caf/make_message.hpp>
 #include <caf/message.hpp>
 
 namespace accellm {

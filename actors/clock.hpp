@@ -19,7 +19,7 @@
 namespace accellm::actors {
 
 using time_point = caf::actor_clock::time_point;
-using duration = caf::actor_clock::duration;
+using duration = caf::actor_clock::duration_type;
 
 /// The current time of the clock `self` runs on. (CAF 0.17 declares
 /// local_actor::now() but never defines it: use this instead.)
