@@ -1,0 +1,172 @@
+// Codec of the instance_manager <-> worker iteration protocol: Execute and
+// IterationDone.
+#include "messages/codec.hpp"
+#include "messages/detail/checker.hpp"
+#include "messages/detail/wire.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace accellm::messages {
+namespace {
+
+namespace w = accellm::wire;
+
+std::string item_path(std::size_t i) {
+  return "execute.items[" + std::to_string(i) + "]";
+}
+
+void fill_item(w::ExecuteItem::Builder b, const execute_item& m) {
+  b.setRequestId(m.request);
+  b.setPhase(static_cast<w::Phase>(m.phase));
+  b.setContext(m.context);
+  b.setNumTokens(m.num_tokens);
+  detail::set_tokens(m.tokens, [&](auto p) { b.setTokens(p); });
+  b.setWantsOutput(m.wants_output);
+  b.setReplicaTo(m.replica_to);
+}
+
+void fill(w::Execute::Builder b, const execute& m) {
+  b.setEpoch(m.epoch);
+  b.setInstance(m.instance);
+  b.setIteration(m.iteration);
+  if (m.items.empty()) return;
+  auto items = b.initItems(static_cast<unsigned>(m.items.size()));
+  for (std::size_t i = 0; i < m.items.size(); ++i) {
+    fill_item(items[static_cast<unsigned>(i)], m.items[i]);
+  }
+}
+
+result<execute_item> read_item(w::ExecuteItem::Reader r, std::size_t index,
+                               const decode_limits& l) {
+  const std::string where = item_path(index);
+  detail::field_reader f{where, l};
+  execute_item m;
+  m.request = r.getRequestId();
+  f.enumeration(r.getPhase(), phase::decode, "phase", m.phase);
+  m.context = r.getContext();
+  m.num_tokens = r.getNumTokens();
+  f.tokens(r.getTokens(), l.max_tokens, "tokens", m.tokens);
+  m.wants_output = r.getWantsOutput();
+  m.replica_to = r.getReplicaTo();
+  return std::move(f).finish(std::move(m));
+}
+
+result<execute> read(w::Execute::Reader r, const decode_limits& l) {
+  detail::field_reader f{"execute", l};
+  execute m;
+  m.epoch = r.getEpoch();
+  m.instance = r.getInstance();
+  m.iteration = r.getIteration();
+  const auto items = r.getItems();
+  if (!f.within(items.size(), l.max_execute_items, "items"))
+    return std::move(f).finish(std::move(m));
+  m.items.reserve(items.size());
+  for (unsigned i = 0; i < items.size(); ++i) {
+    auto item = read_item(items[i], i, l);
+    if (!item) return std::move(item).err();
+    m.items.push_back(std::move(*item));
+  }
+  return std::move(f).finish(std::move(m));
+}
+
+void fill(w::IterationDone::Builder b, const iteration_done& m) {
+  b.setEpoch(m.epoch);
+  b.setInstance(m.instance);
+  b.setIteration(m.iteration);
+  b.setDurationNs(m.duration_ns);
+  detail::set_tokens(m.next_tokens, [&](auto p) { b.setNextTokens(p); });
+  b.setError(detail::text(m.error));
+  b.setKvBytesSent(m.kv_bytes_sent);
+}
+
+result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) {
+  detail::field_reader f{"iteration_done", l};
+  iteration_done m;
+  m.epoch = r.getEpoch();
+  m.instance = r.getInstance();
+  m.iteration = r.getIteration();
+  m.duration_ns = r.getDurationNs();
+  f.tokens(r.getNextTokens(), l.max_execute_items, "next_tokens", m.next_tokens);
+  f.text(r.getError(), "error", m.error);
+  m.kv_bytes_sent = r.getKvBytesSent();
+  return std::move(f).finish(std::move(m));
+}
+
+status validate_item(const execute_item& m, std::size_t index, instance_id self,
+                     const decode_limits& l) {
+  constexpr std::uint64_t max_position = std::numeric_limits<std::uint32_t>::max();
+  const bool decode = m.phase == phase::decode;
+  detail::checker c{item_path(index)};
+  c.request(m.request, "request")
+      .check(detail::listed(m.phase, phase::decode), "phase", static_cast<std::uint64_t>(m.phase),
+             "not a valid value")
+      .check(m.num_tokens >= 1, "num_tokens", m.num_tokens, "must be >= 1")
+      .check(!decode || m.num_tokens == 1, "num_tokens", m.num_tokens, "a decode step is 1 token")
+      .check(!decode || m.context >= 1, "context", m.context, "a decode step follows a prompt")
+      .check(std::uint64_t{m.context} + m.num_tokens <= max_position, "num_tokens", m.num_tokens,
+             "context + num_tokens must fit 32 bits")
+      .tokens(m.tokens, l.max_tokens, "tokens")
+      .empty_or_len(m.tokens.size(), m.num_tokens, "tokens")
+      .not_self(m.replica_to, self, "replica_to");
+  return std::move(c).done();
+}
+
+// Each request at most once per batch: the backend appends its tokens once.
+status check_unique(const std::vector<execute_item>& items) {
+  std::vector<std::pair<request_id, std::size_t>> ids;
+  ids.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) ids.emplace_back(items[i].request, i);
+  std::sort(ids.begin(), ids.end());
+  const auto dup = std::adjacent_find(
+      ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.first == b.first; });
+  if (dup == ids.end()) return {};
+  return fail(errc::out_of_range, item_path(std::next(dup)->second) +
+                                      ".request: " + std::to_string(dup->first) +
+                                      " (duplicate of items[" + std::to_string(dup->second) + "])");
+}
+
+}  // namespace
+
+capnp_blob encode(const execute& m) {
+  std::size_t payload = 40 * m.items.size();
+  for (const auto& item : m.items) payload += 4 * item.tokens.size();
+  return detail::encode_with<w::Execute>(m, detail::hint_words(payload), fill);
+}
+
+capnp_blob encode(const iteration_done& m) {
+  const auto payload = 4 * m.next_tokens.size() + m.error.size();
+  return detail::encode_with<w::IterationDone>(m, detail::hint_words(payload), fill);
+}
+
+result<execute> decode_as(std::type_identity<execute>, blob_view b, const decode_limits& l) {
+  return detail::decode_with<w::Execute>(b, l, read);
+}
+
+result<iteration_done> decode_as(std::type_identity<iteration_done>, blob_view b,
+                                 const decode_limits& l) {
+  return detail::decode_with<w::IterationDone>(b, l, read);
+}
+
+status validate(const execute& m, const decode_limits& l) {
+  detail::checker c{"execute"};
+  c.instance(m.instance, "instance")
+      .check(!m.items.empty(), "items", 0, "entries, must be >= 1")
+      .limit(m.items.size(), l.max_execute_items, "items");
+  for (std::size_t i = 0; i < m.items.size() && c.ok(); ++i) {
+    c.merge(validate_item(m.items[i], i, m.instance, l));
+  }
+  if (c.ok()) c.merge(check_unique(m.items));
+  return std::move(c).done();
+}
+
+status validate(const iteration_done& m, const decode_limits& l) {
+  detail::checker c{"iteration_done"};
+  c.instance(m.instance, "instance")
+      .tokens(m.next_tokens, l.max_execute_items, "next_tokens", no_token)
+      .text(m.error, l.max_text_bytes, "error");
+  return std::move(c).done();
+}
+
+}  // namespace accellm::messages

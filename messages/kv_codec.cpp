@@ -1,0 +1,140 @@
+// Codec of the KV-cache copies between partners: KvLayer (layer by layer
+// during prefill) and KvDelta (decoded tokens, all layers).
+#include "messages/codec.hpp"
+#include "messages/detail/checker.hpp"
+#include "messages/detail/wire.hpp"
+
+#include <capnp/orphan.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace accellm::messages {
+namespace {
+
+namespace w = accellm::wire;
+
+// KV payloads are the bulk of all traffic: a payload that is a whole number
+// of words becomes its own segment by reference (no copy into the builder),
+// so encode copies it exactly once, into the blob. Other sizes are copied:
+// referencing them would let the serializer read past the vector's end.
+bool by_reference(const std::vector<std::byte>& data) {
+  return !data.empty() && data.size() % sizeof(capnp::word) == 0 &&
+         reinterpret_cast<std::uintptr_t>(data.data()) % sizeof(capnp::word) == 0;
+}
+
+template <class Builder>
+void fill_data(Builder& b, const std::vector<std::byte>& data) {
+  if (data.empty()) return;
+  if (by_reference(data)) {
+    const auto orphanage = capnp::Orphanage::getForMessageContaining(b);
+    b.adoptData(orphanage.referenceExternalData(capnp::Data::Reader{detail::bytes(data)}));
+    return;
+  }
+  auto out = b.initData(static_cast<unsigned>(data.size()));
+  std::memcpy(out.begin(), data.data(), data.size());
+}
+
+std::size_t hint(const std::vector<std::byte>& data) {
+  return detail::hint_words(by_reference(data) ? 0 : data.size());
+}
+
+void fill(w::KvLayer::Builder b, const kv_layer& m) {
+  b.setEpoch(m.epoch);
+  b.setRequestId(m.request);
+  b.setFromInstance(m.from_instance);
+  b.setLayer(m.layer);
+  b.setTokenBegin(m.token_begin);
+  b.setTokenEnd(m.token_end);
+  b.setSizeBytes(m.size_bytes);
+  fill_data(b, m.data);
+  b.setLastLayer(m.last_layer);
+}
+
+result<kv_layer> read(w::KvLayer::Reader r, const decode_limits& l) {
+  detail::field_reader f{"kv_layer", l};
+  kv_layer m;
+  m.epoch = r.getEpoch();
+  m.request = r.getRequestId();
+  m.from_instance = r.getFromInstance();
+  m.layer = r.getLayer();
+  m.token_begin = r.getTokenBegin();
+  m.token_end = r.getTokenEnd();
+  m.size_bytes = r.getSizeBytes();
+  f.data(r.getData(), m.data);
+  m.last_layer = r.getLastLayer();
+  return std::move(f).finish(std::move(m));
+}
+
+void fill(w::KvDelta::Builder b, const kv_delta& m) {
+  b.setEpoch(m.epoch);
+  b.setRequestId(m.request);
+  b.setFromInstance(m.from_instance);
+  b.setLayerBegin(m.layer_begin);
+  b.setLayerEnd(m.layer_end);
+  b.setTokenBegin(m.token_begin);
+  b.setTokenEnd(m.token_end);
+  b.setSizeBytes(m.size_bytes);
+  fill_data(b, m.data);
+}
+
+result<kv_delta> read(w::KvDelta::Reader r, const decode_limits& l) {
+  detail::field_reader f{"kv_delta", l};
+  kv_delta m;
+  m.epoch = r.getEpoch();
+  m.request = r.getRequestId();
+  m.from_instance = r.getFromInstance();
+  m.layer_begin = r.getLayerBegin();
+  m.layer_end = r.getLayerEnd();
+  m.token_begin = r.getTokenBegin();
+  m.token_end = r.getTokenEnd();
+  m.size_bytes = r.getSizeBytes();
+  f.data(r.getData(), m.data);
+  return std::move(f).finish(std::move(m));
+}
+
+// Real devices send the bytes, simulated ones only their size.
+void check_size(detail::checker& c, std::uint64_t size_bytes, const std::vector<std::byte>& data) {
+  if (data.empty() || size_bytes == data.size()) return;
+  c.check(false, "size_bytes", size_bytes,
+          "must equal the " + std::to_string(data.size()) + " bytes of data");
+}
+
+}  // namespace
+
+capnp_blob encode(const kv_layer& m) {
+  return detail::encode_with<w::KvLayer>(m, hint(m.data), fill);
+}
+
+capnp_blob encode(const kv_delta& m) {
+  return detail::encode_with<w::KvDelta>(m, hint(m.data), fill);
+}
+
+result<kv_layer> decode_as(std::type_identity<kv_layer>, blob_view b, const decode_limits& l) {
+  return detail::decode_with<w::KvLayer>(b, l, read);
+}
+
+result<kv_delta> decode_as(std::type_identity<kv_delta>, blob_view b, const decode_limits& l) {
+  return detail::decode_with<w::KvDelta>(b, l, read);
+}
+
+status validate(const kv_layer& m, const decode_limits&) {
+  detail::checker c{"kv_layer"};
+  c.request(m.request, "request")
+      .instance(m.from_instance, "from_instance")
+      .check(m.token_end >= m.token_begin, "token_end", m.token_end, "must be >= token_begin");
+  check_size(c, m.size_bytes, m.data);
+  return std::move(c).done();
+}
+
+status validate(const kv_delta& m, const decode_limits&) {
+  detail::checker c{"kv_delta"};
+  c.request(m.request, "request")
+      .instance(m.from_instance, "from_instance")
+      .check(m.layer_end > m.layer_begin, "layer_end", m.layer_end, "must be > layer_begin")
+      .check(m.token_end >= m.token_begin, "token_end", m.token_end, "must be >= token_begin");
+  check_size(c, m.size_bytes, m.data);
+  return std::move(c).done();
+}
+
+}  // namespace accellm::messages
