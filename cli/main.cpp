@@ -12,7 +12,9 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"accellm: an AcceLLM cluster coordinator for LLM inference", "accellm"};
-  app.require_subcommand(1);
+  // At most one subcommand; none is reported below, after parsing, so that an
+  // unknown word is named as such rather than as a missing subcommand.
+  app.require_subcommand(0, 1);
   app.set_version_flag("--version", "accellm 0.1.0");
   std::function<int()> run;
   accellm::cli::add_model_command(app, run);
@@ -20,11 +22,16 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    // Usage errors exit 2 with CLI11's message naming the bad flag.
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2 with CLI11's
+    // message naming the bad flag.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (!run) {
+    std::cerr << "accellm: a subcommand is required (model, selftest); try --help\n";
+    return 2;
   }
   try {
-    return run ? run() : 2;
+    return run();
   } catch (const std::exception& e) {
     std::cerr << "accellm: " << e.what() << '\n';
     return 1;

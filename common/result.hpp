@@ -7,7 +7,8 @@
 // that calls a throwing library (Cap'n Proto, toml++) catches at that boundary
 // and returns an error.
 //
-// This header depends on nothing but the standard library so that device/ and
+// This header depends on nothing but the standard library (C++17, since
+// CUDA sources include it) so that device/ and
 // messages/ (which know nothing of CAF) can use it; actors/caf_error.hpp turns
 // an accellm::error into a caf::error where it crosses an actor boundary.
 //
@@ -83,7 +84,11 @@ public:
     return *this;
   }
 
-  friend bool operator==(const error&, const error&) = default;
+  // Spelled out (not defaulted) so this header stays C++17 for nvcc.
+  friend bool operator==(const error& a, const error& b) {
+    return a.code_ == b.code_ && a.message_ == b.message_;
+  }
+  friend bool operator!=(const error& a, const error& b) { return !(a == b); }
 
 private:
   errc code_;
