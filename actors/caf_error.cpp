@@ -10,13 +10,14 @@ caf::error make_error(errc code, std::string message) {
                     caf::make_message(std::move(message))};
 }
 
-caf::error to_caf(const error& e) { return make_error(e.code(), e.message()); }
+caf::error to_caf(const error& e) {
+  return make_error(e.code(), e.message());
+}
 
 error from_caf(const caf::error& e) {
   if (e.category() == errc_category) {
     std::string text;
-    if (e.context().match_elements<std::string>())
-      text = e.context().get_as<std::string>(0);
+    if (e.context().match_elements<std::string>()) text = e.context().get_as<std::string>(0);
     return error{static_cast<errc>(e.code()), std::move(text)};
   }
   // caf::to_string renders the category atom, the code and the context.

@@ -6,12 +6,12 @@
 // "accellm: out_of_range (execute.items[3].phase: 7 is out of range)".
 #pragma once
 
-#include <string>
+#include "common/result.hpp"
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
 
-#include "common/result.hpp"
+#include <string>
 
 namespace accellm {
 

@@ -10,11 +10,11 @@
 // given the time as an argument.
 #pragma once
 
-#include <chrono>
-#include <cstdint>
-
 #include <caf/actor_clock.hpp>
 #include <caf/local_actor.hpp>
+
+#include <chrono>
+#include <cstdint>
 
 namespace accellm::actors {
 
@@ -23,7 +23,9 @@ using duration = caf::actor_clock::duration_type;
 
 /// The current time of the clock `self` runs on. (CAF 0.17 declares
 /// local_actor::now() but never defines it: use this instead.)
-inline time_point now(const caf::local_actor* self) { return self->clock().now(); }
+inline time_point now(const caf::local_actor* self) {
+  return self->clock().now();
+}
 
 /// Nanoseconds from `origin` to `t`, for wire messages and logs. Negative when
 /// t precedes origin.

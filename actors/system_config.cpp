@@ -1,12 +1,12 @@
 #include "actors/system_config.hpp"
 
-#include <string>
+#include "actors/caf_error.hpp"
+#include "actors/type_registry.hpp"
 
 #include <caf/atom.hpp>
 #include <caf/message.hpp>
 
-#include "actors/caf_error.hpp"
-#include "actors/type_registry.hpp"
+#include <string>
 
 namespace accellm::actors {
 

@@ -16,12 +16,12 @@ namespace accellm::actors {
 enum class clock_mode : bool { real, virtual_time };
 
 class system_config : public caf::actor_system_config {
-public:
+ public:
   explicit system_config(clock_mode mode = clock_mode::real);
 
   clock_mode mode() const noexcept { return mode_; }
 
-private:
+ private:
   clock_mode mode_;
 };
 

@@ -13,7 +13,7 @@
 namespace accellm::actors {
 
 class trace_hash {
-public:
+ public:
   static constexpr std::uint64_t offset_basis = 14695981039346656037ull;
   static constexpr std::uint64_t prime = 1099511628211ull;
 
@@ -41,7 +41,7 @@ public:
     return *this;
   }
 
-private:
+ private:
   void byte(std::uint8_t b) noexcept {
     h_ ^= b;
     h_ *= prime;

@@ -1,17 +1,17 @@
 #include "actors/type_registry.hpp"
 
-#include <array>
-#include <string>
-#include <vector>
+#include "actors/atoms.hpp"
+#include "messages/capnp_blob.hpp"
+#include "messages/codec.hpp"
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
 #include <caf/message.hpp>
 #include <caf/uniform_type_info_map.hpp>
 
-#include "actors/atoms.hpp"
-#include "messages/capnp_blob.hpp"
-#include "messages/codec.hpp"
+#include <array>
+#include <string>
+#include <vector>
 
 namespace accellm::actors {
 
@@ -41,8 +41,8 @@ status round_trip(caf::actor_system& sys, const messages::capnp_blob& blob) {
   const auto& got = copy.get_as<messages::capnp_blob>(1);
   if (got != blob) return fail(errc::internal, what + ": bytes changed in CAF serialization");
   if (auto st = messages::validate(got); !st)
-    return fail(errc::internal, what + ": does not decode after CAF serialization: " +
-                                    st.err().what());
+    return fail(errc::internal,
+                what + ": does not decode after CAF serialization: " + st.err().what());
   return {};
 }
 
@@ -52,7 +52,9 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<messages::capnp_blob>(std::string{type_names[0]});
 }
 
-std::span<const std::string_view> registered_type_names() noexcept { return type_names; }
+std::span<const std::string_view> registered_type_names() noexcept {
+  return type_names;
+}
 
 status self_test(caf::actor_system& sys) {
   for (auto name : type_names)

@@ -8,13 +8,13 @@
 // missing.
 #pragma once
 
-#include <span>
-#include <string_view>
+#include "common/result.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "common/result.hpp"
+#include <span>
+#include <string_view>
 
 namespace accellm::actors {
 

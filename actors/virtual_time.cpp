@@ -1,11 +1,11 @@
 #include "actors/virtual_time.hpp"
 
-#include <limits>
-#include <string>
-
 #include <caf/actor_registry.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
+
+#include <limits>
+#include <string>
 
 namespace accellm::actors {
 
@@ -21,7 +21,9 @@ result<virtual_time> virtual_time::attach(caf::actor_system& sys) {
 virtual_time::virtual_time(caf::actor_system& sys, caf::scheduler::test_coordinator& sched)
     : sys_(&sys), sched_(&sched), clock_(&sched.clock()) {}
 
-std::size_t virtual_time::run() { return run_until(time_point::max()); }
+std::size_t virtual_time::run() {
+  return run_until(time_point::max());
+}
 
 std::size_t virtual_time::run_until(time_point deadline) {
   std::size_t processed = 0;
@@ -36,8 +38,7 @@ std::size_t virtual_time::run_until(time_point deadline) {
     auto step = next > clock_->now() ? next - clock_->now() : duration::zero();
     processed += sched_->advance_time(step);
   }
-  if (deadline != time_point::max() && deadline > clock_->now())
-    clock_->current_time = deadline;
+  if (deadline != time_point::max() && deadline > clock_->now()) clock_->current_time = deadline;
   return processed;
 }
 

@@ -18,21 +18,21 @@
 // before the system goes out of scope; it reports actors that survived.
 #pragma once
 
-#include <cstddef>
-#include <span>
+#include "actors/clock.hpp"
+#include "common/result.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/detail/test_actor_clock.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
-#include "actors/clock.hpp"
-#include "common/result.hpp"
+#include <cstddef>
+#include <span>
 
 namespace accellm::actors {
 
 class virtual_time {
-public:
+ public:
   /// Attaches to `sys`, which must run on the testing scheduler
   /// (system_config{clock_mode::virtual_time}); errc::invalid_argument otherwise.
   static result<virtual_time> attach(caf::actor_system& sys);
@@ -59,7 +59,7 @@ public:
   /// of actors still running (which would hang ~actor_system).
   status shutdown(std::span<const caf::actor> roots);
 
-private:
+ private:
   virtual_time(caf::actor_system& sys, caf::scheduler::test_coordinator& sched);
 
   caf::actor_system* sys_;

@@ -7,13 +7,13 @@
 // (accellm model), so even 10 us of encoding per Execute is < 0.1 %. A
 // Llama-2-70B layer of a 2048-token prompt is 2048 * 4 KiB = 8 MiB of KV;
 // copying it once at ~10 GB/s costs ~0.8 ms, so KvLayer must not copy twice.
-#include <cstddef>
-#include <cstdint>
-#include <vector>
+#include "messages/codec.hpp"
 
 #include <benchmark/benchmark.h>
 
-#include "messages/codec.hpp"
+#include <cstddef>
+#include <cstdint>
+#include <vector>
 
 namespace {
 

@@ -7,16 +7,16 @@
 // Napkin math: CAF's testing scheduler delivers one message per
 // try_run_once(); the stack notes measured 2.0-3.6 M msg/s for ping-pong and
 // ~1.9 M timer messages/s with 1,000 actors, on the 2-core build machine.
-#include <chrono>
-#include <cstdint>
-#include <vector>
+#include "actors/atoms.hpp"
+#include "actors/system_config.hpp"
+#include "actors/virtual_time.hpp"
 
 #include <benchmark/benchmark.h>
 #include <caf/all.hpp>
 
-#include "actors/atoms.hpp"
-#include "actors/system_config.hpp"
-#include "actors/virtual_time.hpp"
+#include <chrono>
+#include <cstdint>
+#include <vector>
 
 namespace {
 
@@ -44,8 +44,8 @@ void BM_ping_pong(benchmark::State& state) {
     if (!vt->shutdown(roots)) state.SkipWithError("shutdown failed");
   }
   state.SetItemsProcessed(state.iterations() * rounds);
-  state.counters["msg/s"] =
-      benchmark::Counter(static_cast<double>(rounds), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["msg/s"] = benchmark::Counter(static_cast<double>(rounds),
+                                               benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_ping_pong)->Arg(200'000)->Unit(benchmark::kMillisecond);
 
@@ -78,8 +78,8 @@ void BM_timers(benchmark::State& state) {
     benchmark::DoNotOptimize(vt->run());
     if (!vt->shutdown(all)) state.SkipWithError("shutdown failed");
   }
-  state.counters["timer msg/s"] = benchmark::Counter(
-      static_cast<double>(actors) * timers, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["timer msg/s"] = benchmark::Counter(static_cast<double>(actors) * timers,
+                                                     benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_timers)->Arg(100)->Arg(1'000)->Unit(benchmark::kMillisecond);
 

@@ -1,14 +1,14 @@
 // accellm: one binary, one subcommand per job (DESIGN.md "Command line").
 // main() is the only place that builds the top-level components; each
 // subcommand's parse callback hands back the function that does its work.
-#include <exception>
-#include <functional>
-#include <iostream>
+#include "cli/model_command.hpp"
+#include "cli/selftest_command.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include "cli/model_command.hpp"
-#include "cli/selftest_command.hpp"
+#include <exception>
+#include <functional>
+#include <iostream>
 
 int main(int argc, char** argv) {
   CLI::App app{"accellm: an AcceLLM cluster coordinator for LLM inference", "accellm"};

@@ -1,13 +1,13 @@
 #include "cli/selftest_command.hpp"
 
-#include <iostream>
-
-#include <caf/actor_system.hpp>
-
 #include "actors/system_config.hpp"
 #include "actors/type_registry.hpp"
 #include "messages/capnp_blob.hpp"
 #include "messages/codec.hpp"
+
+#include <caf/actor_system.hpp>
+
+#include <iostream>
 
 #ifdef ACCELLM_HAVE_CUDA
 #include "device/cuda/device_query.hpp"
@@ -24,8 +24,9 @@ int run_selftest() {
     caf::actor_system sys{cfg};
     auto st = actors::self_test(sys);
     std::cout << "caf types: " << actors::registered_type_names().size() << " registered, "
-              << messages::all_msg_types.size() << " message types round-tripped: "
-              << (st ? std::string{"ok"} : st.err().what()) << '\n';
+              << messages::all_msg_types.size()
+              << " message types round-tripped: " << (st ? std::string{"ok"} : st.err().what())
+              << '\n';
     failures += st ? 0 : 1;
   }
 #ifdef ACCELLM_HAVE_CUDA
@@ -38,8 +39,8 @@ int run_selftest() {
     for (const auto& g : *devices)
       std::cout << "  cuda:" << g.index << " " << g.name << ", sm_" << g.compute_major
                 << g.compute_minor << ", " << g.sm_count << " SMs, "
-                << g.total_memory / (1ull << 20) << " MiB, "
-                << g.peak_memory_bandwidth() / 1e9 << " GB/s peak\n";
+                << g.total_memory / (1ull << 20) << " MiB, " << g.peak_memory_bandwidth() / 1e9
+                << " GB/s peak\n";
 #else
   std::cout << "cuda: not built (no nvcc at configure time)\n";
 #endif

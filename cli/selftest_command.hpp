@@ -2,9 +2,9 @@
 // CAF type registration and message round trips, and what CUDA sees.
 #pragma once
 
-#include <functional>
-
 #include <CLI/App.hpp>
+
+#include <functional>
 
 namespace accellm::cli {
 

@@ -44,27 +44,41 @@ enum class errc : std::uint8_t {
 /// Stable lower-case name of a code, e.g. "out_of_range".
 constexpr std::string_view to_string(errc code) noexcept {
   switch (code) {
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::truncated: return "truncated";
-    case errc::misaligned: return "misaligned";
-    case errc::wrong_type: return "wrong_type";
-    case errc::too_large: return "too_large";
-    case errc::out_of_range: return "out_of_range";
-    case errc::malformed: return "malformed";
-    case errc::not_found: return "not_found";
-    case errc::out_of_memory: return "out_of_memory";
-    case errc::unsupported: return "unsupported";
-    case errc::device_failure: return "device_failure";
-    case errc::io_failure: return "io_failure";
-    case errc::config: return "config";
-    case errc::internal: return "internal";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::truncated:
+      return "truncated";
+    case errc::misaligned:
+      return "misaligned";
+    case errc::wrong_type:
+      return "wrong_type";
+    case errc::too_large:
+      return "too_large";
+    case errc::out_of_range:
+      return "out_of_range";
+    case errc::malformed:
+      return "malformed";
+    case errc::not_found:
+      return "not_found";
+    case errc::out_of_memory:
+      return "out_of_memory";
+    case errc::unsupported:
+      return "unsupported";
+    case errc::device_failure:
+      return "device_failure";
+    case errc::io_failure:
+      return "io_failure";
+    case errc::config:
+      return "config";
+    case errc::internal:
+      return "internal";
   }
   return "unknown";
 }
 
 /// An error code plus a message naming the problem.
 class error {
-public:
+ public:
   error(errc code, std::string message) : code_(code), message_(std::move(message)) {}
 
   errc code() const noexcept { return code_; }
@@ -90,7 +104,7 @@ public:
   }
   friend bool operator!=(const error& a, const error& b) { return !(a == b); }
 
-private:
+ private:
   errc code_;
   std::string message_;
 };
@@ -99,7 +113,7 @@ private:
 /// terminates (std::get throws std::bad_variant_access, which is not caught).
 template <class T>
 class [[nodiscard]] result {
-public:
+ public:
   result(T value) : v_(std::in_place_index<0>, std::move(value)) {}
   result(error e) : v_(std::in_place_index<1>, std::move(e)) {}
 
@@ -117,14 +131,14 @@ public:
   const error& err() const& { return std::get<1>(v_); }
   error&& err() && { return std::get<1>(std::move(v_)); }
 
-private:
+ private:
   std::variant<T, error> v_;
 };
 
 /// Success, or an error.
 template <>
 class [[nodiscard]] result<void> {
-public:
+ public:
   result() = default;
   result(error e) : err_(std::move(e)), failed_(true) {}
 
@@ -133,7 +147,7 @@ public:
   const error& err() const& { return err_; }
   error&& err() && { return std::move(err_); }
 
-private:
+ private:
   error err_{errc::internal, {}};
   bool failed_ = false;
 };
@@ -141,6 +155,8 @@ private:
 using status = result<void>;
 
 /// Shorthand for `return fail(errc::out_of_range, "...")`.
-inline error fail(errc code, std::string message) { return error{code, std::move(message)}; }
+inline error fail(errc code, std::string message) {
+  return error{code, std::move(message)};
+}
 
 }  // namespace accellm

@@ -11,16 +11,16 @@
 // owns it); implementations need no locking unless they say otherwise.
 #pragma once
 
+#include "common/result.hpp"
+#include "common/types.hpp"
+#include "device/model_spec.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string_view>
 #include <vector>
-
-#include "common/result.hpp"
-#include "common/types.hpp"
-#include "device/model_spec.hpp"
 
 namespace accellm::device {
 
@@ -82,15 +82,15 @@ struct kv_chunk {
 
 /// KV-cache geometry and capacity of one instance.
 struct kv_geometry {
-  std::uint32_t block_tokens = 16;   ///< tokens per block (all layers)
-  std::uint64_t total_blocks = 0;    ///< blocks that fit in device memory after weights
-  std::uint64_t bytes_per_block = 0; ///< KV bytes of one block over all layers
+  std::uint32_t block_tokens = 16;    ///< tokens per block (all layers)
+  std::uint64_t total_blocks = 0;     ///< blocks that fit in device memory after weights
+  std::uint64_t bytes_per_block = 0;  ///< KV bytes of one block over all layers
   dtype kv_dtype = dtype::bf16;
 };
 
 /// The device a worker drives.
 class backend {
-public:
+ public:
   virtual ~backend() = default;
 
   /// "cpu", "sim:h100", "sim:h100-splitwise2023", "cuda:0", ...

@@ -18,10 +18,14 @@ enum class dtype : std::uint8_t { fp32, bf16, fp16, fp8 };
 /// Bytes per element.
 constexpr std::uint32_t dtype_bytes(dtype t) noexcept {
   switch (t) {
-    case dtype::fp32: return 4;
-    case dtype::bf16: return 2;
-    case dtype::fp16: return 2;
-    case dtype::fp8: return 1;
+    case dtype::fp32:
+      return 4;
+    case dtype::bf16:
+      return 2;
+    case dtype::fp16:
+      return 2;
+    case dtype::fp8:
+      return 1;
   }
   return 0;
 }
@@ -32,13 +36,13 @@ std::string_view to_string(dtype t) noexcept;
 
 /// Llama-style model shape. Attention is grouped-query when kv_heads < heads.
 struct model_spec {
-  std::string name;          ///< catalogue key, e.g. "llama2-70b"
-  std::uint32_t layers = 0;  ///< transformer blocks
-  std::uint32_t hidden = 0;  ///< model width d
-  std::uint32_t heads = 0;   ///< query heads
-  std::uint32_t kv_heads = 0;  ///< key/value heads (GQA groups)
-  std::uint32_t ffn = 0;       ///< SwiGLU intermediate size
-  std::uint32_t vocab = 0;     ///< vocabulary size
+  std::string name;               ///< catalogue key, e.g. "llama2-70b"
+  std::uint32_t layers = 0;       ///< transformer blocks
+  std::uint32_t hidden = 0;       ///< model width d
+  std::uint32_t heads = 0;        ///< query heads
+  std::uint32_t kv_heads = 0;     ///< key/value heads (GQA groups)
+  std::uint32_t ffn = 0;          ///< SwiGLU intermediate size
+  std::uint32_t vocab = 0;        ///< vocabulary size
   std::uint32_t max_context = 0;  ///< longest sequence the model supports
   double rope_theta = 10000.0;    ///< RoPE base frequency
   float norm_eps = 1e-5f;         ///< RMSNorm epsilon

@@ -7,12 +7,12 @@
 //   ACCELLM_CUBLAS_TRY(cublasCreate(&h));
 #pragma once
 
-#include <string_view>
+#include "common/result.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "common/result.hpp"
+#include <string_view>
 
 namespace accellm::device::cuda {
 
@@ -22,18 +22,17 @@ error cublas_error(cublasStatus_t code, std::string_view call, std::string_view 
 
 }  // namespace accellm::device::cuda
 
-#define ACCELLM_CUDA_TRY(expr)                                                         \
-  do {                                                                                 \
-    cudaError_t accellm_cuda_status_ = (expr);                                         \
-    if (accellm_cuda_status_ != cudaSuccess)                                           \
-      return ::accellm::device::cuda::cuda_error(accellm_cuda_status_, #expr, __FILE__, \
-                                                 __LINE__);                            \
+#define ACCELLM_CUDA_TRY(expr)                                                                     \
+  do {                                                                                             \
+    cudaError_t accellm_cuda_status_ = (expr);                                                     \
+    if (accellm_cuda_status_ != cudaSuccess)                                                       \
+      return ::accellm::device::cuda::cuda_error(accellm_cuda_status_, #expr, __FILE__, __LINE__); \
   } while (false)
 
-#define ACCELLM_CUBLAS_TRY(expr)                                                         \
-  do {                                                                                   \
-    cublasStatus_t accellm_cublas_status_ = (expr);                                      \
-    if (accellm_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                 \
+#define ACCELLM_CUBLAS_TRY(expr)                                                            \
+  do {                                                                                      \
+    cublasStatus_t accellm_cublas_status_ = (expr);                                         \
+    if (accellm_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                    \
       return ::accellm::device::cuda::cublas_error(accellm_cublas_status_, #expr, __FILE__, \
-                                                   __LINE__);                            \
+                                                   __LINE__);                               \
   } while (false)

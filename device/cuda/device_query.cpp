@@ -1,8 +1,8 @@
 #include "device/cuda/device_query.hpp"
 
-#include <cuda_runtime_api.h>
-
 #include "device/cuda/check.hpp"
+
+#include <cuda_runtime_api.h>
 
 namespace accellm::device::cuda {
 

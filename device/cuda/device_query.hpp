@@ -7,20 +7,20 @@
 // Thread contract: free functions, callable from any thread.
 #pragma once
 
+#include "common/result.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "common/result.hpp"
 
 namespace accellm::device::cuda {
 
 struct gpu_info {
   int index = 0;
-  std::string name;            ///< e.g. "NVIDIA H100 80GB HBM3"
-  int compute_major = 0;       ///< 9 on H100
+  std::string name;       ///< e.g. "NVIDIA H100 80GB HBM3"
+  int compute_major = 0;  ///< 9 on H100
   int compute_minor = 0;
-  int sm_count = 0;            ///< 132 on H100 SXM
+  int sm_count = 0;                ///< 132 on H100 SXM
   std::uint64_t total_memory = 0;  ///< bytes of device memory
   std::uint64_t free_memory = 0;   ///< bytes free when queried
   int memory_bus_bits = 0;         ///< 5120 on H100
@@ -37,7 +37,7 @@ struct cuda_status {
   int runtime_version = 0;  ///< e.g. 13000
   int driver_version = 0;   ///< 0 when no driver is installed
   int device_count = 0;
-  std::string reason;       ///< why device_count is 0, when it is
+  std::string reason;  ///< why device_count is 0, when it is
   bool usable() const noexcept { return device_count > 0; }
 };
 

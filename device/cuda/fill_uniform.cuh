@@ -6,13 +6,13 @@
 // CPU reference can check any element.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
+#include "common/result.hpp"
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
-#include "common/result.hpp"
+#include <cstddef>
+#include <cstdint>
 
 namespace accellm::device::cuda {
 

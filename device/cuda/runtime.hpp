@@ -6,20 +6,20 @@
 // thread); CUDA itself is thread-safe for distinct streams.
 #pragma once
 
-#include <cstddef>
-#include <utility>
+#include "common/result.hpp"
+#include "device/cuda/check.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "common/result.hpp"
-#include "device/cuda/check.hpp"
+#include <cstddef>
+#include <utility>
 
 namespace accellm::device::cuda {
 
 /// A non-blocking CUDA stream.
 class stream {
-public:
+ public:
   static result<stream> create();
   stream(stream&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   stream& operator=(stream&& o) noexcept;
@@ -31,7 +31,7 @@ public:
   /// Waits for everything queued on the stream.
   status synchronize() const;
 
-private:
+ private:
   explicit stream(cudaStream_t s) : s_(s) {}
   cudaStream_t s_ = nullptr;
 };
@@ -39,7 +39,7 @@ private:
 /// `n` elements of T in device memory.
 template <class T>
 class device_buffer {
-public:
+ public:
   static result<device_buffer> allocate(std::size_t n) {
     void* p = nullptr;
     if (n != 0) ACCELLM_CUDA_TRY(cudaMalloc(&p, n * sizeof(T)));
@@ -73,7 +73,7 @@ public:
     return {};
   }
 
-private:
+ private:
   device_buffer(T* p, std::size_t n) : p_(p), n_(n) {}
   T* p_ = nullptr;
   std::size_t n_ = 0;
@@ -81,7 +81,7 @@ private:
 
 /// A cuBLAS handle bound to one stream.
 class cublas_handle {
-public:
+ public:
   static result<cublas_handle> create(cudaStream_t s);
   cublas_handle(cublas_handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
   cublas_handle& operator=(cublas_handle&& o) noexcept;
@@ -91,7 +91,7 @@ public:
 
   cublasHandle_t get() const noexcept { return h_; }
 
-private:
+ private:
   explicit cublas_handle(cublasHandle_t h) : h_(h) {}
   cublasHandle_t h_ = nullptr;
 };

@@ -1,9 +1,9 @@
 #include "actors/caf_error.hpp"
 
+#include "actors/system_config.hpp"
+
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
-
-#include "actors/system_config.hpp"
 
 namespace accellm {
 namespace {

@@ -1,10 +1,10 @@
 #include "actors/type_registry.hpp"
 
-#include <caf/all.hpp>
-#include <gtest/gtest.h>
-
 #include "actors/system_config.hpp"
 #include "messages/capnp_blob.hpp"
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
 
 namespace accellm::actors {
 namespace {

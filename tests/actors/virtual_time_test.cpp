@@ -3,19 +3,19 @@
 // same trace hash, run after run; another seed must not.
 #include "actors/virtual_time.hpp"
 
+#include "actors/atoms.hpp"
+#include "actors/clock.hpp"
+#include "actors/system_config.hpp"
+#include "actors/trace_hash.hpp"
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
-
-#include <caf/all.hpp>
-#include <gtest/gtest.h>
-
-#include "actors/atoms.hpp"
-#include "actors/clock.hpp"
-#include "actors/system_config.hpp"
-#include "actors/trace_hash.hpp"
 
 namespace accellm::actors {
 namespace {
@@ -47,8 +47,8 @@ struct player_state {
 
 // Receives a ball, records it, and sends ball+1 to its peer after a random
 // delay of 1..50 ms, until the ball reaches `last`.
-caf::behavior player(caf::stateful_actor<player_state>* self, std::string name,
-                     std::uint64_t seed, run_log* log, std::uint64_t last) {
+caf::behavior player(caf::stateful_actor<player_state>* self, std::string name, std::uint64_t seed,
+                     run_log* log, std::uint64_t last) {
   self->state.rng.seed(seed);
   return {
       [self](caf::actor peer) { self->state.peer = std::move(peer); },
@@ -148,8 +148,7 @@ TEST(virtual_time, request_timeouts_fire_in_virtual_time) {
     self->request(silent, 30s, ping_atom::value)
         .then([](pong_atom) {},
               [self, &timed_out_at, start](caf::error& err) {
-                if (err == caf::sec::request_timeout)
-                  timed_out_at = nanos_since(start, now(self));
+                if (err == caf::sec::request_timeout) timed_out_at = nanos_since(start, now(self));
               });
   });
   vt->run();
@@ -167,7 +166,8 @@ TEST(virtual_time, shutdown_reports_actors_that_survive) {
     self->set_exit_handler([](caf::exit_msg&) {});  // ignores exit requests
     return {[](ping_atom) {}};
   });
-  auto other = sys.spawn([](caf::event_based_actor*) -> caf::behavior { return {[](ping_atom) {}}; });
+  auto other =
+      sys.spawn([](caf::event_based_actor*) -> caf::behavior { return {[](ping_atom) {}}; });
   std::vector<caf::actor> roots{survivor, other};
   auto st = vt->shutdown(roots);
   ASSERT_FALSE(st.ok());

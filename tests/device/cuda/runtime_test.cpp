@@ -1,21 +1,22 @@
 // device/cuda start-up checks. Every test that needs a GPU skips cleanly
 // without one (cudaGetDeviceCount fails or reports 0); the probe itself must
 // work everywhere.
-#include <cstdint>
-#include <vector>
-
-#include <gtest/gtest.h>
+#include "device/cuda/runtime.hpp"
 
 #include "device/cuda/device_query.hpp"
 #include "device/cuda/fill_uniform.cuh"
-#include "device/cuda/runtime.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
 
-#define ACCELLM_REQUIRE_GPU()                                    \
-  do {                                                           \
-    auto s_ = probe();                                           \
+#define ACCELLM_REQUIRE_GPU()                                          \
+  do {                                                                 \
+    auto s_ = probe();                                                 \
     if (!s_.usable()) GTEST_SKIP() << "no CUDA device: " << s_.reason; \
   } while (false)
 
@@ -36,7 +37,8 @@ TEST(cuda_probe, answers_with_or_without_a_gpu) {
 TEST(cuda_check, errors_name_the_call_and_the_cause) {
   auto e = cuda_error(cudaErrorMemoryAllocation, "cudaMalloc(&p, n)", "/src/device/cuda/x.cu", 7);
   EXPECT_EQ(e.code(), errc::out_of_memory);
-  EXPECT_NE(e.message().find("cudaMalloc(&p, n) failed at x.cu:7"), std::string::npos) << e.message();
+  EXPECT_NE(e.message().find("cudaMalloc(&p, n) failed at x.cu:7"), std::string::npos)
+      << e.message();
   EXPECT_NE(e.message().find("cudaErrorMemoryAllocation"), std::string::npos) << e.message();
   auto b = cublas_error(CUBLAS_STATUS_NOT_INITIALIZED, "cublasCreate(&h)", "y.cpp", 3);
   EXPECT_EQ(b.code(), errc::device_failure);
