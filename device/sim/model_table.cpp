@@ -126,13 +126,20 @@ std::string render_table(const sim_device& d, const model_spec& m, const model_t
   s += format(
       "decode step, context %u\n    batch   step_ms      tok/s     GB/dev     GB/s/dev   %%HBM\n",
       o.context);
+  bool unphysical = false;
   for (const row& r : rows) {
     if (r.kind != phase::decode) continue;
     const double gbps = r.hbm_bytes / r.seconds / 1e9;
-    s += format("  %6u  %9.2f %10.0f %10.2f %12.1f %6.1f\n", r.batch, r.seconds * 1e3,
-                r.batch / r.seconds, r.hbm_bytes / 1e9, gbps,
-                100 * gbps * 1e9 / d.hardware.hbm_bandwidth);
+    const double pct = 100 * gbps * 1e9 / d.hardware.hbm_bandwidth;
+    // A profile table extrapolated past its last measured batch can claim
+    // more bandwidth than the HBM has: flag it instead of hiding it.
+    const bool over = pct > 100;
+    unphysical = unphysical || over;
+    s += format("  %6u%s %9.2f %10.0f %10.2f %12.1f %6.1f\n", r.batch, over ? "!" : " ",
+                r.seconds * 1e3, r.batch / r.seconds, r.hbm_bytes / 1e9, gbps, pct);
   }
+  if (unphysical)
+    s += "  ! faster than the HBM allows: extrapolated beyond the measured batch sizes\n";
   return s + "\n";
 }
 

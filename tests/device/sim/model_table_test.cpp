@@ -106,5 +106,18 @@ TEST(ModelTable, BadOptions) {
   EXPECT_EQ(model_table(l70, zero).err().code(), errc::invalid_argument);
 }
 
+// The Splitwise profile, extrapolated to batch 256, claims more than the H100's
+// HBM bandwidth: the table must flag that row; the roofline never exceeds peak.
+TEST(ModelTable, FlagsRowsFasterThanTheHardware) {
+  auto profile = model_table(*find_model("llama2-70b"), options({"sim:h100-splitwise2023"}, 8));
+  ASSERT_TRUE(profile.ok()) << profile.err().what();
+  EXPECT_NE(profile->text.find("256!"), std::string::npos) << profile->text;
+  EXPECT_NE(profile->text.find("faster than the HBM allows"), std::string::npos);
+  EXPECT_EQ(profile->text.find("64!"), std::string::npos) << profile->text;
+  auto roofline = model_table(*find_model("llama2-70b"), options({"sim:h100"}, 8));
+  ASSERT_TRUE(roofline.ok()) << roofline.err().what();
+  EXPECT_EQ(roofline->text.find('!'), std::string::npos) << roofline->text;
+}
+
 }  // namespace
 }  // namespace accellm::device::sim
