@@ -144,7 +144,7 @@ TEST(virtual_time, request_timeouts_fire_in_virtual_time) {
     return {[](ping_atom) -> caf::result<pong_atom> { return caf::delegated<pong_atom>{}; }};
   });
   std::int64_t timed_out_at = -1;
-  auto client = sys.spawn([&, silent](caf::event_based_actor* self) {
+  auto client = sys.spawn([&timed_out_at, start, silent](caf::event_based_actor* self) {
     self->request(silent, 30s, ping_atom::value)
         .then([](pong_atom) {},
               [self, &timed_out_at, start](caf::error& err) {
