@@ -21,30 +21,12 @@ namespace accellm::device::cpu::test {
 
 /// The catalogue's "cpu-tiny" shape (GQA: 4 query heads, 2 KV heads).
 inline model_spec tiny_spec() {
-  model_spec s;
-  s.name = "cpu-tiny";
-  s.layers = 2;
-  s.hidden = 64;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.ffn = 176;
-  s.vocab = 256;
-  s.max_context = 512;
-  return s;
+  return *find_model("cpu-tiny");
 }
 
 /// The catalogue's "cpu-small" shape (GQA: 8 query heads, 2 KV heads).
 inline model_spec small_spec() {
-  model_spec s;
-  s.name = "cpu-small";
-  s.layers = 4;
-  s.hidden = 256;
-  s.heads = 8;
-  s.kv_heads = 2;
-  s.ffn = 688;
-  s.vocab = 512;
-  s.max_context = 2048;
-  return s;
+  return *find_model("cpu-small");
 }
 
 /// Builds a backend or fails the test.
