@@ -37,6 +37,8 @@ enum MsgType {  # the capnp_blob::type of each message (0 is never used)
   registerWorker @15;  # RegisterWorker
   heartbeat @16;       # Heartbeat
   traceEvent @17;      # TraceEvent
+  kvDeltaBatch @18;    # KvDeltaBatch
+  iterationReport @19; # IterationReport
 }
 
 enum Role {  # what an instance runs
@@ -60,6 +62,7 @@ enum EvictReason {  # why replicas are dropped
   memoryPressure @0;  # the holder needs the blocks for primaries
   completed @1;       # the request finished
   repair @2;          # the replica is stale or inconsistent after a failure
+  handedOff @3;       # the prefill instance's copy after decode moved elsewhere (Splitwise keeps none)
 }
 
 enum RequestStatus {  # outcome of a request
@@ -298,4 +301,49 @@ struct TraceEvent {
   decodeRequests @12 :UInt32; # decode requests in the iteration (iterationSpan)
   role @13 :Role;            # role of the instance during the span
   instance @14 :UInt32;      # the instance of the span; 0xFFFFFFFF = none
+}
+
+struct KvRows {  # one request's share of a KvDeltaBatch
+  requestId @0 :UInt64;      # the request
+  tokenBegin @1 :UInt32;     # first token position
+  tokenEnd @2 :UInt32;       # one past the last position (> tokenBegin)
+  sizeBytes @3 :UInt64;      # size on the wire (modelled on sim)
+  data @4 :Data;             # per layer K then V; empty on simulated devices
+}
+
+# worker -> a kv_replica: the new KV rows of several requests, for one layer
+# range. Decode steps sync one row per request per iteration in one message;
+# on simulated devices a prefill's layer-wise copy, whose per-layer pipeline
+# the worker models, arrives as one message covering every layer.
+struct KvDeltaBatch {
+  epoch @0 :UInt64;          # sender's epoch
+  fromInstance @1 :UInt32;   # the instance that computed the rows
+  layerBegin @2 :UInt32;     # first layer
+  layerEnd @3 :UInt32;       # one past the last layer (> layerBegin)
+  rows @4 :List(KvRows);     # non-empty; each request at most once
+  phase @5 :Phase;           # prefill: a prompt (chunk) copy; decode: decode-step rows
+}
+
+struct ProducedToken {  # one token an iteration produced
+  requestId @0 :UInt64;  # the request
+  index @1 :UInt32;      # its index in the request's output stream (0 = the first token)
+  token @2 :Int32;       # the token id (>= 0)
+}
+
+# instance_manager -> coordinator: after every iteration, what it produced and
+# the instance's state afterwards (the coordinator's view and request table
+# are kept from these).
+struct IterationReport {
+  epoch @0 :UInt64;                    # sender's epoch
+  instance @1 :UInt32;                 # the instance
+  iteration @2 :UInt64;                # per-instance iteration counter
+  startNs @3 :UInt64;                  # when the iteration started
+  durationNs @4 :UInt64;               # how long it ran
+  role @5 :Role;                       # role during the iteration
+  prefillTokens @6 :UInt32;            # prompt tokens in the batch
+  decodeRequests @7 :UInt32;           # decode steps in the batch
+  tokens @8 :List(ProducedToken);      # the tokens produced, in batch order
+  load @9 :InstanceReport;             # state after the iteration
+  evictedReplicas @10 :List(UInt64);   # replicas dropped here under memory pressure since the last report
+  preempted @11 :List(UInt64);         # requests preempted here (KV freed, queued for recompute)
 }

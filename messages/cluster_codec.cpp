@@ -1,5 +1,5 @@
 // Codec of cluster membership, monitoring and tracing: InstanceReport,
-// RegisterWorker, Heartbeat, TraceEvent.
+// IterationReport, RegisterWorker, Heartbeat, TraceEvent.
 #include "messages/codec.hpp"
 #include "messages/detail/checker.hpp"
 #include "messages/detail/wire.hpp"
@@ -46,6 +46,57 @@ result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l
   m.iterations = r.getIterations();
   m.partner = r.getPartner();
   m.queued_requests = r.getQueuedRequests();
+  return std::move(f).finish(std::move(m));
+}
+
+void fill(w::IterationReport::Builder b, const iteration_report& m) {
+  b.setEpoch(m.epoch);
+  b.setInstance(m.instance);
+  b.setIteration(m.iteration);
+  b.setStartNs(m.start_ns);
+  b.setDurationNs(m.duration_ns);
+  b.setRole(static_cast<w::Role>(m.role));
+  b.setPrefillTokens(m.prefill_tokens);
+  b.setDecodeRequests(m.decode_requests);
+  if (!m.tokens.empty()) {
+    auto tokens = b.initTokens(static_cast<unsigned>(m.tokens.size()));
+    for (unsigned i = 0; i < tokens.size(); ++i) {
+      tokens[i].setRequestId(m.tokens[i].request);
+      tokens[i].setIndex(m.tokens[i].index);
+      tokens[i].setToken(m.tokens[i].token);
+    }
+  }
+  fill(b.initLoad(), m.load);
+  if (!m.evicted_replicas.empty()) {
+    b.setEvictedReplicas(kj::arrayPtr(m.evicted_replicas.data(), m.evicted_replicas.size()));
+  }
+  if (!m.preempted.empty()) b.setPreempted(kj::arrayPtr(m.preempted.data(), m.preempted.size()));
+}
+
+result<iteration_report> read(w::IterationReport::Reader r, const decode_limits& l) {
+  detail::field_reader f{"iteration_report", l};
+  iteration_report m;
+  m.epoch = r.getEpoch();
+  m.instance = r.getInstance();
+  m.iteration = r.getIteration();
+  m.start_ns = r.getStartNs();
+  m.duration_ns = r.getDurationNs();
+  f.enumeration(r.getRole(), role::mixed, "role", m.role);
+  m.prefill_tokens = r.getPrefillTokens();
+  m.decode_requests = r.getDecodeRequests();
+  const auto tokens = r.getTokens();
+  if (f.within(tokens.size(), l.max_execute_items, "tokens")) {
+    m.tokens.reserve(tokens.size());
+    for (const auto t : tokens) {
+      m.tokens.push_back(
+          {.request = t.getRequestId(), .index = t.getIndex(), .token = t.getToken()});
+    }
+  }
+  f.ids(r.getEvictedReplicas(), l.max_request_ids, "evicted_replicas", m.evicted_replicas);
+  f.ids(r.getPreempted(), l.max_request_ids, "preempted", m.preempted);
+  auto load = read(r.getLoad(), l);
+  if (!load) return std::move(load).err().context("iteration_report.load");
+  m.load = std::move(*load);
   return std::move(f).finish(std::move(m));
 }
 
@@ -195,6 +246,41 @@ status validate(const instance_report& m, const decode_limits&) {
       .check(blocks_fit(m), "free_blocks", m.free_blocks,
              "primary + replica + free blocks exceed kv_blocks_total")
       .not_self(m.partner, m.instance, "partner");
+  return std::move(c).done();
+}
+
+capnp_blob encode(const iteration_report& m) {
+  const std::size_t payload =
+      16 * m.tokens.size() + 8 * m.evicted_replicas.size() + 8 * m.preempted.size() + 128;
+  return detail::encode_with<w::IterationReport>(m, detail::hint_words(payload), fill);
+}
+
+result<iteration_report> decode_as(std::type_identity<iteration_report>, blob_view b,
+                                   const decode_limits& l) {
+  return detail::decode_with<w::IterationReport>(b, l, read);
+}
+
+status validate(const iteration_report& m, const decode_limits& l) {
+  detail::checker c{"iteration_report"};
+  c.instance(m.instance, "instance")
+      .check(detail::listed(m.role, role::mixed), "role", static_cast<std::uint64_t>(m.role),
+             "not a valid value")
+      .check(m.load.instance == m.instance, "load.instance", m.load.instance, "must equal instance")
+      .limit(m.tokens.size(), l.max_execute_items, "tokens")
+      .limit(m.evicted_replicas.size(), l.max_request_ids, "evicted_replicas")
+      .limit(m.preempted.size(), l.max_request_ids, "preempted");
+  for (std::size_t i = 0; i < m.tokens.size() && c.ok(); ++i) {
+    const std::string at = "tokens[" + std::to_string(i) + "]";
+    c.request(m.tokens[i].request, at + ".request")
+        .check_signed(m.tokens[i].token >= 0, at + ".token", m.tokens[i].token, "must be >= 0");
+  }
+  for (std::size_t i = 0; i < m.evicted_replicas.size() && c.ok(); ++i) {
+    c.request(m.evicted_replicas[i], "evicted_replicas[" + std::to_string(i) + "]");
+  }
+  for (std::size_t i = 0; i < m.preempted.size() && c.ok(); ++i) {
+    c.request(m.preempted[i], "preempted[" + std::to_string(i) + "]");
+  }
+  if (c.ok()) c.merge(validate(m.load, l));
   return std::move(c).done();
 }
 

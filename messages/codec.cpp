@@ -24,6 +24,7 @@ static_assert(same_value(w::Phase::DECODE, phase::decode));
 static_assert(same_value(w::MoveReason::TAKEOVER, move_reason::takeover) &&
               same_value(w::MoveReason::ROLE_SWITCH, move_reason::role_switch));
 static_assert(same_value(w::EvictReason::REPAIR, evict_reason::repair) &&
+              same_value(w::EvictReason::HANDED_OFF, evict_reason::handed_off) &&
               same_value(w::EvictReason::COMPLETED, evict_reason::completed));
 static_assert(same_value(w::RequestStatus::FAILED, request_status::failed));
 static_assert(same_value(w::FinishReason::CONTEXT_LIMIT, finish_reason::context_limit) &&
@@ -57,12 +58,14 @@ std::size_t decode_limits::max_bytes(msg_type t) const noexcept {
   switch (t) {
     case msg_type::kv_layer:
     case msg_type::kv_delta:
+    case msg_type::kv_delta_batch:
       return kv_bytes;
     case msg_type::submit_request:
     case msg_type::assign_prefill:
     case msg_type::move_decode:
     case msg_type::execute:
     case msg_type::token_batch:
+    case msg_type::iteration_report:
       return token_bytes;
     default:
       return control_bytes;

@@ -65,7 +65,8 @@ struct decode_limits {
 using any_message =
     std::variant<submit_request, assign_prefill, start_decode, move_decode, set_role, evict_replica,
                  cancel, execute, iteration_done, kv_layer, kv_delta, token_batch, request_done,
-                 instance_report, register_worker, heartbeat, trace_event>;
+                 instance_report, register_worker, heartbeat, trace_event, kv_delta_batch,
+                 iteration_report>;
 
 /// The msg_type of whichever struct `m` holds.
 msg_type type_of(const any_message& m) noexcept;
@@ -90,6 +91,8 @@ capnp_blob encode(const instance_report& m);
 capnp_blob encode(const register_worker& m);
 capnp_blob encode(const heartbeat& m);
 capnp_blob encode(const trace_event& m);
+capnp_blob encode(const kv_delta_batch& m);
+capnp_blob encode(const iteration_report& m);
 capnp_blob encode(const any_message& m);
 
 /// Checks the field rules of a message that is about to be sent or was just
@@ -112,6 +115,8 @@ status validate(const instance_report& m, const decode_limits& limits = {});
 status validate(const register_worker& m, const decode_limits& limits = {});
 status validate(const heartbeat& m, const decode_limits& limits = {});
 status validate(const trace_event& m, const decode_limits& limits = {});
+status validate(const kv_delta_batch& m, const decode_limits& limits = {});
+status validate(const iteration_report& m, const decode_limits& limits = {});
 
 /// Raw input of decode: a type tag and bytes that may be unaligned (a slice
 /// of a trace log, a network buffer).
@@ -150,6 +155,10 @@ result<register_worker> decode_as(std::type_identity<register_worker>, blob_view
                                   const decode_limits& l);
 result<heartbeat> decode_as(std::type_identity<heartbeat>, blob_view b, const decode_limits& l);
 result<trace_event> decode_as(std::type_identity<trace_event>, blob_view b, const decode_limits& l);
+result<kv_delta_batch> decode_as(std::type_identity<kv_delta_batch>, blob_view b,
+                                 const decode_limits& l);
+result<iteration_report> decode_as(std::type_identity<iteration_report>, blob_view b,
+                                   const decode_limits& l);
 
 /// Decodes and validates a message of type T (see the top of this file).
 template <class T>

@@ -138,7 +138,7 @@ result<evict_replica> read(w::EvictReplica::Reader r, const decode_limits& l) {
   m.epoch = r.getEpoch();
   m.instance = r.getInstance();
   f.ids(r.getRequestIds(), l.max_request_ids, "requests", m.requests);
-  f.enumeration(r.getReason(), evict_reason::repair, "reason", m.reason);
+  f.enumeration(r.getReason(), evict_reason::handed_off, "reason", m.reason);
   return std::move(f).finish(std::move(m));
 }
 
@@ -256,7 +256,7 @@ status validate(const evict_replica& m, const decode_limits& l) {
   c.instance(m.instance, "instance")
       .check(!m.requests.empty(), "requests", 0, "entries, must be >= 1")
       .limit(m.requests.size(), l.max_request_ids, "requests")
-      .check(detail::listed(m.reason, evict_reason::repair), "reason",
+      .check(detail::listed(m.reason, evict_reason::handed_off), "reason",
              static_cast<std::uint64_t>(m.reason), "not a valid value");
   const auto zero = std::find(m.requests.begin(), m.requests.end(), request_id{0});
   if (zero != m.requests.end()) {

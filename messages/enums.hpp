@@ -37,6 +37,7 @@ enum class evict_reason : std::uint8_t {
   memory_pressure,  ///< the holder needs the blocks for primaries
   completed,        ///< the request finished
   repair,           ///< the replica is stale after a failure
+  handed_off,       ///< decode went elsewhere and this copy is not kept (Splitwise)
 };
 
 /// Outcome of a request.
@@ -99,6 +100,8 @@ constexpr std::string_view to_string(evict_reason v) noexcept {
       return "completed";
     case evict_reason::repair:
       return "repair";
+    case evict_reason::handed_off:
+      return "handed_off";
   }
   return "unknown";
 }

@@ -184,6 +184,37 @@ trace_event example_trace() {
           .instance = 1};
 }
 
+kv_delta_batch example_delta_batch() {
+  return {
+      .epoch = 4,
+      .from_instance = 1,
+      .layer_begin = 2,
+      .layer_end = 80,
+      .rows = {{.request = 42,
+                .token_begin = 9,
+                .token_end = 10,
+                .size_bytes = 16,
+                .data = pattern(16, 5)},
+               {.request = 43, .token_begin = 30, .token_end = 31, .size_bytes = 16, .data = {}}},
+      .phase = phase::decode};
+}
+
+iteration_report example_iteration_report() {
+  return {
+      .epoch = 4,
+      .instance = 1,
+      .iteration = 99,
+      .start_ns = 2'000'000,
+      .duration_ns = 1'000'000,
+      .role = role::decode,
+      .prefill_tokens = 512,
+      .decode_requests = 2,
+      .tokens = {{.request = 42, .index = 3, .token = 17}, {.request = 43, .index = 0, .token = 5}},
+      .load = example_report(),
+      .evicted_replicas = {44},
+      .preempted = {45}};
+}
+
 }  // namespace
 
 std::vector<any_message> example_messages() {
@@ -212,6 +243,8 @@ std::vector<any_message> example_messages() {
   out.emplace_back(example_register());
   out.emplace_back(heartbeat{.epoch = 4, .instance = 1, .seq = 77, .sent_ns = 3'500'000});
   out.emplace_back(example_trace());
+  out.emplace_back(example_delta_batch());
+  out.emplace_back(example_iteration_report());
   return out;
 }
 

@@ -51,6 +51,10 @@ capnp::StructSchema schema_of(msg_type t) {
       return capnp::Schema::from<w::Heartbeat>();
     case msg_type::trace_event:
       return capnp::Schema::from<w::TraceEvent>();
+    case msg_type::kv_delta_batch:
+      return capnp::Schema::from<w::KvDeltaBatch>();
+    case msg_type::iteration_report:
+      return capnp::Schema::from<w::IterationReport>();
   }
   return capnp::Schema::from<w::Heartbeat>();  // unreachable: callers check the type
 }

@@ -1,5 +1,6 @@
 // Codec of the KV-cache copies between partners: KvLayer (layer by layer
-// during prefill) and KvDelta (decoded tokens, all layers).
+// during prefill), KvDelta (decoded tokens, all layers) and KvDeltaBatch
+// (several requests' rows in one message).
 #include "messages/codec.hpp"
 #include "messages/detail/checker.hpp"
 #include "messages/detail/wire.hpp"
@@ -93,6 +94,47 @@ result<kv_delta> read(w::KvDelta::Reader r, const decode_limits& l) {
   return std::move(f).finish(std::move(m));
 }
 
+void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
+  b.setEpoch(m.epoch);
+  b.setFromInstance(m.from_instance);
+  b.setLayerBegin(m.layer_begin);
+  b.setLayerEnd(m.layer_end);
+  b.setPhase(static_cast<w::Phase>(m.phase));
+  if (m.rows.empty()) return;
+  auto rows = b.initRows(static_cast<unsigned>(m.rows.size()));
+  for (unsigned i = 0; i < rows.size(); ++i) {
+    const kv_rows& in = m.rows[i];
+    auto out = rows[i];
+    out.setRequestId(in.request);
+    out.setTokenBegin(in.token_begin);
+    out.setTokenEnd(in.token_end);
+    out.setSizeBytes(in.size_bytes);
+    fill_data(out, in.data);
+  }
+}
+
+result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
+  detail::field_reader f{"kv_delta_batch", l};
+  kv_delta_batch m;
+  m.epoch = r.getEpoch();
+  m.from_instance = r.getFromInstance();
+  m.layer_begin = r.getLayerBegin();
+  m.layer_end = r.getLayerEnd();
+  f.enumeration(r.getPhase(), phase::decode, "phase", m.phase);
+  const auto rows = r.getRows();
+  if (!f.within(rows.size(), l.max_execute_items, "rows")) return std::move(f).finish(std::move(m));
+  m.rows.resize(rows.size());
+  for (unsigned i = 0; i < rows.size(); ++i) {
+    kv_rows& out = m.rows[i];
+    out.request = rows[i].getRequestId();
+    out.token_begin = rows[i].getTokenBegin();
+    out.token_end = rows[i].getTokenEnd();
+    out.size_bytes = rows[i].getSizeBytes();
+    f.data(rows[i].getData(), out.data);
+  }
+  return std::move(f).finish(std::move(m));
+}
+
 // Real devices send the bytes, simulated ones only their size.
 void check_size(detail::checker& c, std::uint64_t size_bytes, const std::vector<std::byte>& data) {
   if (data.empty() || size_bytes == data.size()) return;
@@ -108,6 +150,17 @@ capnp_blob encode(const kv_layer& m) {
 
 capnp_blob encode(const kv_delta& m) {
   return detail::encode_with<w::KvDelta>(m, hint(m.data), fill);
+}
+
+capnp_blob encode(const kv_delta_batch& m) {
+  std::size_t payload = 40 * m.rows.size();
+  for (const kv_rows& row : m.rows) payload += by_reference(row.data) ? 0 : row.data.size();
+  return detail::encode_with<w::KvDeltaBatch>(m, detail::hint_words(payload), fill);
+}
+
+result<kv_delta_batch> decode_as(std::type_identity<kv_delta_batch>, blob_view b,
+                                 const decode_limits& l) {
+  return detail::decode_with<w::KvDeltaBatch>(b, l, read);
 }
 
 result<kv_layer> decode_as(std::type_identity<kv_layer>, blob_view b, const decode_limits& l) {
@@ -134,6 +187,26 @@ status validate(const kv_delta& m, const decode_limits&) {
       .check(m.layer_end > m.layer_begin, "layer_end", m.layer_end, "must be > layer_begin")
       .check(m.token_end >= m.token_begin, "token_end", m.token_end, "must be >= token_begin");
   check_size(c, m.size_bytes, m.data);
+  return std::move(c).done();
+}
+
+status validate(const kv_delta_batch& m, const decode_limits& l) {
+  detail::checker c{"kv_delta_batch"};
+  c.instance(m.from_instance, "from_instance")
+      .check(m.layer_end > m.layer_begin, "layer_end", m.layer_end, "must be > layer_begin")
+      .check(detail::listed(m.phase, phase::decode), "phase", static_cast<std::uint64_t>(m.phase),
+             "not a valid value")
+      .check(!m.rows.empty(), "rows", 0, "entries, must be >= 1")
+      .limit(m.rows.size(), l.max_execute_items, "rows");
+  for (std::size_t i = 0; i < m.rows.size() && c.ok(); ++i) {
+    const kv_rows& row = m.rows[i];
+    detail::checker r{"kv_delta_batch.rows[" + std::to_string(i) + "]"};
+    r.request(row.request, "request")
+        .check(row.token_end > row.token_begin, "token_end", row.token_end,
+               "must be > token_begin");
+    check_size(r, row.size_bytes, row.data);
+    c.merge(std::move(r).done());
+  }
   return std::move(c).done();
 }
 

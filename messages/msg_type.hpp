@@ -37,16 +37,19 @@ enum class msg_type : std::uint16_t {
   register_worker,
   heartbeat,
   trace_event,
+  kv_delta_batch,
+  iteration_report,
 };
 
 /// Every message type, in numeric order.
-inline constexpr std::array<msg_type, 17> all_msg_types = {
-    msg_type::submit_request, msg_type::assign_prefill,  msg_type::start_decode,
-    msg_type::move_decode,    msg_type::set_role,        msg_type::evict_replica,
-    msg_type::cancel,         msg_type::execute,         msg_type::iteration_done,
-    msg_type::kv_layer,       msg_type::kv_delta,        msg_type::token_batch,
-    msg_type::request_done,   msg_type::instance_report, msg_type::register_worker,
-    msg_type::heartbeat,      msg_type::trace_event,
+inline constexpr std::array<msg_type, 19> all_msg_types = {
+    msg_type::submit_request,   msg_type::assign_prefill,  msg_type::start_decode,
+    msg_type::move_decode,      msg_type::set_role,        msg_type::evict_replica,
+    msg_type::cancel,           msg_type::execute,         msg_type::iteration_done,
+    msg_type::kv_layer,         msg_type::kv_delta,        msg_type::token_batch,
+    msg_type::request_done,     msg_type::instance_report, msg_type::register_worker,
+    msg_type::heartbeat,        msg_type::trace_event,     msg_type::kv_delta_batch,
+    msg_type::iteration_report,
 };
 
 /// The schema name of a type ("SubmitRequest"), or "unknown" for a value
@@ -87,6 +90,10 @@ constexpr std::string_view to_string(msg_type t) noexcept {
       return "Heartbeat";
     case msg_type::trace_event:
       return "TraceEvent";
+    case msg_type::kv_delta_batch:
+      return "KvDeltaBatch";
+    case msg_type::iteration_report:
+      return "IterationReport";
   }
   return "unknown";
 }

@@ -281,4 +281,52 @@ struct trace_event {
   friend bool operator==(const trace_event&, const trace_event&) = default;
 };
 
+/// One request's rows in a kv_delta_batch.
+struct kv_rows {
+  request_id request = 0;
+  std::uint32_t token_begin = 0;
+  std::uint32_t token_end = 0;   ///< > token_begin
+  std::uint64_t size_bytes = 0;  ///< == data.size() when data is non-empty
+  std::vector<std::byte> data;   ///< empty on simulated devices
+  friend bool operator==(const kv_rows&, const kv_rows&) = default;
+};
+
+/// worker -> a kv_replica: new KV rows of several requests, one layer range.
+struct kv_delta_batch {
+  static constexpr msg_type type = msg_type::kv_delta_batch;
+  epoch_t epoch = 0;
+  instance_id from_instance = no_instance;
+  std::uint32_t layer_begin = 0;
+  std::uint32_t layer_end = 0;  ///< > layer_begin
+  std::vector<kv_rows> rows;    ///< non-empty; each request at most once
+  messages::phase phase = phase::decode;
+  friend bool operator==(const kv_delta_batch&, const kv_delta_batch&) = default;
+};
+
+/// One token an iteration produced.
+struct produced_token {
+  request_id request = 0;
+  std::uint32_t index = 0;  ///< index in the request's output stream
+  token_id token = 0;       ///< >= 0
+  friend bool operator==(const produced_token&, const produced_token&) = default;
+};
+
+/// instance_manager -> coordinator: one iteration's output and the state after it.
+struct iteration_report {
+  static constexpr msg_type type = msg_type::iteration_report;
+  epoch_t epoch = 0;
+  instance_id instance = no_instance;
+  std::uint64_t iteration = 0;
+  std::uint64_t start_ns = 0;
+  std::uint64_t duration_ns = 0;
+  messages::role role = role::mixed;
+  std::uint32_t prefill_tokens = 0;
+  std::uint32_t decode_requests = 0;
+  std::vector<produced_token> tokens;
+  instance_report load;                      ///< load.instance == instance
+  std::vector<request_id> evicted_replicas;  ///< dropped under memory pressure
+  std::vector<request_id> preempted;         ///< KV freed, queued for recompute
+  friend bool operator==(const iteration_report&, const iteration_report&) = default;
+};
+
 }  // namespace accellm::messages

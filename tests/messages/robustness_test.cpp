@@ -54,7 +54,7 @@ TEST(Robustness, RandomWordsWithValidFraming) {
   int accepted = 0;
   for (int i = 0; i < 20000; ++i) {
     const std::uint32_t words = 1 + static_cast<std::uint32_t>(rng() % 24);
-    capnp_blob blob{static_cast<std::uint16_t>(1 + rng() % 17),
+    capnp_blob blob{static_cast<std::uint16_t>(1 + rng() % all_msg_types.size()),
                     std::vector<std::uint8_t>(8 * (1 + words))};
     const std::uint32_t table[2] = {0, words};
     std::memcpy(blob.bytes.data(), table, sizeof table);

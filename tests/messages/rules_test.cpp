@@ -160,7 +160,8 @@ TEST(Rules, ClientAndClusterMessages) {
   expect_rule<register_worker>("register_worker.tp", [](auto& m) { m.tp = 0; });
   expect_rule<register_worker>("register_worker.block_tokens", [](auto& m) { m.block_tokens = 0; });
   expect_rule<heartbeat>("heartbeat.instance", [](auto& m) { m.instance = no_instance; });
-  expect_rule<trace_event>("trace_event.message_type", [](auto& m) { m.message_type = 18; });
+  expect_rule<trace_event>("trace_event.message_type",
+                           [](auto& m) { m.message_type = all_msg_types.size() + 1; });
   expect_rule<trace_event>("trace_event.kind", [](auto& m) { m.kind = bad_enum<trace_kind>(2); });
 }
 
