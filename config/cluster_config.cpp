@@ -1,0 +1,306 @@
+#include "config/cluster_config.hpp"
+
+#include "config/toml_fields.hpp"
+#include "device/model_spec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <system_error>
+
+namespace accellm::config {
+namespace {
+
+using detail::toml_fields;
+
+constexpr double giga = 1e9;  // the file's bandwidth unit is GB/s = 1e9 bytes/s
+
+constexpr std::string_view file_prefix = "sim:file:";
+
+std::string known_models() {
+  std::string out;
+  for (const device::model_spec& m : device::known_models()) {
+    out += (out.empty() ? "" : ", ") + m.name;
+  }
+  return out;
+}
+
+// toml++ reports syntax errors by exception or, when built without them, in a
+// parse_result; either way they become one error value here.
+result<toml::table> parse_toml(std::string_view text, std::string_view source) {
+  auto syntax = [source](const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return fail(errc::config, std::string{source} + ':' + std::to_string(at.line) + ':' +
+                                  std::to_string(at.column) +
+                                  ": TOML syntax error: " + std::string{e.description()});
+  };
+#if TOML_EXCEPTIONS
+  try {
+    return toml::parse(text, std::string_view{source});
+  } catch (const toml::parse_error& e) {
+    return syntax(e);
+  }
+#else
+  toml::parse_result r = toml::parse(text, std::string_view{source});
+  if (!r) return syntax(r.error());
+  return std::move(r).table();
+#endif
+}
+
+// Reads one file into a cluster_config, table by table, then checks the
+// rules that span tables and resolves the device.
+class cluster_reader {
+ public:
+  cluster_reader(const toml::table& root, std::string_view source) : root_(root), source_(source) {}
+
+  result<cluster_config> read(const std::filesystem::path& base_dir);
+
+ private:
+  // The table at `path`, or an empty one, so that fail_at() works either way.
+  toml_fields fields(std::string_view path) const {
+    const toml::table* t = root_.at_path(path).as_table();
+    return toml_fields{t != nullptr ? *t : empty_, path, source_};
+  }
+  status check_tables() const;
+  status read_cluster();
+  status read_link();
+  status read_batching();
+  status read_policy();
+  status read_slo();
+  status check_cross_fields() const;
+  status resolve_device(const std::filesystem::path& base_dir);
+
+  const toml::table& root_;
+  const toml::table empty_;
+  std::string_view source_;
+  cluster_config c_;
+  std::optional<double> bandwidth_gb_;
+  std::optional<double> latency_us_;
+};
+
+status cluster_reader::check_tables() const {
+  const toml_fields root{root_, "", source_};
+  if (auto ok = root.only({"cluster", "link", "batching", "policy", "slo"}); !ok) return ok;
+  for (std::string_view t : {"cluster", "link", "batching", "policy", "slo"}) {
+    if (auto sub = root.table(t); !sub) return std::move(sub).err();
+  }
+  const toml_fields policy = fields("policy");
+  if (auto ok = policy.only({"vllm", "splitwise", "accellm"}); !ok) return ok;
+  for (std::string_view t : {"vllm", "splitwise", "accellm"}) {
+    if (auto sub = policy.table(t); !sub) return std::move(sub).err();
+  }
+  return {};
+}
+
+status cluster_reader::read_cluster() {
+  const toml_fields f = fields("cluster");
+  status ok =
+      f.only({"name", "model", "device", "tp", "instances", "price_per_hour", "power_watts"});
+  if (ok) ok = f.get("name", c_.name);
+  if (ok) ok = f.get("model", c_.model);
+  if (ok) ok = f.get("device", c_.device);
+  if (ok) ok = f.get("tp", c_.tp, 1);
+  if (ok) ok = f.get("instances", c_.instances, 2);
+  if (ok) ok = f.get("price_per_hour", c_.price_per_hour);
+  if (ok) ok = f.get("power_watts", c_.power_watts);
+  if (ok && c_.instances % 2 != 0) {
+    return f.fail_at("instances", "must be even (instances run in AcceLLM pairs), got " +
+                                      std::to_string(c_.instances));
+  }
+  return ok;
+}
+
+status cluster_reader::read_link() {
+  const toml_fields f = fields("link");
+  if (auto ok = f.only({"bandwidth_gb_per_s", "latency_us"}); !ok) return ok;
+  // Absent keys keep the hardware's inter-node figures, filled in by resolve_device().
+  if (root_.at_path("link.bandwidth_gb_per_s")) {
+    double bw = 0;
+    if (auto ok = f.get("bandwidth_gb_per_s", bw); !ok) return ok;
+    if (!(bw > 0)) return f.fail_at("bandwidth_gb_per_s", "must be > 0, got 0");
+    bandwidth_gb_ = bw;
+  }
+  if (root_.at_path("link.latency_us")) {
+    double lat = 0;
+    if (auto ok = f.get("latency_us", lat); !ok) return ok;
+    latency_us_ = lat;
+  }
+  return {};
+}
+
+status cluster_reader::read_batching() {
+  const toml_fields f = fields("batching");
+  batching_config& b = c_.batching;
+  status ok = f.only({"max_batch_tokens", "max_batch_size", "block_tokens", "chunk_tokens"});
+  if (ok) ok = f.get("max_batch_tokens", b.max_batch_tokens, 1);
+  if (ok) ok = f.get("max_batch_size", b.max_batch_size, 1);
+  if (ok) ok = f.get("block_tokens", b.block_tokens, 1);
+  if (ok) ok = f.get("chunk_tokens", b.chunk_tokens, 1);
+  return ok;
+}
+
+status cluster_reader::read_policy() {
+  policy_config& p = c_.policy;
+  const toml_fields vllm = fields("policy.vllm");
+  std::string chunked{to_string(p.vllm)};
+  status ok = vllm.only({"chunked"});
+  if (ok) ok = vllm.get("chunked", chunked);
+  if (!ok) return ok;
+  if (chunked == "best") {
+    p.vllm = vllm_chunking::best;
+  } else if (chunked == "on") {
+    p.vllm = vllm_chunking::on;
+  } else if (chunked == "off") {
+    p.vllm = vllm_chunking::off;
+  } else {
+    return vllm.fail_at("chunked", "must be \"best\", \"on\" or \"off\", got \"" + chunked + '"');
+  }
+  const toml_fields sw = fields("policy.splitwise");
+  ok = sw.only({"prompt_instances", "prompt_max_pending_tokens"});
+  if (ok) ok = sw.get("prompt_instances", p.splitwise_prompt_instances, 1);
+  if (ok) ok = sw.get("prompt_max_pending_tokens", p.splitwise_prompt_max_pending_tokens, 1);
+  if (!ok) return ok;
+  const toml_fields acc = fields("policy.accellm");
+  ok = acc.only({"sync_decode_kv"});
+  if (ok) ok = acc.get("sync_decode_kv", p.accellm_sync_decode_kv);
+  return ok;
+}
+
+status cluster_reader::read_slo() {
+  const toml_fields f = fields("slo");
+  status ok = f.only({"ttft_ms", "tbt_ms"});
+  if (ok) ok = f.get("ttft_ms", c_.slo.ttft_ms);
+  if (ok) ok = f.get("tbt_ms", c_.slo.tbt_ms);
+  return ok;
+}
+
+status cluster_reader::check_cross_fields() const {
+  const batching_config& b = c_.batching;
+  if (b.chunk_tokens > b.max_batch_tokens) {
+    return fields("batching")
+        .fail_at("chunk_tokens", "must not exceed max_batch_tokens (" +
+                                     std::to_string(b.max_batch_tokens) + "), got " +
+                                     std::to_string(b.chunk_tokens));
+  }
+  const std::vector<std::uint32_t>& sizes = c_.policy.splitwise_prompt_instances;
+  const toml_fields sw = fields("policy.splitwise");
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] >= c_.instances) {
+      return sw.fail_at("prompt_instances", i,
+                        "must be between 1 and instances - 1 = " +
+                            std::to_string(c_.instances - 1) + ", got " + std::to_string(sizes[i]));
+    }
+    const auto before = sizes.begin() + static_cast<std::ptrdiff_t>(i);
+    if (std::find(sizes.begin(), before, sizes[i]) != before) {
+      return sw.fail_at("prompt_instances", i, "repeats " + std::to_string(sizes[i]));
+    }
+  }
+  return {};
+}
+
+status cluster_reader::resolve_device(const std::filesystem::path& base_dir) {
+  const toml_fields f = fields("cluster");
+  const device::model_spec* model = device::find_model(c_.model);
+  if (model == nullptr) {
+    return f.fail_at("model",
+                     "names an unknown model '" + c_.model + "' (known: " + known_models() + ")");
+  }
+  std::string_view rest{c_.device};
+  if (rest.starts_with(file_prefix) && !base_dir.empty()) {
+    const std::filesystem::path p{rest.substr(file_prefix.size())};
+    if (p.is_relative()) c_.device = std::string{file_prefix} + (base_dir / p).string();
+  }
+  auto d = device::sim::make_sim_device(c_.device, *model, c_.tp, sim_options_of(c_));
+  if (!d) {
+    if (d.err().code() == errc::not_found) return f.fail_at("device", d.err().message());
+    // Memory or TP-degree problems: blame the device key, or tp when the device is the default.
+    const bool named = root_.at_path("cluster.device").node() != nullptr;
+    return f.fail_at(named ? "device" : "tp", "cannot run " + c_.model + " on '" + c_.device +
+                                                  "' at tp " + std::to_string(c_.tp) + ": " +
+                                                  d.err().what());
+  }
+  const device::hardware_spec& hw = d->hardware;
+  c_.link.bandwidth = bandwidth_gb_ ? *bandwidth_gb_ * giga : hw.inter_node.bandwidth;
+  c_.link.latency = latency_us_ ? std::chrono::nanoseconds{std::llround(*latency_us_ * 1e3)}
+                                : hw.inter_node.latency;
+  if (c_.price_per_hour == 0) c_.price_per_hour = c_.tp * hw.price_per_hour;
+  if (c_.power_watts == 0) c_.power_watts = c_.tp * hw.tdp_watts;
+  return {};
+}
+
+result<cluster_config> cluster_reader::read(const std::filesystem::path& base_dir) {
+  c_.source = source_;
+  c_.name = std::filesystem::path{source_}.stem().string();
+  status ok = check_tables();
+  if (ok) ok = read_cluster();
+  if (ok) ok = read_link();
+  if (ok) ok = read_batching();
+  if (ok) ok = read_policy();
+  if (ok) ok = read_slo();
+  if (ok) ok = check_cross_fields();
+  if (ok) ok = resolve_device(base_dir);
+  if (!ok) return std::move(ok).err();
+  return std::move(c_);
+}
+
+result<cluster_config> parse(std::string_view text, std::string_view source,
+                             const std::filesystem::path& base_dir) {
+  auto root = parse_toml(text, source);
+  if (!root) return std::move(root).err();
+  return cluster_reader{*root, source}.read(base_dir);
+}
+
+}  // namespace
+
+std::string_view to_string(vllm_chunking c) noexcept {
+  switch (c) {
+    case vllm_chunking::best:
+      return "best";
+    case vllm_chunking::on:
+      return "on";
+    case vllm_chunking::off:
+      return "off";
+  }
+  return "unknown";
+}
+
+result<cluster_config> parse_cluster_config(std::string_view toml_text,
+                                            std::string_view source_name) {
+  return parse(toml_text, source_name.empty() ? "<cluster config>" : source_name, {});
+}
+
+result<cluster_config> load_cluster_config(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return fail(errc::io_failure, "cannot read " + path.string() + ": no such file");
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    return fail(errc::io_failure, "cannot read " + path.string() + ": it is a directory");
+  }
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) return fail(errc::io_failure, "cannot read " + path.string());
+  const std::string source = path.string();
+  return parse(text.str(), source, path.parent_path());
+}
+
+std::string describe(const cluster_config& c) {
+  char link[96];
+  std::snprintf(link, sizeof link, "link %g GB/s %g us", c.link.bandwidth / giga,
+                double(c.link.latency.count()) / 1e3);
+  return std::to_string(c.instances) + " x " + c.device + " tp" + std::to_string(c.tp) + ' ' +
+         c.model + ", " + link;
+}
+
+device::sim::sim_options sim_options_of(const cluster_config& config) {
+  device::sim::sim_options o;
+  o.block_tokens = config.batching.block_tokens;
+  return o;
+}
+
+}  // namespace accellm::config

@@ -1,0 +1,128 @@
+// cluster_config: what one simulated or real accellm cluster is (model,
+// device, tensor-parallel degree, number of instances, the link between
+// instances, batching limits, policy knobs, SLOs, price and power), and the
+// TOML file that describes it.
+//
+// File layout (every key optional; deploy/examples/*.toml comment each one):
+//
+//   [cluster]           name, model, device, tp, instances, price_per_hour, power_watts
+//   [link]              bandwidth_gb_per_s (1e9 bytes/s per direction per device), latency_us
+//   [batching]          max_batch_tokens, max_batch_size, block_tokens, chunk_tokens
+//   [policy.vllm]       chunked = "best" | "on" | "off"
+//   [policy.splitwise]  prompt_instances = [..], prompt_max_pending_tokens
+//   [policy.accellm]    sync_decode_kv
+//   [slo]               ttft_ms, tbt_ms
+//
+// Parsing validates everything it can without running: unknown tables and
+// keys, types, ranges, cross-field rules (instances even, prompt pool sizes
+// inside 1..instances-1, chunk within the token budget) and that the device
+// can hold the model at that TP degree (device::sim::make_sim_device). Every
+// error is errc::config and names the file, the line where toml++ knows it,
+// and the key path: "h100.toml:12: unknown key 'cluster.tpp' (known: ...)".
+//
+// Value types; the functions are pure apart from load_cluster_config (and
+// sim:file: devices), which read files. Safe from any thread.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/sim/sim_factory.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace accellm::config {
+
+/// The link one instance uses to copy KV to another (AcceLLM's partner,
+/// Splitwise's token instance). Figures are per device of the TP group: each
+/// of the tp devices has its own NIC, so an instance moves tp times this.
+struct link_config {
+  /// Bytes/s per direction between two instances, per device. Parsing fills
+  /// in the device's hardware_spec inter_node.bandwidth when the file omits it.
+  double bandwidth = 0;
+  /// One-way fixed cost per transfer. Defaulted like bandwidth (inter_node.latency).
+  std::chrono::nanoseconds latency{0};
+};
+
+/// Continuous-batching limits of every instance (SplitwiseSim's defaults).
+struct batching_config {
+  std::uint32_t max_batch_tokens =
+      2048;  ///< token budget per iteration (prefill tokens + 1 per decode)
+  std::uint32_t max_batch_size = 512;  ///< requests per iteration
+  std::uint32_t block_tokens = 16;     ///< KV block size, tokens
+  std::uint32_t chunk_tokens =
+      512;  ///< chunked-prefill chunk (vLLM "chunked"); <= max_batch_tokens
+};
+
+/// How the vLLM-style baseline treats long prompts.
+enum class vllm_chunking : std::uint8_t {
+  best,  ///< run both variants, report the better
+  on,    ///< chunked prefill
+  off,   ///< whole prompts, prefill-first
+};
+
+/// "best", "on", "off".
+std::string_view to_string(vllm_chunking c) noexcept;
+
+/// Per-policy knobs.
+struct policy_config {
+  vllm_chunking vllm = vllm_chunking::best;
+  /// Prompt-pool sizes to sweep for Splitwise (empty = every 1..instances-1);
+  /// the best is reported. Entries are distinct and inside 1..instances-1.
+  std::vector<std::uint32_t> splitwise_prompt_instances;
+  /// SplitwiseSim prompt_max_pending_batch_tokens: a prompt instance with a
+  /// non-empty queue refuses a prompt that would take it over this.
+  std::uint32_t splitwise_prompt_max_pending_tokens = 8192;
+  /// Sync the new KV rows of every decode step to the replica.
+  bool accellm_sync_decode_kv = true;
+};
+
+/// Absolute SLOs for attainment and goodput; 0 = none.
+struct slo_config {
+  double ttft_ms = 0;  ///< time to first token, milliseconds
+  double tbt_ms = 0;   ///< time between tokens, milliseconds
+};
+
+/// One cluster: `instances` instances of `tp` devices each, in AcceLLM pairs.
+struct cluster_config {
+  std::string name;                  ///< defaults to the file's stem
+  std::string model = "llama2-70b";  ///< device::find_model key
+  /// sim:* device (sim:h100, sim:a100, sim:ascend910b2, sim:h100-splitwise2023,
+  /// sim:file:PATH). load_cluster_config() makes a relative PATH relative to
+  /// the config file's folder and stores the joined path here.
+  std::string device = "sim:h100";
+  std::uint32_t tp = 8;         ///< devices per instance (tensor parallel)
+  std::uint32_t instances = 8;  ///< >= 2 and even (AcceLLM pairs)
+  link_config link;
+  batching_config batching;
+  policy_config policy;
+  slo_config slo;
+  /// USD per instance-hour; a file's 0 or omission becomes tp * hardware price_per_hour.
+  double price_per_hour = 0;
+  /// Watts per instance; a file's 0 or omission becomes tp * hardware tdp_watts.
+  double power_watts = 0;
+  std::string source;  ///< file it came from (for messages)
+};
+
+/// Parses and validates a cluster file. `source_name` names it in messages
+/// ("h100.toml:12: ...") and becomes `source`; the name defaults to its stem.
+/// A relative sim:file: path is left as written (relative to the working
+/// directory). Errors: config, for anything wrong in the text or its values.
+result<cluster_config> parse_cluster_config(std::string_view toml_text,
+                                            std::string_view source_name);
+
+/// Reads `path` and parses it as above. Errors: io_failure when the file
+/// cannot be read; otherwise as parse_cluster_config().
+result<cluster_config> load_cluster_config(const std::filesystem::path& path);
+
+/// One-line human summary: "8 x sim:h100 tp8 llama2-70b, link 43.5 GB/s 10 us".
+std::string describe(const cluster_config& config);
+
+/// The device options the cluster implies (block_tokens from batching), for
+/// device::sim::make_sim_device(config.device, model, config.tp, options).
+device::sim::sim_options sim_options_of(const cluster_config& config);
+
+}  // namespace accellm::config
