@@ -17,6 +17,10 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 /// Orderly stop of a component and its children.
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+/// Local set-up: the handles an actor talks to follow.
+using peers_atom = caf::atom_constant<caf::atom("peers")>;
+/// A simulated request arrives (trace replay).
+using arrive_atom = caf::atom_constant<caf::atom("arrive")>;
 /// Liveness probe.
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;

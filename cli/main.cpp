@@ -3,6 +3,7 @@
 // subcommand's parse callback hands back the function that does its work.
 #include "cli/model_command.hpp"
 #include "cli/selftest_command.hpp"
+#include "cli/simulate_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   std::function<int()> run;
   accellm::cli::add_model_command(app, run);
   accellm::cli::add_selftest_command(app, run);
+  accellm::cli::add_simulate_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (!run) {
-    std::cerr << "accellm: a subcommand is required (model, selftest); try --help\n";
+    std::cerr << "accellm: a subcommand is required (model, selftest, simulate); try --help\n";
     return 2;
   }
   try {

@@ -1,0 +1,42 @@
+// observer: what the coordinator tells whoever records a run (the simulator's
+// metrics, later the daemon's Prometheus counters). Injected at spawn, never
+// global (STYLE.md rule 9). Times are nanoseconds of the actor clock.
+//
+// Thread contract: called from the coordinator actor only, one call at a time.
+#pragma once
+
+#include "common/types.hpp"
+#include "messages/enums.hpp"
+#include "messages/structs.hpp"
+
+#include <cstdint>
+#include <vector>
+
+namespace accellm::coordinator {
+
+/// A finished (or abandoned) request's life, as the coordinator saw it.
+struct request_timeline {
+  request_id id = 0;
+  std::uint32_t prompt_len = 0;
+  std::uint32_t max_tokens = 0;
+  std::uint64_t arrival_ns = 0;
+  std::vector<std::uint64_t> token_ns;  ///< when each output token was produced
+  instance_id prefill_instance = no_instance;
+  instance_id decode_instance = no_instance;
+  std::uint32_t moves = 0;
+  std::uint32_t preemptions = 0;
+  bool completed = false;
+};
+
+class observer {
+ public:
+  virtual ~observer() = default;
+  /// Every IterationReport the coordinator accepted.
+  virtual void on_iteration(const messages::iteration_report& report) = 0;
+  /// An instance's role changed at `time_ns` (also called once per instance at start).
+  virtual void on_role(instance_id instance, messages::role role, std::uint64_t time_ns) = 0;
+  /// A request finished.
+  virtual void on_finished(const request_timeline& request) = 0;
+};
+
+}  // namespace accellm::coordinator

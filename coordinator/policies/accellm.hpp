@@ -1,0 +1,40 @@
+// accellm policy: instances in pairs holding each other's redundant KV copies
+// (Bournias et al., arXiv 2411.05555; notes/paper.md 3.2-3.3, where the paper
+// is silent the choices below are ours and docs/policies.md says why).
+//
+//   arrival       the pair member with the fewest pending prefill tokens that
+//                 has memory, among: the pair's prefill instance, a member with
+//                 no decode work, or (no prefiller yet) the member with the
+//                 lighter decode load. One that was decoding switches to
+//                 prefill and its decodes move to the partner, which holds
+//                 their KV, so none of them stalls. Its prompt is copied layer
+//                 by layer to the partner when the partner has room.
+//   prefill done  both members hold the KV; decode goes to the less loaded
+//                 member that is not busy prefilling.
+//   report        a prefill instance with nothing left to prefill decodes;
+//                 two decoding members even out their decode requests by
+//                 moving some to the side that holds their replica.
+//
+// Thread contract: policy's.
+#pragma once
+
+#include "coordinator/policies/policy.hpp"
+
+namespace accellm::coordinator {
+
+class accellm_policy final : public policy {
+ public:
+  std::string_view name() const noexcept override { return "accellm"; }
+  std::string setting() const override { return "pairs"; }
+  void init(cluster_view& view) override;
+  decisions on_arrival(const cluster_view& view, const request_view& r) override;
+  decisions on_prefill_done(const cluster_view& view, const request_view& r) override;
+  decisions on_report(const cluster_view& view, instance_id i) override;
+
+ private:
+  instance_id pick_prefill(const cluster_view& view, const request_view& r) const;
+  static void switch_to_prefill(const cluster_view& view, instance_id i, decisions& out);
+  static void rebalance(const cluster_view& view, instance_id from, decisions& out);
+};
+
+}  // namespace accellm::coordinator

@@ -1,0 +1,320 @@
+#include "simulator/sim_cluster.hpp"
+
+#include "actors/atoms.hpp"
+#include "actors/clock.hpp"
+#include "actors/system_config.hpp"
+#include "actors/trace_hash.hpp"
+#include "actors/virtual_time.hpp"
+#include "coordinator/coordinator.hpp"
+#include "coordinator/policies/accellm.hpp"
+#include "coordinator/policies/splitwise.hpp"
+#include "coordinator/policies/vllm.hpp"
+#include "device/model_spec.hpp"
+#include "device/sim/sim_factory.hpp"
+#include "messages/codec.hpp"
+#include "worker/instance_manager.hpp"
+#include "worker/kv_replica.hpp"
+#include "worker/worker.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+
+namespace accellm::simulator {
+namespace {
+
+using std::chrono::nanoseconds;
+
+// Turns what the coordinator observes into metrics records and the trace hash.
+class recorder final : public coordinator::observer {
+ public:
+  recorder(const run_options& opt, std::uint64_t origin_ns, std::uint64_t blocks,
+           std::uint64_t bytes_per_block)
+      : opt_(opt), origin_(origin_ns) {
+    const auto n = opt.cluster.instances;
+    rec_.instances.resize(n);
+    role_.assign(n, messages::role::mixed);
+    role_since_.assign(n, 0);
+    for (instance_id i = 0; i < n; ++i) {
+      auto& r = rec_.instances[i];
+      r.id = i;
+      r.name = "i" + std::to_string(i);
+      r.total_blocks = blocks;
+      r.bytes_per_block = bytes_per_block;
+      r.price_per_hour = opt.cluster.price_per_hour;
+      r.power_watts = opt.cluster.power_watts;
+    }
+  }
+
+  void on_iteration(const messages::iteration_report& m) override {
+    auto& r = rec_.instances.at(m.instance);
+    r.busy += nanoseconds{m.duration_ns};
+    ++r.iterations;
+    r.kv_bytes_sent = m.load.kv_bytes_sent;
+    r.replicas_evicted += m.evicted_replicas.size();
+    r.preemptions += m.preempted.size();
+    const nanoseconds t{m.start_ns + m.duration_ns - origin_};
+    if (r.memory.empty() || r.memory.back().primary_blocks != m.load.primary_blocks ||
+        r.memory.back().replica_blocks != m.load.replica_blocks) {
+      r.memory.push_back({t, m.load.primary_blocks, m.load.replica_blocks});
+    }
+    last_ = std::max(last_, t);
+    hash_.add(m.instance).add(m.start_ns - origin_).add(m.duration_ns);
+    hash_.add(m.load.primary_blocks).add(m.load.replica_blocks);
+    for (const auto& tok : m.tokens) hash_.add(tok.request).add(tok.index);
+    hash_.event();
+    ++iterations_;
+  }
+
+  void on_role(instance_id i, messages::role role, std::uint64_t time_ns) override {
+    close_role(i, time_ns - origin_);
+    role_[i] = role;
+    hash_.add(i).add(static_cast<std::uint64_t>(role)).add(time_ns - origin_).event();
+  }
+
+  void on_finished(const coordinator::request_timeline& t) override {
+    metrics::request_record r;
+    r.id = t.id;
+    r.prompt_tokens = t.prompt_len;
+    r.max_tokens = t.max_tokens;
+    r.arrival = nanoseconds{t.arrival_ns - origin_};
+    if (!t.token_ns.empty()) {
+      r.first_token = nanoseconds{t.token_ns.front() - origin_};
+      r.finish = nanoseconds{t.token_ns.back() - origin_};
+      if (opt_.token_times) {
+        r.token_times.reserve(t.token_ns.size());
+        for (const auto ns : t.token_ns) r.token_times.push_back(nanoseconds{ns - origin_});
+      }
+    }
+    r.prefill_instance = t.prefill_instance;
+    r.decode_instance = t.decode_instance;
+    r.moves = t.moves;
+    r.preemptions = t.preemptions;
+    r.completed = t.completed;
+    done_.emplace(t.id, std::move(r));
+    hash_.add(t.id).add(t.token_ns.empty() ? 0 : t.token_ns.back() - origin_).add(t.moves).event();
+  }
+
+  void close_role(instance_id i, std::uint64_t t) {
+    const auto idx = static_cast<std::size_t>(role_[i]);
+    rec_.instances[i].time_in_role[idx] += nanoseconds{t - role_since_[i]};
+    role_since_[i] = t;
+  }
+
+  metrics::run_record finish(const workload::trace& trace, nanoseconds end) {
+    for (instance_id i = 0; i < rec_.instances.size(); ++i) {
+      close_role(i, static_cast<std::uint64_t>(end.count()));
+    }
+    rec_.makespan = end;
+    rec_.requests.reserve(trace.size());
+    for (const auto& spec : trace) {
+      auto it = done_.find(spec.id);
+      if (it != done_.end()) {
+        rec_.requests.push_back(std::move(it->second));
+        continue;
+      }
+      metrics::request_record r;  // never finished
+      r.id = spec.id;
+      r.prompt_tokens = spec.prompt_tokens;
+      r.max_tokens = spec.output_tokens;
+      r.arrival = spec.arrival;
+      rec_.requests.push_back(std::move(r));
+    }
+    return std::move(rec_);
+  }
+
+  nanoseconds last() const { return last_; }
+  std::size_t finished() const { return done_.size(); }
+  const actors::trace_hash& hash() const { return hash_; }
+  std::uint64_t iterations() const { return iterations_; }
+  void set_pool(instance_id i, std::string pool) { rec_.instances[i].pool = std::move(pool); }
+
+ private:
+  const run_options& opt_;
+  std::uint64_t origin_;
+  metrics::run_record rec_;
+  std::vector<messages::role> role_;
+  std::vector<std::uint64_t> role_since_;
+  std::map<request_id, metrics::request_record> done_;
+  actors::trace_hash hash_;
+  nanoseconds last_{0};
+  std::uint64_t iterations_ = 0;
+};
+
+struct client_state {
+  const workload::trace* trace = nullptr;
+  caf::actor coordinator;
+  std::size_t next = 0;
+  std::size_t done = 0;
+  actors::time_point origin;
+  static inline const char* name = "trace_client";
+};
+
+// Replays the trace: each request is submitted at its arrival time.
+caf::behavior trace_client(caf::stateful_actor<client_state>* self, const workload::trace* trace,
+                           caf::actor coord) {
+  self->state.trace = trace;
+  self->state.coordinator = std::move(coord);
+  self->state.origin = actors::now(self);
+  auto schedule = [self] {
+    auto& s = self->state;
+    if (s.next >= s.trace->size()) return;
+    const auto due = s.origin + (*s.trace)[s.next].arrival;
+    self->delayed_send(self, due - actors::now(self), actors::arrive_atom::value);
+  };
+  schedule();
+  return {
+      [self, schedule](actors::arrive_atom) {
+        auto& s = self->state;
+        const auto& spec = (*s.trace)[s.next++];
+        messages::submit_request m;
+        m.request = spec.id;
+        m.prompt_len = spec.prompt_tokens;
+        m.max_tokens = spec.output_tokens;
+        m.arrival_ns = static_cast<std::uint64_t>(actors::now(self).time_since_epoch().count());
+        self->send(s.coordinator, actors::msg_atom::value, messages::encode(m));
+        schedule();
+      },
+      [self](actors::msg_atom, const messages::capnp_blob&) { ++self->state.done; },
+  };
+}
+
+result<std::shared_ptr<coordinator::policy>> make_policy(const run_options& o) {
+  using ptr = std::shared_ptr<coordinator::policy>;
+  const auto& p = o.policy;
+  if (p.name == "vllm") return ptr{std::make_shared<coordinator::vllm_policy>(p.chunked_prefill)};
+  if (p.name == "splitwise") {
+    return ptr{std::make_shared<coordinator::splitwise_policy>(
+        p.prompt_instances, o.cluster.policy.splitwise_prompt_max_pending_tokens)};
+  }
+  if (p.name == "accellm") return ptr{std::make_shared<coordinator::accellm_policy>()};
+  return fail(errc::config, "unknown policy '" + p.name + "' (known: vllm, splitwise, accellm)");
+}
+
+// Uncontended times of a request alone on one instance (Splitwise's slowdown
+// baselines): its prompt as one prefill, one decode step at its mean context.
+void set_baselines(const device::sim::cost_model& cost, std::vector<metrics::request_record>& rs) {
+  std::map<std::pair<std::uint32_t, std::uint32_t>, std::pair<nanoseconds, nanoseconds>> memo;
+  device::batch b;
+  b.items.resize(1);
+  for (auto& r : rs) {
+    auto [it, fresh] = memo.try_emplace({r.prompt_tokens, r.max_tokens});
+    if (fresh) {
+      b.items[0] = {.request = 1,
+                    .kind = device::phase::prefill,
+                    .context = 0,
+                    .num_tokens = r.prompt_tokens,
+                    .tokens = {},
+                    .wants_output = true};
+      auto ttft = cost.iteration_time(b);
+      b.items[0] = {.request = 1,
+                    .kind = device::phase::decode,
+                    .context = r.prompt_tokens + r.max_tokens / 2,
+                    .num_tokens = 1,
+                    .tokens = {},
+                    .wants_output = true};
+      auto tbt = cost.iteration_time(b);
+      it->second = {ttft ? *ttft : nanoseconds{0}, tbt ? *tbt : nanoseconds{0}};
+    }
+    r.baseline_ttft = it->second.first;
+    r.baseline_tbt = it->second.second;
+  }
+}
+
+struct cluster_actors {
+  caf::actor coordinator;
+  caf::actor client;
+  std::vector<caf::actor> managers, replicas, workers;
+  std::vector<caf::actor> all() const {
+    std::vector<caf::actor> out{coordinator, client};
+    out.insert(out.end(), managers.begin(), managers.end());
+    out.insert(out.end(), replicas.begin(), replicas.end());
+    out.insert(out.end(), workers.begin(), workers.end());
+    return out;
+  }
+};
+
+}  // namespace
+
+result<run_result> run_simulation(const run_options& o) {
+  const auto& c = o.cluster;
+  const device::model_spec* model = device::find_model(c.model);
+  if (model == nullptr) return fail(errc::config, "unknown model '" + c.model + "'");
+  auto dev = device::sim::make_sim_device(c.device, *model, c.tp, config::sim_options_of(c));
+  if (!dev) return std::move(dev).err();
+  auto pol = make_policy(o);
+  if (!pol) return std::move(pol).err();
+  std::shared_ptr<const device::sim::cost_model> cost = std::move(dev->cost);
+
+  actors::system_config cfg{actors::clock_mode::virtual_time};
+  caf::actor_system sys{cfg};
+  auto vt = actors::virtual_time::attach(sys);
+  if (!vt) return std::move(vt).err();
+  const auto origin = vt->now();
+  const auto origin_ns = static_cast<std::uint64_t>(origin.time_since_epoch().count());
+  recorder rec{o, origin_ns, dev->kv.total_blocks, dev->kv.bytes_per_block};
+
+  cluster_actors a;
+  a.coordinator = coordinator::spawn_coordinator(sys,
+                                                 {.instances = c.instances,
+                                                  .blocks_per_instance = dev->kv.total_blocks,
+                                                  .block_tokens = dev->kv.block_tokens},
+                                                 *pol, &rec);
+  const std::uint64_t kv_per_token = model->kv_bytes_per_token(dev->kv.kv_dtype);
+  for (instance_id i = 0; i < c.instances; ++i) {
+    a.managers.push_back(
+        worker::spawn_instance_manager(sys, {.id = i,
+                                             .total_blocks = dev->kv.total_blocks,
+                                             .block_tokens = dev->kv.block_tokens,
+                                             .bytes_per_block = dev->kv.bytes_per_block,
+                                             .max_batch_tokens = c.batching.max_batch_tokens,
+                                             .max_batch_size = c.batching.max_batch_size,
+                                             .chunked_prefill = o.policy.chunked_prefill,
+                                             .chunk_tokens = c.batching.chunk_tokens,
+                                             .sync_decode_kv = c.policy.accellm_sync_decode_kv}));
+    a.replicas.push_back(worker::spawn_kv_replica(sys, i));
+    a.workers.push_back(worker::spawn_sim_worker(
+        sys, {.id = i,
+              .cost = cost,
+              .model = *model,
+              .tp = c.tp,
+              .kv_bytes_per_token = kv_per_token,
+              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency}}));
+  }
+  for (instance_id i = 0; i < c.instances; ++i) {
+    caf::anon_send(a.managers[i], actors::peers_atom::value, a.coordinator, a.workers[i]);
+    caf::anon_send(a.replicas[i], actors::peers_atom::value, a.managers[i]);
+    caf::anon_send(a.workers[i], actors::peers_atom::value, a.managers[i], a.replicas);
+  }
+  caf::anon_send(a.coordinator, actors::peers_atom::value, a.managers);
+  vt->run();  // deliver the set-up before the first arrival
+  a.client = sys.spawn(trace_client, &o.trace, a.coordinator);
+
+  const nanoseconds last_arrival = o.trace.empty() ? nanoseconds{0} : o.trace.back().arrival;
+  run_result out;
+  out.events = vt->run_until(origin + last_arrival + o.drain_limit);
+  out.drained = rec.finished() == o.trace.size();
+  const nanoseconds end = out.drained ? rec.last() : last_arrival + o.drain_limit;
+  out.simulated = end;
+  out.trace_hash = rec.hash().value();
+  out.iterations = rec.iterations();
+  {
+    // Pools as the policy labelled them (they may change; the first label is kept).
+    coordinator::cluster_view view;
+    view.instances.resize(c.instances);
+    for (instance_id i = 0; i < c.instances; ++i) view.instances[i].id = i;
+    (*pol)->init(view);  // a fresh init only reads the labels; the run is over
+    for (instance_id i = 0; i < c.instances; ++i) rec.set_pool(i, view.instances[i].pool);
+  }
+  out.record = rec.finish(o.trace, end);
+  set_baselines(*cost, out.record.requests);
+  out.record.policy = std::string{(*pol)->name()};
+  out.record.setting = (*pol)->setting();
+  out.record.offered_rate = o.offered_rate;
+  if (auto s = vt->shutdown(a.all()); !s) return std::move(s).err();
+  return out;
+}
+
+}  // namespace accellm::simulator

@@ -1,0 +1,64 @@
+// sim_cluster: one simulated run. It builds the cluster of a cluster file
+// (coordinator, and per instance an instance_manager, a kv_replica and a
+// sim worker), replays a trace into the coordinator, runs everything in
+// deterministic virtual time (actors/virtual_time) until every request is
+// done or the drain limit passes, and returns what metrics:: needs.
+//
+// The actors are the ones the daemons run; only the clock and the device are
+// simulated. The same options give the same events, so the same trace hash.
+//
+// Thread contract: run_simulation() builds its own actor system; calls from
+// different threads do not interact.
+#pragma once
+
+#include "common/result.hpp"
+#include "config/cluster_config.hpp"
+#include "workload/metrics/records.hpp"
+#include "workload/request_spec.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace accellm::simulator {
+
+/// The policy and its setting for one run.
+struct policy_choice {
+  std::string name = "accellm";        ///< "vllm", "splitwise", "accellm"
+  bool chunked_prefill = false;        ///< vllm
+  std::uint32_t prompt_instances = 0;  ///< splitwise (0 = half)
+};
+
+struct run_options {
+  config::cluster_config cluster;
+  policy_choice policy;
+  workload::trace trace;
+  double offered_rate = 0;  ///< for the record only
+  /// After the last arrival, how long requests may still run.
+  std::chrono::nanoseconds drain_limit = std::chrono::minutes(30);
+  /// Keep every token's time (for TBT); off = first and last only (long runs).
+  bool token_times = true;
+};
+
+struct run_result {
+  metrics::run_record record;
+  std::uint64_t trace_hash = 0;  ///< over iterations and request completions
+  std::uint64_t events = 0;      ///< messages and timers processed
+  std::uint64_t iterations = 0;
+  std::chrono::nanoseconds simulated{0};
+  bool drained = true;  ///< every request finished before the drain limit
+};
+
+/// Runs one simulation. Errors: config (unknown policy, a device the cost
+/// model cannot build), internal (the actor system would not shut down).
+result<run_result> run_simulation(const run_options& options);
+
+/// Uncontended times of one request on the cluster's device (the baselines of
+/// Splitwise's slowdown SLOs): its prompt alone, one decode step alone at
+/// the mean context.
+struct baseline {
+  std::chrono::nanoseconds ttft{0};
+  std::chrono::nanoseconds tbt{0};
+};
+
+}  // namespace accellm::simulator

@@ -1,0 +1,553 @@
+#include "worker/instance_manager.hpp"
+
+#include "actors/atoms.hpp"
+#include "actors/clock.hpp"
+#include "messages/codec.hpp"
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <set>
+#include <vector>
+
+namespace accellm::worker {
+namespace {
+
+using actors::msg_atom;
+using messages::capnp_blob;
+using messages::role;
+
+enum class state : std::uint8_t {
+  queued,       ///< waiting for (more) prefill; `target` tokens to compute
+  parked,       ///< prefilled, waiting for StartDecode or MoveDecode
+  awaiting_kv,  ///< will decode here once the copy holds `target` tokens
+  decoding,     ///< in the running set
+};
+
+struct primary {
+  state st = state::queued;
+  std::uint32_t prompt_len = 0;
+  std::uint32_t max_tokens = 0;
+  std::uint32_t cached = 0;     ///< tokens whose KV is held here
+  std::uint32_t target = 0;     ///< tokens to hold before decoding (prefill or copy)
+  std::uint32_t generated = 0;  ///< output tokens so far
+  token_id last_token = no_token;
+  std::uint64_t blocks = 0;
+  instance_id copy_to = no_instance;  ///< receives this request's new KV rows
+  bool then_decode = false;
+  bool recompute = false;      ///< a preempted request rebuilding its KV (no output)
+  bool in_flight = false;      ///< part of the running iteration
+  bool move_pending = false;   ///< MoveDecode arrived while in flight
+  messages::move_decode move;  ///< that MoveDecode
+};
+
+struct replica {
+  std::uint32_t tokens = 0;
+  std::uint64_t blocks = 0;
+  std::uint64_t since = 0;  ///< order of creation: oldest is evicted first
+};
+
+struct im_state {
+  instance_options opt;
+  caf::actor coordinator;
+  caf::actor worker;
+  role current = role::mixed;
+  instance_id partner = no_instance;
+  epoch_t epoch = 0;
+
+  std::map<request_id, primary> primaries;
+  std::map<request_id, replica> replicas;
+  std::set<request_id> dropped;  ///< replicas dropped here (later rows are ignored)
+  std::deque<request_id> prefill_queue;
+  std::vector<request_id> running;  ///< decoding, in start order
+  std::uint64_t primary_blocks = 0;
+  std::uint64_t replica_blocks = 0;
+  std::uint64_t replica_seq = 0;
+
+  bool busy = false;
+  bool last_was_prefill = false;
+  std::uint64_t iteration = 0;
+  std::uint64_t started_ns = 0;
+  messages::execute inflight;
+  std::uint64_t busy_ns = 0;
+  std::uint64_t kv_bytes_sent = 0;
+  std::vector<request_id> evicted;    ///< since the last report
+  std::vector<request_id> preempted;  ///< since the last report
+
+  static inline const char* name = "instance_manager";
+};
+
+using im_actor = caf::stateful_actor<im_state>;
+
+std::uint64_t free_blocks(const im_state& s) {
+  return s.opt.total_blocks - s.primary_blocks - s.replica_blocks;
+}
+
+std::uint64_t blocks_for(const im_state& s, std::uint64_t tokens) {
+  return (tokens + s.opt.block_tokens - 1) / s.opt.block_tokens;
+}
+
+std::uint64_t now_ns(im_actor* self) {
+  return static_cast<std::uint64_t>(actors::now(self).time_since_epoch().count());
+}
+
+template <class T>
+void send_to(im_actor* self, const caf::actor& dest, const T& m) {
+  if (dest) self->send(dest, msg_atom::value, messages::encode(m));
+}
+
+// --- memory -----------------------------------------------------------------
+
+void drop_replica(im_state& s, request_id id, bool report) {
+  const auto it = s.replicas.find(id);
+  if (it == s.replicas.end()) return;
+  s.replica_blocks -= it->second.blocks;
+  s.replicas.erase(it);
+  s.dropped.insert(id);
+  if (report) s.evicted.push_back(id);
+}
+
+// Frees replica blocks, oldest first, until `need` blocks are free.
+bool make_room(im_state& s, std::uint64_t need) {
+  while (free_blocks(s) < need && !s.replicas.empty()) {
+    auto oldest = std::min_element(s.replicas.begin(), s.replicas.end(), [](auto& a, auto& b) {
+      return a.second.since < b.second.since;
+    });
+    drop_replica(s, oldest->first, true);
+  }
+  return free_blocks(s) >= need;
+}
+
+// Grows a primary to hold `tokens`; false (nothing changes) when it cannot.
+bool grow(im_state& s, primary& p, std::uint64_t tokens) {
+  const std::uint64_t want = blocks_for(s, tokens);
+  if (want <= p.blocks) return true;
+  if (!make_room(s, want - p.blocks)) return false;
+  s.primary_blocks += want - p.blocks;
+  p.blocks = want;
+  return true;
+}
+
+void free_primary(im_state& s, request_id id) {
+  const auto it = s.primaries.find(id);
+  if (it == s.primaries.end()) return;
+  s.primary_blocks -= it->second.blocks;
+  s.primaries.erase(it);
+  std::erase(s.running, id);
+}
+
+// vLLM-style preemption by recompute: the youngest decode loses its KV and
+// goes to the front of the prefill queue.
+bool preempt_youngest(im_state& s, request_id keep) {
+  for (auto it = s.running.rbegin(); it != s.running.rend(); ++it) {
+    primary& p = s.primaries.at(*it);
+    if (*it == keep || p.in_flight) continue;
+    const request_id id = *it;
+    s.primary_blocks -= p.blocks;
+    p.blocks = 0;
+    p.cached = 0;
+    p.target = p.prompt_len + p.generated - 1;
+    p.recompute = true;
+    p.st = state::queued;
+    s.running.erase(std::next(it).base());
+    s.prefill_queue.push_front(id);
+    s.preempted.push_back(id);
+    return true;
+  }
+  return false;
+}
+
+// --- batching ---------------------------------------------------------------
+
+messages::execute_item prefill_item(request_id id, const primary& p, std::uint32_t n) {
+  const bool last = p.cached + n == p.target;
+  return {.request = id,
+          .phase = messages::phase::prefill,
+          .context = p.cached,
+          .num_tokens = n,
+          .tokens = {},
+          .wants_output = last && !p.recompute,
+          .replica_to = p.recompute ? no_instance : p.copy_to};
+}
+
+// Prompt tokens from the queue, FIFO, within `budget` tokens and `slots`
+// requests. Unchunked, a prompt runs whole (alone if it exceeds the budget).
+void add_prefills(im_state& s, std::vector<messages::execute_item>& items, std::uint32_t budget,
+                  bool chunked) {
+  std::uint32_t used = 0;
+  for (const request_id id : s.prefill_queue) {
+    if (items.size() >= s.opt.max_batch_size || used >= budget) break;
+    primary& p = s.primaries.at(id);
+    const std::uint32_t remaining = p.target - p.cached;
+    std::uint32_t n = remaining;
+    if (chunked) n = std::min(remaining, budget - used);
+    if (!chunked && used > 0 && used + remaining > budget) break;
+    if (!grow(s, p, std::uint64_t{p.cached} + n)) break;  // FCFS: later prompts wait too
+    items.push_back(prefill_item(id, p, n));
+    used += n;
+  }
+}
+
+void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
+  for (std::size_t i = 0; i < s.running.size() && items.size() < s.opt.max_batch_size; ++i) {
+    const request_id id = s.running[i];
+    primary& p = s.primaries.at(id);
+    while (!grow(s, p, std::uint64_t{p.cached} + 1)) {
+      if (!preempt_youngest(s, id)) return;
+      if (i >= s.running.size()) return;
+    }
+    items.push_back({.request = id,
+                     .phase = messages::phase::decode,
+                     .context = p.cached,
+                     .num_tokens = 1,
+                     .tokens = {},
+                     .wants_output = true,
+                     .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance});
+  }
+}
+
+std::vector<messages::execute_item> form_batch(im_state& s) {
+  std::vector<messages::execute_item> items;
+  const bool has_prefill = !s.prefill_queue.empty();
+  const bool has_decode = !s.running.empty();
+  if (s.current == role::mixed) {
+    if (s.opt.chunked_prefill) {
+      add_decodes(s, items);
+      const auto used = static_cast<std::uint32_t>(items.size());
+      if (used < s.opt.chunk_tokens) add_prefills(s, items, s.opt.chunk_tokens - used, true);
+    } else {
+      add_prefills(s, items, s.opt.max_batch_tokens, false);
+      add_decodes(s, items);
+    }
+    return items;
+  }
+  // Single-phase batches; alternate when both kinds wait.
+  bool prefill = has_prefill && !(has_decode && s.last_was_prefill);
+  if (prefill) add_prefills(s, items, s.opt.max_batch_tokens, false);
+  if (items.empty() && has_decode) {
+    add_decodes(s, items);
+    prefill = false;
+  }
+  s.last_was_prefill = prefill && !items.empty();
+  return items;
+}
+
+void maybe_start(im_actor* self) {
+  auto& s = self->state;
+  if (s.busy || !s.worker) return;
+  auto items = form_batch(s);
+  if (items.empty()) return;
+  for (const auto& item : items) s.primaries.at(item.request).in_flight = true;
+  s.inflight = {.epoch = s.epoch,
+                .instance = s.opt.id,
+                .iteration = ++s.iteration,
+                .items = std::move(items)};
+  s.busy = true;
+  s.started_ns = now_ns(self);
+  send_to(self, s.worker, s.inflight);
+}
+
+// --- iteration results --------------------------------------------------------
+
+messages::instance_report load_of(im_actor* self) {
+  const auto& s = self->state;
+  std::uint64_t queued_tokens = 0;
+  for (const request_id id : s.prefill_queue) {
+    const primary& p = s.primaries.at(id);
+    queued_tokens += p.target - p.cached;
+  }
+  return {.epoch = s.epoch,
+          .instance = s.opt.id,
+          .time_ns = now_ns(self),
+          .role = s.current,
+          .queued_prefill_tokens = queued_tokens,
+          .running_decode = static_cast<std::uint32_t>(s.running.size()),
+          .kv_blocks_total = s.opt.total_blocks,
+          .primary_blocks = s.primary_blocks,
+          .replica_blocks = s.replica_blocks,
+          .free_blocks = free_blocks(s),
+          .kv_bytes_sent = s.kv_bytes_sent,
+          .busy_ns = s.busy_ns,
+          .iterations = s.iteration,
+          .partner = s.partner,
+          .queued_requests = static_cast<std::uint32_t>(s.prefill_queue.size())};
+}
+
+// Hands a request that stopped decoding here over (MoveDecode) and tells the
+// coordinator its final state.
+void finish_move(im_actor* self, request_id id, primary& p) {
+  auto& s = self->state;
+  messages::move_decode ack = p.move;
+  ack.context_len = p.cached;
+  ack.last_token = p.last_token;
+  ack.generated = p.generated;
+  const bool keep = ack.new_partner == s.opt.id;
+  const std::uint32_t cached = p.cached;
+  const std::uint64_t blocks = p.blocks;
+  s.primaries.erase(id);
+  std::erase(s.running, id);
+  s.primary_blocks -= blocks;
+  if (keep) {
+    s.replicas[id] = replica{.tokens = cached, .blocks = blocks, .since = ++s.replica_seq};
+    s.replica_blocks += blocks;
+  }
+  send_to(self, s.coordinator, ack);
+}
+
+void finish_request(im_actor* self, request_id id, primary& p) {
+  auto& s = self->state;
+  send_to(self, s.coordinator,
+          messages::request_done{.epoch = s.epoch,
+                                 .request = id,
+                                 .status = messages::request_status::ok,
+                                 .finish = messages::finish_reason::length,
+                                 .output_tokens = p.generated,
+                                 .error = {},
+                                 .instance = s.opt.id});
+  free_primary(s, id);
+}
+
+// Applies one item's outcome; appends the produced token to `out`.
+void apply_item(im_actor* self, const messages::execute_item& item, token_id tok,
+                std::vector<messages::produced_token>& out) {
+  auto& s = self->state;
+  primary& p = s.primaries.at(item.request);
+  p.in_flight = false;
+  p.cached += item.num_tokens;
+  if (item.phase == messages::phase::prefill) {
+    if (p.cached < p.target) return;  // more chunks to come
+    std::erase(s.prefill_queue, item.request);
+    if (p.recompute) {
+      p.recompute = false;
+      p.st = state::decoding;
+      s.running.push_back(item.request);
+      return;
+    }
+    p.generated = 1;
+    p.last_token = tok;
+    out.push_back({.request = item.request, .index = 0, .token = tok});
+    p.st = p.then_decode ? state::decoding : state::parked;
+    if (p.then_decode) s.running.push_back(item.request);
+  } else {
+    out.push_back({.request = item.request, .index = p.generated, .token = tok});
+    ++p.generated;
+    p.last_token = tok;
+  }
+  if (p.generated >= p.max_tokens) {
+    finish_request(self, item.request, p);
+    return;
+  }
+  if (p.move_pending) finish_move(self, item.request, p);
+}
+
+void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
+  auto& s = self->state;
+  if (!s.busy || d.iteration != s.iteration) return;  // a stale answer
+  s.busy = false;
+  s.busy_ns += d.duration_ns;
+  s.kv_bytes_sent += d.kv_bytes_sent;
+  messages::iteration_report rep;
+  rep.epoch = s.epoch;
+  rep.instance = s.opt.id;
+  rep.iteration = s.iteration;
+  rep.start_ns = s.started_ns;
+  rep.duration_ns = d.duration_ns;
+  rep.role = s.current;
+  const auto& items = s.inflight.items;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].phase == messages::phase::prefill) {
+      rep.prefill_tokens += items[i].num_tokens;
+    } else {
+      ++rep.decode_requests;
+    }
+    const token_id tok = i < d.next_tokens.size() ? d.next_tokens[i] : no_token;
+    apply_item(self, items[i], tok, rep.tokens);
+  }
+  rep.evicted_replicas = std::move(s.evicted);
+  rep.preempted = std::move(s.preempted);
+  s.evicted.clear();
+  s.preempted.clear();
+  rep.load = load_of(self);
+  send_to(self, s.coordinator, rep);
+  maybe_start(self);
+}
+
+// --- coordinator orders -------------------------------------------------------
+
+void on_assign(im_actor* self, const messages::assign_prefill& m) {
+  auto& s = self->state;
+  s.epoch = std::max(s.epoch, m.epoch);
+  primary p;
+  p.prompt_len = m.prompt_len;
+  p.max_tokens = m.max_tokens;
+  p.target = m.prompt_len;
+  p.copy_to = m.partner;
+  p.then_decode = m.then_decode;
+  s.primaries[m.request] = p;
+  s.prefill_queue.push_back(m.request);
+  maybe_start(self);
+}
+
+void start_decoding(im_state& s, request_id id, primary& p) {
+  if (p.cached >= p.target) {
+    p.st = state::decoding;
+    s.running.push_back(id);
+  } else {
+    p.st = state::awaiting_kv;
+  }
+}
+
+void on_start_decode(im_actor* self, const messages::start_decode& m) {
+  auto& s = self->state;
+  auto it = s.primaries.find(m.request);
+  if (it == s.primaries.end()) {
+    // Decode from the copy this instance holds or is still receiving.
+    primary p;
+    p.prompt_len = m.context_len + 1 - m.generated;
+    p.max_tokens = m.max_tokens;
+    p.target = m.context_len;
+    p.generated = m.generated;
+    p.last_token = m.last_token;
+    if (auto r = s.replicas.find(m.request); r != s.replicas.end()) {
+      p.cached = r->second.tokens;
+      p.blocks = r->second.blocks;
+      s.replica_blocks -= p.blocks;
+      s.primary_blocks += p.blocks;
+      s.replicas.erase(r);
+    } else if (s.dropped.count(m.request) != 0) {
+      p.recompute = true;  // the copy was dropped here: rebuild it
+    }
+    it = s.primaries.emplace(m.request, p).first;
+    if (it->second.recompute) {
+      it->second.st = state::queued;
+      s.prefill_queue.push_front(m.request);
+      maybe_start(self);
+      return;
+    }
+  }
+  primary& p = it->second;
+  p.copy_to = m.partner;
+  if (p.st == state::parked || p.st == state::awaiting_kv || p.st == state::queued) {
+    if (!p.recompute) start_decoding(s, m.request, p);
+  }
+  maybe_start(self);
+}
+
+void on_move(im_actor* self, const messages::move_decode& m) {
+  auto& s = self->state;
+  const auto it = s.primaries.find(m.request);
+  if (it == s.primaries.end()) return;
+  primary& p = it->second;
+  p.move = m;
+  if (p.in_flight) {
+    p.move_pending = true;
+    return;
+  }
+  finish_move(self, m.request, p);
+  maybe_start(self);
+}
+
+void on_evict(im_actor* self, const messages::evict_replica& m) {
+  auto& s = self->state;
+  if (m.instance != s.opt.id) {
+    // A notice to the owner: the copy on m.instance is gone, stop syncing.
+    for (const request_id id : m.requests) {
+      if (auto it = s.primaries.find(id); it != s.primaries.end()) {
+        if (it->second.copy_to == m.instance) it->second.copy_to = no_instance;
+      }
+    }
+    return;
+  }
+  for (const request_id id : m.requests) drop_replica(s, id, false);
+  maybe_start(self);
+}
+
+// KV rows that arrived from another instance (through the local kv_replica).
+void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
+  auto& s = self->state;
+  for (const messages::kv_rows& row : m.rows) {
+    if (auto it = s.primaries.find(row.request); it != s.primaries.end()) {
+      primary& p = it->second;  // a copy becoming the primary (awaiting_kv)
+      if (p.st != state::awaiting_kv || row.token_begin > p.cached) continue;
+      if (!grow(s, p, row.token_end)) continue;
+      p.cached = std::max(p.cached, row.token_end);
+      if (p.cached >= p.target) start_decoding(s, row.request, p);
+      continue;
+    }
+    if (s.dropped.count(row.request) != 0) continue;
+    auto rit = s.replicas.find(row.request);
+    if (rit == s.replicas.end()) {
+      if (row.token_begin != 0) continue;  // a copy that started elsewhere
+      rit = s.replicas.emplace(row.request, replica{.since = ++s.replica_seq}).first;
+    }
+    replica& r = rit->second;
+    const std::uint64_t want = blocks_for(s, row.token_end);
+    if (want > r.blocks) {
+      if (free_blocks(s) < want - r.blocks) {  // replicas never displace anything
+        drop_replica(s, row.request, true);
+        continue;
+      }
+      s.replica_blocks += want - r.blocks;
+      r.blocks = want;
+    }
+    r.tokens = std::max(r.tokens, row.token_end);
+  }
+  maybe_start(self);
+}
+
+void on_set_role(im_actor* self, const messages::set_role& m) {
+  auto& s = self->state;
+  s.epoch = std::max(s.epoch, m.epoch);
+  s.current = m.role;
+  s.partner = m.partner;
+  maybe_start(self);
+}
+
+void dispatch(im_actor* self, const capnp_blob& b) {
+  using messages::msg_type;
+  const auto t = messages::to_msg_type(b.type);
+  if (!t) return;
+  auto handle = [&](auto tag, auto fn) {
+    auto m = messages::decode<typename decltype(tag)::type>(b);
+    if (m) fn(self, *m);
+  };
+  switch (*t) {
+    case msg_type::assign_prefill:
+      return handle(std::type_identity<messages::assign_prefill>{}, on_assign);
+    case msg_type::start_decode:
+      return handle(std::type_identity<messages::start_decode>{}, on_start_decode);
+    case msg_type::move_decode:
+      return handle(std::type_identity<messages::move_decode>{}, on_move);
+    case msg_type::set_role:
+      return handle(std::type_identity<messages::set_role>{}, on_set_role);
+    case msg_type::evict_replica:
+      return handle(std::type_identity<messages::evict_replica>{}, on_evict);
+    case msg_type::iteration_done:
+      return handle(std::type_identity<messages::iteration_done>{}, on_iteration_done);
+    case msg_type::kv_delta_batch:
+      return handle(std::type_identity<messages::kv_delta_batch>{}, on_rows);
+    default:
+      return;
+  }
+}
+
+caf::behavior instance_manager(im_actor* self, instance_options opt) {
+  self->state.opt = opt;
+  return {
+      [self](actors::peers_atom, caf::actor coordinator, caf::actor worker) {
+        self->state.coordinator = std::move(coordinator);
+        self->state.worker = std::move(worker);
+      },
+      [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_instance_manager(caf::actor_system& sys, const instance_options& options) {
+  return sys.spawn(instance_manager, options);
+}
+
+}  // namespace accellm::worker

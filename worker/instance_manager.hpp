@@ -1,0 +1,58 @@
+// instance_manager: one per instance (DESIGN.md "instance_manager"). It owns
+// the instance's role, its queues and its KV block pool, forms one batch per
+// iteration, sends it to the worker as Execute, and reports every iteration
+// to the coordinator (IterationReport).
+//
+// Batching (continuous, iteration-level):
+//   role prefill / decode  a batch is all prefill or all decode (AcceLLM and
+//                          Splitwise never mix them); when both kinds wait,
+//                          iterations alternate so neither starves.
+//   role mixed             prefill and decode in one batch: prompts first and
+//                          whole (vLLM's default), or, with chunked prefill,
+//                          decodes first and prompt chunks filling the rest of
+//                          the chunk budget (Sarathi-Serve).
+// Every batch respects max_batch_size and the token budget (a prompt longer
+// than the budget runs alone, unchunked).
+//
+// Memory: one pool of blocks holds primaries (KV this instance computes on)
+// and replicas (redundant copies of the partner's requests). A primary that
+// needs blocks first evicts replicas, oldest first; only when none is left is
+// a decoding request preempted (its KV freed, recomputed later, as vLLM
+// does). A replica that does not fit is dropped, never a primary. Evictions
+// and preemptions are reported to the coordinator.
+//
+// Messages in (msg_atom, capnp_blob): AssignPrefill, StartDecode, MoveDecode,
+// SetRole, EvictReplica from the coordinator; IterationDone from the worker;
+// KvDeltaBatch forwarded by the local kv_replica. Out: Execute to the worker;
+// IterationReport, RequestDone, MoveDecode (the move's final state) to the
+// coordinator. Local set-up: (peers_atom, coordinator, worker).
+//
+// Thread contract: an actor; its state is its own.
+#pragma once
+
+#include "common/types.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <cstdint>
+
+namespace accellm::worker {
+
+/// Batching and memory configuration of one instance.
+struct instance_options {
+  instance_id id = 0;
+  std::uint64_t total_blocks = 0;  ///< KV pool size
+  std::uint32_t block_tokens = 16;
+  std::uint64_t bytes_per_block = 0;  ///< for reports
+  std::uint32_t max_batch_tokens = 2048;
+  std::uint32_t max_batch_size = 512;
+  bool chunked_prefill = false;      ///< role mixed only
+  std::uint32_t chunk_tokens = 512;  ///< per-iteration token budget when chunked
+  bool sync_decode_kv = true;        ///< send each decode step's KV rows to the replica
+};
+
+/// Spawns the manager; send it (peers_atom, coordinator, worker) before anything else.
+caf::actor spawn_instance_manager(caf::actor_system& sys, const instance_options& options);
+
+}  // namespace accellm::worker
