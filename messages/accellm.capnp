@@ -56,6 +56,7 @@ enum MoveReason {  # why a decode moves to another instance
   balance @0;     # load balancing inside a pair (the replica is complete)
   roleSwitch @1;  # the source becomes a prefill instance
   takeover @2;    # the source died or was fenced
+  handoff @3;     # prefill instance -> decode instance (Splitwise: the KV was shipped there)
 }
 
 enum EvictReason {  # why replicas are dropped
@@ -110,6 +111,7 @@ struct AssignPrefill {
   chunkTokens @9 :UInt32;             # chunked-prefill chunk size; 0 = the instance's default
   arrivalNs @10 :UInt64;              # when the request arrived (queue order)
   stopTokens @11 :List(Int32);        # the request's stop tokens
+  thenDecode @12 :Bool;               # keep decoding here after prefill, without waiting for StartDecode
 }
 
 # coordinator -> instance_manager: start decoding a prefilled request here.

@@ -22,6 +22,7 @@ static_assert(same_value(w::MsgType::SUBMIT_REQUEST, msg_type::submit_request));
 static_assert(same_value(w::Role::MIXED, role::mixed) && same_value(w::Role::DECODE, role::decode));
 static_assert(same_value(w::Phase::DECODE, phase::decode));
 static_assert(same_value(w::MoveReason::TAKEOVER, move_reason::takeover) &&
+              same_value(w::MoveReason::HANDOFF, move_reason::handoff) &&
               same_value(w::MoveReason::ROLE_SWITCH, move_reason::role_switch));
 static_assert(same_value(w::EvictReason::REPAIR, evict_reason::repair) &&
               same_value(w::EvictReason::HANDED_OFF, evict_reason::handed_off) &&

@@ -24,6 +24,7 @@ void fill(w::AssignPrefill::Builder b, const assign_prefill& m) {
   b.setChunkTokens(m.chunk_tokens);
   b.setArrivalNs(m.arrival_ns);
   detail::set_tokens(m.stop_tokens, [&](auto p) { b.setStopTokens(p); });
+  b.setThenDecode(m.then_decode);
 }
 
 result<assign_prefill> read(w::AssignPrefill::Reader r, const decode_limits& l) {
@@ -41,6 +42,7 @@ result<assign_prefill> read(w::AssignPrefill::Reader r, const decode_limits& l) 
   m.chunk_tokens = r.getChunkTokens();
   m.arrival_ns = r.getArrivalNs();
   f.tokens(r.getStopTokens(), l.max_stop_tokens, "stop_tokens", m.stop_tokens);
+  m.then_decode = r.getThenDecode();
   return std::move(f).finish(std::move(m));
 }
 
@@ -98,7 +100,7 @@ result<move_decode> read(w::MoveDecode::Reader r, const decode_limits& l) {
   m.context_len = r.getContextLen();
   m.last_token = r.getLastToken();
   m.generated = r.getGenerated();
-  f.enumeration(r.getReason(), move_reason::takeover, "reason", m.reason);
+  f.enumeration(r.getReason(), move_reason::handoff, "reason", m.reason);
   f.tokens(r.getTailTokens(), l.max_tokens, "tail_tokens", m.tail_tokens);
   m.new_partner = r.getNewPartner();
   m.max_tokens = r.getMaxTokens();
@@ -232,7 +234,7 @@ status validate(const move_decode& m, const decode_limits& l) {
       .check_signed(m.last_token >= 0, "last_token", m.last_token, "token ids are >= 0")
       .check(m.generated >= 1, "generated", m.generated, "must be >= 1")
       .check(m.generated <= m.context_len, "generated", m.generated, "must be <= context_len")
-      .check(detail::listed(m.reason, move_reason::takeover), "reason",
+      .check(detail::listed(m.reason, move_reason::handoff), "reason",
              static_cast<std::uint64_t>(m.reason), "not a valid value")
       .tokens(m.tail_tokens, l.max_tokens, "tail_tokens")
       .check(m.tail_tokens.size() <= m.context_len, "tail_tokens", m.tail_tokens.size(),

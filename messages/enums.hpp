@@ -30,6 +30,7 @@ enum class move_reason : std::uint8_t {
   balance,      ///< load balancing inside a pair
   role_switch,  ///< the source becomes a prefill instance
   takeover,     ///< the source died or was fenced
+  handoff,      ///< prefill instance -> the decode instance the KV was shipped to
 };
 
 /// Why replicas are dropped.
@@ -88,6 +89,8 @@ constexpr std::string_view to_string(move_reason v) noexcept {
       return "role_switch";
     case move_reason::takeover:
       return "takeover";
+    case move_reason::handoff:
+      return "handoff";
   }
   return "unknown";
 }

@@ -39,7 +39,8 @@ assign_prefill example_assign() {
           .max_tokens = 64,
           .chunk_tokens = 512,
           .arrival_ns = 1'000'000,
-          .stop_tokens = {2}};
+          .stop_tokens = {2},
+          .then_decode = true};
 }
 
 start_decode example_start() {

@@ -53,6 +53,7 @@ struct assign_prefill {
   std::uint32_t chunk_tokens = 0;           ///< chunked-prefill size; 0 = instance default
   std::uint64_t arrival_ns = 0;             ///< queue order
   std::vector<token_id> stop_tokens;
+  bool then_decode = false;  ///< keep decoding here after prefill (no StartDecode)
   friend bool operator==(const assign_prefill&, const assign_prefill&) = default;
 };
 
