@@ -189,7 +189,10 @@ result<std::shared_ptr<coordinator::policy>> make_policy(const run_options& o) {
     return ptr{std::make_shared<coordinator::splitwise_policy>(
         p.prompt_instances, o.cluster.policy.splitwise_prompt_max_pending_tokens)};
   }
-  if (p.name == "accellm") return ptr{std::make_shared<coordinator::accellm_policy>()};
+  if (p.name == "accellm") {
+    return ptr{std::make_shared<coordinator::accellm_policy>(
+        o.cluster.policy.splitwise_prompt_max_pending_tokens)};
+  }
   return fail(errc::config, "unknown policy '" + p.name + "' (known: vllm, splitwise, accellm)");
 }
 

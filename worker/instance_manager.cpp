@@ -75,6 +75,9 @@ struct im_state {
   std::uint64_t kv_bytes_sent = 0;
   std::vector<request_id> evicted;    ///< since the last report
   std::vector<request_id> preempted;  ///< since the last report
+  /// RequestDone and MoveDecode answers of the iteration being applied: sent
+  /// after its IterationReport, so the coordinator sees the last tokens first.
+  std::vector<capnp_blob> after_report;
 
   static inline const char* name = "instance_manager";
 };
@@ -281,9 +284,16 @@ void finish_move(im_actor* self, request_id id, primary& p) {
   auto& s = self->state;
   messages::move_decode ack = p.move;
   ack.context_len = p.cached;
+  if (p.st == state::queued || p.st == state::awaiting_kv) {
+    // Preempted (or still receiving its copy) here: the target's copy holds
+    // what this instance would have had.
+    ack.context_len = std::max(p.cached, p.target);
+    std::erase(s.prefill_queue, id);
+  }
   ack.last_token = p.last_token;
   ack.generated = p.generated;
   const bool keep = ack.new_partner == s.opt.id;
+  const bool defer = p.in_flight || p.move_pending;
   const std::uint32_t cached = p.cached;
   const std::uint64_t blocks = p.blocks;
   s.primaries.erase(id);
@@ -293,19 +303,23 @@ void finish_move(im_actor* self, request_id id, primary& p) {
     s.replicas[id] = replica{.tokens = cached, .blocks = blocks, .since = ++s.replica_seq};
     s.replica_blocks += blocks;
   }
-  send_to(self, s.coordinator, ack);
+  if (defer) {
+    s.after_report.push_back(messages::encode(ack));
+  } else {
+    send_to(self, s.coordinator, ack);
+  }
 }
 
 void finish_request(im_actor* self, request_id id, primary& p) {
   auto& s = self->state;
-  send_to(self, s.coordinator,
-          messages::request_done{.epoch = s.epoch,
-                                 .request = id,
-                                 .status = messages::request_status::ok,
-                                 .finish = messages::finish_reason::length,
-                                 .output_tokens = p.generated,
-                                 .error = {},
-                                 .instance = s.opt.id});
+  s.after_report.push_back(
+      messages::encode(messages::request_done{.epoch = s.epoch,
+                                              .request = id,
+                                              .status = messages::request_status::ok,
+                                              .finish = messages::finish_reason::length,
+                                              .output_tokens = p.generated,
+                                              .error = {},
+                                              .instance = s.opt.id}));
   free_primary(s, id);
 }
 
@@ -339,7 +353,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, token_id tok
     finish_request(self, item.request, p);
     return;
   }
-  if (p.move_pending) finish_move(self, item.request, p);
+  if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
 }
 
 void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
@@ -371,6 +385,8 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   s.preempted.clear();
   rep.load = load_of(self);
   send_to(self, s.coordinator, rep);
+  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
+  s.after_report.clear();
   maybe_start(self);
 }
 

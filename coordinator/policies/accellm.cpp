@@ -34,13 +34,14 @@ void accellm_policy::init(cluster_view& view) {
   }
 }
 
-instance_id accellm_policy::pick_prefill(const cluster_view& view, const request_view& r) const {
+instance_id accellm_policy::pick_prefill(const cluster_view& view, const request_view& r,
+                                         bool saturated) const {
   const std::uint64_t need = view.blocks_for(r.prompt_len);
   instance_id best = no_instance;
   std::tuple<bool, std::uint64_t, std::uint32_t, std::uint64_t, instance_id> best_key{};
   for (const instance_view& inst : view.instances) {
     const instance_view* partner = inst.partner != no_instance ? &view.at(inst.partner) : nullptr;
-    if (!can_take_prompt(inst, partner)) continue;
+    if (!inst.alive || (!saturated && !can_take_prompt(inst, partner))) continue;
     const auto [reqs, tokens] = decode_load(inst);
     const std::tuple key{inst.available_blocks(view.block_tokens) < need,
                          inst.pending_prefill_tokens, reqs, tokens, inst.id};
@@ -52,11 +53,17 @@ instance_id accellm_policy::pick_prefill(const cluster_view& view, const request
   return best;
 }
 
-// The decodes of `i` continue on its partner, which holds their replicas.
+// `i` prefills from now on; its decodes continue on its partner, which holds
+// their replicas, unless the partner prefills too (then they stay and the
+// instance alternates prefill and decode iterations).
 void accellm_policy::switch_to_prefill(const cluster_view& view, instance_id i, decisions& out) {
   const instance_view& inst = view.at(i);
-  out.push_back(set_role_d{.instance = i, .role = role::prefill, .pool = nullptr});
-  if (inst.partner == no_instance || !view.at(inst.partner).alive) return;
+  if (inst.role != role::prefill) {
+    out.push_back(set_role_d{.instance = i, .role = role::prefill, .pool = nullptr});
+  }
+  if (inst.decode_requests == 0 || inst.partner == no_instance) return;
+  const instance_view& mate = view.at(inst.partner);
+  if (!mate.alive || mate.role == role::prefill) return;
   for (const auto& [id, r] : view.requests) {
     if (r.phase != request_phase::decoding || r.decode_instance != i) continue;
     if (r.replica_instance != inst.partner) continue;  // no copy there: it stays and alternates
@@ -69,10 +76,17 @@ void accellm_policy::switch_to_prefill(const cluster_view& view, instance_id i, 
 
 decisions accellm_policy::on_arrival(const cluster_view& view, const request_view& r) {
   decisions out;
-  instance_id p = pick_prefill(view, r);
+  instance_id p = pick_prefill(view, r, false);
+  // Every allowed prefiller is saturated (SplitwiseSim's prompt limit): let
+  // the other member of a pair prefill too rather than queue without bound.
+  if (p == no_instance || (view.at(p).pending_prefills > 0 &&
+                           view.at(p).pending_prefill_tokens + r.prompt_len > max_pending_)) {
+    const instance_id any = pick_prefill(view, r, true);
+    if (any != no_instance) p = any;
+  }
   if (p == no_instance) p = 0;  // every instance is dead: the coordinator fails the request
   const instance_view& inst = view.at(p);
-  if (inst.role != role::prefill) switch_to_prefill(view, p, out);
+  switch_to_prefill(view, p, out);
   instance_id copy_to = no_instance;
   if (inst.partner != no_instance) {
     const instance_view& mate = view.at(inst.partner);
@@ -107,7 +121,9 @@ void accellm_policy::rebalance(const cluster_view& view, instance_id from, decis
   if (!b.alive || b.role != role::decode || a.role != role::decode) return;
   const std::uint32_t na = a.decode_requests;
   const std::uint32_t nb = b.decode_requests;
-  const std::uint32_t slack = std::max<std::uint32_t>(2, (na + nb) / 10);
+  // New decodes already go to the lighter side; running ones move only when
+  // the pair is far out of balance (every move costs its request a step).
+  const std::uint32_t slack = std::max<std::uint32_t>(8, nb);
   if (na <= nb + slack) return;
   std::uint32_t to_move = (na - nb) / 2;
   for (auto it = view.requests.rbegin(); it != view.requests.rend() && to_move > 0; ++it) {

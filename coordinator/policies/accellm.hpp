@@ -5,7 +5,8 @@
 //   arrival       the pair member with the fewest pending prefill tokens that
 //                 has memory, among: the pair's prefill instance, a member with
 //                 no decode work, or (no prefiller yet) the member with the
-//                 lighter decode load. One that was decoding switches to
+//                 lighter decode load (when that one is saturated, any
+//                 member). One that was decoding switches to
 //                 prefill and its decodes move to the partner, which holds
 //                 their KV, so none of them stalls. Its prompt is copied layer
 //                 by layer to the partner when the partner has room.
@@ -24,6 +25,12 @@ namespace accellm::coordinator {
 
 class accellm_policy final : public policy {
  public:
+  /// prompt_max_pending_tokens: when the best allowed prefiller has a queue
+  /// and would exceed this many pending prompt tokens, the other member of a
+  /// pair may prefill as well (the same saturation rule as Splitwise's).
+  explicit accellm_policy(std::uint64_t prompt_max_pending_tokens = 8192)
+      : max_pending_(prompt_max_pending_tokens) {}
+
   std::string_view name() const noexcept override { return "accellm"; }
   std::string setting() const override { return "pairs"; }
   void init(cluster_view& view) override;
@@ -32,9 +39,11 @@ class accellm_policy final : public policy {
   decisions on_report(const cluster_view& view, instance_id i) override;
 
  private:
-  instance_id pick_prefill(const cluster_view& view, const request_view& r) const;
+  instance_id pick_prefill(const cluster_view& view, const request_view& r, bool saturated) const;
   static void switch_to_prefill(const cluster_view& view, instance_id i, decisions& out);
   static void rebalance(const cluster_view& view, instance_id from, decisions& out);
+
+  std::uint64_t max_pending_;
 };
 
 }  // namespace accellm::coordinator
