@@ -270,14 +270,17 @@ status validate(const iteration_report& m, const decode_limits& l) {
       .limit(m.evicted_replicas.size(), l.max_request_ids, "evicted_replicas")
       .limit(m.preempted.size(), l.max_request_ids, "preempted");
   for (std::size_t i = 0; i < m.tokens.size() && c.ok(); ++i) {
+    if (m.tokens[i].request != 0 && m.tokens[i].token >= 0) continue;  // no path string when fine
     const std::string at = "tokens[" + std::to_string(i) + "]";
     c.request(m.tokens[i].request, at + ".request")
         .check_signed(m.tokens[i].token >= 0, at + ".token", m.tokens[i].token, "must be >= 0");
   }
   for (std::size_t i = 0; i < m.evicted_replicas.size() && c.ok(); ++i) {
+    if (m.evicted_replicas[i] != 0) continue;
     c.request(m.evicted_replicas[i], "evicted_replicas[" + std::to_string(i) + "]");
   }
   for (std::size_t i = 0; i < m.preempted.size() && c.ok(); ++i) {
+    if (m.preempted[i] != 0) continue;
     c.request(m.preempted[i], "preempted[" + std::to_string(i) + "]");
   }
   if (c.ok()) c.merge(validate(m.load, l));

@@ -40,8 +40,9 @@ void fill(w::Execute::Builder b, const execute& m) {
 
 result<execute_item> read_item(w::ExecuteItem::Reader r, std::size_t index,
                                const decode_limits& l) {
-  const std::string where = item_path(index);
-  detail::field_reader f{where, l};
+  // The path names the item only when reading it fails (a string per item
+  // would dominate decoding a large batch).
+  detail::field_reader f{"execute.items[]", l};
   execute_item m;
   m.request = r.getRequestId();
   f.enumeration(r.getPhase(), phase::decode, "phase", m.phase);
@@ -50,7 +51,14 @@ result<execute_item> read_item(w::ExecuteItem::Reader r, std::size_t index,
   f.tokens(r.getTokens(), l.max_tokens, "tokens", m.tokens);
   m.wants_output = r.getWantsOutput();
   m.replica_to = r.getReplicaTo();
-  return std::move(f).finish(std::move(m));
+  auto out = std::move(f).finish(std::move(m));
+  if (!out) {
+    std::string msg = out.err().message();
+    const std::string generic = "execute.items[]";
+    if (msg.rfind(generic, 0) == 0) msg.replace(0, generic.size(), item_path(index));
+    return error{out.err().code(), std::move(msg)};
+  }
+  return out;
 }
 
 result<execute> read(w::Execute::Reader r, const decode_limits& l) {
@@ -98,6 +106,16 @@ status validate_item(const execute_item& m, std::size_t index, instance_id self,
                      const decode_limits& l) {
   constexpr std::uint64_t max_position = std::numeric_limits<std::uint32_t>::max();
   const bool decode = m.phase == phase::decode;
+  // Fast path: the same rules as below without building the item's path.
+  const bool tokens_ok =
+      m.tokens.size() <= l.max_tokens && (m.tokens.empty() || m.tokens.size() == m.num_tokens) &&
+      std::all_of(m.tokens.begin(), m.tokens.end(), [](token_id t) { return t >= 0; });
+  if (m.request != 0 && detail::listed(m.phase, phase::decode) && m.num_tokens >= 1 &&
+      (!decode || (m.num_tokens == 1 && m.context >= 1)) &&
+      std::uint64_t{m.context} + m.num_tokens <= max_position && tokens_ok &&
+      (m.replica_to == no_instance || m.replica_to != self)) {
+    return {};
+  }
   detail::checker c{item_path(index)};
   c.request(m.request, "request")
       .check(detail::listed(m.phase, phase::decode), "phase", static_cast<std::uint64_t>(m.phase),

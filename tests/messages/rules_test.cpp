@@ -75,7 +75,7 @@ TEST(Rules, StartAndMoveDecode) {
   expect_rule<move_decode>("move_decode.from_instance",
                            [](auto& m) { m.from_instance = no_instance; });
   expect_rule<move_decode>("move_decode.reason",
-                           [](auto& m) { m.reason = bad_enum<move_reason>(3); });
+                           [](auto& m) { m.reason = bad_enum<move_reason>(4); });
   expect_rule<move_decode>("move_decode.tail_tokens", [](auto& m) {
     m.context_len = 3;
     m.generated = 2;

@@ -1,0 +1,77 @@
+// Simulator speed (issue 4): simulated seconds and requests per wall second
+// for 16 instances of 8 H100 running Llama-2-70B under the accellm policy on
+// the conversation workload near saturation.
+//
+//   bench_simulator [rate req/s = 150] [simulated seconds = 3600] [policy = accellm]
+//
+// Target: one simulated hour in under 12 wall seconds on the 2-core build
+// machine. Napkin math: ~16 instances x ~45 iterations/s x 3600 s = 2.6 M
+// iterations, each about five actor messages (Execute, IterationDone,
+// KvDeltaBatch, its forward, IterationReport) with Cap'n Proto encode and
+// decode: a few microseconds per iteration at best.
+#include "config/cluster_config.hpp"
+#include "simulator/sim_cluster.hpp"
+#include "workload/generator.hpp"
+#include "workload/metrics/summary.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+int main(int argc, char** argv) {
+  using namespace accellm;
+  const double rate = argc > 1 ? std::atof(argv[1]) : 150.0;
+  const double seconds = argc > 2 ? std::atof(argv[2]) : 3600.0;
+  const std::string policy = argc > 3 ? argv[3] : "accellm";
+  auto cluster = config::parse_cluster_config(R"(
+[cluster]
+model = "llama2-70b"
+device = "sim:h100"
+tp = 8
+instances = 16
+)",
+                                              "bench");
+  if (!cluster) {
+    std::fprintf(stderr, "%s\n", cluster.err().what().c_str());
+    return 1;
+  }
+  workload::generator_options g;
+  g.kind = workload::shape::conversation;
+  g.rate = rate;
+  g.duration = std::chrono::nanoseconds{static_cast<std::int64_t>(seconds * 1e9)};
+  g.seed = 7;
+  auto trace = workload::generate(g);
+  if (!trace) {
+    std::fprintf(stderr, "%s\n", trace.err().what().c_str());
+    return 1;
+  }
+  simulator::run_options o;
+  o.cluster = *cluster;
+  o.policy.name = policy;
+  o.trace = std::move(*trace);
+  o.offered_rate = rate;
+  o.token_times = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = simulator::run_simulation(o);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!r) {
+    std::fprintf(stderr, "%s\n", r.err().what().c_str());
+    return 1;
+  }
+  const double simulated = std::chrono::duration<double>(r->simulated).count();
+  const auto sum = metrics::summarize(r->record, {});
+  std::printf("policy %s, 16 x sim:h100 tp8 llama2-70b, conv at %.0f req/s for %.0f s\n",
+              policy.c_str(), rate, seconds);
+  std::printf("requests %zu (completed %zu), iterations %llu, events %llu, drained %s\n",
+              sum.requests, sum.completed, static_cast<unsigned long long>(r->iterations),
+              static_cast<unsigned long long>(r->events), r->drained ? "yes" : "no");
+  std::printf("TTFT mean %.1f ms, JCT mean %.0f ms, idle %.1f %%\n", sum.ttft.mean, sum.jct.mean,
+              sum.idle_fraction * 100);
+  std::printf(
+      "wall %.2f s: %.0f simulated s per wall s, %.0f requests per wall s, %.2f us per "
+      "iteration; one simulated hour takes %.1f wall s\n",
+      wall, simulated / wall, static_cast<double>(sum.requests) / wall,
+      wall * 1e6 / static_cast<double>(r->iterations), 3600.0 * wall / simulated);
+  return 0;
+}
