@@ -144,7 +144,7 @@ int run_simulate(const simulate_flags& f) {
   std::vector<double> rates = f.sweep.empty() ? std::vector<double>{f.rate} : f.sweep;
   for (const double rate : rates) {
     auto runs = run_at(f, *c, slo, rate);
-    if (!runs) return fail_with(runs.err().what());
+    if (!runs) return fail_with(runs.err().what(), runs.err().code() == errc::internal ? 1 : 2);
     std::vector<metrics::labelled_run> labelled;
     for (const auto& r : *runs) labelled.push_back({&r.best.record, r.best_summary});
     const std::string table = metrics::format_comparison(labelled) + settings_note(*runs);

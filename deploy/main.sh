@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's main command: installs dependencies, builds accellm and runs
-# the main job. Until the simulator lands (issue 4) the main job is the cost
-# model table: prefill and decode step times of Llama-2-70B at TP 8 on every
-# simulated device.
+# the main job: the policy comparison in virtual time (vLLM-style mixed
+# batching, Splitwise, AcceLLM) on 8 instances of 8 H100 serving Llama-2-70B,
+# conversation workload, preceded by the cost-model table it rests on.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source deploy/common.sh
@@ -15,3 +15,6 @@ step "accellm selftest"
 build/release/cli/accellm selftest
 step "accellm model --model llama2-70b --device all --tp 8"
 build/release/cli/accellm model --model llama2-70b --device all --tp 8
+step "accellm simulate: vllm, splitwise, accellm on 8 x 8 H100, conversation, 60 req/s"
+build/release/cli/accellm simulate --cluster deploy/examples/h100-llama2-70b.toml \
+  --workload conv --rate 60 --duration 120 --seed 1 --policy all --out results/main
