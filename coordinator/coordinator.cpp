@@ -51,7 +51,7 @@ void send_role(coord_actor* self, const instance_view& inst) {
   send_to(self, inst.id,
           messages::set_role{
               .epoch = s.epoch, .instance = inst.id, .role = inst.role, .partner = inst.partner});
-  if (s.obs) s.obs->on_role(inst.id, inst.role, now_ns(self));
+  if (s.obs) s.obs->on_role(inst.id, inst.role, inst.pool, now_ns(self));
 }
 
 // --- decisions ----------------------------------------------------------------

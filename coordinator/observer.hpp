@@ -10,6 +10,7 @@
 #include "messages/structs.hpp"
 
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace accellm::coordinator {
@@ -33,8 +34,10 @@ class observer {
   virtual ~observer() = default;
   /// Every IterationReport the coordinator accepted.
   virtual void on_iteration(const messages::iteration_report& report) = 0;
-  /// An instance's role changed at `time_ns` (also called once per instance at start).
-  virtual void on_role(instance_id instance, messages::role role, std::uint64_t time_ns) = 0;
+  /// An instance's role changed at `time_ns` (also called once per instance at
+  /// start); `pool` is the policy's label for it then ("pair0", "prompt", ...).
+  virtual void on_role(instance_id instance, messages::role role, std::string_view pool,
+                       std::uint64_t time_ns) = 0;
   /// A request finished.
   virtual void on_finished(const request_timeline& request) = 0;
 };

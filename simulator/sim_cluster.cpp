@@ -68,7 +68,10 @@ class recorder final : public coordinator::observer {
     ++iterations_;
   }
 
-  void on_role(instance_id i, messages::role role, std::uint64_t time_ns) override {
+  void on_role(instance_id i, messages::role role, std::string_view pool,
+               std::uint64_t time_ns) override {
+    // The label an instance starts with (a borrowed instance changes it for a while).
+    if (rec_.instances[i].pool.empty()) rec_.instances[i].pool = pool;
     close_role(i, time_ns - origin_);
     role_[i] = role;
     hash_.add(i).add(static_cast<std::uint64_t>(role)).add(time_ns - origin_).event();
@@ -129,7 +132,6 @@ class recorder final : public coordinator::observer {
   std::size_t finished() const { return done_.size(); }
   const actors::trace_hash& hash() const { return hash_; }
   std::uint64_t iterations() const { return iterations_; }
-  void set_pool(instance_id i, std::string pool) { rec_.instances[i].pool = std::move(pool); }
 
  private:
   const run_options& opt_;
@@ -303,14 +305,6 @@ result<run_result> run_simulation(const run_options& o) {
   out.simulated = end;
   out.trace_hash = rec.hash().value();
   out.iterations = rec.iterations();
-  {
-    // Pools as the policy labelled them (they may change; the first label is kept).
-    coordinator::cluster_view view;
-    view.instances.resize(c.instances);
-    for (instance_id i = 0; i < c.instances; ++i) view.instances[i].id = i;
-    (*pol)->init(view);  // a fresh init only reads the labels; the run is over
-    for (instance_id i = 0; i < c.instances; ++i) rec.set_pool(i, view.instances[i].pool);
-  }
   out.record = rec.finish(o.trace, end);
   set_baselines(*cost, out.record.requests);
   out.record.policy = std::string{(*pol)->name()};
