@@ -20,6 +20,8 @@ using stop_atom = caf::atom_constant<caf::atom("stop")>;
 /// Local set-up: the handles an actor talks to follow.
 using peers_atom = caf::atom_constant<caf::atom("peers")>;
 /// A simulated request arrives (trace replay).
+/// A delayed self-message: has a copy that should become a primary stalled?
+using copy_check_atom = caf::atom_constant<caf::atom("copychk")>;
 using arrive_atom = caf::atom_constant<caf::atom("arrive")>;
 /// Liveness probe.
 using ping_atom = caf::atom_constant<caf::atom("ping")>;

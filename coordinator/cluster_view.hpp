@@ -65,6 +65,7 @@ struct instance_view {
   std::uint32_t decode_requests = 0;         ///< requests decoding (or about to) here
   std::uint64_t decode_tokens = 0;           ///< their context tokens (attention load)
   std::uint32_t parked = 0;                  ///< prefilled here, decode not placed yet
+  std::uint64_t last_assigned = 0;  ///< cluster_view::assignments at its latest prompt (0 = none)
 
   /// Blocks a new primary could use: free plus evictable replicas, less what
   /// assigned prompts will take.
@@ -80,6 +81,7 @@ struct cluster_view {
   std::vector<instance_view> instances;  ///< index == instance id
   std::map<request_id, request_view> requests;
   std::uint32_t block_tokens = 16;
+  std::uint64_t assignments = 0;  ///< prompts assigned so far (orders instances by recency)
 
   /// Blocks that `tokens` tokens occupy.
   std::uint64_t blocks_for(std::uint64_t tokens) const noexcept {

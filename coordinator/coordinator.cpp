@@ -65,6 +65,7 @@ void apply(coord_actor* self, const assign_prefill_d& d) {
   instance_view& inst = s.view.at(d.instance);
   inst.pending_prefill_tokens += r.prompt_len;
   ++inst.pending_prefills;
+  inst.last_assigned = ++s.view.assignments;
   entry& e = s.table.at(d.request);
   e.timeline.prefill_instance = d.instance;
   send_to(self, d.instance,

@@ -278,7 +278,8 @@ result<run_result> run_simulation(const run_options& o) {
                                              .max_batch_size = c.batching.max_batch_size,
                                              .chunked_prefill = o.policy.chunked_prefill,
                                              .chunk_tokens = c.batching.chunk_tokens,
-                                             .sync_decode_kv = c.policy.accellm_sync_decode_kv}));
+                                             .sync_decode_kv = c.policy.accellm_sync_decode_kv,
+                                             .copy_stall = std::chrono::milliseconds{10}}));
     a.replicas.push_back(worker::spawn_kv_replica(sys, i));
     a.workers.push_back(worker::spawn_sim_worker(
         sys, {.id = i,

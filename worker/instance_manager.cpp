@@ -35,9 +35,10 @@ struct primary {
   std::uint32_t generated = 0;  ///< output tokens so far
   token_id last_token = no_token;
   std::uint64_t blocks = 0;
-  instance_id copy_to = no_instance;  ///< receives this request's new KV rows
+  std::uint64_t copy_progress_ns = 0;  ///< awaiting_kv: when the copy last grew
+  instance_id copy_to = no_instance;   ///< receives this request's new KV rows
   bool then_decode = false;
-  bool recompute = false;      ///< a preempted request rebuilding its KV (no output)
+  bool recompute = false;      ///< rebuilding KV it lost or never received (no output)
   bool in_flight = false;      ///< part of the running iteration
   bool move_pending = false;   ///< MoveDecode arrived while in flight
   messages::move_decode move;  ///< that MoveDecode
@@ -406,13 +407,36 @@ void on_assign(im_actor* self, const messages::assign_prefill& m) {
   maybe_start(self);
 }
 
-void start_decoding(im_state& s, request_id id, primary& p) {
+void start_decoding(im_actor* self, request_id id, primary& p) {
+  auto& s = self->state;
   if (p.cached >= p.target) {
     p.st = state::decoding;
     s.running.push_back(id);
-  } else {
-    p.st = state::awaiting_kv;
+    return;
   }
+  p.st = state::awaiting_kv;
+  p.copy_progress_ns = now_ns(self);
+  self->delayed_send(self, s.opt.copy_stall, actors::copy_check_atom::value, id);
+}
+
+// The copy `id` decodes from has not grown for copy_stall: recompute the
+// tokens it lacks. Re-armed while rows keep arriving.
+void on_copy_check(im_actor* self, request_id id) {
+  auto& s = self->state;
+  const auto it = s.primaries.find(id);
+  if (it == s.primaries.end() || it->second.st != state::awaiting_kv) return;
+  primary& p = it->second;
+  const std::uint64_t quiet = now_ns(self) - p.copy_progress_ns;
+  const auto stall = static_cast<std::uint64_t>(s.opt.copy_stall.count());
+  if (quiet < stall) {
+    self->delayed_send(self, std::chrono::nanoseconds{stall - quiet},
+                       actors::copy_check_atom::value, id);
+    return;
+  }
+  p.recompute = true;
+  p.st = state::queued;
+  s.prefill_queue.push_front(id);
+  maybe_start(self);
 }
 
 void on_start_decode(im_actor* self, const messages::start_decode& m) {
@@ -436,17 +460,16 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
       p.recompute = true;  // the copy was dropped here: rebuild it
     }
     it = s.primaries.emplace(m.request, p).first;
-    if (it->second.recompute) {
-      it->second.st = state::queued;
-      s.prefill_queue.push_front(m.request);
-      maybe_start(self);
-      return;
-    }
   }
   primary& p = it->second;
   p.copy_to = m.partner;
-  if (p.st == state::parked || p.st == state::awaiting_kv || p.st == state::queued) {
-    if (!p.recompute) start_decoding(s, m.request, p);
+  if (p.recompute && p.st == state::queued) {
+    if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), m.request) ==
+        s.prefill_queue.end()) {
+      s.prefill_queue.push_front(m.request);
+    }
+  } else if (p.st == state::parked || p.st == state::awaiting_kv || p.st == state::queued) {
+    start_decoding(self, m.request, p);
   }
   maybe_start(self);
 }
@@ -489,7 +512,8 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
       if (p.st != state::awaiting_kv || row.token_begin > p.cached) continue;
       if (!grow(s, p, row.token_end)) continue;
       p.cached = std::max(p.cached, row.token_end);
-      if (p.cached >= p.target) start_decoding(s, row.request, p);
+      p.copy_progress_ns = now_ns(self);
+      if (p.cached >= p.target) start_decoding(self, row.request, p);
       continue;
     }
     if (s.dropped.count(row.request) != 0) continue;
@@ -557,6 +581,7 @@ caf::behavior instance_manager(im_actor* self, instance_options opt) {
         self->state.worker = std::move(worker);
       },
       [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
+      [self](actors::copy_check_atom, request_id id) { on_copy_check(self, id); },
   };
 }
 

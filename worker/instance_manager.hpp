@@ -14,6 +14,11 @@
 // Every batch respects max_batch_size and the token budget (a prompt longer
 // than the budget runs alone, unchunked).
 //
+// A decode placed here from a copy (StartDecode) that does not yet hold
+// every token waits for the copy's remaining rows; when none arrives for
+// `copy_stall` (the source stopped syncing, or a row was lost), the missing
+// tail is recomputed here as a prefill chunk, so no request waits forever.
+//
 // Memory: one pool of blocks holds primaries (KV this instance computes on)
 // and replicas (redundant copies of the partner's requests). A primary that
 // needs blocks first evicts replicas, oldest first; only when none is left is
@@ -35,6 +40,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <chrono>
 #include <cstdint>
 
 namespace accellm::worker {
@@ -50,6 +56,9 @@ struct instance_options {
   bool chunked_prefill = false;      ///< role mixed only
   std::uint32_t chunk_tokens = 512;  ///< per-iteration token budget when chunked
   bool sync_decode_kv = true;        ///< send each decode step's KV rows to the replica
+  /// A copy this instance must decode from that gets no new rows for this
+  /// long is declared stalled: the tokens it lacks are recomputed here.
+  std::chrono::nanoseconds copy_stall{std::chrono::milliseconds{10}};
 };
 
 /// Spawns the manager; send it (peers_atom, coordinator, worker) before anything else.

@@ -38,13 +38,16 @@ instance_id accellm_policy::pick_prefill(const cluster_view& view, const request
                                          bool saturated) const {
   const std::uint64_t need = view.blocks_for(r.prompt_len);
   instance_id best = no_instance;
-  std::tuple<bool, std::uint64_t, std::uint32_t, std::uint64_t, instance_id> best_key{};
+  std::tuple<bool, std::uint64_t, std::uint32_t, std::uint64_t, std::uint64_t> best_key{};
   for (const instance_view& inst : view.instances) {
     const instance_view* partner = inst.partner != no_instance ? &view.at(inst.partner) : nullptr;
     if (!inst.alive || (!saturated && !can_take_prompt(inst, partner))) continue;
     const auto [reqs, tokens] = decode_load(inst);
+    // Ties go to the member that prefilled least recently, so an idle pair
+    // takes turns: each prompt's decode lands on the other member, and both
+    // decode (a hot spare, not a fixed prefill/decode split).
     const std::tuple key{inst.available_blocks(view.block_tokens) < need,
-                         inst.pending_prefill_tokens, reqs, tokens, inst.id};
+                         inst.pending_prefill_tokens, reqs, tokens, inst.last_assigned};
     if (best == no_instance || key < best_key) {
       best = inst.id;
       best_key = key;

@@ -312,5 +312,24 @@ TEST(AccellmPolicy, DegenerateOnePairNoLoad) {
   EXPECT_EQ(back.role, role::decode);
 }
 
+// Paper 7.9, continued: an idle pair takes turns. Between two otherwise equal
+// members the one that prefilled least recently gets the prompt, so both
+// prefill and both decode instead of a fixed 1:1 split.
+TEST(AccellmPolicy, AnIdlePairTakesTurnsPrefilling) {
+  cluster_view v = make_view(2);
+  accellm_policy p;
+  p.init(v);
+  const request_view& first = add_request(v, 1, 500, 30);
+  EXPECT_EQ(only<assign_prefill_d>(p.on_arrival(v, first)).instance, 0u) << "ties go to id 0";
+  v.at(0).last_assigned = ++v.assignments;  // as the coordinator records it
+  v.requests.erase(1);                      // the request finished: the pair is idle again
+  const request_view& second = add_request(v, 2, 500, 30);
+  EXPECT_EQ(only<assign_prefill_d>(p.on_arrival(v, second)).instance, 1u);
+  v.at(1).last_assigned = ++v.assignments;
+  v.requests.erase(2);
+  const request_view& third = add_request(v, 3, 500, 30);
+  EXPECT_EQ(only<assign_prefill_d>(p.on_arrival(v, third)).instance, 0u);
+}
+
 }  // namespace
 }  // namespace accellm::coordinator
