@@ -21,6 +21,7 @@ namespace accellm::device::cuda {
 class stream {
  public:
   static result<stream> create();
+  stream() = default;
   stream(stream&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
   stream& operator=(stream&& o) noexcept;
   stream(const stream&) = delete;
@@ -45,6 +46,7 @@ class device_buffer {
     if (n != 0) ACCELLM_CUDA_TRY(cudaMalloc(&p, n * sizeof(T)));
     return device_buffer{static_cast<T*>(p), n};
   }
+  device_buffer() = default;
   device_buffer(device_buffer&& o) noexcept
       : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
   device_buffer& operator=(device_buffer&& o) noexcept {
@@ -79,10 +81,68 @@ class device_buffer {
   std::size_t n_ = 0;
 };
 
+/// `n` elements of T in page-locked host memory (staging for async copies).
+template <class T>
+class pinned_buffer {
+ public:
+  static result<pinned_buffer> allocate(std::size_t n) {
+    void* p = nullptr;
+    if (n != 0) ACCELLM_CUDA_TRY(cudaMallocHost(&p, n * sizeof(T)));
+    return pinned_buffer{static_cast<T*>(p), n};
+  }
+  pinned_buffer() = default;
+  pinned_buffer(pinned_buffer&& o) noexcept
+      : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+  pinned_buffer& operator=(pinned_buffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  pinned_buffer(const pinned_buffer&) = delete;
+  pinned_buffer& operator=(const pinned_buffer&) = delete;
+  ~pinned_buffer() {
+    if (p_ != nullptr) cudaFreeHost(p_);
+  }
+  T* data() const noexcept { return p_; }
+  std::size_t size() const noexcept { return n_; }
+
+ private:
+  pinned_buffer(T* p, std::size_t n) : p_(p), n_(n) {}
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+/// A CUDA event (timing enabled).
+class event {
+ public:
+  static result<event> create() {
+    cudaEvent_t e = nullptr;
+    ACCELLM_CUDA_TRY(cudaEventCreate(&e));
+    return event{e};
+  }
+  event() = default;
+  event(event&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+  event& operator=(event&& o) noexcept {
+    std::swap(e_, o.e_);
+    return *this;
+  }
+  event(const event&) = delete;
+  event& operator=(const event&) = delete;
+  ~event() {
+    if (e_ != nullptr) cudaEventDestroy(e_);
+  }
+  cudaEvent_t get() const noexcept { return e_; }
+
+ private:
+  explicit event(cudaEvent_t e) : e_(e) {}
+  cudaEvent_t e_ = nullptr;
+};
+
 /// A cuBLAS handle bound to one stream.
 class cublas_handle {
  public:
   static result<cublas_handle> create(cudaStream_t s);
+  cublas_handle() = default;
   cublas_handle(cublas_handle&& o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
   cublas_handle& operator=(cublas_handle&& o) noexcept;
   cublas_handle(const cublas_handle&) = delete;

@@ -1,0 +1,283 @@
+// bench_gpu_model: decode-step and prefill times of the CUDA model on one
+// GPU, with the napkin math beside each figure (bytes moved, FLOPs, fraction
+// of H100 SXM peak: 3.35 TB/s HBM, 989 TFLOP/s dense bf16).
+//
+//   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
+//                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
+//
+// Decode: B requests at context C (their KV stands in from a seeded pool, see
+// cuda_backend::assume_cached), 3 warm-up steps, then the median over
+// --steps steps of the device time (CUDA events). Prefill: one request of T
+// prompt tokens, 1 warm-up, median of 3. Configurations whose KV does not fit
+// in the pool are reported as skipped. --csv appends one row per figure;
+// --profile writes the medians in device/profiles' format (tp > 1 times
+// include the modelled all-reduce).
+#include "device/cuda/cuda_backend.hpp"
+#include "device/cuda/device_query.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace accellm;
+using namespace accellm::device;
+
+constexpr double peak_bytes = 3.35e12;  // H100 SXM HBM3
+constexpr double peak_flops = 989e12;   // H100 SXM dense bf16
+
+struct args {
+  std::string model = "llama2-7b";
+  std::uint32_t tp = 1;
+  std::vector<std::uint32_t> batches{1, 8, 16, 32, 64, 128, 256};
+  std::vector<std::uint32_t> contexts{512, 1024, 2048, 4096, 8192};
+  std::vector<std::uint32_t> prefill{128, 256, 512, 1024, 2048, 4096, 8192};
+  std::uint32_t steps = 10;
+  std::string csv, profile;
+};
+
+std::vector<std::uint32_t> parse_list(const std::string& s) {
+  std::vector<std::uint32_t> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(static_cast<std::uint32_t>(std::stoul(item)));
+  return out;
+}
+
+bool parse(int argc, char** argv, args& a) {
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--model")
+      a.model = v;
+    else if (k == "--tp")
+      a.tp = static_cast<std::uint32_t>(std::stoul(v));
+    else if (k == "--batches")
+      a.batches = parse_list(v);
+    else if (k == "--contexts")
+      a.contexts = parse_list(v);
+    else if (k == "--prefill")
+      a.prefill = parse_list(v);
+    else if (k == "--steps")
+      a.steps = static_cast<std::uint32_t>(std::stoul(v));
+    else if (k == "--csv")
+      a.csv = v;
+    else if (k == "--profile")
+      a.profile = v;
+    else
+      return false;
+  }
+  return argc % 2 == 1;
+}
+
+// The hardware catalogue's name for the GPU (device/hardware_spec.hpp).
+std::string hardware_of(const std::string& gpu) {
+  if (gpu.find("H100") != std::string::npos) return "h100";
+  if (gpu.find("H200") != std::string::npos) return "h200";
+  if (gpu.find("A100") != std::string::npos) return "a100";
+  return "unknown";
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+struct figure {
+  std::string kind;
+  std::uint32_t batch, context, tokens;
+  double ms, ar_ms, bytes, flops;
+};
+
+class bench {
+ public:
+  bench(cuda::cuda_backend& b, const args& a, std::string gpu)
+      : b_(b), a_(a), gpu_(std::move(gpu)) {}
+
+  // Per-layer linear-layer parameters of the shard.
+  double linear_params() const {
+    const auto& s = b_.shape();
+    return double(s.hidden) * s.qkv_width() + double(s.attn.q_width()) * s.hidden +
+           3.0 * s.hidden * s.ffn;
+  }
+
+  bool decode(std::uint32_t batch, std::uint32_t context, figure& f) {
+    const std::uint32_t total = 3 + a_.steps;
+    // At the model's longest context, start early enough to fit the steps.
+    if (context + total > b_.model().max_context) {
+      if (context > b_.model().max_context || total >= context) return false;
+      context = b_.model().max_context - total;
+    }
+    const std::uint64_t per_req = (context + total + 15) / 16;
+    if (per_req * batch > b_.free_blocks() || batch > 256) return false;
+    for (request_id r = 0; r < batch; ++r)
+      if (!b_.assume_cached(r, context).ok()) return false;
+    std::vector<double> ms;
+    for (std::uint32_t s = 0; s < total; ++s) {
+      batch_t bt;
+      for (request_id r = 0; r < batch; ++r)
+        bt.items.push_back(
+            batch_item{r,
+                       phase::decode,
+                       context + s,
+                       1,
+                       {static_cast<token_id>((r * 7919 + s * 104729) % b_.model().vocab)},
+                       true});
+      auto out = b_.run(bt);
+      if (!out) {
+        std::cerr << "decode failed: " << out.err().what() << "\n";
+        std::exit(1);
+      }
+      if (s >= 3) ms.push_back(out->duration.count() * 1e-6);
+    }
+    for (request_id r = 0; r < batch; ++r) b_.release(r);
+    const auto& sh = b_.shape();
+    const double L = sh.layers;
+    f.kind = "decode";
+    f.batch = batch;
+    f.context = context;
+    f.tokens = batch;
+    f.ar_ms = b_.allreduce_seconds(batch) * 1e3;
+    f.ms = median(ms) - f.ar_ms;
+    f.bytes = double(b_.parameters().streamed_bytes()) +
+              double(batch) * (context + a_.steps / 2.0) * 2.0 * L * sh.attn.kv_width() * 2.0;
+    f.flops = 2.0 * batch * (L * linear_params() + double(sh.vocab) * sh.hidden) +
+              4.0 * batch * context * double(sh.attn.q_width()) * L;
+    return true;
+  }
+
+  bool prefill(std::uint32_t tokens, figure& f) {
+    if (tokens > b_.model().max_context || tokens > 8192 || (tokens + 15) / 16 > b_.free_blocks())
+      return false;
+    std::vector<double> ms;
+    std::vector<token_id> ids(tokens);
+    for (std::uint32_t i = 0; i < tokens; ++i)
+      ids[i] = static_cast<token_id>((i * 7919) % b_.model().vocab);
+    for (int rep = 0; rep < 4; ++rep) {
+      batch_t bt{{batch_item{1000, phase::prefill, 0, tokens, ids, true}}};
+      auto out = b_.run(bt);
+      if (!out) {
+        std::cerr << "prefill failed: " << out.err().what() << "\n";
+        std::exit(1);
+      }
+      b_.release(1000);
+      if (rep > 0) ms.push_back(out->duration.count() * 1e-6);
+    }
+    const auto& sh = b_.shape();
+    const double L = sh.layers, T = tokens;
+    f.kind = "prefill";
+    f.batch = 1;
+    f.context = 0;
+    f.tokens = tokens;
+    f.ar_ms = b_.allreduce_seconds(tokens) * 1e3;
+    f.ms = median(ms) - f.ar_ms;
+    f.bytes = double(b_.parameters().streamed_bytes()) + T * 2.0 * L * sh.attn.kv_width() * 2.0;
+    f.flops = 2.0 * T * L * linear_params() + 2.0 * sh.vocab * double(sh.hidden) +
+              2.0 * T * T * double(sh.attn.q_width()) * L;
+    return true;
+  }
+
+  void report(const figure& f, std::ostream* csv) const {
+    const double s = f.ms * 1e-3;
+    const double bw = f.bytes / s, fl = f.flops / s;
+    std::printf(
+        "%-8s %-12s tp%-2u batch %4u ctx %5u tokens %5u: %9.3f ms  %6.2f TB/s (%5.1f%% of 3.35)  "
+        "%6.1f TFLOP/s (%5.1f%% of 989)%s\n",
+        f.kind.c_str(), a_.model.c_str(), a_.tp, f.batch, f.context, f.tokens, f.ms, bw / 1e12,
+        100 * bw / peak_bytes, fl / 1e12, 100 * fl / peak_flops,
+        f.ar_ms > 0 ? (" + " + std::to_string(f.ar_ms) + " ms all-reduce (modelled)").c_str() : "");
+    if (csv)
+      *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << f.kind << ',' << f.batch << ','
+           << f.context << ',' << f.tokens << ',' << f.ms << ',' << f.ar_ms << ',' << f.bytes << ','
+           << f.flops << ',' << bw / 1e12 << ',' << bw / peak_bytes << ',' << fl / 1e12 << ','
+           << fl / peak_flops << '\n';
+  }
+
+ private:
+  using batch_t = device::batch;
+  cuda::cuda_backend& b_;
+  const args& a_;
+  std::string gpu_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  args a;
+  if (!parse(argc, argv, a)) {
+    std::cerr << "usage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
+                 " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE]\n";
+    return 2;
+  }
+  auto devices = cuda::query_devices();
+  if (!devices) {
+    std::cerr << "bench_gpu_model: " << devices.err().what() << "\n";
+    return 1;
+  }
+  const std::string gpu = (*devices)[0].name;
+  cuda::cuda_options o;
+  o.tp = a.tp;
+  o.seed = 1;
+  auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
+  if (!b) {
+    std::cerr << "bench_gpu_model: " << b.err().what() << "\n";
+    return 1;
+  }
+  if (auto st = (*b)->fill_pool(7); !st) {
+    std::cerr << "bench_gpu_model: " << st.err().what() << "\n";
+    return 1;
+  }
+  std::printf("%s on %s: %.2f GB of bf16 weights, KV pool %llu blocks of %llu bytes\n",
+              a.model.c_str(), gpu.c_str(), (*b)->parameters().bytes() / 1e9,
+              static_cast<unsigned long long>((*b)->kv().total_blocks),
+              static_cast<unsigned long long>((*b)->kv().bytes_per_block));
+  std::ofstream csv_file;
+  std::ostream* csv = nullptr;
+  if (!a.csv.empty()) {
+    csv_file.open(a.csv, std::ios::app);
+    csv = &csv_file;
+  }
+  bench runner(**b, a, gpu);
+  std::vector<figure> figures;
+  for (std::uint32_t t : a.prefill) {
+    figure f{};
+    if (!runner.prefill(t, f)) {
+      std::printf("prefill  %-12s tokens %5u: skipped (beyond max_context or the pool)\n",
+                  a.model.c_str(), t);
+      continue;
+    }
+    runner.report(f, csv);
+    figures.push_back(f);
+  }
+  for (std::uint32_t batch : a.batches)
+    for (std::uint32_t ctx : a.contexts) {
+      figure f{};
+      if (!runner.decode(batch, ctx, f)) {
+        std::printf(
+            "decode   %-12s batch %4u ctx %5u: skipped (KV does not fit or beyond max_context)\n",
+            a.model.c_str(), batch, ctx);
+        continue;
+      }
+      runner.report(f, csv);
+      figures.push_back(f);
+    }
+  if (!a.profile.empty()) {
+    std::ofstream p(a.profile);
+    p << "# accellm profile, format v1 (docs/cost-model.md, device/sim/profile_model.hpp)\n"
+      << "#\n# " << a.model << " at tp " << a.tp << " on " << gpu
+      << ", measured by bench/gpu/run.sh (bench_gpu_model): the CUDA backend\n"
+      << "# (device/cuda, docs/cuda.md), bf16 weights and KV, medians of CUDA-event\n"
+      << "# device times." << (a.tp > 1 ? " Includes the modelled all-reduce of a TP shard." : "")
+      << "\n@model," << a.model << "\n@hardware," << hardware_of(gpu) << "\n@tp," << a.tp
+      << "\nkind,batch,tokens,time_ms\n";
+    for (const figure& f : figures)
+      p << f.kind << ',' << f.batch << ',' << (f.kind == "decode" ? f.context : f.tokens) << ','
+        << f.ms + f.ar_ms << '\n';
+  }
+  return 0;
+}

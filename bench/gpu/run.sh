@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh: build the CUDA-only part of accellm with nothing but
+# CMake and nvcc (ACCELLM_CUDA_ONLY: common/, device/, tests/device/cuda,
+# bench/gpu), run the CUDA tests, then the model benchmarks, and write CSV to
+# bench/results/ named after the GPU.
+#
+#   bash bench/gpu/run.sh [quick]
+#
+# Environment: NVCC (default: nvcc on PATH, else /usr/local/cuda/bin/nvcc),
+# GTEST_SRC (googletest source tree, when GTest is not installed; default
+# ./.gtest-src or /usr/src/googletest), BUILD (default build/gpu),
+# JOBS (default: nproc), KEEP_GOING=1 (run the benchmarks even when a test
+# fails; the exit status still says so). `quick` runs a reduced sweep.
+# Exits non-zero on the first failing step.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
+[ -x "$NVCC" ] || die "nvcc not found (set NVCC)"
+BUILD=${BUILD:-build/gpu}
+JOBS=${JOBS:-$(nproc)}
+MODE=${1:-full}
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+if [ -z "${GTEST_SRC:-}" ]; then
+  for d in .gtest-src /usr/src/googletest; do
+    [ -f "$d/CMakeLists.txt" ] && { GTEST_SRC=$d; break; }
+  done
+fi
+
+echo "== environment"
+nvidia-smi || die "nvidia-smi failed: no GPU driver here"
+"$NVCC" --version | tail -2
+cmake --version | head -1
+echo "cuBLAS: $(ls "$(dirname "$NVCC")"/../lib64/libcublas*.so* 2>/dev/null | head -3 | tr '\n' ' ')"
+echo "googletest source: ${GTEST_SRC:-none (GTest must be installed)}"
+
+echo "== configure + build ($BUILD)"
+cmake -S . -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DACCELLM_CUDA_ONLY=ON \
+  -DCMAKE_CUDA_COMPILER="$NVCC" ${GTEST_SRC:+-DACCELLM_GTEST_SOURCE="$(realpath "$GTEST_SRC")"} \
+  || die "configure failed"
+cmake --build "$BUILD" -j "$JOBS" || die "build failed"
+
+echo "== tests"
+tests_ok=1
+timeout 240 ctest --test-dir "$BUILD" --output-on-failure -j 4 || tests_ok=0
+[ "$tests_ok" = 1 ] || [ "${KEEP_GOING:-0}" = 1 ] || die "CUDA tests failed"
+# Show the model-vs-cpu agreement figures the test prints.
+"$BUILD"/tests/device/cuda/unit_device_cuda_backend --gtest_filter='*greedy*' | grep -E "identical|OK|FAILED" || true
+
+echo "== benchmarks"
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+slug=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
+mkdir -p bench/results
+csv=bench/results/$slug-model.csv
+echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
+B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
+if [ "$MODE" = quick ]; then
+  $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
+else
+  $B --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
+    --prefill 128,256,512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv"
+  $B --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
+    --prefill 128,512,2048,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
+  $B --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
+  $B --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
+    --prefill 512,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
+fi
+echo "== wrote $csv"
+[ "$tests_ok" = 1 ] || die "CUDA tests failed (benchmarks ran because KEEP_GOING=1)"

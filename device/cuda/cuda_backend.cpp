@@ -1,0 +1,277 @@
+#include "device/cuda/cuda_backend.hpp"
+
+#include "device/cuda/check.hpp"
+#include "device/cuda/device_query.hpp"
+#include "device/cuda/kv_copy.cuh"
+#include "device/cuda/prefill_attention.cuh"
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <unordered_set>
+
+namespace accellm::device::cuda {
+namespace {
+
+#define ACCELLM_TRY(expr)                                     \
+  do {                                                        \
+    if (auto st_ = (expr); !st_) return std::move(st_).err(); \
+  } while (false)
+
+#define ACCELLM_TRY_ASSIGN(dst, expr)    \
+  do {                                   \
+    auto t_ = (expr);                    \
+    if (!t_) return std::move(t_).err(); \
+    dst = std::move(*t_);                \
+  } while (false)
+
+std::string item_prefix(std::size_t i) {
+  return "batch item " + std::to_string(i) + ": ";
+}
+
+}  // namespace
+
+result<int> parse_cuda_device(std::string_view name) {
+  constexpr std::string_view prefix = "cuda:";
+  if (name.substr(0, prefix.size()) != prefix || name.size() == prefix.size())
+    return fail(errc::invalid_argument,
+                "device \"" + std::string{name} + "\" is not of the form cuda:N");
+  const std::string_view digits = name.substr(prefix.size());
+  int index = -1;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || index < 0)
+    return fail(errc::invalid_argument,
+                "device \"" + std::string{name} + "\": N in cuda:N must be a device index");
+  return index;
+}
+
+cuda_backend::cuda_backend(key, std::string name, model_spec spec, shard_shape shape,
+                           cuda_options options)
+    : name_(std::move(name)), spec_(std::move(spec)), shape_(shape), options_(options) {}
+
+kv_geometry cuda_backend::kv() const noexcept {
+  kv_geometry g;
+  g.block_tokens = limits_.block_tokens;
+  g.total_blocks = total_blocks_;
+  g.bytes_per_block = 2ull * shape_.layers * limits_.block_tokens * shape_.attn.kv_width() * 2;
+  g.kv_dtype = dtype::bf16;
+  return g;
+}
+
+double cuda_backend::allreduce_seconds(std::uint32_t rows) const noexcept {
+  if (shape_.tp <= 1 || rows == 0) return 0.0;
+  const double tp = shape_.tp;
+  const double bytes = static_cast<double>(rows) * shape_.hidden * 2.0;  // bf16 activations
+  const double one = options_.allreduce_latency_s +
+                     bytes * 2.0 * (tp - 1.0) / tp / options_.allreduce_bus_bytes_per_s;
+  return 2.0 * shape_.layers * one;
+}
+
+status cuda_backend::init(int device) {
+  ACCELLM_CUDA_TRY(cudaSetDevice(device));
+  ACCELLM_TRY_ASSIGN(stream_, stream::create());
+  ACCELLM_TRY_ASSIGN(copy_stream_, stream::create());
+  ACCELLM_TRY_ASSIGN(compute_done_, event::create());
+  ACCELLM_TRY_ASSIGN(weights_, make_weights(shape_, options_.seed, stream_.get()));
+  ACCELLM_TRY(stream_.synchronize());
+  limits_.max_rows = options_.max_rows;
+  limits_.max_items = options_.max_batch;
+  limits_.max_context = options_.max_context ? options_.max_context : spec_.max_context;
+  kv_pool_view view;
+  view.layers = shape_.layers;
+  view.block_tokens = limits_.block_tokens;
+  view.kv_width = shape_.attn.kv_width();
+  // Scratch first, so the pool takes what is left.
+  auto fwd =
+      forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get());
+  if (!fwd) return std::move(fwd).err();
+  forward_ = std::move(*fwd);
+  const std::uint64_t block_bytes = view.block_elems() * 2;
+  std::uint64_t blocks = options_.kv_blocks;
+  if (blocks == 0) {
+    std::size_t free_bytes = 0, total = 0;
+    ACCELLM_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total));
+    blocks =
+        static_cast<std::uint64_t>(static_cast<double>(free_bytes) * options_.memory_fraction) /
+        block_bytes;
+  }
+  if (blocks == 0 || blocks > 0x7fffffffull)
+    return fail(errc::out_of_memory, "no room for a KV pool after the weights and scratch");
+  ACCELLM_TRY_ASSIGN(pool_, device_buffer<__nv_bfloat16>::allocate(blocks * view.block_elems()));
+  total_blocks_ = blocks;
+  forward_->set_pool(pool_.data());
+  free_.resize(blocks);
+  for (std::uint64_t i = 0; i < blocks; ++i) free_[i] = static_cast<std::int32_t>(blocks - 1 - i);
+  ACCELLM_TRY_ASSIGN(dev_table_, device_buffer<std::int32_t>::allocate(limits_.table_stride()));
+  return {};
+}
+
+result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
+                                                        const model_spec& spec,
+                                                        cuda_options options) {
+  auto index = parse_cuda_device(device);
+  if (!index) return std::move(index).err();
+  if (options.max_rows == 0 || options.max_batch == 0 || options.memory_fraction <= 0.0 ||
+      options.memory_fraction > 1.0)
+    return fail(errc::invalid_argument,
+                "cuda options: max_rows and max_batch must be positive, memory_fraction in (0, 1]");
+  if (options.max_context > spec.max_context)
+    return fail(errc::invalid_argument, "cuda options: max_context exceeds the model's");
+  auto shape = make_shard_shape(spec, options.tp);
+  if (!shape) return std::move(shape).err();
+  const auto s = probe();
+  if (!s.usable()) return fail(errc::device_failure, "no usable CUDA device: " + s.reason);
+  if (*index >= s.device_count)
+    return fail(errc::not_found, std::string{device} + ": only " + std::to_string(s.device_count) +
+                                     " CUDA device(s) present");
+  auto b = std::make_unique<cuda_backend>(cuda_backend::key{}, std::string{device}, spec, *shape,
+                                          options);
+  if (auto st = b->init(*index); !st) return std::move(st).err().context(device);
+  return b;
+}
+
+result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
+                                                        std::string_view model,
+                                                        cuda_options options) {
+  const model_spec* spec = find_model(model);
+  if (spec == nullptr) return fail(errc::not_found, "unknown model \"" + std::string{model} + "\"");
+  return make_cuda_backend(device, *spec, options);
+}
+
+std::uint32_t cuda_backend::cached_tokens(request_id request) const noexcept {
+  auto it = seqs_.find(request);
+  if (it == seqs_.end()) return 0;
+  return *std::min_element(it->second.layer_tokens.begin(), it->second.layer_tokens.end());
+}
+
+void cuda_backend::release(request_id request) noexcept {
+  auto it = seqs_.find(request);
+  if (it == seqs_.end()) return;
+  for (std::int32_t b : it->second.table) free_.push_back(b);
+  seqs_.erase(it);
+}
+
+status cuda_backend::grow(request_id id, std::uint32_t tokens) {
+  sequence& s = seqs_[id];
+  if (s.layer_tokens.empty()) s.layer_tokens.assign(shape_.layers, 0);
+  const std::uint32_t need = (tokens + limits_.block_tokens - 1) / limits_.block_tokens;
+  while (s.table.size() < need) {
+    if (free_.empty()) return fail(errc::out_of_memory, "KV pool exhausted");
+    s.table.push_back(free_.back());
+    free_.pop_back();
+  }
+  return {};
+}
+
+}  // namespace accellm::device::cuda
+
+namespace accellm::device::cuda {
+
+status cuda_backend::check_batch(const batch& b) const {
+  if (b.items.empty()) return fail(errc::invalid_argument, "empty batch");
+  if (b.items.size() > limits_.max_items)
+    return fail(errc::too_large, "batch of " + std::to_string(b.items.size()) +
+                                     " requests exceeds max_batch " +
+                                     std::to_string(limits_.max_items));
+  std::uint64_t rows = 0, blocks = 0;
+  std::unordered_set<request_id> seen;
+  for (std::size_t i = 0; i < b.items.size(); ++i) {
+    const batch_item& it = b.items[i];
+    const std::string at = item_prefix(i);
+    if (it.num_tokens == 0 || it.tokens.size() != it.num_tokens)
+      return fail(errc::invalid_argument, at + "num_tokens must be positive and match tokens");
+    if (it.kind == phase::decode && it.num_tokens != 1)
+      return fail(errc::invalid_argument, at + "a decode item has exactly one token");
+    if (!seen.insert(it.request).second)
+      return fail(errc::invalid_argument, at + "request appears twice in the batch");
+    for (token_id t : it.tokens)
+      if (t < 0 || static_cast<std::uint32_t>(t) >= spec_.vocab)
+        return fail(errc::out_of_range,
+                    at + "token id " + std::to_string(t) + " outside vocabulary");
+    if (static_cast<std::uint64_t>(it.context) + it.num_tokens > limits_.max_context)
+      return fail(errc::out_of_range, at + "context + num_tokens exceeds max_context");
+    auto found = seqs_.find(it.request);
+    std::uint64_t have = 0;
+    if (found == seqs_.end()) {
+      if (it.kind == phase::decode || it.context > 0)
+        return fail(errc::not_found,
+                    at + "request " + std::to_string(it.request) + " is not cached");
+    } else {
+      const auto& lt = found->second.layer_tokens;
+      if (std::adjacent_find(lt.begin(), lt.end(), std::not_equal_to<>()) != lt.end())
+        return fail(errc::invalid_argument,
+                    at + "layers of the request hold different token counts");
+      if (lt.front() != it.context)
+        return fail(errc::invalid_argument, at + "context " + std::to_string(it.context) + " but " +
+                                                std::to_string(lt.front()) + " cached");
+      have = found->second.table.size();
+    }
+    const std::uint64_t need =
+        (it.context + it.num_tokens + limits_.block_tokens - 1) / limits_.block_tokens;
+    blocks += need > have ? need - have : 0;
+    rows += it.num_tokens;
+  }
+  if (rows > limits_.max_rows)
+    return fail(errc::too_large, "batch of " + std::to_string(rows) + " tokens exceeds max_rows " +
+                                     std::to_string(limits_.max_rows));
+  if (blocks > free_.size())
+    return fail(errc::out_of_memory, "batch needs " + std::to_string(blocks) + " KV blocks, " +
+                                         std::to_string(free_.size()) + " free");
+  return {};
+}
+
+void cuda_backend::build_plan(const batch& b) {
+  plan_.clear();
+  plan_.items = static_cast<std::uint32_t>(b.items.size());
+  const std::uint32_t stride = limits_.table_stride();
+  plan_.tables.assign(static_cast<std::size_t>(plan_.items) * stride, 0);
+  std::int32_t row = 0;
+  for (std::uint32_t i = 0; i < plan_.items; ++i) {
+    const batch_item& it = b.items[i];
+    const sequence& s = seqs_.at(it.request);
+    std::copy(s.table.begin(), s.table.end(), plan_.tables.begin() + std::size_t{i} * stride);
+    const auto slot = static_cast<std::int32_t>(i);
+    for (std::uint32_t j = 0; j < it.num_tokens; ++j) {
+      plan_.tokens.push_back(it.tokens[j]);
+      plan_.pos.push_back(static_cast<std::int32_t>(it.context + j));
+      plan_.slot.push_back(slot);
+    }
+    if (it.num_tokens == 1) {
+      const auto len = static_cast<std::int32_t>(it.context + 1);
+      plan_.decodes.push_back(decode_item{row, slot, len});
+      plan_.max_decode_length = std::max(plan_.max_decode_length, it.context + 1);
+    } else {
+      for (std::uint32_t j = 0; j < it.num_tokens; j += prefill_tile_rows)
+        plan_.tiles.push_back(
+            prefill_tile{row + static_cast<std::int32_t>(j),
+                         static_cast<std::int32_t>(std::min(prefill_tile_rows, it.num_tokens - j)),
+                         static_cast<std::int32_t>(it.context + j), slot});
+    }
+    row += static_cast<std::int32_t>(it.num_tokens);
+    if (it.wants_output) plan_.out_rows.push_back(row - 1);
+  }
+}
+
+result<iteration_result> cuda_backend::run(const batch& b) {
+  ACCELLM_TRY(check_batch(b));
+  for (const batch_item& it : b.items) ACCELLM_TRY(grow(it.request, it.context + it.num_tokens));
+  build_plan(b);
+  auto out = forward_->run(plan_);
+  if (!out) return std::move(out).err().context(name_);
+  ACCELLM_CUDA_TRY(cudaEventRecord(compute_done_.get(), stream_.get()));
+  for (const batch_item& it : b.items) {
+    auto& lt = seqs_.at(it.request).layer_tokens;
+    std::fill(lt.begin(), lt.end(), it.context + it.num_tokens);
+  }
+  iteration_result r;
+  const double seconds =
+      out->second * 1e-3 + allreduce_seconds(static_cast<std::uint32_t>(plan_.tokens.size()));
+  r.duration = std::chrono::nanoseconds{static_cast<std::int64_t>(seconds * 1e9)};
+  r.next_tokens.reserve(b.items.size());
+  std::size_t k = 0;
+  for (const batch_item& it : b.items)
+    r.next_tokens.push_back(it.wants_output ? out->first[k++] : no_token);
+  return r;
+}
+
+}  // namespace accellm::device::cuda

@@ -1,0 +1,143 @@
+// cuda::cuda_backend: a Llama-family model on one NVIDIA GPU behind
+// device::backend ("cuda:N").
+//
+// bf16 weights drawn on the device from a seed (weights.hpp), a paged bf16
+// KV pool that fills the memory left after weights and scratch, and the
+// forward pass of forward.hpp. With tp > 1 it runs one tensor-parallel shard
+// (e.g. 1/8 of Llama-2-70B) and adds a modelled ring all-reduce time
+// (2 per layer) to each iteration's duration: accellm has one GPU per
+// backend, so the collective itself is not executed.
+//
+// KV on the wire (kv_chunk::data): for each layer of the chunk, K then V,
+// each tokens x kv_width bf16 values, row-major. export_kv/import_kv move
+// the slice with one packing kernel and one copy on the backend's own copy
+// stream, through pinned host memory; they wait for the iteration in flight.
+//
+// Errors are values: run() checks every item and the pool before touching a
+// cache; device failures come back as errc::device_failure.
+//
+// Thread contract: one thread at a time (device::backend's contract).
+#pragma once
+
+#include "common/result.hpp"
+#include "device/backend.hpp"
+#include "device/cuda/forward.hpp"
+#include "device/cuda/runtime.hpp"
+#include "device/cuda/weights.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace accellm::device::cuda {
+
+struct cuda_options {
+  std::uint64_t seed = 1;         ///< weights are a pure function of (spec, tp, seed)
+  std::uint32_t tp = 1;           ///< tensor-parallel degree; this backend is one shard
+  std::uint32_t max_rows = 8192;  ///< token rows per iteration
+  std::uint32_t max_batch = 256;  ///< requests per iteration
+  std::uint32_t max_context = 0;  ///< 0: the model's max_context
+  std::uint64_t kv_blocks = 0;    ///< 0: memory_fraction of what is free after weights
+  double memory_fraction = 0.9;
+  use_graphs graphs = use_graphs::yes;
+  double allreduce_bus_bytes_per_s = 370e9;  ///< NVLink4 NCCL busbw (tp > 1 only)
+  double allreduce_latency_s = 15e-6;        ///< per all-reduce call (tp > 1 only)
+};
+
+/// Parses "cuda:N" (N a decimal device index); invalid_argument otherwise.
+result<int> parse_cuda_device(std::string_view name);
+
+class cuda_backend final : public backend {
+  struct key {
+    explicit key() = default;
+  };
+
+ public:
+  cuda_backend(key, std::string name, model_spec spec, shard_shape shape, cuda_options options);
+  cuda_backend(const cuda_backend&) = delete;
+  cuda_backend& operator=(const cuda_backend&) = delete;
+
+  std::string_view name() const noexcept override { return name_; }
+  const model_spec& model() const noexcept override { return spec_; }
+  kv_geometry kv() const noexcept override;
+
+  /// Fails like cpu_backend::run (invalid_argument, out_of_range, not_found,
+  /// out_of_memory), plus too_large when the batch exceeds max_batch requests
+  /// or max_rows tokens, and device_failure.
+  result<iteration_result> run(const batch& b) override;
+  result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
+  status import_kv(const kv_chunk& chunk) override;
+  std::uint32_t cached_tokens(request_id request) const noexcept override;
+  void release(request_id request) noexcept override;
+
+  /// Logits of the last run, [items that wanted output x vocab shard].
+  result<std::vector<float>> last_logits() const { return forward_->last_logits(); }
+  const shard_shape& shape() const noexcept { return shape_; }
+  const weights& parameters() const noexcept { return weights_; }
+  std::uint64_t free_blocks() const noexcept { return free_.size(); }
+  /// For benchmarks only: makes `request` hold positions [0, tokens) in every
+  /// layer without computing them (the pool's current contents stand in for
+  /// its KV), so that decode at long contexts can be timed without a prefill
+  /// first. Fails like run() on a full pool or tokens beyond max_context.
+  status assume_cached(request_id request, std::uint32_t tokens);
+  /// Fills the whole KV pool with seeded values (benchmarks: no timing on
+  /// zeros or garbage).
+  status fill_pool(std::uint64_t seed);
+
+  /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).
+  double allreduce_seconds(std::uint32_t rows) const noexcept;
+
+  friend result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
+                                                                 const model_spec& spec,
+                                                                 cuda_options options);
+
+ private:
+  struct sequence {
+    std::vector<std::int32_t> table;
+    std::vector<std::uint32_t> layer_tokens;
+  };
+  status init(int device);
+  status check_batch(const batch& b) const;
+  status grow(request_id id, std::uint32_t tokens);
+  void build_plan(const batch& b);
+  status ensure_staging(std::uint64_t elems);
+  status check_slice(const sequence& s, index_range layers, index_range tokens) const;
+
+  std::string name_;
+  model_spec spec_;
+  shard_shape shape_;
+  cuda_options options_;
+  forward_limits limits_;
+  std::uint64_t total_blocks_ = 0;
+  // Declaration order is destruction order in reverse: streams outlive all.
+  stream stream_;
+  stream copy_stream_;
+  weights weights_;
+  device_buffer<__nv_bfloat16> pool_;
+  std::unique_ptr<forward_pass> forward_;
+  std::vector<std::int32_t> free_;  // LIFO free block list
+  std::unordered_map<request_id, sequence> seqs_;
+  step_plan plan_;
+  // export/import staging.
+  pinned_buffer<__nv_bfloat16> host_stage_;
+  device_buffer<__nv_bfloat16> dev_stage_;
+  device_buffer<std::int32_t> dev_table_;
+  event compute_done_;
+};
+
+/// Builds a backend on `device` ("cuda:N"): checks the name, the device index
+/// (not_found when there is no such GPU, device_failure when CUDA has no
+/// usable device), the shape (make_shard_shape) and the options, draws the
+/// weights and allocates the KV pool (out_of_memory when they do not fit).
+result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
+                                                        const model_spec& spec,
+                                                        cuda_options options = {});
+/// The same for a catalogue model name; not_found for an unknown name.
+result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
+                                                        std::string_view model,
+                                                        cuda_options options = {});
+
+}  // namespace accellm::device::cuda

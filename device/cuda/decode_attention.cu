@@ -1,0 +1,221 @@
+#include "device/cuda/check.hpp"
+#include "device/cuda/decode_attention.cuh"
+
+#include <algorithm>
+#include <cmath>
+
+namespace accellm::device::cuda {
+namespace {
+
+constexpr int warps = 4;
+constexpr int unroll = 2;
+
+struct bf16x8 {
+  float v[8];
+};
+
+__device__ inline bf16x8 load8(const __nv_bfloat16* p) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const auto* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
+  bf16x8 out;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out.v[2 * i] = f.x;
+    out.v[2 * i + 1] = f.y;
+  }
+  return out;
+}
+
+// Lanes are split in groups of L = head_dim / 8: a group holds one position,
+// each lane 8 of its dims. G = query heads per KV head.
+template <int G>
+__global__ void __launch_bounds__(warps * 32) decode_pass1(decode_attention_args a, float scale) {
+  extern __shared__ float smem[];  // [warps][G][hd + 2]
+  const std::uint32_t hd = a.shape.head_dim;
+  const int L = static_cast<int>(hd / 8), per_warp = 32 / L;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int sub = lane / L, part = lane % L;
+  const decode_item item = a.items[blockIdx.z];
+  const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
+  const int chunk = (item.length + static_cast<int>(a.splits) - 1) / static_cast<int>(a.splits);
+  const int begin = static_cast<int>(split) * chunk;
+  const int end = min(item.length, begin + chunk);
+
+  float q[G][8], m[G], l[G], acc[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const bf16x8 qv = load8(a.q + static_cast<std::uint64_t>(item.row) * a.shape.q_width() +
+                            (kvh * G + g) * hd + part * 8);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      q[g][i] = qv.v[i] * scale;
+      acc[g][i] = 0.0f;
+    }
+    m[g] = -INFINITY;
+    l[g] = 0.0f;
+  }
+  const std::uint32_t col = kvh * hd + part * 8;
+  const int step = warps * per_warp;
+  for (int base = begin + warp * per_warp; base < end; base += step * unroll) {
+    bf16x8 k[unroll], v[unroll];
+    bool valid[unroll];
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) {
+      const int t = base + u * step + sub;
+      valid[u] = t < end;
+      if (valid[u]) {
+        const auto slot = static_cast<std::uint32_t>(item.slot);
+        k[u] = load8(a.kv.pool + a.kv.row_offset(slot, a.layer, 0, t) + col);
+        v[u] = load8(a.kv.pool + a.kv.row_offset(slot, a.layer, 1, t) + col);
+      } else {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) k[u].v[i] = v[u].v[i] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < unroll; ++u) {
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float sc = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) sc += q[g][i] * k[u].v[i];
+        for (int o = L / 2; o > 0; o >>= 1) sc += __shfl_xor_sync(0xffffffffu, sc, o);
+        if (!valid[u]) continue;
+        const float mn = fmaxf(m[g], sc);
+        const float alpha = __expf(m[g] - mn), p = __expf(sc - mn);
+        l[g] = l[g] * alpha + p;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) acc[g][i] = acc[g][i] * alpha + p * v[u].v[i];
+        m[g] = mn;
+      }
+    }
+  }
+  // Merge the position groups of the warp.
+  for (int o = L; o < 32; o <<= 1) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const float m2 = __shfl_xor_sync(0xffffffffu, m[g], o);
+      const float l2 = __shfl_xor_sync(0xffffffffu, l[g], o);
+      const float mn = fmaxf(m[g], m2);
+      const float a1 = mn == -INFINITY ? 0.0f : __expf(m[g] - mn);
+      const float a2 = mn == -INFINITY ? 0.0f : __expf(m2 - mn);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float other = __shfl_xor_sync(0xffffffffu, acc[g][i], o);
+        acc[g][i] = acc[g][i] * a1 + other * a2;
+      }
+      l[g] = l[g] * a1 + l2 * a2;
+      m[g] = mn;
+    }
+  }
+  const std::uint32_t row_floats = hd + 2;
+  if (sub == 0) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float* dst = smem + (warp * G + g) * row_floats;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) dst[part * 8 + i] = acc[g][i];
+      if (part == 0) {
+        dst[hd] = m[g];
+        dst[hd + 1] = l[g];
+      }
+    }
+  }
+  __syncthreads();
+  // Merge the warps and write this split's partial.
+  for (std::uint32_t e = threadIdx.x; e < G * (hd + 2); e += blockDim.x) {
+    const std::uint32_t g = e / (hd + 2), j = e % (hd + 2);
+    float mx = -INFINITY;
+    for (int w = 0; w < warps; ++w) mx = fmaxf(mx, smem[(w * G + g) * row_floats + hd]);
+    float val = mx;
+    if (j != hd) {
+      val = 0.0f;
+      for (int w = 0; w < warps; ++w) {
+        const float* src = smem + (w * G + g) * row_floats;
+        if (src[hd] != -INFINITY) val += src[j] * __expf(src[hd] - mx);
+      }
+    }
+    const std::uint64_t head = kvh * G + g;
+    float* dst =
+        a.partial +
+        ((static_cast<std::uint64_t>(blockIdx.z) * a.shape.heads + head) * a.splits + split) *
+            row_floats;
+    dst[j] = val;
+  }
+}
+
+// One block per (head, item), one thread per dim.
+__global__ void decode_pass2(decode_attention_args a) {
+  const std::uint32_t head = blockIdx.x, hd = a.shape.head_dim;
+  const decode_item item = a.items[blockIdx.y];
+  const float* base = a.partial + (static_cast<std::uint64_t>(blockIdx.y) * a.shape.heads + head) *
+                                      a.splits * (hd + 2);
+  float mx = -INFINITY;
+  for (std::uint32_t sp = 0; sp < a.splits; ++sp) mx = fmaxf(mx, base[sp * (hd + 2) + hd]);
+  for (std::uint32_t j = threadIdx.x; j < hd; j += blockDim.x) {
+    float num = 0.0f, den = 0.0f;
+    for (std::uint32_t sp = 0; sp < a.splits; ++sp) {
+      const float* p = base + sp * (hd + 2);
+      if (p[hd] == -INFINITY) continue;
+      const float w = __expf(p[hd] - mx);
+      num += p[j] * w;
+      den += p[hd + 1] * w;
+    }
+    a.out[static_cast<std::uint64_t>(item.row) * a.shape.q_width() + head * hd + j] =
+        __float2bfloat16(num / den);
+  }
+}
+
+template <int G>
+status launch(const decode_attention_args& a, cudaStream_t s) {
+  const dim3 grid(a.shape.kv_heads, a.splits, a.n_items);
+  const auto smem = static_cast<std::size_t>(warps * G * (a.shape.head_dim + 2) * sizeof(float));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(a.shape.head_dim));
+  decode_pass1<G><<<grid, warps * 32, smem, s>>>(a, scale);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  decode_pass2<<<dim3(a.shape.heads, a.n_items), std::min(a.shape.head_dim, 128u), 0, s>>>(a);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+}  // namespace
+
+std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
+                                   std::uint32_t max_length, std::uint32_t target_blocks) {
+  const std::uint32_t blocks = std::max(1u, n_items * kv_heads);
+  std::uint32_t splits = (target_blocks + blocks - 1) / blocks;
+  splits = std::min(splits, std::max(1u, max_length / 256));
+  return std::clamp(splits, 1u, max_decode_splits);
+}
+
+status decode_attention(const decode_attention_args& a, cudaStream_t s) {
+  if (a.n_items == 0) return {};
+  const std::uint32_t hd = a.shape.head_dim;
+  if (hd != 16 && hd != 32 && hd != 64 && hd != 128 && hd != 256)
+    return fail(errc::invalid_argument,
+                "decode_attention: head_dim must be 16, 32, 64, 128 or 256");
+  if (a.shape.kv_heads == 0 || a.shape.heads % a.shape.kv_heads != 0)
+    return fail(errc::invalid_argument, "decode_attention: kv_heads must divide heads");
+  if (a.splits == 0 || a.splits > max_decode_splits)
+    return fail(errc::invalid_argument, "decode_attention: splits out of range");
+  if (!a.q || !a.out || !a.items || !a.partial || !a.kv.pool || !a.kv.tables)
+    return fail(errc::invalid_argument, "decode_attention: null pointer");
+  if (a.shape.kv_width() != a.kv.kv_width || a.layer >= a.kv.layers)
+    return fail(errc::invalid_argument, "decode_attention: shape does not match the KV pool");
+  switch (a.shape.heads / a.shape.kv_heads) {
+    case 1:
+      return launch<1>(a, s);
+    case 2:
+      return launch<2>(a, s);
+    case 4:
+      return launch<4>(a, s);
+    case 8:
+      return launch<8>(a, s);
+    default:
+      return fail(errc::invalid_argument,
+                  "decode_attention: heads / kv_heads must be 1, 2, 4 or 8");
+  }
+}
+
+}  // namespace accellm::device::cuda

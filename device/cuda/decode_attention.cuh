@@ -1,0 +1,52 @@
+// decode_attention: one query row per request against its paged KV, split
+// along the context (flash-decoding) so that a few long requests still fill
+// the GPU, grouped-query aware: a block loads each K/V row once for all the
+// query heads of its KV head.
+//
+// Pass 1: block (kv_head, split, item) walks its slice of positions with an
+// online softmax in fp32 and writes an unnormalised partial (acc, max, sum).
+// Pass 2: per (item, head), the partials of all splits are merged and the
+// output row written as bf16.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/cuda/paged_kv.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace accellm::device::cuda {
+
+struct decode_attention_args {
+  const __nv_bfloat16* q = nullptr;  ///< [rows x q_width], RoPE applied
+  __nv_bfloat16* out = nullptr;      ///< [rows x q_width]; only the items' rows are written
+  const decode_item* items = nullptr;
+  std::uint32_t n_items = 0;
+  attn_shape shape;
+  kv_pool_view kv;
+  std::uint32_t layer = 0;
+  std::uint32_t splits = 1;  ///< context slices per item, 1..max_splits
+  float* partial = nullptr;  ///< scratch of decode_partial_floats(n_items, heads, splits, hd)
+};
+
+inline constexpr std::uint32_t max_decode_splits = 64;
+
+/// Scratch floats pass 1 needs.
+constexpr std::uint64_t decode_partial_floats(std::uint64_t items, std::uint64_t heads,
+                                              std::uint64_t splits, std::uint64_t head_dim) {
+  return items * heads * splits * (head_dim + 2);
+}
+
+/// A split count that gives about `target_blocks` blocks for `n_items` items
+/// of up to `max_length` positions (at least 256 positions per split).
+std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
+                                   std::uint32_t max_length, std::uint32_t target_blocks);
+
+/// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128, 256,
+/// heads / kv_heads is not 1, 2, 4 or 8, splits is out of range, or a pointer
+/// is null.
+status decode_attention(const decode_attention_args& a, cudaStream_t s);
+
+}  // namespace accellm::device::cuda

@@ -1,0 +1,254 @@
+#include "device/cuda/forward.hpp"
+
+#include "device/cuda/check.hpp"
+#include "device/cuda/decode_attention.cuh"
+#include "device/cuda/gemm.hpp"
+#include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/rmsnorm.cuh"
+#include "device/cuda/rope_append.cuh"
+#include "device/cuda/sampling.cuh"
+#include "device/cuda/swiglu.cuh"
+
+#include <algorithm>
+#include <cstring>
+
+namespace accellm::device::cuda {
+namespace {
+
+// cuBLAS needs a workspace it owns for the whole capture: with one set,
+// graph capture never allocates.
+constexpr std::size_t blas_workspace_bytes = 32u << 20;
+
+template <class T>
+result<device_buffer<T>> alloc(std::uint64_t n) {
+  return device_buffer<T>::allocate(n);
+}
+
+#define ACCELLM_TRY_ASSIGN(dst, expr)    \
+  do {                                   \
+    auto t_ = (expr);                    \
+    if (!t_) return std::move(t_).err(); \
+    dst = std::move(*t_);                \
+  } while (false)
+
+#define ACCELLM_TRY(expr)                                     \
+  do {                                                        \
+    if (auto st_ = (expr); !st_) return std::move(st_).err(); \
+  } while (false)
+
+}  // namespace
+
+void step_plan::clear() {
+  tokens.clear();
+  pos.clear();
+  slot.clear();
+  decodes.clear();
+  tiles.clear();
+  out_rows.clear();
+  tables.clear();
+  items = 0;
+  max_decode_length = 0;
+}
+
+forward_pass::forward_pass(const shard_shape& shape, const model_spec& spec, const weights& w,
+                           kv_pool_view kv, forward_limits limits, use_graphs graphs,
+                           cudaStream_t s)
+    : shape_(shape),
+      eps_(spec.norm_eps),
+      w_(w),
+      kv_(kv),
+      limits_(limits),
+      graphs_mode_(graphs),
+      stream_(s) {}
+
+forward_pass::~forward_pass() {
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+}
+
+result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& shape,
+                                                           const model_spec& spec, const weights& w,
+                                                           kv_pool_view kv, forward_limits limits,
+                                                           use_graphs graphs, cudaStream_t s) {
+  std::unique_ptr<forward_pass> f{new forward_pass(shape, spec, w, kv, limits, graphs, s)};
+  ACCELLM_TRY(f->allocate());
+  auto table = rope_table_host(limits.max_context, shape.attn.head_dim, spec.rope_theta);
+  ACCELLM_TRY_ASSIGN(f->rope_, alloc<float>(table.size()));
+  ACCELLM_CUDA_TRY(cudaMemcpy(f->rope_.data(), table.data(), table.size() * sizeof(float),
+                              cudaMemcpyHostToDevice));
+  return f;
+}
+
+status forward_pass::allocate() {
+  int dev = 0;
+  ACCELLM_CUDA_TRY(cudaGetDevice(&dev));
+  ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(reinterpret_cast<int*>(&sm_count_),
+                                          cudaDevAttrMultiProcessorCount, dev));
+  ACCELLM_TRY_ASSIGN(blas_, cublas_handle::create(stream_));
+  ACCELLM_TRY_ASSIGN(blas_workspace_, alloc<std::uint8_t>(blas_workspace_bytes));
+  ACCELLM_CUBLAS_TRY(cublasSetWorkspace(blas_.get(), blas_workspace_.data(), blas_workspace_bytes));
+  const std::uint64_t R = limits_.max_rows, I = limits_.max_items, T = limits_.max_tiles();
+  const std::uint64_t meta = 3 * R + 3 * I + 4 * T + I + I * limits_.table_stride() + I;
+  ACCELLM_TRY_ASSIGN(meta_, alloc<std::int32_t>(meta));
+  ACCELLM_TRY_ASSIGN(meta_host_, pinned_buffer<std::int32_t>::allocate(meta));
+  ACCELLM_TRY_ASSIGN(next_host_, pinned_buffer<std::int32_t>::allocate(I));
+  std::int32_t* p = meta_.data();
+  d_tokens_ = p, p += R;
+  d_pos_ = p, p += R;
+  d_slot_ = p, p += R;
+  d_decodes_ = reinterpret_cast<decode_item*>(p), p += 3 * I;
+  d_tiles_ = reinterpret_cast<prefill_tile*>(p), p += 4 * T;
+  d_out_rows_ = p, p += I;
+  d_tables_ = p, p += I * limits_.table_stride();
+  d_next_ = p;
+  kv_.tables = d_tables_;
+  kv_.table_stride = limits_.table_stride();
+  const std::uint64_t d = shape_.hidden, hd = shape_.attn.head_dim;
+  ACCELLM_TRY_ASSIGN(x_, alloc<float>(R * d));
+  ACCELLM_TRY_ASSIGN(qkv_, alloc<float>(R * shape_.qkv_width()));
+  ACCELLM_TRY_ASSIGN(gate_up_, alloc<float>(R * 2 * shape_.ffn));
+  ACCELLM_TRY_ASSIGN(logits_, alloc<float>(I * shape_.vocab));
+  ACCELLM_TRY_ASSIGN(
+      partial_, alloc<float>(decode_partial_floats(I, shape_.attn.heads, max_decode_splits, hd)));
+  ACCELLM_TRY_ASSIGN(xn_, alloc<__nv_bfloat16>(R * std::max<std::uint64_t>(d, shape_.ffn)));
+  ACCELLM_TRY_ASSIGN(q_, alloc<__nv_bfloat16>(R * shape_.attn.q_width()));
+  ACCELLM_TRY_ASSIGN(att_, alloc<__nv_bfloat16>(R * shape_.attn.q_width()));
+  ACCELLM_TRY_ASSIGN(act_, alloc<__nv_bfloat16>(R * shape_.ffn));
+  ACCELLM_TRY_ASSIGN(start_, event::create());
+  ACCELLM_TRY_ASSIGN(stop_, event::create());
+  return {};
+}
+
+status forward_pass::upload(const step_plan& plan) {
+  // Stage every region in pinned memory, then copy each used prefix.
+  std::int32_t* host = meta_host_.data();
+  auto put = [&](std::int32_t* dev, const void* src, std::size_t ints) -> status {
+    if (ints == 0) return {};
+    std::int32_t* h = host + (dev - meta_.data());
+    std::memcpy(h, src, ints * sizeof(std::int32_t));
+    ACCELLM_CUDA_TRY(
+        cudaMemcpyAsync(dev, h, ints * sizeof(std::int32_t), cudaMemcpyHostToDevice, stream_));
+    return {};
+  };
+  ACCELLM_TRY(put(d_tokens_, plan.tokens.data(), plan.tokens.size()));
+  ACCELLM_TRY(put(d_pos_, plan.pos.data(), plan.pos.size()));
+  ACCELLM_TRY(put(d_slot_, plan.slot.data(), plan.slot.size()));
+  ACCELLM_TRY(put(reinterpret_cast<std::int32_t*>(d_decodes_), plan.decodes.data(),
+                  3 * plan.decodes.size()));
+  ACCELLM_TRY(
+      put(reinterpret_cast<std::int32_t*>(d_tiles_), plan.tiles.data(), 4 * plan.tiles.size()));
+  ACCELLM_TRY(put(d_out_rows_, plan.out_rows.data(), plan.out_rows.size()));
+  ACCELLM_TRY(put(d_tables_, plan.tables.data(), plan.tables.size()));
+  return {};
+}
+
+status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits) {
+  const layer_weights& lw = w_.layers[l];
+  const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
+  const std::uint32_t d = shape_.hidden, qw = shape_.attn.q_width(), f = shape_.ffn;
+  cublasHandle_t h = blas_.get();
+  ACCELLM_TRY(rmsnorm(x_.data(), lw.attn_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
+  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(), qkv_.data(),
+                   gemm_out::fp32, 0.0f));
+  ACCELLM_TRY(rope_append(qkv_.data(), rows, shape_.attn, row_tables{d_pos_, d_slot_}, rope_.data(),
+                          rope_.data() + rope_.size() / 2, q_.data(), kv_, l, stream_));
+  if (!plan.decodes.empty()) {
+    decode_attention_args a;
+    a.q = q_.data();
+    a.out = att_.data();
+    a.items = d_decodes_;
+    a.n_items = static_cast<std::uint32_t>(plan.decodes.size());
+    a.shape = shape_.attn;
+    a.kv = kv_;
+    a.layer = l;
+    a.splits = splits;
+    a.partial = partial_.data();
+    ACCELLM_TRY(decode_attention(a, stream_));
+  }
+  if (!plan.tiles.empty()) {
+    prefill_attention_args a;
+    a.q = q_.data();
+    a.out = att_.data();
+    a.tiles = d_tiles_;
+    a.n_tiles = static_cast<std::uint32_t>(plan.tiles.size());
+    a.shape = shape_.attn;
+    a.kv = kv_;
+    a.layer = l;
+    ACCELLM_TRY(prefill_attention(a, stream_));
+  }
+  ACCELLM_TRY(gemm(h, att_.data(), rows, qw, lw.wo.data(), d, x_.data(), gemm_out::fp32, 1.0f));
+  ACCELLM_TRY(rmsnorm(x_.data(), lw.mlp_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
+  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(),
+                   gemm_out::fp32, 0.0f));
+  ACCELLM_TRY(swiglu(gate_up_.data(), rows, f, act_.data(), stream_));
+  return gemm(h, act_.data(), rows, f, lw.wdown.data(), d, x_.data(), gemm_out::fp32, 1.0f);
+}
+
+status forward_pass::launch(const step_plan& plan, std::uint32_t splits) {
+  const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
+  const auto outs = static_cast<std::uint32_t>(plan.out_rows.size());
+  ACCELLM_TRY(embed(w_.embedding.data(), d_tokens_, rows, shape_.hidden, x_.data(), stream_));
+  for (std::uint32_t l = 0; l < shape_.layers; ++l) ACCELLM_TRY(layer(l, plan, splits));
+  ACCELLM_TRY(rmsnorm(x_.data(), w_.final_norm.data(), outs, shape_.hidden, eps_, d_out_rows_,
+                      xn_.data(), stream_));
+  ACCELLM_TRY(gemm(blas_.get(), xn_.data(), outs, shape_.hidden, w_.lm_head.data(), shape_.vocab,
+                   logits_.data(), gemm_out::fp32, 0.0f));
+  return argmax_rows(logits_.data(), outs, shape_.vocab, d_next_, stream_);
+}
+
+status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
+  const std::array<std::uint32_t, 3> key{static_cast<std::uint32_t>(plan.tokens.size()), splits,
+                                         static_cast<std::uint32_t>(plan.out_rows.size())};
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    ACCELLM_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    auto launched = launch(plan, splits);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    if (!launched) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      return launched;
+    }
+    ACCELLM_CUDA_TRY(end);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    ACCELLM_CUDA_TRY(inst);
+    it = graphs_.emplace(key, exec).first;
+  }
+  ACCELLM_CUDA_TRY(cudaGraphLaunch(it->second, stream_));
+  return {};
+}
+
+result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(const step_plan& plan) {
+  ACCELLM_TRY(upload(plan));
+  std::uint32_t splits = 1;
+  if (!plan.decodes.empty())
+    splits = choose_decode_splits(static_cast<std::uint32_t>(plan.decodes.size()),
+                                  shape_.attn.kv_heads, plan.max_decode_length, 4 * sm_count_);
+  ACCELLM_CUDA_TRY(cudaEventRecord(start_.get(), stream_));
+  const bool decode_only = plan.tiles.empty() && !plan.decodes.empty();
+  if (decode_only && graphs_mode_ == use_graphs::yes) {
+    ACCELLM_TRY(run_graph(plan, splits));
+  } else {
+    ACCELLM_TRY(launch(plan, splits));
+  }
+  ACCELLM_CUDA_TRY(cudaEventRecord(stop_.get(), stream_));
+  const auto outs = plan.out_rows.size();
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(next_host_.data(), d_next_, outs * sizeof(std::int32_t),
+                                   cudaMemcpyDeviceToHost, stream_));
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(stream_));
+  float ms = 0.0f;
+  ACCELLM_CUDA_TRY(cudaEventElapsedTime(&ms, start_.get(), stop_.get()));
+  last_outputs_ = static_cast<std::uint32_t>(outs);
+  return std::pair<std::span<const std::int32_t>, float>{
+      std::span<const std::int32_t>{next_host_.data(), outs}, ms};
+}
+
+result<std::vector<float>> forward_pass::last_logits() const {
+  std::vector<float> out(static_cast<std::size_t>(last_outputs_) * shape_.vocab);
+  ACCELLM_CUDA_TRY(
+      cudaMemcpy(out.data(), logits_.data(), out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  return out;
+}
+
+}  // namespace accellm::device::cuda

@@ -1,0 +1,132 @@
+// cuda::forward_pass: one iteration of the decoder on the GPU over a set of
+// token rows, the counterpart of device/cpu's forward_pass.
+//
+// Per layer: RMSNorm (bf16 out) -> fused QKV GEMM (fp32 out) -> RoPE + KV
+// append into the paged cache -> decode attention for one-token items,
+// tiled prefill attention for the others -> Wo GEMM added onto the fp32
+// residual stream -> RMSNorm -> gate/up GEMM -> SwiGLU -> down GEMM added onto
+// the residual. Then the final norm of the rows that want a token, the LM
+// head and a greedy argmax. GEMMs are cuBLAS bf16 with fp32 accumulation.
+//
+// An iteration is described by a step_plan (built by cuda_backend) that is
+// copied to the device in one go; every kernel reads its row tables from
+// fixed device addresses. Decode-only iterations are therefore captured once
+// per (rows, context splits) as a CUDA graph and replayed, which keeps the
+// ~10 launches per layer off the critical path of small batches.
+//
+// Thread contract: one thread at a time; everything runs on the stream given
+// at creation.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/cuda/paged_kv.hpp"
+#include "device/cuda/runtime.hpp"
+#include "device/cuda/weights.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace accellm::device::cuda {
+
+/// Whether decode-only iterations run as replayed CUDA graphs.
+enum class use_graphs : bool { no, yes };
+
+/// Capacity of one forward pass (sizes its scratch buffers).
+struct forward_limits {
+  std::uint32_t max_rows = 8192;     ///< token rows per iteration
+  std::uint32_t max_items = 256;     ///< requests per iteration
+  std::uint32_t max_context = 4096;  ///< positions per request
+  std::uint32_t block_tokens = 16;
+  std::uint32_t table_stride() const noexcept {
+    return (max_context + block_tokens - 1) / block_tokens;
+  }
+  std::uint32_t max_tiles() const noexcept { return max_rows / 64 + max_items; }
+};
+
+/// What one iteration computes (host side). Rows are the tokens of all
+/// items, item after item; item i uses block-table slot i.
+struct step_plan {
+  std::vector<std::int32_t> tokens;  ///< per row
+  std::vector<std::int32_t> pos;     ///< per row
+  std::vector<std::int32_t> slot;    ///< per row: its item
+  std::vector<decode_item> decodes;
+  std::vector<prefill_tile> tiles;
+  std::vector<std::int32_t> out_rows;  ///< rows whose next token is wanted
+  std::vector<std::int32_t> tables;    ///< [items x table_stride] block ids
+  std::uint32_t items = 0;
+  std::uint32_t max_decode_length = 0;
+  void clear();
+};
+
+class forward_pass {
+ public:
+  /// `w` and the pool behind `kv` must outlive the pass. Allocates scratch for
+  /// `limits`; fails with out_of_memory or device_failure.
+  static result<std::unique_ptr<forward_pass>> create(const shard_shape& shape,
+                                                      const model_spec& spec, const weights& w,
+                                                      kv_pool_view kv, forward_limits limits,
+                                                      use_graphs graphs, cudaStream_t s);
+  forward_pass(const forward_pass&) = delete;
+  forward_pass& operator=(const forward_pass&) = delete;
+  ~forward_pass();
+
+  /// Runs `plan` and waits for it. Returns the greedy token of each out_rows
+  /// entry and the device time between the first and last kernel. The caller
+  /// has checked the plan against the limits.
+  result<std::pair<std::span<const std::int32_t>, float>> run(const step_plan& plan);
+
+  /// Points the pass at the KV pool (allocated after the scratch, so that the
+  /// pool can take the memory left). Call before the first run.
+  void set_pool(__nv_bfloat16* pool) noexcept { kv_.pool = pool; }
+
+  /// Logits of the last run ([out_rows x vocab shard]), copied to the host.
+  result<std::vector<float>> last_logits() const;
+  std::uint32_t graphs_cached() const noexcept {
+    return static_cast<std::uint32_t>(graphs_.size());
+  }
+
+ private:
+  forward_pass(const shard_shape& shape, const model_spec& spec, const weights& w, kv_pool_view kv,
+               forward_limits limits, use_graphs graphs, cudaStream_t s);
+  status allocate();
+  status upload(const step_plan& plan);
+  status launch(const step_plan& plan, std::uint32_t splits);
+  status layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits);
+  status run_graph(const step_plan& plan, std::uint32_t splits);
+
+  shard_shape shape_;
+  float eps_;
+  const weights& w_;
+  kv_pool_view kv_;
+  forward_limits limits_;
+  use_graphs graphs_mode_;
+  cudaStream_t stream_;
+  std::uint32_t sm_count_ = 132;
+  cublas_handle blas_;
+  device_buffer<std::uint8_t> blas_workspace_;
+  // Row tables: one int32 device buffer, regions at fixed offsets.
+  device_buffer<std::int32_t> meta_;
+  pinned_buffer<std::int32_t> meta_host_;
+  std::int32_t *d_tokens_ = nullptr, *d_pos_ = nullptr, *d_slot_ = nullptr, *d_out_rows_ = nullptr;
+  std::int32_t *d_tables_ = nullptr, *d_next_ = nullptr;
+  decode_item* d_decodes_ = nullptr;
+  prefill_tile* d_tiles_ = nullptr;
+  pinned_buffer<std::int32_t> next_host_;
+  device_buffer<float> rope_;  // cos then sin, [max_context x head_dim/2] each
+  // Activations.
+  device_buffer<float> x_, qkv_, gate_up_, logits_, partial_;
+  device_buffer<__nv_bfloat16> xn_, q_, att_, act_;
+  event start_, stop_;
+  std::uint32_t last_outputs_ = 0;
+  // Decode-only graphs keyed by (rows, splits, outputs).
+  std::map<std::array<std::uint32_t, 3>, cudaGraphExec_t> graphs_;
+};
+
+}  // namespace accellm::device::cuda

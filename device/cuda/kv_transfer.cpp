@@ -1,0 +1,139 @@
+// cuda_backend's export_kv and import_kv (declared in cuda_backend.hpp).
+#include "device/cuda/check.hpp"
+#include "device/cuda/cuda_backend.hpp"
+#include "device/cuda/fill_uniform.cuh"
+#include "device/cuda/kv_copy.cuh"
+
+#include <algorithm>
+#include <cstring>
+
+namespace accellm::device::cuda {
+
+status cuda_backend::check_slice(const sequence& s, index_range layers, index_range tokens) const {
+  if (layers.begin > layers.end || tokens.begin > tokens.end)
+    return fail(errc::invalid_argument, "reversed layer or token range");
+  if (layers.end > shape_.layers)
+    return fail(errc::out_of_range, "layers end at " + std::to_string(layers.end) + ", model has " +
+                                        std::to_string(shape_.layers));
+  for (std::uint32_t l = layers.begin; l < layers.end; ++l)
+    if (tokens.end > s.layer_tokens[l])
+      return fail(errc::out_of_range, "tokens up to " + std::to_string(tokens.end) +
+                                          " not cached in layer " + std::to_string(l));
+  return {};
+}
+
+status cuda_backend::ensure_staging(std::uint64_t elems) {
+  if (host_stage_.size() < elems) {
+    auto h = pinned_buffer<__nv_bfloat16>::allocate(elems);
+    if (!h) return std::move(h).err();
+    host_stage_ = std::move(*h);
+  }
+  if (dev_stage_.size() < elems) {
+    dev_stage_ = device_buffer<__nv_bfloat16>{};
+    auto d = device_buffer<__nv_bfloat16>::allocate(elems);
+    if (!d) return std::move(d).err();
+    dev_stage_ = std::move(*d);
+  }
+  return {};
+}
+
+result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
+                                         index_range tokens) {
+  auto it = seqs_.find(request);
+  if (it == seqs_.end())
+    return fail(errc::not_found, "request " + std::to_string(request) + " is not cached");
+  if (auto st = check_slice(it->second, layers, tokens); !st) return std::move(st).err();
+  kv_chunk c;
+  c.request = request;
+  c.layers = layers;
+  c.tokens = tokens;
+  const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
+  c.bytes = elems * 2;
+  if (elems == 0) return c;
+  if (auto st = ensure_staging(elems); !st) return std::move(st).err();
+  cudaStream_t cs = copy_stream_.get();
+  const auto& table = it->second.table;
+  // The copy stream waits for the last iteration that wrote this KV.
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), table.data(),
+                                   table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                   cs));
+  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
+                    shape_.attn.kv_width(), nullptr,       0};
+  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
+                        tokens.size(), dev_stage_.data(), kv_direction::pack, cs);
+      !st)
+    return std::move(st).err();
+  ACCELLM_CUDA_TRY(
+      cudaMemcpyAsync(host_stage_.data(), dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
+  c.data.resize(c.bytes);
+  std::memcpy(c.data.data(), host_stage_.data(), c.bytes);
+  return c;
+}
+
+status cuda_backend::import_kv(const kv_chunk& chunk) {
+  const index_range layers = chunk.layers, tokens = chunk.tokens;
+  if (layers.begin > layers.end || tokens.begin > tokens.end)
+    return fail(errc::invalid_argument, "reversed layer or token range");
+  if (layers.end > shape_.layers) return fail(errc::out_of_range, "layers end beyond the model");
+  if (tokens.end > limits_.max_context)
+    return fail(errc::out_of_range, "tokens end beyond max_context");
+  const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
+  if (chunk.data.size() != elems * 2 || chunk.bytes != chunk.data.size())
+    return fail(errc::invalid_argument, "chunk data holds " + std::to_string(chunk.data.size()) +
+                                            " bytes, the shape needs " + std::to_string(elems * 2));
+  auto found = seqs_.find(chunk.request);
+  for (std::uint32_t l = layers.begin; l < layers.end; ++l) {
+    const std::uint32_t have = found == seqs_.end() ? 0 : found->second.layer_tokens[l];
+    if (tokens.begin > have)
+      return fail(errc::out_of_range, "chunk starts at token " + std::to_string(tokens.begin) +
+                                          ", layer " + std::to_string(l) + " holds " +
+                                          std::to_string(have) + ": a gap");
+  }
+  if (elems == 0) return {};
+  const bool created = found == seqs_.end();
+  if (auto st = grow(chunk.request, tokens.end); !st) {
+    if (created) release(chunk.request);
+    return st;
+  }
+  if (auto st = ensure_staging(elems); !st) return st;
+  sequence& s = seqs_.at(chunk.request);
+  cudaStream_t cs = copy_stream_.get();
+  std::memcpy(host_stage_.data(), chunk.data.data(), chunk.bytes);
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
+                                   s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                   cs));
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_stage_.data(), host_stage_.data(), chunk.bytes,
+                                   cudaMemcpyHostToDevice, cs));
+  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
+                    shape_.attn.kv_width(), nullptr,       0};
+  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
+                        tokens.size(), dev_stage_.data(), kv_direction::unpack, cs);
+      !st)
+    return st;
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
+  for (std::uint32_t l = layers.begin; l < layers.end; ++l)
+    s.layer_tokens[l] = std::max(s.layer_tokens[l], tokens.end);
+  return {};
+}
+
+status cuda_backend::assume_cached(request_id request, std::uint32_t tokens) {
+  if (seqs_.count(request) != 0)
+    return fail(errc::invalid_argument, "request " + std::to_string(request) + " already cached");
+  if (tokens > limits_.max_context) return fail(errc::out_of_range, "tokens beyond max_context");
+  const std::uint64_t need = (tokens + limits_.block_tokens - 1) / limits_.block_tokens;
+  if (need > free_.size()) return fail(errc::out_of_memory, "KV pool exhausted");
+  if (auto st = grow(request, tokens); !st) return st;
+  auto& lt = seqs_.at(request).layer_tokens;
+  std::fill(lt.begin(), lt.end(), tokens);
+  return {};
+}
+
+status cuda_backend::fill_pool(std::uint64_t seed) {
+  if (auto st = fill_uniform(pool_.data(), pool_.size(), seed, 1.0f, stream_.get()); !st) return st;
+  return stream_.synchronize();
+}
+
+}  // namespace accellm::device::cuda

@@ -1,0 +1,65 @@
+#include "device/cuda/check.hpp"
+#include "device/cuda/sampling.cuh"
+
+namespace accellm::device::cuda {
+namespace {
+
+__global__ void embed_kernel(const __nv_bfloat16* table, const std::int32_t* tokens,
+                             std::uint32_t d, float* x) {
+  const __nv_bfloat16* src = table + static_cast<std::uint64_t>(tokens[blockIdx.x]) * d;
+  float* dst = x + static_cast<std::uint64_t>(blockIdx.x) * d;
+  for (std::uint32_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = __bfloat162float(src[i]);
+}
+
+// Keeps (value, index) with the larger value, the smaller index on ties.
+__device__ inline void better(float& v, int& i, float v2, int i2) {
+  if (v2 > v || (v2 == v && i2 < i)) {
+    v = v2;
+    i = i2;
+  }
+}
+
+__global__ void argmax_kernel(const float* logits, std::uint32_t vocab, std::int32_t* out) {
+  const float* row = logits + static_cast<std::uint64_t>(blockIdx.x) * vocab;
+  float best = -INFINITY;
+  int idx = 0x7fffffff;
+  for (std::uint32_t i = threadIdx.x; i < vocab; i += blockDim.x)
+    better(best, idx, row[i], static_cast<int>(i));
+  for (int o = 16; o > 0; o >>= 1)
+    better(best, idx, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, idx, o));
+  __shared__ float vals[32];
+  __shared__ int idxs[32];
+  if (threadIdx.x % 32 == 0) {
+    vals[threadIdx.x / 32] = best;
+    idxs[threadIdx.x / 32] = idx;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (unsigned w = 1; w < blockDim.x / 32; ++w) better(best, idx, vals[w], idxs[w]);
+    out[blockIdx.x] = idx;
+  }
+}
+
+}  // namespace
+
+status embed(const __nv_bfloat16* table, const std::int32_t* tokens, std::uint32_t rows,
+             std::uint32_t d, float* x, cudaStream_t s) {
+  if (rows == 0) return {};
+  if (d == 0 || !table || !tokens || !x)
+    return fail(errc::invalid_argument, "embed: zero width or null pointer");
+  embed_kernel<<<rows, 256, 0, s>>>(table, tokens, d, x);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+status argmax_rows(const float* logits, std::uint32_t rows, std::uint32_t vocab, std::int32_t* out,
+                   cudaStream_t s) {
+  if (rows == 0) return {};
+  if (vocab == 0 || !logits || !out)
+    return fail(errc::invalid_argument, "argmax_rows: empty vocabulary or null pointer");
+  argmax_kernel<<<rows, 256, 0, s>>>(logits, vocab, out);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+}  // namespace accellm::device::cuda

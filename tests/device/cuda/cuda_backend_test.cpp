@@ -1,0 +1,226 @@
+// The whole CUDA model against device/cpu's forward pass with the same
+// seed, CUDA graphs against plain launches, and KV moved between two
+// instances.
+//
+// The reference is device/cpu's forward_pass run on the bf16 rounding of the
+// cpu weights (exactly what the GPU holds, see weights.hpp), so what differs
+// is only the GPU's bf16 activations at the GEMM inputs and in the KV cache.
+// Decoding is teacher-forced with the reference's tokens for 64 steps; the
+// GPU must pick the same greedy token at every step, except where the
+// reference's best two logits are within `near_tie` (a difference that bf16
+// rounding of the activations can flip), and at most `max_ties` such steps.
+#include "device/cuda/cuda_backend.hpp"
+
+#include "device/cpu/forward.hpp"
+#include "device/cpu/kernels.hpp"
+#include "device/cpu/kv_cache.hpp"
+#include "device/cpu/weights.hpp"
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace accellm::device::cuda {
+namespace {
+
+using namespace test;
+
+constexpr float near_tie = 0.1f;  // logits have std ~3 (cpu weights.hpp)
+constexpr std::uint32_t max_ties = 6;
+constexpr float logit_tol = 0.25f;  // max |gpu - cpu| logit over a step
+constexpr std::uint32_t prompt_len = 16, steps = 64;
+
+void round_all(std::vector<float>& v) {
+  for (float& x : v) x = round_bf16(x);
+}
+
+cpu::weights rounded_cpu_weights(const model_spec& spec, std::uint64_t seed) {
+  cpu::weights w = cpu::make_weights(spec, seed);
+  round_all(w.embedding);
+  round_all(w.final_norm);
+  round_all(w.lm_head);
+  for (auto& l : w.layers) {
+    round_all(l.attn_norm);
+    round_all(l.wqkv);
+    round_all(l.wo);
+    round_all(l.mlp_norm);
+    round_all(l.wgate_up);
+    round_all(l.wdown);
+  }
+  return w;
+}
+
+// device/cpu's forward pass over one request.
+class cpu_reference {
+ public:
+  cpu_reference(const model_spec& spec, std::uint64_t seed)
+      : spec_(spec),
+        w_(rounded_cpu_weights(spec, seed)),
+        cache_(cpu::kv_shape{spec.layers, spec.kv_width(), 16, 256}),
+        pass_(spec_, w_) {}
+
+  std::vector<float> run(const std::vector<token_id>& tokens, std::uint32_t context) {
+    auto seq = cache_.grow(1, context + static_cast<std::uint32_t>(tokens.size()));
+    EXPECT_TRUE(seq.ok());
+    std::vector<cpu::token_row> rows;
+    for (std::size_t i = 0; i < tokens.size(); ++i)
+      rows.push_back(cpu::token_row{tokens[i], context + static_cast<std::uint32_t>(i), *seq});
+    const std::uint32_t out = static_cast<std::uint32_t>(tokens.size() - 1);
+    auto logits = pass_.run(rows, std::span<const std::uint32_t>{&out, 1}, cache_);
+    return {logits.begin(), logits.end()};
+  }
+
+ private:
+  model_spec spec_;
+  cpu::weights w_;
+  cpu::kv_cache cache_;
+  cpu::forward_pass pass_;
+};
+
+std::vector<token_id> prompt(std::uint32_t n, std::uint32_t vocab, std::uint64_t seed) {
+  auto r = random_vector(n, seed, 1.0f);
+  std::vector<token_id> out;
+  for (float x : r) out.push_back(static_cast<token_id>((x + 1.0f) * 0.5f * (vocab - 1)));
+  return out;
+}
+
+class cuda_model_vs_cpu : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
+  ACCELLM_REQUIRE_GPU();
+  const model_spec& spec = *find_model(GetParam());
+  constexpr std::uint64_t seed = 5;
+  cuda_options o;
+  o.seed = seed;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  auto gpu = make_cuda_backend("cuda:0", spec, o);
+  ASSERT_TRUE(gpu.ok()) << gpu.err().what();
+  cpu_reference ref(spec, seed);
+  auto tokens = prompt(prompt_len, spec.vocab, seed);
+  std::uint32_t context = 0, ties = 0, exact = 0;
+  float worst = 0.0f;
+  for (std::uint32_t step = 0; step <= steps; ++step) {
+    const phase kind = step == 0 ? phase::prefill : phase::decode;
+    batch b{
+        {batch_item{1, kind, context, static_cast<std::uint32_t>(tokens.size()), tokens, true}}};
+    auto r = (*gpu)->run(b);
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    auto gl = (*gpu)->last_logits();
+    ASSERT_TRUE(gl.ok());
+    auto cl = ref.run(tokens, context);
+    for (std::size_t i = 0; i < cl.size(); ++i)
+      worst = std::max(worst, std::fabs((*gl)[i] - cl[i]));
+    const auto want = static_cast<token_id>(cpu::argmax(cl));
+    const token_id got = r->next_tokens[0];
+    if (got == want) {
+      ++exact;
+    } else {
+      ++ties;
+      EXPECT_LT(cl[want] - cl[got], near_tie)
+          << "step " << step << ": gpu " << got << ", cpu " << want;
+    }
+    context += static_cast<std::uint32_t>(tokens.size());
+    tokens = {want};
+  }
+  EXPECT_LE(ties, max_ties);
+  EXPECT_LT(worst, logit_tol);
+  std::cout << spec.name << ": " << exact << " of " << steps + 1
+            << " greedy tokens identical, worst logit difference " << worst << "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(models, cuda_model_vs_cpu, ::testing::Values("cpu-tiny", "cpu-small"),
+                         [](const ::testing::TestParamInfo<const char*>& i) {
+                           std::string n = i.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// Runs three requests (prompts of 70, 5 and 1 tokens) for `steps` decode steps.
+std::vector<token_id> decode_three(cuda_backend& b, std::uint32_t n) {
+  const std::uint32_t lens[3] = {70, 5, 1};
+  batch pre;
+  for (request_id r = 0; r < 3; ++r)
+    pre.items.push_back(
+        batch_item{r, phase::prefill, 0, lens[r], prompt(lens[r], 256, r + 1), true});
+  auto first = b.run(pre);
+  EXPECT_TRUE(first.ok());
+  if (!first.ok()) return {};
+  std::vector<token_id> all = first->next_tokens;
+  for (std::uint32_t s = 0; s < n; ++s) {
+    batch d;
+    for (request_id r = 0; r < 3; ++r)
+      d.items.push_back(
+          batch_item{r, phase::decode, lens[r] + s, 1, {all[all.size() - 3 + r]}, true});
+    auto out = b.run(d);
+    EXPECT_TRUE(out.ok()) << out.err().what();
+    if (!out.ok()) return {};
+    all.insert(all.end(), out->next_tokens.begin(), out->next_tokens.end());
+  }
+  return all;
+}
+
+TEST(cuda_backend, graphs_give_the_tokens_of_plain_launches) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  auto plain_opts = o;
+  plain_opts.graphs = use_graphs::no;
+  auto g = make_cuda_backend("cuda:0", "cpu-tiny", o);
+  auto p = make_cuda_backend("cuda:0", "cpu-tiny", plain_opts);
+  ASSERT_TRUE(g.ok() && p.ok());
+  auto a = decode_three(**g, 12);
+  auto b = decode_three(**p, 12);
+  ASSERT_EQ(a.size(), 39u);
+  EXPECT_EQ(a, b);
+}
+
+TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  o.seed = 9;
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::uint32_t n = 40;
+  auto p = prompt(n, 512, 3);
+  auto first = (*a)->run(batch{{batch_item{7, phase::prefill, 0, n, p, true}}});
+  ASSERT_TRUE(first.ok());
+  const std::uint32_t layers = (*a)->model().layers;
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    auto c = (*a)->export_kv(7, {l, l + 1}, {0, n});
+    ASSERT_TRUE(c.ok()) << c.err().what();
+    EXPECT_EQ(c->bytes, 2ull * n * (*a)->model().kv_width() * 2);
+    EXPECT_EQ((*b)->cached_tokens(7), 0u);  // not every layer yet
+    ASSERT_TRUE((*b)->import_kv(*c).ok());
+  }
+  EXPECT_EQ((*b)->cached_tokens(7), n);
+  auto whole_a = (*a)->export_kv(7, {0, layers}, {0, n});
+  auto whole_b = (*b)->export_kv(7, {0, layers}, {0, n});
+  ASSERT_TRUE(whole_a.ok() && whole_b.ok());
+  EXPECT_TRUE(whole_a->data == whole_b->data);
+  token_id ta = first->next_tokens[0], tb = ta;
+  for (std::uint32_t s = 0; s < 16; ++s) {
+    auto ra = (*a)->run(batch{{batch_item{7, phase::decode, n + s, 1, {ta}, true}}});
+    auto rb = (*b)->run(batch{{batch_item{7, phase::decode, n + s, 1, {tb}, true}}});
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    ta = ra->next_tokens[0];
+    tb = rb->next_tokens[0];
+    ASSERT_EQ(ta, tb) << "step " << s;
+  }
+  auto bad = (*a)->export_kv(7, {0, 1}, {0, n + 100});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.err().code(), errc::out_of_range);
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda

@@ -1,0 +1,80 @@
+// Helpers of the device/cuda tests: skip without a GPU, move vectors to and
+// from the device, bf16 rounding on the host, error norms.
+#pragma once
+
+#include "device/cuda/device_query.hpp"
+#include "device/cuda/runtime.hpp"
+
+#include <cuda_bf16.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#define ACCELLM_REQUIRE_GPU()                                          \
+  do {                                                                 \
+    auto s_ = ::accellm::device::cuda::probe();                        \
+    if (!s_.usable()) GTEST_SKIP() << "no CUDA device: " << s_.reason; \
+  } while (false)
+
+namespace accellm::device::cuda::test {
+
+template <class T>
+device_buffer<T> to_device(const std::vector<T>& v) {
+  auto b = device_buffer<T>::allocate(v.size());
+  EXPECT_TRUE(b.ok());
+  if (!v.empty()) cudaMemcpy(b->data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+  return std::move(*b);
+}
+
+template <class T>
+std::vector<T> to_host(const device_buffer<T>& b) {
+  std::vector<T> v(b.size());
+  EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  if (!v.empty()) cudaMemcpy(v.data(), b.data(), b.bytes(), cudaMemcpyDeviceToHost);
+  return v;
+}
+
+inline std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& v) {
+  std::vector<__nv_bfloat16> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = __float2bfloat16(v[i]);
+  return out;
+}
+
+inline std::vector<float> to_float(const std::vector<__nv_bfloat16>& v) {
+  std::vector<float> out(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) out[i] = __bfloat162float(v[i]);
+  return out;
+}
+
+/// Rounds through bf16 (what the GPU sees of a float).
+inline float round_bf16(float x) {
+  return __bfloat162float(__float2bfloat16(x));
+}
+
+/// ||a - b|| / ||b||.
+inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    num += d * d;
+    den += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+/// Uniform values in [-scale, scale) from a seed (std-free, reproducible).
+inline std::vector<float> random_vector(std::size_t n, std::uint64_t seed, float scale) {
+  std::vector<float> v(n);
+  std::uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (auto& e : v) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    e = scale * (static_cast<float>(x >> 40) / 8388608.0f - 1.0f);
+  }
+  return v;
+}
+
+}  // namespace accellm::device::cuda::test

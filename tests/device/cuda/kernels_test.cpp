@@ -1,0 +1,255 @@
+// Every elementwise kernel and the GEMM wrapper against a CPU reference
+// (device/cpu's kernels where they exist). Tolerances follow STYLE.md: bf16
+// outputs within 1e-2 relative; fp32 paths tighter where stated.
+#include "device/cpu/kernels.hpp"
+
+#include "device/cpu/weights.hpp"
+#include "device/cuda/fill_uniform.cuh"
+#include "device/cuda/gemm.hpp"
+#include "device/cuda/kv_copy.cuh"
+#include "device/cuda/rmsnorm.cuh"
+#include "device/cuda/rope_append.cuh"
+#include "device/cuda/sampling.cuh"
+#include "device/cuda/swiglu.cuh"
+#include "device/cuda/weights.hpp"
+#include "device/model_spec.hpp"
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+namespace accellm::device::cuda {
+namespace {
+
+using namespace test;
+
+TEST(cuda_kernels, rmsnorm_matches_cpu_and_gathers_rows) {
+  ACCELLM_REQUIRE_GPU();
+  constexpr std::uint32_t rows = 5, n = 1000;  // n not a multiple of the block size
+  auto x = random_vector(rows * n, 1, 3.0f);
+  auto g = to_bf16(random_vector(n, 2, 1.0f));
+  auto dx = to_device(x);
+  auto dg = to_device(g);
+  auto dout = to_device(std::vector<__nv_bfloat16>(rows * n));
+  std::vector<std::int32_t> gather{4, 0, 2};
+  auto dgather = to_device(gather);
+  ASSERT_TRUE(
+      rmsnorm(dx.data(), dg.data(), 3, n, 1e-5f, dgather.data(), dout.data(), nullptr).ok());
+  auto out = to_float(to_host(dout));
+  auto gf = to_float(g);
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    std::vector<float> ref(n);
+    cpu::rmsnorm(x.data() + gather[i] * n, gf.data(), n, 1e-5f, ref.data());
+    std::vector<float> got(out.begin() + i * n, out.begin() + (i + 1) * n);
+    EXPECT_LT(rel_error(got, ref), 1e-2) << "row " << i;
+  }
+  EXPECT_EQ(rmsnorm(dx.data(), dg.data(), 1, 0, 1e-5f, nullptr, dout.data(), nullptr).err().code(),
+            errc::invalid_argument);
+}
+
+TEST(cuda_kernels, swiglu_matches_cpu) {
+  ACCELLM_REQUIRE_GPU();
+  constexpr std::uint32_t rows = 3, f = 333;
+  auto gu = random_vector(rows * 2 * f, 3, 4.0f);
+  auto dgu = to_device(gu);
+  auto dout = to_device(std::vector<__nv_bfloat16>(rows * f));
+  ASSERT_TRUE(swiglu(dgu.data(), rows, f, dout.data(), nullptr).ok());
+  auto out = to_float(to_host(dout));
+  std::vector<float> ref(rows * f);
+  for (std::uint32_t r = 0; r < rows; ++r)
+    cpu::silu_mul(gu.data() + r * 2 * f, gu.data() + r * 2 * f + f, f, ref.data() + r * f);
+  EXPECT_LT(rel_error(out, ref), 1e-2);
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    ASSERT_NEAR(out[i], ref[i], 1e-2 * (1 + std::fabs(ref[i])));
+}
+
+TEST(cuda_kernels, rope_append_rotates_and_writes_the_paged_cache) {
+  ACCELLM_REQUIRE_GPU();
+  const attn_shape shape{8, 2, 32};
+  const std::uint32_t rows = 4, layers = 3, layer = 1, bt = 16, qw = shape.q_width(),
+                      kvw = shape.kv_width(), width = qw + 2 * kvw;
+  const std::vector<std::int32_t> pos{0, 17, 33, 5}, slot{0, 0, 1, 1};
+  // Two requests; slot 0 uses blocks {3, 1, 0}, slot 1 uses {2, 4, 5}.
+  const std::uint32_t stride = 3;
+  const std::vector<std::int32_t> tables{3, 1, 0, 2, 4, 5};
+  auto qkv = random_vector(rows * width, 4, 2.0f);
+  auto table = rope_table_host(64, shape.head_dim, 10000.0);
+  std::vector<float> cpu_table(table.size());
+  cpu::fill_rope_table(64, shape.head_dim, 10000.0, cpu_table.data(),
+                       cpu_table.data() + table.size() / 2);
+  ASSERT_EQ(std::memcmp(table.data(), cpu_table.data(), table.size() * 4), 0)
+      << "RoPE tables differ";
+  const std::uint64_t blocks = 6;
+  kv_pool_view kv{nullptr, layers, bt, kvw, nullptr, stride};
+  auto dpool = to_device(std::vector<__nv_bfloat16>(blocks * kv.block_elems()));
+  auto dtables = to_device(tables);
+  kv.pool = dpool.data();
+  kv.tables = dtables.data();
+  auto dqkv = to_device(qkv);
+  auto dpos = to_device(pos);
+  auto dslot = to_device(slot);
+  auto drope = to_device(table);
+  auto dq = to_device(std::vector<__nv_bfloat16>(rows * qw));
+  ASSERT_TRUE(rope_append(dqkv.data(), rows, shape, row_tables{dpos.data(), dslot.data()},
+                          drope.data(), drope.data() + table.size() / 2, dq.data(), kv, layer,
+                          nullptr)
+                  .ok());
+  auto q = to_float(to_host(dq));
+  auto pool = to_float(to_host(dpool));
+  const cpu::rope_table rt{shape.head_dim / 2u, cpu_table.data(),
+                           cpu_table.data() + table.size() / 2};
+  kv_pool_view host_kv = kv;
+  host_kv.tables = tables.data();
+  for (std::uint32_t r = 0; r < rows; ++r) {
+    std::vector<float> ref(qkv.begin() + r * width, qkv.begin() + (r + 1) * width);
+    cpu::rope(ref.data(), shape.heads, pos[r], rt);
+    cpu::rope(ref.data() + qw, shape.kv_heads, pos[r], rt);
+    for (std::uint32_t i = 0; i < qw; ++i)
+      ASSERT_NEAR(q[r * qw + i], ref[i], 1e-2 * (1 + std::fabs(ref[i])));
+    const auto k_at = host_kv.row_offset(slot[r], layer, 0, pos[r]);
+    const auto v_at = host_kv.row_offset(slot[r], layer, 1, pos[r]);
+    for (std::uint32_t i = 0; i < kvw; ++i) {
+      ASSERT_NEAR(pool[k_at + i], ref[qw + i], 1e-2 * (1 + std::fabs(ref[qw + i])))
+          << "K row " << r;
+      ASSERT_EQ(pool[v_at + i], round_bf16(ref[qw + kvw + i])) << "V row " << r;
+    }
+  }
+  EXPECT_EQ(
+      rope_append(dqkv.data(), rows, attn_shape{8, 2, 31}, row_tables{dpos.data(), dslot.data()},
+                  drope.data(), drope.data(), dq.data(), kv, layer, nullptr)
+          .err()
+          .code(),
+      errc::invalid_argument);
+}
+
+TEST(cuda_kernels, gemm_bf16_matches_a_double_reference) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto h = cublas_handle::create(s->get());
+  ASSERT_TRUE(h.ok());
+  constexpr std::uint32_t rows = 7, in = 96, out = 40;
+  auto x = to_bf16(random_vector(rows * in, 5, 1.0f));
+  auto w = to_bf16(random_vector(out * in, 6, 1.0f));
+  auto y0 = random_vector(rows * out, 7, 1.0f);
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  auto dy = to_device(y0);
+  ASSERT_TRUE(
+      gemm(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), gemm_out::fp32, 1.0f).ok());
+  auto y = to_host(dy);
+  auto xf = to_float(x), wf = to_float(w);
+  for (std::uint32_t r = 0; r < rows; ++r)
+    for (std::uint32_t o = 0; o < out; ++o) {
+      double ref = y0[r * out + o];
+      for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
+      // Exact bf16 products, fp32 accumulation of 96 terms of magnitude <= 1.
+      ASSERT_NEAR(y[r * out + o], ref, 1e-4) << r << "," << o;
+    }
+  EXPECT_EQ(gemm(h->get(), dx.data(), rows, 0, dw.data(), out, dy.data(), gemm_out::fp32, 0.0f)
+                .err()
+                .code(),
+            errc::invalid_argument);
+}
+
+TEST(cuda_kernels, embed_and_argmax) {
+  ACCELLM_REQUIRE_GPU();
+  constexpr std::uint32_t vocab = 1000, d = 70;
+  auto table = to_bf16(random_vector(vocab * d, 8, 1.0f));
+  const std::vector<std::int32_t> tokens{999, 0, 500};
+  auto dtable = to_device(table);
+  auto dtokens = to_device(tokens);
+  auto dx = to_device(std::vector<float>(tokens.size() * d));
+  ASSERT_TRUE(embed(dtable.data(), dtokens.data(), 3, d, dx.data(), nullptr).ok());
+  auto x = to_host(dx);
+  for (std::size_t r = 0; r < tokens.size(); ++r)
+    for (std::uint32_t i = 0; i < d; ++i)
+      ASSERT_EQ(x[r * d + i], __bfloat162float(table[tokens[r] * d + i]));
+  auto logits = random_vector(3 * vocab, 9, 5.0f);
+  logits[vocab + 10] = 100.0f;  // row 1: a tie between 10 and 700, lowest wins
+  logits[vocab + 700] = 100.0f;
+  auto dl = to_device(logits);
+  auto dout = to_device(std::vector<std::int32_t>(3));
+  ASSERT_TRUE(argmax_rows(dl.data(), 3, vocab, dout.data(), nullptr).ok());
+  auto got = to_host(dout);
+  for (std::uint32_t r = 0; r < 3; ++r)
+    EXPECT_EQ(static_cast<std::uint32_t>(got[r]),
+              cpu::argmax(std::span<const float>{logits.data() + r * vocab, vocab}))
+        << "row " << r;
+  EXPECT_EQ(got[1], 10);
+}
+
+TEST(cuda_kernels, weights_are_the_bf16_rounding_of_the_cpu_weights) {
+  ACCELLM_REQUIRE_GPU();
+  const model_spec* spec = find_model("cpu-tiny");
+  ASSERT_NE(spec, nullptr);
+  auto shape = make_shard_shape(*spec, 1);
+  ASSERT_TRUE(shape.ok()) << shape.err().what();
+  for (std::uint64_t seed : {1ull, 77ull}) {
+    auto w = make_weights(*shape, seed, nullptr);
+    ASSERT_TRUE(w.ok()) << w.err().what();
+    const cpu::weights ref = cpu::make_weights(*spec, seed);
+    auto same = [](const device_buffer<__nv_bfloat16>& got, const std::vector<float>& want) {
+      auto g = to_float(to_host(got));
+      if (g.size() != want.size()) return false;
+      for (std::size_t i = 0; i < g.size(); ++i)
+        if (g[i] != round_bf16(want[i])) return false;
+      return true;
+    };
+    EXPECT_TRUE(same(w->embedding, ref.embedding)) << "seed " << seed;
+    EXPECT_TRUE(same(w->lm_head, ref.lm_head)) << "seed " << seed;
+    EXPECT_TRUE(same(w->final_norm, ref.final_norm)) << "seed " << seed;
+    for (std::size_t l = 0; l < ref.layers.size(); ++l) {
+      EXPECT_TRUE(same(w->layers[l].wqkv, ref.layers[l].wqkv)) << "layer " << l;
+      EXPECT_TRUE(same(w->layers[l].wo, ref.layers[l].wo)) << "layer " << l;
+      EXPECT_TRUE(same(w->layers[l].attn_norm, ref.layers[l].attn_norm)) << "layer " << l;
+      EXPECT_TRUE(same(w->layers[l].mlp_norm, ref.layers[l].mlp_norm)) << "layer " << l;
+      EXPECT_TRUE(same(w->layers[l].wgate_up, ref.layers[l].wgate_up)) << "layer " << l;
+      EXPECT_TRUE(same(w->layers[l].wdown, ref.layers[l].wdown)) << "layer " << l;
+    }
+  }
+}
+
+TEST(cuda_kernels, kv_copy_packs_and_unpacks_a_slice) {
+  ACCELLM_REQUIRE_GPU();
+  const std::uint32_t layers = 3, bt = 16, kvw = 64;
+  kv_pool_view kv{nullptr, layers, bt, kvw, nullptr, 4};
+  const std::uint64_t blocks = 5;
+  auto pool = to_bf16(random_vector(blocks * kv.block_elems(), 10, 1.0f));
+  auto dpool = to_device(pool);
+  const std::vector<std::int32_t> table{4, 0, 2};
+  auto dtable = to_device(table);
+  kv.pool = dpool.data();
+  const std::uint32_t l0 = 1, nl = 2, t0 = 5, nt = 30;
+  auto dpacked = to_device(std::vector<__nv_bfloat16>(2ull * nl * nt * kvw));
+  ASSERT_TRUE(
+      kv_copy(kv, dtable.data(), l0, nl, t0, nt, dpacked.data(), kv_direction::pack, nullptr).ok());
+  auto packed = to_host(dpacked);
+  kv_pool_view hk = kv;
+  hk.tables = table.data();
+  for (std::uint32_t l = 0; l < nl; ++l)
+    for (std::uint32_t kind = 0; kind < 2; ++kind)
+      for (std::uint32_t t = 0; t < nt; ++t)
+        for (std::uint32_t i = 0; i < kvw; ++i)
+          ASSERT_EQ(__bfloat162float(packed[((l * 2 + kind) * nt + t) * kvw + i]),
+                    __bfloat162float(pool[hk.row_offset(0, l0 + l, kind, t0 + t) + i]));
+  // Unpack into a zeroed pool: exactly the slice comes back, nothing else.
+  auto dzero = to_device(std::vector<__nv_bfloat16>(pool.size(), __float2bfloat16(0.0f)));
+  kv.pool = dzero.data();
+  ASSERT_TRUE(
+      kv_copy(kv, dtable.data(), l0, nl, t0, nt, dpacked.data(), kv_direction::unpack, nullptr)
+          .ok());
+  auto back = to_float(to_host(dzero));
+  std::size_t nonzero = 0;
+  for (float v : back) nonzero += v != 0.0f;
+  EXPECT_LE(nonzero, 2ull * nl * nt * kvw);
+  EXPECT_GT(nonzero, 2ull * nl * nt * kvw * 9 / 10);
+  EXPECT_EQ(kv_copy(kv, dtable.data(), 2, 2, 0, 1, dpacked.data(), kv_direction::pack, nullptr)
+                .err()
+                .code(),
+            errc::invalid_argument);
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
