@@ -63,9 +63,12 @@ instances = 16
   const auto sum = metrics::summarize(r->record, {});
   std::printf("policy %s, 16 x sim:h100 tp8 llama2-70b, conv at %.0f req/s for %.0f s\n",
               policy.c_str(), rate, seconds);
-  std::printf("requests %zu (completed %zu), iterations %llu, events %llu, drained %s\n",
-              sum.requests, sum.completed, static_cast<unsigned long long>(r->iterations),
-              static_cast<unsigned long long>(r->events), r->drained ? "yes" : "no");
+  std::printf(
+      "requests %zu (completed %zu), iterations %llu, events %llu, drained %s, "
+      "trace hash %016llx\n",
+      sum.requests, sum.completed, static_cast<unsigned long long>(r->iterations),
+      static_cast<unsigned long long>(r->events), r->drained ? "yes" : "no",
+      static_cast<unsigned long long>(r->trace_hash));
   std::printf("TTFT mean %.1f ms, JCT mean %.0f ms, idle %.1f %%\n", sum.ttft.mean, sum.jct.mean,
               sum.idle_fraction * 100);
   std::printf(

@@ -6,7 +6,7 @@
 
 #include <caf/all.hpp>
 
-#include <map>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -28,7 +28,7 @@ struct coord_state {
   std::shared_ptr<policy> pol;
   observer* obs = nullptr;
   cluster_view view;
-  std::map<request_id, entry> table;
+  std::unordered_map<request_id, entry> table;  ///< looked up for every token reported
   std::vector<caf::actor> managers;
   epoch_t epoch = 1;
   static inline const char* name = "coordinator";

@@ -260,6 +260,7 @@ struct InstanceReport {
   iterations @12 :UInt64;          # iterations since start
   partner @13 :UInt32;             # current partner; 0xFFFFFFFF = none
   queuedRequests @14 :UInt32;      # requests waiting for prefill
+  rejectedMessages @15 :UInt64;    # malformed or misaddressed messages dropped since start
 }
 
 # worker process -> coordinator: join (or rejoin) the cluster.

@@ -26,6 +26,7 @@ void fill(w::InstanceReport::Builder b, const instance_report& m) {
   b.setIterations(m.iterations);
   b.setPartner(m.partner);
   b.setQueuedRequests(m.queued_requests);
+  b.setRejectedMessages(m.rejected_messages);
 }
 
 result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l) {
@@ -46,6 +47,7 @@ result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l
   m.iterations = r.getIterations();
   m.partner = r.getPartner();
   m.queued_requests = r.getQueuedRequests();
+  m.rejected_messages = r.getRejectedMessages();
   return std::move(f).finish(std::move(m));
 }
 
@@ -61,9 +63,10 @@ void fill(w::IterationReport::Builder b, const iteration_report& m) {
   if (!m.tokens.empty()) {
     auto tokens = b.initTokens(static_cast<unsigned>(m.tokens.size()));
     for (unsigned i = 0; i < tokens.size(); ++i) {
-      tokens[i].setRequestId(m.tokens[i].request);
-      tokens[i].setIndex(m.tokens[i].index);
-      tokens[i].setToken(m.tokens[i].token);
+      auto t = tokens[i];
+      t.setRequestId(m.tokens[i].request);
+      t.setIndex(m.tokens[i].index);
+      t.setToken(m.tokens[i].token);
     }
   }
   fill(b.initLoad(), m.load);

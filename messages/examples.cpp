@@ -149,7 +149,8 @@ instance_report example_report() {
           .busy_ns = 2'500'000,
           .iterations = 99,
           .partner = 2,
-          .queued_requests = 3};
+          .queued_requests = 3,
+          .rejected_messages = 2};
 }
 
 register_worker example_register() {

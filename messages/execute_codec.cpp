@@ -70,11 +70,30 @@ result<execute> read(w::Execute::Reader r, const decode_limits& l) {
   const auto items = r.getItems();
   if (!f.within(items.size(), l.max_execute_items, "items"))
     return std::move(f).finish(std::move(m));
-  m.items.reserve(items.size());
+  m.items.resize(items.size());
   for (unsigned i = 0; i < items.size(); ++i) {
-    auto item = read_item(items[i], i, l);
-    if (!item) return std::move(item).err();
-    m.items.push_back(std::move(*item));
+    const auto in = items[i];  // each items[i] is a bounds-checked library call
+    const auto ph = static_cast<std::uint16_t>(in.getPhase());
+    const bool has_tokens = in.hasTokens();
+    if (ph > static_cast<std::uint16_t>(phase::decode) ||
+        (has_tokens && in.getTokens().size() > l.max_tokens)) {
+      auto item = read_item(in, i, l);  // the slow path names the problem
+      if (!item) return std::move(item).err();
+      m.items[i] = std::move(*item);
+      continue;
+    }
+    execute_item& out = m.items[i];
+    out.request = in.getRequestId();
+    out.phase = static_cast<phase>(ph);
+    out.context = in.getContext();
+    out.num_tokens = in.getNumTokens();
+    if (has_tokens) {
+      const auto tokens = in.getTokens();
+      out.tokens.reserve(tokens.size());
+      for (const std::int32_t t : tokens) out.tokens.push_back(t);
+    }
+    out.wants_output = in.getWantsOutput();
+    out.replica_to = in.getReplicaTo();
   }
   return std::move(f).finish(std::move(m));
 }
@@ -102,20 +121,24 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   return std::move(f).finish(std::move(m));
 }
 
-status validate_item(const execute_item& m, std::size_t index, instance_id self,
-                     const decode_limits& l) {
-  constexpr std::uint64_t max_position = std::numeric_limits<std::uint32_t>::max();
+constexpr std::uint64_t max_position = std::numeric_limits<std::uint32_t>::max();
+
+// The rules of validate_item without building any message (the fast path).
+bool item_ok(const execute_item& m, instance_id self, const decode_limits& l) {
   const bool decode = m.phase == phase::decode;
-  // Fast path: the same rules as below without building the item's path.
   const bool tokens_ok =
       m.tokens.size() <= l.max_tokens && (m.tokens.empty() || m.tokens.size() == m.num_tokens) &&
       std::all_of(m.tokens.begin(), m.tokens.end(), [](token_id t) { return t >= 0; });
-  if (m.request != 0 && detail::listed(m.phase, phase::decode) && m.num_tokens >= 1 &&
-      (!decode || (m.num_tokens == 1 && m.context >= 1)) &&
-      std::uint64_t{m.context} + m.num_tokens <= max_position && tokens_ok &&
-      (m.replica_to == no_instance || m.replica_to != self)) {
-    return {};
-  }
+  return m.request != 0 && detail::listed(m.phase, phase::decode) && m.num_tokens >= 1 &&
+         (!decode || (m.num_tokens == 1 && m.context >= 1)) &&
+         std::uint64_t{m.context} + m.num_tokens <= max_position && tokens_ok &&
+         (m.replica_to == no_instance || m.replica_to != self);
+}
+
+status validate_item(const execute_item& m, std::size_t index, instance_id self,
+                     const decode_limits& l) {
+  if (item_ok(m, self, l)) return {};
+  const bool decode = m.phase == phase::decode;
   detail::checker c{item_path(index)};
   c.request(m.request, "request")
       .check(detail::listed(m.phase, phase::decode), "phase", static_cast<std::uint64_t>(m.phase),
@@ -133,6 +156,19 @@ status validate_item(const execute_item& m, std::size_t index, instance_id self,
 
 // Each request at most once per batch: the backend appends its tokens once.
 status check_unique(const std::vector<execute_item>& items) {
+  auto duplicate = [&](std::size_t first, std::size_t second) {
+    return fail(errc::out_of_range, item_path(second) +
+                                        ".request: " + std::to_string(items[second].request) +
+                                        " (duplicate of items[" + std::to_string(first) + "])");
+  };
+  if (items.size() <= 32) {  // typical batches: pairwise is cheaper than sorting
+    for (std::size_t j = 1; j < items.size(); ++j) {
+      for (std::size_t i = 0; i < j; ++i) {
+        if (items[i].request == items[j].request) return duplicate(i, j);
+      }
+    }
+    return {};
+  }
   std::vector<std::pair<request_id, std::size_t>> ids;
   ids.reserve(items.size());
   for (std::size_t i = 0; i < items.size(); ++i) ids.emplace_back(items[i].request, i);
@@ -140,9 +176,7 @@ status check_unique(const std::vector<execute_item>& items) {
   const auto dup = std::adjacent_find(
       ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.first == b.first; });
   if (dup == ids.end()) return {};
-  return fail(errc::out_of_range, item_path(std::next(dup)->second) +
-                                      ".request: " + std::to_string(dup->first) +
-                                      " (duplicate of items[" + std::to_string(dup->second) + "])");
+  return duplicate(dup->second, std::next(dup)->second);
 }
 
 }  // namespace
@@ -172,7 +206,10 @@ status validate(const execute& m, const decode_limits& l) {
   c.instance(m.instance, "instance")
       .check(!m.items.empty(), "items", 0, "entries, must be >= 1")
       .limit(m.items.size(), l.max_execute_items, "items");
-  for (std::size_t i = 0; i < m.items.size() && c.ok(); ++i) {
+  const bool all_ok = std::all_of(m.items.begin(), m.items.end(), [&](const execute_item& item) {
+    return item_ok(item, m.instance, l);
+  });
+  for (std::size_t i = 0; !all_ok && i < m.items.size() && c.ok(); ++i) {
     c.merge(validate_item(m.items[i], i, m.instance, l));
   }
   if (c.ok()) c.merge(check_unique(m.items));

@@ -125,12 +125,13 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
   if (!f.within(rows.size(), l.max_execute_items, "rows")) return std::move(f).finish(std::move(m));
   m.rows.resize(rows.size());
   for (unsigned i = 0; i < rows.size(); ++i) {
+    const auto row = rows[i];  // each rows[i] is a bounds-checked library call
     kv_rows& out = m.rows[i];
-    out.request = rows[i].getRequestId();
-    out.token_begin = rows[i].getTokenBegin();
-    out.token_end = rows[i].getTokenEnd();
-    out.size_bytes = rows[i].getSizeBytes();
-    f.data(rows[i].getData(), out.data);
+    out.request = row.getRequestId();
+    out.token_begin = row.getTokenBegin();
+    out.token_end = row.getTokenEnd();
+    out.size_bytes = row.getSizeBytes();
+    if (row.hasData()) f.data(row.getData(), out.data);
   }
   return std::move(f).finish(std::move(m));
 }

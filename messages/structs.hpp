@@ -230,6 +230,7 @@ struct instance_report {
   std::uint64_t iterations = 0;
   instance_id partner = no_instance;
   std::uint32_t queued_requests = 0;
+  std::uint64_t rejected_messages = 0;  ///< malformed or misaddressed, dropped since start
   friend bool operator==(const instance_report&, const instance_report&) = default;
 };
 

@@ -55,6 +55,7 @@ class recorder final : public coordinator::observer {
     r.kv_bytes_sent = m.load.kv_bytes_sent;
     r.replicas_evicted += m.evicted_replicas.size();
     r.preemptions += m.preempted.size();
+    r.rejected_messages = m.load.rejected_messages;
     const nanoseconds t{m.start_ns + m.duration_ns - origin_};
     if (r.memory.empty() || r.memory.back().primary_blocks != m.load.primary_blocks ||
         r.memory.back().replica_blocks != m.load.replica_blocks) {

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <deque>
-#include <map>
-#include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace accellm::worker {
@@ -58,9 +58,11 @@ struct im_state {
   instance_id partner = no_instance;
   epoch_t epoch = 0;
 
-  std::map<request_id, primary> primaries;
-  std::map<request_id, replica> replicas;
-  std::set<request_id> dropped;  ///< replicas dropped here (later rows are ignored)
+  // Hash maps: looked up once or more per item of every iteration. Nothing
+  // iterates them in an order that matters (make_room orders by `since`).
+  std::unordered_map<request_id, primary> primaries;
+  std::unordered_map<request_id, replica> replicas;
+  std::unordered_set<request_id> dropped;  ///< replicas dropped here (later rows are ignored)
   std::deque<request_id> prefill_queue;
   std::vector<request_id> running;  ///< decoding, in start order
   std::uint64_t primary_blocks = 0;
@@ -74,6 +76,7 @@ struct im_state {
   messages::execute inflight;
   std::uint64_t busy_ns = 0;
   std::uint64_t kv_bytes_sent = 0;
+  std::uint64_t rejected = 0;  ///< messages dropped: malformed, unknown type, or rows from itself
   std::vector<request_id> evicted;    ///< since the last report
   std::vector<request_id> preempted;  ///< since the last report
   /// RequestDone and MoveDecode answers of the iteration being applied: sent
@@ -276,7 +279,8 @@ messages::instance_report load_of(im_actor* self) {
           .busy_ns = s.busy_ns,
           .iterations = s.iteration,
           .partner = s.partner,
-          .queued_requests = static_cast<std::uint32_t>(s.prefill_queue.size())};
+          .queued_requests = static_cast<std::uint32_t>(s.prefill_queue.size()),
+          .rejected_messages = s.rejected};
 }
 
 // Hands a request that stopped decoding here over (MoveDecode) and tells the
@@ -506,6 +510,10 @@ void on_evict(im_actor* self, const messages::evict_replica& m) {
 // KV rows that arrived from another instance (through the local kv_replica).
 void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
   auto& s = self->state;
+  if (m.from_instance == s.opt.id) {  // KV never comes from the instance itself
+    ++s.rejected;
+    return;
+  }
   for (const messages::kv_rows& row : m.rows) {
     if (auto it = s.primaries.find(row.request); it != s.primaries.end()) {
       primary& p = it->second;  // a copy becoming the primary (awaiting_kv)
@@ -548,10 +556,17 @@ void on_set_role(im_actor* self, const messages::set_role& m) {
 void dispatch(im_actor* self, const capnp_blob& b) {
   using messages::msg_type;
   const auto t = messages::to_msg_type(b.type);
-  if (!t) return;
+  if (!t) {
+    ++self->state.rejected;
+    return;
+  }
   auto handle = [&](auto tag, auto fn) {
     auto m = messages::decode<typename decltype(tag)::type>(b);
-    if (m) fn(self, *m);
+    if (m) {
+      fn(self, *m);
+    } else {
+      ++self->state.rejected;
+    }
   };
   switch (*t) {
     case msg_type::assign_prefill:
@@ -569,6 +584,7 @@ void dispatch(im_actor* self, const capnp_blob& b) {
     case msg_type::kv_delta_batch:
       return handle(std::type_identity<messages::kv_delta_batch>{}, on_rows);
     default:
+      ++self->state.rejected;
       return;
   }
 }

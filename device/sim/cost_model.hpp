@@ -58,8 +58,9 @@ class cost_model {
   /// batch, an item with num_tokens == 0, or a decode item with num_tokens != 1.
   virtual result<cost_breakdown> estimate(const batch& b) const = 0;
 
-  /// estimate(b).total.
-  result<std::chrono::nanoseconds> iteration_time(const batch& b) const {
+  /// estimate(b).total. Models override it when the total alone is cheaper
+  /// (the simulator asks it once per iteration).
+  virtual result<std::chrono::nanoseconds> iteration_time(const batch& b) const {
     auto r = estimate(b);
     if (!r) return std::move(r).err();
     return r->total;

@@ -1,6 +1,8 @@
 #include "device/sim/roofline_model.hpp"
 
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <utility>
 
@@ -107,9 +109,22 @@ cost attention(const batch& b, const shard& s, const roof& r, double eta_attenti
   return c;
 }
 
-std::vector<cost> block_ops(const batch& b, double tokens, const shard& s, const roof& r,
-                            const hardware_spec& hw) {
-  std::vector<cost> ops;
+// The operators of one step, in execution order, without heap allocation
+// (the simulator prices every iteration).
+class op_list {
+ public:
+  void push_back(const cost& c) { ops_[n_++] = c; }
+  const cost* begin() const { return ops_.data(); }
+  const cost* end() const { return ops_.data() + n_; }
+
+ private:
+  std::array<cost, 10> ops_{};
+  std::size_t n_ = 0;
+};
+
+op_list block_ops(const batch& b, double tokens, const shard& s, const roof& r,
+                  const hardware_spec& hw) {
+  op_list ops;
   ops.push_back(r.norm("attn_norm", tokens, s));
   ops.push_back(r.gemm("qkv_proj", tokens, s.h, s.q + 2 * s.kv, s));
   ops.push_back(attention(b, s, r, hw.eta.attention));
@@ -130,8 +145,8 @@ std::vector<cost> block_ops(const batch& b, double tokens, const shard& s, const
 
 // Once per iteration, after the last block: final norm over all rows, LM head
 // and logits all-gather only for the rows that sample a token.
-std::vector<cost> head_ops(double tokens, double outputs, const shard& s, const roof& r) {
-  std::vector<cost> ops;
+op_list head_ops(double tokens, double outputs, const shard& s, const roof& r) {
+  op_list ops;
   ops.push_back(r.norm("final_norm", tokens, s));
   if (outputs > 0) {
     ops.push_back(r.gemm("lm_head", outputs, s.h, s.vocab, s));
@@ -195,8 +210,9 @@ std::string roofline_model::describe() const {
   return "roofline " + hardware_.name + " tp" + std::to_string(deploy_.tp);
 }
 
-result<cost_breakdown> roofline_model::estimate(const batch& b) const {
-  if (auto ok = check_batch_shape(b); !ok) return std::move(ok).err();
+template <class OnOp>
+std::chrono::nanoseconds roofline_model::price(const batch& b, OnOp on_op,
+                                               std::chrono::nanoseconds& per_layer) const {
   double tokens = 0, outputs = 0;
   for (const batch_item& it : b.items) {
     tokens += it.num_tokens;
@@ -204,21 +220,35 @@ result<cost_breakdown> roofline_model::estimate(const batch& b) const {
   }
   const shard s = make_shard(model_, deploy_);
   const roof r{hardware_, deploy_};
-  cost_breakdown out;
   double block_seconds = 0;
   for (const cost& c : block_ops(b, tokens, s, r, hardware_)) {
     block_seconds += c.time;
-    out.ops.push_back(to_op(c, model_.layers));
+    on_op(c, static_cast<double>(model_.layers));
   }
   double head_seconds = 0;
   for (const cost& c : head_ops(tokens, outputs, s, r)) {
     head_seconds += c.time;
-    out.ops.push_back(to_op(c, 1.0));
+    on_op(c, 1.0);
   }
-  out.per_layer = from_seconds(block_seconds);
+  per_layer = from_seconds(block_seconds);
+  return from_seconds(block_seconds * model_.layers + head_seconds) + hardware_.iteration_overhead;
+}
+
+result<cost_breakdown> roofline_model::estimate(const batch& b) const {
+  if (auto ok = check_batch_shape(b); !ok) return std::move(ok).err();
+  cost_breakdown out;
+  out.ops.reserve(12);
+  out.total = price(
+      b, [&](const cost& c, double scale) { out.ops.push_back(to_op(c, scale)); }, out.per_layer);
   out.overhead = hardware_.iteration_overhead;
-  out.total = from_seconds(block_seconds * model_.layers + head_seconds) + out.overhead;
   return out;
+}
+
+result<std::chrono::nanoseconds> roofline_model::iteration_time(const batch& b) const {
+  if (auto ok = check_batch_shape(b); !ok) return std::move(ok).err();
+  std::chrono::nanoseconds per_layer{0};
+  return price(
+      b, [](const cost&, double) {}, per_layer);
 }
 
 }  // namespace accellm::device::sim

@@ -47,6 +47,8 @@ class roofline_model final : public cost_model {
 
   std::string describe() const override;
   result<cost_breakdown> estimate(const batch& b) const override;
+  /// The same total as estimate(b), without building the breakdown.
+  result<std::chrono::nanoseconds> iteration_time(const batch& b) const override;
 
   const model_spec& model() const noexcept { return model_; }
   const hardware_spec& hardware() const noexcept { return hardware_; }
@@ -54,6 +56,11 @@ class roofline_model final : public cost_model {
 
  private:
   roofline_model(model_spec model, hardware_spec hardware, deployment deploy);
+  /// Prices `b`: calls on_op(cost, scale) for each operator (scale = layers
+  /// for a block operator, 1 for the head) and returns the total.
+  template <class OnOp>
+  std::chrono::nanoseconds price(const batch& b, OnOp on_op,
+                                 std::chrono::nanoseconds& per_layer) const;
 
   model_spec model_;
   hardware_spec hardware_;

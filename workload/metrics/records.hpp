@@ -64,9 +64,10 @@ struct instance_record {
   std::array<nanos, 3> time_in_role{};
   std::uint64_t iterations = 0, kv_bytes_sent = 0, total_blocks = 0, bytes_per_block = 0;
   std::uint64_t replicas_evicted = 0, preemptions = 0;
-  std::vector<memory_sample> memory;  ///< changes over time, time-ordered
-  double price_per_hour = 0.0;        ///< USD per hour for the whole instance
-  double power_watts = 0.0;           ///< TDP of the whole instance
+  std::uint64_t rejected_messages = 0;  ///< malformed or misaddressed messages the instance dropped
+  std::vector<memory_sample> memory;    ///< changes over time, time-ordered
+  double price_per_hour = 0.0;          ///< USD per hour for the whole instance
+  double power_watts = 0.0;             ///< TDP of the whole instance
 };
 
 /// One run of one policy at one offered rate.

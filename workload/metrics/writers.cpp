@@ -76,7 +76,7 @@ std::string instance_row(const instance_record& i, nanos makespan) {
          std::to_string(i.iterations) + ',' + std::to_string(i.kv_bytes_sent) + ',' +
          std::to_string(peak_primary) + ',' + std::to_string(peak_replica) + ',' +
          std::to_string(i.total_blocks) + ',' + std::to_string(i.replicas_evicted) + ',' +
-         std::to_string(i.preemptions) + '\n';
+         std::to_string(i.preemptions) + ',' + std::to_string(i.rejected_messages) + '\n';
 }
 
 }  // namespace
@@ -92,7 +92,8 @@ status write_requests_csv(const std::filesystem::path& path, const run_record& r
 status write_instances_csv(const std::filesystem::path& path, const run_record& run) {
   std::string text =
       "id,name,pool,busy_s,idle_fraction,prefill_s,decode_s,mixed_s,iterations,kv_bytes_sent,"
-      "peak_primary_blocks,peak_replica_blocks,total_blocks,replicas_evicted,preemptions\n";
+      "peak_primary_blocks,peak_replica_blocks,total_blocks,replicas_evicted,preemptions,"
+      "rejected_messages\n";
   for (const instance_record& i : run.instances) text += instance_row(i, run.makespan);
   return write_file(path, text);
 }

@@ -36,7 +36,7 @@ status write_requests_csv(const std::filesystem::path& path, const run_record& r
 /// One row per instance, in record order:
 /// id,name,pool,busy_s,idle_fraction,prefill_s,decode_s,mixed_s,iterations,
 /// kv_bytes_sent,peak_primary_blocks,peak_replica_blocks,total_blocks,
-/// replicas_evicted,preemptions
+/// replicas_evicted,preemptions,rejected_messages
 /// (idle_fraction = 1 - busy/makespan with 4 decimals, empty for a zero
 /// makespan). Errors: errc::io_failure naming the path.
 status write_instances_csv(const std::filesystem::path& path, const run_record& run);

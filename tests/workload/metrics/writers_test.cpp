@@ -88,6 +88,7 @@ run_record small_run() {
   i0.total_blocks = 100;
   i0.replicas_evicted = 2;
   i0.preemptions = 1;
+  i0.rejected_messages = 4;
   i0.memory = {{0ms, 1, 2}, {500ms, 7, 3}};
   instance_record i1 = instance(1, "i1", "a\"b,c", nanos{0});
   run.instances = {i0, i1};
@@ -110,9 +111,9 @@ TEST_F(Writers, InstancesCsvExact) {
   EXPECT_EQ(read(path),
             "id,name,pool,busy_s,idle_fraction,prefill_s,decode_s,mixed_s,iterations,"
             "kv_bytes_sent,peak_primary_blocks,peak_replica_blocks,total_blocks,"
-            "replicas_evicted,preemptions\n"
-            "0,i0,pair0,1.500000,0.2500,1.000000,0.500000,0.000000,42,123456,7,3,100,2,1\n"
-            "1,i1,\"a\"\"b,c\",0.000000,1.0000,0.000000,0.000000,0.000000,0,0,0,0,0,0,0\n");
+            "replicas_evicted,preemptions,rejected_messages\n"
+            "0,i0,pair0,1.500000,0.2500,1.000000,0.500000,0.000000,42,123456,7,3,100,2,1,4\n"
+            "1,i1,\"a\"\"b,c\",0.000000,1.0000,0.000000,0.000000,0.000000,0,0,0,0,0,0,0,0\n");
 }
 
 TEST_F(Writers, MemoryCsvExact) {
