@@ -53,8 +53,10 @@ echo "== benchmarks"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 slug=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 mkdir -p bench/results
+rm -f "bench/results/$slug-ceilings.csv"
 csv=bench/results/$slug-model.csv
 echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
+timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceilings.csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 if [ "$MODE" = quick ]; then
   $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv"

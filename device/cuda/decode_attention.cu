@@ -174,12 +174,16 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.shape.head_dim));
   decode_pass1<G><<<grid, warps * 32, smem, s>>>(a, scale);
   ACCELLM_CUDA_TRY(cudaGetLastError());
+  return decode_combine(a, s);
+}
+
+}  // namespace
+
+status decode_combine(const decode_attention_args& a, cudaStream_t s) {
   decode_pass2<<<dim3(a.shape.heads, a.n_items), std::min(a.shape.head_dim, 128u), 0, s>>>(a);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
-
-}  // namespace
 
 std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
                                    std::uint32_t max_length, std::uint32_t target_blocks) {
@@ -203,6 +207,10 @@ status decode_attention(const decode_attention_args& a, cudaStream_t s) {
     return fail(errc::invalid_argument, "decode_attention: null pointer");
   if (a.shape.kv_width() != a.kv.kv_width || a.layer >= a.kv.layers)
     return fail(errc::invalid_argument, "decode_attention: shape does not match the KV pool");
+  const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
+  if (group != 1 && group != 2 && group != 4 && group != 8)
+    return fail(errc::invalid_argument, "decode_attention: heads / kv_heads must be 1, 2, 4 or 8");
+  if (a.kernel == decode_kernel::mma) return decode_attention_mma(a, s);
   switch (a.shape.heads / a.shape.kv_heads) {
     case 1:
       return launch<1>(a, s);

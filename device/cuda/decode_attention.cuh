@@ -19,6 +19,11 @@
 
 namespace accellm::device::cuda {
 
+/// Which pass-1 kernel: tensor cores with the query group as tile rows
+/// (decode_attention_mma.cu, the default), or plain CUDA cores with a key
+/// split across lanes (kept as a cross-check and for head_dim 256).
+enum class decode_kernel : std::uint8_t { mma, simt };
+
 struct decode_attention_args {
   const __nv_bfloat16* q = nullptr;  ///< [rows x q_width], RoPE applied
   __nv_bfloat16* out = nullptr;      ///< [rows x q_width]; only the items' rows are written
@@ -29,6 +34,7 @@ struct decode_attention_args {
   std::uint32_t layer = 0;
   std::uint32_t splits = 1;  ///< context slices per item, 1..max_splits
   float* partial = nullptr;  ///< scratch of decode_partial_floats(n_items, heads, splits, hd)
+  decode_kernel kernel = decode_kernel::mma;
 };
 
 inline constexpr std::uint32_t max_decode_splits = 64;
@@ -44,9 +50,14 @@ constexpr std::uint64_t decode_partial_floats(std::uint64_t items, std::uint64_t
 std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
                                    std::uint32_t max_length, std::uint32_t target_blocks);
 
-/// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128, 256,
-/// heads / kv_heads is not 1, 2, 4 or 8, splits is out of range, or a pointer
-/// is null.
+/// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128 (or
+/// 256 with the simt kernel), heads / kv_heads is not 1, 2, 4 or 8, splits is
+/// out of range, or a pointer is null.
 status decode_attention(const decode_attention_args& a, cudaStream_t s);
+
+/// The two halves, for decode_attention's own files: the mma pass 1 (+ pass
+/// 2), and pass 2 alone. Arguments are already checked.
+status decode_attention_mma(const decode_attention_args& a, cudaStream_t s);
+status decode_combine(const decode_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

@@ -224,7 +224,7 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(const 
   std::uint32_t splits = 1;
   if (!plan.decodes.empty())
     splits = choose_decode_splits(static_cast<std::uint32_t>(plan.decodes.size()),
-                                  shape_.attn.kv_heads, plan.max_decode_length, 4 * sm_count_);
+                                  shape_.attn.kv_heads, plan.max_decode_length, 8 * sm_count_);
   ACCELLM_CUDA_TRY(cudaEventRecord(start_.get(), stream_));
   const bool decode_only = plan.tiles.empty() && !plan.decodes.empty();
   if (decode_only && graphs_mode_ == use_graphs::yes) {

@@ -1,197 +1,224 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
 
-#include <mma.h>
-
 #include <algorithm>
 #include <cmath>
 
 namespace accellm::device::cuda {
 namespace {
 
-namespace wmma = nvcuda::wmma;
-constexpr int tile = 64;  // query rows and key rows per tile
-constexpr int warps = 4;  // warp w owns query rows [16w, 16w + 16)
+// FlashAttention-2 style on mma.sync m16n8k16 (bf16 in, fp32 accumulate).
+// Block: 4 warps, 64 query rows; warp w owns rows [16w, 16w + 16). Fragment
+// layouts (PTX ISA, "Matrix Fragments for mma.m16n8k16"): lane = 4 g + t;
+// A regs a0..a3 hold (row g | g+8, cols 2t, 2t+1 | +8); B regs b0, b1 hold
+// (k = 2t, 2t+1 | +8, col g); C holds (row g, cols 2t, 2t+1) and (row g+8,
+// same cols). The C fragments of two adjacent 8-key score tiles are exactly
+// the A fragment of P for 16 keys, so P never leaves registers.
+constexpr int tile = 64;  // query rows per block, keys per step
+constexpr int warps = 4;
+constexpr int v_stride = tile + 8;  // Vt row stride: 36 words, lanes hit distinct banks
 
-struct smem_layout {
-  std::size_t q, k, v, s, p, o, stats, total;
-  __host__ __device__ explicit smem_layout(std::uint32_t hd) {
-    const std::size_t mat = static_cast<std::size_t>(tile) * hd;
-    q = 0;
-    k = q + mat * 2;
-    v = k + mat * 2;
-    s = v + mat * 2;
-    p = s + tile * tile * 4;
-    o = p + tile * tile * 2;
-    stats = o + mat * 4;
-    total = stats + 3 * tile * 4;
-  }
-};
+__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 
-// Copies 64 rows of head_dim bf16 (16-byte vectors); rows past `valid` are zero.
-template <class RowPtr>
-__device__ void load_rows(__nv_bfloat16* dst, std::uint32_t hd, int valid, const RowPtr& row_ptr) {
-  const int vecs = static_cast<int>(hd / 8);
+__device__ inline std::uint32_t pack(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+__device__ inline std::uint32_t word(const __nv_bfloat16* p) {
+  return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+// K rows [key0, key0 + 64) row-major into Ks, V transposed into Vt (dims x
+// keys); rows past `valid` are zero.
+template <int HD>
+__device__ void load_kv(const prefill_attention_args& a, const prefill_tile& t, std::uint32_t col,
+                        int key0, int valid, __nv_bfloat16* Ks, __nv_bfloat16* Vt) {
+  constexpr int vecs = HD / 8, k_stride = HD + 8;
+  const auto slot = static_cast<std::uint32_t>(t.slot);
   for (int e = threadIdx.x; e < tile * vecs; e += warps * 32) {
     const int r = e / vecs, c = e % vecs;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r < valid) val = reinterpret_cast<const uint4*>(row_ptr(r))[c];
-    reinterpret_cast<uint4*>(dst + static_cast<std::size_t>(r) * hd)[c] = val;
+    uint4 k = make_uint4(0, 0, 0, 0);
+    if (r < valid)
+      k = *reinterpret_cast<const uint4*>(a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key0 + r) +
+                                          col + c * 8);
+    *reinterpret_cast<uint4*>(Ks + r * k_stride + c * 8) = k;
+  }
+  // Consecutive lanes take consecutive keys, so the transposed stores are
+  // consecutive bf16 in one Vt row.
+  for (int e = threadIdx.x; e < tile * vecs; e += warps * 32) {
+    const int r = e % tile, c = e / tile;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < valid)
+      v = *reinterpret_cast<const uint4*>(a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key0 + r) +
+                                          col + c * 8);
+    const auto* h = reinterpret_cast<const __nv_bfloat16*>(&v);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) Vt[(c * 8 + i) * v_stride + r] = h[i];
   }
 }
 
-struct q_rows {
-  const __nv_bfloat16* base;
-  std::uint32_t stride;
-  __device__ const __nv_bfloat16* operator()(int r) const {
-    return base + static_cast<std::uint64_t>(r) * stride;
-  }
-};
-struct kv_rows {
-  const kv_pool_view* kv;
-  std::uint32_t slot, layer, kind, first, col;
-  __device__ const __nv_bfloat16* operator()(int r) const {
-    return kv->pool + kv->row_offset(slot, layer, kind, first + static_cast<std::uint32_t>(r)) +
-           col;
-  }
-};
-
-// Online-softmax update of the warp's 16 rows for one key tile: S -> P, the
-// running max and sum, and O rescaled by exp(old max - new max).
-__device__ void softmax_rows(float* S, __nv_bfloat16* P, float* O, float* m, float* l,
-                             std::uint32_t hd, int warp, int lane, int q_pos0, int key0,
-                             int key_end, float scale) {
-  const int r = warp * 16 + lane / 2;
-  const int c0 = (lane % 2) * 32;
-  const int qp = q_pos0 + r;
-  float* srow = S + r * tile;
-  float mx = -INFINITY;
-  for (int c = c0; c < c0 + 32; ++c) {
-    const int t = key0 + c;
-    const float v = (t <= qp && t < key_end) ? srow[c] * scale : -INFINITY;
-    srow[c] = v;
-    mx = fmaxf(mx, v);
-  }
-  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-  const float m_new = fmaxf(m[r], mx);
-  float sum = 0.0f;
-  for (int c = c0; c < c0 + 32; ++c) {
-    const float p = m_new == -INFINITY ? 0.0f : __expf(srow[c] - m_new);
-    P[r * tile + c] = __float2bfloat16(p);
-    sum += p;
-  }
-  sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-  const float alpha = m_new == -INFINITY ? 1.0f : __expf(m[r] - m_new);
-  __syncwarp();
-  if (lane % 2 == 0) {
-    l[r] = l[r] * alpha + sum;
-    m[r] = m_new;
-  }
-  // Each lane pair rescales its row of O.
-  float* orow = O + static_cast<std::size_t>(r) * hd;
-  for (std::uint32_t j = lane % 2; j < hd; j += 2) orow[j] *= alpha;
-}
-
+template <int HD>
 __global__ void __launch_bounds__(warps * 32)
-    prefill_kernel(prefill_attention_args a, float scale) {
-  extern __shared__ __align__(128) unsigned char raw[];
-  const std::uint32_t hd = a.shape.head_dim;
-  const smem_layout lay(hd);
-  auto* Q = reinterpret_cast<__nv_bfloat16*>(raw + lay.q);
-  auto* K = reinterpret_cast<__nv_bfloat16*>(raw + lay.k);
-  auto* V = reinterpret_cast<__nv_bfloat16*>(raw + lay.v);
-  auto* S = reinterpret_cast<float*>(raw + lay.s);
-  auto* P = reinterpret_cast<__nv_bfloat16*>(raw + lay.p);
-  auto* O = reinterpret_cast<float*>(raw + lay.o);
-  float* m = reinterpret_cast<float*>(raw + lay.stats);
-  float* l = m + tile;
-  const prefill_tile t = a.tiles[blockIdx.x];
-  const std::uint32_t head = blockIdx.y;
+    prefill_kernel(prefill_attention_args a, float scale_log2) {
+  constexpr int k_stride = HD + 8;  // (HD + 8) / 2 words: lanes hit distinct banks
+  __shared__ __align__(16) __nv_bfloat16 Ks[tile * k_stride];
+  __shared__ __align__(16) __nv_bfloat16 Vt[HD * v_stride];
+  // Longest tiles (latest positions) first, for a better tail.
+  const prefill_tile t = a.tiles[a.n_tiles - 1 - blockIdx.x];
+  const std::uint32_t head = blockIdx.y, hd = HD;
   const std::uint32_t kvh = head / (a.shape.heads / a.shape.kv_heads);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
+  const std::uint32_t qw = a.shape.q_width();
+  const int r0 = warp * 16 + g, r1 = r0 + 8;  // this lane's two query rows in the tile
 
-  const q_rows qc{a.q + static_cast<std::uint64_t>(t.row) * a.shape.q_width() + head * hd,
-                  a.shape.q_width()};
-  load_rows(Q, hd, t.count, qc);
-  for (std::uint32_t e = threadIdx.x; e < tile * hd; e += warps * 32) O[e] = 0.0f;
-  if (threadIdx.x < tile) {
-    m[threadIdx.x] = -INFINITY;
-    l[threadIdx.x] = 0.0f;
+  std::uint32_t qa[HD / 16][4];
+  {
+    const __nv_bfloat16* q0 = a.q + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd;
+    const __nv_bfloat16* q1 = a.q + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd;
+    const bool v0 = r0 < t.count, v1 = r1 < t.count;
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ++ks) {
+      const int c = ks * 16 + tq * 2;
+      qa[ks][0] = v0 ? word(q0 + c) : 0u;
+      qa[ks][1] = v1 ? word(q1 + c) : 0u;
+      qa[ks][2] = v0 ? word(q0 + c + 8) : 0u;
+      qa[ks][3] = v1 ? word(q1 + c + 8) : 0u;
+    }
   }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  const int qpos0 = t.pos + r0, qpos1 = t.pos + r1;
   const int key_end = t.pos + t.count;
+
   for (int key0 = 0; key0 < key_end; key0 += tile) {
-    __syncthreads();  // previous tile's K/V reads are done
-    const int valid = min(tile, key_end - key0);
-    const kv_rows kc{&a.kv, static_cast<std::uint32_t>(t.slot), a.layer,
-                     0,     static_cast<std::uint32_t>(key0),   kvh * hd};
-    load_rows(K, hd, valid, kc);
-    kv_rows vc = kc;
-    vc.kind = 1;
-    load_rows(V, hd, valid, vc);
+    __syncthreads();  // the previous step's reads of Ks/Vt are done
+    load_kv<HD>(a, t, kvh * hd, key0, min(tile, key_end - key0), Ks, Vt);
     __syncthreads();
-    // S = Q K^T for the warp's 16 rows.
-    for (int j = 0; j < tile / 16; ++j) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (std::uint32_t kk = 0; kk < hd / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, Q + warp * 16 * hd + kk * 16, hd);
-        wmma::load_matrix_sync(fb, K + j * 16 * hd + kk * 16, hd);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(S + warp * 16 * tile + j * 16, acc, tile, wmma::mem_row_major);
+    float s[tile / 8][4];
+#pragma unroll
+    for (int j = 0; j < tile / 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      const __nv_bfloat16* krow = Ks + (j * 8 + g) * k_stride + tq * 2;
+#pragma unroll
+      for (int ks = 0; ks < HD / 16; ++ks)
+        mma_bf16(s[j], qa[ks], word(krow + ks * 16), word(krow + ks * 16 + 8));
     }
-    __syncwarp();
-    softmax_rows(S, P, O, m, l, hd, warp, lane, t.pos, key0, key_end, scale);
-    __syncwarp();
-    // O += P V for the warp's 16 rows.
-    for (std::uint32_t j = 0; j < hd / 16; ++j) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      float* o_tile = O + warp * 16 * hd + j * 16;
-      wmma::load_matrix_sync(acc, o_tile, hd, wmma::mem_row_major);
-      for (int kk = 0; kk < tile / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, P + warp * 16 * tile + kk * 16, tile);
-        wmma::load_matrix_sync(fb, V + kk * 16 * hd + j * 16, hd);
-        wmma::mma_sync(acc, fa, fb, acc);
+    // Mask, scale (log2 domain) and the row maxima over the quad.
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < tile / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = key0 + j * 8 + tq * 2 + (e & 1);
+        const int qp = e < 2 ? qpos0 : qpos1;
+        const float v = (key <= qp && key < key_end) ? s[j][e] * scale_log2 : -INFINITY;
+        s[j][e] = v;
+        if (e < 2)
+          mx0 = fmaxf(mx0, v);
+        else
+          mx1 = fmaxf(mx1, v);
       }
-      wmma::store_matrix_sync(o_tile, acc, hd, wmma::mem_row_major);
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
-    __syncwarp();
+    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+    const float al0 = n0 == -INFINITY ? 1.0f : exp2f(m0 - n0);
+    const float al1 = n1 == -INFINITY ? 1.0f : exp2f(m1 - n1);
+    float sum0 = 0.0f, sum1 = 0.0f;
+#pragma unroll
+    for (int j = 0; j < tile / 8; ++j) {
+      s[j][0] = n0 == -INFINITY ? 0.0f : exp2f(s[j][0] - n0);
+      s[j][1] = n0 == -INFINITY ? 0.0f : exp2f(s[j][1] - n0);
+      s[j][2] = n1 == -INFINITY ? 0.0f : exp2f(s[j][2] - n1);
+      s[j][3] = n1 == -INFINITY ? 0.0f : exp2f(s[j][3] - n1);
+      sum0 += s[j][0] + s[j][1];
+      sum1 += s[j][2] + s[j][3];
+    }
+    l0 = l0 * al0 + sum0;  // per-lane partial sums; the quad is summed at the end
+    l1 = l1 * al1 + sum1;
+    m0 = n0;
+    m1 = n1;
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d) {
+      o[d][0] *= al0;
+      o[d][1] *= al0;
+      o[d][2] *= al1;
+      o[d][3] *= al1;
+    }
+    // O += P V, 16 keys per k-step.
+#pragma unroll
+    for (int kk = 0; kk < tile / 16; ++kk) {
+      const std::uint32_t pa[4] = {
+          pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]),
+          pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int d = 0; d < HD / 8; ++d) {
+        const __nv_bfloat16* vrow = Vt + (d * 8 + g) * v_stride + kk * 16 + tq * 2;
+        mma_bf16(o[d], pa, word(vrow), word(vrow + 8));
+      }
+    }
   }
-  __syncthreads();
-  for (std::uint32_t e = threadIdx.x; e < tile * hd; e += warps * 32) {
-    const int r = static_cast<int>(e / hd);
-    if (r >= t.count) continue;
-    const std::uint32_t j = e % hd;
-    a.out[static_cast<std::uint64_t>(t.row + r) * a.shape.q_width() + head * hd + j] =
-        __float2bfloat16(O[e] / l[r]);
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
   }
+  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+  __nv_bfloat16* out0 = a.out + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd + tq * 2;
+  __nv_bfloat16* out1 = a.out + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd + tq * 2;
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) {
+    if (r0 < t.count)
+      *reinterpret_cast<__nv_bfloat162*>(out0 + d * 8) =
+          __floats2bfloat162_rn(o[d][0] * inv0, o[d][1] * inv0);
+    if (r1 < t.count)
+      *reinterpret_cast<__nv_bfloat162*>(out1 + d * 8) =
+          __floats2bfloat162_rn(o[d][2] * inv1, o[d][3] * inv1);
+  }
+}
+
+template <int HD>
+status launch(const prefill_attention_args& a, cudaStream_t s) {
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
+  prefill_kernel<HD><<<dim3(a.n_tiles, a.shape.heads), warps * 32, 0, s>>>(a, scale_log2);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
 }
 
 }  // namespace
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   if (a.n_tiles == 0) return {};
-  const std::uint32_t hd = a.shape.head_dim;
-  if (hd == 0 || hd % 16 != 0 || hd > 256)
-    return fail(errc::invalid_argument,
-                "prefill_attention: head_dim must be a multiple of 16 up to 256");
   if (a.shape.kv_heads == 0 || a.shape.heads % a.shape.kv_heads != 0)
     return fail(errc::invalid_argument, "prefill_attention: kv_heads must divide heads");
   if (!a.q || !a.out || !a.tiles || !a.kv.pool || !a.kv.tables)
     return fail(errc::invalid_argument, "prefill_attention: null pointer");
   if (a.shape.kv_width() != a.kv.kv_width || a.layer >= a.kv.layers)
     return fail(errc::invalid_argument, "prefill_attention: shape does not match the KV pool");
-  const smem_layout lay(hd);
-  ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(lay.total)));
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  prefill_kernel<<<dim3(a.n_tiles, a.shape.heads), warps * 32, lay.total, s>>>(a, scale);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  switch (a.shape.head_dim) {
+    case 16:
+      return launch<16>(a, s);
+    case 32:
+      return launch<32>(a, s);
+    case 64:
+      return launch<64>(a, s);
+    case 128:
+      return launch<128>(a, s);
+    default:
+      return fail(errc::invalid_argument, "prefill_attention: head_dim must be 16, 32, 64 or 128");
+  }
 }
 
 }  // namespace accellm::device::cuda

@@ -3,8 +3,9 @@
 // own K/V (rope_append runs first). Flash-attention style: a block takes up
 // to 64 query rows of one head, walks the keys in tiles of 64 with an online
 // softmax, and never materialises more than a 64 x 64 score tile, so memory
-// stays linear in the sequence. Q K^T and P V run on the tensor cores (bf16
-// WMMA, fp32 accumulation); softmax statistics are fp32.
+// stays linear in the sequence. Q K^T and P V run on the tensor cores
+// (mma.sync m16n8k16, bf16 in, fp32 accumulation) with the scores kept in
+// registers (FlashAttention-2's layout); softmax statistics are fp32.
 #pragma once
 
 #include "common/result.hpp"
@@ -29,8 +30,8 @@ struct prefill_attention_args {
   std::uint32_t layer = 0;
 };
 
-/// Fails (invalid_argument) when head_dim is not a multiple of 16 in
-/// [16, 256], kv_heads does not divide heads, or a pointer is null.
+/// Fails (invalid_argument) when head_dim is not 16, 32, 64 or 128, kv_heads
+/// does not divide heads, or a pointer is null.
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

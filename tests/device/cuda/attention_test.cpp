@@ -1,7 +1,7 @@
 // Decode and prefill attention against a double-precision CPU reference over
 // the same paged bf16 cache: GQA groups 1..8, head dims 16..128, one and many
-// context splits, prefill chunks that start mid-sequence and do not fill a
-// 64-row tile. Outputs are bf16: relative error under 1e-2.
+// context splits, both decode kernels (mma and simt), prefill chunks that start mid-sequence and do
+// not fill a 64-row tile. Outputs are bf16: relative error under 1e-2.
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/prefill_attention.cuh"
 #include "tests/device/cuda/cuda_test_util.hpp"
@@ -87,23 +87,26 @@ TEST_P(decode_attention_test, matches_reference) {
                                 c.lengths[i]});
   auto q = to_bf16(random_vector(n * qw, 12, 2.0f));
   auto dq = to_device(q);
-  auto dout = to_device(std::vector<__nv_bfloat16>(n * qw));
   auto ditems = to_device(items);
   auto dpartial = to_device(
       std::vector<float>(decode_partial_floats(n, c.shape.heads, c.splits, c.shape.head_dim)));
-  decode_attention_args a{dq.data(), dout.data(), ditems.data(),  n, c.shape, fx.kv,
-                          fx.layer,  c.splits,    dpartial.data()};
-  ASSERT_TRUE(decode_attention(a, nullptr).ok());
-  auto out = to_float(to_host(dout));
   auto qf = to_float(q);
-  for (const decode_item& it : items)
-    for (std::uint32_t h = 0; h < c.shape.heads; ++h) {
-      const std::uint64_t at = std::uint64_t(it.row) * qw + h * c.shape.head_dim;
-      auto ref = fx.reference(qf.data() + at, h, it.slot, it.length - 1);
-      std::vector<float> got(out.begin() + at, out.begin() + at + c.shape.head_dim);
-      std::vector<float> want(ref.begin(), ref.end());
-      ASSERT_LT(rel_error(got, want), 1e-2) << "slot " << it.slot << " head " << h;
-    }
+  for (decode_kernel kernel : {decode_kernel::mma, decode_kernel::simt}) {
+    const char* name = kernel == decode_kernel::mma ? "mma" : "simt";
+    auto dout = to_device(std::vector<__nv_bfloat16>(n * qw));
+    decode_attention_args a{dq.data(), dout.data(), ditems.data(),   n,     c.shape, fx.kv,
+                            fx.layer,  c.splits,    dpartial.data(), kernel};
+    ASSERT_TRUE(decode_attention(a, nullptr).ok()) << name;
+    auto out = to_float(to_host(dout));
+    for (const decode_item& it : items)
+      for (std::uint32_t h = 0; h < c.shape.heads; ++h) {
+        const std::uint64_t at = std::uint64_t(it.row) * qw + h * c.shape.head_dim;
+        auto ref = fx.reference(qf.data() + at, h, it.slot, it.length - 1);
+        std::vector<float> got(out.begin() + at, out.begin() + at + c.shape.head_dim);
+        std::vector<float> want(ref.begin(), ref.end());
+        ASSERT_LT(rel_error(got, want), 1e-2) << name << " slot " << it.slot << " head " << h;
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(shapes, decode_attention_test,
@@ -121,17 +124,44 @@ INSTANTIATE_TEST_SUITE_P(shapes, decode_attention_test,
                                   std::to_string(c.splits) + "_n" + std::to_string(i.index);
                          });
 
+// Fake but non-null pointers: every case must fail on its shape check,
+// before anything is launched or dereferenced.
+template <class T>
+T* fake() {
+  alignas(16) static unsigned char storage[16];
+  return reinterpret_cast<T*>(storage);
+}
+
+void expect_refusal(const status& st, const char* what) {
+  ASSERT_FALSE(st.ok()) << what;
+  EXPECT_EQ(st.err().code(), errc::invalid_argument);
+  EXPECT_NE(st.err().message().find(what), std::string::npos) << st.err().message();
+}
+
 TEST(decode_attention, rejects_bad_shapes) {
   decode_attention_args a;
+  a.q = fake<const __nv_bfloat16>();
+  a.out = fake<__nv_bfloat16>();
+  a.items = fake<const decode_item>();
+  a.partial = fake<float>();
+  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 48, fake<const std::int32_t>(), 1};
   a.n_items = 1;
   a.shape = attn_shape{4, 4, 48};
   a.splits = 1;
-  EXPECT_EQ(decode_attention(a, nullptr).err().code(), errc::invalid_argument);
+  expect_refusal(decode_attention(a, nullptr), "head_dim");
   a.shape = attn_shape{12, 4, 64};  // group of 3
-  EXPECT_EQ(decode_attention(a, nullptr).err().code(), errc::invalid_argument);
+  a.kv.kv_width = 4 * 64;
+  expect_refusal(decode_attention(a, nullptr), "heads / kv_heads");
+  a.shape = attn_shape{4, 4, 256};  // only the simt kernel takes 256
+  a.kv.kv_width = 4 * 256;
+  expect_refusal(decode_attention(a, nullptr), "head_dim must be 16, 32, 64 or 128");
   a.shape = attn_shape{4, 4, 64};
+  a.kv.kv_width = 4 * 64;
   a.splits = max_decode_splits + 1;
-  EXPECT_EQ(decode_attention(a, nullptr).err().code(), errc::invalid_argument);
+  expect_refusal(decode_attention(a, nullptr), "splits");
+  a.splits = 1;
+  a.kv.kv_width = 64;
+  expect_refusal(decode_attention(a, nullptr), "KV pool");
 }
 
 struct prefill_case {
@@ -190,11 +220,18 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(prefill_attention, rejects_bad_shapes) {
   prefill_attention_args a;
+  a.q = fake<const __nv_bfloat16>();
+  a.out = fake<__nv_bfloat16>();
+  a.tiles = fake<const prefill_tile>();
+  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 40, fake<const std::int32_t>(), 1};
   a.n_tiles = 1;
   a.shape = attn_shape{4, 4, 40};
-  EXPECT_EQ(prefill_attention(a, nullptr).err().code(), errc::invalid_argument);
+  expect_refusal(prefill_attention(a, nullptr), "head_dim");
   a.shape = attn_shape{4, 3, 64};
-  EXPECT_EQ(prefill_attention(a, nullptr).err().code(), errc::invalid_argument);
+  a.kv.kv_width = 3 * 64;
+  expect_refusal(prefill_attention(a, nullptr), "kv_heads must divide heads");
+  a.shape = attn_shape{4, 4, 64};
+  expect_refusal(prefill_attention(a, nullptr), "KV pool");
 }
 
 }  // namespace

@@ -1,0 +1,203 @@
+// The tensor-core variant of decode attention (decode_attention.cuh): one
+// warp per (KV head, context split, item). The G query heads of the KV head
+// are the rows of an m16n8k16 tile (rows G..15 are zero), so each K/V row is
+// read once for the whole group and Q K^T and P V cost almost nothing; the
+// warp only streams K/V through shared memory with cp.async, two 32-key
+// stages deep, which keeps the loads in flight that the bandwidth needs.
+#include "device/cuda/check.hpp"
+#include "device/cuda/decode_attention.cuh"
+
+#include <cmath>
+
+namespace accellm::device::cuda {
+namespace {
+
+constexpr int keys = 32;  // keys per stage
+
+__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ inline std::uint32_t pack(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+__device__ inline std::uint32_t word(const __nv_bfloat16* p) {
+  return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+// 16 bytes global -> shared, zero-filled when !valid (src-size 0).
+__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
+  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+
+template <int HD>
+__device__ void stage(const decode_attention_args& a, const decode_item& it, std::uint32_t col,
+                      int key0, int end, __nv_bfloat16* Ks, __nv_bfloat16* Vs) {
+  constexpr int vecs = HD / 8, stride = HD + 8;
+  const auto slot = static_cast<std::uint32_t>(it.slot);
+  const int lane = threadIdx.x;
+#pragma unroll
+  for (int e = lane; e < keys * vecs; e += 32) {
+    const int r = e / vecs, c = e % vecs;
+    const bool valid = key0 + r < end;
+    const int key = valid ? key0 + r : 0;
+    const std::uint64_t k_at = a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8;
+    const std::uint64_t v_at = a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8;
+    cp16(Ks + r * stride + c * 8, a.kv.pool + k_at, valid);
+    cp16(Vs + r * stride + c * 8, a.kv.pool + v_at, valid);
+  }
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a, float scale_log2) {
+  constexpr int stride = HD + 8;  // rows shift 4 banks: conflict-free fragments and ldmatrix
+  __shared__ __align__(16) __nv_bfloat16 Ks[2][keys * stride];
+  __shared__ __align__(16) __nv_bfloat16 Vs[2][keys * stride];
+  const decode_item it = a.items[blockIdx.z];
+  const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
+  const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
+  const int lane = threadIdx.x, g = lane / 4, tq = lane % 4;
+  const int chunk = (it.length + static_cast<int>(a.splits) - 1) / static_cast<int>(a.splits);
+  const int begin = static_cast<int>(split) * chunk;
+  const int end = min(it.length, begin + chunk);
+  const std::uint32_t col = kvh * HD;
+
+  // Q rows: head kvh * group + g for g < group, zero otherwise (rows g + 8 too).
+  std::uint32_t qa[HD / 16][4];
+  const bool row_valid = static_cast<std::uint32_t>(g) < group;
+  const __nv_bfloat16* q = a.q + static_cast<std::uint64_t>(it.row) * a.shape.q_width() +
+                           (kvh * group + (row_valid ? g : 0)) * HD;
+#pragma unroll
+  for (int ks = 0; ks < HD / 16; ++ks) {
+    qa[ks][0] = row_valid ? word(q + ks * 16 + tq * 2) : 0u;
+    qa[ks][2] = row_valid ? word(q + ks * 16 + tq * 2 + 8) : 0u;
+    qa[ks][1] = qa[ks][3] = 0u;
+  }
+  float o[HD / 8][4];
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+
+  if (begin < end) stage<HD>(a, it, col, begin, end, Ks[0], Vs[0]);
+  int buf = 0;
+  for (int key0 = begin; key0 < end; key0 += keys, buf ^= 1) {
+    if (key0 + keys < end) {
+      stage<HD>(a, it, col, key0 + keys, end, Ks[buf ^ 1], Vs[buf ^ 1]);
+      asm volatile("cp.async.wait_group 1;\n" ::);
+    } else {
+      asm volatile("cp.async.wait_group 0;\n" ::);
+    }
+    __syncwarp();
+    const __nv_bfloat16* K = Ks[buf];
+    const __nv_bfloat16* V = Vs[buf];
+    float s[keys / 8][4];
+#pragma unroll
+    for (int j = 0; j < keys / 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      const __nv_bfloat16* krow = K + (j * 8 + g) * stride + tq * 2;
+#pragma unroll
+      for (int ks = 0; ks < HD / 16; ++ks)
+        mma_bf16(s[j], qa[ks], word(krow + ks * 16), word(krow + ks * 16 + 8));
+    }
+    float mx = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < keys / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = key0 + j * 8 + tq * 2 + e;
+        s[j][e] = key < end ? s[j][e] * scale_log2 : -INFINITY;
+        mx = fmaxf(mx, s[j][e]);
+      }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float n = fmaxf(m, mx);  // finite: key0 < end, so one key is valid
+    const float alpha = exp2f(m - n);
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < keys / 8; ++j) {
+      s[j][0] = exp2f(s[j][0] - n);
+      s[j][1] = exp2f(s[j][1] - n);
+      sum += s[j][0] + s[j][1];
+    }
+    l = l * alpha + sum;
+    m = n;
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d) {
+      o[d][0] *= alpha;
+      o[d][1] *= alpha;
+    }
+#pragma unroll
+    for (int kk = 0; kk < keys / 16; ++kk) {
+      const std::uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), 0u,
+                                   pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
+      // ldmatrix.trans: lanes 0-15 name the 16 key rows; thread (g, t) gets
+      // keys 2t, 2t+1 (and +8) of dim column g: the B fragment.
+      const __nv_bfloat16* vrow = V + (kk * 16 + (lane % 16)) * stride;
+#pragma unroll
+      for (int d = 0; d < HD / 8; ++d) {
+        std::uint32_t b0, b1;
+        const auto addr = static_cast<std::uint32_t>(__cvta_generic_to_shared(vrow + d * 8));
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(b0), "=r"(b1)
+                     : "r"(addr));
+        mma_bf16(o[d], pa, b0, b1);
+      }
+    }
+    __syncwarp();  // the buffer is refilled by the next iteration's stage()
+  }
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (!row_valid) return;
+  const std::uint64_t head = kvh * group + g;
+  float* dst =
+      a.partial +
+      ((static_cast<std::uint64_t>(blockIdx.z) * a.shape.heads + head) * a.splits + split) *
+          (HD + 2);
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) {
+    dst[d * 8 + tq * 2] = o[d][0];
+    dst[d * 8 + tq * 2 + 1] = o[d][1];
+  }
+  if (tq == 0) {
+    // Pass 2 works in natural-log units: exp2(m) = exp(m ln 2).
+    dst[HD] = begin < end ? m * 0.6931471805599453f : -INFINITY;
+    dst[HD + 1] = l;
+  }
+}
+
+template <int HD>
+status launch(const decode_attention_args& a, cudaStream_t s) {
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
+  decode_mma_kernel<HD><<<dim3(a.shape.kv_heads, a.splits, a.n_items), 32, 0, s>>>(a, scale_log2);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return decode_combine(a, s);
+}
+
+}  // namespace
+
+status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
+  switch (a.shape.head_dim) {
+    case 16:
+      return launch<16>(a, s);
+    case 32:
+      return launch<32>(a, s);
+    case 64:
+      return launch<64>(a, s);
+    case 128:
+      return launch<128>(a, s);
+    default:
+      return fail(errc::invalid_argument, "decode_attention: head_dim must be 16, 32, 64 or 128");
+  }
+}
+
+}  // namespace accellm::device::cuda
