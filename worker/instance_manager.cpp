@@ -217,6 +217,8 @@ void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
 
 std::vector<messages::execute_item> form_batch(im_state& s) {
   std::vector<messages::execute_item> items;
+  items.reserve(
+      std::min<std::size_t>(s.opt.max_batch_size, s.running.size() + s.prefill_queue.size()));
   const bool has_prefill = !s.prefill_queue.empty();
   const bool has_decode = !s.running.empty();
   if (s.current == role::mixed) {

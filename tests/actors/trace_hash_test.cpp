@@ -24,6 +24,16 @@ TEST(trace_hash, field_boundaries_matter) {
   EXPECT_NE(trace_hash{}.add("ab").add("c").value(), trace_hash{}.add("a").add("bc").value());
 }
 
+TEST(trace_hash, every_bit_of_an_integer_matters) {
+  const std::uint64_t base = trace_hash{}.add(0).add(0).value();
+  for (int bit = 0; bit < 64; ++bit) {
+    SCOPED_TRACE(bit);
+    const std::uint64_t one = std::uint64_t{1} << bit;
+    EXPECT_NE(trace_hash{}.add(one).add(0).value(), base) << "in the first word";
+    EXPECT_NE(trace_hash{}.add(0).add(one).value(), base) << "in the second word";
+  }
+}
+
 TEST(trace_hash, order_matters) {
   auto x = trace_hash{}.add(1).event().add(2).event();
   auto y = trace_hash{}.add(2).event().add(1).event();
