@@ -127,6 +127,20 @@ result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
     o.progress = [rate](const std::string& what) {
       std::cerr << "simulate: rate " << rate << " req/s, " << what << "\n";
     };
+    // A line every few wall seconds while one run lasts (the CLI, not the
+    // simulator, may read the wall clock).
+    auto last =
+        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    o.run_progress = [last](const std::string& what, const simulator::run_progress& p) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - *last < std::chrono::seconds{3}) return;
+      *last = now;
+      const auto s = [](std::chrono::nanoseconds d) {
+        return std::chrono::duration_cast<std::chrono::seconds>(d).count();
+      };
+      std::cerr << "simulate:   " << what << ": " << s(p.simulated) << " s of " << s(p.horizon)
+                << " s simulated, " << p.finished << "/" << p.total << " requests done\n";
+    };
   }
   return simulator::compare(o);
 }

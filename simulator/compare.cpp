@@ -42,16 +42,20 @@ result<std::vector<policy_outcome>> compare(const compare_options& o) {
     policy_outcome best;
     bool have = false;
     for (const policy_choice& choice : settings_of(o.cluster, name)) {
-      run_options ro{.cluster = o.cluster,
-                     .policy = choice,
-                     .trace = o.trace,
-                     .offered_rate = o.offered_rate,
-                     .token_times = o.token_times};
-      if (o.progress) {
-        o.progress(name + (choice.name == "splitwise"
-                               ? " prompt instances " + std::to_string(choice.prompt_instances)
-                           : choice.chunked_prefill ? " chunked"
-                                                    : ""));
+      run_options ro;
+      ro.cluster = o.cluster;
+      ro.policy = choice;
+      ro.trace = o.trace;
+      ro.offered_rate = o.offered_rate;
+      ro.token_times = o.token_times;
+      const std::string what =
+          name + (choice.name == "splitwise"
+                      ? " prompt instances " + std::to_string(choice.prompt_instances)
+                  : choice.chunked_prefill ? " chunked"
+                                           : "");
+      if (o.progress) o.progress(what);
+      if (o.run_progress) {
+        ro.progress = [&o, what](const run_progress& p) { o.run_progress(what, p); };
       }
       auto r = run_simulation(ro);
       if (!r) return std::move(r).err();

@@ -35,6 +35,8 @@ struct compare_options {
   bool token_times = true;
   /// Called before each run with a line saying what runs ("splitwise prompt:token 3:5").
   std::function<void(const std::string&)> progress;
+  /// Passed on as run_options::progress, with that line.
+  std::function<void(const std::string&, const run_progress&)> run_progress;
 };
 
 /// The settings compare() tries for `policy`.

@@ -301,7 +301,24 @@ result<run_result> run_simulation(const run_options& o) {
 
   const nanoseconds last_arrival = o.trace.empty() ? nanoseconds{0} : o.trace.back().arrival;
   run_result out;
-  out.events = vt->run_until(origin + last_arrival + o.drain_limit);
+  const auto deadline = origin + last_arrival + o.drain_limit;
+  if (o.progress) {
+    // Stops at every hundredth of the arrivals' span, then drains in the
+    // same steps until every request is done.
+    const nanoseconds step =
+        std::max(last_arrival / 100, nanoseconds{std::chrono::milliseconds{1}});
+    auto t = origin;
+    while (t < deadline && rec.finished() < o.trace.size()) {
+      t = std::min(t + step, deadline);
+      out.events += vt->run_until(t);
+      o.progress({.simulated = t - origin,
+                  .horizon = last_arrival,
+                  .finished = rec.finished(),
+                  .total = o.trace.size(),
+                  .events = out.events});
+    }
+  }
+  out.events += vt->run_until(deadline);
   out.drained = rec.finished() == o.trace.size();
   const nanoseconds end = out.drained ? rec.last() : last_arrival + o.drain_limit;
   out.simulated = end;

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace accellm::simulator {
@@ -29,6 +30,15 @@ struct policy_choice {
   std::uint32_t prompt_instances = 0;  ///< splitwise (0 = half)
 };
 
+/// Where a run is: passed to run_options::progress.
+struct run_progress {
+  std::chrono::nanoseconds simulated{0};  ///< virtual time reached
+  std::chrono::nanoseconds horizon{0};    ///< the last arrival (past it, requests drain)
+  std::size_t finished = 0;               ///< requests done
+  std::size_t total = 0;                  ///< requests in the trace
+  std::uint64_t events = 0;               ///< messages and timers so far
+};
+
 struct run_options {
   config::cluster_config cluster;
   policy_choice policy;
@@ -38,6 +48,10 @@ struct run_options {
   std::chrono::nanoseconds drain_limit = std::chrono::minutes(30);
   /// Keep every token's time (for TBT); off = first and last only (long runs).
   bool token_times = true;
+  /// Called after every hundredth of the trace's span and once at the end.
+  /// The run stops at those instants and goes on: the events and their order
+  /// are those of a run without it (same trace hash).
+  std::function<void(const run_progress&)> progress;
 };
 
 struct run_result {

@@ -113,6 +113,29 @@ TEST(SimCluster, SameOptionsSameHashDifferentSeedDifferentHash) {
   }
 }
 
+// Progress stops the run at a hundredth of the span at a time: the same
+// events in the same order, so the same hash, and the last call has them all.
+TEST(SimCluster, ProgressReportsDoNotChangeTheRun) {
+  run_options o;
+  o.cluster = testing::cluster(4);
+  o.policy.name = "accellm";
+  o.trace = conv(7, 4.0, 6s);
+  const run_result plain = run(o);
+  std::vector<run_progress> seen;
+  o.progress = [&seen](const run_progress& p) { seen.push_back(p); };
+  const run_result watched = run(o);
+  EXPECT_EQ(watched.trace_hash, plain.trace_hash);
+  EXPECT_EQ(watched.events, plain.events);
+  ASSERT_GE(seen.size(), 100u) << "a call per hundredth of the arrivals' span, then the drain";
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GT(seen[i].simulated, seen[i - 1].simulated);
+    EXPECT_GE(seen[i].finished, seen[i - 1].finished);
+  }
+  EXPECT_EQ(seen.back().finished, o.trace.size());
+  EXPECT_EQ(seen.back().total, o.trace.size());
+  EXPECT_EQ(seen.back().horizon, o.trace.back().arrival);
+}
+
 // Paper 7.9: one pair at very low load behaves like one instance with a hot
 // spare: no queueing, so TTFT is the prompt alone plus the copy's link
 // latency and TBT is the uncontended step.
