@@ -1,12 +1,16 @@
 // bench_gpu_ceilings: the two ceilings the model figures are read against
 // (METHOD.md: measure them rather than trust the datasheet): device-to-device
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
-// same cuBLAS call the model uses, on seeded random data.
+// same cuBLAS call the model uses, on seeded random data; then the
+// decode-shaped products of the model (cuBLAS against gemv).
 //
 //   bench_gpu_ceilings [--csv FILE]
+#include "bench/gpu/lt_probe.hpp"
+#include "device/cuda/decode_attention.cuh"
 #include "device/cuda/device_query.hpp"
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/gemv.cuh"
 #include "device/cuda/runtime.hpp"
 
 #include <algorithm>
@@ -39,6 +43,10 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
   return ms[ms.size() / 2];
 }
 
+void out_csv_row(std::ostream& o, const std::string& gpu, const std::string& row) {
+  o << gpu << "," << row << "\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,10 +76,93 @@ int main(int argc, char** argv) {
       "%s: device-to-device copy %.2f TB/s (read + write, %.1f%% of 3.35), "
       "bf16 GEMM 8192^3 %.0f TFLOP/s (%.1f%% of 989)\n",
       (*devices)[0].name.c_str(), copy_tbps, 100 * copy_tbps / 3.35, tflops, 100 * tflops / 989);
+  // Decode-shaped products: Llama-2-7B's gate/up projection (22016 x 4096,
+  // 180 MB of weights) at a few batch sizes, cuBLAS and (up to 8 rows) gemv.
+  const std::uint32_t out = 22016, in = 4096;
+  auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{32} << 20);
+  if (!ws) return 1;
+  std::vector<std::string> rows_csv;
+  for (std::uint32_t rows : {1u, 8u, 16u, 64u, 128u, 256u}) {
+    const double bytes = 2.0 * out * in + 2.0 * rows * in + 4.0 * rows * out;
+    const float blas = time_ms(s->get(), 20, [&] {
+      (void)gemm(h->get(), x->data(), rows, in, y->data(), out, c->data(), gemm_out::fp32, 0.0f);
+    });
+    std::printf("  gate/up %5u rows: cuBLAS %.3f ms %.2f TB/s", rows, blas,
+                bytes / (blas * 1e-3) / 1e12);
+    rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",cublas_tb_per_s," +
+                       std::to_string(bytes / (blas * 1e-3) / 1e12));
+    int tried = 0;
+    const float lt = accellm::bench::best_lt_ms(x->data(), rows, in, y->data(), out, c->data(),
+                                                ws->data(), ws->size(), s->get(), &tried);
+    if (lt > 0) {
+      std::printf(", best of %d cuBLASLt algorithms %.3f ms %.2f TB/s", tried, lt,
+                  bytes / (lt * 1e-3) / 1e12);
+      rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",best_lt_tb_per_s," +
+                         std::to_string(bytes / (lt * 1e-3) / 1e12));
+    }
+    if (rows <= gemv_max_rows) {
+      const float mv = time_ms(s->get(), 20, [&] {
+        (void)gemv(x->data(), rows, in, y->data(), out, c->data(), 0.0f, s->get());
+      });
+      std::printf(", gemv %.3f ms %.2f TB/s", mv, bytes / (mv * 1e-3) / 1e12);
+      rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",gemv_tb_per_s," +
+                         std::to_string(bytes / (mv * 1e-3) / 1e12));
+    }
+    std::printf("\n");
+  }
+  // Decode attention alone, both kernels: B = 64 requests, one layer, over
+  // Llama-2-7B's shape (32 KV heads) at context 1024 and Llama-3-8B's (8 KV
+  // heads of 4 query heads... 4:1 is 32:8) at context 4096: 1.07 GB of K/V each.
+  struct att_case {
+    const char* name;
+    attn_shape shape;
+    std::uint32_t ctx;
+  };
+  for (const att_case& ac : {att_case{"llama2-7b ctx 1024", {32, 32, 128}, 1024},
+                             att_case{"llama3-8b ctx 4096", {32, 8, 128}, 4096}}) {
+    const std::uint32_t b = 64, bt = 16, stride = ac.ctx / bt;
+    kv_pool_view kv{x->data(), 1, bt, ac.shape.kv_width(), nullptr, stride};
+    const std::uint64_t blocks = std::uint64_t{b} * stride;
+    if (blocks * kv.block_elems() > n) continue;
+    std::vector<std::int32_t> tables(blocks);
+    for (std::uint64_t i = 0; i < blocks; ++i) tables[i] = static_cast<std::int32_t>(i);
+    std::vector<decode_item> items;
+    for (std::uint32_t i = 0; i < b; ++i)
+      items.push_back(decode_item{static_cast<std::int32_t>(i), static_cast<std::int32_t>(i),
+                                  static_cast<std::int32_t>(ac.ctx)});
+    auto dt = device_buffer<std::int32_t>::allocate(tables.size());
+    auto di = device_buffer<decode_item>::allocate(items.size());
+    const std::uint32_t splits =
+        choose_decode_splits(b, ac.shape.kv_heads, ac.ctx, 32 * (*devices)[0].sm_count);
+    auto dp = device_buffer<float>::allocate(
+        decode_partial_floats(b, ac.shape.heads, splits, ac.shape.head_dim));
+    auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{b} * ac.shape.q_width());
+    auto dout = device_buffer<__nv_bfloat16>::allocate(std::size_t{b} * ac.shape.q_width());
+    if (!dt || !di || !dp || !dq || !dout) return 1;
+    cudaMemcpy(dt->data(), tables.data(), tables.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(di->data(), items.data(), items.size() * sizeof(decode_item),
+               cudaMemcpyHostToDevice);
+    (void)fill_uniform(dq->data(), dq->size(), 3, 1.0f, s->get());
+    kv.tables = dt->data();
+    const double kv_bytes = double(b) * ac.ctx * 2.0 * ac.shape.kv_width() * 2.0;
+    for (decode_kernel k : {decode_kernel::mma, decode_kernel::simt}) {
+      decode_attention_args a{dq->data(), dout->data(), di->data(), b, ac.shape, kv,
+                              0,          splits,       dp->data(), k};
+      const float t = time_ms(s->get(), 10, [&] { (void)decode_attention(a, s->get()); });
+      const double tb = kv_bytes / (t * 1e-3) / 1e12;
+      std::printf(
+          "  decode attention %s, batch 64, %u splits, %s: %.3f ms %.2f TB/s (%.1f%% of 3.35)\n",
+          ac.name, splits, k == decode_kernel::mma ? "mma" : "simt", t, tb, 100 * tb / 3.35);
+      rows_csv.push_back(std::string{"attention "} + ac.name +
+                         (k == decode_kernel::mma ? " mma" : " simt") + ",tb_per_s," +
+                         std::to_string(tb));
+    }
+  }
   if (argc == 3 && std::string{argv[1]} == "--csv") {
-    std::ofstream out(argv[2], std::ios::app);
-    out << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"
+    std::ofstream csv(argv[2], std::ios::app);
+    csv << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"
         << (*devices)[0].name << ",gemm_bf16_8192_tflop_per_s," << tflops << "\n";
+    for (const auto& r : rows_csv) out_csv_row(csv, (*devices)[0].name, r);
   }
   return 0;
 }

@@ -64,7 +64,7 @@ else
   $B --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
     --prefill 128,256,512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv"
   $B --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
-    --prefill 128,512,2048,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
+    --prefill 128,256,512,1024,2048,4096,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
   $B --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
   $B --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
     --prefill 512,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"

@@ -68,8 +68,10 @@ double cuda_backend::allreduce_seconds(std::uint32_t rows) const noexcept {
 }
 
 status cuda_backend::init(int device) {
+  device_ = device;
   ACCELLM_CUDA_TRY(cudaSetDevice(device));
   ACCELLM_TRY_ASSIGN(stream_, stream::create());
+  ACCELLM_TRY_ASSIGN(packed_, event::create());
   ACCELLM_TRY_ASSIGN(copy_stream_, stream::create());
   ACCELLM_TRY_ASSIGN(compute_done_, event::create());
   ACCELLM_TRY_ASSIGN(weights_, make_weights(shape_, options_.seed, stream_.get()));
@@ -254,6 +256,7 @@ void cuda_backend::build_plan(const batch& b) {
 
 result<iteration_result> cuda_backend::run(const batch& b) {
   ACCELLM_TRY(check_batch(b));
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
   for (const batch_item& it : b.items) ACCELLM_TRY(grow(it.request, it.context + it.num_tokens));
   build_plan(b);
   auto out = forward_->run(plan_);

@@ -12,6 +12,7 @@
 // each tokens x kv_width bf16 values, row-major. export_kv/import_kv move
 // the slice with one packing kernel and one copy on the backend's own copy
 // stream, through pinned host memory; they wait for the iteration in flight.
+// copy_kv_to moves a slice to another instance on the node device to device.
 //
 // Errors are values: run() checks every item and the pool before touching a
 // cache; device failures come back as errc::device_failure.
@@ -71,6 +72,14 @@ class cuda_backend final : public backend {
   result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
   status import_kv(const kv_chunk& chunk) override;
   std::uint32_t cached_tokens(request_id request) const noexcept override;
+
+  /// Copies a slice of `request`'s KV into `dst`, another cuda_backend on the
+  /// same GPU or a peer GPU of the node, without host memory: pack here, one
+  /// device-to-device copy, unpack there, on the two copy streams. Checks as
+  /// export_kv here and import_kv there (not_found, out_of_range,
+  /// invalid_argument, also when the two KV shapes differ). Returns when the
+  /// slice is in place.
+  status copy_kv_to(cuda_backend& dst, request_id request, index_range layers, index_range tokens);
   void release(request_id request) noexcept override;
 
   /// Logits of the last run, [items that wanted output x vocab shard].
@@ -105,8 +114,13 @@ class cuda_backend final : public backend {
   void build_plan(const batch& b);
   status ensure_staging(std::uint64_t elems);
   status check_slice(const sequence& s, index_range layers, index_range tokens) const;
+  status check_incoming(request_id request, index_range layers, index_range tokens) const;
+  /// Unpacks dev_stage_ (filled on copy_stream_) into the pool, growing the
+  /// request's table first; waits for the copy stream.
+  status unpack_staged(request_id request, index_range layers, index_range tokens);
 
   std::string name_;
+  int device_ = 0;
   model_spec spec_;
   shard_shape shape_;
   cuda_options options_;
@@ -125,7 +139,8 @@ class cuda_backend final : public backend {
   pinned_buffer<__nv_bfloat16> host_stage_;
   device_buffer<__nv_bfloat16> dev_stage_;
   device_buffer<std::int32_t> dev_table_;
-  event compute_done_;
+  event compute_done_;  // recorded after each run(): copies wait for it
+  event packed_;        // recorded after a pack for copy_kv_to
 };
 
 /// Builds a backend on `device` ("cuda:N"): checks the name, the device index

@@ -50,6 +50,7 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
   c.bytes = elems * 2;
   if (elems == 0) return c;
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
   if (auto st = ensure_staging(elems); !st) return std::move(st).err();
   cudaStream_t cs = copy_stream_.get();
   const auto& table = it->second.table;
@@ -72,18 +73,14 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   return c;
 }
 
-status cuda_backend::import_kv(const kv_chunk& chunk) {
-  const index_range layers = chunk.layers, tokens = chunk.tokens;
+status cuda_backend::check_incoming(request_id request, index_range layers,
+                                    index_range tokens) const {
   if (layers.begin > layers.end || tokens.begin > tokens.end)
     return fail(errc::invalid_argument, "reversed layer or token range");
   if (layers.end > shape_.layers) return fail(errc::out_of_range, "layers end beyond the model");
   if (tokens.end > limits_.max_context)
     return fail(errc::out_of_range, "tokens end beyond max_context");
-  const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
-  if (chunk.data.size() != elems * 2 || chunk.bytes != chunk.data.size())
-    return fail(errc::invalid_argument, "chunk data holds " + std::to_string(chunk.data.size()) +
-                                            " bytes, the shape needs " + std::to_string(elems * 2));
-  auto found = seqs_.find(chunk.request);
+  auto found = seqs_.find(request);
   for (std::uint32_t l = layers.begin; l < layers.end; ++l) {
     const std::uint32_t have = found == seqs_.end() ? 0 : found->second.layer_tokens[l];
     if (tokens.begin > have)
@@ -91,22 +88,20 @@ status cuda_backend::import_kv(const kv_chunk& chunk) {
                                           ", layer " + std::to_string(l) + " holds " +
                                           std::to_string(have) + ": a gap");
   }
-  if (elems == 0) return {};
-  const bool created = found == seqs_.end();
-  if (auto st = grow(chunk.request, tokens.end); !st) {
-    if (created) release(chunk.request);
+  return {};
+}
+
+status cuda_backend::unpack_staged(request_id request, index_range layers, index_range tokens) {
+  const bool created = seqs_.count(request) == 0;
+  if (auto st = grow(request, tokens.end); !st) {
+    if (created) release(request);
     return st;
   }
-  if (auto st = ensure_staging(elems); !st) return st;
-  sequence& s = seqs_.at(chunk.request);
+  sequence& s = seqs_.at(request);
   cudaStream_t cs = copy_stream_.get();
-  std::memcpy(host_stage_.data(), chunk.data.data(), chunk.bytes);
-  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
                                    s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                    cs));
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_stage_.data(), host_stage_.data(), chunk.bytes,
-                                   cudaMemcpyHostToDevice, cs));
   kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
                     shape_.attn.kv_width(), nullptr,       0};
   if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
@@ -117,6 +112,66 @@ status cuda_backend::import_kv(const kv_chunk& chunk) {
   for (std::uint32_t l = layers.begin; l < layers.end; ++l)
     s.layer_tokens[l] = std::max(s.layer_tokens[l], tokens.end);
   return {};
+}
+
+status cuda_backend::import_kv(const kv_chunk& chunk) {
+  if (auto st = check_incoming(chunk.request, chunk.layers, chunk.tokens); !st) return st;
+  const std::uint64_t elems =
+      2ull * chunk.layers.size() * chunk.tokens.size() * shape_.attn.kv_width();
+  if (chunk.data.size() != elems * 2 || chunk.bytes != chunk.data.size())
+    return fail(errc::invalid_argument, "chunk data holds " + std::to_string(chunk.data.size()) +
+                                            " bytes, the shape needs " + std::to_string(elems * 2));
+  if (elems == 0) return {};
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  if (auto st = ensure_staging(elems); !st) return st;
+  cudaStream_t cs = copy_stream_.get();
+  std::memcpy(host_stage_.data(), chunk.data.data(), chunk.bytes);
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_stage_.data(), host_stage_.data(), chunk.bytes,
+                                   cudaMemcpyHostToDevice, cs));
+  return unpack_staged(chunk.request, chunk.layers, chunk.tokens);
+}
+
+status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_range layers,
+                                index_range tokens) {
+  if (&dst == this)
+    return fail(errc::invalid_argument, "copy_kv_to: source and destination are one");
+  if (dst.shape_.layers != shape_.layers || dst.shape_.attn.kv_width() != shape_.attn.kv_width())
+    return fail(errc::invalid_argument, "copy_kv_to: the two instances' KV shapes differ");
+  auto it = seqs_.find(request);
+  if (it == seqs_.end())
+    return fail(errc::not_found, "request " + std::to_string(request) + " is not cached");
+  if (auto st = check_slice(it->second, layers, tokens); !st) return st;
+  if (auto st = dst.check_incoming(request, layers, tokens); !st) return st;
+  const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
+  if (elems == 0) return {};
+  // Pack here, on this instance's copy stream.
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  if (auto st = ensure_staging(elems); !st) return st;
+  cudaStream_t cs = copy_stream_.get();
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
+  const auto& table = it->second.table;
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), table.data(),
+                                   table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                   cs));
+  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
+                    shape_.attn.kv_width(), nullptr,       0};
+  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
+                        tokens.size(), dev_stage_.data(), kv_direction::pack, cs);
+      !st)
+    return st;
+  ACCELLM_CUDA_TRY(cudaEventRecord(packed_.get(), cs));
+  // One device-to-device copy (peer-to-peer across GPUs), then unpack there.
+  ACCELLM_CUDA_TRY(cudaSetDevice(dst.device_));
+  if (auto st = dst.ensure_staging(elems); !st) return st;
+  cudaStream_t ds = dst.copy_stream_.get();
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(ds, packed_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(ds, dst.compute_done_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaMemcpyPeerAsync(dst.dev_stage_.data(), dst.device_, dev_stage_.data(),
+                                       device_, elems * 2, ds));
+  auto st = dst.unpack_staged(request, layers, tokens);
+  cudaSetDevice(device_);
+  return st;
 }
 
 status cuda_backend::assume_cached(request_id request, std::uint32_t tokens) {

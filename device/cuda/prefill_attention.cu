@@ -16,7 +16,6 @@ namespace {
 // the A fragment of P for 16 keys, so P never leaves registers.
 constexpr int tile = 64;  // query rows per block, keys per step
 constexpr int warps = 4;
-constexpr int v_stride = tile + 8;  // Vt row stride: 36 words, lanes hit distinct banks
 
 __device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                 std::uint32_t b1) {
@@ -36,41 +35,43 @@ __device__ inline std::uint32_t word(const __nv_bfloat16* p) {
   return *reinterpret_cast<const std::uint32_t*>(p);
 }
 
-// K rows [key0, key0 + 64) row-major into Ks, V transposed into Vt (dims x
-// keys); rows past `valid` are zero.
+// 16 bytes global -> shared, zero-filled when !valid (src-size 0).
+__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
+  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+
+// Starts copying K and V rows [key0, key0 + 64) row-major into Ks and Vs
+// (rows past key_end zero) as one cp.async group.
 template <int HD>
-__device__ void load_kv(const prefill_attention_args& a, const prefill_tile& t, std::uint32_t col,
-                        int key0, int valid, __nv_bfloat16* Ks, __nv_bfloat16* Vt) {
-  constexpr int vecs = HD / 8, k_stride = HD + 8;
+__device__ void stage(const prefill_attention_args& a, const prefill_tile& t, std::uint32_t col,
+                      int key0, int key_end, __nv_bfloat16* Ks, __nv_bfloat16* Vs) {
+  constexpr int vecs = HD / 8, stride = HD + 8;
   const auto slot = static_cast<std::uint32_t>(t.slot);
   for (int e = threadIdx.x; e < tile * vecs; e += warps * 32) {
     const int r = e / vecs, c = e % vecs;
-    uint4 k = make_uint4(0, 0, 0, 0);
-    if (r < valid)
-      k = *reinterpret_cast<const uint4*>(a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key0 + r) +
-                                          col + c * 8);
-    *reinterpret_cast<uint4*>(Ks + r * k_stride + c * 8) = k;
+    const bool valid = key0 + r < key_end;
+    const int key = valid ? key0 + r : 0;
+    cp16(Ks + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8,
+         valid);
+    cp16(Vs + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8,
+         valid);
   }
-  // Consecutive lanes take consecutive keys, so the transposed stores are
-  // consecutive bf16 in one Vt row.
-  for (int e = threadIdx.x; e < tile * vecs; e += warps * 32) {
-    const int r = e % tile, c = e / tile;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < valid)
-      v = *reinterpret_cast<const uint4*>(a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key0 + r) +
-                                          col + c * 8);
-    const auto* h = reinterpret_cast<const __nv_bfloat16*>(&v);
-#pragma unroll
-    for (int i = 0; i < 8; ++i) Vt[(c * 8 + i) * v_stride + r] = h[i];
-  }
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int HD>
+constexpr std::size_t smem_bytes() {
+  return 2 * 2 * static_cast<std::size_t>(tile) * (HD + 8) * sizeof(__nv_bfloat16);
 }
 
 template <int HD>
 __global__ void __launch_bounds__(warps * 32)
     prefill_kernel(prefill_attention_args a, float scale_log2) {
   constexpr int k_stride = HD + 8;  // (HD + 8) / 2 words: lanes hit distinct banks
-  __shared__ __align__(16) __nv_bfloat16 Ks[tile * k_stride];
-  __shared__ __align__(16) __nv_bfloat16 Vt[HD * v_stride];
+  // Two stages of [K | V], each tile x k_stride, row-major.
+  extern __shared__ __align__(16) __nv_bfloat16 smem[];
   // Longest tiles (latest positions) first, for a better tail.
   const prefill_tile t = a.tiles[a.n_tiles - 1 - blockIdx.x];
   const std::uint32_t head = blockIdx.y, hd = HD;
@@ -100,10 +101,20 @@ __global__ void __launch_bounds__(warps * 32)
   const int qpos0 = t.pos + r0, qpos1 = t.pos + r1;
   const int key_end = t.pos + t.count;
 
-  for (int key0 = 0; key0 < key_end; key0 += tile) {
-    __syncthreads();  // the previous step's reads of Ks/Vt are done
-    load_kv<HD>(a, t, kvh * hd, key0, min(tile, key_end - key0), Ks, Vt);
-    __syncthreads();
+  constexpr int stage_elems = 2 * tile * k_stride;
+  stage<HD>(a, t, kvh * hd, 0, key_end, smem, smem + tile * k_stride);
+  int buf = 0;
+  for (int key0 = 0; key0 < key_end; key0 += tile, buf ^= 1) {
+    if (key0 + tile < key_end) {
+      __nv_bfloat16* next = smem + (buf ^ 1) * stage_elems;
+      stage<HD>(a, t, kvh * hd, key0 + tile, key_end, next, next + tile * k_stride);
+      asm volatile("cp.async.wait_group 1;\n" ::);
+    } else {
+      asm volatile("cp.async.wait_group 0;\n" ::);
+    }
+    __syncthreads();  // every thread's copies of this stage have landed
+    const __nv_bfloat16* Ks = smem + buf * stage_elems;
+    const __nv_bfloat16* Vs = Ks + tile * k_stride;
     float s[tile / 8][4];
 #pragma unroll
     for (int j = 0; j < tile / 8; ++j) {
@@ -163,12 +174,20 @@ __global__ void __launch_bounds__(warps * 32)
       const std::uint32_t pa[4] = {
           pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]),
           pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      // ldmatrix.trans: lanes 0-15 name the 16 key rows; thread (g, t) gets
+      // keys 2t, 2t+1 (and +8) of dim column g: the B fragment.
+      const __nv_bfloat16* vrow = Vs + (kk * 16 + (lane % 16)) * k_stride;
 #pragma unroll
       for (int d = 0; d < HD / 8; ++d) {
-        const __nv_bfloat16* vrow = Vt + (d * 8 + g) * v_stride + kk * 16 + tq * 2;
-        mma_bf16(o[d], pa, word(vrow), word(vrow + 8));
+        std::uint32_t b0, b1;
+        const auto addr = static_cast<std::uint32_t>(__cvta_generic_to_shared(vrow + d * 8));
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
+                     : "=r"(b0), "=r"(b1)
+                     : "r"(addr));
+        mma_bf16(o[d], pa, b0, b1);
       }
     }
+    __syncthreads();  // all warps are done with this stage before it is refilled
   }
 #pragma unroll
   for (int off = 1; off < 4; off <<= 1) {
@@ -192,7 +211,11 @@ __global__ void __launch_bounds__(warps * 32)
 template <int HD>
 status launch(const prefill_attention_args& a, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  prefill_kernel<HD><<<dim3(a.n_tiles, a.shape.heads), warps * 32, 0, s>>>(a, scale_log2);
+  ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_kernel<HD>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(smem_bytes<HD>())));
+  prefill_kernel<HD>
+      <<<dim3(a.n_tiles, a.shape.heads), warps * 32, smem_bytes<HD>(), s>>>(a, scale_log2);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }

@@ -70,6 +70,11 @@ struct decode_case {
   std::uint32_t splits;
 };
 
+void PrintTo(const decode_case& c, std::ostream* os) {
+  *os << c.shape.heads << " heads, " << c.shape.kv_heads << " KV heads, head_dim "
+      << c.shape.head_dim << ", " << c.lengths.size() << " items, " << c.splits << " splits";
+}
+
 class decode_attention_test : public ::testing::TestWithParam<decode_case> {};
 
 TEST_P(decode_attention_test, matches_reference) {
@@ -169,6 +174,11 @@ struct prefill_case {
   std::uint32_t context;  // positions cached before the chunk
   std::uint32_t count;    // rows of the chunk
 };
+
+void PrintTo(const prefill_case& c, std::ostream* os) {
+  *os << c.shape.heads << " heads, " << c.shape.kv_heads << " KV heads, head_dim "
+      << c.shape.head_dim << ", " << c.count << " rows after " << c.context;
+}
 
 class prefill_attention_test : public ::testing::TestWithParam<prefill_case> {};
 

@@ -222,5 +222,41 @@ TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
   EXPECT_EQ(bad.err().code(), errc::out_of_range);
 }
 
+TEST(cuda_backend, kv_copied_device_to_device_decodes_the_same) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  o.seed = 4;
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto tiny = make_cuda_backend("cuda:0", "cpu-tiny", o);
+  ASSERT_TRUE(a.ok() && b.ok() && tiny.ok());
+  const std::uint32_t n = 33, layers = (*a)->model().layers;
+  auto first = (*a)->run(batch{{batch_item{3, phase::prefill, 0, n, prompt(n, 512, 8), true}}});
+  ASSERT_TRUE(first.ok());
+  // Errors first: nothing may change on either side.
+  EXPECT_EQ((*a)->copy_kv_to(**a, 3, {0, layers}, {0, n}).err().code(), errc::invalid_argument);
+  EXPECT_EQ((*a)->copy_kv_to(**tiny, 3, {0, 1}, {0, n}).err().code(), errc::invalid_argument);
+  EXPECT_EQ((*a)->copy_kv_to(**b, 99, {0, 1}, {0, n}).err().code(), errc::not_found);
+  EXPECT_EQ((*a)->copy_kv_to(**b, 3, {0, 1}, {5, n}).err().code(), errc::out_of_range);  // a gap
+  EXPECT_EQ((*b)->cached_tokens(3), 0u);
+  // Two layer ranges, as a layer-wise stream would send them.
+  ASSERT_TRUE((*a)->copy_kv_to(**b, 3, {0, layers / 2}, {0, n}).ok());
+  EXPECT_EQ((*b)->cached_tokens(3), 0u);
+  ASSERT_TRUE((*a)->copy_kv_to(**b, 3, {layers / 2, layers}, {0, n}).ok());
+  EXPECT_EQ((*b)->cached_tokens(3), n);
+  token_id ta = first->next_tokens[0], tb = ta;
+  for (std::uint32_t s = 0; s < 12; ++s) {
+    auto ra = (*a)->run(batch{{batch_item{3, phase::decode, n + s, 1, {ta}, true}}});
+    auto rb = (*b)->run(batch{{batch_item{3, phase::decode, n + s, 1, {tb}, true}}});
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    ta = ra->next_tokens[0];
+    tb = rb->next_tokens[0];
+    ASSERT_EQ(ta, tb) << "step " << s;
+  }
+}
+
 }  // namespace
 }  // namespace accellm::device::cuda

@@ -6,6 +6,7 @@
 #include "device/cpu/weights.hpp"
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/gemv.cuh"
 #include "device/cuda/kv_copy.cuh"
 #include "device/cuda/rmsnorm.cuh"
 #include "device/cuda/rope_append.cuh"
@@ -151,6 +152,37 @@ TEST(cuda_kernels, gemm_bf16_matches_a_double_reference) {
                 .err()
                 .code(),
             errc::invalid_argument);
+}
+
+TEST(cuda_kernels, gemv_matches_a_double_reference_for_1_to_8_rows) {
+  ACCELLM_REQUIRE_GPU();
+  constexpr std::uint32_t in = 200, out = 37;  // out not a multiple of a warp's 4 rows
+  auto w = to_bf16(random_vector(out * in, 16, 1.0f));
+  auto dw = to_device(w);
+  auto wf = to_float(w);
+  for (std::uint32_t rows = 1; rows <= gemv_max_rows; ++rows)
+    for (float beta : {0.0f, 1.0f}) {
+      auto x = to_bf16(random_vector(rows * in, 17 + rows, 1.0f));
+      auto y0 = random_vector(rows * out, 30 + rows, 1.0f);
+      auto dx = to_device(x);
+      auto dy = to_device(y0);
+      ASSERT_TRUE(gemv(dx.data(), rows, in, dw.data(), out, dy.data(), beta, nullptr).ok());
+      auto y = to_host(dy);
+      auto xf = to_float(x);
+      for (std::uint32_t r = 0; r < rows; ++r)
+        for (std::uint32_t o = 0; o < out; ++o) {
+          double ref = beta * y0[r * out + o];
+          for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
+          // Exact bf16 products, fp32 accumulation of 200 terms of magnitude <= 1.
+          ASSERT_NEAR(y[r * out + o], ref, 1e-4) << rows << " rows, beta " << beta;
+        }
+    }
+  auto dx = to_device(to_bf16(random_vector(9 * in, 18, 1.0f)));
+  auto dy = to_device(std::vector<float>(9 * out));
+  EXPECT_EQ(gemv(dx.data(), 9, in, dw.data(), out, dy.data(), 0.0f, nullptr).err().code(),
+            errc::invalid_argument);
+  EXPECT_EQ(gemv(dx.data(), 1, 100, dw.data(), out, dy.data(), 0.0f, nullptr).err().code(),
+            errc::invalid_argument);  // in not a multiple of 8
 }
 
 TEST(cuda_kernels, embed_and_argmax) {

@@ -32,7 +32,7 @@ profile_model splitwise() {
 // --- The shipped profile -------------------------------------------------
 
 TEST(ProfileModel, ShippedProfileIsEmbedded) {
-  ASSERT_EQ(embedded_profiles().size(), 1u);
+  ASSERT_GE(embedded_profiles().size(), 1u);  // device/profiles/h100-cuda-*.csv too
   const profile_model m = splitwise();
   EXPECT_EQ(m.table().model, "llama2-70b");
   EXPECT_EQ(m.table().hardware, "h100");
