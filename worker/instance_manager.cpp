@@ -192,6 +192,7 @@ void add_prefills(im_state& s, std::vector<messages::execute_item>& items, std::
     if (chunked) n = std::min(remaining, budget - used);
     if (!chunked && used > 0 && used + remaining > budget) break;
     if (!grow(s, p, std::uint64_t{p.cached} + n)) break;  // FCFS: later prompts wait too
+    p.in_flight = true;  // in this batch: never preempted while it is formed
     items.push_back(prefill_item(id, p, n));
     used += n;
   }
@@ -205,6 +206,7 @@ void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
       if (!preempt_youngest(s, id)) return;
       if (i >= s.running.size()) return;
     }
+    p.in_flight = true;  // in this batch: never preempted while it is formed
     items.push_back({.request = id,
                      .phase = messages::phase::decode,
                      .context = p.cached,
@@ -230,6 +232,13 @@ std::vector<messages::execute_item> form_batch(im_state& s) {
       add_prefills(s, items, s.opt.max_batch_tokens, false);
       add_decodes(s, items);
     }
+    return items;
+  }
+  if (s.current == role::prefill && has_prefill && has_decode) {
+    // A prefill instance holding decodes runs them with a prompt chunk: the
+    // decodes ride along, the prompt advances chunk_tokens per iteration.
+    add_decodes(s, items);
+    add_prefills(s, items, s.opt.chunk_tokens, true);
     return items;
   }
   // Single-phase batches; alternate when both kinds wait.

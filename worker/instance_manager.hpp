@@ -4,9 +4,16 @@
 // to the coordinator (IterationReport).
 //
 // Batching (continuous, iteration-level):
-//   role prefill / decode  a batch is all prefill or all decode (AcceLLM and
-//                          Splitwise never mix them); when both kinds wait,
-//                          iterations alternate so neither starves.
+//   role decode            decode batches; a prompt queued here (a decode
+//                          instance given one) alternates with them.
+//   role prefill           prefill batches of whole prompts. A prefill
+//                          instance that also holds decodes (both members of
+//                          an AcceLLM pair prefill when the pair is
+//                          saturated; a Splitwise prompt instance whose
+//                          hand-off found no room) runs them in mixed
+//                          iterations instead: its decodes plus chunk_tokens
+//                          of prompt (as Sarathi-Serve), so no decode waits
+//                          behind a whole prompt.
 //   role mixed             prefill and decode in one batch: prompts first and
 //                          whole (vLLM's default), or, with chunked prefill,
 //                          decodes first and prompt chunks filling the rest of

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -30,6 +31,7 @@ constexpr instance_id partner_id = 1;
 /// What the instance sent, in order.
 struct transcript {
   std::vector<messages::execute> executes;
+  std::size_t rejected_executes = 0;  ///< the worker could not decode (e.g. a duplicate item)
   std::vector<messages::iteration_report> reports;
 };
 
@@ -44,7 +46,10 @@ caf::behavior recording_coordinator(caf::event_based_actor*, transcript* log) {
 caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
   return {[self, log](msg_atom, const capnp_blob& b) {
     auto ex = messages::decode<messages::execute>(b);
-    if (!ex) return;
+    if (!ex) {
+      ++log->rejected_executes;
+      return;
+    }
     log->executes.push_back(*ex);
     messages::iteration_done done;
     done.epoch = ex->epoch;
@@ -66,6 +71,8 @@ class InstanceManager : public ::testing::Test {
     o.block_tokens = 16;
     o.bytes_per_block = 1024;
     o.copy_stall = 10ms;
+    o.max_batch_tokens = 2048;
+    o.chunk_tokens = 256;
     coordinator_ = sys_.spawn(recording_coordinator, &log_);
     worker_ = sys_.spawn(scripted_worker, &log_);
     manager_ = spawn_instance_manager(sys_, o);
@@ -83,6 +90,10 @@ class InstanceManager : public ::testing::Test {
   void deliver(const T& m) {
     caf::anon_send(manager_, msg_atom::value, messages::encode(m));
   }
+  void set_role(messages::role r) {
+    deliver(messages::set_role{.epoch = 1, .instance = self_id, .role = r, .partner = partner_id});
+  }
+
   void deliver_raw(capnp_blob b) { caf::anon_send(manager_, msg_atom::value, std::move(b)); }
 
   void assign(request_id id, std::uint32_t prompt, std::uint32_t max_tokens, bool then_decode,
@@ -148,6 +159,101 @@ TEST_F(InstanceManager, ReplicasAreEvictedBeforeAnyPrimaryIsPreempted) {
   EXPECT_EQ(evicted, 2u) << "both replicas made room for the primaries";
   EXPECT_EQ(preempted, 0u) << "16 blocks of primaries fit once the replicas are gone";
   EXPECT_EQ(last_report().load.primary_blocks, 0u) << "both requests finished";
+}
+
+// When a decode cannot grow, the request preempted for it is never one
+// already in the batch being formed (that left a decode item of a request
+// whose KV was just freed, and later a duplicate item the worker rejects).
+TEST_F(InstanceManager, PreemptionSparesRequestsAlreadyInTheBatch) {
+  start(10);               // 160 tokens
+  assign(1, 70, 4, true);  // 5 blocks, room for 80 tokens: it never needs a sixth
+  assign(2, 80, 4, true);  // 5 blocks; its first decode step needs a sixth, and the
+                           // only other request, 1, is already in that batch
+  vt_->run_for(500ms);
+  EXPECT_EQ(log_.rejected_executes, 0u);
+  for (const auto& ex : log_.executes) {
+    for (std::size_t i = 0; i < ex.items.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) EXPECT_NE(ex.items[i].request, ex.items[j].request);
+    }
+  }
+  std::map<request_id, std::vector<std::uint32_t>> indices;
+  std::uint64_t preempted = 0;
+  for (const auto& r : log_.reports) {
+    preempted += r.preempted.size();
+    for (const auto& t : r.tokens) indices[t.request].push_back(t.index);
+  }
+  EXPECT_EQ(preempted, 0u) << "2 waits a step for a block instead: 1 is in the batch";
+  // A report lists the preemptions made while forming its own iteration's
+  // batch: none of them may be in that batch.
+  for (const auto& r : log_.reports) {
+    for (const auto& ex : log_.executes) {
+      if (ex.iteration != r.iteration) continue;
+      for (const auto& it : ex.items) {
+        for (const request_id gone : r.preempted) {
+          EXPECT_NE(it.request, gone)
+              << "iteration " << ex.iteration << " runs a preempted request";
+        }
+      }
+    }
+  }
+  for (const request_id id : {request_id{1}, request_id{2}}) {
+    SCOPED_TRACE(id);
+    EXPECT_EQ(indices[id], (std::vector<std::uint32_t>{0, 1, 2, 3}))
+        << "every token once, in order";
+  }
+  EXPECT_EQ(last_report().load.primary_blocks, 0u);
+}
+
+// Role decode: a decode instance given a prompt alternates whole-prompt
+// iterations with decode iterations; no batch mixes them.
+TEST_F(InstanceManager, ADecodeInstanceNeverMixesPrefillAndDecode) {
+  start(1000);
+  set_role(messages::role::decode);
+  assign(1, 100, 20, true);  // decoding after its prefill
+  vt_->run_for(3ms);
+  assign(2, 1000, 2, false);  // a whole prompt arrives while 1 decodes
+  vt_->run_for(100ms);
+  bool saw_prompt = false;
+  for (const auto& ex : log_.executes) {
+    const bool prefill = ex.items.front().phase == messages::phase::prefill;
+    for (const auto& it : ex.items) EXPECT_EQ(it.phase == messages::phase::prefill, prefill);
+    for (const auto& it : ex.items) {
+      if (it.request == 2) {
+        saw_prompt = true;
+        EXPECT_EQ(it.num_tokens, 1000u) << "whole";
+      }
+    }
+  }
+  EXPECT_TRUE(saw_prompt);
+}
+
+// Role prefill with decodes held here too (both members of a pair prefill):
+// each iteration runs every decode plus one chunk_tokens chunk of prompt, so
+// no decode waits behind the whole 1000-token prompt.
+TEST_F(InstanceManager, APrefillInstanceHoldingDecodesRunsThemWithPromptChunks) {
+  start(1000);
+  set_role(messages::role::prefill);
+  assign(1, 100, 20, true);
+  assign(3, 50, 20, true);
+  vt_->run_for(3ms);  // both prefilled, now decoding here
+  assign(2, 1000, 2, false);
+  vt_->run_for(100ms);
+  std::uint32_t chunked = 0;
+  std::size_t iterations_with_prompt = 0;
+  for (const auto& ex : log_.executes) {
+    std::uint32_t prompt = 0, decodes = 0;
+    for (const auto& it : ex.items) {
+      if (it.request == 2) prompt += it.num_tokens;
+      if (it.phase == messages::phase::decode) ++decodes;
+    }
+    if (prompt == 0) continue;
+    ++iterations_with_prompt;
+    chunked += prompt;
+    EXPECT_LE(prompt, 256u) << "one chunk per iteration";
+    EXPECT_EQ(decodes, 2u) << "every decode rides along with the chunk";
+  }
+  EXPECT_EQ(chunked, 1000u);
+  EXPECT_EQ(iterations_with_prompt, 4u) << "1000 tokens in chunks of 256";
 }
 
 // A decode placed here on a copy that never completes (its source stopped
