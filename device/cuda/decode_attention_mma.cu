@@ -28,6 +28,19 @@ __device__ inline std::uint32_t pack(float lo, float hi) {
   return *reinterpret_cast<const std::uint32_t*>(&v);
 }
 
+__device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p, bool trans) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+  if (trans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+  }
+}
+
 __device__ inline std::uint32_t word(const __nv_bfloat16* p) {
   return *reinterpret_cast<const std::uint32_t*>(p);
 }
@@ -66,7 +79,7 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
   const decode_item it = a.items[blockIdx.z];
   const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
-  const int lane = threadIdx.x, g = lane / 4, tq = lane % 4;
+  const int lane = threadIdx.x, g = lane / 4, tq = lane % 4, lm = lane / 8, lr = lane % 8;
   const int chunk = (it.length + static_cast<int>(a.splits) - 1) / static_cast<int>(a.splits);
   const int begin = static_cast<int>(split) * chunk;
   const int end = min(it.length, begin + chunk);
@@ -101,13 +114,20 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
     const __nv_bfloat16* K = Ks[buf];
     const __nv_bfloat16* V = Vs[buf];
     float s[keys / 8][4];
+    // ldmatrix.x4: lane group m = lane / 8 names rows of key tile j + m / 2,
+    // dims + 8 (m % 2): the B fragments of two 8-key tiles for one k-step.
 #pragma unroll
-    for (int j = 0; j < keys / 8; ++j) {
+    for (int j = 0; j < keys / 8; j += 2) {
       s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-      const __nv_bfloat16* krow = K + (j * 8 + g) * stride + tq * 2;
+      s[j + 1][0] = s[j + 1][1] = s[j + 1][2] = s[j + 1][3] = 0.0f;
+      const __nv_bfloat16* krow = K + (8 * (j + lm / 2) + lr) * stride + (lm % 2) * 8;
 #pragma unroll
-      for (int ks = 0; ks < HD / 16; ++ks)
-        mma_bf16(s[j], qa[ks], word(krow + ks * 16), word(krow + ks * 16 + 8));
+      for (int ks = 0; ks < HD / 16; ++ks) {
+        std::uint32_t b[4];
+        ldmatrix_x4(b, krow + ks * 16, false);
+        mma_bf16(s[j], qa[ks], b[0], b[1]);
+        mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
+      }
     }
     float mx = -INFINITY;
 #pragma unroll
@@ -140,17 +160,16 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
     for (int kk = 0; kk < keys / 16; ++kk) {
       const std::uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), 0u,
                                    pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
-      // ldmatrix.trans: lanes 0-15 name the 16 key rows; thread (g, t) gets
-      // keys 2t, 2t+1 (and +8) of dim column g: the B fragment.
-      const __nv_bfloat16* vrow = V + (kk * 16 + (lane % 16)) * stride;
+      // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
+      // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
+      // fragments of dim tiles d and d + 1.
+      const __nv_bfloat16* vrow = V + (kk * 16 + (lm % 2) * 8 + lr) * stride + (lm / 2) * 8;
 #pragma unroll
-      for (int d = 0; d < HD / 8; ++d) {
-        std::uint32_t b0, b1;
-        const auto addr = static_cast<std::uint32_t>(__cvta_generic_to_shared(vrow + d * 8));
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"
-                     : "=r"(b0), "=r"(b1)
-                     : "r"(addr));
-        mma_bf16(o[d], pa, b0, b1);
+      for (int d = 0; d < HD / 8; d += 2) {
+        std::uint32_t b[4];
+        ldmatrix_x4(b, vrow + d * 8, true);
+        mma_bf16(o[d], pa, b[0], b[1]);
+        mma_bf16(o[d + 1], pa, b[2], b[3]);
       }
     }
     __syncwarp();  // the buffer is refilled by the next iteration's stage()

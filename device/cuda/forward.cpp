@@ -37,10 +37,11 @@ result<device_buffer<T>> alloc(std::uint64_t n) {
     if (auto st_ = (expr); !st_) return std::move(st_).err(); \
   } while (false)
 
-// Wide single-row products go through gemv: on an H100, Llama-2-7B's
-// 22016-row gate/up projection streams at 2.63 TB/s there against cuBLAS's
-// 2.19 (bench_gpu_ceilings). With more rows, or fewer outputs (too few
-// blocks), cuBLAS was as fast or faster, so it takes everything else.
+// Wide single-row products with an fp32 output (in practice the LM head of a
+// one-request decode step) go through gemv: on an H100 a 22016 x 4096 product
+// streams at 2.67 TB/s there against cuBLAS's 2.38 (bench_gpu_ceilings).
+// With more rows, or fewer outputs (too few blocks), cuBLAS was as fast or
+// faster, so it takes everything else.
 constexpr std::uint32_t gemv_min_out = 16384;
 
 // y = x w^T + beta y (fp32 y).
@@ -118,8 +119,8 @@ status forward_pass::allocate() {
   kv_.table_stride = limits_.table_stride();
   const std::uint64_t d = shape_.hidden, hd = shape_.attn.head_dim;
   ACCELLM_TRY_ASSIGN(x_, alloc<float>(R * d));
-  ACCELLM_TRY_ASSIGN(qkv_, alloc<float>(R * shape_.qkv_width()));
-  ACCELLM_TRY_ASSIGN(gate_up_, alloc<float>(R * 2 * shape_.ffn));
+  ACCELLM_TRY_ASSIGN(qkv_, alloc<__nv_bfloat16>(R * shape_.qkv_width()));
+  ACCELLM_TRY_ASSIGN(gate_up_, alloc<__nv_bfloat16>(R * 2 * shape_.ffn));
   ACCELLM_TRY_ASSIGN(logits_, alloc<float>(I * shape_.vocab));
   ACCELLM_TRY_ASSIGN(
       partial_, alloc<float>(decode_partial_floats(I, shape_.attn.heads, max_decode_splits, hd)));
@@ -161,8 +162,8 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
   const std::uint32_t d = shape_.hidden, qw = shape_.attn.q_width(), f = shape_.ffn;
   cublasHandle_t h = blas_.get();
   ACCELLM_TRY(rmsnorm(x_.data(), lw.attn_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
-  ACCELLM_TRY(linear(h, stream_, xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(),
-                     qkv_.data(), 0.0f));
+  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(), qkv_.data(),
+                   gemm_out::bf16, 0.0f));
   ACCELLM_TRY(rope_append(qkv_.data(), rows, shape_.attn, row_tables{d_pos_, d_slot_}, rope_.data(),
                           rope_.data() + rope_.size() / 2, q_.data(), kv_, l, stream_));
   if (!plan.decodes.empty()) {
@@ -191,8 +192,8 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
   }
   ACCELLM_TRY(linear(h, stream_, att_.data(), rows, qw, lw.wo.data(), d, x_.data(), 1.0f));
   ACCELLM_TRY(rmsnorm(x_.data(), lw.mlp_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
-  ACCELLM_TRY(
-      linear(h, stream_, xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(), 0.0f));
+  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(),
+                   gemm_out::bf16, 0.0f));
   ACCELLM_TRY(swiglu(gate_up_.data(), rows, f, act_.data(), stream_));
   return linear(h, stream_, act_.data(), rows, f, lw.wdown.data(), d, x_.data(), 1.0f);
 }

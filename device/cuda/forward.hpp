@@ -1,12 +1,15 @@
 // cuda::forward_pass: one iteration of the decoder on the GPU over a set of
 // token rows, the counterpart of device/cpu's forward_pass.
 //
-// Per layer: RMSNorm (bf16 out) -> fused QKV GEMM (fp32 out) -> RoPE + KV
+// Per layer: RMSNorm (bf16 out) -> fused QKV GEMM (bf16 out) -> RoPE + KV
 // append into the paged cache -> decode attention for one-token items,
 // tiled prefill attention for the others -> Wo GEMM added onto the fp32
 // residual stream -> RMSNorm -> gate/up GEMM -> SwiGLU -> down GEMM added onto
 // the residual. Then the final norm of the rows that want a token, the LM
-// head and a greedy argmax. GEMMs are cuBLAS bf16 with fp32 accumulation.
+// head and a greedy argmax. GEMMs are cuBLAS bf16 with fp32 accumulation;
+// the residual stream and the logits stay fp32, every GEMM input and the
+// QKV and gate/up outputs are bf16 (each of those is read and written once
+// per layer, so bf16 halves the elementwise traffic of a prefill).
 //
 // An iteration is described by a step_plan (built by cuda_backend) that is
 // copied to the device in one go; every kernel reads its row tables from
@@ -121,8 +124,8 @@ class forward_pass {
   pinned_buffer<std::int32_t> next_host_;
   device_buffer<float> rope_;  // cos then sin, [max_context x head_dim/2] each
   // Activations.
-  device_buffer<float> x_, qkv_, gate_up_, logits_, partial_;
-  device_buffer<__nv_bfloat16> xn_, q_, att_, act_;
+  device_buffer<float> x_, logits_, partial_;  // residual stream, LM head, decode partials
+  device_buffer<__nv_bfloat16> xn_, qkv_, q_, att_, gate_up_, act_;
   event start_, stop_;
   std::uint32_t last_outputs_ = 0;
   // Decode-only graphs keyed by (rows, splits, outputs).

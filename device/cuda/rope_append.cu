@@ -1,20 +1,24 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/rope_append.cuh"
 
+#include <algorithm>
 #include <cmath>
 
 namespace accellm::device::cuda {
 namespace {
 
-// One block per row; threads walk the (heads + kv_heads) * half rotation pairs,
-// then the V elements.
-__global__ void rope_append_kernel(const float* qkv, attn_shape shape, row_tables t,
+// Block (row, chunk): the threads of a row's chunks walk its (heads +
+// kv_heads) * half rotation pairs, then its V elements; several chunks per row
+// keep small decode batches from running on a handful of SMs.
+__global__ void rope_append_kernel(const __nv_bfloat16* qkv, attn_shape shape, row_tables t,
                                    const float* cos, const float* sin, __nv_bfloat16* q_out,
                                    kv_pool_view kv, std::uint32_t layer) {
   const std::uint32_t row = blockIdx.x;
   const std::uint32_t hd = shape.head_dim, half = hd / 2;
   const std::uint32_t qw = shape.q_width(), kvw = shape.kv_width();
-  const float* in = qkv + static_cast<std::uint64_t>(row) * (qw + 2 * kvw);
+  const __nv_bfloat16* in = qkv + static_cast<std::uint64_t>(row) * (qw + 2 * kvw);
+  const std::uint32_t first = blockIdx.y * blockDim.x + threadIdx.x;
+  const std::uint32_t step = gridDim.y * blockDim.x;
   const auto pos = static_cast<std::uint32_t>(t.pos[row]);
   const auto slot = static_cast<std::uint32_t>(t.slot[row]);
   const float* c = cos + static_cast<std::uint64_t>(pos) * half;
@@ -22,10 +26,10 @@ __global__ void rope_append_kernel(const float* qkv, attn_shape shape, row_table
   __nv_bfloat16* k_dst = kv.pool + kv.row_offset(slot, layer, 0, pos);
   __nv_bfloat16* v_dst = kv.pool + kv.row_offset(slot, layer, 1, pos);
   const std::uint32_t pairs = (shape.heads + shape.kv_heads) * half;
-  for (std::uint32_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+  for (std::uint32_t p = first; p < pairs; p += step) {
     const std::uint32_t head = p / half, i = p % half;
-    const float* v = in + head * hd;  // K heads follow the Q heads in `in`
-    const float a = v[i], b = v[i + half];
+    const __nv_bfloat16* v = in + head * hd;  // K heads follow the Q heads in `in`
+    const float a = __bfloat162float(v[i]), b = __bfloat162float(v[i + half]);
     // No contraction, as on the CPU: a*c - b*s with each product rounded.
     const float lo = __fsub_rn(__fmul_rn(a, c[i]), __fmul_rn(b, sn[i]));
     const float hi = __fadd_rn(__fmul_rn(a, sn[i]), __fmul_rn(b, c[i]));
@@ -39,14 +43,13 @@ __global__ void rope_append_kernel(const float* qkv, attn_shape shape, row_table
       k[i + half] = __float2bfloat16(hi);
     }
   }
-  const float* v_in = in + qw + kvw;
-  for (std::uint32_t j = threadIdx.x; j < kvw; j += blockDim.x)
-    v_dst[j] = __float2bfloat16(v_in[j]);
+  const __nv_bfloat16* v_in = in + qw + kvw;
+  for (std::uint32_t j = first; j < kvw; j += step) v_dst[j] = v_in[j];
 }
 
 }  // namespace
 
-status rope_append(const float* qkv, std::uint32_t rows, const attn_shape& shape,
+status rope_append(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shape& shape,
                    const row_tables& t, const float* cos, const float* sin, __nv_bfloat16* q_out,
                    const kv_pool_view& kv, std::uint32_t layer, cudaStream_t s) {
   if (rows == 0) return {};
@@ -56,7 +59,9 @@ status rope_append(const float* qkv, std::uint32_t rows, const attn_shape& shape
     return fail(errc::invalid_argument, "rope_append: shape does not match the KV pool");
   if (!qkv || !t.pos || !t.slot || !cos || !sin || !q_out || !kv.pool || !kv.tables)
     return fail(errc::invalid_argument, "rope_append: null pointer");
-  rope_append_kernel<<<rows, 128, 0, s>>>(qkv, shape, t, cos, sin, q_out, kv, layer);
+  const std::uint32_t pairs = (shape.heads + shape.kv_heads) * shape.head_dim / 2;
+  const dim3 grid(rows, std::min<std::uint32_t>((pairs + 127) / 128, 16));
+  rope_append_kernel<<<grid, 128, 0, s>>>(qkv, shape, t, cos, sin, q_out, kv, layer);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }

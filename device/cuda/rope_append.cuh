@@ -20,11 +20,12 @@ struct row_tables {
   const std::int32_t* slot = nullptr;  ///< block-table slot of each row's request
 };
 
-/// `qkv` is [rows x (q_width + 2 kv_width)] fp32 (Q, K, V per row); `cos` and
+/// `qkv` is [rows x (q_width + 2 kv_width)] bf16 (Q, K, V per row, the QKV
+/// GEMM's output); RoPE runs in fp32; `cos` and
 /// `sin` are [positions x head_dim/2] tables (rope_table_host). Writes `q_out`
 /// [rows x q_width] and the K/V rows of `layer` in `kv`. Fails on an odd or
 /// zero head_dim, a shape not matching kv.kv_width, or null pointers.
-status rope_append(const float* qkv, std::uint32_t rows, const attn_shape& shape,
+status rope_append(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shape& shape,
                    const row_tables& t, const float* cos, const float* sin, __nv_bfloat16* q_out,
                    const kv_pool_view& kv, std::uint32_t layer, cudaStream_t s);
 

@@ -6,22 +6,22 @@
 namespace accellm::device::cuda {
 namespace {
 
-__global__ void swiglu_kernel(const float* gate_up, std::uint64_t total, std::uint32_t f,
+__global__ void swiglu_kernel(const __nv_bfloat16* gate_up, std::uint64_t total, std::uint32_t f,
                               __nv_bfloat16* out) {
   const std::uint64_t stride = static_cast<std::uint64_t>(gridDim.x) * blockDim.x;
   for (std::uint64_t i = static_cast<std::uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
        i < total; i += stride) {
     const std::uint64_t row = i / f;
     const std::uint64_t col = i - row * f;
-    const float g = gate_up[row * 2 * f + col];
-    const float u = gate_up[row * 2 * f + f + col];
+    const float g = __bfloat162float(gate_up[row * 2 * f + col]);
+    const float u = __bfloat162float(gate_up[row * 2 * f + f + col]);
     out[i] = __float2bfloat16(g / (1.0f + __expf(-g)) * u);
   }
 }
 
 }  // namespace
 
-status swiglu(const float* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
+status swiglu(const __nv_bfloat16* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
               cudaStream_t s) {
   if (rows == 0) return {};
   if (f == 0 || gate_up == nullptr || out == nullptr)

@@ -1,5 +1,6 @@
 // swiglu: h = silu(gate) * up over the fused [gate | up] output of the
-// gate/up projection (fp32), written as bf16 for the down projection.
+// gate/up projection (bf16, computed in fp32), written as bf16 for the down
+// projection.
 #pragma once
 
 #include "common/result.hpp"
@@ -13,7 +14,7 @@ namespace accellm::device::cuda {
 
 /// `gate_up` is [rows x 2f] (gate then up per row); `out` is [rows x f].
 /// Fails on f == 0 or null pointers.
-status swiglu(const float* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
+status swiglu(const __nv_bfloat16* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
               cudaStream_t s);
 
 }  // namespace accellm::device::cuda

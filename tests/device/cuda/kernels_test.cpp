@@ -52,8 +52,9 @@ TEST(cuda_kernels, rmsnorm_matches_cpu_and_gathers_rows) {
 TEST(cuda_kernels, swiglu_matches_cpu) {
   ACCELLM_REQUIRE_GPU();
   constexpr std::uint32_t rows = 3, f = 333;
-  auto gu = random_vector(rows * 2 * f, 3, 4.0f);
-  auto dgu = to_device(gu);
+  auto gu_bf16 = to_bf16(random_vector(rows * 2 * f, 3, 4.0f));
+  auto gu = to_float(gu_bf16);  // the values the GPU reads
+  auto dgu = to_device(gu_bf16);
   auto dout = to_device(std::vector<__nv_bfloat16>(rows * f));
   ASSERT_TRUE(swiglu(dgu.data(), rows, f, dout.data(), nullptr).ok());
   auto out = to_float(to_host(dout));
@@ -74,7 +75,8 @@ TEST(cuda_kernels, rope_append_rotates_and_writes_the_paged_cache) {
   // Two requests; slot 0 uses blocks {3, 1, 0}, slot 1 uses {2, 4, 5}.
   const std::uint32_t stride = 3;
   const std::vector<std::int32_t> tables{3, 1, 0, 2, 4, 5};
-  auto qkv = random_vector(rows * width, 4, 2.0f);
+  auto qkv_bf16 = to_bf16(random_vector(rows * width, 4, 2.0f));
+  auto qkv = to_float(qkv_bf16);  // the values the GPU reads
   auto table = rope_table_host(64, shape.head_dim, 10000.0);
   std::vector<float> cpu_table(table.size());
   cpu::fill_rope_table(64, shape.head_dim, 10000.0, cpu_table.data(),
@@ -87,7 +89,7 @@ TEST(cuda_kernels, rope_append_rotates_and_writes_the_paged_cache) {
   auto dtables = to_device(tables);
   kv.pool = dpool.data();
   kv.tables = dtables.data();
-  auto dqkv = to_device(qkv);
+  auto dqkv = to_device(qkv_bf16);
   auto dpos = to_device(pos);
   auto dslot = to_device(slot);
   auto drope = to_device(table);
