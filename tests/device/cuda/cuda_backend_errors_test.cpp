@@ -57,8 +57,9 @@ TEST(cuda_backend_errors, device_index_beyond_the_gpus) {
 TEST(cuda_backend_errors, bad_batches_change_nothing) {
   ACCELLM_REQUIRE_GPU();
   cuda_options o;
-  o.kv_blocks = 8;
+  o.kv_blocks = 4;  // 64 tokens
   o.max_batch = 4;
+  o.max_rows = 100;
   auto b = make_cuda_backend("cuda:0", "cpu-tiny", o);
   ASSERT_TRUE(b.ok()) << b.err().what();
   auto& be = **b;
@@ -66,14 +67,17 @@ TEST(cuda_backend_errors, bad_batches_change_nothing) {
     auto r = be.run(bt);
     ASSERT_FALSE(r.ok()) << what;
     EXPECT_EQ(r.err().code(), code) << what << ": " << r.err().what();
-    EXPECT_EQ(be.free_blocks(), 8u) << what;
+    EXPECT_EQ(be.free_blocks(), 4u) << what;
   };
   expect(batch{}, errc::invalid_argument, "empty batch");
   expect(batch{{batch_item{1, phase::prefill, 0, 2, {1}, true}}}, errc::invalid_argument, "count");
   expect(batch{{batch_item{1, phase::decode, 0, 1, {1}, true}}}, errc::not_found, "unknown decode");
   expect(batch{{batch_item{1, phase::prefill, 0, 1, {256}, true}}}, errc::out_of_range, "token id");
-  expect(batch{{batch_item{1, phase::prefill, 0, 200, std::vector<token_id>(200, 1), true}}},
+  expect(batch{{batch_item{1, phase::prefill, 0, 40, std::vector<token_id>(40, 1), true},
+                batch_item{2, phase::prefill, 0, 40, std::vector<token_id>(40, 1), true}}},
          errc::out_of_memory, "pool");
+  expect(batch{{batch_item{1, phase::prefill, 0, 101, std::vector<token_id>(101, 1), true}}},
+         errc::too_large, "max_rows");
   batch five;
   for (request_id r = 0; r < 5; ++r)
     five.items.push_back(batch_item{r, phase::prefill, 0, 1, {1}, true});
