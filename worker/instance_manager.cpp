@@ -70,7 +70,6 @@ struct im_state {
   std::uint64_t replica_seq = 0;
 
   bool busy = false;
-  bool last_was_prefill = false;
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
   messages::execute inflight;
@@ -234,21 +233,19 @@ std::vector<messages::execute_item> form_batch(im_state& s) {
     }
     return items;
   }
-  if (s.current == role::prefill && has_prefill && has_decode) {
-    // A prefill instance holding decodes runs them with a prompt chunk: the
-    // decodes ride along, the prompt advances chunk_tokens per iteration.
+  if (has_prefill && has_decode) {
+    // Both kinds of work here (a saturated pair): the decodes run with one
+    // prompt chunk per iteration, so none waits behind a whole prompt.
     add_decodes(s, items);
     add_prefills(s, items, s.opt.chunk_tokens, true);
     return items;
   }
-  // Single-phase batches; alternate when both kinds wait.
-  bool prefill = has_prefill && !(has_decode && s.last_was_prefill);
-  if (prefill) add_prefills(s, items, s.opt.max_batch_tokens, false);
-  if (items.empty() && has_decode) {
+  // One kind of work: whole prompts, or decode steps.
+  if (has_prefill) {
+    add_prefills(s, items, s.opt.max_batch_tokens, false);
+  } else {
     add_decodes(s, items);
-    prefill = false;
   }
-  s.last_was_prefill = prefill && !items.empty();
   return items;
 }
 

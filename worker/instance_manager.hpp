@@ -4,15 +4,14 @@
 // to the coordinator (IterationReport).
 //
 // Batching (continuous, iteration-level):
-//   role decode            decode batches; a prompt queued here (a decode
-//                          instance given one) alternates with them.
-//   role prefill           prefill batches of whole prompts. A prefill
-//                          instance that also holds decodes (both members of
-//                          an AcceLLM pair prefill when the pair is
-//                          saturated; a Splitwise prompt instance whose
-//                          hand-off found no room) runs them in mixed
-//                          iterations instead: its decodes plus chunk_tokens
-//                          of prompt (as Sarathi-Serve), so no decode waits
+//   role prefill / decode  a batch is all prefill (whole prompts) or all
+//                          decode, as AcceLLM and Splitwise intend. An
+//                          instance holding both kinds of work (a saturated
+//                          AcceLLM pair, where both members prefill or a
+//                          decoding member takes a prompt; a Splitwise prompt
+//                          instance whose hand-off found no room) runs its
+//                          decodes with one chunk_tokens chunk of prompt per
+//                          iteration (as Sarathi-Serve), so no decode waits
 //                          behind a whole prompt.
 //   role mixed             prefill and decode in one batch: prompts first and
 //                          whole (vLLM's default), or, with chunked prefill,

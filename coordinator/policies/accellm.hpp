@@ -31,6 +31,10 @@ class accellm_policy final : public policy {
   explicit accellm_policy(std::uint64_t prompt_max_pending_tokens = 8192)
       : max_pending_(prompt_max_pending_tokens) {}
 
+  /// Running decodes move to the partner only when one side has more than
+  /// twice the other's and more than this many extra.
+  static constexpr std::uint32_t rebalance_slack = 64;
+
   std::string_view name() const noexcept override { return "accellm"; }
   std::string setting() const override { return "pairs"; }
   void init(cluster_view& view) override;

@@ -204,35 +204,35 @@ TEST_F(InstanceManager, PreemptionSparesRequestsAlreadyInTheBatch) {
   EXPECT_EQ(last_report().load.primary_blocks, 0u);
 }
 
-// Role decode: a decode instance given a prompt alternates whole-prompt
-// iterations with decode iterations; no batch mixes them.
-TEST_F(InstanceManager, ADecodeInstanceNeverMixesPrefillAndDecode) {
+// One kind of work: a prefill instance runs whole prompts (up to
+// max_batch_tokens), a decode instance decode steps; no batch mixes them.
+TEST_F(InstanceManager, OneKindOfWorkRunsInSinglePhaseBatches) {
   start(1000);
-  set_role(messages::role::decode);
-  assign(1, 100, 20, true);  // decoding after its prefill
-  vt_->run_for(3ms);
-  assign(2, 1000, 2, false);  // a whole prompt arrives while 1 decodes
+  set_role(messages::role::prefill);
+  assign(1, 1000, 1, false);
+  assign(2, 900, 1, false);
   vt_->run_for(100ms);
-  bool saw_prompt = false;
+  set_role(messages::role::decode);
+  assign(3, 100, 5, true);
+  vt_->run_for(100ms);
+  ASSERT_GE(log_.executes.size(), 4u);
+  EXPECT_EQ(log_.executes[0].items.size(), 1u) << "1000 tokens: alone";
+  EXPECT_EQ(log_.executes[0].items[0].num_tokens, 1000u) << "whole, not chunked";
   for (const auto& ex : log_.executes) {
     const bool prefill = ex.items.front().phase == messages::phase::prefill;
     for (const auto& it : ex.items) EXPECT_EQ(it.phase == messages::phase::prefill, prefill);
-    for (const auto& it : ex.items) {
-      if (it.request == 2) {
-        saw_prompt = true;
-        EXPECT_EQ(it.num_tokens, 1000u) << "whole";
-      }
-    }
   }
-  EXPECT_TRUE(saw_prompt);
 }
 
-// Role prefill with decodes held here too (both members of a pair prefill):
+// Both kinds of work in one instance (a saturated pair), whatever its role:
 // each iteration runs every decode plus one chunk_tokens chunk of prompt, so
 // no decode waits behind the whole 1000-token prompt.
-TEST_F(InstanceManager, APrefillInstanceHoldingDecodesRunsThemWithPromptChunks) {
+class InstanceManagerBothKinds : public InstanceManager,
+                                 public ::testing::WithParamInterface<messages::role> {};
+
+TEST_P(InstanceManagerBothKinds, DecodesRunWithPromptChunks) {
   start(1000);
-  set_role(messages::role::prefill);
+  set_role(GetParam());
   assign(1, 100, 20, true);
   assign(3, 50, 20, true);
   vt_->run_for(3ms);  // both prefilled, now decoding here
@@ -255,6 +255,9 @@ TEST_F(InstanceManager, APrefillInstanceHoldingDecodesRunsThemWithPromptChunks) 
   EXPECT_EQ(chunked, 1000u);
   EXPECT_EQ(iterations_with_prompt, 4u) << "1000 tokens in chunks of 256";
 }
+
+INSTANTIATE_TEST_SUITE_P(Roles, InstanceManagerBothKinds,
+                         ::testing::Values(messages::role::prefill, messages::role::decode));
 
 // A decode placed here on a copy that never completes (its source stopped
 // syncing) recomputes the missing tail after copy_stall instead of waiting

@@ -251,18 +251,19 @@ TEST(AccellmPolicy, ReportRebalancesAnUnevenPairTowardsTheReplicas) {
   cluster_view v = make_view(2);
   accellm_policy p;
   p.init(v);
-  for (request_id id = 1; id <= 10; ++id) add_decoding(v, id, 0, 1);
-  add_decoding(v, 11, 0, no_instance);  // youngest, but no replica on the partner
+  const request_id n = accellm_policy::rebalance_slack + 10;  // past the slack
+  for (request_id id = 1; id <= n; ++id) add_decoding(v, id, 0, 1);
+  add_decoding(v, n + 1, 0, no_instance);  // youngest, but no replica on the partner
   const decisions ds = p.on_report(v, 0);
   const auto moves = all_of<move_decode_d>(ds);
-  ASSERT_EQ(moves.size(), 5u);  // (11 - 0) / 2
+  ASSERT_EQ(moves.size(), (n + 1) / 2);
   for (const move_decode_d& m : moves) {
     SCOPED_TRACE(m.request);
     EXPECT_EQ(m.to, 1u);
     EXPECT_EQ(m.reason, move_reason::balance);
     EXPECT_TRUE(m.keep_copy);
-    EXPECT_GE(m.request, 6u) << "the youngest move";
-    EXPECT_LE(m.request, 10u);
+    EXPECT_GT(m.request, n - (n + 1) / 2) << "the youngest move";
+    EXPECT_LE(m.request, n);
   }
   EXPECT_TRUE(p.on_report(v, 1).empty()) << "the lighter side does not push";
 }
@@ -271,12 +272,15 @@ TEST(AccellmPolicy, ReportLeavesANearlyEvenPairAlone) {
   cluster_view v = make_view(2);
   accellm_policy p;
   p.init(v);
-  for (request_id id = 1; id <= 5; ++id) add_decoding(v, id, 0, 1);
-  for (request_id id = 6; id <= 8; ++id) add_decoding(v, id, 1, 0);
-  EXPECT_TRUE(p.on_report(v, 0).empty());  // 5 vs 3: within the slack of 2
+  const request_id n = accellm_policy::rebalance_slack;  // n vs 0: within the slack
+  for (request_id id = 1; id <= n; ++id) add_decoding(v, id, 0, 1);
+  EXPECT_TRUE(p.on_report(v, 0).empty());
+  for (request_id id = n + 1; id <= n + 8; ++id) add_decoding(v, id, 1, 0);
+  for (request_id id = n + 9; id <= n + 16; ++id) add_decoding(v, id, 0, 1);
+  EXPECT_TRUE(p.on_report(v, 0).empty()) << n + 8 << " vs 8: within the slack";
   v.at(1).role = role::prefill;
   v.at(1).pending_prefills = 1;
-  for (request_id id = 9; id <= 20; ++id) add_decoding(v, id, 0, 1);
+  for (request_id id = n + 17; id <= 3 * n; ++id) add_decoding(v, id, 0, 1);
   EXPECT_TRUE(all_of<move_decode_d>(p.on_report(v, 0)).empty())
       << "no rebalancing towards a prefilling partner";
 }
