@@ -89,6 +89,7 @@ void sync_decodes(worker_state& s, const messages::execute& ex, nanoseconds end,
     if (it.phase != messages::phase::decode || it.replica_to == no_instance) continue;
     auto& o = rows[it.replica_to];
     o.target = it.replica_to;
+    if (o.batch.rows.empty()) o.batch.rows.reserve(ex.items.size());
     o.batch.rows.push_back({.request = it.request,
                             .token_begin = it.context,
                             .token_end = it.context + 1,

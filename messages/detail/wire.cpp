@@ -1,5 +1,6 @@
 #include "messages/detail/wire.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <utility>
@@ -90,6 +91,20 @@ capnp::ReaderOptions reader_options(std::size_t max_bytes) noexcept {
   capnp::ReaderOptions options;
   options.traversalLimitInWords = max_bytes / sizeof(capnp::word) + 1;
   return options;
+}
+
+scratch_segment::scratch_segment() : words_(new capnp::word[words]) {
+  std::memset(static_cast<void*>(words_.get()), 0, words * sizeof(capnp::word));
+}
+
+scratch_segment& scratch_segment::local() {
+  thread_local scratch_segment s;
+  return s;
+}
+
+void scratch_segment::release(std::size_t used_words) noexcept {
+  std::memset(static_cast<void*>(words_.get()), 0,
+              std::min(used_words, words) * sizeof(capnp::word));
 }
 
 capnp_blob to_blob(msg_type t, capnp::MessageBuilder& builder) {
