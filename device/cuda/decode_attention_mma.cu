@@ -16,8 +16,9 @@ constexpr int keys = 32;  // keys per stage
 
 __device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                 std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+  // Not volatile: a pure register operation, so the compiler may interleave
+  // independent products.
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
@@ -33,11 +34,13 @@ __device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p
   if (trans) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
+                 : "r"(a)
+                 : "memory");
   } else {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
+                 : "r"(a)
+                 : "memory");
   }
 }
 
@@ -117,18 +120,17 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
     // ldmatrix.x4: lane group m = lane / 8 names rows of key tile j + m / 2,
     // dims + 8 (m % 2): the B fragments of two 8-key tiles for one k-step.
 #pragma unroll
-    for (int j = 0; j < keys / 8; j += 2) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-      s[j + 1][0] = s[j + 1][1] = s[j + 1][2] = s[j + 1][3] = 0.0f;
-      const __nv_bfloat16* krow = K + (8 * (j + lm / 2) + lr) * stride + (lm % 2) * 8;
+    for (int j = 0; j < keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+    const __nv_bfloat16* krow = K + (8 * (lm / 2) + lr) * stride + (lm % 2) * 8;
 #pragma unroll
-      for (int ks = 0; ks < HD / 16; ++ks) {
+    for (int ks = 0; ks < HD / 16; ++ks)
+#pragma unroll
+      for (int j = 0; j < keys / 8; j += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, krow + ks * 16, false);
+        ldmatrix_x4(b, krow + 8 * j * stride + ks * 16, false);
         mma_bf16(s[j], qa[ks], b[0], b[1]);
         mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
       }
-    }
     float mx = -INFINITY;
 #pragma unroll
     for (int j = 0; j < keys / 8; ++j)
