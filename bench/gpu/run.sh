@@ -62,12 +62,12 @@ if [ "$MODE" = quick ]; then
   $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
 else
   $B --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
-    --prefill 128,256,512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv"
+    --prefill 128,256,384,512,768,1024,1536,2048,3072,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv"
   $B --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
-    --prefill 128,256,512,1024,2048,4096,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
+    --prefill 128,256,384,512,768,1024,1536,2048,3072,4096,6144,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
   $B --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
   $B --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
-    --prefill 512,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
+    --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
 fi
 echo "== wrote $csv"
 [ "$tests_ok" = 1 ] || die "CUDA tests failed (benchmarks ran because KEEP_GOING=1)"

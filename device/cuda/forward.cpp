@@ -44,11 +44,8 @@ result<device_buffer<T>> alloc(std::uint64_t n) {
 // faster, so it takes everything else.
 constexpr std::uint32_t gemv_min_out = 16384;
 
-// y = x w^T + beta y (fp32 y).
-status linear(cublasHandle_t h, cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows,
-              std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out, float* y, float beta) {
-  if (rows == 1 && out >= gemv_min_out && in % 8 == 0) return gemv(x, rows, in, w, out, y, beta, s);
-  return gemm(h, x, rows, in, w, out, y, gemm_out::fp32, beta);
+bool use_gemv(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type) {
+  return rows == 1 && out >= gemv_min_out && in % 8 == 0 && type == gemm_out::fp32;
 }
 
 }  // namespace
@@ -101,6 +98,8 @@ status forward_pass::allocate() {
   ACCELLM_TRY_ASSIGN(blas_, cublas_handle::create(stream_));
   ACCELLM_TRY_ASSIGN(blas_workspace_, alloc<std::uint8_t>(blas_workspace_bytes));
   ACCELLM_CUBLAS_TRY(cublasSetWorkspace(blas_.get(), blas_workspace_.data(), blas_workspace_bytes));
+  ACCELLM_TRY_ASSIGN(planner_,
+                     gemm_planner::create(stream_, blas_workspace_.data(), blas_workspace_bytes));
   const std::uint64_t R = limits_.max_rows, I = limits_.max_items, T = limits_.max_tiles();
   const std::uint64_t meta = 3 * R + 3 * I + 4 * T + I + I * limits_.table_stride() + I;
   ACCELLM_TRY_ASSIGN(meta_, alloc<std::int32_t>(meta));
@@ -128,6 +127,9 @@ status forward_pass::allocate() {
   ACCELLM_TRY_ASSIGN(q_, alloc<__nv_bfloat16>(R * shape_.attn.q_width()));
   ACCELLM_TRY_ASSIGN(att_, alloc<__nv_bfloat16>(R * shape_.attn.q_width()));
   ACCELLM_TRY_ASSIGN(act_, alloc<__nv_bfloat16>(R * shape_.ffn));
+  const std::uint64_t widest =
+      std::max<std::uint64_t>({shape_.qkv_width(), 2ull * shape_.ffn, d, shape_.vocab});
+  ACCELLM_TRY_ASSIGN(planner_scratch_, alloc<std::uint8_t>(I * widest * sizeof(float)));
   ACCELLM_TRY_ASSIGN(start_, event::create());
   ACCELLM_TRY_ASSIGN(stop_, event::create());
   return {};
@@ -156,14 +158,40 @@ status forward_pass::upload(const step_plan& plan) {
   return {};
 }
 
+status forward_pass::linear(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                            const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                            float beta) {
+  if (use_gemv(rows, in, out, type))
+    return gemv(x, rows, in, w, out, static_cast<float*>(y), beta, stream_);
+  return planner_.run(blas_.get(), x, rows, in, w, out, y, type, beta);
+}
+
+status forward_pass::prepare_products(std::uint32_t rows, std::uint32_t outs) {
+  const std::uint32_t d = shape_.hidden, qw = shape_.attn.q_width(), f = shape_.ffn;
+  const layer_weights& lw = w_.layers[0];
+  void* scratch = planner_scratch_.data();
+  cublasHandle_t h = blas_.get();
+  ACCELLM_TRY(planner_.prepare(h, xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(),
+                               gemm_out::bf16, 0.0f, scratch));
+  ACCELLM_TRY(
+      planner_.prepare(h, att_.data(), rows, qw, lw.wo.data(), d, gemm_out::fp32, 1.0f, scratch));
+  ACCELLM_TRY(planner_.prepare(h, xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gemm_out::bf16,
+                               0.0f, scratch));
+  ACCELLM_TRY(
+      planner_.prepare(h, act_.data(), rows, f, lw.wdown.data(), d, gemm_out::fp32, 1.0f, scratch));
+  if (!use_gemv(outs, d, shape_.vocab, gemm_out::fp32))
+    ACCELLM_TRY(planner_.prepare(h, xn_.data(), outs, d, w_.lm_head.data(), shape_.vocab,
+                                 gemm_out::fp32, 0.0f, scratch));
+  return {};
+}
+
 status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits) {
   const layer_weights& lw = w_.layers[l];
   const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
   const std::uint32_t d = shape_.hidden, qw = shape_.attn.q_width(), f = shape_.ffn;
-  cublasHandle_t h = blas_.get();
   ACCELLM_TRY(rmsnorm(x_.data(), lw.attn_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
-  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(), qkv_.data(),
-                   gemm_out::bf16, 0.0f));
+  ACCELLM_TRY(linear(xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(), qkv_.data(),
+                     gemm_out::bf16, 0.0f));
   ACCELLM_TRY(rope_append(qkv_.data(), rows, shape_.attn, row_tables{d_pos_, d_slot_}, rope_.data(),
                           rope_.data() + rope_.size() / 2, q_.data(), kv_, l, stream_));
   if (!plan.decodes.empty()) {
@@ -190,12 +218,12 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.layer = l;
     ACCELLM_TRY(prefill_attention(a, stream_));
   }
-  ACCELLM_TRY(linear(h, stream_, att_.data(), rows, qw, lw.wo.data(), d, x_.data(), 1.0f));
+  ACCELLM_TRY(linear(att_.data(), rows, qw, lw.wo.data(), d, x_.data(), gemm_out::fp32, 1.0f));
   ACCELLM_TRY(rmsnorm(x_.data(), lw.mlp_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
-  ACCELLM_TRY(gemm(h, xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(),
-                   gemm_out::bf16, 0.0f));
+  ACCELLM_TRY(linear(xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(),
+                     gemm_out::bf16, 0.0f));
   ACCELLM_TRY(swiglu(gate_up_.data(), rows, f, act_.data(), stream_));
-  return linear(h, stream_, act_.data(), rows, f, lw.wdown.data(), d, x_.data(), 1.0f);
+  return linear(act_.data(), rows, f, lw.wdown.data(), d, x_.data(), gemm_out::fp32, 1.0f);
 }
 
 status forward_pass::launch(const step_plan& plan, std::uint32_t splits) {
@@ -205,8 +233,8 @@ status forward_pass::launch(const step_plan& plan, std::uint32_t splits) {
   for (std::uint32_t l = 0; l < shape_.layers; ++l) ACCELLM_TRY(layer(l, plan, splits));
   ACCELLM_TRY(rmsnorm(x_.data(), w_.final_norm.data(), outs, shape_.hidden, eps_, d_out_rows_,
                       xn_.data(), stream_));
-  ACCELLM_TRY(linear(blas_.get(), stream_, xn_.data(), outs, shape_.hidden, w_.lm_head.data(),
-                     shape_.vocab, logits_.data(), 0.0f));
+  ACCELLM_TRY(linear(xn_.data(), outs, shape_.hidden, w_.lm_head.data(), shape_.vocab,
+                     logits_.data(), gemm_out::fp32, 0.0f));
   return argmax_rows(logits_.data(), outs, shape_.vocab, d_next_, stream_);
 }
 
@@ -242,6 +270,9 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(const 
                                   shape_.attn.kv_heads, plan.max_decode_length, 32 * sm_count_);
   ACCELLM_CUDA_TRY(cudaEventRecord(start_.get(), stream_));
   const bool decode_only = plan.tiles.empty() && !plan.decodes.empty();
+  if (decode_only)
+    ACCELLM_TRY(prepare_products(static_cast<std::uint32_t>(plan.tokens.size()),
+                                 static_cast<std::uint32_t>(plan.out_rows.size())));
   if (decode_only && graphs_mode_ == use_graphs::yes) {
     ACCELLM_TRY(run_graph(plan, splits));
   } else {

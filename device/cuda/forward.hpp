@@ -15,13 +15,16 @@
 // copied to the device in one go; every kernel reads its row tables from
 // fixed device addresses. Decode-only iterations are therefore captured once
 // per (rows, context splits) as a CUDA graph and replayed, which keeps the
-// ~10 launches per layer off the critical path of small batches.
+// ~10 launches per layer off the critical path of small batches. Before a
+// decode step's first capture, gemm_planner times cuBLASLt's candidate
+// algorithms for its products (they are bandwidth-bound at these shapes).
 //
 // Thread contract: one thread at a time; everything runs on the stream given
 // at creation.
 #pragma once
 
 #include "common/result.hpp"
+#include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/paged_kv.hpp"
 #include "device/cuda/runtime.hpp"
 #include "device/cuda/weights.hpp"
@@ -103,6 +106,11 @@ class forward_pass {
   status launch(const step_plan& plan, std::uint32_t splits);
   status layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits);
   status run_graph(const step_plan& plan, std::uint32_t splits);
+  /// Lets the planner choose the algorithms of this decode step's products.
+  status prepare_products(std::uint32_t rows, std::uint32_t outs);
+  /// y = x w^T + beta y through gemv, the planner or cuBLAS (forward.cpp).
+  status linear(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta);
 
   shard_shape shape_;
   float eps_;
@@ -114,6 +122,8 @@ class forward_pass {
   std::uint32_t sm_count_ = 132;
   cublas_handle blas_;
   device_buffer<std::uint8_t> blas_workspace_;
+  gemm_planner planner_;
+  device_buffer<std::uint8_t> planner_scratch_;  // outputs of the planner's timing runs
   // Row tables: one int32 device buffer, regions at fixed offsets.
   device_buffer<std::int32_t> meta_;
   pinned_buffer<std::int32_t> meta_host_;

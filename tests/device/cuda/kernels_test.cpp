@@ -6,6 +6,7 @@
 #include "device/cpu/weights.hpp"
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/gemv.cuh"
 #include "device/cuda/kv_copy.cuh"
 #include "device/cuda/rmsnorm.cuh"
@@ -154,6 +155,54 @@ TEST(cuda_kernels, gemm_bf16_matches_a_double_reference) {
                 .err()
                 .code(),
             errc::invalid_argument);
+}
+
+TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto h = cublas_handle::create(s->get());
+  ASSERT_TRUE(h.ok());
+  auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{4} << 20);
+  ASSERT_TRUE(ws.ok());
+  auto planner = gemm_planner::create(s->get(), ws->data(), ws->size());
+  ASSERT_TRUE(planner.ok()) << planner.err().what();
+  constexpr std::uint32_t rows = 7, in = 96, out = 40;
+  auto x = to_bf16(random_vector(rows * in, 40, 1.0f));
+  auto w = to_bf16(random_vector(out * in, 41, 1.0f));
+  auto y0 = random_vector(rows * out, 42, 1.0f);
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  auto scratch = to_device(std::vector<float>(rows * out));
+  auto xf = to_float(x), wf = to_float(w);
+  for (gemm_out type : {gemm_out::fp32, gemm_out::bf16}) {
+    const float beta = type == gemm_out::fp32 ? 1.0f : 0.0f;
+    ASSERT_TRUE(
+        planner->prepare(h->get(), dx.data(), rows, in, dw.data(), out, type, beta, scratch.data())
+            .ok());
+    std::vector<float> got(rows * out);
+    if (type == gemm_out::fp32) {
+      auto dy = to_device(y0);
+      ASSERT_TRUE(
+          planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), type, beta).ok());
+      got = to_host(dy);
+    } else {
+      auto dy = to_device(std::vector<__nv_bfloat16>(rows * out));
+      ASSERT_TRUE(
+          planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), type, beta).ok());
+      got = to_float(to_host(dy));
+    }
+    for (std::uint32_t r = 0; r < rows; ++r)
+      for (std::uint32_t o = 0; o < out; ++o) {
+        double ref = beta * y0[r * out + o];
+        for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
+        // fp32: exact bf16 products summed in fp32; bf16: one rounding of the result.
+        const double tol = type == gemm_out::fp32 ? 1e-4 : 1e-2 * (1.0 + std::fabs(ref));
+        ASSERT_NEAR(got[r * out + o], ref, tol) << r << "," << o;
+      }
+  }
+  EXPECT_EQ(planner->prepared(), 2u);
+  EXPECT_LE(planner->using_lt(), 2u);
 }
 
 TEST(cuda_kernels, gemv_matches_a_double_reference_for_1_to_8_rows) {
