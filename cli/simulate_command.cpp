@@ -1,11 +1,14 @@
 #include "cli/simulate_command.hpp"
 
+#include "cli/report_command.hpp"
 #include "config/cluster_config.hpp"
 #include "simulator/compare.hpp"
 #include "workload/generator.hpp"
 #include "workload/metrics/goodput.hpp"
 #include "workload/metrics/writers.hpp"
 #include "workload/trace_reader.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -36,6 +39,7 @@ struct simulate_flags {
   double ttft_ms = -1;
   double tbt_ms = -1;
   bool quiet = false;
+  bool no_report = false;
 };
 
 int fail_with(const std::string& what, int code = 1) {
@@ -87,6 +91,15 @@ status write_outputs(const fs::path& dir, const std::vector<simulator::policy_ou
       return s;
     }
     if (auto s = metrics::write_memory_csv(dir / (p + "-memory.csv"), r.best.record); !s) return s;
+    if (auto s = metrics::write_roles_csv(dir / (p + "-roles.csv"), r.best.record); !s) return s;
+    if (auto s = metrics::write_utilisation_csv(dir / (p + "-utilisation.csv"), r.best.record);
+        !s) {
+      return s;
+    }
+    if (auto s = metrics::write_tbt_histogram_csv(dir / (p + "-tbt-histogram.csv"), r.best.record);
+        !s) {
+      return s;
+    }
     labelled.push_back({&r.best.record, r.best_summary});
   }
   std::ofstream json(dir / "summary.json");
@@ -181,6 +194,7 @@ int run_simulate(const simulate_flags& f) {
       return fail_with("--goodput needs SLOs: [slo] in the cluster file or --ttft-slo/--tbt-slo",
                        2);
     }
+    nlohmann::ordered_json found = nlohmann::ordered_json::array();
     for (const std::string& p : policies_of(f.policy)) {
       simulate_flags one = f;
       one.policy = p;
@@ -198,8 +212,20 @@ int run_simulate(const simulate_flags& f) {
       std::cout << "goodput " << p << ": " << g->rate << " req/s (" << g->probes.size()
                 << " probes), " << eff.per_dollar_hour << " req/s per $/h, " << eff.per_kw
                 << " req/s per kW\n";
+      found.push_back({{"policy", p},
+                       {"rate", g->rate},
+                       {"per_dollar_hour", eff.per_dollar_hour},
+                       {"per_kw", eff.per_kw}});
+    }
+    if (!f.out.empty()) {
+      std::ofstream json(fs::path{f.out} / "goodput.json");
+      json << nlohmann::ordered_json{{"goodput", std::move(found)}}.dump(2) << "\n";
+      if (!json) return fail_with(f.out + "/goodput.json: cannot write");
     }
   }
+  // The path goes to stderr: stdout is the same bytes for the same seed,
+  // whatever the output directory.
+  if (!f.out.empty() && !f.no_report) return write_report(f.out, "accellm simulate", std::cerr);
   return 0;
 }
 
@@ -225,6 +251,7 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--ttft-slo", f->ttft_ms, "absolute TTFT SLO in ms (overrides the file)");
   cmd->add_option("--tbt-slo", f->tbt_ms, "absolute TBT SLO in ms (overrides the file)");
+  cmd->add_flag("--no-report", f->no_report, "do not write DIR/report.html after the outputs");
   cmd->callback([f, &run] {
     run = [f] {
       if (f->rate <= 0 && f->sweep.empty() && workload::parse_shape(f->workload)) {

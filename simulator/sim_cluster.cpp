@@ -37,6 +37,12 @@ class recorder final : public coordinator::observer {
     rec_.instances.resize(n);
     role_.assign(n, messages::role::mixed);
     role_since_.assign(n, 0);
+    // About 200 utilisation windows over the arrivals, whole milliseconds, at
+    // least 100 ms: fine enough for a timeline, small enough for a long run.
+    const nanoseconds span = opt.trace.empty() ? nanoseconds{0} : opt.trace.back().arrival;
+    rec_.busy_window =
+        std::max<nanoseconds>(std::chrono::milliseconds{100},
+                              std::chrono::duration_cast<std::chrono::milliseconds>(span / 200));
     for (instance_id i = 0; i < n; ++i) {
       auto& r = rec_.instances[i];
       r.id = i;
@@ -61,6 +67,7 @@ class recorder final : public coordinator::observer {
         r.memory.back().replica_blocks != m.load.replica_blocks) {
       r.memory.push_back({t, m.load.primary_blocks, m.load.replica_blocks});
     }
+    add_busy(r, nanoseconds{m.start_ns - origin_}, nanoseconds{m.duration_ns});
     last_ = std::max(last_, t);
     hash_.add(m.instance).add(m.start_ns - origin_).add(m.duration_ns);
     hash_.add(m.load.primary_blocks).add(m.load.replica_blocks);
@@ -75,6 +82,11 @@ class recorder final : public coordinator::observer {
     if (rec_.instances[i].pool.empty()) rec_.instances[i].pool = pool;
     close_role(i, time_ns - origin_);
     role_[i] = role;
+    auto& spans = rec_.instances[i].roles;
+    const nanoseconds t{time_ns - origin_};
+    if (!spans.empty() && spans.back().start == t) spans.pop_back();  // superseded at once
+    if (!spans.empty()) spans.back().end = t;
+    spans.push_back({.start = t, .end = t, .role = role, .pool = std::string{pool}});
     hash_.add(i).add(static_cast<std::uint64_t>(role)).add(time_ns - origin_).event();
   }
 
@@ -101,6 +113,18 @@ class recorder final : public coordinator::observer {
     hash_.add(t.id).add(t.token_ns.empty() ? 0 : t.token_ns.back() - origin_).add(t.moves).event();
   }
 
+  // Spreads one iteration over the utilisation windows it overlaps.
+  void add_busy(metrics::instance_record& r, nanoseconds start, nanoseconds duration) const {
+    const nanoseconds w = rec_.busy_window;
+    for (nanoseconds t = start, end = start + duration; t < end;) {
+      const auto k = static_cast<std::size_t>(t / w);
+      const nanoseconds upto = std::min(end, w * static_cast<std::int64_t>(k + 1));
+      if (r.busy_windows.size() <= k) r.busy_windows.resize(k + 1, nanoseconds{0});
+      r.busy_windows[k] += upto - t;
+      t = upto;
+    }
+  }
+
   void close_role(instance_id i, std::uint64_t t) {
     const auto idx = static_cast<std::size_t>(role_[i]);
     rec_.instances[i].time_in_role[idx] += nanoseconds{t - role_since_[i]};
@@ -110,6 +134,9 @@ class recorder final : public coordinator::observer {
   metrics::run_record finish(const workload::trace& trace, nanoseconds end) {
     for (instance_id i = 0; i < rec_.instances.size(); ++i) {
       close_role(i, static_cast<std::uint64_t>(end.count()));
+      if (auto& spans = rec_.instances[i].roles; !spans.empty()) {
+        spans.back().end = std::max(end, spans.back().start);
+      }
     }
     rec_.makespan = end;
     rec_.requests.reserve(trace.size());

@@ -54,6 +54,13 @@ struct memory_sample {
   std::uint64_t primary_blocks = 0, replica_blocks = 0;
 };
 
+/// An instance's role (and the policy's label for it) over [start, end).
+struct role_span {
+  nanos start{0}, end{0};
+  messages::role role = messages::role::mixed;
+  std::string pool;
+};
+
 /// One instance over the whole run.
 struct instance_record {
   instance_id id = 0;
@@ -68,6 +75,12 @@ struct instance_record {
   std::vector<memory_sample> memory;    ///< changes over time, time-ordered
   double price_per_hour = 0.0;          ///< USD per hour for the whole instance
   double power_watts = 0.0;             ///< TDP of the whole instance
+  /// Role changes, time-ordered and contiguous from the first role report to
+  /// the end of the run; empty when the recorder kept none.
+  std::vector<role_span> roles;
+  /// busy_windows[k]: iteration time inside [k*w, (k+1)*w), w =
+  /// run_record::busy_window; an iteration across a boundary is split.
+  std::vector<nanos> busy_windows;
 };
 
 /// One run of one policy at one offered rate.
@@ -78,6 +91,7 @@ struct run_record {
   nanos makespan{0};          ///< start of the run to the last finish (or the end of the run)
   std::vector<request_record> requests;
   std::vector<instance_record> instances;
+  nanos busy_window{0};  ///< width of instance_record::busy_windows (0 = none kept)
 };
 
 /// Output tokens a request produced: token_times.size(), or, when the

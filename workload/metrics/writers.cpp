@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
+#include <map>
 
 namespace accellm::metrics {
 namespace {
@@ -79,6 +81,22 @@ std::string instance_row(const instance_record& i, nanos makespan) {
          std::to_string(i.preemptions) + ',' + std::to_string(i.rejected_messages) + '\n';
 }
 
+// The TBT bin of a gap and its lower edge (see tbt_bins_per_decade); -1 is
+// [0, 0.001) ms.
+constexpr double tbt_first_edge_ms = 0.001;
+double tbt_edge_ms(int bin) {
+  return bin < 0 ? 0.0 : tbt_first_edge_ms * std::pow(10.0, bin / double{tbt_bins_per_decade});
+}
+int tbt_bin(nanos gap) {
+  const double ms = std::chrono::duration<double, std::milli>(gap).count();
+  if (ms < tbt_first_edge_ms) return -1;
+  auto bin = static_cast<int>(std::floor(tbt_bins_per_decade * std::log10(ms / tbt_first_edge_ms)));
+  // log10 may land a hair off at an exact edge; the edges decide.
+  if (ms < tbt_edge_ms(bin)) --bin;
+  if (ms >= tbt_edge_ms(bin + 1)) ++bin;
+  return bin;
+}
+
 }  // namespace
 
 status write_requests_csv(const std::filesystem::path& path, const run_record& run) {
@@ -105,6 +123,50 @@ status write_memory_csv(const std::filesystem::path& path, const run_record& run
       text += seconds(m.time) + ',' + std::to_string(i.id) + ',' +
               std::to_string(m.primary_blocks) + ',' + std::to_string(m.replica_blocks) + '\n';
     }
+  }
+  return write_file(path, text);
+}
+
+status write_roles_csv(const std::filesystem::path& path, const run_record& run) {
+  std::string text = "instance,start_s,end_s,role,pool\n";
+  for (const instance_record& i : run.instances) {
+    for (const role_span& r : i.roles) {
+      text += std::to_string(i.id) + ',' + seconds(r.start) + ',' + seconds(r.end) + ',' +
+              std::string{messages::to_string(r.role)} + ',' + csv_field(r.pool) + '\n';
+    }
+  }
+  return write_file(path, text);
+}
+
+status write_utilisation_csv(const std::filesystem::path& path, const run_record& run) {
+  std::string text = "instance,start_s,end_s,busy_fraction\n";
+  const nanos w = run.busy_window;
+  if (w <= nanos::zero()) return write_file(path, text);
+  for (const instance_record& i : run.instances) {
+    for (nanos start{0}; start < run.makespan; start += w) {
+      const auto k = static_cast<std::size_t>(start / w);
+      const nanos busy = k < i.busy_windows.size() ? i.busy_windows[k] : nanos::zero();
+      const nanos end = std::min(start + w, run.makespan);
+      const double fraction =
+          static_cast<double>(busy.count()) / static_cast<double>((end - start).count());
+      text += std::to_string(i.id) + ',' + seconds(start) + ',' + seconds(end) + ',' +
+              fixed(std::clamp(fraction, 0.0, 1.0), 4) + '\n';
+    }
+  }
+  return write_file(path, text);
+}
+
+status write_tbt_histogram_csv(const std::filesystem::path& path, const run_record& run) {
+  std::map<int, std::uint64_t> bins;
+  for (const request_record& r : run.requests) {
+    for (std::size_t k = 1; k < r.token_times.size(); ++k) {
+      ++bins[tbt_bin(r.token_times[k] - r.token_times[k - 1])];
+    }
+  }
+  std::string text = "lo_ms,hi_ms,count\n";
+  for (const auto& [bin, count] : bins) {
+    text += fixed(tbt_edge_ms(bin), 6) + ',' + fixed(tbt_edge_ms(bin + 1), 6) + ',' +
+            std::to_string(count) + '\n';
   }
   return write_file(path, text);
 }

@@ -3,6 +3,9 @@
 //   write_requests_csv    one row per request (Splitwise's detailed/*.csv)
 //   write_instances_csv   one row per instance (busy/idle time, KV traffic)
 //   write_memory_csv      every memory sample of every instance
+//   write_roles_csv       every instance's roles over time
+//   write_utilisation_csv every instance's busy fraction per time window
+//   write_tbt_histogram_csv  the inter-token gaps, binned (for a TBT CDF)
 //   summary_json          the summaries of several runs, for scripts
 //   format_comparison     the terminal table comparing runs side by side
 //
@@ -45,6 +48,29 @@ status write_instances_csv(const std::filesystem::path& path, const run_record& 
 /// instance in record order, each in its own time order; `instance` is the
 /// instance id. Errors: errc::io_failure naming the path.
 status write_memory_csv(const std::filesystem::path& path, const run_record& run);
+
+/// instance,start_s,end_s,role,pool: every role span (instance_record::roles)
+/// of every instance, in record order; role is prefill, decode or mixed.
+/// Errors: errc::io_failure naming the path.
+status write_roles_csv(const std::filesystem::path& path, const run_record& run);
+
+/// instance,start_s,end_s,busy_fraction: per instance, every utilisation
+/// window of width run.busy_window from 0 up to the makespan, with the
+/// fraction of it spent in iterations (4 decimals; the last window may be
+/// cut short by the makespan). Only the header when no windows were kept.
+/// Errors: errc::io_failure naming the path.
+status write_utilisation_csv(const std::filesystem::path& path, const run_record& run);
+
+/// Bins of the TBT histogram: 20 per decade of milliseconds from 0.001 ms
+/// (bin k holds [0.001 * 10^(k/20), 0.001 * 10^((k+1)/20)) ms), below that one
+/// bin [0, 0.001).
+inline constexpr int tbt_bins_per_decade = 20;
+
+/// lo_ms,hi_ms,count: every inter-token gap of every request (the pooled TBT
+/// of summary.hpp) in the bins above, ascending, non-empty bins only, edges
+/// with 6 decimals. Only the header when no token times were kept.
+/// Errors: errc::io_failure naming the path.
+status write_tbt_histogram_csv(const std::filesystem::path& path, const run_record& run);
 
 /// A run and its summary, for the multi-run outputs. `run` is borrowed and
 /// must outlive the call; a null `run` shows as an unnamed policy.
