@@ -10,6 +10,7 @@ namespace {
 
 struct replica_state {
   caf::actor manager;
+  caf::actor device;  ///< a real device's worker, which imports the bytes; null on sim
   static inline const char* name = "kv_replica";
 };
 
@@ -18,11 +19,17 @@ using replica_actor = caf::stateful_actor<replica_state>;
 caf::behavior kv_replica(replica_actor* self) {
   return {
       [self](actors::peers_atom, caf::actor manager) { self->state.manager = std::move(manager); },
+      [self](actors::peers_atom, caf::actor manager, caf::actor device) {
+        self->state.manager = std::move(manager);
+        self->state.device = std::move(device);
+      },
       [self](actors::msg_atom, const messages::capnp_blob& b) {
-        // Decoded once, by the manager; anything else goes there too, to be
-        // rejected and counted in its reports.
+        // Decoded by the receivers; anything malformed goes to the manager
+        // too, to be rejected and counted in its reports.
+        if (self->state.device) self->send(self->state.device, actors::msg_atom::value, b);
         self->send(self->state.manager, actors::msg_atom::value, b);
       },
+      [](actors::ping_atom) { return actors::pong_atom::value; },
   };
 }
 

@@ -1,13 +1,15 @@
 // kv_replica: the receiving end of the KV copies sent to an instance
-// (DESIGN.md "kv_replica"). On simulated devices the rows carry sizes, not
-// bytes, so it only hands each KvDeltaBatch to the local instance_manager,
-// which owns the block pool where replicas live beside primaries, decodes it
-// once, and drops and counts (InstanceReport.rejectedMessages) a malformed or
-// misaddressed one. On real devices it will also import the bytes into the
-// device (issues 5 and 8), and then decode them itself.
+// (DESIGN.md "kv_replica"). It hands each KvDeltaBatch to the local
+// instance_manager, which owns the block pool where replicas live beside
+// primaries, decodes it, and drops and counts (InstanceReport.
+// rejectedMessages) a malformed or misaddressed one; on a real device also to
+// the local device_worker, which imports the bytes into the device.
 //
 // Messages in: (msg_atom, KvDeltaBatch) from any worker. Out: the same blob to
-// the instance_manager. Set-up: (peers_atom, instance_manager).
+// the instance_manager (and the device_worker). Set-up: (peers_atom,
+// instance_manager) on a simulated device, (peers_atom, instance_manager,
+// device_worker) on a real one. (ping_atom) is answered with pong_atom once
+// everything received before it has been handed on.
 //
 // Thread contract: an actor.
 #pragma once

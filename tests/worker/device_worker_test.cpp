@@ -1,0 +1,254 @@
+// device_worker on real backends, with CAF's real scheduler: its tokens are
+// the backend's own, it answers while the device computes, KV rows it exports
+// let a partner decode the same tokens, and an Execute a real device cannot
+// run is answered with an error that names the item.
+#include "worker/device_worker.hpp"
+
+#include "actors/atoms.hpp"
+#include "actors/system_config.hpp"
+#include "device/cpu/cpu_backend.hpp"
+#include "messages/codec.hpp"
+#include "worker/kv_replica.hpp"
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace accellm::worker {
+namespace {
+
+using namespace std::chrono_literals;
+using actors::msg_atom;
+using messages::capnp_blob;
+
+constexpr auto patience = 30s;  // every wait below is bounded
+
+std::unique_ptr<device::backend> cpu_tiny(std::uint64_t seed = 1) {
+  device::cpu::cpu_options o;
+  o.seed = seed;
+  o.kv_blocks = 256;
+  auto b = device::cpu::make_cpu_backend(*device::find_model("cpu-tiny"), o);
+  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.err().what());
+  return b.ok() ? std::move(b).value() : nullptr;
+}
+
+std::vector<token_id> prompt(std::uint32_t n) {
+  std::vector<token_id> out(n);
+  for (std::uint32_t i = 0; i < n; ++i) out[i] = static_cast<token_id>((i * 37 + 11) % 200);
+  return out;
+}
+
+messages::execute_item prefill(request_id id, std::vector<token_id> tokens,
+                               instance_id replica_to = no_instance) {
+  const auto n = static_cast<std::uint32_t>(tokens.size());
+  return {.request = id,
+          .phase = messages::phase::prefill,
+          .context = 0,
+          .num_tokens = n,
+          .tokens = std::move(tokens),
+          .wants_output = true,
+          .replica_to = replica_to};
+}
+
+messages::execute_item decode(request_id id, std::uint32_t context, token_id last) {
+  return {.request = id,
+          .phase = messages::phase::decode,
+          .context = context,
+          .num_tokens = 1,
+          .tokens = {last},
+          .wants_output = true,
+          .replica_to = no_instance};
+}
+
+messages::execute execute(instance_id instance, std::uint64_t iteration,
+                          std::vector<messages::execute_item> items) {
+  return {.epoch = 1, .instance = instance, .iteration = iteration, .items = std::move(items)};
+}
+
+class DeviceWorker : public ::testing::Test {
+ protected:
+  // The next IterationDone sent to the test (standing in for the manager).
+  messages::iteration_done next_done() {
+    std::optional<messages::iteration_done> out;
+    while (!out) {
+      bool timed_out = false;
+      self_->receive(
+          [&](msg_atom, const capnp_blob& b) {
+            if (auto d = messages::decode<messages::iteration_done>(b)) out = *d;
+          },
+          caf::after(patience) >> [&] { timed_out = true; });
+      if (timed_out) {
+        ADD_FAILURE() << "no IterationDone within " << patience.count() << " s";
+        return {};
+      }
+    }
+    return *out;
+  }
+
+  // Runs one Execute on `w` and waits for its IterationDone.
+  messages::iteration_done run(const caf::actor& w, const messages::execute& ex) {
+    self_->send(w, msg_atom::value, messages::encode(ex));
+    return next_done();
+  }
+
+  // The same batch straight on a backend.
+  std::vector<token_id> direct(device::backend& b, const messages::execute& ex) {
+    device::batch batch;
+    for (const auto& in : ex.items) {
+      device::batch_item it;
+      it.request = in.request;
+      it.kind =
+          in.phase == messages::phase::prefill ? device::phase::prefill : device::phase::decode;
+      it.context = in.context;
+      it.num_tokens = in.num_tokens;
+      it.tokens = in.tokens;
+      it.wants_output = in.wants_output;
+      batch.items.push_back(it);
+    }
+    auto r = b.run(batch);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().what());
+    return r.ok() ? r->next_tokens : std::vector<token_id>{};
+  }
+
+  actors::system_config cfg_{actors::clock_mode::real};
+  caf::actor_system sys_{cfg_};
+  caf::scoped_actor self_{sys_};
+};
+
+TEST_F(DeviceWorker, TokensAreTheBackendsOwn) {
+  auto reference = cpu_tiny();
+  ASSERT_NE(reference, nullptr);
+  const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny());
+  self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+  auto ex = execute(0, 1, {prefill(1, prompt(20)), prefill(2, prompt(7))});
+  messages::iteration_done d = run(w, ex);
+  ASSERT_TRUE(d.error.empty()) << d.error;
+  EXPECT_EQ(d.iteration, 1u);
+  EXPECT_GT(d.duration_ns, 0u) << "measured";
+  std::vector<token_id> want = direct(*reference, ex);
+  EXPECT_EQ(d.next_tokens, want);
+  std::uint32_t context = 20;
+  for (std::uint64_t step = 2; step <= 6; ++step, ++context) {
+    ex = execute(0, step, {decode(1, context, want[0])});
+    d = run(w, ex);
+    want = direct(*reference, ex);
+    ASSERT_TRUE(d.error.empty()) << d.error;
+    EXPECT_EQ(d.next_tokens, want) << "step " << step;
+  }
+  self_->send_exit(w, caf::exit_reason::user_shutdown);
+}
+
+// A backend whose run() waits until the test lets it go.
+class gated_backend final : public device::backend {
+ public:
+  explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered)
+      : gate_(std::move(gate)), entered_(entered), inner_(cpu_tiny()) {}
+  std::string_view name() const noexcept override { return "gated"; }
+  const device::model_spec& model() const noexcept override { return inner_->model(); }
+  device::kv_geometry kv() const noexcept override { return inner_->kv(); }
+  result<device::iteration_result> run(const device::batch& b) override {
+    entered_.set_value();
+    gate_.wait();
+    return inner_->run(b);
+  }
+  result<device::kv_chunk> export_kv(request_id r, device::index_range l,
+                                     device::index_range t) override {
+    return inner_->export_kv(r, l, t);
+  }
+  status import_kv(const device::kv_chunk& c) override { return inner_->import_kv(c); }
+  std::uint32_t cached_tokens(request_id r) const noexcept override {
+    return inner_->cached_tokens(r);
+  }
+  void release(request_id r) noexcept override { inner_->release(r); }
+
+ private:
+  std::shared_future<void> gate_;
+  std::promise<void>& entered_;
+  std::unique_ptr<device::backend> inner_;
+};
+
+// The actor scheduler never waits for the device: while run() is blocked,
+// the worker still answers.
+TEST_F(DeviceWorker, AnswersWhileTheDeviceComputes) {
+  std::promise<void> open, entered;
+  const caf::actor w = spawn_device_worker(
+      sys_, 0, std::make_unique<gated_backend>(open.get_future().share(), entered));
+  self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+  self_->send(w, msg_atom::value, messages::encode(execute(0, 1, {prefill(1, prompt(8))})));
+  ASSERT_EQ(entered.get_future().wait_for(patience), std::future_status::ready);
+  bool pong = false;
+  self_->request(w, 5s, actors::ping_atom::value)
+      .receive([&](actors::pong_atom) { pong = true; },
+               [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  EXPECT_TRUE(pong) << "the worker answered while its device was busy";
+  open.set_value();
+  const messages::iteration_done d = next_done();
+  EXPECT_TRUE(d.error.empty()) << d.error;
+  EXPECT_EQ(d.next_tokens.size(), 1u);
+  self_->send_exit(w, caf::exit_reason::user_shutdown);
+}
+
+// The takeover invariant across actors: A prefills with its KV streamed to B
+// (through B's kv_replica into B's device); B then decodes the request to the
+// tokens A produces.
+TEST_F(DeviceWorker, RowsSentToThePartnerDecodeToTheSameTokens) {
+  const caf::actor a = spawn_device_worker(sys_, 0, cpu_tiny());
+  const caf::actor b = spawn_device_worker(sys_, 1, cpu_tiny());
+  const caf::actor b_replica = spawn_kv_replica(sys_, 1);
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  self_->send(b_replica, actors::peers_atom::value, none, b);
+  self_->send(a, actors::peers_atom::value, caf::actor{self_},
+              std::vector<caf::actor>{none, b_replica});
+  self_->send(b, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+  const messages::iteration_done first = run(a, execute(0, 1, {prefill(7, prompt(33), 1)}));
+  ASSERT_TRUE(first.error.empty()) << first.error;
+  EXPECT_GT(first.kv_bytes_sent, 0u);
+  // A sent the rows before it answered; once B's kv_replica answers a ping
+  // it has handed them to B, so B imports them before it runs the decodes
+  // sent below.
+  bool pong = false;
+  self_->request(b_replica, patience, actors::ping_atom::value)
+      .receive([&](actors::pong_atom) { pong = true; },
+               [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  ASSERT_TRUE(pong);
+  token_id last_a = first.next_tokens.at(0), last_b = last_a;
+  for (std::uint32_t context = 33; context < 38; ++context) {
+    const auto on_a = run(a, execute(0, context, {decode(7, context, last_a)}));
+    const auto on_b = run(b, execute(1, context, {decode(7, context, last_b)}));
+    ASSERT_TRUE(on_a.error.empty()) << on_a.error;
+    ASSERT_TRUE(on_b.error.empty()) << "B must hold the copy: " << on_b.error;
+    EXPECT_EQ(on_b.next_tokens, on_a.next_tokens) << "context " << context;
+    last_a = on_a.next_tokens.at(0);
+    last_b = on_b.next_tokens.at(0);
+  }
+  for (const auto& x : {a, b, b_replica, none})
+    self_->send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(DeviceWorker, AnItemWithoutTokenIdsIsAnsweredWithAnError) {
+  const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny());
+  self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+  messages::execute_item sim_style = prefill(3, prompt(4));
+  sim_style.tokens.clear();  // as the simulator sends them
+  const messages::iteration_done d =
+      run(w, execute(0, 9, {prefill(1, prompt(4)), std::move(sim_style)}));
+  EXPECT_EQ(d.iteration, 9u);
+  EXPECT_NE(d.error.find("execute.items[1]"), std::string::npos) << d.error;
+  EXPECT_NE(d.error.find("request 3"), std::string::npos) << d.error;
+  EXPECT_TRUE(d.next_tokens.empty());
+  // Nothing ran: request 1 is unknown to the device afterwards, so a valid
+  // prefill of it from position 0 works.
+  const messages::iteration_done ok = run(w, execute(0, 10, {prefill(1, prompt(4))}));
+  EXPECT_TRUE(ok.error.empty()) << ok.error;
+  self_->send_exit(w, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
+}  // namespace accellm::worker

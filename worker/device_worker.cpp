@@ -1,0 +1,221 @@
+#include "worker/device_worker.hpp"
+
+#include "actors/atoms.hpp"
+#include "messages/codec.hpp"
+
+#include <caf/all.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace accellm::worker {
+namespace {
+
+using actors::msg_atom;
+
+// The backend and the one thread that uses it. Jobs run in the order they
+// were posted; the destructor lets the running job finish, drops the rest
+// and joins.
+class device_thread {
+ public:
+  using job = std::function<void(device::backend&)>;
+
+  explicit device_thread(std::unique_ptr<device::backend> backend)
+      : backend_(std::move(backend)), thread_([this] { loop(); }) {}
+
+  device_thread(const device_thread&) = delete;
+  device_thread& operator=(const device_thread&) = delete;
+
+  ~device_thread() {
+    {
+      std::lock_guard lock{mutex_};
+      stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  void post(job j) {
+    {
+      std::lock_guard lock{mutex_};
+      jobs_.push_back(std::move(j));
+    }
+    wake_.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      job next;
+      {
+        std::unique_lock lock{mutex_};
+        wake_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        if (stop_) return;
+        next = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      next(*backend_);
+    }
+  }
+
+  std::unique_ptr<device::backend> backend_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<job> jobs_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the members above exist
+};
+
+struct device_worker_state {
+  instance_id id = no_instance;
+  std::shared_ptr<device_thread> device;
+  caf::actor manager;
+  std::vector<caf::actor> replicas;
+  static inline const char* name = "device_worker";
+};
+
+using device_worker_actor = caf::stateful_actor<device_worker_state>;
+
+// The batch as the backend wants it; an error names the first item without
+// the token ids a real device needs.
+result<device::batch> to_batch(const messages::execute& ex) {
+  device::batch b;
+  b.items.reserve(ex.items.size());
+  for (std::size_t i = 0; i < ex.items.size(); ++i) {
+    const messages::execute_item& in = ex.items[i];
+    if (in.tokens.size() != in.num_tokens) {
+      return fail(errc::invalid_argument, "execute.items[" + std::to_string(i) + "]: request " +
+                                              std::to_string(in.request) + " carries " +
+                                              std::to_string(in.tokens.size()) + " token ids for " +
+                                              std::to_string(in.num_tokens) +
+                                              " tokens; a real device needs every id");
+    }
+    device::batch_item out;
+    out.request = in.request;
+    out.kind =
+        in.phase == messages::phase::prefill ? device::phase::prefill : device::phase::decode;
+    out.context = in.context;
+    out.num_tokens = in.num_tokens;
+    out.tokens = in.tokens;
+    out.wants_output = in.wants_output;
+    b.items.push_back(std::move(out));
+  }
+  return b;
+}
+
+// On the device thread: the rows an iteration appended, per target instance.
+// An export that fails (the request is unknown to the backend) is left out:
+// the partner's copy then stops growing, and the instance that later decodes
+// from it recomputes the missing tail (instance_manager's copy_stall).
+std::map<instance_id, messages::kv_delta_batch> export_rows(device::backend& dev,
+                                                            const messages::execute& ex) {
+  std::map<instance_id, messages::kv_delta_batch> out;
+  const device::index_range layers{0, dev.model().layers};
+  for (const messages::execute_item& it : ex.items) {
+    if (it.replica_to == no_instance) continue;
+    auto chunk = dev.export_kv(it.request, layers, {it.context, it.context + it.num_tokens});
+    if (!chunk) continue;
+    messages::kv_delta_batch& b = out[it.replica_to];
+    b.rows.push_back({.request = it.request,
+                      .token_begin = it.context,
+                      .token_end = it.context + it.num_tokens,
+                      .size_bytes = chunk->data.size(),
+                      .data = std::move(chunk->data)});
+  }
+  for (auto& [target, b] : out) {
+    b.epoch = ex.epoch;
+    b.from_instance = ex.instance;
+    b.layer_begin = layers.begin;
+    b.layer_end = layers.end;
+    b.phase = ex.items.front().phase;
+  }
+  return out;
+}
+
+void on_execute(device_worker_actor* self, const messages::execute& ex) {
+  auto& s = self->state;
+  messages::iteration_done done;
+  done.epoch = ex.epoch;
+  done.instance = ex.instance;
+  done.iteration = ex.iteration;
+  auto b = to_batch(ex);
+  if (!b) {
+    done.error = b.err().what();
+    self->send(s.manager, msg_atom::value, messages::encode(done));
+    return;
+  }
+  s.device->post([ex, batch = std::move(*b), done, manager = s.manager,
+                  replicas = s.replicas](device::backend& dev) mutable {
+    auto r = dev.run(batch);
+    if (!r) {
+      done.error = r.err().what();
+    } else {
+      done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
+      done.next_tokens = std::move(r->next_tokens);
+      for (auto& [target, rows] : export_rows(dev, ex)) {
+        if (target >= replicas.size()) continue;
+        for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
+        caf::anon_send(replicas[target], msg_atom::value, messages::encode(rows));
+      }
+    }
+    caf::anon_send(manager, msg_atom::value, messages::encode(done));
+  });
+}
+
+// Rows of a partner's request: imported on the device thread, after the jobs
+// already queued.
+void on_rows(device_worker_actor* self, const messages::kv_delta_batch& m) {
+  if (m.from_instance == self->state.id) return;
+  for (const messages::kv_rows& row : m.rows) {
+    if (row.data.empty()) continue;  // sizes only: a simulated sender
+    device::kv_chunk chunk{.request = row.request,
+                           .layers = {m.layer_begin, m.layer_end},
+                           .tokens = {row.token_begin, row.token_end},
+                           .bytes = row.size_bytes,
+                           .data = row.data};
+    self->state.device->post([chunk = std::move(chunk)](device::backend& dev) {
+      // A slice that does not fit (a gap, or a full pool) is dropped: the
+      // copy stops growing and is completed by recompute where it is used.
+      (void)dev.import_kv(chunk);
+    });
+  }
+}
+
+caf::behavior device_worker(device_worker_actor* self, instance_id id,
+                            std::shared_ptr<device_thread> device) {
+  self->state.id = id;
+  self->state.device = std::move(device);  // joined when the state goes, at exit
+  return {
+      [self](actors::peers_atom, caf::actor manager, std::vector<caf::actor> replicas) {
+        self->state.manager = std::move(manager);
+        self->state.replicas = std::move(replicas);
+      },
+      // A message that does not decode came from a broken local sender (the
+      // instance_manager or kv_replica of this process): dropped.
+      [self](msg_atom, const messages::capnp_blob& b) {
+        using messages::msg_type;
+        if (b.type == static_cast<std::uint16_t>(msg_type::execute)) {
+          if (auto ex = messages::decode<messages::execute>(b)) on_execute(self, *ex);
+        } else if (b.type == static_cast<std::uint16_t>(msg_type::kv_delta_batch)) {
+          if (auto rows = messages::decode<messages::kv_delta_batch>(b)) on_rows(self, *rows);
+        }
+      },
+      [](actors::ping_atom) { return actors::pong_atom::value; },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
+                               std::unique_ptr<device::backend> backend) {
+  return sys.spawn(device_worker, id, std::make_shared<device_thread>(std::move(backend)));
+}
+
+}  // namespace accellm::worker

@@ -1,0 +1,47 @@
+// device_worker: the worker of an instance on a real device, `cpu` or
+// `cuda:N` (DESIGN.md "worker"; the simulated device has worker.hpp).
+//
+// The backend computes on a thread of its own: the actor turns each Execute
+// into a job on that thread's queue and returns at once, so the actor
+// scheduler never waits for the device (a CUDA iteration, or a CPU forward
+// pass of seconds). The thread runs the jobs in order; when an iteration is
+// done it exports the new KV rows of every item with a replica_to (all
+// layers, the positions the iteration appended) and sends them, with their
+// bytes, to that instance's kv_replica, then sends IterationDone, with the
+// measured device time, to the instance_manager. KV rows that reach this
+// instance (KvDeltaBatch from the local kv_replica) are imported into the
+// backend by a job on the same queue, so an import always precedes the
+// iterations that were asked for after it.
+//
+// What is not here yet: the copy of a prompt's KV leaves after the whole
+// iteration, not layer by layer (device::backend::run has no per-layer hook);
+// and the instance_manager does not yet fill Execute items with token ids,
+// which real backends need (the daemons issue): an item without them is
+// answered with IterationDone.error naming it.
+//
+// Messages in: (msg_atom, Execute) from the instance_manager; (msg_atom,
+// KvDeltaBatch) from the local kv_replica; (ping_atom) answered with
+// pong_atom, also while the device is busy. Out: IterationDone to the
+// instance_manager, KvDeltaBatch to partners' kv_replicas. Set-up:
+// (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas).
+//
+// Thread contract: an actor; the backend belongs to its device thread, which
+// the actor joins when it exits (after the job in progress, dropping queued
+// ones).
+#pragma once
+
+#include "common/types.hpp"
+#include "device/backend.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <memory>
+
+namespace accellm::worker {
+
+/// Spawns the worker of instance `id`; it owns `backend` (never null).
+caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
+                               std::unique_ptr<device::backend> backend);
+
+}  // namespace accellm::worker
