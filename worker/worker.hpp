@@ -4,7 +4,7 @@
 // batch takes and answers IterationDone after that much (virtual or real)
 // time, with the tokens the simulated model emits (device::sim::pseudo_token,
 // the same whichever instance decodes a request). Real devices (cpu, cuda)
-// arrive with the daemons; they compute on their own thread and report the
+// have device_worker.hpp: they compute on their own thread and report the
 // measured time.
 //
 // KV copies: every batch item with a replica_to sends its new KV rows to that
