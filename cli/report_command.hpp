@@ -4,7 +4,7 @@
 //
 // Exit codes: 0 written; 2 bad input (no such directory, no outputs in it,
 // a malformed CSV or JSON file, named with its line or field), nothing
-// written; 1 the page could not be written.
+// written; 1 a file exists but cannot be read, or the page cannot be written.
 #pragma once
 
 #include <CLI/App.hpp>

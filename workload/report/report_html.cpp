@@ -117,7 +117,7 @@ std::string timeline(const run_data& r) {
                    .legend = {{"prefill", role_colour("prefill")},
                               {"decode", role_colour("decode")},
                               {"mixed", role_colour("mixed")}},
-                   .level_name = "busy fraction"};
+                   .level_name = "busy (row = 0..1)"};
   for (const instance_data& i : r.instances) {
     c.lanes.push_back({.label = i.name + (i.pool.empty() ? "" : " " + i.pool),
                        .segments = role_segments(i.roles, r.makespan_s),
