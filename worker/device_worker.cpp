@@ -2,6 +2,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/codec.hpp"
+#include "worker/batch_item.hpp"
 
 #include <caf/all.hpp>
 
@@ -97,15 +98,7 @@ result<device::batch> to_batch(const messages::execute& ex) {
                                               std::to_string(in.num_tokens) +
                                               " tokens; a real device needs every id");
     }
-    device::batch_item out;
-    out.request = in.request;
-    out.kind =
-        in.phase == messages::phase::prefill ? device::phase::prefill : device::phase::decode;
-    out.context = in.context;
-    out.num_tokens = in.num_tokens;
-    out.tokens = in.tokens;
-    out.wants_output = in.wants_output;
-    b.items.push_back(std::move(out));
+    to_batch_item(in, b.items.emplace_back());
   }
   return b;
 }

@@ -4,6 +4,7 @@
 #include "actors/clock.hpp"
 #include "device/sim/sim_backend.hpp"
 #include "messages/codec.hpp"
+#include "worker/batch_item.hpp"
 
 #include <caf/all.hpp>
 
@@ -109,16 +110,7 @@ void on_execute(worker_actor* self, const messages::execute& ex) {
   auto& s = self->state;
   auto& b = s.scratch;
   b.items.resize(ex.items.size());
-  for (std::size_t i = 0; i < ex.items.size(); ++i) {
-    const auto& in = ex.items[i];
-    auto& item = b.items[i];
-    item.request = in.request;
-    item.kind =
-        in.phase == messages::phase::prefill ? device::phase::prefill : device::phase::decode;
-    item.context = in.context;
-    item.num_tokens = in.num_tokens;
-    item.wants_output = in.wants_output;
-  }
+  for (std::size_t i = 0; i < ex.items.size(); ++i) to_batch_item(ex.items[i], b.items[i]);
   messages::iteration_done done;
   done.epoch = ex.epoch;
   done.instance = ex.instance;

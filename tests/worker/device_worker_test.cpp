@@ -8,6 +8,7 @@
 #include "actors/system_config.hpp"
 #include "device/cpu/cpu_backend.hpp"
 #include "messages/codec.hpp"
+#include "worker/batch_item.hpp"
 #include "worker/kv_replica.hpp"
 
 #include <caf/all.hpp>
@@ -101,17 +102,7 @@ class DeviceWorker : public ::testing::Test {
   // The same batch straight on a backend.
   std::vector<token_id> direct(device::backend& b, const messages::execute& ex) {
     device::batch batch;
-    for (const auto& in : ex.items) {
-      device::batch_item it;
-      it.request = in.request;
-      it.kind =
-          in.phase == messages::phase::prefill ? device::phase::prefill : device::phase::decode;
-      it.context = in.context;
-      it.num_tokens = in.num_tokens;
-      it.tokens = in.tokens;
-      it.wants_output = in.wants_output;
-      batch.items.push_back(it);
-    }
+    for (const auto& in : ex.items) to_batch_item(in, batch.items.emplace_back());
     auto r = b.run(batch);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.err().what());
     return r.ok() ? r->next_tokens : std::vector<token_id>{};

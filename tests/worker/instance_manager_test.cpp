@@ -126,6 +126,22 @@ class InstanceManager : public ::testing::Test {
     deliver(k);
   }
 
+  // The coordinator places request `id`'s decode here, on the copy it holds.
+  void start_decode_from_copy(request_id id, std::uint32_t context, std::uint32_t generated,
+                              instance_id partner, std::uint32_t max_tokens) {
+    messages::start_decode d;
+    d.epoch = 1;
+    d.request = id;
+    d.instance = self_id;
+    d.context_len = context;
+    d.last_token = 3;
+    d.from_replica = true;
+    d.generated = generated;
+    d.partner = partner;
+    d.max_tokens = max_tokens;
+    deliver(d);
+  }
+
   const messages::iteration_report& last_report() const {
     EXPECT_FALSE(log_.reports.empty());
     return log_.reports.back();
@@ -266,17 +282,7 @@ TEST_F(InstanceManager, AStalledCopyIsCompletedByRecomputingItsTail) {
   start(100);
   replica_rows(5, 0, 48);  // the copy holds 48 tokens
   vt_->run();
-  messages::start_decode d;
-  d.epoch = 1;
-  d.request = 5;
-  d.instance = self_id;
-  d.context_len = 50;  // the source had 50: two rows never arrive
-  d.last_token = 3;
-  d.from_replica = true;
-  d.generated = 3;
-  d.partner = partner_id;
-  d.max_tokens = 6;
-  deliver(d);
+  start_decode_from_copy(5, 50, 3, partner_id, 6);  // the source had 50: two rows never arrive
   vt_->run_for(5ms);
   EXPECT_TRUE(log_.executes.empty()) << "waits for the copy's rows first";
   vt_->run_for(100ms);
@@ -304,17 +310,7 @@ TEST_F(InstanceManager, ACopyStillReceivingRowsIsNotRecomputed) {
   start(100);
   replica_rows(5, 0, 40);
   vt_->run();
-  messages::start_decode d;
-  d.epoch = 1;
-  d.request = 5;
-  d.instance = self_id;
-  d.context_len = 48;
-  d.last_token = 3;
-  d.from_replica = true;
-  d.generated = 1;
-  d.partner = no_instance;
-  d.max_tokens = 2;
-  deliver(d);
+  start_decode_from_copy(5, 48, 1, no_instance, 2);
   vt_->run_for(8ms);
   replica_rows(5, 40, 44);  // progress, but not complete
   vt_->run_for(8ms);
