@@ -41,6 +41,16 @@ inline workload::trace spaced(std::size_t n, std::chrono::nanoseconds gap, std::
   return t;
 }
 
+/// Two instances and 20 overlapping requests (20 ms apart, each ~0.5 s), so
+/// that prefill, decode, copies and moves interleave: a run of milliseconds.
+inline run_options two_instances_twenty_requests(const std::string& policy) {
+  run_options o;
+  o.cluster = cluster(2);
+  o.policy.name = policy;
+  o.trace = spaced(20, std::chrono::milliseconds{20}, 300, 12);
+  return o;
+}
+
 /// Every request of `trace` finished with all of its tokens, in order.
 inline void expect_all_completed(const run_result& r, const workload::trace& trace) {
   EXPECT_TRUE(r.drained);

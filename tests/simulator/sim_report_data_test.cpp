@@ -17,10 +17,7 @@ using namespace std::chrono_literals;
 class SimReportData : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(SimReportData, RolesCoverTheRunAndBusyWindowsSumToBusy) {
-  run_options o;
-  o.cluster = testing::cluster(2);
-  o.policy.name = GetParam();
-  o.trace = testing::spaced(20, 20ms, 300, 12);
+  const run_options o = testing::two_instances_twenty_requests(GetParam());
   auto r = run_simulation(o);
   ASSERT_TRUE(r.ok()) << r.err().what();
   const metrics::run_record& rec = r->record;

@@ -16,12 +16,7 @@ using namespace std::chrono_literals;
 class SimSmoke : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(SimSmoke, TwoInstancesTwentyRequests) {
-  run_options o;
-  o.cluster = testing::cluster(2);
-  o.policy.name = GetParam();
-  // Overlapping requests (20 ms apart, each ~0.5 s) so prefill, decode,
-  // copies and moves interleave.
-  o.trace = testing::spaced(20, 20ms, 300, 12);
+  const run_options o = testing::two_instances_twenty_requests(GetParam());
   auto r = run_simulation(o);
   ASSERT_TRUE(r.ok()) << r.err().what();
   testing::expect_all_completed(*r, o.trace);
