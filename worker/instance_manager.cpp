@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -336,6 +337,24 @@ void finish_request(im_actor* self, request_id id, primary& p) {
   free_primary(s, id);
 }
 
+// The device could not run an iteration holding `id` (IterationDone.error):
+// the request ends as failed, with the device's words, and nothing else is
+// touched (a backend that fails a run changes no KV). Sent after the report.
+void fail_request(im_actor* self, request_id id, const std::string& why) {
+  auto& s = self->state;
+  const primary& p = s.primaries.at(id);
+  s.after_report.push_back(messages::encode(
+      messages::request_done{.epoch = s.epoch,
+                             .request = id,
+                             .status = messages::request_status::failed,
+                             .finish = messages::finish_reason::none,
+                             .output_tokens = p.generated,
+                             .error = "instance " + std::to_string(s.opt.id) + ": " + why,
+                             .instance = s.opt.id}));
+  std::erase(s.prefill_queue, id);
+  free_primary(s, id);
+}
+
 // Applies one item's outcome; appends the produced token to `out`.
 void apply_item(im_actor* self, const messages::execute_item& item, token_id tok,
                 std::vector<messages::produced_token>& out) {
@@ -383,7 +402,10 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   rep.duration_ns = d.duration_ns;
   rep.role = s.current;
   const auto& items = s.inflight.items;
-  for (std::size_t i = 0; i < items.size(); ++i) {
+  if (!d.error.empty()) {
+    for (const auto& item : items) fail_request(self, item.request, d.error);
+  }
+  for (std::size_t i = 0; i < items.size() && d.error.empty(); ++i) {
     if (items[i].phase == messages::phase::prefill) {
       rep.prefill_tokens += items[i].num_tokens;
     } else {

@@ -25,6 +25,10 @@
 // `copy_stall` (the source stopped syncing, or a row was lost), the missing
 // tail is recomputed here as a prefill chunk, so no request waits forever.
 //
+// An iteration the device could not run (IterationDone.error) ends every
+// request in it as failed, with the device's message (RequestDone); the
+// instance goes on with the others.
+//
 // Memory: one pool of blocks holds primaries (KV this instance computes on)
 // and replicas (redundant copies of the partner's requests). A primary that
 // needs blocks first evicts replicas, oldest first; only when none is left is

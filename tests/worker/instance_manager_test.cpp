@@ -16,6 +16,8 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace accellm::worker {
@@ -32,6 +34,8 @@ constexpr instance_id partner_id = 1;
 struct transcript {
   std::vector<messages::execute> executes;
   std::size_t rejected_executes = 0;  ///< the worker could not decode (e.g. a duplicate item)
+  std::vector<messages::request_done> done;
+  std::string fail_next;  ///< the worker answers the next Execute with this error
   std::vector<messages::iteration_report> reports;
 };
 
@@ -39,6 +43,7 @@ struct transcript {
 caf::behavior recording_coordinator(caf::event_based_actor*, transcript* log) {
   return {[log](msg_atom, const capnp_blob& b) {
     if (auto r = messages::decode<messages::iteration_report>(b)) log->reports.push_back(*r);
+    if (auto d = messages::decode<messages::request_done>(b)) log->done.push_back(*d);
   }};
 }
 
@@ -57,6 +62,10 @@ caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
     done.iteration = ex->iteration;
     done.duration_ns = 1'000'000;
     done.next_tokens.assign(ex->items.size(), 7);
+    if (!log->fail_next.empty()) {
+      done.error = std::exchange(log->fail_next, {});
+      done.next_tokens.clear();
+    }
     self->delayed_send(caf::actor_cast<caf::actor>(self->current_sender()), 1ms, msg_atom::value,
                        messages::encode(done));
   }};
@@ -320,6 +329,37 @@ TEST_F(InstanceManager, ACopyStillReceivingRowsIsNotRecomputed) {
     for (const auto& it : ex.items) EXPECT_EQ(it.phase, messages::phase::decode);
   }
   EXPECT_EQ(log_.executes.size(), 1u) << "one decode step finishes the request";
+}
+
+// A device error ends the requests of that iteration as failed, naming the
+// device's message; the others, and later ones, go on.
+TEST_F(InstanceManager, ADeviceErrorFailsThatIterationsRequestsOnly) {
+  start(100);
+  assign(1, 16, 3, true);
+  vt_->run_for(10ms);  // 1 is decoding
+  log_.fail_next = "out of device memory";
+  assign(2, 16, 3, true);  // joins 1's next iteration
+  vt_->run_for(50ms);
+  assign(3, 16, 3, true);
+  vt_->run_for(50ms);
+  std::map<request_id, messages::request_done> by_id;
+  for (const auto& d : log_.done) by_id[d.request] = d;
+  ASSERT_EQ(by_id.size(), 3u);
+  std::size_t failed = 0;
+  for (const auto& [id, d] : by_id) {
+    SCOPED_TRACE(id);
+    if (d.status == messages::request_status::failed) {
+      ++failed;
+      EXPECT_EQ(d.error, "instance 0: out of device memory");
+      EXPECT_EQ(d.finish, messages::finish_reason::none);
+    } else {
+      EXPECT_EQ(d.status, messages::request_status::ok);
+      EXPECT_EQ(d.output_tokens, 3u);
+    }
+  }
+  EXPECT_GE(failed, 1u);
+  EXPECT_EQ(by_id.at(3).status, messages::request_status::ok) << "later requests run";
+  EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
 }
 
 TEST_F(InstanceManager, MalformedAndMisaddressedMessagesAreDroppedAndCounted) {
