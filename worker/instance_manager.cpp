@@ -145,6 +145,16 @@ void free_primary(im_state& s, request_id id) {
   std::erase(s.running, id);
 }
 
+// `id` rebuilds its KV up to p.target by prefill (no output), ahead of the
+// prompts waiting here.
+void queue_recompute(im_state& s, request_id id, primary& p) {
+  p.recompute = true;
+  p.st = state::queued;
+  if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), id) == s.prefill_queue.end()) {
+    s.prefill_queue.push_front(id);
+  }
+}
+
 // vLLM-style preemption by recompute: the youngest decode loses its KV and
 // goes to the front of the prefill queue.
 bool preempt_youngest(im_state& s, request_id keep) {
@@ -156,10 +166,8 @@ bool preempt_youngest(im_state& s, request_id keep) {
     p.blocks = 0;
     p.cached = 0;
     p.target = p.prompt_len + p.generated - 1;
-    p.recompute = true;
-    p.st = state::queued;
     s.running.erase(std::next(it).base());
-    s.prefill_queue.push_front(id);
+    queue_recompute(s, id, p);
     s.preempted.push_back(id);
     return true;
   }
@@ -254,8 +262,7 @@ void maybe_start(im_actor* self) {
   auto& s = self->state;
   if (s.busy || !s.worker) return;
   auto items = form_batch(s);
-  if (items.empty()) return;
-  for (const auto& item : items) s.primaries.at(item.request).in_flight = true;
+  if (items.empty()) return;  // add_prefills/add_decodes marked the items in flight
   s.inflight = {.epoch = s.epoch,
                 .instance = s.opt.id,
                 .iteration = ++s.iteration,
@@ -404,15 +411,16 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   const auto& items = s.inflight.items;
   if (!d.error.empty()) {
     for (const auto& item : items) fail_request(self, item.request, d.error);
-  }
-  for (std::size_t i = 0; i < items.size() && d.error.empty(); ++i) {
-    if (items[i].phase == messages::phase::prefill) {
-      rep.prefill_tokens += items[i].num_tokens;
-    } else {
-      ++rep.decode_requests;
+  } else {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (items[i].phase == messages::phase::prefill) {
+        rep.prefill_tokens += items[i].num_tokens;
+      } else {
+        ++rep.decode_requests;
+      }
+      const token_id tok = i < d.next_tokens.size() ? d.next_tokens[i] : no_token;
+      apply_item(self, items[i], tok, rep.tokens);
     }
-    const token_id tok = i < d.next_tokens.size() ? d.next_tokens[i] : no_token;
-    apply_item(self, items[i], tok, rep.tokens);
   }
   rep.evicted_replicas = std::move(s.evicted);
   rep.preempted = std::move(s.preempted);
@@ -467,9 +475,7 @@ void on_copy_check(im_actor* self, request_id id) {
                        actors::copy_check_atom::value, id);
     return;
   }
-  p.recompute = true;
-  p.st = state::queued;
-  s.prefill_queue.push_front(id);
+  queue_recompute(s, id, p);
   maybe_start(self);
 }
 
@@ -498,10 +504,7 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
   primary& p = it->second;
   p.copy_to = m.partner;
   if (p.recompute && p.st == state::queued) {
-    if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), m.request) ==
-        s.prefill_queue.end()) {
-      s.prefill_queue.push_front(m.request);
-    }
+    queue_recompute(s, m.request, p);  // already queued unless the copy was dropped
   } else if (p.st == state::parked || p.st == state::awaiting_kv || p.st == state::queued) {
     start_decoding(self, m.request, p);
   }
