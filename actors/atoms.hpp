@@ -23,6 +23,11 @@ using peers_atom = caf::atom_constant<caf::atom("peers")>;
 /// A delayed self-message: has a copy that should become a primary stalled?
 using copy_check_atom = caf::atom_constant<caf::atom("copychk")>;
 using arrive_atom = caf::atom_constant<caf::atom("arrive")>;
+/// Multi-step decoding: (cut_atom, iteration) from an instance_manager asks
+/// its worker to end that iteration at the next step boundary; the worker's
+/// (window_atom, iteration, steps) self-message ends it after `steps` steps.
+using cut_atom = caf::atom_constant<caf::atom("cut")>;
+using window_atom = caf::atom_constant<caf::atom("window")>;
 /// Liveness probe.
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   const double rate = argc > 1 ? std::atof(argv[1]) : 150.0;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 3600.0;
   const std::string policy = argc > 3 ? argv[3] : "accellm";
+  const int decode_steps = argc > 4 ? std::atoi(argv[4]) : 0;  // 0: the cluster default
   auto cluster = config::parse_cluster_config(R"(
 [cluster]
 model = "llama2-70b"
@@ -46,6 +47,7 @@ instances = 16
     std::fprintf(stderr, "%s\n", trace.err().what().c_str());
     return 1;
   }
+  if (decode_steps > 0) cluster->batching.decode_steps = static_cast<std::uint32_t>(decode_steps);
   simulator::run_options o;
   o.cluster = *cluster;
   o.policy.name = policy;

@@ -135,11 +135,16 @@ status cluster_reader::read_link() {
 status cluster_reader::read_batching() {
   const toml_fields f = fields("batching");
   batching_config& b = c_.batching;
-  status ok = f.only({"max_batch_tokens", "max_batch_size", "block_tokens", "chunk_tokens"});
+  status ok = f.only(
+      {"max_batch_tokens", "max_batch_size", "block_tokens", "chunk_tokens", "decode_steps"});
   if (ok) ok = f.get("max_batch_tokens", b.max_batch_tokens, 1);
   if (ok) ok = f.get("max_batch_size", b.max_batch_size, 1);
   if (ok) ok = f.get("block_tokens", b.block_tokens, 1);
   if (ok) ok = f.get("chunk_tokens", b.chunk_tokens, 1);
+  if (ok) ok = f.get("decode_steps", b.decode_steps, 1);
+  if (ok && b.decode_steps > 64) {
+    return f.fail_at("decode_steps", "must be at most 64, got " + std::to_string(b.decode_steps));
+  }
   return ok;
 }
 

@@ -7,7 +7,8 @@
 //
 //   [cluster]           name, model, device, tp, instances, price_per_hour, power_watts
 //   [link]              bandwidth_gb_per_s (1e9 bytes/s per direction per device), latency_us
-//   [batching]          max_batch_tokens, max_batch_size, block_tokens, chunk_tokens
+//   [batching]          max_batch_tokens, max_batch_size, block_tokens, chunk_tokens,
+//                       decode_steps
 //   [policy.vllm]       chunked = "best" | "on" | "off"
 //   [policy.splitwise]  prompt_instances = [..], prompt_max_pending_tokens
 //   [policy.accellm]    sync_decode_kv
@@ -55,6 +56,9 @@ struct batching_config {
   std::uint32_t block_tokens = 16;     ///< KV block size, tokens
   std::uint32_t chunk_tokens =
       512;  ///< chunked-prefill chunk (vLLM "chunked"); <= max_batch_tokens
+  /// Multi-step decoding: decode steps per Execute of a decode-only batch,
+  /// cut short when new work arrives (worker/instance_manager.hpp); 1..64.
+  std::uint32_t decode_steps = 8;
 };
 
 /// How the vLLM-style baseline treats long prompts.

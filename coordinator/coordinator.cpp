@@ -208,13 +208,22 @@ void on_first_token(coord_actor* self, request_view& r, instance_id at) {
 void on_tokens(coord_actor* self, const messages::iteration_report& m) {
   auto& s = self->state;
   const std::uint64_t end = m.start_ns + m.duration_ns;
+  // A multi-step report lists each request's tokens together: one lookup each.
+  request_id last = 0;
+  request_view* r_at = nullptr;
+  std::vector<std::uint64_t>* times_at = nullptr;
   for (const messages::produced_token& t : m.tokens) {
-    auto it = s.view.requests.find(t.request);
-    if (it == s.view.requests.end()) continue;
-    request_view& r = it->second;
-    auto& times = s.table.at(t.request).timeline.token_ns;
+    if (t.request != last) {
+      last = t.request;
+      auto it = s.view.requests.find(t.request);
+      r_at = it == s.view.requests.end() ? nullptr : &it->second;
+      times_at = r_at ? &s.table.at(t.request).timeline.token_ns : nullptr;
+    }
+    if (!r_at) continue;
+    request_view& r = *r_at;
+    auto& times = *times_at;
     if (t.index != times.size()) continue;  // not the next token: a duplicate
-    times.push_back(end);
+    times.push_back(m.step_ends_ns.empty() ? end : m.start_ns + m.step_ends_ns[t.step]);
     r.generated = t.index + 1;
     r.last_token = t.token;
     if (t.index == 0) {

@@ -175,6 +175,7 @@ struct ExecuteItem {  # one request's share of an iteration
   tokens @4 :List(Int32);    # the numTokens token ids; empty on simulated devices
   wantsOutput @5 :Bool;      # false for a non-final prefill chunk: no token is sampled
   replicaTo @6 :UInt32;      # stream this item's new KV to that instance; 0xFFFFFFFF = none
+  steps @7 :UInt32 = 1;      # decode steps this item runs (>= 1; > 1 only for a decode: multi-step)
 }
 
 # instance_manager -> worker: run one iteration.
@@ -194,6 +195,9 @@ struct IterationDone {
   nextTokens @4 :List(Int32);     # one per item in order; -1 where the item wanted no output
   error @5 :Text;                 # empty = ok; otherwise why no item advanced
   kvBytesSent @6 :UInt64;         # KV bytes this iteration streamed to partners
+  steps @7 :UInt32 = 1;           # decode steps run (>= 1; fewer than asked when cut short)
+  stepEndsNs @8 :List(UInt64);    # steps > 1: each step's end, ns after the start (ascending);
+                                  # nextTokens then holds steps x items, step-major
 }
 
 # worker -> partner's kv_replica: one layer of a prefill's KV.
@@ -331,6 +335,7 @@ struct ProducedToken {  # one token an iteration produced
   requestId @0 :UInt64;  # the request
   index @1 :UInt32;      # its index in the request's output stream (0 = the first token)
   token @2 :Int32;       # the token id (>= 0)
+  step @3 :UInt32;       # the step of a multi-step iteration that made it (0 = the first)
 }
 
 # instance_manager -> coordinator: after every iteration, what it produced and
@@ -349,4 +354,6 @@ struct IterationReport {
   load @9 :InstanceReport;             # state after the iteration
   evictedReplicas @10 :List(UInt64);   # replicas dropped here under memory pressure since the last report
   preempted @11 :List(UInt64);         # requests preempted here (KV freed, queued for recompute)
+  stepEndsNs @12 :List(UInt64);        # multi-step: each step's end after startNs (a token was made
+                                       # at startNs + stepEndsNs[step]); empty = one step
 }

@@ -4,6 +4,8 @@
 #include "messages/detail/checker.hpp"
 #include "messages/detail/wire.hpp"
 
+#include <algorithm>
+
 namespace accellm::messages {
 namespace {
 
@@ -67,6 +69,7 @@ void fill(w::IterationReport::Builder b, const iteration_report& m) {
       t.setRequestId(m.tokens[i].request);
       t.setIndex(m.tokens[i].index);
       t.setToken(m.tokens[i].token);
+      t.setStep(m.tokens[i].step);
     }
   }
   fill(b.initLoad(), m.load);
@@ -74,6 +77,9 @@ void fill(w::IterationReport::Builder b, const iteration_report& m) {
     b.setEvictedReplicas(kj::arrayPtr(m.evicted_replicas.data(), m.evicted_replicas.size()));
   }
   if (!m.preempted.empty()) b.setPreempted(kj::arrayPtr(m.preempted.data(), m.preempted.size()));
+  if (!m.step_ends_ns.empty()) {
+    b.setStepEndsNs(kj::arrayPtr(m.step_ends_ns.data(), m.step_ends_ns.size()));
+  }
 }
 
 result<iteration_report> read(w::IterationReport::Reader r, const decode_limits& l) {
@@ -88,13 +94,16 @@ result<iteration_report> read(w::IterationReport::Reader r, const decode_limits&
   m.prefill_tokens = r.getPrefillTokens();
   m.decode_requests = r.getDecodeRequests();
   const auto tokens = r.getTokens();
-  if (f.within(tokens.size(), l.max_execute_items, "tokens")) {
+  if (f.within(tokens.size(), l.max_execute_items * l.max_decode_steps, "tokens")) {
     m.tokens.reserve(tokens.size());
     for (const auto t : tokens) {
-      m.tokens.push_back(
-          {.request = t.getRequestId(), .index = t.getIndex(), .token = t.getToken()});
+      m.tokens.push_back({.request = t.getRequestId(),
+                          .index = t.getIndex(),
+                          .token = t.getToken(),
+                          .step = t.getStep()});
     }
   }
+  f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   f.ids(r.getEvictedReplicas(), l.max_request_ids, "evicted_replicas", m.evicted_replicas);
   f.ids(r.getPreempted(), l.max_request_ids, "preempted", m.preempted);
   auto load = read(r.getLoad(), l);
@@ -253,8 +262,8 @@ status validate(const instance_report& m, const decode_limits&) {
 }
 
 capnp_blob encode(const iteration_report& m) {
-  const std::size_t payload =
-      16 * m.tokens.size() + 8 * m.evicted_replicas.size() + 8 * m.preempted.size() + 128;
+  const std::size_t payload = 24 * m.tokens.size() + 8 * m.evicted_replicas.size() +
+                              8 * m.preempted.size() + 8 * m.step_ends_ns.size() + 128;
   return detail::encode_with<w::IterationReport>(m, detail::hint_words(payload), fill);
 }
 
@@ -269,14 +278,20 @@ status validate(const iteration_report& m, const decode_limits& l) {
       .check(detail::listed(m.role, role::mixed), "role", static_cast<std::uint64_t>(m.role),
              "not a valid value")
       .check(m.load.instance == m.instance, "load.instance", m.load.instance, "must equal instance")
-      .limit(m.tokens.size(), l.max_execute_items, "tokens")
+      .limit(m.tokens.size(), l.max_execute_items * l.max_decode_steps, "tokens")
       .limit(m.evicted_replicas.size(), l.max_request_ids, "evicted_replicas")
-      .limit(m.preempted.size(), l.max_request_ids, "preempted");
+      .limit(m.preempted.size(), l.max_request_ids, "preempted")
+      .limit(m.step_ends_ns.size(), l.max_decode_steps, "step_ends_ns")
+      .check(std::is_sorted(m.step_ends_ns.begin(), m.step_ends_ns.end()), "step_ends_ns",
+             m.step_ends_ns.size(), "entries, must be ascending");
   for (std::size_t i = 0; i < m.tokens.size() && c.ok(); ++i) {
-    if (m.tokens[i].request != 0 && m.tokens[i].token >= 0) continue;  // no path string when fine
+    const auto& t = m.tokens[i];
+    const bool step_ok = t.step == 0 || t.step < m.step_ends_ns.size();
+    if (t.request != 0 && t.token >= 0 && step_ok) continue;  // no path string when fine
     const std::string at = "tokens[" + std::to_string(i) + "]";
-    c.request(m.tokens[i].request, at + ".request")
-        .check_signed(m.tokens[i].token >= 0, at + ".token", m.tokens[i].token, "must be >= 0");
+    c.request(t.request, at + ".request")
+        .check_signed(t.token >= 0, at + ".token", t.token, "must be >= 0")
+        .check(step_ok, at + ".step", t.step, "has no entry in step_ends_ns");
   }
   for (std::size_t i = 0; i < m.evicted_replicas.size() && c.ok(); ++i) {
     if (m.evicted_replicas[i] != 0) continue;

@@ -52,6 +52,10 @@ struct decode_limits {
   std::size_t max_stop_tokens = 256;
   /// Items of one Execute (and tokens of one IterationDone).
   std::size_t max_execute_items = 4096;
+  /// Decode steps of one multi-step iteration (Execute item, IterationDone);
+  /// the tokens of an IterationDone or IterationReport are bounded by
+  /// max_execute_items x max_decode_steps.
+  std::size_t max_decode_steps = 64;
   /// Request ids of one EvictReplica.
   std::size_t max_request_ids = std::size_t{1} << 16;
   /// Any text field, in bytes.

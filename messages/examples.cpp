@@ -86,7 +86,8 @@ execute example_execute() {
                      .num_tokens = 1,
                      .tokens = {11},
                      .wants_output = true,
-                     .replica_to = no_instance});
+                     .replica_to = no_instance,
+                     .steps = 2});
   return m;
 }
 
@@ -95,9 +96,11 @@ iteration_done example_done() {
           .instance = 1,
           .iteration = 17,
           .duration_ns = 1'500'000,
-          .next_tokens = {no_token, 12},
+          .next_tokens = {no_token, 12, no_token, 13},
           .error = "example: device reported an error",
-          .kv_bytes_sent = 4096};
+          .kv_bytes_sent = 4096,
+          .steps = 2,
+          .step_ends_ns = {700'000, 1'500'000}};
 }
 
 kv_layer example_kv_layer() {
@@ -202,19 +205,20 @@ kv_delta_batch example_delta_batch() {
 }
 
 iteration_report example_iteration_report() {
-  return {
-      .epoch = 4,
-      .instance = 1,
-      .iteration = 99,
-      .start_ns = 2'000'000,
-      .duration_ns = 1'000'000,
-      .role = role::decode,
-      .prefill_tokens = 512,
-      .decode_requests = 2,
-      .tokens = {{.request = 42, .index = 3, .token = 17}, {.request = 43, .index = 0, .token = 5}},
-      .load = example_report(),
-      .evicted_replicas = {44},
-      .preempted = {45}};
+  return {.epoch = 4,
+          .instance = 1,
+          .iteration = 99,
+          .start_ns = 2'000'000,
+          .duration_ns = 1'000'000,
+          .role = role::decode,
+          .prefill_tokens = 512,
+          .decode_requests = 2,
+          .tokens = {{.request = 42, .index = 3, .token = 17, .step = 1},
+                     {.request = 43, .index = 0, .token = 5, .step = 0}},
+          .load = example_report(),
+          .evicted_replicas = {44},
+          .preempted = {45},
+          .step_ends_ns = {400'000, 1'000'000}};
 }
 
 }  // namespace

@@ -25,6 +25,7 @@ void fill_item(w::ExecuteItem::Builder b, const execute_item& m) {
   detail::set_tokens(m.tokens, [&](auto p) { b.setTokens(p); });
   b.setWantsOutput(m.wants_output);
   b.setReplicaTo(m.replica_to);
+  b.setSteps(m.steps);
 }
 
 void fill(w::Execute::Builder b, const execute& m) {
@@ -51,6 +52,7 @@ result<execute_item> read_item(w::ExecuteItem::Reader r, std::size_t index,
   f.tokens(r.getTokens(), l.max_tokens, "tokens", m.tokens);
   m.wants_output = r.getWantsOutput();
   m.replica_to = r.getReplicaTo();
+  m.steps = r.getSteps();
   auto out = std::move(f).finish(std::move(m));
   if (!out) {
     std::string msg = out.err().message();
@@ -94,6 +96,7 @@ result<execute> read(w::Execute::Reader r, const decode_limits& l) {
     }
     out.wants_output = in.getWantsOutput();
     out.replica_to = in.getReplicaTo();
+    out.steps = in.getSteps();
   }
   return std::move(f).finish(std::move(m));
 }
@@ -106,6 +109,10 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
   detail::set_tokens(m.next_tokens, [&](auto p) { b.setNextTokens(p); });
   b.setError(detail::text(m.error));
   b.setKvBytesSent(m.kv_bytes_sent);
+  b.setSteps(m.steps);
+  if (!m.step_ends_ns.empty()) {
+    b.setStepEndsNs(kj::arrayPtr(m.step_ends_ns.data(), m.step_ends_ns.size()));
+  }
 }
 
 result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) {
@@ -115,9 +122,12 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   m.instance = r.getInstance();
   m.iteration = r.getIteration();
   m.duration_ns = r.getDurationNs();
-  f.tokens(r.getNextTokens(), l.max_execute_items, "next_tokens", m.next_tokens);
+  f.tokens(r.getNextTokens(), l.max_execute_items * l.max_decode_steps, "next_tokens",
+           m.next_tokens);
   f.text(r.getError(), "error", m.error);
   m.kv_bytes_sent = r.getKvBytesSent();
+  m.steps = r.getSteps();
+  f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   return std::move(f).finish(std::move(m));
 }
 
@@ -131,6 +141,7 @@ bool item_ok(const execute_item& m, instance_id self, const decode_limits& l) {
       std::all_of(m.tokens.begin(), m.tokens.end(), [](token_id t) { return t >= 0; });
   return m.request != 0 && detail::listed(m.phase, phase::decode) && m.num_tokens >= 1 &&
          (!decode || (m.num_tokens == 1 && m.context >= 1)) &&
+         (m.steps == 1 || (decode && m.steps >= 1 && m.steps <= l.max_decode_steps)) &&
          std::uint64_t{m.context} + m.num_tokens <= max_position && tokens_ok &&
          (m.replica_to == no_instance || m.replica_to != self);
 }
@@ -146,6 +157,9 @@ status validate_item(const execute_item& m, std::size_t index, instance_id self,
       .check(m.num_tokens >= 1, "num_tokens", m.num_tokens, "must be >= 1")
       .check(!decode || m.num_tokens == 1, "num_tokens", m.num_tokens, "a decode step is 1 token")
       .check(!decode || m.context >= 1, "context", m.context, "a decode step follows a prompt")
+      .check(m.steps >= 1, "steps", m.steps, "must be >= 1")
+      .check(m.steps == 1 || decode, "steps", m.steps, "only a decode runs several steps")
+      .check(m.steps <= l.max_decode_steps, "steps", m.steps, "exceeds max_decode_steps")
       .check(std::uint64_t{m.context} + m.num_tokens <= max_position, "num_tokens", m.num_tokens,
              "context + num_tokens must fit 32 bits")
       .tokens(m.tokens, l.max_tokens, "tokens")
@@ -188,7 +202,7 @@ capnp_blob encode(const execute& m) {
 }
 
 capnp_blob encode(const iteration_done& m) {
-  const auto payload = 4 * m.next_tokens.size() + m.error.size();
+  const auto payload = 4 * m.next_tokens.size() + 8 * m.step_ends_ns.size() + m.error.size();
   return detail::encode_with<w::IterationDone>(m, detail::hint_words(payload), fill);
 }
 
@@ -219,8 +233,16 @@ status validate(const execute& m, const decode_limits& l) {
 status validate(const iteration_done& m, const decode_limits& l) {
   detail::checker c{"iteration_done"};
   c.instance(m.instance, "instance")
-      .tokens(m.next_tokens, l.max_execute_items, "next_tokens", no_token)
-      .text(m.error, l.max_text_bytes, "error");
+      .tokens(m.next_tokens, l.max_execute_items * l.max_decode_steps, "next_tokens", no_token)
+      .text(m.error, l.max_text_bytes, "error")
+      .check(m.steps >= 1, "steps", m.steps, "must be >= 1")
+      .check(m.steps <= l.max_decode_steps, "steps", m.steps, "exceeds max_decode_steps")
+      .check(m.step_ends_ns.empty() || m.step_ends_ns.size() == m.steps, "step_ends_ns",
+             m.step_ends_ns.size(), "entries, must be none or one per step")
+      .check(m.steps == 1 || !m.step_ends_ns.empty(), "step_ends_ns", 0,
+             "entries, a multi-step iteration needs one per step")
+      .check(std::is_sorted(m.step_ends_ns.begin(), m.step_ends_ns.end()), "step_ends_ns",
+             m.step_ends_ns.size(), "entries, must be ascending");
   return std::move(c).done();
 }
 

@@ -131,6 +131,9 @@ struct execute_item {
   std::vector<token_id> tokens;          ///< empty on simulated devices
   bool wants_output = true;              ///< false for a non-final prefill chunk
   instance_id replica_to = no_instance;  ///< stream new KV there; no_instance = none
+  /// Decode steps to run (multi-step decoding): the item's token of step k is
+  /// the input of step k + 1. > 1 only for a decode.
+  std::uint32_t steps = 1;
   friend bool operator==(const execute_item&, const execute_item&) = default;
 };
 
@@ -154,6 +157,13 @@ struct iteration_done {
   std::vector<token_id> next_tokens;  ///< one per item; no_token where none wanted
   std::string error;                  ///< empty = ok
   std::uint64_t kv_bytes_sent = 0;    ///< KV bytes streamed to partners
+  /// Decode steps run (>= 1): fewer than the items asked for when the manager
+  /// cut the iteration short, or on a device that runs one step at a time.
+  std::uint32_t steps = 1;
+  /// steps > 1: when each step ended, ns after the start (ascending, the last
+  /// == duration_ns); next_tokens then holds steps x items, step-major, with
+  /// no_token for an item past its own steps.
+  std::vector<std::uint64_t> step_ends_ns;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 
@@ -310,6 +320,7 @@ struct produced_token {
   request_id request = 0;
   std::uint32_t index = 0;  ///< index in the request's output stream
   token_id token = 0;       ///< >= 0
+  std::uint32_t step = 0;   ///< the step of a multi-step iteration that made it
   friend bool operator==(const produced_token&, const produced_token&) = default;
 };
 
@@ -328,6 +339,10 @@ struct iteration_report {
   instance_report load;                      ///< load.instance == instance
   std::vector<request_id> evicted_replicas;  ///< dropped under memory pressure
   std::vector<request_id> preempted;         ///< KV freed, queued for recompute
+  /// Multi-step: each step's end after start_ns; a token was produced at
+  /// start_ns + step_ends_ns[token.step]. Empty: one step, every token at
+  /// start_ns + duration_ns.
+  std::vector<std::uint64_t> step_ends_ns;
   friend bool operator==(const iteration_report&, const iteration_report&) = default;
 };
 

@@ -56,8 +56,10 @@ class recorder final : public coordinator::observer {
 
   void on_iteration(const messages::iteration_report& m) override {
     auto& r = rec_.instances.at(m.instance);
+    // A multi-step iteration counts as its steps (what one-step batching runs).
+    const std::uint64_t steps = std::max<std::size_t>(1, m.step_ends_ns.size());
     r.busy += nanoseconds{m.duration_ns};
-    ++r.iterations;
+    r.iterations += steps;
     r.kv_bytes_sent = m.load.kv_bytes_sent;
     r.replicas_evicted += m.evicted_replicas.size();
     r.preemptions += m.preempted.size();
@@ -72,8 +74,9 @@ class recorder final : public coordinator::observer {
     hash_.add(m.instance).add(m.start_ns - origin_).add(m.duration_ns);
     hash_.add(m.load.primary_blocks).add(m.load.replica_blocks);
     for (const auto& tok : m.tokens) hash_.add(tok.request).add(tok.index);
+    if (steps > 1) hash_.add(steps);
     hash_.event();
-    ++iterations_;
+    iterations_ += steps;
   }
 
   void on_role(instance_id i, messages::role role, std::string_view pool,
@@ -307,6 +310,7 @@ result<run_result> run_simulation(const run_options& o) {
                                              .chunked_prefill = o.policy.chunked_prefill,
                                              .chunk_tokens = c.batching.chunk_tokens,
                                              .sync_decode_kv = c.policy.accellm_sync_decode_kv,
+                                             .decode_steps = c.batching.decode_steps,
                                              .copy_stall = std::chrono::milliseconds{10}}));
     a.replicas.push_back(worker::spawn_kv_replica(sys, i));
     a.workers.push_back(worker::spawn_sim_worker(

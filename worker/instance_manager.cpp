@@ -71,6 +71,9 @@ struct im_state {
   std::uint64_t replica_seq = 0;
 
   bool busy = false;
+  bool multi_step = false;           ///< the running iteration asked for several steps
+  bool cut_sent = false;             ///< ... and was asked to stop at the next boundary
+  std::size_t running_at_start = 0;  ///< running.size() when it started
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
   messages::execute inflight;
@@ -258,11 +261,54 @@ std::vector<messages::execute_item> form_batch(im_state& s) {
   return items;
 }
 
+// Multi-step: gives every item of a decode-only batch up to decode_steps
+// steps when nothing waits to join and the free blocks hold them all (no
+// replica is evicted for steps that may be cut). True when some item got more
+// than one.
+bool plan_steps(im_state& s, std::vector<messages::execute_item>& items) {
+  if (s.opt.decode_steps <= 1 || !s.prefill_queue.empty()) return false;
+  std::uint64_t need = 0;
+  std::uint32_t most = 1;
+  for (auto& item : items) {
+    if (item.phase != messages::phase::decode) return false;
+    const primary& p = s.primaries.at(item.request);
+    item.steps =
+        std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
+    need += blocks_for(s, std::uint64_t{p.cached} + item.steps) - p.blocks;
+    most = std::max(most, item.steps);
+  }
+  if (most == 1 || need > free_blocks(s)) {
+    for (auto& item : items) item.steps = 1;
+    return false;
+  }
+  for (const auto& item : items) {
+    primary& p = s.primaries.at(item.request);
+    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
+    s.primary_blocks += want - p.blocks;
+    p.blocks = want;
+  }
+  return true;
+}
+
+// During a multi-step iteration: cut it when work waits that would change
+// the batch (a prompt, or a decode that became ready).
+void maybe_cut(im_actor* self, bool changed = false) {
+  auto& s = self->state;
+  if (!s.busy || !s.multi_step || s.cut_sent) return;
+  if (!changed && s.prefill_queue.empty() && s.running.size() <= s.running_at_start) return;
+  s.cut_sent = true;
+  self->send(s.worker, actors::cut_atom::value, s.iteration);
+}
+
 void maybe_start(im_actor* self) {
   auto& s = self->state;
+  if (s.busy) maybe_cut(self);
   if (s.busy || !s.worker) return;
   auto items = form_batch(s);
   if (items.empty()) return;  // add_prefills/add_decodes marked the items in flight
+  s.multi_step = plan_steps(s, items);
+  s.cut_sent = false;
+  s.running_at_start = s.running.size();
   s.inflight = {.epoch = s.epoch,
                 .instance = s.opt.id,
                 .iteration = ++s.iteration,
@@ -395,6 +441,35 @@ void apply_item(im_actor* self, const messages::execute_item& item, token_id tok
   if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
 }
 
+// Applies a multi-step decode item's tokens (d.steps steps, fewer when the
+// item asked for fewer or ended), each tagged with its step; releases the
+// blocks reserved for steps that were not run.
+void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t i,
+                 std::vector<messages::produced_token>& out) {
+  auto& s = self->state;
+  const messages::execute_item& item = s.inflight.items[i];
+  primary& p = s.primaries.at(item.request);
+  p.in_flight = false;
+  const std::size_t n = s.inflight.items.size();
+  const std::uint32_t steps = std::min(d.steps, item.steps);
+  for (std::uint32_t k = 0; k < steps; ++k) {
+    const std::size_t at = k * n + i;
+    const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
+    ++p.cached;
+    out.push_back({.request = item.request, .index = p.generated, .token = tok, .step = k});
+    ++p.generated;
+    p.last_token = tok;
+    if (p.generated >= p.max_tokens) {
+      finish_request(self, item.request, p);
+      return;
+    }
+  }
+  const std::uint64_t keep = blocks_for(s, p.cached);
+  s.primary_blocks -= p.blocks - keep;
+  p.blocks = keep;
+  if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
+}
+
 void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   auto& s = self->state;
   if (!s.busy || d.iteration != s.iteration) return;  // a stale answer
@@ -411,6 +486,11 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   const auto& items = s.inflight.items;
   if (!d.error.empty()) {
     for (const auto& item : items) fail_request(self, item.request, d.error);
+  } else if (s.multi_step) {
+    rep.decode_requests = static_cast<std::uint32_t>(items.size());
+    if (d.steps > 1) rep.step_ends_ns = d.step_ends_ns;
+    rep.tokens.reserve(items.size() * d.steps);
+    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, rep.tokens);
   } else {
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (items[i].phase == messages::phase::prefill) {
@@ -519,6 +599,7 @@ void on_move(im_actor* self, const messages::move_decode& m) {
   p.move = m;
   if (p.in_flight) {
     p.move_pending = true;
+    maybe_cut(self, true);
     return;
   }
   finish_move(self, m.request, p);
@@ -557,10 +638,10 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
       if (p.cached >= p.target) start_decoding(self, row.request, p);
       continue;
     }
-    if (s.dropped.count(row.request) != 0) continue;
     auto rit = s.replicas.find(row.request);
     if (rit == s.replicas.end()) {
       if (row.token_begin != 0) continue;  // a copy that started elsewhere
+      if (s.dropped.count(row.request) != 0) continue;
       rit = s.replicas.emplace(row.request, replica{.since = ++s.replica_seq}).first;
     }
     replica& r = rit->second;
@@ -581,6 +662,7 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
 void on_set_role(im_actor* self, const messages::set_role& m) {
   auto& s = self->state;
   s.epoch = std::max(s.epoch, m.epoch);
+  if (m.role != s.current) maybe_cut(self, true);
   s.current = m.role;
   s.partner = m.partner;
   maybe_start(self);

@@ -25,6 +25,18 @@
 // `copy_stall` (the source stopped syncing, or a row was lost), the missing
 // tail is recomputed here as a prefill chunk, so no request waits forever.
 //
+// Multi-step decoding (decode_steps > 1, as vLLM's multi-step scheduling, but
+// cut short): when the batch holds only decodes, no prompt is queued and the
+// free blocks hold every step's KV without evicting a replica, one Execute
+// asks for up to decode_steps steps per request (fewer for one that ends
+// sooner). The moment work arrives that would change the batch (a prompt, a
+// decode ready to join, a move of a request in the batch, a new role), the
+// manager cuts the iteration: the worker stops at the next step boundary, so
+// the new work starts exactly when it would have with one step per Execute.
+// What still differs: the coordinator hears of an iteration's tokens (and the
+// partner receives its KV rows) once per Execute rather than once per step;
+// the token times themselves are each step's own.
+//
 // An iteration the device could not run (IterationDone.error) ends every
 // request in it as failed, with the device's message (RequestDone); the
 // instance goes on with the others.
@@ -66,6 +78,9 @@ struct instance_options {
   bool chunked_prefill = false;      ///< role mixed only
   std::uint32_t chunk_tokens = 512;  ///< per-iteration token budget when chunked
   bool sync_decode_kv = true;        ///< send each decode step's KV rows to the replica
+  /// Multi-step decoding: a batch of decodes only, with nothing waiting to
+  /// join it, runs up to this many steps per Execute (1 = one step each).
+  std::uint32_t decode_steps = 1;
   /// A copy this instance must decode from that gets no new rows for this
   /// long is declared stalled: the tokens it lacks are recomputed here.
   std::chrono::nanoseconds copy_stall{std::chrono::milliseconds{10}};

@@ -18,8 +18,17 @@ namespace {
 using actors::msg_atom;
 using std::chrono::nanoseconds;
 
+// A multi-step decode iteration being run.
+struct window {
+  messages::execute ex;           ///< its items (ex.iteration 0: none running)
+  nanoseconds start{0};           ///< clock time it began
+  std::vector<nanoseconds> ends;  ///< clock time each step ends
+  std::uint32_t steps = 0;        ///< steps it will deliver (a cut lowers it)
+};
+
 struct worker_state {
   sim_worker_options opt;
+  window win;
   caf::actor manager;
   std::vector<caf::actor> replicas;
   nanoseconds link_free{0};  ///< when the outgoing link finishes its queue (clock time)
@@ -82,21 +91,23 @@ void copy_prompts(worker_state& s, const messages::execute& ex, nanoseconds star
   for (auto& [target, o] : by_target) out.push_back(std::move(o));
 }
 
-// One row per decode item, sent after the iteration, one transfer per target.
-void sync_decodes(worker_state& s, const messages::execute& ex, nanoseconds end,
-                  std::vector<outgoing>& out) {
+// The rows of every decode item's first `steps` steps (fewer for an item that
+// asked for fewer), sent after them, one transfer per target.
+void sync_decodes(worker_state& s, const messages::execute& ex, std::uint32_t steps,
+                  nanoseconds end, std::vector<outgoing>& out) {
   std::map<instance_id, outgoing> rows;
   for (const auto& it : ex.items) {
     if (it.phase != messages::phase::decode || it.replica_to == no_instance) continue;
     auto& o = rows[it.replica_to];
     o.target = it.replica_to;
     if (o.batch.rows.empty()) o.batch.rows.reserve(ex.items.size());
+    const std::uint32_t n = std::min(steps, it.steps);
     o.batch.rows.push_back({.request = it.request,
                             .token_begin = it.context,
-                            .token_end = it.context + 1,
-                            .size_bytes = s.opt.kv_bytes_per_token,
+                            .token_end = it.context + n,
+                            .size_bytes = s.opt.kv_bytes_per_token * n,
                             .data = {}});
-    o.bytes += s.opt.kv_bytes_per_token;
+    o.bytes += s.opt.kv_bytes_per_token * n;
   }
   for (auto& [target, o] : rows) {
     s.link_free = std::max(s.link_free, end) + wire_time(s, o.bytes);
@@ -106,15 +117,118 @@ void sync_decodes(worker_state& s, const messages::execute& ex, nanoseconds end,
   }
 }
 
-void on_execute(worker_actor* self, const messages::execute& ex) {
+// Sends `out` to the partners' kv_replicas, each when it lands; adds the
+// bytes to `done`.
+void send_rows(worker_actor* self, const messages::execute& ex, nanoseconds now,
+               std::vector<outgoing>& out, messages::iteration_done& done) {
   auto& s = self->state;
-  auto& b = s.scratch;
-  b.items.resize(ex.items.size());
-  for (std::size_t i = 0; i < ex.items.size(); ++i) to_batch_item(ex.items[i], b.items[i]);
+  for (auto& o : out) {
+    if (o.target >= s.replicas.size() || o.batch.rows.empty()) continue;
+    o.batch.epoch = ex.epoch;
+    o.batch.from_instance = s.opt.id;
+    o.batch.layer_begin = 0;
+    o.batch.layer_end = std::max<std::uint32_t>(1, s.opt.model.layers);
+    done.kv_bytes_sent += o.bytes;
+    self->delayed_send(s.replicas[o.target], o.arrival - now, msg_atom::value,
+                       messages::encode(o.batch));
+  }
+}
+
+messages::iteration_done done_of(const messages::execute& ex) {
   messages::iteration_done done;
   done.epoch = ex.epoch;
   done.instance = ex.instance;
   done.iteration = ex.iteration;
+  return done;
+}
+
+// Multi-step: the time of every step, each for the items still running then.
+void start_window(worker_actor* self, messages::execute&& ex, std::uint32_t steps) {
+  auto& s = self->state;
+  auto& b = s.scratch;
+  window& w = s.win;
+  w.start = actors::now(self).time_since_epoch();
+  w.ends.clear();
+  nanoseconds t = w.start;
+  for (std::uint32_t k = 0; k < steps; ++k) {
+    b.items.clear();
+    for (const auto& it : ex.items) {
+      if (it.steps <= k) continue;
+      b.items.emplace_back();
+      to_batch_item(it, b.items.back());
+      b.items.back().context += k;
+    }
+    auto cost = s.opt.cost->iteration_time(b);
+    if (!cost) {
+      auto done = done_of(ex);
+      done.error = cost.err().what();
+      self->send(s.manager, msg_atom::value, messages::encode(done));
+      return;
+    }
+    t += *cost;
+    w.ends.push_back(t);
+  }
+  const std::uint64_t iteration = ex.iteration;
+  w.ex = std::move(ex);
+  w.steps = steps;
+  self->delayed_send(self, t - w.start, actors::window_atom::value, iteration, steps);
+}
+
+// The manager wants the batch to change: end at the first step boundary at
+// or after now.
+void on_cut(worker_actor* self, std::uint64_t iteration) {
+  auto& s = self->state;
+  window& w = s.win;
+  if (w.ex.iteration != iteration || iteration == 0) return;
+  const nanoseconds now = actors::now(self).time_since_epoch();
+  const auto at = std::lower_bound(w.ends.begin(), w.ends.begin() + w.steps, now);
+  const auto steps = static_cast<std::uint32_t>(at - w.ends.begin()) + 1;
+  if (steps >= w.steps) return;
+  w.steps = steps;
+  self->delayed_send(self, *at - now, actors::window_atom::value, iteration, steps);
+}
+
+void end_window(worker_actor* self, std::uint64_t iteration, std::uint32_t steps) {
+  auto& s = self->state;
+  window& w = s.win;
+  if (w.ex.iteration != iteration || iteration == 0 || w.steps != steps) return;  // cut earlier
+  const messages::execute& ex = w.ex;
+  auto done = done_of(ex);
+  const nanoseconds end = w.ends[steps - 1];
+  done.duration_ns = static_cast<std::uint64_t>((end - w.start).count());
+  done.steps = steps;
+  done.step_ends_ns.reserve(steps);
+  for (std::uint32_t k = 0; k < steps; ++k) {
+    done.step_ends_ns.push_back(static_cast<std::uint64_t>((w.ends[k] - w.start).count()));
+  }
+  done.next_tokens.reserve(std::size_t{steps} * ex.items.size());
+  for (std::uint32_t k = 0; k < steps; ++k) {
+    for (const auto& it : ex.items) {
+      done.next_tokens.push_back(
+          k < it.steps
+              ? device::sim::pseudo_token(it.request, it.context + 1 + k, s.opt.model.vocab)
+              : no_token);
+    }
+  }
+  std::vector<outgoing> out;
+  sync_decodes(s, ex, steps, end, out);
+  send_rows(self, ex, end, out, done);
+  w.ex.iteration = 0;
+  self->send(s.manager, msg_atom::value, messages::encode(done));
+}
+
+void on_execute(worker_actor* self, messages::execute&& ex) {
+  auto& s = self->state;
+  std::uint32_t steps = 1;
+  for (const auto& it : ex.items) steps = std::max(steps, it.steps);
+  if (steps > 1) {
+    start_window(self, std::move(ex), steps);
+    return;
+  }
+  auto& b = s.scratch;
+  b.items.resize(ex.items.size());
+  for (std::size_t i = 0; i < ex.items.size(); ++i) to_batch_item(ex.items[i], b.items[i]);
+  auto done = done_of(ex);
   auto cost = s.opt.cost->iteration_time(b);
   if (!cost) {
     done.error = cost.err().what();
@@ -133,17 +247,8 @@ void on_execute(worker_actor* self, const messages::execute& ex) {
   }
   std::vector<outgoing> out;
   copy_prompts(s, ex, start, duration, out);
-  sync_decodes(s, ex, start + duration, out);
-  for (auto& o : out) {
-    if (o.target >= s.replicas.size() || o.batch.rows.empty()) continue;
-    o.batch.epoch = ex.epoch;
-    o.batch.from_instance = s.opt.id;
-    o.batch.layer_begin = 0;
-    o.batch.layer_end = std::max<std::uint32_t>(1, s.opt.model.layers);
-    done.kv_bytes_sent += o.bytes;
-    self->delayed_send(s.replicas[o.target], o.arrival - start, msg_atom::value,
-                       messages::encode(o.batch));
-  }
+  sync_decodes(s, ex, 1, start + duration, out);
+  send_rows(self, ex, start, out, done);
   self->delayed_send(s.manager, duration, msg_atom::value, messages::encode(done));
 }
 
@@ -157,7 +262,11 @@ caf::behavior sim_worker(worker_actor* self, sim_worker_options opt) {
       [self](msg_atom, const messages::capnp_blob& b) {
         if (b.type != static_cast<std::uint16_t>(messages::msg_type::execute)) return;
         auto ex = messages::decode<messages::execute>(b);
-        if (ex) on_execute(self, *ex);
+        if (ex) on_execute(self, std::move(*ex));
+      },
+      [self](actors::cut_atom, std::uint64_t iteration) { on_cut(self, iteration); },
+      [self](actors::window_atom, std::uint64_t iteration, std::uint32_t steps) {
+        end_window(self, iteration, steps);
       },
   };
 }

@@ -16,7 +16,17 @@
 // per target carries it, delivered at that moment. Decode rows leave after the
 // iteration in one KvDeltaBatch per target.
 //
-// Messages in: (msg_atom, Execute) from the instance_manager. Out:
+// Multi-step decoding: an Execute whose decode items ask for several steps
+// (execute_item::steps) runs them back to back, each step's time from the
+// cost model for the items still running at that step; the answer (one
+// IterationDone with every step's tokens and end time) and the decode rows
+// (one KvDeltaBatch per target, all steps' rows) leave when the last step
+// ends. (cut_atom, iteration) ends the run at the first step boundary at or
+// after now: the answer then carries the steps done by that boundary, as if
+// the manager had asked for that many.
+//
+// Messages in: (msg_atom, Execute) and (cut_atom, iteration) from the
+// instance_manager. Out:
 // IterationDone to it, KvDeltaBatch to partners' kv_replicas. Set-up:
 // (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas).
 //

@@ -72,6 +72,11 @@ class field_reader {
               std::vector<token_id>& out);
   void ids(capnp::List<std::uint64_t>::Reader in, std::size_t max, std::string_view field,
            std::vector<request_id>& out);
+  /// Any list of 64-bit values (times, sizes).
+  void values(capnp::List<std::uint64_t>::Reader in, std::size_t max, std::string_view field,
+              std::vector<std::uint64_t>& out) {
+    ids(in, max, field, out);
+  }
   void text(capnp::Text::Reader in, std::string_view field, std::string& out);
   /// KV bytes: bounded by the message size limit only.
   void data(capnp::Data::Reader in, std::vector<std::byte>& out);

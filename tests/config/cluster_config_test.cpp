@@ -34,6 +34,7 @@ TEST(ClusterConfig, StructDefaults) {
   EXPECT_EQ(c.batching.max_batch_size, 512u);
   EXPECT_EQ(c.batching.block_tokens, 16u);
   EXPECT_EQ(c.batching.chunk_tokens, 512u);
+  EXPECT_EQ(c.batching.decode_steps, 8u);
   EXPECT_EQ(c.policy.vllm, vllm_chunking::best);
   EXPECT_TRUE(c.policy.splitwise_prompt_instances.empty());
   EXPECT_EQ(c.policy.splitwise_prompt_max_pending_tokens, 8192u);
@@ -80,6 +81,7 @@ max_batch_tokens = 4096
 max_batch_size = 256
 block_tokens = 32
 chunk_tokens = 1024
+decode_steps = 1
 [policy.vllm]
 chunked = "off"
 [policy.splitwise]
@@ -107,6 +109,7 @@ tbt_ms = 50.5
   EXPECT_EQ(c.batching.max_batch_size, 256u);
   EXPECT_EQ(c.batching.block_tokens, 32u);
   EXPECT_EQ(c.batching.chunk_tokens, 1024u);
+  EXPECT_EQ(c.batching.decode_steps, 1u);
   EXPECT_EQ(c.policy.vllm, vllm_chunking::off);
   EXPECT_EQ(c.policy.splitwise_prompt_instances, (std::vector<std::uint32_t>{1, 3, 5}));
   EXPECT_EQ(c.policy.splitwise_prompt_max_pending_tokens, 4096u);
@@ -172,6 +175,9 @@ TEST(ClusterConfig, OutOfRange) {
   expect_error("[batching]\nmax_batch_tokens = 0\n", {"'batching.max_batch_tokens'", "got 0"});
   expect_error("[batching]\nmax_batch_size = 0\n", {"'batching.max_batch_size'"});
   expect_error("[batching]\nblock_tokens = 0\n", {"'batching.block_tokens'"});
+  expect_error("[batching]\ndecode_steps = 0\n", {"x.toml:2:", "'batching.decode_steps'", "got 0"});
+  expect_error("[batching]\ndecode_steps = 65\n",
+               {"x.toml:2:", "'batching.decode_steps' must be at most 64, got 65"});
   expect_error("[batching]\nmax_batch_tokens = 256\nchunk_tokens = 512\n",
                {"x.toml:3:", "'batching.chunk_tokens' must not exceed max_batch_tokens (256)"});
   expect_error("[link]\nbandwidth_gb_per_s = -5\n",

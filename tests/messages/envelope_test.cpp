@@ -169,8 +169,15 @@ TEST(Limits, ListAndTextLimitsNameTheField) {
       encode(example<register_worker>()), [](auto& l) { l.max_text_bytes = 5; },
       "register_worker.cluster_token:");
   add(
-      encode(example<iteration_done>()), [](auto& l) { l.max_execute_items = 1; },
+      encode(example<iteration_done>()),
+      [](auto& l) {
+        l.max_execute_items = 1;
+        l.max_decode_steps = 2;
+      },
       "iteration_done.next_tokens:");
+  add(
+      encode(example<iteration_report>()), [](auto& l) { l.max_decode_steps = 1; },
+      "iteration_report.step_ends_ns:");
   for (const auto& r : rows) {
     const auto s = validate(r.blob, r.limits);
     ASSERT_FALSE(s.ok()) << r.path;

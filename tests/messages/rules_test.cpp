@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace accellm::messages {
 namespace {
@@ -117,6 +118,9 @@ TEST(Rules, Execute) {
   expect_rule<execute>("execute.items[0].replica_to",
                        [](auto& m) { m.items[0].replica_to = m.instance; });
   expect_rule<execute>("execute.items[1].request", [](auto& m) { m.items[1].request = 43; });
+  expect_rule<execute>("execute.items[1].steps", [](auto& m) { m.items[1].steps = 0; });
+  expect_rule<execute>("execute.items[1].steps", [](auto& m) { m.items[1].steps = 65; });
+  expect_rule<execute>("execute.items[0].steps", [](auto& m) { m.items[0].steps = 2; });
   const auto r = decode<execute>(encode([] {
     auto m = example<execute>();
     m.items[1].request = 43;
@@ -129,6 +133,15 @@ TEST(Rules, Execute) {
 TEST(Rules, IterationDoneAndKv) {
   expect_rule<iteration_done>("iteration_done.next_tokens[0]",
                               [](auto& m) { m.next_tokens[0] = -2; });
+  expect_rule<iteration_done>("iteration_done.steps", [](auto& m) { m.steps = 0; });
+  expect_rule<iteration_done>("iteration_done.step_ends_ns",
+                              [](auto& m) { m.step_ends_ns.pop_back(); });
+  expect_rule<iteration_done>("iteration_done.step_ends_ns",
+                              [](auto& m) { std::swap(m.step_ends_ns[0], m.step_ends_ns[1]); });
+  expect_rule<iteration_report>("iteration_report.tokens[1].step",
+                                [](auto& m) { m.tokens[1].step = 2; });
+  expect_rule<iteration_report>("iteration_report.step_ends_ns",
+                                [](auto& m) { std::swap(m.step_ends_ns[0], m.step_ends_ns[1]); });
   expect_rule<kv_layer>("kv_layer.request", [](auto& m) { m.request = 0; });
   expect_rule<kv_layer>("kv_layer.token_end", [](auto& m) { m.token_end = m.token_begin - 1; });
   expect_rule<kv_layer>("kv_layer.size_bytes", [](auto& m) { m.size_bytes = 47; });

@@ -1,0 +1,166 @@
+// Multi-step decoding (instance_options::decode_steps) with the real sim
+// worker, in virtual time: a decode-only batch runs several steps per
+// Execute, a prompt arriving mid-way cuts it at the next step boundary, and
+// every token is produced at the same instant as with one step per Execute.
+#include "actors/atoms.hpp"
+#include "actors/system_config.hpp"
+#include "actors/virtual_time.hpp"
+#include "device/model_spec.hpp"
+#include "device/sim/sim_factory.hpp"
+#include "messages/codec.hpp"
+#include "worker/instance_manager.hpp"
+#include "worker/worker.hpp"
+
+#include <caf/all.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace accellm::worker {
+namespace {
+
+using namespace std::chrono_literals;
+using actors::msg_atom;
+using messages::capnp_blob;
+
+struct transcript {
+  std::vector<messages::iteration_report> reports;
+  std::vector<request_id> done;
+};
+
+caf::behavior recording_coordinator(caf::event_based_actor*, transcript* log) {
+  return {[log](msg_atom, const capnp_blob& b) {
+    if (auto r = messages::decode<messages::iteration_report>(b)) log->reports.push_back(*r);
+    if (auto d = messages::decode<messages::request_done>(b)) log->done.push_back(d->request);
+  }};
+}
+
+/// What one run produced: each request's token times, and how it got there.
+struct outcome {
+  std::map<request_id, std::vector<std::uint64_t>> token_ns;
+  std::size_t reports = 0;
+  std::size_t multi_step_reports = 0;
+  std::size_t done = 0;
+  std::vector<messages::iteration_report> all;
+};
+
+struct arrival {
+  std::chrono::nanoseconds at;
+  request_id id;
+  std::uint32_t prompt;
+  std::uint32_t max_tokens;
+};
+
+// One instance (manager + sim worker on sim:h100, Llama-2-7B) serving
+// `arrivals` with `decode_steps`, every request prefilled and decoded there.
+outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
+  const device::model_spec* model = device::find_model("llama2-7b");
+  EXPECT_NE(model, nullptr);
+  auto dev = device::sim::make_sim_device("sim:h100", *model, 1);
+  EXPECT_TRUE(dev.ok()) << (dev ? "" : dev.err().what());
+  actors::system_config cfg{actors::clock_mode::virtual_time};
+  caf::actor_system sys{cfg};
+  auto vt = actors::virtual_time::attach(sys);
+  transcript log;
+  auto coordinator = sys.spawn(recording_coordinator, &log);
+  instance_options o;
+  o.total_blocks = 4096;
+  o.block_tokens = 16;
+  o.decode_steps = decode_steps;
+  auto manager = spawn_instance_manager(sys, o);
+  auto worker = spawn_sim_worker(sys, {.id = 0,
+                                       .cost = std::move(dev->cost),
+                                       .model = *model,
+                                       .tp = 1,
+                                       .kv_bytes_per_token = 1024,
+                                       .link = {}});
+  caf::anon_send(manager, actors::peers_atom::value, coordinator, worker);
+  caf::anon_send(worker, actors::peers_atom::value, manager, std::vector<caf::actor>{});
+  vt->run();
+  for (const arrival& a : arrivals) {
+    vt->run_until(actors::time_point{a.at});
+    messages::assign_prefill m;
+    m.epoch = 1;
+    m.request = a.id;
+    m.instance = 0;
+    m.prompt_len = a.prompt;
+    m.max_tokens = a.max_tokens;
+    m.then_decode = true;
+    caf::anon_send(manager, msg_atom::value, messages::encode(m));
+  }
+  vt->run_until(actors::time_point{10s});
+  EXPECT_TRUE(vt->shutdown(std::vector<caf::actor>{manager, worker, coordinator}).ok());
+
+  outcome out;
+  out.done = log.done.size();
+  out.all = log.reports;
+  for (const auto& r : log.reports) {
+    ++out.reports;
+    if (!r.step_ends_ns.empty()) ++out.multi_step_reports;
+    for (const auto& t : r.tokens) {
+      const std::uint64_t at =
+          r.step_ends_ns.empty() ? r.start_ns + r.duration_ns : r.start_ns + r.step_ends_ns[t.step];
+      auto& times = out.token_ns[t.request];
+      EXPECT_EQ(t.index, times.size()) << "request " << t.request;
+      times.push_back(at);
+    }
+  }
+  return out;
+}
+
+// Three requests; the second and third arrive while the first decodes alone,
+// the third while the first two decode together.
+const std::vector<arrival> staggered = {{0ms, 1, 300, 60}, {93ms, 2, 500, 40}, {517ms, 3, 128, 50}};
+
+TEST(MultiStep, DecodeOnlyBatchesRunSeveralStepsPerExecute) {
+  const outcome one = run(1, staggered);
+  const outcome eight = run(8, staggered);
+  ASSERT_EQ(one.done, 3u);
+  ASSERT_EQ(eight.done, 3u);
+  EXPECT_EQ(one.multi_step_reports, 0u);
+  EXPECT_GT(eight.multi_step_reports, 0u);
+  // 150 tokens, most of them decoded in windows of up to 8 steps.
+  EXPECT_LT(eight.reports * 3, one.reports) << one.reports << " vs " << eight.reports;
+}
+
+// Request 2 arrives at 93 ms while request 1 (60 tokens) decodes alone in
+// windows of 8 steps: the window then running ends early, at the first step
+// boundary after 93 ms, and request 2's prefill starts right there.
+TEST(MultiStep, APromptCutsTheRunningStepsAtTheNextBoundary) {
+  const outcome eight = run(8, staggered);
+  const auto& rs = eight.all;
+  std::size_t k = 0;
+  while (k < rs.size() && rs[k].prefill_tokens != 500) ++k;
+  ASSERT_LT(k, rs.size()) << "no prefill of request 2";
+  ASSERT_GT(k, 0u);
+  const auto& before = rs[k - 1];
+  ASSERT_FALSE(before.step_ends_ns.empty()) << "request 1 was not decoding in a window";
+  const std::uint64_t arrival = 93'000'000;
+  EXPECT_LT(before.start_ns, arrival);
+  EXPECT_GE(before.start_ns + before.step_ends_ns.back(), arrival);
+  EXPECT_LT(before.step_ends_ns.size(), 8u) << "the window ran to its end";
+  if (before.step_ends_ns.size() > 1) {  // it ended at the first boundary past the arrival
+    EXPECT_LT(before.start_ns + before.step_ends_ns[before.step_ends_ns.size() - 2], arrival);
+  }
+  EXPECT_EQ(rs[k].start_ns, before.start_ns + before.duration_ns);
+}
+
+// The cut makes multi-step exact on one instance: every token of every
+// request is produced at the same virtual instant as with one step per
+// Execute, including those of the prompts that arrived mid-window.
+TEST(MultiStep, EveryTokenTimeEqualsOneStepPerExecute) {
+  const outcome one = run(1, staggered);
+  for (const std::uint32_t steps : {2u, 8u, 64u}) {
+    const outcome many = run(steps, staggered);
+    EXPECT_EQ(many.token_ns, one.token_ns) << steps << " steps";
+  }
+  EXPECT_EQ(one.token_ns.at(1).size(), 60u);
+  EXPECT_EQ(one.token_ns.at(3).size(), 50u);
+}
+
+}  // namespace
+}  // namespace accellm::worker
