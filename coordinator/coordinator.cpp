@@ -43,7 +43,7 @@ std::uint64_t now_ns(coord_actor* self) {
 template <class T>
 void send_to(coord_actor* self, instance_id i, const T& m) {
   auto& s = self->state;
-  if (i < s.managers.size()) self->send(s.managers[i], msg_atom::value, messages::encode(m));
+  if (i < s.managers.size()) self->send(s.managers[i], msg_atom::value, messages::pack(m));
 }
 
 void send_role(coord_actor* self, const instance_view& inst) {
@@ -309,7 +309,7 @@ void on_done(coord_actor* self, const messages::request_done& m) {
   e.timeline.moves = r.moves;
   e.timeline.completed = m.status == messages::request_status::ok;
   if (s.obs) s.obs->on_finished(e.timeline);
-  if (e.client) self->send(e.client, msg_atom::value, messages::encode(m));
+  if (e.client) self->send(e.client, msg_atom::value, messages::pack(m));
   s.view.requests.erase(it);
   s.table.erase(m.request);
 }

@@ -90,7 +90,13 @@ result<any_message> decode_any(blob_view b, const decode_limits& l) {
 }
 
 result<any_message> decode_any(const capnp_blob& b, const decode_limits& l) {
-  return decode_any(view(b), l);
+  if (!b.local) return decode_any(view(b), l);
+  if (b.type != static_cast<std::uint16_t>(type_of(b.local->message))) {
+    return decode_any(blob_view{b.type, {}}, l);  // an unknown type, or one that is not held
+  }
+  auto ok = std::visit([&](const auto& m) { return validate(m, l); }, b.local->message);
+  if (!ok) return std::move(ok).err();
+  return b.local->message;
 }
 
 status validate(blob_view b, const decode_limits& l) {
@@ -100,7 +106,21 @@ status validate(blob_view b, const decode_limits& l) {
 }
 
 status validate(const capnp_blob& b, const decode_limits& l) {
-  return validate(view(b), l);
+  if (!b.local) return validate(view(b), l);
+  auto r = decode_any(b, l);
+  if (!r) return std::move(r).err();
+  return {};
+}
+
+std::vector<std::uint8_t> wire_bytes(const capnp_blob& b) {
+  if (!b.local) return b.bytes;
+  return encode(b.local->message).bytes;
+}
+
+bool operator==(const capnp_blob& a, const capnp_blob& b) {
+  if (a.type != b.type) return false;
+  if (!a.local && !b.local) return a.bytes == b.bytes;
+  return wire_bytes(a) == wire_bytes(b);
 }
 
 }  // namespace accellm::messages

@@ -75,6 +75,20 @@ using any_message =
 /// The msg_type of whichever struct `m` holds.
 msg_type type_of(const any_message& m) noexcept;
 
+/// What a packed capnp_blob holds.
+struct local_message {
+  any_message message;
+};
+
+/// A blob for an actor of this process: `m` itself, encoded only if CAF
+/// sends it elsewhere (capnp_blob). Receivers decode it as any blob.
+template <class T>
+capnp_blob pack(T m) {
+  return {.type = static_cast<std::uint16_t>(T::type),
+          .bytes = {},
+          .local = std::make_shared<const local_message>(local_message{std::move(m)})};
+}
+
 /// Encodes a message. Never fails for messages Cap'n Proto can represent;
 /// a list or data field over 2^29 - 1 elements cannot be, and then the blob
 /// has the right type but no bytes (which decode rejects as truncated).
@@ -172,7 +186,13 @@ result<T> decode(blob_view blob, const decode_limits& limits = {}) {
 
 template <class T>
 result<T> decode(const capnp_blob& blob, const decode_limits& limits = {}) {
-  return decode_as(std::type_identity<T>{}, view(blob), limits);
+  if (!blob.local) return decode_as(std::type_identity<T>{}, view(blob), limits);
+  const T* m = std::get_if<T>(&blob.local->message);
+  if (m == nullptr || blob.type != static_cast<std::uint16_t>(T::type)) {
+    return decode_as(std::type_identity<T>{}, {blob.type, {}}, limits);  // names the mismatch
+  }
+  if (auto ok = validate(*m, limits); !ok) return std::move(ok).err();
+  return *m;
 }
 
 /// Decodes a message of whatever type the blob names; errc::wrong_type for

@@ -207,7 +207,7 @@ caf::behavior trace_client(caf::stateful_actor<client_state>* self, const worklo
         m.prompt_len = spec.prompt_tokens;
         m.max_tokens = spec.output_tokens;
         m.arrival_ns = static_cast<std::uint64_t>(actors::now(self).time_since_epoch().count());
-        self->send(s.coordinator, actors::msg_atom::value, messages::encode(m));
+        self->send(s.coordinator, actors::msg_atom::value, messages::pack(m));
         schedule();
       },
       [self](actors::msg_atom, const messages::capnp_blob&) { ++self->state.done; },

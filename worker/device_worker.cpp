@@ -141,7 +141,7 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
   auto b = to_batch(ex);
   if (!b) {
     done.error = b.err().what();
-    self->send(s.manager, msg_atom::value, messages::encode(done));
+    self->send(s.manager, msg_atom::value, messages::pack(done));
     return;
   }
   s.device->post([ex, batch = std::move(*b), done, manager = s.manager,
@@ -155,10 +155,10 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
       for (auto& [target, rows] : export_rows(dev, ex)) {
         if (target >= replicas.size()) continue;
         for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
-        caf::anon_send(replicas[target], msg_atom::value, messages::encode(rows));
+        caf::anon_send(replicas[target], msg_atom::value, messages::pack(rows));
       }
     }
-    caf::anon_send(manager, msg_atom::value, messages::encode(done));
+    caf::anon_send(manager, msg_atom::value, messages::pack(done));
   });
 }
 

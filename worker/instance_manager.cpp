@@ -11,6 +11,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace accellm::worker {
@@ -74,6 +75,7 @@ struct im_state {
   bool multi_step = false;           ///< the running iteration asked for several steps
   bool cut_sent = false;             ///< ... and was asked to stop at the next boundary
   std::size_t running_at_start = 0;  ///< running.size() when it started
+  std::vector<std::pair<primary*, std::uint64_t>> plan_scratch;  ///< plan_steps' scratch
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
   messages::execute inflight;
@@ -105,7 +107,7 @@ std::uint64_t now_ns(im_actor* self) {
 
 template <class T>
 void send_to(im_actor* self, const caf::actor& dest, const T& m) {
-  if (dest) self->send(dest, msg_atom::value, messages::encode(m));
+  if (dest) self->send(dest, msg_atom::value, messages::pack(m));
 }
 
 // --- memory -----------------------------------------------------------------
@@ -267,25 +269,27 @@ std::vector<messages::execute_item> form_batch(im_state& s) {
 // than one.
 bool plan_steps(im_state& s, std::vector<messages::execute_item>& items) {
   if (s.opt.decode_steps <= 1 || !s.prefill_queue.empty()) return false;
+  std::vector<std::pair<primary*, std::uint64_t>>& grow_to = s.plan_scratch;  // blocks wanted
+  grow_to.clear();
   std::uint64_t need = 0;
   std::uint32_t most = 1;
   for (auto& item : items) {
     if (item.phase != messages::phase::decode) return false;
-    const primary& p = s.primaries.at(item.request);
+    primary& p = s.primaries.at(item.request);
     item.steps =
         std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
-    need += blocks_for(s, std::uint64_t{p.cached} + item.steps) - p.blocks;
+    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
+    need += want - p.blocks;
     most = std::max(most, item.steps);
+    grow_to.emplace_back(&p, want);
   }
   if (most == 1 || need > free_blocks(s)) {
     for (auto& item : items) item.steps = 1;
     return false;
   }
-  for (const auto& item : items) {
-    primary& p = s.primaries.at(item.request);
-    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
-    s.primary_blocks += want - p.blocks;
-    p.blocks = want;
+  for (const auto& [p, want] : grow_to) {
+    s.primary_blocks += want - p->blocks;
+    p->blocks = want;
   }
   return true;
 }
@@ -371,7 +375,7 @@ void finish_move(im_actor* self, request_id id, primary& p) {
     s.replica_blocks += blocks;
   }
   if (defer) {
-    s.after_report.push_back(messages::encode(ack));
+    s.after_report.push_back(messages::pack(ack));
   } else {
     send_to(self, s.coordinator, ack);
   }
@@ -380,13 +384,13 @@ void finish_move(im_actor* self, request_id id, primary& p) {
 void finish_request(im_actor* self, request_id id, primary& p) {
   auto& s = self->state;
   s.after_report.push_back(
-      messages::encode(messages::request_done{.epoch = s.epoch,
-                                              .request = id,
-                                              .status = messages::request_status::ok,
-                                              .finish = messages::finish_reason::length,
-                                              .output_tokens = p.generated,
-                                              .error = {},
-                                              .instance = s.opt.id}));
+      messages::pack(messages::request_done{.epoch = s.epoch,
+                                            .request = id,
+                                            .status = messages::request_status::ok,
+                                            .finish = messages::finish_reason::length,
+                                            .output_tokens = p.generated,
+                                            .error = {},
+                                            .instance = s.opt.id}));
   free_primary(s, id);
 }
 
@@ -396,7 +400,7 @@ void finish_request(im_actor* self, request_id id, primary& p) {
 void fail_request(im_actor* self, request_id id, const std::string& why) {
   auto& s = self->state;
   const primary& p = s.primaries.at(id);
-  s.after_report.push_back(messages::encode(
+  s.after_report.push_back(messages::pack(
       messages::request_done{.epoch = s.epoch,
                              .request = id,
                              .status = messages::request_status::failed,

@@ -33,6 +33,7 @@ struct worker_state {
   std::vector<caf::actor> replicas;
   nanoseconds link_free{0};  ///< when the outgoing link finishes its queue (clock time)
   device::batch scratch;
+  std::vector<std::uint32_t> steps_left;  ///< start_window's scratch
   static inline const char* name = "worker";
 };
 
@@ -130,7 +131,7 @@ void send_rows(worker_actor* self, const messages::execute& ex, nanoseconds now,
     o.batch.layer_end = std::max<std::uint32_t>(1, s.opt.model.layers);
     done.kv_bytes_sent += o.bytes;
     self->delayed_send(s.replicas[o.target], o.arrival - now, msg_atom::value,
-                       messages::encode(o.batch));
+                       messages::pack(o.batch));
   }
 }
 
@@ -142,27 +143,38 @@ messages::iteration_done done_of(const messages::execute& ex) {
   return done;
 }
 
-// Multi-step: the time of every step, each for the items still running then.
+// Multi-step: the time of every step, each for the items still running then
+// (one more token of context each step; an item leaves after its own steps).
 void start_window(worker_actor* self, messages::execute&& ex, std::uint32_t steps) {
   auto& s = self->state;
   auto& b = s.scratch;
   window& w = s.win;
   w.start = actors::now(self).time_since_epoch();
   w.ends.clear();
+  b.items.resize(ex.items.size());
+  for (std::size_t i = 0; i < ex.items.size(); ++i) to_batch_item(ex.items[i], b.items[i]);
+  std::vector<std::uint32_t>& left = s.steps_left;
+  left.clear();
+  for (const auto& it : ex.items) left.push_back(it.steps);
   nanoseconds t = w.start;
   for (std::uint32_t k = 0; k < steps; ++k) {
-    b.items.clear();
-    for (const auto& it : ex.items) {
-      if (it.steps <= k) continue;
-      b.items.emplace_back();
-      to_batch_item(it, b.items.back());
-      b.items.back().context += k;
+    if (k > 0) {  // advance: drop the items that are done, grow the others by one token
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < b.items.size(); ++i) {
+        if (left[i] <= k) continue;
+        left[kept] = left[i];
+        b.items[kept] = b.items[i];
+        ++b.items[kept].context;
+        ++kept;
+      }
+      b.items.resize(kept);
+      left.resize(kept);
     }
     auto cost = s.opt.cost->iteration_time(b);
     if (!cost) {
       auto done = done_of(ex);
       done.error = cost.err().what();
-      self->send(s.manager, msg_atom::value, messages::encode(done));
+      self->send(s.manager, msg_atom::value, messages::pack(done));
       return;
     }
     t += *cost;
@@ -214,7 +226,7 @@ void end_window(worker_actor* self, std::uint64_t iteration, std::uint32_t steps
   sync_decodes(s, ex, steps, end, out);
   send_rows(self, ex, end, out, done);
   w.ex.iteration = 0;
-  self->send(s.manager, msg_atom::value, messages::encode(done));
+  self->send(s.manager, msg_atom::value, messages::pack(done));
 }
 
 void on_execute(worker_actor* self, messages::execute&& ex) {
@@ -232,7 +244,7 @@ void on_execute(worker_actor* self, messages::execute&& ex) {
   auto cost = s.opt.cost->iteration_time(b);
   if (!cost) {
     done.error = cost.err().what();
-    self->send(s.manager, msg_atom::value, messages::encode(done));
+    self->send(s.manager, msg_atom::value, messages::pack(done));
     return;
   }
   const nanoseconds start = actors::now(self).time_since_epoch();
@@ -249,7 +261,7 @@ void on_execute(worker_actor* self, messages::execute&& ex) {
   copy_prompts(s, ex, start, duration, out);
   sync_decodes(s, ex, 1, start + duration, out);
   send_rows(self, ex, start, out, done);
-  self->delayed_send(s.manager, duration, msg_atom::value, messages::encode(done));
+  self->delayed_send(s.manager, duration, msg_atom::value, messages::pack(done));
 }
 
 caf::behavior sim_worker(worker_actor* self, sim_worker_options opt) {

@@ -166,7 +166,7 @@ capnp_blob encode_with(const T& m, std::size_t hint,
   } catch (const kj::Exception&) {
     // A list over Cap'n Proto's 2^29 - 1 element limit: documented as an
     // empty blob, which every receiver rejects.
-    return capnp_blob{static_cast<std::uint16_t>(T::type), {}};
+    return capnp_blob{static_cast<std::uint16_t>(T::type), {}, {}};
   }
 }
 

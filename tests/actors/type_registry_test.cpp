@@ -45,7 +45,7 @@ TEST(type_registry, a_blob_crosses_actors_intact) {
   auto sink = sys.spawn([&seen](caf::event_based_actor*) -> caf::behavior {
     return {[&seen](const messages::capnp_blob& b) { seen = b; }};
   });
-  messages::capnp_blob blob{7, {1, 2, 3, 4, 5, 6, 7, 8}};
+  messages::capnp_blob blob{7, {1, 2, 3, 4, 5, 6, 7, 8}, {}};
   caf::anon_send(sink, blob);
   sched.run();
   EXPECT_EQ(seen, blob);

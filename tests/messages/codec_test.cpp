@@ -143,22 +143,57 @@ TEST(RoundTrip, TextKeepsEmbeddedNulAndUtf8) {
   EXPECT_EQ(back->reason, c.reason);
 }
 
+// What CAF's serializer looks like to inspect().
+struct recorder {
+  using result_type = int;
+  static constexpr bool reads_state = true;
+  int operator()(std::uint16_t& t, std::vector<std::uint8_t>& b) {
+    type = t;
+    bytes = b;
+    return 7;
+  }
+  std::uint16_t type = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
 TEST(CapnpBlob, InspectVisitsTypeAndBytes) {
-  struct recorder {
-    using result_type = int;
-    int operator()(std::uint16_t& t, std::vector<std::uint8_t>& b) {
-      type = t;
-      size = b.size();
-      return 7;
-    }
-    std::uint16_t type = 0;
-    std::size_t size = 0;
-  };
   capnp_blob blob = encode(example<heartbeat>());
   recorder r;
   EXPECT_EQ(inspect(r, blob), 7);
   EXPECT_EQ(r.type, static_cast<std::uint16_t>(msg_type::heartbeat));
-  EXPECT_EQ(r.size, blob.bytes.size());
+  EXPECT_EQ(r.bytes, blob.bytes);
+  // A packed message is encoded when it is serialised: the same bytes.
+  capnp_blob packed = pack(example<heartbeat>());
+  EXPECT_TRUE(packed.bytes.empty());
+  recorder p;
+  EXPECT_EQ(inspect(p, packed), 7);
+  EXPECT_EQ(p.type, r.type);
+  EXPECT_EQ(p.bytes, blob.bytes);
+}
+
+// pack keeps the struct; decode validates it exactly as the bytes, and a
+// type mismatch is the same error.
+TEST(CapnpBlob, PackedMessagesDecodeAndValidateLikeEncodedOnes) {
+  for (const any_message& m : example_messages()) {
+    const capnp_blob packed = std::visit([](const auto& x) { return pack(x); }, m);
+    const capnp_blob encoded = encode(m);
+    EXPECT_EQ(packed, encoded);
+    auto a = decode_any(packed);
+    ASSERT_TRUE(a.ok()) << a.err().what();
+    EXPECT_EQ(*a, m);
+    EXPECT_TRUE(validate(packed).ok());
+  }
+  execute bad = example<execute>();
+  bad.items[1].request = 0;
+  const auto from_pack = decode<execute>(pack(bad));
+  const auto from_bytes = decode<execute>(encode(bad));
+  ASSERT_FALSE(from_pack.ok());
+  ASSERT_FALSE(from_bytes.ok());
+  EXPECT_EQ(from_pack.err(), from_bytes.err());
+  const auto wrong = decode<heartbeat>(pack(example<execute>()));
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.err().code(), errc::wrong_type);
+  EXPECT_EQ(wrong.err(), decode<heartbeat>(encode(example<execute>())).err());
 }
 
 }  // namespace

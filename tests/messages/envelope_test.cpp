@@ -63,7 +63,7 @@ TEST(Envelope, UnknownTypeIsRejected) {
 TEST(Envelope, EmptyAndEveryPrefixFail) {
   for (const auto& full : example_blobs()) {
     for (std::size_t n = 0; n < full.bytes.size(); ++n) {
-      capnp_blob cut{full.type, {full.bytes.begin(), full.bytes.begin() + n}};
+      capnp_blob cut{full.type, {full.bytes.begin(), full.bytes.begin() + n}, {}};
       const auto s = validate(cut);
       ASSERT_FALSE(s.ok()) << "type " << full.type << " prefix " << n;
       const errc want = n % 8 != 0 ? errc::misaligned : errc::truncated;

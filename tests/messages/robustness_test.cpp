@@ -39,7 +39,7 @@ TEST(Robustness, RandomBytes) {
   std::mt19937_64 rng{seed};
   std::uniform_int_distribution<int> byte{0, 255};
   for (int i = 0; i < 5000; ++i) {
-    capnp_blob blob{random_type(rng), std::vector<std::uint8_t>(rng() % 256)};
+    capnp_blob blob{random_type(rng), std::vector<std::uint8_t>(rng() % 256), {}};
     for (auto& b : blob.bytes) b = static_cast<std::uint8_t>(byte(rng));
     expect_sane(blob);
   }
@@ -55,7 +55,8 @@ TEST(Robustness, RandomWordsWithValidFraming) {
   for (int i = 0; i < 20000; ++i) {
     const std::uint32_t words = 1 + static_cast<std::uint32_t>(rng() % 24);
     capnp_blob blob{static_cast<std::uint16_t>(1 + rng() % all_msg_types.size()),
-                    std::vector<std::uint8_t>(8 * (1 + words))};
+                    std::vector<std::uint8_t>(8 * (1 + words)),
+                    {}};
     const std::uint32_t table[2] = {0, words};
     std::memcpy(blob.bytes.data(), table, sizeof table);
     for (std::uint32_t w = 0; w < words; ++w) {

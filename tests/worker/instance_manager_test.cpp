@@ -364,10 +364,11 @@ TEST_F(InstanceManager, ADeviceErrorFailsThatIterationsRequestsOnly) {
 
 TEST_F(InstanceManager, MalformedAndMisaddressedMessagesAreDroppedAndCounted) {
   start(100);
-  deliver_raw(capnp_blob{.type = 9999, .bytes = {1, 2, 3}});  // unknown type
+  deliver_raw(capnp_blob{.type = 9999, .bytes = {1, 2, 3}, .local = {}});  // unknown type
   deliver_raw(capnp_blob{.type = static_cast<std::uint16_t>(messages::msg_type::assign_prefill),
-                         .bytes = {0, 0, 0, 0, 1, 0, 0, 0}});  // truncated
-  replica_rows(9, 0, 16, self_id);                             // KV "from" the instance itself
+                         .bytes = {0, 0, 0, 0, 1, 0, 0, 0},
+                         .local = {}});  // truncated
+  replica_rows(9, 0, 16, self_id);       // KV "from" the instance itself
   vt_->run();
   EXPECT_TRUE(log_.executes.empty()) << "nothing was accepted";
   assign(1, 16, 1, false);  // a valid request still runs
