@@ -18,6 +18,7 @@ using messages::capnp_blob;
 
 struct entry {
   request_timeline timeline;
+  request_view* view = nullptr;  ///< its node in view.requests (stable until both are erased)
   caf::actor client;
   instance_id move_from = no_instance;  ///< source of a move in progress
   bool keep_copy = false;               ///< that move keeps the source's copy
@@ -177,8 +178,8 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   const request_id id = m.request;
   if (id == 0 || s.table.count(id) != 0) return;  // ids come from the client; duplicates dropped
   request_view r{.id = id, .prompt_len = m.prompt_len, .max_tokens = m.max_tokens};
-  s.view.requests.emplace(id, r);
   entry e;
+  e.view = &s.view.requests.emplace(id, r).first->second;
   e.timeline.id = id;
   e.timeline.prompt_len = m.prompt_len;
   e.timeline.max_tokens = m.max_tokens;
@@ -186,7 +187,7 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   e.timeline.token_ns.reserve(m.max_tokens);
   e.client = caf::actor_cast<caf::actor>(self->current_sender());
   s.table.emplace(id, std::move(e));
-  apply_all(self, s.pol->on_arrival(s.view, s.view.requests.at(id)));
+  apply_all(self, s.pol->on_arrival(s.view, *s.table.at(id).view));
 }
 
 void on_first_token(coord_actor* self, request_view& r, instance_id at) {
@@ -215,9 +216,9 @@ void on_tokens(coord_actor* self, const messages::iteration_report& m) {
   for (const messages::produced_token& t : m.tokens) {
     if (t.request != last) {
       last = t.request;
-      auto it = s.view.requests.find(t.request);
-      r_at = it == s.view.requests.end() ? nullptr : &it->second;
-      times_at = r_at ? &s.table.at(t.request).timeline.token_ns : nullptr;
+      auto it = s.table.find(t.request);
+      r_at = it == s.table.end() ? nullptr : it->second.view;
+      times_at = r_at ? &it->second.timeline.token_ns : nullptr;
     }
     if (!r_at) continue;
     request_view& r = *r_at;
@@ -319,8 +320,8 @@ void dispatch(coord_actor* self, const capnp_blob& b) {
   const auto t = messages::to_msg_type(b.type);
   if (!t) return;
   auto handle = [&](auto tag, auto fn) {
-    auto m = messages::decode<typename decltype(tag)::type>(b);
-    if (m) fn(self, *m);
+    using T = typename decltype(tag)::type;
+    (void)messages::with_decoded<T>(b, [&](const T& m) { fn(self, m); });
   };
   switch (*t) {
     case msg_type::submit_request:

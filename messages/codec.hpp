@@ -195,6 +195,25 @@ result<T> decode(const capnp_blob& blob, const decode_limits& limits = {}) {
   return *m;
 }
 
+/// decode<T>, handing the message to `fn(const T&)` instead of returning it:
+/// a packed blob's message is validated in place, not copied. Returns
+/// decode's error (and does not call fn) when the blob is not a valid T.
+template <class T, class Fn>
+status with_decoded(const capnp_blob& blob, Fn&& fn, const decode_limits& limits = {}) {
+  const T* m = blob.local && blob.type == static_cast<std::uint16_t>(T::type)
+                   ? std::get_if<T>(&blob.local->message)
+                   : nullptr;
+  if (m == nullptr) {
+    auto copy = decode<T>(blob, limits);
+    if (!copy) return std::move(copy).err();
+    fn(*copy);
+    return {};
+  }
+  if (auto ok = validate(*m, limits); !ok) return ok;
+  fn(*m);
+  return {};
+}
+
 /// Decodes a message of whatever type the blob names; errc::wrong_type for
 /// an unknown type.
 result<any_message> decode_any(blob_view blob, const decode_limits& limits = {});

@@ -13,7 +13,6 @@
 #include "device/sim/sim_factory.hpp"
 #include "messages/codec.hpp"
 #include "worker/instance_manager.hpp"
-#include "worker/kv_replica.hpp"
 #include "worker/worker.hpp"
 
 #include <caf/all.hpp>
@@ -262,11 +261,10 @@ void set_baselines(const device::sim::cost_model& cost, std::vector<metrics::req
 struct cluster_actors {
   caf::actor coordinator;
   caf::actor client;
-  std::vector<caf::actor> managers, replicas, workers;
+  std::vector<caf::actor> managers, workers;
   std::vector<caf::actor> all() const {
     std::vector<caf::actor> out{coordinator, client};
     out.insert(out.end(), managers.begin(), managers.end());
-    out.insert(out.end(), replicas.begin(), replicas.end());
     out.insert(out.end(), workers.begin(), workers.end());
     return out;
   }
@@ -312,7 +310,6 @@ result<run_result> run_simulation(const run_options& o) {
                                              .sync_decode_kv = c.policy.accellm_sync_decode_kv,
                                              .decode_steps = c.batching.decode_steps,
                                              .copy_stall = std::chrono::milliseconds{10}}));
-    a.replicas.push_back(worker::spawn_kv_replica(sys, i));
     a.workers.push_back(worker::spawn_sim_worker(
         sys, {.id = i,
               .cost = cost,
@@ -323,8 +320,10 @@ result<run_result> run_simulation(const run_options& o) {
   }
   for (instance_id i = 0; i < c.instances; ++i) {
     caf::anon_send(a.managers[i], actors::peers_atom::value, a.coordinator, a.workers[i]);
-    caf::anon_send(a.replicas[i], actors::peers_atom::value, a.managers[i]);
-    caf::anon_send(a.workers[i], actors::peers_atom::value, a.managers[i], a.replicas);
+    // Simulated KV rows carry no bytes to import (kv_replica's job on a real
+    // device): they go straight to the partner's instance_manager, which keeps
+    // the replica's blocks.
+    caf::anon_send(a.workers[i], actors::peers_atom::value, a.managers[i], a.managers);
   }
   caf::anon_send(a.coordinator, actors::peers_atom::value, a.managers);
   vt->run();  // deliver the set-up before the first arrival

@@ -1,11 +1,14 @@
 // sim_cluster: one simulated run. It builds the cluster of a cluster file
-// (coordinator, and per instance an instance_manager, a kv_replica and a
-// sim worker), replays a trace into the coordinator, runs everything in
-// deterministic virtual time (actors/virtual_time) until every request is
-// done or the drain limit passes, and returns what metrics:: needs.
+// (coordinator, and per instance an instance_manager and a sim worker),
+// replays a trace into the coordinator, runs everything in deterministic
+// virtual time (actors/virtual_time) until every request is done or the drain
+// limit passes, and returns what metrics:: needs.
 //
 // The actors are the ones the daemons run; only the clock and the device are
-// simulated. The same options give the same events, so the same trace hash.
+// simulated. A simulated device has no KV bytes for a kv_replica to import:
+// its rows go to the partner's instance_manager directly (which keeps the
+// replica's blocks, as on a real device after the kv_replica's import). The same options give the
+// same events, so the same trace hash.
 //
 // Thread contract: run_simulation() builds its own actor system; calls from
 // different threads do not interact.

@@ -79,6 +79,7 @@ struct im_state {
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
   messages::execute inflight;
+  std::vector<primary*> inflight_p;  ///< inflight.items' primaries (nodes stay put while in flight)
   std::uint64_t busy_ns = 0;
   std::uint64_t kv_bytes_sent = 0;
   std::uint64_t rejected = 0;  ///< messages dropped: malformed, unknown type, or rows from itself
@@ -207,6 +208,7 @@ void add_prefills(im_state& s, std::vector<messages::execute_item>& items, std::
     if (!grow(s, p, std::uint64_t{p.cached} + n)) break;  // FCFS: later prompts wait too
     p.in_flight = true;  // in this batch: never preempted while it is formed
     items.push_back(prefill_item(id, p, n));
+    s.inflight_p.push_back(&p);
     used += n;
   }
 }
@@ -220,6 +222,7 @@ void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
       if (i >= s.running.size()) return;
     }
     p.in_flight = true;  // in this batch: never preempted while it is formed
+    s.inflight_p.push_back(&p);
     items.push_back({.request = id,
                      .phase = messages::phase::decode,
                      .context = p.cached,
@@ -232,6 +235,7 @@ void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
 
 std::vector<messages::execute_item> form_batch(im_state& s) {
   std::vector<messages::execute_item> items;
+  s.inflight_p.clear();
   items.reserve(
       std::min<std::size_t>(s.opt.max_batch_size, s.running.size() + s.prefill_queue.size()));
   const bool has_prefill = !s.prefill_queue.empty();
@@ -273,9 +277,10 @@ bool plan_steps(im_state& s, std::vector<messages::execute_item>& items) {
   grow_to.clear();
   std::uint64_t need = 0;
   std::uint32_t most = 1;
-  for (auto& item : items) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    auto& item = items[i];
     if (item.phase != messages::phase::decode) return false;
-    primary& p = s.primaries.at(item.request);
+    primary& p = *s.inflight_p[i];
     item.steps =
         std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
     const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
@@ -413,10 +418,9 @@ void fail_request(im_actor* self, request_id id, const std::string& why) {
 }
 
 // Applies one item's outcome; appends the produced token to `out`.
-void apply_item(im_actor* self, const messages::execute_item& item, token_id tok,
+void apply_item(im_actor* self, const messages::execute_item& item, primary& p, token_id tok,
                 std::vector<messages::produced_token>& out) {
   auto& s = self->state;
-  primary& p = s.primaries.at(item.request);
   p.in_flight = false;
   p.cached += item.num_tokens;
   if (item.phase == messages::phase::prefill) {
@@ -452,7 +456,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
                  std::vector<messages::produced_token>& out) {
   auto& s = self->state;
   const messages::execute_item& item = s.inflight.items[i];
-  primary& p = s.primaries.at(item.request);
+  primary& p = *s.inflight_p[i];
   p.in_flight = false;
   const std::size_t n = s.inflight.items.size();
   const std::uint32_t steps = std::min(d.steps, item.steps);
@@ -503,7 +507,7 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
         ++rep.decode_requests;
       }
       const token_id tok = i < d.next_tokens.size() ? d.next_tokens[i] : no_token;
-      apply_item(self, items[i], tok, rep.tokens);
+      apply_item(self, items[i], *s.inflight_p[i], tok, rep.tokens);
     }
   }
   rep.evicted_replicas = std::move(s.evicted);
@@ -680,12 +684,8 @@ void dispatch(im_actor* self, const capnp_blob& b) {
     return;
   }
   auto handle = [&](auto tag, auto fn) {
-    auto m = messages::decode<typename decltype(tag)::type>(b);
-    if (m) {
-      fn(self, *m);
-    } else {
-      ++self->state.rejected;
-    }
+    using T = typename decltype(tag)::type;
+    if (!messages::with_decoded<T>(b, [&](const T& m) { fn(self, m); })) ++self->state.rejected;
   };
   switch (*t) {
     case msg_type::assign_prefill:

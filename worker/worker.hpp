@@ -8,7 +8,7 @@
 // measured time.
 //
 // KV copies: every batch item with a replica_to sends its new KV rows to that
-// instance's kv_replica over this instance's outgoing link, which carries one
+// instance's KV receiver over this instance's outgoing link, which carries one
 // transfer at a time (bandwidth and latency from the cluster file; each of the
 // tp devices has its own link, so an item's bytes / tp cross each). A prompt's
 // copy is layer-wise: layer l leaves when layer l is computed and the link is
@@ -27,8 +27,10 @@
 //
 // Messages in: (msg_atom, Execute) and (cut_atom, iteration) from the
 // instance_manager. Out:
-// IterationDone to it, KvDeltaBatch to partners' kv_replicas. Set-up:
-// (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas).
+// IterationDone to it, KvDeltaBatch to the partners' KV receivers. Set-up:
+// (peers_atom, instance_manager, std::vector<caf::actor> kv_receivers): by
+// instance id, where that instance's KV rows go (its kv_replica, or, in a
+// simulation where rows carry no bytes, its instance_manager).
 //
 // Thread contract: an actor; the cost model is shared read-only.
 #pragma once

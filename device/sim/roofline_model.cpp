@@ -204,7 +204,18 @@ result<roofline_model> roofline_model::create(const model_spec& model,
 }
 
 roofline_model::roofline_model(model_spec model, hardware_spec hardware, deployment deploy)
-    : model_(std::move(model)), hardware_(std::move(hardware)), deploy_(deploy) {}
+    : model_(std::move(model)), hardware_(std::move(hardware)), deploy_(deploy) {
+  const shard s = make_shard(model_, deploy_);
+  const roof r{hardware_, deploy_};
+  const batch none;  // attention over no item costs nothing: the rest remains
+  decode_block_.assign(decode_table_size + 1, 0.0);
+  decode_head_.assign(decode_table_size + 1, 0.0);
+  for (std::size_t n = 1; n <= decode_table_size; ++n) {
+    const auto tokens = static_cast<double>(n);
+    for (const cost& c : block_ops(none, tokens, s, r, hardware_)) decode_block_[n] += c.time;
+    for (const cost& c : head_ops(tokens, tokens, s, r)) decode_head_[n] += c.time;
+  }
+}
 
 std::string roofline_model::describe() const {
   return "roofline " + hardware_.name + " tp" + std::to_string(deploy_.tp);
@@ -245,6 +256,29 @@ result<cost_breakdown> roofline_model::estimate(const batch& b) const {
 }
 
 result<std::chrono::nanoseconds> roofline_model::iteration_time(const batch& b) const {
+  const std::size_t n = b.items.size();
+  const bool decode_only =
+      n >= 1 && n <= decode_table_size &&
+      std::all_of(b.items.begin(), b.items.end(), [](const batch_item& it) {
+        return it.kind == phase::decode && it.num_tokens == 1 && it.wants_output;
+      });
+  if (decode_only) {  // what a simulation prices most often
+    // attention() for one-token items, with the divisions hoisted out.
+    const shard s = make_shard(model_, deploy_);
+    const double per_flop = 1.0 / (hardware_.peak_flops * hardware_.eta.attention);
+    const double per_byte = 1.0 / (hardware_.hbm_bandwidth * hardware_.eta.hbm);
+    const double kv_row = 2 * s.kv * s.bkv;
+    const double q_io = 2 * s.q * s.ba;
+    double att = 0;
+    for (const batch_item& it : b.items) {
+      const double ctx = it.context;
+      const double tc = 4 * s.q * (ctx + 1) * per_flop;
+      const double tm = ((ctx + 2) * kv_row + q_io) * per_byte;
+      att += std::max(tc, tm);
+    }
+    return from_seconds((decode_block_[n] + att) * model_.layers + decode_head_[n]) +
+           hardware_.iteration_overhead;
+  }
   if (auto ok = check_batch_shape(b); !ok) return std::move(ok).err();
   std::chrono::nanoseconds per_layer{0};
   return price(

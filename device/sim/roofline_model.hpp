@@ -20,8 +20,10 @@
 #include "device/model_spec.hpp"
 #include "device/sim/cost_model.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace accellm::device::sim {
 
@@ -47,8 +49,14 @@ class roofline_model final : public cost_model {
 
   std::string describe() const override;
   result<cost_breakdown> estimate(const batch& b) const override;
-  /// The same total as estimate(b), without building the breakdown.
+  /// The total of estimate(b) (within a nanosecond: a decode-only batch of
+  /// up to decode_table_size items sums its operators in another order),
+  /// without building the breakdown.
   result<std::chrono::nanoseconds> iteration_time(const batch& b) const override;
+
+  /// Decode-only batches up to this size are priced from a table built at
+  /// create(): everything but attention depends on the batch size alone.
+  static constexpr std::size_t decode_table_size = 512;
 
   const model_spec& model() const noexcept { return model_; }
   const hardware_spec& hardware() const noexcept { return hardware_; }
@@ -65,6 +73,9 @@ class roofline_model final : public cost_model {
   model_spec model_;
   hardware_spec hardware_;
   deployment deploy_;
+  /// [n]: seconds of one block's operators other than attention, and of the
+  /// head, for n decode items that all sample (index 0 unused).
+  std::vector<double> decode_block_, decode_head_;
 };
 
 }  // namespace accellm::device::sim

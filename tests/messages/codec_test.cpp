@@ -190,6 +190,20 @@ TEST(CapnpBlob, PackedMessagesDecodeAndValidateLikeEncodedOnes) {
   ASSERT_FALSE(from_pack.ok());
   ASSERT_FALSE(from_bytes.ok());
   EXPECT_EQ(from_pack.err(), from_bytes.err());
+  int calls = 0;
+  const auto count = [&](const execute& m) {
+    ++calls;
+    EXPECT_EQ(m, example<execute>());
+  };
+  EXPECT_TRUE(with_decoded<execute>(pack(example<execute>()), count).ok());
+  EXPECT_TRUE(with_decoded<execute>(encode(example<execute>()), count).ok());
+  EXPECT_EQ(calls, 2);
+  const auto refused = with_decoded<execute>(pack(bad), count);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err(), from_bytes.err());
+  EXPECT_EQ(with_decoded<execute>(pack(example<heartbeat>()), count).err().code(),
+            errc::wrong_type);
+  EXPECT_EQ(calls, 2) << "fn is called only with a valid message";
   const auto wrong = decode<heartbeat>(pack(example<execute>()));
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.err().code(), errc::wrong_type);

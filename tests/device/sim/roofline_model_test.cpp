@@ -153,6 +153,31 @@ class Llama70bH100 : public ::testing::Test {
   roofline_model tp8_ = make(model_, *find_hardware("h100"), 8);
 };
 
+// iteration_time prices decode-only batches from a table (and a hoisted
+// attention loop), everything else operator by operator: both agree with
+// estimate()'s total to the nanosecond, on the catalogue and on the hand
+// model, and a malformed batch is still refused.
+TEST_F(Llama70bH100, IterationTimeIsTheEstimateTotal) {
+  const model_spec hand = hand_model();
+  const roofline_model small = make(hand, hand_hardware(1e12, 1e11), 1);
+  for (const roofline_model* m : {static_cast<const roofline_model*>(&tp8_), &small}) {
+    for (const std::uint32_t n : {1u, 7u, 64u, 512u, 513u}) {
+      batch b = decodes(n, 100);
+      for (std::uint32_t i = 0; i < n; ++i) b.items[i].context = 1 + (i * 7919) % 8192;
+      const auto fast = m->iteration_time(b);
+      ASSERT_TRUE(fast.ok());
+      EXPECT_LE(std::chrono::abs(*fast - estimate(*m, b).total), 1ns) << n << " decodes";
+    }
+    batch mixed = decodes(5, 300);
+    mixed.items.push_back(one_prefill(200).items[0]);
+    mixed.items.back().request = 99;
+    EXPECT_EQ(*m->iteration_time(mixed), estimate(*m, mixed).total);
+  }
+  batch two_token_decode = decodes(3, 5);
+  two_token_decode.items[1].num_tokens = 2;
+  EXPECT_EQ(tp8_.iteration_time(two_token_decode).err().code(), errc::invalid_argument);
+}
+
 TEST_F(Llama70bH100, PrefillOf2048TokensTakes60To150ms) {
   const double t = ms(estimate(tp8_, one_prefill(2048)).total);
   EXPECT_GT(t, 60.0);
