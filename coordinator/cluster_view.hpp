@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ struct instance_view {
   std::uint64_t decode_tokens = 0;           ///< their context tokens (attention load)
   std::uint32_t parked = 0;                  ///< prefilled here, decode not placed yet
   std::uint64_t last_assigned = 0;  ///< cluster_view::assignments at its latest prompt (0 = none)
+  /// Requests whose decode_instance is this one, in id order (what policies
+  /// walk instead of every request); kept by cluster_view::set_decode_instance.
+  std::set<request_id> decoding;
 
   /// Blocks a new primary could use: free plus evictable replicas, less what
   /// assigned prompts will take.
@@ -89,6 +93,12 @@ struct cluster_view {
   }
   const instance_view& at(instance_id i) const { return instances.at(i); }
   instance_view& at(instance_id i) { return instances.at(i); }
+
+  /// Sets where `r` decodes (no_instance = nowhere), keeping the instances'
+  /// `decoding` sets in step.
+  void set_decode_instance(request_view& r, instance_id i);
+  /// Forgets a request, and its place in `decoding`.
+  void erase_request(std::map<request_id, request_view>::iterator it);
 };
 
 }  // namespace accellm::coordinator

@@ -61,7 +61,7 @@ void apply(coord_actor* self, const assign_prefill_d& d) {
   auto& s = self->state;
   request_view& r = s.view.requests.at(d.request);
   r.prefill_instance = d.instance;
-  r.decode_instance = d.then_decode ? d.instance : no_instance;
+  s.view.set_decode_instance(r, d.then_decode ? d.instance : no_instance);
   r.replica_instance = d.copy_to;
   instance_view& inst = s.view.at(d.instance);
   inst.pending_prefill_tokens += r.prompt_len;
@@ -104,7 +104,7 @@ void apply(coord_actor* self, const decode_here_d& d) {
   release_copy(self, r, d.replica);
   r.replica_instance = d.replica;
   r.phase = request_phase::decoding;
-  r.decode_instance = r.prefill_instance;
+  s.view.set_decode_instance(r, r.prefill_instance);
   instance_view& inst = s.view.at(r.decode_instance);
   --inst.parked;
   ++inst.decode_requests;
@@ -139,7 +139,7 @@ void apply(coord_actor* self, const move_decode_d& d) {
   ++dst.decode_requests;
   dst.decode_tokens += r.context_len();
   r.phase = request_phase::moving;
-  r.decode_instance = d.to;
+  s.view.set_decode_instance(r, d.to);
   ++r.moves;
   entry& e = s.table.at(d.request);
   e.move_from = from;
@@ -311,7 +311,7 @@ void on_done(coord_actor* self, const messages::request_done& m) {
   e.timeline.completed = m.status == messages::request_status::ok;
   if (s.obs) s.obs->on_finished(e.timeline);
   if (e.client) self->send(e.client, msg_atom::value, messages::pack(m));
-  s.view.requests.erase(it);
+  s.view.erase_request(it);
   s.table.erase(m.request);
 }
 

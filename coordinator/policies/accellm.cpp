@@ -67,7 +67,8 @@ void accellm_policy::switch_to_prefill(const cluster_view& view, instance_id i, 
   if (inst.decode_requests == 0 || inst.partner == no_instance) return;
   const instance_view& mate = view.at(inst.partner);
   if (!mate.alive || mate.role == role::prefill) return;
-  for (const auto& [id, r] : view.requests) {
+  for (const request_id id : inst.decoding) {
+    const request_view& r = view.requests.at(id);
     if (r.phase != request_phase::decoding || r.decode_instance != i) continue;
     if (r.replica_instance != inst.partner) continue;  // no copy there: it stays and alternates
     out.push_back(move_decode_d{.request = id,
@@ -134,8 +135,8 @@ void accellm_policy::rebalance(const cluster_view& view, instance_id from, decis
   const std::uint32_t slack = std::max(rebalance_slack, nb);
   if (na <= nb + slack) return;
   std::uint32_t to_move = (na - nb) / 2;
-  for (auto it = view.requests.rbegin(); it != view.requests.rend() && to_move > 0; ++it) {
-    const request_view& r = it->second;
+  for (auto it = a.decoding.rbegin(); it != a.decoding.rend() && to_move > 0; ++it) {
+    const request_view& r = view.requests.at(*it);
     if (r.phase != request_phase::decoding || r.decode_instance != from) continue;
     if (r.replica_instance != b.id) continue;
     out.push_back(move_decode_d{

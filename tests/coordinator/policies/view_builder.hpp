@@ -48,7 +48,7 @@ inline request_view& add_decoding(cluster_view& v, request_id id, instance_id on
                                   instance_id replica, std::uint32_t prompt = 100) {
   request_view& r = add_request(v, id, prompt, 50, request_phase::decoding);
   r.prefill_instance = on;
-  r.decode_instance = on;
+  v.set_decode_instance(r, on);
   r.replica_instance = replica;
   ++v.at(on).decode_requests;
   v.at(on).decode_tokens += r.context_len();
