@@ -24,9 +24,11 @@ using peers_atom = caf::atom_constant<caf::atom("peers")>;
 using copy_check_atom = caf::atom_constant<caf::atom("copychk")>;
 using arrive_atom = caf::atom_constant<caf::atom("arrive")>;
 /// Multi-step decoding: (cut_atom, iteration) from an instance_manager asks
-/// its worker to end that iteration at the next step boundary; the worker's
-/// (window_atom, iteration, steps) self-message ends it after `steps` steps.
+/// its worker to end that iteration at the next step boundary; (join_atom,
+/// iteration, Execute blob) adds decodes from the next step boundary; the
+/// worker's (window_atom, iteration, generation) self-message ends it.
 using cut_atom = caf::atom_constant<caf::atom("cut")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
 using window_atom = caf::atom_constant<caf::atom("window")>;
 /// Liveness probe.
 using ping_atom = caf::atom_constant<caf::atom("ping")>;

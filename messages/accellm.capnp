@@ -198,6 +198,8 @@ struct IterationDone {
   steps @7 :UInt32 = 1;           # decode steps run (>= 1; fewer than asked when cut short)
   stepEndsNs @8 :List(UInt64);    # steps > 1: each step's end, ns after the start (ascending);
                                   # nextTokens then holds steps x items, step-major
+  joined @9 :UInt32;              # multi-step: decodes that joined after the start (appended to
+                                  # the items in the order the manager sent them)
 }
 
 # worker -> partner's kv_replica: one layer of a prefill's KV.

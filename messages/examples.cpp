@@ -100,7 +100,8 @@ iteration_done example_done() {
           .error = "example: device reported an error",
           .kv_bytes_sent = 4096,
           .steps = 2,
-          .step_ends_ns = {700'000, 1'500'000}};
+          .step_ends_ns = {700'000, 1'500'000},
+          .joined = 1};
 }
 
 kv_layer example_kv_layer() {

@@ -113,6 +113,7 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
   if (!m.step_ends_ns.empty()) {
     b.setStepEndsNs(kj::arrayPtr(m.step_ends_ns.data(), m.step_ends_ns.size()));
   }
+  b.setJoined(m.joined);
 }
 
 result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) {
@@ -128,6 +129,7 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   m.kv_bytes_sent = r.getKvBytesSent();
   m.steps = r.getSteps();
   f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
+  m.joined = r.getJoined();
   return std::move(f).finish(std::move(m));
 }
 
@@ -242,7 +244,8 @@ status validate(const iteration_done& m, const decode_limits& l) {
       .check(m.steps == 1 || !m.step_ends_ns.empty(), "step_ends_ns", 0,
              "entries, a multi-step iteration needs one per step")
       .check(std::is_sorted(m.step_ends_ns.begin(), m.step_ends_ns.end()), "step_ends_ns",
-             m.step_ends_ns.size(), "entries, must be ascending");
+             m.step_ends_ns.size(), "entries, must be ascending")
+      .check(m.joined <= l.max_execute_items, "joined", m.joined, "exceeds max_execute_items");
   return std::move(c).done();
 }
 

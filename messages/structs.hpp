@@ -164,6 +164,9 @@ struct iteration_done {
   /// == duration_ns); next_tokens then holds steps x items, step-major, with
   /// no_token for an item past its own steps.
   std::vector<std::uint64_t> step_ends_ns;
+  /// Multi-step: decodes the manager added while it ran (join), appended to
+  /// the Execute's items in the order sent; the tokens cover them too.
+  std::uint32_t joined = 0;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 

@@ -202,8 +202,9 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
       },
       [](actors::ping_atom) { return actors::pong_atom::value; },
       // A real device runs one step per Execute (IterationDone.steps = 1), so
-      // there is never a multi-step iteration to cut.
+      // there is never a multi-step iteration to cut or join (joined = 0).
       [](actors::cut_atom, std::uint64_t) {},
+      [](actors::join_atom, std::uint64_t, const messages::capnp_blob&) {},
   };
 }
 

@@ -74,7 +74,8 @@ struct im_state {
   bool busy = false;
   bool multi_step = false;           ///< the running iteration asked for several steps
   bool cut_sent = false;             ///< ... and was asked to stop at the next boundary
-  std::size_t running_at_start = 0;  ///< running.size() when it started
+  std::size_t planned_items = 0;     ///< items of the running iteration's Execute (before joins)
+  std::vector<request_id> joinable;  ///< decodes that became ready while it ran
   std::vector<std::pair<primary*, std::uint64_t>> plan_scratch;  ///< plan_steps' scratch
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
@@ -299,13 +300,56 @@ bool plan_steps(im_state& s, std::vector<messages::execute_item>& items) {
   return true;
 }
 
-// During a multi-step iteration: cut it when work waits that would change
-// the batch (a prompt, or a decode that became ready).
+// During a multi-step iteration, decodes that became ready join it at the
+// next step boundary (the worker appends them); false when the free blocks
+// cannot hold their steps (then the iteration is cut instead).
+bool join(im_actor* self) {
+  auto& s = self->state;
+  messages::execute add{
+      .epoch = s.epoch, .instance = s.opt.id, .iteration = s.iteration, .items = {}};
+  std::uint64_t need = 0;
+  for (const request_id id : s.joinable) {
+    const auto it = s.primaries.find(id);
+    if (it == s.primaries.end()) continue;
+    const primary& p = it->second;
+    if (p.st != state::decoding || p.in_flight) continue;
+    const std::uint32_t steps =
+        std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
+    need += blocks_for(s, std::uint64_t{p.cached} + steps) - p.blocks;
+    add.items.push_back({.request = id,
+                         .phase = messages::phase::decode,
+                         .context = p.cached,
+                         .num_tokens = 1,
+                         .tokens = {},
+                         .wants_output = true,
+                         .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance,
+                         .steps = steps});
+  }
+  s.joinable.clear();
+  if (add.items.empty()) return true;
+  if (need > free_blocks(s)) return false;
+  for (const auto& item : add.items) {
+    primary& p = s.primaries.at(item.request);
+    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
+    s.primary_blocks += want - p.blocks;
+    p.blocks = want;
+    p.in_flight = true;
+    s.inflight.items.push_back(item);
+    s.inflight_p.push_back(&p);
+  }
+  self->send(s.worker, actors::join_atom::value, s.iteration, messages::pack(std::move(add)));
+  return true;
+}
+
+// During a multi-step iteration: decodes that became ready join it; a prompt
+// or another change of the batch (`changed`: a move of an item, a new role)
+// cuts it at the next step boundary.
 void maybe_cut(im_actor* self, bool changed = false) {
   auto& s = self->state;
   if (!s.busy || !s.multi_step || s.cut_sent) return;
-  if (!changed && s.prefill_queue.empty() && s.running.size() <= s.running_at_start) return;
+  if (!changed && s.prefill_queue.empty() && (s.joinable.empty() || join(self))) return;
   s.cut_sent = true;
+  s.joinable.clear();
   self->send(s.worker, actors::cut_atom::value, s.iteration);
 }
 
@@ -317,7 +361,8 @@ void maybe_start(im_actor* self) {
   if (items.empty()) return;  // add_prefills/add_decodes marked the items in flight
   s.multi_step = plan_steps(s, items);
   s.cut_sent = false;
-  s.running_at_start = s.running.size();
+  s.planned_items = items.size();
+  s.joinable.clear();
   s.inflight = {.epoch = s.epoch,
                 .instance = s.opt.id,
                 .iteration = ++s.iteration,
@@ -449,20 +494,21 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
   if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
 }
 
-// Applies a multi-step decode item's tokens (d.steps steps, fewer when the
-// item asked for fewer or ended), each tagged with its step; releases the
-// blocks reserved for steps that were not run.
-void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t i,
+// Applies a multi-step decode item's tokens: the steps it ran of d.steps
+// (no_token where it did not run: before it joined, after its own steps),
+// each tagged with its step; releases the blocks reserved for steps that were
+// not run. `run`: the items the worker ran (the Execute's and those joined);
+// an item past them never ran.
+void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t i, std::size_t run,
                  std::vector<messages::produced_token>& out) {
   auto& s = self->state;
   const messages::execute_item& item = s.inflight.items[i];
   primary& p = *s.inflight_p[i];
   p.in_flight = false;
-  const std::size_t n = s.inflight.items.size();
-  const std::uint32_t steps = std::min(d.steps, item.steps);
-  for (std::uint32_t k = 0; k < steps; ++k) {
-    const std::size_t at = k * n + i;
+  for (std::uint32_t k = 0; i < run && k < d.steps; ++k) {
+    const std::size_t at = k * run + i;
     const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
+    if (tok == no_token) continue;
     ++p.cached;
     out.push_back({.request = item.request, .index = p.generated, .token = tok, .step = k});
     ++p.generated;
@@ -495,10 +541,11 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   if (!d.error.empty()) {
     for (const auto& item : items) fail_request(self, item.request, d.error);
   } else if (s.multi_step) {
-    rep.decode_requests = static_cast<std::uint32_t>(items.size());
+    const std::size_t run = std::min(items.size(), s.planned_items + d.joined);
+    rep.decode_requests = static_cast<std::uint32_t>(run);
     if (d.steps > 1) rep.step_ends_ns = d.step_ends_ns;
-    rep.tokens.reserve(items.size() * d.steps);
-    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, rep.tokens);
+    rep.tokens.reserve(run * d.steps);
+    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, run, rep.tokens);
   } else {
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (items[i].phase == messages::phase::prefill) {
@@ -542,6 +589,7 @@ void start_decoding(im_actor* self, request_id id, primary& p) {
   if (p.cached >= p.target) {
     p.st = state::decoding;
     s.running.push_back(id);
+    if (s.busy && s.multi_step) s.joinable.push_back(id);  // joins at the next step boundary
     return;
   }
   p.st = state::awaiting_kv;

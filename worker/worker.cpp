@@ -20,10 +20,13 @@ using std::chrono::nanoseconds;
 
 // A multi-step decode iteration being run.
 struct window {
-  messages::execute ex;           ///< its items (ex.iteration 0: none running)
-  nanoseconds start{0};           ///< clock time it began
-  std::vector<nanoseconds> ends;  ///< clock time each step ends
-  std::uint32_t steps = 0;        ///< steps it will deliver (a cut lowers it)
+  messages::execute ex;              ///< its items (ex.iteration 0: none running)
+  std::vector<std::uint32_t> first;  ///< per item: the step it joined at (0 = from the start)
+  std::size_t joined = 0;            ///< items appended after the start
+  nanoseconds start{0};              ///< clock time it began
+  std::vector<nanoseconds> ends;     ///< clock time each step ends
+  std::uint32_t steps = 0;           ///< steps it will deliver (a cut lowers it)
+  std::uint64_t generation = 0;      ///< of its end timer (a cut or join re-arms it)
 };
 
 struct worker_state {
@@ -33,7 +36,6 @@ struct worker_state {
   std::vector<caf::actor> replicas;
   nanoseconds link_free{0};  ///< when the outgoing link finishes its queue (clock time)
   device::batch scratch;
-  std::vector<std::uint32_t> steps_left;  ///< start_window's scratch
   static inline const char* name = "worker";
 };
 
@@ -92,17 +94,28 @@ void copy_prompts(worker_state& s, const messages::execute& ex, nanoseconds star
   for (auto& [target, o] : by_target) out.push_back(std::move(o));
 }
 
-// The rows of every decode item's first `steps` steps (fewer for an item that
-// asked for fewer), sent after them, one transfer per target.
-void sync_decodes(worker_state& s, const messages::execute& ex, std::uint32_t steps,
-                  nanoseconds end, std::vector<outgoing>& out) {
+// Decode steps item i of `ex` ran when the iteration ran `steps` steps: its
+// own steps from the step it joined at (first; none for a one-step run).
+std::uint32_t steps_run(const messages::execute_item& it, std::uint32_t first,
+                        std::uint32_t steps) {
+  return steps > first ? std::min(steps - first, it.steps) : 0;
+}
+
+// The rows of every decode item's steps run in the first `steps` steps, sent
+// after them, one transfer per target. first: each item's first step (empty:
+// all 0).
+void sync_decodes(worker_state& s, const messages::execute& ex,
+                  const std::vector<std::uint32_t>& first, std::uint32_t steps, nanoseconds end,
+                  std::vector<outgoing>& out) {
   std::map<instance_id, outgoing> rows;
-  for (const auto& it : ex.items) {
+  for (std::size_t i = 0; i < ex.items.size(); ++i) {
+    const auto& it = ex.items[i];
     if (it.phase != messages::phase::decode || it.replica_to == no_instance) continue;
+    const std::uint32_t n = steps_run(it, first.empty() ? 0 : first[i], steps);
+    if (n == 0) continue;
     auto& o = rows[it.replica_to];
     o.target = it.replica_to;
     if (o.batch.rows.empty()) o.batch.rows.reserve(ex.items.size());
-    const std::uint32_t n = std::min(steps, it.steps);
     o.batch.rows.push_back({.request = it.request,
                             .token_begin = it.context,
                             .token_end = it.context + n,
@@ -143,47 +156,60 @@ messages::iteration_done done_of(const messages::execute& ex) {
   return done;
 }
 
-// Multi-step: the time of every step, each for the items still running then
-// (one more token of context each step; an item leaves after its own steps).
-void start_window(worker_actor* self, messages::execute&& ex, std::uint32_t steps) {
+// Multi-step: prices steps from..w.steps-1, each for the items running then
+// (an item runs its own steps from the step it joined at, one more token of
+// context each step), and arms the end timer. False (after telling the
+// manager) when the cost model refuses a batch.
+bool price_steps(worker_actor* self, std::uint32_t from) {
   auto& s = self->state;
-  auto& b = s.scratch;
   window& w = s.win;
-  w.start = actors::now(self).time_since_epoch();
-  w.ends.clear();
-  b.items.resize(ex.items.size());
-  for (std::size_t i = 0; i < ex.items.size(); ++i) to_batch_item(ex.items[i], b.items[i]);
-  std::vector<std::uint32_t>& left = s.steps_left;
-  left.clear();
-  for (const auto& it : ex.items) left.push_back(it.steps);
-  nanoseconds t = w.start;
-  for (std::uint32_t k = 0; k < steps; ++k) {
-    if (k > 0) {  // advance: drop the items that are done, grow the others by one token
-      std::size_t kept = 0;
-      for (std::size_t i = 0; i < b.items.size(); ++i) {
-        if (left[i] <= k) continue;
-        left[kept] = left[i];
-        b.items[kept] = b.items[i];
-        ++b.items[kept].context;
-        ++kept;
-      }
-      b.items.resize(kept);
-      left.resize(kept);
+  auto& b = s.scratch;
+  w.ends.resize(from);
+  nanoseconds t = from == 0 ? w.start : w.ends[from - 1];
+  for (std::uint32_t k = from; k < w.steps; ++k) {
+    b.items.clear();
+    for (std::size_t i = 0; i < w.ex.items.size(); ++i) {
+      const auto& it = w.ex.items[i];
+      if (k < w.first[i] || k >= w.first[i] + it.steps) continue;
+      to_batch_item(it, b.items.emplace_back());
+      b.items.back().context += k - w.first[i];
+    }
+    if (b.items.empty()) {  // every item ended: the window ends here
+      w.steps = k;
+      break;
     }
     auto cost = s.opt.cost->iteration_time(b);
     if (!cost) {
-      auto done = done_of(ex);
+      auto done = done_of(w.ex);
       done.error = cost.err().what();
+      w.ex.iteration = 0;
       self->send(s.manager, msg_atom::value, messages::pack(done));
-      return;
+      return false;
     }
     t += *cost;
     w.ends.push_back(t);
   }
-  const std::uint64_t iteration = ex.iteration;
-  w.ex = std::move(ex);
+  const nanoseconds now = actors::now(self).time_since_epoch();
+  self->delayed_send(self, w.ends[w.steps - 1] - now, actors::window_atom::value, w.ex.iteration,
+                     ++w.generation);
+  return true;
+}
+
+void start_window(worker_actor* self, messages::execute&& ex, std::uint32_t steps) {
+  window& w = self->state.win;
+  w.start = actors::now(self).time_since_epoch();
+  w.first.assign(ex.items.size(), 0);
+  w.joined = 0;
   w.steps = steps;
-  self->delayed_send(self, t - w.start, actors::window_atom::value, iteration, steps);
+  w.ex = std::move(ex);
+  price_steps(self, 0);
+}
+
+// The step running at `now` (the first whose end is at or after it); w.steps
+// when the window has ended.
+std::uint32_t step_at(const window& w, nanoseconds now) {
+  const auto at = std::lower_bound(w.ends.begin(), w.ends.begin() + w.steps, now);
+  return static_cast<std::uint32_t>(at - w.ends.begin());
 }
 
 // The manager wants the batch to change: end at the first step boundary at
@@ -193,37 +219,60 @@ void on_cut(worker_actor* self, std::uint64_t iteration) {
   window& w = s.win;
   if (w.ex.iteration != iteration || iteration == 0) return;
   const nanoseconds now = actors::now(self).time_since_epoch();
-  const auto at = std::lower_bound(w.ends.begin(), w.ends.begin() + w.steps, now);
-  const auto steps = static_cast<std::uint32_t>(at - w.ends.begin()) + 1;
+  const std::uint32_t steps = step_at(w, now) + 1;
   if (steps >= w.steps) return;
   w.steps = steps;
-  self->delayed_send(self, *at - now, actors::window_atom::value, iteration, steps);
+  self->delayed_send(self, w.ends[steps - 1] - now, actors::window_atom::value, iteration,
+                     ++w.generation);
 }
 
-void end_window(worker_actor* self, std::uint64_t iteration, std::uint32_t steps) {
+// Decodes that became ready join at the next step boundary (their first step
+// is the one after the step running now), as they would with one step per
+// Execute. Refused when no step is left after this one: they then wait for
+// the manager's next Execute (IterationDone.joined counts those taken).
+void on_join(worker_actor* self, std::uint64_t iteration, messages::execute&& items) {
   auto& s = self->state;
   window& w = s.win;
-  if (w.ex.iteration != iteration || iteration == 0 || w.steps != steps) return;  // cut earlier
+  if (w.ex.iteration != iteration || iteration == 0) return;
+  const std::uint32_t next = step_at(w, actors::now(self).time_since_epoch()) + 1;
+  if (next >= w.steps) return;
+  for (auto& it : items.items) {
+    it.steps = std::min(it.steps, w.steps - next);
+    w.ex.items.push_back(std::move(it));
+    w.first.push_back(next);
+    ++w.joined;
+  }
+  price_steps(self, next);
+}
+
+void end_window(worker_actor* self, std::uint64_t iteration, std::uint64_t generation) {
+  auto& s = self->state;
+  window& w = s.win;
+  if (w.ex.iteration != iteration || iteration == 0 || w.generation != generation) return;
   const messages::execute& ex = w.ex;
+  const std::uint32_t steps = w.steps;
   auto done = done_of(ex);
   const nanoseconds end = w.ends[steps - 1];
   done.duration_ns = static_cast<std::uint64_t>((end - w.start).count());
   done.steps = steps;
+  done.joined = static_cast<std::uint32_t>(w.joined);
   done.step_ends_ns.reserve(steps);
   for (std::uint32_t k = 0; k < steps; ++k) {
     done.step_ends_ns.push_back(static_cast<std::uint64_t>((w.ends[k] - w.start).count()));
   }
   done.next_tokens.reserve(std::size_t{steps} * ex.items.size());
   for (std::uint32_t k = 0; k < steps; ++k) {
-    for (const auto& it : ex.items) {
-      done.next_tokens.push_back(
-          k < it.steps
-              ? device::sim::pseudo_token(it.request, it.context + 1 + k, s.opt.model.vocab)
-              : no_token);
+    for (std::size_t i = 0; i < ex.items.size(); ++i) {
+      const auto& it = ex.items[i];
+      const bool runs = k >= w.first[i] && k < w.first[i] + it.steps;
+      done.next_tokens.push_back(runs ? device::sim::pseudo_token(it.request,
+                                                                  it.context + 1 + (k - w.first[i]),
+                                                                  s.opt.model.vocab)
+                                      : no_token);
     }
   }
   std::vector<outgoing> out;
-  sync_decodes(s, ex, steps, end, out);
+  sync_decodes(s, ex, w.first, steps, end, out);
   send_rows(self, ex, end, out, done);
   w.ex.iteration = 0;
   self->send(s.manager, msg_atom::value, messages::pack(done));
@@ -259,7 +308,7 @@ void on_execute(worker_actor* self, messages::execute&& ex) {
   }
   std::vector<outgoing> out;
   copy_prompts(s, ex, start, duration, out);
-  sync_decodes(s, ex, 1, start + duration, out);
+  sync_decodes(s, ex, {}, 1, start + duration, out);
   send_rows(self, ex, start, out, done);
   self->delayed_send(s.manager, duration, msg_atom::value, messages::pack(done));
 }
@@ -277,8 +326,12 @@ caf::behavior sim_worker(worker_actor* self, sim_worker_options opt) {
         if (ex) on_execute(self, std::move(*ex));
       },
       [self](actors::cut_atom, std::uint64_t iteration) { on_cut(self, iteration); },
-      [self](actors::window_atom, std::uint64_t iteration, std::uint32_t steps) {
-        end_window(self, iteration, steps);
+      [self](actors::join_atom, std::uint64_t iteration, const messages::capnp_blob& b) {
+        auto items = messages::decode<messages::execute>(b);
+        if (items) on_join(self, iteration, std::move(*items));
+      },
+      [self](actors::window_atom, std::uint64_t iteration, std::uint64_t generation) {
+        end_window(self, iteration, generation);
       },
   };
 }

@@ -134,6 +134,7 @@ TEST(Rules, IterationDoneAndKv) {
   expect_rule<iteration_done>("iteration_done.next_tokens[0]",
                               [](auto& m) { m.next_tokens[0] = -2; });
   expect_rule<iteration_done>("iteration_done.steps", [](auto& m) { m.steps = 0; });
+  expect_rule<iteration_done>("iteration_done.joined", [](auto& m) { m.joined = 5000; });
   expect_rule<iteration_done>("iteration_done.step_ends_ns",
                               [](auto& m) { m.step_ends_ns.pop_back(); });
   expect_rule<iteration_done>("iteration_done.step_ends_ns",

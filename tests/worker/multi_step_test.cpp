@@ -53,7 +53,44 @@ struct arrival {
   request_id id;
   std::uint32_t prompt;
   std::uint32_t max_tokens;
+  /// Not a prompt: the partner prefilled it (its copy is complete here) and
+  /// it decodes here from that copy, as after an AcceLLM hand-off.
+  bool from_copy = false;
 };
+
+void send_arrival(caf::actor manager, const arrival& a) {
+  using messages::encode;
+  if (!a.from_copy) {
+    messages::assign_prefill m;
+    m.epoch = 1;
+    m.request = a.id;
+    m.instance = 0;
+    m.prompt_len = a.prompt;
+    m.max_tokens = a.max_tokens;
+    m.then_decode = true;
+    caf::anon_send(manager, msg_atom::value, encode(m));
+    return;
+  }
+  messages::kv_delta_batch rows;
+  rows.epoch = 1;
+  rows.from_instance = 1;
+  rows.layer_begin = 0;
+  rows.layer_end = 1;
+  rows.phase = messages::phase::prefill;
+  rows.rows.push_back(
+      {.request = a.id, .token_begin = 0, .token_end = a.prompt, .size_bytes = 1, .data = {}});
+  caf::anon_send(manager, msg_atom::value, encode(rows));
+  messages::start_decode d;
+  d.epoch = 1;
+  d.request = a.id;
+  d.instance = 0;
+  d.context_len = a.prompt;
+  d.last_token = 3;
+  d.from_replica = true;
+  d.generated = 1;
+  d.max_tokens = a.max_tokens;
+  caf::anon_send(manager, msg_atom::value, encode(d));
+}
 
 // One instance (manager + sim worker on sim:h100, Llama-2-7B) serving
 // `arrivals` with `decode_steps`, every request prefilled and decoded there.
@@ -83,14 +120,7 @@ outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
   vt->run();
   for (const arrival& a : arrivals) {
     vt->run_until(actors::time_point{a.at});
-    messages::assign_prefill m;
-    m.epoch = 1;
-    m.request = a.id;
-    m.instance = 0;
-    m.prompt_len = a.prompt;
-    m.max_tokens = a.max_tokens;
-    m.then_decode = true;
-    caf::anon_send(manager, msg_atom::value, messages::encode(m));
+    send_arrival(manager, a);
   }
   vt->run_until(actors::time_point{10s});
   EXPECT_TRUE(vt->shutdown(std::vector<caf::actor>{manager, worker, coordinator}).ok());
@@ -98,6 +128,7 @@ outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
   outcome out;
   out.done = log.done.size();
   out.all = log.reports;
+  std::map<request_id, std::uint32_t> first_index;  // 1 for a decode handed over
   for (const auto& r : log.reports) {
     ++out.reports;
     if (!r.step_ends_ns.empty()) ++out.multi_step_reports;
@@ -105,7 +136,8 @@ outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
       const std::uint64_t at =
           r.step_ends_ns.empty() ? r.start_ns + r.duration_ns : r.start_ns + r.step_ends_ns[t.step];
       auto& times = out.token_ns[t.request];
-      EXPECT_EQ(t.index, times.size()) << "request " << t.request;
+      const std::uint32_t base = first_index.emplace(t.request, t.index).first->second;
+      EXPECT_EQ(t.index, base + times.size()) << "request " << t.request;
       times.push_back(at);
     }
   }
@@ -152,6 +184,30 @@ TEST(MultiStep, APromptCutsTheRunningStepsAtTheNextBoundary) {
 // The cut makes multi-step exact on one instance: every token of every
 // request is produced at the same virtual instant as with one step per
 // Execute, including those of the prompts that arrived mid-window.
+// Decodes handed over from the partner mid-window (requests 2 and 3) join
+// the running steps at the next boundary instead of cutting them: no prefill
+// here, so the only Executes are the windows, and every token still comes at
+// its one-step time.
+const std::vector<arrival> hand_offs = {
+    {0ms, 1, 300, 80}, {51ms, 2, 700, 40, true}, {187ms, 3, 90, 60, true}};
+
+TEST(MultiStep, HandedOverDecodesJoinAtTheNextBoundary) {
+  const outcome one = run(1, hand_offs);
+  const outcome eight = run(8, hand_offs);
+  ASSERT_EQ(one.done, 3u);
+  ASSERT_EQ(eight.done, 3u);
+  EXPECT_EQ(eight.token_ns, one.token_ns);
+  // Request 2's first decoded token comes from a step after the first of its
+  // report: it joined a window already running.
+  bool joined = false;
+  for (const auto& r : eight.all) {
+    for (const auto& t : r.tokens)
+      joined = joined || (t.request == 2 && t.index == 1 && t.step > 0);
+  }
+  EXPECT_TRUE(joined);
+  EXPECT_LT(eight.reports * 4, one.reports) << one.reports << " vs " << eight.reports;
+}
+
 TEST(MultiStep, EveryTokenTimeEqualsOneStepPerExecute) {
   const outcome one = run(1, staggered);
   for (const std::uint32_t steps : {2u, 8u, 64u}) {
