@@ -72,7 +72,14 @@ class recorder final : public coordinator::observer {
     last_ = std::max(last_, t);
     hash_.add(m.instance).add(m.start_ns - origin_).add(m.duration_ns);
     hash_.add(m.load.primary_blocks).add(m.load.replica_blocks);
-    for (const auto& tok : m.tokens) hash_.add(tok.request).add(tok.index);
+    // Each request's run of tokens (consecutive in a report) as (request,
+    // first index, count): the same information as token by token.
+    for (std::size_t i = 0; i < m.tokens.size();) {
+      std::size_t j = i + 1;
+      while (j < m.tokens.size() && m.tokens[j].request == m.tokens[i].request) ++j;
+      hash_.add(m.tokens[i].request).add(m.tokens[i].index).add(j - i);
+      i = j;
+    }
     if (steps > 1) hash_.add(steps);
     hash_.event();
     iterations_ += steps;

@@ -36,6 +36,7 @@ struct worker_state {
   std::vector<caf::actor> replicas;
   nanoseconds link_free{0};  ///< when the outgoing link finishes its queue (clock time)
   device::batch scratch;
+  std::vector<std::uint32_t> steps_left;  ///< price_steps' scratch
   static inline const char* name = "worker";
 };
 
@@ -164,15 +165,30 @@ bool price_steps(worker_actor* self, std::uint32_t from) {
   auto& s = self->state;
   window& w = s.win;
   auto& b = s.scratch;
+  auto& left = s.steps_left;  // per batch item: steps still to run, this one included
+  b.items.clear();
+  left.clear();
+  for (std::size_t i = 0; i < w.ex.items.size(); ++i) {  // every item has joined by `from`
+    const auto& it = w.ex.items[i];
+    if (from >= w.first[i] + it.steps) continue;
+    to_batch_item(it, b.items.emplace_back());
+    b.items.back().context += from - w.first[i];
+    left.push_back(w.first[i] + it.steps - from);
+  }
   w.ends.resize(from);
   nanoseconds t = from == 0 ? w.start : w.ends[from - 1];
   for (std::uint32_t k = from; k < w.steps; ++k) {
-    b.items.clear();
-    for (std::size_t i = 0; i < w.ex.items.size(); ++i) {
-      const auto& it = w.ex.items[i];
-      if (k < w.first[i] || k >= w.first[i] + it.steps) continue;
-      to_batch_item(it, b.items.emplace_back());
-      b.items.back().context += k - w.first[i];
+    if (k > from) {  // advance: drop the items that are done, grow the others by one token
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < b.items.size(); ++i) {
+        if (left[i] <= 1) continue;
+        left[kept] = left[i] - 1;
+        b.items[kept] = b.items[i];
+        ++b.items[kept].context;
+        ++kept;
+      }
+      b.items.resize(kept);
+      left.resize(kept);
     }
     if (b.items.empty()) {  // every item ended: the window ends here
       w.steps = k;

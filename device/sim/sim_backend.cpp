@@ -26,7 +26,9 @@ token_id pseudo_token(request_id request, std::uint32_t position, std::uint32_t 
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
-  return static_cast<token_id>(z % vocab);
+  // z * vocab / 2^64: a fair index into the vocabulary without a division.
+  __extension__ using u128 = unsigned __int128;
+  return static_cast<token_id>((static_cast<u128>(z) * vocab) >> 64);
 }
 
 sim_backend::sim_backend(std::string name, model_spec model, std::unique_ptr<cost_model> cost,
