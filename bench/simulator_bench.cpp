@@ -3,12 +3,18 @@
 // the conversation workload near saturation.
 //
 //   bench_simulator [rate req/s = 150] [simulated seconds = 3600] [policy = accellm]
+//                   [decode_steps = cluster default (16)] [token times = 0]
+//
+// Token times off (as for a long run): the coordinator keeps each request's
+// first and last token time only; 1 keeps every token's time (TBT metrics).
 //
 // Target: one simulated hour in under 12 wall seconds on the 2-core build
-// machine. Napkin math: ~16 instances x ~45 iterations/s x 3600 s = 2.6 M
-// iterations, each about five actor messages (Execute, IterationDone,
-// KvDeltaBatch, its forward, IterationReport) with Cap'n Proto encode and
-// decode: a few microseconds per iteration at best.
+// machine. Napkin math: ~16 instances x ~47 decode steps/s x 3600 s = 2.7 M
+// steps and 114 M tokens (540 k requests of 211 tokens); 12 s leaves ~4 us
+// per step and ~100 ns per token for everything. One message per step
+// (Execute, IterationDone, KvDeltaBatch, IterationReport each) costs ~1 us
+// of actor dispatch alone, hence multi-step decoding (decode_steps): one set
+// of messages per up to 16 steps.
 #include "config/cluster_config.hpp"
 #include "simulator/sim_cluster.hpp"
 #include "workload/generator.hpp"
@@ -24,7 +30,8 @@ int main(int argc, char** argv) {
   const double rate = argc > 1 ? std::atof(argv[1]) : 150.0;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 3600.0;
   const std::string policy = argc > 3 ? argv[3] : "accellm";
-  const int decode_steps = argc > 4 ? std::atoi(argv[4]) : 0;  // 0: the cluster default
+  const int decode_steps = argc > 4 ? std::atoi(argv[4]) : 0;    // 0: the cluster default
+  const bool token_times = argc > 5 && std::atoi(argv[5]) != 0;  // every token's time (for TBT)
   auto cluster = config::parse_cluster_config(R"(
 [cluster]
 model = "llama2-70b"
@@ -53,7 +60,7 @@ instances = 16
   o.policy.name = policy;
   o.trace = std::move(*trace);
   o.offered_rate = rate;
-  o.token_times = false;
+  o.token_times = token_times;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = simulator::run_simulation(o);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -58,7 +58,7 @@ struct batching_config {
       512;  ///< chunked-prefill chunk (vLLM "chunked"); <= max_batch_tokens
   /// Multi-step decoding: decode steps per Execute of a decode-only batch,
   /// cut short when new work arrives (worker/instance_manager.hpp); 1..64.
-  std::uint32_t decode_steps = 8;
+  std::uint32_t decode_steps = 16;
 };
 
 /// How the vLLM-style baseline treats long prompts.

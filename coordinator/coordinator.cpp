@@ -184,7 +184,7 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   e.timeline.prompt_len = m.prompt_len;
   e.timeline.max_tokens = m.max_tokens;
   e.timeline.arrival_ns = m.arrival_ns != 0 ? m.arrival_ns : now_ns(self);
-  e.timeline.token_ns.reserve(m.max_tokens);
+  if (s.opt.token_times) e.timeline.token_ns.reserve(m.max_tokens);
   e.client = caf::actor_cast<caf::actor>(self->current_sender());
   s.table.emplace(id, std::move(e));
   apply_all(self, s.pol->on_arrival(s.view, *s.table.at(id).view));
@@ -209,28 +209,30 @@ void on_first_token(coord_actor* self, request_view& r, instance_id at) {
 void on_tokens(coord_actor* self, const messages::iteration_report& m) {
   auto& s = self->state;
   const std::uint64_t end = m.start_ns + m.duration_ns;
-  // A multi-step report lists each request's tokens together: one lookup each.
-  request_id last = 0;
-  request_view* r_at = nullptr;
-  std::vector<std::uint64_t>* times_at = nullptr;
-  for (const messages::produced_token& t : m.tokens) {
-    if (t.request != last) {
-      last = t.request;
-      auto it = s.table.find(t.request);
-      r_at = it == s.table.end() ? nullptr : it->second.view;
-      times_at = r_at ? &it->second.timeline.token_ns : nullptr;
-    }
-    if (!r_at) continue;
-    request_view& r = *r_at;
-    auto& times = *times_at;
-    if (t.index != times.size()) continue;  // not the next token: a duplicate
-    times.push_back(m.step_ends_ns.empty() ? end : m.start_ns + m.step_ends_ns[t.step]);
-    r.generated = t.index + 1;
-    r.last_token = t.token;
-    if (t.index == 0) {
-      on_first_token(self, r, m.instance);
-    } else if (r.decode_instance == m.instance) {
-      ++s.view.at(m.instance).decode_tokens;
+  std::uint64_t& decode_tokens = s.view.at(m.instance).decode_tokens;
+  std::size_t next = 0;  // m.tokens index of the run's first token
+  for (const messages::token_run& run : m.runs) {
+    const std::size_t first = next;
+    next += run.count;
+    auto it = s.table.find(run.request);
+    if (it == s.table.end() || next > m.tokens.size()) continue;
+    request_view& r = *it->second.view;
+    request_timeline& tl = it->second.timeline;
+    for (std::uint32_t k = 0; k < run.count; ++k) {
+      const std::uint32_t index = run.first_index + k;
+      if (index != tl.tokens) continue;  // not the next token: a duplicate
+      const std::uint64_t at =
+          m.step_ends_ns.empty() ? end : m.start_ns + m.step_ends_ns[run.first_step + k];
+      if (tl.tokens++ == 0) tl.first_token_ns = at;
+      tl.last_token_ns = at;
+      if (s.opt.token_times) tl.token_ns.push_back(at);
+      r.generated = index + 1;
+      r.last_token = m.tokens[first + k];
+      if (index == 0) {
+        on_first_token(self, r, m.instance);
+      } else if (r.decode_instance == m.instance) {
+        ++decode_tokens;
+      }
     }
   }
 }

@@ -32,6 +32,9 @@ struct coordinator_options {
   std::uint32_t instances = 0;
   std::uint64_t blocks_per_instance = 0;
   std::uint32_t block_tokens = 16;
+  /// Keep every token's time in request_timeline::token_ns (for TBT); off:
+  /// first and last only (long simulations).
+  bool token_times = true;
 };
 
 /// `pol` decides, `obs` (may be null, must outlive the actor) records.

@@ -21,7 +21,12 @@ struct request_timeline {
   std::uint32_t prompt_len = 0;
   std::uint32_t max_tokens = 0;
   std::uint64_t arrival_ns = 0;
-  std::vector<std::uint64_t> token_ns;  ///< when each output token was produced
+  std::uint32_t tokens = 0;          ///< output tokens produced
+  std::uint64_t first_token_ns = 0;  ///< when the first was produced (tokens >= 1)
+  std::uint64_t last_token_ns = 0;   ///< when the latest was produced (tokens >= 1)
+  /// When each output token was produced; empty unless the coordinator keeps
+  /// token times (coordinator_options::token_times).
+  std::vector<std::uint64_t> token_ns;
   instance_id prefill_instance = no_instance;
   instance_id decode_instance = no_instance;
   std::uint32_t moves = 0;

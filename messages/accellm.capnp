@@ -333,11 +333,11 @@ struct KvDeltaBatch {
   phase @5 :Phase;           # prefill: a prompt (chunk) copy; decode: decode-step rows
 }
 
-struct ProducedToken {  # one token an iteration produced
-  requestId @0 :UInt64;  # the request
-  index @1 :UInt32;      # its index in the request's output stream (0 = the first token)
-  token @2 :Int32;       # the token id (>= 0)
-  step @3 :UInt32;       # the step of a multi-step iteration that made it (0 = the first)
+struct TokenRun {  # consecutive output tokens of one request from one iteration
+  requestId @0 :UInt64;   # the request
+  firstIndex @1 :UInt32;  # output-stream index of its first token (0 = the request's first token)
+  count @2 :UInt32;       # tokens in the run (>= 1; 1 unless the iteration ran several steps)
+  firstStep @3 :UInt32;   # the step that made its first token; the others come one step apart
 }
 
 # instance_manager -> coordinator: after every iteration, what it produced and
@@ -352,10 +352,11 @@ struct IterationReport {
   role @5 :Role;                       # role during the iteration
   prefillTokens @6 :UInt32;            # prompt tokens in the batch
   decodeRequests @7 :UInt32;           # decode steps in the batch
-  tokens @8 :List(ProducedToken);      # the tokens produced, in batch order
+  runs @8 :List(TokenRun);             # the tokens produced, a run per request, in batch order
   load @9 :InstanceReport;             # state after the iteration
   evictedReplicas @10 :List(UInt64);   # replicas dropped here under memory pressure since the last report
   preempted @11 :List(UInt64);         # requests preempted here (KV freed, queued for recompute)
   stepEndsNs @12 :List(UInt64);        # multi-step: each step's end after startNs (a token was made
                                        # at startNs + stepEndsNs[step]); empty = one step
+  tokens @13 :List(Int32);             # the token ids of the runs, run after run
 }

@@ -62,14 +62,14 @@ void fill(w::IterationReport::Builder b, const iteration_report& m) {
   b.setRole(static_cast<w::Role>(m.role));
   b.setPrefillTokens(m.prefill_tokens);
   b.setDecodeRequests(m.decode_requests);
-  if (!m.tokens.empty()) {
-    auto tokens = b.initTokens(static_cast<unsigned>(m.tokens.size()));
-    for (unsigned i = 0; i < tokens.size(); ++i) {
-      auto t = tokens[i];
-      t.setRequestId(m.tokens[i].request);
-      t.setIndex(m.tokens[i].index);
-      t.setToken(m.tokens[i].token);
-      t.setStep(m.tokens[i].step);
+  if (!m.runs.empty()) {
+    auto runs = b.initRuns(static_cast<unsigned>(m.runs.size()));
+    for (unsigned i = 0; i < runs.size(); ++i) {
+      auto r = runs[i];
+      r.setRequestId(m.runs[i].request);
+      r.setFirstIndex(m.runs[i].first_index);
+      r.setCount(m.runs[i].count);
+      r.setFirstStep(m.runs[i].first_step);
     }
   }
   fill(b.initLoad(), m.load);
@@ -80,6 +80,7 @@ void fill(w::IterationReport::Builder b, const iteration_report& m) {
   if (!m.step_ends_ns.empty()) {
     b.setStepEndsNs(kj::arrayPtr(m.step_ends_ns.data(), m.step_ends_ns.size()));
   }
+  detail::set_tokens(m.tokens, [&](auto p) { b.setTokens(p); });
 }
 
 result<iteration_report> read(w::IterationReport::Reader r, const decode_limits& l) {
@@ -93,16 +94,17 @@ result<iteration_report> read(w::IterationReport::Reader r, const decode_limits&
   f.enumeration(r.getRole(), role::mixed, "role", m.role);
   m.prefill_tokens = r.getPrefillTokens();
   m.decode_requests = r.getDecodeRequests();
-  const auto tokens = r.getTokens();
-  if (f.within(tokens.size(), l.max_execute_items * l.max_decode_steps, "tokens")) {
-    m.tokens.reserve(tokens.size());
-    for (const auto t : tokens) {
-      m.tokens.push_back({.request = t.getRequestId(),
-                          .index = t.getIndex(),
-                          .token = t.getToken(),
-                          .step = t.getStep()});
+  const auto runs = r.getRuns();
+  if (f.within(runs.size(), l.max_execute_items, "runs")) {
+    m.runs.reserve(runs.size());
+    for (const auto x : runs) {
+      m.runs.push_back({.request = x.getRequestId(),
+                        .first_index = x.getFirstIndex(),
+                        .count = x.getCount(),
+                        .first_step = x.getFirstStep()});
     }
   }
+  f.tokens(r.getTokens(), l.max_execute_items * l.max_decode_steps, "tokens", m.tokens);
   f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   f.ids(r.getEvictedReplicas(), l.max_request_ids, "evicted_replicas", m.evicted_replicas);
   f.ids(r.getPreempted(), l.max_request_ids, "preempted", m.preempted);
@@ -262,8 +264,9 @@ status validate(const instance_report& m, const decode_limits&) {
 }
 
 capnp_blob encode(const iteration_report& m) {
-  const std::size_t payload = 24 * m.tokens.size() + 8 * m.evicted_replicas.size() +
-                              8 * m.preempted.size() + 8 * m.step_ends_ns.size() + 128;
+  const std::size_t payload = 24 * m.runs.size() + 4 * m.tokens.size() +
+                              8 * m.evicted_replicas.size() + 8 * m.preempted.size() +
+                              8 * m.step_ends_ns.size() + 128;
   return detail::encode_with<w::IterationReport>(m, detail::hint_words(payload), fill);
 }
 
@@ -272,26 +275,41 @@ result<iteration_report> decode_as(std::type_identity<iteration_report>, blob_vi
   return detail::decode_with<w::IterationReport>(b, l, read);
 }
 
+constexpr std::uint64_t max_index = std::uint64_t{1} << 32;
+
 status validate(const iteration_report& m, const decode_limits& l) {
   detail::checker c{"iteration_report"};
   c.instance(m.instance, "instance")
       .check(detail::listed(m.role, role::mixed), "role", static_cast<std::uint64_t>(m.role),
              "not a valid value")
       .check(m.load.instance == m.instance, "load.instance", m.load.instance, "must equal instance")
+      .limit(m.runs.size(), l.max_execute_items, "runs")
       .limit(m.tokens.size(), l.max_execute_items * l.max_decode_steps, "tokens")
       .limit(m.evicted_replicas.size(), l.max_request_ids, "evicted_replicas")
       .limit(m.preempted.size(), l.max_request_ids, "preempted")
       .limit(m.step_ends_ns.size(), l.max_decode_steps, "step_ends_ns")
       .check(std::is_sorted(m.step_ends_ns.begin(), m.step_ends_ns.end()), "step_ends_ns",
              m.step_ends_ns.size(), "entries, must be ascending");
-  for (std::size_t i = 0; i < m.tokens.size() && c.ok(); ++i) {
-    const auto& t = m.tokens[i];
-    const bool step_ok = t.step == 0 || t.step < m.step_ends_ns.size();
-    if (t.request != 0 && t.token >= 0 && step_ok) continue;  // no path string when fine
-    const std::string at = "tokens[" + std::to_string(i) + "]";
-    c.request(t.request, at + ".request")
-        .check_signed(t.token >= 0, at + ".token", t.token, "must be >= 0")
-        .check(step_ok, at + ".step", t.step, "has no entry in step_ends_ns");
+  std::uint64_t counted = 0;
+  const std::uint64_t steps = std::max<std::uint64_t>(1, m.step_ends_ns.size());
+  for (std::size_t i = 0; i < m.runs.size() && c.ok(); ++i) {
+    const token_run& x = m.runs[i];
+    counted += x.count;
+    const bool fits = std::uint64_t{x.first_step} + x.count <= steps &&
+                      std::uint64_t{x.first_index} + x.count <= max_index;
+    if (x.request != 0 && x.count >= 1 && fits) continue;  // no path string when fine
+    const std::string at = "runs[" + std::to_string(i) + "]";
+    c.request(x.request, at + ".request")
+        .check(x.count >= 1, at + ".count", x.count, "must be >= 1")
+        .check(std::uint64_t{x.first_step} + x.count <= steps, at + ".count", x.count,
+               "runs past the last step")
+        .check(std::uint64_t{x.first_index} + x.count <= max_index, at + ".count", x.count,
+               "first_index + count must fit 32 bits");
+  }
+  if (c.ok()) {
+    c.check(counted == m.tokens.size(), "tokens", m.tokens.size(),
+            "entries, must be the runs' counts summed (" + std::to_string(counted) + ")")
+        .tokens(m.tokens, l.max_execute_items * l.max_decode_steps, "tokens");
   }
   for (std::size_t i = 0; i < m.evicted_replicas.size() && c.ok(); ++i) {
     if (m.evicted_replicas[i] != 0) continue;

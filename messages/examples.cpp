@@ -214,12 +214,13 @@ iteration_report example_iteration_report() {
           .role = role::decode,
           .prefill_tokens = 512,
           .decode_requests = 2,
-          .tokens = {{.request = 42, .index = 3, .token = 17, .step = 1},
-                     {.request = 43, .index = 0, .token = 5, .step = 0}},
+          .runs = {{.request = 42, .first_index = 3, .count = 1, .first_step = 1},
+                   {.request = 43, .first_index = 0, .count = 2, .first_step = 0}},
           .load = example_report(),
           .evicted_replicas = {44},
           .preempted = {45},
-          .step_ends_ns = {400'000, 1'000'000}};
+          .step_ends_ns = {400'000, 1'000'000},
+          .tokens = {17, 5, 9}};
 }
 
 }  // namespace

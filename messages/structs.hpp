@@ -318,13 +318,14 @@ struct kv_delta_batch {
   friend bool operator==(const kv_delta_batch&, const kv_delta_batch&) = default;
 };
 
-/// One token an iteration produced.
-struct produced_token {
+/// Consecutive output tokens of one request from one iteration (a decode of
+/// several steps makes one run of several tokens).
+struct token_run {
   request_id request = 0;
-  std::uint32_t index = 0;  ///< index in the request's output stream
-  token_id token = 0;       ///< >= 0
-  std::uint32_t step = 0;   ///< the step of a multi-step iteration that made it
-  friend bool operator==(const produced_token&, const produced_token&) = default;
+  std::uint32_t first_index = 0;  ///< output-stream index of its first token
+  std::uint32_t count = 1;        ///< >= 1
+  std::uint32_t first_step = 0;   ///< the step that made the first; the others follow step by step
+  friend bool operator==(const token_run&, const token_run&) = default;
 };
 
 /// instance_manager -> coordinator: one iteration's output and the state after it.
@@ -338,14 +339,15 @@ struct iteration_report {
   messages::role role = role::mixed;
   std::uint32_t prefill_tokens = 0;
   std::uint32_t decode_requests = 0;
-  std::vector<produced_token> tokens;
-  instance_report load;                      ///< load.instance == instance
+  std::vector<token_run> runs;  ///< the tokens produced, a run per request, in batch order
+  instance_report load;         ///< load.instance == instance
   std::vector<request_id> evicted_replicas;  ///< dropped under memory pressure
   std::vector<request_id> preempted;         ///< KV freed, queued for recompute
-  /// Multi-step: each step's end after start_ns; a token was produced at
-  /// start_ns + step_ends_ns[token.step]. Empty: one step, every token at
-  /// start_ns + duration_ns.
+  /// Multi-step: each step's end after start_ns; a run's k-th token was
+  /// produced at start_ns + step_ends_ns[first_step + k]. Empty: one step,
+  /// every token at start_ns + duration_ns.
   std::vector<std::uint64_t> step_ends_ns;
+  std::vector<token_id> tokens;  ///< the runs' token ids, run after run (>= 0)
   friend bool operator==(const iteration_report&, const iteration_report&) = default;
 };
 

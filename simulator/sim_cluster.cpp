@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <unordered_map>
 
 namespace accellm::simulator {
 namespace {
@@ -39,6 +40,21 @@ class recorder final : public coordinator::observer {
     // About 200 utilisation windows over the arrivals, whole milliseconds, at
     // least 100 ms: fine enough for a timeline, small enough for a long run.
     const nanoseconds span = opt.trace.empty() ? nanoseconds{0} : opt.trace.back().arrival;
+    // One record per request of the trace, made here (a long run would
+    // otherwise allocate one per finished request between everything else);
+    // a request that never finishes keeps its spec's fields.
+    rec_.requests.resize(opt.trace.size());
+    slot_.reserve(opt.trace.size());
+    reported_.assign(opt.trace.size(), false);
+    for (std::size_t i = 0; i < opt.trace.size(); ++i) {
+      const auto& spec = opt.trace[i];
+      auto& r = rec_.requests[i];
+      r.id = spec.id;
+      r.prompt_tokens = spec.prompt_tokens;
+      r.max_tokens = spec.output_tokens;
+      r.arrival = spec.arrival;
+      slot_.emplace(spec.id, i);
+    }
     rec_.busy_window =
         std::max<nanoseconds>(std::chrono::milliseconds{100},
                               std::chrono::duration_cast<std::chrono::milliseconds>(span / 200));
@@ -72,14 +88,7 @@ class recorder final : public coordinator::observer {
     last_ = std::max(last_, t);
     hash_.add(m.instance).add(m.start_ns - origin_).add(m.duration_ns);
     hash_.add(m.load.primary_blocks).add(m.load.replica_blocks);
-    // Each request's run of tokens (consecutive in a report) as (request,
-    // first index, count): the same information as token by token.
-    for (std::size_t i = 0; i < m.tokens.size();) {
-      std::size_t j = i + 1;
-      while (j < m.tokens.size() && m.tokens[j].request == m.tokens[i].request) ++j;
-      hash_.add(m.tokens[i].request).add(m.tokens[i].index).add(j - i);
-      i = j;
-    }
+    for (const auto& run : m.runs) hash_.add(run.request).add(run.first_index).add(run.count);
     if (steps > 1) hash_.add(steps);
     hash_.event();
     iterations_ += steps;
@@ -100,14 +109,18 @@ class recorder final : public coordinator::observer {
   }
 
   void on_finished(const coordinator::request_timeline& t) override {
-    metrics::request_record r;
+    const auto at = slot_.find(t.id);
+    if (at == slot_.end()) return;  // not from the trace
+    metrics::request_record& r = rec_.requests[at->second];
+    if (reported_[at->second]) return;  // once only
+    reported_[at->second] = true;
     r.id = t.id;
     r.prompt_tokens = t.prompt_len;
     r.max_tokens = t.max_tokens;
     r.arrival = nanoseconds{t.arrival_ns - origin_};
-    if (!t.token_ns.empty()) {
-      r.first_token = nanoseconds{t.token_ns.front() - origin_};
-      r.finish = nanoseconds{t.token_ns.back() - origin_};
+    if (t.tokens > 0) {
+      r.first_token = nanoseconds{t.first_token_ns - origin_};
+      r.finish = nanoseconds{t.last_token_ns - origin_};
       if (opt_.token_times) {
         r.token_times.reserve(t.token_ns.size());
         for (const auto ns : t.token_ns) r.token_times.push_back(nanoseconds{ns - origin_});
@@ -118,8 +131,8 @@ class recorder final : public coordinator::observer {
     r.moves = t.moves;
     r.preemptions = t.preemptions;
     r.completed = t.completed;
-    done_.emplace(t.id, std::move(r));
-    hash_.add(t.id).add(t.token_ns.empty() ? 0 : t.token_ns.back() - origin_).add(t.moves).event();
+    ++finished_;
+    hash_.add(t.id).add(t.tokens == 0 ? 0 : t.last_token_ns - origin_).add(t.moves).event();
   }
 
   // Spreads one iteration over the utilisation windows it overlaps.
@@ -140,7 +153,7 @@ class recorder final : public coordinator::observer {
     role_since_[i] = t;
   }
 
-  metrics::run_record finish(const workload::trace& trace, nanoseconds end) {
+  metrics::run_record finish(nanoseconds end) {
     for (instance_id i = 0; i < rec_.instances.size(); ++i) {
       close_role(i, static_cast<std::uint64_t>(end.count()));
       if (auto& spans = rec_.instances[i].roles; !spans.empty()) {
@@ -148,25 +161,11 @@ class recorder final : public coordinator::observer {
       }
     }
     rec_.makespan = end;
-    rec_.requests.reserve(trace.size());
-    for (const auto& spec : trace) {
-      auto it = done_.find(spec.id);
-      if (it != done_.end()) {
-        rec_.requests.push_back(std::move(it->second));
-        continue;
-      }
-      metrics::request_record r;  // never finished
-      r.id = spec.id;
-      r.prompt_tokens = spec.prompt_tokens;
-      r.max_tokens = spec.output_tokens;
-      r.arrival = spec.arrival;
-      rec_.requests.push_back(std::move(r));
-    }
     return std::move(rec_);
   }
 
   nanoseconds last() const { return last_; }
-  std::size_t finished() const { return done_.size(); }
+  std::size_t finished() const { return finished_; }
   const actors::trace_hash& hash() const { return hash_; }
   std::uint64_t iterations() const { return iterations_; }
 
@@ -176,7 +175,9 @@ class recorder final : public coordinator::observer {
   metrics::run_record rec_;
   std::vector<messages::role> role_;
   std::vector<std::uint64_t> role_since_;
-  std::map<request_id, metrics::request_record> done_;
+  std::unordered_map<request_id, std::size_t> slot_;  ///< request id -> index in rec_.requests
+  std::vector<bool> reported_;                        ///< by index in rec_.requests
+  std::size_t finished_ = 0;
   actors::trace_hash hash_;
   nanoseconds last_{0};
   std::uint64_t iterations_ = 0;
@@ -238,11 +239,11 @@ result<std::shared_ptr<coordinator::policy>> make_policy(const run_options& o) {
 // Uncontended times of a request alone on one instance (Splitwise's slowdown
 // baselines): its prompt as one prefill, one decode step at its mean context.
 void set_baselines(const device::sim::cost_model& cost, std::vector<metrics::request_record>& rs) {
-  std::map<std::pair<std::uint32_t, std::uint32_t>, std::pair<nanoseconds, nanoseconds>> memo;
+  std::unordered_map<std::uint32_t, nanoseconds> prefill_memo;  // by prompt length
   device::batch b;
   b.items.resize(1);
   for (auto& r : rs) {
-    auto [it, fresh] = memo.try_emplace({r.prompt_tokens, r.max_tokens});
+    auto [it, fresh] = prefill_memo.try_emplace(r.prompt_tokens);
     if (fresh) {
       b.items[0] = {.request = 1,
                     .kind = device::phase::prefill,
@@ -251,17 +252,17 @@ void set_baselines(const device::sim::cost_model& cost, std::vector<metrics::req
                     .tokens = {},
                     .wants_output = true};
       auto ttft = cost.iteration_time(b);
-      b.items[0] = {.request = 1,
-                    .kind = device::phase::decode,
-                    .context = r.prompt_tokens + r.max_tokens / 2,
-                    .num_tokens = 1,
-                    .tokens = {},
-                    .wants_output = true};
-      auto tbt = cost.iteration_time(b);
-      it->second = {ttft ? *ttft : nanoseconds{0}, tbt ? *tbt : nanoseconds{0}};
+      it->second = ttft ? *ttft : nanoseconds{0};
     }
-    r.baseline_ttft = it->second.first;
-    r.baseline_tbt = it->second.second;
+    r.baseline_ttft = it->second;
+    b.items[0] = {.request = 1,  // a decode step is cheap to price: no memo
+                  .kind = device::phase::decode,
+                  .context = r.prompt_tokens + r.max_tokens / 2,
+                  .num_tokens = 1,
+                  .tokens = {},
+                  .wants_output = true};
+    auto tbt = cost.iteration_time(b);
+    r.baseline_tbt = tbt ? *tbt : nanoseconds{0};
   }
 }
 
@@ -301,7 +302,8 @@ result<run_result> run_simulation(const run_options& o) {
   a.coordinator = coordinator::spawn_coordinator(sys,
                                                  {.instances = c.instances,
                                                   .blocks_per_instance = dev->kv.total_blocks,
-                                                  .block_tokens = dev->kv.block_tokens},
+                                                  .block_tokens = dev->kv.block_tokens,
+                                                  .token_times = o.token_times},
                                                  *pol, &rec);
   const std::uint64_t kv_per_token = model->kv_bytes_per_token(dev->kv.kv_dtype);
   for (instance_id i = 0; i < c.instances; ++i) {
@@ -361,7 +363,7 @@ result<run_result> run_simulation(const run_options& o) {
   out.simulated = end;
   out.trace_hash = rec.hash().value();
   out.iterations = rec.iterations();
-  out.record = rec.finish(o.trace, end);
+  out.record = rec.finish(end);
   set_baselines(*cost, out.record.requests);
   out.record.policy = std::string{(*pol)->name()};
   out.record.setting = (*pol)->setting();

@@ -64,7 +64,11 @@ struct im_state {
   // iterates them in an order that matters (make_room orders by `since`).
   std::unordered_map<request_id, primary> primaries;
   std::unordered_map<request_id, replica> replicas;
-  std::unordered_set<request_id> dropped;  ///< replicas dropped here (later rows are ignored)
+  /// Replicas dropped here, the latest dropped_memory of them: later rows for
+  /// them are ignored, and a decode placed on one recomputes it. (An older one
+  /// forgotten costs a decode placed on it copy_stall before it recomputes.)
+  std::unordered_set<request_id> dropped;
+  std::deque<request_id> dropped_order;  ///< `dropped`, oldest first
   std::deque<request_id> prefill_queue;
   std::vector<request_id> running;  ///< decoding, in start order
   std::uint64_t primary_blocks = 0;
@@ -95,6 +99,9 @@ struct im_state {
 
 using im_actor = caf::stateful_actor<im_state>;
 
+/// How many dropped replicas an instance remembers (im_state::dropped).
+constexpr std::size_t dropped_memory = 4096;
+
 std::uint64_t free_blocks(const im_state& s) {
   return s.opt.total_blocks - s.primary_blocks - s.replica_blocks;
 }
@@ -119,7 +126,11 @@ void drop_replica(im_state& s, request_id id, bool report) {
   if (it == s.replicas.end()) return;
   s.replica_blocks -= it->second.blocks;
   s.replicas.erase(it);
-  s.dropped.insert(id);
+  if (s.dropped.insert(id).second) s.dropped_order.push_back(id);
+  if (s.dropped_order.size() > dropped_memory) {
+    s.dropped.erase(s.dropped_order.front());
+    s.dropped_order.pop_front();
+  }
   if (report) s.evicted.push_back(id);
 }
 
@@ -464,7 +475,7 @@ void fail_request(im_actor* self, request_id id, const std::string& why) {
 
 // Applies one item's outcome; appends the produced token to `out`.
 void apply_item(im_actor* self, const messages::execute_item& item, primary& p, token_id tok,
-                std::vector<messages::produced_token>& out) {
+                messages::iteration_report& out) {
   auto& s = self->state;
   p.in_flight = false;
   p.cached += item.num_tokens;
@@ -479,11 +490,14 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
     }
     p.generated = 1;
     p.last_token = tok;
-    out.push_back({.request = item.request, .index = 0, .token = tok});
+    out.runs.push_back({.request = item.request, .first_index = 0, .count = 1, .first_step = 0});
+    out.tokens.push_back(tok);
     p.st = p.then_decode ? state::decoding : state::parked;
     if (p.then_decode) s.running.push_back(item.request);
   } else {
-    out.push_back({.request = item.request, .index = p.generated, .token = tok});
+    out.runs.push_back(
+        {.request = item.request, .first_index = p.generated, .count = 1, .first_step = 0});
+    out.tokens.push_back(tok);
     ++p.generated;
     p.last_token = tok;
   }
@@ -500,7 +514,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
 // not run. `run`: the items the worker ran (the Execute's and those joined);
 // an item past them never ran.
 void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t i, std::size_t run,
-                 std::vector<messages::produced_token>& out) {
+                 messages::iteration_report& out) {
   auto& s = self->state;
   const messages::execute_item& item = s.inflight.items[i];
   primary& p = *s.inflight_p[i];
@@ -510,7 +524,12 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
     const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
     if (tok == no_token) continue;
     ++p.cached;
-    out.push_back({.request = item.request, .index = p.generated, .token = tok, .step = k});
+    if (out.runs.empty() || out.runs.back().request != item.request) {
+      out.runs.push_back(
+          {.request = item.request, .first_index = p.generated, .count = 0, .first_step = k});
+    }
+    ++out.runs.back().count;
+    out.tokens.push_back(tok);
     ++p.generated;
     p.last_token = tok;
     if (p.generated >= p.max_tokens) {
@@ -544,8 +563,9 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
     const std::size_t run = std::min(items.size(), s.planned_items + d.joined);
     rep.decode_requests = static_cast<std::uint32_t>(run);
     if (d.steps > 1) rep.step_ends_ns = d.step_ends_ns;
+    rep.runs.reserve(run);
     rep.tokens.reserve(run * d.steps);
-    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, run, rep.tokens);
+    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, run, rep);
   } else {
     for (std::size_t i = 0; i < items.size(); ++i) {
       if (items[i].phase == messages::phase::prefill) {
@@ -554,7 +574,7 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
         ++rep.decode_requests;
       }
       const token_id tok = i < d.next_tokens.size() ? d.next_tokens[i] : no_token;
-      apply_item(self, items[i], *s.inflight_p[i], tok, rep.tokens);
+      apply_item(self, items[i], *s.inflight_p[i], tok, rep);
     }
   }
   rep.evicted_replicas = std::move(s.evicted);

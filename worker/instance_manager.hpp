@@ -26,16 +26,16 @@
 // tail is recomputed here as a prefill chunk, so no request waits forever.
 //
 // Multi-step decoding (decode_steps > 1, as vLLM's multi-step scheduling, but
-// cut short): when the batch holds only decodes, no prompt is queued and the
-// free blocks hold every step's KV without evicting a replica, one Execute
-// asks for up to decode_steps steps per request (fewer for one that ends
-// sooner). The moment work arrives that would change the batch (a prompt, a
-// decode ready to join, a move of a request in the batch, a new role), the
-// manager cuts the iteration: the worker stops at the next step boundary, so
-// the new work starts exactly when it would have with one step per Execute.
-// What still differs: the coordinator hears of an iteration's tokens (and the
-// partner receives its KV rows) once per Execute rather than once per step;
-// the token times themselves are each step's own.
+// exact): when the batch holds only decodes, no prompt is queued and the free
+// blocks hold every step's KV without evicting a replica, one Execute asks
+// for up to decode_steps steps per request (fewer for one that ends sooner).
+// A decode that becomes ready meanwhile (a hand-off from the partner, a copy
+// completing) joins the running steps at the next step boundary (the worker
+// appends it); a prompt, a move of a request in the batch or a new role cuts
+// them at the next step boundary. Either way the work starts exactly when it
+// would with one step per Execute, and every token keeps its own step's time.
+// What changes: the coordinator hears of the tokens (and the partner receives
+// their KV rows) once per Execute rather than once per step.
 //
 // An iteration the device could not run (IterationDone.error) ends every
 // request in it as failed, with the device's message (RequestDone); the

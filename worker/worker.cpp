@@ -183,7 +183,7 @@ bool price_steps(worker_actor* self, std::uint32_t from) {
       for (std::size_t i = 0; i < b.items.size(); ++i) {
         if (left[i] <= 1) continue;
         left[kept] = left[i] - 1;
-        b.items[kept] = b.items[i];
+        if (kept != i) b.items[kept] = std::move(b.items[i]);
         ++b.items[kept].context;
         ++kept;
       }

@@ -34,7 +34,7 @@ TEST(ClusterConfig, StructDefaults) {
   EXPECT_EQ(c.batching.max_batch_size, 512u);
   EXPECT_EQ(c.batching.block_tokens, 16u);
   EXPECT_EQ(c.batching.chunk_tokens, 512u);
-  EXPECT_EQ(c.batching.decode_steps, 8u);
+  EXPECT_EQ(c.batching.decode_steps, 16u);
   EXPECT_EQ(c.policy.vllm, vllm_chunking::best);
   EXPECT_TRUE(c.policy.splitwise_prompt_instances.empty());
   EXPECT_EQ(c.policy.splitwise_prompt_max_pending_tokens, 8192u);

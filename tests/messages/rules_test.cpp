@@ -139,8 +139,17 @@ TEST(Rules, IterationDoneAndKv) {
                               [](auto& m) { m.step_ends_ns.pop_back(); });
   expect_rule<iteration_done>("iteration_done.step_ends_ns",
                               [](auto& m) { std::swap(m.step_ends_ns[0], m.step_ends_ns[1]); });
-  expect_rule<iteration_report>("iteration_report.tokens[1].step",
-                                [](auto& m) { m.tokens[1].step = 2; });
+  expect_rule<iteration_report>("iteration_report.runs[0].count",
+                                [](auto& m) { m.runs[0].first_step = 2; });
+  expect_rule<iteration_report>("iteration_report.runs[1].count", [](auto& m) {
+    m.runs[1].count = 0;
+    m.tokens.pop_back();
+    m.tokens.pop_back();
+  });
+  expect_rule<iteration_report>("iteration_report.runs[1].request",
+                                [](auto& m) { m.runs[1].request = 0; });
+  expect_rule<iteration_report>("iteration_report.tokens", [](auto& m) { m.tokens.push_back(4); });
+  expect_rule<iteration_report>("iteration_report.tokens[1]", [](auto& m) { m.tokens[1] = -3; });
   expect_rule<iteration_report>("iteration_report.step_ends_ns",
                                 [](auto& m) { std::swap(m.step_ends_ns[0], m.step_ends_ns[1]); });
   expect_rule<kv_layer>("kv_layer.request", [](auto& m) { m.request = 0; });

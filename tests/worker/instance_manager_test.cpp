@@ -205,7 +205,11 @@ TEST_F(InstanceManager, PreemptionSparesRequestsAlreadyInTheBatch) {
   std::uint64_t preempted = 0;
   for (const auto& r : log_.reports) {
     preempted += r.preempted.size();
-    for (const auto& t : r.tokens) indices[t.request].push_back(t.index);
+    for (const auto& run : r.runs) {
+      for (std::uint32_t k = 0; k < run.count; ++k) {
+        indices[run.request].push_back(run.first_index + k);
+      }
+    }
   }
   EXPECT_EQ(preempted, 0u) << "2 waits a step for a block instead: 1 is in the batch";
   // A report lists the preemptions made while forming its own iteration's

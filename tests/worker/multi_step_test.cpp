@@ -132,13 +132,16 @@ outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
   for (const auto& r : log.reports) {
     ++out.reports;
     if (!r.step_ends_ns.empty()) ++out.multi_step_reports;
-    for (const auto& t : r.tokens) {
-      const std::uint64_t at =
-          r.step_ends_ns.empty() ? r.start_ns + r.duration_ns : r.start_ns + r.step_ends_ns[t.step];
-      auto& times = out.token_ns[t.request];
-      const std::uint32_t base = first_index.emplace(t.request, t.index).first->second;
-      EXPECT_EQ(t.index, base + times.size()) << "request " << t.request;
-      times.push_back(at);
+    for (const auto& run : r.runs) {
+      for (std::uint32_t k = 0; k < run.count; ++k) {
+        const std::uint64_t at = r.step_ends_ns.empty()
+                                     ? r.start_ns + r.duration_ns
+                                     : r.start_ns + r.step_ends_ns[run.first_step + k];
+        auto& times = out.token_ns[run.request];
+        const std::uint32_t base = first_index.emplace(run.request, run.first_index).first->second;
+        EXPECT_EQ(run.first_index + k, base + times.size()) << "request " << run.request;
+        times.push_back(at);
+      }
     }
   }
   return out;
@@ -201,8 +204,9 @@ TEST(MultiStep, HandedOverDecodesJoinAtTheNextBoundary) {
   // report: it joined a window already running.
   bool joined = false;
   for (const auto& r : eight.all) {
-    for (const auto& t : r.tokens)
-      joined = joined || (t.request == 2 && t.index == 1 && t.step > 0);
+    for (const auto& run : r.runs) {
+      joined = joined || (run.request == 2 && run.first_index == 1 && run.first_step > 0);
+    }
   }
   EXPECT_TRUE(joined);
   EXPECT_LT(eight.reports * 4, one.reports) << one.reports << " vs " << eight.reports;
