@@ -473,6 +473,19 @@ void fail_request(im_actor* self, request_id id, const std::string& why) {
   free_primary(s, id);
 }
 
+// Records `p`'s next output token (made at `step` of the iteration) in the
+// report: it extends the request's run of tokens or starts one.
+void emit(messages::iteration_report& out, request_id id, primary& p, token_id tok,
+          std::uint32_t step) {
+  if (out.runs.empty() || out.runs.back().request != id) {
+    out.runs.push_back({.request = id, .first_index = p.generated, .count = 0, .first_step = step});
+  }
+  ++out.runs.back().count;
+  out.tokens.push_back(tok);
+  ++p.generated;
+  p.last_token = tok;
+}
+
 // Applies one item's outcome; appends the produced token to `out`.
 void apply_item(im_actor* self, const messages::execute_item& item, primary& p, token_id tok,
                 messages::iteration_report& out) {
@@ -488,18 +501,11 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
       s.running.push_back(item.request);
       return;
     }
-    p.generated = 1;
-    p.last_token = tok;
-    out.runs.push_back({.request = item.request, .first_index = 0, .count = 1, .first_step = 0});
-    out.tokens.push_back(tok);
+    emit(out, item.request, p, tok, 0);  // the first token
     p.st = p.then_decode ? state::decoding : state::parked;
     if (p.then_decode) s.running.push_back(item.request);
   } else {
-    out.runs.push_back(
-        {.request = item.request, .first_index = p.generated, .count = 1, .first_step = 0});
-    out.tokens.push_back(tok);
-    ++p.generated;
-    p.last_token = tok;
+    emit(out, item.request, p, tok, 0);
   }
   if (p.generated >= p.max_tokens) {
     finish_request(self, item.request, p);
@@ -524,14 +530,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
     const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
     if (tok == no_token) continue;
     ++p.cached;
-    if (out.runs.empty() || out.runs.back().request != item.request) {
-      out.runs.push_back(
-          {.request = item.request, .first_index = p.generated, .count = 0, .first_step = k});
-    }
-    ++out.runs.back().count;
-    out.tokens.push_back(tok);
-    ++p.generated;
-    p.last_token = tok;
+    emit(out, item.request, p, tok, k);
     if (p.generated >= p.max_tokens) {
       finish_request(self, item.request, p);
       return;
