@@ -1,5 +1,6 @@
 #include "cli/simulate_command.hpp"
 
+#include "cli/progress.hpp"
 #include "cli/report_command.hpp"
 #include "config/cluster_config.hpp"
 #include "simulator/compare.hpp"
@@ -136,26 +137,22 @@ result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
   o.offered_rate = rate > 0 ? rate : workload::mean_rate(o.trace);
   o.policies = policies_of(f.policy);
   o.slo = slo;
+  std::shared_ptr<progress_meter> meter;
   if (!f.quiet) {
-    o.progress = [rate](const std::string& what) {
+    meter = std::make_shared<progress_meter>(std::cerr, stderr_is_terminal());
+    o.progress = [rate, meter](const std::string& what) {
+      meter->finish();
       std::cerr << "simulate: rate " << rate << " req/s, " << what << "\n";
     };
-    // A line every few wall seconds while one run lasts (the CLI, not the
-    // simulator, may read the wall clock).
-    auto last =
-        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-    o.run_progress = [last](const std::string& what, const simulator::run_progress& p) {
-      const auto now = std::chrono::steady_clock::now();
-      if (now - *last < std::chrono::seconds{3}) return;
-      *last = now;
-      const auto s = [](std::chrono::nanoseconds d) {
-        return std::chrono::duration_cast<std::chrono::seconds>(d).count();
-      };
-      std::cerr << "simulate:   " << what << ": " << s(p.simulated) << " s of " << s(p.horizon)
-                << " s simulated, " << p.finished << "/" << p.total << " requests done\n";
+    // A bar on a terminal, a line every few wall seconds elsewhere, while
+    // one run lasts (the CLI, not the simulator, may read the wall clock).
+    o.run_progress = [meter](const std::string& what, const simulator::run_progress& p) {
+      meter->update(what, p.simulated, p.horizon, p.finished, p.total);
     };
   }
-  return simulator::compare(o);
+  auto out = simulator::compare(o);
+  if (meter) meter->finish();
+  return out;
 }
 
 int run_simulate(const simulate_flags& f) {
