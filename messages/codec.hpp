@@ -184,15 +184,23 @@ result<T> decode(blob_view blob, const decode_limits& limits = {}) {
   return decode_as(std::type_identity<T>{}, blob, limits);
 }
 
+/// The T a packed blob holds; null for encoded bytes or another type.
+template <class T>
+const T* packed_as(const capnp_blob& blob) noexcept {
+  return blob.local && blob.type == static_cast<std::uint16_t>(T::type)
+             ? std::get_if<T>(&blob.local->message)
+             : nullptr;
+}
+
 template <class T>
 result<T> decode(const capnp_blob& blob, const decode_limits& limits = {}) {
-  if (!blob.local) return decode_as(std::type_identity<T>{}, view(blob), limits);
-  const T* m = std::get_if<T>(&blob.local->message);
-  if (m == nullptr || blob.type != static_cast<std::uint16_t>(T::type)) {
-    return decode_as(std::type_identity<T>{}, {blob.type, {}}, limits);  // names the mismatch
+  if (const T* m = packed_as<T>(blob)) {
+    if (auto ok = validate(*m, limits); !ok) return std::move(ok).err();
+    return *m;
   }
-  if (auto ok = validate(*m, limits); !ok) return std::move(ok).err();
-  return *m;
+  // Bytes; or a packed blob of another type, which decode_as names as such.
+  return decode_as(std::type_identity<T>{}, blob.local ? blob_view{blob.type, {}} : view(blob),
+                   limits);
 }
 
 /// decode<T>, handing the message to `fn(const T&)` instead of returning it:
@@ -200,9 +208,7 @@ result<T> decode(const capnp_blob& blob, const decode_limits& limits = {}) {
 /// decode's error (and does not call fn) when the blob is not a valid T.
 template <class T, class Fn>
 status with_decoded(const capnp_blob& blob, Fn&& fn, const decode_limits& limits = {}) {
-  const T* m = blob.local && blob.type == static_cast<std::uint16_t>(T::type)
-                   ? std::get_if<T>(&blob.local->message)
-                   : nullptr;
+  const T* m = packed_as<T>(blob);
   if (m == nullptr) {
     auto copy = decode<T>(blob, limits);
     if (!copy) return std::move(copy).err();

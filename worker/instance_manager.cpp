@@ -80,7 +80,6 @@ struct im_state {
   bool cut_sent = false;             ///< ... and was asked to stop at the next boundary
   std::size_t planned_items = 0;     ///< items of the running iteration's Execute (before joins)
   std::vector<request_id> joinable;  ///< decodes that became ready while it ran
-  std::vector<std::pair<primary*, std::uint64_t>> plan_scratch;  ///< plan_steps' scratch
   std::uint64_t iteration = 0;
   std::uint64_t started_ns = 0;
   messages::execute inflight;
@@ -225,6 +224,31 @@ void add_prefills(im_state& s, std::vector<messages::execute_item>& items, std::
   }
 }
 
+// One decode step of `p` (`steps` of them, multi-step), syncing its KV rows
+// to the replica when the instance does.
+messages::execute_item decode_item(const im_state& s, request_id id, const primary& p,
+                                   std::uint32_t steps = 1) {
+  return {.request = id,
+          .phase = messages::phase::decode,
+          .context = p.cached,
+          .num_tokens = 1,
+          .tokens = {},
+          .wants_output = true,
+          .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance,
+          .steps = steps};
+}
+
+// Multi-step: the steps `p` may run in one Execute (up to decode_steps, no
+// more than the tokens it has left, at least one).
+std::uint32_t steps_for(const im_state& s, const primary& p) {
+  return std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
+}
+
+// Blocks `p` still needs to hold the KV of `steps` more tokens.
+std::uint64_t blocks_to_grow(const im_state& s, const primary& p, std::uint32_t steps) {
+  return blocks_for(s, std::uint64_t{p.cached} + steps) - p.blocks;
+}
+
 void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
   for (std::size_t i = 0; i < s.running.size() && items.size() < s.opt.max_batch_size; ++i) {
     const request_id id = s.running[i];
@@ -235,13 +259,7 @@ void add_decodes(im_state& s, std::vector<messages::execute_item>& items) {
     }
     p.in_flight = true;  // in this batch: never preempted while it is formed
     s.inflight_p.push_back(&p);
-    items.push_back({.request = id,
-                     .phase = messages::phase::decode,
-                     .context = p.cached,
-                     .num_tokens = 1,
-                     .tokens = {},
-                     .wants_output = true,
-                     .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance});
+    items.push_back(decode_item(s, id, p));
   }
 }
 
@@ -285,28 +303,23 @@ std::vector<messages::execute_item> form_batch(im_state& s) {
 // than one.
 bool plan_steps(im_state& s, std::vector<messages::execute_item>& items) {
   if (s.opt.decode_steps <= 1 || !s.prefill_queue.empty()) return false;
-  std::vector<std::pair<primary*, std::uint64_t>>& grow_to = s.plan_scratch;  // blocks wanted
-  grow_to.clear();
   std::uint64_t need = 0;
   std::uint32_t most = 1;
   for (std::size_t i = 0; i < items.size(); ++i) {
     auto& item = items[i];
     if (item.phase != messages::phase::decode) return false;
-    primary& p = *s.inflight_p[i];
-    item.steps =
-        std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
-    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
-    need += want - p.blocks;
+    item.steps = steps_for(s, *s.inflight_p[i]);
+    need += blocks_to_grow(s, *s.inflight_p[i], item.steps);
     most = std::max(most, item.steps);
-    grow_to.emplace_back(&p, want);
   }
   if (most == 1 || need > free_blocks(s)) {
     for (auto& item : items) item.steps = 1;
     return false;
   }
-  for (const auto& [p, want] : grow_to) {
-    s.primary_blocks += want - p->blocks;
-    p->blocks = want;
+  // The free blocks hold them all: grow() evicts nothing.
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    primary& p = *s.inflight_p[i];
+    grow(s, p, std::uint64_t{p.cached} + items[i].steps);
   }
   return true;
 }
@@ -324,26 +337,16 @@ bool join(im_actor* self) {
     if (it == s.primaries.end()) continue;
     const primary& p = it->second;
     if (p.st != state::decoding || p.in_flight) continue;
-    const std::uint32_t steps =
-        std::clamp(p.max_tokens - std::min(p.generated, p.max_tokens), 1u, s.opt.decode_steps);
-    need += blocks_for(s, std::uint64_t{p.cached} + steps) - p.blocks;
-    add.items.push_back({.request = id,
-                         .phase = messages::phase::decode,
-                         .context = p.cached,
-                         .num_tokens = 1,
-                         .tokens = {},
-                         .wants_output = true,
-                         .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance,
-                         .steps = steps});
+    const std::uint32_t steps = steps_for(s, p);
+    need += blocks_to_grow(s, p, steps);
+    add.items.push_back(decode_item(s, id, p, steps));
   }
   s.joinable.clear();
   if (add.items.empty()) return true;
   if (need > free_blocks(s)) return false;
   for (const auto& item : add.items) {
     primary& p = s.primaries.at(item.request);
-    const std::uint64_t want = blocks_for(s, std::uint64_t{p.cached} + item.steps);
-    s.primary_blocks += want - p.blocks;
-    p.blocks = want;
+    grow(s, p, std::uint64_t{p.cached} + item.steps);  // fits the free blocks: evicts nothing
     p.in_flight = true;
     s.inflight.items.push_back(item);
     s.inflight_p.push_back(&p);
@@ -355,7 +358,7 @@ bool join(im_actor* self) {
 // During a multi-step iteration: decodes that became ready join it; a prompt
 // or another change of the batch (`changed`: a move of an item, a new role)
 // cuts it at the next step boundary.
-void maybe_cut(im_actor* self, bool changed = false) {
+void join_or_cut(im_actor* self, bool changed = false) {
   auto& s = self->state;
   if (!s.busy || !s.multi_step || s.cut_sent) return;
   if (!changed && s.prefill_queue.empty() && (s.joinable.empty() || join(self))) return;
@@ -366,7 +369,7 @@ void maybe_cut(im_actor* self, bool changed = false) {
 
 void maybe_start(im_actor* self) {
   auto& s = self->state;
-  if (s.busy) maybe_cut(self);
+  if (s.busy) join_or_cut(self);
   if (s.busy || !s.worker) return;
   auto items = form_batch(s);
   if (items.empty()) return;  // add_prefills/add_decodes marked the items in flight
@@ -674,7 +677,7 @@ void on_move(im_actor* self, const messages::move_decode& m) {
   p.move = m;
   if (p.in_flight) {
     p.move_pending = true;
-    maybe_cut(self, true);
+    join_or_cut(self, true);
     return;
   }
   finish_move(self, m.request, p);
@@ -737,7 +740,7 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
 void on_set_role(im_actor* self, const messages::set_role& m) {
   auto& s = self->state;
   s.epoch = std::max(s.epoch, m.epoch);
-  if (m.role != s.current) maybe_cut(self, true);
+  if (m.role != s.current) join_or_cut(self, true);
   s.current = m.role;
   s.partner = m.partner;
   maybe_start(self);
