@@ -160,3 +160,19 @@ inline error fail(errc code, std::string message) {
 }
 
 }  // namespace accellm
+
+// Early return of a failed status or result<T> from a function that itself
+// returns a status or result<U>:
+//   ACCELLM_TRY(upload(x));                    // passes the error on
+//   ACCELLM_TRY_ASSIGN(buf, alloc<float>(n));  // ... or moves the value into buf
+#define ACCELLM_TRY(expr)                                     \
+  do {                                                        \
+    if (auto st_ = (expr); !st_) return std::move(st_).err(); \
+  } while (false)
+
+#define ACCELLM_TRY_ASSIGN(dst, expr)    \
+  do {                                   \
+    auto t_ = (expr);                    \
+    if (!t_) return std::move(t_).err(); \
+    dst = std::move(*t_);                \
+  } while (false)

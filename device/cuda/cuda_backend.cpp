@@ -13,18 +13,6 @@
 namespace accellm::device::cuda {
 namespace {
 
-#define ACCELLM_TRY(expr)                                     \
-  do {                                                        \
-    if (auto st_ = (expr); !st_) return std::move(st_).err(); \
-  } while (false)
-
-#define ACCELLM_TRY_ASSIGN(dst, expr)    \
-  do {                                   \
-    auto t_ = (expr);                    \
-    if (!t_) return std::move(t_).err(); \
-    dst = std::move(*t_);                \
-  } while (false)
-
 std::string item_prefix(std::size_t i) {
   return "batch item " + std::to_string(i) + ": ";
 }

@@ -115,6 +115,12 @@ class cuda_backend final : public backend {
   status ensure_staging(std::uint64_t elems);
   status check_slice(const sequence& s, index_range layers, index_range tokens) const;
   status check_incoming(request_id request, index_range layers, index_range tokens) const;
+  /// On copy_stream_: uploads `s`'s block table, then copies the slice
+  /// between the pool and dev_stage_ (pack: pool to stage; else back).
+  status stage_slice(const sequence& s, index_range layers, index_range tokens, bool pack);
+  /// Packs a cached slice of `elems` elements into dev_stage_ on
+  /// copy_stream_, after the last iteration that wrote it; does not wait.
+  status pack_slice(const sequence& s, index_range layers, index_range tokens, std::uint64_t elems);
   /// Unpacks dev_stage_ (filled on copy_stream_) into the pool, growing the
   /// request's table first; waits for the copy stream.
   status unpack_staged(request_id request, index_range layers, index_range tokens);

@@ -25,18 +25,6 @@ result<device_buffer<T>> alloc(std::uint64_t n) {
   return device_buffer<T>::allocate(n);
 }
 
-#define ACCELLM_TRY_ASSIGN(dst, expr)    \
-  do {                                   \
-    auto t_ = (expr);                    \
-    if (!t_) return std::move(t_).err(); \
-    dst = std::move(*t_);                \
-  } while (false)
-
-#define ACCELLM_TRY(expr)                                     \
-  do {                                                        \
-    if (auto st_ = (expr); !st_) return std::move(st_).err(); \
-  } while (false)
-
 // Wide single-row products with an fp32 output (in practice the LM head of a
 // one-request decode step) go through gemv: on an H100 a 22016 x 4096 product
 // streams at 2.67 TB/s there against cuBLAS's 2.38 (bench_gpu_ceilings).

@@ -37,6 +37,27 @@ status cuda_backend::ensure_staging(std::uint64_t elems) {
   return {};
 }
 
+status cuda_backend::stage_slice(const sequence& s, index_range layers, index_range tokens,
+                                 bool pack) {
+  cudaStream_t cs = copy_stream_.get();
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
+                                   s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
+                                   cs));
+  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
+                    shape_.attn.kv_width(), nullptr,       0};
+  return kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin, tokens.size(),
+                 dev_stage_.data(), pack ? kv_direction::pack : kv_direction::unpack, cs);
+}
+
+status cuda_backend::pack_slice(const sequence& s, index_range layers, index_range tokens,
+                                std::uint64_t elems) {
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  if (auto st = ensure_staging(elems); !st) return st;
+  // The copy stream waits for the last iteration that wrote this KV.
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(copy_stream_.get(), compute_done_.get(), 0));
+  return stage_slice(s, layers, tokens, true);
+}
+
 result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
                                          index_range tokens) {
   auto it = seqs_.find(request);
@@ -50,21 +71,8 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
   c.bytes = elems * 2;
   if (elems == 0) return c;
-  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
-  if (auto st = ensure_staging(elems); !st) return std::move(st).err();
+  if (auto st = pack_slice(it->second, layers, tokens, elems); !st) return std::move(st).err();
   cudaStream_t cs = copy_stream_.get();
-  const auto& table = it->second.table;
-  // The copy stream waits for the last iteration that wrote this KV.
-  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), table.data(),
-                                   table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
-                                   cs));
-  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
-                    shape_.attn.kv_width(), nullptr,       0};
-  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
-                        tokens.size(), dev_stage_.data(), kv_direction::pack, cs);
-      !st)
-    return std::move(st).err();
   ACCELLM_CUDA_TRY(
       cudaMemcpyAsync(host_stage_.data(), dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
@@ -98,17 +106,8 @@ status cuda_backend::unpack_staged(request_id request, index_range layers, index
     return st;
   }
   sequence& s = seqs_.at(request);
-  cudaStream_t cs = copy_stream_.get();
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
-                                   s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
-                                   cs));
-  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
-                    shape_.attn.kv_width(), nullptr,       0};
-  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
-                        tokens.size(), dev_stage_.data(), kv_direction::unpack, cs);
-      !st)
-    return st;
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
+  if (auto st = stage_slice(s, layers, tokens, false); !st) return st;
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(copy_stream_.get()));
   for (std::uint32_t l = layers.begin; l < layers.end; ++l)
     s.layer_tokens[l] = std::max(s.layer_tokens[l], tokens.end);
   return {};
@@ -146,21 +145,8 @@ status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_ran
   const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
   if (elems == 0) return {};
   // Pack here, on this instance's copy stream.
-  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
-  if (auto st = ensure_staging(elems); !st) return st;
-  cudaStream_t cs = copy_stream_.get();
-  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
-  const auto& table = it->second.table;
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), table.data(),
-                                   table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
-                                   cs));
-  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
-                    shape_.attn.kv_width(), nullptr,       0};
-  if (auto st = kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin,
-                        tokens.size(), dev_stage_.data(), kv_direction::pack, cs);
-      !st)
-    return st;
-  ACCELLM_CUDA_TRY(cudaEventRecord(packed_.get(), cs));
+  if (auto st = pack_slice(it->second, layers, tokens, elems); !st) return st;
+  ACCELLM_CUDA_TRY(cudaEventRecord(packed_.get(), copy_stream_.get()));
   // One device-to-device copy (peer-to-peer across GPUs), then unpack there.
   ACCELLM_CUDA_TRY(cudaSetDevice(dst.device_));
   if (auto st = dst.ensure_staging(elems); !st) return st;

@@ -84,30 +84,23 @@ std::uint64_t weights::streamed_bytes() const noexcept {
 result<weights> make_weights(const shard_shape& sh, std::uint64_t seed, cudaStream_t s) {
   const std::size_t d = sh.hidden;
   weights w;
-#define ACCELLM_DRAW(dst, expr)          \
-  do {                                   \
-    auto t_ = (expr);                    \
-    if (!t_) return std::move(t_).err(); \
-    dst = std::move(*t_);                \
-  } while (false)
-  ACCELLM_DRAW(w.embedding,
-               draw(seed, 0, std::size_t{sh.vocab} * sh.tp * d, half_width(1.0), 0.0f, s));
-  ACCELLM_DRAW(w.final_norm, gain(seed, 1, d, s));
-  ACCELLM_DRAW(w.lm_head, draw(seed, 2, std::size_t{sh.vocab} * d,
-                               half_width(9.0 / static_cast<double>(d)), 0.0f, s));
+  ACCELLM_TRY_ASSIGN(w.embedding,
+                     draw(seed, 0, std::size_t{sh.vocab} * sh.tp * d, half_width(1.0), 0.0f, s));
+  ACCELLM_TRY_ASSIGN(w.final_norm, gain(seed, 1, d, s));
+  ACCELLM_TRY_ASSIGN(w.lm_head, draw(seed, 2, std::size_t{sh.vocab} * d,
+                                     half_width(9.0 / static_cast<double>(d)), 0.0f, s));
   w.layers.reserve(sh.layers);
   for (std::uint64_t l = 0; l < sh.layers; ++l) {
     const std::uint64_t t = 16 + 8 * l;  // 8 tensor slots per layer, as on the CPU
     layer_weights lw;
-    ACCELLM_DRAW(lw.attn_norm, gain(seed, t + 0, d, s));
-    ACCELLM_DRAW(lw.wqkv, linear(seed, t + 1, sh.qkv_width(), d, s));
-    ACCELLM_DRAW(lw.wo, linear(seed, t + 2, d, sh.attn.q_width(), s));
-    ACCELLM_DRAW(lw.mlp_norm, gain(seed, t + 3, d, s));
-    ACCELLM_DRAW(lw.wgate_up, linear(seed, t + 4, 2 * std::size_t{sh.ffn}, d, s));
-    ACCELLM_DRAW(lw.wdown, linear(seed, t + 5, d, sh.ffn, s));
+    ACCELLM_TRY_ASSIGN(lw.attn_norm, gain(seed, t + 0, d, s));
+    ACCELLM_TRY_ASSIGN(lw.wqkv, linear(seed, t + 1, sh.qkv_width(), d, s));
+    ACCELLM_TRY_ASSIGN(lw.wo, linear(seed, t + 2, d, sh.attn.q_width(), s));
+    ACCELLM_TRY_ASSIGN(lw.mlp_norm, gain(seed, t + 3, d, s));
+    ACCELLM_TRY_ASSIGN(lw.wgate_up, linear(seed, t + 4, 2 * std::size_t{sh.ffn}, d, s));
+    ACCELLM_TRY_ASSIGN(lw.wdown, linear(seed, t + 5, d, sh.ffn, s));
     w.layers.push_back(std::move(lw));
   }
-#undef ACCELLM_DRAW
   return w;
 }
 

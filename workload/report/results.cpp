@@ -78,29 +78,21 @@ class json_fields {
   std::string where_;
 };
 
-// Assigns number(j, field) to `out` or returns its error from the caller.
-#define ACCELLM_REPORT_TRY(out, expr)    \
-  do {                                   \
-    auto v_ = (expr);                    \
-    if (!v_) return std::move(v_).err(); \
-    out = std::move(*v_);                \
-  } while (false)
-
 status read_summary(const json& j, const json_fields& f, run_data& r) {
-  ACCELLM_REPORT_TRY(r.policy, f.text(j, "policy"));
-  ACCELLM_REPORT_TRY(r.setting, f.text(j, "setting"));
-  ACCELLM_REPORT_TRY(r.offered_rate, f.number(j, "offered_rate"));
-  ACCELLM_REPORT_TRY(r.makespan_s, f.number(j, "makespan_s"));
-  ACCELLM_REPORT_TRY(r.throughput_rps, f.number(j, "summary.throughput_rps"));
-  ACCELLM_REPORT_TRY(r.attainment, f.number(j, "summary.attainment"));
-  ACCELLM_REPORT_TRY(r.price_per_hour, f.number(j, "summary.price_per_hour"));
-  ACCELLM_REPORT_TRY(r.power_kw, f.number(j, "summary.power_kw"));
+  ACCELLM_TRY_ASSIGN(r.policy, f.text(j, "policy"));
+  ACCELLM_TRY_ASSIGN(r.setting, f.text(j, "setting"));
+  ACCELLM_TRY_ASSIGN(r.offered_rate, f.number(j, "offered_rate"));
+  ACCELLM_TRY_ASSIGN(r.makespan_s, f.number(j, "makespan_s"));
+  ACCELLM_TRY_ASSIGN(r.throughput_rps, f.number(j, "summary.throughput_rps"));
+  ACCELLM_TRY_ASSIGN(r.attainment, f.number(j, "summary.attainment"));
+  ACCELLM_TRY_ASSIGN(r.price_per_hour, f.number(j, "summary.price_per_hour"));
+  ACCELLM_TRY_ASSIGN(r.power_kw, f.number(j, "summary.power_kw"));
   const std::pair<latency*, std::string> stats[] = {
       {&r.ttft, "ttft_ms"}, {&r.tbt, "tbt_ms"}, {&r.jct, "jct_ms"}};
   for (const auto& [lat, name] : stats) {
-    ACCELLM_REPORT_TRY(lat->mean, f.number(j, "summary." + name + ".mean"));
-    ACCELLM_REPORT_TRY(lat->p50, f.number(j, "summary." + name + ".p50"));
-    ACCELLM_REPORT_TRY(lat->p99, f.number(j, "summary." + name + ".p99"));
+    ACCELLM_TRY_ASSIGN(lat->mean, f.number(j, "summary." + name + ".mean"));
+    ACCELLM_TRY_ASSIGN(lat->p50, f.number(j, "summary." + name + ".p50"));
+    ACCELLM_TRY_ASSIGN(lat->p99, f.number(j, "summary." + name + ".p99"));
   }
   if (r.policy.empty() || r.policy.find_first_of("/\\") != std::string::npos) {
     return fail(errc::malformed, "policy '" + r.policy + "' cannot name files");
@@ -160,7 +152,7 @@ status read_instances(const fs::path& path, run_data& r, std::map<std::string, s
     d.id = t->text(i, (*c)[0]);
     d.name = t->text(i, (*c)[1]);
     d.pool = t->text(i, (*c)[2]);
-    ACCELLM_REPORT_TRY(d.total_blocks, t->number(i, (*c)[3]));
+    ACCELLM_TRY_ASSIGN(d.total_blocks, t->number(i, (*c)[3]));
     ids[d.id] = r.instances.size();
     r.instances.push_back(std::move(d));
   }
@@ -291,16 +283,14 @@ result<std::vector<goodput_data>> read_goodput(const fs::path& path) {
   for (std::size_t i = 0; i < list.size(); ++i) {
     const json_fields f{path, "goodput[" + std::to_string(i) + "]"};
     goodput_data g;
-    ACCELLM_REPORT_TRY(g.policy, f.text(list[i], "policy"));
-    ACCELLM_REPORT_TRY(g.rate, f.number(list[i], "rate"));
-    ACCELLM_REPORT_TRY(g.per_dollar_hour, f.number(list[i], "per_dollar_hour"));
-    ACCELLM_REPORT_TRY(g.per_kw, f.number(list[i], "per_kw"));
+    ACCELLM_TRY_ASSIGN(g.policy, f.text(list[i], "policy"));
+    ACCELLM_TRY_ASSIGN(g.rate, f.number(list[i], "rate"));
+    ACCELLM_TRY_ASSIGN(g.per_dollar_hour, f.number(list[i], "per_dollar_hour"));
+    ACCELLM_TRY_ASSIGN(g.per_kw, f.number(list[i], "per_kw"));
     out.push_back(std::move(g));
   }
   return out;
 }
-
-#undef ACCELLM_REPORT_TRY
 
 }  // namespace
 
