@@ -1,6 +1,7 @@
 // accellm: one binary, one subcommand per job (DESIGN.md "Command line").
 // main() is the only place that builds the top-level components; each
 // subcommand's parse callback hands back the function that does its work.
+#include "cli/daemon_commands.hpp"
 #include "cli/model_command.hpp"
 #include "cli/report_command.hpp"
 #include "cli/selftest_command.hpp"
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.set_version_flag("--version", "accellm 0.1.0");
   std::function<int()> run;
+  accellm::cli::add_daemon_commands(app, run);
   accellm::cli::add_model_command(app, run);
   accellm::cli::add_report_command(app, run);
   accellm::cli::add_selftest_command(app, run);
@@ -31,8 +33,8 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (!run) {
-    std::cerr
-        << "accellm: a subcommand is required (model, report, selftest, simulate); try --help\n";
+    std::cerr << "accellm: a subcommand is required (coordinator, worker, up, load, model, report, "
+                 "selftest, simulate); try --help\n";
     return 2;
   }
   try {

@@ -4,6 +4,7 @@
 #include "device/model_spec.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -71,6 +72,8 @@ class cluster_reader {
   status read_batching();
   status read_policy();
   status read_slo();
+  status read_daemon();
+  status read_daemon_files(const std::filesystem::path& base_dir);
   status check_cross_fields() const;
   status resolve_device(const std::filesystem::path& base_dir);
 
@@ -84,8 +87,11 @@ class cluster_reader {
 
 status cluster_reader::check_tables() const {
   const toml_fields root{root_, "", source_};
-  if (auto ok = root.only({"cluster", "link", "batching", "policy", "slo"}); !ok) return ok;
-  for (std::string_view t : {"cluster", "link", "batching", "policy", "slo"}) {
+  const std::initializer_list<std::string_view> tables = {
+      "cluster",     "link",   "batching", "policy",  "slo",
+      "coordinator", "worker", "security", "network", "log"};
+  if (auto ok = root.only(tables); !ok) return ok;
+  for (std::string_view t : tables) {
     if (auto sub = root.table(t); !sub) return std::move(sub).err();
   }
   const toml_fields policy = fields("policy");
@@ -183,6 +189,80 @@ status cluster_reader::read_slo() {
   return ok;
 }
 
+status cluster_reader::read_daemon() {
+  daemon_config& d = c_.daemon;
+  const toml_fields co = fields("coordinator");
+  status ok = co.only({"host", "port", "http_host", "http_port", "policy"});
+  if (ok) ok = co.get("host", d.coordinator_host);
+  if (ok) ok = co.get("port", d.coordinator_port, 0);
+  if (ok) ok = co.get("http_host", d.http_host);
+  if (ok) ok = co.get("http_port", d.http_port, 0);
+  if (ok) ok = co.get("policy", d.policy);
+  if (ok && d.policy != "vllm" && d.policy != "splitwise" && d.policy != "accellm") {
+    return co.fail_at("policy",
+                      "must be \"vllm\", \"splitwise\" or \"accellm\", got \"" + d.policy + '"');
+  }
+  if (ok && d.coordinator_port > 65535)
+    return co.fail_at("port",
+                      "must be a port in 0..65535, got " + std::to_string(d.coordinator_port));
+  if (ok && d.http_port > 65535)
+    return co.fail_at("http_port",
+                      "must be a port in 0..65535, got " + std::to_string(d.http_port));
+  const toml_fields wk = fields("worker");
+  if (ok) ok = wk.only({"host", "kv_port", "device"});
+  if (ok) ok = wk.get("host", d.worker_host);
+  if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
+  if (ok) ok = wk.get("device", d.worker_device);
+  if (ok && d.worker_kv_port > 65535) {
+    return wk.fail_at("kv_port",
+                      "must be a port in 0..65535, got " + std::to_string(d.worker_kv_port));
+  }
+  const toml_fields sec = fields("security");
+  if (ok) ok = sec.only({"token", "tls", "certificate", "key", "ca"});
+  if (ok) ok = sec.get("token", d.token);
+  if (ok) ok = sec.get("tls", d.tls);
+  if (ok) ok = sec.get("certificate", d.certificate);
+  if (ok) ok = sec.get("key", d.key);
+  if (ok) ok = sec.get("ca", d.ca);
+  const toml_fields net = fields("network");
+  if (ok) ok = net.only({"heartbeat_ms", "timeout_ms"});
+  if (ok) ok = net.get("heartbeat_ms", d.heartbeat_ms, 1);
+  if (ok) ok = net.get("timeout_ms", d.timeout_ms, 1);
+  if (ok && d.timeout_ms <= d.heartbeat_ms) {
+    return net.fail_at("timeout_ms", "must exceed heartbeat_ms (" + std::to_string(d.heartbeat_ms) +
+                                         "), got " + std::to_string(d.timeout_ms));
+  }
+  const toml_fields lg = fields("log");
+  if (ok) ok = lg.only({"level"});
+  if (ok) ok = lg.get("level", d.log_level);
+  static constexpr std::array levels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (ok && std::find(levels.begin(), levels.end(), d.log_level) == levels.end()) {
+    return lg.fail_at(
+        "level", "must be one of trace, debug, info, warn, error, off, got \"" + d.log_level + '"');
+  }
+  return ok;
+}
+
+// TLS files are relative to the cluster file and must exist when TLS is on.
+status cluster_reader::read_daemon_files(const std::filesystem::path& base_dir) {
+  daemon_config& d = c_.daemon;
+  const toml_fields sec = fields("security");
+  for (auto [key, path] : {std::pair<std::string_view, std::string*>{"certificate", &d.certificate},
+                           {"key", &d.key},
+                           {"ca", &d.ca}}) {
+    if (!path->empty() && !base_dir.empty() && std::filesystem::path{*path}.is_relative()) {
+      *path = (base_dir / *path).string();
+    }
+    if (!d.tls) continue;
+    if (path->empty()) return sec.fail_at(key, "is required when tls = true");
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(*path, ec)) {
+      return sec.fail_at(key, "names '" + *path + "', which is not a readable file");
+    }
+  }
+  return {};
+}
+
 status cluster_reader::check_cross_fields() const {
   const batching_config& b = c_.batching;
   if (b.chunk_tokens > b.max_batch_tokens) {
@@ -213,6 +293,11 @@ status cluster_reader::resolve_device(const std::filesystem::path& base_dir) {
   if (model == nullptr) {
     return f.fail_at("model",
                      "names an unknown model '" + c_.model + "' (known: " + known_models() + ")");
+  }
+  if (is_real_device(c_.device)) {  // a live cluster: the worker checks its device
+    c_.link.bandwidth = bandwidth_gb_ ? *bandwidth_gb_ * giga : 1.25e9;  // 10 GbE
+    c_.link.latency = std::chrono::nanoseconds{std::llround(latency_us_.value_or(50.0) * 1e3)};
+    return {};
   }
   std::string_view rest{c_.device};
   if (rest.starts_with(file_prefix) && !base_dir.empty()) {
@@ -246,6 +331,8 @@ result<cluster_config> cluster_reader::read(const std::filesystem::path& base_di
   if (ok) ok = read_batching();
   if (ok) ok = read_policy();
   if (ok) ok = read_slo();
+  if (ok) ok = read_daemon();
+  if (ok) ok = read_daemon_files(base_dir);
   if (ok) ok = check_cross_fields();
   if (ok) ok = resolve_device(base_dir);
   if (!ok) return std::move(ok).err();
@@ -260,6 +347,10 @@ result<cluster_config> parse(std::string_view text, std::string_view source,
 }
 
 }  // namespace
+
+bool is_real_device(std::string_view device) noexcept {
+  return device == "cpu" || device.starts_with("cuda:");
+}
 
 std::string_view to_string(vllm_chunking c) noexcept {
   switch (c) {

@@ -13,6 +13,15 @@
 //   [policy.splitwise]  prompt_instances = [..], prompt_max_pending_tokens
 //   [policy.accellm]    sync_decode_kv
 //   [slo]               ttft_ms, tbt_ms
+//   daemons only (accellm coordinator / worker / up; `simulate` ignores them):
+//   [coordinator]       host, port (CAF), http_host, http_port, policy
+//   [worker]            host (where its KV receiver listens), kv_port, device
+//   [security]          token, tls, certificate, key, ca
+//   [network]           heartbeat_ms, timeout_ms
+//   [log]               level
+//
+// Devices: the sim:* cost models, and for daemons the real `cpu` model and
+// `cuda:N` (checked when a worker starts, not here).
 //
 // Parsing validates everything it can without running: unknown tables and
 // keys, types, ranges, cross-field rules (instances even, prompt pool sizes
@@ -90,6 +99,28 @@ struct slo_config {
   double tbt_ms = 0;   ///< time between tokens, milliseconds
 };
 
+/// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
+/// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.
+struct daemon_config {
+  std::string coordinator_host = "127.0.0.1";  ///< CAF port: workers and load drivers connect
+  std::uint32_t coordinator_port = 7600;
+  std::string http_host = "127.0.0.1";  ///< clients, health, metrics
+  std::uint32_t http_port = 8080;
+  std::string policy = "accellm";  ///< vllm | splitwise | accellm
+  /// Where a worker's KV receiver listens: an address its partners reach.
+  std::string worker_host = "127.0.0.1";
+  std::uint32_t worker_kv_port = 0;
+  std::string worker_device = "cpu";  ///< default for `accellm worker` and `up`
+  /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
+  /// environment variable overrides it. Empty: the daemons refuse to start.
+  std::string token;
+  bool tls = false;                  ///< CAF's OpenSSL transport between nodes
+  std::string certificate, key, ca;  ///< PEM files (tls), relative to the file
+  std::uint32_t heartbeat_ms = 100;  ///< both ends send one this often
+  std::uint32_t timeout_ms = 500;    ///< a silent peer is dropped after this
+  std::string log_level = "info";    ///< trace, debug, info, warn, error, off
+};
+
 /// One cluster: `instances` instances of `tp` devices each, in AcceLLM pairs.
 struct cluster_config {
   std::string name;                  ///< defaults to the file's stem
@@ -108,8 +139,12 @@ struct cluster_config {
   double price_per_hour = 0;
   /// Watts per instance; a file's 0 or omission becomes tp * hardware tdp_watts.
   double power_watts = 0;
+  daemon_config daemon;
   std::string source;  ///< file it came from (for messages)
 };
+
+/// True for the devices only a daemon runs: "cpu" and "cuda:N".
+bool is_real_device(std::string_view device) noexcept;
 
 /// Parses and validates a cluster file. `source_name` names it in messages
 /// ("h100.toml:12: ...") and becomes `source`; the name defaults to its stem.

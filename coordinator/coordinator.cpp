@@ -1,11 +1,14 @@
 #include "coordinator/coordinator.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
 #include "actors/clock.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -20,6 +23,9 @@ struct entry {
   request_timeline timeline;
   request_view* view = nullptr;  ///< its node in view.requests (stable until both are erased)
   caf::actor client;
+  bool stream = false;                  ///< token_ids: send TokenBatch as tokens come
+  std::vector<token_id> prompt;         ///< token_ids: the prompt's ids
+  std::vector<token_id> output;         ///< token_ids: the output so far
   instance_id move_from = no_instance;  ///< source of a move in progress
   bool keep_copy = false;               ///< that move keeps the source's copy
 };
@@ -31,6 +37,12 @@ struct coord_state {
   cluster_view view;
   std::unordered_map<request_id, entry> table;  ///< looked up for every token reported
   std::vector<caf::actor> managers;
+  // Daemons, by instance id: the worker process's node actor, its KV
+  // endpoint "host:port" ("" when it has none or is gone) and its name.
+  std::vector<caf::actor> nodes;
+  std::vector<std::string> endpoints;
+  std::vector<std::string> names;
+  request_id next_id = request_id{1} << 48;  ///< ids given to requests submitted with 0
   epoch_t epoch = 1;
   static inline const char* name = "coordinator";
 };
@@ -74,7 +86,7 @@ void apply(coord_actor* self, const assign_prefill_d& d) {
                                    .request = r.id,
                                    .instance = d.instance,
                                    .partner = d.copy_to,
-                                   .prompt = {},
+                                   .prompt = e.prompt,
                                    .prompt_len = r.prompt_len,
                                    .already_generated = {},
                                    .already_generated_len = 0,
@@ -119,7 +131,8 @@ void apply(coord_actor* self, const decode_here_d& d) {
                                  .generated = r.generated,
                                  .partner = d.replica,
                                  .max_tokens = r.max_tokens,
-                                 .stop_tokens = {}});
+                                 .stop_tokens = {},
+                                 .context_tokens = {}});
 }
 
 void apply(coord_actor* self, const move_decode_d& d) {
@@ -173,12 +186,56 @@ void apply_all(coord_actor* self, const decisions& ds) {
 
 // --- events -------------------------------------------------------------------
 
+// Why a submitted request cannot be served, or "" when it can.
+std::string refusal(const coord_state& s, const messages::submit_request& m) {
+  if (s.table.count(m.request) != 0) {
+    return "request id " + std::to_string(m.request) + " is already in use";
+  }
+  const bool alive = std::any_of(s.view.instances.begin(), s.view.instances.end(),
+                                 [](const instance_view& i) { return i.alive; });
+  if (!alive) return "no instance has joined the cluster";
+  if (!s.opt.token_ids) return {};
+  if (m.prompt.empty()) return "prompt: the cluster's devices need the prompt's token ids";
+  for (const token_id t : m.prompt) {
+    if (s.opt.vocab != 0 && static_cast<std::uint32_t>(t) >= s.opt.vocab) {
+      return "prompt: token id " + std::to_string(t) + " is outside the model's vocabulary (" +
+             std::to_string(s.opt.vocab) + " ids)";
+    }
+  }
+  if (s.opt.max_context != 0 && std::uint64_t{m.prompt_len} + m.max_tokens > s.opt.max_context) {
+    return "prompt and max_tokens: " + std::to_string(m.prompt_len) + " + " +
+           std::to_string(m.max_tokens) + " tokens exceed the model's context of " +
+           std::to_string(s.opt.max_context);
+  }
+  return {};
+}
+
+// Answers the sender of a request that was not accepted.
+void refuse(coord_actor* self, request_id id, std::string why) {
+  self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
+             messages::pack(messages::request_done{.epoch = self->state.epoch,
+                                                   .request = id,
+                                                   .status = messages::request_status::failed,
+                                                   .finish = messages::finish_reason::none,
+                                                   .output_tokens = 0,
+                                                   .error = std::move(why),
+                                                   .instance = no_instance}));
+}
+
 void on_submit(coord_actor* self, const messages::submit_request& m) {
   auto& s = self->state;
-  const request_id id = m.request;
-  if (id == 0 || s.table.count(id) != 0) return;  // ids come from the client; duplicates dropped
+  request_id id = m.request;
+  if (id == 0) {  // the coordinator names it
+    while (s.table.count(s.next_id) != 0) ++s.next_id;
+    id = s.next_id++;
+  }
+  messages::submit_request named = m;
+  named.request = id;
+  if (auto why = refusal(s, named); !why.empty()) return refuse(self, id, std::move(why));
   request_view r{.id = id, .prompt_len = m.prompt_len, .max_tokens = m.max_tokens};
   entry e;
+  e.stream = m.stream;
+  if (s.opt.token_ids) e.prompt = m.prompt;
   e.view = &s.view.requests.emplace(id, r).first->second;
   e.timeline.id = id;
   e.timeline.prompt_len = m.prompt_len;
@@ -206,6 +263,19 @@ void on_first_token(coord_actor* self, request_view& r, instance_id at) {
   apply_all(self, s.pol->on_prefill_done(s.view, r));
 }
 
+// Sends the client output tokens [from, end) of a request (token_ids only).
+void stream_tokens(coord_actor* self, const entry& e, std::uint32_t from, instance_id at) {
+  if (!e.client || from >= e.output.size()) return;
+  const auto first = e.output.begin() + from;
+  self->send(e.client, msg_atom::value,
+             messages::pack(messages::token_batch{.epoch = self->state.epoch,
+                                                  .request = e.timeline.id,
+                                                  .first_index = from,
+                                                  .tokens = {first, e.output.end()},
+                                                  .instance = at,
+                                                  .time_ns = e.timeline.last_token_ns}));
+}
+
 void on_tokens(coord_actor* self, const messages::iteration_report& m) {
   auto& s = self->state;
   const std::uint64_t end = m.start_ns + m.duration_ns;
@@ -218,22 +288,29 @@ void on_tokens(coord_actor* self, const messages::iteration_report& m) {
     if (it == s.table.end() || next > m.tokens.size()) continue;
     request_view& r = *it->second.view;
     request_timeline& tl = it->second.timeline;
+    const std::uint32_t before = tl.tokens;
     for (std::uint32_t k = 0; k < run.count; ++k) {
       const std::uint32_t index = run.first_index + k;
       if (index != tl.tokens) continue;  // not the next token: a duplicate
       const std::uint64_t at =
           m.step_ends_ns.empty() ? end : m.start_ns + m.step_ends_ns[run.first_step + k];
-      if (tl.tokens++ == 0) tl.first_token_ns = at;
+      if (tl.tokens++ == 0) {
+        tl.first_token_ns = at;
+        tl.first_execute_ns = m.start_ns;
+      }
       tl.last_token_ns = at;
       if (s.opt.token_times) tl.token_ns.push_back(at);
       r.generated = index + 1;
       r.last_token = m.tokens[first + k];
+      if (s.opt.token_ids) it->second.output.push_back(r.last_token);
       if (index == 0) {
         on_first_token(self, r, m.instance);
       } else if (r.decode_instance == m.instance) {
         ++decode_tokens;
       }
     }
+    if (it->second.stream && tl.tokens > before)
+      stream_tokens(self, it->second, before, m.instance);
   }
 }
 
@@ -277,6 +354,13 @@ void on_moved(coord_actor* self, const messages::move_decode& m) {
   r.replica_instance = e.keep_copy ? e.move_from : no_instance;
   r.generated = m.generated;
   r.last_token = m.last_token;
+  std::vector<token_id> context;
+  if (s.opt.token_ids) {  // [0, context_len) of prompt then output
+    context = e.prompt;
+    context.insert(context.end(), e.output.begin(), e.output.end());
+    if (context.size() >= m.context_len) context.resize(m.context_len);
+    if (context.size() != m.context_len) context.clear();
+  }
   send_to(self, r.decode_instance,
           messages::start_decode{.epoch = s.epoch,
                                  .request = r.id,
@@ -287,7 +371,8 @@ void on_moved(coord_actor* self, const messages::move_decode& m) {
                                  .generated = m.generated,
                                  .partner = r.replica_instance,
                                  .max_tokens = r.max_tokens,
-                                 .stop_tokens = {}});
+                                 .stop_tokens = {},
+                                 .context_tokens = std::move(context)});
 }
 
 void on_done(coord_actor* self, const messages::request_done& m) {
@@ -312,6 +397,7 @@ void on_done(coord_actor* self, const messages::request_done& m) {
   e.timeline.moves = r.moves;
   e.timeline.completed = m.status == messages::request_status::ok;
   if (s.obs) s.obs->on_finished(e.timeline);
+  if (e.client && !e.stream && s.opt.token_ids) stream_tokens(self, e, 0, m.instance);
   if (e.client) self->send(e.client, msg_atom::value, messages::pack(m));
   s.view.erase_request(it);
   s.table.erase(m.request);
@@ -339,6 +425,172 @@ void dispatch(coord_actor* self, const capnp_blob& b) {
   }
 }
 
+// --- membership (daemons) -------------------------------------------------------
+
+template <class... Ts>
+void log_info(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
+  if (s.opt.log) s.opt.log->info(f, std::forward<Ts>(args)...);
+}
+
+template <class... Ts>
+void log_warn(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
+  if (s.opt.log) s.opt.log->warn(f, std::forward<Ts>(args)...);
+}
+
+// Why a worker may not join, or "" when it may.
+std::string admission(const coord_state& s, const messages::register_worker& m) {
+  if (s.opt.cluster_token.empty() || m.cluster_token != s.opt.cluster_token) {
+    return "wrong cluster token";
+  }
+  if (m.protocol_version != messages::protocol_version) {
+    return "protocol version " + std::to_string(m.protocol_version) + ", the coordinator speaks " +
+           std::to_string(messages::protocol_version);
+  }
+  if (!s.opt.model.empty() && m.model != s.opt.model) {
+    return "model '" + m.model + "', the cluster serves '" + s.opt.model + "'";
+  }
+  if (m.block_tokens != s.opt.block_tokens) {
+    return "block_tokens " + std::to_string(m.block_tokens) + ", the cluster uses " +
+           std::to_string(s.opt.block_tokens);
+  }
+  for (std::size_t i = 0; i < s.names.size(); ++i) {
+    if (s.names[i] == m.instance_name && s.view.instances[i].alive) {
+      return "an instance named '" + m.instance_name + "' is already live";
+    }
+  }
+  return {};
+}
+
+// Every node learns where each instance's KV receiver listens.
+void broadcast_endpoints(coord_actor* self) {
+  auto& s = self->state;
+  for (std::size_t i = 0; i < s.nodes.size(); ++i) {
+    if (s.view.instances[i].alive && s.nodes[i]) {
+      self->send(s.nodes[i], actors::peers_atom::value, s.endpoints);
+    }
+  }
+}
+
+// SetRole to every instance whose role or partner differs from `before`.
+void send_changes(coord_actor* self, const std::vector<instance_view>& before) {
+  auto& s = self->state;
+  for (const instance_view& inst : s.view.instances) {
+    const bool fresh = inst.id >= before.size();
+    if (fresh || before[inst.id].role != inst.role || before[inst.id].partner != inst.partner) {
+      send_role(self, inst);
+    }
+  }
+}
+
+caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blob& b,
+                                              caf::actor manager, caf::actor node) {
+  auto& s = self->state;
+  auto m = messages::decode<messages::register_worker>(b);
+  if (!m) {
+    log_warn(s, "refused a worker: malformed RegisterWorker: {}", m.err().what());
+    return accellm::to_caf(m.err());
+  }
+  if (auto why = admission(s, *m); !why.empty()) {
+    log_warn(s, "refused worker '{}' (host {}, pid {}): {}", m->instance_name, m->host, m->pid,
+             why);
+    return accellm::make_error(errc::invalid_argument, "refused: " + why);
+  }
+  const auto id = static_cast<instance_id>(s.view.instances.size());
+  const std::vector<instance_view> before = s.view.instances;
+  instance_view& inst = s.view.instances.emplace_back();
+  inst.id = id;
+  inst.total_blocks = inst.free_blocks = m->kv_blocks;
+  s.managers.push_back(manager);
+  s.nodes.push_back(std::move(node));
+  s.names.push_back(m->instance_name);
+  s.endpoints.push_back(m->kv_port != 0 ? m->host + ":" + std::to_string(m->kv_port) : "");
+  s.pol->join(s.view, id);
+  self->monitor(manager);
+  send_changes(self, before);
+  broadcast_endpoints(self);
+  if (s.obs) s.obs->on_joined(id, m->instance_name, m->kv_bytes_per_block);
+  const instance_view& joined = s.view.at(id);
+  log_info(s, "instance {} '{}' joined: {} {} on {} (pid {}), {} KV blocks, {}, partner {}", id,
+           m->instance_name, m->model, m->device, m->host, m->pid, m->kv_blocks,
+           messages::to_string(joined.role),
+           joined.partner == no_instance ? std::string{"none"} : std::to_string(joined.partner));
+  return {msg_atom::value,
+          messages::encode(messages::set_role{
+              .epoch = s.epoch, .instance = id, .role = joined.role, .partner = joined.partner})};
+}
+
+// Ends a request the coordinator can no longer serve (its instance is gone).
+void abandon(coord_actor* self, request_id id, const std::string& why) {
+  auto& s = self->state;
+  auto it = s.view.requests.find(id);
+  if (it == s.view.requests.end()) return;
+  entry& e = s.table.at(id);
+  const messages::request_done done{.epoch = s.epoch,
+                                    .request = id,
+                                    .status = messages::request_status::failed,
+                                    .finish = messages::finish_reason::none,
+                                    .output_tokens = e.timeline.tokens,
+                                    .error = why,
+                                    .instance = no_instance};
+  if (it->second.replica_instance != no_instance) {
+    send_to(self, it->second.replica_instance,
+            messages::evict_replica{.epoch = s.epoch,
+                                    .instance = it->second.replica_instance,
+                                    .requests = {id},
+                                    .reason = messages::evict_reason::repair});
+  }
+  if (s.obs) s.obs->on_finished(e.timeline);
+  if (e.client && !e.stream && s.opt.token_ids) stream_tokens(self, e, 0, no_instance);
+  if (e.client) self->send(e.client, msg_atom::value, messages::pack(done));
+  s.view.erase_request(it);
+  s.table.erase(id);
+}
+
+// A manager went down: its instance is dead (issue 6 adds takeover).
+void on_lost(coord_actor* self, const caf::down_msg& dm) {
+  auto& s = self->state;
+  const auto at = std::find_if(s.managers.begin(), s.managers.end(),
+                               [&](const caf::actor& a) { return a && a.address() == dm.source; });
+  if (at == s.managers.end()) return;
+  const auto id = static_cast<instance_id>(at - s.managers.begin());
+  instance_view& inst = s.view.at(id);
+  if (!inst.alive) return;
+  log_warn(s, "instance {} '{}' lost: {}", id, s.names[id], caf::to_string(dm.reason));
+  inst.alive = false;
+  s.endpoints[id].clear();
+  if (s.obs) s.obs->on_lost(id);
+  const std::string why = "instance " + std::to_string(id) + " '" + s.names[id] + "' was lost";
+  std::vector<request_id> gone;
+  std::vector<std::pair<instance_id, request_id>> orphaned;  // copies it held, by owner
+  for (auto& [rid, r] : s.view.requests) {
+    const bool runs_here = r.phase == request_phase::decoding || r.phase == request_phase::moving
+                               ? r.decode_instance == id
+                               : r.prefill_instance == id;
+    if (runs_here || (r.phase == request_phase::moving && r.prefill_instance == id)) {
+      gone.push_back(rid);
+    } else if (r.replica_instance == id) {
+      r.replica_instance = no_instance;
+      orphaned.emplace_back(
+          r.phase == request_phase::decoding ? r.decode_instance : r.prefill_instance, rid);
+    }
+  }
+  for (const request_id rid : gone) abandon(self, rid, why);
+  for (const auto& [owner, rid] : orphaned) {  // stop syncing to the dead copy
+    send_to(self, owner,
+            messages::evict_replica{.epoch = s.epoch,
+                                    .instance = id,
+                                    .requests = {rid},
+                                    .reason = messages::evict_reason::repair});
+  }
+  if (inst.partner != no_instance) {
+    instance_view& mate = s.view.at(inst.partner);
+    mate.partner = no_instance;
+    inst.partner = no_instance;
+    send_role(self, mate);
+  }
+  broadcast_endpoints(self);
+}
+
 void start(coord_actor* self, std::vector<caf::actor> managers) {
   auto& s = self->state;
   s.managers = std::move(managers);
@@ -358,11 +610,17 @@ caf::behavior coordinator(coord_actor* self, coordinator_options opt, std::share
   self->state.opt = opt;
   self->state.pol = std::move(pol);
   self->state.obs = obs;
+  self->state.view.block_tokens = opt.block_tokens;
+  self->set_down_handler([self](caf::down_msg& dm) { on_lost(self, dm); });
+  if (opt.instances == 0) self->state.pol->init(self->state.view);  // daemons: grows by join
   return {
       [self](actors::peers_atom, std::vector<caf::actor> managers) {
         start(self, std::move(managers));
       },
       [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
+      [self](actors::register_atom, const capnp_blob& b, caf::actor manager, caf::actor node) {
+        return on_register(self, b, std::move(manager), std::move(node));
+      },
   };
 }
 

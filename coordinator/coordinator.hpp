@@ -12,8 +12,24 @@
 //   replicas evicted under pressure ──> EvictReplica notice to the owner (stop syncing)
 //
 // Messages in/out are (msg_atom, capnp_blob). The client that sent a
-// SubmitRequest gets its RequestDone. Set-up: (peers_atom,
-// std::vector<caf::actor> instance_managers).
+// SubmitRequest gets its RequestDone (and, with token_ids, TokenBatch
+// messages before it); a SubmitRequest with request id 0 gets an id from the
+// coordinator, a duplicate or invalid one is answered at once with a failed
+// RequestDone naming the problem.
+//
+// Membership. A simulation sends (peers_atom, std::vector<caf::actor>
+// instance_managers) once. Daemons register instead, at any time:
+// (register_atom, RegisterWorker blob, manager, node) is checked (cluster
+// token, protocol version, model, block size; a refusal is an error reply
+// and a log line, and changes nothing), then the instance gets the next id,
+// the policy pairs it (policy::join), SetRole goes to it and to any instance
+// whose role or partner changed, the reply is its SetRole, and every node
+// gets the KV endpoints of all instances ((peers_atom,
+// std::vector<std::string>), "host:port" by id). The coordinator monitors
+// each manager: when one goes down (its process died or was cut off), the
+// instance is marked dead, its partner unpaired, the copies it held are
+// forgotten (their owners stop syncing), and the requests it was prefilling
+// or decoding end as failed (takeover from the replica is issue 6).
 //
 // Thread contract: an actor; the policy and observer are used from it only.
 #pragma once
@@ -23,18 +39,36 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <spdlog/logger.h>
 
 #include <memory>
+#include <string>
 
 namespace accellm::coordinator {
 
 struct coordinator_options {
-  std::uint32_t instances = 0;
+  std::uint32_t instances = 0;  ///< simulation: spawned up front; daemons: 0, they register
   std::uint64_t blocks_per_instance = 0;
   std::uint32_t block_tokens = 16;
   /// Keep every token's time in request_timeline::token_ns (for TBT); off:
   /// first and last only (long simulations).
   bool token_times = true;
+  /// Daemons: requests carry real token ids. The coordinator keeps each
+  /// request's prompt and output ids, passes them to the instances (real
+  /// devices compute on them), and answers clients with TokenBatch messages:
+  /// as tokens come for a streaming request, all at once before RequestDone
+  /// otherwise. Off in simulation (lengths only, RequestDone only).
+  bool token_ids = false;
+  /// Daemons: the secret a RegisterWorker must carry, the model and block
+  /// size every worker must have, and the limits checked at submission
+  /// (0 = unchecked).
+  std::string cluster_token;
+  std::string model;
+  std::uint32_t vocab = 0;
+  std::uint32_t max_context = 0;
+  /// Where the coordinator says what happens to workers (joins, refusals,
+  /// losses); may be null.
+  std::shared_ptr<spdlog::logger> log;
 };
 
 /// `pol` decides, `obs` (may be null, must outlive the actor) records.

@@ -23,7 +23,10 @@ struct request_timeline {
   std::uint64_t arrival_ns = 0;
   std::uint32_t tokens = 0;          ///< output tokens produced
   std::uint64_t first_token_ns = 0;  ///< when the first was produced (tokens >= 1)
-  std::uint64_t last_token_ns = 0;   ///< when the latest was produced (tokens >= 1)
+  /// When the iteration that produced the first token started (its Execute
+  /// left the instance_manager): arrival to this is the scheduling delay.
+  std::uint64_t first_execute_ns = 0;
+  std::uint64_t last_token_ns = 0;  ///< when the latest was produced (tokens >= 1)
   /// When each output token was produced; empty unless the coordinator keeps
   /// token times (coordinator_options::token_times).
   std::vector<std::uint64_t> token_ns;
@@ -45,6 +48,12 @@ class observer {
                        std::uint64_t time_ns) = 0;
   /// A request finished.
   virtual void on_finished(const request_timeline& request) = 0;
+  /// Daemons: a worker's instance joined the cluster, with its name and the
+  /// bytes one KV block holds on its device.
+  virtual void on_joined(instance_id /*instance*/, std::string_view /*name*/,
+                         std::uint64_t /*bytes_per_block*/) {}
+  /// Daemons: an instance was lost (its process died or was cut off).
+  virtual void on_lost(instance_id /*instance*/) {}
 };
 
 }  // namespace accellm::coordinator

@@ -126,6 +126,8 @@ struct StartDecode {
   partner @7 :UInt32;        # instance keeping the redundant copy (receives KvDelta); 0xFFFFFFFF = none
   maxTokens @8 :UInt32;      # output budget of the request
   stopTokens @9 :List(Int32);  # the request's stop tokens
+  contextTokens @10 :List(Int32);  # the context's token ids [0, contextLen) on real devices, which
+                                   # the instance needs to recompute what its copy lacks; empty on sim
 }
 
 # coordinator -> both instances: move a running decode (balance, role switch, takeover).
@@ -279,10 +281,12 @@ struct RegisterWorker {
   tp @5 :UInt32;               # tensor-parallel degree (>= 1)
   kvBlocks @6 :UInt64;         # KV blocks the device holds (>= 1)
   blockTokens @7 :UInt32;      # tokens per block (>= 1)
-  host @8 :Text;               # host name
+  host @8 :Text;               # the worker's address as its partners reach it (name or IP)
   pid @9 :UInt32;              # process id
   kvBytesPerBlock @10 :UInt64; # bytes of one block over all layers
   protocolVersion @11 :UInt32; # messages::protocol_version of the worker's build
+  kvPort @12 :UInt16;          # port where the worker's kv_replica is published on `host`
+                               # (partners send KV rows there directly); 0 = none
 }
 
 # instance_manager -> coordinator: liveness beyond the transport's own checks.

@@ -127,6 +127,7 @@ void fill(w::RegisterWorker::Builder b, const register_worker& m) {
   b.setPid(m.pid);
   b.setKvBytesPerBlock(m.kv_bytes_per_block);
   b.setProtocolVersion(m.protocol_version);
+  b.setKvPort(m.kv_port);
 }
 
 result<register_worker> read(w::RegisterWorker::Reader r, const decode_limits& l) {
@@ -144,6 +145,7 @@ result<register_worker> read(w::RegisterWorker::Reader r, const decode_limits& l
   m.pid = r.getPid();
   m.kv_bytes_per_block = r.getKvBytesPerBlock();
   m.protocol_version = r.getProtocolVersion();
+  m.kv_port = r.getKvPort();
   return std::move(f).finish(std::move(m));
 }
 

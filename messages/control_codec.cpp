@@ -57,6 +57,7 @@ void fill(w::StartDecode::Builder b, const start_decode& m) {
   b.setPartner(m.partner);
   b.setMaxTokens(m.max_tokens);
   detail::set_tokens(m.stop_tokens, [&](auto p) { b.setStopTokens(p); });
+  detail::set_tokens(m.context_tokens, [&](auto p) { b.setContextTokens(p); });
 }
 
 result<start_decode> read(w::StartDecode::Reader r, const decode_limits& l) {
@@ -72,6 +73,7 @@ result<start_decode> read(w::StartDecode::Reader r, const decode_limits& l) {
   m.partner = r.getPartner();
   m.max_tokens = r.getMaxTokens();
   f.tokens(r.getStopTokens(), l.max_stop_tokens, "stop_tokens", m.stop_tokens);
+  f.tokens(r.getContextTokens(), l.max_tokens, "context_tokens", m.context_tokens);
   return std::move(f).finish(std::move(m));
 }
 
@@ -152,7 +154,8 @@ capnp_blob encode(const assign_prefill& m) {
 }
 
 capnp_blob encode(const start_decode& m) {
-  return detail::encode_with<w::StartDecode>(m, detail::hint_words(4 * m.stop_tokens.size()), fill);
+  return detail::encode_with<w::StartDecode>(
+      m, detail::hint_words(4 * (m.stop_tokens.size() + m.context_tokens.size())), fill);
 }
 
 capnp_blob encode(const move_decode& m) {
@@ -219,7 +222,9 @@ status validate(const start_decode& m, const decode_limits& l) {
       .check(m.generated <= m.context_len, "generated", m.generated,
              "must be <= context_len (the prompt has >= 1 token)")
       .check(m.generated <= m.max_tokens, "max_tokens", m.max_tokens, "must be >= generated")
-      .tokens(m.stop_tokens, l.max_stop_tokens, "stop_tokens");
+      .tokens(m.stop_tokens, l.max_stop_tokens, "stop_tokens")
+      .tokens(m.context_tokens, l.max_tokens, "context_tokens")
+      .empty_or_len(m.context_tokens.size(), m.context_len, "context_tokens");
   return std::move(c).done();
 }
 

@@ -53,7 +53,8 @@ start_decode example_start() {
           .generated = 1,
           .partner = 1,
           .max_tokens = 64,
-          .stop_tokens = {2}};
+          .stop_tokens = {2},
+          .context_tokens = {1, 15043, 29892, 3186, 29991}};
 }
 
 move_decode example_move() {
@@ -169,7 +170,8 @@ register_worker example_register() {
           .host = "node-1",
           .pid = 4242,
           .kv_bytes_per_block = 5'242'880,
-          .protocol_version = protocol_version};
+          .protocol_version = protocol_version,
+          .kv_port = 7601};
 }
 
 trace_event example_trace() {

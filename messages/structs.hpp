@@ -70,6 +70,9 @@ struct start_decode {
   instance_id partner = no_instance;   ///< receives kv_delta; no_instance = none
   std::uint32_t max_tokens = 0;
   std::vector<token_id> stop_tokens;
+  /// Token ids [0, context_len) on real devices (what a lagging copy
+  /// recomputes); empty on simulated devices.
+  std::vector<token_id> context_tokens;
   friend bool operator==(const start_decode&, const start_decode&) = default;
 };
 
@@ -262,6 +265,7 @@ struct register_worker {
   std::uint32_t pid = 0;
   std::uint64_t kv_bytes_per_block = 0;
   std::uint32_t protocol_version = messages::protocol_version;
+  std::uint16_t kv_port = 0;  ///< where its kv_replica is published on `host`; 0 = none
   friend bool operator==(const register_worker&, const register_worker&) = default;
 };
 

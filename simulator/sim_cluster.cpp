@@ -303,7 +303,13 @@ result<run_result> run_simulation(const run_options& o) {
                                                  {.instances = c.instances,
                                                   .blocks_per_instance = dev->kv.total_blocks,
                                                   .block_tokens = dev->kv.block_tokens,
-                                                  .token_times = o.token_times},
+                                                  .token_times = o.token_times,
+                                                  .token_ids = false,
+                                                  .cluster_token = {},
+                                                  .model = {},
+                                                  .vocab = 0,
+                                                  .max_context = 0,
+                                                  .log = nullptr},
                                                  *pol, &rec);
   const std::uint64_t kv_per_token = model->kv_bytes_per_token(dev->kv.kv_dtype);
   for (instance_id i = 0; i < c.instances; ++i) {
@@ -318,7 +324,8 @@ result<run_result> run_simulation(const run_options& o) {
                                              .chunk_tokens = c.batching.chunk_tokens,
                                              .sync_decode_kv = c.policy.accellm_sync_decode_kv,
                                              .decode_steps = c.batching.decode_steps,
-                                             .copy_stall = std::chrono::milliseconds{10}}));
+                                             .copy_stall = std::chrono::milliseconds{10},
+                                             .device_memory = false}));
     a.workers.push_back(worker::spawn_sim_worker(
         sys, {.id = i,
               .cost = cost,

@@ -190,6 +190,15 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
         self->state.manager = std::move(manager);
         self->state.replicas = std::move(replicas);
       },
+      // A daemon's partners change as instances join: the KV receivers by id.
+      [self](actors::peers_atom, std::vector<caf::actor> replicas) {
+        self->state.replicas = std::move(replicas);
+      },
+      [self](actors::release_atom, const std::vector<request_id>& ids) {
+        self->state.device->post([ids](device::backend& dev) {
+          for (const request_id r : ids) dev.release(r);
+        });
+      },
       // A message that does not decode came from a broken local sender (the
       // instance_manager or kv_replica of this process): dropped.
       [self](msg_atom, const messages::capnp_blob& b) {

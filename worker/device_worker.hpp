@@ -14,16 +14,20 @@
 // iterations that were asked for after it.
 //
 // What is not here yet: the copy of a prompt's KV leaves after the whole
-// iteration, not layer by layer (device::backend::run has no per-layer hook);
-// and the instance_manager does not yet fill Execute items with token ids,
-// which real backends need (the daemons issue): an item without them is
-// answered with IterationDone.error naming it.
+// iteration, not layer by layer (device::backend::run has no per-layer hook).
+// An Execute item without its token ids (the instance_manager fills them
+// when instance_options::device_memory is on) is answered with
+// IterationDone.error naming it.
 //
 // Messages in: (msg_atom, Execute) from the instance_manager; (msg_atom,
-// KvDeltaBatch) from the local kv_replica; (ping_atom) answered with
+// KvDeltaBatch) from the instance_manager (the rows it kept) or a kv_replica;
+// (release_atom, request ids) from the instance_manager: their KV is freed
+// on the device, after the jobs queued before; (ping_atom) answered with
 // pong_atom, also while the device is busy. Out: IterationDone to the
 // instance_manager, KvDeltaBatch to partners' kv_replicas. Set-up:
-// (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas).
+// (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas);
+// (peers_atom, std::vector<caf::actor> kv_replicas) replaces the receivers
+// (a daemon's cluster grows).
 //
 // Thread contract: an actor; the backend belongs to its device thread, which
 // the actor joins when it exits (after the job in progress, dropping queued

@@ -40,6 +40,9 @@ struct primary {
   std::uint64_t copy_progress_ns = 0;  ///< awaiting_kv: when the copy last grew
   instance_id copy_to = no_instance;   ///< receives this request's new KV rows
   bool then_decode = false;
+  /// Real devices: the token ids, prompt then output (prompt_len + generated
+  /// of them); ids[c] is the input at context position c. Empty on sim.
+  std::vector<token_id> ids;
   bool recompute = false;      ///< rebuilding KV it lost or never received (no output)
   bool in_flight = false;      ///< part of the running iteration
   bool move_pending = false;   ///< MoveDecode arrived while in flight
@@ -92,6 +95,7 @@ struct im_state {
   /// RequestDone and MoveDecode answers of the iteration being applied: sent
   /// after its IterationReport, so the coordinator sees the last tokens first.
   std::vector<capnp_blob> after_report;
+  std::vector<request_id> released;  ///< device KV to free, sent at the end of the handler
 
   static inline const char* name = "instance_manager";
 };
@@ -125,6 +129,7 @@ void drop_replica(im_state& s, request_id id, bool report) {
   if (it == s.replicas.end()) return;
   s.replica_blocks -= it->second.blocks;
   s.replicas.erase(it);
+  if (s.opt.device_memory) s.released.push_back(id);
   if (s.dropped.insert(id).second) s.dropped_order.push_back(id);
   if (s.dropped_order.size() > dropped_memory) {
     s.dropped.erase(s.dropped_order.front());
@@ -160,6 +165,14 @@ void free_primary(im_state& s, request_id id) {
   s.primary_blocks -= it->second.blocks;
   s.primaries.erase(it);
   std::erase(s.running, id);
+  if (s.opt.device_memory) s.released.push_back(id);
+}
+
+// The token ids [from, from + n) of `p` (real devices; empty on sim).
+std::vector<token_id> ids_of(const primary& p, std::uint32_t from, std::uint32_t n) {
+  if (p.ids.size() < std::size_t{from} + n) return {};
+  const auto first = p.ids.begin() + from;
+  return {first, first + n};
 }
 
 // `id` rebuilds its KV up to p.target by prefill (no output), ahead of the
@@ -182,6 +195,7 @@ bool preempt_youngest(im_state& s, request_id keep) {
     s.primary_blocks -= p.blocks;
     p.blocks = 0;
     p.cached = 0;
+    if (s.opt.device_memory) s.released.push_back(id);
     p.target = p.prompt_len + p.generated - 1;
     s.running.erase(std::next(it).base());
     queue_recompute(s, id, p);
@@ -199,7 +213,7 @@ messages::execute_item prefill_item(request_id id, const primary& p, std::uint32
           .phase = messages::phase::prefill,
           .context = p.cached,
           .num_tokens = n,
-          .tokens = {},
+          .tokens = ids_of(p, p.cached, n),
           .wants_output = last && !p.recompute,
           .replica_to = p.recompute ? no_instance : p.copy_to};
 }
@@ -232,7 +246,7 @@ messages::execute_item decode_item(const im_state& s, request_id id, const prima
           .phase = messages::phase::decode,
           .context = p.cached,
           .num_tokens = 1,
-          .tokens = {},
+          .tokens = ids_of(p, p.cached, 1),
           .wants_output = true,
           .replica_to = s.opt.sync_decode_kv ? p.copy_to : no_instance,
           .steps = steps};
@@ -367,6 +381,14 @@ void join_or_cut(im_actor* self, bool changed = false) {
   self->send(s.worker, actors::cut_atom::value, s.iteration);
 }
 
+// Tells the worker which requests' device KV was freed (real devices).
+void flush_released(im_actor* self) {
+  auto& s = self->state;
+  if (s.released.empty()) return;
+  self->send(s.worker, actors::release_atom::value, std::move(s.released));
+  s.released.clear();
+}
+
 void maybe_start(im_actor* self) {
   auto& s = self->state;
   if (s.busy) join_or_cut(self);
@@ -383,6 +405,7 @@ void maybe_start(im_actor* self) {
                 .items = std::move(items)};
   s.busy = true;
   s.started_ns = now_ns(self);
+  flush_released(self);  // before an Execute that may reuse the freed KV
   send_to(self, s.worker, s.inflight);
 }
 
@@ -437,6 +460,8 @@ void finish_move(im_actor* self, request_id id, primary& p) {
   if (keep) {
     s.replicas[id] = replica{.tokens = cached, .blocks = blocks, .since = ++s.replica_seq};
     s.replica_blocks += blocks;
+  } else if (s.opt.device_memory) {
+    s.released.push_back(id);
   }
   if (defer) {
     s.after_report.push_back(messages::pack(ack));
@@ -487,6 +512,7 @@ void emit(messages::iteration_report& out, request_id id, primary& p, token_id t
   out.tokens.push_back(tok);
   ++p.generated;
   p.last_token = tok;
+  if (!p.ids.empty()) p.ids.push_back(tok);
 }
 
 // Applies one item's outcome; appends the produced token to `out`.
@@ -601,6 +627,9 @@ void on_assign(im_actor* self, const messages::assign_prefill& m) {
   p.target = m.prompt_len;
   p.copy_to = m.partner;
   p.then_decode = m.then_decode;
+  if (!m.prompt.empty()) {
+    p.ids = m.prompt;
+  }
   s.primaries[m.request] = p;
   s.prefill_queue.push_back(m.request);
   maybe_start(self);
@@ -648,6 +677,10 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
     p.target = m.context_len;
     p.generated = m.generated;
     p.last_token = m.last_token;
+    if (!m.context_tokens.empty()) {
+      p.ids = m.context_tokens;
+      p.ids.push_back(m.last_token);
+    }
     if (auto r = s.replicas.find(m.request); r != s.replicas.end()) {
       p.cached = r->second.tokens;
       p.blocks = r->second.blocks;
@@ -706,11 +739,22 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
     ++s.rejected;
     return;
   }
+  // Real devices: the rows kept here go on to the device, nothing else.
+  messages::kv_delta_batch kept{.epoch = m.epoch,
+                                .from_instance = m.from_instance,
+                                .layer_begin = m.layer_begin,
+                                .layer_end = m.layer_end,
+                                .rows = {},
+                                .phase = m.phase};
+  auto keep = [&](const messages::kv_rows& row) {
+    if (s.opt.device_memory) kept.rows.push_back(row);
+  };
   for (const messages::kv_rows& row : m.rows) {
     if (auto it = s.primaries.find(row.request); it != s.primaries.end()) {
       primary& p = it->second;  // a copy becoming the primary (awaiting_kv)
       if (p.st != state::awaiting_kv || row.token_begin > p.cached) continue;
       if (!grow(s, p, row.token_end)) continue;
+      keep(row);
       p.cached = std::max(p.cached, row.token_end);
       p.copy_progress_ns = now_ns(self);
       if (p.cached >= p.target) start_decoding(self, row.request, p);
@@ -732,14 +776,17 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
       s.replica_blocks += want - r.blocks;
       r.blocks = want;
     }
+    keep(row);
     r.tokens = std::max(r.tokens, row.token_end);
   }
+  if (!kept.rows.empty()) send_to(self, s.worker, kept);
   maybe_start(self);
 }
 
 void on_set_role(im_actor* self, const messages::set_role& m) {
   auto& s = self->state;
   s.epoch = std::max(s.epoch, m.epoch);
+  if (s.opt.id == no_instance) s.opt.id = m.instance;  // a daemon's first SetRole
   if (m.role != s.current) join_or_cut(self, true);
   s.current = m.role;
   s.partner = m.partner;
@@ -778,6 +825,11 @@ void dispatch(im_actor* self, const capnp_blob& b) {
   }
 }
 
+void on_message(im_actor* self, const capnp_blob& b) {
+  dispatch(self, b);
+  flush_released(self);
+}
+
 caf::behavior instance_manager(im_actor* self, instance_options opt) {
   self->state.opt = opt;
   return {
@@ -785,8 +837,11 @@ caf::behavior instance_manager(im_actor* self, instance_options opt) {
         self->state.coordinator = std::move(coordinator);
         self->state.worker = std::move(worker);
       },
-      [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
-      [self](actors::copy_check_atom, request_id id) { on_copy_check(self, id); },
+      [self](msg_atom, const capnp_blob& b) { on_message(self, b); },
+      [self](actors::copy_check_atom, request_id id) {
+        on_copy_check(self, id);
+        flush_released(self);
+      },
   };
 }
 

@@ -48,11 +48,21 @@
 // does). A replica that does not fit is dropped, never a primary. Evictions
 // and preemptions are reported to the coordinator.
 //
+// Real devices (instance_options::device_memory): the manager keeps every
+// request's token ids (prompt, then each output token) and puts them in the
+// Execute items; it forwards the KV rows it accepts (a replica growing, a
+// copy it will decode from) to the worker, which imports them, and tells the
+// worker (release_atom, request ids) when KV is freed (finished, failed,
+// moved away, preempted, replica dropped), so the device holds exactly the
+// KV this manager accounts for.
+//
 // Messages in (msg_atom, capnp_blob): AssignPrefill, StartDecode, MoveDecode,
 // SetRole, EvictReplica from the coordinator; IterationDone from the worker;
 // KvDeltaBatch forwarded by the local kv_replica. Out: Execute to the worker;
 // IterationReport, RequestDone, MoveDecode (the move's final state) to the
-// coordinator. Local set-up: (peers_atom, coordinator, worker).
+// coordinator. Local set-up: (peers_atom, coordinator, worker). A manager
+// spawned with id no_instance (a daemon, before it joins) takes its id from
+// the first SetRole.
 //
 // Thread contract: an actor; its state is its own.
 #pragma once
@@ -84,6 +94,11 @@ struct instance_options {
   /// A copy this instance must decode from that gets no new rows for this
   /// long is declared stalled: the tokens it lacks are recomputed here.
   std::chrono::nanoseconds copy_stall{std::chrono::milliseconds{10}};
+  /// The worker's device holds real KV (cpu, cuda): Execute items carry token
+  /// ids, the KV rows kept here are forwarded to the worker to import, and
+  /// the worker is told (release_atom) when a request's KV is freed. Off on
+  /// simulated devices, which hold sizes only.
+  bool device_memory = false;
 };
 
 /// Spawns the manager; send it (peers_atom, coordinator, worker) before anything else.

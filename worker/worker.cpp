@@ -140,7 +140,7 @@ void send_rows(worker_actor* self, const messages::execute& ex, nanoseconds now,
   for (auto& o : out) {
     if (o.target >= s.replicas.size() || o.batch.rows.empty()) continue;
     o.batch.epoch = ex.epoch;
-    o.batch.from_instance = s.opt.id;
+    o.batch.from_instance = ex.instance;
     o.batch.layer_begin = 0;
     o.batch.layer_end = std::max<std::uint32_t>(1, s.opt.model.layers);
     done.kv_bytes_sent += o.bytes;
@@ -334,6 +334,10 @@ caf::behavior sim_worker(worker_actor* self, sim_worker_options opt) {
   return {
       [self](actors::peers_atom, caf::actor manager, std::vector<caf::actor> replicas) {
         self->state.manager = std::move(manager);
+        self->state.replicas = std::move(replicas);
+      },
+      // A daemon's partners change as instances join: the KV receivers by id.
+      [self](actors::peers_atom, std::vector<caf::actor> replicas) {
         self->state.replicas = std::move(replicas);
       },
       [self](msg_atom, const messages::capnp_blob& b) {

@@ -30,7 +30,9 @@
 // IterationDone to it, KvDeltaBatch to the partners' KV receivers. Set-up:
 // (peers_atom, instance_manager, std::vector<caf::actor> kv_receivers): by
 // instance id, where that instance's KV rows go (its kv_replica, or, in a
-// simulation where rows carry no bytes, its instance_manager).
+// simulation where rows carry no bytes, its instance_manager);
+// (peers_atom, std::vector<caf::actor> kv_receivers) replaces them (a
+// daemon's cluster grows). Rows carry the Execute's instance as sender.
 //
 // Thread contract: an actor; the cost model is shared read-only.
 #pragma once

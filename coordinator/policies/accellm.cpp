@@ -34,6 +34,19 @@ void accellm_policy::init(cluster_view& view) {
   }
 }
 
+void accellm_policy::join(cluster_view& view, instance_id i) {
+  instance_view& inst = view.at(i);
+  inst.role = role::decode;
+  inst.partner = no_instance;
+  inst.pool = "pair" + std::to_string(i / 2);
+  const instance_id mate = i ^ 1u;
+  if (mate >= view.instances.size()) return;
+  instance_view& other = view.at(mate);
+  if (!other.alive || other.partner != no_instance) return;
+  inst.partner = mate;
+  other.partner = i;
+}
+
 instance_id accellm_policy::pick_prefill(const cluster_view& view, const request_view& r,
                                          bool saturated) const {
   const std::uint64_t need = view.blocks_for(r.prompt_len);

@@ -78,6 +78,11 @@ class policy {
   virtual std::string setting() const = 0;
   /// Initial roles, partners and pool labels, written into `view.instances`.
   virtual void init(cluster_view& view) = 0;
+  /// A live cluster grew: instance `i`, the last of view.instances, joined
+  /// (a daemon registered). Sets its role, partner and pool label, and may
+  /// change other instances' (the partner it is paired with); the
+  /// coordinator sends SetRole wherever role or partner changed.
+  virtual void join(cluster_view& view, instance_id i) = 0;
   /// A request arrived (it is in view.requests, phase prefill, no instance).
   /// Must return exactly one assign_prefill_d for it, plus any role changes.
   virtual decisions on_arrival(const cluster_view& view, const request_view& r) = 0;

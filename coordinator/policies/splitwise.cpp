@@ -1,5 +1,6 @@
 #include "coordinator/policies/splitwise.hpp"
 
+#include <algorithm>
 #include <string>
 #include <tuple>
 
@@ -32,6 +33,21 @@ void splitwise_policy::init(cluster_view& view) {
     inst.partner = no_instance;
     inst.pool = label(static_cast<std::uint8_t>(p));
   }
+}
+
+void splitwise_policy::join(cluster_view& view, instance_id i) {
+  instances_ = static_cast<std::uint32_t>(view.instances.size());
+  const auto prompts =
+      static_cast<std::uint32_t>(std::count(home_.begin(), home_.end(), pool::prompt));
+  const std::uint32_t share = wanted_prompt_ != 0 ? wanted_prompt_ : (instances_ + 1) / 2;
+  const pool p = prompts < share ? pool::prompt : pool::token;
+  pool_.resize(instances_, p);
+  home_.resize(instances_, p);
+  prompt_instances_ = prompts + (p == pool::prompt ? 1 : 0);
+  instance_view& inst = view.at(i);
+  inst.role = p == pool::prompt ? messages::role::prefill : messages::role::decode;
+  inst.partner = no_instance;
+  inst.pool = label(static_cast<std::uint8_t>(p));
 }
 
 // SplitwiseSim: fewest pending prompt tokens; an instance with a non-empty

@@ -27,11 +27,16 @@ class splitwise_policy final : public policy {
  public:
   /// prompt_instances: 1 .. n - 1 (0 = half the instances, rounded up).
   splitwise_policy(std::uint32_t prompt_instances, std::uint64_t prompt_max_pending_tokens)
-      : prompt_instances_(prompt_instances), max_pending_(prompt_max_pending_tokens) {}
+      : prompt_instances_(prompt_instances),
+        wanted_prompt_(prompt_instances),
+        max_pending_(prompt_max_pending_tokens) {}
 
   std::string_view name() const noexcept override { return "splitwise"; }
   std::string setting() const override;
   void init(cluster_view& view) override;
+  /// The newcomer joins the prompt pool while it is below its share
+  /// (prompt_instances, or half the instances rounded up), else the token pool.
+  void join(cluster_view& view, instance_id i) override;
   decisions on_arrival(const cluster_view& view, const request_view& r) override;
   decisions on_prefill_done(const cluster_view& view, const request_view& r) override;
   decisions on_report(const cluster_view& view, instance_id i) override;
@@ -45,6 +50,7 @@ class splitwise_policy final : public policy {
   set_role_d borrow(instance_id i);
 
   std::uint32_t prompt_instances_;
+  std::uint32_t wanted_prompt_;  ///< as configured (0 = half)
   std::uint64_t max_pending_;
   std::uint32_t instances_ = 0;
   std::vector<pool> pool_;                      ///< current pool per instance

@@ -16,6 +16,13 @@ void vllm_policy::init(cluster_view& view) {
   }
 }
 
+void vllm_policy::join(cluster_view& view, instance_id i) {
+  instance_view& inst = view.at(i);
+  inst.role = messages::role::mixed;
+  inst.partner = no_instance;
+  inst.pool = "mixed";
+}
+
 // Join the shortest queue in tokens: prompt tokens waiting for prefill plus
 // one per running decode (what the next iterations must process). Instances
 // with room for the prompt come first, so a full instance is not chosen

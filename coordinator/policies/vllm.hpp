@@ -18,6 +18,7 @@ class vllm_policy final : public policy {
   std::string_view name() const noexcept override { return "vllm"; }
   std::string setting() const override;
   void init(cluster_view& view) override;
+  void join(cluster_view& view, instance_id i) override;
   decisions on_arrival(const cluster_view& view, const request_view& r) override;
   decisions on_prefill_done(const cluster_view& view, const request_view& r) override;
   decisions on_report(const cluster_view& view, instance_id i) override;

@@ -1,0 +1,102 @@
+#include "cli/daemon_commands.hpp"
+
+#include "daemon/coordinator_process.hpp"
+#include "daemon/launcher.hpp"
+#include "daemon/worker_process.hpp"
+
+#include <memory>
+
+namespace accellm::cli {
+namespace {
+
+const char* const levels = "trace, debug, info, warn, error, off";
+
+void add_coordinator(CLI::App& app, std::function<int()>& run) {
+  auto f = std::make_shared<daemon::coordinator_flags>();
+  CLI::App* cmd = app.add_subcommand("coordinator", "run the coordinator daemon (CAF + HTTP)");
+  cmd->add_option("--config", f->config, "cluster file (TOML)")->required();
+  cmd->add_option("--port", f->port, "CAF port (overrides [coordinator] port; 0 = any)");
+  cmd->add_option("--http-port", f->http_port, "HTTP port (overrides [coordinator] http_port)");
+  cmd->add_option("--log-level", f->log_level, levels);
+  cmd->add_option("--ready-file", f->ready_file, "write 'CAF_PORT HTTP_PORT' here once listening");
+  cmd->callback([f, &run] { run = [f] { return daemon::run_coordinator(*f); }; });
+}
+
+void add_worker(CLI::App& app, std::function<int()>& run) {
+  auto f = std::make_shared<daemon::worker_flags>();
+  auto wait_s = std::make_shared<unsigned>(30);
+  CLI::App* cmd = app.add_subcommand("worker", "run a worker daemon hosting one instance");
+  cmd->add_option("--coordinator", f->coordinator, "HOST:PORT of the coordinator's CAF port")
+      ->required();
+  cmd->add_option("--instance", f->instance, "this instance's name, unique in the cluster")
+      ->required();
+  cmd->add_option("--device", f->device, "cpu, cuda:N, sim:h100, sim:ascend910b2, ...");
+  cmd->add_option("--config", f->config, "cluster file: model, batching, token, transport");
+  cmd->add_option("--model", f->model, "model catalogue key (overrides [cluster] model)");
+  cmd->add_option("--host", f->host, "address partners reach this worker at ([worker] host)");
+  cmd->add_option("--kv-port", f->kv_port, "port of its KV receiver ([worker] kv_port; 0 = any)");
+  cmd->add_option("--log-level", f->log_level, levels);
+  cmd->add_option("--connect-wait", *wait_s, "seconds to retry the coordinator (default 30)");
+  cmd->callback([f, wait_s, &run] {
+    f->connect_wait = std::chrono::seconds{*wait_s};
+    run = [f] { return daemon::run_worker(*f); };
+  });
+}
+
+// --workload/--rate/--duration/...: the load both `up` and `load` drive.
+std::shared_ptr<daemon::load_options> add_load_flags(CLI::App* cmd, bool required) {
+  auto o = std::make_shared<daemon::load_options>();
+  auto* w = cmd->add_option("--workload", o->workload, "conv or code (Azure-shaped lengths)");
+  if (required) w->required();
+  cmd->add_option("--rate", o->rate, "requests per second (default 2)")->check(CLI::PositiveNumber);
+  cmd->add_option_function<double>(
+         "--duration",
+         [o](double s) { o->duration = std::chrono::milliseconds{static_cast<long>(s * 1000)}; },
+         "seconds of arrivals (default 10)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-prompt", o->max_prompt, "clamp prompts to this many tokens (256)")
+      ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--max-output", o->max_output, "clamp outputs to this many tokens (32)")
+      ->check(CLI::Range(1u, 1u << 20));
+  cmd->add_option("--seed", o->seed, "workload seed (1)");
+  cmd->add_option("--out", o->out, "write live-requests.csv and summary.json here");
+  return o;
+}
+
+void add_up(CLI::App& app, std::function<int()>& run) {
+  auto f = std::make_shared<daemon::up_flags>();
+  CLI::App* cmd = app.add_subcommand("up", "start a local cluster (coordinator + N workers)");
+  cmd->add_option("--config", f->config, "cluster file (TOML)")->required();
+  cmd->add_option("--workers", f->workers, "worker processes (default: [cluster] instances)")
+      ->check(CLI::Range(1u, 256u));
+  cmd->add_option("--device", f->device, "device of every worker (default: [worker] device)");
+  cmd->add_option("--log-level", f->log_level, levels);
+  auto load = add_load_flags(cmd, false);
+  cmd->callback([f, load, cmd, &run] {
+    if (cmd->count("--workload") > 0) f->load = *load;
+    run = [f] { return daemon::run_up(*f); };
+  });
+}
+
+void add_load(CLI::App& app, std::function<int()>& run) {
+  auto at = std::make_shared<std::string>();
+  auto config = std::make_shared<std::filesystem::path>();
+  CLI::App* cmd = app.add_subcommand("load", "drive a live cluster and print the metrics table");
+  cmd->add_option("--coordinator", *at, "HOST:PORT of the coordinator's CAF port")->required();
+  cmd->add_option("--config", *config, "cluster file, for its transport (TLS) settings");
+  auto load = add_load_flags(cmd, true);
+  cmd->callback([at, config, load, &run] {
+    run = [at, config, load] { return daemon::run_load(*at, *config, *load); };
+  });
+}
+
+}  // namespace
+
+void add_daemon_commands(CLI::App& app, std::function<int()>& run) {
+  add_coordinator(app, run);
+  add_worker(app, run);
+  add_up(app, run);
+  add_load(app, run);
+}
+
+}  // namespace accellm::cli

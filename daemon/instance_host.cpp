@@ -1,0 +1,93 @@
+#include "daemon/instance_host.hpp"
+
+#include "actors/atoms.hpp"
+#include "device/cpu/cpu_backend.hpp"
+#include "device/sim/sim_factory.hpp"
+#include "worker/device_worker.hpp"
+#include "worker/instance_manager.hpp"
+#include "worker/kv_replica.hpp"
+#include "worker/worker.hpp"
+
+#ifdef ACCELLM_HAVE_CUDA
+#include "device/cuda/cuda_backend.hpp"
+#endif
+
+#include <caf/all.hpp>
+
+namespace accellm::daemon {
+namespace {
+
+result<device_choice> real_device(const std::string& name, const device::model_spec& model,
+                                  const config::cluster_config& c) {
+  device_choice out{.name = name, .backend = nullptr, .cost = nullptr, .kv = {}, .model = &model};
+  if (name == "cpu") {
+    // Seed 1 on every worker: a request's tokens do not depend on where it runs.
+    auto b = device::cpu::make_cpu_backend(
+        model,
+        {.seed = 1, .kv_blocks = 1024, .block_tokens = c.batching.block_tokens, .clock = {}});
+    if (!b)
+      return fail(b.err().code(), "device cpu cannot run " + model.name + ": " + b.err().what());
+    out.backend = std::move(*b);
+  } else {
+#ifdef ACCELLM_HAVE_CUDA
+    auto b = device::cuda::make_cuda_backend(name, model);
+    if (!b) return fail(b.err().code(), "device " + name + ": " + b.err().what());
+    out.backend = std::move(*b);
+#else
+    return fail(errc::not_found, "device " + name + ": this accellm was built without CUDA");
+#endif
+  }
+  out.kv = out.backend->kv();
+  return out;
+}
+
+}  // namespace
+
+result<device_choice> make_device(const std::string& name, const config::cluster_config& c) {
+  const device::model_spec* model = device::find_model(c.model);
+  if (model == nullptr) return fail(errc::config, "unknown model '" + c.model + "'");
+  if (config::is_real_device(name)) return real_device(name, *model, c);
+  auto d = device::sim::make_sim_device(name, *model, c.tp, config::sim_options_of(c));
+  if (!d) return fail(d.err().code(), "device " + name + ": " + d.err().what());
+  return device_choice{
+      .name = name, .backend = nullptr, .cost = std::move(d->cost), .kv = d->kv, .model = model};
+}
+
+instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_config& c,
+                               device_choice dev, const caf::actor& coordinator) {
+  const bool real = dev.backend != nullptr;
+  instance_actors a;
+  // One decode step per Execute: clients get every token as it is made.
+  a.manager = worker::spawn_instance_manager(
+      sys,
+      {.id = no_instance,
+       .total_blocks = dev.kv.total_blocks,
+       .block_tokens = dev.kv.block_tokens,
+       .bytes_per_block = dev.kv.bytes_per_block,
+       .max_batch_tokens = c.batching.max_batch_tokens,
+       .max_batch_size = c.batching.max_batch_size,
+       .chunked_prefill = c.daemon.policy == "vllm" && c.policy.vllm == config::vllm_chunking::on,
+       .chunk_tokens = c.batching.chunk_tokens,
+       .sync_decode_kv = c.policy.accellm_sync_decode_kv,
+       .decode_steps = 1,
+       .copy_stall = std::chrono::milliseconds{200},
+       .device_memory = real});
+  a.replica = worker::spawn_kv_replica(sys, no_instance);
+  if (real) {
+    a.worker = worker::spawn_device_worker(sys, no_instance, std::move(dev.backend));
+  } else {
+    a.worker = worker::spawn_sim_worker(
+        sys, {.id = no_instance,
+              .cost = dev.cost,
+              .model = *dev.model,
+              .tp = c.tp,
+              .kv_bytes_per_token = dev.model->kv_bytes_per_token(dev.kv.kv_dtype),
+              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency}});
+  }
+  caf::anon_send(a.manager, actors::peers_atom::value, coordinator, a.worker);
+  caf::anon_send(a.replica, actors::peers_atom::value, a.manager);
+  caf::anon_send(a.worker, actors::peers_atom::value, a.manager, std::vector<caf::actor>{});
+  return a;
+}
+
+}  // namespace accellm::daemon

@@ -1,0 +1,290 @@
+#include "daemon/launcher.hpp"
+
+#include "daemon/load_driver.hpp"
+#include "daemon/process.hpp"
+#include "daemon/transport_config.hpp"
+
+#include "actors/system_config.hpp"
+#include "actors/transport.hpp"
+#include "actors/type_registry.hpp"
+#include "config/cluster_config.hpp"
+#include "workload/generator.hpp"
+#include "workload/metrics/summary.hpp"
+#include "workload/metrics/writers.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <thread>
+
+extern char** environ;
+
+namespace accellm::daemon {
+namespace {
+
+using namespace std::chrono_literals;
+
+// --- load -------------------------------------------------------------------
+
+result<std::vector<load_request>> make_requests(const load_options& o) {
+  auto kind = workload::parse_shape(o.workload);
+  if (!kind) return std::move(kind).err();
+  auto trace = workload::generate({.kind = *kind,
+                                   .rate = o.rate,
+                                   .duration = o.duration,
+                                   .arrivals = workload::arrival_process::poisson,
+                                   .cv = 1.0,
+                                   .seed = o.seed,
+                                   .max_requests = 0});
+  if (!trace) return std::move(trace).err();
+  for (auto& r : *trace) {  // a small model's context: clamp, as the table says
+    r.prompt_tokens = std::min(r.prompt_tokens, o.max_prompt);
+    r.output_tokens = std::min(r.output_tokens, o.max_output);
+  }
+  return with_prompts(*trace, o.seed);
+}
+
+int report(const load_outcome& out, const load_options& o, const std::string& label) {
+  metrics::run_record rec = out.record;
+  rec.policy = label;
+  rec.setting = "live";
+  rec.offered_rate = o.rate;
+  const metrics::summary sum = metrics::summarize(rec, {});
+  std::cout << metrics::format_comparison({{&rec, sum}});
+  std::size_t failed = 0;
+  for (std::size_t i = 0; i < out.errors.size(); ++i) {
+    if (out.errors[i].empty()) continue;
+    if (failed++ < 5)
+      std::cerr << "request " << rec.requests[i].id << ": " << out.errors[i] << '\n';
+  }
+  std::cout << out.finished << " of " << rec.requests.size() << " requests ended, " << failed
+            << " failed" << (out.drained ? "" : ", the rest did not finish in time") << '\n';
+  if (!o.out.empty()) {
+    std::filesystem::create_directories(o.out);
+    if (auto s = metrics::write_requests_csv(o.out / "live-requests.csv", rec); !s) {
+      std::cerr << s.err().what() << '\n';
+      return exit_failure;
+    }
+    std::ofstream{o.out / "summary.json"} << metrics::summary_json({{&rec, sum}}) << '\n';
+  }
+  return out.drained && failed == 0 ? exit_ok : exit_failure;
+}
+
+int drive_and_report(const actors::endpoint& at, const actors::transport_options& t,
+                     const load_options& o, const std::string& label) {
+  auto reqs = make_requests(o);
+  if (!reqs) {
+    std::cerr << "accellm load: " << reqs.err().what() << '\n';
+    return exit_config;
+  }
+  actors::system_config cfg;
+  if (auto ok = actors::apply(t, cfg); !ok) {
+    std::cerr << "accellm load: " << ok.err().what() << '\n';
+    return exit_config;
+  }
+  caf::actor_system sys{cfg};
+  auto coord = actors::connect(sys, at.host, at.port, t);
+  if (!coord) {
+    std::cerr << "accellm load: cannot reach the coordinator at " << actors::to_string(at) << ": "
+              << coord.err().message() << '\n';
+    return exit_failure;
+  }
+  std::cerr << "load: " << reqs->size() << " " << o.workload << " requests at " << o.rate
+            << " req/s over " << std::chrono::duration<double>(o.duration).count()
+            << " s (prompts <= " << o.max_prompt << ", outputs <= " << o.max_output
+            << " tokens) to " << actors::to_string(at) << '\n';
+  // Ids of this run: a random high base, so that two drivers do not collide.
+  const request_id base = (std::random_device{}() & 0xFFFFFull) << 32;
+  auto out = drive(sys, *coord, *reqs, base, o.drain);
+  if (!out) {
+    std::cerr << "accellm load: " << out.err().what() << '\n';
+    return exit_failure;
+  }
+  return report(*out, o, label);
+}
+
+// --- children -----------------------------------------------------------------
+
+struct child {
+  std::string name;
+  pid_t pid = -1;
+};
+
+result<pid_t> spawn_self(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  std::string self = "/proc/self/exe";
+  argv.push_back(self.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (int e = posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ); e != 0) {
+    return fail(errc::io_failure, std::string{"cannot start a child: "} + std::strerror(e));
+  }
+  return pid;
+}
+
+// 0 while running, else "exited with N" / "killed by signal N".
+std::string exited(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return {};
+  if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+  return "was killed by signal " + std::to_string(WTERMSIG(status));
+}
+
+void stop_children(std::vector<child>& kids) {
+  for (auto it = kids.rbegin(); it != kids.rend(); ++it) kill(it->pid, SIGTERM);
+  for (auto& k : kids) {
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    int status = 0;
+    while (waitpid(k.pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        std::cerr << "up: " << k.name << " did not stop in 10 s: SIGKILL\n";
+        kill(k.pid, SIGKILL);
+        waitpid(k.pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  kids.clear();
+}
+
+// Waits for the coordinator's ready file: "CAF_PORT HTTP_PORT".
+result<std::pair<std::uint16_t, std::uint16_t>> await_ready(const std::filesystem::path& file,
+                                                            const child& coord) {
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    std::ifstream in{file};
+    unsigned caf = 0, http = 0;
+    if (in >> caf >> http)
+      return std::pair{static_cast<std::uint16_t>(caf), static_cast<std::uint16_t>(http)};
+    if (auto why = exited(coord.pid); !why.empty()) {
+      return fail(errc::io_failure, "the coordinator " + why);
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return fail(errc::io_failure, "the coordinator did not listen within 30 s");
+}
+
+// Polls /health until `n` instances have joined.
+status await_workers(const std::string& host, std::uint16_t http, std::uint32_t n,
+                     const std::vector<child>& kids) {
+  httplib::Client cli{host, http};
+  cli.set_connection_timeout(1, 0);
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (auto res = cli.Get("/health"); res && res->status == 200) {
+      const auto at = res->body.find("\"instances\":");
+      if (at != std::string::npos && std::stoul(res->body.substr(at + 12)) >= n) return {};
+    }
+    for (const auto& k : kids) {
+      if (auto why = exited(k.pid); !why.empty()) return fail(errc::io_failure, k.name + " " + why);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return fail(errc::io_failure, "the workers did not all join within 60 s");
+}
+
+}  // namespace
+
+int run_load(const std::string& coordinator, const std::filesystem::path& config,
+             const load_options& options) {
+  auto at = actors::parse_endpoint(coordinator);
+  if (!at) {
+    std::cerr << "accellm load: --coordinator: " << at.err().message() << '\n';
+    return exit_config;
+  }
+  config::cluster_config c;
+  if (!config.empty()) {
+    auto loaded = config::load_cluster_config(config);
+    if (!loaded) {
+      std::cerr << "accellm load: " << loaded.err().what() << '\n';
+      return exit_config;
+    }
+    c = std::move(*loaded);
+  }
+  return drive_and_report(*at, transport_of(c.daemon), options, c.daemon.policy);
+}
+
+int run_up(const up_flags& f) {
+  auto c = config::load_cluster_config(f.config);
+  if (!c) {
+    std::cerr << "accellm up: " << c.err().what() << '\n';
+    return exit_config;
+  }
+  block_stop_signals();  // children reset nothing: they block the same and wait for them
+  if (cluster_token(c->daemon.token).empty()) {  // a secret for this run only
+    std::random_device rd;
+    const std::string token = std::to_string(rd()) + std::to_string(rd());
+    setenv("ACCELLM_CLUSTER_TOKEN", token.c_str(), 1);
+  }
+  const std::uint32_t n = f.workers.value_or(c->instances);
+  const std::string device = f.device.value_or(c->daemon.worker_device);
+  const std::string config = std::filesystem::absolute(f.config).string();
+  const std::filesystem::path ready =
+      std::filesystem::temp_directory_path() / ("accellm-up-" + std::to_string(getpid()));
+  std::filesystem::remove(ready);
+  std::vector<std::string> log;
+  if (f.log_level) log = {"--log-level", *f.log_level};
+  std::vector<child> kids;
+  auto start = [&](std::string name, std::vector<std::string> args) -> bool {
+    args.insert(args.end(), log.begin(), log.end());
+    auto pid = spawn_self(args);
+    if (!pid) {
+      std::cerr << "accellm up: " << pid.err().what() << '\n';
+      return false;
+    }
+    kids.push_back({std::move(name), *pid});
+    return true;
+  };
+  int code = exit_failure;
+  if (start("coordinator", {"coordinator", "--config", config, "--ready-file", ready.string()})) {
+    auto ports = await_ready(ready, kids.front());
+    bool ok = ports.ok();
+    if (!ok) std::cerr << "accellm up: " << ports.err().what() << '\n';
+    const std::string caf_at =
+        c->daemon.coordinator_host + ":" + std::to_string(ok ? ports->first : 0);
+    for (std::uint32_t i = 0; ok && i < n; ++i) {
+      const std::string name = "w" + std::to_string(i);
+      ok = start(name, {"worker", "--coordinator", caf_at, "--instance", name, "--device", device,
+                        "--config", config});
+    }
+    if (ok) {
+      if (auto s = await_workers(c->daemon.http_host, ports->second, n, kids); !s) {
+        std::cerr << "accellm up: " << s.err().what() << '\n';
+        ok = false;
+      }
+    }
+    if (ok) {
+      std::cout << "cluster '" << c->name << "' is up: " << n << " x " << device << " " << c->model
+                << ", policy " << c->daemon.policy << "\n  coordinator  pid " << kids[0].pid
+                << "  CAF " << caf_at << "  HTTP http://" << c->daemon.http_host << ':'
+                << ports->second << "  (/v1/requests, /health, /metrics)\n";
+      for (std::size_t i = 1; i < kids.size(); ++i) {
+        std::cout << "  " << kids[i].name << "           pid " << kids[i].pid << '\n';
+      }
+      std::cout.flush();
+      if (f.load) {
+        code = drive_and_report(*actors::parse_endpoint(caf_at), transport_of(c->daemon), *f.load,
+                                c->daemon.policy);
+      } else {
+        std::cout << "Ctrl-C stops it." << std::endl;
+        wait_for_stop();
+        code = exit_ok;
+      }
+    }
+  }
+  stop_children(kids);
+  std::filesystem::remove(ready);
+  return code;
+}
+
+}  // namespace accellm::daemon

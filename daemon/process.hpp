@@ -1,0 +1,43 @@
+// process: what every accellm daemon's main() needs around its actors:
+// a logger, the stop signals, and the exit codes.
+//
+//   exit 0  stopped by SIGINT or SIGTERM (or a launcher's request)
+//   exit 1  failed at run time (cannot listen or connect, refused, lost the coordinator)
+//   exit 2  bad configuration or flags (the message names the problem)
+//
+// Thread contract: block_stop_signals() must run in main() before any
+// thread starts (every thread then inherits the mask, so only
+// wait_for_stop() sees the signals); the rest is for main()'s thread.
+#pragma once
+
+#include "common/result.hpp"
+
+#include <spdlog/logger.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace accellm::daemon {
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_failure = 1;
+inline constexpr int exit_config = 2;
+
+/// A logger named `name` writing to stderr at `level` ("trace", "debug",
+/// "info", "warn", "error", "off"); invalid_argument for another level.
+result<std::shared_ptr<spdlog::logger>> make_logger(std::string name, std::string_view level);
+
+/// Blocks SIGINT and SIGTERM in the calling thread (and those it starts).
+void block_stop_signals();
+
+/// Waits until SIGINT or SIGTERM arrives (returns the signal) or `give_up`
+/// becomes true (returns 0); checks the flag a few times a second.
+int wait_for_stop(const std::atomic<bool>* give_up = nullptr);
+
+/// The cluster token: ACCELLM_CLUSTER_TOKEN when set and non-empty, else
+/// `from_config`.
+std::string cluster_token(const std::string& from_config);
+
+}  // namespace accellm::daemon

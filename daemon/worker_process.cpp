@@ -1,0 +1,181 @@
+#include "daemon/worker_process.hpp"
+
+#include "daemon/instance_host.hpp"
+#include "daemon/process.hpp"
+#include "daemon/transport_config.hpp"
+#include "daemon/worker_node.hpp"
+
+#include "actors/atoms.hpp"
+#include "actors/system_config.hpp"
+#include "actors/transport.hpp"
+#include "actors/type_registry.hpp"
+#include "config/cluster_config.hpp"
+#include "messages/codec.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+namespace accellm::daemon {
+namespace {
+
+struct worker_setup {
+  config::cluster_config cluster;
+  actors::endpoint coordinator;
+  std::string device;
+  std::string token;
+  std::shared_ptr<spdlog::logger> log;
+};
+
+result<worker_setup> prepare(const worker_flags& f) {
+  config::cluster_config c;
+  if (!f.config.empty()) {
+    auto loaded = config::load_cluster_config(f.config);
+    if (!loaded) return std::move(loaded).err();
+    c = std::move(*loaded);
+  }
+  if (f.model) c.model = *f.model;
+  if (f.host) c.daemon.worker_host = *f.host;
+  if (f.kv_port) c.daemon.worker_kv_port = *f.kv_port;
+  if (f.instance.empty()) return fail(errc::config, "--instance: a name is required");
+  auto ep = actors::parse_endpoint(f.coordinator);
+  if (!ep) return fail(errc::config, "--coordinator: " + ep.err().message());
+  auto log = make_logger(f.instance, f.log_level.value_or(c.daemon.log_level));
+  if (!log) return std::move(log).err();
+  std::string token = cluster_token(c.daemon.token);
+  if (token.empty()) {
+    return fail(errc::config,
+                "no cluster token: set [security] token in --config or ACCELLM_CLUSTER_TOKEN");
+  }
+  std::string device = f.device.value_or(c.daemon.worker_device);
+  return worker_setup{.cluster = std::move(c),
+                      .coordinator = std::move(*ep),
+                      .device = std::move(device),
+                      .token = std::move(token),
+                      .log = std::move(*log)};
+}
+
+// Connects to the coordinator, retrying while it is not up yet.
+result<caf::actor> reach(caf::actor_system& sys, const worker_setup& w,
+                         const actors::transport_options& t, std::chrono::seconds wait) {
+  const auto give_up = std::chrono::steady_clock::now() + wait;  // main(): wall time is fine
+  for (;;) {
+    auto c = actors::connect(sys, w.coordinator.host, w.coordinator.port, t);
+    if (c || std::chrono::steady_clock::now() >= give_up) return c;
+    w.log->warn("coordinator at {} not reachable yet: {}", actors::to_string(w.coordinator),
+                c.err().message());
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  }
+}
+
+caf::io::middleman_actor connector(caf::actor_system& sys, const actors::transport_options& t) {
+  return t.tls ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
+}
+
+int serve(worker_setup& w, const worker_flags& f) {
+  const auto transport = transport_of(w.cluster.daemon);
+  actors::system_config cfg;
+  if (auto ok = actors::apply(transport, cfg); !ok) {
+    w.log->error("{}", ok.err().what());
+    return exit_config;
+  }
+  auto dev = make_device(w.device, w.cluster);
+  if (!dev) {
+    w.log->error("{}", dev.err().what());
+    return exit_config;
+  }
+  caf::actor_system sys{cfg};
+  if (auto ok = actors::self_test(sys); !ok) {
+    w.log->error("self-test: {}", ok.err().what());
+    return exit_failure;
+  }
+  auto coord = reach(sys, w, transport, f.connect_wait);
+  if (!coord) {
+    w.log->error("cannot reach the coordinator at {}: {}", actors::to_string(w.coordinator),
+                 coord.err().message());
+    return exit_failure;
+  }
+  const device::kv_geometry kv = dev->kv;
+  const std::string device_name = dev->name;
+  const std::string model = dev->model->name;
+  instance_actors inst = spawn_instance(sys, w.cluster, std::move(*dev), *coord);
+  auto kv_port =
+      actors::publish(sys, inst.replica, w.cluster.daemon.worker_host,
+                      static_cast<std::uint16_t>(w.cluster.daemon.worker_kv_port), transport);
+  auto stop_all = [&] {
+    for (const auto& a : inst.all()) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  if (!kv_port) {
+    w.log->error("{}", kv_port.err().what());
+    stop_all();
+    return exit_failure;
+  }
+  const std::string own = w.cluster.daemon.worker_host + ":" + std::to_string(*kv_port);
+  auto lost = std::make_shared<std::atomic<bool>>(false);
+  auto node = spawn_worker_node(sys, {.worker = inst.worker,
+                                      .replica = inst.replica,
+                                      .own_endpoint = own,
+                                      .connector = connector(sys, transport),
+                                      .connect_timeout = transport.connect_timeout,
+                                      .log = w.log,
+                                      .lost = lost});
+  caf::anon_send(node, actors::peers_atom::value, *coord);
+  const messages::register_worker reg{.epoch = 0,
+                                      .cluster_token = w.token,
+                                      .instance_name = f.instance,
+                                      .device = device_name,
+                                      .model = model,
+                                      .tp = w.cluster.tp,
+                                      .kv_blocks = kv.total_blocks,
+                                      .block_tokens = kv.block_tokens,
+                                      .host = w.cluster.daemon.worker_host,
+                                      .pid = static_cast<std::uint32_t>(getpid()),
+                                      .kv_bytes_per_block = kv.bytes_per_block,
+                                      .protocol_version = messages::protocol_version,
+                                      .kv_port = *kv_port};
+  int code = exit_ok;
+  caf::scoped_actor self{sys};
+  self->request(*coord, std::chrono::seconds{10}, actors::register_atom::value,
+                messages::encode(reg), inst.manager, node)
+      .receive(
+          [&](actors::msg_atom, const messages::capnp_blob& b) {
+            auto role = messages::decode<messages::set_role>(b);
+            w.log->info("joined as instance {} ({} {}, {} KV blocks, KV receiver at {}), role {}",
+                        role ? role->instance : no_instance, model, device_name, kv.total_blocks,
+                        own, role ? messages::to_string(role->role) : "?");
+          },
+          [&](caf::error& err) {
+            w.log->error("the coordinator refused this worker: {}", sys.render(err));
+            code = exit_failure;
+          });
+  if (code == exit_ok) {
+    const int sig = wait_for_stop(lost.get());
+    if (sig == 0) code = exit_failure;
+    w.log->info("stopping ({})", sig == 0        ? "coordinator lost"
+                                 : sig == SIGINT ? "SIGINT"
+                                                 : "SIGTERM");
+  }
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+  stop_all();
+  return code;
+}
+
+}  // namespace
+
+int run_worker(const worker_flags& flags) {
+  block_stop_signals();
+  auto w = prepare(flags);
+  if (!w) {
+    std::cerr << "accellm worker: " << w.err().what() << '\n';
+    return exit_config;
+  }
+  return serve(*w, flags);
+}
+
+}  // namespace accellm::daemon

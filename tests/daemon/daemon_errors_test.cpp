@@ -1,0 +1,98 @@
+// Bad input at the daemons' boundaries: each ends the process with a
+// message naming the problem and a non-zero exit (2: configuration or
+// flags, 1: run time); a stop signal ends it cleanly with 0.
+#include "tests/daemon/daemon_fixture.hpp"
+
+namespace accellm::daemon::test {
+namespace {
+
+// Runs `accellm ARGS...` to its end; returns its exit code and stderr.
+std::pair<std::optional<int>, std::string> run(const temp_dir& dir, std::vector<std::string> args,
+                                               std::vector<std::string> env = {}) {
+  child c{dir.path() / "run.log", std::move(args), std::move(env)};
+  auto code = c.wait(30s);
+  return {code, c.log()};
+}
+
+void expect_failure(const std::pair<std::optional<int>, std::string>& r, int code,
+                    std::initializer_list<std::string_view> parts) {
+  EXPECT_EQ(r.first, code) << r.second;
+  for (auto p : parts)
+    EXPECT_NE(r.second.find(p), std::string::npos) << "'" << p << "' not in:\n" << r.second;
+}
+
+TEST(DaemonErrors, CoordinatorWithAMissingConfigFile) {
+  temp_dir dir;
+  expect_failure(run(dir, {"coordinator", "--config", (dir.path() / "nope.toml").string()}), 2,
+                 {"nope.toml"});
+}
+
+TEST(DaemonErrors, CoordinatorWithAnUnknownKey) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t") + "[network]\nheartbeat = 5\n");
+  expect_failure(run(dir, {"coordinator", "--config", f.string()}), 2,
+                 {"c.toml", "network.heartbeat"});
+}
+
+TEST(DaemonErrors, CoordinatorWithAWrongType) {
+  temp_dir dir;
+  auto text = local_cluster("t");
+  text.replace(text.find("port = 0"), 8, "port = \"seven\"");
+  const auto f = dir.write("c.toml", text);
+  expect_failure(run(dir, {"coordinator", "--config", f.string()}), 2,
+                 {"c.toml", "coordinator.port"});
+}
+
+TEST(DaemonErrors, CoordinatorWithAnAddressItCannotListenOn) {
+  temp_dir dir;
+  auto text = local_cluster("t");
+  text.replace(text.find("host = \"127.0.0.1\""), 18, "host = \"256.1.2.3\"");
+  const auto f = dir.write("c.toml", text);
+  expect_failure(run(dir, {"coordinator", "--config", f.string()}), 1, {"256.1.2.3"});
+}
+
+TEST(DaemonErrors, CoordinatorWithoutAToken) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster(""));
+  expect_failure(run(dir, {"coordinator", "--config", f.string()}), 2, {"no cluster token"});
+}
+
+TEST(DaemonErrors, WorkerWithABadCoordinatorAddress) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  expect_failure(run(dir, {"worker", "--coordinator", "localhost", "--instance", "w0", "--config",
+                           f.string()}),
+                 2, {"--coordinator"});
+}
+
+TEST(DaemonErrors, WorkerWithAnUnknownDevice) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  expect_failure(run(dir, {"worker", "--coordinator", "127.0.0.1:1", "--instance", "w0", "--device",
+                           "tpu:0", "--config", f.string()}),
+                 2, {"tpu:0"});
+}
+
+TEST(DaemonErrors, WorkerThatCannotReachTheCoordinator) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  // Port 1 on loopback: nothing listens there.
+  expect_failure(run(dir, {"worker", "--coordinator", "127.0.0.1:1", "--instance", "w0",
+                           "--connect-wait", "1", "--config", f.string()}),
+                 1, {"cannot reach the coordinator at 127.0.0.1:1"});
+}
+
+TEST(DaemonErrors, SigintStopsTheCoordinatorCleanly) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  const auto ready = dir.path() / "ready";
+  child c{dir.path() / "c.log",
+          {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
+  ASSERT_NE(ready_ports(ready, c).first, 0) << c.log();
+  kill(c.pid(), SIGINT);
+  EXPECT_EQ(c.wait(10s), 0) << c.log();
+  EXPECT_NE(c.log().find("stopping (SIGINT)"), std::string::npos) << c.log();
+}
+
+}  // namespace
+}  // namespace accellm::daemon::test

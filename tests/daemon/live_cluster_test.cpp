@@ -1,0 +1,256 @@
+// A live cluster in separate processes on loopback (issue 5's invariant):
+// a coordinator and four `cpu` workers serve 200 requests, every request
+// completes, and with greedy decoding each request's tokens equal those of
+// the same request run alone on one in-process cpu instance.
+#include "daemon/load_driver.hpp"
+
+#include "actors/system_config.hpp"
+#include "actors/transport.hpp"
+#include "device/cpu/cpu_backend.hpp"
+#include "tests/daemon/daemon_fixture.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include <random>
+#include <sstream>
+#include <tuple>
+
+namespace accellm::daemon::test {
+namespace {
+
+// `spec` alone on a fresh cpu instance: prefill, then greedy decode steps.
+std::vector<token_id> alone(device::backend& b, request_id id, const load_request& r) {
+  using device::batch_item;
+  std::vector<token_id> out;
+  auto first = b.run({{batch_item{.request = id,
+                                  .kind = device::phase::prefill,
+                                  .context = 0,
+                                  .num_tokens = static_cast<std::uint32_t>(r.prompt.size()),
+                                  .tokens = r.prompt,
+                                  .wants_output = true}}});
+  if (!first) return {};
+  out.push_back(first->next_tokens[0]);
+  for (std::uint32_t k = 1; k < r.spec.output_tokens; ++k) {
+    auto step = b.run({{batch_item{.request = id,
+                                   .kind = device::phase::decode,
+                                   .context = static_cast<std::uint32_t>(r.prompt.size()) + k - 1,
+                                   .num_tokens = 1,
+                                   .tokens = {out.back()},
+                                   .wants_output = true}}});
+    if (!step) return {};
+    out.push_back(step->next_tokens[0]);
+  }
+  b.release(id);
+  return out;
+}
+
+// 200 requests, 8..64 prompt tokens, 2..24 output tokens, arriving over 2 s.
+std::vector<load_request> workload_of(std::uint64_t seed) {
+  std::mt19937_64 rng{seed};
+  std::uniform_int_distribution<std::uint32_t> prompt{8, 64}, output{2, 24};
+  workload::trace t;
+  for (request_id i = 1; i <= 200; ++i) {
+    t.push_back({.id = i,
+                 .arrival = std::chrono::milliseconds{10 * i},
+                 .prompt_tokens = prompt(rng),
+                 .output_tokens = output(rng)});
+  }
+  return with_prompts(t, seed);
+}
+
+// Drives the 200 requests through the coordinator at host:port (ids from
+// `id_base`); every one completes with the tokens of one cpu instance alone.
+void drive_and_compare(const std::string& host, std::uint16_t port, request_id id_base) {
+  const std::uint64_t seed = 5;
+  SCOPED_TRACE("workload seed " + std::to_string(seed));
+  const auto requests = workload_of(seed);
+  load_outcome out;
+  {
+    actors::system_config cfg;
+    ASSERT_TRUE(actors::apply(actors::transport_options{}, cfg).ok());
+    caf::actor_system sys{cfg};
+    auto c = actors::connect(sys, host, port, actors::transport_options{});
+    ASSERT_TRUE(c.ok()) << c.err().what();
+    auto r = drive(sys, *c, requests, id_base, std::chrono::seconds{120});
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    out = std::move(*r);
+  }
+  EXPECT_TRUE(out.drained) << out.finished << " of 200 ended";
+  auto ref =
+      device::cpu::make_cpu_backend(*device::find_model("cpu-tiny"),
+                                    {.seed = 1, .kv_blocks = 64, .block_tokens = 16, .clock = {}});
+  ASSERT_TRUE(ref.ok());
+  std::size_t equal = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_TRUE(out.record.requests[i].completed) << "request " << i + 1 << ": " << out.errors[i];
+    const auto want = alone(**ref, 1, requests[i]);
+    ASSERT_EQ(want.size(), requests[i].spec.output_tokens);
+    EXPECT_EQ(out.tokens[i], want) << "request " << i + 1;
+    equal += out.tokens[i] == want;
+  }
+  EXPECT_EQ(equal, requests.size());
+}
+
+// The sum of a metric family's samples on the coordinator's /metrics.
+double metric_sum(const std::string& host, std::uint16_t http, const std::string& family) {
+  httplib::Client cli{host, http};
+  auto res = cli.Get("/metrics");
+  if (!res) return -1;
+  double sum = 0;
+  std::istringstream in{res->body};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(family, 0) != 0) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// A coordinator and four cpu workers as processes on loopback.
+class live_cluster {
+ public:
+  explicit live_cluster(const std::string& policy) {
+    config_ = dir_.write("cluster.toml", local_cluster("s3cret", policy));
+    const auto ready = dir_.path() / "ready";
+    coord_ = std::make_unique<child>(
+        dir_.path() / "coordinator.log",
+        std::vector<std::string>{"coordinator", "--config", config_.string(), "--ready-file",
+                                 ready.string()});
+    std::tie(caf_port_, http_port_) = ready_ports(ready, *coord_);
+    if (caf_port_ == 0) return;
+    for (int i = 0; i < 4; ++i) {
+      const std::string name = "w" + std::to_string(i);
+      workers_.push_back(std::make_unique<child>(
+          dir_.path() / (name + ".log"),
+          std::vector<std::string>{"worker", "--coordinator",
+                                   "127.0.0.1:" + std::to_string(caf_port_), "--instance", name,
+                                   "--config", config_.string()}));
+    }
+    up_ = await_instances(http_port_, 4, 30s);
+  }
+  /// Stops every process; each must exit 0.
+  void stop() {
+    for (auto& w : workers_) EXPECT_EQ(w->stop(), 0) << w->log();
+    EXPECT_EQ(coord_->stop(), 0) << coord_->log();
+  }
+  bool up() const { return up_; }
+  std::string log() const { return coord_->log() + (workers_.empty() ? "" : workers_[0]->log()); }
+  std::uint16_t caf_port() const { return caf_port_; }
+  std::uint16_t http_port() const { return http_port_; }
+
+ private:
+  temp_dir dir_;
+  fs::path config_;
+  std::unique_ptr<child> coord_;
+  std::vector<std::unique_ptr<child>> workers_;
+  std::uint16_t caf_port_ = 0, http_port_ = 0;
+  bool up_ = false;
+};
+
+void serve_and_compare(const std::string& policy) {
+  live_cluster c{policy};
+  ASSERT_TRUE(c.up()) << c.log();
+  drive_and_compare("127.0.0.1", c.caf_port(), 1000);
+  EXPECT_FALSE(::testing::Test::HasFailure()) << c.log();
+  // The KV crossed processes: every prompt's copy went to another instance.
+  EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
+  c.stop();
+}
+
+TEST(LiveCluster, AccellmServesTwoHundredRequestsLikeOneInstance) {
+  serve_and_compare("accellm");
+}
+
+TEST(LiveCluster, SplitwiseServesTwoHundredRequestsLikeOneInstance) {
+  serve_and_compare("splitwise");
+}
+
+// A cluster started elsewhere (tests/integration/netns_cluster.sh: one
+// coordinator host and four worker hosts in network namespaces) serves the
+// same 200 requests with the same tokens.
+TEST(External, ServesTwoHundredRequestsLikeOneInstance) {
+  const char* at = std::getenv("ACCELLM_EXTERNAL_COORDINATOR");
+  if (at == nullptr || *at == '\0') GTEST_SKIP() << "ACCELLM_EXTERNAL_COORDINATOR is not set";
+  auto ep = actors::parse_endpoint(at);
+  ASSERT_TRUE(ep.ok()) << ep.err().what();
+  drive_and_compare(ep->host, ep->port, 5000);
+  if (const char* http = std::getenv("ACCELLM_EXTERNAL_HTTP"); http != nullptr && *http != '\0') {
+    auto web = actors::parse_endpoint(http);
+    ASSERT_TRUE(web.ok()) << web.err().what();
+    EXPECT_GT(metric_sum(web->host, web->port, "accellm_instance_kv_sent_bytes_total"), 0.0);
+  }
+}
+
+// HTTP clients of the same cluster get the tokens one instance computes
+// for the prompt's bytes, whole or streamed as server-sent events.
+TEST(LiveCluster, HttpClientsGetTheTokensOfOneInstance) {
+  live_cluster c{"accellm"};
+  ASSERT_TRUE(c.up()) << c.log();
+  const std::string text = "The pair holds a second copy of every KV cache.";
+  load_request r{.spec = {.id = 1, .arrival = {}, .prompt_tokens = 0, .output_tokens = 12},
+                 .prompt = {text.begin(), text.end()}};
+  auto ref =
+      device::cpu::make_cpu_backend(*device::find_model("cpu-tiny"),
+                                    {.seed = 1, .kv_blocks = 64, .block_tokens = 16, .clock = {}});
+  ASSERT_TRUE(ref.ok());
+  const auto want = alone(**ref, 1, r);
+  httplib::Client cli{"127.0.0.1", c.http_port()};
+  cli.set_read_timeout(30, 0);
+  const std::string body = nlohmann::json{{"prompt", text}, {"max_tokens", 12}}.dump();
+  auto whole = cli.Post("/v1/requests", body, "application/json");
+  ASSERT_TRUE(whole) << c.log();
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  EXPECT_EQ(nlohmann::json::parse(whole->body).at("tokens").get<std::vector<token_id>>(), want);
+
+  auto streamed = cli.Post(
+      "/v1/requests", nlohmann::json{{"prompt", text}, {"max_tokens", 12}, {"stream", true}}.dump(),
+      "application/json");
+  ASSERT_TRUE(streamed);
+  ASSERT_EQ(streamed->status, 200) << streamed->body;
+  std::vector<token_id> got;
+  std::istringstream events{streamed->body};
+  bool done = false;
+  for (std::string line; std::getline(events, line);) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    if (line == "data: [DONE]") {
+      done = true;
+      continue;
+    }
+    const auto ev = nlohmann::json::parse(line.substr(6));
+    if (ev.contains("tokens") && !ev.contains("status")) {
+      for (const auto& t : ev.at("tokens")) got.push_back(t.get<token_id>());
+    }
+  }
+  EXPECT_TRUE(done) << streamed->body;
+  EXPECT_EQ(got, want) << streamed->body;
+  c.stop();
+}
+
+TEST(LiveCluster, AWorkerWithAWrongTokenIsRefusedAndChangesNothing) {
+  temp_dir dir;
+  const auto config = dir.write("cluster.toml", local_cluster("right"));
+  const auto ready = dir.path() / "ready";
+  child coord{dir.path() / "coordinator.log",
+              {"coordinator", "--config", config.string(), "--ready-file", ready.string()}};
+  const auto [caf_port, http_port] = ready_ports(ready, coord);
+  ASSERT_NE(caf_port, 0) << coord.log();
+  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
+  child wrong{dir.path() / "wrong.log",
+              {"worker", "--coordinator", at, "--instance", "w0", "--config", config.string()},
+              {"ACCELLM_CLUSTER_TOKEN=wrong"}};
+  EXPECT_EQ(wrong.wait(30s), 1) << wrong.log();
+  EXPECT_NE(wrong.log().find("refused"), std::string::npos) << wrong.log();
+  EXPECT_NE(coord.log().find("refused worker 'w0'"), std::string::npos) << coord.log();
+  EXPECT_NE(coord.log().find("wrong cluster token"), std::string::npos) << coord.log();
+  EXPECT_EQ(health_instances(http_port), 0);
+  // The right token still joins afterwards.
+  child right{dir.path() / "right.log",
+              {"worker", "--coordinator", at, "--instance", "w0", "--config", config.string()}};
+  EXPECT_TRUE(await_instances(http_port, 1, 30s)) << right.log();
+  EXPECT_EQ(right.stop(), 0);
+  EXPECT_EQ(coord.stop(), 0);
+}
+
+}  // namespace
+}  // namespace accellm::daemon::test
