@@ -33,11 +33,11 @@ using window_atom = caf::atom_constant<caf::atom("window")>;
 /// (release_atom, std::vector<request_id>) from an instance_manager: the
 /// worker's device frees those requests' KV.
 using release_atom = caf::atom_constant<caf::atom("release")>;
-/// Daemons: (register_atom, RegisterWorker blob, manager, node) from a worker
-/// process to the coordinator, answered with (msg_atom, SetRole blob) or an
-/// error; (peers_atom, std::vector<std::string>) from the coordinator to
-/// every worker node: each instance's KV endpoint "host:port" by id ("" =
-/// none or gone).
+/// Daemons: (register_atom, RegisterWorker blob, manager, node, kv_replica)
+/// from a worker process to the coordinator, answered with (msg_atom, SetRole
+/// blob) or an error; (peers_atom, std::vector<std::string>,
+/// std::vector<caf::actor>) from the coordinator to every worker node: each
+/// instance's KV endpoint "host:port" ("" = none or gone) and kv_replica, by id.
 using register_atom = caf::atom_constant<caf::atom("register")>;
 /// (metrics_atom) to a coordinator: answered with its counters (daemons).
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;

@@ -40,6 +40,7 @@ struct coord_state {
   // Daemons, by instance id: the worker process's node actor, its KV
   // endpoint "host:port" ("" when it has none or is gone) and its name.
   std::vector<caf::actor> nodes;
+  std::vector<caf::actor> replicas;  ///< each instance's kv_replica (null when gone)
   std::vector<std::string> endpoints;
   std::vector<std::string> names;
   request_id next_id = request_id{1} << 48;  ///< ids given to requests submitted with 0
@@ -466,7 +467,7 @@ void broadcast_endpoints(coord_actor* self) {
   auto& s = self->state;
   for (std::size_t i = 0; i < s.nodes.size(); ++i) {
     if (s.view.instances[i].alive && s.nodes[i]) {
-      self->send(s.nodes[i], actors::peers_atom::value, s.endpoints);
+      self->send(s.nodes[i], actors::peers_atom::value, s.endpoints, s.replicas);
     }
   }
 }
@@ -483,7 +484,8 @@ void send_changes(coord_actor* self, const std::vector<instance_view>& before) {
 }
 
 caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blob& b,
-                                              caf::actor manager, caf::actor node) {
+                                              caf::actor manager, caf::actor node,
+                                              caf::actor replica) {
   auto& s = self->state;
   auto m = messages::decode<messages::register_worker>(b);
   if (!m) {
@@ -502,6 +504,7 @@ caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blo
   inst.total_blocks = inst.free_blocks = m->kv_blocks;
   s.managers.push_back(manager);
   s.nodes.push_back(std::move(node));
+  s.replicas.push_back(std::move(replica));
   s.names.push_back(m->instance_name);
   s.endpoints.push_back(m->kv_port != 0 ? m->host + ":" + std::to_string(m->kv_port) : "");
   s.pol->join(s.view, id);
@@ -555,9 +558,14 @@ void on_lost(coord_actor* self, const caf::down_msg& dm) {
   const auto id = static_cast<instance_id>(at - s.managers.begin());
   instance_view& inst = s.view.at(id);
   if (!inst.alive) return;
-  log_warn(s, "instance {} '{}' lost: {}", id, s.names[id], caf::to_string(dm.reason));
+  if (dm.reason == caf::exit_reason::user_shutdown) {  // its worker stopped on a signal
+    log_info(s, "instance {} '{}' left", id, s.names[id]);
+  } else {
+    log_warn(s, "instance {} '{}' lost: {}", id, s.names[id], caf::to_string(dm.reason));
+  }
   inst.alive = false;
   s.endpoints[id].clear();
+  s.replicas[id] = caf::actor{};
   if (s.obs) s.obs->on_lost(id);
   const std::string why = "instance " + std::to_string(id) + " '" + s.names[id] + "' was lost";
   std::vector<request_id> gone;
@@ -618,8 +626,9 @@ caf::behavior coordinator(coord_actor* self, coordinator_options opt, std::share
         start(self, std::move(managers));
       },
       [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
-      [self](actors::register_atom, const capnp_blob& b, caf::actor manager, caf::actor node) {
-        return on_register(self, b, std::move(manager), std::move(node));
+      [self](actors::register_atom, const capnp_blob& b, caf::actor manager, caf::actor node,
+             caf::actor replica) {
+        return on_register(self, b, std::move(manager), std::move(node), std::move(replica));
       },
   };
 }

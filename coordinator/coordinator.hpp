@@ -19,13 +19,14 @@
 //
 // Membership. A simulation sends (peers_atom, std::vector<caf::actor>
 // instance_managers) once. Daemons register instead, at any time:
-// (register_atom, RegisterWorker blob, manager, node) is checked (cluster
+// (register_atom, RegisterWorker blob, manager, node, kv_replica) is checked (cluster
 // token, protocol version, model, block size; a refusal is an error reply
 // and a log line, and changes nothing), then the instance gets the next id,
 // the policy pairs it (policy::join), SetRole goes to it and to any instance
 // whose role or partner changed, the reply is its SetRole, and every node
-// gets the KV endpoints of all instances ((peers_atom,
-// std::vector<std::string>), "host:port" by id). The coordinator monitors
+// gets the KV receivers of all instances by id: (peers_atom,
+// std::vector<std::string> endpoints "host:port", std::vector<caf::actor>
+// kv_replicas). The coordinator monitors
 // each manager: when one goes down (its process died or was cut off), the
 // instance is marked dead, its partner unpaired, the copies it held are
 // forgotten (their owners stop syncing), and the requests it was prefilling

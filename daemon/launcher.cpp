@@ -23,6 +23,7 @@
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -193,6 +194,24 @@ status await_workers(const std::string& host, std::uint16_t http, std::uint32_t 
   return fail(errc::io_failure, "the workers did not all join within 60 s");
 }
 
+// The coordinator's view after a run, from its /metrics: per instance its
+// role, iterations and KV bytes sent to partners.
+void print_instance_metrics(const std::string& host, std::uint16_t http) {
+  httplib::Client cli{host, http};
+  auto res = cli.Get("/metrics");
+  if (!res || res->status != 200) return;
+  std::cout << "coordinator /metrics (http://" << host << ':' << http << "/metrics):\n";
+  std::istringstream in{res->body};
+  for (std::string line; std::getline(in, line);) {
+    const bool role = line.rfind("accellm_instance_role{", 0) == 0 && line.ends_with(" 1");
+    if (role || line.rfind("accellm_instance_iterations_total{", 0) == 0 ||
+        line.rfind("accellm_instance_kv_sent_bytes_total{", 0) == 0 ||
+        line.rfind("accellm_requests_finished_total", 0) == 0) {
+      std::cout << "  " << line << '\n';
+    }
+  }
+}
+
 }  // namespace
 
 int run_load(const std::string& coordinator, const std::filesystem::path& config,
@@ -275,6 +294,7 @@ int run_up(const up_flags& f) {
       if (f.load) {
         code = drive_and_report(*actors::parse_endpoint(caf_at), transport_of(c->daemon), *f.load,
                                 c->daemon.policy);
+        print_instance_metrics(c->daemon.http_host, ports->second);
       } else {
         std::cout << "Ctrl-C stops it." << std::endl;
         wait_for_stop();

@@ -1,6 +1,7 @@
 #include "daemon/worker_node.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/transport.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -15,64 +16,73 @@ namespace {
 struct node_state {
   worker_node_options opt;
   caf::actor coordinator;
-  std::vector<std::string> wanted;             ///< endpoints by instance id
-  std::map<std::string, caf::actor> resolved;  ///< endpoint -> its kv_replica
-  std::set<std::string> pending;               ///< connects in flight
+  std::vector<std::string> endpoints;          ///< by instance id
+  std::map<std::string, std::uint32_t> tries;  ///< endpoint -> connect attempts so far
+  std::set<std::string> connected;             ///< direct connections made
+  bool connecting = false;                     ///< one connect in flight at a time
   static inline const char* name = "worker_node";
 };
 
 using node_actor = caf::stateful_actor<node_state>;
 
-// The worker's KV receivers by instance id, from what is resolved so far.
-void push_receivers(node_actor* self) {
-  auto& s = self->state;
-  std::vector<caf::actor> out(s.wanted.size());
-  for (std::size_t i = 0; i < s.wanted.size(); ++i) {
-    if (auto it = s.resolved.find(s.wanted[i]); it != s.resolved.end()) out[i] = it->second;
+void connect_next(node_actor* self);
+
+// The next endpoint to connect to: a live instance before this one (by id)
+// not connected yet and not given up on; "" when there is none.
+std::string next_endpoint(const node_state& s) {
+  for (const std::string& ep : s.endpoints) {
+    if (ep == s.opt.own_endpoint) break;  // later instances connect to this one
+    if (ep.empty() || s.connected.count(ep) != 0) continue;
+    const auto t = s.tries.find(ep);
+    if (t == s.tries.end() || t->second < s.opt.connect_attempts) return ep;
   }
-  self->send(s.opt.worker, actors::peers_atom::value, std::move(out));
+  return {};
 }
 
-void resolve(node_actor* self, const std::string& ep) {
+void on_connect_failed(node_actor* self, const std::string& ep, const caf::error& err) {
   auto& s = self->state;
-  const auto colon = ep.rfind(':');
-  if (colon == std::string::npos) return;
-  const std::string host = ep.substr(0, colon);
-  const auto port = static_cast<std::uint16_t>(std::stoul(ep.substr(colon + 1)));
-  s.pending.insert(ep);
-  self->request(s.opt.connector, s.opt.connect_timeout, caf::connect_atom::value, host, port)
+  s.connecting = false;
+  const std::uint32_t tries = ++s.tries[ep];
+  if (s.opt.log) {
+    s.opt.log->warn("cannot connect to the KV receiver at {} (attempt {} of {}): {}", ep, tries,
+                    s.opt.connect_attempts, self->system().render(err));
+  }
+  self->delayed_send(self, s.opt.retry_interval, actors::tick_atom::value);
+}
+
+void connect_next(node_actor* self) {
+  auto& s = self->state;
+  if (s.connecting) return;
+  const std::string ep = next_endpoint(s);
+  if (ep.empty()) return;
+  auto at = actors::parse_endpoint(ep);
+  if (!at) {  // the coordinator built it from a registration: never expected
+    s.tries[ep] = s.opt.connect_attempts;
+    return connect_next(self);
+  }
+  s.connecting = true;
+  self->request(s.opt.connector, s.opt.connect_timeout, caf::connect_atom::value, at->host,
+                at->port)
       .then(
-          [self, ep](const caf::node_id&, caf::strong_actor_ptr& ptr,
-                     const std::set<std::string>&) {
+          [self, ep](const caf::node_id&, caf::strong_actor_ptr&, const std::set<std::string>&) {
             auto& st = self->state;
-            st.pending.erase(ep);
-            if (!ptr) return;
-            st.resolved[ep] = caf::actor_cast<caf::actor>(std::move(ptr));
-            if (st.opt.log) st.opt.log->info("KV receiver at {} connected directly", ep);
-            push_receivers(self);
+            st.connecting = false;
+            st.connected.insert(ep);
+            if (st.opt.log) st.opt.log->info("connected to the KV receiver at {} directly", ep);
+            connect_next(self);
           },
-          [self, ep](caf::error& err) {
-            auto& st = self->state;
-            st.pending.erase(ep);
-            if (st.opt.log) {
-              st.opt.log->warn("cannot reach the KV receiver at {}: {}", ep,
-                               self->system().render(err));
-            }
-          });
+          [self, ep](caf::error& err) { on_connect_failed(self, ep, err); });
 }
 
-void on_endpoints(node_actor* self, std::vector<std::string> endpoints) {
+void on_peers(node_actor* self, std::vector<std::string> endpoints,
+              std::vector<caf::actor> replicas) {
   auto& s = self->state;
-  s.wanted = std::move(endpoints);
-  for (const std::string& ep : s.wanted) {
-    if (ep.empty() || s.resolved.count(ep) != 0 || s.pending.count(ep) != 0) continue;
-    if (ep == s.opt.own_endpoint) {
-      s.resolved[ep] = s.opt.replica;
-      continue;
-    }
-    resolve(self, ep);
+  s.endpoints = std::move(endpoints);
+  for (std::size_t i = 0; i < replicas.size() && i < s.endpoints.size(); ++i) {
+    if (s.endpoints[i] == s.opt.own_endpoint) replicas[i] = s.opt.replica;  // no proxy for itself
   }
-  push_receivers(self);
+  self->send(s.opt.worker, actors::peers_atom::value, std::move(replicas));
+  connect_next(self);
 }
 
 caf::behavior worker_node(node_actor* self, worker_node_options opt) {
@@ -88,9 +98,11 @@ caf::behavior worker_node(node_actor* self, worker_node_options opt) {
         self->state.coordinator = coordinator;
         self->monitor(coordinator);
       },
-      [self](actors::peers_atom, std::vector<std::string> endpoints) {
-        on_endpoints(self, std::move(endpoints));
+      [self](actors::peers_atom, std::vector<std::string> endpoints,
+             std::vector<caf::actor> replicas) {
+        on_peers(self, std::move(endpoints), std::move(replicas));
       },
+      [self](actors::tick_atom) { connect_next(self); },
   };
 }
 

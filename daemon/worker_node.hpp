@@ -1,16 +1,20 @@
 // worker_node: the process-level actor of a worker daemon. It is what the
 // coordinator knows the process by (RegisterWorker's `node`):
 //
-//   coordinator --(peers_atom, endpoints by instance id)--> worker_node
-//        worker_node --connect host:port (async, per new endpoint)--> middleman
-//        worker_node --(peers_atom, KV receivers by instance id)--> worker
+//   coordinator --(peers_atom, endpoints, kv_replicas by instance id)--> worker_node
+//        worker_node --(peers_atom, kv_replicas)--> worker   (where KV rows go)
+//        worker_node --connect endpoint (instances with a lower id)--> middleman
 //
-// Each endpoint is a partner's published kv_replica; connecting to it opens
-// a direct connection to that process, so KV rows go straight to the partner
-// and never through the coordinator. The instance's own endpoint resolves to
-// its local kv_replica. An endpoint that cannot be reached is logged and
-// retried at the next update; meanwhile rows for it are dropped (the
-// partner's copy then stalls and is recomputed where it is used).
+// The kv_replica handles come from the coordinator, so rows can flow at
+// once; the direct connections make them flow straight from worker to
+// worker rather than through the coordinator's node: CAF routes to a node
+// over a direct connection when there is one, in both directions whoever
+// opened it. Each pair of workers opens one connection, from the later
+// instance to the earlier, and a node opens one at a time: with TLS, CAF
+// 0.17 performs a handshake while blocking its network thread, and two
+// nodes connecting to each other at once stall until their peers time out.
+// A connect that fails is retried every retry_interval, up to
+// connect_attempts times, with a warning each time.
 //
 // It also monitors the coordinator: when the coordinator goes down, the
 // node sets `lost` (main() then shuts the process down with an error).
@@ -25,6 +29,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -36,6 +41,8 @@ struct worker_node_options {
   std::string own_endpoint;            ///< "host:port" it was published at
   caf::io::middleman_actor connector;  ///< plain or TLS, as the transport is
   std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds retry_interval{1000};
+  std::uint32_t connect_attempts = 10;
   std::shared_ptr<spdlog::logger> log;      ///< may be null
   std::shared_ptr<std::atomic<bool>> lost;  ///< set when the coordinator is gone
 };

@@ -44,6 +44,12 @@ result<worker_setup> prepare(const worker_flags& f) {
   if (f.host) c.daemon.worker_host = *f.host;
   if (f.kv_port) c.daemon.worker_kv_port = *f.kv_port;
   if (f.instance.empty()) return fail(errc::config, "--instance: a name is required");
+  const std::string& host = c.daemon.worker_host;
+  if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") {
+    return fail(errc::config, "[worker] host / --host: '" + host +
+                                  "' is not an address partners can reach; give this "
+                                  "machine's address on the cluster network");
+  }
   auto ep = actors::parse_endpoint(f.coordinator);
   if (!ep) return fail(errc::config, "--coordinator: " + ep.err().message());
   auto log = make_logger(f.instance, f.log_level.value_or(c.daemon.log_level));
@@ -123,6 +129,8 @@ int serve(worker_setup& w, const worker_flags& f) {
                                       .own_endpoint = own,
                                       .connector = connector(sys, transport),
                                       .connect_timeout = transport.connect_timeout,
+                                      .retry_interval = std::chrono::seconds{1},
+                                      .connect_attempts = 10,
                                       .log = w.log,
                                       .lost = lost});
   caf::anon_send(node, actors::peers_atom::value, *coord);
@@ -142,7 +150,7 @@ int serve(worker_setup& w, const worker_flags& f) {
   int code = exit_ok;
   caf::scoped_actor self{sys};
   self->request(*coord, std::chrono::seconds{10}, actors::register_atom::value,
-                messages::encode(reg), inst.manager, node)
+                messages::encode(reg), inst.manager, node, inst.replica)
       .receive(
           [&](actors::msg_atom, const messages::capnp_blob& b) {
             auto role = messages::decode<messages::set_role>(b);

@@ -65,6 +65,14 @@ TEST(DaemonErrors, WorkerWithABadCoordinatorAddress) {
                  2, {"--coordinator"});
 }
 
+TEST(DaemonErrors, WorkerWithAnAddressPartnersCannotReach) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  expect_failure(run(dir, {"worker", "--coordinator", "127.0.0.1:1", "--instance", "w0", "--host",
+                           "0.0.0.0", "--config", f.string()}),
+                 2, {"0.0.0.0", "not an address partners can reach"});
+}
+
 TEST(DaemonErrors, WorkerWithAnUnknownDevice) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));

@@ -13,6 +13,7 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <tuple>
@@ -62,22 +63,24 @@ std::vector<load_request> workload_of(std::uint64_t seed) {
 
 // Drives the 200 requests through the coordinator at host:port (ids from
 // `id_base`); every one completes with the tokens of one cpu instance alone.
-void drive_and_compare(const std::string& host, std::uint16_t port, request_id id_base) {
+void drive_and_compare(const std::string& host, std::uint16_t port, request_id id_base,
+                       const actors::transport_options& t = {}, std::size_t n = 200) {
   const std::uint64_t seed = 5;
   SCOPED_TRACE("workload seed " + std::to_string(seed));
-  const auto requests = workload_of(seed);
+  auto requests = workload_of(seed);
+  requests.resize(std::min(n, requests.size()));
   load_outcome out;
   {
     actors::system_config cfg;
-    ASSERT_TRUE(actors::apply(actors::transport_options{}, cfg).ok());
+    ASSERT_TRUE(actors::apply(t, cfg).ok());
     caf::actor_system sys{cfg};
-    auto c = actors::connect(sys, host, port, actors::transport_options{});
+    auto c = actors::connect(sys, host, port, t);
     ASSERT_TRUE(c.ok()) << c.err().what();
     auto r = drive(sys, *c, requests, id_base, std::chrono::seconds{120});
     ASSERT_TRUE(r.ok()) << r.err().what();
     out = std::move(*r);
   }
-  EXPECT_TRUE(out.drained) << out.finished << " of 200 ended";
+  EXPECT_TRUE(out.drained) << out.finished << " of " << requests.size() << " ended";
   auto ref =
       device::cpu::make_cpu_backend(*device::find_model("cpu-tiny"),
                                     {.seed = 1, .kv_blocks = 64, .block_tokens = 16, .clock = {}});
