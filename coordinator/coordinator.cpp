@@ -233,6 +233,7 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   messages::submit_request named = m;
   named.request = id;
   if (auto why = refusal(s, named); !why.empty()) return refuse(self, id, std::move(why));
+  if (s.obs) s.obs->on_accepted(id);
   request_view r{.id = id, .prompt_len = m.prompt_len, .max_tokens = m.max_tokens};
   entry e;
   e.stream = m.stream;
@@ -404,6 +405,20 @@ void on_done(coord_actor* self, const messages::request_done& m) {
   s.table.erase(m.request);
 }
 
+// A client gave up: the instances that may hold the request stop it (the
+// one that has it answers RequestDone cancelled, which ends it here).
+void on_cancel(coord_actor* self, const messages::cancel& m) {
+  auto& s = self->state;
+  const auto it = s.view.requests.find(m.request);
+  if (it == s.view.requests.end()) return;
+  const messages::cancel order{.epoch = s.epoch, .request = m.request, .reason = m.reason};
+  const request_view& r = it->second;
+  if (r.prefill_instance != no_instance) send_to(self, r.prefill_instance, order);
+  if (r.decode_instance != no_instance && r.decode_instance != r.prefill_instance) {
+    send_to(self, r.decode_instance, order);
+  }
+}
+
 void dispatch(coord_actor* self, const capnp_blob& b) {
   using messages::msg_type;
   const auto t = messages::to_msg_type(b.type);
@@ -421,6 +436,8 @@ void dispatch(coord_actor* self, const capnp_blob& b) {
       return handle(std::type_identity<messages::move_decode>{}, on_moved);
     case msg_type::request_done:
       return handle(std::type_identity<messages::request_done>{}, on_done);
+    case msg_type::cancel:
+      return handle(std::type_identity<messages::cancel>{}, on_cancel);
     default:
       return;
   }

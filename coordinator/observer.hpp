@@ -48,6 +48,8 @@ class observer {
                        std::uint64_t time_ns) = 0;
   /// A request finished.
   virtual void on_finished(const request_timeline& request) = 0;
+  /// A submitted request was accepted (daemons: counted for /metrics).
+  virtual void on_accepted(request_id /*id*/) {}
   /// Daemons: a worker's instance joined the cluster, with its name and the
   /// bytes one KV block holds on its device.
   virtual void on_joined(instance_id /*instance*/, std::string_view /*name*/,

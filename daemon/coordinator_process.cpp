@@ -37,6 +37,7 @@ class daemon_observer final : public coordinator::observer {
     metrics_.on_role(i, role, pool, t);
   }
   void on_finished(const coordinator::request_timeline& r) override { metrics_.on_finished(r); }
+  void on_accepted(request_id id) override { metrics_.on_accepted(id); }
   void on_joined(instance_id i, std::string_view name, std::uint64_t bytes_per_block) override {
     metrics_.set_instance(i, std::string{name}, bytes_per_block);
     ++live_;

@@ -46,6 +46,7 @@ struct primary {
   bool recompute = false;      ///< rebuilding KV it lost or never received (no output)
   bool in_flight = false;      ///< part of the running iteration
   bool move_pending = false;   ///< MoveDecode arrived while in flight
+  bool cancelled = false;      ///< Cancel arrived while in flight: ends when it lands
   messages::move_decode move;  ///< that MoveDecode
 };
 
@@ -501,6 +502,22 @@ void fail_request(im_actor* self, request_id id, const std::string& why) {
   free_primary(s, id);
 }
 
+// The client gave up on `id` (Cancel): it ends as cancelled, its KV freed;
+// the RequestDone follows the report.
+void cancel_request(im_actor* self, request_id id, const primary& p) {
+  auto& s = self->state;
+  s.after_report.push_back(
+      messages::pack(messages::request_done{.epoch = s.epoch,
+                                            .request = id,
+                                            .status = messages::request_status::cancelled,
+                                            .finish = messages::finish_reason::none,
+                                            .output_tokens = p.generated,
+                                            .error = {},
+                                            .instance = s.opt.id}));
+  std::erase(s.prefill_queue, id);
+  free_primary(s, id);
+}
+
 // Records `p`'s next output token (made at `step` of the iteration) in the
 // report: it extends the request's run of tokens or starts one.
 void emit(messages::iteration_report& out, request_id id, primary& p, token_id tok,
@@ -520,6 +537,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
                 messages::iteration_report& out) {
   auto& s = self->state;
   p.in_flight = false;
+  if (p.cancelled) return cancel_request(self, item.request, p);  // its token is dropped
   p.cached += item.num_tokens;
   if (item.phase == messages::phase::prefill) {
     if (p.cached < p.target) return;  // more chunks to come
@@ -554,6 +572,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
   const messages::execute_item& item = s.inflight.items[i];
   primary& p = *s.inflight_p[i];
   p.in_flight = false;
+  if (p.cancelled) return cancel_request(self, item.request, p);
   for (std::uint32_t k = 0; i < run && k < d.steps; ++k) {
     const std::size_t at = k * run + i;
     const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
@@ -717,6 +736,24 @@ void on_move(im_actor* self, const messages::move_decode& m) {
   maybe_start(self);
 }
 
+void on_cancel(im_actor* self, const messages::cancel& m) {
+  auto& s = self->state;
+  const auto it = s.primaries.find(m.request);
+  if (it == s.primaries.end()) {
+    drop_replica(s, m.request, false);  // a copy of it here is no use either
+    return;
+  }
+  if (it->second.in_flight) {
+    it->second.cancelled = true;
+    join_or_cut(self, true);
+    return;
+  }
+  cancel_request(self, m.request, it->second);
+  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
+  s.after_report.clear();
+  maybe_start(self);
+}
+
 void on_evict(im_actor* self, const messages::evict_replica& m) {
   auto& s = self->state;
   if (m.instance != s.opt.id) {
@@ -815,6 +852,8 @@ void dispatch(im_actor* self, const capnp_blob& b) {
       return handle(std::type_identity<messages::set_role>{}, on_set_role);
     case msg_type::evict_replica:
       return handle(std::type_identity<messages::evict_replica>{}, on_evict);
+    case msg_type::cancel:
+      return handle(std::type_identity<messages::cancel>{}, on_cancel);
     case msg_type::iteration_done:
       return handle(std::type_identity<messages::iteration_done>{}, on_iteration_done);
     case msg_type::kv_delta_batch:

@@ -56,8 +56,12 @@
 // moved away, preempted, replica dropped), so the device holds exactly the
 // KV this manager accounts for.
 //
+// A Cancel ends the request as cancelled (RequestDone) and frees its KV; one
+// in the running iteration ends when the iteration lands, its last token
+// dropped.
+//
 // Messages in (msg_atom, capnp_blob): AssignPrefill, StartDecode, MoveDecode,
-// SetRole, EvictReplica from the coordinator; IterationDone from the worker;
+// SetRole, EvictReplica, Cancel from the coordinator; IterationDone from the worker;
 // KvDeltaBatch forwarded by the local kv_replica. Out: Execute to the worker;
 // IterationReport, RequestDone, MoveDecode (the move's final state) to the
 // coordinator. Local set-up: (peers_atom, coordinator, worker). A manager

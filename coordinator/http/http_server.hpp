@@ -79,8 +79,7 @@ class http_server {
  public:
   /// Nothing listens until start(). `coordinator` receives the
   /// SubmitRequests. `health` null: always ready with 0 instances. `metrics`
-  /// null: GET /metrics answers 404; otherwise the server also calls its
-  /// on_submitted() for each request handed to the coordinator.
+  /// null: GET /metrics answers 404.
   http_server(caf::actor_system& sys, caf::actor coordinator, http_options options,
               std::function<health_status()> health, live_metrics* metrics);
   /// Calls stop().

@@ -72,7 +72,7 @@ void live_metrics::on_lost(instance_id instance) {
   remove_instance(instance);
 }
 
-void live_metrics::on_submitted() {
+void live_metrics::on_accepted(request_id /*id*/) {
   const std::lock_guard lock{mutex_};
   ++submitted_;
 }

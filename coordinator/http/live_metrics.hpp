@@ -4,7 +4,7 @@
 // exposition for GET /metrics.
 //
 // Metrics (prefix accellm_, names after vLLM's where one matches):
-//   accellm_requests_submitted_total        on_submitted()
+//   accellm_requests_submitted_total        on_accepted(): every client's, HTTP or CAF
 //   accellm_requests_finished_total         on_finished(), completed
 //   accellm_requests_failed_total           on_finished(), not completed
 //   accellm_prompt_tokens_total             prompt tokens of finished requests
@@ -30,7 +30,7 @@
 //
 // Thread contract: every member function may be called from any thread. One
 // mutex (mutex_) guards all the data: the observer calls come from the
-// coordinator actor's thread, render() and on_submitted() from HTTP
+// coordinator actor's thread, render() from HTTP
 // threads, set_instance()/remove_instance()/add_takeover() from the daemon
 // or the coordinator. No call blocks on anything but that mutex.
 #pragma once
@@ -65,8 +65,8 @@ class live_metrics final : public observer {
   /// remove_instance(instance).
   void on_lost(instance_id instance) override;
 
-  /// A request was handed to the coordinator (the HTTP front end calls it).
-  void on_submitted();
+  /// The coordinator accepted a request (from any client).
+  void on_accepted(request_id id) override;
   /// A failed instance's requests were taken over by others.
   void add_takeover();
   /// A worker registered as instance `id`: its name (the `instance` label)

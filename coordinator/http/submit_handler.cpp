@@ -177,7 +177,6 @@ void handle_submit(const submit_context& ctx, const httplib::Request& req, const
   const bool stream = parsed->stream || wants_event_stream(req);
   auto session = std::make_unique<request_session>(*ctx.sys, ctx.coordinator);
   session->submit(to_submit(std::move(*parsed), stream));
-  if (ctx.metrics != nullptr) ctx.metrics->on_submitted();
   if (stream) return answer_stream(ctx, std::move(session), res);
   answer_whole(ctx, *session, res);
 }

@@ -366,6 +366,87 @@ TEST_F(InstanceManager, ADeviceErrorFailsThatIterationsRequestsOnly) {
   EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
 }
 
+// A client gave up: a queued request ends at once, a running one when its
+// iteration lands (that token dropped); both as cancelled, KV freed, and the
+// other requests go on.
+TEST_F(InstanceManager, ACancelledRequestEndsAsCancelledAndFreesItsKv) {
+  start(100);
+  assign(1, 16, 50, true);
+  vt_->run_for(10ms);  // 1 is decoding, an iteration in flight
+  const std::size_t in_flight = log_.executes.size();
+  deliver(messages::cancel{.epoch = 1, .request = 1, .reason = "client left"});
+  assign(2, 16, 3, true);
+  vt_->run_for(50ms);
+  std::map<request_id, messages::request_done> by_id;
+  for (const auto& d : log_.done) by_id[d.request] = d;
+  ASSERT_EQ(by_id.count(1), 1u);
+  EXPECT_EQ(by_id.at(1).status, messages::request_status::cancelled);
+  EXPECT_LT(by_id.at(1).output_tokens, 50u);
+  ASSERT_EQ(by_id.count(2), 1u);
+  EXPECT_EQ(by_id.at(2).status, messages::request_status::ok);
+  ASSERT_GT(log_.executes.size(), in_flight);
+  for (std::size_t k = in_flight; k < log_.executes.size(); ++k) {  // after the one in flight
+    for (const auto& it : log_.executes[k].items) EXPECT_NE(it.request, 1u) << "Execute " << k;
+  }
+  EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
+}
+
+// Real devices: Execute items carry the token ids (the prompt, then each
+// output token as the next decode's input), and the worker is told to free
+// a finished request's KV.
+TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
+  instance_options o;
+  o.id = self_id;
+  o.total_blocks = 100;
+  o.device_memory = true;
+  coordinator_ = sys_.spawn(recording_coordinator, &log_);
+  std::vector<std::vector<request_id>> released;
+  worker_ = sys_.spawn([this, &released](caf::event_based_actor* self) -> caf::behavior {
+    return {
+        [this, self](msg_atom, const capnp_blob& b) {
+          auto ex = messages::decode<messages::execute>(b);
+          if (!ex) return;
+          log_.executes.push_back(*ex);
+          messages::iteration_done d{
+              .epoch = ex->epoch,
+              .instance = ex->instance,
+              .iteration = ex->iteration,
+              .duration_ns = 1000,
+              .next_tokens = std::vector<token_id>(
+                  ex->items.size(), 40 + static_cast<token_id>(log_.executes.size())),
+              .error = {},
+              .kv_bytes_sent = 0,
+              .steps = 1,
+              .step_ends_ns = {},
+              .joined = 0};
+          self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
+                     messages::encode(d));
+        },
+        [&released](actors::release_atom, const std::vector<request_id>& ids) {
+          released.push_back(ids);
+        },
+    };
+  });
+  manager_ = spawn_instance_manager(sys_, o);
+  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  messages::assign_prefill a;
+  a.epoch = 1;
+  a.request = 9;
+  a.instance = self_id;
+  a.prompt = {5, 6, 7};
+  a.prompt_len = 3;
+  a.max_tokens = 3;
+  a.then_decode = true;
+  deliver(a);
+  vt_->run_for(10ms);
+  ASSERT_EQ(log_.executes.size(), 3u);
+  EXPECT_EQ(log_.executes[0].items[0].tokens, (std::vector<token_id>{5, 6, 7}));
+  EXPECT_EQ(log_.executes[1].items[0].tokens, (std::vector<token_id>{41}));  // the first token
+  EXPECT_EQ(log_.executes[2].items[0].tokens, (std::vector<token_id>{42}));
+  ASSERT_EQ(released.size(), 1u);
+  EXPECT_EQ(released[0], (std::vector<request_id>{9}));
+}
+
 TEST_F(InstanceManager, MalformedAndMisaddressedMessagesAreDroppedAndCounted) {
   start(100);
   deliver_raw(capnp_blob{.type = 9999, .bytes = {1, 2, 3}, .local = {}});  // unknown type

@@ -55,8 +55,8 @@ request_timeline finished(request_id id, std::vector<std::uint64_t> token_ns) {
 
 TEST(LiveMetrics, RequestCountersAndLatencyHistograms) {
   live_metrics m;
-  m.on_submitted();
-  m.on_submitted();
+  m.on_accepted(1);
+  m.on_accepted(1);
   m.on_finished(finished(1, {20 * ms, 30 * ms, 45 * ms}));
   request_timeline failed;
   failed.id = 2;
@@ -160,7 +160,7 @@ TEST(LiveMetrics, CallsFromManyThreadsAreAllCounted) {
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&m] {
       for (int i = 0; i < calls; ++i) {
-        m.on_submitted();
+        m.on_accepted(1);
         if (i % 100 == 0) (void)m.render();
       }
     });
