@@ -21,6 +21,10 @@
 
 namespace accellm::actors {
 
+namespace detail {
+bool openssl_errors_cleared() noexcept;  // openssl_errors.cpp
+}  // namespace detail
+
 namespace {
 
 std::string ms(std::chrono::milliseconds d) {
@@ -191,6 +195,8 @@ status apply(const transport_options& opts, caf::actor_system_config& cfg) {
   cfg.set("middleman.heartbeat-interval", caf::timespan{opts.heartbeat_interval});
   cfg.set("middleman.connection-timeout", caf::timespan{opts.connection_timeout});
   if (opts.tls) {
+    // CAF 0.17 leaves OpenSSL's error queue dirty (openssl_errors.cpp).
+    if (!detail::openssl_errors_cleared()) return fail(errc::internal, "OpenSSL shim missing");
     // The manager needs the middleman, which must therefore be loaded first.
     cfg.load<caf::openssl::manager>();
     cfg.set("openssl.certificate", opts.certificate);

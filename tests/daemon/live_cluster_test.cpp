@@ -110,11 +110,14 @@ double metric_sum(const std::string& host, std::uint16_t http, const std::string
   return sum;
 }
 
-// A coordinator and four cpu workers as processes on loopback.
+// A coordinator and four cpu workers as processes on loopback; `security`
+// is appended to the cluster file's [security] table.
 class live_cluster {
  public:
-  explicit live_cluster(const std::string& policy) {
-    config_ = dir_.write("cluster.toml", local_cluster("s3cret", policy));
+  explicit live_cluster(const std::string& policy, const std::string& security = {}) {
+    std::string text = local_cluster("s3cret", policy);
+    text.insert(text.find("[log]"), security);
+    config_ = dir_.write("cluster.toml", text);
     const auto ready = dir_.path() / "ready";
     coord_ = std::make_unique<child>(
         dir_.path() / "coordinator.log",
@@ -140,6 +143,7 @@ class live_cluster {
   bool up() const { return up_; }
   std::string log() const { return coord_->log() + (workers_.empty() ? "" : workers_[0]->log()); }
   std::uint16_t caf_port() const { return caf_port_; }
+  const temp_dir& dir() const { return dir_; }
   std::uint16_t http_port() const { return http_port_; }
 
  private:
@@ -229,6 +233,54 @@ TEST(LiveCluster, HttpClientsGetTheTokensOfOneInstance) {
   }
   EXPECT_TRUE(done) << streamed->body;
   EXPECT_EQ(got, want) << streamed->body;
+  c.stop();
+}
+
+// A CA and one certificate all nodes use, made with the openssl CLI; false
+// (and the reason in `why`) when that fails.
+bool make_certs(const fs::path& dir, std::string& why) {
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ";
+  const std::string script =
+      "cd " + dir.string() + " && openssl req -x509" + ec +
+      "-keyout ca.key -out ca.pem -days 2 -subj /CN=accellm-test-ca && openssl req" + ec +
+      "-keyout node.key -out node.csr -subj /CN=node && openssl x509 -req -in node.csr -CA "
+      "ca.pem -CAkey ca.key -CAcreateserial -days 2 -out node.pem";
+  const std::string log = (dir / "openssl.log").string();
+  if (std::system(("(" + script + ") >" + log + " 2>&1").c_str()) == 0) return true;
+  std::ifstream in{log};
+  why = std::string{std::istreambuf_iterator<char>{in}, {}};
+  return false;
+}
+
+// [security] tls = true: every connection (workers to the coordinator and to
+// their partners, load drivers to the coordinator) runs inside TLS. The
+// cluster serves as before, also while clients come and go (each drive is a
+// client connecting and leaving), and a node without TLS cannot join.
+TEST(LiveCluster, TlsBetweenNodes) {
+  if (std::system("command -v openssl >/dev/null 2>&1") != 0) GTEST_SKIP() << "no openssl CLI";
+  temp_dir certs;
+  std::string why;
+  ASSERT_TRUE(make_certs(certs.path(), why)) << why;
+  actors::transport_options t;
+  t.tls = true;
+  t.certificate = (certs.path() / "node.pem").string();
+  t.key = (certs.path() / "node.key").string();
+  t.ca_file = (certs.path() / "ca.pem").string();
+  live_cluster c{"accellm", "tls = true\ncertificate = \"" + t.certificate + "\"\nkey = \"" +
+                                t.key + "\"\nca = \"" + t.ca_file + "\"\n"};
+  ASSERT_TRUE(c.up()) << c.log();
+  for (request_id base : {1000, 2000, 3000})
+    drive_and_compare("127.0.0.1", c.caf_port(), base, t, 40);
+  EXPECT_FALSE(::testing::Test::HasFailure()) << c.log();
+  EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
+  // A plain worker cannot even connect.
+  const auto plain = c.dir().write("plain.toml", local_cluster("s3cret"));
+  child w{c.dir().path() / "plain.log",
+          {"worker", "--coordinator", "127.0.0.1:" + std::to_string(c.caf_port()), "--instance",
+           "plain", "--config", plain.string(), "--connect-wait", "1"}};
+  EXPECT_EQ(w.wait(30s), 1) << w.log();
+  EXPECT_NE(w.log().find("cannot reach the coordinator"), std::string::npos) << w.log();
+  EXPECT_EQ(health_instances(c.http_port()), 4);
   c.stop();
 }
 
