@@ -471,51 +471,38 @@ void finish_move(im_actor* self, request_id id, primary& p) {
   }
 }
 
-void finish_request(im_actor* self, request_id id, primary& p) {
+// Ends `id` here with `status`: its RequestDone follows the report, its KV
+// is freed.
+void end_request(im_actor* self, request_id id, messages::request_status status,
+                 messages::finish_reason finish, std::string error = {}) {
   auto& s = self->state;
-  s.after_report.push_back(
-      messages::pack(messages::request_done{.epoch = s.epoch,
-                                            .request = id,
-                                            .status = messages::request_status::ok,
-                                            .finish = messages::finish_reason::length,
-                                            .output_tokens = p.generated,
-                                            .error = {},
-                                            .instance = s.opt.id}));
+  const std::uint32_t generated = s.primaries.at(id).generated;
+  s.after_report.push_back(messages::pack(messages::request_done{.epoch = s.epoch,
+                                                                 .request = id,
+                                                                 .status = status,
+                                                                 .finish = finish,
+                                                                 .output_tokens = generated,
+                                                                 .error = std::move(error),
+                                                                 .instance = s.opt.id}));
+  std::erase(s.prefill_queue, id);
   free_primary(s, id);
+}
+
+void finish_request(im_actor* self, request_id id) {
+  end_request(self, id, messages::request_status::ok, messages::finish_reason::length);
 }
 
 // The device could not run an iteration holding `id` (IterationDone.error):
 // the request ends as failed, with the device's words, and nothing else is
-// touched (a backend that fails a run changes no KV). Sent after the report.
+// touched (a backend that fails a run changes no KV).
 void fail_request(im_actor* self, request_id id, const std::string& why) {
-  auto& s = self->state;
-  const primary& p = s.primaries.at(id);
-  s.after_report.push_back(messages::pack(
-      messages::request_done{.epoch = s.epoch,
-                             .request = id,
-                             .status = messages::request_status::failed,
-                             .finish = messages::finish_reason::none,
-                             .output_tokens = p.generated,
-                             .error = "instance " + std::to_string(s.opt.id) + ": " + why,
-                             .instance = s.opt.id}));
-  std::erase(s.prefill_queue, id);
-  free_primary(s, id);
+  end_request(self, id, messages::request_status::failed, messages::finish_reason::none,
+              "instance " + std::to_string(self->state.opt.id) + ": " + why);
 }
 
-// The client gave up on `id` (Cancel): it ends as cancelled, its KV freed;
-// the RequestDone follows the report.
-void cancel_request(im_actor* self, request_id id, const primary& p) {
-  auto& s = self->state;
-  s.after_report.push_back(
-      messages::pack(messages::request_done{.epoch = s.epoch,
-                                            .request = id,
-                                            .status = messages::request_status::cancelled,
-                                            .finish = messages::finish_reason::none,
-                                            .output_tokens = p.generated,
-                                            .error = {},
-                                            .instance = s.opt.id}));
-  std::erase(s.prefill_queue, id);
-  free_primary(s, id);
+// The client gave up on `id` (Cancel).
+void cancel_request(im_actor* self, request_id id) {
+  end_request(self, id, messages::request_status::cancelled, messages::finish_reason::none);
 }
 
 // Records `p`'s next output token (made at `step` of the iteration) in the
@@ -537,7 +524,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
                 messages::iteration_report& out) {
   auto& s = self->state;
   p.in_flight = false;
-  if (p.cancelled) return cancel_request(self, item.request, p);  // its token is dropped
+  if (p.cancelled) return cancel_request(self, item.request);  // its token is dropped
   p.cached += item.num_tokens;
   if (item.phase == messages::phase::prefill) {
     if (p.cached < p.target) return;  // more chunks to come
@@ -555,7 +542,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
     emit(out, item.request, p, tok, 0);
   }
   if (p.generated >= p.max_tokens) {
-    finish_request(self, item.request, p);
+    finish_request(self, item.request);
     return;
   }
   if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
@@ -572,7 +559,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
   const messages::execute_item& item = s.inflight.items[i];
   primary& p = *s.inflight_p[i];
   p.in_flight = false;
-  if (p.cancelled) return cancel_request(self, item.request, p);
+  if (p.cancelled) return cancel_request(self, item.request);
   for (std::uint32_t k = 0; i < run && k < d.steps; ++k) {
     const std::size_t at = k * run + i;
     const token_id tok = at < d.next_tokens.size() ? d.next_tokens[at] : no_token;
@@ -580,7 +567,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
     ++p.cached;
     emit(out, item.request, p, tok, k);
     if (p.generated >= p.max_tokens) {
-      finish_request(self, item.request, p);
+      finish_request(self, item.request);
       return;
     }
   }
@@ -748,7 +735,7 @@ void on_cancel(im_actor* self, const messages::cancel& m) {
     join_or_cut(self, true);
     return;
   }
-  cancel_request(self, m.request, it->second);
+  cancel_request(self, m.request);
   for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
   s.after_report.clear();
   maybe_start(self);
