@@ -90,6 +90,29 @@ TEST(DaemonErrors, WorkerThatCannotReachTheCoordinator) {
                  1, {"cannot reach the coordinator at 127.0.0.1:1"});
 }
 
+// `accellm up` starts the coordinator and the workers, drives a workload
+// through them, writes the outputs and stops every child: exit 0 only when
+// every request completed.
+TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  const auto out = dir.path() / "out";
+  child up{dir.path() / "up.log",
+           {"up", "--config", f.string(), "--workload", "conv", "--rate", "10", "--duration", "2",
+            "--max-prompt", "64", "--out", out.string()}};
+  EXPECT_EQ(up.wait(120s), 0) << up.log();
+  EXPECT_TRUE(fs::exists(out / "live-requests.csv")) << up.log();
+  EXPECT_TRUE(fs::exists(out / "summary.json"));
+  std::ifstream csv{out / "live-requests.csv"};
+  std::size_t rows = 0;
+  for (std::string line; std::getline(csv, line);) ++rows;
+  EXPECT_GT(rows, 5u) << "a header and the requests";
+  // Nothing it started is left running.
+  // (The bracket keeps pgrep from matching the shell that runs it.)
+  const std::string running = "pgrep -f '[w]orker --coordinator .*" + f.string() + "' >/dev/null";
+  EXPECT_NE(std::system(running.c_str()), 0);
+}
+
 TEST(DaemonErrors, SigintStopsTheCoordinatorCleanly) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));
