@@ -23,6 +23,8 @@
 //                     batching admits a prompt at an iteration boundary).
 //    less device busy the same from arrival or that iteration's end,
 //                     whichever is later: the coordination part alone.
+//   report hop        an IterationReport's age when the coordinator handles
+//                     it: one worker-to-coordinator hop over loopback.
 #include "daemon/coordinator_process.hpp"
 #include "daemon/load_driver.hpp"
 
@@ -59,7 +61,12 @@ using namespace std::chrono_literals;
 class probe final : public coordinator::observer {
  public:
   void on_iteration(const messages::iteration_report& r) override {
+    // The coordinator's actor calls this as the report arrives: its age is
+    // one hop from a worker's instance_manager (the same host's clock).
+    const auto now =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     std::lock_guard lock{mutex_};
+    if (now >= r.load.time_ns) hops_.push_back(now - r.load.time_ns);
     ends_[r.instance].push_back(r.start_ns + r.duration_ns);
     auto& last = last_[r.instance];
     if (last.busy && r.start_ns >= last.end_ns) gaps_.push_back(r.start_ns - last.end_ns);
@@ -88,11 +95,11 @@ class probe final : public coordinator::observer {
     return joined_;
   }
   struct all_samples {
-    std::vector<std::uint64_t> gaps, delays, waits;
+    std::vector<std::uint64_t> gaps, delays, waits, hops;
   };
   all_samples samples() {
     std::lock_guard lock{mutex_};
-    return {gaps_, delays_, waits_};
+    return {gaps_, delays_, waits_, hops_};
   }
 
  private:
@@ -103,7 +110,7 @@ class probe final : public coordinator::observer {
   std::mutex mutex_;
   std::unordered_map<instance_id, last_iteration> last_;
   std::unordered_map<instance_id, std::vector<std::uint64_t>> ends_;  ///< iteration ends, ascending
-  std::vector<std::uint64_t> gaps_, delays_, waits_;
+  std::vector<std::uint64_t> gaps_, delays_, waits_, hops_;
   std::size_t joined_ = 0;
 };
 
@@ -197,6 +204,7 @@ int main(int argc, char** argv) {
     line("iteration gap", got.gaps);
     line("arrival->Execute", got.delays);
     line(" less device busy", got.waits);
+    line("report hop", got.hops);
   }
   for (pid_t p : pids) kill(p, SIGTERM);
   for (pid_t p : pids) waitpid(p, nullptr, 0);

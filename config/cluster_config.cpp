@@ -192,12 +192,16 @@ status cluster_reader::read_slo() {
 status cluster_reader::read_daemon() {
   daemon_config& d = c_.daemon;
   const toml_fields co = fields("coordinator");
-  status ok = co.only({"host", "port", "http_host", "http_port", "policy"});
+  status ok = co.only({"host", "port", "http_host", "http_port", "policy", "http_threads",
+                       "request_timeout_s", "max_body_kib"});
   if (ok) ok = co.get("host", d.coordinator_host);
   if (ok) ok = co.get("port", d.coordinator_port, 0);
   if (ok) ok = co.get("http_host", d.http_host);
   if (ok) ok = co.get("http_port", d.http_port, 0);
   if (ok) ok = co.get("policy", d.policy);
+  if (ok) ok = co.get("http_threads", d.http_threads, 1);
+  if (ok) ok = co.get("request_timeout_s", d.request_timeout_s, 1);
+  if (ok) ok = co.get("max_body_kib", d.max_body_kib, 1);
   if (ok && d.policy != "vllm" && d.policy != "splitwise" && d.policy != "accellm") {
     return co.fail_at("policy",
                       "must be \"vllm\", \"splitwise\" or \"accellm\", got \"" + d.policy + '"');

@@ -14,7 +14,8 @@
 //   [policy.accellm]    sync_decode_kv
 //   [slo]               ttft_ms, tbt_ms
 //   daemons only (accellm coordinator / worker / up; `simulate` ignores them):
-//   [coordinator]       host, port (CAF), http_host, http_port, policy
+//   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
+//                       request_timeout_s, max_body_kib
 //   [worker]            host (where its KV receiver listens), kv_port, device
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms
@@ -106,7 +107,10 @@ struct daemon_config {
   std::uint32_t coordinator_port = 7600;
   std::string http_host = "127.0.0.1";  ///< clients, health, metrics
   std::uint32_t http_port = 8080;
-  std::string policy = "accellm";  ///< vllm | splitwise | accellm
+  std::string policy = "accellm";         ///< vllm | splitwise | accellm
+  std::uint32_t http_threads = 8;         ///< HTTP requests served at once
+  std::uint32_t request_timeout_s = 120;  ///< an HTTP request's limit, submit to end
+  std::uint32_t max_body_kib = 1024;      ///< larger HTTP bodies get 413
   /// Where a worker's KV receiver listens: an address its partners reach.
   std::string worker_host = "127.0.0.1";
   std::uint32_t worker_kv_port = 0;

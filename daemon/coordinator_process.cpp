@@ -112,6 +112,14 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
   web.host = c.daemon.http_host;
   web.port = static_cast<std::uint16_t>(c.daemon.http_port);
   web.logger = d.log;
+  web.threads = c.daemon.http_threads;
+  web.request_timeout = std::chrono::seconds{c.daemon.request_timeout_s};
+  web.max_body_bytes = std::size_t{c.daemon.max_body_kib} * 1024;
+  if (const device::model_spec* m = device::find_model(c.model); m != nullptr) {
+    web.limits.vocab_size = static_cast<token_id>(m->vocab);
+    web.limits.max_prompt_tokens = m->max_context > 1 ? m->max_context - 1 : 1;
+    web.limits.max_tokens = m->max_context;
+  }
   coordinator::http::http_server http{sys, coord, web,
                                       [&obs] {
                                         return coordinator::http::health_status{

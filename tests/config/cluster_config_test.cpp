@@ -298,5 +298,75 @@ TEST_F(ClusterFile, RelativeProfilePathIsRelativeToTheFile) {
   EXPECT_NE(e.err().message().find("'cluster.device'"), std::string::npos) << e.err().message();
 }
 
+// The daemon tables: every key read, defaults where absent.
+TEST(ClusterConfig, DaemonTablesRoundTrip) {
+  constexpr std::string_view text = R"(
+[cluster]
+model = "cpu-tiny"
+device = "cpu"
+tp = 1
+instances = 2
+[coordinator]
+host = "10.0.0.1"
+port = 7700
+http_host = "0.0.0.0"
+http_port = 9090
+policy = "splitwise"
+http_threads = 4
+request_timeout_s = 30
+max_body_kib = 64
+[worker]
+host = "10.0.0.2"
+kv_port = 7801
+device = "sim:h100"
+[security]
+token = "s3cret"
+tls = false
+[network]
+heartbeat_ms = 50
+timeout_ms = 300
+[log]
+level = "debug"
+)";
+  auto r = parse_cluster_config(text, "d.toml");
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  const daemon_config& d = r->daemon;
+  EXPECT_EQ(d.coordinator_host, "10.0.0.1");
+  EXPECT_EQ(d.coordinator_port, 7700u);
+  EXPECT_EQ(d.http_host, "0.0.0.0");
+  EXPECT_EQ(d.http_port, 9090u);
+  EXPECT_EQ(d.policy, "splitwise");
+  EXPECT_EQ(d.http_threads, 4u);
+  EXPECT_EQ(d.request_timeout_s, 30u);
+  EXPECT_EQ(d.max_body_kib, 64u);
+  EXPECT_EQ(d.worker_host, "10.0.0.2");
+  EXPECT_EQ(d.worker_kv_port, 7801u);
+  EXPECT_EQ(d.worker_device, "sim:h100");
+  EXPECT_EQ(d.token, "s3cret");
+  EXPECT_FALSE(d.tls);
+  EXPECT_EQ(d.heartbeat_ms, 50u);
+  EXPECT_EQ(d.timeout_ms, 300u);
+  EXPECT_EQ(d.log_level, "debug");
+  EXPECT_TRUE(is_real_device(r->device));
+  const daemon_config defaults = parse_cluster_config("", "e.toml")->daemon;
+  EXPECT_EQ(defaults.coordinator_port, 7600u);
+  EXPECT_EQ(defaults.heartbeat_ms, 100u);
+  EXPECT_EQ(defaults.timeout_ms, 500u);
+}
+
+TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
+  expect_error("[coordinator]\npolicy = \"fifo\"\n", {"x.toml", "coordinator.policy", "fifo"});
+  expect_error("[coordinator]\nport = 70000\n", {"coordinator.port", "70000"});
+  expect_error("[worker]\nkv_port = 65536\n", {"worker.kv_port"});
+  expect_error("[network]\nheartbeat_ms = 500\ntimeout_ms = 500\n",
+               {"network.timeout_ms", "must exceed heartbeat_ms"});
+  expect_error("[log]\nlevel = \"loud\"\n", {"log.level", "loud"});
+  expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
+  expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
+               {"security.certificate", "/nonexistent.pem", "not a readable file"});
+  expect_error("[coordinator]\nhttp_threads = 0\n", {"coordinator.http_threads"});
+  expect_error("[gateway]\nport = 1\n", {"gateway"});
+}
+
 }  // namespace
 }  // namespace accellm::config
