@@ -34,17 +34,32 @@ void accellm_policy::init(cluster_view& view) {
   }
 }
 
+// The newcomer pairs with instance i ^ 1 when that one is alive and
+// unpaired (instances joining in order form the pairs init() would), else
+// with the first live instance left unpaired (one whose partner was lost).
 void accellm_policy::join(cluster_view& view, instance_id i) {
   instance_view& inst = view.at(i);
   inst.role = role::decode;
   inst.partner = no_instance;
   inst.pool = "pair" + std::to_string(i / 2);
-  const instance_id mate = i ^ 1u;
-  if (mate >= view.instances.size()) return;
-  instance_view& other = view.at(mate);
-  if (!other.alive || other.partner != no_instance) return;
+  auto single = [&](instance_id j) {
+    return j != i && j < view.instances.size() && view.at(j).alive &&
+           view.at(j).partner == no_instance;
+  };
+  instance_id mate = i ^ 1u;
+  if (!single(mate)) {
+    mate = no_instance;
+    for (const instance_view& other : view.instances) {
+      if (single(other.id)) {
+        mate = other.id;
+        break;
+      }
+    }
+  }
+  if (mate == no_instance) return;
   inst.partner = mate;
-  other.partner = i;
+  view.at(mate).partner = i;
+  inst.pool = view.at(mate).pool;  // the pair keeps its label
 }
 
 instance_id accellm_policy::pick_prefill(const cluster_view& view, const request_view& r,

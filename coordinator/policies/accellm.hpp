@@ -38,7 +38,8 @@ class accellm_policy final : public policy {
   std::string_view name() const noexcept override { return "accellm"; }
   std::string setting() const override { return "pairs"; }
   void init(cluster_view& view) override;
-  /// Pairs `i` with instance i ^ 1 when that one is alive and unpaired.
+  /// Pairs `i` with instance i ^ 1 when that one is alive and unpaired,
+  /// else with the first live unpaired instance (a lost one's partner).
   void join(cluster_view& view, instance_id i) override;
   decisions on_arrival(const cluster_view& view, const request_view& r) override;
   decisions on_prefill_done(const cluster_view& view, const request_view& r) override;

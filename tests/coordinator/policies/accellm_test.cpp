@@ -36,6 +36,43 @@ TEST(AccellmPolicy, InitPairsNeighboursAllDecoding) {
   EXPECT_EQ(p.name(), "accellm");
 }
 
+// Live clusters grow one instance at a time (daemons register).
+TEST(AccellmPolicy, JoiningInstancesFormTheSamePairsAsInit) {
+  cluster_view v;
+  accellm_policy p;
+  p.init(v);
+  for (instance_id i = 0; i < 4; ++i) {
+    v.instances.emplace_back().id = i;
+    p.join(v, i);
+  }
+  const instance_id partner[] = {1, 0, 3, 2};
+  for (instance_id i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(v.at(i).partner, partner[i]);
+    EXPECT_EQ(v.at(i).role, role::decode);
+  }
+  EXPECT_EQ(v.at(3).pool, "pair1");
+}
+
+// A worker that comes back (a new instance) pairs with the one whose partner
+// was lost, wherever it is.
+TEST(AccellmPolicy, ANewcomerPairsWithAnOrphan) {
+  cluster_view v = make_view(4);
+  accellm_policy p;
+  p.init(v);
+  v.at(1).alive = false;  // lost: 0 is an orphan
+  v.at(1).partner = no_instance;
+  v.at(0).partner = no_instance;
+  v.instances.emplace_back().id = 4;
+  p.join(v, 4);  // 4 ^ 1 = 5 does not exist
+  EXPECT_EQ(v.at(4).partner, 0u);
+  EXPECT_EQ(v.at(0).partner, 4u);
+  EXPECT_EQ(v.at(4).pool, "pair0");
+  v.instances.emplace_back().id = 5;
+  p.join(v, 5);  // nobody is left single
+  EXPECT_EQ(v.at(5).partner, no_instance);
+}
+
 TEST(AccellmPolicy, AnOddInstanceOutIsUnpaired) {
   cluster_view v = make_view(3);
   accellm_policy p;
