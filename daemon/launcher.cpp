@@ -141,8 +141,11 @@ std::string exited(pid_t pid) {
 }
 
 void stop_children(std::vector<child>& kids) {
-  for (auto it = kids.rbegin(); it != kids.rend(); ++it) kill(it->pid, SIGTERM);
+  for (auto it = kids.rbegin(); it != kids.rend(); ++it) {
+    if (it->pid > 0) kill(it->pid, SIGTERM);
+  }
   for (auto& k : kids) {
+    if (k.pid <= 0) continue;
     const auto give_up = std::chrono::steady_clock::now() + 10s;
     int status = 0;
     while (waitpid(k.pid, &status, WNOHANG) == 0) {
@@ -208,6 +211,22 @@ void print_instance_metrics(const std::string& host, std::uint16_t http) {
         line.rfind("accellm_instance_kv_sent_bytes_total{", 0) == 0 ||
         line.rfind("accellm_requests_finished_total", 0) == 0) {
       std::cout << "  " << line << '\n';
+    }
+  }
+}
+
+// Until SIGINT or SIGTERM; a child that exits meanwhile is reported (the
+// cluster goes on without it).
+void watch(std::vector<child>& kids) {
+  std::vector<bool> reported(kids.size(), false);
+  while (wait_for_signal(200ms) == 0) {
+    for (std::size_t i = 0; i < kids.size(); ++i) {
+      if (reported[i]) continue;
+      if (auto why = exited(kids[i].pid); !why.empty()) {
+        std::cerr << "up: " << kids[i].name << " (pid " << kids[i].pid << ") " << why << '\n';
+        reported[i] = true;
+        kids[i].pid = -1;  // reaped: nothing left to stop
+      }
     }
   }
 }
@@ -297,7 +316,7 @@ int run_up(const up_flags& f) {
         print_instance_metrics(c->daemon.http_host, ports->second);
       } else {
         std::cout << "Ctrl-C stops it." << std::endl;
-        wait_for_stop();
+        watch(kids);
         code = exit_ok;
       }
     }

@@ -111,6 +111,20 @@ caf::behavior load_client(client_actor* self, const std::vector<load_request>* r
     rec.prompt_tokens = (*requests)[i].spec.prompt_tokens;
     rec.max_tokens = (*requests)[i].spec.output_tokens;
   }
+  // A coordinator that goes away ends the run at once: what has not ended
+  // failed with it.
+  self->monitor(s.coordinator);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.coordinator.address()) return;
+    for (const auto& [id, i] : st.slot) st.out.errors[i] = "lost the coordinator";
+    for (std::size_t i = st.next; i < st.requests->size(); ++i) {
+      st.out.errors[i] = "lost the coordinator before it was sent";
+    }
+    *st.result = std::move(st.out);
+    self->send(st.waiter, actors::stop_atom::value);
+    self->quit();
+  });
   schedule(self);
   return {
       [self](actors::arrive_atom) { submit(self); },

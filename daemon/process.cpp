@@ -49,6 +49,14 @@ int wait_for_stop(const std::atomic<bool>* give_up) {
   }
 }
 
+int wait_for_signal(std::chrono::milliseconds limit) {
+  const sigset_t set = stop_set();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
+  const timespec wait{.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
+  const int sig = sigtimedwait(&set, nullptr, &wait);
+  return sig > 0 ? sig : 0;
+}
+
 std::string cluster_token(const std::string& from_config) {
   const char* env = std::getenv("ACCELLM_CLUSTER_TOKEN");
   if (env != nullptr && *env != '\0') return env;

@@ -15,6 +15,7 @@
 #include <spdlog/logger.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ void block_stop_signals();
 /// Waits until SIGINT or SIGTERM arrives (returns the signal) or `give_up`
 /// becomes true (returns 0); checks the flag a few times a second.
 int wait_for_stop(const std::atomic<bool>* give_up = nullptr);
+
+/// Waits at most `limit` for SIGINT or SIGTERM: the signal, or 0.
+int wait_for_signal(std::chrono::milliseconds limit);
 
 /// The cluster token: ACCELLM_CLUSTER_TOKEN when set and non-empty, else
 /// `from_config`.

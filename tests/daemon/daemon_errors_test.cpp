@@ -113,6 +113,30 @@ TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
   EXPECT_NE(std::system(running.c_str()), 0);
 }
 
+// A load driver whose coordinator goes away stops at once (exit 1), naming
+// why, instead of waiting out its drain time.
+TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  const auto ready = dir.path() / "ready";
+  child coord{dir.path() / "c.log",
+              {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
+  const auto [caf_port, http_port] = ready_ports(ready, coord);
+  ASSERT_NE(caf_port, 0) << coord.log();
+  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
+  child w{dir.path() / "w.log",
+          {"worker", "--coordinator", at, "--instance", "w0", "--config", f.string()}};
+  ASSERT_TRUE(await_instances(http_port, 1, 30s)) << w.log();
+  child load{
+      dir.path() / "load.log",
+      {"load", "--coordinator", at, "--workload", "conv", "--rate", "5", "--duration", "60"}};
+  std::this_thread::sleep_for(1s);
+  kill(coord.pid(), SIGKILL);
+  EXPECT_EQ(load.wait(10s), 1) << load.log();
+  EXPECT_NE(load.log().find("lost the coordinator"), std::string::npos) << load.log();
+  EXPECT_EQ(w.wait(10s), 1) << "the worker leaves too:\n" << w.log();
+}
+
 TEST(DaemonErrors, SigintStopsTheCoordinatorCleanly) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));
