@@ -550,31 +550,18 @@ caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blo
               .epoch = s.epoch, .instance = id, .role = joined.role, .partner = joined.partner})};
 }
 
-// Ends a request the coordinator can no longer serve (its instance is gone).
+// Ends a request the coordinator can no longer serve (its instance is gone)
+// as a failed one, as if its instance had said so.
 void abandon(coord_actor* self, request_id id, const std::string& why) {
-  auto& s = self->state;
-  auto it = s.view.requests.find(id);
-  if (it == s.view.requests.end()) return;
-  entry& e = s.table.at(id);
-  const messages::request_done done{.epoch = s.epoch,
-                                    .request = id,
-                                    .status = messages::request_status::failed,
-                                    .finish = messages::finish_reason::none,
-                                    .output_tokens = e.timeline.tokens,
-                                    .error = why,
-                                    .instance = no_instance};
-  if (it->second.replica_instance != no_instance) {
-    send_to(self, it->second.replica_instance,
-            messages::evict_replica{.epoch = s.epoch,
-                                    .instance = it->second.replica_instance,
-                                    .requests = {id},
-                                    .reason = messages::evict_reason::repair});
-  }
-  if (s.obs) s.obs->on_finished(e.timeline);
-  if (e.client && !e.stream && s.opt.token_ids) stream_tokens(self, e, 0, no_instance);
-  if (e.client) self->send(e.client, msg_atom::value, messages::pack(done));
-  s.view.erase_request(it);
-  s.table.erase(id);
+  const auto it = self->state.table.find(id);
+  if (it == self->state.table.end()) return;
+  on_done(self, messages::request_done{.epoch = self->state.epoch,
+                                       .request = id,
+                                       .status = messages::request_status::failed,
+                                       .finish = messages::finish_reason::none,
+                                       .output_tokens = it->second.timeline.tokens,
+                                       .error = why,
+                                       .instance = no_instance});
 }
 
 // A manager went down: its instance is dead (issue 6 adds takeover).

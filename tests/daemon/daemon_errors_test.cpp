@@ -137,6 +137,52 @@ TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
   EXPECT_EQ(w.wait(10s), 1) << "the worker leaves too:\n" << w.log();
 }
 
+// A worker killed under load: the coordinator notices, the requests that
+// instance was running end as failed, naming it (takeover from the replica
+// is issue 6), the rest complete, and the load ends.
+TEST(DaemonErrors, AKilledWorkersRequestsFailAndTheRestComplete) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  const auto ready = dir.path() / "ready";
+  child coord{dir.path() / "c.log",
+              {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
+  const auto [caf_port, http_port] = ready_ports(ready, coord);
+  ASSERT_NE(caf_port, 0) << coord.log();
+  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
+  std::vector<std::unique_ptr<child>> workers;
+  for (const char* name : {"w0", "w1"}) {
+    workers.push_back(std::make_unique<child>(
+        dir.path() / (std::string{name} + ".log"),
+        std::vector<std::string>{"worker", "--coordinator", at, "--instance", name, "--config",
+                                 f.string()}));
+  }
+  ASSERT_TRUE(await_instances(http_port, 2, 30s)) << coord.log();
+  child load{dir.path() / "load.log",
+             {"load", "--coordinator", at, "--workload", "conv", "--rate", "40", "--duration", "3",
+              "--max-output", "256"}};
+  std::this_thread::sleep_for(1s);
+  kill(workers[0]->pid(), SIGKILL);
+  EXPECT_EQ(load.wait(60s), 1) << load.log();
+  EXPECT_NE(load.log().find("was lost"), std::string::npos) << load.log();
+  // "N of M requests ended, F failed": all ended, some but not all failed.
+  std::size_t ended = 0, total = 0, failed = 0;
+  const std::string text = load.log();
+  const auto line = text.find(" requests ended, ");
+  ASSERT_NE(line, std::string::npos) << text;
+  const auto start = text.rfind('\n', line) + 1;
+  ASSERT_EQ(std::sscanf(text.c_str() + start, "%zu of %zu requests ended, %zu failed", &ended,
+                        &total, &failed),
+            3)
+      << text.substr(start, 80);
+  EXPECT_EQ(ended, total);
+  EXPECT_GT(failed, 0u);
+  EXPECT_LT(failed, total);
+  EXPECT_NE(coord.log().find("'w0' lost"), std::string::npos) << coord.log();
+  EXPECT_EQ(health_instances(http_port), 1);
+  EXPECT_EQ(workers[1]->stop(), 0) << workers[1]->log();
+  EXPECT_EQ(coord.stop(), 0) << coord.log();
+}
+
 TEST(DaemonErrors, SigintStopsTheCoordinatorCleanly) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));

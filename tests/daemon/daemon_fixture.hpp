@@ -27,7 +27,7 @@ namespace accellm::daemon::test {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-/// One child process running `accellm ARGS...`, its stderr in a file. The
+/// One child process running `accellm ARGS...`, its stdout and stderr in a file. The
 /// destructor kills it if it still runs.
 class child {
  public:
@@ -50,7 +50,7 @@ class child {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, 2, 1);  // stdout into the same log
     EXPECT_EQ(posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), envp.data()), 0);
     posix_spawn_file_actions_destroy(&fa);
   }
