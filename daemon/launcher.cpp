@@ -119,9 +119,13 @@ struct child {
   pid_t pid = -1;
 };
 
+// Starts this very binary again (/proc/self/exe: still right if the file was
+// replaced meanwhile) with `args`, argv[0] its path as `ps` should show it.
 result<pid_t> spawn_self(const std::vector<std::string>& args) {
+  std::error_code ec;
+  std::string self = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  if (ec || self.empty()) self = "/proc/self/exe";
   std::vector<char*> argv;
-  std::string self = "/proc/self/exe";
   argv.push_back(self.data());
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
