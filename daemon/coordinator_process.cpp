@@ -19,39 +19,12 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <csignal>
 #include <fstream>
 #include <iostream>
 
 namespace accellm::daemon {
 namespace {
-
-// Feeds the Prometheus counters and counts the live instances for /health.
-class daemon_observer final : public coordinator::observer {
- public:
-  explicit daemon_observer(coordinator::http::live_metrics& m) : metrics_(m) {}
-  void on_iteration(const messages::iteration_report& r) override { metrics_.on_iteration(r); }
-  void on_role(instance_id i, messages::role role, std::string_view pool,
-               std::uint64_t t) override {
-    metrics_.on_role(i, role, pool, t);
-  }
-  void on_finished(const coordinator::request_timeline& r) override { metrics_.on_finished(r); }
-  void on_accepted(request_id id) override { metrics_.on_accepted(id); }
-  void on_joined(instance_id i, std::string_view name, std::uint64_t bytes_per_block) override {
-    metrics_.set_instance(i, std::string{name}, bytes_per_block);
-    ++live_;
-  }
-  void on_lost(instance_id i) override {
-    metrics_.remove_instance(i);
-    --live_;
-  }
-  std::uint32_t live() const { return live_.load(); }
-
- private:
-  coordinator::http::live_metrics& metrics_;
-  std::atomic<std::uint32_t> live_{0};
-};
 
 std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c) {
   const auto& p = c.daemon.policy;
@@ -103,8 +76,7 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     return exit_failure;
   }
   coordinator::http::live_metrics metrics;
-  daemon_observer obs{metrics};
-  auto coord = spawn_live_coordinator(sys, c, d.token, &obs, d.log);
+  auto coord = spawn_live_coordinator(sys, c, d.token, &metrics, d.log);
   int code = exit_ok;
   auto caf_port = actors::publish(sys, coord, c.daemon.coordinator_host,
                                   static_cast<std::uint16_t>(c.daemon.coordinator_port), transport);
@@ -121,9 +93,10 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     web.limits.max_tokens = m->max_context;
   }
   coordinator::http::http_server http{sys, coord, web,
-                                      [&obs] {
-                                        return coordinator::http::health_status{
-                                            .ready = obs.live() > 0, .instances = obs.live()};
+                                      [&metrics] {
+                                        const std::uint32_t n = metrics.live_instances();
+                                        return coordinator::http::health_status{.ready = n > 0,
+                                                                                .instances = n};
                                       },
                                       &metrics};
   result<std::uint16_t> http_port = fail(errc::internal, "not started");

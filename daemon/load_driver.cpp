@@ -33,6 +33,15 @@ nanoseconds since_origin(client_actor* self) {
   return actors::now(self) - self->state.origin;
 }
 
+// The run is over (all ended, drain limit, coordinator gone): the waiter
+// gets what there is.
+void hand_over(client_actor* self) {
+  auto& s = self->state;
+  *s.result = std::move(s.out);
+  self->send(s.waiter, actors::stop_atom::value);
+  self->quit();
+}
+
 void schedule(client_actor* self) {
   auto& s = self->state;
   if (s.next >= s.requests->size()) return;
@@ -86,9 +95,7 @@ void on_done(client_actor* self, const messages::request_done& d) {
   s.slot.erase(it);
   if (++s.out.finished == s.requests->size()) {
     s.out.drained = true;
-    *s.result = std::move(s.out);
-    self->send(s.waiter, actors::stop_atom::value);
-    self->quit();
+    hand_over(self);
   }
 }
 
@@ -121,9 +128,7 @@ caf::behavior load_client(client_actor* self, const std::vector<load_request>* r
     for (std::size_t i = st.next; i < st.requests->size(); ++i) {
       st.out.errors[i] = "lost the coordinator before it was sent";
     }
-    *st.result = std::move(st.out);
-    self->send(st.waiter, actors::stop_atom::value);
-    self->quit();
+    hand_over(self);
   });
   schedule(self);
   return {
@@ -138,11 +143,7 @@ caf::behavior load_client(client_actor* self, const std::vector<load_request>* r
         }
       },
       // The drain limit passed: hand over what there is.
-      [self](actors::stop_atom) {
-        *self->state.result = std::move(self->state.out);
-        self->send(self->state.waiter, actors::stop_atom::value);
-        self->quit();
-      },
+      [self](actors::stop_atom) { hand_over(self); },
   };
 }
 

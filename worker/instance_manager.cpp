@@ -382,6 +382,13 @@ void join_or_cut(im_actor* self, bool changed = false) {
   self->send(s.worker, actors::cut_atom::value, s.iteration);
 }
 
+// Sends the RequestDone and MoveDecode answers held back for the report.
+void send_after_report(im_actor* self) {
+  auto& s = self->state;
+  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
+  s.after_report.clear();
+}
+
 // Tells the worker which requests' device KV was freed (real devices).
 void flush_released(im_actor* self) {
   auto& s = self->state;
@@ -617,8 +624,7 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   s.preempted.clear();
   rep.load = load_of(self);
   send_to(self, s.coordinator, rep);
-  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
-  s.after_report.clear();
+  send_after_report(self);
   maybe_start(self);
 }
 
@@ -736,8 +742,7 @@ void on_cancel(im_actor* self, const messages::cancel& m) {
     return;
   }
   cancel_request(self, m.request);
-  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
-  s.after_report.clear();
+  send_after_report(self);
   maybe_start(self);
 }
 

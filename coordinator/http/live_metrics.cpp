@@ -66,10 +66,19 @@ void live_metrics::on_finished(const request_timeline& request) {
 void live_metrics::on_joined(instance_id instance, std::string_view name,
                              std::uint64_t bytes_per_block) {
   set_instance(instance, std::string{name}, bytes_per_block);
+  const std::lock_guard lock{mutex_};
+  live_.insert(instance);
 }
 
 void live_metrics::on_lost(instance_id instance) {
   remove_instance(instance);
+  const std::lock_guard lock{mutex_};
+  live_.erase(instance);
+}
+
+std::uint32_t live_metrics::live_instances() const {
+  const std::lock_guard lock{mutex_};
+  return static_cast<std::uint32_t>(live_.size());
 }
 
 void live_metrics::on_accepted(request_id /*id*/) {

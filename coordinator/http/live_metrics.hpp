@@ -42,6 +42,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,10 +60,10 @@ class live_metrics final : public observer {
   void on_role(instance_id instance, messages::role role, std::string_view pool,
                std::uint64_t time_ns) override;
   void on_finished(const request_timeline& request) override;
-  /// set_instance(instance, name, bytes_per_block).
+  /// set_instance(instance, name, bytes_per_block); counted as live.
   void on_joined(instance_id instance, std::string_view name,
                  std::uint64_t bytes_per_block) override;
-  /// remove_instance(instance).
+  /// remove_instance(instance); no longer live.
   void on_lost(instance_id instance) override;
 
   /// The coordinator accepted a request (from any client).
@@ -78,6 +79,8 @@ class live_metrics final : public observer {
 
   /// The Prometheus text exposition (version 0.0.4) of everything above.
   std::string render() const;
+  /// Instances that joined and were not lost since (what /health reports).
+  std::uint32_t live_instances() const;
 
  private:
   struct instance_state {
@@ -110,6 +113,7 @@ class live_metrics final : public observer {
   histogram tbt_;
   histogram jct_;
   std::map<instance_id, instance_state> instances_;
+  std::set<instance_id> live_;  ///< joined and not lost
 };
 
 }  // namespace accellm::coordinator::http

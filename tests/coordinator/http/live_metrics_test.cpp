@@ -117,6 +117,19 @@ TEST(LiveMetrics, PerInstanceGauges) {
   EXPECT_TRUE(has_line(text, "accellm_instance_iterations_total{instance=\"w1\"} 7"));
 }
 
+// /health's count: instances that joined and were not lost since.
+TEST(LiveMetrics, LiveInstancesCountJoinsLessLosses) {
+  live_metrics m;
+  EXPECT_EQ(m.live_instances(), 0u);
+  m.on_joined(0, "w0", 1024);
+  m.on_joined(1, "w1", 1024);
+  m.on_iteration(report(2, 1, 0));  // a report alone is no join
+  EXPECT_EQ(m.live_instances(), 2u);
+  m.on_lost(0);
+  m.on_lost(0);  // once only
+  EXPECT_EQ(m.live_instances(), 1u);
+}
+
 TEST(LiveMetrics, UnnamedInstancesUseTheirIdAndCanBeRemoved) {
   live_metrics m;
   m.set_instance(0, "w1", 1024);
