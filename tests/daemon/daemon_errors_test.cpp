@@ -118,23 +118,18 @@ TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
 TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));
-  const auto ready = dir.path() / "ready";
-  child coord{dir.path() / "c.log",
-              {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
-  const auto [caf_port, http_port] = ready_ports(ready, coord);
-  ASSERT_NE(caf_port, 0) << coord.log();
-  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
-  child w{dir.path() / "w.log",
-          {"worker", "--coordinator", at, "--instance", "w0", "--config", f.string()}};
-  ASSERT_TRUE(await_instances(http_port, 1, 30s)) << w.log();
-  child load{
-      dir.path() / "load.log",
-      {"load", "--coordinator", at, "--workload", "conv", "--rate", "5", "--duration", "60"}};
+  auto coord = start_coordinator(dir.path(), f);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
+  auto w = start_worker(dir.path(), coord.at(), "w0", f);
+  ASSERT_TRUE(await_instances(coord.http_port, 1, 30s)) << w->log();
+  child load{dir.path() / "load.log",
+             {"load", "--coordinator", coord.at(), "--workload", "conv", "--rate", "5",
+              "--duration", "60"}};
   std::this_thread::sleep_for(1s);
-  kill(coord.pid(), SIGKILL);
+  kill(coord.proc->pid(), SIGKILL);
   EXPECT_EQ(load.wait(10s), 1) << load.log();
   EXPECT_NE(load.log().find("lost the coordinator"), std::string::npos) << load.log();
-  EXPECT_EQ(w.wait(10s), 1) << "the worker leaves too:\n" << w.log();
+  EXPECT_EQ(w->wait(10s), 1) << "the worker leaves too:\n" << w->log();
 }
 
 // A worker killed under load: the coordinator notices, the requests that
@@ -143,23 +138,15 @@ TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
 TEST(DaemonErrors, AKilledWorkersRequestsFailAndTheRestComplete) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));
-  const auto ready = dir.path() / "ready";
-  child coord{dir.path() / "c.log",
-              {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
-  const auto [caf_port, http_port] = ready_ports(ready, coord);
-  ASSERT_NE(caf_port, 0) << coord.log();
-  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
+  auto coord = start_coordinator(dir.path(), f);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
   std::vector<std::unique_ptr<child>> workers;
-  for (const char* name : {"w0", "w1"}) {
-    workers.push_back(std::make_unique<child>(
-        dir.path() / (std::string{name} + ".log"),
-        std::vector<std::string>{"worker", "--coordinator", at, "--instance", name, "--config",
-                                 f.string()}));
-  }
-  ASSERT_TRUE(await_instances(http_port, 2, 30s)) << coord.log();
+  for (const char* name : {"w0", "w1"})
+    workers.push_back(start_worker(dir.path(), coord.at(), name, f));
+  ASSERT_TRUE(await_instances(coord.http_port, 2, 30s)) << coord.proc->log();
   child load{dir.path() / "load.log",
-             {"load", "--coordinator", at, "--workload", "conv", "--rate", "40", "--duration", "3",
-              "--max-output", "256"}};
+             {"load", "--coordinator", coord.at(), "--workload", "conv", "--rate", "40",
+              "--duration", "3", "--max-output", "256"}};
   std::this_thread::sleep_for(1s);
   kill(workers[0]->pid(), SIGKILL);
   EXPECT_EQ(load.wait(60s), 1) << load.log();
@@ -177,22 +164,20 @@ TEST(DaemonErrors, AKilledWorkersRequestsFailAndTheRestComplete) {
   EXPECT_EQ(ended, total);
   EXPECT_GT(failed, 0u);
   EXPECT_LT(failed, total);
-  EXPECT_NE(coord.log().find("'w0' lost"), std::string::npos) << coord.log();
-  EXPECT_EQ(health_instances(http_port), 1);
+  EXPECT_NE(coord.proc->log().find("'w0' lost"), std::string::npos) << coord.proc->log();
+  EXPECT_EQ(health_instances(coord.http_port), 1);
   EXPECT_EQ(workers[1]->stop(), 0) << workers[1]->log();
-  EXPECT_EQ(coord.stop(), 0) << coord.log();
+  EXPECT_EQ(coord.proc->stop(), 0) << coord.proc->log();
 }
 
 TEST(DaemonErrors, SigintStopsTheCoordinatorCleanly) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));
-  const auto ready = dir.path() / "ready";
-  child c{dir.path() / "c.log",
-          {"coordinator", "--config", f.string(), "--ready-file", ready.string()}};
-  ASSERT_NE(ready_ports(ready, c).first, 0) << c.log();
-  kill(c.pid(), SIGINT);
-  EXPECT_EQ(c.wait(10s), 0) << c.log();
-  EXPECT_NE(c.log().find("stopping (SIGINT)"), std::string::npos) << c.log();
+  auto c = start_coordinator(dir.path(), f);
+  ASSERT_NE(c.caf_port, 0) << c.proc->log();
+  kill(c.proc->pid(), SIGINT);
+  EXPECT_EQ(c.proc->wait(10s), 0) << c.proc->log();
+  EXPECT_NE(c.proc->log().find("stopping (SIGINT)"), std::string::npos) << c.proc->log();
 }
 
 }  // namespace

@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 extern char** environ;
@@ -149,6 +151,37 @@ inline std::pair<std::uint16_t, std::uint16_t> ready_ports(const fs::path& file,
     std::this_thread::sleep_for(20ms);
   }
   return {0, 0};
+}
+
+/// `accellm coordinator --config CONFIG` with a ready file in `dir`, and the
+/// ports it listens on (0, 0 when it did not come up: see its log).
+struct coordinator_child {
+  std::unique_ptr<child> proc;
+  std::uint16_t caf_port = 0, http_port = 0;
+  /// Its CAF address, for --coordinator.
+  std::string at() const { return "127.0.0.1:" + std::to_string(caf_port); }
+};
+
+inline coordinator_child start_coordinator(const fs::path& dir, const fs::path& config) {
+  const fs::path ready = dir / "ready";
+  coordinator_child c;
+  c.proc = std::make_unique<child>(
+      dir / "coordinator.log", std::vector<std::string>{"coordinator", "--config", config.string(),
+                                                        "--ready-file", ready.string()});
+  std::tie(c.caf_port, c.http_port) = ready_ports(ready, *c.proc);
+  return c;
+}
+
+/// `accellm worker --coordinator AT --instance NAME --config CONFIG EXTRA...`,
+/// its output in dir/NAME.log.
+inline std::unique_ptr<child> start_worker(const fs::path& dir, const std::string& at,
+                                           const std::string& name, const fs::path& config,
+                                           std::vector<std::string> extra = {},
+                                           std::vector<std::string> env = {}) {
+  std::vector<std::string> args{"worker",   "--coordinator", at, "--instance", name,
+                                "--config", config.string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return std::make_unique<child>(dir / (name + ".log"), std::move(args), std::move(env));
 }
 
 /// The instance count /health reports (-1 when it does not answer).

@@ -117,41 +117,32 @@ class live_cluster {
   explicit live_cluster(const std::string& policy, const std::string& security = {}) {
     std::string text = local_cluster("s3cret", policy);
     text.insert(text.find("[log]"), security);
-    config_ = dir_.write("cluster.toml", text);
-    const auto ready = dir_.path() / "ready";
-    coord_ = std::make_unique<child>(
-        dir_.path() / "coordinator.log",
-        std::vector<std::string>{"coordinator", "--config", config_.string(), "--ready-file",
-                                 ready.string()});
-    std::tie(caf_port_, http_port_) = ready_ports(ready, *coord_);
-    if (caf_port_ == 0) return;
+    const fs::path config = dir_.write("cluster.toml", text);
+    coord_ = start_coordinator(dir_.path(), config);
+    if (coord_.caf_port == 0) return;
     for (int i = 0; i < 4; ++i) {
-      const std::string name = "w" + std::to_string(i);
-      workers_.push_back(std::make_unique<child>(
-          dir_.path() / (name + ".log"),
-          std::vector<std::string>{"worker", "--coordinator",
-                                   "127.0.0.1:" + std::to_string(caf_port_), "--instance", name,
-                                   "--config", config_.string()}));
+      workers_.push_back(start_worker(dir_.path(), coord_.at(), "w" + std::to_string(i), config));
     }
-    up_ = await_instances(http_port_, 4, 30s);
+    up_ = await_instances(coord_.http_port, 4, 30s);
   }
   /// Stops every process; each must exit 0.
   void stop() {
     for (auto& w : workers_) EXPECT_EQ(w->stop(), 0) << w->log();
-    EXPECT_EQ(coord_->stop(), 0) << coord_->log();
+    EXPECT_EQ(coord_.proc->stop(), 0) << coord_.proc->log();
   }
   bool up() const { return up_; }
-  std::string log() const { return coord_->log() + (workers_.empty() ? "" : workers_[0]->log()); }
-  std::uint16_t caf_port() const { return caf_port_; }
+  std::string log() const {
+    return coord_.proc->log() + (workers_.empty() ? "" : workers_[0]->log());
+  }
+  std::uint16_t caf_port() const { return coord_.caf_port; }
+  std::uint16_t http_port() const { return coord_.http_port; }
+  std::string at() const { return coord_.at(); }
   const temp_dir& dir() const { return dir_; }
-  std::uint16_t http_port() const { return http_port_; }
 
  private:
   temp_dir dir_;
-  fs::path config_;
-  std::unique_ptr<child> coord_;
+  coordinator_child coord_;
   std::vector<std::unique_ptr<child>> workers_;
-  std::uint16_t caf_port_ = 0, http_port_ = 0;
   bool up_ = false;
 };
 
@@ -275,11 +266,9 @@ TEST(LiveCluster, TlsBetweenNodes) {
   EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
   // A plain worker cannot even connect.
   const auto plain = c.dir().write("plain.toml", local_cluster("s3cret"));
-  child w{c.dir().path() / "plain.log",
-          {"worker", "--coordinator", "127.0.0.1:" + std::to_string(c.caf_port()), "--instance",
-           "plain", "--config", plain.string(), "--connect-wait", "1"}};
-  EXPECT_EQ(w.wait(30s), 1) << w.log();
-  EXPECT_NE(w.log().find("cannot reach the coordinator"), std::string::npos) << w.log();
+  auto w = start_worker(c.dir().path(), c.at(), "plain", plain, {"--connect-wait", "1"});
+  EXPECT_EQ(w->wait(30s), 1) << w->log();
+  EXPECT_NE(w->log().find("cannot reach the coordinator"), std::string::npos) << w->log();
   EXPECT_EQ(health_instances(c.http_port()), 4);
   c.stop();
 }
@@ -287,26 +276,21 @@ TEST(LiveCluster, TlsBetweenNodes) {
 TEST(LiveCluster, AWorkerWithAWrongTokenIsRefusedAndChangesNothing) {
   temp_dir dir;
   const auto config = dir.write("cluster.toml", local_cluster("right"));
-  const auto ready = dir.path() / "ready";
-  child coord{dir.path() / "coordinator.log",
-              {"coordinator", "--config", config.string(), "--ready-file", ready.string()}};
-  const auto [caf_port, http_port] = ready_ports(ready, coord);
-  ASSERT_NE(caf_port, 0) << coord.log();
-  const std::string at = "127.0.0.1:" + std::to_string(caf_port);
-  child wrong{dir.path() / "wrong.log",
-              {"worker", "--coordinator", at, "--instance", "w0", "--config", config.string()},
-              {"ACCELLM_CLUSTER_TOKEN=wrong"}};
-  EXPECT_EQ(wrong.wait(30s), 1) << wrong.log();
-  EXPECT_NE(wrong.log().find("refused"), std::string::npos) << wrong.log();
-  EXPECT_NE(coord.log().find("refused worker 'w0'"), std::string::npos) << coord.log();
-  EXPECT_NE(coord.log().find("wrong cluster token"), std::string::npos) << coord.log();
-  EXPECT_EQ(health_instances(http_port), 0);
+  auto coord = start_coordinator(dir.path(), config);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
+  auto wrong =
+      start_worker(dir.path(), coord.at(), "w0", config, {}, {"ACCELLM_CLUSTER_TOKEN=wrong"});
+  EXPECT_EQ(wrong->wait(30s), 1) << wrong->log();
+  EXPECT_NE(wrong->log().find("refused"), std::string::npos) << wrong->log();
+  const std::string log = coord.proc->log();
+  EXPECT_NE(log.find("refused worker 'w0'"), std::string::npos) << log;
+  EXPECT_NE(log.find("wrong cluster token"), std::string::npos) << log;
+  EXPECT_EQ(health_instances(coord.http_port), 0);
   // The right token still joins afterwards.
-  child right{dir.path() / "right.log",
-              {"worker", "--coordinator", at, "--instance", "w0", "--config", config.string()}};
-  EXPECT_TRUE(await_instances(http_port, 1, 30s)) << right.log();
-  EXPECT_EQ(right.stop(), 0);
-  EXPECT_EQ(coord.stop(), 0);
+  auto right = start_worker(dir.path(), coord.at(), "w0", config);
+  EXPECT_TRUE(await_instances(coord.http_port, 1, 30s)) << right->log();
+  EXPECT_EQ(right->stop(), 0);
+  EXPECT_EQ(coord.proc->stop(), 0);
 }
 
 }  // namespace
