@@ -6,7 +6,9 @@
 #include <caf/atom.hpp>
 #include <caf/message.hpp>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 
 namespace accellm::actors {
 
@@ -33,6 +35,17 @@ system_config::system_config(clock_mode mode) : mode_(mode) {
     // The testing scheduler runs everything on the caller's thread; CAF's own
     // logger thread would be the only other one.
     set("logger.inline-output", true);
+  } else {
+    // CAF's default work-stealing scheduler keeps each idle thread polling,
+    // waking every 50 us for about 25 ms after each job; with several
+    // processes on one host those wake-ups compete with everything else. In
+    // the work-sharing scheduler idle threads sleep on one queue's condition
+    // variable and a new job wakes one at once. accellm's actors do little
+    // work per message, so a few threads serve a daemon (bench/README.md,
+    // coordination overhead).
+    set("scheduler.policy", caf::atom("sharing"));
+    const std::size_t cores = std::max(1u, std::thread::hardware_concurrency());
+    set("scheduler.max-threads", std::clamp<std::size_t>(cores, 2, 4));
   }
 }
 

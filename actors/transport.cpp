@@ -1,10 +1,13 @@
 #include "actors/transport.hpp"
 
+#include "messages/codec.hpp"
+
 #include <caf/io/middleman.hpp>
 #include <caf/io/middleman_actor.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/sec.hpp>
+#include <caf/settings.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -14,6 +17,7 @@
 #include <charconv>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -22,7 +26,8 @@
 namespace accellm::actors {
 
 namespace detail {
-bool openssl_errors_cleared() noexcept;  // openssl_errors.cpp
+bool openssl_errors_cleared() noexcept;   // openssl_errors.cpp
+bool basp_frame_limit_active() noexcept;  // basp_frame_limit.cpp
 }  // namespace detail
 
 namespace {
@@ -46,6 +51,18 @@ status check_durations(const transport_options& o) {
                                                ms(o.heartbeat_interval) + ")");
   if (o.connect_timeout.count() <= 0)
     return bad_field("connect_timeout", ms(o.connect_timeout) + " must be positive");
+  return {};
+}
+
+status check_message_bound(const transport_options& o) {
+  static_assert(transport_options{}.max_message_bytes > messages::decode_limits{}.kv_bytes,
+                "the default frame bound must admit the largest message accellm sends");
+  constexpr std::uint64_t header_max = std::numeric_limits<std::uint32_t>::max();
+  if (o.max_message_bytes < handshake_frame_limit || o.max_message_bytes > header_max) {
+    return bad_field("max_message_bytes", std::to_string(o.max_message_bytes) + " must be in " +
+                                              std::to_string(handshake_frame_limit) + ".." +
+                                              std::to_string(header_max));
+  }
   return {};
 }
 
@@ -185,15 +202,23 @@ std::string hint(const caf::error& e, const transport_options& o) {
 
 status transport_options::validate() const {
   ACCELLM_TRY(check_durations(*this));
+  ACCELLM_TRY(check_message_bound(*this));
   if (tls) ACCELLM_TRY(check_tls_files(*this));
   return {};
 }
 
 status apply(const transport_options& opts, caf::actor_system_config& cfg) {
   ACCELLM_TRY(opts.validate());
+  if (!detail::basp_frame_limit_active()) {
+    return fail(errc::internal,
+                "transport: the bound on incoming BASP frames is not in effect (the binary does "
+                "not export basp_frame_limit.cpp's definition over libcaf_io's)");
+  }
   cfg.load<caf::io::middleman>();
   cfg.set("middleman.heartbeat-interval", caf::timespan{opts.heartbeat_interval});
   cfg.set("middleman.connection-timeout", caf::timespan{opts.connection_timeout});
+  caf::put(cfg.content, max_message_bytes_key,
+           static_cast<caf::config_value::integer>(opts.max_message_bytes));
   if (opts.tls) {
     // CAF 0.17 leaves OpenSSL's error queue dirty (openssl_errors.cpp).
     if (!detail::openssl_errors_cleared()) return fail(errc::internal, "OpenSSL shim missing");

@@ -26,14 +26,14 @@
 // so the CA is the cluster's trust boundary. A plain node cannot talk to a TLS
 // port or the reverse; such a connect fails (bounded by connect_timeout).
 //
-// Message size: CAF 0.17 has no bound on incoming messages. A BASP header
-// announces up to 4 GiB - 1 of payload and the receiver allocates that much
-// before reading it; a byte vector inside a message is resized to its
-// announced length before the bytes are checked. Without TLS anyone who can
-// open a TCP connection to a published port can do this before any handshake,
-// so listen on cluster-internal addresses or turn TLS on (then only holders of
-// a CA-signed certificate get to send BASP bytes). What a message may contain
-// is bounded after decoding by messages::decode_limits.
+// Message size: a BASP header announces up to 4 GiB - 1 of payload, and CAF
+// 0.17 allocates that much before reading it, with no setting to refuse it.
+// basp_frame_limit.cpp bounds it: a frame over handshake_frame_limit from a
+// peer that has not completed CAF's handshake, or over
+// transport_options::max_message_bytes after it, closes the connection
+// before any payload buffer exists (counted by oversized_frames(), reported
+// to on_oversized_frame()). Inside a frame, what a message may contain is
+// bounded by messages::decode_limits when it is decoded.
 //
 // Thread contract: transport_options is a value type; apply() runs before the
 // actor_system exists; publish() and connect() block the calling thread (not
@@ -51,11 +51,19 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
 
 namespace accellm::actors {
+
+/// The largest BASP frame accepted from a peer before CAF's handshake with it
+/// is done (the handshake itself is a few hundred bytes).
+inline constexpr std::uint64_t handshake_frame_limit = 64 * 1024;
+
+/// The actor_system_config key apply() stores max_message_bytes under.
+inline constexpr const char* max_message_bytes_key = "accellm.max-message-bytes";
 
 /// Network settings of a daemon; every node of a cluster uses the same values.
 struct transport_options {
@@ -69,6 +77,12 @@ struct transport_options {
   /// actors are reported down ("middleman.connection-timeout"). Must exceed
   /// heartbeat_interval; at least twice it leaves room for scheduling jitter.
   std::chrono::milliseconds connection_timeout{500};
+  /// The largest BASP frame (one message and CAF's envelope) accepted from a
+  /// peer; a larger one closes its connection. The default leaves room for
+  /// the largest message accellm sends, a KvLayer of up to
+  /// messages::decode_limits::kv_bytes (1 GiB). At least
+  /// handshake_frame_limit, at most 4 GiB - 1 (what a header can announce).
+  std::uint64_t max_message_bytes = (std::uint64_t{1} << 30) + (std::uint64_t{1} << 20);
   /// Upper bound of one publish() or connect() call, handshakes included.
   std::chrono::milliseconds connect_timeout{5000};
   /// SO_REUSEADDR on listening sockets, so a restarted daemon can bind its
@@ -101,6 +115,13 @@ struct transport_options {
 /// and the openssl.* keys. Call once per config, before the actor_system is
 /// built from it. Fails with validate()'s error and leaves `cfg` untouched.
 status apply(const transport_options& opts, caf::actor_system_config& cfg);
+
+/// Connections this process closed because a frame was over its bound.
+std::uint64_t oversized_frames() noexcept;
+
+/// `log` gets one line for each such connection, on a network thread; it
+/// replaces the previous one (none: nothing is reported but the count).
+void on_oversized_frame(std::function<void(const std::string&)> log);
 
 /// A "HOST:PORT" address.
 struct endpoint {

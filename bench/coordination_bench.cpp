@@ -1,12 +1,15 @@
 // Coordination overhead of a live local cluster (issue 5's target: under
 // 1 ms p99 on loopback).
 //
-//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY]   (defaults 10 10 4 accellm)
+//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY] [DEVICE]
+//                                          (defaults 10 10 4 accellm cpu)
 //
 // The coordinator runs in this process (published on loopback like the
-// daemon's); WORKERS `accellm worker --device cpu` processes join it; a
-// conv workload (prompts <= 128, outputs <= 32 tokens, cpu-tiny) arrives at
-// RATE req/s for SECONDS. Every IterationReport and finished request goes
+// daemon's); WORKERS `accellm worker --device DEVICE` processes join it; a
+// conv workload (prompts <= 128, outputs <= 32 tokens) arrives at RATE req/s
+// for SECONDS. DEVICE cpu runs cpu-tiny on this host's cores; a sim:* device
+// runs llama2-7b's cost model on the real clock, so nothing computes beside
+// the actors. Every IterationReport and finished request goes
 // through an observer here, which measures, on the one monotonic clock all
 // processes of a host share:
 //
@@ -147,11 +150,15 @@ int main(int argc, char** argv) {
   const double seconds = argc > 2 ? std::stod(argv[2]) : 10.0;
   const int workers = argc > 3 ? std::stoi(argv[3]) : 4;
   const std::string policy = argc > 4 ? argv[4] : "accellm";
+  const std::string device = argc > 5 ? argv[5] : "cpu";
+  const std::string model = device == "cpu" ? "cpu-tiny" : "llama2-7b";
   const std::string config =
       "/tmp/accellm-coordination-bench-" + std::to_string(getpid()) + ".toml";
-  std::ofstream{config} << "[cluster]\nmodel = \"cpu-tiny\"\ndevice = \"cpu\"\ntp = 1\ninstances = "
-                        << (workers + workers % 2) << "\n[batching]\nmax_batch_size = 64\n"
+  std::ofstream{config} << "[cluster]\nmodel = \"" << model << "\"\ndevice = \"" << device
+                        << "\"\ntp = 1\ninstances = " << (workers + workers % 2)
+                        << "\n[batching]\nmax_batch_size = 64\n"
                         << "[coordinator]\npolicy = \"" << policy << "\"\n"
+                        << "[worker]\ndevice = \"" << device << "\"\n"
                         << "[security]\ntoken = \"bench\"\n";
   auto c = config::load_cluster_config(config);
   if (!c) {
@@ -197,9 +204,10 @@ int main(int argc, char** argv) {
     auto out = daemon::drive(sys, coord, daemon::with_prompts(*trace, 1), 1, 60s);
     const auto got = obs.samples();
     std::printf(
-        "live cluster: %d x cpu cpu-tiny, %s, conv at %.1f req/s for %.0f s: %zu requests, "
+        "live cluster: %d x %s %s, %s, conv at %.1f req/s for %.0f s: %zu requests, "
         "%zu ended\n\n",
-        workers, policy.c_str(), rate, seconds, trace->size(), out ? out->finished : 0);
+        workers, device.c_str(), model.c_str(), policy.c_str(), rate, seconds, trace->size(),
+        out ? out->finished : 0);
     std::printf("%-18s %8s %9s %9s %9s\n", "ms", "samples", "p50", "p99", "max");
     line("iteration gap", got.gaps);
     line("arrival->Execute", got.delays);

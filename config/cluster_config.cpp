@@ -213,10 +213,15 @@ status cluster_reader::read_daemon() {
     return co.fail_at("http_port",
                       "must be a port in 0..65535, got " + std::to_string(d.http_port));
   const toml_fields wk = fields("worker");
-  if (ok) ok = wk.only({"host", "kv_port", "device"});
+  if (ok) ok = wk.only({"host", "kv_port", "device", "cpu_compute"});
   if (ok) ok = wk.get("host", d.worker_host);
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
+  if (ok) ok = wk.get("cpu_compute", d.worker_cpu_compute);
+  if (ok && d.worker_cpu_compute != "background" && d.worker_cpu_compute != "normal") {
+    return wk.fail_at("cpu_compute",
+                      "must be \"background\" or \"normal\", got \"" + d.worker_cpu_compute + '"');
+  }
   if (ok && d.worker_kv_port > 65535) {
     return wk.fail_at("kv_port",
                       "must be a port in 0..65535, got " + std::to_string(d.worker_kv_port));
@@ -229,9 +234,14 @@ status cluster_reader::read_daemon() {
   if (ok) ok = sec.get("key", d.key);
   if (ok) ok = sec.get("ca", d.ca);
   const toml_fields net = fields("network");
-  if (ok) ok = net.only({"heartbeat_ms", "timeout_ms"});
+  if (ok) ok = net.only({"heartbeat_ms", "timeout_ms", "max_message_mib"});
   if (ok) ok = net.get("heartbeat_ms", d.heartbeat_ms, 1);
   if (ok) ok = net.get("timeout_ms", d.timeout_ms, 1);
+  if (ok) ok = net.get("max_message_mib", d.max_message_mib, 1);
+  if (ok && d.max_message_mib > 4095) {
+    return net.fail_at("max_message_mib", "must be in 1..4095 (a frame is under 4 GiB), got " +
+                                              std::to_string(d.max_message_mib));
+  }
   if (ok && d.timeout_ms <= d.heartbeat_ms) {
     return net.fail_at("timeout_ms", "must exceed heartbeat_ms (" + std::to_string(d.heartbeat_ms) +
                                          "), got " + std::to_string(d.timeout_ms));

@@ -16,9 +16,9 @@
 //   daemons only (accellm coordinator / worker / up; `simulate` ignores them):
 //   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
 //                       request_timeout_s, max_body_kib
-//   [worker]            host (where its KV receiver listens), kv_port, device
+//   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute
 //   [security]          token, tls, certificate, key, ca
-//   [network]           heartbeat_ms, timeout_ms
+//   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
 //
 // Devices: the sim:* cost models, and for daemons the real `cpu` model and
@@ -115,6 +115,10 @@ struct daemon_config {
   std::string worker_host = "127.0.0.1";
   std::uint32_t worker_kv_port = 0;
   std::string worker_device = "cpu";  ///< default for `accellm worker` and `up`
+  /// How the `cpu` device's compute thread is scheduled: "background"
+  /// (SCHED_IDLE: the daemon's actors and network threads always run first,
+  /// so coordination keeps its latency while the CPU computes) or "normal".
+  std::string worker_cpu_compute = "background";
   /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
   /// environment variable overrides it. Empty: the daemons refuse to start.
   std::string token;
@@ -122,7 +126,10 @@ struct daemon_config {
   std::string certificate, key, ca;  ///< PEM files (tls), relative to the file
   std::uint32_t heartbeat_ms = 100;  ///< both ends send one this often
   std::uint32_t timeout_ms = 500;    ///< a silent peer is dropped after this
-  std::string log_level = "info";    ///< trace, debug, info, warn, error, off
+  /// A larger incoming frame closes its connection; the default admits a
+  /// KvLayer of up to 1 GiB (messages::decode_limits::kv_bytes).
+  std::uint32_t max_message_mib = 1025;
+  std::string log_level = "info";  ///< trace, debug, info, warn, error, off
 };
 
 /// One cluster: `instances` instances of `tp` devices each, in AcceLLM pairs.

@@ -70,6 +70,7 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     d.log->error("{}", ok.err().what());
     return exit_config;
   }
+  actors::on_oversized_frame([log = d.log](const std::string& line) { log->warn("{}", line); });
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) {
     d.log->error("self-test: {}", ok.err().what());

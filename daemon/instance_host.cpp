@@ -74,7 +74,11 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
        .device_memory = real});
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {
-    a.worker = worker::spawn_device_worker(sys, no_instance, std::move(dev.backend));
+    // The cpu backend computes on this host's cores, beside the actors.
+    const bool host_compute = dev.name == "cpu" && c.daemon.worker_cpu_compute == "background";
+    a.worker = worker::spawn_device_worker(
+        sys, no_instance, std::move(dev.backend),
+        host_compute ? worker::compute_priority::background : worker::compute_priority::normal);
   } else {
     a.worker = worker::spawn_sim_worker(
         sys, {.id = no_instance,

@@ -8,7 +8,7 @@
 
 namespace accellm::daemon {
 
-/// Heartbeat and timeout from [network], TLS files from [security].
+/// Heartbeat, timeout and message bound from [network], TLS files from [security].
 actors::transport_options transport_of(const config::daemon_config& d);
 
 }  // namespace accellm::daemon

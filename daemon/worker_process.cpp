@@ -91,6 +91,7 @@ int serve(worker_setup& w, const worker_flags& f) {
     w.log->error("{}", ok.err().what());
     return exit_config;
   }
+  actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
   auto dev = make_device(w.device, w.cluster);
   if (!dev) {
     w.log->error("{}", dev.err().what());

@@ -5,6 +5,7 @@
 #include "worker/batch_item.hpp"
 
 #include <caf/all.hpp>
+#include <sched.h>
 
 #include <condition_variable>
 #include <deque>
@@ -28,8 +29,8 @@ class device_thread {
  public:
   using job = std::function<void(device::backend&)>;
 
-  explicit device_thread(std::unique_ptr<device::backend> backend)
-      : backend_(std::move(backend)), thread_([this] { loop(); }) {}
+  device_thread(std::unique_ptr<device::backend> backend, compute_priority priority)
+      : backend_(std::move(backend)), priority_(priority), thread_([this] { loop(); }) {}
 
   device_thread(const device_thread&) = delete;
   device_thread& operator=(const device_thread&) = delete;
@@ -53,6 +54,12 @@ class device_thread {
 
  private:
   void loop() {
+    if (priority_ == compute_priority::background) {
+      // Lowering its own policy needs no privilege; should it fail anyway,
+      // the thread computes at normal priority, which is only slower to yield.
+      const sched_param none{};
+      (void)sched_setscheduler(0, SCHED_IDLE, &none);
+    }
     for (;;) {
       job next;
       {
@@ -67,6 +74,7 @@ class device_thread {
   }
 
   std::unique_ptr<device::backend> backend_;
+  compute_priority priority_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<job> jobs_;
@@ -220,8 +228,10 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
 }  // namespace
 
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
-                               std::unique_ptr<device::backend> backend) {
-  return sys.spawn(device_worker, id, std::make_shared<device_thread>(std::move(backend)));
+                               std::unique_ptr<device::backend> backend,
+                               compute_priority priority) {
+  return sys.spawn(device_worker, id,
+                   std::make_shared<device_thread>(std::move(backend), priority));
 }
 
 }  // namespace accellm::worker

@@ -44,8 +44,21 @@
 
 namespace accellm::worker {
 
+/// How the device thread is scheduled by the OS.
+enum class compute_priority {
+  normal,
+  /// SCHED_IDLE: every thread of normal policy that wakes up preempts it at
+  /// once. For a backend that computes on the host CPU (`cpu`), so that the
+  /// process's actors and network threads never wait behind a forward pass.
+  /// A lower nice value does not do this: a running thread keeps its time
+  /// slice (1-3 ms) before a woken one gets the core, and that wait was the
+  /// p99 of a coordination hop on a small host (bench/README.md).
+  background,
+};
+
 /// Spawns the worker of instance `id`; it owns `backend` (never null).
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
-                               std::unique_ptr<device::backend> backend);
+                               std::unique_ptr<device::backend> backend,
+                               compute_priority priority = compute_priority::normal);
 
 }  // namespace accellm::worker

@@ -5,8 +5,11 @@
 
 #include <arpa/inet.h>
 #include <caf/all.hpp>
+#include <caf/io/basp/header.hpp>
+#include <caf/io/basp/message_type.hpp>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -84,12 +88,68 @@ class node {
   std::vector<caf::actor> spawned_;
 };
 
+// Connects to 127.0.0.1:port, sends one BASP header announcing
+// `payload_len` bytes and nothing else, and waits up to 3 s for the peer to
+// close the connection: whether it did.
+bool closes_after_header(std::uint16_t port, caf::io::basp::message_type op,
+                         std::uint32_t payload_len) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ADD_FAILURE() << "cannot connect to port " << port;
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  // A valid header of its kind: only messages name a receiver.
+  const bool message = op == caf::io::basp::message_type::direct_message;
+  caf::io::basp::header hdr{op, 0, payload_len, message ? 0u : 1u, 0, message ? 42u : 0u};
+  std::vector<char> bytes;
+  caf::binary_serializer sink{nullptr, bytes};
+  if (auto err = sink(hdr);
+      err || bytes.size() != caf::io::basp::header_size ||
+      send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size())) {
+    ADD_FAILURE() << "cannot send the header";
+    close(fd);
+    return false;
+  }
+  // The server's handshake arrives first; then end of stream, or nothing.
+  bool closed = false;
+  const auto give_up = steady::now() + 3s;
+  char buf[4096];
+  while (!closed && steady::now() < give_up) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    closed = n <= 0;
+  }
+  close(fd);
+  return closed;
+}
+
 // Publishes a ponger of `n` on 127.0.0.1 at any free port; 0 on failure.
 std::uint16_t serve(node& n, const transport_options& opts) {
   EXPECT_TRUE(n.applied()) << n.applied().err().what();
   auto port = publish(n.sys(), n.spawn(ponger, "server"), "127.0.0.1", 0, opts);
   EXPECT_TRUE(port) << port.err().what();
   return port ? *port : 0;
+}
+
+// Asks `to` (a blob_sizer) for the size of `bytes` bytes: the size, or -1.
+// A dropped connection loses the request: it ends by its timeout.
+long long blob_size(caf::actor_system& sys, const caf::actor& to, std::size_t bytes) {
+  long long out = -1;
+  caf::scoped_actor self{sys};
+  self->request(to, 2s, std::vector<char>(bytes, 'x'))
+      .receive([&](std::uint64_t n) { out = static_cast<long long>(n); },
+               [&](const caf::error&) {});
+  return out;
+}
+
+caf::behavior blob_sizer() {
+  return {[](const std::vector<char>& b) { return static_cast<std::uint64_t>(b.size()); }};
 }
 
 // Pings `to` and expects the answer from the ponger called `name`.
@@ -196,6 +256,16 @@ TEST(transport_options, apply_refuses_bad_options_and_leaves_the_config_alone) {
   EXPECT_TRUE(cfg.module_factories.empty());
 }
 
+TEST(transport_options, the_message_bound_is_checked) {
+  transport_options o;
+  o.max_message_bytes = handshake_frame_limit - 1;
+  expect_bad(o, "max_message_bytes", "must be in 65536..4294967295");
+  o.max_message_bytes = std::uint64_t{1} << 32;
+  expect_bad(o, "max_message_bytes", "must be in");
+  o.max_message_bytes = handshake_frame_limit;
+  EXPECT_TRUE(o.validate());
+}
+
 TEST(endpoint, parses_host_and_port) {
   EXPECT_EQ(*parse_endpoint("10.0.0.1:7600"), (endpoint{"10.0.0.1", 7600}));
   EXPECT_EQ(*parse_endpoint("node-3.example:1"), (endpoint{"node-3.example", 1}));
@@ -231,6 +301,62 @@ TEST(transport, plain_publish_connect_and_ping) {
   auto remote = connect(b.sys(), "127.0.0.1", port, opts);
   ASSERT_TRUE(remote) << remote.err().what();
   EXPECT_TRUE(pings(b.sys(), *remote));
+}
+
+// Without the bound, CAF allocates what a header announces (here 3 GiB) and
+// then waits for it forever: the connection stays open.
+TEST(transport, a_huge_frame_before_the_handshake_closes_the_connection) {
+  transport_options opts;
+  node a{opts};
+  auto port = serve(a, opts);
+  ASSERT_NE(port, 0);
+  std::vector<std::string> lines;
+  std::mutex m;
+  on_oversized_frame([&](const std::string& line) {
+    std::lock_guard lock{m};
+    lines.push_back(line);
+  });
+  const auto before = oversized_frames();
+  EXPECT_TRUE(closes_after_header(port, caf::io::basp::message_type::direct_message, 3u << 30));
+  EXPECT_EQ(oversized_frames(), before + 1);
+  // Just over the handshake bound is refused too; the server goes on serving.
+  EXPECT_TRUE(closes_after_header(port, caf::io::basp::message_type::client_handshake,
+                                  handshake_frame_limit + 1));
+  EXPECT_EQ(oversized_frames(), before + 2);
+  on_oversized_frame(nullptr);
+  {
+    std::lock_guard lock{m};
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_NE(lines[0].find("announces 3221225472 bytes, over the limit of 65536 before the "
+                            "handshake"),
+              std::string::npos)
+        << lines[0];
+  }
+  node b{opts};
+  auto remote = connect(b.sys(), "127.0.0.1", port, opts);
+  ASSERT_TRUE(remote) << remote.err().what();
+  EXPECT_TRUE(pings(b.sys(), *remote));
+}
+
+TEST(transport, a_message_over_max_message_bytes_closes_the_connection) {
+  transport_options opts;
+  opts.max_message_bytes = 128 * 1024;
+  node a{opts};
+  node b{opts};
+  ASSERT_TRUE(a.applied()) << a.applied().err().what();
+  auto port = publish(a.sys(), a.spawn(blob_sizer), "127.0.0.1", 0, opts);
+  ASSERT_TRUE(port) << port.err().what();
+  auto remote = connect(b.sys(), "127.0.0.1", *port, opts);
+  ASSERT_TRUE(remote) << remote.err().what();
+  const auto before = oversized_frames();
+  EXPECT_EQ(blob_size(b.sys(), *remote, 100 * 1024), 100 * 1024);  // under the bound
+  EXPECT_EQ(oversized_frames(), before);
+  EXPECT_EQ(blob_size(b.sys(), *remote, 200 * 1024), -1);
+  EXPECT_EQ(oversized_frames(), before + 1);
+  // A new connection works again.
+  auto again = connect(b.sys(), "127.0.0.1", *port, opts);
+  ASSERT_TRUE(again) << again.err().what();
+  EXPECT_EQ(blob_size(b.sys(), *again, 1000), 1000);
 }
 
 TEST(transport, typed_handles_must_match_the_published_interface) {

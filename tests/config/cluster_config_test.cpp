@@ -319,12 +319,14 @@ max_body_kib = 64
 host = "10.0.0.2"
 kv_port = 7801
 device = "sim:h100"
+cpu_compute = "normal"
 [security]
 token = "s3cret"
 tls = false
 [network]
 heartbeat_ms = 50
 timeout_ms = 300
+max_message_mib = 64
 [log]
 level = "debug"
 )";
@@ -342,16 +344,20 @@ level = "debug"
   EXPECT_EQ(d.worker_host, "10.0.0.2");
   EXPECT_EQ(d.worker_kv_port, 7801u);
   EXPECT_EQ(d.worker_device, "sim:h100");
+  EXPECT_EQ(d.worker_cpu_compute, "normal");
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
   EXPECT_EQ(d.timeout_ms, 300u);
+  EXPECT_EQ(d.max_message_mib, 64u);
   EXPECT_EQ(d.log_level, "debug");
   EXPECT_TRUE(is_real_device(r->device));
   const daemon_config defaults = parse_cluster_config("", "e.toml")->daemon;
   EXPECT_EQ(defaults.coordinator_port, 7600u);
   EXPECT_EQ(defaults.heartbeat_ms, 100u);
   EXPECT_EQ(defaults.timeout_ms, 500u);
+  EXPECT_EQ(defaults.max_message_mib, 1025u);
+  EXPECT_EQ(defaults.worker_cpu_compute, "background");
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -361,6 +367,9 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[network]\nheartbeat_ms = 500\ntimeout_ms = 500\n",
                {"network.timeout_ms", "must exceed heartbeat_ms"});
   expect_error("[log]\nlevel = \"loud\"\n", {"log.level", "loud"});
+  expect_error("[network]\nmax_message_mib = 4096\n", {"network.max_message_mib", "4096"});
+  expect_error("[network]\nmax_message_mib = 0\n", {"network.max_message_mib"});
+  expect_error("[worker]\ncpu_compute = \"realtime\"\n", {"worker.cpu_compute", "realtime"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});

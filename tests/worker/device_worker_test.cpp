@@ -13,7 +13,9 @@
 
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
+#include <sched.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -136,15 +138,18 @@ TEST_F(DeviceWorker, TokensAreTheBackendsOwn) {
   self_->send_exit(w, caf::exit_reason::user_shutdown);
 }
 
-// A backend whose run() waits until the test lets it go.
+// A backend whose run() waits until the test lets it go; it also records
+// the scheduling policy of the thread that runs it.
 class gated_backend final : public device::backend {
  public:
-  explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered)
-      : gate_(std::move(gate)), entered_(entered), inner_(cpu_tiny()) {}
+  explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered,
+                         std::atomic<int>* policy = nullptr)
+      : gate_(std::move(gate)), entered_(entered), policy_(policy), inner_(cpu_tiny()) {}
   std::string_view name() const noexcept override { return "gated"; }
   const device::model_spec& model() const noexcept override { return inner_->model(); }
   device::kv_geometry kv() const noexcept override { return inner_->kv(); }
   result<device::iteration_result> run(const device::batch& b) override {
+    if (policy_ != nullptr) policy_->store(sched_getscheduler(0));
     entered_.set_value();
     gate_.wait();
     return inner_->run(b);
@@ -162,8 +167,28 @@ class gated_backend final : public device::backend {
  private:
   std::shared_future<void> gate_;
   std::promise<void>& entered_;
+  std::atomic<int>* policy_;
   std::unique_ptr<device::backend> inner_;
 };
+
+// compute_priority::background puts the device thread, and only it, under
+// SCHED_IDLE.
+TEST_F(DeviceWorker, BackgroundComputeRunsUnderSchedIdle) {
+  for (auto priority : {compute_priority::normal, compute_priority::background}) {
+    std::promise<void> open, entered;
+    open.set_value();
+    std::atomic<int> policy{-1};
+    const caf::actor w = spawn_device_worker(
+        sys_, 0, std::make_unique<gated_backend>(open.get_future().share(), entered, &policy),
+        priority);
+    self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+    self_->send(w, msg_atom::value, messages::encode(execute(0, 1, {prefill(1, prompt(8))})));
+    EXPECT_TRUE(next_done().error.empty());
+    EXPECT_EQ(policy.load(), priority == compute_priority::background ? SCHED_IDLE : SCHED_OTHER);
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the test's own thread is untouched";
+    self_->send_exit(w, caf::exit_reason::user_shutdown);
+  }
+}
 
 // The actor scheduler never waits for the device: while run() is blocked,
 // the worker still answers.
