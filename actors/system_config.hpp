@@ -6,7 +6,9 @@
 // type_registry's self_test() on its actor_system before doing anything else.
 //
 // clock_mode::virtual_time selects CAF's testing scheduler, on which
-// actors/virtual_time drives a deterministic simulation.
+// actors/virtual_time drives a deterministic simulation; clock_mode::real
+// selects CAF's work-sharing scheduler with 2-4 threads, whose idle threads
+// sleep instead of polling (system_config.cpp says why).
 #pragma once
 
 #include <caf/actor_system_config.hpp>

@@ -2,6 +2,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/system_config.hpp"
+#include "tests/support/raw_basp.hpp"
 
 #include <arpa/inet.h>
 #include <caf/all.hpp>
@@ -87,47 +88,6 @@ class node {
   std::unique_ptr<caf::actor_system> sys_;
   std::vector<caf::actor> spawned_;
 };
-
-// Connects to 127.0.0.1:port, sends one BASP header announcing
-// `payload_len` bytes and nothing else, and waits up to 3 s for the peer to
-// close the connection: whether it did.
-bool closes_after_header(std::uint16_t port, caf::io::basp::message_type op,
-                         std::uint32_t payload_len) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ADD_FAILURE() << "cannot connect to port " << port;
-    if (fd >= 0) close(fd);
-    return false;
-  }
-  // A valid header of its kind: only messages name a receiver.
-  const bool message = op == caf::io::basp::message_type::direct_message;
-  caf::io::basp::header hdr{op, 0, payload_len, message ? 0u : 1u, 0, message ? 42u : 0u};
-  std::vector<char> bytes;
-  caf::binary_serializer sink{nullptr, bytes};
-  if (auto err = sink(hdr);
-      err || bytes.size() != caf::io::basp::header_size ||
-      send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(bytes.size())) {
-    ADD_FAILURE() << "cannot send the header";
-    close(fd);
-    return false;
-  }
-  // The server's handshake arrives first; then end of stream, or nothing.
-  bool closed = false;
-  const auto give_up = steady::now() + 3s;
-  char buf[4096];
-  while (!closed && steady::now() < give_up) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 100) <= 0) continue;
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    closed = n <= 0;
-  }
-  close(fd);
-  return closed;
-}
 
 // Publishes a ponger of `n` on 127.0.0.1 at any free port; 0 on failure.
 std::uint16_t serve(node& n, const transport_options& opts) {
@@ -317,11 +277,12 @@ TEST(transport, a_huge_frame_before_the_handshake_closes_the_connection) {
     lines.push_back(line);
   });
   const auto before = oversized_frames();
-  EXPECT_TRUE(closes_after_header(port, caf::io::basp::message_type::direct_message, 3u << 30));
+  EXPECT_TRUE(
+      testing::closes_after_header(port, caf::io::basp::message_type::direct_message, 3u << 30));
   EXPECT_EQ(oversized_frames(), before + 1);
   // Just over the handshake bound is refused too; the server goes on serving.
-  EXPECT_TRUE(closes_after_header(port, caf::io::basp::message_type::client_handshake,
-                                  handshake_frame_limit + 1));
+  EXPECT_TRUE(testing::closes_after_header(port, caf::io::basp::message_type::client_handshake,
+                                           handshake_frame_limit + 1));
   EXPECT_EQ(oversized_frames(), before + 2);
   on_oversized_frame(nullptr);
   {

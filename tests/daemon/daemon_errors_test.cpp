@@ -2,6 +2,7 @@
 // message naming the problem and a non-zero exit (2: configuration or
 // flags, 1: run time); a stop signal ends it cleanly with 0.
 #include "tests/daemon/daemon_fixture.hpp"
+#include "tests/support/raw_basp.hpp"
 
 namespace accellm::daemon::test {
 namespace {
@@ -167,6 +168,29 @@ TEST(DaemonErrors, AKilledWorkersRequestsFailAndTheRestComplete) {
   EXPECT_NE(coord.proc->log().find("'w0' lost"), std::string::npos) << coord.proc->log();
   EXPECT_EQ(health_instances(coord.http_port), 1);
   EXPECT_EQ(workers[1]->stop(), 0) << workers[1]->log();
+  EXPECT_EQ(coord.proc->stop(), 0) << coord.proc->log();
+}
+
+// A frame over [network] max_message_mib closes its own connection before
+// anything is allocated; the daemon logs it and goes on serving.
+TEST(DaemonErrors, AnOversizedFrameClosesOnlyItsConnection) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t") + "[network]\nmax_message_mib = 16\n");
+  auto coord = start_coordinator(dir.path(), f);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
+  auto w0 = start_worker(dir.path(), coord.at(), "w0", f);
+  ASSERT_TRUE(await_instances(coord.http_port, 1, 30s)) << coord.proc->log();
+  EXPECT_TRUE(testing::closes_after_header(coord.caf_port,
+                                           caf::io::basp::message_type::direct_message, 2u << 30));
+  const std::string log = coord.proc->log();
+  EXPECT_NE(log.find("closing a connection: a BASP frame (direct_message) announces 2147483648 "
+                     "bytes, over the limit of 65536 before the handshake"),
+            std::string::npos)
+      << log;
+  auto w1 = start_worker(dir.path(), coord.at(), "w1", f);
+  EXPECT_TRUE(await_instances(coord.http_port, 2, 30s)) << coord.proc->log();
+  EXPECT_EQ(w1->stop(), 0) << w1->log();
+  EXPECT_EQ(w0->stop(), 0) << w0->log();
   EXPECT_EQ(coord.proc->stop(), 0) << coord.proc->log();
 }
 
