@@ -41,6 +41,9 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using register_atom = caf::atom_constant<caf::atom("register")>;
 /// (metrics_atom) to a coordinator: answered with its counters (daemons).
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+/// (lost_atom, instance_id) to a coordinator: that instance is gone. A
+/// simulated fault says so (daemons learn it from CAF's down message).
+using lost_atom = caf::atom_constant<caf::atom("lost")>;
 /// Liveness probe.
 using ping_atom = caf::atom_constant<caf::atom("ping")>;
 using pong_atom = caf::atom_constant<caf::atom("pong")>;

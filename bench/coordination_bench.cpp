@@ -1,17 +1,17 @@
 // Coordination overhead of a live local cluster (issue 5's target: under
 // 1 ms p99 on loopback).
 //
-//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY] [DEVICE]
-//                                          (defaults 10 10 4 accellm cpu)
+//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY] [DEVICE] [CPU_COMPUTE]
+//                               (defaults 10 10 4 accellm cpu background)
 //
 // The coordinator runs in this process (published on loopback like the
 // daemon's); WORKERS `accellm worker --device DEVICE` processes join it; a
 // conv workload (prompts <= 128, outputs <= 32 tokens) arrives at RATE req/s
 // for SECONDS. DEVICE cpu runs cpu-tiny on this host's cores; a sim:* device
 // runs llama2-7b's cost model on the real clock, so nothing computes beside
-// the actors. Every IterationReport and finished request goes
-// through an observer here, which measures, on the one monotonic clock all
-// processes of a host share:
+// the actors. CPU_COMPUTE is the workers' [worker] cpu_compute. Every IterationReport and finished
+// request goes through an observer here, which measures, on the one monotonic clock all processes
+// of a host share:
 //
 //   iteration gap     from an iteration's end on the worker (its Execute
 //                     left the manager at start_ns, the device ran duration_ns)
@@ -32,6 +32,7 @@
 #include "daemon/load_driver.hpp"
 
 #include "actors/system_config.hpp"
+#include "actors/thread_sched.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
   const int workers = argc > 3 ? std::stoi(argv[3]) : 4;
   const std::string policy = argc > 4 ? argv[4] : "accellm";
   const std::string device = argc > 5 ? argv[5] : "cpu";
+  const std::string cpu_compute = argc > 6 ? argv[6] : "background";
   const std::string model = device == "cpu" ? "cpu-tiny" : "llama2-7b";
   const std::string config =
       "/tmp/accellm-coordination-bench-" + std::to_string(getpid()) + ".toml";
@@ -158,7 +160,8 @@ int main(int argc, char** argv) {
                         << "\"\ntp = 1\ninstances = " << (workers + workers % 2)
                         << "\n[batching]\nmax_batch_size = 64\n"
                         << "[coordinator]\npolicy = \"" << policy << "\"\n"
-                        << "[worker]\ndevice = \"" << device << "\"\n"
+                        << "[worker]\ndevice = \"" << device << "\"\ncpu_compute = \""
+                        << cpu_compute << "\"\n"
                         << "[security]\ntoken = \"bench\"\n";
   auto c = config::load_cluster_config(config);
   if (!c) {
@@ -168,6 +171,8 @@ int main(int argc, char** argv) {
   const actors::transport_options transport;
   actors::system_config cfg;
   if (!actors::apply(transport, cfg)) return 1;
+  // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
+  (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) return 1;
   probe obs;
@@ -204,10 +209,10 @@ int main(int argc, char** argv) {
     auto out = daemon::drive(sys, coord, daemon::with_prompts(*trace, 1), 1, 60s);
     const auto got = obs.samples();
     std::printf(
-        "live cluster: %d x %s %s, %s, conv at %.1f req/s for %.0f s: %zu requests, "
-        "%zu ended\n\n",
-        workers, device.c_str(), model.c_str(), policy.c_str(), rate, seconds, trace->size(),
-        out ? out->finished : 0);
+        "live cluster: %d x %s %s (cpu_compute %s), %s, conv at %.1f req/s for %.0f s: %zu "
+        "requests, %zu ended\n\n",
+        workers, device.c_str(), model.c_str(), cpu_compute.c_str(), policy.c_str(), rate, seconds,
+        trace->size(), out ? out->finished : 0);
     std::printf("%-18s %8s %9s %9s %9s\n", "ms", "samples", "p50", "p99", "max");
     line("iteration gap", got.gaps);
     line("arrival->Execute", got.delays);

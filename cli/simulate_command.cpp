@@ -15,8 +15,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,7 @@ struct simulate_flags {
   double tbt_ms = -1;
   bool quiet = false;
   bool no_report = false;
+  std::vector<std::string> faults;  ///< KIND:INSTANCE@SECONDS
 };
 
 int fail_with(const std::string& what, int code = 1) {
@@ -111,6 +114,19 @@ status write_outputs(const fs::path& dir, const std::vector<simulator::policy_ou
   return {};
 }
 
+// What the faults did to each policy's requests.
+std::string takeover_lines(const std::vector<simulator::policy_outcome>& runs) {
+  std::ostringstream out;
+  for (const auto& r : runs) {
+    const metrics::summary& s = r.best_summary;
+    out << r.best.record.policy << ": " << s.takeovers << " requests taken over, "
+        << s.takeovers_from_replica << " from a replica; resumed after " << std::fixed
+        << std::setprecision(1) << s.resume.mean << " ms mean, " << s.resume.p99 << " ms p99; "
+        << s.completed << " of " << s.requests << " completed\n";
+  }
+  return out.str();
+}
+
 std::string settings_note(const std::vector<simulator::policy_outcome>& runs) {
   std::string out;
   for (const auto& r : runs) {
@@ -137,6 +153,11 @@ result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
   o.offered_rate = rate > 0 ? rate : workload::mean_rate(o.trace);
   o.policies = policies_of(f.policy);
   o.slo = slo;
+  for (const std::string& text : f.faults) {
+    auto fault = simulator::parse_fault(text);
+    if (!fault) return fail(errc::config, "--fault: " + fault.err().message());
+    o.faults.push_back(*fault);
+  }
   std::shared_ptr<progress_meter> meter;
   if (!f.quiet) {
     meter = std::make_shared<progress_meter>(std::cerr, stderr_is_terminal());
@@ -180,6 +201,7 @@ int run_simulate(const simulate_flags& f) {
                 << std::dec << ", " << r.best.iterations << " iterations, "
                 << (r.best.drained ? "drained" : "NOT drained") << "\n";
     }
+    if (!f.faults.empty()) std::cout << takeover_lines(*runs);
     if (!f.out.empty()) {
       const fs::path dir =
           f.sweep.empty() ? fs::path{f.out} : fs::path{f.out} / ("rate-" + std::to_string(rate));
@@ -243,6 +265,9 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--out", f->out, "directory for CSV and JSON results");
   cmd->add_option("--sweep-rates", f->sweep, "run at each of these rates")->delimiter(',');
   cmd->add_flag("--goodput", f->goodput, "search the highest rate with >= 90% SLO attainment");
+  cmd->add_option("--fault", f->faults,
+                  "inject a failure: KIND:INSTANCE@SECONDS, KIND kill (noticed at once) or stop "
+                  "(noticed after [network] timeout_ms + heartbeat_ms); repeatable");
   cmd->add_option("--arrivals", f->arrivals, "poisson or gamma");
   cmd->add_option("--cv", f->cv, "coefficient of variation of gamma arrivals")
       ->check(CLI::PositiveNumber);

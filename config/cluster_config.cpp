@@ -218,9 +218,10 @@ status cluster_reader::read_daemon() {
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
   if (ok) ok = wk.get("cpu_compute", d.worker_cpu_compute);
-  if (ok && d.worker_cpu_compute != "background" && d.worker_cpu_compute != "normal") {
-    return wk.fail_at("cpu_compute",
-                      "must be \"background\" or \"normal\", got \"" + d.worker_cpu_compute + '"');
+  if (ok && d.worker_cpu_compute != "background" && d.worker_cpu_compute != "idle" &&
+      d.worker_cpu_compute != "normal") {
+    return wk.fail_at("cpu_compute", "must be \"background\", \"idle\" or \"normal\", got \"" +
+                                         d.worker_cpu_compute + '"');
   }
   if (ok && d.worker_kv_port > 65535) {
     return wk.fail_at("kv_port",

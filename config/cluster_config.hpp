@@ -115,9 +115,11 @@ struct daemon_config {
   std::string worker_host = "127.0.0.1";
   std::uint32_t worker_kv_port = 0;
   std::string worker_device = "cpu";  ///< default for `accellm worker` and `up`
-  /// How the `cpu` device's compute thread is scheduled: "background"
-  /// (SCHED_IDLE: the daemon's actors and network threads always run first,
-  /// so coordination keeps its latency while the CPU computes) or "normal".
+  /// How the `cpu` device's compute thread is scheduled (worker::
+  /// compute_priority): "background" (nice 19 behind the daemon's actor and
+  /// network threads, so coordination keeps its latency while the CPU
+  /// computes), "idle" (SCHED_IDLE: lower latency still, but other busy
+  /// programs on the host stop it) or "normal".
   std::string worker_cpu_compute = "background";
   /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
   /// environment variable overrides it. Empty: the daemons refuse to start.

@@ -97,6 +97,11 @@ struct cluster_view {
   /// Sets where `r` decodes (no_instance = nowhere), keeping the instances'
   /// `decoding` sets in step.
   void set_decode_instance(request_view& r, instance_id i);
+  /// Unlinks instance `i` and its partner (if any) from each other.
+  void unpair(instance_id i);
+  /// The live instance with the least work assigned (pending prompt tokens
+  /// plus decode context tokens; the lowest id on a tie), or no_instance.
+  instance_id least_loaded() const noexcept;
   /// Forgets a request, and its place in `decoding`.
   void erase_request(std::map<request_id, request_view>::iterator it);
 };

@@ -28,6 +28,7 @@ struct entry {
   std::vector<token_id> output;         ///< token_ids: the output so far
   instance_id move_from = no_instance;  ///< source of a move in progress
   bool keep_copy = false;               ///< that move keeps the source's copy
+  std::uint64_t takeover_ns = 0;        ///< its latest takeover, until its next token
 };
 
 struct coord_state {
@@ -133,7 +134,8 @@ void apply(coord_actor* self, const decode_here_d& d) {
                                  .partner = d.replica,
                                  .max_tokens = r.max_tokens,
                                  .stop_tokens = {},
-                                 .context_tokens = {}});
+                                 .context_tokens = {},
+                                 .takeover = false});
 }
 
 void apply(coord_actor* self, const move_decode_d& d) {
@@ -300,6 +302,10 @@ void on_tokens(coord_actor* self, const messages::iteration_report& m) {
         tl.first_token_ns = at;
         tl.first_execute_ns = m.start_ns;
       }
+      if (it->second.takeover_ns != 0) {
+        if (s.obs) s.obs->on_resumed(run.request, at - std::min(at, it->second.takeover_ns));
+        it->second.takeover_ns = 0;
+      }
       tl.last_token_ns = at;
       if (s.opt.token_times) tl.token_ns.push_back(at);
       r.generated = index + 1;
@@ -345,6 +351,18 @@ void on_report(coord_actor* self, const messages::iteration_report& m) {
   apply_all(self, s.pol->on_report(s.view, m.instance));
 }
 
+// Token ids [0, len) of a request, prompt then output (token_ids; empty on
+// sim or when the coordinator has fewer).
+std::vector<token_id> context_of(const coord_state& s, const entry& e, std::uint32_t len) {
+  if (!s.opt.token_ids || e.prompt.size() + e.output.size() < len) return {};
+  std::vector<token_id> context = e.prompt;
+  context.insert(context.end(), e.output.begin(), e.output.end());
+  context.resize(len);
+  return context;
+}
+
+void take_over(coord_actor* self, request_view& r, instance_id lost);
+
 // The source stopped decoding the request; the target takes over from its copy.
 void on_moved(coord_actor* self, const messages::move_decode& m) {
   auto& s = self->state;
@@ -356,13 +374,10 @@ void on_moved(coord_actor* self, const messages::move_decode& m) {
   r.replica_instance = e.keep_copy ? e.move_from : no_instance;
   r.generated = m.generated;
   r.last_token = m.last_token;
-  std::vector<token_id> context;
-  if (s.opt.token_ids) {  // [0, context_len) of prompt then output
-    context = e.prompt;
-    context.insert(context.end(), e.output.begin(), e.output.end());
-    if (context.size() >= m.context_len) context.resize(m.context_len);
-    if (context.size() != m.context_len) context.clear();
+  if (!s.view.at(r.decode_instance).alive) {  // the target was lost meanwhile
+    return take_over(self, r, r.decode_instance);
   }
+  std::vector<token_id> context = context_of(s, e, m.context_len);
   send_to(self, r.decode_instance,
           messages::start_decode{.epoch = s.epoch,
                                  .request = r.id,
@@ -374,7 +389,8 @@ void on_moved(coord_actor* self, const messages::move_decode& m) {
                                  .partner = r.replica_instance,
                                  .max_tokens = r.max_tokens,
                                  .stop_tokens = {},
-                                 .context_tokens = std::move(context)});
+                                 .context_tokens = std::move(context),
+                                 .takeover = false});
 }
 
 void on_done(coord_actor* self, const messages::request_done& m) {
@@ -453,6 +469,11 @@ void log_info(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
 template <class... Ts>
 void log_warn(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
   if (s.opt.log) s.opt.log->warn(f, std::forward<Ts>(args)...);
+}
+
+// An instance's name: the worker's (daemons) or "i<id>" (simulations).
+std::string name_of(const coord_state& s, instance_id id) {
+  return id < s.names.size() ? s.names[id] : "i" + std::to_string(id);
 }
 
 // Compares without an early exit: the time taken does not tell how much of
@@ -564,54 +585,159 @@ void abandon(coord_actor* self, request_id id, const std::string& why) {
                                        .instance = no_instance});
 }
 
-// A manager went down: its instance is dead (issue 6 adds takeover).
-void on_lost(coord_actor* self, const caf::down_msg& dm) {
+// --- takeover (DESIGN.md "Takeover") ---------------------------------------------
+
+void note_takeover(coord_actor* self, request_view& r, instance_id lost, bool from_replica) {
   auto& s = self->state;
-  const auto at = std::find_if(s.managers.begin(), s.managers.end(),
-                               [&](const caf::actor& a) { return a && a.address() == dm.source; });
-  if (at == s.managers.end()) return;
-  const auto id = static_cast<instance_id>(at - s.managers.begin());
-  instance_view& inst = s.view.at(id);
-  if (!inst.alive) return;
-  if (dm.reason == caf::exit_reason::user_shutdown) {  // its worker stopped on a signal
-    log_info(s, "instance {} '{}' left", id, s.names[id]);
-  } else {
-    log_warn(s, "instance {} '{}' lost: {}", id, s.names[id], caf::to_string(dm.reason));
+  entry& e = s.table.at(r.id);
+  e.takeover_ns = now_ns(self);
+  ++e.timeline.takeovers;
+  const instance_id to = r.generated == 0 ? r.prefill_instance : r.decode_instance;
+  if (s.obs) {
+    s.obs->on_takeover({.request = r.id,
+                        .lost = lost,
+                        .to = to,
+                        .from_replica = from_replica,
+                        .context_len = r.generated == 0 ? 0 : r.context_len(),
+                        .time_ns = e.takeover_ns});
   }
+}
+
+// A request that had produced tokens and whose instance was lost goes on:
+// on the instance holding its copy, which recomputes only the tokens the copy
+// lacks, or, without a live copy, on the least loaded live instance, which
+// recomputes its whole context (prompt and the tokens generated so far).
+// Either continues from the coordinator's last token, so a client gets no
+// token twice and none is skipped.
+void take_over(coord_actor* self, request_view& r, instance_id lost) {
+  auto& s = self->state;
+  const bool from_replica =
+      r.replica_instance != no_instance && s.view.at(r.replica_instance).alive;
+  const instance_id to = from_replica ? r.replica_instance : s.view.least_loaded();
+  if (to == no_instance) {
+    return abandon(self, r.id,
+                   "instance " + std::to_string(lost) + " '" + name_of(s, lost) +
+                       "' was lost and no instance is left");
+  }
+  r.phase = request_phase::decoding;
+  r.replica_instance = no_instance;
+  if (r.decode_instance != to) {  // (a move's target is counted already)
+    s.view.set_decode_instance(r, to);
+    instance_view& inst = s.view.at(to);
+    ++inst.decode_requests;
+    inst.decode_tokens += r.context_len();
+  }
+  const entry& e = s.table.at(r.id);
+  send_to(self, to,
+          messages::start_decode{.epoch = s.epoch,
+                                 .request = r.id,
+                                 .instance = to,
+                                 .context_len = r.context_len(),
+                                 .last_token = r.last_token,
+                                 .from_replica = from_replica,
+                                 .generated = r.generated,
+                                 .partner = no_instance,
+                                 .max_tokens = r.max_tokens,
+                                 .stop_tokens = {},
+                                 .context_tokens = context_of(s, e, r.context_len()),
+                                 .takeover = true});
+  note_takeover(self, r, lost, from_replica);
+}
+
+// A request still being prefilled on a lost instance starts over: the
+// policy places it as if it had just arrived.
+void place_again(coord_actor* self, request_view& r, instance_id lost) {
+  auto& s = self->state;
+  if (r.replica_instance != no_instance && s.view.at(r.replica_instance).alive) {
+    send_to(self, r.replica_instance,  // the partial copy it was receiving
+            messages::evict_replica{.epoch = s.epoch,
+                                    .instance = r.replica_instance,
+                                    .requests = {r.id},
+                                    .reason = messages::evict_reason::repair});
+  }
+  r.prefill_instance = no_instance;
+  r.replica_instance = no_instance;
+  s.view.set_decode_instance(r, no_instance);
+  apply_all(self, s.pol->on_arrival(s.view, r));
+  note_takeover(self, r, lost, false);
+}
+
+// Instance `id` is gone: its requests go on elsewhere, copies it held stop
+// being synced, its partner is re-paired.
+void lose(coord_actor* self, instance_id id) {
+  auto& s = self->state;
+  instance_view& inst = s.view.at(id);
   inst.alive = false;
-  s.endpoints[id].clear();
-  s.replicas[id] = caf::actor{};
+  if (id < s.endpoints.size()) s.endpoints[id].clear();  // daemons
+  if (id < s.replicas.size()) s.replicas[id] = caf::actor{};
   if (s.obs) s.obs->on_lost(id);
-  const std::string why = "instance " + std::to_string(id) + " '" + s.names[id] + "' was lost";
-  std::vector<request_id> gone;
+  std::vector<request_id> restart, resume;
   std::vector<std::pair<instance_id, request_id>> orphaned;  // copies it held, by owner
   for (auto& [rid, r] : s.view.requests) {
-    const bool runs_here = r.phase == request_phase::decoding || r.phase == request_phase::moving
-                               ? r.decode_instance == id
-                               : r.prefill_instance == id;
-    if (runs_here || (r.phase == request_phase::moving && r.prefill_instance == id)) {
-      gone.push_back(rid);
-    } else if (r.replica_instance == id) {
-      r.replica_instance = no_instance;
-      orphaned.emplace_back(
-          r.phase == request_phase::decoding ? r.decode_instance : r.prefill_instance, rid);
+    const entry& e = s.table.at(rid);
+    switch (r.phase) {
+      case request_phase::prefill:
+        if (r.prefill_instance == id)
+          restart.push_back(rid);
+        else if (r.replica_instance == id)
+          orphaned.emplace_back(r.prefill_instance, rid);
+        break;
+      case request_phase::parked:
+        if (r.prefill_instance == id)
+          resume.push_back(rid);
+        else if (r.replica_instance == id)
+          orphaned.emplace_back(r.prefill_instance, rid);
+        break;
+      case request_phase::decoding:
+        if (r.decode_instance == id)
+          resume.push_back(rid);
+        else if (r.replica_instance == id)
+          orphaned.emplace_back(r.decode_instance, rid);
+        break;
+      case request_phase::moving:
+        // A lost target is handled when the source answers (on_moved); a
+        // lost source leaves its copy on the target.
+        if (e.move_from == id) {
+          r.replica_instance = r.decode_instance;
+          resume.push_back(rid);
+        }
+        break;
     }
   }
-  for (const request_id rid : gone) abandon(self, rid, why);
   for (const auto& [owner, rid] : orphaned) {  // stop syncing to the dead copy
+    s.view.requests.at(rid).replica_instance = no_instance;
     send_to(self, owner,
             messages::evict_replica{.epoch = s.epoch,
                                     .instance = id,
                                     .requests = {rid},
                                     .reason = messages::evict_reason::repair});
   }
-  if (inst.partner != no_instance) {
-    instance_view& mate = s.view.at(inst.partner);
-    mate.partner = no_instance;
-    inst.partner = no_instance;
-    send_role(self, mate);
-  }
+  const std::vector<instance_view> before = s.view.instances;
+  s.pol->leave(s.view, id);
+  send_changes(self, before);
   broadcast_endpoints(self);
+  for (const request_id rid : restart) place_again(self, s.view.requests.at(rid), id);
+  for (const request_id rid : resume) take_over(self, s.view.requests.at(rid), id);
+  if (!restart.empty() || !resume.empty()) {
+    log_warn(s, "instance {} '{}': {} requests taken over, {} restarted from their prompt", id,
+             name_of(s, id), resume.size(), restart.size());
+  }
+}
+
+// A manager went down: its worker process stopped, died or was cut off.
+void on_lost(coord_actor* self, const caf::down_msg& dm) {
+  auto& s = self->state;
+  const auto at = std::find_if(s.managers.begin(), s.managers.end(),
+                               [&](const caf::actor& a) { return a && a.address() == dm.source; });
+  if (at == s.managers.end()) return;
+  const auto id = static_cast<instance_id>(at - s.managers.begin());
+  if (!s.view.at(id).alive) return;
+  if (dm.reason == caf::exit_reason::user_shutdown) {  // its worker stopped on a signal
+    log_info(s, "instance {} '{}' left", id, s.names[id]);
+  } else {
+    log_warn(s, "instance {} '{}' lost: {}", id, s.names[id], caf::to_string(dm.reason));
+  }
+  lose(self, id);
 }
 
 void start(coord_actor* self, std::vector<caf::actor> managers) {
@@ -641,6 +767,9 @@ caf::behavior coordinator(coord_actor* self, coordinator_options opt, std::share
         start(self, std::move(managers));
       },
       [self](msg_atom, const capnp_blob& b) { dispatch(self, b); },
+      [self](actors::lost_atom, instance_id id) {
+        if (id < self->state.view.instances.size() && self->state.view.at(id).alive) lose(self, id);
+      },
       [self](actors::register_atom, const capnp_blob& b, caf::actor manager, caf::actor node,
              caf::actor replica) {
         return on_register(self, b, std::move(manager), std::move(node), std::move(replica));

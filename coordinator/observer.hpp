@@ -34,7 +34,20 @@ struct request_timeline {
   instance_id decode_instance = no_instance;
   std::uint32_t moves = 0;
   std::uint32_t preemptions = 0;
+  std::uint32_t takeovers = 0;  ///< times it went on elsewhere after its instance was lost
   bool completed = false;
+};
+
+/// A request whose instance was lost goes on elsewhere (DESIGN.md "Takeover").
+struct takeover_event {
+  request_id request = 0;
+  instance_id lost = no_instance;  ///< the instance that was lost
+  instance_id to = no_instance;    ///< where it goes on
+  /// Continues from the copy `to` holds, recomputing only what the copy
+  /// lacks; false: `to` recomputes all `context_len` tokens (re-prefill).
+  bool from_replica = false;
+  std::uint32_t context_len = 0;  ///< tokens whose KV `to` needs (0: no token yet)
+  std::uint64_t time_ns = 0;
 };
 
 class observer {
@@ -56,6 +69,10 @@ class observer {
                          std::uint64_t /*bytes_per_block*/) {}
   /// Daemons: an instance was lost (its process died or was cut off).
   virtual void on_lost(instance_id /*instance*/) {}
+  /// A request of a lost instance was placed elsewhere.
+  virtual void on_takeover(const takeover_event& /*event*/) {}
+  /// The first token after a takeover of `id` came `resume_ns` after it.
+  virtual void on_resumed(request_id /*id*/, std::uint64_t /*resume_ns*/) {}
 };
 
 }  // namespace accellm::coordinator

@@ -4,6 +4,7 @@
 #include "daemon/transport_config.hpp"
 
 #include "actors/system_config.hpp"
+#include "actors/thread_sched.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
@@ -71,6 +72,8 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     return exit_config;
   }
   actors::on_oversized_frame([log = d.log](const std::string& line) { log->warn("{}", line); });
+  // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
+  (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) {
     d.log->error("self-test: {}", ok.err().what());

@@ -41,6 +41,15 @@ result<device_choice> real_device(const std::string& name, const device::model_s
   return out;
 }
 
+// The cpu backend computes on this host's cores, beside the actors; a GPU
+// backend's thread mostly waits and must launch kernels at once.
+worker::compute_priority compute_priority_of(const std::string& device,
+                                             const config::daemon_config& d) {
+  if (device != "cpu" || d.worker_cpu_compute == "normal") return worker::compute_priority::normal;
+  return d.worker_cpu_compute == "idle" ? worker::compute_priority::idle
+                                        : worker::compute_priority::background;
+}
+
 }  // namespace
 
 result<device_choice> make_device(const std::string& name, const config::cluster_config& c) {
@@ -74,11 +83,8 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
        .device_memory = real});
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {
-    // The cpu backend computes on this host's cores, beside the actors.
-    const bool host_compute = dev.name == "cpu" && c.daemon.worker_cpu_compute == "background";
-    a.worker = worker::spawn_device_worker(
-        sys, no_instance, std::move(dev.backend),
-        host_compute ? worker::compute_priority::background : worker::compute_priority::normal);
+    a.worker = worker::spawn_device_worker(sys, no_instance, std::move(dev.backend),
+                                           compute_priority_of(dev.name, c.daemon));
   } else {
     a.worker = worker::spawn_sim_worker(
         sys, {.id = no_instance,

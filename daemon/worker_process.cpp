@@ -7,6 +7,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/system_config.hpp"
+#include "actors/thread_sched.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
@@ -97,6 +98,8 @@ int serve(worker_setup& w, const worker_flags& f) {
     w.log->error("{}", dev.err().what());
     return exit_config;
   }
+  // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
+  (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) {
     w.log->error("self-test: {}", ok.err().what());

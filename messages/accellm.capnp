@@ -128,6 +128,8 @@ struct StartDecode {
   stopTokens @9 :List(Int32);  # the request's stop tokens
   contextTokens @10 :List(Int32);  # the context's token ids [0, contextLen) on real devices, which
                                    # the instance needs to recompute what its copy lacks; empty on sim
+  takeover @11 :Bool;        # the instance that decoded it is gone: recompute what this instance's
+                             # copy lacks (all of the context without a copy) at once, no waiting
 }
 
 # coordinator -> both instances: move a running decode (balance, role switch, takeover).

@@ -58,6 +58,7 @@ void fill(w::StartDecode::Builder b, const start_decode& m) {
   b.setMaxTokens(m.max_tokens);
   detail::set_tokens(m.stop_tokens, [&](auto p) { b.setStopTokens(p); });
   detail::set_tokens(m.context_tokens, [&](auto p) { b.setContextTokens(p); });
+  b.setTakeover(m.takeover);
 }
 
 result<start_decode> read(w::StartDecode::Reader r, const decode_limits& l) {
@@ -74,6 +75,7 @@ result<start_decode> read(w::StartDecode::Reader r, const decode_limits& l) {
   m.max_tokens = r.getMaxTokens();
   f.tokens(r.getStopTokens(), l.max_stop_tokens, "stop_tokens", m.stop_tokens);
   f.tokens(r.getContextTokens(), l.max_tokens, "context_tokens", m.context_tokens);
+  m.takeover = r.getTakeover();
   return std::move(f).finish(std::move(m));
 }
 

@@ -54,7 +54,8 @@ start_decode example_start() {
           .partner = 1,
           .max_tokens = 64,
           .stop_tokens = {2},
-          .context_tokens = {1, 15043, 29892, 3186, 29991}};
+          .context_tokens = {1, 15043, 29892, 3186, 29991},
+          .takeover = true};
 }
 
 move_decode example_move() {

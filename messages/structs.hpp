@@ -73,6 +73,10 @@ struct start_decode {
   /// Token ids [0, context_len) on real devices (what a lagging copy
   /// recomputes); empty on simulated devices.
   std::vector<token_id> context_tokens;
+  /// Takeover: the instance that decoded it is gone, so no more KV rows
+  /// come; recompute what this instance's copy lacks at once (the whole
+  /// context when it has none).
+  bool takeover = false;
   friend bool operator==(const start_decode&, const start_decode&) = default;
 };
 

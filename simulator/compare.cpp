@@ -48,6 +48,7 @@ result<std::vector<policy_outcome>> compare(const compare_options& o) {
       ro.trace = o.trace;
       ro.offered_rate = o.offered_rate;
       ro.token_times = o.token_times;
+      ro.faults = o.faults;
       const std::string what =
           name + (choice.name == "splitwise"
                       ? " prompt instances " + std::to_string(choice.prompt_instances)

@@ -37,6 +37,8 @@ struct compare_options {
   std::function<void(const std::string&)> progress;
   /// Passed on as run_options::progress, with that line.
   std::function<void(const std::string&, const run_progress&)> run_progress;
+  /// Injected into every run (run_options::faults).
+  std::vector<fault> faults;
 };
 
 /// The settings compare() tries for `policy`.

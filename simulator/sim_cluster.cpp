@@ -18,6 +18,8 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -135,6 +137,26 @@ class recorder final : public coordinator::observer {
     hash_.add(t.id).add(t.tokens == 0 ? 0 : t.last_token_ns - origin_).add(t.moves).event();
   }
 
+  void on_takeover(const coordinator::takeover_event& e) override {
+    open_takeover_[e.request] = rec_.takeovers.size();
+    rec_.takeovers.push_back({.request = e.request,
+                              .lost = e.lost,
+                              .to = e.to,
+                              .from_replica = e.from_replica,
+                              .context_len = e.context_len,
+                              .at = nanoseconds{e.time_ns - origin_},
+                              .resumed = metrics::never});
+    hash_.add(e.request).add(e.to).add(e.from_replica ? 1 : 0).add(e.time_ns - origin_).event();
+  }
+
+  void on_resumed(request_id id, std::uint64_t resume_ns) override {
+    const auto it = open_takeover_.find(id);
+    if (it == open_takeover_.end()) return;
+    metrics::takeover_record& t = rec_.takeovers[it->second];
+    t.resumed = t.at + nanoseconds{resume_ns};
+    open_takeover_.erase(it);
+  }
+
   // Spreads one iteration over the utilisation windows it overlaps.
   void add_busy(metrics::instance_record& r, nanoseconds start, nanoseconds duration) const {
     const nanoseconds w = rec_.busy_window;
@@ -181,6 +203,7 @@ class recorder final : public coordinator::observer {
   actors::trace_hash hash_;
   nanoseconds last_{0};
   std::uint64_t iterations_ = 0;
+  std::unordered_map<request_id, std::size_t> open_takeover_;  ///< not resumed yet
 };
 
 struct client_state {
@@ -219,6 +242,43 @@ caf::behavior trace_client(caf::stateful_actor<client_state>* self, const worklo
       },
       [self](actors::msg_atom, const messages::capnp_blob&) { ++self->state.done; },
   };
+}
+
+// Injects the run's faults: at each one's time its instance's actors stop;
+// the coordinator hears of it at once (kill) or after `detection` (stop). An
+// actor of its own, so the faults are events in virtual time like any other.
+caf::behavior fault_injector(caf::event_based_actor* self, std::vector<fault> faults,
+                             std::vector<caf::actor> managers, std::vector<caf::actor> workers,
+                             caf::actor coord, nanoseconds detection) {
+  for (std::size_t i = 0; i < faults.size(); ++i) {
+    self->delayed_send(self, faults[i].at, actors::arrive_atom::value, i);
+  }
+  return {
+      [=](actors::arrive_atom, std::size_t i) {
+        const fault& f = faults[i];
+        self->send_exit(managers[f.instance], caf::exit_reason::kill);
+        self->send_exit(workers[f.instance], caf::exit_reason::kill);
+        const nanoseconds after = f.what == fault::kind::kill ? nanoseconds{0} : detection;
+        self->delayed_send(coord, after, actors::lost_atom::value, f.instance);
+      },
+  };
+}
+
+status check_faults(const std::vector<fault>& faults, std::uint32_t instances) {
+  std::vector<bool> seen(instances, false);
+  for (const fault& f : faults) {
+    if (f.instance >= instances) {
+      return fail(errc::config, "fault: instance " + std::to_string(f.instance) +
+                                    " is not in the cluster (" + std::to_string(instances) +
+                                    " instances)");
+    }
+    if (seen[f.instance]) {
+      return fail(errc::config,
+                  "fault: instance " + std::to_string(f.instance) + " fails more than once");
+    }
+    seen[f.instance] = true;
+  }
+  return {};
 }
 
 result<std::shared_ptr<coordinator::policy>> make_policy(const run_options& o) {
@@ -269,9 +329,11 @@ void set_baselines(const device::sim::cost_model& cost, std::vector<metrics::req
 struct cluster_actors {
   caf::actor coordinator;
   caf::actor client;
+  caf::actor injector;  ///< only with faults
   std::vector<caf::actor> managers, workers;
   std::vector<caf::actor> all() const {
     std::vector<caf::actor> out{coordinator, client};
+    if (injector) out.push_back(injector);
     out.insert(out.end(), managers.begin(), managers.end());
     out.insert(out.end(), workers.begin(), workers.end());
     return out;
@@ -279,6 +341,41 @@ struct cluster_actors {
 };
 
 }  // namespace
+
+result<fault> parse_fault(std::string_view text) {
+  auto bad = [text](std::string_view why) {
+    return fail(errc::invalid_argument,
+                "fault '" + std::string{text} + "': " + std::string{why} +
+                    " (KIND:INSTANCE@SECONDS, KIND kill or stop, e.g. kill:3@10)");
+  };
+  const auto colon = text.find(':');
+  const auto at = text.find('@');
+  if (colon == std::string_view::npos || at == std::string_view::npos || at < colon) {
+    return bad("not KIND:INSTANCE@SECONDS");
+  }
+  fault f;
+  const std::string_view kind = text.substr(0, colon);
+  if (kind == "kill") {
+    f.what = fault::kind::kill;
+  } else if (kind == "stop") {
+    f.what = fault::kind::stop;
+  } else {
+    return bad("unknown kind '" + std::string{kind} + "'");
+  }
+  const std::string_view inst = text.substr(colon + 1, at - colon - 1);
+  const auto [end, ec] = std::from_chars(inst.data(), inst.data() + inst.size(), f.instance);
+  if (inst.empty() || ec != std::errc{} || end != inst.data() + inst.size()) {
+    return bad("instance '" + std::string{inst} + "' is not a number");
+  }
+  const std::string secs{text.substr(at + 1)};
+  char* stop = nullptr;
+  const double s = std::strtod(secs.c_str(), &stop);
+  if (secs.empty() || stop != secs.c_str() + secs.size() || !(s >= 0) || s > 1e7) {
+    return bad("time '" + secs + "' is not a number of seconds >= 0");
+  }
+  f.at = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>{s});
+  return f;
+}
 
 result<run_result> run_simulation(const run_options& o) {
   const auto& c = o.cluster;
@@ -288,6 +385,7 @@ result<run_result> run_simulation(const run_options& o) {
   if (!dev) return std::move(dev).err();
   auto pol = make_policy(o);
   if (!pol) return std::move(pol).err();
+  ACCELLM_TRY(check_faults(o.faults, c.instances));
   std::shared_ptr<const device::sim::cost_model> cost = std::move(dev->cost);
 
   actors::system_config cfg{actors::clock_mode::virtual_time};
@@ -344,6 +442,11 @@ result<run_result> run_simulation(const run_options& o) {
   caf::anon_send(a.coordinator, actors::peers_atom::value, a.managers);
   vt->run();  // deliver the set-up before the first arrival
   a.client = sys.spawn(trace_client, &o.trace, a.coordinator);
+  if (!o.faults.empty()) {
+    const auto detection = std::chrono::milliseconds{c.daemon.timeout_ms + c.daemon.heartbeat_ms};
+    a.injector = sys.spawn(fault_injector, o.faults, a.managers, a.workers, a.coordinator,
+                           nanoseconds{detection});
+  }
 
   const nanoseconds last_arrival = o.trace.empty() ? nanoseconds{0} : o.trace.back().arrival;
   run_result out;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "common/result.hpp"
+#include "common/types.hpp"
 #include "config/cluster_config.hpp"
 #include "workload/metrics/records.hpp"
 #include "workload/request_spec.hpp"
@@ -23,6 +24,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace accellm::simulator {
 
@@ -42,6 +45,24 @@ struct run_progress {
   std::uint64_t events = 0;               ///< messages and timers so far
 };
 
+/// A failure injected into a simulated run (docs/resilience.md).
+struct fault {
+  enum class kind : std::uint8_t {
+    kill,  ///< the process dies: the coordinator learns it at once (TCP closes)
+    stop,  ///< it hangs or is cut off: the coordinator learns it after the
+           ///< cluster's [network] timeout_ms + heartbeat_ms
+  };
+  kind what = kind::kill;
+  instance_id instance = 0;
+  std::chrono::nanoseconds at{0};  ///< from the start of the run
+
+  friend bool operator==(const fault&, const fault&) = default;
+};
+
+/// Parses "kill:3@10" or "stop:0@2.5" (instance 3 at 10 s); the error names
+/// the text and what is wrong with it.
+result<fault> parse_fault(std::string_view text);
+
 struct run_options {
   config::cluster_config cluster;
   policy_choice policy;
@@ -55,6 +76,8 @@ struct run_options {
   /// The run stops at those instants and goes on: the events and their order
   /// are those of a run without it (same trace hash).
   std::function<void(const run_progress&)> progress;
+  /// Failures to inject; each instance below cluster.instances, at most once.
+  std::vector<fault> faults;
 };
 
 struct run_result {
@@ -67,7 +90,8 @@ struct run_result {
 };
 
 /// Runs one simulation. Errors: config (unknown policy, a device the cost
-/// model cannot build), internal (the actor system would not shut down).
+/// model cannot build, a fault naming no instance of the cluster or one
+/// instance twice), internal (the actor system would not shut down).
 result<run_result> run_simulation(const run_options& options);
 
 /// Uncontended times of one request on the cluster's device (the baselines of

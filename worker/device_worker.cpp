@@ -1,6 +1,7 @@
 #include "worker/device_worker.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/thread_sched.hpp"
 #include "messages/codec.hpp"
 #include "worker/batch_item.hpp"
 
@@ -54,9 +55,14 @@ class device_thread {
 
  private:
   void loop() {
-    if (priority_ == compute_priority::background) {
-      // Lowering its own policy needs no privilege; should it fail anyway,
-      // the thread computes at normal priority, which is only slower to yield.
+    // Behind the process's other threads (actors/thread_sched.hpp). Should a
+    // call fail, the thread computes at a higher priority than asked, which
+    // only makes coordination wait longer behind it.
+    if (priority_ != compute_priority::normal) {
+      (void)actors::request_time_slice(std::chrono::nanoseconds{0});
+      (void)actors::set_thread_nice(background_nice);
+    }
+    if (priority_ == compute_priority::idle) {
       const sched_param none{};
       (void)sched_setscheduler(0, SCHED_IDLE, &none);
     }

@@ -44,17 +44,23 @@
 
 namespace accellm::worker {
 
-/// How the device thread is scheduled by the OS.
+/// How the device thread is scheduled by the OS. For a backend that computes
+/// on the host CPU (`cpu`), so that a thread of the process that wakes up for
+/// a message gets a core at once instead of after the forward pass's time
+/// slice (the process's other threads ask for short slices,
+/// actors/thread_sched.hpp; bench/README.md has the figures).
 enum class compute_priority {
   normal,
-  /// SCHED_IDLE: every thread of normal policy that wakes up preempts it at
-  /// once. For a backend that computes on the host CPU (`cpu`), so that the
-  /// process's actors and network threads never wait behind a forward pass.
-  /// A lower nice value does not do this: a running thread keeps its time
-  /// slice (1-3 ms) before a woken one gets the core, and that wait was the
-  /// p99 of a coordination hop on a small host (bench/README.md).
+  /// Nice background_nice and the kernel's default slice. Still gets its
+  /// share of a busy core, a small one (about 1.5% beside a normal thread).
   background,
+  /// SCHED_IDLE: runs only on a core no other thread wants. The lowest
+  /// coordination latency, but any other busy program on the host stops it.
+  idle,
 };
+
+/// The nice value of a background (and idle) device thread.
+inline constexpr int background_nice = 19;
 
 /// Spawns the worker of instance `id`; it owns `backend` (never null).
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,

@@ -678,6 +678,29 @@ void on_copy_check(im_actor* self, request_id id) {
   maybe_start(self);
 }
 
+// Takeover: the instance that decoded `id` is gone, no more of its rows will
+// come. Decodes from what the copy here holds after recomputing what it
+// lacks, all of the context when there is no copy.
+void take_over(im_actor* self, request_id id, primary& p) {
+  auto& s = self->state;
+  if (p.cached > p.target) {  // rows of tokens the coordinator never heard of
+    if (s.opt.device_memory) {
+      // A device cannot forget the extra rows: rebuild the whole context.
+      s.released.push_back(id);
+      s.primary_blocks -= p.blocks;
+      p.blocks = 0;
+      p.cached = 0;
+    } else {
+      p.cached = p.target;
+    }
+  }
+  if (p.cached < p.target) {
+    queue_recompute(s, id, p);
+  } else {
+    start_decoding(self, id, p);
+  }
+}
+
 void on_start_decode(im_actor* self, const messages::start_decode& m) {
   auto& s = self->state;
   auto it = s.primaries.find(m.request);
@@ -706,7 +729,9 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
   }
   primary& p = it->second;
   p.copy_to = m.partner;
-  if (p.recompute && p.st == state::queued) {
+  if (m.takeover && (p.st == state::queued || p.st == state::awaiting_kv)) {
+    take_over(self, m.request, p);
+  } else if (p.recompute && p.st == state::queued) {
     queue_recompute(s, m.request, p);  // already queued unless the copy was dropped
   } else if (p.st == state::parked || p.st == state::awaiting_kv || p.st == state::queued) {
     start_decoding(self, m.request, p);

@@ -21,7 +21,10 @@ std::vector<double> live_metrics::latency_buckets() {
 }
 
 live_metrics::live_metrics()
-    : ttft_(latency_buckets()), tbt_(latency_buckets()), jct_(latency_buckets()) {}
+    : ttft_(latency_buckets()),
+      tbt_(latency_buckets()),
+      jct_(latency_buckets()),
+      resume_(latency_buckets()) {}
 
 void live_metrics::on_iteration(const messages::iteration_report& report) {
   const std::lock_guard lock{mutex_};
@@ -86,9 +89,14 @@ void live_metrics::on_accepted(request_id /*id*/) {
   ++submitted_;
 }
 
-void live_metrics::add_takeover() {
+void live_metrics::on_takeover(const takeover_event& event) {
   const std::lock_guard lock{mutex_};
-  ++takeovers_;
+  ++(event.from_replica ? from_replica_ : event.context_len == 0 ? from_prompt_ : from_recompute_);
+}
+
+void live_metrics::on_resumed(request_id /*id*/, std::uint64_t resume_ns) {
+  const std::lock_guard lock{mutex_};
+  resume_.observe(static_cast<double>(resume_ns) * 1e-9);
 }
 
 void live_metrics::set_instance(instance_id id, std::string name, std::uint64_t bytes_per_block) {
@@ -138,8 +146,13 @@ void live_metrics::render_requests_locked(prometheus_writer& w) const {
                   "Time from arrival to the last output token of completed requests (JCT).", {},
                   jct_);
   w.add_counter("accellm_takeovers_total",
-                "Takeovers of a failed instance's requests by other instances.", {},
-                num(takeovers_));
+                "Requests of a lost instance that went on elsewhere, by what they resumed from.",
+                {{"resumed_from", "replica"}}, num(from_replica_));
+  w.add_counter("accellm_takeovers_total", "", {{"resumed_from", "recompute"}},
+                num(from_recompute_));
+  w.add_counter("accellm_takeovers_total", "", {{"resumed_from", "prompt"}}, num(from_prompt_));
+  w.add_histogram("accellm_takeover_resume_seconds",
+                  "Time from a takeover to the request's next output token.", {}, resume_);
   w.add_gauge("accellm_instances", "Instances known to the coordinator.", {},
               num(instances_.size()));
 }

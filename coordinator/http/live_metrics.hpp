@@ -14,7 +14,12 @@
 //       tokens (TBT); only from requests whose timeline has token_ns
 //   accellm_e2e_request_latency_seconds     histogram: arrival -> last token
 //       (JCT) of completed requests
-//   accellm_takeovers_total                 add_takeover()
+//   accellm_takeovers_total{resumed_from=replica|recompute|prompt}
+//       on_takeover(): requests of a lost instance that went on elsewhere,
+//       from the copy their partner held, by recomputing their context, or
+//       from their prompt (no token yet)
+//   accellm_takeover_resume_seconds         histogram: a takeover to the
+//       request's next token
 //   accellm_instances                       instances known
 // and per instance (label instance="<name>"), once it reported:
 //   accellm_instance_role{role=prefill|decode|mixed}  1 for the current role, else 0
@@ -31,7 +36,7 @@
 // Thread contract: every member function may be called from any thread. One
 // mutex (mutex_) guards all the data: the observer calls come from the
 // coordinator actor's thread, render() from HTTP
-// threads, set_instance()/remove_instance()/add_takeover() from the daemon
+// threads, set_instance()/remove_instance() from the daemon
 // or the coordinator. No call blocks on anything but that mutex.
 #pragma once
 
@@ -68,8 +73,10 @@ class live_metrics final : public observer {
 
   /// The coordinator accepted a request (from any client).
   void on_accepted(request_id id) override;
-  /// A failed instance's requests were taken over by others.
-  void add_takeover();
+  /// Counted by how the request goes on.
+  void on_takeover(const takeover_event& event) override;
+  /// Observed in accellm_takeover_resume_seconds.
+  void on_resumed(request_id id, std::uint64_t resume_ns) override;
   /// A worker registered as instance `id`: its name (the `instance` label)
   /// and the bytes of one KV block. Keeps what was recorded for `id`. (The
   /// coordinator calls it through on_joined; daemons may call it directly.)
@@ -108,10 +115,13 @@ class live_metrics final : public observer {
   std::uint64_t failed_ = 0;
   std::uint64_t prompt_tokens_ = 0;
   std::uint64_t generation_tokens_ = 0;
-  std::uint64_t takeovers_ = 0;
+  std::uint64_t from_replica_ = 0;    ///< takeovers resumed from the partner's copy
+  std::uint64_t from_recompute_ = 0;  ///< ... by recomputing the context
+  std::uint64_t from_prompt_ = 0;     ///< ... by prefilling the prompt again
   histogram ttft_;
   histogram tbt_;
   histogram jct_;
+  histogram resume_;
   std::map<instance_id, instance_state> instances_;
   std::set<instance_id> live_;  ///< joined and not lost
 };

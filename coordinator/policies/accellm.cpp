@@ -62,6 +62,19 @@ void accellm_policy::join(cluster_view& view, instance_id i) {
   inst.pool = view.at(mate).pool;  // the pair keeps its label
 }
 
+void accellm_policy::leave(cluster_view& view, instance_id gone) {
+  const instance_id orphan = view.at(gone).partner;
+  view.unpair(gone);
+  if (orphan == no_instance || !view.at(orphan).alive) return;
+  for (instance_view& other : view.instances) {
+    if (other.id == orphan || !other.alive || other.partner != no_instance) continue;
+    other.partner = orphan;
+    view.at(orphan).partner = other.id;
+    view.at(orphan).pool = other.pool;
+    return;
+  }
+}
+
 instance_id accellm_policy::pick_prefill(const cluster_view& view, const request_view& r,
                                          bool saturated) const {
   const std::uint64_t need = view.blocks_for(r.prompt_len);

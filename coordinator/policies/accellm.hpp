@@ -41,6 +41,10 @@ class accellm_policy final : public policy {
   /// Pairs `i` with instance i ^ 1 when that one is alive and unpaired,
   /// else with the first live unpaired instance (a lost one's partner).
   void join(cluster_view& view, instance_id i) override;
+  /// The lost instance's partner pairs with the first other live unpaired
+  /// instance (another loss's orphan), taking its pool label; else it stays
+  /// alone and does both phases until a newcomer joins it.
+  void leave(cluster_view& view, instance_id gone) override;
   decisions on_arrival(const cluster_view& view, const request_view& r) override;
   decisions on_prefill_done(const cluster_view& view, const request_view& r) override;
   decisions on_report(const cluster_view& view, instance_id i) override;

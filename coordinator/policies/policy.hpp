@@ -83,6 +83,10 @@ class policy {
   /// change other instances' (the partner it is paired with); the
   /// coordinator sends SetRole wherever role or partner changed.
   virtual void join(cluster_view& view, instance_id i) = 0;
+  /// Instance `gone` was lost (view.at(gone).alive is already false): unlinks
+  /// it from its partner. A policy may also pair the partner left alone; the
+  /// coordinator sends SetRole wherever role or partner changed.
+  virtual void leave(cluster_view& view, instance_id gone) { view.unpair(gone); }
   /// A request arrived (it is in view.requests, phase prefill, no instance).
   /// Must return exactly one assign_prefill_d for it, plus any role changes.
   virtual decisions on_arrival(const cluster_view& view, const request_view& r) = 0;

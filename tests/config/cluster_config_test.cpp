@@ -319,7 +319,7 @@ max_body_kib = 64
 host = "10.0.0.2"
 kv_port = 7801
 device = "sim:h100"
-cpu_compute = "normal"
+cpu_compute = "idle"
 [security]
 token = "s3cret"
 tls = false
@@ -344,7 +344,7 @@ level = "debug"
   EXPECT_EQ(d.worker_host, "10.0.0.2");
   EXPECT_EQ(d.worker_kv_port, 7801u);
   EXPECT_EQ(d.worker_device, "sim:h100");
-  EXPECT_EQ(d.worker_cpu_compute, "normal");
+  EXPECT_EQ(d.worker_cpu_compute, "idle");
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);

@@ -14,6 +14,8 @@
 #include <caf/all.hpp>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -139,16 +141,21 @@ TEST_F(DeviceWorker, TokensAreTheBackendsOwn) {
 }
 
 // A backend whose run() waits until the test lets it go; it also records
-// the scheduling policy of the thread that runs it.
+// the nice value and scheduling policy of the thread that runs it.
 class gated_backend final : public device::backend {
  public:
   explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered,
-                         std::atomic<int>* policy = nullptr)
-      : gate_(std::move(gate)), entered_(entered), policy_(policy), inner_(cpu_tiny()) {}
+                         std::atomic<int>* nice = nullptr, std::atomic<int>* policy = nullptr)
+      : gate_(std::move(gate)),
+        entered_(entered),
+        nice_(nice),
+        policy_(policy),
+        inner_(cpu_tiny()) {}
   std::string_view name() const noexcept override { return "gated"; }
   const device::model_spec& model() const noexcept override { return inner_->model(); }
   device::kv_geometry kv() const noexcept override { return inner_->kv(); }
   result<device::iteration_result> run(const device::batch& b) override {
+    if (nice_ != nullptr) nice_->store(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())));
     if (policy_ != nullptr) policy_->store(sched_getscheduler(0));
     entered_.set_value();
     gate_.wait();
@@ -167,25 +174,30 @@ class gated_backend final : public device::backend {
  private:
   std::shared_future<void> gate_;
   std::promise<void>& entered_;
+  std::atomic<int>* nice_;
   std::atomic<int>* policy_;
   std::unique_ptr<device::backend> inner_;
 };
 
-// compute_priority::background puts the device thread, and only it, under
-// SCHED_IDLE.
-TEST_F(DeviceWorker, BackgroundComputeRunsUnderSchedIdle) {
-  for (auto priority : {compute_priority::normal, compute_priority::background}) {
+// compute_priority::background lowers the device thread, and only it, to
+// background_nice; idle also puts it under SCHED_IDLE.
+TEST_F(DeviceWorker, BackgroundComputeRunsAtALowerPriority) {
+  for (auto priority :
+       {compute_priority::normal, compute_priority::background, compute_priority::idle}) {
     std::promise<void> open, entered;
     open.set_value();
-    std::atomic<int> policy{-1};
+    std::atomic<int> nice{-100}, policy{-1};
     const caf::actor w = spawn_device_worker(
-        sys_, 0, std::make_unique<gated_backend>(open.get_future().share(), entered, &policy),
+        sys_, 0,
+        std::make_unique<gated_backend>(open.get_future().share(), entered, &nice, &policy),
         priority);
     self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
     self_->send(w, msg_atom::value, messages::encode(execute(0, 1, {prefill(1, prompt(8))})));
     EXPECT_TRUE(next_done().error.empty());
-    EXPECT_EQ(policy.load(), priority == compute_priority::background ? SCHED_IDLE : SCHED_OTHER);
-    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER) << "the test's own thread is untouched";
+    EXPECT_EQ(nice.load(), priority == compute_priority::normal ? 0 : background_nice);
+    EXPECT_EQ(policy.load(), priority == compute_priority::idle ? SCHED_IDLE : SCHED_OTHER);
+    EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())), 0)
+        << "the test's own thread is untouched";
     self_->send_exit(w, caf::exit_reason::user_shutdown);
   }
 }

@@ -135,10 +135,13 @@ class InstanceManager : public ::testing::Test {
     deliver(k);
   }
 
-  // The coordinator places request `id`'s decode here, on the copy it holds.
+  // The coordinator places request `id`'s decode here, on the copy it holds
+  // (after a takeover: its decoding instance was lost).
   void start_decode_from_copy(request_id id, std::uint32_t context, std::uint32_t generated,
-                              instance_id partner, std::uint32_t max_tokens) {
+                              instance_id partner, std::uint32_t max_tokens,
+                              bool takeover = false) {
     messages::start_decode d;
+    d.takeover = takeover;
     d.epoch = 1;
     d.request = id;
     d.instance = self_id;
@@ -316,6 +319,66 @@ TEST_F(InstanceManager, AStalledCopyIsCompletedByRecomputingItsTail) {
     }
   }
   EXPECT_EQ(decodes, 3u);
+}
+
+// Takeover: the source is gone, so the copy's missing tail is recomputed at
+// once, not after copy_stall; then it decodes on from the given token.
+TEST_F(InstanceManager, ATakeoverRecomputesWhatTheCopyLacksAtOnce) {
+  start(100);
+  replica_rows(5, 0, 48);
+  vt_->run();
+  start_decode_from_copy(5, 50, 3, no_instance, 6, true);
+  vt_->run_for(1500us);  // one iteration, well under copy_stall
+  ASSERT_FALSE(log_.executes.empty()) << "no wait for rows that will not come";
+  const messages::execute_item& tail = log_.executes.front().items.at(0);
+  EXPECT_EQ(tail.phase, messages::phase::prefill);
+  EXPECT_EQ(tail.context, 48u);
+  EXPECT_EQ(tail.num_tokens, 2u);
+  EXPECT_FALSE(tail.wants_output) << "no token is produced twice";
+  vt_->run_for(100ms);
+  std::uint32_t first_index = 0, tokens = 0;
+  for (const auto& r : log_.reports) {
+    for (const auto& run : r.runs) {
+      if (tokens == 0) first_index = run.first_index;
+      tokens += run.count;
+    }
+  }
+  EXPECT_EQ(first_index, 3u) << "goes on after the 3 tokens the client has";
+  EXPECT_EQ(tokens, 3u);
+}
+
+// Takeover without a copy here: the whole context (prompt and generated
+// tokens) is recomputed, then decoding goes on; a copy that ran ahead of the
+// coordinator is cut back to what the coordinator knows.
+TEST_F(InstanceManager, ATakeoverWithoutACopyRecomputesTheContext) {
+  start(100);
+  replica_rows(6, 0, 40);  // ahead: the coordinator knows of 30 tokens only
+  vt_->run();
+  start_decode_from_copy(7, 20, 2, no_instance, 4, true);  // no copy of 7 here
+  start_decode_from_copy(6, 30, 2, no_instance, 4, true);
+  vt_->run_for(1500us);
+  ASSERT_FALSE(log_.executes.empty()) << "no wait for rows that will not come";
+  vt_->run_for(100ms);
+  bool recomputed_7 = false, first_decode_6 = true;
+  for (const auto& ex : log_.executes) {
+    for (const auto& it : ex.items) {
+      if (it.request == 7 && it.phase == messages::phase::prefill) {
+        EXPECT_EQ(it.context, 0u);
+        EXPECT_EQ(it.num_tokens, 20u);
+        recomputed_7 = true;
+      }
+      if (it.request == 6) {
+        EXPECT_EQ(it.phase, messages::phase::decode) << "its copy holds all it needs";
+        if (first_decode_6) {
+          EXPECT_EQ(it.context, 30u) << "the rows past 30 are not used";
+        }
+        first_decode_6 = false;
+      }
+    }
+  }
+  EXPECT_TRUE(recomputed_7);
+  ASSERT_EQ(log_.done.size(), 2u);
+  for (const auto& d : log_.done) EXPECT_EQ(d.output_tokens, 4u);
 }
 
 // Rows that keep arriving hold the stall timer off: no recompute.

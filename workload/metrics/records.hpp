@@ -83,6 +83,17 @@ struct instance_record {
   std::vector<nanos> busy_windows;
 };
 
+/// A request of a lost instance that went on elsewhere (runs with faults).
+struct takeover_record {
+  request_id request = 0;
+  instance_id lost = no_instance;  ///< the instance that failed
+  instance_id to = no_instance;    ///< where the request went on
+  bool from_replica = false;       ///< from the copy `to` held (else recomputed)
+  std::uint32_t context_len = 0;   ///< tokens of KV needed; 0: restarted from its prompt
+  nanos at{0};                     ///< when the coordinator placed it
+  nanos resumed = never;           ///< its next token (never: none came)
+};
+
 /// One run of one policy at one offered rate.
 struct run_record {
   std::string policy;         ///< "accellm", "splitwise", "vllm"
@@ -92,6 +103,7 @@ struct run_record {
   std::vector<request_record> requests;
   std::vector<instance_record> instances;
   nanos busy_window{0};  ///< width of instance_record::busy_windows (0 = none kept)
+  std::vector<takeover_record> takeovers;  ///< in the order they happened
 };
 
 /// Output tokens a request produced: token_times.size(), or, when the

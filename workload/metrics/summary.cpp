@@ -140,6 +140,16 @@ void summarize_instances(const run_record& run, summary& out) {
   }
 }
 
+void summarize_takeovers(const run_record& run, summary& out) {
+  std::vector<double> resume;
+  for (const takeover_record& t : run.takeovers) {
+    ++out.takeovers;
+    out.takeovers_from_replica += t.from_replica ? 1 : 0;
+    if (t.resumed != never) resume.push_back(ms(t.resumed - t.at));
+  }
+  out.resume = describe(std::move(resume));
+}
+
 }  // namespace
 
 double percentile(const std::vector<double>& sorted, double p) {
@@ -172,6 +182,7 @@ summary summarize(const run_record& run, const slo_options& slo) {
   out.duration_s = std::chrono::duration<double>(run.makespan).count();
   summarize_requests(run, slo, out);
   summarize_instances(run, out);
+  summarize_takeovers(run, out);
   return out;
 }
 

@@ -78,6 +78,9 @@ struct summary {
   std::uint64_t preemptions = 0;                          ///< sum over instances
   std::uint64_t moves = 0;                                ///< sum over requests
   double peak_replica_fraction = 0;  ///< max over instances and time of replica/total blocks
+  /// Requests of failed instances that went on elsewhere, from a replica.
+  std::uint64_t takeovers = 0, takeovers_from_replica = 0;
+  stats resume;  ///< ms from a takeover to the request's next token (those that had one)
 };
 
 /// Summarises `run` against `slo`. Never fails: degenerate runs (no

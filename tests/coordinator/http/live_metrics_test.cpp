@@ -62,7 +62,15 @@ TEST(LiveMetrics, RequestCountersAndLatencyHistograms) {
   failed.id = 2;
   failed.prompt_len = 5;
   m.on_finished(failed);
-  m.add_takeover();
+  m.on_takeover(
+      {.request = 3, .lost = 0, .to = 1, .from_replica = true, .context_len = 40, .time_ns = 0});
+  m.on_takeover(
+      {.request = 4, .lost = 0, .to = 2, .from_replica = false, .context_len = 40, .time_ns = 0});
+  m.on_takeover(
+      {.request = 5, .lost = 0, .to = 2, .from_replica = false, .context_len = 0, .time_ns = 0});
+  m.on_takeover(
+      {.request = 6, .lost = 0, .to = 1, .from_replica = true, .context_len = 9, .time_ns = 0});
+  m.on_resumed(3, 4 * ms);
   const std::string text = m.render();
   SCOPED_TRACE(text);
   EXPECT_TRUE(has_line(text, "accellm_requests_submitted_total 2"));
@@ -70,7 +78,11 @@ TEST(LiveMetrics, RequestCountersAndLatencyHistograms) {
   EXPECT_TRUE(has_line(text, "accellm_requests_failed_total 1"));
   EXPECT_TRUE(has_line(text, "accellm_prompt_tokens_total 17"));
   EXPECT_TRUE(has_line(text, "accellm_generation_tokens_total 3"));
-  EXPECT_TRUE(has_line(text, "accellm_takeovers_total 1"));
+  EXPECT_TRUE(has_line(text, "accellm_takeovers_total{resumed_from=\"replica\"} 2"));
+  EXPECT_TRUE(has_line(text, "accellm_takeovers_total{resumed_from=\"recompute\"} 1"));
+  EXPECT_TRUE(has_line(text, "accellm_takeovers_total{resumed_from=\"prompt\"} 1"));
+  EXPECT_TRUE(has_line(text, "accellm_takeover_resume_seconds_bucket{le=\"0.005\"} 1"));
+  EXPECT_TRUE(has_line(text, "accellm_takeover_resume_seconds_count 1"));
   // TTFT 20 ms.
   EXPECT_TRUE(has_line(text, "accellm_time_to_first_token_seconds_bucket{le=\"0.01\"} 0"));
   EXPECT_TRUE(has_line(text, "accellm_time_to_first_token_seconds_bucket{le=\"0.025\"} 1"));
