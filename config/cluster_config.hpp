@@ -116,11 +116,12 @@ struct daemon_config {
   std::uint32_t worker_kv_port = 0;
   std::string worker_device = "cpu";  ///< default for `accellm worker` and `up`
   /// How the `cpu` device's compute thread is scheduled (worker::
-  /// compute_priority): "background" (nice 19 behind the daemon's actor and
-  /// network threads, so coordination keeps its latency while the CPU
-  /// computes), "idle" (SCHED_IDLE: lower latency still, but other busy
-  /// programs on the host stop it) or "normal".
-  std::string worker_cpu_compute = "background";
+  /// compute_priority): "normal", "background" (nice 19 behind the daemon's
+  /// actor and network threads, so coordination keeps its latency while the
+  /// CPU computes, but other busy programs slow it down to a crawl) or
+  /// "idle" (SCHED_IDLE: lower latency still, and other busy programs stop
+  /// it). docs/operations.md "Threads".
+  std::string worker_cpu_compute = "normal";
   /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
   /// environment variable overrides it. Empty: the daemons refuse to start.
   std::string token;

@@ -674,34 +674,21 @@ void lose(coord_actor* self, instance_id id) {
   std::vector<request_id> restart, resume;
   std::vector<std::pair<instance_id, request_id>> orphaned;  // copies it held, by owner
   for (auto& [rid, r] : s.view.requests) {
-    const entry& e = s.table.at(rid);
-    switch (r.phase) {
-      case request_phase::prefill:
-        if (r.prefill_instance == id)
-          restart.push_back(rid);
-        else if (r.replica_instance == id)
-          orphaned.emplace_back(r.prefill_instance, rid);
-        break;
-      case request_phase::parked:
-        if (r.prefill_instance == id)
-          resume.push_back(rid);
-        else if (r.replica_instance == id)
-          orphaned.emplace_back(r.prefill_instance, rid);
-        break;
-      case request_phase::decoding:
-        if (r.decode_instance == id)
-          resume.push_back(rid);
-        else if (r.replica_instance == id)
-          orphaned.emplace_back(r.decode_instance, rid);
-        break;
-      case request_phase::moving:
-        // A lost target is handled when the source answers (on_moved); a
-        // lost source leaves its copy on the target.
-        if (e.move_from == id) {
-          r.replica_instance = r.decode_instance;
-          resume.push_back(rid);
-        }
-        break;
+    if (r.phase == request_phase::moving) {
+      // A lost target is handled when the source answers (on_moved); a
+      // lost source leaves its copy on the target.
+      if (s.table.at(rid).move_from == id) {
+        r.replica_instance = r.decode_instance;
+        resume.push_back(rid);
+      }
+      continue;
+    }
+    const instance_id home =
+        r.phase == request_phase::decoding ? r.decode_instance : r.prefill_instance;
+    if (home == id) {
+      (r.phase == request_phase::prefill ? restart : resume).push_back(rid);
+    } else if (r.replica_instance == id) {
+      orphaned.emplace_back(home, rid);
     }
   }
   for (const auto& [owner, rid] : orphaned) {  // stop syncing to the dead copy

@@ -357,7 +357,7 @@ level = "debug"
   EXPECT_EQ(defaults.heartbeat_ms, 100u);
   EXPECT_EQ(defaults.timeout_ms, 500u);
   EXPECT_EQ(defaults.max_message_mib, 1025u);
-  EXPECT_EQ(defaults.worker_cpu_compute, "background");
+  EXPECT_EQ(defaults.worker_cpu_compute, "normal");
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
