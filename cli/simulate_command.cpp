@@ -144,6 +144,7 @@ std::string settings_note(const std::vector<simulator::policy_outcome>& runs) {
 result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
                                                       const config::cluster_config& c,
                                                       const metrics::slo_options& slo,
+                                                      const std::vector<simulator::fault>& faults,
                                                       double rate) {
   auto trace = make_trace(f, rate);
   if (!trace) return std::move(trace).err();
@@ -153,11 +154,7 @@ result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
   o.offered_rate = rate > 0 ? rate : workload::mean_rate(o.trace);
   o.policies = policies_of(f.policy);
   o.slo = slo;
-  for (const std::string& text : f.faults) {
-    auto fault = simulator::parse_fault(text);
-    if (!fault) return fail(errc::config, "--fault: " + fault.err().message());
-    o.faults.push_back(*fault);
-  }
+  o.faults = faults;
   std::shared_ptr<progress_meter> meter;
   if (!f.quiet) {
     meter = std::make_shared<progress_meter>(std::cerr, stderr_is_terminal());
@@ -185,10 +182,16 @@ int run_simulate(const simulate_flags& f) {
   if (f.policy != "all" && f.policy != "vllm" && f.policy != "splitwise" && f.policy != "accellm") {
     return fail_with("--policy must be all, vllm, splitwise or accellm, not '" + f.policy + "'", 2);
   }
+  std::vector<simulator::fault> faults;
+  for (const std::string& text : f.faults) {
+    auto fault = simulator::parse_fault(text);
+    if (!fault) return fail_with("--fault: " + fault.err().message(), 2);
+    faults.push_back(*fault);
+  }
   std::cout << "cluster: " << config::describe(*c) << "\n";
   std::vector<double> rates = f.sweep.empty() ? std::vector<double>{f.rate} : f.sweep;
   for (const double rate : rates) {
-    auto runs = run_at(f, *c, slo, rate);
+    auto runs = run_at(f, *c, slo, faults, rate);
     if (!runs) return fail_with(runs.err().what(), runs.err().code() == errc::internal ? 1 : 2);
     std::vector<metrics::labelled_run> labelled;
     for (const auto& r : *runs) labelled.push_back({&r.best.record, r.best_summary});
@@ -220,7 +223,7 @@ int run_simulate(const simulate_flags& f) {
       one.quiet = true;
       auto g = metrics::search_goodput(
           [&](double rate) -> result<double> {
-            auto runs = run_at(one, *c, slo, rate);
+            auto runs = run_at(one, *c, slo, faults, rate);
             if (!runs) return std::move(runs).err();
             return runs->front().best_summary.attainment;
           },

@@ -186,6 +186,14 @@ void queue_recompute(im_state& s, request_id id, primary& p) {
   }
 }
 
+// `p` (request `id`) loses the KV it holds here, on the device too.
+void forget_kv(im_state& s, request_id id, primary& p) {
+  s.primary_blocks -= p.blocks;
+  p.blocks = 0;
+  p.cached = 0;
+  if (s.opt.device_memory) s.released.push_back(id);
+}
+
 // vLLM-style preemption by recompute: the youngest decode loses its KV and
 // goes to the front of the prefill queue.
 bool preempt_youngest(im_state& s, request_id keep) {
@@ -193,10 +201,7 @@ bool preempt_youngest(im_state& s, request_id keep) {
     primary& p = s.primaries.at(*it);
     if (*it == keep || p.in_flight) continue;
     const request_id id = *it;
-    s.primary_blocks -= p.blocks;
-    p.blocks = 0;
-    p.cached = 0;
-    if (s.opt.device_memory) s.released.push_back(id);
+    forget_kv(s, id, p);
     p.target = p.prompt_len + p.generated - 1;
     s.running.erase(std::next(it).base());
     queue_recompute(s, id, p);
@@ -685,11 +690,7 @@ void take_over(im_actor* self, request_id id, primary& p) {
   auto& s = self->state;
   if (p.cached > p.target) {  // rows of tokens the coordinator never heard of
     if (s.opt.device_memory) {
-      // A device cannot forget the extra rows: rebuild the whole context.
-      s.released.push_back(id);
-      s.primary_blocks -= p.blocks;
-      p.blocks = 0;
-      p.cached = 0;
+      forget_kv(s, id, p);  // a device cannot forget only the extra rows: rebuild them all
     } else {
       p.cached = p.target;
     }
