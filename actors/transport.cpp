@@ -290,6 +290,14 @@ result<std::uint16_t> publish(caf::actor_system& sys, caf::strong_actor_ptr whom
   return out;
 }
 
+status unpublish(caf::actor_system& sys, const caf::actor_addr& whom, std::uint16_t port,
+                 const transport_options& opts) {
+  caf::io::middleman_actor mm;
+  ACCELLM_TRY_ASSIGN(mm, middleman_for(sys, opts));
+  caf::anon_send(mm, caf::unpublish_atom_v, whom, port);  // no answer: reacts_to
+  return {};
+}
+
 result<caf::strong_actor_ptr> connect(caf::actor_system& sys, const std::string& host,
                                       std::uint16_t port, const transport_options& opts,
                                       const std::set<std::string>& interface) {

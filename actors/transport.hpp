@@ -149,6 +149,8 @@ result<std::uint16_t> publish(caf::actor_system& sys, caf::strong_actor_ptr whom
 result<caf::strong_actor_ptr> connect(caf::actor_system& sys, const std::string& host,
                                       std::uint16_t port, const transport_options& opts,
                                       const std::set<std::string>& interface);
+status unpublish(caf::actor_system& sys, const caf::actor_addr& whom, std::uint16_t port,
+                 const transport_options& opts);
 
 }  // namespace detail
 
@@ -162,6 +164,16 @@ result<std::uint16_t> publish(caf::actor_system& sys, const Handle& whom, const 
                               std::uint16_t port, const transport_options& opts) {
   return detail::publish(sys, caf::actor_cast<caf::strong_actor_ptr>(whom), sys.message_types(whom),
                          host, port, opts);
+}
+
+/// Stops serving `whom` at `port` (what publish() returned) and closes that
+/// listening socket, so the port can be published again: the middleman
+/// handles it before any publish() this thread asks for afterwards.
+/// errc::config when `sys` was not configured by apply() for `opts`.
+template <class Handle>
+status unpublish(caf::actor_system& sys, const Handle& whom, std::uint16_t port,
+                 const transport_options& opts) {
+  return detail::unpublish(sys, caf::actor_cast<caf::actor_addr>(whom), port, opts);
 }
 
 /// Connects to the actor published at host:port and returns its proxy, whose

@@ -1,5 +1,6 @@
 #include "cli/daemon_commands.hpp"
 
+#include "daemon/chaos.hpp"
 #include "daemon/coordinator_process.hpp"
 #include "daemon/launcher.hpp"
 #include "daemon/worker_process.hpp"
@@ -71,6 +72,9 @@ void add_up(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::Range(1u, 256u));
   cmd->add_option("--device", f->device, "device of every worker (default: [worker] device)");
   cmd->add_option("--log-level", f->log_level, levels);
+  cmd->add_option("--manifest", f->manifest,
+                  "write the cluster's processes here for `accellm chaos` (default "
+                  "$TMPDIR/accellm-NAME.manifest.toml)");
   auto load = add_load_flags(cmd, false);
   cmd->callback([f, load, cmd, &run] {
     if (cmd->count("--workload") > 0) f->load = *load;
@@ -90,6 +94,21 @@ void add_load(CLI::App& app, std::function<int()>& run) {
   });
 }
 
+void add_chaos(CLI::App& app, std::function<int()>& run) {
+  auto f = std::make_shared<daemon::chaos_flags>();
+  CLI::App* cmd =
+      app.add_subcommand("chaos", "inject a failure into a running cluster (docs/resilience.md)");
+  cmd->add_option("action", f->action, "kill, stop, resume, partition, heal or slow")->required();
+  cmd->add_option("target", f->target, "a process of the cluster: coordinator, w0, w1, ...")
+      ->required();
+  cmd->add_option("--manifest", f->manifest, "the cluster's manifest (accellm up --manifest)");
+  cmd->add_option("--cluster", f->cluster, "the name of a cluster `accellm up` started");
+  cmd->add_option("--at", f->at, "act this many seconds after the cluster started");
+  cmd->add_option("--delay-ms", f->delay_ms, "slow: netem delay (default 100)");
+  cmd->add_option("--rate", f->rate, "slow: cap the bandwidth instead (tbf), e.g. 1mbit");
+  cmd->callback([f, &run] { run = [f] { return daemon::run_chaos(*f); }; });
+}
+
 }  // namespace
 
 void add_daemon_commands(CLI::App& app, std::function<int()>& run) {
@@ -97,6 +116,7 @@ void add_daemon_commands(CLI::App& app, std::function<int()>& run) {
   add_worker(app, run);
   add_up(app, run);
   add_load(app, run);
+  add_chaos(app, run);
 }
 
 }  // namespace accellm::cli

@@ -30,28 +30,6 @@ std::string known_models() {
   return out;
 }
 
-// toml++ reports syntax errors by exception or, when built without them, in a
-// parse_result; either way they become one error value here.
-result<toml::table> parse_toml(std::string_view text, std::string_view source) {
-  auto syntax = [source](const toml::parse_error& e) {
-    const auto& at = e.source().begin;
-    return fail(errc::config, std::string{source} + ':' + std::to_string(at.line) + ':' +
-                                  std::to_string(at.column) +
-                                  ": TOML syntax error: " + std::string{e.description()});
-  };
-#if TOML_EXCEPTIONS
-  try {
-    return toml::parse(text, std::string_view{source});
-  } catch (const toml::parse_error& e) {
-    return syntax(e);
-  }
-#else
-  toml::parse_result r = toml::parse(text, std::string_view{source});
-  if (!r) return syntax(r.error());
-  return std::move(r).table();
-#endif
-}
-
 // Reads one file into a cluster_config, table by table, then checks the
 // rules that span tables and resolves the device.
 class cluster_reader {
@@ -356,7 +334,7 @@ result<cluster_config> cluster_reader::read(const std::filesystem::path& base_di
 
 result<cluster_config> parse(std::string_view text, std::string_view source,
                              const std::filesystem::path& base_dir) {
-  auto root = parse_toml(text, source);
+  auto root = detail::parse_toml(text, source);
   if (!root) return std::move(root).err();
   return cluster_reader{*root, source}.read(base_dir);
 }
@@ -385,19 +363,9 @@ result<cluster_config> parse_cluster_config(std::string_view toml_text,
 }
 
 result<cluster_config> load_cluster_config(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return fail(errc::io_failure, "cannot read " + path.string() + ": no such file");
-  }
-  if (std::filesystem::is_directory(path, ec)) {
-    return fail(errc::io_failure, "cannot read " + path.string() + ": it is a directory");
-  }
-  std::ifstream in{path, std::ios::binary};
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
-  if (!in || in.bad()) return fail(errc::io_failure, "cannot read " + path.string());
-  const std::string source = path.string();
-  return parse(text.str(), source, path.parent_path());
+  auto text = detail::read_text(path);
+  if (!text) return std::move(text).err();
+  return parse(*text, path.string(), path.parent_path());
 }
 
 std::string describe(const cluster_config& c) {

@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <limits>
+#include <sstream>
+#include <system_error>
 
 namespace accellm::config::detail {
 namespace {
@@ -184,6 +187,43 @@ result<const toml::table*> toml_fields::table(std::string_view key) const {
   if (node == nullptr) return static_cast<const toml::table*>(nullptr);
   if (const auto* t = node->as_table()) return t;
   return wrong_type(full(key), *node, "a table");
+}
+
+// toml++ reports syntax errors by exception or, when built without them, in a
+// parse_result; either way they become one error value here.
+result<toml::table> parse_toml(std::string_view text, std::string_view source) {
+  auto syntax = [source](const toml::parse_error& e) {
+    const auto& at = e.source().begin;
+    return fail(errc::config, std::string{source} + ':' + std::to_string(at.line) + ':' +
+                                  std::to_string(at.column) +
+                                  ": TOML syntax error: " + std::string{e.description()});
+  };
+#if TOML_EXCEPTIONS
+  try {
+    return toml::parse(text, std::string_view{source});
+  } catch (const toml::parse_error& e) {
+    return syntax(e);
+  }
+#else
+  toml::parse_result r = toml::parse(text, std::string_view{source});
+  if (!r) return syntax(r.error());
+  return std::move(r).table();
+#endif
+}
+
+result<std::string> read_text(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return fail(errc::io_failure, "cannot read " + path.string() + ": no such file");
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    return fail(errc::io_failure, "cannot read " + path.string() + ": it is a directory");
+  }
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream text;
+  if (in) text << in.rdbuf();
+  if (!in || in.bad()) return fail(errc::io_failure, "cannot read " + path.string());
+  return text.str();
 }
 
 }  // namespace accellm::config::detail

@@ -20,12 +20,21 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace accellm::config::detail {
+
+/// The whole file at `path`; errc::io_failure naming it when it is missing,
+/// a directory or unreadable.
+result<std::string> read_text(const std::filesystem::path& path);
+
+/// Parses TOML text; a syntax error becomes errc::config
+/// "source:line:column: TOML syntax error: ...".
+result<toml::table> parse_toml(std::string_view text, std::string_view source);
 
 /// "file:line: " for a node with a known line, "file: " otherwise.
 std::string where(std::string_view source, const toml::node* node);

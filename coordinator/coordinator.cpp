@@ -45,7 +45,8 @@ struct coord_state {
   std::vector<std::string> endpoints;
   std::vector<std::string> names;
   request_id next_id = request_id{1} << 48;  ///< ids given to requests submitted with 0
-  epoch_t epoch = 1;
+  epoch_t epoch = 1;                         ///< bumped by every loss
+  std::vector<instance_id> fenced;           ///< lost instances that spoke since (logged once)
   static inline const char* name = "coordinator";
 };
 
@@ -64,8 +65,11 @@ void send_to(coord_actor* self, instance_id i, const T& m) {
 void send_role(coord_actor* self, const instance_view& inst) {
   auto& s = self->state;
   send_to(self, inst.id,
-          messages::set_role{
-              .epoch = s.epoch, .instance = inst.id, .role = inst.role, .partner = inst.partner});
+          messages::set_role{.epoch = s.epoch,
+                             .instance = inst.id,
+                             .role = inst.role,
+                             .partner = inst.partner,
+                             .fenced = false});
   if (s.obs) s.obs->on_role(inst.id, inst.role, inst.pool, now_ns(self));
 }
 
@@ -435,6 +439,12 @@ void on_cancel(coord_actor* self, const messages::cancel& m) {
   }
 }
 
+// A message from an instance declared lost: its requests went on elsewhere,
+// so whatever it says is stale. Dropped, counted, and its sender is told to
+// stop (SetRole fenced): it drops its state and registers again. Instance ids
+// are never reused, so the id alone identifies a lost instance's messages.
+bool fence(coord_actor* self, instance_id from, messages::msg_type type);
+
 void dispatch(coord_actor* self, const capnp_blob& b) {
   using messages::msg_type;
   const auto t = messages::to_msg_type(b.type);
@@ -443,15 +453,25 @@ void dispatch(coord_actor* self, const capnp_blob& b) {
     using T = typename decltype(tag)::type;
     (void)messages::with_decoded<T>(b, [&](const T& m) { fn(self, m); });
   };
+  // An instance's message, unless it comes from a lost instance.
+  auto from_instance = [&](auto tag, auto fn, auto sender) {
+    using T = typename decltype(tag)::type;
+    handle(tag, [&](coord_actor* me, const T& m) {
+      if (!fence(me, sender(m), *t)) fn(me, m);
+    });
+  };
   switch (*t) {
     case msg_type::submit_request:
       return handle(std::type_identity<messages::submit_request>{}, on_submit);
     case msg_type::iteration_report:
-      return handle(std::type_identity<messages::iteration_report>{}, on_report);
+      return from_instance(std::type_identity<messages::iteration_report>{}, on_report,
+                           [](const messages::iteration_report& m) { return m.instance; });
     case msg_type::move_decode:
-      return handle(std::type_identity<messages::move_decode>{}, on_moved);
+      return from_instance(std::type_identity<messages::move_decode>{}, on_moved,
+                           [](const messages::move_decode& m) { return m.from_instance; });
     case msg_type::request_done:
-      return handle(std::type_identity<messages::request_done>{}, on_done);
+      return from_instance(std::type_identity<messages::request_done>{}, on_done,
+                           [](const messages::request_done& m) { return m.instance; });
     case msg_type::cancel:
       return handle(std::type_identity<messages::cancel>{}, on_cancel);
     default:
@@ -474,6 +494,26 @@ void log_warn(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
 // An instance's name: the worker's (daemons) or "i<id>" (simulations).
 std::string name_of(const coord_state& s, instance_id id) {
   return id < s.names.size() ? s.names[id] : "i" + std::to_string(id);
+}
+
+bool fence(coord_actor* self, instance_id from, messages::msg_type type) {
+  auto& s = self->state;
+  if (from >= s.view.instances.size() || s.view.at(from).alive) return false;
+  if (s.obs) s.obs->on_fenced(from, type);
+  if (std::find(s.fenced.begin(), s.fenced.end(), from) == s.fenced.end()) {
+    s.fenced.push_back(from);
+    log_warn(s,
+             "instance {} '{}' was declared lost but still speaks ({}): its messages are "
+             "dropped and it is told to register again",
+             from, name_of(s, from), messages::to_string(type));
+  }
+  self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
+             messages::pack(messages::set_role{.epoch = s.epoch,
+                                               .instance = from,
+                                               .role = s.view.at(from).role,
+                                               .partner = no_instance,
+                                               .fenced = true}));
+  return true;
 }
 
 // Compares without an early exit: the time taken does not tell how much of
@@ -566,9 +606,11 @@ caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blo
            m->instance_name, m->model, m->device, m->host, m->pid, m->kv_blocks,
            messages::to_string(joined.role),
            joined.partner == no_instance ? std::string{"none"} : std::to_string(joined.partner));
-  return {msg_atom::value,
-          messages::encode(messages::set_role{
-              .epoch = s.epoch, .instance = id, .role = joined.role, .partner = joined.partner})};
+  return {msg_atom::value, messages::encode(messages::set_role{.epoch = s.epoch,
+                                                               .instance = id,
+                                                               .role = joined.role,
+                                                               .partner = joined.partner,
+                                                               .fenced = false})};
 }
 
 // Ends a request the coordinator can no longer serve (its instance is gone)
@@ -668,6 +710,7 @@ void lose(coord_actor* self, instance_id id) {
   auto& s = self->state;
   instance_view& inst = s.view.at(id);
   inst.alive = false;
+  ++s.epoch;  // what is sent from now on postdates the loss
   if (id < s.endpoints.size()) s.endpoints[id].clear();  // daemons
   if (id < s.replicas.size()) s.replicas[id] = caf::actor{};
   if (s.obs) s.obs->on_lost(id);

@@ -73,6 +73,9 @@ class observer {
   virtual void on_takeover(const takeover_event& /*event*/) {}
   /// The first token after a takeover of `id` came `resume_ns` after it.
   virtual void on_resumed(request_id /*id*/, std::uint64_t /*resume_ns*/) {}
+  /// A message of type `type` came from `instance` after it was declared
+  /// lost: dropped, and its sender told to stop (SetRole fenced).
+  virtual void on_fenced(instance_id /*instance*/, messages::msg_type /*type*/) {}
 };
 
 }  // namespace accellm::coordinator

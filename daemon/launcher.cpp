@@ -1,5 +1,6 @@
 #include "daemon/launcher.hpp"
 
+#include "daemon/chaos.hpp"
 #include "daemon/load_driver.hpp"
 #include "daemon/process.hpp"
 #include "daemon/transport_config.hpp"
@@ -8,6 +9,7 @@
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
+#include "config/manifest.hpp"
 #include "workload/generator.hpp"
 #include "workload/metrics/summary.hpp"
 #include "workload/metrics/writers.hpp"
@@ -219,6 +221,26 @@ void print_instance_metrics(const std::string& host, std::uint16_t http) {
   }
 }
 
+// Writes the processes' manifest (whole or not at all: renamed into place).
+status write_manifest(const std::filesystem::path& path, const std::string& cluster,
+                      const std::vector<child>& kids, double started) {
+  config::cluster_manifest m{.cluster = cluster, .started_unix_s = started, .processes = {}};
+  for (const child& k : kids) {
+    m.processes.push_back(
+        {.name = k.name, .pid = static_cast<std::uint32_t>(k.pid), .netns = {}, .dev = {}});
+  }
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << config::to_toml(m);
+    if (!out) return fail(errc::io_failure, "cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return fail(errc::io_failure, "cannot write " + path.string() + ": " + ec.message());
+  return {};
+}
+
 // Until SIGINT or SIGTERM; a child that exits meanwhile is reported (the
 // cluster goes on without it).
 void watch(std::vector<child>& kids) {
@@ -277,6 +299,11 @@ int run_up(const up_flags& f) {
   std::vector<std::string> log;
   if (f.log_level) log = {"--log-level", *f.log_level};
   std::vector<child> kids;
+  const double started =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::filesystem::path manifest =
+      f.manifest.empty() ? default_manifest(c->name) : f.manifest;
+  bool wrote_manifest = false;
   auto start = [&](std::string name, std::vector<std::string> args) -> bool {
     args.insert(args.end(), log.begin(), log.end());
     auto pid = spawn_self(args);
@@ -306,6 +333,13 @@ int run_up(const up_flags& f) {
       }
     }
     if (ok) {
+      if (auto s = write_manifest(manifest, c->name, kids, started); !s) {
+        std::cerr << "accellm up: " << s.err().what() << '\n';
+        ok = false;
+      }
+      wrote_manifest = ok;
+    }
+    if (ok) {
       std::cout << "cluster '" << c->name << "' is up: " << n << " x " << device << " " << c->model
                 << ", policy " << c->daemon.policy << "\n  coordinator  pid " << kids[0].pid
                 << "  CAF " << caf_at << "  HTTP http://" << c->daemon.http_host << ':'
@@ -313,6 +347,8 @@ int run_up(const up_flags& f) {
       for (std::size_t i = 1; i < kids.size(); ++i) {
         std::cout << "  " << kids[i].name << "           pid " << kids[i].pid << '\n';
       }
+      std::cout << "  manifest     " << manifest.string()
+                << "  (accellm chaos ACTION w0 --manifest " << manifest.string() << ")\n";
       std::cout.flush();
       if (f.load) {
         code = drive_and_report(*actors::parse_endpoint(caf_at), transport_of(c->daemon), *f.load,
@@ -327,6 +363,8 @@ int run_up(const up_flags& f) {
   }
   stop_children(kids);
   std::filesystem::remove(ready);
+  std::error_code gone;
+  if (wrote_manifest) std::filesystem::remove(manifest, gone);
   return code;
 }
 

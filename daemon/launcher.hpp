@@ -3,7 +3,8 @@
 //
 //   spawn the coordinator ──> wait for its ready file (its CAF and HTTP ports)
 //   spawn N workers (w0..wN-1) ──> wait until /health counts N instances
-//   print where everything listens
+//   print where everything listens; write the manifest of the processes
+//   (config/manifest.hpp) for `accellm chaos`, removed when `up` ends
 //   then either drive a workload through it (load_options) and print the
 //   metrics table, or wait for Ctrl-C (SIGINT) or SIGTERM
 //   stop: SIGTERM to every child, SIGKILL to one that has not exited in 10 s
@@ -41,6 +42,8 @@ struct up_flags {
   std::optional<std::string> device;     ///< default: [worker] device
   std::optional<std::string> log_level;
   std::optional<load_options> load;  ///< run this workload, print, stop
+  /// Where to write the manifest (`accellm chaos`); empty: default_manifest().
+  std::filesystem::path manifest;
 };
 
 int run_up(const up_flags& flags);

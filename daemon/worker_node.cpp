@@ -89,10 +89,15 @@ caf::behavior worker_node(node_actor* self, worker_node_options opt) {
   self->state.opt = std::move(opt);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
-    if (dm.source != s.coordinator.address()) return;
-    if (s.opt.log) s.opt.log->error("lost the coordinator: {}", self->system().render(dm.reason));
+    const bool coordinator = dm.source == s.coordinator.address();
+    if (!coordinator && dm.source != s.opt.manager.address()) return;
+    if (s.opt.log) {
+      s.opt.log->error("{}: {}", coordinator ? "lost the coordinator" : "this instance was fenced",
+                       self->system().render(dm.reason));
+    }
     if (s.opt.lost) s.opt.lost->store(true);
   });
+  if (self->state.opt.manager) self->monitor(self->state.opt.manager);
   return {
       [self](actors::peers_atom, caf::actor coordinator) {
         self->state.coordinator = coordinator;

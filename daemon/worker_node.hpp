@@ -16,8 +16,10 @@
 // A connect that fails is retried every retry_interval, up to
 // connect_attempts times, with a warning each time.
 //
-// It also monitors the coordinator: when the coordinator goes down, the
-// node sets `lost` (main() then shuts the process down with an error).
+// It also monitors the coordinator and the instance's manager: when the
+// coordinator goes down (this worker was cut off, or the coordinator died) or
+// the manager ends (the coordinator fenced it: SetRole fenced), the node
+// logs why and sets `lost`; main() then drops the instance and joins again.
 //
 // Thread contract: an actor; `lost` is written by it and read by main().
 #pragma once
@@ -37,6 +39,7 @@ namespace accellm::daemon {
 
 struct worker_node_options {
   caf::actor worker;                   ///< gets the KV receivers
+  caf::actor manager;                  ///< watched: it ends when fenced
   caf::actor replica;                  ///< this instance's kv_replica
   std::string own_endpoint;            ///< "host:port" it was published at
   caf::io::middleman_actor connector;  ///< plain or TLS, as the transport is
@@ -44,7 +47,7 @@ struct worker_node_options {
   std::chrono::milliseconds retry_interval{1000};
   std::uint32_t connect_attempts = 10;
   std::shared_ptr<spdlog::logger> log;      ///< may be null
-  std::shared_ptr<std::atomic<bool>> lost;  ///< set when the coordinator is gone
+  std::shared_ptr<std::atomic<bool>> lost;  ///< set when cut off or fenced
 };
 
 /// Spawns the node; send it (peers_atom, coordinator) to monitor the coordinator.

@@ -21,7 +21,6 @@
 
 #include <csignal>
 #include <iostream>
-#include <thread>
 
 namespace accellm::daemon {
 namespace {
@@ -68,16 +67,19 @@ result<worker_setup> prepare(const worker_flags& f) {
                       .log = std::move(*log)};
 }
 
-// Connects to the coordinator, retrying while it is not up yet.
+// Connects to the coordinator, retrying while it is not up yet (for `wait`);
+// a SIGINT or SIGTERM meanwhile stops the retries: `signal` holds it.
 result<caf::actor> reach(caf::actor_system& sys, const worker_setup& w,
-                         const actors::transport_options& t, std::chrono::seconds wait) {
+                         const actors::transport_options& t, std::chrono::seconds wait,
+                         int& signal) {
   const auto give_up = std::chrono::steady_clock::now() + wait;  // main(): wall time is fine
   for (;;) {
     auto c = actors::connect(sys, w.coordinator.host, w.coordinator.port, t);
     if (c || std::chrono::steady_clock::now() >= give_up) return c;
     w.log->warn("coordinator at {} not reachable yet: {}", actors::to_string(w.coordinator),
                 c.err().message());
-    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+    signal = wait_for_signal(std::chrono::milliseconds{500});
+    if (signal != 0) return fail(errc::io_failure, "stopped by a signal");
   }
 }
 
@@ -85,50 +87,74 @@ caf::io::middleman_actor connector(caf::actor_system& sys, const actors::transpo
   return t.tls ? sys.openssl_manager().actor_handle() : sys.middleman().actor_handle();
 }
 
-int serve(worker_setup& w, const worker_flags& f) {
-  const auto transport = transport_of(w.cluster.daemon);
-  actors::system_config cfg;
-  if (auto ok = actors::apply(transport, cfg); !ok) {
-    w.log->error("{}", ok.err().what());
-    return exit_config;
+// How one membership of the cluster ended.
+enum class ending {
+  stopped,  ///< SIGINT or SIGTERM: exit 0
+  cut_off,  ///< the coordinator was lost or fenced this instance: join again
+  failed,   ///< could not join: exit 1
+};
+
+// Registers `inst` with the coordinator; its SetRole, or the refusal. When
+// `rejoining`, a refusal because the old instance of this name still counts
+// as live (the coordinator has not noticed its loss yet) is retried until
+// `wait` has passed.
+result<messages::set_role> enroll(caf::actor_system& sys, const worker_setup& w,
+                                  const caf::actor& coord, const messages::register_worker& reg,
+                                  const instance_actors& inst, const caf::actor& node,
+                                  bool rejoining, std::chrono::seconds wait, int& signal) {
+  const auto give_up = std::chrono::steady_clock::now() + wait;
+  caf::scoped_actor self{sys};
+  for (;;) {
+    result<messages::set_role> out = fail(errc::internal, "no answer from the coordinator");
+    self->request(coord, std::chrono::seconds{10}, actors::register_atom::value,
+                  messages::encode(reg), inst.manager, node, inst.replica)
+        .receive(
+            [&](actors::msg_atom, const messages::capnp_blob& b) {
+              out = messages::decode<messages::set_role>(b);
+            },
+            [&](caf::error& err) { out = fail(errc::io_failure, sys.render(err)); });
+    const bool transient = !out && out.err().message().find("is already live") != std::string::npos;
+    if (out || !rejoining || !transient || std::chrono::steady_clock::now() >= give_up) return out;
+    w.log->warn("the coordinator still counts '{}' as live; retrying", reg.instance_name);
+    signal = wait_for_signal(std::chrono::milliseconds{500});
+    if (signal != 0) return fail(errc::io_failure, "stopped by a signal");
   }
-  actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
-  auto dev = make_device(w.device, w.cluster);
-  if (!dev) {
-    w.log->error("{}", dev.err().what());
-    return exit_config;
-  }
-  // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
-  (void)actors::request_time_slice(actors::daemon_time_slice);
-  caf::actor_system sys{cfg};
-  if (auto ok = actors::self_test(sys); !ok) {
-    w.log->error("self-test: {}", ok.err().what());
-    return exit_failure;
-  }
-  auto coord = reach(sys, w, transport, f.connect_wait);
+}
+
+// One membership: connects, spawns the instance on `dev`, registers and
+// serves until a signal, a cut-off or a fence ends it; the instance's actors
+// are gone when it returns.
+ending membership(caf::actor_system& sys, worker_setup& w, const worker_flags& f,
+                  const actors::transport_options& transport, device_choice dev, bool rejoining) {
+  int signal = 0;
+  auto coord = reach(sys, w, transport, f.connect_wait, signal);
+  if (signal != 0) return ending::stopped;
   if (!coord) {
     w.log->error("cannot reach the coordinator at {}: {}", actors::to_string(w.coordinator),
                  coord.err().message());
-    return exit_failure;
+    return ending::failed;
   }
-  const device::kv_geometry kv = dev->kv;
-  const std::string device_name = dev->name;
-  const std::string model = dev->model->name;
-  instance_actors inst = spawn_instance(sys, w.cluster, std::move(*dev), *coord);
+  const device::kv_geometry kv = dev.kv;
+  const std::string device_name = dev.name;
+  const std::string model = dev.model->name;
+  instance_actors inst = spawn_instance(sys, w.cluster, std::move(dev), *coord);
+  caf::scoped_actor self{sys};
+  auto stop = [&](const std::vector<caf::actor>& actors) {
+    for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    for (const auto& a : actors) self->wait_for(a);  // the device is freed with its worker
+  };
   auto kv_port =
       actors::publish(sys, inst.replica, w.cluster.daemon.worker_host,
                       static_cast<std::uint16_t>(w.cluster.daemon.worker_kv_port), transport);
-  auto stop_all = [&] {
-    for (const auto& a : inst.all()) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
-  };
   if (!kv_port) {
     w.log->error("{}", kv_port.err().what());
-    stop_all();
-    return exit_failure;
+    stop(inst.all());
+    return ending::failed;
   }
   const std::string own = w.cluster.daemon.worker_host + ":" + std::to_string(*kv_port);
   auto lost = std::make_shared<std::atomic<bool>>(false);
   auto node = spawn_worker_node(sys, {.worker = inst.worker,
+                                      .manager = inst.manager,
                                       .replica = inst.replica,
                                       .own_endpoint = own,
                                       .connector = connector(sys, transport),
@@ -151,31 +177,69 @@ int serve(worker_setup& w, const worker_flags& f) {
                                       .kv_bytes_per_block = kv.bytes_per_block,
                                       .protocol_version = messages::protocol_version,
                                       .kv_port = *kv_port};
-  int code = exit_ok;
-  caf::scoped_actor self{sys};
-  self->request(*coord, std::chrono::seconds{10}, actors::register_atom::value,
-                messages::encode(reg), inst.manager, node, inst.replica)
-      .receive(
-          [&](actors::msg_atom, const messages::capnp_blob& b) {
-            auto role = messages::decode<messages::set_role>(b);
-            w.log->info("joined as instance {} ({} {}, {} KV blocks, KV receiver at {}), role {}",
-                        role ? role->instance : no_instance, model, device_name, kv.total_blocks,
-                        own, role ? messages::to_string(role->role) : "?");
-          },
-          [&](caf::error& err) {
-            w.log->error("the coordinator refused this worker: {}", sys.render(err));
-            code = exit_failure;
-          });
-  if (code == exit_ok) {
+  auto role = enroll(sys, w, *coord, reg, inst, node, rejoining, f.connect_wait, signal);
+  ending how = ending::failed;
+  if (signal != 0) {
+    how = ending::stopped;
+  } else if (!role) {
+    w.log->error("the coordinator refused this worker: {}", role.err().message());
+  } else {
+    w.log->info("joined as instance {} ({} {}, {} KV blocks, KV receiver at {}), role {}",
+                role->instance, model, device_name, kv.total_blocks, own,
+                messages::to_string(role->role));
     const int sig = wait_for_stop(lost.get());
-    if (sig == 0) code = exit_failure;
-    w.log->info("stopping ({})", sig == 0        ? "coordinator lost"
+    how = sig == 0 ? ending::cut_off : ending::stopped;
+    w.log->info("stopping ({})", sig == 0        ? "cut off from the cluster"
                                  : sig == SIGINT ? "SIGINT"
                                                  : "SIGTERM");
   }
-  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
-  stop_all();
-  return code;
+  stop({node});
+  stop(inst.all());
+  (void)actors::unpublish(sys, inst.replica, *kv_port, transport);
+  return how;
+}
+
+int serve(worker_setup& w, const worker_flags& f) {
+  const auto transport = transport_of(w.cluster.daemon);
+  actors::system_config cfg;
+  if (auto ok = actors::apply(transport, cfg); !ok) {
+    w.log->error("{}", ok.err().what());
+    return exit_config;
+  }
+  actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
+  auto dev = make_device(w.device, w.cluster);
+  if (!dev) {
+    w.log->error("{}", dev.err().what());
+    return exit_config;
+  }
+  // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
+  (void)actors::request_time_slice(actors::daemon_time_slice);
+  caf::actor_system sys{cfg};
+  if (auto ok = actors::self_test(sys); !ok) {
+    w.log->error("self-test: {}", ok.err().what());
+    return exit_failure;
+  }
+  // Cut off (the coordinator was lost, or declared this instance lost and
+  // fenced it): whatever the instance held went on elsewhere, so it starts
+  // over with fresh actors on a fresh device and joins as a new instance.
+  for (bool rejoining = false;; rejoining = true) {
+    if (rejoining) {
+      w.log->warn("dropping this instance's state and joining the cluster again");
+      dev = make_device(w.device, w.cluster);
+      if (!dev) {
+        w.log->error("{}", dev.err().what());
+        return exit_failure;
+      }
+    }
+    switch (membership(sys, w, f, transport, std::move(*dev), rejoining)) {
+      case ending::stopped:
+        return exit_ok;
+      case ending::failed:
+        return exit_failure;
+      case ending::cut_off:
+        break;
+    }
+  }
 }
 
 }  // namespace

@@ -6,7 +6,10 @@
 //         ──> RegisterWorker ──refused──> exit 1, the coordinator's reason logged
 //                            ──accepted─> serving (instance id, role, partner logged)
 //   serving ──SIGINT/SIGTERM──> exit 0
-//           ──coordinator lost──> exit 1
+//           ──cut off (coordinator lost) or fenced (SetRole fenced)──>
+//               stop the instance's actors, drop the device's state, and
+//               start over from "connect" as a new instance; a coordinator
+//               gone for good ends it after connect_wait with exit 1
 //
 // Settings come from the cluster file when one is given (model, batching,
 // token, transport, [worker] host and kv_port), flags override them; the

@@ -154,6 +154,8 @@ struct SetRole {
   instance @1 :UInt32;  # the instance
   role @2 :Role;        # its role from now on
   partner @3 :UInt32;   # its pair partner from now on; 0xFFFFFFFF = unpaired
+  fenced @4 :Bool;      # the coordinator declared this instance lost (a late message of it
+                        # arrived): drop every request and copy, stop, and register again
 }
 
 # coordinator -> kv_replica: drop replicas.

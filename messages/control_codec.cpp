@@ -117,6 +117,7 @@ void fill(w::SetRole::Builder b, const set_role& m) {
   b.setInstance(m.instance);
   b.setRole(static_cast<w::Role>(m.role));
   b.setPartner(m.partner);
+  b.setFenced(m.fenced);
 }
 
 result<set_role> read(w::SetRole::Reader r, const decode_limits& l) {
@@ -126,6 +127,7 @@ result<set_role> read(w::SetRole::Reader r, const decode_limits& l) {
   m.instance = r.getInstance();
   f.enumeration(r.getRole(), role::mixed, "role", m.role);
   m.partner = r.getPartner();
+  m.fenced = r.getFenced();
   return std::move(f).finish(std::move(m));
 }
 

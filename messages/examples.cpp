@@ -235,7 +235,8 @@ std::vector<any_message> example_messages() {
   out.emplace_back(example_assign());
   out.emplace_back(example_start());
   out.emplace_back(example_move());
-  out.emplace_back(set_role{.epoch = 4, .instance = 1, .role = role::decode, .partner = 2});
+  out.emplace_back(
+      set_role{.epoch = 4, .instance = 1, .role = role::decode, .partner = 2, .fenced = true});
   out.emplace_back(evict_replica{
       .epoch = 4, .instance = 2, .requests = {42, 43}, .reason = evict_reason::completed});
   out.emplace_back(cancel{.epoch = 4, .request = 43, .reason = "client went away"});

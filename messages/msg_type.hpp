@@ -16,7 +16,7 @@ namespace accellm::messages {
 
 /// Version of the wire protocol; bumped when a change needs both sides to
 /// know about it (RegisterWorker carries it).
-inline constexpr std::uint32_t protocol_version = 4;
+inline constexpr std::uint32_t protocol_version = 5;
 
 /// The type of a wire message. 0 is never a valid type.
 enum class msg_type : std::uint16_t {

@@ -107,6 +107,8 @@ struct set_role {
   instance_id instance = no_instance;
   messages::role role = role::mixed;
   instance_id partner = no_instance;  ///< pair partner; no_instance = unpaired
+  /// The instance was declared lost: it drops all state and registers again.
+  bool fenced = false;
   friend bool operator==(const set_role&, const set_role&) = default;
 };
 

@@ -1,6 +1,7 @@
 #include "worker/instance_manager.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
 #include "actors/clock.hpp"
 #include "messages/codec.hpp"
 
@@ -840,6 +841,11 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
 
 void on_set_role(im_actor* self, const messages::set_role& m) {
   auto& s = self->state;
+  if (m.fenced) {  // declared lost: every request it holds went on elsewhere
+    return self->quit(accellm::make_error(
+        errc::not_found, "fenced: the coordinator declared instance " + std::to_string(m.instance) +
+                             " lost (epoch " + std::to_string(m.epoch) + ")"));
+  }
   s.epoch = std::max(s.epoch, m.epoch);
   if (s.opt.id == no_instance) s.opt.id = m.instance;  // a daemon's first SetRole
   if (m.role != s.current) join_or_cut(self, true);

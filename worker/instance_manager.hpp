@@ -66,7 +66,10 @@
 // IterationReport, RequestDone, MoveDecode (the move's final state) to the
 // coordinator. Local set-up: (peers_atom, coordinator, worker). A manager
 // spawned with id no_instance (a daemon, before it joins) takes its id from
-// the first SetRole.
+// the first SetRole. A SetRole with `fenced` (the coordinator declared this
+// instance lost) ends the manager at once, with an errc::not_found error
+// naming the instance and the epoch: its worker process watches for that and
+// registers again with fresh actors (daemon/worker_node.hpp).
 //
 // Thread contract: an actor; its state is its own.
 #pragma once

@@ -76,7 +76,12 @@ void live_metrics::on_joined(instance_id instance, std::string_view name,
 void live_metrics::on_lost(instance_id instance) {
   remove_instance(instance);
   const std::lock_guard lock{mutex_};
-  live_.erase(instance);
+  if (live_.erase(instance) != 0) ++lost_;
+}
+
+void live_metrics::on_fenced(instance_id /*instance*/, messages::msg_type /*type*/) {
+  const std::lock_guard lock{mutex_};
+  ++fenced_;
 }
 
 std::uint32_t live_metrics::live_instances() const {
@@ -155,6 +160,12 @@ void live_metrics::render_requests_locked(prometheus_writer& w) const {
                   "Time from a takeover to the request's next output token.", {}, resume_);
   w.add_gauge("accellm_instances", "Instances known to the coordinator.", {},
               num(instances_.size()));
+  w.add_counter("accellm_instances_lost_total",
+                "Instances declared lost (their worker died, hung or was cut off).", {},
+                num(lost_));
+  w.add_counter("accellm_fenced_messages_total",
+                "Messages from instances already declared lost, dropped (fencing).", {},
+                num(fenced_));
 }
 
 void live_metrics::render_instance_locked(prometheus_writer& w, const instance_state& inst) const {

@@ -21,6 +21,9 @@
 //   accellm_takeover_resume_seconds         histogram: a takeover to the
 //       request's next token
 //   accellm_instances                       instances known
+//   accellm_instances_lost_total            on_lost(): instances declared lost
+//   accellm_fenced_messages_total           on_fenced(): messages from instances
+//       already declared lost, dropped
 // and per instance (label instance="<name>"), once it reported:
 //   accellm_instance_role{role=prefill|decode|mixed}  1 for the current role, else 0
 //   accellm_instance_batch_decode_requests  last iteration's decode requests
@@ -77,6 +80,8 @@ class live_metrics final : public observer {
   void on_takeover(const takeover_event& event) override;
   /// Observed in accellm_takeover_resume_seconds.
   void on_resumed(request_id id, std::uint64_t resume_ns) override;
+  /// Counted in accellm_fenced_messages_total.
+  void on_fenced(instance_id instance, messages::msg_type type) override;
   /// A worker registered as instance `id`: its name (the `instance` label)
   /// and the bytes of one KV block. Keeps what was recorded for `id`. (The
   /// coordinator calls it through on_joined; daemons may call it directly.)
@@ -118,6 +123,8 @@ class live_metrics final : public observer {
   std::uint64_t from_replica_ = 0;    ///< takeovers resumed from the partner's copy
   std::uint64_t from_recompute_ = 0;  ///< ... by recomputing the context
   std::uint64_t from_prompt_ = 0;     ///< ... by prefilling the prompt again
+  std::uint64_t lost_ = 0;            ///< instances declared lost
+  std::uint64_t fenced_ = 0;          ///< messages from lost instances, dropped
   histogram ttft_;
   histogram tbt_;
   histogram jct_;

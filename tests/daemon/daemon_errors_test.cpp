@@ -114,6 +114,53 @@ TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
   EXPECT_NE(std::system(running.c_str()), 0);
 }
 
+// `accellm chaos` against a cluster `accellm up` started, through the
+// manifest up writes: a stopped worker is noticed, a resumed one joins again
+// as a new instance (fencing, same process), a killed one is gone; a second
+// kill finds nothing to kill. up removes the manifest when it ends.
+TEST(Launcher, ChaosStopsResumesAndKillsTheWorkersOfAnUpCluster) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  const auto manifest = dir.path() / "cluster.manifest.toml";
+  child up{dir.path() / "up.log",
+           {"up", "--config", f.string(), "--workers", "2", "--manifest", manifest.string()}};
+  std::uint16_t http = 0;
+  const std::string marker = "HTTP http://127.0.0.1:";
+  const auto give_up = std::chrono::steady_clock::now() + 60s;
+  while (http == 0 && std::chrono::steady_clock::now() < give_up && !up.wait(50ms)) {
+    const std::string log = up.log();
+    if (const auto at = log.find(marker); at != std::string::npos) {
+      http = static_cast<std::uint16_t>(std::stoi(log.substr(at + marker.size())));
+    }
+  }
+  ASSERT_NE(http, 0) << up.log();
+  ASSERT_TRUE(fs::exists(manifest)) << up.log();
+  int run = 0;
+  auto chaos = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "chaos");
+    args.insert(args.end(), {"--manifest", manifest.string()});
+    child c{dir.path() / ("chaos" + std::to_string(++run) + ".log"), args};
+    const auto code = c.wait(30s);
+    return std::pair{code.value_or(-100), c.log()};
+  };
+  auto [code, out] = chaos({"stop", "w1"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("chaos: stopped w1 (pid "), std::string::npos) << out;
+  EXPECT_TRUE(await_instances(http, 1, 5s)) << "the stopped worker was not noticed";
+  std::tie(code, out) = chaos({"resume", "w1"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_TRUE(await_instances(http, 2, 30s)) << "the resumed worker did not join again";
+  std::tie(code, out) = chaos({"kill", "w0"});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("chaos: killed w0 (pid "), std::string::npos) << out;
+  EXPECT_TRUE(await_instances(http, 1, 5s)) << "the killed worker was not noticed";
+  std::tie(code, out) = chaos({"kill", "w0"});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("w0 (pid "), std::string::npos) << out;
+  EXPECT_EQ(up.stop(), 0) << up.log();
+  EXPECT_FALSE(fs::exists(manifest)) << "up left its manifest behind";
+}
+
 // A load driver whose coordinator goes away stops at once (exit 1), naming
 // why, instead of waiting out its drain time.
 TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
@@ -121,7 +168,7 @@ TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
   const auto f = dir.write("c.toml", local_cluster("t"));
   auto coord = start_coordinator(dir.path(), f);
   ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
-  auto w = start_worker(dir.path(), coord.at(), "w0", f);
+  auto w = start_worker(dir.path(), coord.at(), "w0", f, {"--connect-wait", "2"});
   ASSERT_TRUE(await_instances(coord.http_port, 1, 30s)) << w->log();
   child load{dir.path() / "load.log",
              {"load", "--coordinator", coord.at(), "--workload", "conv", "--rate", "5",
@@ -130,7 +177,10 @@ TEST(DaemonErrors, LoadStopsWhenTheCoordinatorGoesAway) {
   kill(coord.proc->pid(), SIGKILL);
   EXPECT_EQ(load.wait(10s), 1) << load.log();
   EXPECT_NE(load.log().find("lost the coordinator"), std::string::npos) << load.log();
-  EXPECT_EQ(w->wait(10s), 1) << "the worker leaves too:\n" << w->log();
+  // The worker tries to join again, for its --connect-wait, then leaves too.
+  EXPECT_EQ(w->wait(10s), 1) << w->log();
+  EXPECT_NE(w->log().find("joining the cluster again"), std::string::npos) << w->log();
+  EXPECT_NE(w->log().find("cannot reach the coordinator"), std::string::npos) << w->log();
 }
 
 // A worker SIGKILLed under `accellm load`: its requests go on on the other

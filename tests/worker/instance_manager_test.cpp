@@ -100,7 +100,8 @@ class InstanceManager : public ::testing::Test {
     caf::anon_send(manager_, msg_atom::value, messages::encode(m));
   }
   void set_role(messages::role r) {
-    deliver(messages::set_role{.epoch = 1, .instance = self_id, .role = r, .partner = partner_id});
+    deliver(messages::set_role{
+        .epoch = 1, .instance = self_id, .role = r, .partner = partner_id, .fenced = false});
   }
 
   void deliver_raw(capnp_blob b) { caf::anon_send(manager_, msg_atom::value, std::move(b)); }
@@ -165,6 +166,38 @@ class InstanceManager : public ::testing::Test {
   transcript log_;
   caf::actor coordinator_, worker_, manager_;
 };
+
+// Fencing: a SetRole with `fenced` (the coordinator declared this instance
+// lost) ends the manager at once, with a reason naming the instance; it
+// runs nothing more of what it held.
+TEST_F(InstanceManager, AFencedSetRoleEndsItWithAReasonNamingTheInstance) {
+  start(64);
+  set_role(messages::role::decode);
+  assign(1, 32, 8, true);
+  vt_->run_for(500us);  // the prefill is running
+  const std::size_t executes = log_.executes.size();
+  ASSERT_GE(executes, 1u);
+  caf::error reason;
+  auto watcher = sys_.spawn([&reason, m = manager_](caf::event_based_actor* self) {
+    self->monitor(m);
+    self->set_down_handler([&reason](caf::down_msg& dm) { reason = dm.reason; });
+    return caf::behavior{[](int) {}};
+  });
+  vt_->run_for(100us);
+  deliver(messages::set_role{.epoch = 3,
+                             .instance = self_id,
+                             .role = messages::role::decode,
+                             .partner = no_instance,
+                             .fenced = true});
+  vt_->run();
+  ASSERT_TRUE(reason) << "the manager did not end";
+  EXPECT_NE(sys_.render(reason).find("fenced: the coordinator declared instance 0 lost (epoch 3)"),
+            std::string::npos)
+      << sys_.render(reason);
+  EXPECT_EQ(log_.executes.size(), executes) << "it went on executing after the fence";
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  vt_->run();
+}
 
 // Paper 7.8: a primary that needs blocks takes them from replicas first;
 // no decode is preempted while a replica could be dropped.

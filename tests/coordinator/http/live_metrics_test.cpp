@@ -140,6 +140,17 @@ TEST(LiveMetrics, LiveInstancesCountJoinsLessLosses) {
   m.on_lost(0);
   m.on_lost(0);  // once only
   EXPECT_EQ(m.live_instances(), 1u);
+  EXPECT_TRUE(has_line(m.render(), "accellm_instances_lost_total 1")) << m.render();
+}
+
+// Fencing: late messages from lost instances are counted, whatever their type.
+TEST(LiveMetrics, FencedMessagesAreCounted) {
+  live_metrics m;
+  EXPECT_TRUE(has_line(m.render(), "accellm_fenced_messages_total 0")) << m.render();
+  observer& obs = m;
+  obs.on_fenced(2, messages::msg_type::iteration_report);
+  obs.on_fenced(2, messages::msg_type::request_done);
+  EXPECT_TRUE(has_line(m.render(), "accellm_fenced_messages_total 2")) << m.render();
 }
 
 TEST(LiveMetrics, UnnamedInstancesUseTheirIdAndCanBeRemoved) {
