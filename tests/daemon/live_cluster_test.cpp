@@ -293,6 +293,19 @@ TEST(External, ServesTwoHundredRequestsLikeOneInstance) {
   }
 }
 
+// The netns script cuts a worker's host off the network while this runs
+// (accellm chaos partition), and heals it: every request still completes
+// with the tokens of one instance alone, each token once. 200 requests 20 ms
+// apart with up to 128 output tokens keep every worker busy for seconds.
+TEST(External, LosesNoRequestWhileAWorkerIsCutOff) {
+  const char* at = std::getenv("ACCELLM_EXTERNAL_COORDINATOR");
+  if (at == nullptr || *at == '\0') GTEST_SKIP() << "ACCELLM_EXTERNAL_COORDINATOR is not set";
+  auto ep = actors::parse_endpoint(at);
+  ASSERT_TRUE(ep.ok()) << ep.err().what();
+  drive_and_compare(ep->host, ep->port, 9000, {}, 200,
+                    {.spacing = std::chrono::milliseconds{20}, .max_output = 128});
+}
+
 // HTTP clients of the same cluster get the tokens one instance computes
 // for the prompt's bytes, whole or streamed as server-sent events.
 TEST(LiveCluster, HttpClientsGetTheTokensOfOneInstance) {

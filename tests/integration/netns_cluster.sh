@@ -17,11 +17,17 @@
 # single in-process cpu instance; every worker has direct TCP connections to
 # other workers' namespaces (KV rows go worker to worker, not through the
 # coordinator), and those connections carried at least the KV bytes the
-# workers report; every daemon stops with exit 0 on SIGTERM.
+# workers report. Then, with the manifest this script writes, `accellm chaos
+# partition w1` cuts a worker's host off while External.LosesNoRequestWhile-
+# AWorkerIsCutOff drives 200 more requests, and `chaos heal` restores it:
+# every request completes with the same tokens, the coordinator declared w1
+# lost, and w1 (the same process) joins again as a new instance. `chaos slow`
+# shapes a link (tbf; netem where the kernel has it) and `heal` unshapes it.
+# Every daemon stops with exit 0 on SIGTERM.
 #
-# Every wait is bounded (listen 30 s, join 60 s, test 150 s, each stop 10 s:
-# under ctest's 300 s). A trap on EXIT stops the daemons and deletes the
-# namespaces, on success and failure alike.
+# Every wait is bounded (listen 30 s, join 60 s, each test 90 s, rejoin 30 s,
+# each stop 10 s: under ctest's 420 s). A trap on EXIT stops the daemons and
+# deletes the namespaces, on success and failure alike.
 #
 # Usage: netns_cluster.sh ACCELLM_BINARY INTEGRATION_DAEMONS_BINARY
 # Exit: 0 passed, 1 failed, 2 bad arguments, 77 skipped (needs root and
@@ -49,6 +55,7 @@ tests_bin=$(realpath -e "$2" 2>/dev/null) || { echo "$0: no such binary: $2" >&2
 [[ $(id -u) -eq 0 ]] || skip "needs root to create network namespaces"
 command -v ip >/dev/null || skip "no 'ip' command (iproute2)"
 command -v ss >/dev/null || skip "no 'ss' command (iproute2)"
+command -v tc >/dev/null || skip "no 'tc' command (iproute2)"
 command -v timeout >/dev/null || skip "no 'timeout' command (coreutils)"
 
 # Children get SIGTERM if this script is killed outright (SIGKILL, e.g. by a
@@ -219,20 +226,27 @@ say "  /health: $health"
 
 # --- 200 requests from the coordinator's host ---------------------------------------------
 
-# In the background and waited for, so that a signal reaches the trap at once.
-say "running External.* of $(basename "$tests_bin") in $ns_coord (150 s at most)"
-ip netns exec "$ns_coord" "${orphan_guard[@]}" env \
-  ACCELLM_EXTERNAL_COORDINATOR="${addr[coord]}:$caf_port" \
-  ACCELLM_EXTERNAL_HTTP="${addr[coord]}:$http_port" \
-  timeout 150 "$tests_bin" --gtest_filter='External.*' >"$work/gtest.log" 2>&1 &
-pid[gtest]=$!
-wait "${pid[gtest]}"
-gtest_rc=$?
-unset "pid[gtest]"
-cat "$work/gtest.log"
-[[ $gtest_rc -eq 0 ]] || die "External.* failed (exit $gtest_rc)"
-grep -q '^\[  PASSED  \] 1 test' "$work/gtest.log" || die "External.* did not run exactly one test"
-! grep -q '^\[  SKIPPED \]' "$work/gtest.log" || die "External.* skipped"
+# Runs GTest External.$1 of the test binary in the coordinator's namespace,
+# $2 seconds at most; fails unless exactly that test ran and passed. In the
+# background and waited for, so that a signal reaches the trap at once.
+run_external() {
+  local test=$1 limit=$2 log="$work/gtest-$1.log" rc
+  ip netns exec "$ns_coord" "${orphan_guard[@]}" env \
+    ACCELLM_EXTERNAL_COORDINATOR="${addr[coord]}:$caf_port" \
+    ACCELLM_EXTERNAL_HTTP="${addr[coord]}:$http_port" \
+    timeout "$limit" "$tests_bin" --gtest_filter="External.$test" >"$log" 2>&1 &
+  pid[gtest]=$!
+  wait "${pid[gtest]}"
+  rc=$?
+  unset "pid[gtest]"
+  cat "$log"
+  [[ $rc -eq 0 ]] || die "External.$test failed (exit $rc)"
+  grep -q '^\[  PASSED  \] 1 test' "$log" || die "External.$test did not run exactly one test"
+  ! grep -q '^\[  SKIPPED \]' "$log" || die "External.$test skipped"
+}
+
+say "running External.ServesTwoHundredRequestsLikeOneInstance in $ns_coord (90 s at most)"
+run_external ServesTwoHundredRequestsLikeOneInstance 90
 check_alive
 
 # --- KV rows went worker to worker ---------------------------------------------------------
@@ -287,6 +301,88 @@ say "KV bytes the workers report sent: $kv_sent; bytes sent on worker-to-worker 
 [[ $kv_sent -gt 0 ]] || die "the workers report no KV bytes sent"
 [[ $mesh_bytes -ge $kv_sent ]] ||
   die "worker-to-worker connections carried $mesh_bytes bytes, fewer than the $kv_sent KV bytes sent"
+
+# --- a worker cut off under load, then healed (accellm chaos) ------------------------------
+
+# The manifest `accellm chaos` acts on: each daemon's PID, namespace and link.
+manifest="$work/manifest.toml"
+{
+  echo "cluster = \"netns\""
+  echo "started_unix_s = $(date +%s.%N)"
+  for h in coord "${workers[@]}"; do
+    name=$h
+    [[ $h == coord ]] && name=coordinator
+    printf '\n[[process]]\nname = "%s"\npid = %s\nnetns = "%s"\ndev = "eth0"\n' \
+      "$name" "${pid[$h]}" "$(ns_of "$h")"
+  done
+} >"$manifest"
+
+metric() { http_get /metrics | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }'; }
+victim=w1
+lost_before=$(metric accellm_instances_lost_total)
+
+say "External.LosesNoRequestWhileAWorkerIsCutOff in $ns_coord (90 s at most); cutting $victim off meanwhile"
+(
+  # Once the victim is decoding (10 s at most), its link goes down; once the
+  # coordinator has declared it lost (10 s at most) and a second more, it heals.
+  for _ in $(seq 200); do
+    [[ $(metric "accellm_instance_batch_decode_requests{instance=\"$victim\"}") -gt 0 ]] && break
+    sleep 0.05
+  done
+  "$accellm" chaos partition "$victim" --manifest "$manifest" || exit 1
+  for _ in $(seq 100); do
+    [[ $(metric accellm_instances_lost_total) -gt $lost_before ]] && break
+    sleep 0.1
+  done
+  sleep 1
+  "$accellm" chaos heal "$victim" --manifest "$manifest" || exit 1
+) >"$work/chaos.log" 2>&1 &
+chaos_pid=$!
+run_external LosesNoRequestWhileAWorkerIsCutOff 90
+wait "$chaos_pid" || die "accellm chaos failed: $(cat "$work/chaos.log")"
+cat "$work/chaos.log"
+grep -q "chaos: partitioned $victim" "$work/chaos.log" || die "the partition was not made"
+grep -q "chaos: healed $victim" "$work/chaos.log" || die "the partition was not healed"
+[[ $(metric accellm_instances_lost_total) -gt $lost_before ]] ||
+  die "the coordinator never declared $victim lost"
+
+say "waiting (30 s at most) until $victim joins again as a new instance"
+for _ in $(seq 60); do
+  health=$(http_get /health 2>/dev/null)
+  [[ $health == *'"instances":4'* ]] && grep -q "'$victim' joined" <(sed -n '/lost/,$p' "$work/coord.log") && break
+  sleep 0.5
+done
+[[ $health == *'"instances":4'* ]] || die "$victim did not join again (last /health: '$health')"
+grep -q "dropping this instance's state and joining the cluster again" "$work/$victim.log" ||
+  die "$victim did not drop its state before joining again"
+rejoined=$(sed -n "s/.*instance \([0-9]*\) '$victim' joined.*/\1/p" "$work/coord.log" | tail -n 1)
+[[ ${rejoined:-0} -ge 4 ]] || die "$victim joined again with id '${rejoined:-}', not as a new instance"
+alive "$victim" || die "$victim exited instead of joining again"
+say "  $victim is instance $rejoined now (same process, pid ${pid[$victim]})"
+grep -E "'$victim' (lost|joined)|'$victim': .* taken over|chaos" "$work/coord.log" | sed 's/^/  coordinator: /'
+takeovers=$(metric accellm_takeovers_total)
+say "  takeovers: $takeovers (replica $(metric 'accellm_takeovers_total{resumed_from="replica"}')," \
+  "recompute $(metric 'accellm_takeovers_total{resumed_from="recompute"}')," \
+  "prompt $(metric 'accellm_takeovers_total{resumed_from="prompt"}')); fenced messages" \
+  "$(metric accellm_fenced_messages_total)"
+[[ $takeovers -gt 0 ]] || die "$victim held no request when it was cut off"
+check_alive
+
+# slow: a token bucket (tc tbf) on a link, removed by heal; netem delay where
+# the kernel has sch_netem, else a clear refusal.
+say "accellm chaos slow w2 --rate 10mbit, then heal"
+"$accellm" chaos slow w2 --rate 10mbit --manifest "$manifest" || die "chaos slow --rate failed"
+ip -n "$(ns_of w2)" link show eth0 >/dev/null || die "w2's link is gone"
+tc -n "$(ns_of w2)" qdisc show dev eth0 | grep -q tbf || die "no tbf qdisc on w2's link after slow"
+if "$accellm" chaos slow w2 --delay-ms 20 --manifest "$manifest" >"$work/netem.log" 2>&1; then
+  tc -n "$(ns_of w2)" qdisc show dev eth0 | grep -q netem || die "no netem qdisc after slow --delay-ms"
+else
+  grep -q "sch_netem" "$work/netem.log" || die "slow --delay-ms failed unclearly: $(cat "$work/netem.log")"
+  say "  (this kernel has no sch_netem: $(cat "$work/netem.log"))"
+fi
+"$accellm" chaos heal w2 --manifest "$manifest" || die "chaos heal failed"
+! tc -n "$(ns_of w2)" qdisc show dev eth0 | grep -qE "tbf|netem" || die "heal left w2's link shaped"
+check_alive
 
 # --- clean stop -------------------------------------------------------------------------------
 
