@@ -16,6 +16,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -168,6 +169,20 @@ class live_cluster {
     kill(workers_.at(i)->pid(), sig);
   }
   bool up() const { return up_; }
+  /// Two workers (indexes) the coordinator paired, from its join lines
+  /// ("instance 3 'w2' joined: ... partner 2"); {0, 0} when none is found.
+  std::pair<std::size_t, std::size_t> a_pair() const {
+    const std::string text = coord_.proc->log();
+    const std::regex joined{"instance ([0-9]+) 'w([0-9]+)' joined"};
+    const std::regex paired{"instance ([0-9]+) 'w([0-9]+)' joined: .*, partner ([0-9]+)"};
+    std::map<std::string, std::size_t> by_id;  // instance id -> worker index
+    for (std::sregex_iterator it{text.begin(), text.end(), joined}, end; it != end; ++it) {
+      by_id[(*it)[1]] = std::stoul((*it)[2]);
+    }
+    std::smatch m;
+    if (!std::regex_search(text, m, paired) || by_id.count(m[3]) == 0) return {0, 0};
+    return {std::stoul(m[2]), by_id[m[3]]};
+  }
   std::string log() const {
     return coord_.proc->log() + (workers_.empty() ? "" : workers_[0]->log());
   }
@@ -212,15 +227,21 @@ TEST(LiveCluster, SplitwiseServesTwoHundredRequestsLikeOneInstance) {
 // dozens are in flight when it goes.) A hung worker is noticed in under a
 // second; resumed, it finds itself cut off and joins again as a new
 // instance, in the same process (c.stop() checks that).
-void lose_a_worker_under_load(int sig) {
+void lose_a_worker_under_load(int sig, bool whole_pair = false) {
   live_cluster c{"accellm"};
   ASSERT_TRUE(c.up()) << c.log();
   const auto seed = static_cast<unsigned>(std::random_device{}());
   std::mt19937 rng{seed};
   const auto delay = std::chrono::milliseconds{100 + rng() % 300};
-  const std::size_t victim = rng() % 4;
+  std::size_t victim = rng() % 4;
+  std::size_t partner = victim;
+  if (whole_pair) {
+    std::tie(victim, partner) = c.a_pair();
+    ASSERT_NE(victim, partner) << "no pair in the coordinator's log\n" << c.log();
+  }
   SCOPED_TRACE("seed " + std::to_string(seed) + ": signal " + std::to_string(sig) + " to w" +
-               std::to_string(victim) + " after " + std::to_string(delay.count()) + " ms");
+               std::to_string(victim) + (whole_pair ? " and w" + std::to_string(partner) : "") +
+               " after " + std::to_string(delay.count()) + " ms");
   // After the delay, once the victim is decoding (bounded wait), so that the
   // signal always catches requests in flight; then until /health drops it.
   std::chrono::milliseconds noticed{-1};
@@ -235,7 +256,8 @@ void lose_a_worker_under_load(int sig) {
     }
     const auto sent = std::chrono::steady_clock::now();
     c.signal_worker(victim, sig);
-    if (await_instances(c.http_port(), 3, 5s)) {
+    if (whole_pair) c.signal_worker(partner, sig);
+    if (await_instances(c.http_port(), whole_pair ? 2 : 3, 5s)) {
       noticed = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - sent);
     }
@@ -250,8 +272,12 @@ void lose_a_worker_under_load(int sig) {
   const double replica = metric_sum("127.0.0.1", c.http_port(), takeovers + "\"replica\"}");
   const double recompute = metric_sum("127.0.0.1", c.http_port(), takeovers + "\"recompute\"}");
   const double prompt = metric_sum("127.0.0.1", c.http_port(), takeovers + "\"prompt\"}");
-  EXPECT_GT(replica + prompt, 0.0) << "the victim held no request when it went";
-  EXPECT_EQ(recompute, 0.0) << "every decoding request had its partner's copy";
+  if (whole_pair) {  // no copy survives: everything is computed again elsewhere
+    EXPECT_GT(recompute + prompt, 0.0) << "the pair held no request when it went";
+  } else {
+    EXPECT_GT(replica + prompt, 0.0) << "the victim held no request when it went";
+    EXPECT_EQ(recompute, 0.0) << "every decoding request had its partner's copy";
+  }
   const double resumed =
       metric_sum("127.0.0.1", c.http_port(), "accellm_takeover_resume_seconds_count");
   const double resume_s =
@@ -262,15 +288,23 @@ void lose_a_worker_under_load(int sig) {
   ::testing::Test::RecordProperty("noticed_ms", std::to_string(noticed.count()));
   ::testing::Test::RecordProperty("mean_resume_ms", std::to_string(mean_ms));
   std::printf(
-      "signal %d to w%zu after %lld ms: noticed after %lld ms; %.0f resumed from the replica, "
-      "%.0f from the prompt, mean %.1f ms from takeover to the next token\n",
-      sig, victim, static_cast<long long>(delay.count()), static_cast<long long>(noticed.count()),
-      replica, prompt, mean_ms);
+      "signal %d to w%zu%s after %lld ms: noticed after %lld ms; %.0f resumed from the replica, "
+      "%.0f recomputed, %.0f from the prompt, mean %.1f ms from takeover to the next token\n",
+      sig, victim, whole_pair ? (" and w" + std::to_string(partner)).c_str() : "",
+      static_cast<long long>(delay.count()), static_cast<long long>(noticed.count()), replica,
+      recompute, prompt, mean_ms);
   c.stop();
 }
 
 TEST(LiveCluster, AKilledWorkerLosesNoRequest) {
   lose_a_worker_under_load(SIGKILL);
+}
+
+// Both members of a pair at once: no copy is left, so their requests are
+// computed again (prompt and tokens so far) on the other pair, and still end
+// with the tokens of one instance alone.
+TEST(LiveCluster, KillingAWholePairLosesNoRequest) {
+  lose_a_worker_under_load(SIGKILL, true);
 }
 
 TEST(LiveCluster, AStoppedWorkerIsNoticedInUnderASecondAndLosesNoRequest) {
