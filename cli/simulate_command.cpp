@@ -182,7 +182,15 @@ int run_simulate(const simulate_flags& f) {
   if (f.policy != "all" && f.policy != "vllm" && f.policy != "splitwise" && f.policy != "accellm") {
     return fail_with("--policy must be all, vllm, splitwise or accellm, not '" + f.policy + "'", 2);
   }
-  std::vector<simulator::fault> faults;
+  std::vector<simulator::fault> faults;  // the file's [[faults]], then --fault flags
+  for (const config::fault_config& fc : c->faults) {
+    faults.push_back({.what = fc.what == config::fault_config::kind::kill
+                                  ? simulator::fault::kind::kill
+                                  : simulator::fault::kind::stop,
+                      .instance = fc.instance,
+                      .at = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::duration<double>(fc.at_s))});
+  }
   for (const std::string& text : f.faults) {
     auto fault = simulator::parse_fault(text);
     if (!fault) return fail_with("--fault: " + fault.err().message(), 2);
@@ -204,7 +212,7 @@ int run_simulate(const simulate_flags& f) {
                 << std::dec << ", " << r.best.iterations << " iterations, "
                 << (r.best.drained ? "drained" : "NOT drained") << "\n";
     }
-    if (!f.faults.empty()) std::cout << takeover_lines(*runs);
+    if (!faults.empty()) std::cout << takeover_lines(*runs);
     if (!f.out.empty()) {
       const fs::path dir =
           f.sweep.empty() ? fs::path{f.out} : fs::path{f.out} / ("rate-" + std::to_string(rate));
@@ -270,7 +278,8 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
   cmd->add_flag("--goodput", f->goodput, "search the highest rate with >= 90% SLO attainment");
   cmd->add_option("--fault", f->faults,
                   "inject a failure: KIND:INSTANCE@SECONDS, KIND kill (noticed at once) or stop "
-                  "(noticed after [network] timeout_ms + heartbeat_ms); repeatable");
+                  "(noticed after [network] timeout_ms + heartbeat_ms); repeatable, added to the "
+                  "cluster file's [[faults]]");
   cmd->add_option("--arrivals", f->arrivals, "poisson or gamma");
   cmd->add_option("--cv", f->cv, "coefficient of variation of gamma arrivals")
       ->check(CLI::PositiveNumber);

@@ -52,6 +52,7 @@ class cluster_reader {
   status read_slo();
   status read_daemon();
   status read_daemon_files(const std::filesystem::path& base_dir);
+  status read_faults();
   status check_cross_fields() const;
   status resolve_device(const std::filesystem::path& base_dir);
 
@@ -68,7 +69,11 @@ status cluster_reader::check_tables() const {
   const std::initializer_list<std::string_view> tables = {
       "cluster",     "link",   "batching", "policy",  "slo",
       "coordinator", "worker", "security", "network", "log"};
-  if (auto ok = root.only(tables); !ok) return ok;
+  if (auto ok = root.only({"cluster", "link", "batching", "policy", "slo", "coordinator", "worker",
+                           "security", "network", "log", "faults"});
+      !ok) {
+    return ok;
+  }
   for (std::string_view t : tables) {
     if (auto sub = root.table(t); !sub) return std::move(sub).err();
   }
@@ -256,6 +261,39 @@ status cluster_reader::read_daemon_files(const std::filesystem::path& base_dir) 
   return {};
 }
 
+status cluster_reader::read_faults() {
+  const toml::node* node = root_.get("faults");
+  if (node == nullptr) return {};
+  const toml_fields root{root_, "", source_};
+  const toml::array* list = node->as_array();
+  if (list == nullptr) return root.fail_at("faults", "must be [[faults]] tables");
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const toml::table* t = list->get(i)->as_table();
+    if (t == nullptr) return root.fail_at("faults", i, "is not a table");
+    const std::string path = "faults[" + std::to_string(i) + "]";
+    const toml_fields f{*t, path, source_};
+    ACCELLM_TRY(f.only({"kind", "instance", "at_s"}));
+    std::string kind;
+    fault_config fc;
+    ACCELLM_TRY(f.get("kind", kind));
+    ACCELLM_TRY(f.get("instance", fc.instance, 0));
+    fc.at_s = -1;
+    ACCELLM_TRY(f.get("at_s", fc.at_s));
+    if (kind == "kill") {
+      fc.what = fault_config::kind::kill;
+    } else if (kind == "stop") {
+      fc.what = fault_config::kind::stop;
+    } else {
+      return f.fail_at("kind", "must be \"kill\" or \"stop\", got '" + kind + "'");
+    }
+    if (t->get("instance") == nullptr) return f.fail_at("instance", "is missing");
+    if (fc.at_s < 0) return f.fail_at("at_s", "is missing");
+    if (fc.at_s > 1e7) return f.fail_at("at_s", "must be at most 1e7 seconds");
+    c_.faults.push_back(fc);
+  }
+  return {};
+}
+
 status cluster_reader::check_cross_fields() const {
   const batching_config& b = c_.batching;
   if (b.chunk_tokens > b.max_batch_tokens) {
@@ -263,6 +301,20 @@ status cluster_reader::check_cross_fields() const {
         .fail_at("chunk_tokens", "must not exceed max_batch_tokens (" +
                                      std::to_string(b.max_batch_tokens) + "), got " +
                                      std::to_string(b.chunk_tokens));
+  }
+  const toml_fields root{root_, "", source_};
+  for (std::size_t i = 0; i < c_.faults.size(); ++i) {
+    const std::uint32_t inst = c_.faults[i].instance;
+    if (inst >= c_.instances) {
+      return root.fail_at("faults", i,
+                          "names instance " + std::to_string(inst) + ", outside the cluster (" +
+                              std::to_string(c_.instances) + " instances)");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (c_.faults[j].instance == inst) {
+        return root.fail_at("faults", i, "fails instance " + std::to_string(inst) + " again");
+      }
+    }
   }
   const std::vector<std::uint32_t>& sizes = c_.policy.splitwise_prompt_instances;
   const toml_fields sw = fields("policy.splitwise");
@@ -326,6 +378,7 @@ result<cluster_config> cluster_reader::read(const std::filesystem::path& base_di
   if (ok) ok = read_slo();
   if (ok) ok = read_daemon();
   if (ok) ok = read_daemon_files(base_dir);
+  if (ok) ok = read_faults();
   if (ok) ok = check_cross_fields();
   if (ok) ok = resolve_device(base_dir);
   if (!ok) return std::move(ok).err();

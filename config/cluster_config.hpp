@@ -13,6 +13,8 @@
 //   [policy.splitwise]  prompt_instances = [..], prompt_max_pending_tokens
 //   [policy.accellm]    sync_decode_kv
 //   [slo]               ttft_ms, tbt_ms
+//   [[faults]]          kind = "kill" | "stop", instance, at_s: failures `simulate`
+//                       injects (as its --fault flag; daemons ignore them)
 //   daemons only (accellm coordinator / worker / up; `simulate` ignores them):
 //   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
 //                       request_timeout_s, max_body_kib
@@ -100,6 +102,18 @@ struct slo_config {
   double tbt_ms = 0;   ///< time between tokens, milliseconds
 };
 
+/// A failure a simulated run injects (`accellm simulate`; docs/resilience.md).
+struct fault_config {
+  enum class kind : std::uint8_t {
+    kill,  ///< the process dies: noticed at once
+    stop,  ///< it hangs: noticed after [network] timeout_ms + heartbeat_ms
+  };
+  kind what = kind::kill;
+  std::uint32_t instance = 0;  ///< below [cluster] instances, each at most once
+  double at_s = 0;             ///< seconds from the start of the run
+  friend bool operator==(const fault_config&, const fault_config&) = default;
+};
+
 /// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
 /// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.
 struct daemon_config {
@@ -154,7 +168,8 @@ struct cluster_config {
   /// Watts per instance; a file's 0 or omission becomes tp * hardware tdp_watts.
   double power_watts = 0;
   daemon_config daemon;
-  std::string source;  ///< file it came from (for messages)
+  std::vector<fault_config> faults;  ///< [[faults]], in file order
+  std::string source;                ///< file it came from (for messages)
 };
 
 /// True for the devices only a daemon runs: "cpu" and "cuda:N".

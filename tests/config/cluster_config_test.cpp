@@ -379,3 +379,45 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
 
 }  // namespace
 }  // namespace accellm::config
+
+namespace accellm::config {
+namespace {
+
+// [[faults]]: what `simulate` injects; checked like every other table.
+TEST(ClusterConfig, FaultsAreReadInOrder) {
+  auto r = parse_cluster_config(
+      "[cluster]\ninstances = 4\n"
+      "[[faults]]\nkind = \"kill\"\ninstance = 3\nat_s = 10\n"
+      "[[faults]]\nkind = \"stop\"\ninstance = 0\nat_s = 2.5\n",
+      "f.toml");
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  ASSERT_EQ(r->faults.size(), 2u);
+  EXPECT_EQ(r->faults[0],
+            (fault_config{.what = fault_config::kind::kill, .instance = 3, .at_s = 10}));
+  EXPECT_EQ(r->faults[1],
+            (fault_config{.what = fault_config::kind::stop, .instance = 0, .at_s = 2.5}));
+  EXPECT_TRUE(parse_cluster_config("", "x.toml")->faults.empty());
+}
+
+TEST(ClusterConfig, BadFaultsNameTheEntryAndTheProblem) {
+  const std::string four = "[cluster]\ninstances = 4\n";
+  expect_error(four + "[[faults]]\nkind = \"crash\"\ninstance = 1\nat_s = 1\n",
+               {"x.toml:4:", "'faults[0].kind'", "\"kill\" or \"stop\"", "'crash'"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\nat_s = 1\n",
+               {"'faults[0].instance' is missing"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\ninstance = 1\n",
+               {"'faults[0].at_s' is missing"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\ninstance = 1\nat_s = -3\n",
+               {"'faults[0].at_s'", ">= 0"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\ninstance = 4\nat_s = 1\n",
+               {"'faults[0]'", "instance 4, outside the cluster (4 instances)"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\ninstance = 1\nat_s = 1\n" +
+                   "[[faults]]\nkind = \"stop\"\ninstance = 1\nat_s = 2\n",
+               {"'faults[1]'", "fails instance 1 again"});
+  expect_error(four + "[[faults]]\nkind = \"kill\"\ninstance = 1\nat_s = 1\nwhen = 3\n",
+               {"unknown key 'faults[0].when'"});
+  expect_error("faults = 3\n" + four, {"'faults' must be [[faults]] tables"});
+}
+
+}  // namespace
+}  // namespace accellm::config
