@@ -27,10 +27,17 @@
 // gets the KV receivers of all instances by id: (peers_atom,
 // std::vector<std::string> endpoints "host:port", std::vector<caf::actor>
 // kv_replicas). The coordinator monitors
-// each manager: when one goes down (its process died or was cut off), the
-// instance is marked dead, its partner unpaired, the copies it held are
-// forgotten (their owners stop syncing), and the requests it was prefilling
-// or decoding end as failed (takeover from the replica is issue 6).
+// each manager: when one goes down (its process died or was cut off), or a
+// simulation sends (lost_atom, instance_id), the instance is marked dead and
+// the epoch bumped, its partner re-paired (policy::leave), the copies it held
+// forgotten (their owners stop syncing), and its requests taken over
+// (DESIGN.md "Takeover", docs/resilience.md): a decoding one goes on from the
+// copy its partner holds, or is recomputed on the least loaded live instance
+// (StartDecode{takeover}); a prefilling one is placed again as if it had
+// just arrived. Fencing: an IterationReport, MoveDecode or RequestDone from
+// an instance declared lost is dropped, counted (observer::on_fenced) and
+// answered with SetRole{fenced}; ids are never reused, so the id identifies
+// a lost instance's messages.
 //
 // Thread contract: an actor; the policy and observer are used from it only.
 #pragma once
