@@ -3,10 +3,11 @@
 // with SetRole{fenced}; every loss bumps the epoch the coordinator's messages
 // carry; a live instance's messages are untouched. The coordinator runs in
 // virtual time between two recording stand-ins for instance managers.
+#include "coordinator/coordinator.hpp"
+
 #include "actors/atoms.hpp"
 #include "actors/system_config.hpp"
 #include "actors/virtual_time.hpp"
-#include "coordinator/coordinator.hpp"
 #include "coordinator/policies/vllm.hpp"
 #include "messages/codec.hpp"
 
