@@ -16,7 +16,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <regex>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -172,16 +171,27 @@ class live_cluster {
   /// Two workers (indexes) the coordinator paired, from its join lines
   /// ("instance 3 'w2' joined: ... partner 2"); {0, 0} when none is found.
   std::pair<std::size_t, std::size_t> a_pair() const {
-    const std::string text = coord_.proc->log();
-    const std::regex joined{"instance ([0-9]+) 'w([0-9]+)' joined"};
-    const std::regex paired{"instance ([0-9]+) 'w([0-9]+)' joined: .*, partner ([0-9]+)"};
-    std::map<std::string, std::size_t> by_id;  // instance id -> worker index
-    for (std::sregex_iterator it{text.begin(), text.end(), joined}, end; it != end; ++it) {
-      by_id[(*it)[1]] = std::stoul((*it)[2]);
+    std::map<std::string, std::size_t> by_id;                   // instance id -> worker index
+    std::vector<std::pair<std::size_t, std::string>> partners;  // worker index, partner id
+    std::istringstream in{coord_.proc->log()};
+    for (std::string line; std::getline(in, line);) {
+      const auto at = line.find("instance ");
+      const auto name = line.find(" 'w", at);
+      const auto joined = line.find("' joined: ", name);
+      if (at == std::string::npos || name == std::string::npos || joined == std::string::npos) {
+        continue;
+      }
+      const std::string id = line.substr(at + 9, name - at - 9);
+      const std::size_t worker = std::stoul(line.substr(name + 3, joined - name - 3));
+      by_id[id] = worker;
+      if (const auto p = line.rfind(", partner "); p != std::string::npos) {
+        partners.emplace_back(worker, line.substr(p + 10));
+      }
     }
-    std::smatch m;
-    if (!std::regex_search(text, m, paired) || by_id.count(m[3]) == 0) return {0, 0};
-    return {std::stoul(m[2]), by_id[m[3]]};
+    for (const auto& [worker, partner] : partners) {
+      if (const auto it = by_id.find(partner); it != by_id.end()) return {worker, it->second};
+    }
+    return {0, 0};
   }
   std::string log() const {
     return coord_.proc->log() + (workers_.empty() ? "" : workers_[0]->log());
