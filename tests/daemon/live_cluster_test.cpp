@@ -8,6 +8,7 @@
 #include "actors/transport.hpp"
 #include "device/cpu/cpu_backend.hpp"
 #include "tests/daemon/daemon_fixture.hpp"
+#include "tests/support/documented_metrics.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <tuple>
@@ -209,6 +211,30 @@ class live_cluster {
   bool up_ = false;
 };
 
+// /metrics of a cluster that served requests holds every metric
+// docs/operations.md lists, each with its # TYPE line, and no accellm_ metric
+// the page does not list.
+void expect_documented_metrics(std::uint16_t http) {
+  const std::set<std::string> promised = accellm::test::documented_metrics(ACCELLM_SOURCE_DIR);
+  ASSERT_GE(promised.size(), 10u) << "docs/operations.md's metrics table was not found";
+  httplib::Client cli{"127.0.0.1", http};
+  auto res = cli.Get("/metrics");
+  ASSERT_TRUE(res && res->status == 200);
+  std::set<std::string> served;
+  std::istringstream in{res->body};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE accellm_", 0) != 0) continue;
+    const std::string name = line.substr(7, line.find(' ', 7) - 7);
+    served.insert(name);
+  }
+  for (const std::string& name : promised) {
+    EXPECT_EQ(served.count(name), 1u) << name << " is in docs/operations.md but not on /metrics";
+  }
+  for (const std::string& name : served) {
+    EXPECT_EQ(promised.count(name), 1u) << name << " is on /metrics but not in docs/operations.md";
+  }
+}
+
 void serve_and_compare(const std::string& policy) {
   live_cluster c{policy};
   ASSERT_TRUE(c.up()) << c.log();
@@ -218,6 +244,7 @@ void serve_and_compare(const std::string& policy) {
   EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
   EXPECT_EQ(metric_sum("127.0.0.1", c.http_port(), "accellm_requests_submitted_total"), 200.0);
   EXPECT_EQ(metric_sum("127.0.0.1", c.http_port(), "accellm_requests_finished_total"), 200.0);
+  expect_documented_metrics(c.http_port());
   c.stop();
 }
 
