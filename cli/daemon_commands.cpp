@@ -5,6 +5,8 @@
 #include "daemon/launcher.hpp"
 #include "daemon/worker_process.hpp"
 
+#include "cli/progress.hpp"
+
 #include <memory>
 
 namespace accellm::cli {
@@ -44,6 +46,17 @@ void add_worker(CLI::App& app, std::function<int()>& run) {
   });
 }
 
+// A progress display on stderr for a drive (a bar on a terminal).
+std::function<void(const daemon::load_progress&)> load_meter(const std::string& label) {
+  auto meter =
+      std::make_shared<progress_meter>(std::cerr, stderr_is_terminal(), progress_meter::clock_fn{},
+                                       std::chrono::seconds{3}, meter_kind::live);
+  return [meter, label](const daemon::load_progress& p) {
+    meter->update(label, p.elapsed, p.span, p.finished, p.total);
+    if (p.done) meter->finish();
+  };
+}
+
 // --workload/--rate/--duration/...: the load both `up` and `load` drive.
 std::shared_ptr<daemon::load_options> add_load_flags(CLI::App* cmd, bool required) {
   auto o = std::make_shared<daemon::load_options>();
@@ -77,7 +90,10 @@ void add_up(CLI::App& app, std::function<int()>& run) {
                   "$TMPDIR/accellm-NAME.manifest.toml)");
   auto load = add_load_flags(cmd, false);
   cmd->callback([f, load, cmd, &run] {
-    if (cmd->count("--workload") > 0) f->load = *load;
+    if (cmd->count("--workload") > 0) {
+      f->load = *load;
+      f->load->progress = load_meter("load " + load->workload);
+    }
     run = [f] { return daemon::run_up(*f); };
   });
 }
@@ -90,6 +106,7 @@ void add_load(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--config", *config, "cluster file, for its transport (TLS) settings");
   auto load = add_load_flags(cmd, true);
   cmd->callback([at, config, load, &run] {
+    load->progress = load_meter("load " + load->workload);
     run = [at, config, load] { return daemon::run_load(*at, *config, *load); };
   });
 }

@@ -23,24 +23,25 @@ std::string format(const char* fmt, double v) {
 }  // namespace
 
 std::string render_bar(std::string_view label, double fraction, double rate, double eta,
-                       std::size_t width) {
+                       std::size_t width, std::string_view rate_unit) {
   const double f = std::clamp(std::isfinite(fraction) ? fraction : 0.0, 0.0, 1.0);
   const auto filled = static_cast<std::size_t>(std::lround(f * static_cast<double>(width)));
   std::string line = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
   line += format("%3.0f%%", 100 * f);
   line += "  ";
   line += label;
-  line += rate >= 0 ? format("  %.0f sim-s/s", rate) : "";
+  if (rate >= 0) line += format(rate < 10 ? "  %.1f " : "  %.0f ", rate) + std::string{rate_unit};
   line += eta >= 0 ? format("  ETA %.0f s", std::ceil(eta)) : "";
   return line;
 }
 
 progress_meter::progress_meter(std::ostream& out, bool terminal, clock_fn now,
-                               std::chrono::milliseconds every)
+                               std::chrono::milliseconds every, meter_kind kind)
     : out_(out),
       terminal_(terminal),
       now_(now ? std::move(now) : clock_fn{[] { return std::chrono::steady_clock::now(); }}),
-      every_(every) {}
+      every_(every),
+      kind_(kind) {}
 
 void progress_meter::update(std::string_view label, std::chrono::nanoseconds simulated,
                             std::chrono::nanoseconds horizon, std::size_t finished,
@@ -56,20 +57,26 @@ void progress_meter::update(std::string_view label, std::chrono::nanoseconds sim
   // after its last arrival, past the end of its virtual horizon.
   const double fraction =
       total > 0 ? static_cast<double>(finished) / static_cast<double>(total) : 0.0;
-  const double rate = wall > 0 ? seconds(simulated) / wall : -1.0;
+  const bool live = kind_ == meter_kind::live;
+  const double done = live ? static_cast<double>(finished) : seconds(simulated);
+  const double rate = wall > 0 ? done / wall : -1.0;
   const double eta = wall > 0 && fraction > 0 ? wall * (1 - fraction) / fraction : -1.0;
+  const char* unit = live ? "req/s" : "sim-s/s";
   if (terminal_) {
     if (drawn_ && now - last_ < std::chrono::milliseconds{100} && finished < total) return;
     last_ = now;
-    out_ << '\r' << render_bar(label, fraction, rate, eta) << "\x1b[K" << std::flush;
+    out_ << '\r' << render_bar(label, fraction, rate, eta, 30, unit) << "\x1b[K" << std::flush;
     drawn_ = true;
     return;
   }
   if (now - last_ < every_) return;
   last_ = now;
-  out_ << "simulate:   " << label << ": " << format("%.0f", seconds(simulated)) << " s of "
-       << format("%.0f", seconds(horizon)) << " s simulated, " << finished << "/" << total
-       << " requests done" << (rate >= 0 ? format(", %.0f sim-s/s", rate) : "") << "\n";
+  out_ << (live ? "load:       " : "simulate:   ") << label << ": "
+       << format("%.0f", seconds(simulated)) << " s of " << format("%.0f", seconds(horizon))
+       << (live ? " s of arrivals, " : " s simulated, ") << finished << "/" << total
+       << " requests done"
+       << (rate >= 0 ? format(rate < 10 ? ", %.1f " : ", %.0f ", rate) + unit : std::string{})
+       << "\n";
 }
 
 void progress_meter::finish() {

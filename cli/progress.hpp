@@ -1,8 +1,10 @@
-// progress: what a long run (accellm simulate, its sweeps and searches) shows
-// while it works. On a terminal, one line redrawn in place: a bar, the share
-// of requests finished, the speed in simulated seconds per wall second and
-// the time left; elsewhere (a pipe, a file, a CI log) a plain line every few
-// seconds, so logs stay readable.
+// progress: what a long run (accellm simulate, its sweeps and searches, and
+// accellm load or up driving a live cluster) shows while it works. On a
+// terminal, one line redrawn in place: a bar, the share of requests
+// finished, the speed (simulated seconds per wall second, or requests
+// finished per second for a live cluster) and the time left; elsewhere (a
+// pipe, a file, a CI log) a plain line every few seconds, so logs stay
+// readable.
 //
 // Reads the wall clock, through an injected function (tests pass their own):
 // CLI code only, never actor code, so simulated runs stay deterministic.
@@ -12,6 +14,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <string>
@@ -20,10 +23,16 @@
 namespace accellm::cli {
 
 /// The bar line: "[#####.....]  45%  label  120 sim-s/s  ETA 3 s". `fraction`
-/// in [0, 1] (clamped); `rate` simulated seconds per wall second (< 0: not
-/// known yet); `eta` seconds left (< 0: not known).
+/// in [0, 1] (clamped); `rate` in `rate_unit` (< 0: not known yet); `eta`
+/// seconds left (< 0: not known).
 std::string render_bar(std::string_view label, double fraction, double rate, double eta,
-                       std::size_t width = 30);
+                       std::size_t width = 30, std::string_view rate_unit = "sim-s/s");
+
+/// What a meter measures.
+enum class meter_kind : std::uint8_t {
+  simulation,  ///< virtual time: speed in simulated seconds per wall second
+  live,        ///< a live cluster on the wall clock: requests finished per second
+};
 
 class progress_meter {
  public:
@@ -31,11 +40,13 @@ class progress_meter {
 
   /// terminal: redraw one line with '\r' (else plain lines every `every`).
   progress_meter(std::ostream& out, bool terminal, clock_fn now = {},
-                 std::chrono::milliseconds every = std::chrono::seconds{3});
+                 std::chrono::milliseconds every = std::chrono::seconds{3},
+                 meter_kind kind = meter_kind::simulation);
 
-  /// Where the run is: `simulated` of `horizon` virtual time, `finished` of
-  /// `total` requests. A new label starts a new run (its speed and ETA are
-  /// measured from then).
+  /// Where the run is: `simulated` of `horizon` time (virtual, or for a live
+  /// run the wall time since its start of the span of its arrivals),
+  /// `finished` of `total` requests. A new label starts a new run (its speed
+  /// and ETA are measured from then).
   void update(std::string_view label, std::chrono::nanoseconds simulated,
               std::chrono::nanoseconds horizon, std::size_t finished, std::size_t total);
 
@@ -48,6 +59,7 @@ class progress_meter {
   bool terminal_;
   clock_fn now_;
   std::chrono::milliseconds every_;
+  meter_kind kind_;
   std::string label_;
   std::chrono::steady_clock::time_point started_{}, last_{};
   bool drawn_ = false;  ///< a bar line is open on the terminal

@@ -106,7 +106,7 @@ int drive_and_report(const actors::endpoint& at, const actors::transport_options
             << " tokens) to " << actors::to_string(at) << '\n';
   // Ids of this run: a random high base, so that two drivers do not collide.
   const request_id base = (std::random_device{}() & 0xFFFFFull) << 32;
-  auto out = drive(sys, *coord, *reqs, base, o.drain);
+  auto out = drive(sys, *coord, *reqs, base, o.drain, o.progress);
   if (!out) {
     std::cerr << "accellm load: " << out.err().what() << '\n';
     return exit_failure;

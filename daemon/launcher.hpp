@@ -16,9 +16,12 @@
 // Thread contract: run_up() is main()'s; it forks before it starts threads.
 #pragma once
 
+#include "daemon/load_driver.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -34,6 +37,8 @@ struct load_options {
   std::uint64_t seed = 1;
   std::chrono::seconds drain{120};  ///< wait for the last requests at most this long
   std::filesystem::path out;        ///< CSV + JSON + summary here when not empty
+  /// Called as the drive goes (daemon/load_driver.hpp); may be empty.
+  std::function<void(const load_progress&)> progress;
 };
 
 struct up_flags {

@@ -93,7 +93,8 @@ void on_done(client_actor* self, const messages::request_done& d) {
   rec.decode_instance = d.instance;
   if (!rec.completed) s.out.errors[it->second] = d.error.empty() ? "failed" : d.error;
   s.slot.erase(it);
-  if (++s.out.finished == s.requests->size()) {
+  self->send(s.waiter, actors::tick_atom::value, ++s.out.finished);
+  if (s.out.finished == s.requests->size()) {
     s.out.drained = true;
     hand_over(self);
   }
@@ -164,14 +165,37 @@ std::vector<load_request> with_prompts(const workload::trace& trace, std::uint64
 
 result<load_outcome> drive(caf::actor_system& sys, const caf::actor& coordinator,
                            const std::vector<load_request>& requests, request_id id_base,
-                           nanoseconds drain) {
+                           nanoseconds drain,
+                           const std::function<void(const load_progress&)>& progress) {
   if (requests.empty()) return load_outcome{};
   caf::scoped_actor waiter{sys};
   auto shared = std::make_shared<load_outcome>();
   auto client = sys.spawn(load_client, &requests, coordinator, caf::actor{waiter}, id_base, shared);
   const nanoseconds horizon = requests.back().spec.arrival + drain;
   waiter->delayed_send(client, horizon, actors::stop_atom::value);
-  waiter->receive([](actors::stop_atom) {});  // the client answers once, then quits
+  // The client answers stop once, then quits; meanwhile it says how many
+  // requests ended. (main()'s thread: the wall clock is fine here.)
+  const auto start = std::chrono::steady_clock::now();
+  load_progress p{.elapsed = nanoseconds{0},
+                  .span = requests.back().spec.arrival,
+                  .finished = 0,
+                  .total = requests.size(),
+                  .done = false};
+  auto tell = [&] {
+    if (!progress) return;
+    p.elapsed = std::chrono::steady_clock::now() - start;
+    progress(p);
+  };
+  bool over = false;
+  waiter->receive_while([&over] { return !over; })(
+      [&over](actors::stop_atom) { over = true; },
+      [&](actors::tick_atom, std::size_t finished) {
+        p.finished = finished;
+        tell();
+      },
+      caf::after(std::chrono::milliseconds{500}) >> tell);
+  p.done = true;
+  tell();
   load_outcome out = std::move(*shared);
   nanoseconds makespan{0};
   for (const auto& r : out.record.requests) makespan = std::max(makespan, r.finish);

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,15 +47,28 @@ struct load_outcome {
   bool drained = false;                       ///< every request ended in time
 };
 
+/// Where a drive is, for a progress display: wall time since it started of
+/// the span of its arrivals, and requests ended. `done` on the last call.
+struct load_progress {
+  std::chrono::nanoseconds elapsed{0};
+  std::chrono::nanoseconds span{0};  ///< the last arrival
+  std::size_t finished = 0;
+  std::size_t total = 0;
+  bool done = false;
+};
+
 /// Prompts of `trace`'s lengths, token ids drawn from [0, 256) with `seed`
 /// (byte-level text: every model accellm serves has at least 256 ids).
 std::vector<load_request> with_prompts(const workload::trace& trace, std::uint64_t seed);
 
 /// Submits `requests` to `coordinator` at their arrival times, request ids
 /// `id_base + spec.id`, and waits until all have ended or `drain` passed
-/// after the last arrival.
+/// after the last arrival. `progress` (may be empty) is called from the
+/// calling thread as requests end and at least twice a second, then once
+/// with `done`.
 result<load_outcome> drive(caf::actor_system& sys, const caf::actor& coordinator,
                            const std::vector<load_request>& requests, request_id id_base,
-                           std::chrono::nanoseconds drain);
+                           std::chrono::nanoseconds drain,
+                           const std::function<void(const load_progress&)>& progress = {});
 
 }  // namespace accellm::daemon

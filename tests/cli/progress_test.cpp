@@ -82,3 +82,29 @@ TEST_F(ProgressMeter, ElsewherePlainLinesAtMostEveryFewSeconds) {
 
 }  // namespace
 }  // namespace accellm::cli
+
+namespace accellm::cli {
+namespace {
+
+// A live run (accellm load, up): wall time of the arrivals' span, and the
+// speed in requests finished per second.
+TEST(ProgressMeterLive, ShowsRequestsPerSecond) {
+  std::ostringstream term, log;
+  time_point now{};
+  auto clock = [&now] { return now; };
+  progress_meter bar{term, true, clock, 3s, meter_kind::live};
+  progress_meter plain{log, false, clock, 3s, meter_kind::live};
+  bar.update("load conv", 0s, 20s, 0, 80);
+  plain.update("load conv", 0s, 20s, 0, 80);
+  now += 4s;
+  bar.update("load conv", 4s, 20s, 18, 80);
+  plain.update("load conv", 4s, 20s, 18, 80);
+  EXPECT_NE(term.str().find(" 22%  load conv  4.5 req/s  ETA 14 s"), std::string::npos)
+      << term.str();
+  EXPECT_EQ(log.str(),
+            "load:       load conv: 4 s of 20 s of arrivals, 18/80 requests done, "
+            "4.5 req/s\n");
+}
+
+}  // namespace
+}  // namespace accellm::cli
