@@ -16,14 +16,13 @@
 // Expectation (DESIGN.md "Takeover"): from the replica about one decode step
 // (plus the few tokens the copy lags) whatever the prompt; recomputing costs
 // a prefill of the whole context, growing with the prompt.
+#include "daemon/coordinator_process.hpp"
 #include "daemon/instance_host.hpp"
 
 #include "actors/atoms.hpp"
 #include "actors/system_config.hpp"
 #include "config/cluster_config.hpp"
 #include "coordinator/coordinator.hpp"
-#include "coordinator/policies/accellm.hpp"
-#include "coordinator/policies/vllm.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/all.hpp>
@@ -31,7 +30,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -103,13 +101,10 @@ class killer final : public coordinator::observer {
   bool from_replica_ = false;
 };
 
-std::shared_ptr<coordinator::policy> policy_of(const config::cluster_config& c,
-                                               const std::string& name) {
-  if (name == "accellm") {
-    return std::make_shared<coordinator::accellm_policy>(
-        c.policy.splitwise_prompt_max_pending_tokens);
-  }
-  return std::make_shared<coordinator::vllm_policy>(false);
+// `c` with its [coordinator] policy set to `name`.
+config::cluster_config with_policy(config::cluster_config c, const std::string& name) {
+  c.daemon.policy = name;
+  return c;
 }
 
 // One run: the request, killed mid-decode; nullopt (and why, on stderr) when
@@ -142,7 +137,7 @@ std::optional<killer::result> measure(const config::cluster_config& c, const std
                                                  .vocab = model->vocab,
                                                  .max_context = model->max_context,
                                                  .log = nullptr},
-                                                policy_of(c, policy), &obs);
+                                                daemon::make_policy(with_policy(c, policy)), &obs);
     std::vector<daemon::instance_actors> inst;
     std::vector<caf::actor> managers, replicas;
     for (auto& d : devs) {

@@ -182,15 +182,7 @@ int run_simulate(const simulate_flags& f) {
   if (f.policy != "all" && f.policy != "vllm" && f.policy != "splitwise" && f.policy != "accellm") {
     return fail_with("--policy must be all, vllm, splitwise or accellm, not '" + f.policy + "'", 2);
   }
-  std::vector<simulator::fault> faults;  // the file's [[faults]], then --fault flags
-  for (const config::fault_config& fc : c->faults) {
-    faults.push_back({.what = fc.what == config::fault_config::kind::kill
-                                  ? simulator::fault::kind::kill
-                                  : simulator::fault::kind::stop,
-                      .instance = fc.instance,
-                      .at = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::duration<double>(fc.at_s))});
-  }
+  std::vector<simulator::fault> faults = c->faults;  // the file's [[faults]], then --fault
   for (const std::string& text : f.faults) {
     auto fault = simulator::parse_fault(text);
     if (!fault) return fail_with("--fault: " + fault.err().message(), 2);

@@ -67,14 +67,11 @@ class cluster_reader {
 status cluster_reader::check_tables() const {
   const toml_fields root{root_, "", source_};
   const std::initializer_list<std::string_view> tables = {
-      "cluster",     "link",   "batching", "policy",  "slo",
-      "coordinator", "worker", "security", "network", "log"};
-  if (auto ok = root.only({"cluster", "link", "batching", "policy", "slo", "coordinator", "worker",
-                           "security", "network", "log", "faults"});
-      !ok) {
-    return ok;
-  }
+      "cluster", "link",     "batching", "policy", "slo",   "coordinator",
+      "worker",  "security", "network",  "log",    "faults"};
+  if (auto ok = root.only(tables); !ok) return ok;
   for (std::string_view t : tables) {
+    if (t == "faults") continue;  // an array of tables: read_faults() checks it
     if (auto sub = root.table(t); !sub) return std::move(sub).err();
   }
   const toml_fields policy = fields("policy");
@@ -273,22 +270,19 @@ status cluster_reader::read_faults() {
     const std::string path = "faults[" + std::to_string(i) + "]";
     const toml_fields f{*t, path, source_};
     ACCELLM_TRY(f.only({"kind", "instance", "at_s"}));
-    std::string kind;
+    std::string name;
     fault_config fc;
-    ACCELLM_TRY(f.get("kind", kind));
+    double at_s = -1;
+    ACCELLM_TRY(f.get("kind", name));
     ACCELLM_TRY(f.get("instance", fc.instance, 0));
-    fc.at_s = -1;
-    ACCELLM_TRY(f.get("at_s", fc.at_s));
-    if (kind == "kill") {
-      fc.what = fault_config::kind::kill;
-    } else if (kind == "stop") {
-      fc.what = fault_config::kind::stop;
-    } else {
-      return f.fail_at("kind", "must be \"kill\" or \"stop\", got '" + kind + "'");
-    }
+    ACCELLM_TRY(f.get("at_s", at_s));
+    const auto kind = parse_fault_kind(name);
+    if (!kind) return f.fail_at("kind", "must be \"kill\" or \"stop\", got '" + name + "'");
+    fc.what = *kind;
     if (t->get("instance") == nullptr) return f.fail_at("instance", "is missing");
-    if (fc.at_s < 0) return f.fail_at("at_s", "is missing");
-    if (fc.at_s > 1e7) return f.fail_at("at_s", "must be at most 1e7 seconds");
+    if (at_s < 0) return f.fail_at("at_s", "is missing");
+    if (at_s > 1e7) return f.fail_at("at_s", "must be at most 1e7 seconds");
+    fc.at = fault_time(at_s);
     c_.faults.push_back(fc);
   }
   return {};
@@ -419,6 +413,17 @@ result<cluster_config> load_cluster_config(const std::filesystem::path& path) {
   auto text = detail::read_text(path);
   if (!text) return std::move(text).err();
   return parse(*text, path.string(), path.parent_path());
+}
+
+std::optional<fault_config::kind> parse_fault_kind(std::string_view word) noexcept {
+  if (word == "kill") return fault_config::kind::kill;
+  if (word == "stop") return fault_config::kind::stop;
+  return std::nullopt;
+}
+
+std::chrono::nanoseconds fault_time(double seconds) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>{seconds});
 }
 
 std::string describe(const cluster_config& c) {

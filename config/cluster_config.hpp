@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,17 +103,25 @@ struct slo_config {
   double tbt_ms = 0;   ///< time between tokens, milliseconds
 };
 
-/// A failure a simulated run injects (`accellm simulate`; docs/resilience.md).
+/// A failure a simulated run injects (`accellm simulate`, from [[faults]] or
+/// --fault; docs/resilience.md). simulator::fault is this type.
 struct fault_config {
   enum class kind : std::uint8_t {
-    kill,  ///< the process dies: noticed at once
-    stop,  ///< it hangs: noticed after [network] timeout_ms + heartbeat_ms
+    kill,  ///< the process dies: the coordinator learns it at once (TCP closes)
+    stop,  ///< it hangs or is cut off: the coordinator learns it after the
+           ///< cluster's [network] timeout_ms + heartbeat_ms
   };
   kind what = kind::kill;
-  std::uint32_t instance = 0;  ///< below [cluster] instances, each at most once
-  double at_s = 0;             ///< seconds from the start of the run
+  std::uint32_t instance = 0;      ///< below [cluster] instances, each at most once
+  std::chrono::nanoseconds at{0};  ///< from the start of the run (the file's at_s)
   friend bool operator==(const fault_config&, const fault_config&) = default;
 };
+
+/// The kind a fault's name says: "kill" or "stop"; nullopt for another word.
+std::optional<fault_config::kind> parse_fault_kind(std::string_view word) noexcept;
+
+/// `seconds` (finite, >= 0) as a fault's time from the start of the run.
+std::chrono::nanoseconds fault_time(double seconds) noexcept;
 
 /// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
 /// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.

@@ -5,17 +5,20 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <system_error>
 
 namespace accellm::config {
 namespace {
 
 using detail::toml_fields;
 
+bool plain_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
 bool plain_name(const std::string& s) {
-  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), plain_char);
 }
 
 std::string quoted(const std::string& s) {
@@ -97,6 +100,16 @@ std::string to_toml(const cluster_manifest& m) {
     if (!p.netns.empty()) out += "netns = " + quoted(p.netns) + "\ndev = " + quoted(p.dev) + "\n";
   }
   return out;
+}
+
+std::filesystem::path default_manifest(std::string_view name) {
+  std::string safe{name.empty() ? "cluster" : name};
+  std::replace_if(
+      safe.begin(), safe.end(), [](char c) { return !plain_char(c); }, '_');
+  std::error_code ec;
+  auto dir = std::filesystem::temp_directory_path(ec);
+  if (ec) dir = "/tmp";
+  return dir / ("accellm-" + safe + ".manifest.toml");
 }
 
 }  // namespace accellm::config

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace accellm::config {
@@ -49,5 +50,10 @@ result<cluster_manifest> parse_manifest(std::string_view text, std::string_view 
 
 /// The TOML text of `m` (what load_manifest reads back).
 std::string to_toml(const cluster_manifest& m);
+
+/// Where `accellm up` writes the manifest of cluster `name` by default, and
+/// `accellm chaos --cluster NAME` looks: $TMPDIR/accellm-NAME.manifest.toml,
+/// each character of NAME outside [A-Za-z0-9_.-] as '_'.
+std::filesystem::path default_manifest(std::string_view name);
 
 }  // namespace accellm::config

@@ -75,7 +75,7 @@ result<config::cluster_manifest> manifest_of(const chaos_flags& f) {
                 "which cluster? give --manifest FILE or --cluster NAME (of a cluster started by "
                 "`accellm up`)");
   }
-  const auto path = f.manifest.empty() ? default_manifest(f.cluster) : f.manifest;
+  const auto path = f.manifest.empty() ? config::default_manifest(f.cluster) : f.manifest;
   auto m = config::load_manifest(path);
   if (!m && f.manifest.empty() && m.err().code() == errc::io_failure) {
     return fail(errc::config, "no running cluster named '" + f.cluster + "' (" + m.err().what() +
@@ -199,19 +199,6 @@ std::string bad_flags(const chaos_flags& f) {
 }
 
 }  // namespace
-
-std::filesystem::path default_manifest(std::string_view name) {
-  std::string safe{name.empty() ? "cluster" : name};
-  for (char& c : safe) {
-    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                       c == '_' || c == '-' || c == '.';
-    if (!plain) c = '_';
-  }
-  std::error_code ec;
-  auto dir = std::filesystem::temp_directory_path(ec);
-  if (ec) dir = "/tmp";
-  return dir / ("accellm-" + safe + ".manifest.toml");
-}
 
 int run_chaos(const chaos_flags& f) {
   auto complain = [](const error& e) {

@@ -29,23 +29,18 @@
 #include <filesystem>
 #include <optional>
 #include <string>
-#include <string_view>
 
 namespace accellm::daemon {
 
 struct chaos_flags {
   std::string action;              ///< kill, stop, resume, partition, heal, slow
   std::string target;              ///< a process name in the manifest
-  std::filesystem::path manifest;  ///< the manifest; empty: default_manifest(cluster)
+  std::filesystem::path manifest;  ///< empty: config::default_manifest(cluster)
   std::string cluster;             ///< the cluster's name, when no manifest is given
   std::optional<double> at;        ///< seconds after the cluster started
   std::optional<double> delay_ms;  ///< slow: netem delay
   std::string rate;                ///< slow: tbf rate ("1mbit") instead of a delay
 };
-
-/// Where `accellm up` writes the manifest of cluster `name` by default:
-/// $TMPDIR/accellm-NAME.manifest.toml (NAME with unusual characters as '_').
-std::filesystem::path default_manifest(std::string_view name);
 
 int run_chaos(const chaos_flags& flags);
 

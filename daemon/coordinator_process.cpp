@@ -27,20 +27,6 @@
 namespace accellm::daemon {
 namespace {
 
-std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c) {
-  const auto& p = c.daemon.policy;
-  if (p == "vllm") {
-    return std::make_shared<coordinator::vllm_policy>(c.policy.vllm == config::vllm_chunking::on);
-  }
-  if (p == "splitwise") {
-    const auto& sizes = c.policy.splitwise_prompt_instances;
-    return std::make_shared<coordinator::splitwise_policy>(
-        sizes.empty() ? 0 : sizes.front(), c.policy.splitwise_prompt_max_pending_tokens);
-  }
-  return std::make_shared<coordinator::accellm_policy>(
-      c.policy.splitwise_prompt_max_pending_tokens);
-}
-
 struct daemon_setup {
   config::cluster_config cluster;
   std::shared_ptr<spdlog::logger> log;
@@ -127,6 +113,20 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
 }
 
 }  // namespace
+
+std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c) {
+  const auto& p = c.daemon.policy;
+  if (p == "vllm") {
+    return std::make_shared<coordinator::vllm_policy>(c.policy.vllm == config::vllm_chunking::on);
+  }
+  if (p == "splitwise") {
+    const auto& sizes = c.policy.splitwise_prompt_instances;
+    return std::make_shared<coordinator::splitwise_policy>(
+        sizes.empty() ? 0 : sizes.front(), c.policy.splitwise_prompt_max_pending_tokens);
+  }
+  return std::make_shared<coordinator::accellm_policy>(
+      c.policy.splitwise_prompt_max_pending_tokens);
+}
 
 caf::actor spawn_live_coordinator(caf::actor_system& sys, const config::cluster_config& c,
                                   std::string token, coordinator::observer* obs,

@@ -14,6 +14,7 @@
 
 #include "config/cluster_config.hpp"
 #include "coordinator/observer.hpp"
+#include "coordinator/policies/policy.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -39,6 +40,10 @@ struct coordinator_flags {
 
 /// Runs the daemon until a stop signal; returns the process exit code.
 int run_coordinator(const coordinator_flags& flags);
+
+/// The policy the cluster's [coordinator] policy names (vllm, splitwise,
+/// accellm; anything else: accellm), with the file's knobs.
+std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c);
 
 /// The coordinator actor of a live cluster `c`: token ids on, workers
 /// admitted with `token`, the cluster's model and limits, its [coordinator]

@@ -1,6 +1,5 @@
 #include "daemon/launcher.hpp"
 
-#include "daemon/chaos.hpp"
 #include "daemon/load_driver.hpp"
 #include "daemon/process.hpp"
 #include "daemon/transport_config.hpp"
@@ -302,7 +301,7 @@ int run_up(const up_flags& f) {
   const double started =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const std::filesystem::path manifest =
-      f.manifest.empty() ? default_manifest(c->name) : f.manifest;
+      f.manifest.empty() ? config::default_manifest(c->name) : f.manifest;
   bool wrote_manifest = false;
   auto start = [&](std::string name, std::vector<std::string> args) -> bool {
     args.insert(args.end(), log.begin(), log.end());

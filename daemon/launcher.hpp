@@ -47,7 +47,7 @@ struct up_flags {
   std::optional<std::string> device;     ///< default: [worker] device
   std::optional<std::string> log_level;
   std::optional<load_options> load;  ///< run this workload, print, stop
-  /// Where to write the manifest (`accellm chaos`); empty: default_manifest().
+  /// Where to write the manifest (`accellm chaos`); empty: config::default_manifest().
   std::filesystem::path manifest;
 };
 

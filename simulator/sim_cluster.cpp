@@ -354,14 +354,10 @@ result<fault> parse_fault(std::string_view text) {
     return bad("not KIND:INSTANCE@SECONDS");
   }
   fault f;
-  const std::string_view kind = text.substr(0, colon);
-  if (kind == "kill") {
-    f.what = fault::kind::kill;
-  } else if (kind == "stop") {
-    f.what = fault::kind::stop;
-  } else {
-    return bad("unknown kind '" + std::string{kind} + "'");
-  }
+  const std::string_view name = text.substr(0, colon);
+  const auto kind = config::parse_fault_kind(name);
+  if (!kind) return bad("unknown kind '" + std::string{name} + "'");
+  f.what = *kind;
   const std::string_view inst = text.substr(colon + 1, at - colon - 1);
   const auto [end, ec] = std::from_chars(inst.data(), inst.data() + inst.size(), f.instance);
   if (inst.empty() || ec != std::errc{} || end != inst.data() + inst.size()) {
@@ -373,7 +369,7 @@ result<fault> parse_fault(std::string_view text) {
   if (secs.empty() || stop != secs.c_str() + secs.size() || !(s >= 0) || s > 1e7) {
     return bad("time '" + secs + "' is not a number of seconds >= 0");
   }
-  f.at = std::chrono::duration_cast<nanoseconds>(std::chrono::duration<double>{s});
+  f.at = config::fault_time(s);
   return f;
 }
 

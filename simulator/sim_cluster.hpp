@@ -45,19 +45,9 @@ struct run_progress {
   std::uint64_t events = 0;               ///< messages and timers so far
 };
 
-/// A failure injected into a simulated run (docs/resilience.md).
-struct fault {
-  enum class kind : std::uint8_t {
-    kill,  ///< the process dies: the coordinator learns it at once (TCP closes)
-    stop,  ///< it hangs or is cut off: the coordinator learns it after the
-           ///< cluster's [network] timeout_ms + heartbeat_ms
-  };
-  kind what = kind::kill;
-  instance_id instance = 0;
-  std::chrono::nanoseconds at{0};  ///< from the start of the run
-
-  friend bool operator==(const fault&, const fault&) = default;
-};
+/// A failure injected into a simulated run: the cluster file's [[faults]]
+/// entry (config/cluster_config.hpp), or one parse_fault() reads.
+using fault = config::fault_config;
 
 /// Parses "kill:3@10" or "stop:0@2.5" (instance 3 at 10 s); the error names
 /// the text and what is wrong with it.

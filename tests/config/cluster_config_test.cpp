@@ -393,9 +393,9 @@ TEST(ClusterConfig, FaultsAreReadInOrder) {
   ASSERT_TRUE(r.ok()) << r.err().what();
   ASSERT_EQ(r->faults.size(), 2u);
   EXPECT_EQ(r->faults[0],
-            (fault_config{.what = fault_config::kind::kill, .instance = 3, .at_s = 10}));
+            (fault_config{.what = fault_config::kind::kill, .instance = 3, .at = 10s}));
   EXPECT_EQ(r->faults[1],
-            (fault_config{.what = fault_config::kind::stop, .instance = 0, .at_s = 2.5}));
+            (fault_config{.what = fault_config::kind::stop, .instance = 0, .at = 2500ms}));
   EXPECT_TRUE(parse_cluster_config("", "x.toml")->faults.empty());
 }
 

@@ -56,3 +56,18 @@ TEST(Manifest, AMissingFileIsAnIoError) {
 
 }  // namespace
 }  // namespace accellm::config
+
+namespace accellm::config {
+namespace {
+
+// `accellm up` and `accellm chaos --cluster NAME` agree on this path; a
+// name's unusual characters cannot leave the temporary directory.
+TEST(Manifest, TheDefaultPathIsInTheTemporaryDirectory) {
+  const auto p = default_manifest("my lab/../x");
+  EXPECT_EQ(p.filename(), "accellm-my_lab_.._x.manifest.toml");
+  EXPECT_EQ(p.parent_path(), std::filesystem::temp_directory_path());
+  EXPECT_EQ(default_manifest("").filename(), "accellm-cluster.manifest.toml");
+}
+
+}  // namespace
+}  // namespace accellm::config
