@@ -67,20 +67,33 @@ result<worker_setup> prepare(const worker_flags& f) {
                       .log = std::move(*log)};
 }
 
-// Connects to the coordinator, retrying while it is not up yet (for `wait`);
-// a SIGINT or SIGTERM meanwhile stops the retries: `signal` holds it.
-result<caf::actor> reach(caf::actor_system& sys, const worker_setup& w,
-                         const actors::transport_options& t, std::chrono::seconds wait,
-                         int& signal) {
-  const auto give_up = std::chrono::steady_clock::now() + wait;  // main(): wall time is fine
+// Calls `attempt` until it succeeds, `again` (given its error) says not to
+// retry, or `wait` has passed; `again` logs why it retries. Between tries it
+// waits half a second, and a SIGINT or SIGTERM ends the retries: `signal`
+// holds it. (main()'s thread: wall time is fine.)
+template <class Attempt, class Again>
+auto keep_trying(std::chrono::seconds wait, int& signal, Attempt attempt, Again again)
+    -> decltype(attempt()) {
+  const auto give_up = std::chrono::steady_clock::now() + wait;
   for (;;) {
-    auto c = actors::connect(sys, w.coordinator.host, w.coordinator.port, t);
-    if (c || std::chrono::steady_clock::now() >= give_up) return c;
-    w.log->warn("coordinator at {} not reachable yet: {}", actors::to_string(w.coordinator),
-                c.err().message());
+    auto out = attempt();
+    if (out || std::chrono::steady_clock::now() >= give_up || !again(out.err())) return out;
     signal = wait_for_signal(std::chrono::milliseconds{500});
     if (signal != 0) return fail(errc::io_failure, "stopped by a signal");
   }
+}
+
+// Connects to the coordinator, retrying while it is not up yet (for `wait`).
+result<caf::actor> reach(caf::actor_system& sys, const worker_setup& w,
+                         const actors::transport_options& t, std::chrono::seconds wait,
+                         int& signal) {
+  return keep_trying(
+      wait, signal, [&] { return actors::connect(sys, w.coordinator.host, w.coordinator.port, t); },
+      [&](const error& e) {
+        w.log->warn("coordinator at {} not reachable yet: {}", actors::to_string(w.coordinator),
+                    e.message());
+        return true;
+      });
 }
 
 caf::io::middleman_actor connector(caf::actor_system& sys, const actors::transport_options& t) {
@@ -102,9 +115,8 @@ result<messages::set_role> enroll(caf::actor_system& sys, const worker_setup& w,
                                   const caf::actor& coord, const messages::register_worker& reg,
                                   const instance_actors& inst, const caf::actor& node,
                                   bool rejoining, std::chrono::seconds wait, int& signal) {
-  const auto give_up = std::chrono::steady_clock::now() + wait;
   caf::scoped_actor self{sys};
-  for (;;) {
+  auto attempt = [&] {
     result<messages::set_role> out = fail(errc::internal, "no answer from the coordinator");
     self->request(coord, std::chrono::seconds{10}, actors::register_atom::value,
                   messages::encode(reg), inst.manager, node, inst.replica)
@@ -113,12 +125,15 @@ result<messages::set_role> enroll(caf::actor_system& sys, const worker_setup& w,
               out = messages::decode<messages::set_role>(b);
             },
             [&](caf::error& err) { out = fail(errc::io_failure, sys.render(err)); });
-    const bool transient = !out && out.err().message().find("is already live") != std::string::npos;
-    if (out || !rejoining || !transient || std::chrono::steady_clock::now() >= give_up) return out;
-    w.log->warn("the coordinator still counts '{}' as live; retrying", reg.instance_name);
-    signal = wait_for_signal(std::chrono::milliseconds{500});
-    if (signal != 0) return fail(errc::io_failure, "stopped by a signal");
-  }
+    return out;
+  };
+  return keep_trying(wait, signal, attempt, [&](const error& e) {
+    const bool still_live = e.message().find("is already live") != std::string::npos;
+    if (rejoining && still_live) {
+      w.log->warn("the coordinator still counts '{}' as live; retrying", reg.instance_name);
+    }
+    return rejoining && still_live;
+  });
 }
 
 // One membership: connects, spawns the instance on `dev`, registers and
