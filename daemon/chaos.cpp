@@ -129,31 +129,37 @@ status wait_until(const config::cluster_manifest& m, double at) {
   return {};
 }
 
-status act(const chaos_flags& f, const config::manifest_process& p) {
-  const auto pid = static_cast<pid_t>(p.pid);
-  auto signal_it = [&](int sig) -> status {
-    if (kill(pid, sig) != 0) {
-      return fail(errc::io_failure, "cannot signal " + p.name + " (pid " + std::to_string(pid) +
-                                        "): " + std::strerror(errno));
+// Does the action; what it did, as `chaos:` reports it.
+result<std::string> act(const chaos_flags& f, const config::manifest_process& p) {
+  const std::string who = p.name + " (pid " + std::to_string(p.pid) + ")";
+  auto signal_it = [&](int sig, std::string done) -> result<std::string> {
+    if (kill(static_cast<pid_t>(p.pid), sig) != 0) {
+      return fail(errc::io_failure, "cannot signal " + who + ": " + std::strerror(errno));
     }
-    return {};
+    return done;
   };
-  if (f.action == "kill") return signal_it(SIGKILL);
-  if (f.action == "stop") return signal_it(SIGSTOP);
-  if (f.action == "resume") return signal_it(SIGCONT);
-  if (f.action == "partition") return run_tool({"ip", "-n", p.netns, "link", "set", p.dev, "down"});
+  if (f.action == "kill") return signal_it(SIGKILL, "killed " + who);
+  if (f.action == "stop") return signal_it(SIGSTOP, "stopped " + who + " (SIGSTOP)");
+  if (f.action == "resume") return signal_it(SIGCONT, "resumed " + who + " (SIGCONT)");
+  const std::string link = who + ": " + p.netns + " " + p.dev;
+  if (f.action == "partition") {
+    ACCELLM_TRY(run_tool({"ip", "-n", p.netns, "link", "set", p.dev, "down"}));
+    return "partitioned " + link + " is down";
+  }
   if (f.action == "heal") {
     ACCELLM_TRY(run_tool({"ip", "-n", p.netns, "link", "set", p.dev, "up"}));
     // Removes a `slow` qdisc; without one the kernel's default stays (an error we ignore).
     (void)run_tool({"tc", "-n", p.netns, "qdisc", "del", "dev", p.dev, "root"});
-    return {};
+    return "healed " + link + " is up, unshaped";
   }
   if (!f.rate.empty()) {
-    return run_tool({"tc", "-n", p.netns, "qdisc", "replace", "dev", p.dev, "root", "tbf", "rate",
-                     f.rate, "burst", "32kbit", "latency", "400ms"});
+    ACCELLM_TRY(run_tool({"tc", "-n", p.netns, "qdisc", "replace", "dev", p.dev, "root", "tbf",
+                          "rate", f.rate, "burst", "32kbit", "latency", "400ms"}));
+    return "slowed " + link + " capped at " + f.rate;
   }
-  char delay[32];
-  std::snprintf(delay, sizeof delay, "%gms", f.delay_ms.value_or(100.0));
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%g", f.delay_ms.value_or(100.0));
+  const std::string delay = std::string{ms} + "ms";
   auto s = run_tool(
       {"tc", "-n", p.netns, "qdisc", "replace", "dev", p.dev, "root", "netem", "delay", delay});
   if (!s && s.err().message().find("qdisc kind is unknown") != std::string::npos) {
@@ -161,21 +167,8 @@ status act(const chaos_flags& f, const config::manifest_process& p) {
                 s.err().message() +
                     " (this kernel has no sch_netem; --rate RATE caps the bandwidth instead)");
   }
-  return s;
-}
-
-std::string done_line(const chaos_flags& f, const config::manifest_process& p) {
-  const std::string who = p.name + " (pid " + std::to_string(p.pid) + ")";
-  if (f.action == "kill") return "killed " + who;
-  if (f.action == "stop") return "stopped " + who + " (SIGSTOP)";
-  if (f.action == "resume") return "resumed " + who + " (SIGCONT)";
-  const std::string link = p.netns + " " + p.dev;
-  if (f.action == "partition") return "partitioned " + who + ": " + link + " is down";
-  if (f.action == "heal") return "healed " + who + ": " + link + " is up, unshaped";
-  if (!f.rate.empty()) return "slowed " + who + ": " + link + " capped at " + f.rate;
-  char d[32];
-  std::snprintf(d, sizeof d, "%g ms", f.delay_ms.value_or(100.0));
-  return "slowed " + who + ": " + link + " delayed by " + d;
+  if (!s) return std::move(s).err();
+  return "slowed " + link + " delayed by " + std::string{ms} + " ms";
 }
 
 // Checks everything that needs no system call; "" when fine.
@@ -222,8 +215,9 @@ int run_chaos(const chaos_flags& f) {
   if (!network_action(f.action)) {  // a namespace outlives its process; a PID does not
     if (auto s = still_there(*p); !s) return complain(s.err());
   }
-  if (auto s = act(f, *p); !s) return complain(s.err());
-  std::cout << "chaos: " << done_line(f, *p) << std::endl;
+  auto done = act(f, *p);
+  if (!done) return complain(done.err());
+  std::cout << "chaos: " << *done << std::endl;
   return exit_ok;
 }
 
