@@ -23,20 +23,6 @@ void cluster_view::unpair(instance_id i) {
   inst.partner = no_instance;
 }
 
-instance_id cluster_view::least_loaded() const noexcept {
-  instance_id best = no_instance;
-  std::uint64_t best_load = 0;
-  for (const instance_view& inst : instances) {
-    if (!inst.alive) continue;
-    const std::uint64_t load = inst.pending_prefill_tokens + inst.decode_tokens;
-    if (best == no_instance || load < best_load) {
-      best = inst.id;
-      best_load = load;
-    }
-  }
-  return best;
-}
-
 void cluster_view::erase_request(std::map<request_id, request_view>::iterator it) {
   set_decode_instance(it->second, no_instance);
   requests.erase(it);

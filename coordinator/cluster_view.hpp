@@ -100,8 +100,26 @@ struct cluster_view {
   /// Unlinks instance `i` and its partner (if any) from each other.
   void unpair(instance_id i);
   /// The live instance with the least work assigned (pending prompt tokens
-  /// plus decode context tokens; the lowest id on a tie), or no_instance.
-  instance_id least_loaded() const noexcept;
+  /// plus decode context tokens; the lowest id on a tie) among those
+  /// `eligible` accepts, or no_instance.
+  template <class Eligible>
+  instance_id least_loaded(Eligible eligible) const {
+    instance_id best = no_instance;
+    std::uint64_t best_load = 0;
+    for (const instance_view& inst : instances) {
+      if (!inst.alive || !eligible(inst)) continue;
+      const std::uint64_t load = inst.pending_prefill_tokens + inst.decode_tokens;
+      if (best == no_instance || load < best_load) {
+        best = inst.id;
+        best_load = load;
+      }
+    }
+    return best;
+  }
+  /// The same among all live instances.
+  instance_id least_loaded() const {
+    return least_loaded([](const instance_view&) { return true; });
+  }
   /// Forgets a request, and its place in `decoding`.
   void erase_request(std::map<request_id, request_view>::iterator it);
 };

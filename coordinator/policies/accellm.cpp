@@ -22,6 +22,21 @@ bool can_take_prompt(const instance_view& inst, const instance_view* partner) {
   return decode_load(inst) <= decode_load(*partner);       // the lighter decoder switches
 }
 
+// The first live instance other than `except` without a partner, or no_instance.
+instance_id first_unpaired(const cluster_view& view, instance_id except) {
+  for (const instance_view& other : view.instances) {
+    if (other.id != except && other.alive && other.partner == no_instance) return other.id;
+  }
+  return no_instance;
+}
+
+// `i` pairs with `mate` and takes its pair's label.
+void pair_with(cluster_view& view, instance_id i, instance_id mate) {
+  view.at(i).partner = mate;
+  view.at(mate).partner = i;
+  view.at(i).pool = view.at(mate).pool;
+}
+
 }  // namespace
 
 void accellm_policy::init(cluster_view& view) {
@@ -42,36 +57,19 @@ void accellm_policy::join(cluster_view& view, instance_id i) {
   inst.role = role::decode;
   inst.partner = no_instance;
   inst.pool = "pair" + std::to_string(i / 2);
-  auto single = [&](instance_id j) {
-    return j != i && j < view.instances.size() && view.at(j).alive &&
-           view.at(j).partner == no_instance;
-  };
-  instance_id mate = i ^ 1u;
-  if (!single(mate)) {
-    mate = no_instance;
-    for (const instance_view& other : view.instances) {
-      if (single(other.id)) {
-        mate = other.id;
-        break;
-      }
-    }
-  }
-  if (mate == no_instance) return;
-  inst.partner = mate;
-  view.at(mate).partner = i;
-  inst.pool = view.at(mate).pool;  // the pair keeps its label
+  const instance_id twin = i ^ 1u;
+  const bool twin_single =
+      twin < view.instances.size() && view.at(twin).alive && view.at(twin).partner == no_instance;
+  const instance_id mate = twin_single ? twin : first_unpaired(view, i);
+  if (mate != no_instance) pair_with(view, i, mate);  // the pair keeps its label
 }
 
 void accellm_policy::leave(cluster_view& view, instance_id gone) {
   const instance_id orphan = view.at(gone).partner;
   view.unpair(gone);
   if (orphan == no_instance || !view.at(orphan).alive) return;
-  for (instance_view& other : view.instances) {
-    if (other.id == orphan || !other.alive || other.partner != no_instance) continue;
-    other.partner = orphan;
-    view.at(orphan).partner = other.id;
-    view.at(orphan).pool = other.pool;
-    return;
+  if (const instance_id other = first_unpaired(view, orphan); other != no_instance) {
+    pair_with(view, orphan, other);
   }
 }
 

@@ -88,17 +88,8 @@ instance_id splitwise_policy::pick_token(const cluster_view& view, const request
 }
 
 instance_id splitwise_policy::least_loaded(const cluster_view& view, pool from) const {
-  instance_id best = no_instance;
-  std::tuple<std::uint64_t, instance_id> best_key{};
-  for (const instance_view& inst : view.instances) {
-    if (!inst.alive || pool_[inst.id] != from) continue;
-    const std::tuple key{inst.pending_prefill_tokens + inst.decode_tokens, inst.id};
-    if (best == no_instance || key < best_key) {
-      best = inst.id;
-      best_key = key;
-    }
-  }
-  return best;
+  return view.least_loaded(
+      [this, from](const instance_view& inst) { return pool_[inst.id] == from; });
 }
 
 set_role_d splitwise_policy::borrow(instance_id i) {
