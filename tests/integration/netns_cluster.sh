@@ -185,6 +185,10 @@ http_get() {
 
 alive() { kill -0 "${pid[$1]}" 2>/dev/null; }
 
+# The sum of the samples on /metrics whose line starts with $1 (a metric
+# name, with its labels or without), as an integer.
+metric() { http_get /metrics | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }'; }
+
 # Fails when a daemon has exited.
 check_alive() {
   for h in "${!pid[@]}"; do
@@ -296,7 +300,7 @@ for id in 0 2; do
   say "  partners $a (${addr[$a]}) <-> $b (${addr[$b]}): connected directly"
 done
 
-kv_sent=$(http_get /metrics | awk '/^accellm_instance_kv_sent_bytes_total/ { s += $NF } END { printf "%d", s }')
+kv_sent=$(metric accellm_instance_kv_sent_bytes_total)
 say "KV bytes the workers report sent: $kv_sent; bytes sent on worker-to-worker connections: $mesh_bytes"
 [[ $kv_sent -gt 0 ]] || die "the workers report no KV bytes sent"
 [[ $mesh_bytes -ge $kv_sent ]] ||
@@ -317,7 +321,6 @@ manifest="$work/manifest.toml"
   done
 } >"$manifest"
 
-metric() { http_get /metrics | awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d", s }'; }
 victim=w1
 lost_before=$(metric accellm_instances_lost_total)
 
