@@ -38,6 +38,7 @@ enum class errc : std::uint8_t {
   device_failure,        ///< a device (CUDA, ...) reported an error
   io_failure,            ///< reading or writing a file or socket failed
   config,                ///< a configuration file or flag is wrong
+  in_use,                ///< a name or id that something live already holds
   internal,              ///< a broken invariant: a bug in accellm
 };
 
@@ -70,6 +71,8 @@ constexpr std::string_view to_string(errc code) noexcept {
       return "io_failure";
     case errc::config:
       return "config";
+    case errc::in_use:
+      return "in_use";
     case errc::internal:
       return "internal";
   }

@@ -527,25 +527,27 @@ bool same_secret(std::string_view want, std::string_view got) {
   return diff == 0;
 }
 
-// Why a worker may not join, or "" when it may.
-std::string admission(const coord_state& s, const messages::register_worker& m) {
+// Why a worker may not join (errc::in_use: its name belongs to a live
+// instance, which may not have been noticed lost yet; else invalid_argument).
+status admission(const coord_state& s, const messages::register_worker& m) {
+  auto refuse = [](std::string why) { return fail(errc::invalid_argument, std::move(why)); };
   if (!same_secret(s.opt.cluster_token, m.cluster_token)) {
-    return "wrong cluster token";
+    return refuse("wrong cluster token");
   }
   if (m.protocol_version != messages::protocol_version) {
-    return "protocol version " + std::to_string(m.protocol_version) + ", the coordinator speaks " +
-           std::to_string(messages::protocol_version);
+    return refuse("protocol version " + std::to_string(m.protocol_version) +
+                  ", the coordinator speaks " + std::to_string(messages::protocol_version));
   }
   if (!s.opt.model.empty() && m.model != s.opt.model) {
-    return "model '" + m.model + "', the cluster serves '" + s.opt.model + "'";
+    return refuse("model '" + m.model + "', the cluster serves '" + s.opt.model + "'");
   }
   if (m.block_tokens != s.opt.block_tokens) {
-    return "block_tokens " + std::to_string(m.block_tokens) + ", the cluster uses " +
-           std::to_string(s.opt.block_tokens);
+    return refuse("block_tokens " + std::to_string(m.block_tokens) + ", the cluster uses " +
+                  std::to_string(s.opt.block_tokens));
   }
   for (std::size_t i = 0; i < s.names.size(); ++i) {
     if (s.names[i] == m.instance_name && s.view.instances[i].alive) {
-      return "an instance named '" + m.instance_name + "' is already live";
+      return fail(errc::in_use, "an instance named '" + m.instance_name + "' is already live");
     }
   }
   return {};
@@ -581,10 +583,10 @@ caf::result<msg_atom, capnp_blob> on_register(coord_actor* self, const capnp_blo
     log_warn(s, "refused a worker: malformed RegisterWorker: {}", m.err().what());
     return accellm::to_caf(m.err());
   }
-  if (auto why = admission(s, *m); !why.empty()) {
+  if (auto ok = admission(s, *m); !ok) {
     log_warn(s, "refused worker '{}' (host {}, pid {}): {}", m->instance_name, m->host, m->pid,
-             why);
-    return accellm::make_error(errc::invalid_argument, "refused: " + why);
+             ok.err().message());
+    return accellm::make_error(ok.err().code(), "refused: " + ok.err().message());
   }
   const auto id = static_cast<instance_id>(s.view.instances.size());
   const std::vector<instance_view> before = s.view.instances;

@@ -6,6 +6,7 @@
 #include "daemon/worker_node.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/caf_error.hpp"
 #include "actors/system_config.hpp"
 #include "actors/thread_sched.hpp"
 #include "actors/transport.hpp"
@@ -124,15 +125,18 @@ result<messages::set_role> enroll(caf::actor_system& sys, const worker_setup& w,
             [&](actors::msg_atom, const messages::capnp_blob& b) {
               out = messages::decode<messages::set_role>(b);
             },
-            [&](caf::error& err) { out = fail(errc::io_failure, sys.render(err)); });
+            [&](caf::error& err) {
+              // The coordinator's refusals keep their errc (in_use: retried).
+              const error e = from_caf(err);
+              out = e.code() == errc::internal ? fail(errc::io_failure, sys.render(err)) : e;
+            });
     return out;
   };
   return keep_trying(wait, signal, attempt, [&](const error& e) {
-    const bool still_live = e.message().find("is already live") != std::string::npos;
-    if (rejoining && still_live) {
+    const bool retry = rejoining && e.code() == errc::in_use;
+    if (retry)
       w.log->warn("the coordinator still counts '{}' as live; retrying", reg.instance_name);
-    }
-    return rejoining && still_live;
+    return retry;
   });
 }
 

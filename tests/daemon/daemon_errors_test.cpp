@@ -91,6 +91,26 @@ TEST(DaemonErrors, WorkerThatCannotReachTheCoordinator) {
                  1, {"cannot reach the coordinator at 127.0.0.1:1"});
 }
 
+// A second worker under a live instance's name is refused (errc::in_use,
+// which only a rejoining worker retries) and changes nothing.
+TEST(DaemonErrors, AWorkerNamedLikeALiveInstanceIsRefused) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  auto coord = start_coordinator(dir.path(), f);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
+  auto first = start_worker(dir.path(), coord.at(), "w0", f);
+  ASSERT_TRUE(await_instances(coord.http_port, 1, 30s)) << first->log();
+  child second{dir.path() / "second.log",
+               {"worker", "--coordinator", coord.at(), "--instance", "w0", "--config", f.string()}};
+  EXPECT_EQ(second.wait(30s), 1) << second.log();
+  EXPECT_NE(second.log().find("refused: an instance named 'w0' is already live"), std::string::npos)
+      << second.log();
+  EXPECT_EQ(second.log().find("retrying"), std::string::npos) << "a first join is not retried";
+  EXPECT_EQ(health_instances(coord.http_port), 1);
+  EXPECT_EQ(first->stop(), 0) << first->log();
+  EXPECT_EQ(coord.proc->stop(), 0) << coord.proc->log();
+}
+
 // `accellm up` starts the coordinator and the workers, drives a workload
 // through them, writes the outputs and stops every child: exit 0 only when
 // every request completed.
