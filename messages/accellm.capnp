@@ -82,6 +82,9 @@ enum FinishReason {  # why generation ended
 enum TraceKind {  # what a TraceEvent records
   message @0;        # one message envelope
   iterationSpan @1;  # one iteration of one instance
+  logStart @2;       # first record of every log: its node and clock
+  clockSample @3;    # a message carrying its sender's clock arrived
+  logEnd @4;         # last record of a log closed in order
 }
 
 # client -> coordinator: a new inference request.
@@ -318,6 +321,9 @@ struct TraceEvent {
   decodeRequests @12 :UInt32; # decode requests in the iteration (iterationSpan)
   role @13 :Role;            # role of the instance during the span
   instance @14 :UInt32;      # the instance of the span; 0xFFFFFFFF = none
+  peerTimeNs @15 :UInt64;    # clockSample: the sender's clock when it sent; logStart: wall clock (ns since 1970) at timeNs
+  note @16 :Text;            # logStart: the clock ("virtual" or "steady"); logEnd: why it ended
+  dropped @17 :UInt64;       # logEnd: events dropped because the writer fell behind
 }
 
 struct KvRows {  # one request's share of a KvDeltaBatch

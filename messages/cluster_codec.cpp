@@ -182,6 +182,9 @@ void fill(w::TraceEvent::Builder b, const trace_event& m) {
   b.setDecodeRequests(m.decode_requests);
   b.setRole(static_cast<w::Role>(m.role));
   b.setInstance(m.instance);
+  b.setPeerTimeNs(m.peer_time_ns);
+  b.setNote(text(m.note));
+  b.setDropped(m.dropped);
 }
 
 result<trace_event> read(w::TraceEvent::Reader r, const decode_limits& l) {
@@ -189,7 +192,7 @@ result<trace_event> read(w::TraceEvent::Reader r, const decode_limits& l) {
   trace_event m;
   m.epoch = r.getEpoch();
   m.time_ns = r.getTimeNs();
-  f.enumeration(r.getKind(), trace_kind::iteration_span, "kind", m.kind);
+  f.enumeration(r.getKind(), trace_kind::log_end, "kind", m.kind);
   f.text(r.getSender(), "sender", m.sender);
   f.text(r.getReceiver(), "receiver", m.receiver);
   f.text(r.getSenderNode(), "sender_node", m.sender_node);
@@ -202,6 +205,9 @@ result<trace_event> read(w::TraceEvent::Reader r, const decode_limits& l) {
   m.decode_requests = r.getDecodeRequests();
   f.enumeration(r.getRole(), role::mixed, "role", m.role);
   m.instance = r.getInstance();
+  m.peer_time_ns = r.getPeerTimeNs();
+  f.text(r.getNote(), "note", m.note);
+  m.dropped = r.getDropped();
   return std::move(f).finish(std::move(m));
 }
 
@@ -230,8 +236,8 @@ capnp_blob encode(const heartbeat& m) {
 }
 
 capnp_blob encode(const trace_event& m) {
-  const auto payload =
-      m.sender.size() + m.receiver.size() + m.sender_node.size() + m.receiver_node.size();
+  const auto payload = m.sender.size() + m.receiver.size() + m.sender_node.size() +
+                       m.receiver_node.size() + m.note.size();
   return detail::encode_with<w::TraceEvent>(m, detail::hint_words(payload + 32), fill);
 }
 
@@ -349,8 +355,8 @@ status validate(const heartbeat& m, const decode_limits&) {
 
 status validate(const trace_event& m, const decode_limits& l) {
   detail::checker c{"trace_event"};
-  c.check(detail::listed(m.kind, trace_kind::iteration_span), "kind",
-          static_cast<std::uint64_t>(m.kind), "not a valid value")
+  c.check(detail::listed(m.kind, trace_kind::log_end), "kind", static_cast<std::uint64_t>(m.kind),
+          "not a valid value")
       .check(m.message_type == 0 || to_msg_type(m.message_type).has_value(), "message_type",
              m.message_type, "not a message type")
       .check(detail::listed(m.role, role::mixed), "role", static_cast<std::uint64_t>(m.role),
@@ -358,7 +364,8 @@ status validate(const trace_event& m, const decode_limits& l) {
       .text(m.sender, l.max_text_bytes, "sender")
       .text(m.receiver, l.max_text_bytes, "receiver")
       .text(m.sender_node, l.max_text_bytes, "sender_node")
-      .text(m.receiver_node, l.max_text_bytes, "receiver_node");
+      .text(m.receiver_node, l.max_text_bytes, "receiver_node")
+      .text(m.note, l.max_text_bytes, "note");
   return std::move(c).done();
 }
 

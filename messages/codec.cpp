@@ -31,6 +31,7 @@ static_assert(same_value(w::RequestStatus::FAILED, request_status::failed));
 static_assert(same_value(w::FinishReason::CONTEXT_LIMIT, finish_reason::context_limit) &&
               same_value(w::FinishReason::STOP, finish_reason::stop));
 static_assert(same_value(w::TraceKind::ITERATION_SPAN, trace_kind::iteration_span));
+static_assert(same_value(w::TraceKind::LOG_END, trace_kind::log_end));
 
 template <std::size_t... I>
 constexpr bool variant_in_type_order(std::index_sequence<I...>) {

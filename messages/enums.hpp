@@ -56,6 +56,9 @@ enum class finish_reason : std::uint8_t {
 enum class trace_kind : std::uint8_t {
   message,         ///< one message envelope
   iteration_span,  ///< one iteration of one instance
+  log_start,       ///< first record of every log: its node and clock
+  clock_sample,    ///< a message carrying its sender's clock arrived
+  log_end,         ///< last record of a log closed in order
 };
 
 /// Lower-case names ("role_switch"); "unknown" outside the enumeration.
@@ -141,6 +144,12 @@ constexpr std::string_view to_string(trace_kind v) noexcept {
       return "message";
     case trace_kind::iteration_span:
       return "iteration_span";
+    case trace_kind::log_start:
+      return "log_start";
+    case trace_kind::clock_sample:
+      return "clock_sample";
+    case trace_kind::log_end:
+      return "log_end";
   }
   return "unknown";
 }

@@ -190,7 +190,10 @@ trace_event example_trace() {
           .prefill_tokens = 3,
           .decode_requests = 1,
           .role = role::decode,
-          .instance = 1};
+          .instance = 1,
+          .peer_time_ns = 3'500'000,
+          .note = "steady",
+          .dropped = 2};
 }
 
 kv_delta_batch example_delta_batch() {

@@ -185,7 +185,7 @@ TEST(Rules, ClientAndClusterMessages) {
   expect_rule<heartbeat>("heartbeat.instance", [](auto& m) { m.instance = no_instance; });
   expect_rule<trace_event>("trace_event.message_type",
                            [](auto& m) { m.message_type = all_msg_types.size() + 1; });
-  expect_rule<trace_event>("trace_event.kind", [](auto& m) { m.kind = bad_enum<trace_kind>(2); });
+  expect_rule<trace_event>("trace_event.kind", [](auto& m) { m.kind = bad_enum<trace_kind>(5); });
 }
 
 }  // namespace
