@@ -67,14 +67,17 @@ std::string instance_row(const instance_record& i, nanos makespan) {
     peak_primary = std::max(peak_primary, m.primary_blocks);
     peak_replica = std::max(peak_replica, m.replica_blocks);
   }
+  // Iterations without busy time: the recorder could not time them (a live
+  // run's /metrics has no iteration durations), so both fields stay empty.
+  const bool timed = i.busy > nanos::zero() || i.iterations == 0;
   std::string idle;
-  if (makespan > nanos::zero()) {
+  if (timed && makespan > nanos::zero()) {
     const double busy = static_cast<double>(i.busy.count()) / static_cast<double>(makespan.count());
     idle = fixed(std::clamp(1.0 - busy, 0.0, 1.0), 4);
   }
   return std::to_string(i.id) + ',' + csv_field(i.name) + ',' + csv_field(i.pool) + ',' +
-         seconds(i.busy) + ',' + idle + ',' + seconds(i.time_in_role[0]) + ',' +
-         seconds(i.time_in_role[1]) + ',' + seconds(i.time_in_role[2]) + ',' +
+         (timed ? seconds(i.busy) : std::string{}) + ',' + idle + ',' + seconds(i.time_in_role[0]) +
+         ',' + seconds(i.time_in_role[1]) + ',' + seconds(i.time_in_role[2]) + ',' +
          std::to_string(i.iterations) + ',' + std::to_string(i.kv_bytes_sent) + ',' +
          std::to_string(peak_primary) + ',' + std::to_string(peak_replica) + ',' +
          std::to_string(i.total_blocks) + ',' + std::to_string(i.replicas_evicted) + ',' +

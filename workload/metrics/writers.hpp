@@ -41,7 +41,9 @@ status write_requests_csv(const std::filesystem::path& path, const run_record& r
 /// kv_bytes_sent,peak_primary_blocks,peak_replica_blocks,total_blocks,
 /// replicas_evicted,preemptions,rejected_messages
 /// (idle_fraction = 1 - busy/makespan with 4 decimals, empty for a zero
-/// makespan). Errors: errc::io_failure naming the path.
+/// makespan; busy_s and idle_fraction are empty for an instance with
+/// iterations but no busy time: not timed, as in a live run).
+/// Errors: errc::io_failure naming the path.
 status write_instances_csv(const std::filesystem::path& path, const run_record& run);
 
 /// time_s,instance,primary_blocks,replica_blocks: every sample, instance by

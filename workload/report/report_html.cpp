@@ -86,7 +86,25 @@ std::string cdf_charts(const rate_data& rate, const palette& colours) {
   return render(ttft) + render(tbt) + render(jct);
 }
 
+std::string note(const std::string& text) {
+  return "<p class=\"note\">" + escape(text) + "</p>\n";
+}
+
+// A live run (`accellm load`) marks its setting so.
+bool is_live(const run_data& r) {
+  return r.setting == "live";
+}
+
 std::string memory_chart(const rate_data& rate, const palette& colours) {
+  std::string missing;
+  for (const run_data& r : rate.runs) {
+    if (r.memory.empty()) missing += (missing.empty() ? "" : ", ") + r.policy;
+  }
+  if (std::all_of(rate.runs.begin(), rate.runs.end(),
+                  [](const run_data& r) { return r.memory.empty(); })) {
+    return note("No KV memory samples in these outputs (" + missing +
+                "): a load run has them only with --metrics (the coordinator's /metrics).");
+  }
   line_chart c{.title = "KV memory of the cluster over time",
                .x = {.label = "time (s)", .log = false},
                .y = {.label = "% of all KV blocks", .log = false},
@@ -106,10 +124,18 @@ std::string memory_chart(const rate_data& rate, const palette& colours) {
                        .points = std::move(m.replica),
                        .dashed = true});
   }
-  return render(c);
+  std::string out = render(c);
+  if (!missing.empty()) out += note("No KV memory samples for " + missing + ".");
+  return out;
 }
 
 std::string timeline(const run_data& r) {
+  if (r.instances.empty()) {
+    return note(r.policy + ": no per-instance data in these outputs" +
+                (is_live(r) ? " (the load client sees only its requests; accellm load "
+                              "--metrics URL samples the coordinator's instances)."
+                            : "."));
+  }
   timeline_chart c{.title = r.policy + ": instance roles and utilisation",
                    .x_label = "time (s)",
                    .x_end = r.makespan_s,
@@ -124,14 +150,21 @@ std::string timeline(const run_data& r) {
                        .level = busy_line(i.busy)});
   }
   std::string out = render(c);
-  if (!r.has_roles || !r.has_utilisation) {
-    out += "<p class=\"note\">" + escape(r.policy) +
-           ": no roles.csv or utilisation.csv in these outputs (written since issue 7).</p>\n";
+  if (is_live(r)) {
+    out += note(r.policy + ": roles as sampled from /metrics" +
+                (r.has_utilisation ? "." : "; no utilisation (iteration times are not exported)."));
+  } else if (!r.has_roles || !r.has_utilisation) {
+    out += note(r.policy +
+                ": no roles.csv or utilisation.csv in these outputs (written since issue 7).");
   }
   return out;
 }
 
 std::string cost_charts(const rate_data& rate, const palette& colours) {
+  if (std::all_of(rate.runs.begin(), rate.runs.end(),
+                  [](const run_data& r) { return r.price_per_hour <= 0 && r.power_kw <= 0; })) {
+    return note("No price or power in these outputs (a load run knows neither).");
+  }
   bar_chart dollars{
       .title = "Completed req/s per $/h of the cluster", .y_label = "req/s per $/h", .bars = {}};
   bar_chart kw{
@@ -225,13 +258,21 @@ std::string render_html(const results& r) {
   for (const run_data& run : r.rates.front().runs) {
     policies += (policies.empty() ? "" : ", ") + run.policy;
   }
+  bool live = true;
+  for (const rate_data& rate : r.rates) {
+    live = live && std::all_of(rate.runs.begin(), rate.runs.end(), is_live);
+  }
   std::string out =
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
       "<title>accellm report</title>\n<style>\n" +
-      std::string{style} + "</style>\n</head>\n<body>\n<h1>accellm simulation report</h1>\n";
+      std::string{style} + "</style>\n</head>\n<body>\n<h1>accellm " +
+      (live ? "load" : "simulation") + " report</h1>\n";
   out += "<p>Policies: " + escape(policies) + ". " +
          (r.sweep ? std::to_string(r.rates.size()) + " offered rates." : std::string{"One rate."}) +
-         " Each policy at its best setting; times are virtual.</p>\n";
+         (live ? " A live cluster; times are wall-clock, as the load client saw them (network "
+                 "included)."
+               : " Each policy at its best setting; times are virtual.") +
+         "</p>\n";
   if (r.sweep) out += sweep_charts(r, colours);
   if (!r.goodput.empty()) out += goodput_charts(r, colours);
   for (const rate_data& rate : r.rates) out += rate_section(rate, colours, r.sweep);

@@ -1,4 +1,4 @@
-// `accellm report DIR`: one self-contained HTML page from simulate's outputs.
+// `accellm report DIR`: one self-contained HTML page from simulate's or load's outputs.
 //
 // The page holds inline CSS and one inline <svg> per plot; no script, no
 // external resource, so it opens anywhere, offline, and can be mailed. Per
@@ -7,6 +7,10 @@
 // policy a timeline of every instance's role with its busy fraction; and
 // cost-efficiency bars. For a sweep, latency against offered rate first; with
 // goodput.json, goodput and goodput per dollar-hour and per kW.
+//
+// Outputs of `accellm load` (setting "live") lack some of this: without a
+// /metrics scrape no instances or memory, never utilisation, price or power.
+// A section without its data shows a short note in place of the plot.
 //
 // The page depends only on the files' contents (not their path or the time),
 // so the same outputs give the same bytes.

@@ -1,4 +1,5 @@
-// What `accellm simulate --out DIR` left in DIR, read back for a report.
+// What `accellm simulate --out DIR` (or `accellm load --out DIR`, the same
+// files: daemon/load_outputs.hpp) left in DIR, read back for a report.
 //
 // One rate:           DIR/summary.json, DIR/<policy>-requests.csv,
 //                     -instances.csv, -memory.csv, and (since issue 7)

@@ -116,6 +116,19 @@ TEST_F(Writers, InstancesCsvExact) {
             "1,i1,\"a\"\"b,c\",0.000000,1.0000,0.000000,0.000000,0.000000,0,0,0,0,0,0,0,0\n");
 }
 
+// A live run's instances ran iterations nobody timed: busy_s and
+// idle_fraction are left empty rather than claiming 100% idle.
+TEST_F(Writers, InstancesCsvLeavesUntimedBusyEmpty) {
+  run_record run = small_run();
+  run.instances[1].iterations = 9;
+  const auto path = dir_ / "instances.csv";
+  ASSERT_TRUE(write_instances_csv(path, run).ok());
+  const std::string text = read(path);
+  EXPECT_NE(text.find("\n1,i1,\"a\"\"b,c\",,,0.000000,0.000000,0.000000,9,"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\n0,i0,pair0,1.500000,0.2500,"), std::string::npos) << text;
+}
+
 TEST_F(Writers, MemoryCsvExact) {
   const auto path = dir_ / "memory.csv";
   ASSERT_TRUE(write_memory_csv(path, small_run()).ok());

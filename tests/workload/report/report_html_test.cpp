@@ -165,6 +165,52 @@ TEST_F(ReportHtml, OlderOutputsWithoutTheNewFilesStillGiveAReport) {
   EXPECT_NE(read(*path).find("no roles.csv or utilisation.csv"), std::string::npos);
 }
 
+// What `accellm load --out` writes without --metrics: requests, TBT gaps,
+// the summary, instance and memory files with only their headers, no roles
+// or utilisation; no price or power. Notes stand in for the missing plots.
+TEST_F(ReportHtml, ALoadRunWithoutInstancesGetsNotesInsteadOfPlots) {
+  metrics::run_record r = run("accellm", 2);
+  r.setting = "live";
+  r.instances.clear();
+  write_outputs(dir_, {r});
+  fs::remove(dir_ / "accellm-roles.csv");
+  fs::remove(dir_ / "accellm-utilisation.csv");
+  auto path = write_report(dir_);
+  ASSERT_TRUE(path) << path.err().what();
+  const std::string html = read(*path);
+  EXPECT_EQ(unbalanced_tags(html), "");
+  EXPECT_EQ(count(html, "<svg "), 3u) << "the three CDFs only";
+  EXPECT_NE(html.find("<h1>accellm load report</h1>"), std::string::npos);
+  EXPECT_NE(html.find("times are wall-clock"), std::string::npos);
+  EXPECT_NE(html.find("No KV memory samples in these outputs (accellm)"), std::string::npos);
+  EXPECT_NE(html.find("accellm: no per-instance data in these outputs (the load client"),
+            std::string::npos);
+  EXPECT_NE(html.find("No price or power in these outputs"), std::string::npos);
+}
+
+// With --metrics a load run has instances, roles and memory, still no
+// utilisation, price or power: those plots are there, and a note says so.
+TEST_F(ReportHtml, ALoadRunWithScrapedInstancesPlotsRolesAndMemory) {
+  metrics::run_record r = run("accellm", 2);
+  r.setting = "live";
+  r.busy_window = metrics::nanos{0};
+  for (auto& i : r.instances) {
+    i.busy_windows.clear();
+    i.price_per_hour = 0;
+    i.power_watts = 0;
+  }
+  write_outputs(dir_, {r});
+  fs::remove(dir_ / "accellm-utilisation.csv");
+  auto path = write_report(dir_);
+  ASSERT_TRUE(path) << path.err().what();
+  const std::string html = read(*path);
+  EXPECT_EQ(unbalanced_tags(html), "");
+  EXPECT_EQ(count(html, "<svg "), 3u + 1 + 1) << "CDFs, memory, the timeline";
+  EXPECT_EQ(count(html, "<title>KV memory of the cluster over time</title>"), 1u);
+  EXPECT_NE(html.find("roles as sampled from /metrics; no utilisation"), std::string::npos);
+  EXPECT_NE(html.find("No price or power in these outputs"), std::string::npos);
+}
+
 // Bad input: an error naming the file and the spot, and no report written.
 void expect_rejected(const fs::path& dir, const std::string& message) {
   auto path = write_report(dir);
