@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <span>
@@ -77,6 +78,26 @@ request_id request_of(const messages::any_message& m) {
       m);
 }
 
+// What the envelope alone does not say: why a decode starts or moves, the
+// role a SetRole gives, why replicas go, how a request ended.
+std::string note_of(const messages::any_message& m) {
+  if (const auto* v = std::get_if<messages::start_decode>(&m)) {
+    return v->takeover ? "takeover" : v->from_replica ? "from_replica" : "";
+  }
+  if (const auto* v = std::get_if<messages::move_decode>(&m))
+    return std::string{to_string(v->reason)};
+  if (const auto* v = std::get_if<messages::set_role>(&m)) {
+    return std::string{to_string(v->role)} + (v->fenced ? " fenced" : "");
+  }
+  if (const auto* v = std::get_if<messages::evict_replica>(&m)) {
+    return std::string{to_string(v->reason)};
+  }
+  if (const auto* v = std::get_if<messages::request_done>(&m)) {
+    return std::string{to_string(v->status)};
+  }
+  return {};
+}
+
 trace_event to_event(tracer::pending& p) {
   trace_event e{.epoch = p.epoch,
                 .time_ns = p.time_ns,
@@ -97,8 +118,19 @@ trace_event to_event(tracer::pending& p) {
                 .note = {},
                 .dropped = 0};
   if (p.blob.local) {
-    e.bytes = wire_size(p.blob.local->message);
-    e.request = request_of(p.blob.local->message);
+    const auto& m = p.blob.local->message;
+    e.bytes = wire_size(m);
+    e.request = request_of(m);
+    e.note = note_of(m);
+    e.epoch = std::visit(
+        [](const auto& v) -> epoch_t {
+          if constexpr (requires { v.epoch; }) {
+            return v.epoch;
+          } else {
+            return 0;
+          }
+        },
+        m);
   }
   return e;
 }
@@ -107,26 +139,40 @@ trace_event to_event(tracer::pending& p) {
 
 // --- trace_point ---------------------------------------------------------
 
-void trace_point::message(std::string_view to, std::string_view to_node,
-                          const messages::capnp_blob& m, time_point sent, duration transit) const {
-  if (sink == nullptr) return;
+namespace {
+
+tracer::pending envelope(tracer& sink, std::string_view from, std::string_view from_node,
+                         std::string_view to, std::string_view to_node,
+                         const messages::capnp_blob& m, time_point sent, duration transit) {
   // A packed message is shared, not copied; of encoded bytes (a message that
   // came from another process and is passed on) only the size is kept.
-  sink->push({.kind = trace_kind::message,
-              .time_ns = sink->since_origin(sent),
-              .duration_ns = nanos(transit),
-              .peer_time_ns = 0,
-              .sender = actor,
-              .receiver = std::string{to},
-              .sender_node = node,
-              .receiver_node = std::string{to_node},
-              .blob = {.type = m.type, .bytes = {}, .local = m.local},
-              .wire_bytes = m.bytes.size(),
-              .epoch = 0,
-              .instance = no_instance,
-              .role = messages::role::mixed,
-              .prefill_tokens = 0,
-              .decode_requests = 0});
+  return {.kind = trace_kind::message,
+          .time_ns = sink.since_origin(sent),
+          .duration_ns = nanos(transit),
+          .peer_time_ns = 0,
+          .sender = std::string{from},
+          .receiver = std::string{to},
+          .sender_node = std::string{from_node},
+          .receiver_node = std::string{to_node},
+          .blob = {.type = m.type, .bytes = {}, .local = m.local},
+          .wire_bytes = m.bytes.size(),
+          .epoch = 0,
+          .instance = no_instance,
+          .role = messages::role::mixed,
+          .prefill_tokens = 0,
+          .decode_requests = 0};
+}
+
+}  // namespace
+
+void trace_point::message(std::string_view to, std::string_view to_node,
+                          const messages::capnp_blob& m, time_point sent, duration transit) const {
+  if (sink != nullptr) sink->push(envelope(*sink, actor, node, to, to_node, m, sent, transit));
+}
+
+void trace_point::received(std::string_view from, std::string_view from_node,
+                           const messages::capnp_blob& m, time_point received) const {
+  if (sink != nullptr) sink->push(envelope(*sink, from, from_node, actor, node, m, received, {}));
 }
 
 void trace_point::span(instance_id instance, messages::role role, epoch_t epoch, time_point start,
@@ -354,6 +400,12 @@ status tracer::close(std::string_view why) {
 tracer::counts tracer::totals() const {
   std::lock_guard lk{mu_};
   return counts_;
+}
+
+std::string trace_file_for(const std::string& file, std::string_view part) {
+  const std::filesystem::path p{file};
+  auto name = p.stem().string() + "-" + std::string{part} + p.extension().string();
+  return (p.parent_path() / name).string();
 }
 
 // --- reading -------------------------------------------------------------

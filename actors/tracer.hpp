@@ -23,6 +23,10 @@
 // leaves a log without log_end, possibly with a torn last frame; the reader
 // can salvage such a log.
 //
+// A message's note says what its envelope does not: "takeover" or
+// "from_replica" (StartDecode), the reason (MoveDecode, EvictReplica), the
+// role (SetRole, "+ fenced"), the status (RequestDone).
+//
 // Off the hot path: the sending actor copies the envelope (a few integers,
 // short names, and a reference to the packed message, never its bytes) into
 // a queue under a mutex; a writer thread of the tracer encodes and writes.
@@ -94,6 +98,10 @@ struct trace_point {
   /// simulated KV copy), else 0.
   void message(std::string_view to, std::string_view to_node, const messages::capnp_blob& m,
                time_point sent, duration transit = {}) const;
+  /// A message from `from` on `from_node`, recorded by its receiver at
+  /// `received`: for senders outside the traced processes (clients).
+  void received(std::string_view from, std::string_view from_node, const messages::capnp_blob& m,
+                time_point received) const;
   /// One iteration of `instance`, from `start` for `length`.
   void span(instance_id instance, messages::role role, epoch_t epoch, time_point start,
             duration length, std::uint32_t prefill_tokens, std::uint32_t decode_requests) const;
@@ -176,6 +184,10 @@ class tracer {
   counts counts_;
   std::thread writer_;
 };
+
+/// The log of one of several processes or runs that share a --trace FILE:
+/// "-<part>" before the extension ("run.trace", "w1" -> "run-w1.trace").
+std::string trace_file_for(const std::string& file, std::string_view part);
 
 /// A trace log read back.
 struct trace_log {

@@ -1,5 +1,6 @@
 #include "cli/simulate_command.hpp"
 
+#include "actors/tracer.hpp"
 #include "cli/progress.hpp"
 #include "cli/report_command.hpp"
 #include "config/cluster_config.hpp"
@@ -44,6 +45,7 @@ struct simulate_flags {
   bool quiet = false;
   bool no_report = false;
   std::vector<std::string> faults;  ///< KIND:INSTANCE@SECONDS
+  std::string trace;                ///< message trace file; "" = none
 };
 
 int fail_with(const std::string& what, int code = 1) {
@@ -155,6 +157,7 @@ result<std::vector<simulator::policy_outcome>> run_at(const simulate_flags& f,
   o.policies = policies_of(f.policy);
   o.slo = slo;
   o.faults = faults;
+  o.trace_file = f.trace;
   std::shared_ptr<progress_meter> meter;
   if (!f.quiet) {
     meter = std::make_shared<progress_meter>(std::cerr, stderr_is_terminal());
@@ -191,7 +194,13 @@ int run_simulate(const simulate_flags& f) {
   std::cout << "cluster: " << config::describe(*c) << "\n";
   std::vector<double> rates = f.sweep.empty() ? std::vector<double>{f.rate} : f.sweep;
   for (const double rate : rates) {
-    auto runs = run_at(f, *c, slo, faults, rate);
+    simulate_flags at = f;  // a sweep traces each rate beside --trace
+    if (!f.trace.empty() && !f.sweep.empty()) {
+      std::ostringstream r;
+      r << "rate" << rate;
+      at.trace = actors::trace_file_for(f.trace, r.str());
+    }
+    auto runs = run_at(at, *c, slo, faults, rate);
     if (!runs) return fail_with(runs.err().what(), runs.err().code() == errc::internal ? 1 : 2);
     std::vector<metrics::labelled_run> labelled;
     for (const auto& r : *runs) labelled.push_back({&r.best.record, r.best_summary});
@@ -221,6 +230,7 @@ int run_simulate(const simulate_flags& f) {
       simulate_flags one = f;
       one.policy = p;
       one.quiet = true;
+      one.trace.clear();  // the probes are not traced
       auto g = metrics::search_goodput(
           [&](double rate) -> result<double> {
             auto runs = run_at(one, *c, slo, faults, rate);
@@ -272,6 +282,9 @@ void add_simulate_command(CLI::App& app, std::function<int()>& run) {
                   "inject a failure: KIND:INSTANCE@SECONDS, KIND kill (noticed at once) or stop "
                   "(noticed after [network] timeout_ms + heartbeat_ms); repeatable, added to the "
                   "cluster file's [[faults]]");
+  cmd->add_option("--trace", f->trace,
+                  "write the message trace here; several runs (policies, settings, sweep "
+                  "rates) write FILE-<run> beside it (docs/tracing.md)");
   cmd->add_option("--arrivals", f->arrivals, "poisson or gamma");
   cmd->add_option("--cv", f->cv, "coefficient of variation of gamma arrivals")
       ->check(CLI::PositiveNumber);

@@ -56,10 +56,38 @@ std::uint64_t now_ns(coord_actor* self) {
   return static_cast<std::uint64_t>(actors::now(self).time_since_epoch().count());
 }
 
+// The node instance `id` runs on: the name it registered with (daemons), or
+// "i<id>" (a simulated host).
+std::string name_of(const coord_state& s, instance_id id) {
+  return id < s.names.size() ? s.names[id] : "i" + std::to_string(id);
+}
+
+// Sends `b` to `dest`; traced as going to `to` on `node` (built only when
+// tracing: `to` is called then).
+template <class To>
+void post(coord_actor* self, const caf::actor& dest, messages::capnp_blob b, To&& to) {
+  if (const auto& tp = self->state.opt.trace) {
+    const auto [actor, node] = to();
+    tp.message(actor, node, b, actors::now(self));
+  }
+  self->send(dest, msg_atom::value, std::move(b));
+}
+
+const auto to_client = [] { return std::pair<std::string, std::string>{"client", "client"}; };
+
+// The sender of the message being handled, which is a client (or, for a
+// fenced instance's message, that instance).
+void answer(coord_actor* self, messages::capnp_blob b) {
+  post(self, caf::actor_cast<caf::actor>(self->current_sender()), std::move(b), to_client);
+}
+
 template <class T>
 void send_to(coord_actor* self, instance_id i, const T& m) {
   auto& s = self->state;
-  if (i < s.managers.size()) self->send(s.managers[i], msg_atom::value, messages::pack(m));
+  if (i >= s.managers.size()) return;
+  post(self, s.managers[i], messages::pack(m), [&] {
+    return std::pair{"im:" + std::to_string(i), name_of(s, i)};
+  });
 }
 
 void send_role(coord_actor* self, const instance_view& inst) {
@@ -219,14 +247,13 @@ std::string refusal(const coord_state& s, const messages::submit_request& m) {
 
 // Answers the sender of a request that was not accepted.
 void refuse(coord_actor* self, request_id id, std::string why) {
-  self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
-             messages::pack(messages::request_done{.epoch = self->state.epoch,
-                                                   .request = id,
-                                                   .status = messages::request_status::failed,
-                                                   .finish = messages::finish_reason::none,
-                                                   .output_tokens = 0,
-                                                   .error = std::move(why),
-                                                   .instance = no_instance}));
+  answer(self, messages::pack(messages::request_done{.epoch = self->state.epoch,
+                                                     .request = id,
+                                                     .status = messages::request_status::failed,
+                                                     .finish = messages::finish_reason::none,
+                                                     .output_tokens = 0,
+                                                     .error = std::move(why),
+                                                     .instance = no_instance}));
 }
 
 void on_submit(coord_actor* self, const messages::submit_request& m) {
@@ -238,6 +265,9 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   }
   messages::submit_request named = m;
   named.request = id;
+  if (s.opt.trace) {  // clients are not traced: the request is, as it arrives
+    s.opt.trace.received("client", "client", messages::pack(named), actors::now(self));
+  }
   if (auto why = refusal(s, named); !why.empty()) return refuse(self, id, std::move(why));
   if (s.obs) s.obs->on_accepted(id);
   request_view r{.id = id, .prompt_len = m.prompt_len, .max_tokens = m.max_tokens};
@@ -275,13 +305,14 @@ void on_first_token(coord_actor* self, request_view& r, instance_id at) {
 void stream_tokens(coord_actor* self, const entry& e, std::uint32_t from, instance_id at) {
   if (!e.client || from >= e.output.size()) return;
   const auto first = e.output.begin() + from;
-  self->send(e.client, msg_atom::value,
-             messages::pack(messages::token_batch{.epoch = self->state.epoch,
-                                                  .request = e.timeline.id,
-                                                  .first_index = from,
-                                                  .tokens = {first, e.output.end()},
-                                                  .instance = at,
-                                                  .time_ns = e.timeline.last_token_ns}));
+  post(self, e.client,
+       messages::pack(messages::token_batch{.epoch = self->state.epoch,
+                                            .request = e.timeline.id,
+                                            .first_index = from,
+                                            .tokens = {first, e.output.end()},
+                                            .instance = at,
+                                            .time_ns = e.timeline.last_token_ns}),
+       to_client);
 }
 
 void on_tokens(coord_actor* self, const messages::iteration_report& m) {
@@ -329,6 +360,10 @@ void on_tokens(coord_actor* self, const messages::iteration_report& m) {
 void on_report(coord_actor* self, const messages::iteration_report& m) {
   auto& s = self->state;
   if (m.instance >= s.view.instances.size()) return;
+  // The report left the instance when its iteration ended, by its clock.
+  if (s.opt.trace) {
+    s.opt.trace.clock_sample(name_of(s, m.instance), actors::now(self), m.start_ns + m.duration_ns);
+  }
   instance_view& inst = s.view.at(m.instance);
   inst.total_blocks = m.load.kv_blocks_total;
   inst.primary_blocks = m.load.primary_blocks;
@@ -420,7 +455,7 @@ void on_done(coord_actor* self, const messages::request_done& m) {
   e.timeline.completed = m.status == messages::request_status::ok;
   if (s.obs) s.obs->on_finished(e.timeline);
   if (e.client && !e.stream && s.opt.token_ids) stream_tokens(self, e, 0, m.instance);
-  if (e.client) self->send(e.client, msg_atom::value, messages::pack(m));
+  if (e.client) post(self, e.client, messages::pack(m), to_client);
   s.view.erase_request(it);
   s.table.erase(m.request);
 }
@@ -492,10 +527,6 @@ void log_warn(const coord_state& s, fmt::format_string<Ts...> f, Ts&&... args) {
 }
 
 // An instance's name: the worker's (daemons) or "i<id>" (simulations).
-std::string name_of(const coord_state& s, instance_id id) {
-  return id < s.names.size() ? s.names[id] : "i" + std::to_string(id);
-}
-
 bool fence(coord_actor* self, instance_id from, messages::msg_type type) {
   auto& s = self->state;
   if (from >= s.view.instances.size() || s.view.at(from).alive) return false;
@@ -507,12 +538,15 @@ bool fence(coord_actor* self, instance_id from, messages::msg_type type) {
              "dropped and it is told to register again",
              from, name_of(s, from), messages::to_string(type));
   }
-  self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
-             messages::pack(messages::set_role{.epoch = s.epoch,
-                                               .instance = from,
-                                               .role = s.view.at(from).role,
-                                               .partner = no_instance,
-                                               .fenced = true}));
+  post(self, caf::actor_cast<caf::actor>(self->current_sender()),
+       messages::pack(messages::set_role{.epoch = s.epoch,
+                                         .instance = from,
+                                         .role = s.view.at(from).role,
+                                         .partner = no_instance,
+                                         .fenced = true}),
+       [&] {
+         return std::pair{"im:" + std::to_string(from), name_of(s, from)};
+       });
   return true;
 }
 

@@ -42,6 +42,7 @@
 // Thread contract: an actor; the policy and observer are used from it only.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "coordinator/observer.hpp"
 #include "coordinator/policies/policy.hpp"
 
@@ -77,6 +78,9 @@ struct coordinator_options {
   /// Where the coordinator says what happens to workers (joins, refusals,
   /// losses); may be null.
   std::shared_ptr<spdlog::logger> log;
+  /// The message trace (actors/tracer.hpp): what the coordinator sends, and a
+  /// clock sample per IterationReport. Empty: not traced.
+  actors::trace_point trace;
 };
 
 /// `pol` decides, `obs` (may be null, must outlive the actor) records.

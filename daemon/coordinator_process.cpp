@@ -49,15 +49,12 @@ result<daemon_setup> prepare(const coordinator_flags& f) {
   return daemon_setup{.cluster = std::move(*c), .log = std::move(*log), .token = std::move(token)};
 }
 
-int serve(const daemon_setup& d, const coordinator_flags& f) {
+// serve(), once the trace is open: `trace` (may be null) outlives the
+// actor system, which waits for every actor before it goes.
+int serve_with(const daemon_setup& d, const coordinator_flags& f, actors::system_config& cfg,
+               actors::tracer* trace) {
   const config::cluster_config& c = d.cluster;
   const auto transport = transport_of(c.daemon);
-  actors::system_config cfg;
-  if (auto ok = actors::apply(transport, cfg); !ok) {
-    d.log->error("{}", ok.err().what());
-    return exit_config;
-  }
-  actors::on_oversized_frame([log = d.log](const std::string& line) { log->warn("{}", line); });
   // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
   (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
@@ -66,7 +63,9 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     return exit_failure;
   }
   coordinator::http::live_metrics metrics;
-  auto coord = spawn_live_coordinator(sys, c, d.token, &metrics, d.log);
+  auto coord = spawn_live_coordinator(
+      sys, c, d.token, &metrics, d.log,
+      trace != nullptr ? trace->point("coordinator") : actors::trace_point{});
   int code = exit_ok;
   auto caf_port = actors::publish(sys, coord, c.daemon.coordinator_host,
                                   static_cast<std::uint16_t>(c.daemon.coordinator_port), transport);
@@ -112,6 +111,24 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
   return code;
 }
 
+int serve(const daemon_setup& d, const coordinator_flags& f) {
+  const config::cluster_config& c = d.cluster;
+  const auto transport = transport_of(c.daemon);
+  actors::system_config cfg;
+  if (auto ok = actors::apply(transport, cfg); !ok) {
+    d.log->error("{}", ok.err().what());
+    return exit_config;
+  }
+  actors::on_oversized_frame([log = d.log](const std::string& line) { log->warn("{}", line); });
+  auto trace = open_trace(f.trace, "coordinator");
+  if (!trace) {
+    d.log->error("{}", trace.err().what());
+    return exit_config;
+  }
+  const auto code = serve_with(d, f, cfg, trace->get());
+  return close_trace(trace->get(), *d.log) ? code : exit_failure;
+}
+
 }  // namespace
 
 std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c) {
@@ -130,7 +147,7 @@ std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c
 
 caf::actor spawn_live_coordinator(caf::actor_system& sys, const config::cluster_config& c,
                                   std::string token, coordinator::observer* obs,
-                                  std::shared_ptr<spdlog::logger> log) {
+                                  std::shared_ptr<spdlog::logger> log, actors::trace_point trace) {
   const device::model_spec* model = device::find_model(c.model);
   return coordinator::spawn_coordinator(sys,
                                         {.instances = 0,
@@ -142,7 +159,8 @@ caf::actor spawn_live_coordinator(caf::actor_system& sys, const config::cluster_
                                          .model = c.model,
                                          .vocab = model != nullptr ? model->vocab : 0,
                                          .max_context = model != nullptr ? model->max_context : 0,
-                                         .log = std::move(log)},
+                                         .log = std::move(log),
+                                         .trace = std::move(trace)},
                                         make_policy(c), obs);
 }
 

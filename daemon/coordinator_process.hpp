@@ -12,6 +12,7 @@
 // Thread contract: run_coordinator() is main()'s; it blocks until stopped.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "config/cluster_config.hpp"
 #include "coordinator/observer.hpp"
 #include "coordinator/policies/policy.hpp"
@@ -36,6 +37,8 @@ struct coordinator_flags {
   /// Written once both ports listen: "CAF_PORT HTTP_PORT\n" (for launchers
   /// and tests that ask for ephemeral ports).
   std::filesystem::path ready_file;
+  /// Write the message trace here (node "coordinator"); empty: none.
+  std::filesystem::path trace;
 };
 
 /// Runs the daemon until a stop signal; returns the process exit code.
@@ -51,6 +54,7 @@ std::shared_ptr<coordinator::policy> make_policy(const config::cluster_config& c
 /// coordination benchmark's.)
 caf::actor spawn_live_coordinator(caf::actor_system& sys, const config::cluster_config& c,
                                   std::string token, coordinator::observer* obs,
-                                  std::shared_ptr<spdlog::logger> log);
+                                  std::shared_ptr<spdlog::logger> log,
+                                  actors::trace_point trace = {});
 
 }  // namespace accellm::daemon

@@ -63,7 +63,8 @@ result<device_choice> make_device(const std::string& name, const config::cluster
 }
 
 instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_config& c,
-                               device_choice dev, const caf::actor& coordinator) {
+                               device_choice dev, const caf::actor& coordinator,
+                               const actors::trace_point& trace) {
   const bool real = dev.backend != nullptr;
   instance_actors a;
   // One decode step per Execute: clients get every token as it is made.
@@ -80,11 +81,13 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
        .sync_decode_kv = c.policy.accellm_sync_decode_kv,
        .decode_steps = 1,
        .copy_stall = std::chrono::milliseconds{200},
-       .device_memory = real});
+       .device_memory = real,
+       .trace = trace.as("im")});
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {
-    a.worker = worker::spawn_device_worker(sys, no_instance, std::move(dev.backend),
-                                           compute_priority_of(dev.name, c.daemon));
+    a.worker =
+        worker::spawn_device_worker(sys, no_instance, std::move(dev.backend),
+                                    compute_priority_of(dev.name, c.daemon), trace.as("worker"));
   } else {
     a.worker = worker::spawn_sim_worker(
         sys, {.id = no_instance,
@@ -92,7 +95,8 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
               .model = *dev.model,
               .tp = c.tp,
               .kv_bytes_per_token = dev.model->kv_bytes_per_token(dev.kv.kv_dtype),
-              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency}});
+              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency},
+              .trace = trace.as("worker")});
   }
   caf::anon_send(a.manager, actors::peers_atom::value, coordinator, a.worker);
   caf::anon_send(a.replica, actors::peers_atom::value, a.manager);

@@ -14,6 +14,7 @@
 // messages; the handles are plain values afterwards.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "common/result.hpp"
 #include "config/cluster_config.hpp"
 #include "device/backend.hpp"
@@ -51,7 +52,10 @@ struct instance_actors {
 };
 
 /// Spawns and wires the instance's actors; `coordinator` gets its reports.
+/// `trace` (may be empty) is this worker's point of the message trace: its
+/// node is used, the actor names are the instance's ("im:<id>", ...).
 instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_config& c,
-                               device_choice dev, const caf::actor& coordinator);
+                               device_choice dev, const caf::actor& coordinator,
+                               const actors::trace_point& trace = {});
 
 }  // namespace accellm::daemon

@@ -63,4 +63,32 @@ std::string cluster_token(const std::string& from_config) {
   return from_config;
 }
 
+result<std::unique_ptr<actors::tracer>> open_trace(const std::filesystem::path& file,
+                                                   std::string node) {
+  if (file.empty()) return std::unique_ptr<actors::tracer>{};
+  // The actor clock of a daemon is the steady clock; main() reads it here.
+  const actors::time_point now = caf::actor_clock::clock_type::now();
+  return actors::tracer::open({.path = file.string(),
+                               .node = std::move(node),
+                               .clock = "steady",
+                               .origin = {},
+                               .opened = now,
+                               .block_when_full = false,
+                               .queue_limit = std::size_t{1} << 18});
+}
+
+bool close_trace(actors::tracer* t, spdlog::logger& log) {
+  if (t == nullptr) return true;
+  const auto ok = t->close("the daemon stopped");
+  const auto n = t->totals();
+  if (!ok) {
+    log.error("{}", ok.err().what());
+    return false;
+  }
+  log.info("trace: {} events ({} bytes) in {}{}", n.events, n.bytes, t->options().path,
+           n.dropped > 0 ? " (" + std::to_string(n.dropped) + " dropped: the disk fell behind)"
+                         : std::string{});
+  return true;
+}
+
 }  // namespace accellm::daemon

@@ -1,5 +1,5 @@
 // process: what every accellm daemon's main() needs around its actors:
-// a logger, the stop signals, and the exit codes.
+// a logger, the stop signals, the exit codes, and the message trace.
 //
 //   exit 0  stopped by SIGINT or SIGTERM (or a launcher's request)
 //   exit 1  failed at run time (cannot listen or connect, refused, lost the coordinator)
@@ -10,12 +10,14 @@
 // wait_for_stop() sees the signals); the rest is for main()'s thread.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "common/result.hpp"
 
 #include <spdlog/logger.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +41,16 @@ int wait_for_stop(const std::atomic<bool>* give_up = nullptr);
 
 /// Waits at most `limit` for SIGINT or SIGTERM: the signal, or 0.
 int wait_for_signal(std::chrono::milliseconds limit);
+
+/// A daemon's message trace (--trace FILE) under node name `node`: none
+/// (null) for an empty path. Real time (the steady clock), and events are
+/// dropped and counted rather than stall an actor when the disk falls
+/// behind. Open it before the actor_system, so that it outlives the actors.
+result<std::unique_ptr<actors::tracer>> open_trace(const std::filesystem::path& file,
+                                                   std::string node);
+
+/// Closes `t` (may be null) and logs what it wrote; false when writing failed.
+bool close_trace(actors::tracer* t, spdlog::logger& log);
 
 /// The cluster token: ACCELLM_CLUSTER_TOKEN when set and non-empty, else
 /// `from_config`.

@@ -144,7 +144,8 @@ result<messages::set_role> enroll(caf::actor_system& sys, const worker_setup& w,
 // serves until a signal, a cut-off or a fence ends it; the instance's actors
 // are gone when it returns.
 ending membership(caf::actor_system& sys, worker_setup& w, const worker_flags& f,
-                  const actors::transport_options& transport, device_choice dev, bool rejoining) {
+                  const actors::transport_options& transport, device_choice dev, bool rejoining,
+                  const actors::trace_point& trace) {
   int signal = 0;
   auto coord = reach(sys, w, transport, f.connect_wait, signal);
   if (signal != 0) return ending::stopped;
@@ -156,7 +157,7 @@ ending membership(caf::actor_system& sys, worker_setup& w, const worker_flags& f
   const device::kv_geometry kv = dev.kv;
   const std::string device_name = dev.name;
   const std::string model = dev.model->name;
-  instance_actors inst = spawn_instance(sys, w.cluster, std::move(dev), *coord);
+  instance_actors inst = spawn_instance(sys, w.cluster, std::move(dev), *coord, trace);
   caf::scoped_actor self{sys};
   auto stop = [&](const std::vector<caf::actor>& actors) {
     for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -218,14 +219,10 @@ ending membership(caf::actor_system& sys, worker_setup& w, const worker_flags& f
   return how;
 }
 
-int serve(worker_setup& w, const worker_flags& f) {
-  const auto transport = transport_of(w.cluster.daemon);
-  actors::system_config cfg;
-  if (auto ok = actors::apply(transport, cfg); !ok) {
-    w.log->error("{}", ok.err().what());
-    return exit_config;
-  }
-  actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
+// serve(), once the trace is open: `trace` (may be null) outlives the
+// actor system, which waits for every actor before it goes.
+int serve_with(worker_setup& w, const worker_flags& f, const actors::transport_options& transport,
+               actors::system_config& cfg, actors::tracer* trace) {
   auto dev = make_device(w.device, w.cluster);
   if (!dev) {
     w.log->error("{}", dev.err().what());
@@ -234,6 +231,7 @@ int serve(worker_setup& w, const worker_flags& f) {
   // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
   (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
+  const auto point = trace != nullptr ? trace->point("worker") : actors::trace_point{};
   if (auto ok = actors::self_test(sys); !ok) {
     w.log->error("self-test: {}", ok.err().what());
     return exit_failure;
@@ -250,7 +248,7 @@ int serve(worker_setup& w, const worker_flags& f) {
         return exit_failure;
       }
     }
-    switch (membership(sys, w, f, transport, std::move(*dev), rejoining)) {
+    switch (membership(sys, w, f, transport, std::move(*dev), rejoining, point)) {
       case ending::stopped:
         return exit_ok;
       case ending::failed:
@@ -259,6 +257,23 @@ int serve(worker_setup& w, const worker_flags& f) {
         break;
     }
   }
+}
+
+int serve(worker_setup& w, const worker_flags& f) {
+  const auto transport = transport_of(w.cluster.daemon);
+  actors::system_config cfg;
+  if (auto ok = actors::apply(transport, cfg); !ok) {
+    w.log->error("{}", ok.err().what());
+    return exit_config;
+  }
+  actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
+  auto trace = open_trace(f.trace, f.instance);
+  if (!trace) {
+    w.log->error("{}", trace.err().what());
+    return exit_config;
+  }
+  const int code = serve_with(w, f, transport, cfg, trace->get());
+  return close_trace(trace->get(), *w.log) ? code : exit_failure;
 }
 
 }  // namespace

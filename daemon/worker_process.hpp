@@ -36,6 +36,8 @@ struct worker_flags {
   std::optional<std::uint16_t> kv_port;  ///< overrides [worker] kv_port
   std::optional<std::string> log_level;
   std::chrono::seconds connect_wait{30};  ///< how long to retry the coordinator
+  /// Write the message trace here (node: the instance name); empty: none.
+  std::filesystem::path trace;
 };
 
 /// Runs the daemon until stopped; returns the process exit code.

@@ -322,7 +322,7 @@ struct TraceEvent {
   role @13 :Role;            # role of the instance during the span
   instance @14 :UInt32;      # the instance of the span; 0xFFFFFFFF = none
   peerTimeNs @15 :UInt64;    # clockSample: the sender's clock when it sent; logStart: wall clock (ns since 1970) at timeNs
-  note @16 :Text;            # logStart: the clock ("virtual" or "steady"); logEnd: why it ended
+  note @16 :Text;            # logStart: the clock ("virtual" or "steady"); logEnd: why it ended; message: what the envelope does not say (docs/tracing.md)
   dropped @17 :UInt64;       # logEnd: events dropped because the writer fell behind
 }
 

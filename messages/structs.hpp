@@ -306,7 +306,7 @@ struct trace_event {
   /// clock_sample: the sender's clock when it sent the message; log_start:
   /// the wall clock (ns since 1970) at time_ns.
   std::uint64_t peer_time_ns = 0;
-  std::string note;           ///< log_start: "virtual" or "steady"; log_end: why it ended
+  std::string note;           ///< log_start: the clock; log_end: why it ended; message: its detail
   std::uint64_t dropped = 0;  ///< log_end: events dropped because the writer fell behind
   friend bool operator==(const trace_event&, const trace_event&) = default;
 };

@@ -1,5 +1,7 @@
 #include "simulator/compare.hpp"
 
+#include "actors/tracer.hpp"
+
 #include <algorithm>
 #include <tuple>
 
@@ -9,6 +11,12 @@ namespace {
 std::size_t missed(const metrics::summary& s) {
   return static_cast<std::size_t>(
       std::count_if(s.slowdown.begin(), s.slowdown.end(), [](const auto& x) { return !x.met; }));
+}
+
+// A run's part of a trace file name: "accellm", "vllm-chunked", "splitwise-p3".
+std::string trace_part(const policy_choice& c) {
+  if (c.name == "splitwise") return c.name + "-p" + std::to_string(c.prompt_instances);
+  return c.chunked_prefill ? c.name + "-chunked" : c.name;
 }
 
 }  // namespace
@@ -38,6 +46,8 @@ std::vector<policy_choice> settings_of(const config::cluster_config& cluster,
 
 result<std::vector<policy_outcome>> compare(const compare_options& o) {
   std::vector<policy_outcome> out;
+  std::size_t runs = 0;
+  for (const std::string& name : o.policies) runs += settings_of(o.cluster, name).size();
   for (const std::string& name : o.policies) {
     policy_outcome best;
     bool have = false;
@@ -49,6 +59,10 @@ result<std::vector<policy_outcome>> compare(const compare_options& o) {
       ro.offered_rate = o.offered_rate;
       ro.token_times = o.token_times;
       ro.faults = o.faults;
+      if (!o.trace_file.empty()) {
+        ro.trace_file =
+            runs == 1 ? o.trace_file : actors::trace_file_for(o.trace_file, trace_part(choice));
+      }
       const std::string what =
           name + (choice.name == "splitwise"
                       ? " prompt instances " + std::to_string(choice.prompt_instances)

@@ -39,6 +39,10 @@ struct compare_options {
   std::function<void(const std::string&, const run_progress&)> run_progress;
   /// Injected into every run (run_options::faults).
   std::vector<fault> faults;
+  /// Message trace of every run (run_options::trace_file): this file when
+  /// there is one run, else one file per run beside it, named after the
+  /// policy and setting (actors::trace_file_for: "run-vllm-chunked.trace").
+  std::string trace_file;
 };
 
 /// The settings compare() tries for `policy`.

@@ -4,6 +4,7 @@
 #include "actors/clock.hpp"
 #include "actors/system_config.hpp"
 #include "actors/trace_hash.hpp"
+#include "actors/tracer.hpp"
 #include "actors/virtual_time.hpp"
 #include "coordinator/coordinator.hpp"
 #include "coordinator/policies/accellm.hpp"
@@ -391,6 +392,22 @@ result<run_result> run_simulation(const run_options& o) {
   const auto origin = vt->now();
   const auto origin_ns = static_cast<std::uint64_t>(origin.time_since_epoch().count());
   recorder rec{o, origin_ns, dev->kv.total_blocks, dev->kv.bytes_per_block};
+  std::unique_ptr<actors::tracer> tracer;
+  if (!o.trace_file.empty()) {
+    // Blocking when the writer falls behind: a simulation's log is complete.
+    auto t = actors::tracer::open({.path = o.trace_file,
+                                   .node = "sim",
+                                   .clock = "virtual",
+                                   .origin = {},
+                                   .opened = origin,
+                                   .block_when_full = true,
+                                   .queue_limit = std::size_t{1} << 16});
+    if (!t) return std::move(t).err();
+    tracer = std::move(*t);
+  }
+  const auto point = [&](std::string actor, std::string node) {
+    return tracer ? tracer->point(std::move(actor), std::move(node)) : actors::trace_point{};
+  };
 
   cluster_actors a;
   a.coordinator = coordinator::spawn_coordinator(sys,
@@ -403,30 +420,33 @@ result<run_result> run_simulation(const run_options& o) {
                                                   .model = {},
                                                   .vocab = 0,
                                                   .max_context = 0,
-                                                  .log = nullptr},
+                                                  .log = nullptr,
+                                                  .trace = point("coordinator", "coordinator")},
                                                  *pol, &rec);
   const std::uint64_t kv_per_token = model->kv_bytes_per_token(dev->kv.kv_dtype);
   for (instance_id i = 0; i < c.instances; ++i) {
-    a.managers.push_back(
-        worker::spawn_instance_manager(sys, {.id = i,
-                                             .total_blocks = dev->kv.total_blocks,
-                                             .block_tokens = dev->kv.block_tokens,
-                                             .bytes_per_block = dev->kv.bytes_per_block,
-                                             .max_batch_tokens = c.batching.max_batch_tokens,
-                                             .max_batch_size = c.batching.max_batch_size,
-                                             .chunked_prefill = o.policy.chunked_prefill,
-                                             .chunk_tokens = c.batching.chunk_tokens,
-                                             .sync_decode_kv = c.policy.accellm_sync_decode_kv,
-                                             .decode_steps = c.batching.decode_steps,
-                                             .copy_stall = std::chrono::milliseconds{10},
-                                             .device_memory = false}));
+    a.managers.push_back(worker::spawn_instance_manager(
+        sys, {.id = i,
+              .total_blocks = dev->kv.total_blocks,
+              .block_tokens = dev->kv.block_tokens,
+              .bytes_per_block = dev->kv.bytes_per_block,
+              .max_batch_tokens = c.batching.max_batch_tokens,
+              .max_batch_size = c.batching.max_batch_size,
+              .chunked_prefill = o.policy.chunked_prefill,
+              .chunk_tokens = c.batching.chunk_tokens,
+              .sync_decode_kv = c.policy.accellm_sync_decode_kv,
+              .decode_steps = c.batching.decode_steps,
+              .copy_stall = std::chrono::milliseconds{10},
+              .device_memory = false,
+              .trace = point("im:" + std::to_string(i), "i" + std::to_string(i))}));
     a.workers.push_back(worker::spawn_sim_worker(
         sys, {.id = i,
               .cost = cost,
               .model = *model,
               .tp = c.tp,
               .kv_bytes_per_token = kv_per_token,
-              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency}}));
+              .link = {.bandwidth = c.link.bandwidth, .latency = c.link.latency},
+              .trace = point("worker:" + std::to_string(i), "i" + std::to_string(i))}));
   }
   for (instance_id i = 0; i < c.instances; ++i) {
     caf::anon_send(a.managers[i], actors::peers_atom::value, a.coordinator, a.workers[i]);
@@ -475,6 +495,10 @@ result<run_result> run_simulation(const run_options& o) {
   out.record.setting = (*pol)->setting();
   out.record.offered_rate = o.offered_rate;
   if (auto s = vt->shutdown(a.all()); !s) return std::move(s).err();
+  if (tracer) {
+    ACCELLM_TRY(tracer->close("the simulation ended"));
+    out.traced = tracer->totals().events;
+  }
   return out;
 }
 

@@ -68,6 +68,10 @@ struct run_options {
   std::function<void(const run_progress&)> progress;
   /// Failures to inject; each instance below cluster.instances, at most once.
   std::vector<fault> faults;
+  /// Write the message trace here (actors/tracer.hpp; "": none). The log's
+  /// nodes are "coordinator", "i<id>" per simulated host and "client". The
+  /// run is the same with or without it (same trace hash).
+  std::string trace_file;
 };
 
 struct run_result {
@@ -76,7 +80,8 @@ struct run_result {
   std::uint64_t events = 0;      ///< messages and timers processed
   std::uint64_t iterations = 0;
   std::chrono::nanoseconds simulated{0};
-  bool drained = true;  ///< every request finished before the drain limit
+  bool drained = true;       ///< every request finished before the drain limit
+  std::uint64_t traced = 0;  ///< events written to trace_file
 };
 
 /// Runs one simulation. Errors: config (unknown policy, a device the cost

@@ -93,6 +93,7 @@ struct device_worker_state {
   std::shared_ptr<device_thread> device;
   caf::actor manager;
   std::vector<caf::actor> replicas;
+  actors::trace_point trace;
   static inline const char* name = "device_worker";
 };
 
@@ -158,8 +159,12 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
     self->send(s.manager, msg_atom::value, messages::pack(done));
     return;
   }
-  s.device->post([ex, batch = std::move(*b), done, manager = s.manager,
-                  replicas = s.replicas](device::backend& dev) mutable {
+  // The trace's names, by the Execute's instance: a daemon's worker is
+  // spawned before its instance has an id.
+  auto trace = s.trace ? s.trace.as("worker:" + std::to_string(ex.instance)) : s.trace;
+  s.device->post([ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
+                  trace = std::move(trace),
+                  clock = &self->home_system().clock()](device::backend& dev) mutable {
     auto r = dev.run(batch);
     if (!r) {
       done.error = r.err().what();
@@ -169,10 +174,15 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
       for (auto& [target, rows] : export_rows(dev, ex)) {
         if (target >= replicas.size()) continue;
         for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
-        caf::anon_send(replicas[target], msg_atom::value, messages::pack(rows));
+        auto m = messages::pack(rows);
+        // The partner's node is not known here: "" (the trace tools find it).
+        if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());
+        caf::anon_send(replicas[target], msg_atom::value, std::move(m));
       }
     }
-    caf::anon_send(manager, msg_atom::value, messages::pack(done));
+    auto m = messages::pack(done);
+    if (trace) trace.message("im:" + std::to_string(ex.instance), trace.node, m, clock->now());
+    caf::anon_send(manager, msg_atom::value, std::move(m));
   });
 }
 
@@ -196,8 +206,9 @@ void on_rows(device_worker_actor* self, const messages::kv_delta_batch& m) {
 }
 
 caf::behavior device_worker(device_worker_actor* self, instance_id id,
-                            std::shared_ptr<device_thread> device) {
+                            std::shared_ptr<device_thread> device, actors::trace_point trace) {
   self->state.id = id;
+  self->state.trace = std::move(trace);
   self->state.device = std::move(device);  // joined when the state goes, at exit
   return {
       [self](actors::peers_atom, caf::actor manager, std::vector<caf::actor> replicas) {
@@ -234,10 +245,10 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
 }  // namespace
 
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
-                               std::unique_ptr<device::backend> backend,
-                               compute_priority priority) {
-  return sys.spawn(device_worker, id,
-                   std::make_shared<device_thread>(std::move(backend), priority));
+                               std::unique_ptr<device::backend> backend, compute_priority priority,
+                               actors::trace_point trace) {
+  return sys.spawn(device_worker, id, std::make_shared<device_thread>(std::move(backend), priority),
+                   std::move(trace));
 }
 
 }  // namespace accellm::worker

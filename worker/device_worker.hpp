@@ -34,6 +34,7 @@
 // ones).
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "common/types.hpp"
 #include "device/backend.hpp"
 
@@ -63,8 +64,11 @@ enum class compute_priority {
 inline constexpr int background_nice = 19;
 
 /// Spawns the worker of instance `id`; it owns `backend` (never null).
+/// `trace` (may be empty) records IterationDone and the KV rows it sends, as
+/// "worker:<id>", at the actor clock's time read on the device thread.
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
                                std::unique_ptr<device::backend> backend,
-                               compute_priority priority = compute_priority::normal);
+                               compute_priority priority = compute_priority::normal,
+                               actors::trace_point trace = {});
 
 }  // namespace accellm::worker

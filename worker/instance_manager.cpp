@@ -119,9 +119,25 @@ std::uint64_t now_ns(im_actor* self) {
   return static_cast<std::uint64_t>(actors::now(self).time_since_epoch().count());
 }
 
+// Records `b` in the trace as sent to `dest` (the coordinator or this
+// instance's worker).
+void trace(im_actor* self, const caf::actor& dest, const capnp_blob& b) {
+  const auto& s = self->state;
+  if (!s.opt.trace) return;
+  if (dest == s.coordinator) {
+    s.opt.trace.message("coordinator", "coordinator", b, actors::now(self));
+  } else {
+    s.opt.trace.message("worker:" + std::to_string(s.opt.id), s.opt.trace.node, b,
+                        actors::now(self));
+  }
+}
+
 template <class T>
 void send_to(im_actor* self, const caf::actor& dest, const T& m) {
-  if (dest) self->send(dest, msg_atom::value, messages::pack(m));
+  if (!dest) return;
+  auto b = messages::pack(m);
+  trace(self, dest, b);
+  self->send(dest, msg_atom::value, std::move(b));
 }
 
 // --- memory -----------------------------------------------------------------
@@ -372,7 +388,9 @@ bool join(im_actor* self) {
     s.inflight.items.push_back(item);
     s.inflight_p.push_back(&p);
   }
-  self->send(s.worker, actors::join_atom::value, s.iteration, messages::pack(std::move(add)));
+  auto b = messages::pack(std::move(add));
+  trace(self, s.worker, b);
+  self->send(s.worker, actors::join_atom::value, s.iteration, std::move(b));
   return true;
 }
 
@@ -391,7 +409,10 @@ void join_or_cut(im_actor* self, bool changed = false) {
 // Sends the RequestDone and MoveDecode answers held back for the report.
 void send_after_report(im_actor* self) {
   auto& s = self->state;
-  for (auto& b : s.after_report) self->send(s.coordinator, msg_atom::value, std::move(b));
+  for (auto& b : s.after_report) {
+    trace(self, s.coordinator, b);
+    self->send(s.coordinator, msg_atom::value, std::move(b));
+  }
   s.after_report.clear();
 }
 
@@ -629,6 +650,11 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   s.evicted.clear();
   s.preempted.clear();
   rep.load = load_of(self);
+  if (s.opt.trace) {
+    s.opt.trace.span(
+        s.opt.id, rep.role, s.epoch, actors::time_point{std::chrono::nanoseconds{s.started_ns}},
+        std::chrono::nanoseconds{d.duration_ns}, rep.prefill_tokens, rep.decode_requests);
+  }
   send_to(self, s.coordinator, rep);
   send_after_report(self);
   maybe_start(self);
@@ -847,7 +873,10 @@ void on_set_role(im_actor* self, const messages::set_role& m) {
                              " lost (epoch " + std::to_string(m.epoch) + ")"));
   }
   s.epoch = std::max(s.epoch, m.epoch);
-  if (s.opt.id == no_instance) s.opt.id = m.instance;  // a daemon's first SetRole
+  if (s.opt.id == no_instance) {  // a daemon's first SetRole names the instance
+    s.opt.id = m.instance;
+    if (s.opt.trace) s.opt.trace.actor = "im:" + std::to_string(m.instance);
+  }
   if (m.role != s.current) join_or_cut(self, true);
   s.current = m.role;
   s.partner = m.partner;

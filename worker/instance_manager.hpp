@@ -74,6 +74,7 @@
 // Thread contract: an actor; its state is its own.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "common/types.hpp"
 
 #include <caf/actor.hpp>
@@ -106,6 +107,9 @@ struct instance_options {
   /// the worker is told (release_atom) when a request's KV is freed. Off on
   /// simulated devices, which hold sizes only.
   bool device_memory = false;
+  /// The message trace: what the manager sends and each iteration's span.
+  /// Its actor name is "im:<id>"; empty: not traced.
+  actors::trace_point trace;
 };
 
 /// Spawns the manager; send it (peers_atom, coordinator, worker) before anything else.

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <vector>
 
 namespace accellm::worker {
@@ -45,6 +46,25 @@ using worker_actor = caf::stateful_actor<worker_state>;
 nanoseconds wire_time(const worker_state& s, std::uint64_t bytes) {
   const double per_device = static_cast<double>(bytes) / std::max<std::uint32_t>(1, s.opt.tp);
   return nanoseconds{static_cast<std::int64_t>(per_device / s.opt.link.bandwidth * 1e9)};
+}
+
+// Sends `done` to the manager, `after` from now when given (the end of the
+// modelled iteration); traced as sent then.
+void answer(worker_actor* self, messages::iteration_done done,
+            std::optional<nanoseconds> after = std::nullopt) {
+  auto& s = self->state;
+  const instance_id inst = done.instance;  // daemons spawn the worker before the id is known
+  auto b = messages::pack(std::move(done));
+  if (s.opt.trace) {
+    s.opt.trace.as("worker:" + std::to_string(inst))
+        .message("im:" + std::to_string(inst), s.opt.trace.node, b,
+                 actors::now(self) + after.value_or(nanoseconds{0}));
+  }
+  if (after) {
+    self->delayed_send(s.manager, *after, msg_atom::value, std::move(b));
+  } else {
+    self->send(s.manager, msg_atom::value, std::move(b));
+  }
 }
 
 // Rows for one target and when they land.
@@ -144,8 +164,17 @@ void send_rows(worker_actor* self, const messages::execute& ex, nanoseconds now,
     o.batch.layer_begin = 0;
     o.batch.layer_end = std::max<std::uint32_t>(1, s.opt.model.layers);
     done.kv_bytes_sent += o.bytes;
-    self->delayed_send(s.replicas[o.target], o.arrival - now, msg_atom::value,
-                       messages::pack(o.batch));
+    auto b = messages::pack(o.batch);
+    if (s.opt.trace) {
+      // In simulate a host per instance: the partner's node is "i<id>". A
+      // daemon's worker (spawned without an id) does not know it: "".
+      const std::string to_node =
+          s.opt.id == no_instance ? std::string{} : "i" + std::to_string(o.target);
+      s.opt.trace.as("worker:" + std::to_string(ex.instance))
+          .message("kv:" + std::to_string(o.target), to_node, b, actors::time_point{now},
+                   o.arrival - now);
+    }
+    self->delayed_send(s.replicas[o.target], o.arrival - now, msg_atom::value, std::move(b));
   }
 }
 
@@ -199,7 +228,7 @@ bool price_steps(worker_actor* self, std::uint32_t from) {
       auto done = done_of(w.ex);
       done.error = cost.err().what();
       w.ex.iteration = 0;
-      self->send(s.manager, msg_atom::value, messages::pack(done));
+      answer(self, std::move(done));
       return false;
     }
     t += *cost;
@@ -291,7 +320,7 @@ void end_window(worker_actor* self, std::uint64_t iteration, std::uint64_t gener
   sync_decodes(s, ex, w.first, steps, end, out);
   send_rows(self, ex, end, out, done);
   w.ex.iteration = 0;
-  self->send(s.manager, msg_atom::value, messages::pack(done));
+  answer(self, std::move(done));
 }
 
 void on_execute(worker_actor* self, messages::execute&& ex) {
@@ -309,7 +338,7 @@ void on_execute(worker_actor* self, messages::execute&& ex) {
   auto cost = s.opt.cost->iteration_time(b);
   if (!cost) {
     done.error = cost.err().what();
-    self->send(s.manager, msg_atom::value, messages::pack(done));
+    answer(self, std::move(done));
     return;
   }
   const nanoseconds start = actors::now(self).time_since_epoch();
@@ -326,7 +355,7 @@ void on_execute(worker_actor* self, messages::execute&& ex) {
   copy_prompts(s, ex, start, duration, out);
   sync_decodes(s, ex, {}, 1, start + duration, out);
   send_rows(self, ex, start, out, done);
-  self->delayed_send(s.manager, duration, msg_atom::value, messages::pack(done));
+  answer(self, std::move(done), duration);
 }
 
 caf::behavior sim_worker(worker_actor* self, sim_worker_options opt) {

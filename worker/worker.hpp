@@ -37,6 +37,7 @@
 // Thread contract: an actor; the cost model is shared read-only.
 #pragma once
 
+#include "actors/tracer.hpp"
 #include "common/types.hpp"
 #include "device/model_spec.hpp"
 #include "device/sim/cost_model.hpp"
@@ -62,6 +63,9 @@ struct sim_worker_options {
   std::uint32_t tp = 1;
   std::uint64_t kv_bytes_per_token = 0;  ///< whole instance, all layers
   link_options link;
+  /// The message trace ("worker:<id>"): IterationDone and the KV rows sent
+  /// to the partner (with their modelled transit); empty: not traced.
+  actors::trace_point trace;
 };
 
 caf::actor spawn_sim_worker(caf::actor_system& sys, const sim_worker_options& options);
