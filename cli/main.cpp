@@ -6,6 +6,7 @@
 #include "cli/report_command.hpp"
 #include "cli/selftest_command.hpp"
 #include "cli/simulate_command.hpp"
+#include "cli/trace_command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   accellm::cli::add_report_command(app, run);
   accellm::cli::add_selftest_command(app, run);
   accellm::cli::add_simulate_command(app, run);
+  accellm::cli::add_trace_command(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
   }
   if (!run) {
     std::cerr << "accellm: a subcommand is required (coordinator, worker, up, load, model, report, "
-                 "selftest, simulate); try --help\n";
+                 "selftest, simulate, trace); try --help\n";
     return 2;
   }
   try {

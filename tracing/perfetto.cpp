@@ -136,7 +136,7 @@ std::string span_track(const messages::trace_event& e) {
   return "instance " + std::to_string(e.instance);
 }
 
-/// Takeover StartDecodes: (request, time, receiver).
+/// StartDecodes that move a request or take it over: (request, time, receiver).
 using takeover_set = std::set<std::tuple<request_id, std::uint64_t, std::string>>;
 
 bool flowed(const messages::trace_event& e, const takeover_set& takeovers) {
@@ -171,7 +171,8 @@ class builder {
       : m_(m), stories_(stories) {
     for (const auto& [id, r] : stories) {
       for (const auto& s : r.path) {
-        if (s.what == path_step::kind::takeover) takeovers_.insert({id, s.time_ns, s.to});
+        if (s.what == path_step::kind::takeover || s.what == path_step::kind::move)
+          takeovers_.insert({id, s.time_ns, s.to});
       }
     }
     lay_out();

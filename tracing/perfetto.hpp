@@ -12,8 +12,9 @@
 //   - a thread per actor (im:3, worker:3, kv:3, coordinator, client) holding
 //     the messages it sent as instants ("i", cat "message", named by type,
 //     args type, to, to_node, bytes, request, epoch, transit_us);
-//   - KV copies (KvDeltaBatch, KvLayer, KvDelta), moves (MoveDecode) and
-//     takeovers (a StartDecode after the request's decode had started) are
+//   - KV copies (KvDeltaBatch, KvLayer, KvDelta), moves (every MoveDecode,
+//     and the StartDecode that lands a move at its destination) and
+//     takeovers (requests.hpp says how they are told) are
 //     zero-length complete events instead, one on the sender's track with
 //     flow_out and one on the receiver's track at arrival (send time plus the
 //     modelled transit, when known) with flow_in, sharing a bind_id: Perfetto

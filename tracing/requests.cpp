@@ -16,37 +16,57 @@ bool is(const messages::trace_event& e, msg_type t) {
   return e.message_type == static_cast<std::uint16_t>(t);
 }
 
-/// The decoder of a request before `now`: the last decode/move/takeover target.
-std::string current_decoder(const request_story& r) {
-  for (auto it = r.path.rbegin(); it != r.path.rend(); ++it) {
-    if (it->what != path_step::kind::prefill) return it->to;
-  }
-  return {};
+/// A request's story while it is being read, with a move asked of an
+/// instance (MoveDecode to it) that no StartDecode or MoveDecode to the
+/// destination has completed yet.
+struct tracker {
+  request_story story;
+  std::string pending_from;
+};
+
+/// Where the request is: the target of its last step ("" before any).
+std::string holder(const request_story& r) {
+  return r.path.empty() ? "" : r.path.back().to;
 }
 
-void add_start_decode(request_story& r, const messages::trace_event& e) {
-  std::string before = current_decoder(r);
-  if (before.empty()) {
-    r.path.push_back({path_step::kind::decode, e.time_ns, {}, e.receiver});
+bool decoding(const request_story& r) {
+  return std::any_of(r.path.begin(), r.path.end(),
+                     [](const path_step& s) { return s.what != path_step::kind::prefill; });
+}
+
+void add_start_decode(tracker& t, const messages::trace_event& e) {
+  auto& r = t.story;
+  if (!t.pending_from.empty()) {
+    r.path.push_back({path_step::kind::move, e.time_ns, t.pending_from, e.receiver});
+    t.pending_from.clear();
+  } else if (decoding(r)) {
+    r.path.push_back({path_step::kind::takeover, e.time_ns, holder(r), e.receiver});
   } else {
-    r.path.push_back({path_step::kind::takeover, e.time_ns, before, e.receiver});
+    r.path.push_back({path_step::kind::decode, e.time_ns, {}, e.receiver});
   }
 }
 
-/// MoveDecode goes to both ends of a move at one instant; one step per move.
-void add_move(request_story& r, const messages::trace_event& e) {
-  if (e.sender != "coordinator") return;  // an instance asking for a move
-  std::string from = current_decoder(r);
+/// A simulation sends MoveDecode to the source, which answers, then
+/// StartDecode to the destination; daemons send MoveDecode to both ends at
+/// one instant. Either way: one move step.
+void add_move(tracker& t, const messages::trace_event& e) {
+  auto& r = t.story;
+  if (e.sender != "coordinator") return;  // the source handing the request back
   if (!r.path.empty() && r.path.back().what == path_step::kind::move &&
-      r.path.back().time_ns == e.time_ns) {
-    auto& last = r.path.back();
-    if (last.to == last.from) last.to = e.receiver;  // the first one was the source
-    return;
+      r.path.back().time_ns == e.time_ns && r.path.back().from == e.receiver)
+    return;  // the source's copy of a move already recorded
+  if (!t.pending_from.empty() && t.pending_from != e.receiver) {
+    r.path.push_back({path_step::kind::move, e.time_ns, t.pending_from, e.receiver});
+    t.pending_from.clear();
+  } else if (e.receiver == holder(r)) {
+    t.pending_from = e.receiver;
+  } else {
+    r.path.push_back({path_step::kind::move, e.time_ns, holder(r), e.receiver});
   }
-  r.path.push_back({path_step::kind::move, e.time_ns, from, e.receiver});
 }
 
-void note_event(request_story& r, const messages::trace_event& e, std::size_t index) {
+void note_event(tracker& t, const messages::trace_event& e, std::size_t index) {
+  auto& r = t.story;
   if (r.events.empty()) r.first_ns = e.time_ns;
   r.last_ns = std::max(r.last_ns, e.time_ns);
   r.events.push_back(index);
@@ -58,10 +78,10 @@ void note_event(request_story& r, const messages::trace_event& e, std::size_t in
     r.path.push_back({path_step::kind::prefill, e.time_ns, {}, e.receiver});
   } else if (is(e, msg_type::start_decode)) {
     if (!r.first_token) r.first_token = e.time_ns;
-    add_start_decode(r, e);
+    add_start_decode(t, e);
   } else if (is(e, msg_type::move_decode)) {
     if (!r.first_token) r.first_token = e.time_ns;
-    add_move(r, e);
+    add_move(t, e);
   } else if (is(e, msg_type::request_done)) {
     r.done = std::max(r.done.value_or(0), e.time_ns);
   }
@@ -100,14 +120,16 @@ std::string request_story::path_text() const {
 }
 
 std::map<request_id, request_story> requests(const merged& m) {
-  std::map<request_id, request_story> out;
+  std::map<request_id, tracker> seen;
   for (std::size_t i = 0; i < m.events.size(); ++i) {
     const auto& e = m.events[i].ev;
     if (e.request == 0 || e.kind != trace_kind::message) continue;
-    auto& r = out[e.request];
-    r.id = e.request;
-    note_event(r, e, i);
+    auto& t = seen[e.request];
+    t.story.id = e.request;
+    note_event(t, e, i);
   }
+  std::map<request_id, request_story> out;
+  for (auto& [id, t] : seen) out.emplace(id, std::move(t.story));
   // A TokenBatch (daemons) is the real first token, which StartDecode only
   // approximates.
   for (auto& [id, r] : out) {

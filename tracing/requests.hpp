@@ -8,11 +8,14 @@
 //   - prefill: an AssignPrefill to im:I (a second one: the request was placed
 //     again after its prefill instance was lost);
 //   - decode: the first StartDecode to im:I;
-//   - takeover: a StartDecode after the request's decode had started (the
-//     decoding instance was lost; takeover flag and fromReplica are not in
-//     the trace);
-//   - move: MoveDecode messages from the coordinator at one instant; the
-//     destination is the receiver that is not the current decoder;
+//   - move: a MoveDecode from the coordinator to the instance holding the
+//     request, completed by the next StartDecode (simulate: the source hands
+//     the request back, then the destination is started) or MoveDecode to
+//     another instance (daemons: MoveDecode to both ends at one instant);
+//   - takeover: a StartDecode after the request's decode had started with no
+//     move under way (the decoding instance was lost; the takeover flag and
+//     fromReplica are not in the trace); a takeover by MoveDecode (to the
+//     replica holder only) reads as a move;
 //   - first token: the first TokenBatch (daemons), else the first
 //     StartDecode or MoveDecode (a simulation's clients get no TokenBatch);
 //   - submitted: the SubmitRequest, else the request's first event (a client
@@ -39,7 +42,7 @@ struct path_step {
   enum class kind : std::uint8_t { prefill, decode, move, takeover };
   kind what = kind::prefill;
   std::uint64_t time_ns = 0;
-  std::string from;  ///< move and takeover: where it decoded before ("" = unknown)
+  std::string from;  ///< move and takeover: where it was before ("" = unknown)
   std::string to;    ///< the instance manager ("im:3")
 };
 

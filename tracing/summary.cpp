@@ -75,7 +75,8 @@ void print_slowest(const trace_summary& s, std::ostream& out) {
     };
     out << format("  %-10llu %9.3f ms %10s %10s %10s  %s\n", static_cast<unsigned long long>(r.id),
                   ms(*r.end_to_end_ns()), phase(begin, assigned).c_str(),
-                  phase(assigned, first).c_str(), phase(first, end).c_str(), r.path_text().c_str());
+                  phase(assigned, first).c_str(), r.first_token ? phase(first, end).c_str() : "-",
+                  r.path_text().c_str());
   }
 }
 

@@ -165,6 +165,35 @@ TEST_F(Perfetto, ARequestIsAnAsyncSpanWithNestedPhases) {
                                     {"e", "request 7", 7600.0}}));
 }
 
+// What both viewers need: numbers where numbers go, every async begin
+// closed by an end of the same id and name, every flow with one start and
+// one end, and slices of no negative length.
+TEST_F(Perfetto, EveryEventIsWellFormed) {
+  std::map<std::pair<std::string, std::string>, int> open;  // (id, name) -> depth
+  std::map<std::uint64_t, std::pair<int, int>> flows;       // bind_id -> (outs, ins)
+  for (const auto& e : doc_["traceEvents"]) {
+    ASSERT_TRUE(e["ph"].is_string()) << e;
+    ASSERT_TRUE(e["pid"].is_number_integer()) << e;
+    ASSERT_TRUE(e["tid"].is_number_integer()) << e;
+    if (e["ph"] == "M") continue;
+    ASSERT_TRUE(e["ts"].is_number()) << e;
+    ASSERT_TRUE(e["name"].is_string()) << e;
+    if (e["ph"] == "X") {
+      EXPECT_GE(e["dur"].get<double>(), 0.0) << e;
+    }
+    if (e["ph"] == "b") ++open[{e["id"], e["name"]}];
+    if (e["ph"] == "e") --open[{e["id"], e["name"]}];
+    if (e.contains("bind_id")) {
+      auto& f = flows[e["bind_id"].get<std::uint64_t>()];
+      f.first += e.value("flow_out", false) ? 1 : 0;
+      f.second += e.value("flow_in", false) ? 1 : 0;
+    }
+  }
+  for (const auto& [key, depth] : open) EXPECT_EQ(depth, 0) << key.first << " " << key.second;
+  EXPECT_EQ(flows.size(), 4u);  // KvLayer, KvDelta, two MoveDecodes
+  for (const auto& [id, f] : flows) EXPECT_EQ(f, (std::pair<int, int>{1, 1})) << id;
+}
+
 // Request 8 was never decoded: its prefill runs to RequestDone.
 TEST_F(Perfetto, ARequestWithoutDecodeHasOnePrefillAndDecodePhase) {
   std::vector<std::string> names;

@@ -6,6 +6,7 @@
 
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace accellm::tracing {
 namespace {
@@ -83,6 +84,26 @@ TEST(SummaryTakeover, ASecondStartDecodeIsATakeover) {
   ASSERT_EQ(s.slowest.size(), 1u);
   EXPECT_EQ(s.slowest[0].path_text(),
             "prefill im:0, decode im:1, move im:1 -> im:0, takeover im:0 -> im:2");
+}
+
+// As a simulation moves: MoveDecode to the source, the source hands the
+// request back, StartDecode at the destination. One move step.
+TEST(SummaryMove, ASimulatedMoveIsOneStep) {
+  std::vector<trace_event> run = {
+      message(1'000, client, coordinator, msg_type::submit_request, 3, 72),
+      message(1'000, coordinator, im0, msg_type::assign_prefill, 3, 96),
+      message(5'000, coordinator, im0, msg_type::start_decode, 3, 80),
+      message(9'000, coordinator, im0, msg_type::move_decode, 3, 80),
+      message(9'500, im0, coordinator, msg_type::move_decode, 3, 80),
+      message(9'500, coordinator, im1, msg_type::start_decode, 3, 80),
+      message(20'000, im1, coordinator, msg_type::request_done, 3, 64),
+  };
+  auto m = merge({log_of("m.trace", "sim", "box", "virtual", run)});
+  ASSERT_TRUE(m);
+  auto s = summarize(*m, 1);
+  ASSERT_EQ(s.slowest.size(), 1u);
+  EXPECT_EQ(s.slowest[0].path_text(), "prefill im:0, decode im:0, move im:0 -> im:1");
+  EXPECT_EQ(s.slowest[0].path.back().time_ns, 9'500u);  // when it landed
 }
 
 }  // namespace
