@@ -3,8 +3,10 @@
 # Idempotent: packages already present are skipped, and apt-get runs only when
 # something is missing. Run as root (or through sudo).
 #
-#   deploy/install-deps.sh            build + test dependencies
-#   deploy/install-deps.sh --dry-run  print what would be installed
+#   deploy/install-deps.sh                  build + test dependencies
+#   deploy/install-deps.sh --dry-run        print what would be installed
+#   deploy/install-deps.sh --with-chromium  also Debian's chromium, for the report's
+#                                           browser test (cli.report_in_a_browser)
 set -euo pipefail
 
 packages=(
@@ -26,7 +28,8 @@ dry_run=no
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry_run=yes ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --with-chromium) packages+=(chromium) ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
