@@ -6,6 +6,7 @@
 #include "daemon/worker_process.hpp"
 
 #include "cli/progress.hpp"
+#include "cli/report_command.hpp"
 
 #include <memory>
 
@@ -73,7 +74,15 @@ std::shared_ptr<daemon::load_options> add_load_flags(CLI::App* cmd, bool require
   cmd->add_option("--max-output", o->max_output, "clamp outputs to this many tokens (32)")
       ->check(CLI::Range(1u, 1u << 20));
   cmd->add_option("--seed", o->seed, "workload seed (1)");
-  cmd->add_option("--out", o->out, "write live-requests.csv and summary.json here");
+  cmd->add_option("--out", o->out,
+                  "write the requests, instances and summary here, and report.html");
+  // The report, as simulate writes it, once the outputs are there (its
+  // path on stderr, like simulate).
+  auto no_report = std::make_shared<bool>(false);
+  cmd->add_flag("--no-report", *no_report, "do not write DIR/report.html after the outputs");
+  o->after_outputs = [no_report](const std::filesystem::path& dir) {
+    return *no_report ? 0 : write_report(dir, "accellm load", std::cerr);
+  };
   return o;
 }
 
@@ -105,6 +114,9 @@ void add_load(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--coordinator", *at, "HOST:PORT of the coordinator's CAF port")->required();
   cmd->add_option("--config", *config, "cluster file, for its transport (TLS) settings");
   auto load = add_load_flags(cmd, true);
+  cmd->add_option("--metrics", load->metrics_url,
+                  "http://HOST:PORT/metrics of the coordinator: scraped for the instance files "
+                  "of --out (roles, KV memory)");
   cmd->callback([at, config, load, &run] {
     load->progress = load_meter("load " + load->workload);
     run = [at, config, load] { return daemon::run_load(*at, *config, *load); };

@@ -5,6 +5,7 @@
 //                  [--model M] [--host H] [--kv-port P] [--log-level L]
 //   accellm up --config C.toml [--workers N] [--device D] [--workload W --rate R --duration S]
 //   accellm load --coordinator HOST:PORT [--config C.toml] --workload W --rate R --duration S
+//                [--out DIR [--no-report] [--metrics http://HOST:PORT/metrics]]
 //
 // The work is in daemon/; these only turn flags into its structs.
 #pragma once

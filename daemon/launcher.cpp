@@ -1,6 +1,8 @@
 #include "daemon/launcher.hpp"
 
 #include "daemon/load_driver.hpp"
+#include "daemon/load_outputs.hpp"
+#include "daemon/metrics_scrape.hpp"
 #include "daemon/process.hpp"
 #include "daemon/transport_config.hpp"
 
@@ -54,7 +56,10 @@ result<std::vector<load_request>> make_requests(const load_options& o) {
   return with_prompts(*trace, o.seed);
 }
 
-int report(const load_outcome& out, const load_options& o, const std::string& label) {
+// Prints the table; with --out writes the files (with the instances `seen`
+// in /metrics, when scraped) and hands them to after_outputs.
+int report(const load_outcome& out, const load_options& o, const std::string& label,
+           const std::optional<instance_timeline>& seen) {
   metrics::run_record rec = out.record;
   rec.policy = label;
   rec.setting = "live";
@@ -70,12 +75,15 @@ int report(const load_outcome& out, const load_options& o, const std::string& la
   std::cout << out.finished << " of " << rec.requests.size() << " requests ended, " << failed
             << " failed" << (out.drained ? "" : ", the rest did not finish in time") << '\n';
   if (!o.out.empty()) {
-    std::filesystem::create_directories(o.out);
-    if (auto s = metrics::write_requests_csv(o.out / "live-requests.csv", rec); !s) {
-      std::cerr << s.err().what() << '\n';
+    metrics::run_record files = rec;
+    if (seen) files.instances = seen->records(rec.makespan);
+    if (auto s = write_load_outputs(o.out, files, sum); !s) {
+      std::cerr << "accellm load: " << s.err().message() << '\n';
       return exit_failure;
     }
-    std::ofstream{o.out / "summary.json"} << metrics::summary_json({{&rec, sum}}) << '\n';
+    if (o.after_outputs) {
+      if (const int code = o.after_outputs(o.out); code != 0) return code;
+    }
   }
   return out.drained && failed == 0 ? exit_ok : exit_failure;
 }
@@ -86,6 +94,21 @@ int drive_and_report(const actors::endpoint& at, const actors::transport_options
   if (!reqs) {
     std::cerr << "accellm load: " << reqs.err().what() << '\n';
     return exit_config;
+  }
+  if (!o.out.empty()) {
+    if (auto s = prepare_out_dir(o.out); !s) {
+      std::cerr << "accellm load: " << s.err().message() << '\n';
+      return exit_config;
+    }
+  }
+  std::optional<metrics_scraper> scraper;
+  if (!o.metrics_url.empty()) {
+    auto target = parse_metrics_url(o.metrics_url);
+    if (!target) {
+      std::cerr << "accellm load: " << target.err().message() << '\n';
+      return exit_config;
+    }
+    if (!o.out.empty()) scraper.emplace(*target, o.metrics_every);  // for the files only
   }
   actors::system_config cfg;
   if (auto ok = actors::apply(t, cfg); !ok) {
@@ -105,12 +128,27 @@ int drive_and_report(const actors::endpoint& at, const actors::transport_options
             << " tokens) to " << actors::to_string(at) << '\n';
   // Ids of this run: a random high base, so that two drivers do not collide.
   const request_id base = (std::random_device{}() & 0xFFFFFull) << 32;
+  if (scraper) {
+    if (auto s = scraper->start(); !s) {
+      std::cerr << "accellm load: --metrics " << o.metrics_url << ": " << s.err().message() << '\n';
+      return exit_failure;
+    }
+  }
   auto out = drive(sys, *coord, *reqs, base, o.drain, o.progress);
   if (!out) {
     std::cerr << "accellm load: " << out.err().what() << '\n';
     return exit_failure;
   }
-  return report(*out, o, label);
+  std::optional<instance_timeline> seen;
+  if (scraper) {
+    std::size_t failed = 0;
+    seen = scraper->stop(failed);
+    if (failed > 0) {
+      std::cerr << "load: " << failed << " of " << failed + seen->scrapes() << " scrapes of "
+                << o.metrics_url << " failed; the instance files have gaps\n";
+    }
+  }
+  return report(*out, o, label, seen);
 }
 
 // --- children -----------------------------------------------------------------
@@ -350,7 +388,12 @@ int run_up(const up_flags& f) {
                 << "  (accellm chaos ACTION w0 --manifest " << manifest.string() << ")\n";
       std::cout.flush();
       if (f.load) {
-        code = drive_and_report(*actors::parse_endpoint(caf_at), transport_of(c->daemon), *f.load,
+        load_options o = *f.load;  // its instances: this coordinator's /metrics
+        if (o.metrics_url.empty()) {
+          o.metrics_url =
+              "http://" + c->daemon.http_host + ':' + std::to_string(ports->second) + "/metrics";
+        }
+        code = drive_and_report(*actors::parse_endpoint(caf_at), transport_of(c->daemon), o,
                                 c->daemon.policy);
         print_instance_metrics(c->daemon.http_host, ports->second);
       } else {

@@ -36,9 +36,17 @@ struct load_options {
   std::uint32_t max_output = 32;
   std::uint64_t seed = 1;
   std::chrono::seconds drain{120};  ///< wait for the last requests at most this long
-  std::filesystem::path out;        ///< CSV + JSON + summary here when not empty
+  std::filesystem::path out;        ///< daemon/load_outputs.hpp's files here when not empty
   /// Called as the drive goes (daemon/load_driver.hpp); may be empty.
   std::function<void(const load_progress&)> progress;
+  /// The coordinator's /metrics (http://HOST:PORT/metrics), scraped every
+  /// `metrics_every` for the instance files of `out`; empty: none (`up`
+  /// fills in its own coordinator's).
+  std::string metrics_url;
+  std::chrono::milliseconds metrics_every{500};
+  /// Called with `out` once its files are written (the CLI writes the
+  /// report); its non-zero exit code becomes the run's. May be empty.
+  std::function<int(const std::filesystem::path&)> after_outputs;
 };
 
 struct up_flags {

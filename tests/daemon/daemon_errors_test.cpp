@@ -3,6 +3,7 @@
 // flags, 1: run time); a stop signal ends it cleanly with 0.
 #include "tests/daemon/daemon_fixture.hpp"
 #include "tests/support/raw_basp.hpp"
+#include "workload/report/results.hpp"
 
 namespace accellm::daemon::test {
 namespace {
@@ -122,12 +123,19 @@ TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
            {"up", "--config", f.string(), "--workload", "conv", "--rate", "10", "--duration", "2",
             "--max-prompt", "64", "--out", out.string()}};
   EXPECT_EQ(up.wait(120s), 0) << up.log();
-  EXPECT_TRUE(fs::exists(out / "live-requests.csv")) << up.log();
-  EXPECT_TRUE(fs::exists(out / "summary.json"));
-  std::ifstream csv{out / "live-requests.csv"};
-  std::size_t rows = 0;
-  for (std::string line; std::getline(csv, line);) ++rows;
-  EXPECT_GT(rows, 5u) << "a header and the requests";
+  // The outputs `accellm report` reads, the instances from the
+  // coordinator's /metrics, and the report itself.
+  auto read = report::read_results(out);
+  ASSERT_TRUE(read) << read.err().what() << "\n" << up.log();
+  const report::run_data& run = read->rates.at(0).runs.at(0);
+  EXPECT_EQ(run.policy, "accellm");
+  EXPECT_EQ(run.setting, "live");
+  EXPECT_GE(run.ttft_ms.size(), 5u) << "the requests";
+  EXPECT_EQ(run.instances.size(), 4u) << "w0..w3, scraped from /metrics";
+  EXPECT_TRUE(run.has_roles);
+  for (const auto& i : run.instances) EXPECT_FALSE(i.roles.empty()) << i.name;
+  EXPECT_TRUE(fs::exists(out / "report.html")) << up.log();
+  EXPECT_NE(up.log().find("report: " + (out / "report.html").string()), std::string::npos);
   // Nothing it started is left running.
   // (The bracket keeps pgrep from matching the shell that runs it.)
   const std::string running = "pgrep -f '[w]orker --coordinator .*" + f.string() + "' >/dev/null";
@@ -179,6 +187,46 @@ TEST(Launcher, ChaosStopsResumesAndKillsTheWorkersOfAnUpCluster) {
   EXPECT_NE(out.find("w0 (pid "), std::string::npos) << out;
   EXPECT_EQ(up.stop(), 0) << up.log();
   EXPECT_FALSE(fs::exists(manifest)) << "up left its manifest behind";
+}
+
+// `accellm load --out` against a running cluster: with --metrics its files
+// have the instances and no report with --no-report; without, the report is
+// written with notes for the instances it could not see.
+TEST(Launcher, LoadWritesTheReportsOutputsWithAndWithoutMetrics) {
+  temp_dir dir;
+  const auto f = dir.write("c.toml", local_cluster("t"));
+  auto coord = start_coordinator(dir.path(), f);
+  ASSERT_NE(coord.caf_port, 0) << coord.proc->log();
+  auto w0 = start_worker(dir.path(), coord.at(), "w0", f);
+  auto w1 = start_worker(dir.path(), coord.at(), "w1", f);
+  ASSERT_TRUE(await_instances(coord.http_port, 2, 30s)) << w0->log() << w1->log();
+  const std::vector<std::string> load{"load",     "--coordinator", coord.at(), "--config",
+                                      f.string(), "--workload",    "conv",     "--rate",
+                                      "8",        "--duration",    "1.5",      "--max-prompt",
+                                      "64"};
+  const std::string metrics = "http://127.0.0.1:" + std::to_string(coord.http_port) + "/metrics";
+  auto with = load;
+  with.insert(with.end(),
+              {"--out", (dir.path() / "with").string(), "--metrics", metrics, "--no-report"});
+  child a{dir.path() / "with.log", with};
+  ASSERT_EQ(a.wait(90s), 0) << a.log();
+  EXPECT_FALSE(fs::exists(dir.path() / "with" / "report.html")) << "--no-report";
+  auto r1 = report::read_results(dir.path() / "with");
+  ASSERT_TRUE(r1) << r1.err().what();
+  EXPECT_EQ(r1->rates.at(0).runs.at(0).instances.size(), 2u);
+  EXPECT_TRUE(r1->rates.at(0).runs.at(0).has_roles);
+
+  auto without = load;
+  without.insert(without.end(), {"--out", (dir.path() / "without").string()});
+  child b{dir.path() / "without.log", without};
+  ASSERT_EQ(b.wait(90s), 0) << b.log();
+  std::ifstream page{dir.path() / "without" / "report.html"};
+  const std::string html{std::istreambuf_iterator<char>{page}, {}};
+  EXPECT_NE(html.find("<h1>accellm load report</h1>"), std::string::npos) << b.log();
+  EXPECT_NE(html.find("no per-instance data in these outputs"), std::string::npos);
+  EXPECT_EQ(w0->stop(), 0) << w0->log();
+  EXPECT_EQ(w1->stop(), 0) << w1->log();
+  EXPECT_EQ(coord.proc->stop(), 0) << coord.proc->log();
 }
 
 // A load driver whose coordinator goes away stops at once (exit 1), naming
