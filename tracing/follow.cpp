@@ -36,6 +36,7 @@ std::string message_line(const messages::trace_event& e) {
   std::string out = buf;
   if (e.sender_node != e.receiver_node)
     out += "  (" + e.sender_node + " -> " + e.receiver_node + ")";
+  if (!e.note.empty()) out += "  [" + e.note + "]";
   if (e.duration_ns != 0) {
     std::snprintf(buf, sizeof buf, ", transit %.3f ms", static_cast<double>(e.duration_ns) / 1e6);
     out += buf;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -22,6 +23,16 @@ using messages::trace_kind;
 
 double us(std::uint64_t ns) {
   return static_cast<double>(ns) / 1000.0;
+}
+
+/// A slice's length in us such that a viewer's ts + dur (in doubles) does not
+/// pass the slice's end: back-to-back iterations must not overlap by a
+/// rounding error, or viewers take them for badly nested slices.
+double length_us(std::uint64_t start_ns, std::uint64_t length_ns) {
+  const double start = us(start_ns), end = us(start_ns + length_ns);
+  double length = end - start;
+  while (length > 0 && start + length > end) length = std::nextafter(length, 0.0);
+  return length;
 }
 
 /// Names with their numbers in numeric order: i2 before i10, im:2 before im:10.
@@ -162,6 +173,7 @@ json message_args(const messages::trace_event& e) {
                {"request", e.request},
                {"epoch", e.epoch}};
   if (e.duration_ns != 0) args["transit_us"] = us(e.duration_ns);
+  if (!e.note.empty()) args["note"] = e.note;
   return args;
 }
 
@@ -214,7 +226,7 @@ class builder {
                    {"pid", pid},
                    {"tid", tid},
                    {"ts", us(e.time_ns)},
-                   {"dur", us(e.duration_ns)},
+                   {"dur", length_us(e.time_ns, e.duration_ns)},
                    {"args",
                     {{"prefill_tokens", e.prefill_tokens},
                      {"decode_requests", e.decode_requests},
@@ -352,7 +364,8 @@ json other_data(const merged& m) {
 nlohmann::json perfetto_json(const merged& m) {
   auto stories = requests(m);
   builder b{m, stories};
-  return {{"traceEvents", b.build()}, {"displayTimeUnit", "ns"}, {"otherData", other_data(m)}};
+  // No displayTimeUnit: Perfetto reads "ns" there as the unit of ts itself.
+  return {{"traceEvents", b.build()}, {"otherData", other_data(m)}};
 }
 
 }  // namespace accellm::tracing

@@ -11,7 +11,7 @@
 //     ("C", "instance 3 role": prefill/decode/mixed, one of them 1);
 //   - a thread per actor (im:3, worker:3, kv:3, coordinator, client) holding
 //     the messages it sent as instants ("i", cat "message", named by type,
-//     args type, to, to_node, bytes, request, epoch, transit_us);
+//     args type, to, to_node, bytes, request, epoch, transit_us, note);
 //   - KV copies (KvDeltaBatch, KvLayer, KvDelta), moves (every MoveDecode,
 //     and the StartDecode that lands a move at its destination) and
 //     takeovers (requests.hpp says how they are told) are

@@ -22,6 +22,7 @@ bool is(const messages::trace_event& e, msg_type t) {
 struct tracker {
   request_story story;
   std::string pending_from;
+  std::string pending_why;  ///< that MoveDecode's note (its reason)
 };
 
 /// Where the request is: the target of its last step ("" before any).
@@ -34,15 +35,25 @@ bool decoding(const request_story& r) {
                      [](const path_step& s) { return s.what != path_step::kind::prefill; });
 }
 
+/// A move step, or a takeover when the MoveDecode's reason says so.
+path_step moved(std::uint64_t t, std::string from, std::string to, std::string why) {
+  auto kind = why == "takeover" ? path_step::kind::takeover : path_step::kind::move;
+  return {kind, t, std::move(from), std::move(to), std::move(why)};
+}
+
 void add_start_decode(tracker& t, const messages::trace_event& e) {
   auto& r = t.story;
-  if (!t.pending_from.empty()) {
-    r.path.push_back({path_step::kind::move, e.time_ns, t.pending_from, e.receiver});
+  if (e.note == "takeover") {  // the tracer's note: StartDecode.takeover
+    auto from = t.pending_from.empty() ? holder(r) : t.pending_from;
+    r.path.push_back({path_step::kind::takeover, e.time_ns, from, e.receiver, {}});
     t.pending_from.clear();
-  } else if (decoding(r)) {
-    r.path.push_back({path_step::kind::takeover, e.time_ns, holder(r), e.receiver});
+  } else if (!t.pending_from.empty()) {
+    r.path.push_back(moved(e.time_ns, t.pending_from, e.receiver, t.pending_why));
+    t.pending_from.clear();
+  } else if (decoding(r)) {  // a log without notes: a second start is a takeover
+    r.path.push_back({path_step::kind::takeover, e.time_ns, holder(r), e.receiver, {}});
   } else {
-    r.path.push_back({path_step::kind::decode, e.time_ns, {}, e.receiver});
+    r.path.push_back({path_step::kind::decode, e.time_ns, {}, e.receiver, e.note});
   }
 }
 
@@ -52,16 +63,17 @@ void add_start_decode(tracker& t, const messages::trace_event& e) {
 void add_move(tracker& t, const messages::trace_event& e) {
   auto& r = t.story;
   if (e.sender != "coordinator") return;  // the source handing the request back
-  if (!r.path.empty() && r.path.back().what == path_step::kind::move &&
+  if (!r.path.empty() && r.path.back().what != path_step::kind::prefill &&
       r.path.back().time_ns == e.time_ns && r.path.back().from == e.receiver)
     return;  // the source's copy of a move already recorded
   if (!t.pending_from.empty() && t.pending_from != e.receiver) {
-    r.path.push_back({path_step::kind::move, e.time_ns, t.pending_from, e.receiver});
+    r.path.push_back(moved(e.time_ns, t.pending_from, e.receiver, e.note));
     t.pending_from.clear();
   } else if (e.receiver == holder(r)) {
     t.pending_from = e.receiver;
+    t.pending_why = e.note;
   } else {
-    r.path.push_back({path_step::kind::move, e.time_ns, holder(r), e.receiver});
+    r.path.push_back(moved(e.time_ns, holder(r), e.receiver, e.note));
   }
 }
 
@@ -75,7 +87,7 @@ void note_event(tracker& t, const messages::trace_event& e, std::size_t index) {
     if (!r.submitted) r.submitted = e.time_ns;
   } else if (is(e, msg_type::assign_prefill)) {
     if (!r.assigned) r.assigned = e.time_ns;
-    r.path.push_back({path_step::kind::prefill, e.time_ns, {}, e.receiver});
+    r.path.push_back({path_step::kind::prefill, e.time_ns, {}, e.receiver, {}});
   } else if (is(e, msg_type::start_decode)) {
     if (!r.first_token) r.first_token = e.time_ns;
     add_start_decode(t, e);
@@ -115,6 +127,7 @@ std::string request_story::path_text() const {
     out += to_string(s.what) + " ";
     if (!s.from.empty() && s.from != s.to) out += s.from + " -> ";
     out += s.to;
+    if (!s.why.empty()) out += " (" + s.why + ")";
   }
   return out.empty() ? "-" : out;
 }

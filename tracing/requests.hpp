@@ -3,8 +3,9 @@
 // took through the instances. Shared by export (async spans), summary
 // (slowest requests) and follow.
 //
-// What the trace shows and what it does not: a TraceEvent holds a message's
-// type and request id, not its fields. So
+// What the trace shows: a TraceEvent holds a message's type, request id and
+// a note with what the envelope does not say (StartDecode: "takeover" or
+// "from_replica"; MoveDecode: its reason), not its other fields. So
 //   - prefill: an AssignPrefill to im:I (a second one: the request was placed
 //     again after its prefill instance was lost);
 //   - decode: the first StartDecode to im:I;
@@ -12,10 +13,9 @@
 //     request, completed by the next StartDecode (simulate: the source hands
 //     the request back, then the destination is started) or MoveDecode to
 //     another instance (daemons: MoveDecode to both ends at one instant);
-//   - takeover: a StartDecode after the request's decode had started with no
-//     move under way (the decoding instance was lost; the takeover flag and
-//     fromReplica are not in the trace); a takeover by MoveDecode (to the
-//     replica holder only) reads as a move;
+//   - takeover: a StartDecode noted "takeover", or a move whose reason is
+//     takeover; in a log without notes, a StartDecode after the request's
+//     decode had started with no move under way;
 //   - first token: the first TokenBatch (daemons), else the first
 //     StartDecode or MoveDecode (a simulation's clients get no TokenBatch);
 //   - submitted: the SubmitRequest, else the request's first event (a client
@@ -44,6 +44,9 @@ struct path_step {
   std::uint64_t time_ns = 0;
   std::string from;  ///< move and takeover: where it was before ("" = unknown)
   std::string to;    ///< the instance manager ("im:3")
+  /// The message's note: a move's reason ("balance", "role_switch",
+  /// "handoff"), "from_replica" on a decode; "" when the log has none.
+  std::string why;
 };
 
 /// "prefill", "decode", "move", "takeover".

@@ -203,6 +203,25 @@ TEST_F(Perfetto, ARequestWithoutDecodeHasOnePrefillAndDecodePhase) {
   EXPECT_EQ(names, (std::vector<std::string>{"request 8", "queued", "prefill+decode"}));
 }
 
+// Back-to-back iterations whose times are not exact in binary: ts + dur of
+// the first must not pass the second's ts (a viewer would see bad nesting).
+// And no displayTimeUnit: Perfetto would take "ns" there as the unit of ts.
+TEST(PerfettoTimes, BackToBackIterationsDoNotOverlap) {
+  auto m = merge({log_of("b.trace", "sim", "box", "virtual",
+                         {span(67'172'233, 158'789'134, 2, role::prefill, "i2", 10, 0),
+                          span(225'961'367, 31'694'970, 2, role::prefill, "i2", 10, 0)})});
+  ASSERT_TRUE(m);
+  auto doc = json::parse(perfetto_json(*m).dump());
+  EXPECT_FALSE(doc.contains("displayTimeUnit"));
+  std::vector<std::pair<double, double>> spans;
+  for (const auto& e : doc["traceEvents"]) {
+    if (e["ph"] == "X") spans.emplace_back(e["ts"].get<double>(), e["dur"].get<double>());
+  }
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_LE(spans[0].first + spans[0].second, spans[1].first);
+  EXPECT_NEAR(spans[0].second, 158'789.134, 1e-6);
+}
+
 // A takeover (a second StartDecode) is drawn as a flow; an unfinished
 // request ends at its last event, marked incomplete.
 TEST(PerfettoTakeover, IsAFlowAndAnUnfinishedRequestIsMarked) {

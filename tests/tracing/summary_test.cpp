@@ -86,15 +86,21 @@ TEST(SummaryTakeover, ASecondStartDecodeIsATakeover) {
             "prefill im:0, decode im:1, move im:1 -> im:0, takeover im:0 -> im:2");
 }
 
+trace_event noted(trace_event e, std::string note) {
+  e.note = std::move(note);
+  return e;
+}
+
 // As a simulation moves: MoveDecode to the source, the source hands the
-// request back, StartDecode at the destination. One move step.
+// request back, StartDecode at the destination. One move step, with the
+// reason from the MoveDecode's note.
 TEST(SummaryMove, ASimulatedMoveIsOneStep) {
   std::vector<trace_event> run = {
       message(1'000, client, coordinator, msg_type::submit_request, 3, 72),
       message(1'000, coordinator, im0, msg_type::assign_prefill, 3, 96),
       message(5'000, coordinator, im0, msg_type::start_decode, 3, 80),
-      message(9'000, coordinator, im0, msg_type::move_decode, 3, 80),
-      message(9'500, im0, coordinator, msg_type::move_decode, 3, 80),
+      noted(message(9'000, coordinator, im0, msg_type::move_decode, 3, 80), "balance"),
+      noted(message(9'500, im0, coordinator, msg_type::move_decode, 3, 80), "balance"),
       message(9'500, coordinator, im1, msg_type::start_decode, 3, 80),
       message(20'000, im1, coordinator, msg_type::request_done, 3, 64),
   };
@@ -102,8 +108,28 @@ TEST(SummaryMove, ASimulatedMoveIsOneStep) {
   ASSERT_TRUE(m);
   auto s = summarize(*m, 1);
   ASSERT_EQ(s.slowest.size(), 1u);
-  EXPECT_EQ(s.slowest[0].path_text(), "prefill im:0, decode im:0, move im:0 -> im:1");
+  EXPECT_EQ(s.slowest[0].path_text(), "prefill im:0, decode im:0, move im:0 -> im:1 (balance)");
   EXPECT_EQ(s.slowest[0].path.back().time_ns, 9'500u);  // when it landed
+}
+
+// The tracer's notes: a StartDecode noted takeover is one even as the
+// request's first decode (its prefill instance was lost), and from_replica
+// is shown.
+TEST(SummaryMove, NotesNameTakeoversAndReplicas) {
+  std::vector<trace_event> run = {
+      message(1'000, coordinator, im0, msg_type::assign_prefill, 3, 96),
+      noted(message(5'000, coordinator, im1, msg_type::start_decode, 3, 80), "takeover"),
+      message(20'000, im1, coordinator, msg_type::request_done, 3, 64),
+      message(1'000, coordinator, im0, msg_type::assign_prefill, 4, 96),
+      noted(message(5'000, coordinator, im1, msg_type::start_decode, 4, 80), "from_replica"),
+      message(9'000, im1, coordinator, msg_type::request_done, 4, 64),
+  };
+  auto m = merge({log_of("n.trace", "sim", "box", "virtual", run)});
+  ASSERT_TRUE(m);
+  auto s = summarize(*m, 2);
+  ASSERT_EQ(s.slowest.size(), 2u);
+  EXPECT_EQ(s.slowest[0].path_text(), "prefill im:0, takeover im:0 -> im:1");
+  EXPECT_EQ(s.slowest[1].path_text(), "prefill im:0, decode im:1 (from_replica)");
 }
 
 }  // namespace
