@@ -1,5 +1,7 @@
 #include "tracing/merge.hpp"
 
+#include "tracing/requests.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -131,6 +133,28 @@ void lift_offsets(const std::vector<actors::trace_log>& logs, std::vector<log_cl
                      " ns so that no event lands before time 0");
 }
 
+/// A daemon's worker does not know its partner's node: a message to kv:3
+/// with no receiver node gets the node kv:3 (or im:3, worker:3) sends from.
+void fill_receiver_nodes(std::vector<timed_event>& events) {
+  std::map<std::string, std::string> actor_node;
+  std::map<instance_id, std::string> instance_node;
+  for (const auto& t : events) {
+    if (t.ev.kind != trace_kind::message || t.ev.sender_node.empty()) continue;
+    actor_node.emplace(t.ev.sender, t.ev.sender_node);
+    if (auto id = instance_of(t.ev.sender)) instance_node.emplace(*id, t.ev.sender_node);
+  }
+  for (auto& t : events) {
+    if (t.ev.kind != trace_kind::message || !t.ev.receiver_node.empty()) continue;
+    if (auto a = actor_node.find(t.ev.receiver); a != actor_node.end()) {
+      t.ev.receiver_node = a->second;
+    } else if (auto id = instance_of(t.ev.receiver); id && instance_node.count(*id)) {
+      t.ev.receiver_node = instance_node[*id];
+    } else {
+      t.ev.receiver_node = "(unknown)";
+    }
+  }
+}
+
 }  // namespace
 
 result<merged> merge(std::vector<actors::trace_log> logs) {
@@ -157,6 +181,7 @@ result<merged> merge(std::vector<actors::trace_log> logs) {
   std::stable_sort(
       out.events.begin(), out.events.end(),
       [](const timed_event& a, const timed_event& b) { return a.ev.time_ns < b.ev.time_ns; });
+  fill_receiver_nodes(out.events);
   if (!out.events.empty()) out.start_ns = out.events.front().ev.time_ns;
   for (const auto& t : out.events) {
     std::uint64_t end = t.ev.time_ns;

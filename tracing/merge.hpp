@@ -56,7 +56,10 @@ struct log_clock {
 /// One event on the merged timeline.
 struct timed_event {
   /// The event as written, except time_ns: the merged time (the log's time
-  /// plus its offset). peer_time_ns of clock samples is left as written.
+  /// plus its offset); peer_time_ns of clock samples is left as written. A
+  /// message without receiver_node (a daemon's worker does not know its
+  /// partner's node) gets the node the receiver, or another actor of its
+  /// instance (kv:3 -> im:3, worker:3), sends from; else "(unknown)".
   messages::trace_event ev;
   std::size_t log = 0;  ///< index into merged::logs
 };

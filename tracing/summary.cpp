@@ -64,7 +64,7 @@ void print_slowest(const trace_summary& s, std::ostream& out) {
   out << "\nslowest requests (" << s.slowest.size() << " of " << s.done << " done, " << s.requests
       << " seen):\n";
   if (s.slowest.empty()) return;
-  out << format("  %-10s %12s %10s %10s %10s  %s\n", "request", "end-to-end", "queued", "prefill",
+  out << format("  %-18s %12s %10s %10s %10s  %s\n", "request", "end-to-end", "queued", "prefill",
                 "decode", "path");
   for (const auto& r : s.slowest) {
     auto begin = r.begin_ns(), end = *r.done;
@@ -73,7 +73,7 @@ void print_slowest(const trace_summary& s, std::ostream& out) {
     auto phase = [](std::uint64_t a, std::uint64_t b) {
       return b >= a ? format("%.3f", ms(b - a)) : std::string{"-"};
     };
-    out << format("  %-10llu %9.3f ms %10s %10s %10s  %s\n", static_cast<unsigned long long>(r.id),
+    out << format("  %-18llu %9.3f ms %10s %10s %10s  %s\n", static_cast<unsigned long long>(r.id),
                   ms(*r.end_to_end_ns()), phase(begin, assigned).c_str(),
                   phase(assigned, first).c_str(), r.first_token ? phase(first, end).c_str() : "-",
                   r.path_text().c_str());

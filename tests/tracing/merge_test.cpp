@@ -110,6 +110,24 @@ TEST(Merge, NegativeOffsetsAreLiftedAboveZero) {
   EXPECT_EQ(m->warnings[0], "offsets raised by 1000 ns so that no event lands before time 0");
 }
 
+// A daemon's worker sends KV rows to its partner's replica without knowing
+// the partner's node: merge fills it from where that instance's actors send.
+TEST(Merge, FillsAMissingReceiverNodeFromTheReceiversInstance) {
+  auto w0 =
+      log_of("w0.trace", "w0", "hostA", "steady",
+             {message(1'000, worker0, endpoint{"kv:1", ""}, msg_type::kv_delta_batch, 0, 640),
+              message(2'000, worker0, endpoint{"kv:9", ""}, msg_type::kv_delta_batch, 0, 640)});
+  auto w1 = log_of(
+      "w1.trace", "w1", "hostA", "steady",
+      {message(1'500, endpoint{"im:1", "w1"}, coordinator, msg_type::iteration_report, 0, 264)});
+  auto m = merge({w0, w1});
+  ASSERT_TRUE(m) << m.err().what();
+  ASSERT_EQ(m->events.size(), 3u);
+  EXPECT_EQ(m->events[0].ev.receiver_node, "w1");
+  EXPECT_EQ(m->events[1].ev.receiver_node, "coordinator");  // as written
+  EXPECT_EQ(m->events[2].ev.receiver_node, "(unknown)");
+}
+
 TEST(Merge, RefusesVirtualAndSteadyLogsTogether) {
   auto sim = known_log();
   auto daemon = log_of("c.trace", "coordinator", "hostA", "steady", {});
