@@ -257,7 +257,7 @@ result<std::unique_ptr<tracer>> tracer::open(tracer_options opts) {
       .note = t->opts_.clock,
       .dropped = 0};
   const bool ok = std::fwrite(trace_magic.data(), 1, trace_magic.size(), f) == trace_magic.size() &&
-                  t->write_frame(start);
+                  t->write_frame(start, t->counts_.bytes);  // no writer thread yet
   if (!ok) {
     auto why = t->write_error_;
     (void)t->close();
@@ -271,6 +271,9 @@ tracer::tracer(tracer_options opts, std::FILE* file) : opts_(std::move(opts)), f
   // Large buffered writes: the writer flushes once per batch it takes.
   std::setvbuf(file_, nullptr, _IOFBF, std::size_t{1} << 20);
   counts_.bytes = trace_magic.size();
+  // The queue and the writer's batch trade storage at every swap: with room
+  // for a batch reserved up front, a sender rarely grows (and moves) it.
+  queue_.reserve(std::min(writer_batch * 2, opts_.queue_limit));
 }
 
 tracer::~tracer() {
@@ -293,6 +296,7 @@ void tracer::push(pending&& p) {
       ++counts_.dropped;
       return;
     }
+    wake_.notify_one();  // a full queue is a batch, whatever its size
     room_.wait(lk, [&] { return queue_.size() < opts_.queue_limit || closing_; });
     if (closing_) {
       ++counts_.dropped;
@@ -300,10 +304,12 @@ void tracer::push(pending&& p) {
     }
   }
   queue_.push_back(std::move(p));
-  if (queue_.size() == 1) wake_.notify_one();
+  // The writer wakes by itself every writer_period: a sender wakes it only
+  // when a batch is ready, not once per event (a futex call each).
+  if (queue_.size() == writer_batch) wake_.notify_one();
 }
 
-bool tracer::write_frame(const trace_event& e) {
+bool tracer::write_frame(const trace_event& e, std::uint64_t& bytes) {
   const auto blob = messages::encode(e);
   std::uint8_t len[8];
   std::uint64_t n = blob.bytes.size();
@@ -319,28 +325,32 @@ bool tracer::write_frame(const trace_event& e) {
     }
     return false;
   }
-  counts_.bytes += sizeof len + blob.bytes.size();
+  bytes += sizeof len + blob.bytes.size();
   return true;
 }
 
 void tracer::run() {
   std::vector<pending> batch;
+  batch.reserve(std::min(writer_batch * 2, opts_.queue_limit));
   for (;;) {
     bool last = false;
     {
       std::unique_lock lk{mu_};
-      wake_.wait(lk, [&] { return closing_ || !queue_.empty(); });
+      wake_.wait_for(lk, writer_period, [&] {
+        return closing_ || queue_.size() >= std::min(writer_batch, opts_.queue_limit);
+      });
       batch.swap(queue_);
       last = closing_ && batch.empty();
     }
     room_.notify_all();
     if (last) return;
-    std::uint64_t written = 0;
+    if (batch.empty()) continue;
+    std::uint64_t written = 0, bytes = 0;
     bool ok = true;
     for (auto& p : batch) {
       // Encoding happens here, with the lock released; only this thread
       // touches file_ and the write_* fields until close() joins it.
-      ok = ok && write_frame(to_event(p));
+      ok = ok && write_frame(to_event(p), bytes);
       written += ok ? 1 : 0;
     }
     batch.clear();
@@ -350,6 +360,7 @@ void tracer::run() {
     }
     std::lock_guard lk{mu_};
     counts_.events += written;
+    counts_.bytes += bytes;
   }
 }
 
@@ -368,6 +379,7 @@ status tracer::close(std::string_view why) {
     closed_ = true;
     dropped = counts_.dropped;
   }
+  std::uint64_t bytes = 0;
   if (!write_failed_) {
     write_frame({.epoch = 0,
                  .time_ns = 0,
@@ -386,13 +398,18 @@ status tracer::close(std::string_view why) {
                  .instance = no_instance,
                  .peer_time_ns = 0,
                  .note = std::string{why},
-                 .dropped = dropped});
+                 .dropped = dropped},
+                bytes);
   }
   if (std::fclose(file_) != 0 && !write_failed_) {
     write_failed_ = true;
     write_error_ = "trace: closing '" + opts_.path + "' failed: " + std::strerror(errno);
   }
   file_ = nullptr;
+  {
+    std::lock_guard lk{mu_};
+    counts_.bytes += bytes;
+  }
   if (write_failed_) return error{errc::io_failure, write_error_};
   return {};
 }

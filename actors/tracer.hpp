@@ -169,7 +169,14 @@ class tracer {
  private:
   explicit tracer(tracer_options opts, std::FILE* file);
   void run();
-  bool write_frame(const messages::trace_event& e);
+  /// Writes one frame and adds its size to `bytes`; false (and the error
+  /// kept) when the write failed.
+  bool write_frame(const messages::trace_event& e, std::uint64_t& bytes);
+
+  /// The writer takes what is queued every writer_period, or as soon as
+  /// writer_batch events wait.
+  static constexpr std::chrono::milliseconds writer_period{5};
+  static constexpr std::size_t writer_batch = 4096;
 
   tracer_options opts_;
   std::FILE* file_;

@@ -1,8 +1,12 @@
 // Coordination overhead of a live local cluster (issue 5's target: under
 // 1 ms p99 on loopback).
 //
-//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY] [DEVICE] [CPU_COMPUTE]
-//                               (defaults 10 10 4 accellm cpu background)
+//   bench_coordination [RATE] [SECONDS] [WORKERS] [POLICY] [DEVICE] [CPU_COMPUTE] [TRACE]
+//                               (defaults 10 10 4 accellm cpu background, no trace)
+//
+// TRACE, a file name: every process writes its message trace beside it
+// (actors::trace_file_for: FILE-coordinator, FILE-w0, ...), to compare the
+// figures with and without --trace.
 //
 // The coordinator runs in this process (published on loopback like the
 // daemon's); WORKERS `accellm worker --device DEVICE` processes join it; a
@@ -30,9 +34,11 @@
 //                     it: one worker-to-coordinator hop over loopback.
 #include "daemon/coordinator_process.hpp"
 #include "daemon/load_driver.hpp"
+#include "daemon/process.hpp"
 
 #include "actors/system_config.hpp"
 #include "actors/thread_sched.hpp"
+#include "actors/tracer.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
@@ -130,12 +136,15 @@ void line(const char* what, const std::vector<std::uint64_t>& v) {
               ms_at(v, 1.0), ms_at(v, 0.99) < 1.0 ? "p99 < 1 ms: met" : "p99 < 1 ms: NOT met");
 }
 
-pid_t spawn_worker(std::uint16_t port, int i, const std::string& config) {
+pid_t spawn_worker(std::uint16_t port, int i, const std::string& config, const std::string& trace) {
   std::vector<std::string> args = {ACCELLM_BINARY,  "worker",
                                    "--coordinator", "127.0.0.1:" + std::to_string(port),
                                    "--instance",    "w" + std::to_string(i),
                                    "--config",      config,
                                    "--log-level",   "warn"};
+  if (!trace.empty()) {
+    args.insert(args.end(), {"--trace", actors::trace_file_for(trace, "w" + std::to_string(i))});
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -153,6 +162,7 @@ int main(int argc, char** argv) {
   const std::string policy = argc > 4 ? argv[4] : "accellm";
   const std::string device = argc > 5 ? argv[5] : "cpu";
   const std::string cpu_compute = argc > 6 ? argv[6] : "background";
+  const std::string trace_file = argc > 7 ? argv[7] : "";
   const std::string model = device == "cpu" ? "cpu-tiny" : "llama2-7b";
   const std::string config =
       "/tmp/accellm-coordination-bench-" + std::to_string(getpid()) + ".toml";
@@ -168,6 +178,12 @@ int main(int argc, char** argv) {
     std::cerr << c.err().what() << '\n';
     return 2;
   }
+  auto tracer = daemon::open_trace(
+      trace_file.empty() ? "" : actors::trace_file_for(trace_file, "coordinator"), "coordinator");
+  if (!tracer) {
+    std::cerr << tracer.err().what() << '\n';
+    return 2;
+  }
   const actors::transport_options transport;
   actors::system_config cfg;
   if (!actors::apply(transport, cfg)) return 1;
@@ -176,14 +192,16 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) return 1;
   probe obs;
-  auto coord = daemon::spawn_live_coordinator(sys, *c, "bench", &obs, nullptr);
+  auto coord = daemon::spawn_live_coordinator(
+      sys, *c, "bench", &obs, nullptr,
+      *tracer ? (*tracer)->point("coordinator") : actors::trace_point{});
   auto port = actors::publish(sys, coord, "127.0.0.1", 0, transport);
   if (!port) {
     std::cerr << port.err().what() << '\n';
     return 1;
   }
   std::vector<pid_t> pids;
-  for (int i = 0; i < workers; ++i) pids.push_back(spawn_worker(*port, i, config));
+  for (int i = 0; i < workers; ++i) pids.push_back(spawn_worker(*port, i, config, trace_file));
   const auto give_up = std::chrono::steady_clock::now() + 30s;
   while (obs.joined() < static_cast<std::size_t>(workers) &&
          std::chrono::steady_clock::now() < give_up) {
@@ -210,9 +228,9 @@ int main(int argc, char** argv) {
     const auto got = obs.samples();
     std::printf(
         "live cluster: %d x %s %s (cpu_compute %s), %s, conv at %.1f req/s for %.0f s: %zu "
-        "requests, %zu ended\n\n",
+        "requests, %zu ended%s\n\n",
         workers, device.c_str(), model.c_str(), cpu_compute.c_str(), policy.c_str(), rate, seconds,
-        trace->size(), out ? out->finished : 0);
+        trace->size(), out ? out->finished : 0, trace_file.empty() ? "" : "; traced");
     std::printf("%-18s %8s %9s %9s %9s\n", "ms", "samples", "p50", "p99", "max");
     line("iteration gap", got.gaps);
     line("arrival->Execute", got.delays);

@@ -136,7 +136,8 @@ std::optional<killer::result> measure(const config::cluster_config& c, const std
                                                  .model = c.model,
                                                  .vocab = model->vocab,
                                                  .max_context = model->max_context,
-                                                 .log = nullptr},
+                                                 .log = nullptr,
+                                                 .trace = {}},
                                                 daemon::make_policy(with_policy(c, policy)), &obs);
     std::vector<daemon::instance_actors> inst;
     std::vector<caf::actor> managers, replicas;

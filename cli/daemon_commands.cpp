@@ -23,6 +23,7 @@ void add_coordinator(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--http-port", f->http_port, "HTTP port (overrides [coordinator] http_port)");
   cmd->add_option("--log-level", f->log_level, levels);
   cmd->add_option("--ready-file", f->ready_file, "write 'CAF_PORT HTTP_PORT' here once listening");
+  cmd->add_option("--trace", f->trace, "write the message trace here (docs/tracing.md)");
   cmd->callback([f, &run] { run = [f] { return daemon::run_coordinator(*f); }; });
 }
 
@@ -41,6 +42,7 @@ void add_worker(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--kv-port", f->kv_port, "port of its KV receiver ([worker] kv_port; 0 = any)");
   cmd->add_option("--log-level", f->log_level, levels);
   cmd->add_option("--connect-wait", *wait_s, "seconds to retry the coordinator (default 30)");
+  cmd->add_option("--trace", f->trace, "write the message trace here (docs/tracing.md)");
   cmd->callback([f, wait_s, &run] {
     f->connect_wait = std::chrono::seconds{*wait_s};
     run = [f] { return daemon::run_worker(*f); };
@@ -94,6 +96,8 @@ void add_up(CLI::App& app, std::function<int()>& run) {
       ->check(CLI::Range(1u, 256u));
   cmd->add_option("--device", f->device, "device of every worker (default: [worker] device)");
   cmd->add_option("--log-level", f->log_level, levels);
+  cmd->add_option("--trace", f->trace,
+                  "message traces: FILE-coordinator, FILE-w0, ... beside FILE (docs/tracing.md)");
   cmd->add_option("--manifest", f->manifest,
                   "write the cluster's processes here for `accellm chaos` (default "
                   "$TMPDIR/accellm-NAME.manifest.toml)");

@@ -7,6 +7,7 @@
 #include "daemon/transport_config.hpp"
 
 #include "actors/system_config.hpp"
+#include "actors/tracer.hpp"
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
@@ -343,6 +344,10 @@ int run_up(const up_flags& f) {
   bool wrote_manifest = false;
   auto start = [&](std::string name, std::vector<std::string> args) -> bool {
     args.insert(args.end(), log.begin(), log.end());
+    if (!f.trace.empty()) {
+      args.insert(args.end(),
+                  {"--trace", actors::trace_file_for(std::filesystem::absolute(f.trace), name)});
+    }
     auto pid = spawn_self(args);
     if (!pid) {
       std::cerr << "accellm up: " << pid.err().what() << '\n';

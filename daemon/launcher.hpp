@@ -57,6 +57,10 @@ struct up_flags {
   std::optional<load_options> load;  ///< run this workload, print, stop
   /// Where to write the manifest (`accellm chaos`); empty: config::default_manifest().
   std::filesystem::path manifest;
+  /// Every process writes its message trace beside this path, named after
+  /// it (actors::trace_file_for: run.trace -> run-coordinator.trace,
+  /// run-w0.trace, ...); empty: none.
+  std::filesystem::path trace;
 };
 
 int run_up(const up_flags& flags);

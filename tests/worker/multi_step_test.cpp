@@ -114,7 +114,8 @@ outcome run(std::uint32_t decode_steps, const std::vector<arrival>& arrivals) {
                                        .model = *model,
                                        .tp = 1,
                                        .kv_bytes_per_token = 1024,
-                                       .link = {}});
+                                       .link = {},
+                                       .trace = {}});
   caf::anon_send(manager, actors::peers_atom::value, coordinator, worker);
   caf::anon_send(worker, actors::peers_atom::value, manager, std::vector<caf::actor>{});
   vt->run();
