@@ -89,6 +89,10 @@ int run_follow(const trace_flags& f) {
   auto spans = f.no_spans ? tracing::with_spans::no : tracing::with_spans::yes;
   auto st = tracing::follow(*m, f.request, spans, std::cout);
   if (!st) return fail_with(who, st.err());
+  if (m->logs.size() > 1) {
+    std::cout << "merged from:\n";
+    print_offsets(*m, std::cout);
+  }
   return 0;
 }
 
