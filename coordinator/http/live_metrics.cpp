@@ -39,6 +39,17 @@ void live_metrics::on_iteration(const messages::iteration_report& report) {
   inst.total_blocks = report.load.kv_blocks_total;
   inst.kv_bytes_sent = report.load.kv_bytes_sent;
   inst.iterations = report.load.iterations;
+  // Busy time is the worker's running total (load.busy_ns, the sum of its
+  // iterations' duration_ns), not a sum of duration_ns kept here, for the
+  // reasons iterations_total uses load.iterations: a report the coordinator
+  // never accepted (fenced, or dropped on the way) costs nothing, the next
+  // one carries the total, and the counter is exactly what the instance
+  // measured. A worker that rejoins under a new id starts a fresh instance
+  // manager, so its totals start again from 0 under the same `instance`
+  // label after the old id's series were removed (on_lost): a counter reset,
+  // which Prometheus' rate() and the load scraper read as such, never a
+  // second series that would double count.
+  inst.busy_ns = report.load.busy_ns;
 }
 
 void live_metrics::on_role(instance_id instance, messages::role role, std::string_view /*pool*/,
@@ -196,6 +207,9 @@ void live_metrics::render_instance_locked(prometheus_writer& w, const instance_s
                 {{"instance", name}}, num(inst.kv_bytes_sent));
   w.add_counter("accellm_instance_iterations_total", "Iterations the instance ran.",
                 {{"instance", name}}, num(inst.iterations));
+  w.add_counter("accellm_instance_busy_seconds_total",
+                "Time the instance's device spent running iterations.", {{"instance", name}},
+                static_cast<double>(inst.busy_ns) / 1e9);
 }
 
 }  // namespace accellm::coordinator::http

@@ -32,6 +32,8 @@
 //   accellm_kv_cache_usage_perc             used blocks / all blocks (0..1)
 //   accellm_instance_kv_sent_bytes_total    KV bytes streamed to partners
 //   accellm_instance_iterations_total       iterations run
+//   accellm_instance_busy_seconds_total     time its device spent in
+//       iterations (the report's load.busy_ns; see on_iteration)
 // Latency buckets: latency_buckets(), 1 ms .. 60 s. An instance that reports
 // before set_instance() (or on_joined) is named by its id ("3") with 0
 // bytes per block until it is named.
@@ -108,6 +110,7 @@ class live_metrics final : public observer {
     std::uint64_t total_blocks = 0;
     std::uint64_t kv_bytes_sent = 0;
     std::uint64_t iterations = 0;
+    std::uint64_t busy_ns = 0;  ///< the worker's own total, load.busy_ns
   };
 
   instance_state& instance_locked(instance_id id);

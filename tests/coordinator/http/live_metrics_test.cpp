@@ -36,6 +36,8 @@ messages::iteration_report report(instance_id id, std::uint32_t decodes, std::ui
   r.load.free_blocks = 86;
   r.load.kv_bytes_sent = 5000;
   r.load.iterations = 7;
+  r.load.busy_ns = 2500 * ms;
+  r.duration_ns = 40 * ms;
   return r;
 }
 
@@ -127,6 +129,37 @@ TEST(LiveMetrics, PerInstanceGauges) {
   EXPECT_TRUE(has_line(text, "accellm_kv_cache_usage_perc{instance=\"w1\"} 0.14"));
   EXPECT_TRUE(has_line(text, "accellm_instance_kv_sent_bytes_total{instance=\"w1\"} 5000"));
   EXPECT_TRUE(has_line(text, "accellm_instance_iterations_total{instance=\"w1\"} 7"));
+  EXPECT_TRUE(has_line(text, "accellm_instance_busy_seconds_total{instance=\"w1\"} 2.5"));
+}
+
+// Busy time is the worker's running total (load.busy_ns), not the sum of the
+// reports' duration_ns seen here; a rejoin under a new id with the same name
+// starts one fresh series (a counter reset), never a second one.
+TEST(LiveMetrics, BusySecondsFollowTheWorkersTotalAndRestartOnRejoin) {
+  live_metrics m;
+  m.on_joined(0, "w0", 1024);
+  std::string text = m.render();
+  EXPECT_EQ(text.find("accellm_instance_busy_seconds_total"), std::string::npos)
+      << "no series before the first report\n"
+      << text;
+  messages::iteration_report r = report(0, 1, 0);
+  r.load.busy_ns = 1500 * ms;
+  m.on_iteration(r);
+  r.load.busy_ns = 2250 * ms;  // this report's duration_ns is 40 ms: not added
+  m.on_iteration(r);
+  text = m.render();
+  EXPECT_TRUE(has_line(text, "accellm_instance_busy_seconds_total{instance=\"w0\"} 2.25")) << text;
+  EXPECT_TRUE(has_line(text, "# TYPE accellm_instance_busy_seconds_total counter")) << text;
+  m.on_lost(0);
+  EXPECT_EQ(m.render().find("accellm_instance_busy_seconds_total{"), std::string::npos)
+      << m.render();
+  m.on_joined(1, "w0", 1024);
+  r = report(1, 1, 0);
+  r.load.busy_ns = 125 * ms;
+  m.on_iteration(r);
+  text = m.render();
+  EXPECT_TRUE(has_line(text, "accellm_instance_busy_seconds_total{instance=\"w0\"} 0.125")) << text;
+  EXPECT_EQ(occurrences(text, "accellm_instance_busy_seconds_total{"), 1u) << text;
 }
 
 // /health's count: instances that joined and were not lost since.
