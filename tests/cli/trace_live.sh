@@ -11,6 +11,10 @@ set -u
 accellm=$1; cluster=$2; sim_cluster=$3; dir=$4
 rm -rf "$dir"; mkdir -p "$dir"
 fail() { echo "FAIL: $*"; exit 1; }
+# Any free ports: other live tests may run at the same time.
+sed -e 's/^port = .*/port = 0/' -e 's/^http_port = .*/http_port = 0/' "$cluster" >"$dir/cluster.toml"
+grep -q "^http_port = 0" "$dir/cluster.toml" || fail "$cluster has no http_port to free"
+cluster=$dir/cluster.toml
 
 timeout 150 "$accellm" up --config "$cluster" --log-level warn --workload conv --rate 4 \
   --duration 3 --trace "$dir/live.trace" >"$dir/up.log" 2>&1 ||
