@@ -98,6 +98,15 @@ std::string note_of(const messages::any_message& m) {
   return {};
 }
 
+// A record about the log itself: its kind, this node, a note.
+trace_event log_record(trace_kind kind, const std::string& node, std::string note) {
+  trace_event e;
+  e.kind = kind;
+  e.sender_node = node;
+  e.note = std::move(note);
+  return e;
+}
+
 trace_event to_event(tracer::pending& p) {
   trace_event e{.epoch = p.epoch,
                 .time_ns = p.time_ns,
@@ -237,25 +246,10 @@ result<std::unique_ptr<tracer>> tracer::open(tracer_options opts) {
   const auto wall = std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-  const trace_event start{
-      .epoch = 0,
-      .time_ns = t->since_origin(t->opts_.opened),
-      .kind = trace_kind::log_start,
-      .sender = {},
-      .receiver = {},
-      .sender_node = t->opts_.node,
-      .receiver_node = host_name(),
-      .message_type = 0,
-      .bytes = 0,
-      .request = 0,
-      .duration_ns = 0,
-      .prefill_tokens = 0,
-      .decode_requests = 0,
-      .role = messages::role::mixed,
-      .instance = no_instance,
-      .peer_time_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(wall, 0)),
-      .note = t->opts_.clock,
-      .dropped = 0};
+  trace_event start = log_record(trace_kind::log_start, t->opts_.node, t->opts_.clock);
+  start.time_ns = t->since_origin(t->opts_.opened);
+  start.receiver_node = host_name();
+  start.peer_time_ns = static_cast<std::uint64_t>(std::max<std::int64_t>(wall, 0));
   const bool ok = std::fwrite(trace_magic.data(), 1, trace_magic.size(), f) == trace_magic.size() &&
                   t->write_frame(start, t->counts_.bytes);  // no writer thread yet
   if (!ok) {
@@ -381,25 +375,9 @@ status tracer::close(std::string_view why) {
   }
   std::uint64_t bytes = 0;
   if (!write_failed_) {
-    write_frame({.epoch = 0,
-                 .time_ns = 0,
-                 .kind = trace_kind::log_end,
-                 .sender = {},
-                 .receiver = {},
-                 .sender_node = opts_.node,
-                 .receiver_node = {},
-                 .message_type = 0,
-                 .bytes = 0,
-                 .request = 0,
-                 .duration_ns = 0,
-                 .prefill_tokens = 0,
-                 .decode_requests = 0,
-                 .role = messages::role::mixed,
-                 .instance = no_instance,
-                 .peer_time_ns = 0,
-                 .note = std::string{why},
-                 .dropped = dropped},
-                bytes);
+    trace_event end = log_record(trace_kind::log_end, opts_.node, std::string{why});
+    end.dropped = dropped;
+    write_frame(end, bytes);
   }
   if (std::fclose(file_) != 0 && !write_failed_) {
     write_failed_ = true;
