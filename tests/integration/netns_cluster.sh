@@ -23,7 +23,10 @@
 # every request completes with the same tokens, the coordinator declared w1
 # lost, and w1 (the same process) joins again as a new instance. `chaos slow`
 # shapes a link (tbf; netem where the kernel has it) and `heal` unshapes it.
-# Every daemon stops with exit 0 on SIGTERM.
+# Every daemon stops with exit 0 on SIGTERM. Every daemon runs with --trace:
+# `accellm trace summary` merges the five logs (one kernel, one clock: no
+# offset), finds KV copies from worker host to worker host and the cut-off
+# worker's two memberships, and every log closed in order.
 #
 # Every wait is bounded (listen 30 s, join 60 s, each test 90 s, rejoin 30 s,
 # each stop 10 s: under ctest's 420 s). A trap on EXIT stops the daemons and
@@ -200,7 +203,7 @@ check_alive() {
 
 say "starting the coordinator in $ns_coord (CAF ${addr[coord]}:$caf_port, HTTP :$http_port)"
 ip netns exec "$ns_coord" "${orphan_guard[@]}" "$accellm" coordinator --config "$config" \
-  --ready-file "$work/ready" 2>"$work/coord.log" &
+  --ready-file "$work/ready" --trace "$work/coord.trace" 2>"$work/coord.log" &
 pid[coord]=$!
 for _ in $(seq 300); do
   [[ -s $work/ready ]] && break
@@ -213,7 +216,8 @@ say "  coordinator listening (pid ${pid[coord]}): ports $(cat "$work/ready")"
 for h in "${workers[@]}"; do
   say "starting worker $h in $(ns_of "$h") (--host ${addr[$h]}, KV receiver :$kv_port)"
   ip netns exec "$(ns_of "$h")" "${orphan_guard[@]}" "$accellm" worker --coordinator "${addr[coord]}:$caf_port" \
-    --instance "$h" --config "$config" --host "${addr[$h]}" 2>"$work/$h.log" &
+    --instance "$h" --config "$config" --host "${addr[$h]}" --trace "$work/$h.trace" \
+    2>"$work/$h.log" &
   pid[$h]=$!
 done
 
@@ -406,6 +410,23 @@ for h in "${workers[@]}" coord; do
   unset "pid[$h]"
   say "  $h exited 0"
 done
+
+# --- the five traces, merged ----------------------------------------------------------------
+
+say "merging the daemons' traces"
+logs=("$work/coord.trace")
+for h in "${workers[@]}"; do logs+=("$work/$h.trace"); done
+"$accellm" trace summary "${logs[@]}" >"$work/trace-summary.txt" 2>&1 ||
+  die "accellm trace summary failed: $(cat "$work/trace-summary.txt")"
+grep -q "logs without log_end: 0" "$work/trace-summary.txt" || die "a daemon's trace was not closed"
+grep -q "dropped events: 0" "$work/trace-summary.txt" || die "the tracer dropped events"
+[[ $(grep -c "offset +0 ns" "$work/trace-summary.txt") == 5 ]] ||
+  die "the five logs are not all at offset 0: $(head -8 "$work/trace-summary.txt")"
+kv_pairs=$(awk '/^messages by node pair/ { on = 1; next } on && /^$/ { on = 0 }
+                on && $1 ~ /^w[0-3]$/ && $3 ~ /^w[0-3]$/ && $1 != $3 { n++ } END { print n + 0 }' \
+  "$work/trace-summary.txt")
+(( kv_pairs >= 2 )) || die "fewer than 2 worker-to-worker pairs in the merged trace: $(cat "$work/trace-summary.txt")"
+say "  $(grep -E '^[0-9]+ events' "$work/trace-summary.txt"); $kv_pairs worker-to-worker pairs"
 
 passed=1
 say "PASS"
