@@ -13,15 +13,15 @@
 // An actor without a tracer holds an empty trace_point, whose calls do
 // nothing: tracing off costs one branch per send.
 //
-// The log (docs/tracing.md): 8 bytes of magic "ACLMTRC1", then frames, each a
-// little-endian u64 length followed by that many bytes (a multiple of 8, so
-// every frame stays word-aligned) of one Cap'n Proto TraceEvent (messages::encode, flat array). The
-// first event is a log_start: sender_node this node, receiver_node the host name, note the clock,
+// The log (docs/tracing.md): 8 bytes of magic "ACLMTRC1", then frames, each
+// a little-endian u64 length followed by that many bytes (a multiple of 8,
+// so every frame stays word-aligned) of one Cap'n Proto TraceEvent
+// (messages::encode, flat array). The first event is a log_start:
+// sender_node this node, receiver_node the host name, note the clock,
 // time_ns and peer_time_ns one reading of the actor clock and of the wall
-// clock taken together; a log closed in
-// order ends with a log_end that counts dropped events. A killed process
-// leaves a log without log_end, possibly with a torn last frame; the reader
-// can salvage such a log.
+// clock taken together. A log closed in order ends with a log_end that
+// counts dropped events. A killed process leaves a log without log_end,
+// possibly with a torn last frame; the reader can salvage such a log.
 //
 // A message's note says what its envelope does not: "takeover" or
 // "from_replica" (StartDecode), the reason (MoveDecode, EvictReplica), the
@@ -36,9 +36,11 @@
 // counts it (log_end.dropped) rather than stall an actor on the disk.
 //
 // Times: time_ns counts nanoseconds of the actor clock from options.origin.
-// Daemons use the steady clock's own epoch as origin, so the processes of one
-// host agree; across hosts `accellm trace` estimates offsets from
-// clock_sample events (docs/tracing.md).
+// accellm uses the clock's own epoch as origin everywhere (the time_ns of
+// messages such as IterationReport.start_ns count from it too), so the
+// processes of one host agree; across hosts `accellm trace` estimates
+// offsets from clock_sample events (docs/tracing.md). The writer wakes every
+// writer_period, or once writer_batch events wait.
 //
 // Thread contract: message(), span() and clock_sample() may be called from
 // any thread (every actor of a process shares one tracer); close() from the
