@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: installs dependencies, builds everything with
-# warnings as errors, runs every test, then builds the unit tests once more
-# under AddressSanitizer + UndefinedBehaviorSanitizer and runs them.
+# warnings as errors, runs every test, then builds the unit tests (only
+# them) once more under AddressSanitizer + UndefinedBehaviorSanitizer and
+# runs them.
 # CUDA code is compiled when nvcc exists (sm_90); GPU tests skip without a GPU.
 #
 #   bash deploy/test.sh             all of the above
@@ -24,7 +25,13 @@ if [ "${ACCELLM_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG" \
     -DACCELLM_WERROR=ON -DACCELLM_SANITIZE=ON -DACCELLM_CUDA=OFF -DACCELLM_BENCH=OFF >/dev/null
-  cmake --build build/asan -j "$(nproc)"
+  # Only the unit tests run under the sanitizers, so only their executables
+  # (unit_*) are built: not the accellm binary, the integration tests or
+  # what only those use.
+  mapfile -t unit_targets < <(ninja -C build/asan -t targets all |
+    sed -n 's/^\(unit_[A-Za-z0-9_]*\): phony$/\1/p')
+  [ "${#unit_targets[@]}" -gt 0 ] || { echo "test.sh: no unit_* targets in build/asan" >&2; exit 1; }
+  cmake --build build/asan -j "$(nproc)" --target "${unit_targets[@]}"
   step "unit tests (ASan + UBSan)"
   ctest --test-dir build/asan -L unit --output-on-failure -j "$(nproc)"
 fi
