@@ -77,7 +77,12 @@ int report(const load_outcome& out, const load_options& o, const std::string& la
             << " failed" << (out.drained ? "" : ", the rest did not finish in time") << '\n';
   if (!o.out.empty()) {
     metrics::run_record files = rec;
-    if (seen) files.instances = seen->records(rec.makespan);
+    if (seen) {
+      // Utilisation windows only where the coordinator exports busy time;
+      // without it (an older coordinator) the report says it is missing.
+      if (seen->has_busy()) files.busy_window = live_busy_window(rec.makespan, o.metrics_every);
+      files.instances = seen->records(rec.makespan, files.busy_window);
+    }
     if (auto s = write_load_outputs(o.out, files, sum); !s) {
       std::cerr << "accellm load: " << s.err().message() << '\n';
       return exit_failure;
@@ -242,7 +247,7 @@ status await_workers(const std::string& host, std::uint16_t http, std::uint32_t 
 }
 
 // The coordinator's view after a run, from its /metrics: per instance its
-// role, iterations and KV bytes sent to partners.
+// role, iterations, busy seconds and KV bytes sent to partners.
 void print_instance_metrics(const std::string& host, std::uint16_t http) {
   httplib::Client cli{host, http};
   auto res = cli.Get("/metrics");
@@ -252,6 +257,7 @@ void print_instance_metrics(const std::string& host, std::uint16_t http) {
   for (std::string line; std::getline(in, line);) {
     const bool role = line.rfind("accellm_instance_role{", 0) == 0 && line.ends_with(" 1");
     if (role || line.rfind("accellm_instance_iterations_total{", 0) == 0 ||
+        line.rfind("accellm_instance_busy_seconds_total{", 0) == 0 ||
         line.rfind("accellm_instance_kv_sent_bytes_total{", 0) == 0 ||
         line.rfind("accellm_requests_finished_total", 0) == 0) {
       std::cout << "  " << line << '\n';

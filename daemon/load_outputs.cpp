@@ -37,6 +37,11 @@ status write_load_outputs(const fs::path& dir, const metrics::run_record& run,
   if (roles) {
     if (auto s = metrics::write_roles_csv(dir / (p + "-roles.csv"), run); !s) return s;
   }
+  if (run.busy_window > metrics::nanos::zero()) {
+    if (auto s = metrics::write_utilisation_csv(dir / (p + "-utilisation.csv"), run); !s) {
+      return s;
+    }
+  }
   std::ofstream json(dir / "summary.json");
   json << metrics::summary_json({{&run, sum}}) << '\n';
   json.close();

@@ -8,10 +8,14 @@
 //   <policy>-instances.csv           one row per instance seen in /metrics
 //   <policy>-memory.csv              their KV blocks at each scrape
 //   <policy>-roles.csv               their roles at each scrape (when any)
+//   <policy>-utilisation.csv         their busy fraction per window, when
+//                                    run.busy_window > 0 (the coordinator
+//                                    exports accellm_instance_busy_seconds_total)
 //
 // Without a /metrics scrape the instance and memory files hold only their
-// headers and there is no roles file: the report says so. There is never a
-// utilisation file (iteration durations are not exported).
+// headers and there is no roles file: the report says so. Without busy time
+// (no scrape, or an older coordinator) there is no utilisation file and
+// instances.csv leaves busy_s and idle_fraction empty.
 //
 // Thread contract: plain functions; each writes only under `dir`.
 #pragma once

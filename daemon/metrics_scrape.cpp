@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <condition_variable>
@@ -90,6 +91,34 @@ std::uint64_t as_count(double v) {
   return std::isfinite(v) && v > 0 ? static_cast<std::uint64_t>(std::llround(v)) : 0;
 }
 
+std::optional<double> finite(double v) {
+  return std::isfinite(v) ? std::optional<double>{v} : std::nullopt;
+}
+
+nanos from_seconds(double s) {
+  return nanos{static_cast<std::int64_t>(std::llround(s * 1e9))};
+}
+
+// Adds `seconds` of busy time, spread evenly over [from, to), to windows of
+// width `w` (all of it to the window of `to` when the interval is empty).
+void spread(std::vector<double>& windows, nanos w, nanos from, nanos to, double seconds) {
+  auto window = [&windows, w](nanos t) -> double& {
+    const auto k = static_cast<std::size_t>(std::max(t, nanos{0}) / w);
+    if (windows.size() <= k) windows.resize(k + 1, 0.0);
+    return windows[k];
+  };
+  if (to <= from) {
+    window(to) += seconds;
+    return;
+  }
+  const double per_ns = seconds / static_cast<double>((to - from).count());
+  for (nanos t = from; t < to;) {
+    const nanos upto = std::min(to, (t / w + 1) * w);
+    window(t) += per_ns * static_cast<double>((upto - t).count());
+    t = upto;
+  }
+}
+
 }  // namespace
 
 std::string prom_sample::label(std::string_view key) const {
@@ -158,9 +187,11 @@ void instance_timeline::add(nanos at, const std::vector<prom_sample>& scrape) {
     } else if (s.name == "accellm_kv_cache_usage_perc") {
       p.usage = s.value;
     } else if (s.name == "accellm_instance_iterations_total") {
-      p.iterations = s.value;
+      p.iterations = finite(s.value);
     } else if (s.name == "accellm_instance_kv_sent_bytes_total") {
-      p.kv_sent = s.value;
+      p.kv_sent = finite(s.value);
+    } else if (s.name == "accellm_instance_busy_seconds_total") {
+      p.busy_s = finite(s.value);
     }
   }
   for (auto& [name, p] : now) {
@@ -174,7 +205,33 @@ void instance_timeline::add(nanos at, const std::vector<prom_sample>& scrape) {
   }
 }
 
-std::vector<metrics::instance_record> instance_timeline::records(nanos end) const {
+bool instance_timeline::has_busy() const {
+  for (const auto& pts : points_) {
+    for (const point& p : pts) {
+      if (p.busy_s) return true;
+    }
+  }
+  return false;
+}
+
+template <class F>
+void instance_timeline::each_rise(const std::vector<point>& pts,
+                                  std::optional<double> point::*counter, F&& rise) const {
+  for (std::size_t j = 0; j < pts.size(); ++j) {
+    const std::optional<double>& v = pts[j].*counter;
+    const std::size_t k = pts[j].scrape;
+    if (!v || k == 0) continue;  // at the first scrape: from before the run
+    // From the previous scrape's value if the instance was in it with this
+    // counter; else (it joined, or came back as a new instance) from 0.
+    const bool follows = j > 0 && pts[j - 1].scrape + 1 == k && (pts[j - 1].*counter);
+    double base = follows ? *(pts[j - 1].*counter) : 0.0;
+    if (*v < base) base = 0;  // a reset: a new instance under the same name
+    if (*v > base) rise(times_[k - 1], times_[k], *v - base);
+  }
+}
+
+std::vector<metrics::instance_record> instance_timeline::records(nanos end,
+                                                                 nanos busy_window) const {
   std::uint64_t block = 0;  // gcd of every byte count: bytes per block
   for (const auto& pts : points_) {
     for (const point& p : pts) block = std::gcd(block, std::gcd(p.primary_bytes, p.replica_bytes));
@@ -209,11 +266,26 @@ std::vector<metrics::instance_record> instance_timeline::records(nanos end) cons
     for (const auto& span : r.roles) {
       r.time_in_role[static_cast<std::size_t>(span.role)] += span.end - span.start;
     }
-    r.iterations = as_count(pts.back().iterations - pts.front().iterations);
-    r.kv_bytes_sent = as_count(pts.back().kv_sent - pts.front().kv_sent);
+    double iterations = 0, kv_sent = 0, busy = 0;
+    each_rise(pts, &point::iterations, [&iterations](nanos, nanos, double d) { iterations += d; });
+    each_rise(pts, &point::kv_sent, [&kv_sent](nanos, nanos, double d) { kv_sent += d; });
+    std::vector<double> windows;  // seconds
+    each_rise(pts, &point::busy_s, [&busy, &windows, busy_window](nanos from, nanos to, double d) {
+      busy += d;
+      if (busy_window > nanos::zero()) spread(windows, busy_window, from, to, d);
+    });
+    r.iterations = as_count(iterations);
+    r.kv_bytes_sent = as_count(kv_sent);
+    r.busy = from_seconds(busy);
+    for (const double w : windows) r.busy_windows.push_back(from_seconds(w));
     out.push_back(std::move(r));
   }
   return out;
+}
+
+nanos live_busy_window(nanos end, std::chrono::milliseconds every) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(end / 200);
+  return std::max<nanos>({ms, every, std::chrono::milliseconds{1}});
 }
 
 // --- metrics_scraper --------------------------------------------------------
@@ -284,6 +356,7 @@ instance_timeline metrics_scraper::stop(std::size_t& failed) {
   if (s_->thread.joinable()) {
     s_->thread.request_stop();
     s_->thread.join();
+    if (!s_->scrape_once()) ++s_->failed;  // what rose since the last tick
   }
   failed = s_->failed;
   return std::move(s_->timeline);

@@ -5,6 +5,8 @@
 #include "tests/support/raw_basp.hpp"
 #include "workload/report/results.hpp"
 
+#include <algorithm>
+
 namespace accellm::daemon::test {
 namespace {
 
@@ -134,6 +136,15 @@ TEST(Launcher, UpDrivesAWorkloadThroughALocalClusterAndStopsIt) {
   EXPECT_EQ(run.instances.size(), 4u) << "w0..w3, scraped from /metrics";
   EXPECT_TRUE(run.has_roles);
   for (const auto& i : run.instances) EXPECT_FALSE(i.roles.empty()) << i.name;
+  // Utilisation from accellm_instance_busy_seconds_total: some worker was
+  // busy in some window, none more than all of it.
+  EXPECT_TRUE(run.has_utilisation);
+  double peak = 0;
+  for (const auto& i : run.instances) {
+    for (const auto& b : i.busy) peak = std::max(peak, b.fraction);
+  }
+  EXPECT_GT(peak, 0.0) << "no instance was ever busy";
+  EXPECT_LE(peak, 1.0);
   EXPECT_TRUE(fs::exists(out / "report.html")) << up.log();
   EXPECT_NE(up.log().find("report: " + (out / "report.html").string()), std::string::npos);
   // Nothing it started is left running.

@@ -10,6 +10,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 namespace accellm::daemon {
 namespace {
@@ -111,6 +113,40 @@ TEST_F(LoadOutputs, ScrapedInstancesGiveRolesAndMemoryButNoUtilisation) {
   EXPECT_EQ(run.memory.size(), 4u);
   ASSERT_EQ(run.instances[0].roles.size(), 1u);
   EXPECT_EQ(run.instances[0].roles[0].role, "prefill");
+}
+
+// With the coordinator's busy counter the instances have busy time: busy_s
+// and idle_fraction in instances.csv, a utilisation file, and the report's
+// timeline shows it instead of a note.
+TEST_F(LoadOutputs, ScrapedBusyTimeGivesUtilisation) {
+  ASSERT_TRUE(prepare_out_dir(dir_));
+  metrics::run_record r = live_run();
+  add_instances(r);
+  r.busy_window = 500ms;
+  r.instances[0].busy = 500ms;
+  r.instances[0].busy_windows = {250ms, 250ms};
+  ASSERT_TRUE(write_load_outputs(dir_, r, metrics::summarize(r, {})));
+  std::ifstream csv(dir_ / "accellm-instances.csv");
+  std::string header, w0;
+  std::getline(csv, header);
+  std::getline(csv, w0);
+  EXPECT_EQ(w0.rfind("0,w0,,0.500000,0.7500,", 0), 0u) << w0;  // 0.5 s busy of 2 s
+  ASSERT_TRUE(fs::exists(dir_ / "accellm-utilisation.csv"));
+  auto read = report::read_results(dir_);
+  ASSERT_TRUE(read) << read.err().what();
+  const report::run_data& run = read->rates[0].runs[0];
+  EXPECT_TRUE(run.has_utilisation);
+  ASSERT_EQ(run.instances.size(), 2u);
+  ASSERT_EQ(run.instances[0].busy.size(), 4u) << "2 s in windows of 0.5 s";
+  EXPECT_DOUBLE_EQ(run.instances[0].busy[0].fraction, 0.5);
+  EXPECT_DOUBLE_EQ(run.instances[0].busy[2].fraction, 0.0);
+  auto page = report::write_report(dir_);
+  ASSERT_TRUE(page) << page.err().what();
+  std::ifstream in(*page);
+  const std::string html{std::istreambuf_iterator<char>{in}, {}};
+  EXPECT_NE(html.find("utilisation from the rise of accellm_instance_busy_seconds_total"),
+            std::string::npos);
+  EXPECT_EQ(html.find("no utilisation"), std::string::npos);
 }
 
 TEST_F(LoadOutputs, ABadOutPathIsNamed) {

@@ -16,9 +16,11 @@ namespace {
 using namespace std::chrono_literals;
 
 // One coordinator scrape: `instance` in `role` holding primary/replica
-// blocks of 4096 bytes out of 100, after `iterations` iterations.
+// blocks of 4096 bytes out of 100, after `iterations` iterations and, when
+// `busy_s` >= 0, that many busy seconds (a coordinator before the busy
+// counter serves none).
 std::string scrape(const std::string& instance, const std::string& role, int primary, int replica,
-                   int iterations) {
+                   int iterations, double busy_s = -1) {
   std::string out =
       "# HELP accellm_instance_role Current role.\n# TYPE accellm_instance_role gauge\n";
   for (const char* r : {"prefill", "decode", "mixed"}) {
@@ -33,6 +35,10 @@ std::string scrape(const std::string& instance, const std::string& role, int pri
          std::to_string((primary + replica) / 100.0) + "\n";
   out += "accellm_instance_iterations_total{instance=\"" + instance + "\"} " +
          std::to_string(iterations) + "\n";
+  if (busy_s >= 0) {
+    out += "accellm_instance_busy_seconds_total{instance=\"" + instance + "\"} " +
+           std::to_string(busy_s) + "\n";
+  }
   return out;
 }
 
@@ -122,6 +128,62 @@ TEST(InstanceTimeline, ScrapesBecomeRolesMemoryAndCounters) {
   EXPECT_EQ(r[1].total_blocks, 100u);
 }
 
+// Busy seconds between scrapes become busy time, spread evenly over each
+// interval into the windows. w0 rises normally (its 3 s before the first
+// scrape are not the run's); w1's counter drops (a new instance under its
+// name), then w1 vanishes and comes back (lost, rejoined: from 0 again);
+// w2 joins during the run (from 0). Iterations follow the same rules.
+TEST(InstanceTimeline, BusySecondsRisesBecomeBusyTimeAndWindows) {
+  instance_timeline t;
+  t.add(0ms,
+        parsed(scrape("w0", "prefill", 0, 0, 10, 3.0) + scrape("w1", "decode", 0, 0, 50, 1.0)));
+  t.add(500ms,
+        parsed(scrape("w0", "prefill", 1, 0, 12, 3.25) + scrape("w1", "decode", 1, 0, 4, 0.2)));
+  t.add(1000ms,
+        parsed(scrape("w0", "prefill", 1, 0, 16, 3.75) + scrape("w2", "mixed", 1, 0, 2, 0.1)));
+  t.add(1500ms, parsed(scrape("w0", "decode", 1, 0, 16, 3.75) +
+                       scrape("w1", "decode", 1, 0, 3, 0.4) + scrape("w2", "mixed", 1, 0, 3, 0.3)));
+  EXPECT_TRUE(t.has_busy());
+  const auto r = t.records(1500ms, 250ms);
+  ASSERT_EQ(r.size(), 3u);
+  EXPECT_EQ(r[0].name, "w0");
+  EXPECT_EQ(r[0].busy, 750ms);
+  EXPECT_EQ(r[0].iterations, 6u);
+  EXPECT_EQ(r[0].busy_windows, (std::vector<metrics::nanos>{125ms, 125ms, 250ms, 250ms}));
+  EXPECT_EQ(r[1].name, "w1");
+  EXPECT_EQ(r[1].busy, 600ms) << "0.2 after the reset, 0.4 after coming back";
+  EXPECT_EQ(r[1].iterations, 7u);
+  EXPECT_EQ(r[1].busy_windows, (std::vector<metrics::nanos>{100ms, 100ms, 0ms, 0ms, 200ms, 200ms}));
+  EXPECT_EQ(r[2].name, "w2");
+  EXPECT_EQ(r[2].busy, 300ms) << "0.1 at its first scrape, 0.2 after";
+  EXPECT_EQ(r[2].iterations, 3u);
+  EXPECT_EQ(r[2].busy_windows, (std::vector<metrics::nanos>{0ms, 0ms, 50ms, 50ms, 100ms, 100ms}));
+  // Without a window the totals alone.
+  const auto totals = t.records(1500ms);
+  EXPECT_EQ(totals[0].busy, 750ms);
+  EXPECT_TRUE(totals[0].busy_windows.empty());
+}
+
+// A coordinator without the busy counter: busy time unknown, not zero.
+TEST(InstanceTimeline, NoBusyCounterLeavesBusyTimeUnknown) {
+  instance_timeline t;
+  t.add(0ms, parsed(scrape("w0", "prefill", 1, 0, 10)));
+  t.add(500ms, parsed(scrape("w0", "prefill", 1, 0, 20)));
+  EXPECT_FALSE(t.has_busy());
+  const auto r = t.records(1s, 250ms);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].busy, 0ms);
+  EXPECT_TRUE(r[0].busy_windows.empty());
+  EXPECT_EQ(r[0].iterations, 10u);
+}
+
+TEST(LiveBusyWindow, AboutTwoHundredWindowsNeverFinerThanAScrape) {
+  EXPECT_EQ(live_busy_window(15s, 500ms), 500ms);
+  EXPECT_EQ(live_busy_window(600s, 500ms), 3s);
+  EXPECT_EQ(live_busy_window(601001ms, 500ms), 3005ms) << "whole milliseconds";
+  EXPECT_EQ(live_busy_window(0s, 500ms), 500ms);
+}
+
 TEST(InstanceTimeline, NoKvEverHeldLeavesMemoryUnknown) {
   instance_timeline t;
   t.add(0ms, parsed(scrape("w0", "mixed", 0, 0, 0)));
@@ -153,8 +215,8 @@ TEST(MetricsScraper, ScrapesUntilStoppedAndRefusesADeadEndpoint) {
     std::size_t failed = 99;
     const instance_timeline t = s.stop(failed);
     EXPECT_EQ(failed, 0u);
-    EXPECT_GE(t.scrapes(), 3u);
-    EXPECT_LE(t.scrapes(), 7u);
+    EXPECT_GE(t.scrapes(), 4u) << "the first, at least two ticks, the last at stop()";
+    EXPECT_LE(t.scrapes(), 8u);
     ASSERT_EQ(t.records(1s).size(), 1u);
   }
   server.stop();

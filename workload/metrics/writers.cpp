@@ -68,7 +68,8 @@ std::string instance_row(const instance_record& i, nanos makespan) {
     peak_replica = std::max(peak_replica, m.replica_blocks);
   }
   // Iterations without busy time: the recorder could not time them (a live
-  // run's /metrics has no iteration durations), so both fields stay empty.
+  // run against a coordinator whose /metrics has no busy counter), so both
+  // fields stay empty rather than claiming 100% idle.
   const bool timed = i.busy > nanos::zero() || i.iterations == 0;
   std::string idle;
   if (timed && makespan > nanos::zero()) {

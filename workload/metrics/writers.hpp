@@ -42,7 +42,8 @@ status write_requests_csv(const std::filesystem::path& path, const run_record& r
 /// replicas_evicted,preemptions,rejected_messages
 /// (idle_fraction = 1 - busy/makespan with 4 decimals, empty for a zero
 /// makespan; busy_s and idle_fraction are empty for an instance with
-/// iterations but no busy time: not timed, as in a live run).
+/// iterations but no busy time: not timed, as in a live run against a
+/// coordinator without accellm_instance_busy_seconds_total).
 /// Errors: errc::io_failure naming the path.
 status write_instances_csv(const std::filesystem::path& path, const run_record& run);
 

@@ -152,7 +152,11 @@ std::string timeline(const run_data& r) {
   std::string out = render(c);
   if (is_live(r)) {
     out += note(r.policy + ": roles as sampled from /metrics" +
-                (r.has_utilisation ? "." : "; no utilisation (iteration times are not exported)."));
+                (r.has_utilisation
+                     ? "; utilisation from the rise of accellm_instance_busy_seconds_total "
+                       "between scrapes."
+                     : "; no utilisation (the coordinator exported no "
+                       "accellm_instance_busy_seconds_total)."));
   } else if (!r.has_roles || !r.has_utilisation) {
     out += note(r.policy +
                 ": no roles.csv or utilisation.csv in these outputs (written since issue 7).");
