@@ -79,7 +79,7 @@ instances = 16
       static_cast<unsigned long long>(r->events), r->drained ? "yes" : "no",
       static_cast<unsigned long long>(r->trace_hash));
   std::printf("TTFT mean %.1f ms, JCT mean %.0f ms, idle %.1f %%\n", sum.ttft.mean, sum.jct.mean,
-              sum.idle_fraction * 100);
+              sum.idle_fraction.value_or(0) * 100);
   std::printf(
       "wall %.2f s: %.0f simulated s per wall s, %.0f requests per wall s, %.2f us per "
       "iteration; one simulated hour takes %.1f wall s\n",

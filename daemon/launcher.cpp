@@ -65,6 +65,13 @@ int report(const load_outcome& out, const load_options& o, const std::string& la
   rec.policy = label;
   rec.setting = "live";
   rec.offered_rate = o.rate;
+  if (seen) {
+    // Utilisation windows only where the coordinator exports busy time;
+    // without it (an older coordinator) the report says it is missing. The
+    // table's idle column comes from the same instances ("-": unknown).
+    if (seen->has_busy()) rec.busy_window = live_busy_window(rec.makespan, o.metrics_every);
+    rec.instances = seen->records(rec.makespan, rec.busy_window);
+  }
   const metrics::summary sum = metrics::summarize(rec, {});
   std::cout << metrics::format_comparison({{&rec, sum}});
   std::size_t failed = 0;
@@ -76,14 +83,7 @@ int report(const load_outcome& out, const load_options& o, const std::string& la
   std::cout << out.finished << " of " << rec.requests.size() << " requests ended, " << failed
             << " failed" << (out.drained ? "" : ", the rest did not finish in time") << '\n';
   if (!o.out.empty()) {
-    metrics::run_record files = rec;
-    if (seen) {
-      // Utilisation windows only where the coordinator exports busy time;
-      // without it (an older coordinator) the report says it is missing.
-      if (seen->has_busy()) files.busy_window = live_busy_window(rec.makespan, o.metrics_every);
-      files.instances = seen->records(rec.makespan, files.busy_window);
-    }
-    if (auto s = write_load_outputs(o.out, files, sum); !s) {
+    if (auto s = write_load_outputs(o.out, rec, sum); !s) {
       std::cerr << "accellm load: " << s.err().message() << '\n';
       return exit_failure;
     }

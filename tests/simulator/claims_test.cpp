@@ -55,7 +55,8 @@ prompt_instances = [1, 2]
   EXPECT_LT(accellm.jct.mean, vllm.jct.mean);
   EXPECT_LT(accellm.jct.mean, splitwise.jct.mean);
   // Item 2: the pools of Splitwise sit idle; AcceLLM's pairs do not.
-  EXPECT_LT(accellm.idle_fraction, splitwise.idle_fraction);
+  ASSERT_TRUE(accellm.idle_fraction && splitwise.idle_fraction);
+  EXPECT_LT(*accellm.idle_fraction, *splitwise.idle_fraction);
 }
 
 }  // namespace

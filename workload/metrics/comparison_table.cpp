@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <optional>
 
 namespace accellm::metrics {
@@ -71,8 +72,13 @@ const std::array<row_def, 19> rows{{
    [](const labelled_run& r) { return out_of(slos_met(r.sum), r.sum.slowdown.size()); }},
   {"attainment (%)", true, [](const summary& s) { return s.attainment * 100; },
    [](const labelled_run& r) { return fixed(r.sum.attainment * 100, 1); }},
-  {"idle (%)", false, [](const summary& s) { return s.idle_fraction * 100; },
-   [](const labelled_run& r) { return fixed(r.sum.idle_fraction * 100, 1); }},
+  {"idle (%)", false,
+   [](const summary& s) {
+     return s.idle_fraction ? *s.idle_fraction * 100 : std::numeric_limits<double>::quiet_NaN();
+   },
+   [](const labelled_run& r) {
+     return r.sum.idle_fraction ? fixed(*r.sum.idle_fraction * 100, 1) : std::string{"-"};
+   }},
   {"KV GB sent", false, [](const summary& s) { return double(s.kv_bytes_sent) / 1e9; },
    [](const labelled_run& r) { return fixed(double(r.sum.kv_bytes_sent) / 1e9, 3); }},
   {"replicas evicted", false, [](const summary& s) { return double(s.replicas_evicted); },

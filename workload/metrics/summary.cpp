@@ -117,11 +117,17 @@ void summarize_requests(const run_record& run, const slo_options& slo, summary& 
 
 void summarize_instances(const run_record& run, summary& out) {
   double idle_sum = 0;
+  std::size_t timed = 0;
   for (const instance_record& i : run.instances) {
-    if (run.makespan > nanos::zero()) {
-      const double busy =
-          static_cast<double>(i.busy.count()) / static_cast<double>(run.makespan.count());
-      idle_sum += std::clamp(1.0 - busy, 0.0, 1.0);
+    // Iterations without busy time: a live run's instance whose coordinator
+    // does not export it. Unknown, not idle (the rule of instances.csv).
+    if (i.busy > nanos::zero() || i.iterations == 0) {
+      ++timed;
+      if (run.makespan > nanos::zero()) {
+        const double busy =
+            static_cast<double>(i.busy.count()) / static_cast<double>(run.makespan.count());
+        idle_sum += std::clamp(1.0 - busy, 0.0, 1.0);
+      }
     }
     out.price_per_hour += i.price_per_hour;
     out.power_kw += i.power_watts / 1000.0;
@@ -135,9 +141,7 @@ void summarize_instances(const run_record& run, summary& out) {
                    static_cast<double>(m.replica_blocks) / static_cast<double>(i.total_blocks));
     }
   }
-  if (!run.instances.empty()) {
-    out.idle_fraction = idle_sum / static_cast<double>(run.instances.size());
-  }
+  if (timed > 0) out.idle_fraction = idle_sum / static_cast<double>(timed);
 }
 
 void summarize_takeovers(const run_record& run, summary& out) {

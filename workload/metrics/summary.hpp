@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,10 @@ struct summary {
   /// Fraction of ALL requests that finished and meet both absolute SLOs;
   /// 1 when neither is set, 0 for a run without requests.
   double attainment = 0;
-  double idle_fraction = 0;  ///< mean over instances of 1 - busy/makespan, clamped to [0, 1]
+  /// Mean over instances of 1 - busy/makespan, clamped to [0, 1]; over the
+  /// instances whose busy time is known (busy > 0 or no iteration): none
+  /// when no instance's is (a live run without the coordinator's busy time).
+  std::optional<double> idle_fraction;
   double price_per_hour = 0, power_kw = 0;                ///< sums over instances
   std::uint64_t kv_bytes_sent = 0, replicas_evicted = 0;  ///< sums over instances
   std::uint64_t preemptions = 0;                          ///< sum over instances

@@ -40,7 +40,8 @@ json to_json(const summary& s) {
               {"slowdown", std::move(slowdown)},
               {"slowdown_all_met", s.slowdown_all_met},
               {"attainment", s.attainment},
-              {"idle_fraction", s.idle_fraction},
+              {"idle_fraction", s.idle_fraction ? nlohmann::ordered_json(*s.idle_fraction)
+                                                : nlohmann::ordered_json(nullptr)},
               {"price_per_hour", s.price_per_hour},
               {"power_kw", s.power_kw},
               {"kv_bytes_sent", s.kv_bytes_sent},

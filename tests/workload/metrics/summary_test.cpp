@@ -237,7 +237,7 @@ TEST(Summarize, InstancesIdleCostAndReplicas) {
   run_record run = four_requests();
   add_instances(run);
   const summary s = summarize(run, {});
-  EXPECT_NEAR(s.idle_fraction, 0.5, eps);  // (0.25 + 0.75) / 2
+  EXPECT_NEAR(s.idle_fraction.value_or(-1), 0.5, eps);  // (0.25 + 0.75) / 2
   EXPECT_NEAR(s.peak_replica_fraction, 0.3, eps);
   EXPECT_NEAR(s.price_per_hour, 30, eps);
   EXPECT_NEAR(s.power_kw, 2.0, eps);
@@ -246,7 +246,15 @@ TEST(Summarize, InstancesIdleCostAndReplicas) {
   EXPECT_EQ(s.preemptions, 1u);
   // Busy longer than the makespan (an iteration past the end) is not negative idle.
   run.instances[1].busy = 500ms;
-  EXPECT_NEAR(summarize(run, {}).idle_fraction, 0.125, eps);
+  EXPECT_NEAR(summarize(run, {}).idle_fraction.value_or(-1), 0.125, eps);
+  // Iterations without busy time (a live instance whose coordinator does not
+  // export it): not counted as idle; none known, no idle fraction.
+  run.instances[0].busy = 0ms;
+  run.instances[0].iterations = 10;
+  EXPECT_NEAR(summarize(run, {}).idle_fraction.value_or(-1), 0.0, eps);  // instance 1 alone
+  run.instances[1].busy = 0ms;
+  run.instances[1].iterations = 10;
+  EXPECT_FALSE(summarize(run, {}).idle_fraction.has_value());
 }
 
 TEST(Summarize, EmptyRunIsAllZeros) {
@@ -254,7 +262,7 @@ TEST(Summarize, EmptyRunIsAllZeros) {
   EXPECT_EQ(s.requests, 0u);
   EXPECT_EQ(s.throughput_rps, 0);
   EXPECT_EQ(s.attainment, 0);
-  EXPECT_EQ(s.idle_fraction, 0);
+  EXPECT_FALSE(s.idle_fraction.has_value());
   EXPECT_EQ(s.slowdown.size(), 9u);
 }
 
