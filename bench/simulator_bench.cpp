@@ -15,6 +15,7 @@
 // (Execute, IterationDone, KvDeltaBatch, IterationReport each) costs ~1 us
 // of actor dispatch alone, hence multi-step decoding (decode_steps): one set
 // of messages per up to 16 steps.
+#include "bench/sim_setup.hpp"
 #include "config/cluster_config.hpp"
 #include "simulator/sim_cluster.hpp"
 #include "workload/generator.hpp"
@@ -32,34 +33,14 @@ int main(int argc, char** argv) {
   const std::string policy = argc > 3 ? argv[3] : "accellm";
   const int decode_steps = argc > 4 ? std::atoi(argv[4]) : 0;    // 0: the cluster default
   const bool token_times = argc > 5 && std::atoi(argv[5]) != 0;  // every token's time (for TBT)
-  auto cluster = config::parse_cluster_config(R"(
-[cluster]
-model = "llama2-70b"
-device = "sim:h100"
-tp = 8
-instances = 16
-)",
-                                              "bench");
-  if (!cluster) {
-    std::fprintf(stderr, "%s\n", cluster.err().what().c_str());
+  auto setup = bench::sixteen_h100(rate, seconds, 7);
+  if (!setup) {
+    std::fprintf(stderr, "%s\n", setup.err().what().c_str());
     return 1;
   }
-  workload::generator_options g;
-  g.kind = workload::shape::conversation;
-  g.rate = rate;
-  g.duration = std::chrono::nanoseconds{static_cast<std::int64_t>(seconds * 1e9)};
-  g.seed = 7;
-  auto trace = workload::generate(g);
-  if (!trace) {
-    std::fprintf(stderr, "%s\n", trace.err().what().c_str());
-    return 1;
-  }
-  if (decode_steps > 0) cluster->batching.decode_steps = static_cast<std::uint32_t>(decode_steps);
-  simulator::run_options o;
-  o.cluster = *cluster;
+  simulator::run_options& o = *setup;
+  if (decode_steps > 0) o.cluster.batching.decode_steps = static_cast<std::uint32_t>(decode_steps);
   o.policy.name = policy;
-  o.trace = std::move(*trace);
-  o.offered_rate = rate;
   o.token_times = token_times;
   const auto t0 = std::chrono::steady_clock::now();
   auto r = simulator::run_simulation(o);

@@ -16,6 +16,7 @@
 //    at 150 req/s) for the given simulated seconds, best of 3 without and
 //    with a trace file; the trace hash must be the same.
 #include "actors/tracer.hpp"
+#include "bench/sim_setup.hpp"
 #include "config/cluster_config.hpp"
 #include "messages/codec.hpp"
 #include "simulator/sim_cluster.hpp"
@@ -113,32 +114,12 @@ int hot_path(long per_thread, int threads, long burst) {
 }
 
 int simulation(double seconds) {
-  auto cluster = config::parse_cluster_config(R"(
-[cluster]
-model = "llama2-70b"
-device = "sim:h100"
-tp = 8
-instances = 16
-)",
-                                              "bench");
-  if (!cluster) {
-    std::fprintf(stderr, "%s\n", cluster.err().what().c_str());
+  auto setup = bench::sixteen_h100(150, seconds, 1);
+  if (!setup) {
+    std::fprintf(stderr, "%s\n", setup.err().what().c_str());
     return 1;
   }
-  workload::generator_options g;
-  g.kind = workload::shape::conversation;
-  g.rate = 150;
-  g.duration = std::chrono::nanoseconds{static_cast<std::int64_t>(seconds * 1e9)};
-  g.seed = 1;
-  auto trace = workload::generate(g);
-  if (!trace) {
-    std::fprintf(stderr, "%s\n", trace.err().what().c_str());
-    return 1;
-  }
-  simulator::run_options o;
-  o.cluster = *cluster;
-  o.policy = {.name = "accellm", .chunked_prefill = false, .prompt_instances = 0};
-  o.trace = std::move(*trace);
+  simulator::run_options& o = *setup;
   o.token_times = false;
   const std::string path = temp_file("sim.trace");
   double best[2] = {1e30, 1e30};
