@@ -2,6 +2,8 @@
 // under test, a cluster file in a temporary folder, bounded waits.
 #pragma once
 
+#include "tests/support/temp_dir.hpp"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -107,25 +109,7 @@ class child {
 };
 
 /// A fresh temporary folder, removed at the end.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "accellm-test-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream{path_ / name} << text;
-    return path_ / name;
-  }
-
- private:
-  fs::path path_;
-};
+using accellm::testing::temp_dir;
 
 /// A cluster file for live tests: cpu-tiny on loopback, ephemeral ports.
 inline std::string local_cluster(const std::string& token, const std::string& policy = "accellm") {

@@ -4,6 +4,7 @@
 #include "actors/tracer.hpp"
 #include "simulator/sim_cluster.hpp"
 #include "tests/simulator/sim_helpers.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tracing/merge.hpp"
 #include "tracing/perfetto.hpp"
 #include "workload/generator.hpp"
@@ -44,13 +45,8 @@ run_options small_run() {
 
 class SimTrace : public ::testing::Test {
  protected:
-  void SetUp() override {
-    file_ = (std::filesystem::temp_directory_path() /
-             ("accellm-sim-trace-" + std::to_string(::getpid()) + ".trace"))
-                .string();
-  }
-  void TearDown() override { std::filesystem::remove(file_); }
-  std::string file_;
+  accellm::testing::temp_dir dir_;
+  std::string file_ = dir_.file("run.trace");
 };
 
 std::uint16_t type(msg_type t) {

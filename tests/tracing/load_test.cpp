@@ -1,6 +1,7 @@
 // tracing::load on files: logs written by actors::tracer, and broken ones
 // written byte by byte.
 #include "messages/codec.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/tracing/fixture.hpp"
 #include "tracing/merge.hpp"
 #include "tracing/perfetto.hpp"
@@ -24,23 +25,12 @@ using bytes = std::vector<std::uint8_t>;
 
 class Load : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("accellm-tracing-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
+  std::string path(const std::string& name) const { return dir_.file(name); }
   std::string write(const std::string& name, const bytes& b) const {
-    std::ofstream out{path(name), std::ios::binary};
-    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-    return path(name);
+    return dir_.write_bytes(name, b);
   }
 
-  std::filesystem::path dir_;
+  accellm::testing::temp_dir dir_;
 };
 
 bytes magic() {
