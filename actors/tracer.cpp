@@ -10,7 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -406,15 +405,23 @@ std::string trace_file_for(const std::string& file, std::string_view part) {
 // --- reading -------------------------------------------------------------
 
 result<trace_log> read_trace_log(const std::string& path, const trace_read_options& opts) {
-  std::ifstream in{path, std::ios::binary};
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return error{errc::io_failure, path + ": is a directory, not a trace log"};
+  }
+  std::ifstream in{path, std::ios::binary | std::ios::ate};
   if (!in) return error{errc::io_failure, path + ": cannot open: " + std::strerror(errno)};
-  std::vector<char> raw{std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  if (in.bad()) return error{errc::io_failure, path + ": read failed"};
-  // A word-aligned copy, so that frames decode in place.
-  std::vector<std::uint64_t> words((raw.size() + 7) / 8);
-  if (!raw.empty()) std::memcpy(words.data(), raw.data(), raw.size());
+  const auto end = in.tellg();
+  if (end < 0) return error{errc::io_failure, path + ": cannot tell its size"};
+  const auto size = static_cast<std::size_t>(end);
+  // Read straight into word-aligned storage, so that frames decode in place.
+  std::vector<std::uint64_t> words((size + 7) / 8);
+  in.seekg(0);
+  if (size > 0 &&
+      !in.read(reinterpret_cast<char*>(words.data()), static_cast<std::streamsize>(size))) {
+    return error{errc::io_failure, path + ": read failed"};
+  }
   const auto* bytes = reinterpret_cast<const std::uint8_t*>(words.data());
-  const std::size_t size = raw.size();
 
   if (size < trace_magic.size() ||
       std::memcmp(bytes, trace_magic.data(), trace_magic.size()) != 0) {

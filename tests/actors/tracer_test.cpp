@@ -1,6 +1,7 @@
 #include "actors/tracer.hpp"
 
 #include "messages/codec.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -24,15 +25,7 @@ using namespace std::chrono_literals;
 
 class Tracer : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("accellm-tracer-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string path(const std::string& name) const { return dir_.file(name); }
 
   tracer_options options(const std::string& name) const {
     return {.path = path(name),
@@ -48,12 +41,8 @@ class Tracer : public ::testing::Test {
     std::ifstream in{p, std::ios::binary};
     return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
   }
-  static void write(const std::string& p, const std::vector<std::uint8_t>& b) {
-    std::ofstream out{p, std::ios::binary};
-    out.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  }
 
-  std::filesystem::path dir_;
+  accellm::testing::temp_dir dir_;
 };
 
 messages::capnp_blob assign(request_id id) {
@@ -207,8 +196,7 @@ class DamagedLog : public Tracer {
   }
 
   std::string error_of(const std::vector<std::uint8_t>& b, bool salvage = false) {
-    write(path("bad.trace"), b);
-    auto log = read_trace_log(path("bad.trace"), {.salvage = salvage});
+    auto log = read_trace_log(dir_.write_bytes("bad.trace", b), {.salvage = salvage});
     return log ? std::string{} : log.err().message();
   }
 
@@ -220,6 +208,9 @@ TEST_F(DamagedLog, MissingFileAndBadMagicAreNamed) {
   ASSERT_FALSE(log);
   EXPECT_EQ(log.err().code(), errc::io_failure);
   EXPECT_NE(log.err().message().find("absent.trace"), std::string::npos);
+  log = read_trace_log(dir_.path().string());
+  ASSERT_FALSE(log);
+  EXPECT_NE(log.err().message().find("is a directory"), std::string::npos) << log.err().message();
 
   auto b = good_;
   b[0] = 'X';
@@ -241,8 +232,7 @@ TEST_F(DamagedLog, ATornLastFrameIsAnErrorUnlessSalvaged) {
   EXPECT_NE(e.find("runs past the end of the file"), std::string::npos) << e;
   EXPECT_NE(e.find("--salvage"), std::string::npos) << e;
 
-  write(path("bad.trace"), b);
-  auto salvaged = read_trace_log(path("bad.trace"), {.salvage = true});
+  auto salvaged = read_trace_log(dir_.write_bytes("bad.trace", b), {.salvage = true});
   ASSERT_TRUE(salvaged) << salvaged.err().what();
   EXPECT_TRUE(salvaged->salvaged);
   EXPECT_FALSE(salvaged->complete);
