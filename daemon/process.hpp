@@ -52,6 +52,22 @@ result<std::unique_ptr<actors::tracer>> open_trace(const std::filesystem::path& 
 /// Closes `t` (may be null) and logs what it wrote; false when writing failed.
 bool close_trace(actors::tracer* t, spdlog::logger& log);
 
+/// A daemon's serving with its trace around it: opens `file` (open_trace),
+/// runs `serve(tracer*)` (null without a file), closes the trace. exit_config
+/// when it cannot be opened, exit_failure when writing it failed, else what
+/// `serve` returned.
+template <class Serve>
+int with_trace(const std::filesystem::path& file, std::string node, spdlog::logger& log,
+               Serve&& serve) {
+  auto trace = open_trace(file, std::move(node));
+  if (!trace) {
+    log.error("{}", trace.err().what());
+    return exit_config;
+  }
+  const int code = serve(trace->get());
+  return close_trace(trace->get(), log) ? code : exit_failure;
+}
+
 /// The cluster token: ACCELLM_CLUSTER_TOKEN when set and non-empty, else
 /// `from_config`.
 std::string cluster_token(const std::string& from_config);

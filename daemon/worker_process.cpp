@@ -267,13 +267,8 @@ int serve(worker_setup& w, const worker_flags& f) {
     return exit_config;
   }
   actors::on_oversized_frame([log = w.log](const std::string& line) { log->warn("{}", line); });
-  auto trace = open_trace(f.trace, f.instance);
-  if (!trace) {
-    w.log->error("{}", trace.err().what());
-    return exit_config;
-  }
-  const int code = serve_with(w, f, transport, cfg, trace->get());
-  return close_trace(trace->get(), *w.log) ? code : exit_failure;
+  return with_trace(f.trace, f.instance, *w.log,
+                    [&](actors::tracer* trace) { return serve_with(w, f, transport, cfg, trace); });
 }
 
 }  // namespace
