@@ -187,11 +187,11 @@ int main(int argc, char** argv) {
   const actors::transport_options transport;
   actors::system_config cfg;
   if (!actors::apply(transport, cfg)) return 1;
+  probe obs;  // before the actor system: the coordinator's observer outlives it
   // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
   (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
   if (auto ok = actors::self_test(sys); !ok) return 1;
-  probe obs;
   auto coord = daemon::spawn_live_coordinator(
       sys, *c, "bench", &obs, nullptr,
       *tracer ? (*tracer)->point("coordinator") : actors::trace_point{});

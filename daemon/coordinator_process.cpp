@@ -55,6 +55,11 @@ int serve_with(const daemon_setup& d, const coordinator_flags& f, actors::system
                actors::tracer* trace) {
   const config::cluster_config& c = d.cluster;
   const auto transport = transport_of(c.daemon);
+  // The coordinator's observer must outlive it: declared before the actor
+  // system, whose destructor waits for every actor. (Declared after it, it
+  // went first, and a coordinator still handling the loss of a stopping
+  // worker wrote into the freed metrics: a crash at SIGTERM.)
+  coordinator::http::live_metrics metrics;
   // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
   (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};
@@ -62,7 +67,6 @@ int serve_with(const daemon_setup& d, const coordinator_flags& f, actors::system
     d.log->error("self-test: {}", ok.err().what());
     return exit_failure;
   }
-  coordinator::http::live_metrics metrics;
   auto coord = spawn_live_coordinator(
       sys, c, d.token, &metrics, d.log,
       trace != nullptr ? trace->point("coordinator") : actors::trace_point{});
@@ -120,13 +124,8 @@ int serve(const daemon_setup& d, const coordinator_flags& f) {
     return exit_config;
   }
   actors::on_oversized_frame([log = d.log](const std::string& line) { log->warn("{}", line); });
-  auto trace = open_trace(f.trace, "coordinator");
-  if (!trace) {
-    d.log->error("{}", trace.err().what());
-    return exit_config;
-  }
-  const auto code = serve_with(d, f, cfg, trace->get());
-  return close_trace(trace->get(), *d.log) ? code : exit_failure;
+  return with_trace(f.trace, "coordinator", *d.log,
+                    [&](actors::tracer* trace) { return serve_with(d, f, cfg, trace); });
 }
 
 }  // namespace
