@@ -181,18 +181,35 @@ result<pid_t> spawn_self(const std::vector<std::string>& args) {
   return pid;
 }
 
-// 0 while running, else "exited with N" / "killed by signal N".
-std::string exited(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, WNOHANG) != pid) return {};
+// "exited with code N" / "was killed by signal N", for a waitpid status.
+std::string ending_of(int status) {
   if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
   return "was killed by signal " + std::to_string(WTERMSIG(status));
 }
 
-void stop_children(std::vector<child>& kids) {
+// "" while running, else how it ended.
+std::string exited(pid_t pid) {
+  int status = 0;
+  if (waitpid(pid, &status, WNOHANG) != pid) return {};
+  return ending_of(status);
+}
+
+// Stops every child still running: SIGTERM, SIGKILL after 10 s. False when
+// one of them did not then exit 0 (a daemon that crashes while stopping is
+// an error, not a quiet exit); children that had ended before are reported,
+// as watch() does, and left out of that verdict.
+bool stop_children(std::vector<child>& kids) {
+  for (auto& k : kids) {
+    if (k.pid <= 0) continue;
+    if (auto why = exited(k.pid); !why.empty()) {
+      std::cerr << "up: " << k.name << " (pid " << k.pid << ") " << why << '\n';
+      k.pid = -1;
+    }
+  }
   for (auto it = kids.rbegin(); it != kids.rend(); ++it) {
     if (it->pid > 0) kill(it->pid, SIGTERM);
   }
+  bool clean = true;
   for (auto& k : kids) {
     if (k.pid <= 0) continue;
     const auto give_up = std::chrono::steady_clock::now() + 10s;
@@ -206,8 +223,13 @@ void stop_children(std::vector<child>& kids) {
       }
       std::this_thread::sleep_for(20ms);
     }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::cerr << "up: " << k.name << " " << ending_of(status) << " while stopping\n";
+      clean = false;
+    }
   }
   kids.clear();
+  return clean;
 }
 
 // Waits for the coordinator's ready file: "CAF_PORT HTTP_PORT".
@@ -414,7 +436,7 @@ int run_up(const up_flags& f) {
       }
     }
   }
-  stop_children(kids);
+  if (!stop_children(kids) && code == exit_ok) code = exit_failure;
   std::filesystem::remove(ready);
   std::error_code gone;
   if (wrote_manifest) std::filesystem::remove(manifest, gone);
