@@ -14,6 +14,8 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
+
 namespace accellm::daemon {
 namespace {
 
@@ -30,7 +32,17 @@ result<device_choice> real_device(const std::string& name, const device::model_s
     out.backend = std::move(*b);
   } else {
 #ifdef ACCELLM_HAVE_CUDA
-    auto b = device::cuda::make_cuda_backend(name, model);
+    // Seed 1 as on cpu; a tensor-parallel cluster runs one shard per
+    // instance (its all-reduce modelled, docs/cuda.md); room for the largest
+    // batch the instance_manager forms: a whole prompt beyond the token
+    // budget runs alone, decodes may join prompt tokens.
+    device::cuda::cuda_options o;
+    o.seed = 1;
+    o.tp = c.tp;
+    o.max_batch = c.batching.max_batch_size;
+    o.max_rows =
+        std::max(c.batching.max_batch_tokens, model.max_context) + c.batching.max_batch_size;
+    auto b = device::cuda::make_cuda_backend(name, model, o);
     if (!b) return fail(b.err().code(), "device " + name + ": " + b.err().what());
     out.backend = std::move(*b);
 #else
@@ -82,6 +94,7 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
        .decode_steps = 1,
        .copy_stall = std::chrono::milliseconds{200},
        .device_memory = real,
+       .layers = dev.model->layers,
        .trace = trace.as("im")});
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {

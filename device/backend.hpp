@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,36 @@ struct kv_chunk {
   std::vector<std::byte> data;
 };
 
+/// What run_streaming() sends out while it computes: the KV rows the
+/// iteration appends for `requests` (each an item of the batch: its tokens
+/// [context, context + num_tokens)), in chunks of `layers_per_chunk` layers,
+/// each group as soon as its layers are computed. This is the layer-wise copy
+/// to the partner that overlaps the rest of the prefill (notes/paper.md
+/// 3.2, step 2).
+struct kv_stream {
+  std::vector<request_id> requests;
+  /// Layers per chunk; the last group may be shorter. 0, or at least the
+  /// model's layers: one group of every layer, after the iteration.
+  std::uint32_t layers_per_chunk = 0;
+  /// Called on run_streaming()'s thread, once per layer group, groups in
+  /// layer order, with one chunk per request in `requests` order (all with
+  /// the group's layers). Never called for a batch that fails its checks.
+  std::function<void(std::vector<kv_chunk>)> sink;
+};
+
+/// The layer groups of a kv_stream over a model of `layers` layers.
+std::vector<index_range> layer_groups(std::uint32_t layers, std::uint32_t layers_per_chunk);
+
+/// A request of a kv_stream and the token rows the iteration appends for it.
+struct stream_slice {
+  request_id request = 0;
+  index_range tokens;
+};
+
+/// The slices of `stream` over `b`, in the stream's order; invalid_argument
+/// naming a request that is not in the batch or is streamed twice.
+result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream& stream);
+
 /// KV-cache geometry and capacity of one instance.
 struct kv_geometry {
   std::uint32_t block_tokens = 16;    ///< tokens per block (all layers)
@@ -102,6 +133,16 @@ class backend {
   /// item is inconsistent with the cached state, e.g. `context` differs from
   /// the tokens cached for that request, or the KV pool is exhausted.
   virtual result<iteration_result> run(const batch& b) = 0;
+
+  /// run(b), and the KV rows it appends for `stream.requests` handed to
+  /// `stream.sink` layer group by layer group. Fails with invalid_argument,
+  /// before anything runs, when a request of the stream is not in the batch
+  /// (or twice in the stream). This default computes the whole iteration,
+  /// then exports every group; cpu and cuda override it to hand each group
+  /// over while the later layers still compute. Should the device fail after
+  /// some groups went out, those chunks hold valid KV: a receiver just holds
+  /// a shorter copy.
+  virtual result<iteration_result> run_streaming(const batch& b, const kv_stream& stream);
 
   /// Copies a slice of a request's KV cache out. Fails when the request or
   /// part of the slice is not cached here.

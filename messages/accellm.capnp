@@ -337,7 +337,10 @@ struct KvRows {  # one request's share of a KvDeltaBatch
 # worker -> a kv_replica: the new KV rows of several requests, for one layer
 # range. Decode steps sync one row per request per iteration in one message;
 # on simulated devices a prefill's layer-wise copy, whose per-layer pipeline
-# the worker models, arrives as one message covering every layer.
+# the worker models, arrives as one message covering every layer. A real
+# device sends an iteration that holds a prompt one message per layer, each
+# as soon as that layer is computed; rows count as copied once the message
+# that ends at the last layer arrives (same sender, so in order).
 struct KvDeltaBatch {
   epoch @0 :UInt64;          # sender's epoch
   fromInstance @1 :UInt32;   # the instance that computed the rows

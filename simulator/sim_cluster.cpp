@@ -438,6 +438,7 @@ result<run_result> run_simulation(const run_options& o) {
               .decode_steps = c.batching.decode_steps,
               .copy_stall = std::chrono::milliseconds{10},
               .device_memory = false,
+              .layers = model->layers,
               .trace = point("im:" + std::to_string(i), "i" + std::to_string(i))}));
     a.workers.push_back(worker::spawn_sim_worker(
         sys, {.id = i,

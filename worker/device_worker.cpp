@@ -118,30 +118,49 @@ result<device::batch> to_batch(const messages::execute& ex) {
   return b;
 }
 
-// On the device thread: the rows an iteration appended, per target instance.
-// An export that fails (the request is unknown to the backend) is left out:
-// the partner's copy then stops growing, and the instance that later decodes
-// from it recomputes the missing tail (instance_manager's copy_stall).
-std::map<instance_id, messages::kv_delta_batch> export_rows(device::backend& dev,
-                                                            const messages::execute& ex) {
-  std::map<instance_id, messages::kv_delta_batch> out;
-  const device::index_range layers{0, dev.model().layers};
+// What an Execute streams to partners: the rows of its items with a
+// replica_to. While a prompt is in the batch the iteration is long, and each
+// layer leaves as soon as it is computed, so the copy overlaps the rest of the
+// prefill (one KvDeltaBatch per layer and partner); a decode-only iteration
+// sends its rows once, all layers together, after it.
+struct kv_plan {
+  device::kv_stream stream;
+  std::vector<instance_id> targets;  ///< per stream.requests entry
+};
+
+kv_plan plan_kv(const messages::execute& ex) {
+  kv_plan p;
+  bool prompt = false;
   for (const messages::execute_item& it : ex.items) {
+    prompt |= it.num_tokens > 1;
     if (it.replica_to == no_instance) continue;
-    auto chunk = dev.export_kv(it.request, layers, {it.context, it.context + it.num_tokens});
-    if (!chunk) continue;
-    messages::kv_delta_batch& b = out[it.replica_to];
-    b.rows.push_back({.request = it.request,
-                      .token_begin = it.context,
-                      .token_end = it.context + it.num_tokens,
-                      .size_bytes = chunk->data.size(),
-                      .data = std::move(chunk->data)});
+    p.stream.requests.push_back(it.request);
+    p.targets.push_back(it.replica_to);
+  }
+  p.stream.layers_per_chunk = prompt ? 1 : 0;
+  return p;
+}
+
+// On the device thread: one layer group's chunks, as a KvDeltaBatch per
+// target instance.
+std::map<instance_id, messages::kv_delta_batch> group_rows(const messages::execute& ex,
+                                                           const std::vector<instance_id>& targets,
+                                                           std::vector<device::kv_chunk> chunks) {
+  std::map<instance_id, messages::kv_delta_batch> out;
+  for (std::size_t i = 0; i < chunks.size() && i < targets.size(); ++i) {
+    device::kv_chunk& c = chunks[i];
+    messages::kv_delta_batch& b = out[targets[i]];
+    b.layer_begin = c.layers.begin;
+    b.layer_end = c.layers.end;
+    b.rows.push_back({.request = c.request,
+                      .token_begin = c.tokens.begin,
+                      .token_end = c.tokens.end,
+                      .size_bytes = c.data.size(),
+                      .data = std::move(c.data)});
   }
   for (auto& [target, b] : out) {
     b.epoch = ex.epoch;
     b.from_instance = ex.instance;
-    b.layer_begin = layers.begin;
-    b.layer_end = layers.end;
     b.phase = ex.items.front().phase;
   }
   return out;
@@ -165,13 +184,9 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
   s.device->post([ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
                   trace = std::move(trace),
                   clock = &self->home_system().clock()](device::backend& dev) mutable {
-    auto r = dev.run(batch);
-    if (!r) {
-      done.error = r.err().what();
-    } else {
-      done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
-      done.next_tokens = std::move(r->next_tokens);
-      for (auto& [target, rows] : export_rows(dev, ex)) {
+    kv_plan kv = plan_kv(ex);
+    kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
+      for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
         if (target >= replicas.size()) continue;
         for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
         auto m = messages::pack(rows);
@@ -179,6 +194,13 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
         if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());
         caf::anon_send(replicas[target], msg_atom::value, std::move(m));
       }
+    };
+    auto r = dev.run_streaming(batch, kv.stream);
+    if (!r) {
+      done.error = r.err().what();
+    } else {
+      done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
+      done.next_tokens = std::move(r->next_tokens);
     }
     auto m = messages::pack(done);
     if (trace) trace.message("im:" + std::to_string(ex.instance), trace.node, m, clock->now());

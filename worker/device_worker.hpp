@@ -4,17 +4,18 @@
 // The backend computes on a thread of its own: the actor turns each Execute
 // into a job on that thread's queue and returns at once, so the actor
 // scheduler never waits for the device (a CUDA iteration, or a CPU forward
-// pass of seconds). The thread runs the jobs in order; when an iteration is
-// done it exports the new KV rows of every item with a replica_to (all
-// layers, the positions the iteration appended) and sends them, with their
-// bytes, to that instance's kv_replica, then sends IterationDone, with the
-// measured device time, to the instance_manager. KV rows that reach this
-// instance (KvDeltaBatch from the local kv_replica) are imported into the
-// backend by a job on the same queue, so an import always precedes the
-// iterations that were asked for after it.
+// pass of seconds). The thread runs the jobs in order. The new KV rows of
+// every item with a replica_to go to that instance's kv_replica while the
+// iteration runs (device::backend::run_streaming): when the batch holds a
+// prompt, one KvDeltaBatch per layer and partner, each sent as soon as the
+// device has computed that layer, so the copy overlaps the rest of the
+// prefill; a decode-only iteration's rows go once, all layers, after it. Then
+// IterationDone, with the measured device time and the bytes sent, goes to
+// the instance_manager. KV rows that reach this instance (KvDeltaBatch from
+// the local kv_replica) are imported into the backend by a job on the same
+// queue, so an import always precedes the iterations that were asked for
+// after it, and layer groups are imported as they come.
 //
-// What is not here yet: the copy of a prompt's KV leaves after the whole
-// iteration, not layer by layer (device::backend::run has no per-layer hook).
 // An Execute item without its token ids (the instance_manager fills them
 // when instance_options::device_memory is on) is answered with
 // IterationDone.error naming it.

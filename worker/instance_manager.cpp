@@ -831,14 +831,17 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
   auto keep = [&](const messages::kv_rows& row) {
     if (s.opt.device_memory) kept.rows.push_back(row);
   };
+  // Rows of an earlier layer group: their tokens are not all here yet.
+  const bool whole = m.layer_end >= s.opt.layers;
   for (const messages::kv_rows& row : m.rows) {
     if (auto it = s.primaries.find(row.request); it != s.primaries.end()) {
       primary& p = it->second;  // a copy becoming the primary (awaiting_kv)
       if (p.st != state::awaiting_kv || row.token_begin > p.cached) continue;
       if (!grow(s, p, row.token_end)) continue;
       keep(row);
-      p.cached = std::max(p.cached, row.token_end);
       p.copy_progress_ns = now_ns(self);
+      if (!whole) continue;
+      p.cached = std::max(p.cached, row.token_end);
       if (p.cached >= p.target) start_decoding(self, row.request, p);
       continue;
     }
@@ -859,7 +862,7 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
       r.blocks = want;
     }
     keep(row);
-    r.tokens = std::max(r.tokens, row.token_end);
+    if (whole) r.tokens = std::max(r.tokens, row.token_end);
   }
   if (!kept.rows.empty()) send_to(self, s.worker, kept);
   maybe_start(self);

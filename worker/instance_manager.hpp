@@ -107,6 +107,12 @@ struct instance_options {
   /// the worker is told (release_atom) when a request's KV is freed. Off on
   /// simulated devices, which hold sizes only.
   bool device_memory = false;
+  /// The model's layers. A KvDeltaBatch that ends below the last layer (a
+  /// real device streams a prompt's KV layer by layer) carries part of its
+  /// rows: they are kept (and reach the device) but count as copied only once
+  /// the batch that ends at the last layer arrives, later from the same
+  /// sender. 0: every KvDeltaBatch carries whole rows (simulated devices).
+  std::uint32_t layers = 0;
   /// The message trace: what the manager sends and each iteration's span.
   /// Its actor name is "im:<id>"; empty: not traced.
   actors::trace_point trace;

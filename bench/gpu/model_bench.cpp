@@ -4,6 +4,7 @@
 //
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
+//                   [--stream 512,2048] [--stream-csv out.csv]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -12,10 +13,18 @@
 // in the pool are reported as skipped. --csv appends one row per figure;
 // --profile writes the medians in device/profiles' format (tp > 1 times
 // include the modelled all-reduce).
+//
+// --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
+// group, what a worker does for a replicated prefill) against the same
+// prefill without it, median of 3 after a warm-up, host wall-clock: the
+// iteration's time both ways, when the first and the last layer's KV reached
+// the host (from the call), and the KV's bytes. The copy is hidden when the
+// last layer lands about when the iteration ends.
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/device_query.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -38,8 +47,9 @@ struct args {
   std::vector<std::uint32_t> batches{1, 8, 16, 32, 64, 128, 256};
   std::vector<std::uint32_t> contexts{512, 1024, 2048, 4096, 8192};
   std::vector<std::uint32_t> prefill{128, 256, 512, 1024, 2048, 4096, 8192};
+  std::vector<std::uint32_t> stream;
   std::uint32_t steps = 10;
-  std::string csv, profile;
+  std::string csv, profile, stream_csv;
 };
 
 std::vector<std::uint32_t> parse_list(const std::string& s) {
@@ -69,6 +79,10 @@ bool parse(int argc, char** argv, args& a) {
       a.csv = v;
     else if (k == "--profile")
       a.profile = v;
+    else if (k == "--stream")
+      a.stream = parse_list(v);
+    else if (k == "--stream-csv")
+      a.stream_csv = v;
     else
       return false;
   }
@@ -182,6 +196,61 @@ class bench {
     return true;
   }
 
+  // The layer-wise copy of a prompt of `tokens` tokens; false when it does
+  // not fit.
+  bool stream(std::uint32_t tokens, std::ostream* csv) {
+    if (tokens > b_.model().max_context || tokens > 8192 || (tokens + 15) / 16 > b_.free_blocks())
+      return false;
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t0) {
+      return std::chrono::duration<double, std::milli>(clock::now() - t0).count();
+    };
+    std::vector<token_id> ids(tokens);
+    for (std::uint32_t i = 0; i < tokens; ++i)
+      ids[i] = static_cast<token_id>((i * 7919) % b_.model().vocab);
+    const batch_t bt{{batch_item{1000, phase::prefill, 0, tokens, ids, true}}};
+    std::vector<double> plain, streamed, first, last;
+    double bytes = 0;
+    for (int rep = 0; rep < 4; ++rep) {
+      auto t0 = clock::now();
+      auto out = b_.run(bt);
+      const double plain_ms = ms_since(t0);
+      b_.release(1000);
+      double first_ms = -1, last_ms = 0, got = 0;
+      kv_stream s;
+      s.requests = {1000};
+      s.layers_per_chunk = 1;
+      s.sink = [&](std::vector<kv_chunk> chunks) {
+        last_ms = ms_since(t0);
+        if (first_ms < 0) first_ms = last_ms;
+        for (const kv_chunk& c : chunks) got += static_cast<double>(c.data.size());
+      };
+      t0 = clock::now();
+      auto st = b_.run_streaming(bt, s);
+      const double streamed_ms = ms_since(t0);
+      b_.release(1000);
+      if (!out || !st) {
+        std::cerr << "stream failed: " << (out ? st.err().what() : out.err().what()) << "\n";
+        std::exit(1);
+      }
+      if (rep == 0) continue;
+      plain.push_back(plain_ms);
+      streamed.push_back(streamed_ms);
+      first.push_back(first_ms);
+      last.push_back(last_ms);
+      bytes = got;
+    }
+    const double p = median(plain), st = median(streamed), f = median(first), l = median(last);
+    std::printf(
+        "stream   %-12s tp%-2u tokens %5u: prefill %8.3f ms, with the layer-wise copy %8.3f ms "
+        "(%+.1f%%); first layer's KV on the host after %7.3f ms, last after %8.3f ms; %.3f GB\n",
+        a_.model.c_str(), a_.tp, tokens, p, st, 100 * (st - p) / p, f, l, bytes / 1e9);
+    if (csv)
+      *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ',' << st
+           << ',' << f << ',' << l << ',' << bytes << '\n';
+    return true;
+  }
+
   void report(const figure& f, std::ostream* csv) const {
     const double s = f.ms * 1e-3;
     const double bw = f.bytes / s, fl = f.flops / s;
@@ -211,7 +280,8 @@ int main(int argc, char** argv) {
   args a;
   if (!parse(argc, argv, a)) {
     std::cerr << "usage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
-                 " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE]\n";
+                 " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
+                 " [--stream-csv FILE]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -266,6 +336,16 @@ int main(int argc, char** argv) {
       runner.report(f, csv);
       figures.push_back(f);
     }
+  std::ofstream stream_file;
+  std::ostream* stream_csv = nullptr;
+  if (!a.stream_csv.empty()) {
+    stream_file.open(a.stream_csv, std::ios::app);
+    stream_csv = &stream_file;
+  }
+  for (std::uint32_t t : a.stream)
+    if (!runner.stream(t, stream_csv))
+      std::printf("stream   %-12s tokens %5u: skipped (beyond max_context or the pool)\n",
+                  a.model.c_str(), t);
   if (!a.profile.empty()) {
     std::ofstream p(a.profile);
     p << "# accellm profile, format v1 (docs/cost-model.md, device/sim/profile_model.hpp)\n"

@@ -116,10 +116,44 @@ status cpu_backend::grow_and_plan(const batch& b) {
 }
 
 result<iteration_result> cpu_backend::run(const batch& b) {
+  return run_pass(b, {});
+}
+
+result<iteration_result> cpu_backend::run_streaming(const batch& b, const kv_stream& stream) {
+  auto slices = stream_slices(b, stream);
+  if (!slices) return std::move(slices).err();
+  const std::vector<index_range> groups = layer_groups(spec_.layers, stream.layers_per_chunk);
+  std::size_t group = 0;
+  status exported;  // the first export that failed, if any
+  auto after_layer = [&](std::uint32_t layer) {
+    // The layer holds the iteration's rows now: export_kv may read them.
+    for (std::size_t i = 0; i < b.items.size(); ++i)
+      seqs_[i]->layer_tokens[layer] = b.items[i].context + b.items[i].num_tokens;
+    if (layer + 1 != groups[group].end) return;
+    std::vector<kv_chunk> chunks;
+    chunks.reserve(slices->size());
+    for (const stream_slice& s : *slices) {
+      auto c = export_kv(s.request, groups[group], s.tokens);
+      if (!c) {  // cannot happen: every slice's rows were just written
+        if (exported) exported = std::move(c).err().context("run_streaming");
+        continue;
+      }
+      chunks.push_back(std::move(*c));
+    }
+    ++group;
+    if (stream.sink && exported) stream.sink(std::move(chunks));
+  };
+  auto r = run_pass(b, after_layer);
+  if (r && !exported) return std::move(exported).err();
+  return r;
+}
+
+result<iteration_result> cpu_backend::run_pass(
+    const batch& b, const std::function<void(std::uint32_t)>& after_layer) {
   const auto start = now();
   if (auto s = check_batch(b); !s) return std::move(s).err();
   if (auto s = grow_and_plan(b); !s) return std::move(s).err();
-  last_logits_ = pass_.run(rows_, outputs_, cache_);
+  last_logits_ = pass_.run(rows_, outputs_, cache_, after_layer);
   iteration_result out;
   out.next_tokens.reserve(b.items.size());
   std::size_t o = 0;

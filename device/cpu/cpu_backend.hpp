@@ -73,6 +73,9 @@ class cpu_backend final : public backend {
   /// out_of_memory (pool too small for the whole batch). Prefill at context 0
   /// of an unknown request creates its cache.
   result<iteration_result> run(const batch& b) override;
+  /// Hands each layer group over as soon as the forward pass has written it,
+  /// before the next layer computes (the receiver works on it meanwhile).
+  result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
 
   /// Fails with not_found (unknown request), out_of_range (layers outside the
   /// model, or tokens not cached in every layer of the range) or
@@ -106,6 +109,8 @@ class cpu_backend final : public backend {
   status check_batch(const batch& b);
   status grow_and_plan(const batch& b);
   status check_import(const kv_chunk& chunk) const;
+  result<iteration_result> run_pass(const batch& b,
+                                    const std::function<void(std::uint32_t)>& after_layer);
   std::chrono::nanoseconds now() const;
 
   model_spec spec_;

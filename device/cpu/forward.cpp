@@ -39,7 +39,8 @@ void forward_pass::reserve(std::size_t rows, std::size_t outputs) {
 }
 
 std::span<const float> forward_pass::run(std::span<const token_row> rows,
-                                         std::span<const std::uint32_t> outputs, kv_cache& cache) {
+                                         std::span<const std::uint32_t> outputs, kv_cache& cache,
+                                         const std::function<void(std::uint32_t)>& after_layer) {
   const std::size_t d = spec_.hidden;
   reserve(rows.size(), outputs.size());
   for (std::size_t r = 0; r < rows.size(); ++r) {
@@ -49,6 +50,7 @@ std::span<const float> forward_pass::run(std::span<const token_row> rows,
   for (std::uint32_t l = 0; l < spec_.layers; ++l) {
     attention_block(l, rows, cache);
     mlp_block(l, rows.size());
+    if (after_layer) after_layer(l);
   }
   for (std::size_t i = 0; i < outputs.size(); ++i)
     rmsnorm(x_.data() + outputs[i] * d, w_.final_norm.data(), d, spec_.norm_eps,

@@ -21,6 +21,7 @@
 #include "device/model_spec.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -42,9 +43,11 @@ class forward_pass {
   /// Runs `rows` through every layer, writing their K/V into `cache`, and
   /// returns the logits of the rows listed in `outputs` ([outputs.size() x
   /// vocab], valid until the next call). Cannot fail: the caller has checked
-  /// token ids, positions and capacity.
+  /// token ids, positions and capacity. `after_layer`, when set, is called
+  /// with each layer's index once that layer is done (its K/V written).
   std::span<const float> run(std::span<const token_row> rows,
-                             std::span<const std::uint32_t> outputs, kv_cache& cache);
+                             std::span<const std::uint32_t> outputs, kv_cache& cache,
+                             const std::function<void(std::uint32_t)>& after_layer = {});
 
  private:
   void reserve(std::size_t rows, std::size_t outputs);

@@ -242,12 +242,21 @@ void cuda_backend::build_plan(const batch& b) {
   }
 }
 
-result<iteration_result> cuda_backend::run(const batch& b) {
-  ACCELLM_TRY(check_batch(b));
+status cuda_backend::grow_batch(const batch& b) {
   ACCELLM_CUDA_TRY(cudaSetDevice(device_));
   for (const batch_item& it : b.items) ACCELLM_TRY(grow(it.request, it.context + it.num_tokens));
+  return {};
+}
+
+result<iteration_result> cuda_backend::run(const batch& b) {
+  ACCELLM_TRY(check_batch(b));
+  ACCELLM_TRY(grow_batch(b));
+  return run_checked(b, nullptr);
+}
+
+result<iteration_result> cuda_backend::run_checked(const batch& b, const layer_hooks* hooks) {
   build_plan(b);
-  auto out = forward_->run(plan_);
+  auto out = forward_->run(plan_, hooks);
   if (!out) return std::move(out).err().context(name_);
   ACCELLM_CUDA_TRY(cudaEventRecord(compute_done_.get(), stream_.get()));
   for (const batch_item& it : b.items) {

@@ -69,6 +69,12 @@ class cuda_backend final : public backend {
   /// out_of_memory), plus too_large when the batch exceeds max_batch requests
   /// or max_rows tokens, and device_failure.
   result<iteration_result> run(const batch& b) override;
+  /// For an iteration with prompt tokens: after each layer group's kernels an
+  /// event; the copy stream waits for it, packs the group's rows and copies
+  /// them to pinned memory while the next layers compute, and the host hands
+  /// each group to the sink as its copy lands, before the iteration ends. A
+  /// decode-only iteration (a CUDA graph) is exported after it, in one group.
+  result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
   result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
   status import_kv(const kv_chunk& chunk) override;
   std::uint32_t cached_tokens(request_id request) const noexcept override;
@@ -110,6 +116,13 @@ class cuda_backend final : public backend {
   };
   status init(int device);
   status check_batch(const batch& b) const;
+  /// Grows the items' block tables.
+  status grow_batch(const batch& b);
+  /// run()'s work once check_batch and grow_batch passed; `hooks` as
+  /// forward_pass::run.
+  result<iteration_result> run_checked(const batch& b, const layer_hooks* hooks);
+  /// Events for `groups` layer groups (run_streaming).
+  status ensure_group_events(std::size_t groups);
   status grow(request_id id, std::uint32_t tokens);
   void build_plan(const batch& b);
   status ensure_staging(std::uint64_t elems);
@@ -118,6 +131,7 @@ class cuda_backend final : public backend {
   /// On copy_stream_: uploads `s`'s block table, then copies the slice
   /// between the pool and dev_stage_ (pack: pool to stage; else back).
   status stage_slice(const sequence& s, index_range layers, index_range tokens, bool pack);
+  kv_pool_view pool_view() const noexcept;
   /// Packs a cached slice of `elems` elements into dev_stage_ on
   /// copy_stream_, after the last iteration that wrote it; does not wait.
   status pack_slice(const sequence& s, index_range layers, index_range tokens, std::uint64_t elems);
@@ -147,6 +161,8 @@ class cuda_backend final : public backend {
   device_buffer<std::int32_t> dev_table_;
   event compute_done_;  // recorded after each run(): copies wait for it
   event packed_;        // recorded after a pack for copy_kv_to
+  // run_streaming: per layer group, its layers computed / its rows in host_stage_.
+  std::vector<event> group_computed_, group_copied_;
 };
 
 /// Builds a backend on `device` ("cuda:N"): checks the name, the device index

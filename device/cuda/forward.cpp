@@ -214,11 +214,14 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
   return linear(act_.data(), rows, f, lw.wdown.data(), d, x_.data(), gemm_out::fp32, 1.0f);
 }
 
-status forward_pass::launch(const step_plan& plan, std::uint32_t splits) {
+status forward_pass::launch(const step_plan& plan, std::uint32_t splits, const layer_hooks* hooks) {
   const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
   const auto outs = static_cast<std::uint32_t>(plan.out_rows.size());
   ACCELLM_TRY(embed(w_.embedding.data(), d_tokens_, rows, shape_.hidden, x_.data(), stream_));
-  for (std::uint32_t l = 0; l < shape_.layers; ++l) ACCELLM_TRY(layer(l, plan, splits));
+  for (std::uint32_t l = 0; l < shape_.layers; ++l) {
+    ACCELLM_TRY(layer(l, plan, splits));
+    if (hooks != nullptr && hooks->enqueued) ACCELLM_TRY(hooks->enqueued(l));
+  }
   ACCELLM_TRY(rmsnorm(x_.data(), w_.final_norm.data(), outs, shape_.hidden, eps_, d_out_rows_,
                       xn_.data(), stream_));
   ACCELLM_TRY(linear(xn_.data(), outs, shape_.hidden, w_.lm_head.data(), shape_.vocab,
@@ -232,7 +235,7 @@ status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
     ACCELLM_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    auto launched = launch(plan, splits);
+    auto launched = launch(plan, splits, nullptr);
     cudaGraph_t graph = nullptr;
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     if (!launched) {
@@ -250,7 +253,8 @@ status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
   return {};
 }
 
-result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(const step_plan& plan) {
+result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(
+    const step_plan& plan, const layer_hooks* hooks) {
   ACCELLM_TRY(upload(plan));
   std::uint32_t splits = 1;
   if (!plan.decodes.empty())
@@ -261,15 +265,16 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(const 
   if (decode_only)
     ACCELLM_TRY(prepare_products(static_cast<std::uint32_t>(plan.tokens.size()),
                                  static_cast<std::uint32_t>(plan.out_rows.size())));
-  if (decode_only && graphs_mode_ == use_graphs::yes) {
+  if (decode_only && graphs_mode_ == use_graphs::yes && hooks == nullptr) {
     ACCELLM_TRY(run_graph(plan, splits));
   } else {
-    ACCELLM_TRY(launch(plan, splits));
+    ACCELLM_TRY(launch(plan, splits, hooks));
   }
   ACCELLM_CUDA_TRY(cudaEventRecord(stop_.get(), stream_));
   const auto outs = plan.out_rows.size();
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(next_host_.data(), d_next_, outs * sizeof(std::int32_t),
                                    cudaMemcpyDeviceToHost, stream_));
+  if (hooks != nullptr && hooks->before_wait) ACCELLM_TRY(hooks->before_wait());
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(stream_));
   float ms = 0.0f;
   ACCELLM_CUDA_TRY(cudaEventElapsedTime(&ms, start_.get(), stop_.get()));

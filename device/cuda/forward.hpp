@@ -33,6 +33,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -71,6 +72,15 @@ struct step_plan {
   void clear();
 };
 
+/// Host-side calls during forward_pass::run, for work that overlaps it.
+struct layer_hooks {
+  /// Right after layer `l`'s kernels are enqueued on the pass's stream (they
+  /// have not run yet): the place to record an event and queue work behind it.
+  std::function<status(std::uint32_t l)> enqueued;
+  /// Once the whole iteration is enqueued, before the host waits for it.
+  std::function<status()> before_wait;
+};
+
 class forward_pass {
  public:
   /// `w` and the pool behind `kv` must outlive the pass. Allocates scratch for
@@ -85,8 +95,10 @@ class forward_pass {
 
   /// Runs `plan` and waits for it. Returns the greedy token of each out_rows
   /// entry and the device time between the first and last kernel. The caller
-  /// has checked the plan against the limits.
-  result<std::pair<std::span<const std::int32_t>, float>> run(const step_plan& plan);
+  /// has checked the plan against the limits. With `hooks` the iteration is
+  /// launched kernel by kernel, never as a graph.
+  result<std::pair<std::span<const std::int32_t>, float>> run(const step_plan& plan,
+                                                              const layer_hooks* hooks = nullptr);
 
   /// Points the pass at the KV pool (allocated after the scratch, so that the
   /// pool can take the memory left). Call before the first run.
@@ -94,6 +106,9 @@ class forward_pass {
 
   /// Logits of the last run ([out_rows x vocab shard]), copied to the host.
   result<std::vector<float>> last_logits() const;
+  /// The block tables of the plan being run ([items x table_stride], item i
+  /// in slot i), on the device from run()'s first kernel until the next run.
+  const std::int32_t* device_tables() const noexcept { return d_tables_; }
   std::uint32_t graphs_cached() const noexcept {
     return static_cast<std::uint32_t>(graphs_.size());
   }
@@ -103,7 +118,7 @@ class forward_pass {
                forward_limits limits, use_graphs graphs, cudaStream_t s);
   status allocate();
   status upload(const step_plan& plan);
-  status launch(const step_plan& plan, std::uint32_t splits);
+  status launch(const step_plan& plan, std::uint32_t splits, const layer_hooks* hooks);
   status layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits);
   status run_graph(const step_plan& plan, std::uint32_t splits);
   /// Lets the planner choose the algorithms of this decode step's products.

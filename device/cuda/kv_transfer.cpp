@@ -1,4 +1,5 @@
-// cuda_backend's export_kv and import_kv (declared in cuda_backend.hpp).
+// cuda_backend's KV movement (declared in cuda_backend.hpp): export_kv, import_kv,
+// copy_kv_to, and run_streaming's layer-group copies that overlap the forward pass.
 #include "device/cuda/check.hpp"
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/fill_uniform.cuh"
@@ -6,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace accellm::device::cuda {
 
@@ -37,16 +39,20 @@ status cuda_backend::ensure_staging(std::uint64_t elems) {
   return {};
 }
 
+kv_pool_view cuda_backend::pool_view() const noexcept {
+  return kv_pool_view{pool_.data(),           shape_.layers, limits_.block_tokens,
+                      shape_.attn.kv_width(), nullptr,       0};
+}
+
 status cuda_backend::stage_slice(const sequence& s, index_range layers, index_range tokens,
                                  bool pack) {
   cudaStream_t cs = copy_stream_.get();
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
                                    s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                    cs));
-  kv_pool_view view{pool_.data(),           shape_.layers, limits_.block_tokens,
-                    shape_.attn.kv_width(), nullptr,       0};
-  return kv_copy(view, dev_table_.data(), layers.begin, layers.size(), tokens.begin, tokens.size(),
-                 dev_stage_.data(), pack ? kv_direction::pack : kv_direction::unpack, cs);
+  return kv_copy(pool_view(), dev_table_.data(), layers.begin, layers.size(), tokens.begin,
+                 tokens.size(), dev_stage_.data(), pack ? kv_direction::pack : kv_direction::unpack,
+                 cs);
 }
 
 status cuda_backend::pack_slice(const sequence& s, index_range layers, index_range tokens,
@@ -79,6 +85,95 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   c.data.resize(c.bytes);
   std::memcpy(c.data.data(), host_stage_.data(), c.bytes);
   return c;
+}
+
+status cuda_backend::ensure_group_events(std::size_t groups) {
+  while (group_computed_.size() < groups) {
+    auto computed = event::create();
+    if (!computed) return std::move(computed).err();
+    auto copied = event::create();
+    if (!copied) return std::move(copied).err();
+    group_computed_.push_back(std::move(*computed));
+    group_copied_.push_back(std::move(*copied));
+  }
+  return {};
+}
+
+result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_stream& stream) {
+  auto slices = stream_slices(b, stream);
+  if (!slices) return std::move(slices).err();
+  const std::vector<index_range> groups = layer_groups(shape_.layers, stream.layers_per_chunk);
+  const bool prompt = std::any_of(b.items.begin(), b.items.end(),
+                                  [](const batch_item& it) { return it.num_tokens > 1; });
+  if (groups.size() < 2 || slices->empty() || !prompt) return backend::run_streaming(b, stream);
+  ACCELLM_TRY(check_batch(b));
+  ACCELLM_TRY(grow_batch(b));
+
+  // The staging buffers hold every (group, slice) one after another, group by
+  // group; at[g * n + i] is where slice i of group g starts, at.back() the end.
+  const std::size_t n = slices->size();
+  const std::uint64_t kvw = shape_.attn.kv_width();
+  std::vector<std::uint64_t> at;
+  at.reserve(groups.size() * n + 1);
+  std::uint64_t total = 0;
+  for (const index_range g : groups)
+    for (const stream_slice& sl : *slices) {
+      at.push_back(total);
+      total += 2ull * g.size() * sl.tokens.size() * kvw;
+    }
+  at.push_back(total);
+  ACCELLM_TRY(ensure_staging(total));
+  ACCELLM_TRY(ensure_group_events(groups.size()));
+  // The plan puts item k's block table in slot k (build_plan).
+  std::vector<std::uint32_t> slot(n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t k = 0; k < b.items.size(); ++k)
+      if (b.items[k].request == (*slices)[i].request) slot[i] = static_cast<std::uint32_t>(k);
+
+  cudaStream_t cs = copy_stream_.get();
+  std::size_t next = 0;  // the group whose last layer is enqueued next
+  layer_hooks hooks;
+  // Host: queue the group's copy behind its last layer, while later layers
+  // are still being enqueued. The copy stream packs from the plan's block
+  // tables, already on the device (no host-to-device upload that could make
+  // the host wait for the copy stream).
+  hooks.enqueued = [&](std::uint32_t l) -> status {
+    if (l + 1 != groups[next].end) return {};
+    const std::size_t g = next++;
+    ACCELLM_CUDA_TRY(cudaEventRecord(group_computed_[g].get(), stream_.get()));
+    ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, group_computed_[g].get(), 0));
+    const std::int32_t* tables = forward_->device_tables();
+    for (std::size_t i = 0; i < n; ++i) {
+      const index_range tokens = (*slices)[i].tokens;
+      ACCELLM_TRY(kv_copy(pool_view(), tables + std::size_t{slot[i]} * limits_.table_stride(),
+                          groups[g].begin, groups[g].size(), tokens.begin, tokens.size(),
+                          dev_stage_.data() + at[g * n + i], kv_direction::pack, cs));
+    }
+    const std::uint64_t first = at[g * n], end = at[(g + 1) * n];
+    ACCELLM_CUDA_TRY(cudaMemcpyAsync(host_stage_.data() + first, dev_stage_.data() + first,
+                                     (end - first) * 2, cudaMemcpyDeviceToHost, cs));
+    ACCELLM_CUDA_TRY(cudaEventRecord(group_copied_[g].get(), cs));
+    return {};
+  };
+  // Host, once everything is queued: each group to the sink as it lands.
+  hooks.before_wait = [&]() -> status {
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      ACCELLM_CUDA_TRY(cudaEventSynchronize(group_copied_[g].get()));
+      std::vector<kv_chunk> chunks(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        kv_chunk& c = chunks[i];
+        c.request = (*slices)[i].request;
+        c.layers = groups[g];
+        c.tokens = (*slices)[i].tokens;
+        c.bytes = (at[g * n + i + 1] - at[g * n + i]) * 2;
+        c.data.resize(c.bytes);
+        std::memcpy(c.data.data(), host_stage_.data() + at[g * n + i], c.bytes);
+      }
+      if (stream.sink) stream.sink(std::move(chunks));
+    }
+    return {};
+  };
+  return run_checked(b, &hooks);
 }
 
 status cuda_backend::check_incoming(request_id request, index_range layers,

@@ -260,6 +260,92 @@ TEST_F(DeviceWorker, RowsSentToThePartnerDecodeToTheSameTokens) {
     self_->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
+// What an Execute sent to the test, standing in for both the manager and a
+// partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.
+struct sent {
+  std::vector<messages::kv_delta_batch> kv;
+  messages::iteration_done done;
+};
+
+// A prompt's rows leave layer by layer, before IterationDone; a decode-only
+// iteration's rows leave once, every layer together.
+TEST_F(DeviceWorker, APromptsRowsLeaveLayerByLayer) {
+  const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny());
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  self_->send(w, actors::peers_atom::value, caf::actor{self_},
+              std::vector<caf::actor>{none, caf::actor{self_}});
+  const std::uint32_t layers = device::find_model("cpu-tiny")->layers;
+  const std::uint64_t row_bytes =
+      device::find_model("cpu-tiny")->kv_bytes_per_token_layer(device::dtype::fp32);
+  auto exchange = [&](const messages::execute& ex) {
+    self_->send(w, msg_atom::value, messages::encode(ex));
+    sent out;
+    for (bool done = false; !done;) {
+      bool timed_out = false;
+      self_->receive(
+          [&](msg_atom, const capnp_blob& b) {
+            if (auto k = messages::decode<messages::kv_delta_batch>(b)) out.kv.push_back(*k);
+            if (auto d = messages::decode<messages::iteration_done>(b)) {
+              out.done = *d;
+              done = true;
+            }
+          },
+          caf::after(patience) >> [&] { timed_out = true; });
+      if (timed_out) {
+        ADD_FAILURE() << "no IterationDone within " << patience.count() << " s";
+        break;
+      }
+    }
+    return out;
+  };
+  auto total = [](const sent& s) {
+    std::uint64_t n = 0;
+    for (const auto& k : s.kv)
+      for (const auto& r : k.rows) n += r.data.size();
+    return n;
+  };
+
+  const sent p = exchange(execute(0, 1, {prefill(7, prompt(19), 1)}));
+  ASSERT_TRUE(p.done.error.empty()) << p.done.error;
+  ASSERT_EQ(p.kv.size(), layers) << "one KvDeltaBatch per layer";
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    EXPECT_EQ(p.kv[l].layer_begin, l);
+    EXPECT_EQ(p.kv[l].layer_end, l + 1);
+    EXPECT_EQ(p.kv[l].from_instance, 0u);
+    ASSERT_EQ(p.kv[l].rows.size(), 1u);
+    EXPECT_EQ(p.kv[l].rows[0].token_begin, 0u);
+    EXPECT_EQ(p.kv[l].rows[0].token_end, 19u);
+    EXPECT_EQ(p.kv[l].rows[0].data.size(), 19 * row_bytes);
+  }
+  EXPECT_EQ(p.done.kv_bytes_sent, total(p));
+
+  // A decode of 7 beside a new prompt (8, not replicated): still per layer,
+  // each batch with 7's one new row.
+  messages::execute_item d7 = decode(7, 19, p.done.next_tokens.at(0));
+  d7.replica_to = 1;
+  const sent mixed = exchange(execute(0, 2, {d7, prefill(8, prompt(5))}));
+  ASSERT_TRUE(mixed.done.error.empty()) << mixed.done.error;
+  ASSERT_EQ(mixed.kv.size(), layers);
+  for (const auto& k : mixed.kv) {
+    ASSERT_EQ(k.rows.size(), 1u);
+    EXPECT_EQ(k.rows[0].request, 7u);
+    EXPECT_EQ(k.rows[0].token_begin, 19u);
+    EXPECT_EQ(k.rows[0].token_end, 20u);
+  }
+
+  // Decodes only: one batch, every layer.
+  d7 = decode(7, 20, mixed.done.next_tokens.at(0));
+  d7.replica_to = 1;
+  const sent step = exchange(execute(0, 3, {d7}));
+  ASSERT_TRUE(step.done.error.empty()) << step.done.error;
+  ASSERT_EQ(step.kv.size(), 1u);
+  EXPECT_EQ(step.kv[0].layer_begin, 0u);
+  EXPECT_EQ(step.kv[0].layer_end, layers);
+  EXPECT_EQ(step.kv[0].rows.at(0).data.size(), layers * row_bytes);
+  EXPECT_EQ(step.done.kv_bytes_sent, total(step));
+  for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(DeviceWorker, AnItemWithoutTokenIdsIsAnsweredWithAnError) {
   const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny());
   self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});

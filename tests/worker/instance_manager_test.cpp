@@ -73,9 +73,10 @@ caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
 
 class InstanceManager : public ::testing::Test {
  protected:
-  void start(std::uint64_t blocks) {
+  void start(std::uint64_t blocks, std::uint32_t layers = 0) {
     instance_options o;
     o.id = self_id;
+    o.layers = layers;
     o.total_blocks = blocks;
     o.block_tokens = 16;
     o.bytes_per_block = 1024;
@@ -121,12 +122,13 @@ class InstanceManager : public ::testing::Test {
 
   // A replica of `tokens` tokens of the partner's request `id`.
   void replica_rows(request_id id, std::uint32_t begin, std::uint32_t end,
-                    instance_id from = partner_id) {
+                    instance_id from = partner_id, std::uint32_t layer_begin = 0,
+                    std::uint32_t layer_end = 1) {
     messages::kv_delta_batch k;
     k.epoch = 1;
     k.from_instance = from;
-    k.layer_begin = 0;
-    k.layer_end = 1;
+    k.layer_begin = layer_begin;
+    k.layer_end = layer_end;
     k.phase = messages::phase::prefill;
     k.rows.push_back({.request = id,
                       .token_begin = begin,
@@ -429,6 +431,25 @@ TEST_F(InstanceManager, ACopyStillReceivingRowsIsNotRecomputed) {
     for (const auto& it : ex.items) EXPECT_EQ(it.phase, messages::phase::decode);
   }
   EXPECT_EQ(log_.executes.size(), 1u) << "one decode step finishes the request";
+}
+
+// A real device streams a prompt's rows layer by layer: they count as copied
+// only once the batch holding the last layer arrives, so a decode placed on
+// the copy waits for it instead of reading layers that are not there yet.
+TEST_F(InstanceManager, RowsCountOnlyOnceTheirLastLayerArrives) {
+  start(100, 4);
+  for (std::uint32_t l = 0; l < 3; ++l) replica_rows(5, 0, 48, partner_id, l, l + 1);
+  vt_->run();
+  start_decode_from_copy(5, 48, 1, no_instance, 2);
+  vt_->run_for(5ms);  // under copy_stall: waiting, not recomputing
+  EXPECT_TRUE(log_.executes.empty()) << "3 of 4 layers is not a copy of 48 tokens";
+  replica_rows(5, 0, 48, partner_id, 3, 4);
+  vt_->run_for(100ms);
+  ASSERT_FALSE(log_.executes.empty());
+  for (const auto& ex : log_.executes) {
+    for (const auto& it : ex.items) EXPECT_EQ(it.phase, messages::phase::decode);
+  }
+  EXPECT_EQ(log_.executes.front().items.at(0).context, 48u);
 }
 
 // A device error ends the requests of that iteration as failed, naming the

@@ -6,7 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace accellm::device::cpu {
 namespace {
@@ -144,6 +148,120 @@ TEST(CpuBackendKv, ExportLayoutIsKThenVPerLayer) {
   // Token 3 is row 1 of K and row 1 of V (V starts after 3 K rows).
   EXPECT_EQ(std::memcmp(l1->data.data() + row, t3->data.data(), row), 0);
   EXPECT_EQ(std::memcmp(l1->data.data() + 4 * row, t3->data.data() + row, row), 0);
+}
+
+// run_streaming: what each layer group's sink call saw.
+struct streamed {
+  std::vector<index_range> layers;           // per call
+  std::vector<std::vector<kv_chunk>> calls;  // per call, the chunks
+  std::vector<std::uint32_t> cached_then;    // per call: cached_tokens(1) at that moment
+};
+
+kv_stream stream_into(streamed& out, const backend& b, std::vector<request_id> requests,
+                      std::uint32_t per) {
+  kv_stream s;
+  s.requests = std::move(requests);
+  s.layers_per_chunk = per;
+  s.sink = [&out, &b](std::vector<kv_chunk> chunks) {
+    out.layers.push_back(chunks.empty() ? index_range{} : chunks.front().layers);
+    out.cached_then.push_back(b.cached_tokens(1));
+    out.calls.push_back(std::move(chunks));
+  };
+  return s;
+}
+
+TEST(CpuBackendKv, StreamingHandsEachLayerOverBeforeTheNextComputes) {
+  const auto spec = test::small_spec();  // 4 layers
+  auto a = make(spec);
+  auto ref = make(spec);
+  // Request 2 decodes in the same batch; request 1 and 3 are prompts.
+  const auto p2 = prompt(30, 9, spec.vocab);
+  const token_id t2 = run_ok(*a, batch{{prefill(2, 0, p2)}})[0];
+  run_ok(*ref, batch{{prefill(2, 0, p2)}});
+  const batch b{{prefill(1, 0, prompt(31, 23, spec.vocab)), decode(2, 9, t2),
+                 prefill(3, 0, prompt(32, 5, spec.vocab))}};
+  streamed got;
+  auto r = a->run_streaming(b, stream_into(got, *a, {3, 1, 2}, 1));
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  EXPECT_EQ(r->next_tokens, run_ok(*ref, b)) << "streaming must not change the tokens";
+  ASSERT_EQ(got.calls.size(), spec.layers);
+  for (std::uint32_t l = 0; l < spec.layers; ++l) {
+    EXPECT_EQ(got.layers[l], (index_range{l, l + 1}));
+    // Handed over mid-iteration: the request is not complete in every layer yet.
+    EXPECT_EQ(got.cached_then[l], l + 1 < spec.layers ? 0u : 23u) << "layer " << l;
+    ASSERT_EQ(got.calls[l].size(), 3u);
+    const std::array<std::pair<request_id, index_range>, 3> want{
+        {{3, {0, 5}}, {1, {0, 23}}, {2, {9, 10}}}};
+    for (std::size_t i = 0; i < 3; ++i) {
+      const kv_chunk& c = got.calls[l][i];
+      EXPECT_EQ(c.request, want[i].first);
+      EXPECT_EQ(c.tokens, want[i].second);
+      EXPECT_EQ(c.bytes, c.data.size());
+      auto direct = a->export_kv(c.request, c.layers, c.tokens);
+      ASSERT_TRUE(direct.ok()) << direct.err().what();
+      EXPECT_EQ(c.data, direct->data) << "request " << c.request << " layer " << l;
+    }
+  }
+}
+
+TEST(CpuBackendKv, StreamedLayerGroupsMakeAReplicaThatDecodesLikeThePrimary) {
+  const auto spec = test::small_spec();
+  auto a = make(spec);
+  auto b = make(spec);
+  streamed got;
+  auto r = a->run_streaming(batch{{prefill(1, 0, prompt(33, 37, spec.vocab))}},
+                            stream_into(got, *a, {1}, 3));
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  // 4 layers by 3: [0, 3) then the shorter [3, 4).
+  ASSERT_EQ(got.layers.size(), 2u);
+  EXPECT_EQ(got.layers[0], (index_range{0, 3}));
+  EXPECT_EQ(got.layers[1], (index_range{3, 4}));
+  for (const auto& call : got.calls) {
+    ASSERT_EQ(call.size(), 1u);
+    ASSERT_TRUE(b->import_kv(call[0]).ok());
+  }
+  EXPECT_EQ(b->cached_tokens(1), 37u);
+  const token_id first = r->next_tokens[0];
+  EXPECT_EQ(decode_alone(*b, 1, 37, first, 24), decode_alone(*a, 1, 37, first, 24));
+}
+
+TEST(CpuBackendKv, StreamingAllLayersAtOnceIsOneGroup) {
+  const auto spec = test::small_spec();
+  for (const std::uint32_t per : {0u, 4u, 9u}) {
+    auto a = make(spec);
+    streamed got;
+    auto r = a->run_streaming(batch{{prefill(1, 0, prompt(34, 6, spec.vocab))}},
+                              stream_into(got, *a, {1}, per));
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    ASSERT_EQ(got.layers.size(), 1u) << "layers_per_chunk " << per;
+    EXPECT_EQ(got.layers[0], (index_range{0, 4}));
+    EXPECT_EQ(got.calls[0][0].data, test::all_kv(*a, 1));
+  }
+}
+
+TEST(CpuBackendKv, StreamingRefusesRequestsOutsideTheBatchBeforeRunning) {
+  const auto spec = test::tiny_spec();
+  auto a = make(spec);
+  const batch b{{prefill(1, 0, prompt(35, 6, spec.vocab))}};
+  for (const std::vector<request_id>& bad :
+       {std::vector<request_id>{7}, std::vector<request_id>{1, 1}}) {
+    streamed got;
+    auto r = a->run_streaming(b, stream_into(got, *a, bad, 1));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.err().code(), errc::invalid_argument);
+    EXPECT_NE(r.err().what().find(bad.size() == 1 ? "request 7 is not in the batch"
+                                                  : "request 1 is streamed twice"),
+              std::string::npos)
+        << r.err().what();
+    EXPECT_TRUE(got.calls.empty());
+    EXPECT_EQ(a->cached_tokens(1), 0u) << "nothing may run";
+  }
+  // A batch the backend refuses streams nothing either.
+  streamed got;
+  auto r = a->run_streaming(batch{{decode(9, 4, 1)}}, stream_into(got, *a, {9}, 1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err().code(), errc::not_found);
+  EXPECT_TRUE(got.calls.empty());
 }
 
 }  // namespace

@@ -258,5 +258,91 @@ TEST(cuda_backend, kv_copied_device_to_device_decodes_the_same) {
   }
 }
 
+// run_streaming on the GPU: each layer group reaches the sink with the rows
+// export_kv gives after the iteration, the tokens are run()'s, and a partner
+// that imports the groups decodes like the source.
+TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhere) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  o.seed = 6;
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto ref = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(a.ok() && b.ok() && ref.ok());
+  const std::uint32_t layers = (*a)->model().layers;
+  const batch first{{batch_item{7, phase::prefill, 0, 40, prompt(40, 512, 1), true},
+                     batch_item{8, phase::prefill, 0, 17, prompt(17, 512, 2), true}}};
+  std::vector<std::vector<kv_chunk>> calls;
+  kv_stream s;
+  s.requests = {8, 7};
+  s.layers_per_chunk = 1;
+  s.sink = [&](std::vector<kv_chunk> c) { calls.push_back(std::move(c)); };
+  // Refused before anything runs.
+  auto refused = (*a)->run_streaming(first, kv_stream{{9}, 1, s.sink});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.err().code(), errc::invalid_argument);
+  EXPECT_TRUE(calls.empty());
+  EXPECT_EQ((*a)->cached_tokens(7), 0u);
+
+  auto r = (*a)->run_streaming(first, s);
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  auto want = (*ref)->run(first);
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(r->next_tokens, want->next_tokens);
+  ASSERT_EQ(calls.size(), layers);
+  for (std::uint32_t l = 0; l < layers; ++l) {
+    ASSERT_EQ(calls[l].size(), 2u);
+    EXPECT_EQ(calls[l][0].request, 8u);
+    EXPECT_EQ(calls[l][1].request, 7u);
+    for (const kv_chunk& c : calls[l]) {
+      EXPECT_EQ(c.layers, (index_range{l, l + 1}));
+      auto direct = (*a)->export_kv(c.request, c.layers, c.tokens);
+      ASSERT_TRUE(direct.ok()) << direct.err().what();
+      EXPECT_EQ(c.bytes, direct->bytes);
+      EXPECT_TRUE(c.data == direct->data) << "request " << c.request << " layer " << l;
+      ASSERT_TRUE((*b)->import_kv(c).ok());
+    }
+  }
+  EXPECT_EQ((*b)->cached_tokens(7), 40u);
+
+  // Groups of 3 over 4 layers: [0, 3) and [3, 4); a decode-only batch is one
+  // group, after the (graph-captured) iteration.
+  calls.clear();
+  s.requests = {9};
+  s.layers_per_chunk = 3;
+  ASSERT_TRUE(
+      (*a)->run_streaming(batch{{batch_item{9, phase::prefill, 0, 5, prompt(5, 512, 3), true}}}, s)
+          .ok());
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].at(0).layers, (index_range{0, 3}));
+  EXPECT_EQ(calls[1].at(0).layers, (index_range{3, 4}));
+  calls.clear();
+  s.requests = {7};
+  s.layers_per_chunk = 1;
+  token_id ta = r->next_tokens[1], tb = ta;
+  auto step = (*a)->run_streaming(batch{{batch_item{7, phase::decode, 40, 1, {ta}, true}}}, s);
+  ASSERT_TRUE(step.ok()) << step.err().what();
+  ASSERT_EQ(calls.size(), 1u);
+  EXPECT_EQ(calls[0].at(0).layers, (index_range{0, layers}));
+  EXPECT_EQ(calls[0].at(0).tokens, (index_range{40, 41}));
+  // b decodes from the streamed copy (40 tokens) as a did.
+  ta = step->next_tokens[0];
+  auto on_b = (*b)->run(batch{{batch_item{7, phase::decode, 40, 1, {tb}, true}}});
+  ASSERT_TRUE(on_b.ok()) << on_b.err().what();
+  ASSERT_EQ(on_b->next_tokens[0], ta);
+  tb = on_b->next_tokens[0];
+  for (std::uint32_t k = 1; k < 12; ++k) {
+    auto ra = (*a)->run(batch{{batch_item{7, phase::decode, 40 + k, 1, {ta}, true}}});
+    auto rb = (*b)->run(batch{{batch_item{7, phase::decode, 40 + k, 1, {tb}, true}}});
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    ta = ra->next_tokens[0];
+    tb = rb->next_tokens[0];
+    ASSERT_EQ(ta, tb) << "step " << k;
+  }
+}
+
 }  // namespace
 }  // namespace accellm::device::cuda

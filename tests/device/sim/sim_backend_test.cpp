@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <set>
+#include <vector>
 
 namespace accellm::device::sim {
 namespace {
@@ -130,6 +131,29 @@ TEST_F(SimBackend, ExportCarriesBytesButNoData) {
   EXPECT_EQ(b_->export_kv(5, {0, 3}, {0, 20}).err().code(), errc::out_of_range);
   EXPECT_EQ(b_->export_kv(5, {1, 1}, {0, 20}).err().code(), errc::out_of_range);
   EXPECT_EQ(b_->export_kv(6, {0, 2}, {0, 20}).err().code(), errc::not_found);
+}
+
+// The default run_streaming: the whole iteration, then each layer group
+// exported (sizes only on sim), in order.
+TEST_F(SimBackend, DefaultStreamingExportsEachGroupAfterTheIteration) {
+  std::vector<index_range> layers;
+  std::vector<std::uint64_t> bytes, cached;
+  kv_stream s;
+  s.requests = {5};
+  s.layers_per_chunk = 1;
+  s.sink = [&](std::vector<kv_chunk> chunks) {
+    ASSERT_EQ(chunks.size(), 1u);
+    layers.push_back(chunks[0].layers);
+    bytes.push_back(chunks[0].bytes);
+    cached.push_back(b_->cached_tokens(5));
+  };
+  ASSERT_FALSE(b_->run_streaming(one(prefill_item(5, 0, 20)), kv_stream{{6}, 1, s.sink}).ok());
+  EXPECT_EQ(b_->cached_tokens(5), 0u) << "a refused stream runs nothing";
+  auto r = b_->run_streaming(one(prefill_item(5, 0, 20)), s);
+  ASSERT_TRUE(r.ok()) << r.err().what();
+  EXPECT_EQ(layers, (std::vector<index_range>{{0, 1}, {1, 2}}));
+  EXPECT_EQ(bytes, (std::vector<std::uint64_t>{20 * 128, 20 * 128}));
+  EXPECT_EQ(cached, (std::vector<std::uint64_t>{20, 20}));
 }
 
 // A replica fed layer by layer can decode once every layer holds the
