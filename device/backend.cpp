@@ -23,8 +23,8 @@ result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream&
     if (item == b.items.end())
       return fail(errc::invalid_argument,
                   "run_streaming: request " + std::to_string(r) + " is not in the batch");
-    const bool twice = std::any_of(out.begin(), out.end(),
-                                   [r](const stream_slice& s) { return s.request == r; });
+    const bool twice =
+        std::any_of(out.begin(), out.end(), [r](const stream_slice& s) { return s.request == r; });
     if (twice)
       return fail(errc::invalid_argument,
                   "run_streaming: request " + std::to_string(r) + " is streamed twice");

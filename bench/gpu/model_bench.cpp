@@ -4,7 +4,7 @@
 //
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
-//                   [--stream 512,2048] [--stream-csv out.csv]
+//                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -20,6 +20,11 @@
 // iteration's time both ways, when the first and the last layer's KV reached
 // the host (from the call), and the KV's bytes. The copy is hidden when the
 // last layer lands about when the iteration ends.
+//
+// --breakdown on: after each decode and prefill figure, one more iteration
+// launched kernel by kernel with an event after every operator, printed per
+// operator: time, share, and the bytes and FLOPs it moves as TB/s and TFLOP/s
+// (weights for the products, KV for decode attention).
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/device_query.hpp"
 
@@ -48,6 +53,7 @@ struct args {
   std::vector<std::uint32_t> contexts{512, 1024, 2048, 4096, 8192};
   std::vector<std::uint32_t> prefill{128, 256, 512, 1024, 2048, 4096, 8192};
   std::vector<std::uint32_t> stream;
+  bool breakdown = false;
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -83,6 +89,8 @@ bool parse(int argc, char** argv, args& a) {
       a.stream = parse_list(v);
     else if (k == "--stream-csv")
       a.stream_csv = v;
+    else if (k == "--breakdown" && (v == "on" || v == "off"))
+      a.breakdown = v == "on";
     else
       return false;
   }
@@ -122,12 +130,14 @@ class bench {
 
   bool decode(std::uint32_t batch, std::uint32_t context, figure& f) {
     const std::uint32_t total = 3 + a_.steps;
+    // Positions used: the timed steps, and the breakdown's step.
+    const std::uint32_t used = total + (a_.breakdown ? 1 : 0);
     // At the model's longest context, start early enough to fit the steps.
-    if (context + total > b_.model().max_context) {
-      if (context > b_.model().max_context || total >= context) return false;
-      context = b_.model().max_context - total;
+    if (context + used > b_.model().max_context) {
+      if (context > b_.model().max_context || used >= context) return false;
+      context = b_.model().max_context - used;
     }
-    const std::uint64_t per_req = (context + total + 15) / 16;
+    const std::uint64_t per_req = (context + used + 15) / 16;
     if (per_req * batch > b_.free_blocks() || batch > 256) return false;
     for (request_id r = 0; r < batch; ++r)
       if (!b_.assume_cached(r, context).ok()) return false;
@@ -148,6 +158,15 @@ class bench {
         std::exit(1);
       }
       if (s >= 3) ms.push_back(out->duration.count() * 1e-6);
+    }
+    if (a_.breakdown) {
+      batch_t bt;
+      double kv = 0;
+      for (request_id r = 0; r < batch; ++r) {
+        bt.items.push_back(batch_item{r, phase::decode, context + total, 1, {1}, true});
+        kv += double(context + total + 1) * kv_bytes_per_token();
+      }
+      breakdown(bt, batch, kv, 0);
     }
     for (request_id r = 0; r < batch; ++r) b_.release(r);
     const auto& sh = b_.shape();
@@ -182,6 +201,12 @@ class bench {
       b_.release(1000);
       if (rep > 0) ms.push_back(out->duration.count() * 1e-6);
     }
+    if (a_.breakdown) {
+      const auto& sh = b_.shape();
+      breakdown(batch_t{{batch_item{1000, phase::prefill, 0, tokens, ids, true}}}, tokens, 0,
+                2.0 * double(tokens) * tokens * sh.attn.q_width() * sh.layers);
+      b_.release(1000);
+    }
     const auto& sh = b_.shape();
     const double L = sh.layers, T = tokens;
     f.kind = "prefill";
@@ -194,6 +219,63 @@ class bench {
     f.flops = 2.0 * T * L * linear_params() + 2.0 * sh.vocab * double(sh.hidden) +
               2.0 * T * T * double(sh.attn.q_width()) * L;
     return true;
+  }
+
+  // KV bytes of one token over every layer of the shard.
+  double kv_bytes_per_token() const {
+    return 2.0 * b_.shape().layers * b_.shape().attn.kv_width() * 2.0;
+  }
+
+  // Runs `bt` (`rows` token rows) once with the per-operator breakdown and
+  // prints it; `kv_bytes` and `attention_flops` are what attention moves.
+  void breakdown(const device::batch& bt, std::uint32_t rows, double kv_bytes,
+                 double attention_flops) {
+    b_.set_breakdown(true);
+    auto out = b_.run(bt);
+    b_.set_breakdown(false);
+    if (!out) {
+      std::cerr << "breakdown run failed: " << out.err().what() << "\n";
+      std::exit(1);
+    }
+    const auto& sh = b_.shape();
+    const double L = sh.layers, d = sh.hidden;
+    // Weight elements each product streams, over all layers.
+    auto weights = [&](cuda::op o) {
+      switch (o) {
+        case cuda::op::qkv:
+          return L * d * sh.qkv_width();
+        case cuda::op::wo:
+          return L * double(sh.attn.q_width()) * d;
+        case cuda::op::gate_up:
+          return L * d * 2.0 * sh.ffn;
+        case cuda::op::down:
+          return L * double(sh.ffn) * d;
+        case cuda::op::head:
+          return double(sh.vocab) * d;
+        default:
+          return 0.0;
+      }
+    };
+    const cuda::op_breakdown& t = b_.last_breakdown();
+    double total = 0;
+    for (double ms : t) total += ms;
+    std::printf("  breakdown, launched kernel by kernel: %.3f ms\n", total);
+    for (std::size_t i = 0; i < cuda::op_count; ++i) {
+      if (t[i] <= 0) continue;
+      const auto o = static_cast<cuda::op>(i);
+      const double s = t[i] * 1e-3;
+      double bytes = 2.0 * weights(o), flops = 2.0 * rows * weights(o);
+      if (o == cuda::op::decode_attention) bytes = kv_bytes;
+      if (o == cuda::op::prefill_attention) flops = attention_flops;
+      std::printf("    %-18s %8.3f ms %5.1f%%", cuda::op_name(o), t[i], 100 * t[i] / total);
+      if (bytes > 0)
+        std::printf("  %6.2f TB/s (%5.1f%% of 3.35)", bytes / s / 1e12,
+                    100 * bytes / s / peak_bytes);
+      if (flops > 0)
+        std::printf("  %6.1f TFLOP/s (%5.1f%% of 989)", flops / s / 1e12,
+                    100 * flops / s / peak_flops);
+      std::printf("\n");
+    }
   }
 
   // The layer-wise copy of a prompt of `tokens` tokens; false when it does
@@ -281,7 +363,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, a)) {
     std::cerr << "usage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
-                 " [--stream-csv FILE]\n";
+                 " [--stream-csv FILE] [--breakdown on|off]\n";
     return 2;
   }
   auto devices = cuda::query_devices();

@@ -62,11 +62,11 @@ echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 if [ "$MODE" = quick ]; then
   $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
-    --stream 2048 --stream-csv "$stream_csv"
+    --stream 2048 --stream-csv "$stream_csv" --breakdown on
 else
   $B --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
     --prefill 128,256,384,512,768,1024,1536,2048,3072,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv" \
-    --stream 512,2048,4096 --stream-csv "$stream_csv"
+    --stream 512,2048,4096 --stream-csv "$stream_csv" --breakdown on
   $B --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
     --prefill 128,256,384,512,768,1024,1536,2048,3072,4096,6144,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
   $B --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"

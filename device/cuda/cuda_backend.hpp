@@ -102,6 +102,11 @@ class cuda_backend final : public backend {
   /// zeros or garbage).
   status fill_pool(std::uint64_t seed);
 
+  /// For benchmarks: each later run() times its operators (forward_pass::
+  /// set_breakdown; launched kernel by kernel), read by last_breakdown().
+  void set_breakdown(bool on) noexcept { forward_->set_breakdown(on); }
+  const op_breakdown& last_breakdown() const noexcept { return forward_->last_breakdown(); }
+
   /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).
   double allreduce_seconds(std::uint32_t rows) const noexcept;
 

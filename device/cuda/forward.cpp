@@ -11,6 +11,7 @@
 #include "device/cuda/swiglu.cuh"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace accellm::device::cuda {
@@ -37,6 +38,14 @@ bool use_gemv(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out 
 }
 
 }  // namespace
+
+const char* op_name(op o) noexcept {
+  static constexpr std::array<const char*, op_count> names{
+      "embed",   "norm",   "qkv",  "rope_append", "decode_attention", "prefill_attention", "wo",
+      "gate_up", "swiglu", "down", "head"};
+  const auto i = static_cast<std::size_t>(o);
+  return i < op_count ? names[i] : "?";
+}
 
 void step_plan::clear() {
   tokens.clear();
@@ -178,10 +187,13 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
   const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
   const std::uint32_t d = shape_.hidden, qw = shape_.attn.q_width(), f = shape_.ffn;
   ACCELLM_TRY(rmsnorm(x_.data(), lw.attn_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
+  ACCELLM_TRY(mark(op::norm));
   ACCELLM_TRY(linear(xn_.data(), rows, d, lw.wqkv.data(), shape_.qkv_width(), qkv_.data(),
                      gemm_out::bf16, 0.0f));
+  ACCELLM_TRY(mark(op::qkv));
   ACCELLM_TRY(rope_append(qkv_.data(), rows, shape_.attn, row_tables{d_pos_, d_slot_}, rope_.data(),
                           rope_.data() + rope_.size() / 2, q_.data(), kv_, l, stream_));
+  ACCELLM_TRY(mark(op::rope_append));
   if (!plan.decodes.empty()) {
     decode_attention_args a;
     a.q = q_.data();
@@ -194,6 +206,7 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.splits = splits;
     a.partial = partial_.data();
     ACCELLM_TRY(decode_attention(a, stream_));
+    ACCELLM_TRY(mark(op::decode_attention));
   }
   if (!plan.tiles.empty()) {
     prefill_attention_args a;
@@ -205,19 +218,26 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.kv = kv_;
     a.layer = l;
     ACCELLM_TRY(prefill_attention(a, stream_));
+    ACCELLM_TRY(mark(op::prefill_attention));
   }
   ACCELLM_TRY(linear(att_.data(), rows, qw, lw.wo.data(), d, x_.data(), gemm_out::fp32, 1.0f));
+  ACCELLM_TRY(mark(op::wo));
   ACCELLM_TRY(rmsnorm(x_.data(), lw.mlp_norm.data(), rows, d, eps_, nullptr, xn_.data(), stream_));
+  ACCELLM_TRY(mark(op::norm));
   ACCELLM_TRY(linear(xn_.data(), rows, d, lw.wgate_up.data(), 2 * f, gate_up_.data(),
                      gemm_out::bf16, 0.0f));
+  ACCELLM_TRY(mark(op::gate_up));
   ACCELLM_TRY(swiglu(gate_up_.data(), rows, f, act_.data(), stream_));
-  return linear(act_.data(), rows, f, lw.wdown.data(), d, x_.data(), gemm_out::fp32, 1.0f);
+  ACCELLM_TRY(mark(op::swiglu));
+  ACCELLM_TRY(linear(act_.data(), rows, f, lw.wdown.data(), d, x_.data(), gemm_out::fp32, 1.0f));
+  return mark(op::down);
 }
 
 status forward_pass::launch(const step_plan& plan, std::uint32_t splits, const layer_hooks* hooks) {
   const auto rows = static_cast<std::uint32_t>(plan.tokens.size());
   const auto outs = static_cast<std::uint32_t>(plan.out_rows.size());
   ACCELLM_TRY(embed(w_.embedding.data(), d_tokens_, rows, shape_.hidden, x_.data(), stream_));
+  ACCELLM_TRY(mark(op::embed));
   for (std::uint32_t l = 0; l < shape_.layers; ++l) {
     ACCELLM_TRY(layer(l, plan, splits));
     if (hooks != nullptr && hooks->enqueued) ACCELLM_TRY(hooks->enqueued(l));
@@ -226,7 +246,40 @@ status forward_pass::launch(const step_plan& plan, std::uint32_t splits, const l
                       xn_.data(), stream_));
   ACCELLM_TRY(linear(xn_.data(), outs, shape_.hidden, w_.lm_head.data(), shape_.vocab,
                      logits_.data(), gemm_out::fp32, 0.0f));
-  return argmax_rows(logits_.data(), outs, shape_.vocab, d_next_, stream_);
+  ACCELLM_TRY(argmax_rows(logits_.data(), outs, shape_.vocab, d_next_, stream_));
+  return mark(op::head);
+}
+
+status forward_pass::mark(op o) {
+  if (!breakdown_on_) return {};
+  if (marks_used_ >= marks_.size())  // start_marks made room: a bug
+    return fail(errc::internal, "forward_pass: more operators than breakdown events");
+  ACCELLM_CUDA_TRY(cudaEventRecord(marks_[marks_used_].get(), stream_));
+  mark_ops_[marks_used_++] = o;
+  return {};
+}
+
+status forward_pass::start_marks() {
+  // embed, 10 per layer at most, head, and the start.
+  const std::size_t need = 3 + 10 * std::size_t{shape_.layers};
+  while (marks_.size() < need) {
+    auto e = event::create();
+    if (!e) return std::move(e).err();
+    marks_.push_back(std::move(*e));
+  }
+  mark_ops_.resize(marks_.size());
+  marks_used_ = 0;
+  return mark(op::embed);  // the start; its own tag is never read
+}
+
+status forward_pass::read_marks() {
+  breakdown_.fill(0.0);
+  for (std::size_t k = 1; k < marks_used_; ++k) {
+    float ms = 0.0f;
+    ACCELLM_CUDA_TRY(cudaEventElapsedTime(&ms, marks_[k - 1].get(), marks_[k].get()));
+    breakdown_[static_cast<std::size_t>(mark_ops_[k])] += ms;
+  }
+  return {};
 }
 
 status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
@@ -265,7 +318,8 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(
   if (decode_only)
     ACCELLM_TRY(prepare_products(static_cast<std::uint32_t>(plan.tokens.size()),
                                  static_cast<std::uint32_t>(plan.out_rows.size())));
-  if (decode_only && graphs_mode_ == use_graphs::yes && hooks == nullptr) {
+  if (breakdown_on_) ACCELLM_TRY(start_marks());
+  if (decode_only && graphs_mode_ == use_graphs::yes && hooks == nullptr && !breakdown_on_) {
     ACCELLM_TRY(run_graph(plan, splits));
   } else {
     ACCELLM_TRY(launch(plan, splits, hooks));
@@ -276,6 +330,7 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(
                                    cudaMemcpyDeviceToHost, stream_));
   if (hooks != nullptr && hooks->before_wait) ACCELLM_TRY(hooks->before_wait());
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(stream_));
+  if (breakdown_on_) ACCELLM_TRY(read_marks());
   float ms = 0.0f;
   ACCELLM_CUDA_TRY(cudaEventElapsedTime(&ms, start_.get(), stop_.get()));
   last_outputs_ = static_cast<std::uint32_t>(outs);

@@ -72,6 +72,25 @@ struct step_plan {
   void clear();
 };
 
+/// The operators of a forward pass, for a breakdown of its time.
+enum class op : std::uint8_t {
+  embed,
+  norm,
+  qkv,
+  rope_append,
+  decode_attention,
+  prefill_attention,
+  wo,
+  gate_up,
+  swiglu,
+  down,
+  head,  ///< final norm, LM head, argmax
+};
+inline constexpr std::size_t op_count = 11;
+const char* op_name(op o) noexcept;
+/// Device milliseconds per operator (indexed by op) over one iteration.
+using op_breakdown = std::array<double, op_count>;
+
 /// Host-side calls during forward_pass::run, for work that overlaps it.
 struct layer_hooks {
   /// Right after layer `l`'s kernels are enqueued on the pass's stream (they
@@ -104,6 +123,12 @@ class forward_pass {
   /// pool can take the memory left). Call before the first run.
   void set_pool(__nv_bfloat16* pool) noexcept { kv_.pool = pool; }
 
+  /// With `on`, every run() launches kernel by kernel (never a graph) with an
+  /// event after each operator, and last_breakdown() holds its time per
+  /// operator (for benchmarks: the events cost a little).
+  void set_breakdown(bool on) noexcept { breakdown_on_ = on; }
+  const op_breakdown& last_breakdown() const noexcept { return breakdown_; }
+
   /// Logits of the last run ([out_rows x vocab shard]), copied to the host.
   result<std::vector<float>> last_logits() const;
   /// The block tables of the plan being run ([items x table_stride], item i
@@ -121,6 +146,12 @@ class forward_pass {
   status launch(const step_plan& plan, std::uint32_t splits, const layer_hooks* hooks);
   status layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits);
   status run_graph(const step_plan& plan, std::uint32_t splits);
+  /// Breakdown on: an event after the operator `o` (the first, at the start).
+  status mark(op o);
+  /// Breakdown on: events for this iteration, and the first one recorded.
+  status start_marks();
+  /// Breakdown on, after the stream is synchronised: breakdown_ from the events.
+  status read_marks();
   /// Lets the planner choose the algorithms of this decode step's products.
   status prepare_products(std::uint32_t rows, std::uint32_t outs);
   /// y = x w^T + beta y through gemv, the planner or cuBLAS (forward.cpp).
@@ -153,6 +184,12 @@ class forward_pass {
   device_buffer<__nv_bfloat16> xn_, qkv_, q_, att_, gate_up_, act_;
   event start_, stop_;
   std::uint32_t last_outputs_ = 0;
+  // The time breakdown (set_breakdown).
+  bool breakdown_on_ = false;
+  std::vector<event> marks_;
+  std::vector<op> mark_ops_;
+  std::size_t marks_used_ = 0;
+  op_breakdown breakdown_{};
   // Decode-only graphs keyed by (rows, splits, outputs).
   std::map<std::array<std::uint32_t, 3>, cudaGraphExec_t> graphs_;
 };

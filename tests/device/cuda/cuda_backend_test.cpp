@@ -344,5 +344,38 @@ TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhe
   }
 }
 
+// The per-operator breakdown (benchmarks): the same tokens as without it, a
+// time for each operator that ran and none for the one that did not.
+TEST(cuda_backend, breakdown_times_each_operator_and_changes_no_token) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const batch p{{batch_item{1, phase::prefill, 0, 30, prompt(30, 512, 5), true}}};
+  (*a)->set_breakdown(true);
+  auto with = (*a)->run(p);
+  auto without = (*b)->run(p);
+  ASSERT_TRUE(with.ok() && without.ok());
+  EXPECT_EQ(with->next_tokens, without->next_tokens);
+  const op_breakdown& t = (*a)->last_breakdown();
+  for (std::size_t i = 0; i < op_count; ++i) {
+    const auto which = static_cast<op>(i);
+    if (which == op::decode_attention)
+      EXPECT_EQ(t[i], 0.0) << "no decode item";
+    else
+      EXPECT_GT(t[i], 0.0) << op_name(which);
+  }
+  // A decode step (a graph without the breakdown) is launched plainly: the
+  // decode attention is timed now, the prefill attention not.
+  auto d = (*a)->run(batch{{batch_item{1, phase::decode, 30, 1, {with->next_tokens[0]}, true}}});
+  ASSERT_TRUE(d.ok()) << d.err().what();
+  EXPECT_GT((*a)->last_breakdown()[static_cast<std::size_t>(op::decode_attention)], 0.0);
+  EXPECT_EQ((*a)->last_breakdown()[static_cast<std::size_t>(op::prefill_attention)], 0.0);
+}
+
 }  // namespace
 }  // namespace accellm::device::cuda
