@@ -46,7 +46,8 @@ struct allreduce_spec {
 struct efficiency {
   double gemm = 1.0;       ///< dense matmuls (projections, MLP, LM head), of peak_flops
   double attention = 1.0;  ///< attention score/value matmuls, of peak_flops
-  double hbm = 1.0;        ///< any memory-bound operator, of hbm_bandwidth
+  double hbm = 1.0;        ///< memory-bound operators other than attention, of hbm_bandwidth
+  double kv = 1.0;         ///< attention's memory traffic (KV-cache reads), of hbm_bandwidth
 };
 
 /// One accelerator type. All figures are per device.
@@ -64,6 +65,9 @@ struct hardware_spec {
   double price_per_hour = 0.0;  ///< USD per device-hour
   efficiency eta;
   std::chrono::nanoseconds iteration_overhead{0};  ///< launches, sampling, scheduling
+  /// Fixed cost of each transformer block per iteration (kernel launches and
+  /// the gaps between a block's kernels), on top of its operators' roofline.
+  std::chrono::nanoseconds layer_overhead{0};
   double memory_reserve = 0.0;  ///< fraction of HBM kept for activations and runtime
 
   /// Bus bandwidth of an all-reduce over `tp` devices of one node, bytes/s.

@@ -30,9 +30,11 @@ struct op_cost {
 
 /// Where an iteration's time goes.
 struct cost_breakdown {
-  std::vector<op_cost> ops;              ///< in execution order; may be empty (profiles)
-  std::chrono::nanoseconds overhead{0};  ///< fixed per-iteration cost, included in total
-  std::chrono::nanoseconds total{0};     ///< the iteration time
+  std::vector<op_cost> ops;  ///< in execution order; may be empty (profiles)
+  /// Fixed cost no operator accounts for (per iteration and per layer),
+  /// included in total.
+  std::chrono::nanoseconds overhead{0};
+  std::chrono::nanoseconds total{0};  ///< the iteration time
   /// Time of one transformer block (what a layer-wise KV transfer overlaps
   /// with); 0 when the model cannot tell (profiles).
   std::chrono::nanoseconds per_layer{0};

@@ -92,11 +92,12 @@ std::string header(const sim_device& d, const model_spec& m, const model_table_o
               double(h.hbm_bytes) / (1ull << 30));
   if (d.kind == timing::roofline) {
     s += format(
-        "eta gemm %.2f, attention %.2f, hbm %.2f; all-reduce busbw %.0f GB/s + %.0f us; "
-        "overhead %.2f ms per iteration\n",
-        h.eta.gemm, h.eta.attention, h.eta.hbm, h.allreduce_busbw(o.tp) / 1e9,
+        "eta gemm %.2f, attention %.2f, hbm %.2f, kv %.2f; all-reduce busbw %.0f GB/s + %.0f us; "
+        "overhead %.2f ms per iteration + %.0f us per layer\n",
+        h.eta.gemm, h.eta.attention, h.eta.hbm, h.eta.kv, h.allreduce_busbw(o.tp) / 1e9,
         std::chrono::duration<double, std::micro>(h.allreduce.latency).count(),
-        std::chrono::duration<double, std::milli>(h.iteration_overhead).count());
+        std::chrono::duration<double, std::milli>(h.iteration_overhead).count(),
+        std::chrono::duration<double, std::micro>(h.layer_overhead).count());
   }
   s += format("KV: %llu bytes per token (%s); capacity %llu tokens (%llu blocks of %u)\n",
               static_cast<unsigned long long>(m.kv_bytes_per_token(d.kv.kv_dtype)),

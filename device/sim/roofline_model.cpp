@@ -48,10 +48,12 @@ class roof {
  public:
   roof(const hardware_spec& hw, const deployment& d) : hw_(hw), d_(d) {}
 
-  // max(compute, memory) for one kernel, added to `c`.
-  void kernel(cost& c, double flops, double bytes, double eta_compute) const {
+  // max(compute, memory) for one kernel, added to `c`; its bytes move at
+  // eta_memory of the HBM bandwidth (eta.hbm unless given).
+  void kernel(cost& c, double flops, double bytes, double eta_compute,
+              double eta_memory = 0) const {
     const double tc = flops / (hw_.peak_flops * eta_compute);
-    const double tm = bytes / (hw_.hbm_bandwidth * hw_.eta.hbm);
+    const double tm = bytes / (hw_.hbm_bandwidth * (eta_memory > 0 ? eta_memory : hw_.eta.hbm));
     c.flops += flops;
     c.bytes += bytes;
     c.compute += tc;
@@ -96,15 +98,17 @@ class roof {
 // tokens after c cached ones: each query i sees c + i + 1 keys, so
 // sum = q (c + (q + 1) / 2) query-key pairs; QK^T and AV cost 2 * q_width
 // FLOPs per pair each. Bytes: K and V of all c + q positions read, the q new
-// ones written, Q read and O written.
-cost attention(const batch& b, const shard& s, const roof& r, double eta_attention) {
+// ones written, Q read and O written; this traffic moves at eta.kv (fitted
+// on the H100 to what one more KV byte costs a decode step, docs/cost-model.md
+// 1.4).
+cost attention(const batch& b, const shard& s, const roof& r, const efficiency& eta) {
   cost c{"attention"};
   for (const batch_item& it : b.items) {
     const double q = it.num_tokens;
     const double ctx = it.context;
     const double pairs = q * (ctx + (q + 1) / 2);
     const double kv_bytes = (ctx + 2 * q) * 2 * s.kv * s.bkv;
-    r.kernel(c, 4 * s.q * pairs, kv_bytes + 2 * q * s.q * s.ba, eta_attention);
+    r.kernel(c, 4 * s.q * pairs, kv_bytes + 2 * q * s.q * s.ba, eta.attention, eta.kv);
   }
   return c;
 }
@@ -127,7 +131,7 @@ op_list block_ops(const batch& b, double tokens, const shard& s, const roof& r,
   op_list ops;
   ops.push_back(r.norm("attn_norm", tokens, s));
   ops.push_back(r.gemm("qkv_proj", tokens, s.h, s.q + 2 * s.kv, s));
-  ops.push_back(attention(b, s, r, hw.eta.attention));
+  ops.push_back(attention(b, s, r, hw.eta));
   ops.push_back(r.gemm("o_proj", tokens, s.q, s.h, s));
   ops.push_back(r.norm("mlp_norm", tokens, s));
   ops.push_back(r.gemm("gate_proj", tokens, s.h, s.f, s));
@@ -241,8 +245,14 @@ std::chrono::nanoseconds roofline_model::price(const batch& b, OnOp on_op,
     head_seconds += c.time;
     on_op(c, 1.0);
   }
-  per_layer = from_seconds(block_seconds);
-  return from_seconds(block_seconds * model_.layers + head_seconds) + hardware_.iteration_overhead;
+  const double layer_overhead = std::chrono::duration<double>(hardware_.layer_overhead).count();
+  per_layer = from_seconds(block_seconds + layer_overhead);
+  return from_seconds((block_seconds + layer_overhead) * model_.layers + head_seconds) +
+         hardware_.iteration_overhead;
+}
+
+std::chrono::nanoseconds roofline_model::fixed_overhead() const {
+  return hardware_.iteration_overhead + hardware_.layer_overhead * model_.layers;
 }
 
 result<cost_breakdown> roofline_model::estimate(const batch& b) const {
@@ -251,7 +261,7 @@ result<cost_breakdown> roofline_model::estimate(const batch& b) const {
   out.ops.reserve(12);
   out.total = price(
       b, [&](const cost& c, double scale) { out.ops.push_back(to_op(c, scale)); }, out.per_layer);
-  out.overhead = hardware_.iteration_overhead;
+  out.overhead = fixed_overhead();
   return out;
 }
 
@@ -266,7 +276,7 @@ result<std::chrono::nanoseconds> roofline_model::iteration_time(const batch& b) 
     // attention() for one-token items, with the divisions hoisted out.
     const shard s = make_shard(model_, deploy_);
     const double per_flop = 1.0 / (hardware_.peak_flops * hardware_.eta.attention);
-    const double per_byte = 1.0 / (hardware_.hbm_bandwidth * hardware_.eta.hbm);
+    const double per_byte = 1.0 / (hardware_.hbm_bandwidth * hardware_.eta.kv);
     const double kv_row = 2 * s.kv * s.bkv;
     const double q_io = 2 * s.q * s.ba;
     double att = 0;
@@ -276,7 +286,9 @@ result<std::chrono::nanoseconds> roofline_model::iteration_time(const batch& b) 
       const double tm = ((ctx + 2) * kv_row + q_io) * per_byte;
       att += std::max(tc, tm);
     }
-    return from_seconds((decode_block_[n] + att) * model_.layers + decode_head_[n]) +
+    const double layer_overhead = std::chrono::duration<double>(hardware_.layer_overhead).count();
+    return from_seconds((decode_block_[n] + att + layer_overhead) * model_.layers +
+                        decode_head_[n]) +
            hardware_.iteration_overhead;
   }
   if (auto ok = check_batch_shape(b); !ok) return std::move(ok).err();

@@ -3,11 +3,14 @@
 // two tensor-parallel all-reduces) it counts the FLOPs and HBM bytes one
 // device of the TP group handles, and charges
 //
-//   t_op = max(flops / (peak * eta_compute), bytes / (hbm_bandwidth * eta_hbm))
+//   t_op = max(flops / (peak * eta_compute), bytes / (hbm_bandwidth * eta_memory))
 //
-// Ops are summed over layers, then the final norm, the LM head (items that
-// want output only), the logits all-gather and the fixed per-iteration
-// overhead are added. Weights are read once per iteration whatever the batch.
+// with eta_memory = eta.kv for attention (its traffic is the KV cache) and
+// eta.hbm for every other operator. Each block also pays a fixed
+// layer_overhead (launches and the gaps between its kernels). Blocks are
+// summed over layers, then the final norm, the LM head (items that want
+// output only), the logits all-gather and the fixed per-iteration overhead
+// are added. Weights are read once per iteration whatever the batch.
 // Attention is charged per item over its actual context (causal triangle for
 // prefill chunks). All-reduce: 2(t-1)/t * bytes / busbw + alpha per call.
 // docs/cost-model.md has the formulas and where every factor comes from.
@@ -61,6 +64,9 @@ class roofline_model final : public cost_model {
   const model_spec& model() const noexcept { return model_; }
   const hardware_spec& hardware() const noexcept { return hardware_; }
   const deployment& deploy() const noexcept { return deploy_; }
+  /// iteration_overhead + layers * layer_overhead: the part of every
+  /// iteration no operator accounts for (cost_breakdown::overhead).
+  std::chrono::nanoseconds fixed_overhead() const;
 
  private:
   roofline_model(model_spec model, hardware_spec hardware, deployment deploy);

@@ -67,8 +67,11 @@ TEST(HardwareSpec, EfficienciesArePlausible) {
     EXPECT_LE(h.eta.gemm, 0.81) << h.name;  // MAMF ceiling on H100 is 80.3 %
     EXPECT_GE(h.eta.gemm, 0.45) << h.name;
     EXPECT_LT(h.eta.attention, h.eta.gemm) << h.name;
-    EXPECT_GE(h.eta.hbm, 0.5) << h.name;
-    EXPECT_LE(h.eta.hbm, 0.85) << h.name;
+    // At most the copy ceiling measured on the H100 (3.02 of 3.35 TB/s).
+    for (double e : {h.eta.hbm, h.eta.kv}) {
+      EXPECT_GE(e, 0.5) << h.name;
+      EXPECT_LE(e, 0.90) << h.name;
+    }
     EXPECT_LE(h.intra_node.bandwidth, h.intra_node.nominal_bandwidth) << h.name;
     EXPECT_LE(h.inter_node.bandwidth, h.inter_node.nominal_bandwidth) << h.name;
     EXPECT_GT(h.intra_node.bandwidth, h.inter_node.bandwidth) << h.name;
@@ -84,6 +87,12 @@ TEST(HardwareSpec, CheckRejectsBrokenSpecs) {
   EXPECT_NE(h.check(), "");
   h = get("h100");
   h.memory_reserve = 1.0;
+  EXPECT_NE(h.check(), "");
+  h = get("h100");
+  h.eta.kv = 0.0;
+  EXPECT_NE(h.check(), "");
+  h = get("h100");
+  h.layer_overhead = std::chrono::nanoseconds(-1);
   EXPECT_NE(h.check(), "");
 }
 

@@ -256,10 +256,12 @@ run_options little_memory(const char* policy, std::uint64_t seed, double rate) {
   return o;
 }
 
+// 5 req/s: at 4.5 the calibrated sim:h100 (a TP-2 decode step of 30.5 ms,
+// 35 ms with the factors assumed before) no longer fills memory.
 TEST(SimCluster, MemoryPressureEvictsReplicasBeforePreempting) {
   const std::uint64_t seed = 5;
-  SCOPED_TRACE("seed " + std::to_string(seed) + ", 4.5 req/s");
-  expect_memory_safe(little_memory("accellm", seed, 4.5));
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", 5 req/s");
+  expect_memory_safe(little_memory("accellm", seed, 5.0));
 }
 
 // These seeds and rates used to stall: a decode placed on a copy that no

@@ -38,8 +38,9 @@ hardware_spec hand_hardware(double flops, double bandwidth) {
   h.name = "hand";
   h.peak_flops = flops;
   h.hbm_bandwidth = bandwidth;
-  h.eta = {1.0, 1.0, 1.0};
+  h.eta = {1.0, 1.0, 1.0, 1.0};
   h.iteration_overhead = 0ns;
+  h.layer_overhead = 0ns;
   h.allreduce = {fabric::switched, 1e9, 1000ns};
   return h;
 }
@@ -111,6 +112,33 @@ TEST(Roofline, OverheadIsAddedOnce) {
   const cost_breakdown c = estimate(make(hand_model(), h, 1), decodes(1, 10));
   EXPECT_EQ(c.total, 112640ns + 5us);
   EXPECT_EQ(c.overhead, 5us);
+}
+
+TEST(Roofline, KvEfficiencyAppliesToAttentionTrafficOnly) {
+  hardware_spec h = hand_hardware(1e12, 1e9);
+  h.eta.kv = 0.5;
+  const roofline_model m = make(hand_model(), h, 1);
+  const cost_breakdown c = estimate(m, decodes(1, 10));
+  EXPECT_EQ(c.find("attention")->time, 3584ns);  // 1792 bytes at 0.5 GB/s
+  EXPECT_EQ(c.total, 112640ns + 1792ns);
+  EXPECT_EQ(m.iteration_time(decodes(1, 10)).value(), c.total);  // the decode table's path
+}
+
+// Two layers: the block's operators and its fixed cost count twice, the
+// head once.
+TEST(Roofline, LayerOverheadIsAddedPerLayer) {
+  hardware_spec h = hand_hardware(1e12, 1e9);
+  h.layer_overhead = 7us;
+  h.iteration_overhead = 5us;
+  model_spec two = hand_model();
+  two.layers = 2;
+  const roofline_model m = make(two, h, 1);
+  const cost_breakdown c = estimate(m, decodes(1, 10));
+  const auto block = 112640ns - 33408ns - 384ns;  // all but lm_head and final_norm
+  EXPECT_EQ(c.per_layer, block + 7us);
+  EXPECT_EQ(c.overhead, 2 * 7us + 5us);
+  EXPECT_EQ(c.total, 2 * (block + 7us) + 33408ns + 384ns + 5us);
+  EXPECT_EQ(m.iteration_time(decodes(1, 10)).value(), c.total);
 }
 
 // TP 2, decode of one token: each all-reduce moves 2*(1/2)*128 bytes at
@@ -273,9 +301,15 @@ TEST_F(Llama70bH100, CrossCheckAgainstSplitwiseTp2) {
 }
 
 // Splitwise on A100 vs H100 (peers.md 12): prefill ~2.2-2.3x slower, decode
-// ~1.4-1.5x slower.
+// ~1.4-1.5x slower, the same serving stack on both. The h100 factors are
+// fitted to accellm's CUDA backend, whose fixed cost per block (launches)
+// the uncalibrated a100 entry lacks; the A100 here runs with the H100's fixed
+// costs, so that the ratio compares the GPUs, not two stacks.
 TEST_F(Llama70bH100, A100IsSlowerByTheSplitwiseRatios) {
-  const roofline_model a100 = make(model_, *find_hardware("a100"), 8);
+  hardware_spec same_stack = *find_hardware("a100");
+  same_stack.iteration_overhead = find_hardware("h100")->iteration_overhead;
+  same_stack.layer_overhead = find_hardware("h100")->layer_overhead;
+  const roofline_model a100 = make(model_, same_stack, 8);
   const double prefill =
       ms(estimate(a100, one_prefill(2048)).total) / ms(estimate(tp8_, one_prefill(2048)).total);
   const double decode =

@@ -1,14 +1,22 @@
 // Calibration: the profiles measured on an H100 by bench/gpu/run.sh
-// (device/profiles/h100-cuda-*.csv, embedded like every shipped profile) and
-// how well the simulator's profile model predicts them.
+// (device/profiles/h100-cuda-*.csv, embedded like every shipped profile), and
+// how well the simulator predicts them. Needs no GPU.
 //
-// Leave-one-out: for every interior anchor of a batch curve (a point with a
-// neighbour on each side, so that it is interpolated, not extrapolated), the
-// profile model is built from the table without that point and asked for it.
-// The error is |predicted - measured| / measured; the median must stay under
-// 5% and the worst under 15%. The roofline model of sim:h100 (unchanged; its
-// documented numbers depend on it) is reported beside it for the record.
-// Needs no GPU.
+// sim:h100: the roofline model with the catalogue's h100 factors (fitted to
+// these tables by bench_calibrate) is asked for every measured point; per
+// table the median error must stay under 5% and the worst under 15% (issue
+// 8). With the factors assumed before the fit (eta gemm 0.70, attention 0.30,
+// hbm 0.65, 1 ms per iteration) the medians were 11-18% and this fails.
+//
+// Profile model, leave-one-out: for every interior anchor of a batch curve (a
+// point with a neighbour on each side, so that it is interpolated, not
+// extrapolated), the profile model is built from the table without that
+// point and asked for it. Same bounds.
+//
+// The error is |predicted - measured| / measured.
+#include "device/sim/calibration.hpp"
+
+#include "device/hardware_spec.hpp"
 #include "device/model_spec.hpp"
 #include "device/sim/embedded_profiles.hpp"
 #include "device/sim/profile_model.hpp"
@@ -65,29 +73,6 @@ std::vector<std::size_t> interior(const std::vector<profile_point>& rows) {
   return out;
 }
 
-double roofline_ms(const profile_table& t, const profile_point& p, bool prefill) {
-  const model_spec* spec = find_model(t.model);
-  const hardware_spec* hw = find_hardware(t.hardware);
-  if (spec == nullptr || hw == nullptr) return 0.0;
-  auto m = roofline_model::create(*spec, *hw, deployment{t.tp ? t.tp : 1u});
-  if (!m) return 0.0;
-  batch b;
-  for (std::uint32_t r = 0; r < p.batch; ++r)
-    b.items.push_back(batch_item{r,
-                                 prefill ? phase::prefill : phase::decode,
-                                 prefill ? 0u : p.tokens,
-                                 prefill ? p.tokens : 1u,
-                                 {},
-                                 true});
-  auto ns = m->iteration_time(b);
-  return ns ? static_cast<double>(ns->count()) * 1e-6 : 0.0;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 TEST(calibration, measured_h100_profiles_are_shipped) {
   const auto profiles = measured();
   ASSERT_FALSE(profiles.empty()) << "no device/profiles/h100-cuda-*.csv embedded";
@@ -101,29 +86,45 @@ TEST(calibration, measured_h100_profiles_are_shipped) {
   }
 }
 
+TEST(calibration, sim_h100_roofline_predicts_every_measurement) {
+  const hardware_spec* h100 = find_hardware("h100");
+  ASSERT_NE(h100, nullptr);
+  for (const embedded_profile* p : measured()) {
+    auto t = parse_profile(p->csv, p->name);
+    ASSERT_TRUE(t.ok()) << t.err().what();
+    const model_spec* spec = find_model(t->model);
+    ASSERT_NE(spec, nullptr) << p->name;
+    auto m = roofline_model::create(*spec, *h100, deployment{t->tp ? t->tp : 1u});
+    ASSERT_TRUE(m.ok()) << m.err().what();
+    auto errors = relative_errors(*m, *t);
+    ASSERT_TRUE(errors.ok()) << errors.err().what();
+    const error_summary s = summarise(std::move(*errors));
+    std::cout << p->name << ": sim:h100 roofline against all " << s.points << " points: median "
+              << 100 * s.median << "%, worst " << 100 * s.worst << "%\n";
+    EXPECT_EQ(s.points, t->prefill.size() + t->decode.size()) << p->name;
+    EXPECT_LT(s.median, 0.05) << p->name;
+    EXPECT_LT(s.worst, 0.15) << p->name;
+  }
+}
+
 TEST(calibration, profile_model_predicts_held_out_measurements) {
   for (const embedded_profile* p : measured()) {
     auto t = parse_profile(p->csv, p->name);
     ASSERT_TRUE(t.ok()) << t.err().what();
-    std::vector<double> errors, roofline;
+    std::vector<double> errors;
     for (bool prefill : {true, false}) {
       const auto& rows = prefill ? t->prefill : t->decode;
       for (std::size_t i : interior(rows)) {
         const double got = leave_one_out(*t, prefill, i);
         errors.push_back(std::fabs(got - rows[i].time_ms) / rows[i].time_ms);
       }
-      for (const profile_point& q : rows)
-        if (const double r = roofline_ms(*t, q, prefill); r > 0)
-          roofline.push_back(std::fabs(r - q.time_ms) / q.time_ms);
     }
     ASSERT_FALSE(errors.empty()) << p->name;
-    const double worst = *std::max_element(errors.begin(), errors.end());
-    std::cout << p->name << ": profile model, leave-one-out over " << errors.size()
-              << " points: median " << 100 * median(errors) << "%, worst " << 100 * worst
-              << "%; sim:h100 roofline against all " << roofline.size() << " points: median "
-              << (roofline.empty() ? 0 : 100 * median(roofline)) << "%\n";
-    EXPECT_LT(median(errors), 0.05) << p->name;
-    EXPECT_LT(worst, 0.15) << p->name;
+    const error_summary s = summarise(std::move(errors));
+    std::cout << p->name << ": profile model, leave-one-out over " << s.points << " points: median "
+              << 100 * s.median << "%, worst " << 100 * s.worst << "%\n";
+    EXPECT_LT(s.median, 0.05) << p->name;
+    EXPECT_LT(s.worst, 0.15) << p->name;
   }
 }
 
