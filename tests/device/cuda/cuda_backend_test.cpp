@@ -87,18 +87,23 @@ std::vector<token_id> prompt(std::uint32_t n, std::uint32_t vocab, std::uint64_t
   return out;
 }
 
+// The small instances of the tests below: 64 KV blocks, 256 rows, 8 requests.
+cuda_options small_options(std::uint64_t seed = 1) {
+  cuda_options o;
+  o.seed = seed;
+  o.kv_blocks = 64;
+  o.max_rows = 256;
+  o.max_batch = 8;
+  return o;
+}
+
 class cuda_model_vs_cpu : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   ACCELLM_REQUIRE_GPU();
   const model_spec& spec = *find_model(GetParam());
   constexpr std::uint64_t seed = 5;
-  cuda_options o;
-  o.seed = seed;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  auto gpu = make_cuda_backend("cuda:0", spec, o);
+  auto gpu = make_cuda_backend("cuda:0", spec, small_options(seed));
   ASSERT_TRUE(gpu.ok()) << gpu.err().what();
   cpu_reference ref(spec, seed);
   auto tokens = prompt(prompt_len, spec.vocab, seed);
@@ -140,6 +145,20 @@ INSTANTIATE_TEST_SUITE_P(models, cuda_model_vs_cpu, ::testing::Values("cpu-tiny"
                            return n;
                          });
 
+// `a` and `b` both hold `request` at `context` tokens; each decodes `count`
+// steps from its own last token (`ta`, `tb`), and they must agree at every one.
+void expect_same_decodes(cuda_backend& a, cuda_backend& b, request_id request,
+                         std::uint32_t context, token_id ta, token_id tb, std::uint32_t count) {
+  for (std::uint32_t s = 0; s < count; ++s) {
+    auto ra = a.run(batch{{batch_item{request, phase::decode, context + s, 1, {ta}, true}}});
+    auto rb = b.run(batch{{batch_item{request, phase::decode, context + s, 1, {tb}, true}}});
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    ta = ra->next_tokens[0];
+    tb = rb->next_tokens[0];
+    ASSERT_EQ(ta, tb) << "step " << s;
+  }
+}
+
 // Runs three requests (prompts of 70, 5 and 1 tokens) for `steps` decode steps.
 std::vector<token_id> decode_three(cuda_backend& b, std::uint32_t n) {
   const std::uint32_t lens[3] = {70, 5, 1};
@@ -166,10 +185,7 @@ std::vector<token_id> decode_three(cuda_backend& b, std::uint32_t n) {
 
 TEST(cuda_backend, graphs_give_the_tokens_of_plain_launches) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options o;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
+  const cuda_options o = small_options();
   auto plain_opts = o;
   plain_opts.graphs = use_graphs::no;
   auto g = make_cuda_backend("cuda:0", "cpu-tiny", o);
@@ -183,11 +199,7 @@ TEST(cuda_backend, graphs_give_the_tokens_of_plain_launches) {
 
 TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options o;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  o.seed = 9;
+  const cuda_options o = small_options(9);
   auto a = make_cuda_backend("cuda:0", "cpu-small", o);
   auto b = make_cuda_backend("cuda:0", "cpu-small", o);
   ASSERT_TRUE(a.ok() && b.ok());
@@ -208,15 +220,7 @@ TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
   auto whole_b = (*b)->export_kv(7, {0, layers}, {0, n});
   ASSERT_TRUE(whole_a.ok() && whole_b.ok());
   EXPECT_TRUE(whole_a->data == whole_b->data);
-  token_id ta = first->next_tokens[0], tb = ta;
-  for (std::uint32_t s = 0; s < 16; ++s) {
-    auto ra = (*a)->run(batch{{batch_item{7, phase::decode, n + s, 1, {ta}, true}}});
-    auto rb = (*b)->run(batch{{batch_item{7, phase::decode, n + s, 1, {tb}, true}}});
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    ta = ra->next_tokens[0];
-    tb = rb->next_tokens[0];
-    ASSERT_EQ(ta, tb) << "step " << s;
-  }
+  expect_same_decodes(**a, **b, 7, n, first->next_tokens[0], first->next_tokens[0], 16);
   auto bad = (*a)->export_kv(7, {0, 1}, {0, n + 100});
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.err().code(), errc::out_of_range);
@@ -224,11 +228,7 @@ TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
 
 TEST(cuda_backend, kv_copied_device_to_device_decodes_the_same) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options o;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  o.seed = 4;
+  const cuda_options o = small_options(4);
   auto a = make_cuda_backend("cuda:0", "cpu-small", o);
   auto b = make_cuda_backend("cuda:0", "cpu-small", o);
   auto tiny = make_cuda_backend("cuda:0", "cpu-tiny", o);
@@ -247,15 +247,7 @@ TEST(cuda_backend, kv_copied_device_to_device_decodes_the_same) {
   EXPECT_EQ((*b)->cached_tokens(3), 0u);
   ASSERT_TRUE((*a)->copy_kv_to(**b, 3, {layers / 2, layers}, {0, n}).ok());
   EXPECT_EQ((*b)->cached_tokens(3), n);
-  token_id ta = first->next_tokens[0], tb = ta;
-  for (std::uint32_t s = 0; s < 12; ++s) {
-    auto ra = (*a)->run(batch{{batch_item{3, phase::decode, n + s, 1, {ta}, true}}});
-    auto rb = (*b)->run(batch{{batch_item{3, phase::decode, n + s, 1, {tb}, true}}});
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    ta = ra->next_tokens[0];
-    tb = rb->next_tokens[0];
-    ASSERT_EQ(ta, tb) << "step " << s;
-  }
+  expect_same_decodes(**a, **b, 3, n, first->next_tokens[0], first->next_tokens[0], 12);
 }
 
 // run_streaming on the GPU: each layer group reaches the sink with the rows
@@ -263,11 +255,7 @@ TEST(cuda_backend, kv_copied_device_to_device_decodes_the_same) {
 // that imports the groups decodes like the source.
 TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhere) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options o;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  o.seed = 6;
+  const cuda_options o = small_options(6);
   auto a = make_cuda_backend("cuda:0", "cpu-small", o);
   auto b = make_cuda_backend("cuda:0", "cpu-small", o);
   auto ref = make_cuda_backend("cuda:0", "cpu-small", o);
@@ -322,36 +310,24 @@ TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhe
   calls.clear();
   s.requests = {7};
   s.layers_per_chunk = 1;
-  token_id ta = r->next_tokens[1], tb = ta;
-  auto step = (*a)->run_streaming(batch{{batch_item{7, phase::decode, 40, 1, {ta}, true}}}, s);
+  const token_id t7 = r->next_tokens[1];
+  auto step = (*a)->run_streaming(batch{{batch_item{7, phase::decode, 40, 1, {t7}, true}}}, s);
   ASSERT_TRUE(step.ok()) << step.err().what();
   ASSERT_EQ(calls.size(), 1u);
   EXPECT_EQ(calls[0].at(0).layers, (index_range{0, layers}));
   EXPECT_EQ(calls[0].at(0).tokens, (index_range{40, 41}));
   // b decodes from the streamed copy (40 tokens) as a did.
-  ta = step->next_tokens[0];
-  auto on_b = (*b)->run(batch{{batch_item{7, phase::decode, 40, 1, {tb}, true}}});
+  auto on_b = (*b)->run(batch{{batch_item{7, phase::decode, 40, 1, {t7}, true}}});
   ASSERT_TRUE(on_b.ok()) << on_b.err().what();
-  ASSERT_EQ(on_b->next_tokens[0], ta);
-  tb = on_b->next_tokens[0];
-  for (std::uint32_t k = 1; k < 12; ++k) {
-    auto ra = (*a)->run(batch{{batch_item{7, phase::decode, 40 + k, 1, {ta}, true}}});
-    auto rb = (*b)->run(batch{{batch_item{7, phase::decode, 40 + k, 1, {tb}, true}}});
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    ta = ra->next_tokens[0];
-    tb = rb->next_tokens[0];
-    ASSERT_EQ(ta, tb) << "step " << k;
-  }
+  ASSERT_EQ(on_b->next_tokens[0], step->next_tokens[0]);
+  expect_same_decodes(**a, **b, 7, 41, step->next_tokens[0], on_b->next_tokens[0], 11);
 }
 
 // The per-operator breakdown (benchmarks): the same tokens as without it, a
 // time for each operator that ran and none for the one that did not.
 TEST(cuda_backend, breakdown_times_each_operator_and_changes_no_token) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options o;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
+  const cuda_options o = small_options();
   auto a = make_cuda_backend("cuda:0", "cpu-small", o);
   auto b = make_cuda_backend("cuda:0", "cpu-small", o);
   ASSERT_TRUE(a.ok() && b.ok());
