@@ -131,7 +131,10 @@ class backend {
 
   /// Runs one iteration. Fails (without changing any request's KV) when an
   /// item is inconsistent with the cached state, e.g. `context` differs from
-  /// the tokens cached for that request, or the KV pool is exhausted.
+  /// the tokens every layer holds for that request, or the KV pool is
+  /// exhausted. Rows that only some layers hold beyond `context` (a copy cut
+  /// off between two layers, its sender lost) are overwritten: afterwards
+  /// every layer holds context + num_tokens.
   virtual result<iteration_result> run(const batch& b) = 0;
 
   /// run(b), and the KV rows it appends for `stream.requests` handed to

@@ -66,8 +66,8 @@ class cpu_backend final : public backend {
   kv_geometry kv() const noexcept override;
 
   /// Fails with invalid_argument (num_tokens 0 or != tokens.size(), decode with
-  /// num_tokens != 1, a request twice in the batch, context != cached tokens,
-  /// layers of a request holding different token counts), out_of_range (token
+  /// num_tokens != 1, a request twice in the batch, context != the tokens
+  /// every layer holds), out_of_range (token
   /// id outside the vocabulary, context + num_tokens > max_context), not_found
   /// (decode, or prefill at context > 0, of an unknown request) or
   /// out_of_memory (pool too small for the whole batch). Prefill at context 0

@@ -187,13 +187,13 @@ status cuda_backend::check_batch(const batch& b) const {
         return fail(errc::not_found,
                     at + "request " + std::to_string(it.request) + " is not cached");
     } else {
+      // What every layer holds; rows beyond it in some layers (a copy cut
+      // off between two layers) are overwritten from there.
       const auto& lt = found->second.layer_tokens;
-      if (std::adjacent_find(lt.begin(), lt.end(), std::not_equal_to<>()) != lt.end())
-        return fail(errc::invalid_argument,
-                    at + "layers of the request hold different token counts");
-      if (lt.front() != it.context)
+      const std::uint32_t cached = *std::min_element(lt.begin(), lt.end());
+      if (cached != it.context)
         return fail(errc::invalid_argument, at + "context " + std::to_string(it.context) + " but " +
-                                                std::to_string(lt.front()) + " cached");
+                                                std::to_string(cached) + " cached in every layer");
       have = found->second.table.size();
     }
     const std::uint64_t need =

@@ -78,6 +78,31 @@ TEST(CpuBackendKv, PartialReplicaCannotDecode) {
   EXPECT_EQ(r.err().code(), errc::invalid_argument);
 }
 
+// A layer-wise copy whose sender was lost between two layers: the replica's
+// first layer holds a row more than the other. It runs from what every layer
+// holds, overwriting that row, and decodes as the primary does.
+TEST(CpuBackendKv, ACopyCutOffBetweenLayersRunsFromWhatEveryLayerHolds) {
+  const auto spec = test::tiny_spec();  // 2 layers
+  auto a = make(spec);
+  auto b = make(spec);
+  const token_id first = run_ok(*a, batch{{prefill(1, 0, prompt(2, 10, spec.vocab))}})[0];
+  copy_layers(*a, *b, 1, 0, 10);
+  const token_id second = run_ok(*a, batch{{decode(1, 10, first)}})[0];
+  auto cut = a->export_kv(1, index_range{0, 1}, index_range{10, 11});  // layer 0 only
+  ASSERT_TRUE(cut.ok());
+  ASSERT_TRUE(b->import_kv(*cut).ok());
+  EXPECT_EQ(b->cached_tokens(1), 10u);
+  auto ahead = b->run(batch{{decode(1, 11, second)}});
+  ASSERT_FALSE(ahead.ok());
+  EXPECT_EQ(ahead.err().code(), errc::invalid_argument);
+  EXPECT_NE(ahead.err().what().find("10 tokens cached in every layer (11 in some)"),
+            std::string::npos)
+      << ahead.err().what();
+  EXPECT_EQ(run_ok(*b, batch{{decode(1, 10, first)}})[0], second);
+  EXPECT_EQ(b->cached_tokens(1), 11u);
+  EXPECT_EQ(test::all_kv(*b, 1), test::all_kv(*a, 1));
+}
+
 // A decodes and streams a delta [n, n + 1) of every layer after each step; at
 // `fail_at` A is gone and B continues. Expected: the tokens of an
 // uninterrupted run on a third instance.

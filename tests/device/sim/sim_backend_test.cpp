@@ -133,6 +133,25 @@ TEST_F(SimBackend, ExportCarriesBytesButNoData) {
   EXPECT_EQ(b_->export_kv(6, {0, 2}, {0, 20}).err().code(), errc::not_found);
 }
 
+// A copy cut off between layers (layer 0 ahead by 20 tokens, past a block
+// boundary) runs from what every layer holds; its blocks follow the layer
+// holding most, and all go back on release.
+TEST_F(SimBackend, ACopyCutOffBetweenLayersRunsFromWhatEveryLayerHolds) {
+  ASSERT_TRUE(b_->run(one(prefill_item(5, 0, 10))).ok());
+  auto replica = make();
+  ASSERT_TRUE(replica->import_kv(*b_->export_kv(5, {0, 2}, {0, 10})).ok());
+  ASSERT_TRUE(b_->run(one(prefill_item(5, 10, 20))).ok());
+  ASSERT_TRUE(replica->import_kv(*b_->export_kv(5, {0, 1}, {10, 30})).ok());
+  EXPECT_EQ(replica->cached_tokens(5), 10u);
+  EXPECT_EQ(replica->used_blocks(), 2u);
+  EXPECT_EQ(replica->run(one(decode_item(5, 30))).err().code(), errc::out_of_range);
+  ASSERT_TRUE(replica->run(one(decode_item(5, 10))).ok());
+  EXPECT_EQ(replica->cached_tokens(5), 11u);
+  EXPECT_EQ(replica->used_blocks(), 1u) << "the cut-off rows' block is freed";
+  replica->release(5);
+  EXPECT_EQ(replica->used_blocks(), 0u);
+}
+
 // The default run_streaming: the whole iteration, then each layer group
 // exported (sizes only on sim), in order.
 TEST_F(SimBackend, DefaultStreamingExportsEachGroupAfterTheIteration) {
