@@ -33,20 +33,27 @@ result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream&
   return out;
 }
 
+result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<stream_slice>& slices,
+                                           index_range layers) {
+  std::vector<kv_chunk> chunks;
+  chunks.reserve(slices.size());
+  for (const stream_slice& s : slices) {
+    auto c = dev.export_kv(s.request, layers, s.tokens);
+    if (!c) return std::move(c).err().context("run_streaming");
+    chunks.push_back(std::move(*c));
+  }
+  return chunks;
+}
+
 result<iteration_result> backend::run_streaming(const batch& b, const kv_stream& stream) {
   auto slices = stream_slices(b, stream);
   if (!slices) return std::move(slices).err();
   auto r = run(b);
   if (!r) return r;
   for (const index_range g : layer_groups(model().layers, stream.layers_per_chunk)) {
-    std::vector<kv_chunk> chunks;
-    chunks.reserve(slices->size());
-    for (const stream_slice& s : *slices) {
-      auto c = export_kv(s.request, g, s.tokens);
-      if (!c) return std::move(c).err().context("run_streaming");
-      chunks.push_back(std::move(*c));
-    }
-    if (stream.sink) stream.sink(std::move(chunks));
+    auto chunks = export_group(*this, *slices, g);
+    if (!chunks) return std::move(chunks).err();
+    if (stream.sink) stream.sink(std::move(*chunks));
   }
   return r;
 }

@@ -111,6 +111,13 @@ struct stream_slice {
 /// naming a request that is not in the batch or is streamed twice.
 result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream& stream);
 
+class backend;
+
+/// One layer group of `slices`, exported from `dev` (one chunk per slice, in
+/// order): what run_streaming hands to the sink.
+result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<stream_slice>& slices,
+                                           index_range layers);
+
 /// KV-cache geometry and capacity of one instance.
 struct kv_geometry {
   std::uint32_t block_tokens = 16;    ///< tokens per block (all layers)

@@ -130,18 +130,12 @@ result<iteration_result> cpu_backend::run_streaming(const batch& b, const kv_str
     for (std::size_t i = 0; i < b.items.size(); ++i)
       seqs_[i]->layer_tokens[layer] = b.items[i].context + b.items[i].num_tokens;
     if (layer + 1 != groups[group].end) return;
-    std::vector<kv_chunk> chunks;
-    chunks.reserve(slices->size());
-    for (const stream_slice& s : *slices) {
-      auto c = export_kv(s.request, groups[group], s.tokens);
-      if (!c) {  // cannot happen: every slice's rows were just written
-        if (exported) exported = std::move(c).err().context("run_streaming");
-        continue;
-      }
-      chunks.push_back(std::move(*c));
+    auto chunks = export_group(*this, *slices, groups[group++]);
+    if (!chunks) {  // cannot happen: every slice's rows were just written
+      if (exported) exported = std::move(chunks).err();
+      return;
     }
-    ++group;
-    if (stream.sink && exported) stream.sink(std::move(chunks));
+    if (stream.sink) stream.sink(std::move(*chunks));
   };
   auto r = run_pass(b, after_layer);
   if (r && !exported) return std::move(exported).err();
