@@ -2,7 +2,8 @@
 // (METHOD.md: measure them rather than trust the datasheet): device-to-device
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
 // same cuBLAS call the model uses, on seeded random data; then the
-// decode-shaped products of the model (cuBLAS against gemv).
+// decode-shaped products of the model (cuBLAS against gemv), and decode and
+// prefill attention alone.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -11,6 +12,7 @@
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/gemv.cuh"
+#include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/runtime.hpp"
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -156,6 +159,52 @@ int main(int argc, char** argv) {
       rows_csv.push_back(std::string{"attention "} + ac.name +
                          (k == decode_kernel::mma ? " mma" : " simt") + ",tb_per_s," +
                          std::to_string(tb));
+    }
+  }
+  // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
+  // shape and Llama-3-8B's (GQA 4:1). Tiles longest first (what cuda_backend
+  // hands the kernel) and in prompt order (longest last): the gap between the
+  // two is the causal tail that the order removes. TFLOP/s count the causal
+  // half: 4 * head_dim * heads * sum over rows of the keys each row sees.
+  for (const auto& [name, shape] : {std::pair{"llama2-7b", attn_shape{32, 32, 128}},
+                                    std::pair{"llama3-8b", attn_shape{32, 8, 128}}}) {
+    const std::uint32_t len = 2048, bt = 16, stride = len / bt;
+    kv_pool_view kv{x->data(), 1, bt, shape.kv_width(), nullptr, stride};
+    std::vector<std::int32_t> table(stride);
+    for (std::uint32_t i = 0; i < stride; ++i) table[i] = static_cast<std::int32_t>(i);
+    std::vector<prefill_tile> tiles;
+    for (std::uint32_t j = 0; j < len; j += prefill_tile_rows)
+      tiles.push_back(prefill_tile{static_cast<std::int32_t>(j),
+                                   static_cast<std::int32_t>(prefill_tile_rows),
+                                   static_cast<std::int32_t>(j), 0});
+    auto dt = device_buffer<std::int32_t>::allocate(table.size());
+    auto dtiles = device_buffer<prefill_tile>::allocate(tiles.size());
+    auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
+    auto dout = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
+    if (!dt || !dtiles || !dq || !dout) return 1;
+    cudaMemcpy(dt->data(), table.data(), table.size() * 4, cudaMemcpyHostToDevice);
+    (void)fill_uniform(dq->data(), dq->size(), 4, 1.0f, s->get());
+    kv.tables = dt->data();
+    const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
+    for (const bool longest_first : {true, false}) {
+      std::vector<prefill_tile> order = tiles;
+      if (longest_first) std::reverse(order.begin(), order.end());
+      cudaMemcpy(dtiles->data(), order.data(), order.size() * sizeof(prefill_tile),
+                 cudaMemcpyHostToDevice);
+      prefill_attention_args a{dq->data(),
+                               dout->data(),
+                               dtiles->data(),
+                               static_cast<std::uint32_t>(order.size()),
+                               shape,
+                               kv,
+                               0};
+      const float t = time_ms(s->get(), 10, [&] { (void)prefill_attention(a, s->get()); });
+      const double tf = flops / (t * 1e-3) / 1e12;
+      const char* which = longest_first ? "longest first" : "prompt order";
+      std::printf("  prefill attention %s, 2048 tokens, %s: %.3f ms %.0f TFLOP/s (%.1f%% of 989)\n",
+                  name, which, t, tf, 100 * tf / 989);
+      rows_csv.push_back(std::string{"prefill attention "} + name + " 2048 " + which +
+                         ",tflop_per_s," + std::to_string(tf));
     }
   }
   if (argc == 3 && std::string{argv[1]} == "--csv") {

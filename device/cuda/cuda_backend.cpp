@@ -240,6 +240,12 @@ void cuda_backend::build_plan(const batch& b) {
     row += static_cast<std::int32_t>(it.num_tokens);
     if (it.wants_output) plan_.out_rows.push_back(row - 1);
   }
+  // Longest first (a tile attends to pos + count keys): the attention kernel
+  // starts blocks in this order, so the long tiles do not end up in the tail.
+  std::stable_sort(plan_.tiles.begin(), plan_.tiles.end(),
+                   [](const prefill_tile& x, const prefill_tile& y) {
+                     return x.pos + x.count > y.pos + y.count;
+                   });
 }
 
 status cuda_backend::grow_batch(const batch& b) {

@@ -89,9 +89,11 @@ __global__ void __launch_bounds__(warps * 32)
   constexpr int k_stride = HD + 8;  // (HD + 8) / 2 words: lanes hit distinct banks
   // Two stages of [K | V], each tile x k_stride, row-major.
   extern __shared__ __align__(16) __nv_bfloat16 smem[];
-  // Longest tiles (latest positions) first, for a better tail.
-  const prefill_tile t = a.tiles[a.n_tiles - 1 - blockIdx.x];
-  const std::uint32_t head = blockIdx.y, hd = HD;
+  // Heads vary fastest, so blocks start in the order of the tile list: the
+  // caller puts the longest tiles first (every head of them), which keeps the
+  // causal tail short; the heads sharing a KV head run side by side.
+  const prefill_tile t = a.tiles[blockIdx.y];
+  const std::uint32_t head = blockIdx.x, hd = HD;
   const std::uint32_t kvh = head / (a.shape.heads / a.shape.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
   const std::uint32_t qw = a.shape.q_width();
@@ -150,21 +152,35 @@ __global__ void __launch_bounds__(warps * 32)
         mma_bf16(s[j], qa[ks], b[0], b[1]);
         mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
       }
-    // Mask, scale (log2 domain) and the row maxima over the quad.
+    // Scale (log2 domain), mask and the row maxima over the quad. Only the
+    // tiles that reach past the block's first position need the mask; the
+    // others (all but one or two for long prompts) skip its compares.
     float mx0 = -INFINITY, mx1 = -INFINITY;
+    if (key0 + tile <= t.pos + 1) {
 #pragma unroll
-    for (int j = 0; j < tile / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = key0 + j * 8 + tq * 2 + (e & 1);
-        const int qp = e < 2 ? qpos0 : qpos1;
-        const float v = (key <= qp && key < key_end) ? s[j][e] * scale_log2 : -INFINITY;
-        s[j][e] = v;
-        if (e < 2)
-          mx0 = fmaxf(mx0, v);
-        else
-          mx1 = fmaxf(mx1, v);
+      for (int j = 0; j < tile / 8; ++j) {
+        s[j][0] *= scale_log2;
+        s[j][1] *= scale_log2;
+        s[j][2] *= scale_log2;
+        s[j][3] *= scale_log2;
+        mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
       }
+    } else {
+#pragma unroll
+      for (int j = 0; j < tile / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = key0 + j * 8 + tq * 2 + (e & 1);
+          const int qp = e < 2 ? qpos0 : qpos1;
+          const float v = (key <= qp && key < key_end) ? s[j][e] * scale_log2 : -INFINITY;
+          s[j][e] = v;
+          if (e < 2)
+            mx0 = fmaxf(mx0, v);
+          else
+            mx1 = fmaxf(mx1, v);
+        }
+    }
 #pragma unroll
     for (int off = 1; off < 4; off <<= 1) {
       mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
@@ -240,7 +256,7 @@ status launch(const prefill_attention_args& a, cudaStream_t s) {
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem_bytes<HD>())));
   prefill_kernel<HD>
-      <<<dim3(a.n_tiles, a.shape.heads), warps * 32, smem_bytes<HD>(), s>>>(a, scale_log2);
+      <<<dim3(a.shape.heads, a.n_tiles), warps * 32, smem_bytes<HD>(), s>>>(a, scale_log2);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
@@ -249,6 +265,8 @@ status launch(const prefill_attention_args& a, cudaStream_t s) {
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   if (a.n_tiles == 0) return {};
+  if (a.n_tiles > 65535)
+    return fail(errc::invalid_argument, "prefill_attention: more than 65535 tiles");
   if (a.shape.kv_heads == 0 || a.shape.heads % a.shape.kv_heads != 0)
     return fail(errc::invalid_argument, "prefill_attention: kv_heads must divide heads");
   if (!a.q || !a.out || !a.tiles || !a.kv.pool || !a.kv.tables)

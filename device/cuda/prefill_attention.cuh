@@ -23,8 +23,10 @@ inline constexpr std::uint32_t prefill_tile_rows = 64;
 struct prefill_attention_args {
   const __nv_bfloat16* q = nullptr;  ///< [rows x q_width], RoPE applied
   __nv_bfloat16* out = nullptr;      ///< [rows x q_width]; only the tiles' rows are written
+  /// Any order gives the same result; blocks start in this order, so the
+  /// tiles with the most keys (the latest positions) should come first.
   const prefill_tile* tiles = nullptr;
-  std::uint32_t n_tiles = 0;
+  std::uint32_t n_tiles = 0;  ///< at most 65535
   attn_shape shape;
   kv_pool_view kv;
   std::uint32_t layer = 0;

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -171,13 +172,15 @@ TEST(decode_attention, rejects_bad_shapes) {
 
 struct prefill_case {
   attn_shape shape;
-  std::uint32_t context;  // positions cached before the chunk
-  std::uint32_t count;    // rows of the chunk
+  std::uint32_t context;       // positions cached before the chunk
+  std::uint32_t count;         // rows of the chunk
+  bool longest_first = false;  // the tile order cuda_backend uses
 };
 
 void PrintTo(const prefill_case& c, std::ostream* os) {
   *os << c.shape.heads << " heads, " << c.shape.kv_heads << " KV heads, head_dim "
-      << c.shape.head_dim << ", " << c.count << " rows after " << c.context;
+      << c.shape.head_dim << ", " << c.count << " rows after " << c.context
+      << (c.longest_first ? ", longest tile first" : "");
 }
 
 class prefill_attention_test : public ::testing::TestWithParam<prefill_case> {};
@@ -195,6 +198,7 @@ TEST_P(prefill_attention_test, matches_reference) {
         prefill_tile{row0 + static_cast<std::int32_t>(j),
                      static_cast<std::int32_t>(std::min(prefill_tile_rows, c.count - j)),
                      static_cast<std::int32_t>(c.context + j), 1});
+  if (c.longest_first) std::reverse(tiles.begin(), tiles.end());
   const std::uint32_t rows = row0 + c.count;
   auto q = to_bf16(random_vector(rows * qw, 14, 2.0f));
   auto dq = to_device(q);
@@ -220,12 +224,13 @@ INSTANTIATE_TEST_SUITE_P(
     shapes, prefill_attention_test,
     ::testing::Values(prefill_case{{4, 2, 16}, 0, 37}, prefill_case{{8, 2, 32}, 0, 200},
                       prefill_case{{4, 4, 128}, 0, 130}, prefill_case{{4, 4, 128}, 100, 64},
-                      prefill_case{{8, 1, 128}, 70, 150}, prefill_case{{4, 1, 64}, 5, 1}),
+                      prefill_case{{8, 1, 128}, 70, 150}, prefill_case{{4, 1, 64}, 5, 1},
+                      prefill_case{{8, 2, 128}, 30, 300, true}),
     [](const ::testing::TestParamInfo<prefill_case>& i) {
       const prefill_case& c = i.param;
       return "h" + std::to_string(c.shape.heads) + "_kv" + std::to_string(c.shape.kv_heads) + "_d" +
              std::to_string(c.shape.head_dim) + "_ctx" + std::to_string(c.context) + "_rows" +
-             std::to_string(c.count);
+             std::to_string(c.count) + (c.longest_first ? "_longest_first" : "");
     });
 
 TEST(prefill_attention, rejects_bad_shapes) {
@@ -242,6 +247,9 @@ TEST(prefill_attention, rejects_bad_shapes) {
   expect_refusal(prefill_attention(a, nullptr), "kv_heads must divide heads");
   a.shape = attn_shape{4, 4, 64};
   expect_refusal(prefill_attention(a, nullptr), "KV pool");
+  a.kv.kv_width = 4 * 64;
+  a.n_tiles = 70000;  // one grid dimension holds the tiles
+  expect_refusal(prefill_attention(a, nullptr), "65535");
 }
 
 }  // namespace
