@@ -2,8 +2,9 @@
 // (METHOD.md: measure them rather than trust the datasheet): device-to-device
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
 // same cuBLAS call the model uses, on seeded random data; then the
-// decode-shaped products of the model (cuBLAS against gemv), and decode and
-// prefill attention alone.
+// decode-shaped products of the model (cuBLAS against gemv), decode and
+// prefill attention alone, and the elementwise kernels of a prefill against
+// the copy ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -13,11 +14,16 @@
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/gemv.cuh"
 #include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/rmsnorm.cuh"
+#include "device/cuda/rope_append.cuh"
 #include "device/cuda/runtime.hpp"
+#include "device/cuda/sampling.cuh"
+#include "device/cuda/swiglu.cuh"
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -48,6 +54,79 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
 
 void out_csv_row(std::ostream& o, const std::string& gpu, const std::string& row) {
   o << gpu << "," << row << "\n";
+}
+
+// The elementwise kernels at a Llama-2-7B prefill of 2048 rows (hidden 4096,
+// ffn 11008, 32 heads of 128, one request at positions 0..2047): bytes each
+// must read plus write, over its median time, against the copy ceiling.
+// Fails on an allocation or a launch that fails (each runs once untimed).
+bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string>& rows_csv) {
+  const std::uint32_t rows = 2048, d = 4096, f = 11008, vocab = 32000;
+  const attn_shape shape{32, 32, 128};
+  const std::uint32_t qkv_w = shape.q_width() + 2 * shape.kv_width(), half = 64;
+  auto x = device_buffer<float>::allocate(std::size_t{rows} * d);
+  auto xn = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * d);
+  auto gain = device_buffer<__nv_bfloat16>::allocate(d);
+  auto emb = device_buffer<__nv_bfloat16>::allocate(std::size_t{vocab} * d);
+  auto gu = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * 2 * f);
+  auto act = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * f);
+  auto qkv = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * qkv_w);
+  auto q = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * shape.q_width());
+  auto pool = device_buffer<__nv_bfloat16>::allocate(std::size_t{rows} * 2 * shape.kv_width());
+  const auto rope = rope_table_host(rows, shape.head_dim, 10000.0);
+  std::vector<std::int32_t> pos(rows), tokens(rows), tables(rows / 16), slot(rows, 0);
+  for (std::uint32_t i = 0; i < rows; ++i) {
+    pos[i] = static_cast<std::int32_t>(i);
+    tokens[i] = static_cast<std::int32_t>((i * 7919u) % vocab);
+    if (i < rows / 16) tables[i] = static_cast<std::int32_t>(i);
+  }
+  auto dpos = device_buffer<std::int32_t>::allocate(rows);
+  auto dtok = device_buffer<std::int32_t>::allocate(rows);
+  auto dslot = device_buffer<std::int32_t>::allocate(rows);
+  auto dtables = device_buffer<std::int32_t>::allocate(tables.size());
+  auto drope = device_buffer<float>::allocate(rope.size());
+  if (!x || !xn || !gain || !emb || !gu || !act || !qkv || !q || !pool || !dpos || !dtok ||
+      !dslot || !dtables || !drope)
+    return false;
+  if (!dpos->upload(pos.data(), s).ok() || !dtok->upload(tokens.data(), s).ok() ||
+      !dslot->upload(slot.data(), s).ok() || !dtables->upload(tables.data(), s).ok() ||
+      !drope->upload(rope.data(), s).ok() ||
+      !fill_uniform(x->data(), x->size(), 11, 3.0f, s).ok() ||
+      !fill_uniform(gain->data(), d, 12, 1.0f, s).ok() ||
+      !fill_uniform(emb->data(), emb->size(), 13, 1.0f, s).ok() ||
+      !fill_uniform(gu->data(), gu->size(), 14, 4.0f, s).ok() ||
+      !fill_uniform(qkv->data(), qkv->size(), 15, 2.0f, s).ok())
+    return false;
+  const kv_pool_view kv{pool->data(), 1, 16, shape.kv_width(), dtables->data(), rows / 16};
+  const double bf = 2.0, fp = 4.0;
+  struct op_case {
+    const char* name;
+    double bytes;  // read + written
+    std::function<status()> run;
+  };
+  const op_case ops[] = {
+      {"embed", double(rows) * d * (bf + fp),
+       [&] { return embed(emb->data(), dtok->data(), rows, d, x->data(), s); }},
+      {"rmsnorm", double(rows) * d * (fp + bf) + d * bf,
+       [&] { return rmsnorm(x->data(), gain->data(), rows, d, 1e-5f, nullptr, xn->data(), s); }},
+      {"rope_append", 2.0 * rows * qkv_w * bf + double(rows) * half * 2 * fp,
+       [&] {
+         return rope_append(qkv->data(), rows, shape, row_tables{dpos->data(), dslot->data()},
+                            drope->data(), drope->data() + rope.size() / 2, q->data(), kv, 0, s);
+       }},
+      {"swiglu", double(rows) * f * 3 * bf,
+       [&] { return swiglu(gu->data(), rows, f, act->data(), s); }},
+  };
+  for (const op_case& op : ops) {
+    if (!op.run().ok() || cudaStreamSynchronize(s) != cudaSuccess) return false;
+    const float t = time_ms(s, 20, [&] { (void)op.run(); });
+    const double gbps = op.bytes / (t * 1e-3) / 1e9;
+    std::printf(
+        "  %s, llama2-7b prefill %u rows: %.4f ms, %.1f MB, %.0f GB/s (%.1f%% of the copy)\n",
+        op.name, rows, t, op.bytes / 1e6, gbps, 100 * gbps / (copy_tbps * 1e3));
+    rows_csv.push_back(std::string{op.name} + "_prefill_2048,gb_per_s," + std::to_string(gbps));
+  }
+  return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
 }  // namespace
@@ -207,6 +286,10 @@ int main(int argc, char** argv) {
                          ",tflop_per_s," + std::to_string(tf));
     }
   }
+  // Not fatal, so that run.sh goes on to the model benchmarks; the kernel
+  // tests say what is wrong.
+  if (!bench_elementwise(s->get(), copy_tbps, rows_csv))
+    std::cerr << "bench_gpu_ceilings: elementwise kernels FAILED (allocation or launch)\n";
   if (argc == 3 && std::string{argv[1]} == "--csv") {
     std::ofstream csv(argv[2], std::ios::app);
     csv << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"

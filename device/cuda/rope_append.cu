@@ -1,5 +1,6 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/rope_append.cuh"
+#include "device/cuda/vec.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -7,11 +8,19 @@
 namespace accellm::device::cuda {
 namespace {
 
+constexpr unsigned threads = 128;
+
 // Block (row, chunk): the threads of a row's chunks walk its (heads +
-// kv_heads) * half rotation pairs, then its V elements; several chunks per row
-// keep small decode batches from running on a handful of SMs.
-__global__ void rope_append_kernel(const __nv_bfloat16* qkv, attn_shape shape, row_tables t,
-                                   const float* cos, const float* sin, __nv_bfloat16* q_out,
+// kv_heads) * half / W rotation units (W consecutive i of one head, with their
+// partners i + half), then its V row in units of W; several chunks per row
+// keep small decode batches from running on a handful of SMs. W = vec::width
+// needs half % W == 0 and 16-byte aligned pointers (then every row of Q, K, V
+// and of the tables is aligned too). Each element is rotated exactly as the
+// one-pair-per-thread kernel did, so both paths give the same bits.
+template <std::uint32_t W>
+__global__ void rope_append_kernel(const __nv_bfloat16* __restrict__ qkv, attn_shape shape,
+                                   row_tables t, const float* __restrict__ cos,
+                                   const float* __restrict__ sin, __nv_bfloat16* __restrict__ q_out,
                                    kv_pool_view kv, std::uint32_t layer) {
   const std::uint32_t row = blockIdx.x;
   const std::uint32_t hd = shape.head_dim, half = hd / 2;
@@ -23,28 +32,40 @@ __global__ void rope_append_kernel(const __nv_bfloat16* qkv, attn_shape shape, r
   const auto slot = static_cast<std::uint32_t>(t.slot[row]);
   const float* c = cos + static_cast<std::uint64_t>(pos) * half;
   const float* sn = sin + static_cast<std::uint64_t>(pos) * half;
+  __nv_bfloat16* q_row = q_out + static_cast<std::uint64_t>(row) * qw;
   __nv_bfloat16* k_dst = kv.pool + kv.row_offset(slot, layer, 0, pos);
   __nv_bfloat16* v_dst = kv.pool + kv.row_offset(slot, layer, 1, pos);
-  const std::uint32_t pairs = (shape.heads + shape.kv_heads) * half;
-  for (std::uint32_t p = first; p < pairs; p += step) {
-    const std::uint32_t head = p / half, i = p % half;
+  const std::uint32_t per_head = half / W;
+  const std::uint32_t units = (shape.heads + shape.kv_heads) * per_head;
+  for (std::uint32_t p = first; p < units; p += step) {
+    const std::uint32_t head = p / per_head, i = (p % per_head) * W;
     const __nv_bfloat16* v = in + head * hd;  // K heads follow the Q heads in `in`
-    const float a = __bfloat162float(v[i]), b = __bfloat162float(v[i + half]);
-    // No contraction, as on the CPU: a*c - b*s with each product rounded.
-    const float lo = __fsub_rn(__fmul_rn(a, c[i]), __fmul_rn(b, sn[i]));
-    const float hi = __fadd_rn(__fmul_rn(a, sn[i]), __fmul_rn(b, c[i]));
-    if (head < shape.heads) {
-      __nv_bfloat16* q = q_out + static_cast<std::uint64_t>(row) * qw + head * hd;
-      q[i] = __float2bfloat16(lo);
-      q[i + half] = __float2bfloat16(hi);
-    } else {
-      __nv_bfloat16* k = k_dst + (head - shape.heads) * hd;
-      k[i] = __float2bfloat16(lo);
-      k[i + half] = __float2bfloat16(hi);
+    float a[W], b[W], cw[W], sw[W], lo[W], hi[W];
+    vec::load(v + i, a);
+    vec::load(v + i + half, b);
+    vec::load(c + i, cw);
+    vec::load(sn + i, sw);
+#pragma unroll
+    for (std::uint32_t e = 0; e < W; ++e) {
+      // No contraction, as on the CPU: a*c - b*s with each product rounded.
+      lo[e] = __fsub_rn(__fmul_rn(a[e], cw[e]), __fmul_rn(b[e], sw[e]));
+      hi[e] = __fadd_rn(__fmul_rn(a[e], sw[e]), __fmul_rn(b[e], cw[e]));
     }
+    __nv_bfloat16* dst = head < shape.heads ? q_row + head * hd : k_dst + (head - shape.heads) * hd;
+    vec::store(dst + i, lo);
+    vec::store(dst + i + half, hi);
   }
   const __nv_bfloat16* v_in = in + qw + kvw;
-  for (std::uint32_t j = first; j < kvw; j += step) v_dst[j] = v_in[j];
+  for (std::uint32_t j = first; j < kvw / W; j += step) vec::copy<W>(v_dst + j * W, v_in + j * W);
+}
+
+template <std::uint32_t W>
+void launch(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shape& shape,
+            const row_tables& t, const float* cos, const float* sin, __nv_bfloat16* q_out,
+            const kv_pool_view& kv, std::uint32_t layer, cudaStream_t s) {
+  const std::uint32_t units = (shape.heads + shape.kv_heads) * (shape.head_dim / 2 / W);
+  const dim3 grid(rows, std::min<std::uint32_t>((units + threads - 1) / threads, 16));
+  rope_append_kernel<W><<<grid, threads, 0, s>>>(qkv, shape, t, cos, sin, q_out, kv, layer);
 }
 
 }  // namespace
@@ -59,9 +80,12 @@ status rope_append(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shap
     return fail(errc::invalid_argument, "rope_append: shape does not match the KV pool");
   if (!qkv || !t.pos || !t.slot || !cos || !sin || !q_out || !kv.pool || !kv.tables)
     return fail(errc::invalid_argument, "rope_append: null pointer");
-  const std::uint32_t pairs = (shape.heads + shape.kv_heads) * shape.head_dim / 2;
-  const dim3 grid(rows, std::min<std::uint32_t>((pairs + 127) / 128, 16));
-  rope_append_kernel<<<grid, 128, 0, s>>>(qkv, shape, t, cos, sin, q_out, kv, layer);
+  // half % 8 == 0 makes every row offset (head_dim, widths, pos * half) a
+  // multiple of 8 elements, so aligned bases mean aligned rows.
+  if (vec::fits(shape.head_dim / 2, qkv, cos, sin, q_out, kv.pool))
+    launch<vec::width>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
+  else
+    launch<1>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }

@@ -1,14 +1,23 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/sampling.cuh"
+#include "device/cuda/vec.cuh"
 
 namespace accellm::device::cuda {
 namespace {
 
-__global__ void embed_kernel(const __nv_bfloat16* table, const std::int32_t* tokens,
-                             std::uint32_t d, float* x) {
+// One block per row, W elements per access: W = vec::width needs d % W == 0
+// and 16-byte aligned pointers. bf16 to fp32 is exact either way.
+template <std::uint32_t W>
+__global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
+                             const std::int32_t* __restrict__ tokens, std::uint32_t d,
+                             float* __restrict__ x) {
   const __nv_bfloat16* src = table + static_cast<std::uint64_t>(tokens[blockIdx.x]) * d;
   float* dst = x + static_cast<std::uint64_t>(blockIdx.x) * d;
-  for (std::uint32_t i = threadIdx.x; i < d; i += blockDim.x) dst[i] = __bfloat162float(src[i]);
+  for (std::uint32_t u = threadIdx.x; u < d / W; u += blockDim.x) {
+    float v[W];
+    vec::load(src + u * W, v);
+    vec::store(dst + u * W, v);
+  }
 }
 
 // Keeps (value, index) with the larger value, the smaller index on ties.
@@ -47,7 +56,10 @@ status embed(const __nv_bfloat16* table, const std::int32_t* tokens, std::uint32
   if (rows == 0) return {};
   if (d == 0 || !table || !tokens || !x)
     return fail(errc::invalid_argument, "embed: zero width or null pointer");
-  embed_kernel<<<rows, 256, 0, s>>>(table, tokens, d, x);
+  if (vec::fits(d, table, x))
+    embed_kernel<vec::width><<<rows, 128, 0, s>>>(table, tokens, d, x);
+  else
+    embed_kernel<1><<<rows, 256, 0, s>>>(table, tokens, d, x);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
