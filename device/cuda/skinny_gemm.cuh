@@ -1,0 +1,49 @@
+// skinny_gemm: the bandwidth-bound products of decode steps (a few rows
+// against a large weight matrix) on tensor cores, written to stream the
+// weights closer to the device-copy ceiling than cuBLAS's GEMM kernels do
+// (docs/cuda.md, "The skinny GEMM"). Same contract as gemm() (gemm.hpp):
+//
+//   y[rows x out] = x[rows x in] * w[out x in]^T + beta * y,
+//
+// bf16 operands, fp32 accumulation, fp32 or bf16 y; with beta == 0, y is
+// never read. The result is bitwise deterministic: it depends only on the
+// operands and the shape (never on the device's SM count or on timing), and
+// no atomics are used.
+//
+// The kernel itself has not run yet where it was written (no GPU); the tests
+// in tests/device/cuda/skinny_gemm_test.cpp check it against a CPU reference,
+// and gemm_planner only uses it after checking its output against gemm()'s.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/cuda/gemm.hpp"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace accellm::device::cuda {
+
+/// Most rows skinny_gemm takes (x rows are padded to 8, 16, 32, 64 or 128).
+inline constexpr std::uint32_t skinny_max_rows = 128;
+
+/// Whether skinny_gemm runs this shape: 1 <= rows <= skinny_max_rows, in a
+/// positive multiple of 8 (rows start 16-byte aligned), out > 0. Pure; no
+/// CUDA call.
+bool skinny_gemm_supports(std::uint32_t rows, std::uint32_t in, std::uint32_t out) noexcept;
+
+/// How many thread blocks (a thread-block cluster) split the k range of one
+/// 128-output tile for this shape: 1, 2, 4 or 8, a pure function of the shape
+/// (so results do not depend on the device). Exposed for tests and benches.
+std::uint32_t skinny_gemm_split(std::uint32_t in, std::uint32_t out) noexcept;
+
+/// Launches the product on stream `s` (capturable in a CUDA graph). rows == 0
+/// is a no-op. Fails with invalid_argument, before any CUDA call, on a shape
+/// skinny_gemm_supports refuses, null pointers, or x or w not 16-byte
+/// aligned; with device_failure when the launch fails.
+status skinny_gemm(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                   const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta,
+                   cudaStream_t s);
+
+}  // namespace accellm::device::cuda

@@ -1,0 +1,160 @@
+// skinny_gemm against a double-precision CPU reference of the bf16 operands,
+// at shapes that reach every row tier (8, 16, 32, 64, 128 padded rows), every
+// cluster split (1, 2, 4, 8), `in` not a multiple of the 64-wide k tile and
+// `out` not a multiple of the 128-output tile; fp32 and bf16 y, beta 0 and 1.
+// Tolerances: fp32 y within 1e-4 (1 + |ref|) (exact bf16 products, fp32
+// sums); bf16 y within 1e-2 (1 + |ref|) (STYLE.md; one rounding of the sum).
+// The input checks run without a GPU.
+#include "device/cuda/skinny_gemm.cuh"
+
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace accellm::device::cuda {
+namespace {
+
+using namespace test;
+
+TEST(skinny_gemm, refuses_unsupported_shapes_and_pointers_before_any_cuda_call) {
+  // Never dereferenced: every check comes before the launch.
+  const auto* x = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x1000});
+  const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
+  void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
+  auto code = [](status s) { return s.ok() ? errc{} : s.err().code(); };
+  EXPECT_TRUE(skinny_gemm(x, 0, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr).ok());  // no-op
+  EXPECT_EQ(code(skinny_gemm(x, skinny_max_rows + 1, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(x, 4, 100, w, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);  // in not a multiple of 8
+  EXPECT_EQ(code(skinny_gemm(x, 4, 0, w, 64, y, gemm_out::bf16, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(x, 4, 64, w, 0, y, gemm_out::bf16, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(nullptr, 4, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(x, 4, 64, nullptr, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(x, 4, 64, w, 64, nullptr, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);
+  EXPECT_EQ(code(skinny_gemm(x + 1, 4, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);  // x 2 bytes off 16-byte alignment
+  EXPECT_EQ(code(skinny_gemm(x, 4, 64, w + 4, 64, y, gemm_out::fp32, 0.0f, nullptr)),
+            errc::invalid_argument);
+
+  EXPECT_TRUE(skinny_gemm_supports(1, 8, 1));
+  EXPECT_TRUE(skinny_gemm_supports(skinny_max_rows, 4096, 22016));
+  EXPECT_FALSE(skinny_gemm_supports(0, 64, 64));
+  EXPECT_FALSE(skinny_gemm_supports(skinny_max_rows + 1, 64, 64));
+  EXPECT_FALSE(skinny_gemm_supports(4, 12, 64));
+  EXPECT_FALSE(skinny_gemm_supports(4, 64, 0));
+}
+
+TEST(skinny_gemm, splits_k_over_enough_blocks_as_a_function_of_the_shape) {
+  // 128-output tiles x split >= 256 blocks where k allows, split <= 8, and
+  // every block keeps at least two 64-wide k tiles.
+  EXPECT_EQ(skinny_gemm_split(4096, 4096), 8u);   // Llama-2-7B wo: 32 tiles
+  EXPECT_EQ(skinny_gemm_split(11008, 4096), 8u);  // down
+  EXPECT_EQ(skinny_gemm_split(4096, 12288), 4u);  // qkv: 96 tiles
+  EXPECT_EQ(skinny_gemm_split(4096, 22016), 2u);  // gate/up: 172 tiles
+  EXPECT_EQ(skinny_gemm_split(4096, 32000), 2u);  // LM head: 250 tiles
+  EXPECT_EQ(skinny_gemm_split(4096, 65536), 1u);  // 512 tiles
+  EXPECT_EQ(skinny_gemm_split(64, 64), 1u);       // one k tile
+  EXPECT_EQ(skinny_gemm_split(256, 64), 2u);      // 4 k tiles: 2 each
+  EXPECT_EQ(skinny_gemm_split(520, 130), 4u);     // 9 k tiles
+}
+
+struct shape {
+  std::uint32_t rows, in, out;
+};
+
+// y as floats, whatever its type on the device.
+std::vector<float> run_skinny(const shape& sh, const device_buffer<__nv_bfloat16>& x,
+                              const device_buffer<__nv_bfloat16>& w, gemm_out type, float beta,
+                              const std::vector<float>& y0) {
+  if (type == gemm_out::fp32) {
+    auto dy = to_device(y0);
+    EXPECT_TRUE(
+        skinny_gemm(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr)
+            .ok());
+    return to_host(dy);
+  }
+  auto dy = to_device(to_bf16(y0));
+  EXPECT_TRUE(
+      skinny_gemm(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr).ok());
+  return to_float(to_host(dy));
+}
+
+TEST(skinny_gemm, matches_a_double_reference) {
+  ACCELLM_REQUIRE_GPU();
+  // rows: 1, 3 (8-row tier), 16, 17 (32), 64, 65 and 128; in % 64 != 0 for
+  // most; out % 128 != 0 for most; splits 1 (in 8), 2, 4 and 8 (in 4096).
+  const std::vector<shape> shapes = {{1, 64, 128},    {3, 200, 200},   {16, 1000, 300},
+                                     {17, 520, 130},  {64, 256, 1000}, {65, 136, 129},
+                                     {128, 264, 250}, {8, 8, 5},       {33, 4096, 64}};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::uint64_t seed = 100;
+  for (const shape& sh : shapes) {
+    auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
+    auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
+    auto dx = to_device(x);
+    auto dw = to_device(w);
+    auto xf = to_float(x), wf = to_float(w);
+    for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
+      for (float beta : {0.0f, 1.0f}) {
+        // With beta = 0, y starts as NaN: it must not be read.
+        auto y0 = beta == 0.0f ? std::vector<float>(std::size_t{sh.rows} * sh.out, nan)
+                               : random_vector(std::size_t{sh.rows} * sh.out, ++seed, 1.0f);
+        const std::vector<float> got = run_skinny(sh, dx, dw, type, beta, y0);
+        for (std::uint32_t r = 0; r < sh.rows; ++r)
+          for (std::uint32_t o = 0; o < sh.out; ++o) {
+            const std::size_t i = std::size_t{r} * sh.out + o;
+            double ref = 0.0;
+            if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
+            for (std::uint32_t k = 0; k < sh.in; ++k)
+              ref += double(xf[std::size_t{r} * sh.in + k]) * wf[std::size_t{o} * sh.in + k];
+            const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
+            ASSERT_NEAR(got[i], ref, tol)
+                << sh.rows << "x" << sh.in << "x" << sh.out
+                << (type == gemm_out::fp32 ? " fp32" : " bf16") << " beta " << beta << " at row "
+                << r << ", output " << o;
+          }
+      }
+  }
+}
+
+TEST(skinny_gemm, is_bitwise_deterministic_at_a_decode_shape) {
+  ACCELLM_REQUIRE_GPU();
+  // Llama-2-7B's wo at batch 64: 32 tiles x 8-block clusters.
+  const shape sh{64, 4096, 4096};
+  auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, 7, 1.0f));
+  auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, 8, 0.05f));
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  const auto y0 = random_vector(std::size_t{sh.rows} * sh.out, 9, 1.0f);
+  for (gemm_out type : {gemm_out::fp32, gemm_out::bf16}) {
+    const std::vector<float> a = run_skinny(sh, dx, dw, type, 1.0f, y0);
+    const std::vector<float> b = run_skinny(sh, dx, dw, type, 1.0f, y0);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
+        << (type == gemm_out::fp32 ? "fp32" : "bf16") << " outputs differ between two runs";
+    // And right, on a sample of outputs (every 61st).
+    auto xf = to_float(x), wf = to_float(w);
+    for (std::size_t i = 0; i < a.size(); i += 61) {
+      const std::size_t r = i / sh.out, o = i % sh.out;
+      double ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
+      for (std::uint32_t k = 0; k < sh.in; ++k)
+        ref += double(xf[r * sh.in + k]) * wf[o * sh.in + k];
+      const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
+      ASSERT_NEAR(a[i], ref, tol) << "row " << r << ", output " << o;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
