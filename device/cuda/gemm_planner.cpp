@@ -1,8 +1,10 @@
 #include "device/cuda/gemm_planner.hpp"
 
 #include "device/cuda/check.hpp"
+#include "device/cuda/fill_uniform.cuh"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -17,47 +19,91 @@ gemm_planner::plan::~plan() {
 
 namespace {
 
-// Median of 7 timed runs of f after 2 warm-ups, in ms; negative when f fails.
+// Median of 7 timed samples after 2 warm-ups, in ms per run of f; negative
+// when f fails. A sample is 4 back-to-back runs, so that the host's launch
+// overhead (cudaFuncSetAttribute, cuBLAS's heuristics) overlaps the device's
+// work as it does in a replayed graph, rather than being timed as idle gaps.
 template <class F>
 float median_ms(cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, F&& f) {
+  constexpr int runs = 4;
   std::vector<float> ms;
   for (int i = 0; i < 9; ++i) {
     cudaEventRecord(e0, s);
-    if (!f()) return -1.0f;
+    for (int r = 0; r < runs; ++r)
+      if (!f()) return -1.0f;
     cudaEventRecord(e1, s);
     if (cudaEventSynchronize(e1) != cudaSuccess) return -1.0f;
     float t = 0.0f;
     cudaEventElapsedTime(&t, e0, e1);
-    if (i >= 2) ms.push_back(t);
+    if (i >= 2) ms.push_back(t / runs);
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
 
-}  // namespace
-
-result<gemm_planner> gemm_planner::create(cudaStream_t s, void* workspace, std::size_t bytes) {
-  cublasLtHandle_t lt = nullptr;
-  ACCELLM_CUBLAS_TRY(cublasLtCreate(&lt));
-  return gemm_planner{s, workspace, bytes, lt};
+// y elements as floats, from device memory (stream-ordered on s).
+result<std::vector<float>> download(const void* y, std::size_t n, gemm_out type, cudaStream_t s) {
+  std::vector<float> out(n);
+  if (type == gemm_out::fp32) {
+    ACCELLM_CUDA_TRY(cudaMemcpyAsync(out.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost, s));
+    ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
+    return out;
+  }
+  std::vector<__nv_bfloat16> b(n);
+  ACCELLM_CUDA_TRY(
+      cudaMemcpyAsync(b.data(), y, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost, s));
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
+  for (std::size_t i = 0; i < n; ++i) out[i] = __bfloat162float(b[i]);
+  return out;
 }
 
-gemm_planner::gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt)
-    : stream_(s), workspace_(workspace), workspace_bytes_(bytes), lt_(lt) {}
+// |got - ref| <= rtol * max |ref| + 1e-6 everywhere, every value finite. The
+// two differ only in the order of fp32 sums of exact bf16 products (and in
+// bf16 rounding steps): fp32 y agrees to ~1e-6 of max |ref| in practice,
+// bf16 y to an ulp or two (<= 0.8% each); a wrong tile, k range or row is off
+// by a sizeable fraction of the typical |ref|.
+bool agree(const std::vector<float>& got, const std::vector<float>& ref, double rtol) {
+  double top = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(ref[i]) || !std::isfinite(got[i])) return false;
+    top = std::max(top, std::fabs(static_cast<double>(ref[i])));
+  }
+  const double tol = rtol * top + 1e-6;
+  for (std::size_t i = 0; i < ref.size(); ++i)
+    if (std::fabs(static_cast<double>(got[i]) - ref[i]) > tol) return false;
+  return true;
+}
+
+}  // namespace
+
+result<gemm_planner> gemm_planner::create(cudaStream_t s, void* workspace, std::size_t bytes,
+                                          gemm_planner_options o) {
+  cublasLtHandle_t lt = nullptr;
+  ACCELLM_CUBLAS_TRY(cublasLtCreate(&lt));
+  return gemm_planner{s, workspace, bytes, lt, o};
+}
+
+gemm_planner::gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
+                           gemm_planner_options o)
+    : stream_(s), workspace_(workspace), workspace_bytes_(bytes), lt_(lt), options_(o) {}
 
 gemm_planner::gemm_planner(gemm_planner&& o) noexcept
     : stream_(o.stream_),
       workspace_(o.workspace_),
       workspace_bytes_(o.workspace_bytes_),
       lt_(std::exchange(o.lt_, nullptr)),
-      plans_(std::move(o.plans_)) {}
+      options_(o.options_),
+      plans_(std::move(o.plans_)),
+      verify_(std::move(o.verify_)) {}
 
 gemm_planner& gemm_planner::operator=(gemm_planner&& o) noexcept {
   std::swap(stream_, o.stream_);
   std::swap(workspace_, o.workspace_);
   std::swap(workspace_bytes_, o.workspace_bytes_);
   std::swap(lt_, o.lt_);
+  std::swap(options_, o.options_);
   std::swap(plans_, o.plans_);
+  std::swap(verify_, o.verify_);
   return *this;
 }
 
@@ -66,9 +112,47 @@ gemm_planner::~gemm_planner() {
   if (lt_ != nullptr) cublasLtDestroy(lt_);
 }
 
-std::size_t gemm_planner::using_lt() const noexcept {
-  return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(),
-                                                [](const auto& kv) { return kv.second->use_lt; }));
+std::size_t gemm_planner::count(gemm_choice c) const noexcept {
+  return static_cast<std::size_t>(std::count_if(
+      plans_.begin(), plans_.end(), [c](const auto& kv) { return kv.second->use == c; }));
+}
+
+gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                                 gemm_out type, float beta) const {
+  auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
+  return it == plans_.end() ? gemm_choice::cublas : it->second->use;
+}
+
+result<bool> gemm_planner::skinny_agrees(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
+                                         const __nv_bfloat16* w, std::uint32_t out, gemm_out type,
+                                         float beta, void* scratch) {
+  // [x: rows x in bf16][pad to 256 B][y: rows x out, fp32 or bf16]
+  const std::size_t n = std::size_t{rows} * out;
+  const std::size_t y_at = (std::size_t{rows} * in * sizeof(__nv_bfloat16) + 255) / 256 * 256;
+  const std::size_t y_bytes = n * (type == gemm_out::fp32 ? sizeof(float) : sizeof(__nv_bfloat16));
+  if (verify_.bytes() < y_at + y_bytes) {
+    verify_ = {};  // free first: the old buffer is no use
+    ACCELLM_TRY_ASSIGN(verify_, device_buffer<std::uint8_t>::allocate(y_at + y_bytes));
+  }
+  auto* vx = reinterpret_cast<__nv_bfloat16*>(verify_.data());
+  void* vy = verify_.data() + y_at;
+  ACCELLM_TRY(fill_uniform(vx, std::size_t{rows} * in, 0x5eed, 1.0f, stream_));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(scratch, 0, y_bytes, stream_));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(vy, 0, y_bytes, stream_));
+  const double rtol = type == gemm_out::fp32 ? 1e-3 : 2e-2;
+  // Round 0 from y = 0; round 1 (beta != 0 only) adds beta * round 0's y.
+  for (int round = 0; round < (beta != 0.0f ? 2 : 1); ++round) {
+    ACCELLM_TRY(gemm(h, vx, rows, in, w, out, scratch, type, beta));
+    if (!options_.skinny(vx, rows, in, w, out, vy, type, beta, stream_)) {
+      cudaGetLastError();  // a refused launch leaves no sticky error; clear it
+      return false;
+    }
+    std::vector<float> ref, got;
+    ACCELLM_TRY_ASSIGN(ref, download(scratch, n, type, stream_));
+    ACCELLM_TRY_ASSIGN(got, download(vy, n, type, stream_));
+    if (!agree(got, ref, rtol)) return false;
+  }
+  return true;
 }
 
 status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows,
@@ -98,6 +182,10 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       cublasLtMatmulAlgoGetHeuristic(lt_, p->op, p->a, p->b, p->c, p->c, pref, 8, found, &n);
   cublasLtMatmulPreferenceDestroy(pref);
   if (heur != CUBLAS_STATUS_SUCCESS) n = 0;
+  // Verified before anything is timed: the check zeroes `scratch`.
+  bool skinny = false;
+  if (options_.skinny != nullptr && skinny_gemm_supports(rows, in, out))
+    ACCELLM_TRY_ASSIGN(skinny, skinny_agrees(h, rows, in, w, out, type, beta, scratch));
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   ACCELLM_CUDA_TRY(cudaEventCreate(&e0));
   if (const cudaError_t rc = cudaEventCreate(&e1); rc != cudaSuccess) {
@@ -117,8 +205,15 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     if (t > 0.0f && (best <= 0.0f || t < 0.97f * best)) {  // a clear win only
       best = t;
       p->algo = found[i].algo;
-      p->use_lt = true;
+      p->use = gemm_choice::lt;
     }
+  }
+  if (skinny) {
+    const float t = median_ms(stream_, e0, e1, [&] {
+      return options_.skinny(x, rows, in, w, out, scratch, type, beta, stream_).ok();
+    });
+    if (t > 0.0f && (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best))
+      p->use = gemm_choice::skinny;
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
@@ -131,7 +226,10 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
                          std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out, void* y,
                          gemm_out type, float beta) const {
   auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
-  if (it == plans_.end() || !it->second->use_lt) return gemm(h, x, rows, in, w, out, y, type, beta);
+  if (it == plans_.end() || it->second->use == gemm_choice::cublas)
+    return gemm(h, x, rows, in, w, out, y, type, beta);
+  if (it->second->use == gemm_choice::skinny)
+    return options_.skinny(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
   const float alpha = 1.0f;
   ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,

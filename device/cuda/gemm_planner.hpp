@@ -4,17 +4,30 @@
 // heuristic proposes runs up to ~10% faster (bench_gpu_ceilings). The planner
 // times those candidates once per shape, outside any graph capture, and then
 // runs the shape with the winner; shapes it was not asked to prepare go
-// through gemm() unchanged.
+// through gemm() unchanged. A candidate's time is the median of 7 samples of
+// 4 back-to-back runs (host launch overhead overlapped, as in a graph).
+//
+// A third candidate is skinny_gemm (skinny_gemm.cuh), for the shapes it
+// supports. It is verified before it is timed: its output must agree with
+// gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and,
+// with beta != 0, once more on top of that result, which checks beta * y),
+// within 1e-3 (fp32 y) or 2e-2 (bf16 y: a rounding step or two apart) of
+// the largest |y|. A candidate that disagrees, or fails to launch, is never
+// used. Like the cuBLASLt algorithms it must then be a clear win (under 0.97
+// of the best time so far) to be kept.
 //
 // Same contract as gemm(): y[rows x out] = x[rows x in] * w[out x in]^T +
 // beta * y, bf16 operands, fp32 accumulation, fp32 or bf16 y.
 //
-// Resource type: owns a cuBLASLt handle and one descriptor set per shape;
-// move-only; one thread at a time, on one stream.
+// Resource type: owns a cuBLASLt handle, one descriptor set per shape and
+// the skinny check's device buffer; move-only; one thread at a time, on one
+// stream.
 #pragma once
 
 #include "common/result.hpp"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/runtime.hpp"
+#include "device/cuda/skinny_gemm.cuh"
 
 #include <cublasLt.h>
 #include <cuda_bf16.h>
@@ -28,11 +41,31 @@
 
 namespace accellm::device::cuda {
 
+/// What runs a prepared shape.
+enum class gemm_choice : std::uint8_t { cublas, lt, skinny };
+
+/// A kernel with skinny_gemm's contract (tests substitute faulty ones).
+using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                             const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                             float beta, cudaStream_t s);
+
+/// When a verified skinny candidate is kept: only as a clear win (the
+/// default), or always (tests, so that run()'s skinny path is exercised
+/// whatever the timings).
+enum class skinny_rule : std::uint8_t { clear_win, if_verified };
+
+struct gemm_planner_options {
+  skinny_fn skinny = &skinny_gemm;  ///< nullptr: no skinny candidate
+  skinny_rule keep = skinny_rule::clear_win;
+};
+
 class gemm_planner {
  public:
   /// `workspace` (`bytes` long, device memory) must outlive the planner and
-  /// is used only on stream `s`.
-  static result<gemm_planner> create(cudaStream_t s, void* workspace, std::size_t bytes);
+  /// is used only on stream `s`; the cuBLAS handles later passed to prepare
+  /// and run must be bound to `s` too.
+  static result<gemm_planner> create(cudaStream_t s, void* workspace, std::size_t bytes,
+                                     gemm_planner_options o = {});
   gemm_planner() = default;
   gemm_planner(gemm_planner&&) noexcept;
   gemm_planner& operator=(gemm_planner&&) noexcept;
@@ -43,40 +76,57 @@ class gemm_planner {
   /// Chooses the algorithm for (rows, in, out, type, beta != 0) unless done:
   /// times each candidate on x, w and `scratch` (rows x out elements of
   /// `type`, overwritten) and keeps the fastest if it beats gemm()'s choice.
+  /// The skinny candidate is verified first (above), on a planner-owned
+  /// device buffer (rows x in bf16 + rows x out fp32, kept for later shapes).
   /// Synchronises the stream. Must not run during graph capture.
   status prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                  const __nv_bfloat16* w, std::uint32_t out, gemm_out type, float beta,
                  void* scratch);
 
-  /// Runs the product with the prepared algorithm, or through gemm() when the
-  /// shape was not prepared (or cuBLAS's own choice was the fastest).
+  /// Runs the product with the prepared algorithm (a cuBLASLt algorithm or the
+  /// skinny kernel), or through gemm() when the shape was not prepared (or
+  /// cuBLAS's own choice was the fastest).
   status run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta) const;
 
-  /// Shapes prepared so far, and how many of them use a cuBLASLt algorithm.
+  /// Shapes prepared so far, and how many of them use a cuBLASLt algorithm
+  /// or the skinny kernel.
   std::size_t prepared() const noexcept { return plans_.size(); }
-  std::size_t using_lt() const noexcept;
+  std::size_t using_lt() const noexcept { return count(gemm_choice::lt); }
+  std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
+  /// What run() uses for this shape (cublas when it was not prepared).
+  gemm_choice choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
+                     float beta) const;
 
  private:
-  // One shape's descriptors; `use_lt` false when cublasGemmEx won the timing.
+  // One shape's descriptors and winner (`use`: cublas when cublasGemmEx won).
   struct plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
-    bool use_lt = false;
+    gemm_choice use = gemm_choice::cublas;
     plan() = default;
     plan(const plan&) = delete;
     plan& operator=(const plan&) = delete;
     ~plan();
   };
   using key = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, gemm_out, bool>;
-  gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt);
+  gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
+               gemm_planner_options o);
+  std::size_t count(gemm_choice c) const noexcept;
+  /// Whether options_.skinny agrees with gemm() on this shape (see above);
+  /// false also when it fails. Errors only for the planner's own calls.
+  result<bool> skinny_agrees(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
+                             const __nv_bfloat16* w, std::uint32_t out, gemm_out type, float beta,
+                             void* scratch);
 
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;
   std::size_t workspace_bytes_ = 0;
   cublasLtHandle_t lt_ = nullptr;
+  gemm_planner_options options_;
   std::map<key, std::unique_ptr<plan>> plans_;
+  device_buffer<std::uint8_t> verify_;  // skinny_agrees' x and y, grown on demand
 };
 
 }  // namespace accellm::device::cuda

@@ -12,6 +12,7 @@
 #include "device/cuda/rmsnorm.cuh"
 #include "device/cuda/rope_append.cuh"
 #include "device/cuda/sampling.cuh"
+#include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/swiglu.cuh"
 #include "device/cuda/weights.hpp"
 #include "device/model_spec.hpp"
@@ -157,16 +158,27 @@ TEST(cuda_kernels, gemm_bf16_matches_a_double_reference) {
             errc::invalid_argument);
 }
 
-TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
-  ACCELLM_REQUIRE_GPU();
+// A planner with what it uses; members in this order, so the planner goes
+// first.
+struct planned {
+  stream s;
+  cublas_handle h;
+  device_buffer<std::uint8_t> ws;
+  gemm_planner p;
+};
+
+// Prepares and runs the planner on two shapes (fp32 y with beta 1, bf16 y
+// with beta 0) and checks run()'s product against a double reference
+// whichever candidate won; returns the planner for its counts.
+planned plan_and_check(gemm_planner_options options) {
   auto s = stream::create();
-  ASSERT_TRUE(s.ok());
+  EXPECT_TRUE(s.ok());
   auto h = cublas_handle::create(s->get());
-  ASSERT_TRUE(h.ok());
+  EXPECT_TRUE(h.ok());
   auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{4} << 20);
-  ASSERT_TRUE(ws.ok());
-  auto planner = gemm_planner::create(s->get(), ws->data(), ws->size());
-  ASSERT_TRUE(planner.ok()) << planner.err().what();
+  EXPECT_TRUE(ws.ok());
+  auto planner = gemm_planner::create(s->get(), ws->data(), ws->size(), options);
+  EXPECT_TRUE(planner.ok()) << planner.err().what();
   constexpr std::uint32_t rows = 7, in = 96, out = 40;
   auto x = to_bf16(random_vector(rows * in, 40, 1.0f));
   auto w = to_bf16(random_vector(out * in, 41, 1.0f));
@@ -177,18 +189,18 @@ TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
   auto xf = to_float(x), wf = to_float(w);
   for (gemm_out type : {gemm_out::fp32, gemm_out::bf16}) {
     const float beta = type == gemm_out::fp32 ? 1.0f : 0.0f;
-    ASSERT_TRUE(
+    EXPECT_TRUE(
         planner->prepare(h->get(), dx.data(), rows, in, dw.data(), out, type, beta, scratch.data())
             .ok());
     std::vector<float> got(rows * out);
     if (type == gemm_out::fp32) {
       auto dy = to_device(y0);
-      ASSERT_TRUE(
+      EXPECT_TRUE(
           planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), type, beta).ok());
       got = to_host(dy);
     } else {
       auto dy = to_device(std::vector<__nv_bfloat16>(rows * out));
-      ASSERT_TRUE(
+      EXPECT_TRUE(
           planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), type, beta).ok());
       got = to_float(to_host(dy));
     }
@@ -198,11 +210,83 @@ TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
         for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
         // fp32: exact bf16 products summed in fp32; bf16: one rounding of the result.
         const double tol = type == gemm_out::fp32 ? 1e-4 : 1e-2 * (1.0 + std::fabs(ref));
-        ASSERT_NEAR(got[r * out + o], ref, tol) << r << "," << o;
+        EXPECT_NEAR(got[r * out + o], ref, tol) << r << "," << o;
       }
   }
   EXPECT_EQ(planner->prepared(), 2u);
-  EXPECT_LE(planner->using_lt(), 2u);
+  return planned{std::move(*s), std::move(*h), std::move(*ws), std::move(*planner)};
+}
+
+// The counts and choice() tell the same story.
+void expect_consistent(const gemm_planner& p) {
+  std::size_t lt = 0, skinny = 0;
+  for (auto [type, beta] : {std::pair{gemm_out::fp32, 1.0f}, std::pair{gemm_out::bf16, 0.0f}}) {
+    const gemm_choice c = p.choice(7, 96, 40, type, beta);
+    lt += c == gemm_choice::lt;
+    skinny += c == gemm_choice::skinny;
+  }
+  EXPECT_EQ(p.using_lt(), lt);
+  EXPECT_EQ(p.using_skinny(), skinny);
+  EXPECT_EQ(p.choice(7, 96, 41, gemm_out::fp32, 1.0f), gemm_choice::cublas);  // not prepared
+}
+
+TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
+  ACCELLM_REQUIRE_GPU();
+  const planned run = plan_and_check({});
+  const gemm_planner& p = run.p;
+  EXPECT_LE(p.using_lt() + p.using_skinny(), 2u);
+  expect_consistent(p);
+}
+
+TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_kernel) {
+  ACCELLM_REQUIRE_GPU();
+  gemm_planner_options o;
+  o.keep = skinny_rule::if_verified;  // whatever the timings
+  const planned run = plan_and_check(o);
+  const gemm_planner& p = run.p;
+  EXPECT_EQ(p.using_skinny(), 2u);
+  expect_consistent(p);
+}
+
+// Faulty candidates, each caught by the planner's check.
+status zeroes_y(const __nv_bfloat16*, std::uint32_t rows, std::uint32_t, const __nv_bfloat16*,
+                std::uint32_t out, void* y, gemm_out type, float, cudaStream_t s) {
+  const std::size_t bytes = std::size_t{rows} * out * (type == gemm_out::fp32 ? 4 : 2);
+  if (cudaMemsetAsync(y, 0, bytes, s) != cudaSuccess) return fail(errc::device_failure, "memset");
+  return {};
+}
+
+status ignores_beta(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                    const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float,
+                    cudaStream_t s) {
+  return skinny_gemm(x, rows, in, w, out, y, type, 0.0f, s);
+}
+
+status refuses(const __nv_bfloat16*, std::uint32_t, std::uint32_t, const __nv_bfloat16*,
+               std::uint32_t, void*, gemm_out, float, cudaStream_t) {
+  return fail(errc::device_failure, "no launch");
+}
+
+TEST(cuda_kernels, gemm_planner_never_keeps_a_skinny_kernel_that_disagrees_or_fails) {
+  ACCELLM_REQUIRE_GPU();
+  for (skinny_fn f : {&zeroes_y, &refuses}) {
+    gemm_planner_options o;
+    o.skinny = f;
+    o.keep = skinny_rule::if_verified;
+    const planned run = plan_and_check(o);
+    const gemm_planner& p = run.p;
+    EXPECT_EQ(p.using_skinny(), 0u);
+    expect_consistent(p);
+  }
+  // Right from y = 0, wrong on top of y: caught where beta != 0 (fp32 y).
+  gemm_planner_options o;
+  o.skinny = &ignores_beta;
+  o.keep = skinny_rule::if_verified;
+  const planned run = plan_and_check(o);
+  const gemm_planner& p = run.p;
+  EXPECT_NE(p.choice(7, 96, 40, gemm_out::fp32, 1.0f), gemm_choice::skinny);
+  EXPECT_EQ(p.choice(7, 96, 40, gemm_out::bf16, 0.0f), gemm_choice::skinny);
+  EXPECT_EQ(p.using_skinny(), 1u);
 }
 
 TEST(cuda_kernels, gemv_matches_a_double_reference_for_1_to_8_rows) {
