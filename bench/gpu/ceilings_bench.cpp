@@ -2,9 +2,11 @@
 // (METHOD.md: measure them rather than trust the datasheet): device-to-device
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
 // same cuBLAS call the model uses, on seeded random data; then the
-// decode-shaped products of the model (cuBLAS against gemv), decode and
-// prefill attention alone, and the elementwise kernels of a prefill against
-// the copy ceiling.
+// decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
+// gemv (up to 8 rows) and skinny_gemm (up to 128 rows; with how far its
+// output is from cuBLAS's, relative to the largest |y|); decode and prefill
+// attention alone; the elementwise kernels of a prefill against the copy
+// ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -18,9 +20,11 @@
 #include "device/cuda/rope_append.cuh"
 #include "device/cuda/runtime.hpp"
 #include "device/cuda/sampling.cuh"
+#include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/swiglu.cuh"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -129,6 +133,37 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
   return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
+// max |a - b| / max |b| over n fp32 elements of device memory.
+double max_rel_diff(const float* a, const float* b, std::size_t n) {
+  std::vector<float> ha(n), hb(n);
+  cudaMemcpy(ha.data(), a, n * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaMemcpy(hb.data(), b, n * sizeof(float), cudaMemcpyDeviceToHost);
+  double diff = 0.0, top = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double d = std::fabs(double(ha[i]) - hb[i]);
+    diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
+    top = std::max(top, std::fabs(double(hb[i])));
+  }
+  return diff / std::max(top, 1e-30);
+}
+
+// skinny_gemm on the product just timed through cuBLAS (whose y is at c):
+// appends its time and its distance from cuBLAS's y to the printed line.
+void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                    const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
+                    const std::string& key, std::vector<std::string>& rows_csv) {
+  if (!skinny_gemm_supports(rows, in, out)) return;
+  float* mine = c + std::size_t{rows} * out;
+  const float t = time_ms(
+      s, 20, [&] { (void)skinny_gemm(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); });
+  cudaStreamSynchronize(s);  // a non-blocking stream: cudaMemcpy does not wait for it
+  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out);
+  std::printf(", skinny (split %u) %.3f ms %.2f TB/s, %s %.1e", skinny_gemm_split(in, out), t,
+              bytes / (t * 1e-3) / 1e12,
+              diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
+  rows_csv.push_back(key + ",skinny_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,7 +225,45 @@ int main(int argc, char** argv) {
       rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",gemv_tb_per_s," +
                          std::to_string(bytes / (mv * 1e-3) / 1e12));
     }
+    // gemv and the cuBLASLt probe wrote c too: cuBLAS's y again.
+    (void)gemm(h->get(), x->data(), rows, in, y->data(), out, c->data(), gemm_out::fp32, 0.0f);
+    skinny_figures(s->get(), x->data(), rows, in, y->data(), out, c->data(), bytes,
+                   "gate_up_rows_" + std::to_string(rows), rows_csv);
     std::printf("\n");
+  }
+  // The model's other decode products (Llama-2-7B: fused QKV, Wo, down), where
+  // out = 4096 leaves few 128-output tiles: cuBLAS, best cuBLASLt, skinny.
+  struct product {
+    const char* name;
+    std::uint32_t in, out;
+  };
+  for (const product& pr :
+       {product{"qkv", 4096, 12288}, product{"wo", 4096, 4096}, product{"down", 11008, 4096}}) {
+    for (std::uint32_t rows : {1u, 16u, 64u, 128u}) {
+      const double bytes = 2.0 * pr.out * pr.in + 2.0 * rows * pr.in + 4.0 * rows * pr.out;
+      const std::string key = std::string{pr.name} + "_rows_" + std::to_string(rows);
+      const float blas = time_ms(s->get(), 20, [&] {
+        (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), gemm_out::fp32,
+                   0.0f);
+      });
+      std::printf("  %-7s %5u rows: cuBLAS %.3f ms %.2f TB/s", pr.name, rows, blas,
+                  bytes / (blas * 1e-3) / 1e12);
+      rows_csv.push_back(key + ",cublas_tb_per_s," + std::to_string(bytes / (blas * 1e-3) / 1e12));
+      int tried = 0;
+      const float lt =
+          accellm::bench::best_lt_ms(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
+                                     ws->data(), ws->size(), s->get(), &tried);
+      if (lt > 0) {
+        std::printf(", best of %d cuBLASLt algorithms %.3f ms %.2f TB/s", tried, lt,
+                    bytes / (lt * 1e-3) / 1e12);
+        rows_csv.push_back(key + ",best_lt_tb_per_s," + std::to_string(bytes / (lt * 1e-3) / 1e12));
+      }
+      (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), gemm_out::fp32,
+                 0.0f);
+      skinny_figures(s->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), bytes, key,
+                     rows_csv);
+      std::printf("\n");
+    }
   }
   // Decode attention alone, both kernels: B = 64 requests, one layer, over
   // Llama-2-7B's shape (32 KV heads) at context 1024 and Llama-3-8B's (8 KV
