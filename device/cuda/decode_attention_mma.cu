@@ -6,6 +6,7 @@
 // stages deep, which keeps the loads in flight that the bandwidth needs.
 #include "device/cuda/check.hpp"
 #include "device/cuda/decode_attention.cuh"
+#include "device/cuda/ptx.cuh"
 
 #include <cmath>
 
@@ -13,47 +14,6 @@ namespace accellm::device::cuda {
 namespace {
 
 constexpr int keys = 32;  // keys per stage
-
-__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                std::uint32_t b1) {
-  // Not volatile: a pure register operation, so the compiler may interleave
-  // independent products.
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ inline std::uint32_t pack(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const std::uint32_t*>(&v);
-}
-
-__device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p, bool trans) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-  if (trans) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a)
-                 : "memory");
-  } else {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a)
-                 : "memory");
-  }
-}
-
-__device__ inline std::uint32_t word(const __nv_bfloat16* p) {
-  return *reinterpret_cast<const std::uint32_t*>(p);
-}
-
-// 16 bytes global -> shared, zero-filled when !valid (src-size 0).
-__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
-  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-               "r"(valid ? 16 : 0));
-}
 
 template <int HD>
 __device__ void stage(const decode_attention_args& a, const decode_item& it, std::uint32_t col,
@@ -68,10 +28,10 @@ __device__ void stage(const decode_attention_args& a, const decode_item& it, std
     const int key = valid ? key0 + r : 0;
     const std::uint64_t k_at = a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8;
     const std::uint64_t v_at = a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8;
-    cp16(Ks + r * stride + c * 8, a.kv.pool + k_at, valid);
-    cp16(Vs + r * stride + c * 8, a.kv.pool + v_at, valid);
+    ptx::cp16(Ks + r * stride + c * 8, a.kv.pool + k_at, valid);
+    ptx::cp16(Vs + r * stride + c * 8, a.kv.pool + v_at, valid);
   }
-  asm volatile("cp.async.commit_group;\n" ::);
+  ptx::commit();
 }
 
 template <int HD>
@@ -95,8 +55,8 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
                            (kvh * group + (row_valid ? g : 0)) * HD;
 #pragma unroll
   for (int ks = 0; ks < HD / 16; ++ks) {
-    qa[ks][0] = row_valid ? word(q + ks * 16 + tq * 2) : 0u;
-    qa[ks][2] = row_valid ? word(q + ks * 16 + tq * 2 + 8) : 0u;
+    qa[ks][0] = row_valid ? ptx::word(q + ks * 16 + tq * 2) : 0u;
+    qa[ks][2] = row_valid ? ptx::word(q + ks * 16 + tq * 2 + 8) : 0u;
     qa[ks][1] = qa[ks][3] = 0u;
   }
   float o[HD / 8][4];
@@ -109,9 +69,9 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
   for (int key0 = begin; key0 < end; key0 += keys, buf ^= 1) {
     if (key0 + keys < end) {
       stage<HD>(a, it, col, key0 + keys, end, Ks[buf ^ 1], Vs[buf ^ 1]);
-      asm volatile("cp.async.wait_group 1;\n" ::);
+      ptx::wait_group<1>();
     } else {
-      asm volatile("cp.async.wait_group 0;\n" ::);
+      ptx::wait_group<0>();
     }
     __syncwarp();
     const __nv_bfloat16* K = Ks[buf];
@@ -127,9 +87,9 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
 #pragma unroll
       for (int j = 0; j < keys / 8; j += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, krow + 8 * j * stride + ks * 16, false);
-        mma_bf16(s[j], qa[ks], b[0], b[1]);
-        mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
+        ptx::ldmatrix_x4(b, krow + 8 * j * stride + ks * 16);
+        ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
+        ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
       }
     float mx = -INFINITY;
 #pragma unroll
@@ -160,8 +120,8 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
     }
 #pragma unroll
     for (int kk = 0; kk < keys / 16; ++kk) {
-      const std::uint32_t pa[4] = {pack(s[2 * kk][0], s[2 * kk][1]), 0u,
-                                   pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
+      const std::uint32_t pa[4] = {ptx::pack(s[2 * kk][0], s[2 * kk][1]), 0u,
+                                   ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
       // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
       // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
       // fragments of dim tiles d and d + 1.
@@ -169,9 +129,9 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
 #pragma unroll
       for (int d = 0; d < HD / 8; d += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, vrow + d * 8, true);
-        mma_bf16(o[d], pa, b[0], b[1]);
-        mma_bf16(o[d + 1], pa, b[2], b[3]);
+        ptx::ldmatrix_x4<true>(b, vrow + d * 8);
+        ptx::mma_bf16(o[d], pa, b[0], b[1]);
+        ptx::mma_bf16(o[d + 1], pa, b[2], b[3]);
       }
     }
     __syncwarp();  // the buffer is refilled by the next iteration's stage()

@@ -33,6 +33,7 @@
 //   cp.async (src-size 0), x rows past `rows` too, so `out` need not be a
 //   multiple of 128 nor `in` of 64 (only of 8: 16-byte chunks).
 #include "device/cuda/check.hpp"
+#include "device/cuda/ptx.cuh"
 #include "device/cuda/skinny_gemm.cuh"
 
 #include <cooperative_groups.h>
@@ -77,42 +78,6 @@ struct args {
   gemm_out type;
 };
 
-__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                std::uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
-}
-
-__device__ inline void ldmatrix_x2(std::uint32_t (&r)[2], const __nv_bfloat16* p) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-               : "=r"(r[0]), "=r"(r[1])
-               : "r"(a)
-               : "memory");
-}
-
-// 16 bytes global -> shared, zero-filled when !valid (src-size 0; src must
-// still be a valid address).
-__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
-  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-
-__device__ inline void commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-
 // Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
 // and of x into stage `st` (weights then x, both row-major, pitch `stride`).
 template <int NT>
@@ -126,7 +91,7 @@ __device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, s
     const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
     const std::uint32_t n = n0 + r, k = k0 + 8 * c;
     const bool valid = n < a.out && k < a.in;
-    cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
+    ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
   __nv_bfloat16* xs = st + block_n * stride;
 #pragma unroll
@@ -135,7 +100,7 @@ __device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, s
     if (x_chunks % threads != 0 && e >= x_chunks) break;
     const std::uint32_t k = k0 + 8 * c;
     const bool valid = static_cast<std::uint32_t>(r) < a.rows && k < a.in;
-    cp16(xs + r * stride + 8 * c, valid ? a.x + std::uint64_t(r) * a.in + k : a.x, valid);
+    ptx::cp16(xs + r * stride + 8 * c, valid ? a.x + std::uint64_t(r) * a.in + k : a.x, valid);
   }
 }
 
@@ -149,15 +114,15 @@ __device__ inline void compute_stage(const __nv_bfloat16* st, float (&acc)[2][NT
 #pragma unroll
   for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks) {
     std::uint32_t a0[4], a1[4];
-    ldmatrix_x4(a0, ws + ks * 16);
-    ldmatrix_x4(a1, ws + 16 * stride + ks * 16);
+    ptx::ldmatrix_x4(a0, ws + ks * 16);
+    ptx::ldmatrix_x4(a1, ws + 16 * stride + ks * 16);
     if constexpr (NT == 1) {
       // x2: lanes 0-15 name rows lane % 8, columns + 8 ((lane / 8) % 2);
       // lanes 16-31 repeat them (their addresses are ignored).
       std::uint32_t b[2];
-      ldmatrix_x2(b, xs + (lane % 8) * stride + 8 * ((lane / 8) % 2) + ks * 16);
-      mma_bf16(acc[0][0], a0, b[0], b[1]);
-      mma_bf16(acc[1][0], a1, b[0], b[1]);
+      ptx::ldmatrix_x2(b, xs + (lane % 8) * stride + 8 * ((lane / 8) % 2) + ks * 16);
+      ptx::mma_bf16(acc[0][0], a0, b[0], b[1]);
+      ptx::mma_bf16(acc[1][0], a1, b[0], b[1]);
     } else {
       // x4: lane group m = lane / 8 names rows of n tile j + m / 2, columns
       // + 8 (m % 2): the B fragments of n tiles j and j + 1.
@@ -165,11 +130,11 @@ __device__ inline void compute_stage(const __nv_bfloat16* st, float (&acc)[2][NT
 #pragma unroll
       for (int j = 0; j < NT; j += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, xrow + 8 * j * stride + ks * 16);
-        mma_bf16(acc[0][j], a0, b[0], b[1]);
-        mma_bf16(acc[0][j + 1], a0, b[2], b[3]);
-        mma_bf16(acc[1][j], a1, b[0], b[1]);
-        mma_bf16(acc[1][j + 1], a1, b[2], b[3]);
+        ptx::ldmatrix_x4(b, xrow + 8 * j * stride + ks * 16);
+        ptx::mma_bf16(acc[0][j], a0, b[0], b[1]);
+        ptx::mma_bf16(acc[0][j + 1], a0, b[2], b[3]);
+        ptx::mma_bf16(acc[1][j], a1, b[0], b[1]);
+        ptx::mma_bf16(acc[1][j + 1], a1, b[2], b[3]);
       }
     }
   }
@@ -214,20 +179,20 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
 #pragma unroll
   for (int i = 0; i < C::stages - 1; ++i) {
     if (i < nk) load_stage<NT>(a, pipe + i * C::stage_elems, n0, kt0 + i);
-    commit();
+    ptx::commit();
   }
   int read = 0, write = C::stages - 1;
   for (int i = 0; i < nk; ++i) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(C::stages - 2));  // tile i landed (ours)
-    __syncthreads();  // everyone's copies of tile i landed; stage `write` is free
+    ptx::wait_group<C::stages - 2>();  // tile i landed (ours)
+    __syncthreads();                   // everyone's copies of tile i landed; stage `write` is free
     if (i + C::stages - 1 < nk)
       load_stage<NT>(a, pipe + write * C::stage_elems, n0, kt0 + i + C::stages - 1);
-    commit();
+    ptx::commit();
     compute_stage<NT>(pipe + read * C::stage_elems, acc);
     read = read + 1 == C::stages ? 0 : read + 1;
     write = write + 1 == C::stages ? 0 : write + 1;
   }
-  asm volatile("cp.async.wait_group 0;\n" ::);
+  ptx::wait_group<0>();
   __syncthreads();  // the pipeline is drained and every warp is done reading it
 
   // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. C

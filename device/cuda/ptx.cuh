@@ -1,0 +1,85 @@
+// ptx.cuh: the warp-level PTX the tensor-core kernels share (prefill and
+// decode attention, skinny_gemm): mma.sync m16n8k16 (bf16 in, fp32
+// accumulate), ldmatrix, and cp.async 16-byte copies. Fragment layouts are
+// the PTX ISA's ("Matrix Fragments for mma.m16n8k16"): lane = 4 g + t; A regs
+// a0..a3 hold (row g | g + 8, cols 2t, 2t + 1 | + 8); B regs b0, b1 hold
+// (k = 2t, 2t + 1 | + 8, col g); C holds (row g, cols 2t, 2t + 1) and
+// (row g + 8, same cols). Device code only; no state.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace accellm::device::cuda::ptx {
+
+/// c += a * b on one m16n8k16 tile.
+__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                std::uint32_t b1) {
+  // Not volatile: a pure register operation, so the compiler may interleave
+  // independent products.
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/// Two floats rounded to bf16, `lo` in the low half (the lower address).
+__device__ inline std::uint32_t pack(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const std::uint32_t*>(&v);
+}
+
+/// Two consecutive bf16 as one register.
+__device__ inline std::uint32_t word(const __nv_bfloat16* p) {
+  return *reinterpret_cast<const std::uint32_t*>(p);
+}
+
+/// Four 8 x 8 b16 matrices from shared memory; lanes 8m .. 8m + 7 name the
+/// rows of matrix m. `trans` loads each transposed.
+template <bool trans = false>
+__device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+  if constexpr (trans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a)
+                 : "memory");
+  }
+}
+
+/// Two 8 x 8 b16 matrices; lanes 0-15 name the rows (16-31 are ignored).
+__device__ inline void ldmatrix_x2(std::uint32_t (&r)[2], const __nv_bfloat16* p) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(a)
+               : "memory");
+}
+
+/// 16 bytes global -> shared, bypassing L1; zero-filled when !valid
+/// (src-size 0; `src` must still be a valid address).
+__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
+  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+
+/// Closes the cp.async group of the copies issued since the last commit.
+__device__ inline void commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+
+/// Waits until at most `pending` of this thread's groups are in flight.
+template <int pending>
+__device__ inline void wait_group() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+}
+
+}  // namespace accellm::device::cuda::ptx
