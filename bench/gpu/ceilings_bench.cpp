@@ -193,12 +193,48 @@ int main(int argc, char** argv) {
       "%s: device-to-device copy %.2f TB/s (read + write, %.1f%% of 3.35), "
       "bf16 GEMM 8192^3 %.0f TFLOP/s (%.1f%% of 989)\n",
       (*devices)[0].name.c_str(), copy_tbps, 100 * copy_tbps / 3.35, tflops, 100 * tflops / 989);
-  // Decode-shaped products: Llama-2-7B's gate/up projection (22016 x 4096,
-  // 180 MB of weights) at a few batch sizes, cuBLAS and (up to 8 rows) gemv.
-  const std::uint32_t out = 22016, in = 4096;
+  // Prefill-shaped products: Llama-2-7B's four at 2048 rows, with the output
+  // type and beta the model uses (Wo and down accumulate into the fp32
+  // residual): cuBLAS's default choice (what a prefill runs) against the best
+  // cuBLASLt algorithm, in TFLOP/s. A gap says whether the planner should
+  // choose algorithms for prefill shapes too (it does for decode only).
   auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{32} << 20);
   if (!ws) return 1;
   std::vector<std::string> rows_csv;
+  struct prefill_product {
+    const char* name;
+    std::uint32_t in, out;
+    gemm_out type;
+    float beta;
+  };
+  for (const prefill_product& pr : {prefill_product{"qkv", 4096, 12288, gemm_out::bf16, 0.0f},
+                                    prefill_product{"wo", 4096, 4096, gemm_out::fp32, 1.0f},
+                                    prefill_product{"gate_up", 4096, 22016, gemm_out::bf16, 0.0f},
+                                    prefill_product{"down", 11008, 4096, gemm_out::fp32, 1.0f}}) {
+    const std::uint32_t rows = 2048;
+    const double flops = 2.0 * rows * pr.in * pr.out;
+    const float blas = time_ms(s->get(), 10, [&] {
+      (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), pr.type, pr.beta);
+    });
+    int tried = 0;
+    const float lt =
+        accellm::bench::best_lt_ms(x->data(), rows, pr.in, y->data(), pr.out, c->data(), ws->data(),
+                                   ws->size(), s->get(), &tried, pr.type, pr.beta);
+    std::printf("  prefill %-7s 2048 rows: cuBLAS %.3f ms %.0f TFLOP/s", pr.name, blas,
+                flops / (blas * 1e-3) / 1e12);
+    rows_csv.push_back(std::string{"prefill_"} + pr.name + "_2048,cublas_tflop_per_s," +
+                       std::to_string(flops / (blas * 1e-3) / 1e12));
+    if (lt > 0) {
+      std::printf(", best of %d cuBLASLt algorithms %.3f ms %.0f TFLOP/s", tried, lt,
+                  flops / (lt * 1e-3) / 1e12);
+      rows_csv.push_back(std::string{"prefill_"} + pr.name + "_2048,best_lt_tflop_per_s," +
+                         std::to_string(flops / (lt * 1e-3) / 1e12));
+    }
+    std::printf("\n");
+  }
+  // Decode-shaped products: Llama-2-7B's gate/up projection (22016 x 4096,
+  // 180 MB of weights) at a few batch sizes, cuBLAS and (up to 8 rows) gemv.
+  const std::uint32_t out = 22016, in = 4096;
   for (std::uint32_t rows : {1u, 8u, 16u, 64u, 128u, 256u}) {
     const double bytes = 2.0 * out * in + 2.0 * rows * in + 4.0 * rows * out;
     const float blas = time_ms(s->get(), 20, [&] {

@@ -6,8 +6,9 @@
 namespace accellm::bench {
 
 float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
-                 const __nv_bfloat16* w, std::uint32_t out, float* y, void* workspace,
-                 std::size_t workspace_bytes, cudaStream_t s, int* algos_tried) {
+                 const __nv_bfloat16* w, std::uint32_t out, void* y, void* workspace,
+                 std::size_t workspace_bytes, cudaStream_t s, int* algos_tried,
+                 device::cuda::gemm_out type, float beta) {
   *algos_tried = 0;
   cublasLtHandle_t lt = nullptr;
   if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return 0.0f;
@@ -19,7 +20,8 @@ float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in);
   cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in);
-  cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, out, rows, out);
+  cublasLtMatrixLayoutCreate(&c, type == device::cuda::gemm_out::fp32 ? CUDA_R_32F : CUDA_R_16BF,
+                             out, rows, out);
   cublasLtMatmulPreference_t pref = nullptr;
   cublasLtMatmulPreferenceCreate(&pref);
   cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
@@ -27,7 +29,7 @@ float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   cublasLtMatmulHeuristicResult_t found[16];
   int n = 0;
   cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, c, c, pref, 16, found, &n);
-  const float alpha = 1.0f, beta = 0.0f;
+  const float alpha = 1.0f;
   float best = 0.0f;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   cudaEventCreate(&e0);
