@@ -4,9 +4,9 @@
 // same cuBLAS call the model uses, on seeded random data; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
 // gemv (up to 8 rows) and skinny_gemm (up to 128 rows; with how far its
-// output is from cuBLAS's, relative to the largest |y|); decode and prefill
-// attention alone; the elementwise kernels of a prefill against the copy
-// ceiling.
+// output is from cuBLAS's, relative to the largest |y|); decode attention
+// alone, and prefill attention alone with both kernels (rows64, rows128); the elementwise kernels
+// of a prefill against the copy ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -143,6 +143,21 @@ double max_rel_diff(const float* a, const float* b, std::size_t n) {
     const double d = std::fabs(double(ha[i]) - hb[i]);
     diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
     top = std::max(top, std::fabs(double(hb[i])));
+  }
+  return diff / std::max(top, 1e-30);
+}
+
+// The same over n bf16 elements of device memory.
+double max_rel_diff(const __nv_bfloat16* a, const __nv_bfloat16* b, std::size_t n) {
+  std::vector<__nv_bfloat16> ha(n), hb(n);
+  cudaMemcpy(ha.data(), a, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+  cudaMemcpy(hb.data(), b, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+  double diff = 0.0, top = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double va = __bfloat162float(ha[i]), vb = __bfloat162float(hb[i]);
+    const double d = std::fabs(va - vb);
+    diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
+    top = std::max(top, std::fabs(vb));
   }
   return diff / std::max(top, 1e-30);
 }
@@ -350,49 +365,66 @@ int main(int argc, char** argv) {
     }
   }
   // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
-  // shape and Llama-3-8B's (GQA 4:1). Tiles longest first (what cuda_backend
-  // hands the kernel) and in prompt order (longest last): the gap between the
-  // two is the causal tail that the order removes. TFLOP/s count the causal
-  // half: 4 * head_dim * heads * sum over rows of the keys each row sees.
+  // shape and Llama-3-8B's (GQA 4:1), both kernels (rows64: 64-row tiles,
+  // rows128: 128-row tiles, each cut at its own height). Tiles longest first
+  // (what cuda_backend hands the kernel) and in prompt order (longest last):
+  // the gap between the two is the causal tail that the order removes.
+  // TFLOP/s count the causal half: 4 * head_dim * heads * sum over rows of
+  // the keys each row sees. rows128's distance from rows64's output is
+  // printed (max |diff| / max |rows64|; prefill_choice requires <= 2e-2).
   for (const auto& [name, shape] : {std::pair{"llama2-7b", attn_shape{32, 32, 128}},
                                     std::pair{"llama3-8b", attn_shape{32, 8, 128}}}) {
     const std::uint32_t len = 2048, bt = 16, stride = len / bt;
     kv_pool_view kv{x->data(), 1, bt, shape.kv_width(), nullptr, stride};
     std::vector<std::int32_t> table(stride);
     for (std::uint32_t i = 0; i < stride; ++i) table[i] = static_cast<std::int32_t>(i);
-    std::vector<prefill_tile> tiles;
-    for (std::uint32_t j = 0; j < len; j += prefill_tile_rows)
-      tiles.push_back(prefill_tile{static_cast<std::int32_t>(j),
-                                   static_cast<std::int32_t>(prefill_tile_rows),
-                                   static_cast<std::int32_t>(j), 0});
     auto dt = device_buffer<std::int32_t>::allocate(table.size());
-    auto dtiles = device_buffer<prefill_tile>::allocate(tiles.size());
+    auto dtiles = device_buffer<prefill_tile>::allocate(len / prefill_min_tile_rows);
     auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
-    auto dout = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
+    auto dout = device_buffer<__nv_bfloat16>::allocate(2 * std::size_t{len} * shape.q_width());
     if (!dt || !dtiles || !dq || !dout) return 1;
     cudaMemcpy(dt->data(), table.data(), table.size() * 4, cudaMemcpyHostToDevice);
     (void)fill_uniform(dq->data(), dq->size(), 4, 1.0f, s->get());
     kv.tables = dt->data();
     const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
-    for (const bool longest_first : {true, false}) {
-      std::vector<prefill_tile> order = tiles;
-      if (longest_first) std::reverse(order.begin(), order.end());
-      cudaMemcpy(dtiles->data(), order.data(), order.size() * sizeof(prefill_tile),
-                 cudaMemcpyHostToDevice);
-      prefill_attention_args a{dq->data(),
-                               dout->data(),
-                               dtiles->data(),
-                               static_cast<std::uint32_t>(order.size()),
-                               shape,
-                               kv,
-                               0};
-      const float t = time_ms(s->get(), 10, [&] { (void)prefill_attention(a, s->get()); });
-      const double tf = flops / (t * 1e-3) / 1e12;
-      const char* which = longest_first ? "longest first" : "prompt order";
-      std::printf("  prefill attention %s, 2048 tokens, %s: %.3f ms %.0f TFLOP/s (%.1f%% of 989)\n",
-                  name, which, t, tf, 100 * tf / 989);
-      rows_csv.push_back(std::string{"prefill attention "} + name + " 2048 " + which +
-                         ",tflop_per_s," + std::to_string(tf));
+    for (const prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
+      const std::uint32_t rows = prefill_tile_rows_of(k);
+      std::vector<prefill_tile> tiles;
+      for (std::uint32_t j = 0; j < len; j += rows)
+        tiles.push_back(prefill_tile{static_cast<std::int32_t>(j), static_cast<std::int32_t>(rows),
+                                     static_cast<std::int32_t>(j), 0});
+      // Each kernel writes its own half of dout.
+      __nv_bfloat16* dst = dout->data() + (k == prefill_kernel::rows128 ? dq->size() : 0);
+      for (const bool longest_first : {true, false}) {
+        std::vector<prefill_tile> order = tiles;
+        if (longest_first) std::reverse(order.begin(), order.end());
+        cudaMemcpy(dtiles->data(), order.data(), order.size() * sizeof(prefill_tile),
+                   cudaMemcpyHostToDevice);
+        prefill_attention_args a{
+            dq->data(), dst, dtiles->data(), static_cast<std::uint32_t>(order.size()), shape, kv,
+            0,          k};
+        if (auto st = prefill_attention(a, s->get()); !st) {
+          std::printf("  prefill attention %s %s: FAILED: %s\n", name, prefill_kernel_name(k),
+                      st.err().what().c_str());
+          cudaGetLastError();
+          break;
+        }
+        const float t = time_ms(s->get(), 10, [&] { (void)prefill_attention(a, s->get()); });
+        const double tf = flops / (t * 1e-3) / 1e12;
+        const char* which = longest_first ? "longest first" : "prompt order";
+        std::printf(
+            "  prefill attention %s, 2048 tokens, %s, %s: %.3f ms %.0f TFLOP/s (%.1f%% of 989)",
+            name, prefill_kernel_name(k), which, t, tf, 100 * tf / 989);
+        if (k == prefill_kernel::rows128) {
+          cudaStreamSynchronize(s->get());  // a non-blocking stream
+          const double rel = max_rel_diff(dst, dout->data(), dq->size());
+          std::printf(", %s %.1e", rel <= 2e-2 ? "off rows64 by" : "DISAGREES with rows64:", rel);
+        }
+        std::printf("\n");
+        rows_csv.push_back(std::string{"prefill attention "} + name + " 2048 " + which +
+                           (k == prefill_kernel::rows128 ? " rows128" : "") + ",tflop_per_s," +
+                           std::to_string(tf));
+      }
     }
   }
   // Not fatal, so that run.sh goes on to the model benchmarks; the kernel

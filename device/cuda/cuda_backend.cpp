@@ -215,6 +215,8 @@ void cuda_backend::build_plan(const batch& b) {
   plan_.items = static_cast<std::uint32_t>(b.items.size());
   const std::uint32_t stride = limits_.table_stride();
   plan_.tables.assign(static_cast<std::size_t>(plan_.items) * stride, 0);
+  // Tiles of the kernel's height (forward_pass runs rows64).
+  const std::uint32_t tile_rows = prefill_tile_rows_of(prefill_kernel::rows64);
   std::int32_t row = 0;
   for (std::uint32_t i = 0; i < plan_.items; ++i) {
     const batch_item& it = b.items[i];
@@ -231,10 +233,10 @@ void cuda_backend::build_plan(const batch& b) {
       plan_.decodes.push_back(decode_item{row, slot, len});
       plan_.max_decode_length = std::max(plan_.max_decode_length, it.context + 1);
     } else {
-      for (std::uint32_t j = 0; j < it.num_tokens; j += prefill_tile_rows)
+      for (std::uint32_t j = 0; j < it.num_tokens; j += tile_rows)
         plan_.tiles.push_back(
             prefill_tile{row + static_cast<std::int32_t>(j),
-                         static_cast<std::int32_t>(std::min(prefill_tile_rows, it.num_tokens - j)),
+                         static_cast<std::int32_t>(std::min(tile_rows, it.num_tokens - j)),
                          static_cast<std::int32_t>(it.context + j), slot});
     }
     row += static_cast<std::int32_t>(it.num_tokens);

@@ -26,6 +26,7 @@
 #include "common/result.hpp"
 #include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/paged_kv.hpp"
+#include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/runtime.hpp"
 #include "device/cuda/weights.hpp"
 
@@ -54,7 +55,9 @@ struct forward_limits {
   std::uint32_t table_stride() const noexcept {
     return (max_context + block_tokens - 1) / block_tokens;
   }
-  std::uint32_t max_tiles() const noexcept { return max_rows / 64 + max_items; }
+  /// Prefill tiles of one iteration at most, at the shortest tile height of
+  /// any kernel (each item's last tile may be partial).
+  std::uint32_t max_tiles() const noexcept { return max_rows / prefill_min_tile_rows + max_items; }
 };
 
 /// What one iteration computes (host side). Rows are the tokens of all

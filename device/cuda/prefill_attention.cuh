@@ -1,11 +1,21 @@
 // prefill_attention: causal attention of prompt rows (a whole prompt or one
 // chunk of it) against the request's paged KV, which already holds the rows'
 // own K/V (rope_append runs first). Flash-attention style: a block takes up
-// to 64 query rows of one head, walks the keys in tiles of 64 with an online
-// softmax, and never materialises more than a 64 x 64 score tile, so memory
-// stays linear in the sequence. Q K^T and P V run on the tensor cores
+// to 64 (or 128) query rows of one head, walks the keys in tiles of 64 with
+// an online softmax, and never materialises more than one score tile, so
+// memory stays linear in the sequence. Q K^T and P V run on the tensor cores
 // (mma.sync m16n8k16, bf16 in, fp32 accumulation) with the scores kept in
 // registers (FlashAttention-2's layout); softmax statistics are fp32.
+//
+// Two kernels with the same contract (prefill_kernel):
+// - rows64: 4 warps x 16 query rows, Q fragments in registers. Run on H100
+//   and H200 (docs/cuda.md).
+// - rows128: 4 warps x 32 query rows (two m16 tiles per warp), Q in shared
+//   memory, FlashAttention-2's H100 configuration for head_dim 128. Every
+//   K/V fragment read from shared memory feeds two products instead of one,
+//   and a block loads each K/V tile once for 128 rows. Not yet run on a GPU:
+//   forward_pass uses it only after checking it against rows64 on the device
+//   and timing both (prefill_choice.hpp).
 #pragma once
 
 #include "common/result.hpp"
@@ -18,22 +28,40 @@
 
 namespace accellm::device::cuda {
 
-inline constexpr std::uint32_t prefill_tile_rows = 64;
+/// Which prefill kernel runs; each takes tiles of its own height.
+enum class prefill_kernel : std::uint8_t { rows64, rows128 };
+
+/// The most rows a tile may hold for kernel `k` (64 or 128). The host cuts
+/// prompts into tiles of this height (the last one shorter).
+constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
+  return k == prefill_kernel::rows128 ? 128u : 64u;
+}
+
+/// The shortest tile height of any kernel: bounds the number of tiles.
+inline constexpr std::uint32_t prefill_min_tile_rows = 64;
+
+/// "rows64", "rows128" ("?" for a value outside the enum).
+const char* prefill_kernel_name(prefill_kernel k) noexcept;
 
 struct prefill_attention_args {
   const __nv_bfloat16* q = nullptr;  ///< [rows x q_width], RoPE applied
   __nv_bfloat16* out = nullptr;      ///< [rows x q_width]; only the tiles' rows are written
-  /// Any order gives the same result; blocks start in this order, so the
-  /// tiles with the most keys (the latest positions) should come first.
+  /// Tiles of at most prefill_tile_rows_of(kernel) rows. Any order gives the
+  /// same result; blocks start in this order, so the tiles with the most
+  /// keys (the latest positions) should come first.
   const prefill_tile* tiles = nullptr;
   std::uint32_t n_tiles = 0;  ///< at most 65535
   attn_shape shape;
   kv_pool_view kv;
   std::uint32_t layer = 0;
+  prefill_kernel kernel = prefill_kernel::rows64;
 };
 
-/// Fails (invalid_argument) when head_dim is not 16, 32, 64 or 128, kv_heads
-/// does not divide heads, or a pointer is null.
+/// Fails (invalid_argument), before any CUDA call, when head_dim is not 16,
+/// 32, 64 or 128, kv_heads does not divide heads, a pointer is null, there
+/// are more than 65535 tiles, the shape does not match the pool, the kernel
+/// is not a prefill_kernel, or (rows128, which copies Q with 16-byte
+/// cp.async) q is not 16-byte aligned. A launch failure is device_failure.
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

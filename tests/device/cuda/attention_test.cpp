@@ -1,7 +1,10 @@
 // Decode and prefill attention against a double-precision CPU reference over
 // the same paged bf16 cache: GQA groups 1..8, head dims 16..128, one and many
-// context splits, both decode kernels (mma and simt), prefill chunks that start mid-sequence and do
-// not fill a 64-row tile. Outputs are bf16: relative error under 1e-2.
+// context splits, both decode kernels (mma and simt), both prefill kernels
+// (rows64, rows128) on chunks that start mid-sequence and do not fill a tile,
+// in prompt order and longest first. Outputs are bf16: relative error under
+// 1e-2. The prefill kernels also agree with each other on a 2048-row prompt,
+// and refuse bad arguments before any CUDA call (those tests need no GPU).
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/prefill_attention.cuh"
 #include "tests/device/cuda/cuda_test_util.hpp"
@@ -11,6 +14,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
@@ -183,73 +188,192 @@ void PrintTo(const prefill_case& c, std::ostream* os) {
       << (c.longest_first ? ", longest tile first" : "");
 }
 
-class prefill_attention_test : public ::testing::TestWithParam<prefill_case> {};
+// The chunk's tiles at kernel k's height, rows from row0, in prompt order or
+// longest first.
+std::vector<prefill_tile> chunk_tiles(prefill_kernel k, std::int32_t row0, std::uint32_t context,
+                                      std::uint32_t count, bool longest_first) {
+  const std::uint32_t h = prefill_tile_rows_of(k);
+  std::vector<prefill_tile> tiles;
+  for (std::uint32_t j = 0; j < count; j += h)
+    tiles.push_back(prefill_tile{row0 + static_cast<std::int32_t>(j),
+                                 static_cast<std::int32_t>(std::min(h, count - j)),
+                                 static_cast<std::int32_t>(context + j), 1});
+  if (longest_first) std::reverse(tiles.begin(), tiles.end());
+  return tiles;
+}
+
+// Rows [row0, row0 + count) of `out` (all heads) against the reference for
+// the chunk at `context` in slot 1; rows listed in `only` when not empty.
+void expect_prefill_matches(const paged_fixture& fx, const std::vector<float>& qf,
+                            const std::vector<float>& out, std::int32_t row0, std::uint32_t context,
+                            std::uint32_t count, const char* kernel,
+                            const std::vector<std::uint32_t>& only = {}) {
+  const attn_shape& sh = fx.shape;
+  const std::uint32_t qw = sh.q_width();
+  std::vector<std::uint32_t> rows = only;
+  if (rows.empty())
+    for (std::uint32_t r = 0; r < count; ++r) rows.push_back(r);
+  for (std::uint32_t r : rows)
+    for (std::uint32_t h = 0; h < sh.heads; ++h) {
+      const std::uint64_t at = std::uint64_t(row0 + r) * qw + h * sh.head_dim;
+      auto ref = fx.reference(qf.data() + at, h, 1, context + r);
+      std::vector<float> got(out.begin() + at, out.begin() + at + sh.head_dim);
+      std::vector<float> want(ref.begin(), ref.end());
+      ASSERT_LT(rel_error(got, want), 1e-2) << kernel << " row " << r << " head " << h;
+    }
+}
+
+class prefill_attention_test
+    : public ::testing::TestWithParam<std::tuple<prefill_case, prefill_kernel>> {};
 
 TEST_P(prefill_attention_test, matches_reference) {
   ACCELLM_REQUIRE_GPU();
-  const prefill_case& c = GetParam();
+  const auto& [c, kernel] = GetParam();
   const std::uint32_t len = c.context + c.count;
   paged_fixture fx(c.shape, 2, len, 13);  // the chunk lives in slot 1
   const std::uint32_t qw = c.shape.q_width();
-  std::vector<prefill_tile> tiles;
   const std::int32_t row0 = 3;  // rows before the chunk belong to nobody
-  for (std::uint32_t j = 0; j < c.count; j += prefill_tile_rows)
-    tiles.push_back(
-        prefill_tile{row0 + static_cast<std::int32_t>(j),
-                     static_cast<std::int32_t>(std::min(prefill_tile_rows, c.count - j)),
-                     static_cast<std::int32_t>(c.context + j), 1});
-  if (c.longest_first) std::reverse(tiles.begin(), tiles.end());
-  const std::uint32_t rows = row0 + c.count;
+  const auto tiles = chunk_tiles(kernel, row0, c.context, c.count, c.longest_first);
+  const std::uint32_t rows = row0 + c.count + 2;  // and so do the last two
   auto q = to_bf16(random_vector(rows * qw, 14, 2.0f));
   auto dq = to_device(q);
-  auto dout = to_device(std::vector<__nv_bfloat16>(rows * qw));
+  // NaN everywhere: a row that should be written and is not fails below.
+  auto dout = to_device(std::vector<__nv_bfloat16>(rows * qw, __float2bfloat16(NAN)));
   auto dtiles = to_device(tiles);
   prefill_attention_args a{
       dq.data(), dout.data(), dtiles.data(), static_cast<std::uint32_t>(tiles.size()),
-      c.shape,   fx.kv,       fx.layer};
+      c.shape,   fx.kv,       fx.layer,      kernel};
   ASSERT_TRUE(prefill_attention(a, nullptr).ok());
   auto out = to_float(to_host(dout));
-  auto qf = to_float(q);
-  for (std::uint32_t r = 0; r < c.count; ++r)
-    for (std::uint32_t h = 0; h < c.shape.heads; ++h) {
-      const std::uint64_t at = std::uint64_t(row0 + r) * qw + h * c.shape.head_dim;
-      auto ref = fx.reference(qf.data() + at, h, 1, c.context + r);
-      std::vector<float> got(out.begin() + at, out.begin() + at + c.shape.head_dim);
-      std::vector<float> want(ref.begin(), ref.end());
-      ASSERT_LT(rel_error(got, want), 1e-2) << "row " << r << " head " << h;
-    }
+  expect_prefill_matches(fx, to_float(q), out, row0, c.context, c.count,
+                         prefill_kernel_name(kernel));
+  // Rows outside the tiles are never written.
+  for (std::uint32_t r : {0u, 1u, 2u, rows - 2, rows - 1})
+    for (std::uint32_t e = 0; e < qw; ++e)
+      ASSERT_TRUE(std::isnan(out[std::size_t{r} * qw + e])) << "row " << r << " written";
 }
 
 INSTANTIATE_TEST_SUITE_P(
     shapes, prefill_attention_test,
-    ::testing::Values(prefill_case{{4, 2, 16}, 0, 37}, prefill_case{{8, 2, 32}, 0, 200},
-                      prefill_case{{4, 4, 128}, 0, 130}, prefill_case{{4, 4, 128}, 100, 64},
-                      prefill_case{{8, 1, 128}, 70, 150}, prefill_case{{4, 1, 64}, 5, 1},
-                      prefill_case{{8, 2, 128}, 30, 300, true}),
-    [](const ::testing::TestParamInfo<prefill_case>& i) {
-      const prefill_case& c = i.param;
-      return "h" + std::to_string(c.shape.heads) + "_kv" + std::to_string(c.shape.kv_heads) + "_d" +
+    ::testing::Combine(
+        ::testing::Values(prefill_case{{4, 2, 16}, 0, 37}, prefill_case{{8, 2, 32}, 0, 200},
+                          prefill_case{{4, 4, 128}, 0, 130}, prefill_case{{4, 4, 128}, 100, 64},
+                          prefill_case{{8, 1, 128}, 70, 150}, prefill_case{{4, 1, 64}, 5, 1},
+                          prefill_case{{8, 2, 128}, 30, 300, true},
+                          // 128-row tiles exactly; not a multiple of 16 or 128
+                          // (2 x 128 + 44); one row past a tile; GQA 8:1 and
+                          // 4:1 at Llama-3's width, mid-sequence, longest first.
+                          prefill_case{{4, 4, 128}, 0, 256}, prefill_case{{4, 2, 64}, 0, 300},
+                          prefill_case{{4, 4, 64}, 1000, 129, true},
+                          prefill_case{{16, 2, 128}, 333, 250, true},
+                          prefill_case{{32, 8, 128}, 200, 333, true}),
+        ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128)),
+    [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {
+      // No structured binding: its comma would split the macro's arguments.
+      const prefill_case& c = std::get<0>(i.param);
+      return std::string{prefill_kernel_name(std::get<1>(i.param))} + "_h" +
+             std::to_string(c.shape.heads) + "_kv" + std::to_string(c.shape.kv_heads) + "_d" +
              std::to_string(c.shape.head_dim) + "_ctx" + std::to_string(c.context) + "_rows" +
              std::to_string(c.count) + (c.longest_first ? "_longest_first" : "");
     });
 
+// A 2048-row prompt (Llama-3-8B's GQA 4:1, a quarter of its heads), longest
+// first: rows128 within 2e-2 of max |rows64| (the rule prefill_choice
+// applies), both finite everywhere, and both against the reference on a
+// spread of rows.
+TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
+  ACCELLM_REQUIRE_GPU();
+  const attn_shape shape{8, 2, 128};
+  const std::uint32_t len = 2048, qw = shape.q_width();
+  paged_fixture fx(shape, 2, len, 21);
+  auto q = to_bf16(random_vector(std::size_t{len} * qw, 22, 2.0f));
+  auto dq = to_device(q);
+  const auto qf = to_float(q);
+  std::vector<std::vector<float>> outs;
+  for (prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
+    const auto tiles = chunk_tiles(k, 0, 0, len, true);
+    auto dtiles = to_device(tiles);
+    auto dout = to_device(std::vector<__nv_bfloat16>(std::size_t{len} * qw));
+    prefill_attention_args a{
+        dq.data(), dout.data(), dtiles.data(), static_cast<std::uint32_t>(tiles.size()),
+        shape,     fx.kv,       fx.layer,      k};
+    ASSERT_TRUE(prefill_attention(a, nullptr).ok()) << prefill_kernel_name(k);
+    outs.push_back(to_float(to_host(dout)));
+    expect_prefill_matches(fx, qf, outs.back(), 0, 0, len, prefill_kernel_name(k),
+                           {0, 1, 63, 64, 127, 128, 1000, 1500, 2046, 2047});
+  }
+  double top = 0, diff = 0;
+  for (std::size_t i = 0; i < outs[0].size(); ++i) {
+    ASSERT_TRUE(std::isfinite(outs[0][i]) && std::isfinite(outs[1][i])) << "element " << i;
+    top = std::max(top, std::fabs(double(outs[0][i])));
+    diff = std::max(diff, std::fabs(double(outs[1][i]) - outs[0][i]));
+  }
+  EXPECT_LE(diff, 2e-2 * top) << "max |rows128 - rows64| " << diff << ", max |rows64| " << top;
+}
+
 TEST(prefill_attention, rejects_bad_shapes) {
+  for (prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
+    SCOPED_TRACE(prefill_kernel_name(k));
+    prefill_attention_args a;
+    a.kernel = k;
+    a.q = fake<const __nv_bfloat16>();
+    a.out = fake<__nv_bfloat16>();
+    a.tiles = fake<const prefill_tile>();
+    a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 40, fake<const std::int32_t>(), 1};
+    a.n_tiles = 1;
+    a.shape = attn_shape{4, 4, 40};
+    expect_refusal(prefill_attention(a, nullptr), "head_dim");
+    a.shape = attn_shape{4, 4, 256};
+    a.kv.kv_width = 4 * 256;
+    expect_refusal(prefill_attention(a, nullptr), "head_dim must be 16, 32, 64 or 128");
+    a.shape = attn_shape{4, 3, 64};
+    a.kv.kv_width = 3 * 64;
+    expect_refusal(prefill_attention(a, nullptr), "kv_heads must divide heads");
+    a.shape = attn_shape{4, 4, 64};
+    expect_refusal(prefill_attention(a, nullptr), "KV pool");
+    a.kv.kv_width = 4 * 64;
+    a.n_tiles = 70000;  // one grid dimension holds the tiles
+    expect_refusal(prefill_attention(a, nullptr), "65535");
+    a.n_tiles = 65536;
+    expect_refusal(prefill_attention(a, nullptr), "65535");
+    a.n_tiles = 1;
+    a.q = nullptr;
+    expect_refusal(prefill_attention(a, nullptr), "null pointer");
+    a.q = fake<const __nv_bfloat16>();
+    a.tiles = nullptr;
+    expect_refusal(prefill_attention(a, nullptr), "null pointer");
+    a.tiles = fake<const prefill_tile>();
+    a.kv.tables = nullptr;
+    expect_refusal(prefill_attention(a, nullptr), "null pointer");
+    a.kv.tables = fake<const std::int32_t>();
+    a.out = nullptr;
+    expect_refusal(prefill_attention(a, nullptr), "null pointer");
+    a.out = fake<__nv_bfloat16>();
+    a.kv.pool = nullptr;
+    const status st = prefill_attention(a, nullptr);
+    expect_refusal(st, "null pointer");
+    EXPECT_NE(st.err().message().find(prefill_kernel_name(k)), std::string::npos)
+        << "the message names the kernel: " << st.err().message();
+  }
+}
+
+TEST(prefill_attention, rows128_refuses_what_it_cannot_run) {
   prefill_attention_args a;
-  a.q = fake<const __nv_bfloat16>();
+  a.kernel = prefill_kernel::rows128;
   a.out = fake<__nv_bfloat16>();
   a.tiles = fake<const prefill_tile>();
-  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 40, fake<const std::int32_t>(), 1};
+  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 128, fake<const std::int32_t>(), 1};
   a.n_tiles = 1;
-  a.shape = attn_shape{4, 4, 40};
-  expect_refusal(prefill_attention(a, nullptr), "head_dim");
-  a.shape = attn_shape{4, 3, 64};
-  a.kv.kv_width = 3 * 64;
-  expect_refusal(prefill_attention(a, nullptr), "kv_heads must divide heads");
-  a.shape = attn_shape{4, 4, 64};
-  expect_refusal(prefill_attention(a, nullptr), "KV pool");
-  a.kv.kv_width = 4 * 64;
-  a.n_tiles = 70000;  // one grid dimension holds the tiles
-  expect_refusal(prefill_attention(a, nullptr), "65535");
+  a.shape = attn_shape{4, 4, 128};
+  // Q is copied by 16-byte cp.async: 2 bytes off alignment is refused.
+  a.q = fake<const __nv_bfloat16>() + 1;
+  expect_refusal(prefill_attention(a, nullptr), "q must be 16-byte aligned");
+  a.q = fake<const __nv_bfloat16>();
+  a.kernel = static_cast<prefill_kernel>(7);
+  expect_refusal(prefill_attention(a, nullptr), "unknown kernel");
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows64), 64u);
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows128), 128u);
+  EXPECT_STREQ(prefill_kernel_name(prefill_kernel::rows128), "rows128");
 }
 
 }  // namespace
