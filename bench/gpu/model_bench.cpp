@@ -12,7 +12,8 @@
 // prompt tokens, 1 warm-up, median of 3. Configurations whose KV does not fit
 // in the pool are reported as skipped. --csv appends one row per figure;
 // --profile writes the medians in device/profiles' format (tp > 1 times
-// include the modelled all-reduce).
+// include the modelled all-reduce). The header names the prefill attention
+// kernel the backend chose at creation and why (prefill_choice.hpp).
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -388,6 +389,8 @@ int main(int argc, char** argv) {
               a.model.c_str(), gpu.c_str(), (*b)->parameters().bytes() / 1e9,
               static_cast<unsigned long long>((*b)->kv().total_blocks),
               static_cast<unsigned long long>((*b)->kv().bytes_per_block));
+  std::printf("prefill attention kernel %s\n",
+              cuda::describe((*b)->prefill_kernel_choice()).c_str());
   std::ofstream csv_file;
   std::ostream* csv = nullptr;
   if (!a.csv.empty()) {

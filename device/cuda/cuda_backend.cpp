@@ -72,8 +72,8 @@ status cuda_backend::init(int device) {
   view.block_tokens = limits_.block_tokens;
   view.kv_width = shape_.attn.kv_width();
   // Scratch first, so the pool takes what is left.
-  auto fwd =
-      forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get());
+  auto fwd = forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs,
+                                  stream_.get(), options_.prefill);
   if (!fwd) return std::move(fwd).err();
   forward_ = std::move(*fwd);
   const std::uint64_t block_bytes = view.block_elems() * 2;
@@ -215,8 +215,8 @@ void cuda_backend::build_plan(const batch& b) {
   plan_.items = static_cast<std::uint32_t>(b.items.size());
   const std::uint32_t stride = limits_.table_stride();
   plan_.tables.assign(static_cast<std::size_t>(plan_.items) * stride, 0);
-  // Tiles of the kernel's height (forward_pass runs rows64).
-  const std::uint32_t tile_rows = prefill_tile_rows_of(prefill_kernel::rows64);
+  // Tiles of the chosen kernel's height.
+  const std::uint32_t tile_rows = prefill_tile_rows_of(forward_->prefill_kernel_choice().kernel);
   std::int32_t row = 0;
   for (std::uint32_t i = 0; i < plan_.items; ++i) {
     const batch_item& it = b.items[i];

@@ -46,6 +46,8 @@ struct cuda_options {
   use_graphs graphs = use_graphs::yes;
   double allreduce_bus_bytes_per_s = 370e9;  ///< NVLink4 NCCL busbw (tp > 1 only)
   double allreduce_latency_s = 15e-6;        ///< per all-reduce call (tp > 1 only)
+  /// How the prefill attention kernel is chosen at creation (prefill_choice.hpp).
+  prefill_rule prefill = prefill_rule::timed;
 };
 
 /// Parses "cuda:N" (N a decimal device index); invalid_argument otherwise.
@@ -105,6 +107,10 @@ class cuda_backend final : public backend {
   /// For benchmarks: each later run() times its operators (forward_pass::
   /// set_breakdown; launched kernel by kernel), read by last_breakdown().
   void set_breakdown(bool on) noexcept { forward_->set_breakdown(on); }
+  /// The prefill attention kernel chosen at creation, and why.
+  const prefill_choice& prefill_kernel_choice() const noexcept {
+    return forward_->prefill_kernel_choice();
+  }
   const op_breakdown& last_breakdown() const noexcept { return forward_->last_breakdown(); }
 
   /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).

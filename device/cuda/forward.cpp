@@ -77,13 +77,18 @@ forward_pass::~forward_pass() {
 result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& shape,
                                                            const model_spec& spec, const weights& w,
                                                            kv_pool_view kv, forward_limits limits,
-                                                           use_graphs graphs, cudaStream_t s) {
+                                                           use_graphs graphs, cudaStream_t s,
+                                                           prefill_rule prefill) {
   std::unique_ptr<forward_pass> f{new forward_pass(shape, spec, w, kv, limits, graphs, s)};
   ACCELLM_TRY(f->allocate());
   auto table = rope_table_host(limits.max_context, shape.attn.head_dim, spec.rope_theta);
   ACCELLM_TRY_ASSIGN(f->rope_, alloc<float>(table.size()));
   ACCELLM_CUDA_TRY(cudaMemcpy(f->rope_.data(), table.data(), table.size() * sizeof(float),
                               cudaMemcpyHostToDevice));
+  prefill_probe_options po;
+  po.rule = prefill;
+  po.tokens = std::min({po.tokens, limits.max_rows, limits.max_context});
+  ACCELLM_TRY_ASSIGN(f->prefill_, choose_prefill_kernel(shape.attn, limits.block_tokens, s, po));
   return f;
 }
 
@@ -217,6 +222,7 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.shape = shape_.attn;
     a.kv = kv_;
     a.layer = l;
+    a.kernel = prefill_.kernel;  // the tiles were cut at its height
     ACCELLM_TRY(prefill_attention(a, stream_));
     ACCELLM_TRY(mark(op::prefill_attention));
   }

@@ -18,6 +18,8 @@
 // ~10 launches per layer off the critical path of small batches. Before a
 // decode step's first capture, gemm_planner times cuBLASLt's candidate
 // algorithms for its products (they are bandwidth-bound at these shapes).
+// At creation, prefill_choice picks the prefill attention kernel (rows64 or
+// rows128, verified against rows64 and timed on a synthetic prompt).
 //
 // Thread contract: one thread at a time; everything runs on the stream given
 // at creation.
@@ -26,7 +28,7 @@
 #include "common/result.hpp"
 #include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/paged_kv.hpp"
-#include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/prefill_choice.hpp"
 #include "device/cuda/runtime.hpp"
 #include "device/cuda/weights.hpp"
 
@@ -106,11 +108,15 @@ struct layer_hooks {
 class forward_pass {
  public:
   /// `w` and the pool behind `kv` must outlive the pass. Allocates scratch for
-  /// `limits`; fails with out_of_memory or device_failure.
+  /// `limits`, then chooses the prefill attention kernel by `prefill`
+  /// (prefill_choice.hpp: a probe of min(1024, max_rows, max_context)
+  /// tokens, its memory freed before this returns); fails with out_of_memory
+  /// or device_failure.
   static result<std::unique_ptr<forward_pass>> create(const shard_shape& shape,
                                                       const model_spec& spec, const weights& w,
                                                       kv_pool_view kv, forward_limits limits,
-                                                      use_graphs graphs, cudaStream_t s);
+                                                      use_graphs graphs, cudaStream_t s,
+                                                      prefill_rule prefill = prefill_rule::timed);
   forward_pass(const forward_pass&) = delete;
   forward_pass& operator=(const forward_pass&) = delete;
   ~forward_pass();
@@ -140,6 +146,9 @@ class forward_pass {
   std::uint32_t graphs_cached() const noexcept {
     return static_cast<std::uint32_t>(graphs_.size());
   }
+  /// The prefill attention kernel every run() uses, and why (chosen at
+  /// creation; prompts are cut into tiles of prefill_tile_rows_of(kernel)).
+  const prefill_choice& prefill_kernel_choice() const noexcept { return prefill_; }
 
  private:
   forward_pass(const shard_shape& shape, const model_spec& spec, const weights& w, kv_pool_view kv,
@@ -182,6 +191,7 @@ class forward_pass {
   prefill_tile* d_tiles_ = nullptr;
   pinned_buffer<std::int32_t> next_host_;
   device_buffer<float> rope_;  // cos then sin, [max_context x head_dim/2] each
+  prefill_choice prefill_;
   // Activations.
   device_buffer<float> x_, logits_, partial_;  // residual stream, LM head, decode partials
   device_buffer<__nv_bfloat16> xn_, qkv_, q_, att_, gate_up_, act_;

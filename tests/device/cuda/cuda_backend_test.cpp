@@ -22,6 +22,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
@@ -88,23 +90,37 @@ std::vector<token_id> prompt(std::uint32_t n, std::uint32_t vocab, std::uint64_t
 }
 
 // The small instances of the tests below: 64 KV blocks, 256 rows, 8 requests.
+// Prefill attention runs rows128 once it is verified, not by timing: tests
+// compare two instances token for token, and two timed choices could differ.
 cuda_options small_options(std::uint64_t seed = 1) {
   cuda_options o;
   o.seed = seed;
   o.kv_blocks = 64;
   o.max_rows = 256;
   o.max_batch = 8;
+  o.prefill = prefill_rule::rows128_if_verified;
   return o;
 }
 
-class cuda_model_vs_cpu : public ::testing::TestWithParam<const char*> {};
+// Fails the test unless `b` runs `want` for prompts (a rows128 that failed
+// its check would fall back to rows64 silently).
+void expect_prefill_kernel(const cuda_backend& b, prefill_kernel want) {
+  EXPECT_EQ(b.prefill_kernel_choice().kernel, want) << describe(b.prefill_kernel_choice());
+}
+
+class cuda_model_vs_cpu : public ::testing::TestWithParam<std::tuple<const char*, prefill_rule>> {};
 
 TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   ACCELLM_REQUIRE_GPU();
-  const model_spec& spec = *find_model(GetParam());
+  const auto& [model, rule] = GetParam();
+  const model_spec& spec = *find_model(model);
   constexpr std::uint64_t seed = 5;
-  auto gpu = make_cuda_backend("cuda:0", spec, small_options(seed));
+  cuda_options o = small_options(seed);
+  o.prefill = rule;
+  auto gpu = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(gpu.ok()) << gpu.err().what();
+  expect_prefill_kernel(
+      **gpu, rule == prefill_rule::rows64 ? prefill_kernel::rows64 : prefill_kernel::rows128);
   cpu_reference ref(spec, seed);
   auto tokens = prompt(prompt_len, spec.vocab, seed);
   std::uint32_t context = 0, ties = 0, exact = 0;
@@ -134,16 +150,59 @@ TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   }
   EXPECT_LE(ties, max_ties);
   EXPECT_LT(worst, logit_tol);
-  std::cout << spec.name << ": " << exact << " of " << steps + 1
+  std::cout << spec.name << " (" << prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)
+            << "): " << exact << " of " << steps + 1
             << " greedy tokens identical, worst logit difference " << worst << "\n";
 }
 
-INSTANTIATE_TEST_SUITE_P(models, cuda_model_vs_cpu, ::testing::Values("cpu-tiny", "cpu-small"),
-                         [](const ::testing::TestParamInfo<const char*>& i) {
-                           std::string n = i.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    models, cuda_model_vs_cpu,
+    ::testing::Combine(::testing::Values("cpu-tiny", "cpu-small"),
+                       ::testing::Values(prefill_rule::rows64, prefill_rule::rows128_if_verified)),
+    [](const ::testing::TestParamInfo<std::tuple<const char*, prefill_rule>>& i) {
+      std::string n = std::get<0>(i.param);
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n + (std::get<1>(i.param) == prefill_rule::rows64 ? "_rows64" : "_rows128");
+    });
+
+// The two prefill kernels inside the model: prompts of 300 and 45 tokens in
+// one batch (tiles of both requests, longest first), then a 100-token chunk
+// of the first at position 300. Every wanted logit within logit_tol of the
+// other kernel's (they differ only by bf16 roundings of attention outputs).
+TEST(cuda_backend, rows128_prefill_gives_the_logits_of_rows64) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o = small_options(3);
+  o.max_rows = 512;
+  o.prefill = prefill_rule::rows64;
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  o.prefill = prefill_rule::rows128_if_verified;
+  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(a.ok() && b.ok());
+  expect_prefill_kernel(**a, prefill_kernel::rows64);
+  expect_prefill_kernel(**b, prefill_kernel::rows128);
+  const auto p1 = prompt(400, 512, 11);
+  const std::vector<token_id> head(p1.begin(), p1.begin() + 300), tail(p1.begin() + 300, p1.end());
+  const batch first{{batch_item{1, phase::prefill, 0, 300, head, true},
+                     batch_item{2, phase::prefill, 0, 45, prompt(45, 512, 12), true}}};
+  const batch chunk{{batch_item{1, phase::prefill, 300, 100, tail, true}}};
+  for (const batch* bt : {&first, &chunk}) {
+    auto ra = (*a)->run(*bt);
+    auto rb = (*b)->run(*bt);
+    ASSERT_TRUE(ra.ok() && rb.ok());
+    auto la = (*a)->last_logits();
+    auto lb = (*b)->last_logits();
+    ASSERT_TRUE(la.ok() && lb.ok());
+    ASSERT_EQ(la->size(), lb->size());
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < la->size(); ++i) {
+      ASSERT_TRUE(std::isfinite((*lb)[i])) << "logit " << i;
+      worst = std::max(worst, std::fabs((*la)[i] - (*lb)[i]));
+    }
+    EXPECT_LT(worst, logit_tol);
+    std::cout << (bt == &first ? "two prompts" : "chunk at 300")
+              << ": worst logit difference rows128 vs rows64 " << worst << "\n";
+  }
+}
 
 // `a` and `b` both hold `request` at `context` tokens; each decodes `count`
 // steps from its own last token (`ta`, `tb`), and they must agree at every one.

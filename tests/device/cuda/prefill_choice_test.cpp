@@ -1,0 +1,126 @@
+// prefill_choice: the rows128 kernel is verified against rows64 before it is
+// timed, and a candidate that fails to launch or disagrees (a row left
+// unwritten, the rows64 kernel on 128-row tiles, wrong values) is never
+// chosen. The rule and argument checks need no GPU.
+#include "device/cuda/prefill_choice.hpp"
+
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <string>
+
+namespace accellm::device::cuda {
+namespace {
+
+const attn_shape llama3_quarter{8, 2, 128};  // GQA 4:1 at head_dim 128
+
+prefill_probe_options with(prefill_rule rule, prefill_fn candidate = &prefill_attention) {
+  prefill_probe_options o;
+  o.rule = rule;
+  o.tokens = 300;  // 3 tiles of rows128 (the last of 44 rows), 5 of rows64
+  o.candidate = candidate;
+  return o;
+}
+
+// Faulty candidates, each run on the rows128 side of the probe.
+status refuses(const prefill_attention_args&, cudaStream_t) {
+  return fail(errc::invalid_argument, "test: refused");
+}
+status leaves_a_row(const prefill_attention_args& a, cudaStream_t s) {
+  ACCELLM_TRY(prefill_attention(a, s));
+  // Row 5 back to what the probe filled it with (NaN bits).
+  const std::size_t qw = a.shape.q_width();
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(a.out + 5 * qw, 0xff, qw * sizeof(__nv_bfloat16), s));
+  return {};
+}
+status rows64_on_128_row_tiles(const prefill_attention_args& a, cudaStream_t s) {
+  prefill_attention_args b = a;
+  b.kernel = prefill_kernel::rows64;  // computes only the first 64 rows of each tile
+  return prefill_attention(b, s);
+}
+status zeroes_one_head(const prefill_attention_args& a, cudaStream_t s) {
+  // Finite but wrong: head 0 of row 7 (an average of 8 V rows in [-1, 1))
+  // set to zero.
+  ACCELLM_TRY(prefill_attention(a, s));
+  ACCELLM_CUDA_TRY(
+      cudaMemsetAsync(a.out + 7 * a.shape.q_width(), 0, 128 * sizeof(__nv_bfloat16), s));
+  return {};
+}
+
+TEST(prefill_choice, rows64_rule_runs_no_probe) {
+  // No CUDA call: runs without a GPU.
+  auto c = choose_prefill_kernel(llama3_quarter, 16, nullptr, with(prefill_rule::rows64));
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_EQ(c->kernel, prefill_kernel::rows64);
+  EXPECT_FALSE(c->verified);
+  EXPECT_EQ(c->tokens, 0u);
+  EXPECT_NE(describe(*c).find("rows64"), std::string::npos);
+}
+
+TEST(prefill_choice, refuses_an_empty_probe) {
+  auto o = with(prefill_rule::timed);
+  o.tokens = 0;
+  auto c = choose_prefill_kernel(llama3_quarter, 16, nullptr, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.err().code(), errc::invalid_argument);
+}
+
+TEST(prefill_choice, keeps_a_verified_rows128_by_rule) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto c =
+      choose_prefill_kernel(llama3_quarter, 16, s->get(), with(prefill_rule::rows128_if_verified));
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_TRUE(c->verified) << describe(*c);
+  EXPECT_EQ(c->kernel, prefill_kernel::rows128) << describe(*c);
+  EXPECT_LE(c->max_diff, 2e-2);
+  EXPECT_EQ(c->tokens, 300u);
+}
+
+TEST(prefill_choice, timed_rule_verifies_and_times_both) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto o = with(prefill_rule::timed);
+  o.tokens = 1024;
+  auto c = choose_prefill_kernel(attn_shape{32, 32, 128}, 16, s->get(), o);
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_TRUE(c->verified) << describe(*c);
+  EXPECT_GT(c->rows64_ms, 0.0f);
+  EXPECT_GT(c->rows128_ms, 0.0f);
+  // Whichever won, it won by the rule.
+  EXPECT_EQ(c->kernel == prefill_kernel::rows128, c->rows128_ms < 0.97f * c->rows64_ms);
+  std::cout << "llama2-7b shape, 1024 tokens: " << describe(*c) << "\n";
+}
+
+TEST(prefill_choice, never_keeps_a_faulty_candidate) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  struct faulty {
+    const char* name;
+    prefill_fn fn;
+    bool launches;
+  };
+  for (const faulty& f :
+       {faulty{"refuses", &refuses, false}, faulty{"leaves_a_row", &leaves_a_row, true},
+        faulty{"rows64_on_128_row_tiles", &rows64_on_128_row_tiles, true},
+        faulty{"zeroes_one_head", &zeroes_one_head, true}}) {
+    SCOPED_TRACE(f.name);
+    // Even the rule that keeps whatever is verified must refuse it.
+    auto c = choose_prefill_kernel(llama3_quarter, 16, s->get(),
+                                   with(prefill_rule::rows128_if_verified, f.fn));
+    ASSERT_TRUE(c.ok()) << c.err().what();
+    EXPECT_EQ(c->kernel, prefill_kernel::rows64) << describe(*c);
+    EXPECT_FALSE(c->verified);
+    EXPECT_NE(c->note.find(f.launches ? "disagrees" : "failed to launch"), std::string::npos)
+        << c->note;
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing left behind
+  }
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
