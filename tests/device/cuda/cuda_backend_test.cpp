@@ -1,5 +1,6 @@
 // The whole CUDA model against device/cpu's forward pass with the same
-// seed, CUDA graphs against plain launches, and KV moved between two
+// seed (with each prefill attention kernel), the two prefill kernels against
+// each other, CUDA graphs against plain launches, and KV moved between two
 // instances.
 //
 // The reference is device/cpu's forward_pass run on the bf16 rounding of the
