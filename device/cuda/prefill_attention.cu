@@ -1,5 +1,6 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/ptx.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -19,58 +20,6 @@ namespace {
 constexpr int tile = 64;  // query rows per block, keys per step
 constexpr int warps = 4;
 
-__device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
-                                std::uint32_t b1) {
-  // Not volatile: a pure register operation, so the compiler may interleave
-  // independent products.
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ inline std::uint32_t pack(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const std::uint32_t*>(&v);
-}
-
-__device__ inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
-}
-
-__device__ inline void ldmatrix_x4_trans(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a)
-               : "memory");
-}
-
-__device__ inline std::uint32_t word(const __nv_bfloat16* p) {
-  return *reinterpret_cast<const std::uint32_t*>(p);
-}
-
-// 16 bytes global -> shared, zero-filled when !valid (src-size 0).
-__device__ inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {
-  const auto d = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-
-__device__ inline void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-
-// Waits until at most N of this thread's committed groups are in flight.
-template <int N>
-__device__ inline void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
 // ---- rows64 ------------------------------------------------------------------
 
 // Starts copying K and V rows [key0, key0 + 64) row-major into Ks and Vs
@@ -84,12 +33,12 @@ __device__ void stage(const prefill_attention_args& a, const prefill_tile& t, st
     const int r = e / vecs, c = e % vecs;
     const bool valid = key0 + r < key_end;
     const int key = valid ? key0 + r : 0;
-    cp16(Ks + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8,
-         valid);
-    cp16(Vs + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8,
-         valid);
+    ptx::cp16(Ks + r * stride + c * 8,
+              a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8, valid);
+    ptx::cp16(Vs + r * stride + c * 8,
+              a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8, valid);
   }
-  cp_async_commit();
+  ptx::commit();
 }
 
 template <int HD>
@@ -97,8 +46,11 @@ constexpr std::size_t smem_bytes() {
   return 2 * 2 * static_cast<std::size_t>(tile) * (HD + 8) * sizeof(__nv_bfloat16);
 }
 
+// Three blocks (12 warps) per SM: without the bound the two masking paths
+// take 184 registers at HD 128 and only two blocks fit; with it, 168 and no
+// spills.
 template <int HD>
-__global__ void __launch_bounds__(warps * 32)
+__global__ void __launch_bounds__(warps * 32, 3)
     prefill_rows64_kernel(prefill_attention_args a, float scale_log2) {
   constexpr int k_stride = HD + 8;  // (HD + 8) / 2 words: lanes hit distinct banks
   // Two stages of [K | V], each tile x k_stride, row-major.
@@ -121,10 +73,10 @@ __global__ void __launch_bounds__(warps * 32)
 #pragma unroll
     for (int ks = 0; ks < HD / 16; ++ks) {
       const int c = ks * 16 + tq * 2;
-      qa[ks][0] = v0 ? word(q0 + c) : 0u;
-      qa[ks][1] = v1 ? word(q1 + c) : 0u;
-      qa[ks][2] = v0 ? word(q0 + c + 8) : 0u;
-      qa[ks][3] = v1 ? word(q1 + c + 8) : 0u;
+      qa[ks][0] = v0 ? ptx::word(q0 + c) : 0u;
+      qa[ks][1] = v1 ? ptx::word(q1 + c) : 0u;
+      qa[ks][2] = v0 ? ptx::word(q0 + c + 8) : 0u;
+      qa[ks][3] = v1 ? ptx::word(q1 + c + 8) : 0u;
     }
   }
   float o[HD / 8][4];
@@ -141,9 +93,9 @@ __global__ void __launch_bounds__(warps * 32)
     if (key0 + tile < key_end) {
       __nv_bfloat16* next = smem + (buf ^ 1) * stage_elems;
       stage<HD>(a, t, kvh * hd, key0 + tile, key_end, next, next + tile * k_stride);
-      cp_async_wait<1>();
+      ptx::wait_group<1>();
     } else {
-      cp_async_wait<0>();
+      ptx::wait_group<0>();
     }
     __syncthreads();  // every thread's copies of this stage have landed
     const __nv_bfloat16* Ks = smem + buf * stage_elems;
@@ -162,9 +114,9 @@ __global__ void __launch_bounds__(warps * 32)
 #pragma unroll
       for (int j = 0; j < tile / 8; j += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, krow + 8 * j * k_stride + ks * 16);
-        mma_bf16(s[j], qa[ks], b[0], b[1]);
-        mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
+        ptx::ldmatrix_x4(b, krow + 8 * j * k_stride + ks * 16);
+        ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
+        ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
       }
     // Scale (log2 domain), mask and the row maxima over the quad. Only the
     // tiles that reach past the block's first position need the mask; the
@@ -227,9 +179,10 @@ __global__ void __launch_bounds__(warps * 32)
     // O += P V, 16 keys per k-step.
 #pragma unroll
     for (int kk = 0; kk < tile / 16; ++kk) {
-      const std::uint32_t pa[4] = {
-          pack(s[2 * kk][0], s[2 * kk][1]), pack(s[2 * kk][2], s[2 * kk][3]),
-          pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      const std::uint32_t pa[4] = {ptx::pack(s[2 * kk][0], s[2 * kk][1]),
+                                   ptx::pack(s[2 * kk][2], s[2 * kk][3]),
+                                   ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                                   ptx::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
       // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
       // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
       // fragments of dim tiles d and d + 1.
@@ -237,9 +190,9 @@ __global__ void __launch_bounds__(warps * 32)
 #pragma unroll
       for (int d = 0; d < HD / 8; d += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4_trans(b, vrow + d * 8);
-        mma_bf16(o[d], pa, b[0], b[1]);
-        mma_bf16(o[d + 1], pa, b[2], b[3]);
+        ptx::ldmatrix_x4<true>(b, vrow + d * 8);
+        ptx::mma_bf16(o[d], pa, b[0], b[1]);
+        ptx::mma_bf16(o[d + 1], pa, b[2], b[3]);
       }
     }
     __syncthreads();  // all warps are done with this stage before it is refilled
@@ -299,7 +252,7 @@ __global__ void __launch_bounds__(warps * 32)
 //   HD  32: 166 registers, 40,960 B;  HD 16: 143 registers, 24,576 B.
 // Occupancy on an H100 (64 Ki registers, 228 KB shared per SM): two blocks
 // (8 warps) per SM at HD 128 and 64, bound by registers; three at HD 32, 16.
-// rows64 at HD 128 also runs 8 warps per SM (184 registers).
+// rows64 at HD 128 runs 12 warps per SM (168 registers, its launch bound).
 namespace r128 {
 
 constexpr int rows = 128, warps = 4, threads = warps * 32;
@@ -327,7 +280,7 @@ __device__ void stage_q(const prefill_attention_args& a, const prefill_tile& t, 
     const bool valid = r < t.count;
     const __nv_bfloat16* src =
         a.q + static_cast<std::uint64_t>(t.row + (valid ? r : 0)) * qw + col + c * 8;
-    cp16(Qs + r * stride + c * 8, src, valid);
+    ptx::cp16(Qs + r * stride + c * 8, src, valid);
   }
 }
 
@@ -342,10 +295,10 @@ __device__ void stage_kv(const prefill_attention_args& a, const prefill_tile& t,
   for (int r = static_cast<int>(threadIdx.x) / vecs; r < keys; r += threads / vecs) {
     const bool valid = key0 + r < key_end;
     const auto key = static_cast<std::uint32_t>(valid ? key0 + r : 0);
-    cp16(Ks + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8,
-         valid);
-    cp16(Vs + r * stride + c * 8, a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8,
-         valid);
+    ptx::cp16(Ks + r * stride + c * 8,
+              a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8, valid);
+    ptx::cp16(Vs + r * stride + c * 8,
+              a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8, valid);
   }
 }
 
@@ -382,7 +335,7 @@ __global__ void __launch_bounds__(r128::threads, 2)
       __nv_bfloat16* buf = KVs + i * stage_elems;
       r128::stage_kv<HD>(a, t, kvh * hd, i * keys, key_end, buf, buf + keys * stride);
     }
-    cp_async_commit();  // Q joins the first group
+    ptx::commit();  // Q joins the first group
   }
 
   float o[2][HD / 8][4];
@@ -404,13 +357,13 @@ __global__ void __launch_bounds__(r128::threads, 2)
   const int vrow = ((lm % 2) * 8 + lr) * stride + (lm / 2) * 8;
 
   for (int i = 0; i < steps; ++i) {
-    cp_async_wait<stages - 2>();
+    ptx::wait_group<stages - 2>();
     __syncthreads();  // step i's copies visible to all; step i - 1's buffer free
     if (const int next = i + stages - 1; next < steps) {
       __nv_bfloat16* buf = KVs + (next % stages) * stage_elems;
       r128::stage_kv<HD>(a, t, kvh * hd, next * keys, key_end, buf, buf + keys * stride);
     }
-    cp_async_commit();
+    ptx::commit();
     const int key0 = i * keys;
     if (!has_rows || key0 > last_pos) continue;  // warp-uniform: nothing visible
     const __nv_bfloat16* Ks = KVs + (i % stages) * stage_elems;
@@ -427,16 +380,16 @@ __global__ void __launch_bounds__(r128::threads, 2)
 #pragma unroll
     for (int ks = 0; ks < HD / 16; ++ks) {
       std::uint32_t qa[2][4];
-      ldmatrix_x4(qa[0], qrow + ks * 16);
-      ldmatrix_x4(qa[1], qrow + 16 * stride + ks * 16);
+      ptx::ldmatrix_x4(qa[0], qrow + ks * 16);
+      ptx::ldmatrix_x4(qa[1], qrow + 16 * stride + ks * 16);
 #pragma unroll
       for (int j = 0; j < keys / 8; j += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4(b, Ks + krow + 8 * j * stride + ks * 16);
-        mma_bf16(s[0][j], qa[0], b[0], b[1]);
-        mma_bf16(s[0][j + 1], qa[0], b[2], b[3]);
-        mma_bf16(s[1][j], qa[1], b[0], b[1]);
-        mma_bf16(s[1][j + 1], qa[1], b[2], b[3]);
+        ptx::ldmatrix_x4(b, Ks + krow + 8 * j * stride + ks * 16);
+        ptx::mma_bf16(s[0][j], qa[0], b[0], b[1]);
+        ptx::mma_bf16(s[0][j + 1], qa[0], b[2], b[3]);
+        ptx::mma_bf16(s[1][j], qa[1], b[0], b[1]);
+        ptx::mma_bf16(s[1][j + 1], qa[1], b[2], b[3]);
       }
     }
     // Causal mask, only where some key of the step lies past the warp's
@@ -482,7 +435,7 @@ __global__ void __launch_bounds__(r128::threads, 2)
           const float p0 = exp2f(fmaf(s[mt][j][2 * h], scale_log2, -base));
           const float p1 = exp2f(fmaf(s[mt][j][2 * h + 1], scale_log2, -base));
           sum += p0 + p1;
-          p[mt][j][h] = pack(p0, p1);
+          p[mt][j][h] = ptx::pack(p0, p1);
         }
         l[mt][h] = l[mt][h] * alpha[mt][h] + sum;  // the quad is summed at the end
       }
@@ -505,11 +458,11 @@ __global__ void __launch_bounds__(r128::threads, 2)
 #pragma unroll
       for (int d = 0; d < HD / 8; d += 2) {
         std::uint32_t b[4];
-        ldmatrix_x4_trans(b, Vs + vrow + kk * 16 * stride + d * 8);
-        mma_bf16(o[0][d], pa[0], b[0], b[1]);
-        mma_bf16(o[0][d + 1], pa[0], b[2], b[3]);
-        mma_bf16(o[1][d], pa[1], b[0], b[1]);
-        mma_bf16(o[1][d + 1], pa[1], b[2], b[3]);
+        ptx::ldmatrix_x4<true>(b, Vs + vrow + kk * 16 * stride + d * 8);
+        ptx::mma_bf16(o[0][d], pa[0], b[0], b[1]);
+        ptx::mma_bf16(o[0][d + 1], pa[0], b[2], b[3]);
+        ptx::mma_bf16(o[1][d], pa[1], b[0], b[1]);
+        ptx::mma_bf16(o[1][d + 1], pa[1], b[2], b[3]);
       }
     }
   }

@@ -76,10 +76,11 @@ __device__ inline void commit() {
   asm volatile("cp.async.commit_group;\n" ::);
 }
 
-/// Waits until at most `pending` of this thread's groups are in flight.
+/// Waits until at most `pending` of this thread's groups are in flight; a
+/// compiler barrier for memory, so no shared-memory read moves above it.
 template <int pending>
 __device__ inline void wait_group() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending));
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
 }
 
 }  // namespace accellm::device::cuda::ptx
