@@ -421,6 +421,14 @@ int main(int argc, char** argv) {
       runner.report(f, csv);
       figures.push_back(f);
     }
+  // Which algorithm each decode product shape runs with: the skinny kernel
+  // and cuBLASLt only where they verified and beat cuBLAS (gemm_planner).
+  const cuda::gemm_planner& plans = (*b)->planner();
+  std::printf(
+      "gemm planner: %zu decode product shapes, %zu via cuBLASLt, %zu via skinny_gemm, "
+      "%zu via cuBLAS's default\n",
+      plans.prepared(), plans.using_lt(), plans.using_skinny(),
+      plans.prepared() - plans.using_lt() - plans.using_skinny());
   std::ofstream stream_file;
   std::ostream* stream_csv = nullptr;
   if (!a.stream_csv.empty()) {

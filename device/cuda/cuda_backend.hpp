@@ -112,6 +112,10 @@ class cuda_backend final : public backend {
     return forward_->prefill_kernel_choice();
   }
   const op_breakdown& last_breakdown() const noexcept { return forward_->last_breakdown(); }
+  /// How the decode products prepared so far run: shapes, and how many of
+  /// them go through a cuBLASLt algorithm or skinny_gemm (the rest: cuBLAS's
+  /// default).
+  const gemm_planner& planner() const noexcept { return forward_->planner(); }
 
   /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).
   double allreduce_seconds(std::uint32_t rows) const noexcept;

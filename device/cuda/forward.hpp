@@ -149,6 +149,8 @@ class forward_pass {
   /// The prefill attention kernel every run() uses, and why (chosen at
   /// creation; prompts are cut into tiles of prefill_tile_rows_of(kernel)).
   const prefill_choice& prefill_kernel_choice() const noexcept { return prefill_; }
+  /// The decode products' algorithm choices so far (benchmarks report them).
+  const gemm_planner& planner() const noexcept { return planner_; }
 
  private:
   forward_pass(const shard_shape& shape, const model_spec& spec, const weights& w, kv_pool_view kv,
