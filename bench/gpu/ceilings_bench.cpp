@@ -133,28 +133,22 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
   return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
-// max |a - b| / max |b| over n fp32 elements of device memory.
-double max_rel_diff(const float* a, const float* b, std::size_t n) {
-  std::vector<float> ha(n), hb(n);
-  cudaMemcpy(ha.data(), a, n * sizeof(float), cudaMemcpyDeviceToHost);
-  cudaMemcpy(hb.data(), b, n * sizeof(float), cudaMemcpyDeviceToHost);
-  double diff = 0.0, top = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double d = std::fabs(double(ha[i]) - hb[i]);
-    diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
-    top = std::max(top, std::fabs(double(hb[i])));
-  }
-  return diff / std::max(top, 1e-30);
+inline double as_double(float v) {
+  return v;
+}
+inline double as_double(__nv_bfloat16 v) {
+  return __bfloat162float(v);
 }
 
-// The same over n bf16 elements of device memory.
-double max_rel_diff(const __nv_bfloat16* a, const __nv_bfloat16* b, std::size_t n) {
-  std::vector<__nv_bfloat16> ha(n), hb(n);
-  cudaMemcpy(ha.data(), a, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
-  cudaMemcpy(hb.data(), b, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost);
+// max |a - b| / max |b| over n elements (fp32 or bf16) of device memory.
+template <class T>
+double max_rel_diff(const T* a, const T* b, std::size_t n) {
+  std::vector<T> ha(n), hb(n);
+  cudaMemcpy(ha.data(), a, n * sizeof(T), cudaMemcpyDeviceToHost);
+  cudaMemcpy(hb.data(), b, n * sizeof(T), cudaMemcpyDeviceToHost);
   double diff = 0.0, top = 0.0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double va = __bfloat162float(ha[i]), vb = __bfloat162float(hb[i]);
+    const double va = as_double(ha[i]), vb = as_double(hb[i]);
     const double d = std::fabs(va - vb);
     diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
     top = std::max(top, std::fabs(vb));
