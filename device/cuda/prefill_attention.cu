@@ -540,17 +540,20 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128)
     return fail(errc::invalid_argument, "prefill_attention: unknown kernel");
-  const std::string at = std::string{"prefill_attention ("} + prefill_kernel_name(a.kernel) + "): ";
+  // The message is built only on a refusal: this runs once per layer.
+  auto refuse = [&a](const char* why) {
+    return fail(errc::invalid_argument,
+                std::string{"prefill_attention ("} + prefill_kernel_name(a.kernel) + "): " + why);
+  };
   if (a.n_tiles == 0) return {};
-  if (a.n_tiles > 65535) return fail(errc::invalid_argument, at + "more than 65535 tiles");
+  if (a.n_tiles > 65535) return refuse("more than 65535 tiles");
   if (a.shape.kv_heads == 0 || a.shape.heads % a.shape.kv_heads != 0)
-    return fail(errc::invalid_argument, at + "kv_heads must divide heads");
-  if (!a.q || !a.out || !a.tiles || !a.kv.pool || !a.kv.tables)
-    return fail(errc::invalid_argument, at + "null pointer");
+    return refuse("kv_heads must divide heads");
+  if (!a.q || !a.out || !a.tiles || !a.kv.pool || !a.kv.tables) return refuse("null pointer");
   if (a.shape.kv_width() != a.kv.kv_width || a.layer >= a.kv.layers)
-    return fail(errc::invalid_argument, at + "shape does not match the KV pool");
+    return refuse("shape does not match the KV pool");
   if (a.kernel == prefill_kernel::rows128 && reinterpret_cast<std::uintptr_t>(a.q) % 16 != 0)
-    return fail(errc::invalid_argument, at + "q must be 16-byte aligned");
+    return refuse("q must be 16-byte aligned");
   switch (a.shape.head_dim) {
     case 16:
       return launch<16>(a, s);
@@ -561,7 +564,7 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
     case 128:
       return launch<128>(a, s);
     default:
-      return fail(errc::invalid_argument, at + "head_dim must be 16, 32, 64 or 128");
+      return refuse("head_dim must be 16, 32, 64 or 128");
   }
 }
 
