@@ -74,14 +74,6 @@ else
     --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
 fi
 echo "== wrote $csv and $stream_csv"
-# The issue's two targets, read off the CSV (fractions of H100 SXM peaks:
-# 3.35 TB/s, 989 TFLOP/s): decode at batch >= 64 counted on weights + KV,
-# single-GPU models; prefill of 2048 tokens.
 echo "== targets (decode >= 80% of HBM peak at batch >= 64; prefill 2048 >= 65% of bf16 peak)"
-awk -F, 'NR > 1 && $3 == 1 && $4 == "decode" && $5 >= 64 {
-           k = $2; f = $13 * 100; n[k]++; if (!(k in lo) || f < lo[k]) lo[k] = f; if (f > hi[k]) hi[k] = f
-           if (f >= 80) ok[k]++ }
-         NR > 1 && $4 == "prefill" && $7 == 2048 {
-           printf "prefill 2048  %-11s tp%-2s %8.2f ms  %5.1f%% of bf16 peak  %s\n", $2, $3, $8, $15 * 100, ($15 >= 0.65 ? "met" : "missed") }
-         END { for (k in n) printf "decode b>=64  %-11s tp1  %5.1f-%5.1f%% of HBM peak, %d of %d points >= 80%%\n", k, lo[k], hi[k], ok[k] + 0, n[k] }' "$csv" | sort
+bash bench/gpu/targets.sh "$csv"
 [ "$tests_ok" = 1 ] || die "CUDA tests failed (benchmarks ran because KEEP_GOING=1)"
