@@ -5,6 +5,7 @@
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
+//                   [--prefill-kernel timed|rows64|rows128] [--skinny on|off]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -14,6 +15,9 @@
 // --profile writes the medians in device/profiles' format (tp > 1 times
 // include the modelled all-reduce). The header names the prefill attention
 // kernel the backend chose at creation and why (prefill_choice.hpp).
+// --prefill-kernel (default timed: the backend's own rule; rows128: whenever
+// it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
+// those choices, to compare them or to step around a kernel that fails.
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -33,6 +37,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -55,6 +60,8 @@ struct args {
   std::vector<std::uint32_t> prefill{128, 256, 512, 1024, 2048, 4096, 8192};
   std::vector<std::uint32_t> stream;
   bool breakdown = false;
+  cuda::prefill_rule prefill_rule = cuda::prefill_rule::timed;
+  bool skinny = true;
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -67,35 +74,56 @@ std::vector<std::uint32_t> parse_list(const std::string& s) {
   return out;
 }
 
-bool parse(int argc, char** argv, args& a) {
+// One flag and its value into `a`; false when the flag or value is unknown.
+// Numbers go through std::stoul, which throws on one that does not parse.
+bool parse_flag(const std::string& k, const std::string& v, args& a) {
+  if (k == "--model")
+    a.model = v;
+  else if (k == "--tp")
+    a.tp = static_cast<std::uint32_t>(std::stoul(v));
+  else if (k == "--batches")
+    a.batches = parse_list(v);
+  else if (k == "--contexts")
+    a.contexts = parse_list(v);
+  else if (k == "--prefill")
+    a.prefill = parse_list(v);
+  else if (k == "--steps")
+    a.steps = static_cast<std::uint32_t>(std::stoul(v));
+  else if (k == "--csv")
+    a.csv = v;
+  else if (k == "--profile")
+    a.profile = v;
+  else if (k == "--stream")
+    a.stream = parse_list(v);
+  else if (k == "--stream-csv")
+    a.stream_csv = v;
+  else if (k == "--breakdown" && (v == "on" || v == "off"))
+    a.breakdown = v == "on";
+  else if (k == "--prefill-kernel" && v == "timed")
+    a.prefill_rule = cuda::prefill_rule::timed;
+  else if (k == "--prefill-kernel" && v == "rows64")
+    a.prefill_rule = cuda::prefill_rule::rows64;
+  else if (k == "--prefill-kernel" && v == "rows128")
+    a.prefill_rule = cuda::prefill_rule::rows128_if_verified;
+  else if (k == "--skinny" && (v == "on" || v == "off"))
+    a.skinny = v == "on";
+  else
+    return false;
+  return true;
+}
+
+// "" when the flags parse; otherwise what is wrong, naming the flag.
+std::string parse(int argc, char** argv, args& a) {
+  if (argc % 2 == 0) return std::string{argv[argc - 1]} + ": a flag without a value";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--model")
-      a.model = v;
-    else if (k == "--tp")
-      a.tp = static_cast<std::uint32_t>(std::stoul(v));
-    else if (k == "--batches")
-      a.batches = parse_list(v);
-    else if (k == "--contexts")
-      a.contexts = parse_list(v);
-    else if (k == "--prefill")
-      a.prefill = parse_list(v);
-    else if (k == "--steps")
-      a.steps = static_cast<std::uint32_t>(std::stoul(v));
-    else if (k == "--csv")
-      a.csv = v;
-    else if (k == "--profile")
-      a.profile = v;
-    else if (k == "--stream")
-      a.stream = parse_list(v);
-    else if (k == "--stream-csv")
-      a.stream_csv = v;
-    else if (k == "--breakdown" && (v == "on" || v == "off"))
-      a.breakdown = v == "on";
-    else
-      return false;
+    try {
+      if (!parse_flag(k, v, a)) return k + " " + v + ": unknown flag or value";
+    } catch (const std::exception&) {  // std::stoul
+      return k + " " + v + ": not a number (or out of range)";
+    }
   }
-  return argc % 2 == 1;
+  return "";
 }
 
 // The hardware catalogue's name for the GPU (device/hardware_spec.hpp).
@@ -361,10 +389,12 @@ class bench {
 
 int main(int argc, char** argv) {
   args a;
-  if (!parse(argc, argv, a)) {
-    std::cerr << "usage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
+  if (const std::string bad = parse(argc, argv, a); !bad.empty()) {
+    std::cerr << "bench_gpu_model: " << bad
+              << "\nusage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
-                 " [--stream-csv FILE] [--breakdown on|off]\n";
+                 " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel timed|rows64|rows128]"
+                 " [--skinny on|off]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -376,6 +406,8 @@ int main(int argc, char** argv) {
   cuda::cuda_options o;
   o.tp = a.tp;
   o.seed = 1;
+  o.prefill = a.prefill_rule;
+  o.skinny_gemm = a.skinny;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";

@@ -72,8 +72,10 @@ status cuda_backend::init(int device) {
   view.block_tokens = limits_.block_tokens;
   view.kv_width = shape_.attn.kv_width();
   // Scratch first, so the pool takes what is left.
+  gemm_planner_options planner;
+  if (!options_.skinny_gemm) planner.skinny = nullptr;
   auto fwd = forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs,
-                                  stream_.get(), options_.prefill);
+                                  stream_.get(), options_.prefill, planner);
   if (!fwd) return std::move(fwd).err();
   forward_ = std::move(*fwd);
   const std::uint64_t block_bytes = view.block_elems() * 2;

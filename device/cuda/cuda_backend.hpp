@@ -48,6 +48,9 @@ struct cuda_options {
   double allreduce_latency_s = 15e-6;        ///< per all-reduce call (tp > 1 only)
   /// How the prefill attention kernel is chosen at creation (prefill_choice.hpp).
   prefill_rule prefill = prefill_rule::timed;
+  /// Whether the decode products' planner may try skinny_gemm (it still
+  /// verifies it and keeps it only as a clear win); false: cuBLAS(Lt) only.
+  bool skinny_gemm = true;
 };
 
 /// Parses "cuda:N" (N a decimal device index); invalid_argument otherwise.

@@ -78,9 +78,10 @@ result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& sh
                                                            const model_spec& spec, const weights& w,
                                                            kv_pool_view kv, forward_limits limits,
                                                            use_graphs graphs, cudaStream_t s,
-                                                           prefill_rule prefill) {
+                                                           prefill_rule prefill,
+                                                           gemm_planner_options planner) {
   std::unique_ptr<forward_pass> f{new forward_pass(shape, spec, w, kv, limits, graphs, s)};
-  ACCELLM_TRY(f->allocate());
+  ACCELLM_TRY(f->allocate(planner));
   auto table = rope_table_host(limits.max_context, shape.attn.head_dim, spec.rope_theta);
   ACCELLM_TRY_ASSIGN(f->rope_, alloc<float>(table.size()));
   ACCELLM_CUDA_TRY(cudaMemcpy(f->rope_.data(), table.data(), table.size() * sizeof(float),
@@ -92,7 +93,7 @@ result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& sh
   return f;
 }
 
-status forward_pass::allocate() {
+status forward_pass::allocate(gemm_planner_options planner) {
   int dev = 0;
   ACCELLM_CUDA_TRY(cudaGetDevice(&dev));
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(reinterpret_cast<int*>(&sm_count_),
@@ -100,8 +101,8 @@ status forward_pass::allocate() {
   ACCELLM_TRY_ASSIGN(blas_, cublas_handle::create(stream_));
   ACCELLM_TRY_ASSIGN(blas_workspace_, alloc<std::uint8_t>(blas_workspace_bytes));
   ACCELLM_CUBLAS_TRY(cublasSetWorkspace(blas_.get(), blas_workspace_.data(), blas_workspace_bytes));
-  ACCELLM_TRY_ASSIGN(planner_,
-                     gemm_planner::create(stream_, blas_workspace_.data(), blas_workspace_bytes));
+  ACCELLM_TRY_ASSIGN(planner_, gemm_planner::create(stream_, blas_workspace_.data(),
+                                                    blas_workspace_bytes, planner));
   const std::uint64_t R = limits_.max_rows, I = limits_.max_items, T = limits_.max_tiles();
   const std::uint64_t meta = 3 * R + 3 * I + 4 * T + I + I * limits_.table_stride() + I;
   ACCELLM_TRY_ASSIGN(meta_, alloc<std::int32_t>(meta));

@@ -110,13 +110,15 @@ class forward_pass {
   /// `w` and the pool behind `kv` must outlive the pass. Allocates scratch for
   /// `limits`, then chooses the prefill attention kernel by `prefill`
   /// (prefill_choice.hpp: a probe of min(1024, max_rows, max_context)
-  /// tokens, its memory freed before this returns); fails with out_of_memory
-  /// or device_failure.
+  /// tokens, its memory freed before this returns); the decode products'
+  /// planner takes `planner` (its skinny candidate, gemm_planner.hpp); fails
+  /// with out_of_memory or device_failure.
   static result<std::unique_ptr<forward_pass>> create(const shard_shape& shape,
                                                       const model_spec& spec, const weights& w,
                                                       kv_pool_view kv, forward_limits limits,
                                                       use_graphs graphs, cudaStream_t s,
-                                                      prefill_rule prefill = prefill_rule::timed);
+                                                      prefill_rule prefill = prefill_rule::timed,
+                                                      gemm_planner_options planner = {});
   forward_pass(const forward_pass&) = delete;
   forward_pass& operator=(const forward_pass&) = delete;
   ~forward_pass();
@@ -155,7 +157,7 @@ class forward_pass {
  private:
   forward_pass(const shard_shape& shape, const model_spec& spec, const weights& w, kv_pool_view kv,
                forward_limits limits, use_graphs graphs, cudaStream_t s);
-  status allocate();
+  status allocate(gemm_planner_options planner);
   status upload(const step_plan& plan);
   status launch(const step_plan& plan, std::uint32_t splits, const layer_hooks* hooks);
   status layer(std::uint32_t l, const step_plan& plan, std::uint32_t splits);
