@@ -382,16 +382,13 @@ int main(int argc, char** argv) {
     kv.tables = dt->data();
     const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
     for (const prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
-      const std::uint32_t rows = prefill_tile_rows_of(k);
-      std::vector<prefill_tile> tiles;
-      for (std::uint32_t j = 0; j < len; j += rows)
-        tiles.push_back(prefill_tile{static_cast<std::int32_t>(j), static_cast<std::int32_t>(rows),
-                                     static_cast<std::int32_t>(j), 0});
+      std::vector<prefill_tile> tiles;  // prompt order
+      append_prefill_tiles(tiles, k, 0, len, 0, 0);
       // Each kernel writes its own half of dout.
       __nv_bfloat16* dst = dout->data() + (k == prefill_kernel::rows128 ? dq->size() : 0);
       for (const bool longest_first : {true, false}) {
         std::vector<prefill_tile> order = tiles;
-        if (longest_first) std::reverse(order.begin(), order.end());
+        if (longest_first) sort_longest_first(order);
         cudaMemcpy(dtiles->data(), order.data(), order.size() * sizeof(prefill_tile),
                    cudaMemcpyHostToDevice);
         prefill_attention_args a{

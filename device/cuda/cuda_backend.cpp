@@ -218,7 +218,7 @@ void cuda_backend::build_plan(const batch& b) {
   const std::uint32_t stride = limits_.table_stride();
   plan_.tables.assign(static_cast<std::size_t>(plan_.items) * stride, 0);
   // Tiles of the chosen kernel's height.
-  const std::uint32_t tile_rows = prefill_tile_rows_of(forward_->prefill_kernel_choice().kernel);
+  const prefill_kernel kernel = forward_->prefill_kernel_choice().kernel;
   std::int32_t row = 0;
   for (std::uint32_t i = 0; i < plan_.items; ++i) {
     const batch_item& it = b.items[i];
@@ -235,21 +235,12 @@ void cuda_backend::build_plan(const batch& b) {
       plan_.decodes.push_back(decode_item{row, slot, len});
       plan_.max_decode_length = std::max(plan_.max_decode_length, it.context + 1);
     } else {
-      for (std::uint32_t j = 0; j < it.num_tokens; j += tile_rows)
-        plan_.tiles.push_back(
-            prefill_tile{row + static_cast<std::int32_t>(j),
-                         static_cast<std::int32_t>(std::min(tile_rows, it.num_tokens - j)),
-                         static_cast<std::int32_t>(it.context + j), slot});
+      append_prefill_tiles(plan_.tiles, kernel, row, it.num_tokens, it.context, slot);
     }
     row += static_cast<std::int32_t>(it.num_tokens);
     if (it.wants_output) plan_.out_rows.push_back(row - 1);
   }
-  // Longest first (a tile attends to pos + count keys): the attention kernel
-  // starts blocks in this order, so the long tiles do not end up in the tail.
-  std::stable_sort(plan_.tiles.begin(), plan_.tiles.end(),
-                   [](const prefill_tile& x, const prefill_tile& y) {
-                     return x.pos + x.count > y.pos + y.count;
-                   });
+  sort_longest_first(plan_.tiles);
 }
 
 status cuda_backend::grow_batch(const batch& b) {

@@ -1,10 +1,11 @@
 #include "device/cuda/gemm_planner.hpp"
 
+#include "device/cuda/candidate_check.hpp"
 #include "device/cuda/check.hpp"
 #include "device/cuda/fill_uniform.cuh"
+#include "device/cuda/runtime.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -19,42 +20,14 @@ gemm_planner::plan::~plan() {
 
 namespace {
 
-// Median of 7 timed samples after 2 warm-ups, in ms per run of f; negative
-// when f fails. A sample is 4 back-to-back runs, so that the host's launch
-// overhead (cudaFuncSetAttribute, cuBLAS's heuristics) overlaps the device's
-// work as it does in a replayed graph, rather than being timed as idle gaps.
-template <class F>
-float median_ms(cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, F&& f) {
-  constexpr int runs = 4;
-  std::vector<float> ms;
-  for (int i = 0; i < 9; ++i) {
-    cudaEventRecord(e0, s);
-    for (int r = 0; r < runs; ++r)
-      if (!f()) return -1.0f;
-    cudaEventRecord(e1, s);
-    if (cudaEventSynchronize(e1) != cudaSuccess) return -1.0f;
-    float t = 0.0f;
-    cudaEventElapsedTime(&t, e0, e1);
-    if (i >= 2) ms.push_back(t / runs);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+// A sample is 4 back-to-back runs (median_launch_ms): the host's launch
+// overhead (cudaFuncSetAttribute, cuBLAS's heuristics) overlaps the
+// device's work as it does in a replayed graph.
+constexpr int runs_per_sample = 4;
 
-// y elements as floats, from device memory (stream-ordered on s).
-result<std::vector<float>> download(const void* y, std::size_t n, gemm_out type, cudaStream_t s) {
-  std::vector<float> out(n);
-  if (type == gemm_out::fp32) {
-    ACCELLM_CUDA_TRY(cudaMemcpyAsync(out.data(), y, n * sizeof(float), cudaMemcpyDeviceToHost, s));
-    ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-    return out;
-  }
-  std::vector<__nv_bfloat16> b(n);
-  ACCELLM_CUDA_TRY(
-      cudaMemcpyAsync(b.data(), y, n * sizeof(__nv_bfloat16), cudaMemcpyDeviceToHost, s));
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-  for (std::size_t i = 0; i < n; ++i) out[i] = __bfloat162float(b[i]);
-  return out;
+template <class F>
+float median_ms(cudaStream_t s, const event& e0, const event& e1, F&& f) {
+  return median_launch_ms(s, e0.get(), e1.get(), runs_per_sample, std::forward<F>(f));
 }
 
 // |got - ref| <= rtol * max |ref| + 1e-6 everywhere, every value finite. The
@@ -63,15 +36,8 @@ result<std::vector<float>> download(const void* y, std::size_t n, gemm_out type,
 // bf16 y to an ulp or two (<= 0.8% each); a wrong tile, k range or row is off
 // by a sizeable fraction of the typical |ref|.
 bool agree(const std::vector<float>& got, const std::vector<float>& ref, double rtol) {
-  double top = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(ref[i]) || !std::isfinite(got[i])) return false;
-    top = std::max(top, std::fabs(static_cast<double>(ref[i])));
-  }
-  const double tol = rtol * top + 1e-6;
-  for (std::size_t i = 0; i < ref.size(); ++i)
-    if (std::fabs(static_cast<double>(got[i]) - ref[i]) > tol) return false;
-  return true;
+  const deviation d = deviation_of(got, ref);
+  return d.finite && d.max_diff <= rtol * d.max_ref + 1e-6;
 }
 
 }  // namespace
@@ -148,8 +114,8 @@ result<bool> gemm_planner::skinny_agrees(cublasHandle_t h, std::uint32_t rows, s
       return false;
     }
     std::vector<float> ref, got;
-    ACCELLM_TRY_ASSIGN(ref, download(scratch, n, type, stream_));
-    ACCELLM_TRY_ASSIGN(got, download(vy, n, type, stream_));
+    ACCELLM_TRY_ASSIGN(ref, download_floats(scratch, n, type, stream_));
+    ACCELLM_TRY_ASSIGN(got, download_floats(vy, n, type, stream_));
     if (!agree(got, ref, rtol)) return false;
   }
   return true;
@@ -186,12 +152,9 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   bool skinny = false;
   if (options_.skinny != nullptr && skinny_gemm_supports(rows, in, out))
     ACCELLM_TRY_ASSIGN(skinny, skinny_agrees(h, rows, in, w, out, type, beta, scratch));
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
-  ACCELLM_CUDA_TRY(cudaEventCreate(&e0));
-  if (const cudaError_t rc = cudaEventCreate(&e1); rc != cudaSuccess) {
-    cudaEventDestroy(e0);
-    return cuda_error(rc, "cudaEventCreate(&e1)", __FILE__, __LINE__);
-  }
+  event e0, e1;
+  ACCELLM_TRY_ASSIGN(e0, event::create());
+  ACCELLM_TRY_ASSIGN(e1, event::create());
   // The baseline: gemm()'s own choice.
   float best = median_ms(stream_, e0, e1,
                          [&] { return gemm(h, x, rows, in, w, out, scratch, type, beta).ok(); });
@@ -215,8 +178,6 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     if (t > 0.0f && (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best))
       p->use = gemm_choice::skinny;
   }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
   ACCELLM_CUDA_TRY(cudaGetLastError());
   plans_.emplace(k, std::move(p));
   return {};

@@ -25,6 +25,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace accellm::device::cuda {
 
@@ -39,6 +40,17 @@ constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
 
 /// The shortest tile height of any kernel: bounds the number of tiles.
 inline constexpr std::uint32_t prefill_min_tile_rows = 64;
+
+/// Appends the tiles of `count` prompt rows that start at token row `row` and
+/// position `pos` of the request in `slot`: prefill_tile_rows_of(k) rows
+/// each, the last one shorter.
+void append_prefill_tiles(std::vector<prefill_tile>& out, prefill_kernel k, std::int32_t row,
+                          std::uint32_t count, std::uint32_t pos, std::int32_t slot);
+
+/// Orders tiles longest first (a tile attends to pos + count keys), keeping
+/// the order of equals: blocks start in this order, so the long tiles do not
+/// end up in the tail.
+void sort_longest_first(std::vector<prefill_tile>& tiles);
 
 /// "rows64", "rows128" ("?" for a value outside the enum).
 const char* prefill_kernel_name(prefill_kernel k) noexcept;

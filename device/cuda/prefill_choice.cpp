@@ -1,5 +1,6 @@
 #include "device/cuda/prefill_choice.hpp"
 
+#include "device/cuda/candidate_check.hpp"
 #include "device/cuda/check.hpp"
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/runtime.hpp"
@@ -18,55 +19,20 @@ constexpr float clear_win = 0.97f;
 // The probe's prompt as tiles of kernel k's height, longest first (as
 // cuda_backend orders them).
 std::vector<prefill_tile> probe_tiles(prefill_kernel k, std::uint32_t tokens) {
-  const std::uint32_t h = prefill_tile_rows_of(k);
   std::vector<prefill_tile> t;
-  for (std::uint32_t j = 0; j < tokens; j += h) {
-    const auto row = static_cast<std::int32_t>(j);
-    t.push_back(prefill_tile{row, static_cast<std::int32_t>(std::min(h, tokens - j)), row, 0});
-  }
-  std::reverse(t.begin(), t.end());
+  append_prefill_tiles(t, k, 0, tokens, 0, 0);
+  sort_longest_first(t);
   return t;
-}
-
-result<std::vector<float>> download(const device_buffer<__nv_bfloat16>& b, cudaStream_t s) {
-  std::vector<__nv_bfloat16> h(b.size());
-  ACCELLM_TRY(b.download(h.data(), s));
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-  std::vector<float> out(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i) out[i] = __bfloat162float(h[i]);
-  return out;
 }
 
 // max |got - ref| / max |ref|; infinity when any value is not finite.
 double max_rel_diff(const std::vector<float>& got, const std::vector<float>& ref) {
-  double top = 0.0, diff = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (!std::isfinite(ref[i]) || !std::isfinite(got[i])) return INFINITY;
-    top = std::max(top, std::fabs(static_cast<double>(ref[i])));
-    diff = std::max(diff, std::fabs(static_cast<double>(got[i]) - ref[i]));
-  }
-  return diff / std::max(top, 1e-30);
+  const deviation d = deviation_of(got, ref);
+  return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : INFINITY;
 }
 
-// Median of 7 samples of 2 back-to-back launches after 2 warm-ups, in ms per
-// launch; negative when a launch fails.
-template <class F>
-float median_ms(cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, F&& launch) {
-  constexpr int runs = 2;
-  std::vector<float> ms;
-  for (int i = 0; i < 9; ++i) {
-    if (cudaEventRecord(e0, s) != cudaSuccess) return -1.0f;
-    for (int r = 0; r < runs; ++r)
-      if (!launch()) return -1.0f;
-    if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess)
-      return -1.0f;
-    float t = 0.0f;
-    cudaEventElapsedTime(&t, e0, e1);
-    if (i >= 2) ms.push_back(t / runs);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
+// Two back-to-back launches per sample (median_launch_ms).
+constexpr int runs_per_sample = 2;
 
 // The probe's device memory, freed when it goes out of scope.
 struct probe {
@@ -125,8 +91,10 @@ status time_both(const probe& p, cudaStream_t s, prefill_fn candidate, prefill_c
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());
-  c.rows64_ms = median_ms(s, e0.get(), e1.get(), [&] { return prefill_attention(p.a64, s).ok(); });
-  c.rows128_ms = median_ms(s, e0.get(), e1.get(), [&] { return candidate(p.a128, s).ok(); });
+  c.rows64_ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample,
+                                 [&] { return prefill_attention(p.a64, s).ok(); });
+  c.rows128_ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample,
+                                  [&] { return candidate(p.a128, s).ok(); });
   cudaGetLastError();  // a refused launch leaves no sticky error; clear it
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
   return {};
@@ -165,8 +133,8 @@ result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint3
   // A fault in either kernel is sticky: the context is lost, an error.
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
   std::vector<float> ref, got;
-  ACCELLM_TRY_ASSIGN(ref, download(p.out64, s));
-  ACCELLM_TRY_ASSIGN(got, download(p.out128, s));
+  ACCELLM_TRY_ASSIGN(ref, download_floats(p.out64.data(), p.out64.size(), gemm_out::bf16, s));
+  ACCELLM_TRY_ASSIGN(got, download_floats(p.out128.data(), p.out128.size(), gemm_out::bf16, s));
   c.max_diff = max_rel_diff(got, ref);
   char diff[64];
   std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", c.max_diff);

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <tuple>
@@ -309,6 +310,24 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     diff = std::max(diff, std::fabs(double(outs[1][i]) - outs[0][i]));
   }
   EXPECT_LE(diff, 2e-2 * top) << "max |rows128 - rows64| " << diff << ", max |rows64| " << top;
+}
+
+// The host's tiling (cuda_backend::build_plan, the probe, the bench): no GPU.
+TEST(prefill_attention, tiles_are_cut_at_the_kernels_height_and_sorted_longest_first) {
+  std::vector<prefill_tile> t;
+  append_prefill_tiles(t, prefill_kernel::rows64, 3, 150, 10, 1);  // rows 3.., positions 10..
+  append_prefill_tiles(t, prefill_kernel::rows128, 153, 130, 0, 2);
+  ASSERT_EQ(t.size(), 5u);
+  const std::vector<std::array<std::int32_t, 4>> want{
+      {3, 64, 10, 1}, {67, 64, 74, 1}, {131, 22, 138, 1}, {153, 128, 0, 2}, {281, 2, 128, 2}};
+  for (std::size_t i = 0; i < t.size(); ++i)
+    EXPECT_EQ((std::array<std::int32_t, 4>{t[i].row, t[i].count, t[i].pos, t[i].slot}), want[i])
+        << "tile " << i;
+  sort_longest_first(t);
+  // Keys seen (pos + count): 74, 138, 160, 128, 130.
+  std::vector<std::int32_t> rows;
+  for (const prefill_tile& x : t) rows.push_back(x.row);
+  EXPECT_EQ(rows, (std::vector<std::int32_t>{131, 67, 281, 153, 3}));
 }
 
 TEST(prefill_attention, rejects_bad_shapes) {

@@ -4,6 +4,7 @@
 #include "device/cpu/kernels.hpp"
 
 #include "device/cpu/weights.hpp"
+#include "device/cuda/candidate_check.hpp"
 #include "device/cuda/fill_uniform.cuh"
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/gemm_planner.hpp"
@@ -20,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 namespace accellm::device::cuda {
@@ -228,6 +230,16 @@ void expect_consistent(const gemm_planner& p) {
   EXPECT_EQ(p.using_lt(), lt);
   EXPECT_EQ(p.using_skinny(), skinny);
   EXPECT_EQ(p.choice(7, 96, 41, gemm_out::fp32, 1.0f), gemm_choice::cublas);  // not prepared
+}
+
+// What the planner's and the prefill probe's checks read (no GPU).
+TEST(cuda_kernels, deviation_gives_the_largest_difference_and_reference_and_sees_non_finite) {
+  const deviation d = deviation_of({1.0f, -2.5f, 3.0f}, {1.5f, -2.0f, -4.0f});
+  EXPECT_TRUE(d.finite);
+  EXPECT_DOUBLE_EQ(d.max_diff, 7.0);
+  EXPECT_DOUBLE_EQ(d.max_ref, 4.0);
+  EXPECT_FALSE(deviation_of({1.0f, NAN}, {1.0f, 1.0f}).finite);
+  EXPECT_FALSE(deviation_of({1.0f, 1.0f}, {INFINITY, 1.0f}).finite);
 }
 
 TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {

@@ -1,0 +1,53 @@
+// candidate_check: what the run-time kernel choices share (gemm_planner's
+// skinny and cuBLASLt candidates, prefill_choice's rows128): timing a
+// candidate on the device, reading its output back, and measuring how far
+// it is from the reference's. Host code; each call synchronises the stream.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/cuda/gemm.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <vector>
+
+namespace accellm::device::cuda {
+
+/// Median of 7 samples after 2 warm-ups, in ms per launch; a sample is
+/// `runs` back-to-back launches, so that the host's launch overhead overlaps
+/// the device's work as it does in a replayed graph. Negative when a launch
+/// (`launch()` returns false) or an event call fails.
+template <class F>
+float median_launch_ms(cudaStream_t s, cudaEvent_t e0, cudaEvent_t e1, int runs, F&& launch) {
+  std::vector<float> ms;
+  for (int i = 0; i < 9; ++i) {
+    if (cudaEventRecord(e0, s) != cudaSuccess) return -1.0f;
+    for (int r = 0; r < runs; ++r)
+      if (!launch()) return -1.0f;
+    if (cudaEventRecord(e1, s) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess)
+      return -1.0f;
+    float t = 0.0f;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (i >= 2) ms.push_back(t / static_cast<float>(runs));
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+/// `n` elements of fp32 or bf16 (`type`) device memory as floats, after the
+/// work queued on `s`.
+result<std::vector<float>> download_floats(const void* p, std::size_t n, gemm_out type,
+                                           cudaStream_t s);
+
+/// How far `got` is from `ref` (same length): the largest |got - ref|, the
+/// largest |ref|, and whether every value of both is finite.
+struct deviation {
+  double max_diff = 0.0;
+  double max_ref = 0.0;
+  bool finite = true;
+};
+deviation deviation_of(const std::vector<float>& got, const std::vector<float>& ref);
+
+}  // namespace accellm::device::cuda
