@@ -10,6 +10,7 @@
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
+#include "device/cuda/candidate_check.hpp"
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/device_query.hpp"
 #include "device/cuda/fill_uniform.cuh"
@@ -133,27 +134,14 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
   return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
-inline double as_double(float v) {
-  return v;
-}
-inline double as_double(__nv_bfloat16 v) {
-  return __bfloat162float(v);
-}
-
-// max |a - b| / max |b| over n elements (fp32 or bf16) of device memory.
-template <class T>
-double max_rel_diff(const T* a, const T* b, std::size_t n) {
-  std::vector<T> ha(n), hb(n);
-  cudaMemcpy(ha.data(), a, n * sizeof(T), cudaMemcpyDeviceToHost);
-  cudaMemcpy(hb.data(), b, n * sizeof(T), cudaMemcpyDeviceToHost);
-  double diff = 0.0, top = 0.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double va = as_double(ha[i]), vb = as_double(hb[i]);
-    const double d = std::fabs(va - vb);
-    diff = std::isnan(d) || d > diff ? d : diff;  // NaN sticks
-    top = std::max(top, std::fabs(vb));
-  }
-  return diff / std::max(top, 1e-30);
+// max |a - b| / max |b| over n elements (fp32 or bf16, `type`) of device
+// memory, after the work queued on s; NaN when either holds a value that is
+// not finite (or cannot be read), so that it prints as a disagreement.
+double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, cudaStream_t s) {
+  auto ha = download_floats(a, n, type, s), hb = download_floats(b, n, type, s);
+  if (!ha || !hb) return NAN;
+  const deviation d = deviation_of(*ha, *hb);
+  return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : NAN;
 }
 
 // skinny_gemm on the product just timed through cuBLAS (whose y is at c):
@@ -165,8 +153,7 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
   float* mine = c + std::size_t{rows} * out;
   const float t = time_ms(
       s, 20, [&] { (void)skinny_gemm(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); });
-  cudaStreamSynchronize(s);  // a non-blocking stream: cudaMemcpy does not wait for it
-  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out);
+  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
   std::printf(", skinny (split %u) %.3f ms %.2f TB/s, %s %.1e", skinny_gemm_split(in, out), t,
               bytes / (t * 1e-3) / 1e12,
               diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
@@ -407,8 +394,7 @@ int main(int argc, char** argv) {
             "  prefill attention %s, 2048 tokens, %s, %s: %.3f ms %.0f TFLOP/s (%.1f%% of 989)",
             name, prefill_kernel_name(k), which, t, tf, 100 * tf / 989);
         if (k == prefill_kernel::rows128) {
-          cudaStreamSynchronize(s->get());  // a non-blocking stream
-          const double rel = max_rel_diff(dst, dout->data(), dq->size());
+          const double rel = max_rel_diff(dst, dout->data(), dq->size(), gemm_out::bf16, s->get());
           std::printf(", %s %.1e", rel <= 2e-2 ? "off rows64 by" : "DISAGREES with rows64:", rel);
         }
         std::printf("\n");
