@@ -1,6 +1,7 @@
 #include "device/backend.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -34,12 +35,20 @@ result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream&
 }
 
 result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<stream_slice>& slices,
-                                           index_range layers) {
+                                           index_range layers, const kv_stream& stream) {
   std::vector<kv_chunk> chunks;
   chunks.reserve(slices.size());
-  for (const stream_slice& s : slices) {
-    auto c = dev.export_kv(s.request, layers, s.tokens);
+  for (std::size_t i = 0; i < slices.size(); ++i) {
+    const stream_slice& s = slices[i];
+    const std::optional<kv_place> at =
+        stream.place ? stream.place(i, dev.slice_bytes(layers, s.tokens)) : std::nullopt;
+    auto c = at ? dev.export_kv_to(*at->region, at->offset, s.request, layers, s.tokens)
+                : dev.export_kv(s.request, layers, s.tokens);
     if (!c) return std::move(c).err().context("run_streaming");
+    if (at) {
+      c->ring = at->ring;
+      c->ring_pos = at->pos;
+    }
     chunks.push_back(std::move(*c));
   }
   return chunks;
@@ -51,11 +60,83 @@ result<iteration_result> backend::run_streaming(const batch& b, const kv_stream&
   auto r = run(b);
   if (!r) return r;
   for (const index_range g : layer_groups(model().layers, stream.layers_per_chunk)) {
-    auto chunks = export_group(*this, *slices, g);
+    auto chunks = export_group(*this, *slices, g, stream);
     if (!chunks) return std::move(chunks).err();
     if (stream.sink) stream.sink(std::move(*chunks));
   }
   return r;
+}
+
+std::uint64_t backend::slice_bytes(index_range layers, index_range tokens) const noexcept {
+  const kv_geometry g = kv();
+  const std::uint64_t per_token_layer = g.block_tokens == 0 || model().layers == 0
+                                            ? 0
+                                            : g.bytes_per_block / g.block_tokens / model().layers;
+  return per_token_layer * layers.size() * tokens.size();
+}
+
+namespace {
+
+// The host region behind `region`, and a check that `bytes` fit at `offset`.
+result<const host_region*> host_span(const shared_region& region, std::uint64_t offset,
+                                     std::uint64_t bytes, const char* where) {
+  auto* host = dynamic_cast<const host_region*>(&region);
+  if (!host)
+    return fail(errc::unsupported, std::string{where} + ": a " +
+                                       std::string{to_string(region.kind())} +
+                                       " region; this backend reads host memory only");
+  if (offset > host->bytes() || bytes > host->bytes() - offset)
+    return fail(errc::out_of_range, std::string{where} + ": " + std::to_string(bytes) +
+                                        " bytes at offset " + std::to_string(offset) +
+                                        " run past the region's " + std::to_string(host->bytes()));
+  return host;
+}
+
+}  // namespace
+
+result<std::unique_ptr<shared_region>> backend::create_shared(std::uint64_t bytes) {
+  auto r = host_region::create(bytes, "accellm-kv-ring");
+  if (!r) return std::move(r).err();
+  return std::unique_ptr<shared_region>{std::move(*r)};
+}
+
+result<std::unique_ptr<shared_region>> backend::open_shared(region_kind kind, unique_fd fd,
+                                                            std::uint64_t bytes) {
+  if (kind != region_kind::host)
+    return fail(errc::unsupported,
+                std::string{name()} + " cannot map a " + std::string{to_string(kind)} + " region");
+  auto r = host_region::open(std::move(fd), bytes);
+  if (!r) return std::move(r).err();
+  return std::unique_ptr<shared_region>{std::move(*r)};
+}
+
+result<kv_chunk> backend::export_kv_to(shared_region& region, std::uint64_t offset,
+                                       request_id request, index_range layers, index_range tokens) {
+  auto host = host_span(region, offset, slice_bytes(layers, tokens), "export_kv_to");
+  if (!host) return std::move(host).err();
+  auto c = export_kv(request, layers, tokens);
+  if (!c) return c;
+  if (c->data.size() > (*host)->bytes() - offset)  // a backend whose slice_bytes is wrong
+    return fail(errc::internal, "export_kv_to: the slice has " + std::to_string(c->data.size()) +
+                                    " bytes, slice_bytes said fewer");
+  std::memcpy((*host)->data() + offset, c->data.data(), c->data.size());
+  c->data.clear();
+  c->data.shrink_to_fit();
+  return c;
+}
+
+status backend::import_kv_from(const shared_region& region, std::uint64_t offset,
+                               const kv_chunk& header) {
+  auto host = host_span(region, offset, header.bytes, "import_kv_from");
+  if (!host) return std::move(host).err();
+  kv_chunk c{.request = header.request,
+             .layers = header.layers,
+             .tokens = header.tokens,
+             .bytes = header.bytes,
+             .data = {}};
+  const std::byte* from = (*host)->data() + offset;
+  c.data.assign(from, from + header.bytes);
+  return import_kv(c);
 }
 
 }  // namespace accellm::device

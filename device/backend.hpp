@@ -13,13 +13,16 @@
 
 #include "common/result.hpp"
 #include "common/types.hpp"
+#include "common/unique_fd.hpp"
 #include "device/model_spec.hpp"
+#include "device/shared_region.hpp"
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -73,12 +76,27 @@ struct index_range {
 /// `data` holds the values only on real backends (empty on simulated ones).
 /// Layout of `data`: for each layer in `layers`, K then V, each
 /// `tokens.size() x kv_width` elements of the backend's KV dtype, row-major.
+///
+/// A chunk packed into a shared ring (kv_stream::place) has `ring` set and
+/// its bytes at `ring_pos` of that ring instead of in `data`.
 struct kv_chunk {
   request_id request = 0;
   index_range layers;
   index_range tokens;
   std::uint64_t bytes = 0;
   std::vector<std::byte> data;
+  std::uint64_t ring = 0;      ///< 0: the bytes are in data; else the ring's id
+  std::uint64_t ring_pos = 0;  ///< the chunk's stream position in that ring
+};
+
+/// Where run_streaming packs one chunk instead of kv_chunk::data: `offset`
+/// bytes into `region` (one this backend created), which is position `pos`
+/// of ring `ring` (kv_ring.hpp).
+struct kv_place {
+  shared_region* region = nullptr;
+  std::uint64_t offset = 0;
+  std::uint64_t ring = 0;
+  std::uint64_t pos = 0;
 };
 
 /// What run_streaming() sends out while it computes: the KV rows the
@@ -96,6 +114,10 @@ struct kv_stream {
   /// layer order, with one chunk per request in `requests` order (all with
   /// the group's layers). Never called for a batch that fails its checks.
   std::function<void(std::vector<kv_chunk>)> sink;
+  /// Optional. Asked for each chunk before it is packed, with the index of
+  /// its request in `requests` and its size: a place in a shared ring (a
+  /// partner on the same node), or nullopt to pack it into kv_chunk::data.
+  std::function<std::optional<kv_place>(std::size_t slice, std::uint64_t bytes)> place;
 };
 
 /// The layer groups of a kv_stream over a model of `layers` layers.
@@ -114,9 +136,10 @@ result<std::vector<stream_slice>> stream_slices(const batch& b, const kv_stream&
 class backend;
 
 /// One layer group of `slices`, exported from `dev` (one chunk per slice, in
-/// order): what run_streaming hands to the sink.
+/// order; each where stream.place puts it): what run_streaming hands to the
+/// sink.
 result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<stream_slice>& slices,
-                                           index_range layers);
+                                           index_range layers, const kv_stream& stream);
 
 /// KV-cache geometry and capacity of one instance.
 struct kv_geometry {
@@ -169,6 +192,31 @@ class backend {
 
   /// Frees a request's KV cache; unknown ids are ignored.
   virtual void release(request_id request) noexcept = 0;
+
+  /// Bytes of a slice in kv_chunk::data's layout (from kv() and the model).
+  std::uint64_t slice_bytes(index_range layers, index_range tokens) const noexcept;
+
+  // Same-node KV copies between processes (kv_ring.hpp). The defaults use
+  // host memory and go through export_kv/import_kv (one more copy each
+  // way); cuda_backend keeps the bytes in device memory.
+
+  /// A region of `bytes` that this backend packs KV into and another process
+  /// on the node can map (shared_region::share).
+  virtual result<std::unique_ptr<shared_region>> create_shared(std::uint64_t bytes);
+  /// Maps a region another process created; unsupported when this backend
+  /// cannot read `kind`, invalid_argument when the descriptor is not one.
+  virtual result<std::unique_ptr<shared_region>> open_shared(region_kind kind, unique_fd fd,
+                                                             std::uint64_t bytes);
+  /// export_kv, but the bytes go to `offset` of `region` (created by this
+  /// backend) and are there when it returns; the chunk comes back with
+  /// `data` empty. out_of_range when they would not fit the region.
+  virtual result<kv_chunk> export_kv_to(shared_region& region, std::uint64_t offset,
+                                        request_id request, index_range layers, index_range tokens);
+  /// import_kv of `header` (data empty; layers, tokens, bytes set) whose
+  /// bytes lie at `offset` of `region` (opened by this backend). Checks as
+  /// import_kv, and out_of_range when they would run past the region.
+  virtual status import_kv_from(const shared_region& region, std::uint64_t offset,
+                                const kv_chunk& header);
 };
 
 }  // namespace accellm::device

@@ -130,7 +130,7 @@ result<iteration_result> cpu_backend::run_streaming(const batch& b, const kv_str
     for (std::size_t i = 0; i < b.items.size(); ++i)
       seqs_[i]->layer_tokens[layer] = b.items[i].context + b.items[i].num_tokens;
     if (layer + 1 != groups[group].end) return;
-    auto chunks = export_group(*this, *slices, groups[group++]);
+    auto chunks = export_group(*this, *slices, groups[group++], stream);
     if (!chunks) {  // cannot happen: every slice's rows were just written
       if (exported) exported = std::move(chunks).err();
       return;

@@ -329,7 +329,7 @@ TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhe
   s.layers_per_chunk = 1;
   s.sink = [&](std::vector<kv_chunk> c) { calls.push_back(std::move(c)); };
   // Refused before anything runs.
-  auto refused = (*a)->run_streaming(first, kv_stream{{9}, 1, s.sink});
+  auto refused = (*a)->run_streaming(first, kv_stream{{9}, 1, s.sink, {}});
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.err().code(), errc::invalid_argument);
   EXPECT_TRUE(calls.empty());

@@ -166,7 +166,7 @@ TEST_F(SimBackend, DefaultStreamingExportsEachGroupAfterTheIteration) {
     bytes.push_back(chunks[0].bytes);
     cached.push_back(b_->cached_tokens(5));
   };
-  ASSERT_FALSE(b_->run_streaming(one(prefill_item(5, 0, 20)), kv_stream{{6}, 1, s.sink}).ok());
+  ASSERT_FALSE(b_->run_streaming(one(prefill_item(5, 0, 20)), kv_stream{{6}, 1, s.sink, {}}).ok());
   EXPECT_EQ(b_->cached_tokens(5), 0u) << "a refused stream runs nothing";
   auto r = b_->run_streaming(one(prefill_item(5, 0, 20)), s);
   ASSERT_TRUE(r.ok()) << r.err().what();
