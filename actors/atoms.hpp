@@ -33,6 +33,9 @@ using window_atom = caf::atom_constant<caf::atom("window")>;
 /// (release_atom, std::vector<request_id>) from an instance_manager: the
 /// worker's device frees those requests' KV.
 using release_atom = caf::atom_constant<caf::atom("release")>;
+/// (ring_atom, socket name) from a kv_replica to its device_worker: listen
+/// there for same-node KV rings offered by partners (worker/kv_ring_link.hpp).
+using ring_atom = caf::atom_constant<caf::atom("ring")>;
 /// Daemons: (register_atom, RegisterWorker blob, manager, node, kv_replica)
 /// from a worker process to the coordinator, answered with (msg_atom, SetRole
 /// blob) or an error; (peers_atom, std::vector<std::string>,

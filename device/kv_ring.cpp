@@ -57,7 +57,10 @@ std::optional<kv_place> ring_writer::reserve(std::uint64_t bytes) {
   if (bytes > cap) return std::nullopt;
   std::uint64_t start = head_;
   if (start % cap + bytes > cap) start = (start / cap + 1) * cap;  // to the next lap
-  if (start + bytes - consumed() > cap) return std::nullopt;
+  // Bytes skipped at a lap's end are never read: only unread chunks, the
+  // positions [consumed, head), must stay clear of the new one.
+  const std::uint64_t read = consumed();
+  if (read < head_ && start + bytes - read > cap) return std::nullopt;
   head_ = start + bytes;
   return kv_place{.region = data_.get(), .offset = start % cap, .ring = id_, .pos = start};
 }

@@ -332,6 +332,7 @@ struct KvRows {  # one request's share of a KvDeltaBatch
   tokenEnd @2 :UInt32;       # one past the last position (> tokenBegin)
   sizeBytes @3 :UInt64;      # size on the wire (modelled on sim)
   data @4 :Data;             # per layer K then V; empty on simulated devices
+  ringPos @5 :UInt64;        # with KvDeltaBatch.ring: the bytes' position in that ring
 }
 
 # worker -> a kv_replica: the new KV rows of several requests, for one layer
@@ -348,6 +349,10 @@ struct KvDeltaBatch {
   layerEnd @3 :UInt32;       # one past the last layer (> layerBegin)
   rows @4 :List(KvRows);     # non-empty; each request at most once
   phase @5 :Phase;           # prefill: a prompt (chunk) copy; decode: decode-step rows
+  ring @6 :UInt64;           # 0: none. Else the id of the sender's shared ring (a
+                             # partner on the same node, worker/kv_ring_link.hpp): a
+                             # row with empty data and sizeBytes > 0 lies there at its
+                             # ringPos (a row that did not fit the ring carries data)
 }
 
 struct TokenRun {  # consecutive output tokens of one request from one iteration

@@ -197,18 +197,23 @@ trace_event example_trace() {
 }
 
 kv_delta_batch example_delta_batch() {
-  return {
-      .epoch = 4,
-      .from_instance = 1,
-      .layer_begin = 2,
-      .layer_end = 80,
-      .rows = {{.request = 42,
-                .token_begin = 9,
-                .token_end = 10,
-                .size_bytes = 16,
-                .data = pattern(16, 5)},
-               {.request = 43, .token_begin = 30, .token_end = 31, .size_bytes = 16, .data = {}}},
-      .phase = phase::decode};
+  return {.epoch = 4,
+          .from_instance = 1,
+          .layer_begin = 2,
+          .layer_end = 80,
+          .rows = {{.request = 42,
+                    .token_begin = 9,
+                    .token_end = 10,
+                    .size_bytes = 16,
+                    .data = pattern(16, 5)},
+                   {.request = 43,
+                    .token_begin = 30,
+                    .token_end = 31,
+                    .size_bytes = 16,
+                    .data = {},
+                    .ring_pos = 4096}},
+          .phase = phase::decode,
+          .ring = 7};
 }
 
 iteration_report example_iteration_report() {

@@ -100,6 +100,7 @@ void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
   b.setLayerBegin(m.layer_begin);
   b.setLayerEnd(m.layer_end);
   b.setPhase(static_cast<w::Phase>(m.phase));
+  b.setRing(m.ring);
   if (m.rows.empty()) return;
   auto rows = b.initRows(static_cast<unsigned>(m.rows.size()));
   for (unsigned i = 0; i < rows.size(); ++i) {
@@ -109,6 +110,7 @@ void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
     out.setTokenBegin(in.token_begin);
     out.setTokenEnd(in.token_end);
     out.setSizeBytes(in.size_bytes);
+    out.setRingPos(in.ring_pos);
     fill_data(out, in.data);
   }
 }
@@ -121,6 +123,7 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
   m.layer_begin = r.getLayerBegin();
   m.layer_end = r.getLayerEnd();
   f.enumeration(r.getPhase(), phase::decode, "phase", m.phase);
+  m.ring = r.getRing();
   const auto rows = r.getRows();
   if (!f.within(rows.size(), l.max_execute_items, "rows")) return std::move(f).finish(std::move(m));
   m.rows.resize(rows.size());
@@ -131,6 +134,7 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
     out.token_begin = row.getTokenBegin();
     out.token_end = row.getTokenEnd();
     out.size_bytes = row.getSizeBytes();
+    out.ring_pos = row.getRingPos();
     if (row.hasData()) f.data(row.getData(), out.data);
   }
   return std::move(f).finish(std::move(m));

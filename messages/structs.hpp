@@ -317,7 +317,8 @@ struct kv_rows {
   std::uint32_t token_begin = 0;
   std::uint32_t token_end = 0;   ///< > token_begin
   std::uint64_t size_bytes = 0;  ///< == data.size() when data is non-empty
-  std::vector<std::byte> data;   ///< empty on simulated devices
+  std::vector<std::byte> data;   ///< empty on simulated devices and for rows in a ring
+  std::uint64_t ring_pos = 0;    ///< with kv_delta_batch::ring: the bytes' ring position
   friend bool operator==(const kv_rows&, const kv_rows&) = default;
 };
 
@@ -330,6 +331,10 @@ struct kv_delta_batch {
   std::uint32_t layer_end = 0;  ///< > layer_begin
   std::vector<kv_rows> rows;    ///< non-empty; each request at most once
   messages::phase phase = phase::decode;
+  /// Nonzero: the id of the sender's shared ring (a partner on the same
+  /// node); a row with empty data lies there at its ring_pos (a row that did
+  /// not fit the ring carries its data).
+  std::uint64_t ring = 0;
   friend bool operator==(const kv_delta_batch&, const kv_delta_batch&) = default;
 };
 

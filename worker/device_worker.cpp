@@ -4,9 +4,12 @@
 #include "actors/thread_sched.hpp"
 #include "messages/codec.hpp"
 #include "worker/batch_item.hpp"
+#include "worker/kv_ring_link.hpp"
+#include "worker/ring_book.hpp"
 
 #include <caf/all.hpp>
 #include <sched.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -23,15 +26,19 @@ namespace {
 
 using actors::msg_atom;
 
-// The backend and the one thread that uses it. Jobs run in the order they
-// were posted; the destructor lets the running job finish, drops the rest
-// and joins.
+// The backend, its same-node KV rings and the one thread that uses them.
+// Jobs run in the order they were posted; the destructor lets the running
+// job finish, drops the rest and joins.
 class device_thread {
  public:
-  using job = std::function<void(device::backend&)>;
+  using job = std::function<void(device::backend&, ring_book&)>;
 
-  device_thread(std::unique_ptr<device::backend> backend, compute_priority priority)
-      : backend_(std::move(backend)), priority_(priority), thread_([this] { loop(); }) {}
+  device_thread(std::unique_ptr<device::backend> backend, compute_priority priority,
+                std::uint64_t ring_bytes)
+      : backend_(std::move(backend)),
+        rings_(ring_bytes),
+        priority_(priority),
+        thread_([this] { loop(); }) {}
 
   device_thread(const device_thread&) = delete;
   device_thread& operator=(const device_thread&) = delete;
@@ -44,6 +51,9 @@ class device_thread {
     wake_.notify_one();
     thread_.join();
   }
+
+  /// Whether the backend maps device-memory rings (device/shared_region.hpp).
+  bool maps_cuda() const noexcept { return backend_->name().starts_with("cuda"); }
 
   void post(job j) {
     {
@@ -75,11 +85,12 @@ class device_thread {
         next = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      next(*backend_);
+      next(*backend_, rings_);
     }
   }
 
   std::unique_ptr<device::backend> backend_;
+  ring_book rings_;  // after backend_: its rings hold backend memory
   compute_priority priority_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -91,6 +102,8 @@ class device_thread {
 struct device_worker_state {
   instance_id id = no_instance;
   std::shared_ptr<device_thread> device;
+  // After device: stopped first, since it posts to the device thread.
+  std::unique_ptr<ring_listener> listener;
   caf::actor manager;
   std::vector<caf::actor> replicas;
   actors::trace_point trace;
@@ -128,6 +141,15 @@ struct kv_plan {
   std::vector<instance_id> targets;  ///< per stream.requests entry
 };
 
+// Where a partner's rows may go without the network: its kv_replica's
+// address and, when that replica lives in another process of this node, the
+// socket its worker takes ring offers on (kv_ring_link.hpp).
+struct ring_target {
+  instance_id target = no_instance;
+  std::string replica;
+  std::string socket;
+};
+
 kv_plan plan_kv(const messages::execute& ex) {
   kv_plan p;
   bool prompt = false;
@@ -155,13 +177,33 @@ std::map<instance_id, messages::kv_delta_batch> group_rows(const messages::execu
     b.rows.push_back({.request = c.request,
                       .token_begin = c.tokens.begin,
                       .token_end = c.tokens.end,
-                      .size_bytes = c.data.size(),
-                      .data = std::move(c.data)});
+                      .size_bytes = c.bytes,
+                      .data = std::move(c.data),
+                      .ring_pos = c.ring_pos});
+    if (c.ring != 0) b.ring = c.ring;  // one ring per target
   }
   for (auto& [target, b] : out) {
     b.epoch = ex.epoch;
     b.from_instance = ex.instance;
     b.phase = ex.items.front().phase;
+  }
+  return out;
+}
+
+// The ring targets of an Execute's partners; computed on the actor, which
+// knows its node.
+std::vector<ring_target> ring_targets(device_worker_actor* self, const messages::execute& ex) {
+  std::vector<ring_target> out;
+  const auto& replicas = self->state.replicas;
+  for (const messages::execute_item& it : ex.items) {
+    if (it.replica_to == no_instance || it.replica_to >= replicas.size()) continue;
+    const bool listed = std::any_of(
+        out.begin(), out.end(), [&](const ring_target& t) { return t.target == it.replica_to; });
+    const caf::actor& r = replicas[it.replica_to];
+    if (listed || !r) continue;
+    out.push_back({.target = it.replica_to,
+                   .replica = caf::to_string(r.address()),
+                   .socket = kv_ring_socket(r, self->node())});
   }
   return out;
 }
@@ -181,50 +223,85 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
   // The trace's names, by the Execute's instance: a daemon's worker is
   // spawned before its instance has an id.
   auto trace = s.trace ? s.trace.as("worker:" + std::to_string(ex.instance)) : s.trace;
-  s.device->post([ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
-                  trace = std::move(trace),
-                  clock = &self->home_system().clock()](device::backend& dev) mutable {
-    kv_plan kv = plan_kv(ex);
-    kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
-      for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
-        if (target >= replicas.size()) continue;
-        for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
-        auto m = messages::pack(rows);
-        // The partner's node is not known here: "" (the trace tools find it).
-        if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());
-        caf::anon_send(replicas[target], msg_atom::value, std::move(m));
-      }
-    };
-    auto r = dev.run_streaming(batch, kv.stream);
-    if (!r) {
-      done.error = r.err().what();
-    } else {
-      done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
-      done.next_tokens = std::move(r->next_tokens);
-    }
-    auto m = messages::pack(done);
-    if (trace) trace.message("im:" + std::to_string(ex.instance), trace.node, m, clock->now());
-    caf::anon_send(manager, msg_atom::value, std::move(m));
-  });
+  s.device->post(
+      [ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
+       rt = ring_targets(self, ex), trace = std::move(trace),
+       clock = &self->home_system().clock()](device::backend& dev, ring_book& rings) mutable {
+        kv_plan kv = plan_kv(ex);
+        for (const ring_target& t : rt)
+          rings.prepare(dev, ex.instance, t.target, t.replica, t.socket);
+        kv.stream.place = [&](std::size_t i, std::uint64_t bytes) {
+          return rings.place(kv.targets[i], bytes);
+        };
+        kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
+          for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
+            if (target >= replicas.size()) continue;
+            for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
+            auto m = messages::pack(rows);
+            // The partner's node is not known here: "" (the trace tools find it).
+            if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());
+            caf::anon_send(replicas[target], msg_atom::value, std::move(m));
+          }
+        };
+        auto r = dev.run_streaming(batch, kv.stream);
+        if (!r) {
+          done.error = r.err().what();
+        } else {
+          done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
+          done.next_tokens = std::move(r->next_tokens);
+        }
+        auto m = messages::pack(done);
+        if (trace) trace.message("im:" + std::to_string(ex.instance), trace.node, m, clock->now());
+        caf::anon_send(manager, msg_atom::value, std::move(m));
+      });
 }
 
 // Rows of a partner's request: imported on the device thread, after the jobs
 // already queued.
+// Rows in the sender's ring (same node) are read from there; a ring this
+// worker has not mapped drops them like a slice that does not fit.
 void on_rows(device_worker_actor* self, const messages::kv_delta_batch& m) {
   if (m.from_instance == self->state.id) return;
   for (const messages::kv_rows& row : m.rows) {
-    if (row.data.empty()) continue;  // sizes only: a simulated sender
+    const bool in_ring = m.ring != 0 && row.data.empty() && row.size_bytes > 0;
+    if (row.data.empty() && !in_ring) continue;  // sizes only: a simulated sender
     device::kv_chunk chunk{.request = row.request,
                            .layers = {m.layer_begin, m.layer_end},
                            .tokens = {row.token_begin, row.token_end},
                            .bytes = row.size_bytes,
                            .data = row.data};
-    self->state.device->post([chunk = std::move(chunk)](device::backend& dev) {
+    self->state.device->post([chunk = std::move(chunk), in_ring, from = m.from_instance,
+                              ring = m.ring,
+                              pos = row.ring_pos](device::backend& dev, ring_book& rings) {
       // A slice that does not fit (a gap, or a full pool) is dropped: the
       // copy stops growing and is completed by recompute where it is used.
-      (void)dev.import_kv(chunk);
+      if (in_ring)
+        (void)rings.import(dev, from, ring, pos, chunk);
+      else
+        (void)dev.import_kv(chunk);
     });
   }
+}
+
+// Ring offers are checked on the listener's thread and mapped by a job on the
+// device thread: the offer is answered at once, and rows naming the ring,
+// which the sender sends only after the answer, are imported by later jobs.
+void listen_for_rings(device_worker_actor* self, const std::string& name) {
+  auto& s = self->state;
+  s.listener.reset();
+  device_thread* device = s.device.get();
+  auto listener =
+      ring_listener::start(name, [device](const ring_offer& offer, ring_descriptors fds) -> status {
+        if (offer.kind == device::region_kind::cuda && !device->maps_cuda())
+          return fail(errc::unsupported, "this worker's device cannot map GPU memory");
+        auto held = std::make_shared<ring_descriptors>(std::move(fds));
+        device->post([offer, held](device::backend& dev, ring_book& rings) {
+          (void)rings.open(dev, offer, std::move(*held));
+        });
+        return {};
+      });
+  // Without a listener partners on this node send over the network.
+  if (listener) s.listener = std::move(*listener);
 }
 
 caf::behavior device_worker(device_worker_actor* self, instance_id id,
@@ -241,8 +318,9 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
       [self](actors::peers_atom, std::vector<caf::actor> replicas) {
         self->state.replicas = std::move(replicas);
       },
+      [self](actors::ring_atom, const std::string& socket) { listen_for_rings(self, socket); },
       [self](actors::release_atom, const std::vector<request_id>& ids) {
-        self->state.device->post([ids](device::backend& dev) {
+        self->state.device->post([ids](device::backend& dev, ring_book&) {
           for (const request_id r : ids) dev.release(r);
         });
       },
@@ -266,10 +344,25 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
 
 }  // namespace
 
+std::string kv_ring_socket(const caf::actor& replica, const caf::node_id& here) {
+  // A node id of CAF's default kind holds its host's hash and process id.
+  const caf::node_id there = replica.node();
+  // A system without networking has no node id: the replica is in this
+  // process.
+  if (!there && !here)
+    return ring_socket_name(static_cast<std::uint32_t>(::getpid()), replica.id());
+  if (!there || !here || caf::wraps_uri(there) || caf::wraps_uri(here)) return {};
+  const auto& a = static_cast<const caf::node_id::default_data&>(*there);
+  const auto& b = static_cast<const caf::node_id::default_data&>(*here);
+  if (a.host_id() != b.host_id()) return {};
+  return ring_socket_name(a.process_id(), replica.id());
+}
+
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
                                std::unique_ptr<device::backend> backend, compute_priority priority,
-                               actors::trace_point trace) {
-  return sys.spawn(device_worker, id, std::make_shared<device_thread>(std::move(backend), priority),
+                               actors::trace_point trace, std::uint64_t kv_ring_bytes) {
+  return sys.spawn(device_worker, id,
+                   std::make_shared<device_thread>(std::move(backend), priority, kv_ring_bytes),
                    std::move(trace));
 }
 

@@ -16,12 +16,19 @@
 // queue, so an import always precedes the iterations that were asked for
 // after it, and layer groups are imported as they come.
 //
+// Partners in another process of the same node get their rows through a
+// shared ring instead (ring_book.hpp): packed into memory both processes map
+// (device memory on a GPU), the KvDeltaBatch naming where they lie; rows
+// that find the ring full still travel in the message.
+//
 // An Execute item without its token ids (the instance_manager fills them
 // when instance_options::device_memory is on) is answered with
 // IterationDone.error naming it.
 //
 // Messages in: (msg_atom, Execute) from the instance_manager; (msg_atom,
 // KvDeltaBatch) from the instance_manager (the rows it kept) or a kv_replica;
+// (ring_atom, socket name) from its kv_replica: listen there for the rings of
+// partners on this node;
 // (release_atom, request ids) from the instance_manager: their KV is freed
 // on the device, after the jobs queued before; (ping_atom) answered with
 // pong_atom, also while the device is busy. Out: IterationDone to the
@@ -42,7 +49,9 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <cstdint>
 #include <memory>
+#include <string>
 
 namespace accellm::worker {
 
@@ -64,12 +73,25 @@ enum class compute_priority {
 /// The nice value of a background (and idle) device thread.
 inline constexpr int background_nice = 19;
 
+/// Bytes of each same-node KV ring a worker makes for a partner (device
+/// memory on cuda; a memfd, touched as used, on cpu). A prefill layer of a
+/// 2048-token Llama-2-7B prompt is 32 MiB.
+inline constexpr std::uint64_t default_kv_ring_bytes = std::uint64_t{256} << 20;
+
 /// Spawns the worker of instance `id`; it owns `backend` (never null).
 /// `trace` (may be empty) records IterationDone and the KV rows it sends, as
 /// "worker:<id>", at the actor clock's time read on the device thread.
+/// `kv_ring_bytes`: the size of the ring it offers each partner on the node
+/// (0: it sends every row over the network, but still takes partners' rings).
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
                                std::unique_ptr<device::backend> backend,
                                compute_priority priority = compute_priority::normal,
-                               actors::trace_point trace = {});
+                               actors::trace_point trace = {},
+                               std::uint64_t kv_ring_bytes = default_kv_ring_bytes);
+
+/// The abstract socket on which the worker beside `replica` takes ring
+/// offers (kv_ring_link.hpp), seen from node `here`; "" when the replica's
+/// node is on another host.
+std::string kv_ring_socket(const caf::actor& replica, const caf::node_id& here);
 
 }  // namespace accellm::worker

@@ -2,6 +2,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/codec.hpp"
+#include "worker/device_worker.hpp"
 
 #include <caf/all.hpp>
 
@@ -22,6 +23,10 @@ caf::behavior kv_replica(replica_actor* self) {
       [self](actors::peers_atom, caf::actor manager, caf::actor device) {
         self->state.manager = std::move(manager);
         self->state.device = std::move(device);
+        // Partners on this node offer their KV rings to the device worker
+        // at the socket named after this replica, whose handle they hold.
+        self->send(self->state.device, actors::ring_atom::value,
+                   kv_ring_socket(caf::actor_cast<caf::actor>(self), self->node()));
       },
       [self](actors::msg_atom, const messages::capnp_blob& b) {
         // Decoded by the receivers; anything malformed goes to the manager

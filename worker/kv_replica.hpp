@@ -8,7 +8,8 @@
 // Messages in: (msg_atom, KvDeltaBatch) from any worker. Out: the same blob to
 // the instance_manager (and the device_worker). Set-up: (peers_atom,
 // instance_manager) on a simulated device, (peers_atom, instance_manager,
-// device_worker) on a real one. (ping_atom) is answered with pong_atom once
+// device_worker) on a real one, which also tells the device_worker where to
+// take partners' same-node KV rings (ring_atom). (ping_atom) is answered with pong_atom once
 // everything received before it has been handed on.
 //
 // Thread contract: an actor.

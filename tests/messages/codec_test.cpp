@@ -121,6 +121,18 @@ TEST(RoundTrip, LargeKvPayloadAndLongPrompt) {
   EXPECT_EQ(*sb, s);
 }
 
+TEST(RoundTrip, RingRowsCarryPositionsNotBytes) {
+  kv_delta_batch m = example<kv_delta_batch>();
+  m.ring = 0x0123456789abcdefull;
+  for (std::size_t i = 0; i < m.rows.size(); ++i) {
+    m.rows[i].data.clear();
+    m.rows[i].ring_pos = (std::uint64_t{5} << 33) + i * 4096;
+  }
+  const auto back = decode<kv_delta_batch>(encode(m));
+  ASSERT_TRUE(back.ok()) << describe(back);
+  EXPECT_EQ(*back, m);
+}
+
 TEST(RoundTrip, KvPayloadOfAnySize) {
   // Whole words are referenced, other sizes copied (kv_codec.cpp): both ways
   // must give the same bytes back.

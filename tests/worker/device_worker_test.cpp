@@ -225,16 +225,40 @@ TEST_F(DeviceWorker, AnswersWhileTheDeviceComputes) {
 
 // The takeover invariant across actors: A prefills with its KV streamed to B
 // (through B's kv_replica into B's device); B then decodes the request to the
-// tokens A produces.
-TEST_F(DeviceWorker, RowsSentToThePartnerDecodeToTheSameTokens) {
-  const caf::actor a = spawn_device_worker(sys_, 0, cpu_tiny());
+// tokens A produces. With a ring size, A offers B's worker a shared ring (B's
+// replica is in this process, so on this node) and the rows that fit it
+// travel as positions in it; with 0, every row travels in the message.
+class DeviceWorkerPair : public DeviceWorker,
+                         public ::testing::WithParamInterface<std::uint64_t> {};
+
+TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
+  const std::uint64_t ring_bytes = GetParam();
+  const caf::actor a =
+      spawn_device_worker(sys_, 0, cpu_tiny(), compute_priority::normal, {}, ring_bytes);
   const caf::actor b = spawn_device_worker(sys_, 1, cpu_tiny());
   const caf::actor b_replica = spawn_kv_replica(sys_, 1);
+  // B's manager: counts the rows that arrive in a ring and in the message.
+  auto in_ring = std::make_shared<std::atomic<int>>(0);
+  auto in_message = std::make_shared<std::atomic<int>>(0);
+  const caf::actor b_manager = sys_.spawn([in_ring, in_message] {
+    return caf::behavior{[in_ring, in_message](msg_atom, const capnp_blob& blob) {
+      auto m = messages::decode<messages::kv_delta_batch>(blob);
+      if (!m) return;
+      for (const messages::kv_rows& row : m->rows)
+        ++*(m->ring != 0 && row.data.empty() ? in_ring : in_message);
+    }};
+  });
   const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
-  self_->send(b_replica, actors::peers_atom::value, none, b);
+  self_->send(b_replica, actors::peers_atom::value, b_manager, b);
   self_->send(a, actors::peers_atom::value, caf::actor{self_},
               std::vector<caf::actor>{none, b_replica});
   self_->send(b, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+  // B listens once its replica has told it where (ring_atom): a ping through
+  // the replica and B orders that before the prefill.
+  for (const caf::actor& x : {b_replica, b}) {
+    self_->request(x, patience, actors::ping_atom::value)
+        .receive([](actors::pong_atom) {}, [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+  }
   const messages::iteration_done first = run(a, execute(0, 1, {prefill(7, prompt(33), 1)}));
   ASSERT_TRUE(first.error.empty()) << first.error;
   EXPECT_GT(first.kv_bytes_sent, 0u);
@@ -256,9 +280,28 @@ TEST_F(DeviceWorker, RowsSentToThePartnerDecodeToTheSameTokens) {
     last_a = on_a.next_tokens.at(0);
     last_b = on_b.next_tokens.at(0);
   }
-  for (const auto& x : {a, b, b_replica, none})
+  // The manager saw every batch before the replica answered the ping.
+  const int layers = static_cast<int>(device::find_model("cpu-tiny")->layers);
+  EXPECT_EQ(*in_ring + *in_message, layers);
+  if (ring_bytes == 0) {
+    EXPECT_EQ(*in_ring, 0);
+  } else if (ring_bytes >= (1u << 20)) {
+    EXPECT_EQ(*in_ring, layers) << "every layer fits the ring";
+  } else {
+    EXPECT_EQ(*in_message, layers) << "a layer's rows do not fit the ring: they overflow";
+  }
+  for (const auto& x : {a, b, b_replica, b_manager, none})
     self_->send_exit(x, caf::exit_reason::user_shutdown);
 }
+
+INSTANTIATE_TEST_SUITE_P(RingBytes, DeviceWorkerPair,
+                         ::testing::Values(std::uint64_t{0}, std::uint64_t{1} << 20,
+                                           std::uint64_t{4096}),
+                         [](const auto& param) {
+                           return param.index == 0   ? std::string{"NoRing"}
+                                  : param.index == 1 ? std::string{"Ring"}
+                                                     : std::string{"SmallRing"};
+                         });
 
 // What an Execute sent to the test, standing in for both the manager and a
 // partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.
