@@ -13,6 +13,11 @@
 // the slice with one packing kernel and one copy on the backend's own copy
 // stream, through pinned host memory; they wait for the iteration in flight.
 // copy_kv_to moves a slice to another instance on the node device to device.
+// Between two processes on one node the slice goes through a cuda_region
+// (shared_memory.hpp) instead: create_shared makes one on this GPU,
+// open_shared maps a peer's, and export_kv_to / import_kv_from /
+// run_streaming's kv_stream::place pack and unpack straight into and out of
+// it, with no host memory on the way.
 //
 // Errors are values: run() checks every item and the pool before touching a
 // cache; device failures come back as errc::device_failure.
@@ -23,7 +28,9 @@
 #include "common/result.hpp"
 #include "device/backend.hpp"
 #include "device/cuda/forward.hpp"
+#include "device/cuda/kv_copy.cuh"
 #include "device/cuda/runtime.hpp"
+#include "device/cuda/shared_memory.hpp"
 #include "device/cuda/weights.hpp"
 
 #include <cstdint>
@@ -78,7 +85,12 @@ class cuda_backend final : public backend {
   /// event; the copy stream waits for it, packs the group's rows and copies
   /// them to pinned memory while the next layers compute, and the host hands
   /// each group to the sink as its copy lands, before the iteration ends. A
-  /// decode-only iteration (a CUDA graph) is exported after it, in one group.
+  /// slice that stream.place puts in a cuda_region is packed straight there
+  /// (no copy to the host; its chunk has no data, its ring place set); one in
+  /// a host region goes through pinned memory into it. The slices left for
+  /// kv_chunk::data are copied with one cudaMemcpyAsync per run of adjacent
+  /// ones (one per group when nothing is placed). A decode-only iteration (a
+  /// CUDA graph) is exported after it, in one group, through export_kv_to.
   result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
   result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
   status import_kv(const kv_chunk& chunk) override;
@@ -91,6 +103,26 @@ class cuda_backend final : public backend {
   /// invalid_argument, also when the two KV shapes differ). Returns when the
   /// slice is in place.
   status copy_kv_to(cuda_backend& dst, request_id request, index_range layers, index_range tokens);
+
+  /// A cuda_region of `bytes` on this GPU (invalid_argument for 0,
+  /// unsupported without a CUDA driver's VMM calls).
+  result<std::unique_ptr<shared_region>> create_shared(std::uint64_t bytes) override;
+  /// A cuda region: the peer's fd imported and mapped on this GPU
+  /// (cuda_region::open's errors). A host region: backend's memfd mapping.
+  result<std::unique_ptr<shared_region>> open_shared(region_kind kind, unique_fd fd,
+                                                     std::uint64_t bytes) override;
+  /// For a cuda_region on this GPU: export_kv's checks, then the slice packed
+  /// at `offset` on the copy stream (after the last iteration), synchronised;
+  /// out_of_range past the region, misaligned for an offset that is not a
+  /// multiple of 16 (the packing kernel's vector), invalid_argument for a
+  /// region on another GPU. A host region: backend's default.
+  result<kv_chunk> export_kv_to(shared_region& region, std::uint64_t offset, request_id request,
+                                index_range layers, index_range tokens) override;
+  /// For a cuda_region on this GPU: import_kv's checks (header.bytes must be
+  /// the slice's size), then the slice unpacked from `offset` into the pool,
+  /// synchronised; errors as export_kv_to. A host region: backend's default.
+  status import_kv_from(const shared_region& region, std::uint64_t offset,
+                        const kv_chunk& header) override;
   void release(request_id request) noexcept override;
 
   /// Logits of the last run, [items that wanted output x vocab shard].
@@ -147,15 +179,21 @@ class cuda_backend final : public backend {
   status check_slice(const sequence& s, index_range layers, index_range tokens) const;
   status check_incoming(request_id request, index_range layers, index_range tokens) const;
   /// On copy_stream_: uploads `s`'s block table, then copies the slice
-  /// between the pool and dev_stage_ (pack: pool to stage; else back).
-  status stage_slice(const sequence& s, index_range layers, index_range tokens, bool pack);
+  /// between the pool and `packed` (device memory: dev_stage_ or a region).
+  status stage_slice(const sequence& s, index_range layers, index_range tokens,
+                     __nv_bfloat16* packed, kv_direction dir);
   kv_pool_view pool_view() const noexcept;
-  /// Packs a cached slice of `elems` elements into dev_stage_ on
+  /// Packs a cached slice into `to` (device memory of this GPU) on
   /// copy_stream_, after the last iteration that wrote it; does not wait.
-  status pack_slice(const sequence& s, index_range layers, index_range tokens, std::uint64_t elems);
-  /// Unpacks dev_stage_ (filled on copy_stream_) into the pool, growing the
-  /// request's table first; waits for the copy stream.
-  status unpack_staged(request_id request, index_range layers, index_range tokens);
+  status pack_slice(const sequence& s, index_range layers, index_range tokens, __nv_bfloat16* to);
+  /// Unpacks `from` (device memory, filled on copy_stream_ or before) into
+  /// the pool, growing the request's table first; waits for the copy stream.
+  status unpack_from(request_id request, index_range layers, index_range tokens,
+                     __nv_bfloat16* from);
+  /// Where `bytes` at `offset` of `region` are on this GPU; out_of_range,
+  /// misaligned or invalid_argument as export_kv_to says.
+  result<__nv_bfloat16*> region_span(const cuda_region& region, std::uint64_t offset,
+                                     std::uint64_t bytes, const char* where) const;
 
   std::string name_;
   int device_ = 0;

@@ -1,5 +1,7 @@
 // cuda_backend's KV movement (declared in cuda_backend.hpp): export_kv, import_kv,
-// copy_kv_to, and run_streaming's layer-group copies that overlap the forward pass.
+// copy_kv_to, and run_streaming's layer-group copies that overlap the forward pass
+// (into a cuda_region where kv_stream::place says; kv_shared.cpp has the rest
+// of that same-node path).
 #include "device/cuda/check.hpp"
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/fill_uniform.cuh"
@@ -7,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -45,23 +49,21 @@ kv_pool_view cuda_backend::pool_view() const noexcept {
 }
 
 status cuda_backend::stage_slice(const sequence& s, index_range layers, index_range tokens,
-                                 bool pack) {
+                                 __nv_bfloat16* packed, kv_direction dir) {
   cudaStream_t cs = copy_stream_.get();
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
                                    s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                    cs));
   return kv_copy(pool_view(), dev_table_.data(), layers.begin, layers.size(), tokens.begin,
-                 tokens.size(), dev_stage_.data(), pack ? kv_direction::pack : kv_direction::unpack,
-                 cs);
+                 tokens.size(), packed, dir, cs);
 }
 
 status cuda_backend::pack_slice(const sequence& s, index_range layers, index_range tokens,
-                                std::uint64_t elems) {
+                                __nv_bfloat16* to) {
   ACCELLM_CUDA_TRY(cudaSetDevice(device_));
-  if (auto st = ensure_staging(elems); !st) return st;
   // The copy stream waits for the last iteration that wrote this KV.
   ACCELLM_CUDA_TRY(cudaStreamWaitEvent(copy_stream_.get(), compute_done_.get(), 0));
-  return stage_slice(s, layers, tokens, true);
+  return stage_slice(s, layers, tokens, to, kv_direction::pack);
 }
 
 result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
@@ -77,7 +79,9 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
   c.bytes = elems * 2;
   if (elems == 0) return c;
-  if (auto st = pack_slice(it->second, layers, tokens, elems); !st) return std::move(st).err();
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  ACCELLM_TRY(ensure_staging(elems));
+  ACCELLM_TRY(pack_slice(it->second, layers, tokens, dev_stage_.data()));
   cudaStream_t cs = copy_stream_.get();
   ACCELLM_CUDA_TRY(
       cudaMemcpyAsync(host_stage_.data(), dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
@@ -99,6 +103,33 @@ status cuda_backend::ensure_group_events(std::size_t groups) {
   return {};
 }
 
+namespace {
+
+// Where run_streaming put one (group, slice): packed straight into a
+// cuda_region (gpu), into pinned memory and then a host region (host), or
+// into pinned memory for kv_chunk::data (neither).
+struct slice_target {
+  std::optional<kv_place> place;
+  bool gpu = false;
+  std::byte* host = nullptr;
+};
+
+// The bytes of a place in a host region; the checks backend's default makes.
+result<std::byte*> host_place(const kv_place& p, std::uint64_t bytes) {
+  if (p.region == nullptr) return fail(errc::invalid_argument, "run_streaming: a place, no region");
+  auto* host = dynamic_cast<host_region*>(p.region);
+  if (host == nullptr)
+    return fail(errc::unsupported, "run_streaming: a " + std::string{to_string(p.region->kind())} +
+                                       " region that is not this GPU's");
+  if (p.offset > host->bytes() || bytes > host->bytes() - p.offset)
+    return fail(errc::out_of_range, "run_streaming: " + std::to_string(bytes) +
+                                        " bytes at offset " + std::to_string(p.offset) +
+                                        " run past the region's " + std::to_string(host->bytes()));
+  return host->data() + p.offset;
+}
+
+}  // namespace
+
 result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_stream& stream) {
   auto slices = stream_slices(b, stream);
   if (!slices) return std::move(slices).err();
@@ -111,6 +142,7 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
 
   // The staging buffers hold every (group, slice) one after another, group by
   // group; at[g * n + i] is where slice i of group g starts, at.back() the end.
+  // A slice packed into a ring leaves its part of them unused.
   const std::size_t n = slices->size();
   const std::uint64_t kvw = shape_.attn.kv_width();
   std::vector<std::uint64_t> at;
@@ -130,6 +162,25 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
     for (std::size_t k = 0; k < b.items.size(); ++k)
       if (b.items[k].request == (*slices)[i].request) slot[i] = static_cast<std::uint32_t>(k);
 
+  std::vector<slice_target> where(groups.size() * n);
+  // Host, in the hook: asks stream.place for slice i of group g; where to pack it.
+  auto target = [&](std::size_t g, std::size_t i) -> result<__nv_bfloat16*> {
+    const std::size_t k = g * n + i;
+    __nv_bfloat16* staged = dev_stage_.data() + at[k];
+    if (!stream.place) return staged;
+    const std::uint64_t bytes = (at[k + 1] - at[k]) * 2;
+    where[k].place = stream.place(i, bytes);
+    if (!where[k].place) return staged;
+    if (auto* gpu = dynamic_cast<cuda_region*>(where[k].place->region)) {
+      where[k].gpu = true;
+      return region_span(*gpu, where[k].place->offset, bytes, "run_streaming");
+    }
+    auto host = host_place(*where[k].place, bytes);
+    if (!host) return std::move(host).err();
+    where[k].host = *host;
+    return staged;
+  };
+
   cudaStream_t cs = copy_stream_.get();
   std::size_t next = 0;  // the group whose last layer is enqueued next
   layer_hooks hooks;
@@ -144,30 +195,52 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
     ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, group_computed_[g].get(), 0));
     const std::int32_t* tables = forward_->device_tables();
     for (std::size_t i = 0; i < n; ++i) {
+      auto to = target(g, i);
+      if (!to) return std::move(to).err();
       const index_range tokens = (*slices)[i].tokens;
       ACCELLM_TRY(kv_copy(pool_view(), tables + std::size_t{slot[i]} * limits_.table_stride(),
-                          groups[g].begin, groups[g].size(), tokens.begin, tokens.size(),
-                          dev_stage_.data() + at[g * n + i], kv_direction::pack, cs));
+                          groups[g].begin, groups[g].size(), tokens.begin, tokens.size(), *to,
+                          kv_direction::pack, cs));
     }
-    const std::uint64_t first = at[g * n], end = at[(g + 1) * n];
-    ACCELLM_CUDA_TRY(cudaMemcpyAsync(host_stage_.data() + first, dev_stage_.data() + first,
-                                     (end - first) * 2, cudaMemcpyDeviceToHost, cs));
+    // What did not go to a ring on the GPU: to pinned memory, one copy per
+    // run of adjacent slices.
+    for (std::size_t i = 0; i < n;) {
+      if (where[g * n + i].gpu) {
+        ++i;
+        continue;
+      }
+      std::size_t j = i + 1;
+      while (j < n && !where[g * n + j].gpu) ++j;
+      const std::uint64_t first = at[g * n + i], end = at[g * n + j];
+      ACCELLM_CUDA_TRY(cudaMemcpyAsync(host_stage_.data() + first, dev_stage_.data() + first,
+                                       (end - first) * 2, cudaMemcpyDeviceToHost, cs));
+      i = j;
+    }
     ACCELLM_CUDA_TRY(cudaEventRecord(group_copied_[g].get(), cs));
     return {};
   };
-  // Host, once everything is queued: each group to the sink as it lands.
+  // Host, once everything is queued: each group to the sink as it lands
+  // (its ring bytes too: they were packed before the same event).
   hooks.before_wait = [&]() -> status {
     for (std::size_t g = 0; g < groups.size(); ++g) {
       ACCELLM_CUDA_TRY(cudaEventSynchronize(group_copied_[g].get()));
       std::vector<kv_chunk> chunks(n);
       for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t k = g * n + i;
         kv_chunk& c = chunks[i];
         c.request = (*slices)[i].request;
         c.layers = groups[g];
         c.tokens = (*slices)[i].tokens;
-        c.bytes = (at[g * n + i + 1] - at[g * n + i]) * 2;
-        c.data.resize(c.bytes);
-        std::memcpy(c.data.data(), host_stage_.data() + at[g * n + i], c.bytes);
+        c.bytes = (at[k + 1] - at[k]) * 2;
+        const auto* staged = reinterpret_cast<const std::byte*>(host_stage_.data() + at[k]);
+        if (where[k].place) {
+          c.ring = where[k].place->ring;
+          c.ring_pos = where[k].place->pos;
+        }
+        if (where[k].host != nullptr)
+          std::memcpy(where[k].host, staged, c.bytes);
+        else if (!where[k].gpu)
+          c.data.assign(staged, staged + c.bytes);
       }
       if (stream.sink) stream.sink(std::move(chunks));
     }
@@ -194,14 +267,15 @@ status cuda_backend::check_incoming(request_id request, index_range layers,
   return {};
 }
 
-status cuda_backend::unpack_staged(request_id request, index_range layers, index_range tokens) {
+status cuda_backend::unpack_from(request_id request, index_range layers, index_range tokens,
+                                 __nv_bfloat16* from) {
   const bool created = seqs_.count(request) == 0;
   if (auto st = grow(request, tokens.end); !st) {
     if (created) release(request);
     return st;
   }
   sequence& s = seqs_.at(request);
-  if (auto st = stage_slice(s, layers, tokens, false); !st) return st;
+  if (auto st = stage_slice(s, layers, tokens, from, kv_direction::unpack); !st) return st;
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(copy_stream_.get()));
   for (std::uint32_t l = layers.begin; l < layers.end; ++l)
     s.layer_tokens[l] = std::max(s.layer_tokens[l], tokens.end);
@@ -223,7 +297,7 @@ status cuda_backend::import_kv(const kv_chunk& chunk) {
   ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_stage_.data(), host_stage_.data(), chunk.bytes,
                                    cudaMemcpyHostToDevice, cs));
-  return unpack_staged(chunk.request, chunk.layers, chunk.tokens);
+  return unpack_from(chunk.request, chunk.layers, chunk.tokens, dev_stage_.data());
 }
 
 status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_range layers,
@@ -240,7 +314,9 @@ status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_ran
   const std::uint64_t elems = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width();
   if (elems == 0) return {};
   // Pack here, on this instance's copy stream.
-  if (auto st = pack_slice(it->second, layers, tokens, elems); !st) return st;
+  ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  ACCELLM_TRY(ensure_staging(elems));
+  ACCELLM_TRY(pack_slice(it->second, layers, tokens, dev_stage_.data()));
   ACCELLM_CUDA_TRY(cudaEventRecord(packed_.get(), copy_stream_.get()));
   // One device-to-device copy (peer-to-peer across GPUs), then unpack there.
   ACCELLM_CUDA_TRY(cudaSetDevice(dst.device_));
@@ -250,7 +326,7 @@ status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_ran
   ACCELLM_CUDA_TRY(cudaStreamWaitEvent(ds, dst.compute_done_.get(), 0));
   ACCELLM_CUDA_TRY(cudaMemcpyPeerAsync(dst.dev_stage_.data(), dst.device_, dev_stage_.data(),
                                        device_, elems * 2, ds));
-  auto st = dst.unpack_staged(request, layers, tokens);
+  auto st = dst.unpack_from(request, layers, tokens, dst.dev_stage_.data());
   cudaSetDevice(device_);
   return st;
 }
