@@ -114,6 +114,12 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
   caf::anon_send(a.manager, actors::peers_atom::value, coordinator, a.worker);
   caf::anon_send(a.replica, actors::peers_atom::value, a.manager);
   caf::anon_send(a.worker, actors::peers_atom::value, a.manager, std::vector<caf::actor>{});
+  // Partners in other processes of this node hand the device worker their KV
+  // rings at the socket named after this replica (its rows still reach the
+  // worker through the manager, which keeps or drops them).
+  if (real)
+    caf::anon_send(a.worker, actors::ring_atom::value,
+                   worker::kv_ring_socket(a.replica, sys.node()));
   return a;
 }
 

@@ -9,6 +9,7 @@ namespace accellm::device {
 
 namespace {
 
+constexpr std::uint64_t ring_align = 16;
 constexpr std::uint64_t ring_magic = 0x676e6972766b6361;  // "acckvring"'s first 8 bytes, LE
 
 // The control block's layout, the same in both processes.
@@ -55,8 +56,10 @@ std::uint64_t ring_writer::unread() const noexcept {
 std::optional<kv_place> ring_writer::reserve(std::uint64_t bytes) {
   const std::uint64_t cap = capacity();
   if (bytes > cap) return std::nullopt;
-  std::uint64_t start = head_;
-  if (start % cap + bytes > cap) start = (start / cap + 1) * cap;  // to the next lap
+  // Chunks start at 16-byte offsets (the CUDA packing kernel's vectors).
+  const std::uint64_t lap = head_ - head_ % cap;
+  std::uint64_t start = lap + (head_ % cap + ring_align - 1) / ring_align * ring_align;
+  if (start % cap + bytes > cap || start - lap >= cap) start = lap + cap;  // to the next lap
   // Bytes skipped at a lap's end are never read: only unread chunks, the
   // positions [consumed, head), must stay clear of the new one.
   const std::uint64_t read = consumed();

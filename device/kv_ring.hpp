@@ -9,8 +9,8 @@
 // device on a GPU.
 //
 // Positions are byte counts since the ring was made, so they only grow; a
-// chunk sits at offset pos % capacity and never wraps (the writer skips to
-// the next lap instead). The receiver imports chunks in the order they were
+// chunk sits at offset pos % capacity, a multiple of 16, and never wraps
+// (the writer skips to the next lap instead). The receiver imports chunks in the order they were
 // written (one sender's messages arrive in order) and then publishes how far
 // it has read in the control block; the writer reuses only bytes below that
 // mark, and when a chunk does not fit the unread space the caller falls back

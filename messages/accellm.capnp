@@ -209,6 +209,8 @@ struct IterationDone {
                                   # nextTokens then holds steps x items, step-major
   joined @9 :UInt32;              # multi-step: decodes that joined after the start (appended to
                                   # the items in the order the manager sent them)
+  kvBytesShared @10 :UInt64;      # of kvBytesSent, the bytes that went through a same-node
+                                  # shared ring rather than the network (<= kvBytesSent)
 }
 
 # worker -> partner's kv_replica: one layer of a prefill's KV.
@@ -276,6 +278,7 @@ struct InstanceReport {
   partner @13 :UInt32;             # current partner; 0xFFFFFFFF = none
   queuedRequests @14 :UInt32;      # requests waiting for prefill
   rejectedMessages @15 :UInt64;    # malformed or misaddressed messages dropped since start
+  kvBytesShared @16 :UInt64;       # of kvBytesSent, through a same-node shared ring (<= it)
 }
 
 # worker process -> coordinator: join (or rejoin) the cluster.

@@ -29,6 +29,7 @@ void fill(w::InstanceReport::Builder b, const instance_report& m) {
   b.setPartner(m.partner);
   b.setQueuedRequests(m.queued_requests);
   b.setRejectedMessages(m.rejected_messages);
+  b.setKvBytesShared(m.kv_bytes_shared);
 }
 
 result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l) {
@@ -50,6 +51,7 @@ result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l
   m.partner = r.getPartner();
   m.queued_requests = r.getQueuedRequests();
   m.rejected_messages = r.getRejectedMessages();
+  m.kv_bytes_shared = r.getKvBytesShared();
   return std::move(f).finish(std::move(m));
 }
 
@@ -267,7 +269,9 @@ status validate(const instance_report& m, const decode_limits&) {
              "not a valid value")
       .check(blocks_fit(m), "free_blocks", m.free_blocks,
              "primary + replica + free blocks exceed kv_blocks_total")
-      .not_self(m.partner, m.instance, "partner");
+      .not_self(m.partner, m.instance, "partner")
+      .check(m.kv_bytes_shared <= m.kv_bytes_sent, "kv_bytes_shared", m.kv_bytes_shared,
+             "exceeds kv_bytes_sent");
   return std::move(c).done();
 }
 

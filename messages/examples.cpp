@@ -103,7 +103,8 @@ iteration_done example_done() {
           .kv_bytes_sent = 4096,
           .steps = 2,
           .step_ends_ns = {700'000, 1'500'000},
-          .joined = 1};
+          .joined = 1,
+          .kv_bytes_shared = 1024};
 }
 
 kv_layer example_kv_layer() {
@@ -156,7 +157,8 @@ instance_report example_report() {
           .iterations = 99,
           .partner = 2,
           .queued_requests = 3,
-          .rejected_messages = 2};
+          .rejected_messages = 2,
+          .kv_bytes_shared = 1 << 19};
 }
 
 register_worker example_register() {

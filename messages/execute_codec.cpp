@@ -114,6 +114,7 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
     b.setStepEndsNs(kj::arrayPtr(m.step_ends_ns.data(), m.step_ends_ns.size()));
   }
   b.setJoined(m.joined);
+  b.setKvBytesShared(m.kv_bytes_shared);
 }
 
 result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) {
@@ -130,6 +131,7 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   m.steps = r.getSteps();
   f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   m.joined = r.getJoined();
+  m.kv_bytes_shared = r.getKvBytesShared();
   return std::move(f).finish(std::move(m));
 }
 
@@ -245,7 +247,9 @@ status validate(const iteration_done& m, const decode_limits& l) {
              "entries, a multi-step iteration needs one per step")
       .check(std::is_sorted(m.step_ends_ns.begin(), m.step_ends_ns.end()), "step_ends_ns",
              m.step_ends_ns.size(), "entries, must be ascending")
-      .check(m.joined <= l.max_execute_items, "joined", m.joined, "exceeds max_execute_items");
+      .check(m.joined <= l.max_execute_items, "joined", m.joined, "exceeds max_execute_items")
+      .check(m.kv_bytes_shared <= m.kv_bytes_sent, "kv_bytes_shared", m.kv_bytes_shared,
+             "exceeds kv_bytes_sent");
   return std::move(c).done();
 }
 

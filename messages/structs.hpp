@@ -176,6 +176,8 @@ struct iteration_done {
   /// Multi-step: decodes the manager added while it ran (join), appended to
   /// the Execute's items in the order sent; the tokens cover them too.
   std::uint32_t joined = 0;
+  /// Of kv_bytes_sent, the bytes that went through a same-node shared ring.
+  std::uint64_t kv_bytes_shared = 0;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 
@@ -253,6 +255,7 @@ struct instance_report {
   instance_id partner = no_instance;
   std::uint32_t queued_requests = 0;
   std::uint64_t rejected_messages = 0;  ///< malformed or misaddressed, dropped since start
+  std::uint64_t kv_bytes_shared = 0;    ///< of kv_bytes_sent, through a same-node ring
   friend bool operator==(const instance_report&, const instance_report&) = default;
 };
 

@@ -236,7 +236,10 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
         kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
           for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
             if (target >= replicas.size()) continue;
-            for (const auto& row : rows.rows) done.kv_bytes_sent += row.size_bytes;
+            for (const auto& row : rows.rows) {
+              done.kv_bytes_sent += row.size_bytes;
+              if (rows.ring != 0 && row.data.empty()) done.kv_bytes_shared += row.size_bytes;
+            }
             auto m = messages::pack(rows);
             // The partner's node is not known here: "" (the trace tools find it).
             if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());

@@ -91,6 +91,7 @@ struct im_state {
   std::vector<primary*> inflight_p;  ///< inflight.items' primaries (nodes stay put while in flight)
   std::uint64_t busy_ns = 0;
   std::uint64_t kv_bytes_sent = 0;
+  std::uint64_t kv_bytes_shared = 0;
   std::uint64_t rejected = 0;  ///< messages dropped: malformed, unknown type, or rows from itself
   std::vector<request_id> evicted;    ///< since the last report
   std::vector<request_id> preempted;  ///< since the last report
@@ -468,7 +469,8 @@ messages::instance_report load_of(im_actor* self) {
           .iterations = s.iteration,
           .partner = s.partner,
           .queued_requests = static_cast<std::uint32_t>(s.prefill_queue.size()),
-          .rejected_messages = s.rejected};
+          .rejected_messages = s.rejected,
+          .kv_bytes_shared = s.kv_bytes_shared};
 }
 
 // Hands a request that stopped decoding here over (MoveDecode) and tells the
@@ -617,6 +619,7 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   s.busy = false;
   s.busy_ns += d.duration_ns;
   s.kv_bytes_sent += d.kv_bytes_sent;
+  s.kv_bytes_shared += d.kv_bytes_shared;
   messages::iteration_report rep;
   rep.epoch = s.epoch;
   rep.instance = s.opt.id;
@@ -827,7 +830,8 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
                                 .layer_begin = m.layer_begin,
                                 .layer_end = m.layer_end,
                                 .rows = {},
-                                .phase = m.phase};
+                                .phase = m.phase,
+                                .ring = m.ring};  // rows in a same-node ring stay there
   auto keep = [&](const messages::kv_rows& row) {
     if (s.opt.device_memory) kept.rows.push_back(row);
   };

@@ -38,6 +38,7 @@ void live_metrics::on_iteration(const messages::iteration_report& report) {
   inst.free_blocks = report.load.free_blocks;
   inst.total_blocks = report.load.kv_blocks_total;
   inst.kv_bytes_sent = report.load.kv_bytes_sent;
+  inst.kv_bytes_shared = report.load.kv_bytes_shared;
   inst.iterations = report.load.iterations;
   // Busy time is the worker's running total (load.busy_ns, the sum of its
   // iterations' duration_ns), not a sum of duration_ns kept here, for the
@@ -205,6 +206,10 @@ void live_metrics::render_instance_locked(prometheus_writer& w, const instance_s
               {{"instance", name}}, inst.total_blocks == 0 ? 0.0 : used / num(inst.total_blocks));
   w.add_counter("accellm_instance_kv_sent_bytes_total", "KV bytes streamed to partners.",
                 {{"instance", name}}, num(inst.kv_bytes_sent));
+  w.add_counter("accellm_instance_kv_shared_bytes_total",
+                "Of the KV bytes streamed to partners, those that went through a same-node "
+                "shared ring.",
+                {{"instance", name}}, num(inst.kv_bytes_shared));
   w.add_counter("accellm_instance_iterations_total", "Iterations the instance ran.",
                 {{"instance", name}}, num(inst.iterations));
   w.add_counter("accellm_instance_busy_seconds_total",

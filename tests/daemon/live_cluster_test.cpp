@@ -242,6 +242,8 @@ void serve_and_compare(const std::string& policy) {
   EXPECT_FALSE(::testing::Test::HasFailure()) << c.log();
   // The KV crossed processes: every prompt's copy went to another instance.
   EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
+  // The workers share a node: partners' rows went through shared rings.
+  EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_shared_bytes_total"), 0.0);
   EXPECT_EQ(metric_sum("127.0.0.1", c.http_port(), "accellm_requests_submitted_total"), 200.0);
   EXPECT_EQ(metric_sum("127.0.0.1", c.http_port(), "accellm_requests_finished_total"), 200.0);
   expect_documented_metrics(c.http_port());

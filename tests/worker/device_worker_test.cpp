@@ -285,9 +285,12 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   EXPECT_EQ(*in_ring + *in_message, layers);
   if (ring_bytes == 0) {
     EXPECT_EQ(*in_ring, 0);
+    EXPECT_EQ(first.kv_bytes_shared, 0u);
   } else if (ring_bytes >= (1u << 20)) {
     EXPECT_EQ(*in_ring, layers) << "every layer fits the ring";
+    EXPECT_EQ(first.kv_bytes_shared, first.kv_bytes_sent);
   } else {
+    EXPECT_EQ(first.kv_bytes_shared, 0u);
     EXPECT_EQ(*in_message, layers) << "a layer's rows do not fit the ring: they overflow";
   }
   for (const auto& x : {a, b, b_replica, b_manager, none})

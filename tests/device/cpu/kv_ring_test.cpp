@@ -117,6 +117,23 @@ TEST(KvRing, TheWriterReusesOnlyWhatTheReaderMarkedRead) {
   EXPECT_EQ(e->pos, 3000u) << "the head does not jump to the claim";
 }
 
+TEST(KvRing, ChunksStartAtSixteenByteOffsets) {
+  auto dev = make(test::tiny_spec());
+  auto w = ring_writer::create(*dev, 100, 1);
+  ASSERT_TRUE(w.ok());
+  const auto a = w->reserve(10), b = w->reserve(10), c = w->reserve(70);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(b->offset, 16u);
+  EXPECT_FALSE(c) << "at 32, 70 bytes would run past 100; the next lap is still unread";
+  ring_reader r = reader_of(*dev, *w);
+  r.mark_read(b->pos + 10);
+  const auto d = w->reserve(70);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->offset, 0u);
+  EXPECT_EQ(d->pos, 100u);
+  EXPECT_FALSE(w->reserve(40)) << "at 176 it would pass the end, and [100, 170) is unread";
+}
+
 TEST(KvRing, BadSizesOffsetsAndDescriptorsAreRefused) {
   const auto spec = test::tiny_spec();
   auto a = make(spec);
