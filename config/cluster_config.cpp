@@ -193,11 +193,16 @@ status cluster_reader::read_daemon() {
     return co.fail_at("http_port",
                       "must be a port in 0..65535, got " + std::to_string(d.http_port));
   const toml_fields wk = fields("worker");
-  if (ok) ok = wk.only({"host", "kv_port", "device", "cpu_compute"});
+  if (ok) ok = wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib"});
   if (ok) ok = wk.get("host", d.worker_host);
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
   if (ok) ok = wk.get("cpu_compute", d.worker_cpu_compute);
+  if (ok) ok = wk.get("kv_ring_mib", d.worker_kv_ring_mib, 0);
+  if (ok && d.worker_kv_ring_mib > 65536) {
+    return wk.fail_at("kv_ring_mib", "must be in 0..65536 (0: no same-node rings), got " +
+                                         std::to_string(d.worker_kv_ring_mib));
+  }
   if (ok && d.worker_cpu_compute != "background" && d.worker_cpu_compute != "idle" &&
       d.worker_cpu_compute != "normal") {
     return wk.fail_at("cpu_compute", "must be \"background\", \"idle\" or \"normal\", got \"" +

@@ -18,7 +18,8 @@
 //   daemons only (accellm coordinator / worker / up; `simulate` ignores them):
 //   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
 //                       request_timeout_s, max_body_kib
-//   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute
+//   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute,
+//                       kv_ring_mib
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
@@ -145,6 +146,10 @@ struct daemon_config {
   /// "idle" (SCHED_IDLE: lower latency still, and other busy programs stop
   /// it). docs/operations.md "Threads".
   std::string worker_cpu_compute = "normal";
+  /// MiB of each same-node KV ring a real device's worker offers a partner
+  /// in another process of its node (device memory on cuda); 0: every KV
+  /// row goes over the network. worker::default_kv_ring_bytes.
+  std::uint32_t worker_kv_ring_mib = 256;
   /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
   /// environment variable overrides it. Empty: the daemons refuse to start.
   std::string token;

@@ -98,9 +98,9 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
        .trace = trace.as("im")});
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {
-    a.worker =
-        worker::spawn_device_worker(sys, no_instance, std::move(dev.backend),
-                                    compute_priority_of(dev.name, c.daemon), trace.as("worker"));
+    a.worker = worker::spawn_device_worker(
+        sys, no_instance, std::move(dev.backend), compute_priority_of(dev.name, c.daemon),
+        trace.as("worker"), std::uint64_t{c.daemon.worker_kv_ring_mib} << 20);
   } else {
     a.worker = worker::spawn_sim_worker(
         sys, {.id = no_instance,

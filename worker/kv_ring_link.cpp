@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <array>
 #include <cerrno>
@@ -64,6 +65,20 @@ status wait_readable(int fd, std::chrono::milliseconds timeout, const char* what
   if (n == 0)
     return fail(errc::io_failure, std::string{"kv ring link: no "} + what + " within " +
                                       std::to_string(timeout.count()) + " ms");
+  return {};
+}
+
+// An abstract socket has no file permissions: only a process of this
+// worker's own user may hand it memory to read KV from.
+status check_peer(int conn) {
+  ucred peer{};
+  socklen_t n = sizeof peer;
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &n) != 0)
+    return os_error("read the peer's credentials");
+  if (peer.uid != ::geteuid())
+    return fail(errc::invalid_argument,
+                "kv ring link: an offer from uid " + std::to_string(peer.uid) +
+                    "; this worker runs as uid " + std::to_string(::geteuid()));
   return {};
 }
 
@@ -227,9 +242,14 @@ void ring_listener::loop() {
     if (p[1].revents != 0) return;
     unique_fd conn{::accept4(sock_.get(), nullptr, nullptr, SOCK_CLOEXEC)};
     if (!conn) continue;
+    // Read before refusing: closing on an unread offer resets the connection
+    // and the sender would never learn why.
     auto offer = receive_offer(conn.get(), offer_wait);
-    status outcome =
-        offer ? accept_(offer->first, std::move(offer->second)) : status{std::move(offer).err()};
+    status outcome = check_peer(conn.get());
+    if (outcome) {
+      outcome =
+          offer ? accept_(offer->first, std::move(offer->second)) : status{std::move(offer).err()};
+    }
     ++offers_;
     if (outcome) ++accepted_;
     (void)send_answer(conn.get(), outcome);

@@ -14,7 +14,9 @@
 //             <── answer {magic, accepted?, why not}
 //
 // The sender uses the ring only after an accepted answer; any failure (no
-// listener, a refusal, a timeout) leaves it on the network path. Each
+// listener, a refusal, a timeout) leaves it on the network path. An abstract
+// socket has no file permissions, so the listener refuses offers from
+// processes of another user (SO_PEERCRED). Each
 // boundary check names what was wrong: a short or oversized message, a wrong
 // magic or version, a missing descriptor, an unknown region kind.
 //

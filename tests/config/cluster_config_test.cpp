@@ -320,6 +320,7 @@ host = "10.0.0.2"
 kv_port = 7801
 device = "sim:h100"
 cpu_compute = "idle"
+kv_ring_mib = 64
 [security]
 token = "s3cret"
 tls = false
@@ -345,6 +346,7 @@ level = "debug"
   EXPECT_EQ(d.worker_kv_port, 7801u);
   EXPECT_EQ(d.worker_device, "sim:h100");
   EXPECT_EQ(d.worker_cpu_compute, "idle");
+  EXPECT_EQ(d.worker_kv_ring_mib, 64u);
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
@@ -358,6 +360,7 @@ level = "debug"
   EXPECT_EQ(defaults.timeout_ms, 500u);
   EXPECT_EQ(defaults.max_message_mib, 1025u);
   EXPECT_EQ(defaults.worker_cpu_compute, "normal");
+  EXPECT_EQ(defaults.worker_kv_ring_mib, 256u);
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -370,6 +373,8 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[network]\nmax_message_mib = 4096\n", {"network.max_message_mib", "4096"});
   expect_error("[network]\nmax_message_mib = 0\n", {"network.max_message_mib"});
   expect_error("[worker]\ncpu_compute = \"realtime\"\n", {"worker.cpu_compute", "realtime"});
+  expect_error("[worker]\nkv_ring_mib = 70000\n", {"worker.kv_ring_mib", "70000"});
+  expect_error("[worker]\nkv_ring_mib = -1\n", {"worker.kv_ring_mib"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});

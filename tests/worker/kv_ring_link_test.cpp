@@ -5,16 +5,19 @@
 
 #include "device/shared_region.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -236,6 +239,41 @@ TEST(KvRingLink, AListenerSurvivesABrokenOffer) {
   EXPECT_TRUE(st.ok()) << st.err().what();
   EXPECT_EQ((*listener)->offers(), 2u);
   EXPECT_EQ((*listener)->accepted(), 1u);
+}
+
+// An abstract socket has no file permissions: an offer from another user's
+// process is refused (it could otherwise make a worker read KV from memory of
+// its choosing). Needs root, to run the offering child as nobody.
+TEST(KvRingLink, AnOfferFromAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to offer as another user";
+  const std::string name = unique_name("uid");
+  std::array<int, 2> go{};
+  ASSERT_EQ(::pipe2(go.data(), O_CLOEXEC), 0);
+  // Forked before the listener's thread exists: the child is single-threaded.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char byte = 0;
+    if (::read(go[0], &byte, 1) != 1 || ::setuid(65534) != 0) ::_exit(3);
+    auto data = host_region::create(4096, "child");
+    if (!data) ::_exit(4);
+    const status st = offer_ring(
+        name, {.from_instance = 1, .ring = 1, .kind = region_kind::host, .capacity = 4096},
+        (*data)->share()->get(), (*data)->share()->get(), patience);
+    const bool refused = !st && st.err().what().find("uid 65534") != std::string::npos;
+    ::_exit(refused ? 0 : 5);
+  }
+  auto listener =
+      ring_listener::start(name, [](const ring_offer&, ring_descriptors) { return status{}; });
+  ASSERT_TRUE(listener.ok());
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ::close(go[0]);
+  ::close(go[1]);
+  ASSERT_TRUE(WIFEXITED(wstatus));
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "0: refused naming the uid; 5: accepted or another error";
+  EXPECT_EQ((*listener)->accepted(), 0u);
 }
 
 }  // namespace
