@@ -84,6 +84,30 @@ status check_peer(int conn) {
 
 }  // namespace
 
+status send_with_fds(int sock, const void* bytes, std::size_t n, std::span<const int> fds) {
+  constexpr std::size_t max_fds = 8;
+  if (fds.size() > max_fds)
+    return fail(errc::invalid_argument, "kv ring link: more than 8 descriptors in one message");
+  iovec iov{.iov_base = const_cast<void*>(bytes), .iov_len = n};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(max_fds * sizeof(int))> control{};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
+  }
+  if (::sendmsg(sock, &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(n))
+    return os_error("send " + std::to_string(n) + " bytes and " + std::to_string(fds.size()) +
+                    " descriptors");
+  return {};
+}
+
 std::string ring_socket_name(std::uint32_t pid, std::uint64_t actor_id) {
   return "accellm-kv/" + std::to_string(pid) + "/" + std::to_string(actor_id);
 }
@@ -107,21 +131,8 @@ status offer_ring(const std::string& name, const ring_offer& offer, int data_fd,
                .kind = static_cast<std::uint32_t>(offer.kind),
                .reserved = 0,
                .capacity = offer.capacity};
-  iovec iov{.iov_base = &w, .iov_len = sizeof w};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(2 * sizeof(int))> control{};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(2 * sizeof(int));
   const std::array<int, 2> fds{data_fd, control_fd};
-  std::memcpy(CMSG_DATA(c), fds.data(), sizeof fds);
-  if (::sendmsg(sock.get(), &msg, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof w))
-    return os_error("send the offer to '" + name + "'");
+  ACCELLM_TRY(send_with_fds(sock.get(), &w, sizeof w, fds));
 
   ACCELLM_TRY(wait_readable(sock.get(), timeout, "answer to the ring offer"));
   answer_wire a{};

@@ -31,9 +31,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 
@@ -72,6 +74,9 @@ result<std::pair<ring_offer, ring_descriptors>> receive_offer(int sock,
                                                               std::chrono::milliseconds timeout);
 /// Answers an offer: accepted when `outcome` is ok, else refused with its text.
 status send_answer(int sock, const status& outcome);
+/// One message of `n` bytes with up to 8 descriptors (SCM_RIGHTS), which
+/// stay open here.
+status send_with_fds(int sock, const void* bytes, std::size_t n, std::span<const int> fds);
 
 /// The receiving end: a listening socket and a thread that takes one offer
 /// per connection and answers with what `accept` returned.

@@ -127,21 +127,8 @@ result<std::pair<ring_offer, ring_descriptors>> receive_raw(const void* bytes, s
   std::array<int, 2> pair{};
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair.data()), 0);
   unique_fd a{pair[0]}, b{pair[1]};
-  iovec iov{.iov_base = const_cast<void*>(bytes), .iov_len = n};
-  std::array<char, CMSG_SPACE(8 * sizeof(int))> control{};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-    std::memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-  }
-  EXPECT_EQ(::sendmsg(a.get(), &msg, 0), static_cast<ssize_t>(n));
+  const status sent = send_with_fds(a.get(), bytes, n, fds);
+  EXPECT_TRUE(sent.ok()) << sent.err().what();
   return receive_offer(b.get(), patience);
 }
 
