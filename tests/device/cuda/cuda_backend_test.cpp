@@ -16,6 +16,7 @@
 #include "device/cpu/kernels.hpp"
 #include "device/cpu/kv_cache.hpp"
 #include "device/cpu/weights.hpp"
+#include "tests/device/cuda/backend_test_util.hpp"
 #include "tests/device/cuda/cuda_test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -82,26 +83,6 @@ class cpu_reference {
   cpu::kv_cache cache_;
   cpu::forward_pass pass_;
 };
-
-std::vector<token_id> prompt(std::uint32_t n, std::uint32_t vocab, std::uint64_t seed) {
-  auto r = random_vector(n, seed, 1.0f);
-  std::vector<token_id> out;
-  for (float x : r) out.push_back(static_cast<token_id>((x + 1.0f) * 0.5f * (vocab - 1)));
-  return out;
-}
-
-// The small instances of the tests below: 64 KV blocks, 256 rows, 8 requests.
-// Prefill attention runs rows128 once it is verified, not by timing: tests
-// compare two instances token for token, and two timed choices could differ.
-cuda_options small_options(std::uint64_t seed = 1) {
-  cuda_options o;
-  o.seed = seed;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  o.prefill = prefill_rule::rows128_if_verified;
-  return o;
-}
 
 // Fails the test unless `b` runs `want` for prompts (a rows128 that failed
 // its check would fall back to rows64 silently).
@@ -202,20 +183,6 @@ TEST(cuda_backend, rows128_prefill_gives_the_logits_of_rows64) {
     EXPECT_LT(worst, logit_tol);
     std::cout << (bt == &first ? "two prompts" : "chunk at 300")
               << ": worst logit difference rows128 vs rows64 " << worst << "\n";
-  }
-}
-
-// `a` and `b` both hold `request` at `context` tokens; each decodes `count`
-// steps from its own last token (`ta`, `tb`), and they must agree at every one.
-void expect_same_decodes(cuda_backend& a, cuda_backend& b, request_id request,
-                         std::uint32_t context, token_id ta, token_id tb, std::uint32_t count) {
-  for (std::uint32_t s = 0; s < count; ++s) {
-    auto ra = a.run(batch{{batch_item{request, phase::decode, context + s, 1, {ta}, true}}});
-    auto rb = b.run(batch{{batch_item{request, phase::decode, context + s, 1, {tb}, true}}});
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    ta = ra->next_tokens[0];
-    tb = rb->next_tokens[0];
-    ASSERT_EQ(ta, tb) << "step " << s;
   }
 }
 

@@ -7,6 +7,7 @@
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/shared_memory.hpp"
 #include "device/kv_ring.hpp"
+#include "tests/device/cuda/backend_test_util.hpp"
 #include "tests/device/cuda/cuda_test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -21,39 +22,6 @@ namespace {
 using namespace test;
 
 constexpr std::uint32_t decode_steps = 16;
-
-std::vector<token_id> prompt(std::uint32_t n, std::uint32_t vocab, std::uint64_t seed) {
-  auto r = random_vector(n, seed, 1.0f);
-  std::vector<token_id> out;
-  for (float x : r) out.push_back(static_cast<token_id>((x + 1.0f) * 0.5f * (vocab - 1)));
-  return out;
-}
-
-// As cuda_backend_test.cpp's: prefill kernels chosen without timing, so that
-// two instances run the same kernels.
-cuda_options small_options(std::uint64_t seed) {
-  cuda_options o;
-  o.seed = seed;
-  o.kv_blocks = 64;
-  o.max_rows = 256;
-  o.max_batch = 8;
-  o.prefill = prefill_rule::rows128_if_verified;
-  return o;
-}
-
-// `a` and `b` both hold `request` at `context` tokens; each decodes `count`
-// steps from its own last token, and they must agree at every one.
-void expect_same_decodes(backend& a, backend& b, request_id request, std::uint32_t context,
-                         token_id ta, token_id tb, std::uint32_t count) {
-  for (std::uint32_t s = 0; s < count; ++s) {
-    auto ra = a.run(batch{{batch_item{request, phase::decode, context + s, 1, {ta}, true}}});
-    auto rb = b.run(batch{{batch_item{request, phase::decode, context + s, 1, {tb}, true}}});
-    ASSERT_TRUE(ra.ok() && rb.ok());
-    ta = ra->next_tokens[0];
-    tb = rb->next_tokens[0];
-    ASSERT_EQ(ta, tb) << "step " << s;
-  }
-}
 
 // `region` shared as between two processes and mapped by `dev`.
 std::unique_ptr<shared_region> open_in(backend& dev, const shared_region& region) {
