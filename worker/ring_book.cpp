@@ -17,45 +17,26 @@ void ring_book::prepare(device::backend& dev, instance_id self, instance_id targ
                         const std::string& replica, const std::string& socket) {
   outbound& o = out_[target];
   if (o.replica == replica) return;  // offered already, or refused: keep that
-  o = outbound{.replica = replica, .ring = std::nullopt, .refusal = {}};
-  if (ring_bytes_ == 0 || socket.empty()) {
-    o.refusal = ring_bytes_ == 0 ? "rings are off" : "the partner is not on this node";
-    return;
-  }
+  // Any failure below leaves the partner on the network path.
+  o = outbound{.replica = replica, .ring = std::nullopt};
+  if (ring_bytes_ == 0 || socket.empty()) return;
   auto ring = device::ring_writer::create(dev, ring_bytes_, next_id_++);
-  if (!ring) {
-    o.refusal = ring.err().what();
-    return;
-  }
+  if (!ring) return;
   auto data = ring->data().share();
   auto control = ring->control().share();
-  if (!data || !control) {
-    o.refusal = (!data ? data.err() : control.err()).what();
-    return;
-  }
+  if (!data || !control) return;
   const ring_offer offer{.from_instance = self,
                          .ring = ring->id(),
                          .kind = ring->kind(),
                          .capacity = ring->capacity()};
-  if (auto st = offer_ring(socket, offer, data->get(), control->get(), offer_timeout_); !st) {
-    o.refusal = st.err().what();
-    return;
-  }
-  ++accepted_;
+  if (!offer_ring(socket, offer, data->get(), control->get(), offer_timeout_)) return;
   o.ring = std::move(*ring);
 }
 
 std::optional<device::kv_place> ring_book::place(instance_id target, std::uint64_t bytes) {
   auto it = out_.find(target);
   if (it == out_.end() || !it->second.ring || bytes == 0) return std::nullopt;
-  auto at = it->second.ring->reserve(bytes);
-  if (at) placed_ += bytes;
-  return at;
-}
-
-std::string ring_book::last_refusal(instance_id target) const {
-  auto it = out_.find(target);
-  return it == out_.end() ? std::string{} : it->second.refusal;
+  return it->second.ring->reserve(bytes);
 }
 
 status ring_book::open(device::backend& dev, const ring_offer& offer, ring_descriptors fds) {
@@ -67,7 +48,6 @@ status ring_book::open(device::backend& dev, const ring_offer& offer, ring_descr
   const auto end = in_.lower_bound({offer.from_instance + 1, 0});
   if (std::distance(first, end) >= 2) in_.erase(first);
   in_.insert_or_assign({offer.from_instance, offer.ring}, std::move(*r));
-  ++opened_;
   return {};
 }
 

@@ -55,26 +55,16 @@ class ring_book {
   status import(device::backend& dev, instance_id from, std::uint64_t ring, std::uint64_t pos,
                 const device::kv_chunk& header);
 
-  /// Rings offered and accepted so far, and bytes placed in them.
-  std::uint64_t rings_accepted() const noexcept { return accepted_; }
-  std::uint64_t bytes_placed() const noexcept { return placed_; }
-  /// Rings partners offered that this side mapped.
-  std::uint64_t rings_opened() const noexcept { return opened_; }
-  /// Why the last offer to `target` failed ("" if none did).
-  std::string last_refusal(instance_id target) const;
-
  private:
   struct outbound {
     std::string replica;
-    std::optional<device::ring_writer> ring;
-    std::string refusal;
+    std::optional<device::ring_writer> ring;  // none: the network
   };
   std::uint64_t ring_bytes_;
   std::chrono::milliseconds offer_timeout_;
   std::map<instance_id, outbound> out_;
   std::map<std::pair<instance_id, std::uint64_t>, device::ring_reader> in_;
   std::uint64_t next_id_;
-  std::uint64_t accepted_ = 0, placed_ = 0, opened_ = 0;
 };
 
 }  // namespace accellm::worker
