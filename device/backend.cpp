@@ -85,10 +85,7 @@ result<const host_region*> host_span(const shared_region& region, std::uint64_t 
     return fail(errc::unsupported, std::string{where} + ": a " +
                                        std::string{to_string(region.kind())} +
                                        " region; this backend reads host memory only");
-  if (offset > host->bytes() || bytes > host->bytes() - offset)
-    return fail(errc::out_of_range, std::string{where} + ": " + std::to_string(bytes) +
-                                        " bytes at offset " + std::to_string(offset) +
-                                        " run past the region's " + std::to_string(host->bytes()));
+  ACCELLM_TRY(check_span(region, offset, bytes, where));
   return host;
 }
 

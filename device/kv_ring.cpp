@@ -39,8 +39,7 @@ result<ring_writer> ring_writer::create(backend& dev, std::uint64_t capacity, st
   if (!data) return std::move(data).err().context("kv ring");
   auto control = host_region::create(ring_control_bytes, "accellm-kv-ring-control");
   if (!control) return std::move(control).err().context("kv ring");
-  auto* b = new ((*control)->data()) control_block{ring_magic, (*data)->bytes(), {0}};
-  (void)b;
+  new ((*control)->data()) control_block{ring_magic, (*data)->bytes(), {0}};
   return ring_writer{std::move(*data), std::move(*control), id};
 }
 

@@ -20,6 +20,14 @@ std::string_view to_string(region_kind kind) noexcept {
   return "unknown";
 }
 
+status check_span(const shared_region& region, std::uint64_t offset, std::uint64_t bytes,
+                  std::string_view where) {
+  if (offset <= region.bytes() && bytes <= region.bytes() - offset) return {};
+  return fail(errc::out_of_range, std::string{where} + ": " + std::to_string(bytes) +
+                                      " bytes at offset " + std::to_string(offset) +
+                                      " run past the region's " + std::to_string(region.bytes()));
+}
+
 namespace {
 
 error os_error(const std::string& what) {

@@ -43,6 +43,12 @@ class shared_region {
   virtual result<unique_fd> share() const = 0;
 };
 
+/// ok when `bytes` fit at `offset` of `region`; out_of_range naming `where`
+/// otherwise. What every backend checks before it packs into or reads from a
+/// region.
+status check_span(const shared_region& region, std::uint64_t offset, std::uint64_t bytes,
+                  std::string_view where);
+
 /// Host memory in a memfd, mapped shared.
 class host_region final : public shared_region {
   struct key {

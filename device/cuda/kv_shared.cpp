@@ -17,10 +17,7 @@ result<__nv_bfloat16*> cuda_backend::region_span(const cuda_region& region, std:
   if (region.device() != device_)
     return fail(errc::invalid_argument, std::string{where} + ": the region is mapped for GPU " +
                                             std::to_string(region.device()) + ", not " + name_);
-  if (offset > region.bytes() || bytes > region.bytes() - offset)
-    return fail(errc::out_of_range, std::string{where} + ": " + std::to_string(bytes) +
-                                        " bytes at offset " + std::to_string(offset) +
-                                        " run past the region's " + std::to_string(region.bytes()));
+  ACCELLM_TRY(check_span(region, offset, bytes, where));
   // kv_copy moves 16-byte vectors; every packed slice is a multiple of 16.
   if (offset % 16 != 0)
     return fail(errc::misaligned, std::string{where} + ": offset " + std::to_string(offset) +
@@ -55,7 +52,7 @@ result<kv_chunk> cuda_backend::export_kv_to(shared_region& region, std::uint64_t
   c.request = request;
   c.layers = layers;
   c.tokens = tokens;
-  c.bytes = 2ull * layers.size() * tokens.size() * shape_.attn.kv_width() * 2;
+  c.bytes = slice_bytes(layers, tokens);
   auto to = region_span(*gpu, offset, c.bytes, "export_kv_to");
   if (!to) return std::move(to).err();
   if (c.bytes == 0) return c;
@@ -70,8 +67,7 @@ status cuda_backend::import_kv_from(const shared_region& region, std::uint64_t o
   const auto* gpu = dynamic_cast<const cuda_region*>(&region);
   if (gpu == nullptr) return backend::import_kv_from(region, offset, header);
   ACCELLM_TRY(check_incoming(header.request, header.layers, header.tokens));
-  const std::uint64_t bytes =
-      2ull * header.layers.size() * header.tokens.size() * shape_.attn.kv_width() * 2;
+  const std::uint64_t bytes = slice_bytes(header.layers, header.tokens);
   if (header.bytes != bytes)
     return fail(errc::invalid_argument, "import_kv_from: the header says " +
                                             std::to_string(header.bytes) +
