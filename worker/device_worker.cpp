@@ -99,6 +99,15 @@ class device_thread {
   std::thread thread_;  // last: starts once the members above exist
 };
 
+// Where a partner's rows may go without the network: its kv_replica's
+// address and, when that replica lives in another process of this node, the
+// socket its worker takes ring offers on (kv_ring_link.hpp).
+struct ring_target {
+  instance_id target = no_instance;
+  std::string replica;
+  std::string socket;
+};
+
 struct device_worker_state {
   instance_id id = no_instance;
   std::shared_ptr<device_thread> device;
@@ -106,6 +115,7 @@ struct device_worker_state {
   std::unique_ptr<ring_listener> listener;
   caf::actor manager;
   std::vector<caf::actor> replicas;
+  std::vector<ring_target> ring_targets;  ///< per replicas entry, derived when they change
   actors::trace_point trace;
   static inline const char* name = "device_worker";
 };
@@ -139,15 +149,6 @@ result<device::batch> to_batch(const messages::execute& ex) {
 struct kv_plan {
   device::kv_stream stream;
   std::vector<instance_id> targets;  ///< per stream.requests entry
-};
-
-// Where a partner's rows may go without the network: its kv_replica's
-// address and, when that replica lives in another process of this node, the
-// socket its worker takes ring offers on (kv_ring_link.hpp).
-struct ring_target {
-  instance_id target = no_instance;
-  std::string replica;
-  std::string socket;
 };
 
 kv_plan plan_kv(const messages::execute& ex) {
@@ -190,20 +191,33 @@ std::map<instance_id, messages::kv_delta_batch> group_rows(const messages::execu
   return out;
 }
 
-// The ring targets of an Execute's partners; computed on the actor, which
-// knows its node.
-std::vector<ring_target> ring_targets(device_worker_actor* self, const messages::execute& ex) {
+// The partners' ring targets, derived once per set of replicas (the actor
+// knows its node).
+void set_replicas(device_worker_actor* self, std::vector<caf::actor> replicas) {
+  auto& s = self->state;
+  s.replicas = std::move(replicas);
+  s.ring_targets.clear();
+  for (std::size_t i = 0; i < s.replicas.size(); ++i) {
+    const caf::actor& r = s.replicas[i];
+    if (!r) {
+      s.ring_targets.emplace_back();
+      continue;
+    }
+    s.ring_targets.push_back({.target = static_cast<instance_id>(i),
+                              .replica = caf::to_string(r.address()),
+                              .socket = kv_ring_socket(r, self->node())});
+  }
+}
+
+// The ring targets of an Execute's partners, each once.
+std::vector<ring_target> ring_targets(const device_worker_state& s, const messages::execute& ex) {
   std::vector<ring_target> out;
-  const auto& replicas = self->state.replicas;
   for (const messages::execute_item& it : ex.items) {
-    if (it.replica_to == no_instance || it.replica_to >= replicas.size()) continue;
-    const bool listed = std::any_of(
-        out.begin(), out.end(), [&](const ring_target& t) { return t.target == it.replica_to; });
-    const caf::actor& r = replicas[it.replica_to];
-    if (listed || !r) continue;
-    out.push_back({.target = it.replica_to,
-                   .replica = caf::to_string(r.address()),
-                   .socket = kv_ring_socket(r, self->node())});
+    if (it.replica_to >= s.ring_targets.size()) continue;  // no_instance too
+    const ring_target& t = s.ring_targets[it.replica_to];
+    const bool listed = std::any_of(out.begin(), out.end(),
+                                    [&](const ring_target& o) { return o.target == t.target; });
+    if (t.target != no_instance && !listed) out.push_back(t);
   }
   return out;
 }
@@ -225,7 +239,7 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
   auto trace = s.trace ? s.trace.as("worker:" + std::to_string(ex.instance)) : s.trace;
   s.device->post(
       [ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
-       rt = ring_targets(self, ex), trace = std::move(trace),
+       rt = ring_targets(s, ex), trace = std::move(trace),
        clock = &self->home_system().clock()](device::backend& dev, ring_book& rings) mutable {
         kv_plan kv = plan_kv(ex);
         for (const ring_target& t : rt)
@@ -315,11 +329,11 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
   return {
       [self](actors::peers_atom, caf::actor manager, std::vector<caf::actor> replicas) {
         self->state.manager = std::move(manager);
-        self->state.replicas = std::move(replicas);
+        set_replicas(self, std::move(replicas));
       },
       // A daemon's partners change as instances join: the KV receivers by id.
       [self](actors::peers_atom, std::vector<caf::actor> replicas) {
-        self->state.replicas = std::move(replicas);
+        set_replicas(self, std::move(replicas));
       },
       [self](actors::ring_atom, const std::string& socket) { listen_for_rings(self, socket); },
       [self](actors::release_atom, const std::vector<request_id>& ids) {
