@@ -86,8 +86,7 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   ACCELLM_CUDA_TRY(
       cudaMemcpyAsync(host_stage_.data(), dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
-  c.data.resize(c.bytes);
-  std::memcpy(c.data.data(), host_stage_.data(), c.bytes);
+  c.data = copy_out(reinterpret_cast<const std::byte*>(host_stage_.data()), c.bytes);
   return c;
 }
 
@@ -136,7 +135,14 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
   const std::vector<index_range> groups = layer_groups(shape_.layers, stream.layers_per_chunk);
   const bool prompt = std::any_of(b.items.begin(), b.items.end(),
                                   [](const batch_item& it) { return it.num_tokens > 1; });
-  if (groups.size() < 2 || slices->empty() || !prompt) return backend::run_streaming(b, stream);
+  if (!prompt) {
+    // A decode-only iteration is one graph launch, with nothing to overlap:
+    // its rows go out after it, in one group of every layer.
+    kv_stream whole = stream;
+    whole.layers_per_chunk = 0;
+    return backend::run_streaming(b, whole);
+  }
+  if (groups.size() < 2 || slices->empty()) return backend::run_streaming(b, stream);
   ACCELLM_TRY(check_batch(b));
   ACCELLM_TRY(grow_batch(b));
 
@@ -240,7 +246,7 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
         if (where[k].host != nullptr)
           std::memcpy(where[k].host, staged, c.bytes);
         else if (!where[k].gpu)
-          c.data.assign(staged, staged + c.bytes);
+          c.data = copy_out(staged, c.bytes);
       }
       if (stream.sink) stream.sink(std::move(chunks));
     }

@@ -154,7 +154,11 @@ status cuda_region::map() {
   ACCELLM_CU_TRY(d.reserve(&p, size_, 0, 0, 0));
   address_ = p;
   const CUresult mapped = d.map(p, size_, 0, handle_, 0);
-  if (mapped == CUDA_ERROR_INVALID_VALUE)  // the documented answer to size > allocation
+  // The documented answer to size > allocation is CUDA_ERROR_INVALID_VALUE;
+  // driver 580.159 (H200, 2026-11-26) answers CUDA_ERROR_NOT_SUPPORTED. A
+  // region this process created always fits, so either means an imported
+  // handle that is smaller than its peer said.
+  if (mapped == CUDA_ERROR_INVALID_VALUE || mapped == CUDA_ERROR_NOT_SUPPORTED)
     return cu_error(mapped,
                     "cuMemMap of " + std::to_string(size_) +
                         " bytes (is the allocation smaller than the peer said?)",
