@@ -1,11 +1,29 @@
 #include "device/backend.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <utility>
 
 namespace accellm::device {
+
+std::vector<std::byte> copy_out(const std::byte* from, std::size_t bytes) {
+  constexpr std::uintptr_t huge = std::uintptr_t{2} << 20;
+  std::vector<std::byte> out;
+  out.reserve(bytes);
+  if (bytes >= 2 * huge) {
+    // Only whole huge pages inside the allocation; a refusal (no THP in this
+    // kernel) leaves ordinary pages, which are correct, only slower.
+    const auto at = reinterpret_cast<std::uintptr_t>(out.data());
+    const std::uintptr_t begin = (at + huge - 1) & ~(huge - 1), end = (at + bytes) & ~(huge - 1);
+    if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+  }
+  out.assign(from, from + bytes);
+  return out;
+}
 
 std::vector<index_range> layer_groups(std::uint32_t layers, std::uint32_t layers_per_chunk) {
   const std::uint32_t per =
@@ -131,8 +149,7 @@ status backend::import_kv_from(const shared_region& region, std::uint64_t offset
              .tokens = header.tokens,
              .bytes = header.bytes,
              .data = {}};
-  const std::byte* from = (*host)->data() + offset;
-  c.data.assign(from, from + header.bytes);
+  c.data = copy_out((*host)->data() + offset, header.bytes);
   return import_kv(c);
 }
 

@@ -89,6 +89,14 @@ struct kv_chunk {
   std::uint64_t ring_pos = 0;  ///< the chunk's stream position in that ring
 };
 
+/// `bytes` bytes from `from` in a new vector, for kv_chunk::data. A chunk of
+/// several MiB is fresh memory from the kernel, and faulting it in one 4 KiB
+/// page at a time was the whole cost of the layer-wise copy in a VM (1.6 GB/s
+/// against 55 GB/s for the device-to-host copy before it: an H200 VM,
+/// 2026-11-26, bench_gpu_ceilings); such a vector asks for transparent huge
+/// pages before it is written.
+std::vector<std::byte> copy_out(const std::byte* from, std::size_t bytes);
+
 /// Where run_streaming packs one chunk instead of kv_chunk::data: `offset`
 /// bytes into `region` (one this backend created), which is position `pos`
 /// of ring `ring` (kv_ring.hpp).

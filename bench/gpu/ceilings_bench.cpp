@@ -10,6 +10,7 @@
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
+#include "device/backend.hpp"
 #include "device/cuda/candidate_check.hpp"
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/device_query.hpp"
@@ -25,8 +26,10 @@
 #include "device/cuda/swiglu.cuh"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -59,6 +62,50 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
 
 void out_csv_row(std::ostream& o, const std::string& gpu, const std::string& row) {
   o << gpu << "," << row << "\n";
+}
+
+// The host side of the layer-wise KV copy (run_streaming without a ring):
+// device to pinned host memory for one layer's KV of a 2048-token Llama-2-7B
+// prompt (32 MiB) and for all 32 layers (1 GiB), then the host copy out of
+// pinned memory into kv_chunk::data, into a fresh vector each time (what
+// run_streaming does) and into one reused.
+void bench_host_copies(const __nv_bfloat16* src, cudaStream_t s) {
+  const std::size_t layer = std::size_t{32} << 20, all = std::size_t{1} << 30;
+  auto pinned = pinned_buffer<std::byte>::allocate(all);
+  if (!pinned) {
+    std::printf("  host copies: %s\n", pinned.err().what().c_str());
+    return;
+  }
+  for (const std::size_t bytes : {layer, all}) {
+    const float ms = time_ms(
+        s, 5, [&] { cudaMemcpyAsync(pinned->data(), src, bytes, cudaMemcpyDeviceToHost, s); });
+    std::printf("  device to pinned host %5zu MiB: %8.3f ms, %6.1f GB/s\n", bytes >> 20, ms,
+                bytes / (ms * 1e-3) / 1e9);
+  }
+  using clock = std::chrono::steady_clock;
+  auto host_ms = [](auto&& f) {
+    std::vector<double> ms;
+    for (int i = 0; i < 7; ++i) {
+      const auto t0 = clock::now();
+      f();
+      ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms[ms.size() / 2];
+  };
+  const std::byte* from = pinned->data();
+  const double fresh = host_ms([&] {
+    std::vector<std::byte> v;
+    v.assign(from, from + layer);
+  });
+  const double huge = host_ms([&] { (void)device::copy_out(from, layer); });
+  std::vector<std::byte> kept(layer);
+  const double reused = host_ms([&] { std::memcpy(kept.data(), from, layer); });
+  std::printf(
+      "  pinned to a fresh vector, 32 MiB: %7.3f ms (%5.1f GB/s); through copy_out (huge pages): "
+      "%7.3f ms (%5.1f GB/s); to a reused one: %7.3f ms (%5.1f GB/s)\n",
+      fresh, layer / (fresh * 1e-3) / 1e9, huge, layer / (huge * 1e-3) / 1e9, reused,
+      layer / (reused * 1e-3) / 1e9);
 }
 
 // The elementwise kernels at a Llama-2-7B prefill of 2048 rows (hidden 4096,
@@ -189,6 +236,7 @@ int main(int argc, char** argv) {
       "%s: device-to-device copy %.2f TB/s (read + write, %.1f%% of 3.35), "
       "bf16 GEMM 8192^3 %.0f TFLOP/s (%.1f%% of 989)\n",
       (*devices)[0].name.c_str(), copy_tbps, 100 * copy_tbps / 3.35, tflops, 100 * tflops / 989);
+  bench_host_copies(x->data(), s->get());
   // Prefill-shaped products: Llama-2-7B's four at 2048 rows, with the output
   // type and beta the model uses (Wo and down accumulate into the fp32
   // residual): cuBLAS's default choice (what a prefill runs) against the best
