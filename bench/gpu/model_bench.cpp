@@ -40,8 +40,10 @@
 #include <exception>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -307,8 +309,10 @@ class bench {
     }
   }
 
-  // The layer-wise copy of a prompt of `tokens` tokens; false when it does
-  // not fit.
+  // The layer-wise copy of a prompt of `tokens` tokens, to the host (a
+  // partner on another node: kv_chunk::data) and into a region of GPU memory
+  // (a partner on this node: kv_stream::place, the same-node ring); false
+  // when it does not fit.
   bool stream(std::uint32_t tokens, std::ostream* csv) {
     if (tokens > b_.model().max_context || tokens > 8192 || (tokens + 15) / 16 > b_.free_blocks())
       return false;
@@ -320,45 +324,78 @@ class bench {
     for (std::uint32_t i = 0; i < tokens; ++i)
       ids[i] = static_cast<token_id>((i * 7919) % b_.model().vocab);
     const batch_t bt{{batch_item{1000, phase::prefill, 0, tokens, ids, true}}};
-    std::vector<double> plain, streamed, first, last;
+    auto region = b_.create_shared(b_.slice_bytes({0, b_.model().layers}, {0, tokens}));
+    if (!region) {
+      std::cerr << "stream: " << region.err().what() << "\n";
+      std::exit(1);
+    }
+    struct times {
+      std::vector<double> total, first, last;
+    };
+    times plain, host, ring;
     double bytes = 0;
+    // One streamed prefill; `placed`: into the region, one chunk after another.
+    auto streamed = [&](bool placed, times& into) {
+      double first_ms = -1, last_ms = 0, got = 0;
+      std::uint64_t offset = 0, pos = 0;
+      kv_stream s;
+      s.requests = {1000};
+      s.layers_per_chunk = 1;
+      clock::time_point t0;
+      s.sink = [&](std::vector<kv_chunk> chunks) {
+        last_ms = ms_since(t0);
+        if (first_ms < 0) first_ms = last_ms;
+        for (const kv_chunk& c : chunks) got += static_cast<double>(c.bytes);
+      };
+      if (placed)
+        s.place = [&](std::size_t, std::uint64_t n) -> std::optional<kv_place> {
+          const kv_place at{region->get(), offset, 1, pos++};
+          offset += n;
+          return at;
+        };
+      t0 = clock::now();
+      auto st = b_.run_streaming(bt, s);
+      const double total_ms = ms_since(t0);
+      b_.release(1000);
+      if (!st) {
+        std::cerr << "stream failed: " << st.err().what() << "\n";
+        std::exit(1);
+      }
+      into.total.push_back(total_ms);
+      into.first.push_back(first_ms);
+      into.last.push_back(last_ms);
+      bytes = got;
+    };
     for (int rep = 0; rep < 4; ++rep) {
       auto t0 = clock::now();
       auto out = b_.run(bt);
       const double plain_ms = ms_since(t0);
       b_.release(1000);
-      double first_ms = -1, last_ms = 0, got = 0;
-      kv_stream s;
-      s.requests = {1000};
-      s.layers_per_chunk = 1;
-      s.sink = [&](std::vector<kv_chunk> chunks) {
-        last_ms = ms_since(t0);
-        if (first_ms < 0) first_ms = last_ms;
-        for (const kv_chunk& c : chunks) got += static_cast<double>(c.data.size());
-      };
-      t0 = clock::now();
-      auto st = b_.run_streaming(bt, s);
-      const double streamed_ms = ms_since(t0);
-      b_.release(1000);
-      if (!out || !st) {
-        std::cerr << "stream failed: " << (out ? st.err().what() : out.err().what()) << "\n";
+      if (!out) {
+        std::cerr << "stream failed: " << out.err().what() << "\n";
         std::exit(1);
       }
-      if (rep == 0) continue;
-      plain.push_back(plain_ms);
-      streamed.push_back(streamed_ms);
-      first.push_back(first_ms);
-      last.push_back(last_ms);
-      bytes = got;
+      plain.total.push_back(plain_ms);
+      streamed(false, host);
+      streamed(true, ring);
     }
-    const double p = median(plain), st = median(streamed), f = median(first), l = median(last);
-    std::printf(
-        "stream   %-12s tp%-2u tokens %5u: prefill %8.3f ms, with the layer-wise copy %8.3f ms "
-        "(%+.1f%%); first layer's KV on the host after %7.3f ms, last after %8.3f ms; %.3f GB\n",
-        a_.model.c_str(), a_.tp, tokens, p, st, 100 * (st - p) / p, f, l, bytes / 1e9);
+    // The first repetition warms up (staging buffers, first touch).
+    auto med = [](const std::vector<double>& v) {
+      return median(std::vector<double>(v.begin() + 1, v.end()));
+    };
+    const double p = med(plain.total);
+    std::printf("stream   %-12s tp%-2u tokens %5u: prefill %8.3f ms; %.3f GB of KV\n",
+                a_.model.c_str(), a_.tp, tokens, p, bytes / 1e9);
+    for (const auto& [name, t] :
+         {std::pair{"to the host", &host}, std::pair{"to a GPU ring", &ring}})
+      std::printf(
+          "  with the layer-wise copy %-13s %8.3f ms (%+6.1f%%); first layer's KV there after "
+          "%7.3f ms, last after %8.3f ms\n",
+          name, med(t->total), 100 * (med(t->total) - p) / p, med(t->first), med(t->last));
     if (csv)
-      *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ',' << st
-           << ',' << f << ',' << l << ',' << bytes << '\n';
+      *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ','
+           << med(host.total) << ',' << med(host.first) << ',' << med(host.last) << ',' << bytes
+           << ',' << med(ring.total) << ',' << med(ring.first) << ',' << med(ring.last) << '\n';
     return true;
   }
 
