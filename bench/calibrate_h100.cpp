@@ -236,6 +236,40 @@ bool print_errors(const std::vector<table>& tables,
   return met;
 }
 
+// The `count` points `h` misses most, over every table, signed: + when the
+// roofline predicts slower than measured.
+void print_misses(const hardware_spec& h, const std::vector<table>& tables, std::size_t count) {
+  struct miss {
+    double error;
+    std::string what;
+  };
+  std::vector<miss> misses;
+  for (const table& t : tables) {
+    const model_spec* m = find_model(t.data.model);
+    if (m == nullptr) continue;
+    deployment d;
+    d.tp = t.data.tp != 0 ? t.data.tp : 1;
+    auto model = roofline_model::create(*m, h, d);
+    if (!model) continue;
+    for (phase kind : {phase::prefill, phase::decode})
+      for (const profile_point& p : kind == phase::prefill ? t.data.prefill : t.data.decode) {
+        auto ns = model->iteration_time(profile_batch(p, kind));
+        if (!ns) continue;
+        const double ms = static_cast<double>(ns->count()) * 1e-6;
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "%-24s %-7s batch %3u tokens %5u: %8.3f ms predicted, %8.3f measured",
+                      t.name.c_str(), kind == phase::prefill ? "prefill" : "decode", p.batch,
+                      p.tokens, ms, p.time_ms);
+        misses.push_back({(ms - p.time_ms) / p.time_ms, line});
+      }
+  }
+  std::sort(misses.begin(), misses.end(),
+            [](const miss& a, const miss& b) { return std::fabs(a.error) > std::fabs(b.error); });
+  if (misses.size() > count) misses.resize(count);
+  for (const miss& m : misses) std::printf("  %s (%+.1f%%)\n", m.what.c_str(), 100 * m.error);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -262,6 +296,8 @@ int main(int argc, char** argv) {
       print_errors(tables, {{"start", start}, {"catalogue", *catalogue}, {"rounded fit", ship}});
   std::printf("bounds (median < 5%%, worst < 15%%) for the rounded fit: %s\n",
               met ? "met on every table" : "MISSED");
+  std::printf("\nthe rounded fit's largest misses:\n");
+  print_misses(ship, tables, 10);
   if (argc > 1) {
     std::printf("\nheld out (not fitted):\n");
     print_errors(held_out(argv[1], tables),

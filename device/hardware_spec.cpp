@@ -37,19 +37,19 @@ hardware_spec h100() {
   // $38/h per 8-GPU DGX H100 -> 4.76 per GPU-hour, SplitwiseSim (paper.md 6.2).
   h.price_per_hour = 4.76;
   // Fitted to accellm's own CUDA backend on an H100 (issue 8): every point of
-  // device/profiles/h100-cuda-{llama2-7b,llama3-8b,llama2-70b-tp8}.csv, by
+  // device/profiles/h100-cuda-{llama2-7b,llama3-8b,llama2-70b-tp8}.csv (the
+  // run of 2026-11-26 22:28, with rows128 prefill attention), by
   // `build/sim/bench/bench_calibrate bench/results/nvidia-h100-80gb-hbm3-model.csv`
   // (bench/calibrate_h100.cpp; docs/cost-model.md has the fit and what the
   // factors were before). Median / worst error of the roofline against each
-  // table: 3.5 / 11.6 % (7B), 1.2 / 10.7 % (Llama-3-8B), 3.6 / 11.8 %
-  // (70B TP-8); held-out Llama-2-13B rows 2.9 / 11.6 %.
+  // table: 3.3 / 7.9 % (7B), 1.6 / 11.5 % (Llama-3-8B), 4.0 / 11.5 %
+  // (70B TP-8); held-out Llama-2-13B rows 3.3 / 4.1 %.
   // eta.hbm sits at its bound, the copy ceiling bench_gpu_ceilings measured
-  // (3.02 TB/s = 0.90); the fixed cost is per block (66 us: ~10 kernels and
-  // the gaps between them), none per iteration (the tables time the forward
-  // pass alone).
-  h.eta = {0.63, 0.18, 0.90, 0.82};
-  h.iteration_overhead = microseconds(0);
-  h.layer_overhead = microseconds(66);
+  // (3.02 TB/s = 0.90); the fixed costs are 49 us per block (~10 kernels and
+  // the gaps between them) and 34 us per iteration (embedding, head, sampling).
+  h.eta = {0.65, 0.29, 0.90, 0.81};
+  h.iteration_overhead = microseconds(34);
+  h.layer_overhead = microseconds(49);
   h.memory_reserve = 0.10;  // assumption: vLLM's default gpu_memory_utilization 0.9
   return h;
 }

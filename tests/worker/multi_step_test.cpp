@@ -191,13 +191,27 @@ TEST(MultiStep, APromptCutsTheRunningStepsAtTheNextBoundary) {
 // Decodes handed over from the partner mid-window (requests 2 and 3) join
 // the running steps at the next boundary instead of cutting them: no prefill
 // here, so the only Executes are the windows, and every token still comes at
-// its one-step time.
-const std::vector<arrival> hand_offs = {
-    {0ms, 1, 300, 80}, {51ms, 2, 700, 40, true}, {187ms, 3, 90, 60, true}};
+// its one-step time. The hand-offs fall half a step past the third step of
+// request 1's first and third windows when it runs alone, so that they land
+// mid-window whatever sim:h100's step time.
+std::vector<arrival> hand_offs() {
+  const arrival first{0ms, 1, 300, 80};
+  const outcome alone = run(8, {first});
+  std::vector<std::chrono::nanoseconds> mid;
+  for (const auto& r : alone.all) {
+    if (r.step_ends_ns.size() < 4) continue;
+    mid.emplace_back(r.start_ns + (r.step_ends_ns[2] + r.step_ends_ns[3]) / 2);
+  }
+  EXPECT_GE(mid.size(), 3u) << "request 1 alone ran fewer than three windows of 4+ steps";
+  if (mid.size() < 3) return {first};
+  return {first, {mid[0], 2, 700, 40, true}, {mid[2], 3, 90, 60, true}};
+}
 
 TEST(MultiStep, HandedOverDecodesJoinAtTheNextBoundary) {
-  const outcome one = run(1, hand_offs);
-  const outcome eight = run(8, hand_offs);
+  const std::vector<arrival> arrivals = hand_offs();
+  ASSERT_EQ(arrivals.size(), 3u);
+  const outcome one = run(1, arrivals);
+  const outcome eight = run(8, arrivals);
   ASSERT_EQ(one.done, 3u);
   ASSERT_EQ(eight.done, 3u);
   EXPECT_EQ(eight.token_ns, one.token_ns);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 
 namespace accellm::device::sim {
 namespace {
@@ -288,13 +289,18 @@ TEST_F(Llama70bH100, TensorParallelismScales) {
   EXPECT_GT(p8.find("allreduce")->time, estimate(tp2, one_prefill(2048)).find("allreduce")->time);
 }
 
-// Splitwise's measurement (vLLM 2023, TP2): decode 37 ms at batch 1. Our
-// modern-stack H100 preset must land near it at the same TP (it is memory-
-// bound, so a better stack gains little); prefill 308 ms for 2048 tokens at
-// 47 % of peak, where our 70 % GEMM preset must be faster but not by 2x.
+// Splitwise's measurement (vLLM 2023, TP2): decode 37 ms at batch 1, about
+// 56 % of HBM peak. Decode is memory-bound: our preset, fitted to a stack
+// that streams weights at 64-76 % of peak at batch 1, must be no slower than
+// Splitwise's (5 % slack) and no faster than reading a TP-2 shard of the
+// weights at the peak. Prefill 308 ms for 2048 tokens at 47 % of peak, where
+// our fitted GEMM efficiency must be faster but not by 2x.
 TEST_F(Llama70bH100, CrossCheckAgainstSplitwiseTp2) {
-  const roofline_model tp2 = make(model_, *find_hardware("h100"), 2);
-  EXPECT_NEAR(ms(estimate(tp2, decodes(1, 576)).total) / 37.0, 1.0, 0.2);
+  const hardware_spec& h100 = *find_hardware("h100");
+  const roofline_model tp2 = make(model_, h100, 2);
+  const double decode = ms(estimate(tp2, decodes(1, 576)).total);
+  EXPECT_LT(decode, 37.0 * 1.05);
+  EXPECT_GT(decode, 1e3 * 2.0 * static_cast<double>(model_.params()) / 2 / h100.hbm_bandwidth);
   const double prefill = ms(estimate(tp2, one_prefill(2048)).total);
   EXPECT_LT(prefill, 308.0);
   EXPECT_GT(prefill, 308.0 / 2);
@@ -314,6 +320,9 @@ TEST_F(Llama70bH100, A100IsSlowerByTheSplitwiseRatios) {
       ms(estimate(a100, one_prefill(2048)).total) / ms(estimate(tp8_, one_prefill(2048)).total);
   const double decode =
       ms(estimate(a100, decodes(1, 2048)).total) / ms(estimate(tp8_, decodes(1, 2048)).total);
+  std::printf(
+      "A100 / H100, llama2-70b tp8, the same fixed costs: prefill 2048 %.2fx, decode %.2fx\n",
+      prefill, decode);
   EXPECT_GT(prefill, 2.0);
   EXPECT_LT(prefill, 3.2);
   EXPECT_GT(decode, 1.3);
