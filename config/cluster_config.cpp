@@ -193,7 +193,9 @@ status cluster_reader::read_daemon() {
     return co.fail_at("http_port",
                       "must be a port in 0..65535, got " + std::to_string(d.http_port));
   const toml_fields wk = fields("worker");
-  if (ok) ok = wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib"});
+  if (ok)
+    ok =
+        wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib", "gpu_memory_fraction"});
   if (ok) ok = wk.get("host", d.worker_host);
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
@@ -202,6 +204,12 @@ status cluster_reader::read_daemon() {
   if (ok && d.worker_kv_ring_mib > 65536) {
     return wk.fail_at("kv_ring_mib", "must be in 0..65536 (0: no same-node rings), got " +
                                          std::to_string(d.worker_kv_ring_mib));
+  }
+  if (ok) ok = wk.get("gpu_memory_fraction", d.worker_gpu_memory_fraction);
+  if (ok && !(d.worker_gpu_memory_fraction > 0.0 && d.worker_gpu_memory_fraction <= 1.0)) {
+    return wk.fail_at("gpu_memory_fraction",
+                      "must be in (0, 1] (the share of free GPU memory for the KV pool), got " +
+                          std::to_string(d.worker_gpu_memory_fraction));
   }
   if (ok && d.worker_cpu_compute != "background" && d.worker_cpu_compute != "idle" &&
       d.worker_cpu_compute != "normal") {

@@ -321,6 +321,7 @@ kv_port = 7801
 device = "sim:h100"
 cpu_compute = "idle"
 kv_ring_mib = 64
+gpu_memory_fraction = 0.45
 [security]
 token = "s3cret"
 tls = false
@@ -347,6 +348,7 @@ level = "debug"
   EXPECT_EQ(d.worker_device, "sim:h100");
   EXPECT_EQ(d.worker_cpu_compute, "idle");
   EXPECT_EQ(d.worker_kv_ring_mib, 64u);
+  EXPECT_DOUBLE_EQ(d.worker_gpu_memory_fraction, 0.45);
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
@@ -361,6 +363,7 @@ level = "debug"
   EXPECT_EQ(defaults.max_message_mib, 1025u);
   EXPECT_EQ(defaults.worker_cpu_compute, "normal");
   EXPECT_EQ(defaults.worker_kv_ring_mib, 256u);
+  EXPECT_DOUBLE_EQ(defaults.worker_gpu_memory_fraction, 0.9);
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -375,6 +378,9 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[worker]\ncpu_compute = \"realtime\"\n", {"worker.cpu_compute", "realtime"});
   expect_error("[worker]\nkv_ring_mib = 70000\n", {"worker.kv_ring_mib", "70000"});
   expect_error("[worker]\nkv_ring_mib = -1\n", {"worker.kv_ring_mib"});
+  expect_error("[worker]\ngpu_memory_fraction = 0\n", {"worker.gpu_memory_fraction", "(0, 1]"});
+  expect_error("[worker]\ngpu_memory_fraction = 1.5\n", {"worker.gpu_memory_fraction", "1.5"});
+  expect_error("[worker]\ngpu_memory_fraction = \"all\"\n", {"worker.gpu_memory_fraction"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});
