@@ -334,6 +334,18 @@ class bench {
     };
     times plain, host, ring;
     double bytes = 0;
+    // Milliseconds of one prefill `go` runs (request 1000, released after).
+    auto timed = [&](auto&& go) {
+      const auto t0 = clock::now();
+      auto r = go();
+      const double ms = ms_since(t0);
+      b_.release(1000);
+      if (!r) {
+        std::cerr << "stream failed: " << r.err().what() << "\n";
+        std::exit(1);
+      }
+      return ms;
+    };
     // One streamed prefill; `placed`: into the region, one chunk after another.
     auto streamed = [&](bool placed, times& into) {
       double first_ms = -1, last_ms = 0, got = 0;
@@ -354,28 +366,13 @@ class bench {
           return at;
         };
       t0 = clock::now();
-      auto st = b_.run_streaming(bt, s);
-      const double total_ms = ms_since(t0);
-      b_.release(1000);
-      if (!st) {
-        std::cerr << "stream failed: " << st.err().what() << "\n";
-        std::exit(1);
-      }
-      into.total.push_back(total_ms);
+      into.total.push_back(timed([&] { return b_.run_streaming(bt, s); }));
       into.first.push_back(first_ms);
       into.last.push_back(last_ms);
       bytes = got;
     };
     for (int rep = 0; rep < 4; ++rep) {
-      auto t0 = clock::now();
-      auto out = b_.run(bt);
-      const double plain_ms = ms_since(t0);
-      b_.release(1000);
-      if (!out) {
-        std::cerr << "stream failed: " << out.err().what() << "\n";
-        std::exit(1);
-      }
-      plain.total.push_back(plain_ms);
+      plain.total.push_back(timed([&] { return b_.run(bt); }));
       streamed(false, host);
       streamed(true, ring);
     }
