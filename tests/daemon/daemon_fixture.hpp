@@ -20,6 +20,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -100,6 +101,17 @@ class child {
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
+  }
+
+  /// Whether its log shows `text` within `limit`: a line it writes after
+  /// another process already saw the event (a join the coordinator counted).
+  bool await_log(std::string_view text, std::chrono::milliseconds limit) const {
+    const auto give_up = std::chrono::steady_clock::now() + limit;
+    while (log().find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > give_up) return false;
+      std::this_thread::sleep_for(20ms);
+    }
+    return true;
   }
 
  private:

@@ -151,9 +151,9 @@ class live_cluster {
           workers_[i]->log().find("dropping this instance's state and joining the cluster again"),
           std::string::npos)
           << workers_[i]->log();
-      EXPECT_NE(workers_[i]->log().find("joined as instance 4"), std::string::npos)
-          << workers_[i]->log();
-      EXPECT_NE(coord_.proc->log().find("instance 4 " + name + " joined"), std::string::npos)
+      // The coordinator counts the join before the worker hears of it.
+      EXPECT_TRUE(workers_[i]->await_log("joined as instance 4", 5s)) << workers_[i]->log();
+      EXPECT_TRUE(coord_.proc->await_log("instance 4 " + name + " joined", 5s))
           << coord_.proc->log();
     }
     for (std::size_t i = 0; i < workers_.size(); ++i) {
