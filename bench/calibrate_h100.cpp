@@ -32,6 +32,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -92,13 +93,21 @@ std::vector<table> measured_tables() {
   return out;
 }
 
-// Relative errors of `h` on `t`; empty when the roofline refuses the table.
-std::vector<double> errors(const hardware_spec& h, const table& t) {
+// The roofline of `h` for `t`'s model and TP degree; nullopt when the
+// model is unknown or the roofline refuses it.
+std::optional<roofline_model> roofline_for(const hardware_spec& h, const table& t) {
   const model_spec* m = find_model(t.data.model);
-  if (m == nullptr) return {};
+  if (m == nullptr) return std::nullopt;
   deployment d;
   d.tp = t.data.tp != 0 ? t.data.tp : 1;
   auto model = roofline_model::create(*m, h, d);
+  if (!model) return std::nullopt;
+  return std::move(*model);
+}
+
+// Relative errors of `h` on `t`; empty when the roofline refuses the table.
+std::vector<double> errors(const hardware_spec& h, const table& t) {
+  auto model = roofline_for(h, t);
   if (!model) return {};
   auto e = relative_errors(*model, t.data);
   return e ? std::move(*e) : std::vector<double>{};
@@ -245,11 +254,7 @@ void print_misses(const hardware_spec& h, const std::vector<table>& tables, std:
   };
   std::vector<miss> misses;
   for (const table& t : tables) {
-    const model_spec* m = find_model(t.data.model);
-    if (m == nullptr) continue;
-    deployment d;
-    d.tp = t.data.tp != 0 ? t.data.tp : 1;
-    auto model = roofline_model::create(*m, h, d);
+    auto model = roofline_for(h, t);
     if (!model) continue;
     for (phase kind : {phase::prefill, phase::decode})
       for (const profile_point& p : kind == phase::prefill ? t.data.prefill : t.data.decode) {

@@ -135,14 +135,14 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
   const std::vector<index_range> groups = layer_groups(shape_.layers, stream.layers_per_chunk);
   const bool prompt = std::any_of(b.items.begin(), b.items.end(),
                                   [](const batch_item& it) { return it.num_tokens > 1; });
-  if (!prompt) {
+  if (!prompt && groups.size() > 1) {
     // A decode-only iteration is one graph launch, with nothing to overlap:
     // its rows go out after it, in one group of every layer.
     kv_stream whole = stream;
     whole.layers_per_chunk = 0;
     return backend::run_streaming(b, whole);
   }
-  if (groups.size() < 2 || slices->empty()) return backend::run_streaming(b, stream);
+  if (!prompt || groups.size() < 2 || slices->empty()) return backend::run_streaming(b, stream);
   ACCELLM_TRY(check_batch(b));
   ACCELLM_TRY(grow_batch(b));
 
