@@ -33,6 +33,10 @@ using window_atom = caf::atom_constant<caf::atom("window")>;
 /// (release_atom, std::vector<request_id>) from an instance_manager: the
 /// worker's device frees those requests' KV.
 using release_atom = caf::atom_constant<caf::atom("release")>;
+/// From a device_worker's device thread to its actor: (out_atom, target
+/// instance, KvDeltaBatch blob) rows for a partner, to send as the flow
+/// control allows; (out_atom, IterationDone blob) after them.
+using out_atom = caf::atom_constant<caf::atom("out")>;
 /// (ring_atom, socket name) from a kv_replica to its device_worker: listen
 /// there for same-node KV rings offered by partners (worker/kv_ring_link.hpp).
 using ring_atom = caf::atom_constant<caf::atom("ring")>;

@@ -194,8 +194,8 @@ status cluster_reader::read_daemon() {
                       "must be a port in 0..65535, got " + std::to_string(d.http_port));
   const toml_fields wk = fields("worker");
   if (ok)
-    ok =
-        wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib", "gpu_memory_fraction"});
+    ok = wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib", "gpu_memory_fraction",
+                  "kv_window_mib", "kv_queue_mib"});
   if (ok) ok = wk.get("host", d.worker_host);
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
@@ -204,6 +204,14 @@ status cluster_reader::read_daemon() {
   if (ok && d.worker_kv_ring_mib > 65536) {
     return wk.fail_at("kv_ring_mib", "must be in 0..65536 (0: no same-node rings), got " +
                                          std::to_string(d.worker_kv_ring_mib));
+  }
+  for (const auto& [key, mib] : {std::pair{"kv_window_mib", &d.worker_kv_window_mib},
+                                 std::pair{"kv_queue_mib", &d.worker_kv_queue_mib}}) {
+    if (ok) ok = wk.get(key, *mib, 0);
+    if (ok && (*mib == 0 || *mib > 65536)) {
+      return wk.fail_at(key, std::string{"must be in 1..65536 (MiB of KV per receiver), got "} +
+                                 std::to_string(*mib));
+    }
   }
   if (ok) ok = wk.get("gpu_memory_fraction", d.worker_gpu_memory_fraction);
   if (ok && !(d.worker_gpu_memory_fraction > 0.0 && d.worker_gpu_memory_fraction <= 1.0)) {

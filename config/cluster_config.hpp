@@ -19,7 +19,7 @@
 //   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
 //                       request_timeout_s, max_body_kib
 //   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute,
-//                       kv_ring_mib, gpu_memory_fraction
+//                       kv_ring_mib, gpu_memory_fraction, kv_window_mib, kv_queue_mib
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
@@ -150,6 +150,12 @@ struct daemon_config {
   /// in another process of its node (device memory on cuda); 0: every KV
   /// row goes over the network. worker::default_kv_ring_bytes.
   std::uint32_t worker_kv_ring_mib = 256;
+  /// The flow control of the KV a worker sends over the network
+  /// (worker::kv_flow_limits): MiB of unacknowledged KV on the way to each
+  /// receiver, and MiB that may wait for that window before copies are
+  /// abandoned. Both in 1..65536.
+  std::uint32_t worker_kv_window_mib = 64;
+  std::uint32_t worker_kv_queue_mib = 1024;
   /// Share of the GPU memory still free after a cuda:N worker's weights and
   /// workspaces that its KV pool takes (device::cuda::cuda_options::
   /// memory_fraction), in (0, 1]. Workers that share one GPU each take their

@@ -100,8 +100,12 @@ instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_con
   a.replica = worker::spawn_kv_replica(sys, no_instance);
   if (real) {
     a.worker = worker::spawn_device_worker(
-        sys, no_instance, std::move(dev.backend), compute_priority_of(dev.name, c.daemon),
-        trace.as("worker"), std::uint64_t{c.daemon.worker_kv_ring_mib} << 20);
+        sys, no_instance, std::move(dev.backend),
+        {.priority = compute_priority_of(dev.name, c.daemon),
+         .trace = trace.as("worker"),
+         .kv_ring_bytes = std::uint64_t{c.daemon.worker_kv_ring_mib} << 20,
+         .kv_flow = {.window_bytes = std::uint64_t{c.daemon.worker_kv_window_mib} << 20,
+                     .queue_bytes = std::uint64_t{c.daemon.worker_kv_queue_mib} << 20}});
   } else {
     a.worker = worker::spawn_sim_worker(
         sys, {.id = no_instance,

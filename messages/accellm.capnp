@@ -39,6 +39,7 @@ enum MsgType {  # the capnp_blob::type of each message (0 is never used)
   traceEvent @17;      # TraceEvent
   kvDeltaBatch @18;    # KvDeltaBatch
   iterationReport @19; # IterationReport
+  kvAck @20;           # KvAck
 }
 
 enum Role {  # what an instance runs
@@ -356,6 +357,10 @@ struct KvDeltaBatch {
                              # partner on the same node, worker/kv_ring_link.hpp): a
                              # row with empty data and sizeBytes > 0 lies there at its
                              # ringPos (a row that did not fit the ring carries data)
+  abandoned @7 :List(UInt64); # requests whose copy the sender gave up from here on (its
+                             # send queue to this receiver was full, docs/protocol.md
+                             # "KV flow control"): the receiver drops what it holds of
+                             # them. With entries, rows may be empty
 }
 
 struct TokenRun {  # consecutive output tokens of one request from one iteration
@@ -384,4 +389,13 @@ struct IterationReport {
   stepEndsNs @12 :List(UInt64);        # multi-step: each step's end after startNs (a token was made
                                        # at startNs + stepEndsNs[step]); empty = one step
   tokens @13 :List(Int32);             # the token ids of the runs, run after run
+}
+
+# kv_replica -> the worker that sent it KvDeltaBatch messages: they arrived.
+# The credit of the KV flow control (worker/kv_send_queue.hpp): a worker
+# keeps at most a window of unacknowledged KV bytes on the way to each
+# receiver, so that a burst of KV never delays its heartbeats.
+struct KvAck {
+  epoch @0 :UInt64;    # sender's epoch (a kv_replica knows none: 0)
+  batches @1 :UInt32;  # KvDeltaBatch messages from that worker taken since the last KvAck (>= 1)
 }

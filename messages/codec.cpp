@@ -19,6 +19,7 @@ constexpr bool same_value(A a, B b) {
 // The C++ enums must keep the schema's ordinals (decode casts between them).
 static_assert(same_value(w::MsgType::TRACE_EVENT, msg_type::trace_event));
 static_assert(same_value(w::MsgType::SUBMIT_REQUEST, msg_type::submit_request));
+static_assert(same_value(w::MsgType::KV_ACK, msg_type::kv_ack));
 static_assert(same_value(w::Role::MIXED, role::mixed) && same_value(w::Role::DECODE, role::decode));
 static_assert(same_value(w::Phase::DECODE, phase::decode));
 static_assert(same_value(w::MoveReason::TAKEOVER, move_reason::takeover) &&

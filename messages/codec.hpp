@@ -70,7 +70,7 @@ using any_message =
     std::variant<submit_request, assign_prefill, start_decode, move_decode, set_role, evict_replica,
                  cancel, execute, iteration_done, kv_layer, kv_delta, token_batch, request_done,
                  instance_report, register_worker, heartbeat, trace_event, kv_delta_batch,
-                 iteration_report>;
+                 iteration_report, kv_ack>;
 
 /// The msg_type of whichever struct `m` holds.
 msg_type type_of(const any_message& m) noexcept;
@@ -111,6 +111,7 @@ capnp_blob encode(const heartbeat& m);
 capnp_blob encode(const trace_event& m);
 capnp_blob encode(const kv_delta_batch& m);
 capnp_blob encode(const iteration_report& m);
+capnp_blob encode(const kv_ack& m);
 capnp_blob encode(const any_message& m);
 
 /// Checks the field rules of a message that is about to be sent or was just
@@ -135,6 +136,7 @@ status validate(const heartbeat& m, const decode_limits& limits = {});
 status validate(const trace_event& m, const decode_limits& limits = {});
 status validate(const kv_delta_batch& m, const decode_limits& limits = {});
 status validate(const iteration_report& m, const decode_limits& limits = {});
+status validate(const kv_ack& m, const decode_limits& limits = {});
 
 /// Raw input of decode: a type tag and bytes that may be unaligned (a slice
 /// of a trace log, a network buffer).
@@ -177,6 +179,7 @@ result<kv_delta_batch> decode_as(std::type_identity<kv_delta_batch>, blob_view b
                                  const decode_limits& l);
 result<iteration_report> decode_as(std::type_identity<iteration_report>, blob_view b,
                                    const decode_limits& l);
+result<kv_ack> decode_as(std::type_identity<kv_ack>, blob_view b, const decode_limits& l);
 
 /// Decodes and validates a message of type T (see the top of this file).
 template <class T>

@@ -215,7 +215,8 @@ kv_delta_batch example_delta_batch() {
                     .data = {},
                     .ring_pos = 4096}},
           .phase = phase::decode,
-          .ring = 7};
+          .ring = 7,
+          .abandoned = {44}};
 }
 
 iteration_report example_iteration_report() {
@@ -267,6 +268,7 @@ std::vector<any_message> example_messages() {
   out.emplace_back(example_trace());
   out.emplace_back(example_delta_batch());
   out.emplace_back(example_iteration_report());
+  out.emplace_back(kv_ack{.epoch = 4, .batches = 3});
   return out;
 }
 

@@ -55,6 +55,8 @@ capnp::StructSchema schema_of(msg_type t) {
       return capnp::Schema::from<w::KvDeltaBatch>();
     case msg_type::iteration_report:
       return capnp::Schema::from<w::IterationReport>();
+    case msg_type::kv_ack:
+      return capnp::Schema::from<w::KvAck>();
   }
   return capnp::Schema::from<w::Heartbeat>();  // unreachable: callers check the type
 }

@@ -1,12 +1,13 @@
 // Codec of the KV-cache copies between partners: KvLayer (layer by layer
-// during prefill), KvDelta (decoded tokens, all layers) and KvDeltaBatch
-// (several requests' rows in one message).
+// during prefill), KvDelta (decoded tokens, all layers), KvDeltaBatch
+// (several requests' rows in one message) and KvAck (the receiver's credit).
 #include "messages/codec.hpp"
 #include "messages/detail/checker.hpp"
 #include "messages/detail/wire.hpp"
 
 #include <capnp/orphan.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -101,6 +102,7 @@ void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
   b.setLayerEnd(m.layer_end);
   b.setPhase(static_cast<w::Phase>(m.phase));
   b.setRing(m.ring);
+  if (!m.abandoned.empty()) b.setAbandoned(kj::arrayPtr(m.abandoned.data(), m.abandoned.size()));
   if (m.rows.empty()) return;
   auto rows = b.initRows(static_cast<unsigned>(m.rows.size()));
   for (unsigned i = 0; i < rows.size(); ++i) {
@@ -124,6 +126,7 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
   m.layer_end = r.getLayerEnd();
   f.enumeration(r.getPhase(), phase::decode, "phase", m.phase);
   m.ring = r.getRing();
+  f.ids(r.getAbandoned(), l.max_request_ids, "abandoned", m.abandoned);
   const auto rows = r.getRows();
   if (!f.within(rows.size(), l.max_execute_items, "rows")) return std::move(f).finish(std::move(m));
   m.rows.resize(rows.size());
@@ -137,6 +140,19 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
     out.ring_pos = row.getRingPos();
     if (row.hasData()) f.data(row.getData(), out.data);
   }
+  return std::move(f).finish(std::move(m));
+}
+
+void fill(w::KvAck::Builder b, const kv_ack& m) {
+  b.setEpoch(m.epoch);
+  b.setBatches(m.batches);
+}
+
+result<kv_ack> read(w::KvAck::Reader r, const decode_limits& l) {
+  detail::field_reader f{"kv_ack", l};
+  kv_ack m;
+  m.epoch = r.getEpoch();
+  m.batches = r.getBatches();
   return std::move(f).finish(std::move(m));
 }
 
@@ -158,7 +174,7 @@ capnp_blob encode(const kv_delta& m) {
 }
 
 capnp_blob encode(const kv_delta_batch& m) {
-  std::size_t payload = 40 * m.rows.size();
+  std::size_t payload = 40 * m.rows.size() + 8 * m.abandoned.size();
   for (const kv_rows& row : m.rows) payload += by_reference(row.data) ? 0 : row.data.size();
   return detail::encode_with<w::KvDeltaBatch>(m, detail::hint_words(payload), fill);
 }
@@ -166,6 +182,14 @@ capnp_blob encode(const kv_delta_batch& m) {
 result<kv_delta_batch> decode_as(std::type_identity<kv_delta_batch>, blob_view b,
                                  const decode_limits& l) {
   return detail::decode_with<w::KvDeltaBatch>(b, l, read);
+}
+
+capnp_blob encode(const kv_ack& m) {
+  return detail::encode_with<w::KvAck>(m, detail::hint_words(0), fill);
+}
+
+result<kv_ack> decode_as(std::type_identity<kv_ack>, blob_view b, const decode_limits& l) {
+  return detail::decode_with<w::KvAck>(b, l, read);
 }
 
 result<kv_layer> decode_as(std::type_identity<kv_layer>, blob_view b, const decode_limits& l) {
@@ -201,8 +225,13 @@ status validate(const kv_delta_batch& m, const decode_limits& l) {
       .check(m.layer_end > m.layer_begin, "layer_end", m.layer_end, "must be > layer_begin")
       .check(detail::listed(m.phase, phase::decode), "phase", static_cast<std::uint64_t>(m.phase),
              "not a valid value")
-      .check(!m.rows.empty(), "rows", 0, "entries, must be >= 1")
-      .limit(m.rows.size(), l.max_execute_items, "rows");
+      .check(!m.rows.empty() || !m.abandoned.empty(), "rows", 0,
+             "entries, must be >= 1 (or some abandoned)")
+      .limit(m.rows.size(), l.max_execute_items, "rows")
+      .limit(m.abandoned.size(), l.max_request_ids, "abandoned");
+  const auto zero = std::find(m.abandoned.begin(), m.abandoned.end(), request_id{0});
+  if (zero != m.abandoned.end())
+    c.request(0, "abandoned[" + std::to_string(zero - m.abandoned.begin()) + "]");
   for (std::size_t i = 0; i < m.rows.size() && c.ok(); ++i) {
     const kv_rows& row = m.rows[i];
     const bool fine = row.request != 0 && row.token_end > row.token_begin &&
@@ -215,6 +244,12 @@ status validate(const kv_delta_batch& m, const decode_limits& l) {
     check_size(r, row.size_bytes, row.data);
     c.merge(std::move(r).done());
   }
+  return std::move(c).done();
+}
+
+status validate(const kv_ack& m, const decode_limits&) {
+  detail::checker c{"kv_ack"};
+  c.check(m.batches >= 1, "batches", m.batches, "must be >= 1");
   return std::move(c).done();
 }
 

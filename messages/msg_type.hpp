@@ -16,7 +16,7 @@ namespace accellm::messages {
 
 /// Version of the wire protocol; bumped when a change needs both sides to
 /// know about it (RegisterWorker carries it).
-inline constexpr std::uint32_t protocol_version = 5;
+inline constexpr std::uint32_t protocol_version = 6;
 
 /// The type of a wire message. 0 is never a valid type.
 enum class msg_type : std::uint16_t {
@@ -39,17 +39,18 @@ enum class msg_type : std::uint16_t {
   trace_event,
   kv_delta_batch,
   iteration_report,
+  kv_ack,
 };
 
 /// Every message type, in numeric order.
-inline constexpr std::array<msg_type, 19> all_msg_types = {
+inline constexpr std::array<msg_type, 20> all_msg_types = {
     msg_type::submit_request,   msg_type::assign_prefill,  msg_type::start_decode,
     msg_type::move_decode,      msg_type::set_role,        msg_type::evict_replica,
     msg_type::cancel,           msg_type::execute,         msg_type::iteration_done,
     msg_type::kv_layer,         msg_type::kv_delta,        msg_type::token_batch,
     msg_type::request_done,     msg_type::instance_report, msg_type::register_worker,
     msg_type::heartbeat,        msg_type::trace_event,     msg_type::kv_delta_batch,
-    msg_type::iteration_report,
+    msg_type::iteration_report, msg_type::kv_ack,
 };
 
 /// The schema name of a type ("SubmitRequest"), or "unknown" for a value
@@ -94,6 +95,8 @@ constexpr std::string_view to_string(msg_type t) noexcept {
       return "KvDeltaBatch";
     case msg_type::iteration_report:
       return "IterationReport";
+    case msg_type::kv_ack:
+      return "KvAck";
   }
   return "unknown";
 }

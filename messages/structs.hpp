@@ -338,7 +338,20 @@ struct kv_delta_batch {
   /// node); a row with empty data lies there at its ring_pos (a row that did
   /// not fit the ring carries its data).
   std::uint64_t ring = 0;
+  /// Requests whose copy the sender gave up from here on (its send queue to
+  /// this receiver was full): the receiver drops what it holds of them. With
+  /// entries, `rows` may be empty.
+  std::vector<request_id> abandoned;
   friend bool operator==(const kv_delta_batch&, const kv_delta_batch&) = default;
+};
+
+/// kv_replica -> the worker that sent it KvDeltaBatch messages: `batches` of
+/// them arrived (the credit of the KV flow control, worker/kv_send_queue.hpp).
+struct kv_ack {
+  static constexpr msg_type type = msg_type::kv_ack;
+  epoch_t epoch = 0;          ///< a kv_replica knows no epoch: 0
+  std::uint32_t batches = 0;  ///< >= 1
+  friend bool operator==(const kv_ack&, const kv_ack&) = default;
 };
 
 /// Consecutive output tokens of one request from one iteration (a decode of

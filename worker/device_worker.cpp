@@ -1,6 +1,7 @@
 #include "worker/device_worker.hpp"
 
 #include "actors/atoms.hpp"
+#include "actors/clock.hpp"
 #include "actors/thread_sched.hpp"
 #include "messages/codec.hpp"
 #include "worker/batch_item.hpp"
@@ -116,6 +117,8 @@ struct device_worker_state {
   caf::actor manager;
   std::vector<caf::actor> replicas;
   std::vector<ring_target> ring_targets;  ///< per replicas entry, derived when they change
+  kv_send_queue kv_out;
+  instance_id instance = no_instance;  ///< the latest Execute's (names the trace)
   actors::trace_point trace;
   static inline const char* name = "device_worker";
 };
@@ -192,9 +195,14 @@ std::map<instance_id, messages::kv_delta_batch> group_rows(const messages::execu
 }
 
 // The partners' ring targets, derived once per set of replicas (the actor
-// knows its node).
+// knows its node). A receiver that changed or went takes its flow-control
+// lane with it: nothing on the way to the old one will be acknowledged.
 void set_replicas(device_worker_actor* self, std::vector<caf::actor> replicas) {
   auto& s = self->state;
+  for (std::size_t i = 0; i < s.replicas.size(); ++i) {
+    if (i >= replicas.size() || replicas[i] != s.replicas[i])
+      s.kv_out.reset(static_cast<instance_id>(i));
+  }
   s.replicas = std::move(replicas);
   s.ring_targets.clear();
   for (std::size_t i = 0; i < s.replicas.size(); ++i) {
@@ -206,6 +214,36 @@ void set_replicas(device_worker_actor* self, std::vector<caf::actor> replicas) {
     s.ring_targets.push_back({.target = static_cast<instance_id>(i),
                               .replica = caf::to_string(r.address()),
                               .socket = kv_ring_socket(r, self->node())});
+  }
+}
+
+// Sends what the receivers' windows let go.
+void flush_kv(device_worker_actor* self) {
+  auto& s = self->state;
+  for (kv_send_queue::message& m : s.kv_out.take_ready()) {
+    if (m.target >= s.replicas.size() || !s.replicas[m.target]) {
+      s.kv_out.reset(m.target);  // no receiver: nothing to wait for
+      continue;
+    }
+    if (s.trace) {
+      // The partner's node is not known here: "" (the trace tools find it).
+      s.trace.as("worker:" + std::to_string(s.instance))
+          .message("kv:" + std::to_string(m.target), "", m.blob, actors::now(self));
+    }
+    self->send(s.replicas[m.target], msg_atom::value, std::move(m.blob));
+  }
+}
+
+// A partner's kv_replica took `ack.batches` messages: its window opens.
+void on_ack(device_worker_actor* self, const messages::kv_ack& ack) {
+  auto& s = self->state;
+  const caf::actor_addr from =
+      self->current_sender() ? self->current_sender()->address() : caf::actor_addr{};
+  for (std::size_t i = 0; i < s.replicas.size(); ++i) {
+    if (!s.replicas[i] || s.replicas[i].address() != from) continue;
+    (void)s.kv_out.acked(static_cast<instance_id>(i), ack.batches);  // an excess is ignored
+    flush_kv(self);
+    return;
   }
 }
 
@@ -234,43 +272,39 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
     self->send(s.manager, msg_atom::value, messages::pack(done));
     return;
   }
-  // The trace's names, by the Execute's instance: a daemon's worker is
-  // spawned before its instance has an id.
-  auto trace = s.trace ? s.trace.as("worker:" + std::to_string(ex.instance)) : s.trace;
-  s.device->post(
-      [ex, batch = std::move(*b), done, manager = s.manager, replicas = s.replicas,
-       rt = ring_targets(s, ex), trace = std::move(trace),
-       clock = &self->home_system().clock()](device::backend& dev, ring_book& rings) mutable {
-        kv_plan kv = plan_kv(ex);
-        for (const ring_target& t : rt)
-          rings.prepare(dev, ex.instance, t.target, t.replica, t.socket);
-        kv.stream.place = [&](std::size_t i, std::uint64_t bytes) {
-          return rings.place(kv.targets[i], bytes);
-        };
-        kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
-          for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
-            if (target >= replicas.size()) continue;
-            for (const auto& row : rows.rows) {
-              done.kv_bytes_sent += row.size_bytes;
-              if (rows.ring != 0 && row.data.empty()) done.kv_bytes_shared += row.size_bytes;
-            }
-            auto m = messages::pack(rows);
-            // The partner's node is not known here: "" (the trace tools find it).
-            if (trace) trace.message("kv:" + std::to_string(target), "", m, clock->now());
-            caf::anon_send(replicas[target], msg_atom::value, std::move(m));
-          }
-        };
-        auto r = dev.run_streaming(batch, kv.stream);
-        if (!r) {
-          done.error = r.err().what();
-        } else {
-          done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
-          done.next_tokens = std::move(r->next_tokens);
+  s.instance = ex.instance;
+  // The rows and IterationDone go back through this actor (out_atom): the
+  // rows wait there for their receivers' windows, IterationDone after them.
+  // By address: a queued job must not keep the actor alive.
+  s.device->post([ex, batch = std::move(*b), done, me = self->address(), rt = ring_targets(s, ex)](
+                     device::backend& dev, ring_book& rings) mutable {
+    const auto hand_back = [&me](auto&&... xs) {
+      if (auto a = caf::actor_cast<caf::actor>(me))
+        caf::anon_send(a, actors::out_atom::value, std::forward<decltype(xs)>(xs)...);
+    };
+    kv_plan kv = plan_kv(ex);
+    for (const ring_target& t : rt) rings.prepare(dev, ex.instance, t.target, t.replica, t.socket);
+    kv.stream.place = [&](std::size_t i, std::uint64_t bytes) {
+      return rings.place(kv.targets[i], bytes);
+    };
+    kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
+      for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
+        for (const auto& row : rows.rows) {
+          done.kv_bytes_sent += row.size_bytes;
+          if (rows.ring != 0 && row.data.empty()) done.kv_bytes_shared += row.size_bytes;
         }
-        auto m = messages::pack(done);
-        if (trace) trace.message("im:" + std::to_string(ex.instance), trace.node, m, clock->now());
-        caf::anon_send(manager, msg_atom::value, std::move(m));
-      });
+        hand_back(target, messages::pack(std::move(rows)));
+      }
+    };
+    auto r = dev.run_streaming(batch, kv.stream);
+    if (!r) {
+      done.error = r.err().what();
+    } else {
+      done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
+      done.next_tokens = std::move(r->next_tokens);
+    }
+    hand_back(messages::pack(done));
+  });
 }
 
 // Rows of a partner's request: imported on the device thread, after the jobs
@@ -322,9 +356,11 @@ void listen_for_rings(device_worker_actor* self, const std::string& name) {
 }
 
 caf::behavior device_worker(device_worker_actor* self, instance_id id,
-                            std::shared_ptr<device_thread> device, actors::trace_point trace) {
+                            std::shared_ptr<device_thread> device, actors::trace_point trace,
+                            kv_flow_limits flow) {
   self->state.id = id;
   self->state.trace = std::move(trace);
+  self->state.kv_out = kv_send_queue{flow};
   self->state.device = std::move(device);  // joined when the state goes, at exit
   return {
       [self](actors::peers_atom, caf::actor manager, std::vector<caf::actor> replicas) {
@@ -337,6 +373,7 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
       },
       [self](actors::ring_atom, const std::string& socket) { listen_for_rings(self, socket); },
       [self](actors::release_atom, const std::vector<request_id>& ids) {
+        self->state.kv_out.forget(ids);
         self->state.device->post([ids](device::backend& dev, ring_book&) {
           for (const request_id r : ids) dev.release(r);
         });
@@ -349,7 +386,27 @@ caf::behavior device_worker(device_worker_actor* self, instance_id id,
           if (auto ex = messages::decode<messages::execute>(b)) on_execute(self, *ex);
         } else if (b.type == static_cast<std::uint16_t>(msg_type::kv_delta_batch)) {
           if (auto rows = messages::decode<messages::kv_delta_batch>(b)) on_rows(self, *rows);
+        } else if (b.type == static_cast<std::uint16_t>(msg_type::kv_ack)) {
+          if (auto ack = messages::decode<messages::kv_ack>(b)) on_ack(self, *ack);
         }
+      },
+      // From the device thread: an iteration's rows for `target`, then its
+      // IterationDone.
+      [self](actors::out_atom, instance_id target, const messages::capnp_blob& rows) {
+        (void)self->state.kv_out.push(target, rows);  // always a valid batch: made above
+        flush_kv(self);
+      },
+      [self](actors::out_atom, messages::capnp_blob& done) {
+        auto& s = self->state;
+        if (s.trace) {
+          s.trace.as("worker:" + std::to_string(s.instance))
+              .message("im:" + std::to_string(s.instance), s.trace.node, done, actors::now(self));
+        }
+        self->send(s.manager, msg_atom::value, std::move(done));
+      },
+      [self](actors::report_atom) {
+        const kv_send_queue& q = self->state.kv_out;
+        return caf::make_message(q.in_flight_bytes(), q.queued_bytes(), q.abandoned());
       },
       [](actors::ping_atom) { return actors::pong_atom::value; },
       // A real device runs one step per Execute (IterationDone.steps = 1), so
@@ -376,11 +433,12 @@ std::string kv_ring_socket(const caf::actor& replica, const caf::node_id& here) 
 }
 
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
-                               std::unique_ptr<device::backend> backend, compute_priority priority,
-                               actors::trace_point trace, std::uint64_t kv_ring_bytes) {
-  return sys.spawn(device_worker, id,
-                   std::make_shared<device_thread>(std::move(backend), priority, kv_ring_bytes),
-                   std::move(trace));
+                               std::unique_ptr<device::backend> backend,
+                               device_worker_options options) {
+  return sys.spawn(
+      device_worker, id,
+      std::make_shared<device_thread>(std::move(backend), options.priority, options.kv_ring_bytes),
+      std::move(options.trace), options.kv_flow);
 }
 
 }  // namespace accellm::worker

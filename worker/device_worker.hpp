@@ -7,11 +7,14 @@
 // pass of seconds). The thread runs the jobs in order. The new KV rows of
 // every item with a replica_to go to that instance's kv_replica while the
 // iteration runs (device::backend::run_streaming): when the batch holds a
-// prompt, one KvDeltaBatch per layer and partner, each sent as soon as the
-// device has computed that layer, so the copy overlaps the rest of the
+// prompt, one KvDeltaBatch per layer and partner, each handed on as soon as
+// the device has computed that layer, so the copy overlaps the rest of the
 // prefill; a decode-only iteration's rows go once, all layers, after it. Then
 // IterationDone, with the measured device time and the bytes sent, goes to
-// the instance_manager. KV rows that reach this instance (KvDeltaBatch from
+// the instance_manager. The rows go through the actor, which sends them as
+// each receiver's window allows (kv_send_queue.hpp: KvAck is the credit; a
+// receiver too far behind has its copies abandoned), and IterationDone after
+// them. KV rows that reach this instance (KvDeltaBatch from
 // the local kv_replica) are imported into the backend by a job on the same
 // queue, so an import always precedes the iterations that were asked for
 // after it, and layer groups are imported as they come.
@@ -27,11 +30,15 @@
 //
 // Messages in: (msg_atom, Execute) from the instance_manager; (msg_atom,
 // KvDeltaBatch) from the instance_manager (the rows it kept) or a kv_replica;
+// (msg_atom, KvAck) from a partner's kv_replica;
 // (ring_atom, socket name) from its kv_replica: listen there for the rings of
 // partners on this node;
 // (release_atom, request ids) from the instance_manager: their KV is freed
 // on the device, after the jobs queued before; (ping_atom) answered with
-// pong_atom, also while the device is busy. Out: IterationDone to the
+// pong_atom, also while the device is busy; (report_atom) answered with
+// the flow control's state summed over the receivers: (bytes sent and not
+// yet acknowledged, bytes waiting for a window, copies abandoned so far),
+// three std::uint64_t. Out: IterationDone to the
 // instance_manager, KvDeltaBatch to partners' kv_replicas. Set-up:
 // (peers_atom, instance_manager, std::vector<caf::actor> kv_replicas);
 // (peers_atom, std::vector<caf::actor> kv_replicas) replaces the receivers
@@ -45,6 +52,7 @@
 #include "actors/tracer.hpp"
 #include "common/types.hpp"
 #include "device/backend.hpp"
+#include "worker/kv_send_queue.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -78,16 +86,22 @@ inline constexpr int background_nice = 19;
 /// 2048-token Llama-2-7B prompt is 32 MiB.
 inline constexpr std::uint64_t default_kv_ring_bytes = std::uint64_t{256} << 20;
 
+struct device_worker_options {
+  compute_priority priority = compute_priority::normal;
+  /// Records IterationDone and the KV rows it sends, as "worker:<id>", at
+  /// the actor clock's time; may be empty.
+  actors::trace_point trace;
+  /// The size of the ring it offers each partner on the node (0: it sends
+  /// every row over the network, but still takes partners' rings).
+  std::uint64_t kv_ring_bytes = default_kv_ring_bytes;
+  /// The flow control of the rows it sends (kv_send_queue.hpp).
+  kv_flow_limits kv_flow;
+};
+
 /// Spawns the worker of instance `id`; it owns `backend` (never null).
-/// `trace` (may be empty) records IterationDone and the KV rows it sends, as
-/// "worker:<id>", at the actor clock's time read on the device thread.
-/// `kv_ring_bytes`: the size of the ring it offers each partner on the node
-/// (0: it sends every row over the network, but still takes partners' rings).
 caf::actor spawn_device_worker(caf::actor_system& sys, instance_id id,
                                std::unique_ptr<device::backend> backend,
-                               compute_priority priority = compute_priority::normal,
-                               actors::trace_point trace = {},
-                               std::uint64_t kv_ring_bytes = default_kv_ring_bytes);
+                               device_worker_options options = {});
 
 /// The abstract socket on which the worker beside `replica` takes ring
 /// offers (kv_ring_link.hpp), seen from node `here`; "" when the replica's

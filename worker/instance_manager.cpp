@@ -143,18 +143,24 @@ void send_to(im_actor* self, const caf::actor& dest, const T& m) {
 
 // --- memory -----------------------------------------------------------------
 
-void drop_replica(im_state& s, request_id id, bool report) {
-  const auto it = s.replicas.find(id);
-  if (it == s.replicas.end()) return;
-  s.replica_blocks -= it->second.blocks;
-  s.replicas.erase(it);
-  if (s.opt.device_memory) s.released.push_back(id);
+// Later rows of `id` are ignored here; with `report` the coordinator hears
+// that this instance holds no copy of it.
+void mark_dropped(im_state& s, request_id id, bool report) {
   if (s.dropped.insert(id).second) s.dropped_order.push_back(id);
   if (s.dropped_order.size() > dropped_memory) {
     s.dropped.erase(s.dropped_order.front());
     s.dropped_order.pop_front();
   }
   if (report) s.evicted.push_back(id);
+}
+
+void drop_replica(im_state& s, request_id id, bool report) {
+  const auto it = s.replicas.find(id);
+  if (it == s.replicas.end()) return;
+  s.replica_blocks -= it->second.blocks;
+  s.replicas.erase(it);
+  if (s.opt.device_memory) s.released.push_back(id);
+  mark_dropped(s, id, report);
 }
 
 // Frees replica blocks, oldest first, until `need` blocks are free.
@@ -817,6 +823,23 @@ void on_evict(im_actor* self, const messages::evict_replica& m) {
   maybe_start(self);
 }
 
+// The sender gave up copying `id` here (its send queue to this instance was
+// full, worker/kv_send_queue.hpp): a replica is dropped and reported, so the
+// coordinator stops the owner's syncing; a copy that was to become the
+// primary recomputes what it lacks at once instead of after copy_stall.
+void abandon_copy(im_actor* self, request_id id) {
+  auto& s = self->state;
+  if (auto it = s.primaries.find(id); it != s.primaries.end()) {
+    if (it->second.st == state::awaiting_kv) queue_recompute(s, id, it->second);
+    return;
+  }
+  if (s.replicas.count(id) != 0) {
+    drop_replica(s, id, true);
+  } else {
+    mark_dropped(s, id, true);  // abandoned before any of it came
+  }
+}
+
 // KV rows that arrived from another instance (through the local kv_replica).
 void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
   auto& s = self->state;
@@ -831,7 +854,8 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
                                 .layer_end = m.layer_end,
                                 .rows = {},
                                 .phase = m.phase,
-                                .ring = m.ring};  // rows in a same-node ring stay there
+                                .ring = m.ring,  // rows in a same-node ring stay there
+                                .abandoned = {}};
   auto keep = [&](const messages::kv_rows& row) {
     if (s.opt.device_memory) kept.rows.push_back(row);
   };
@@ -869,6 +893,7 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
     if (whole) r.tokens = std::max(r.tokens, row.token_end);
   }
   if (!kept.rows.empty()) send_to(self, s.worker, kept);
+  for (const request_id id : m.abandoned) abandon_copy(self, id);
   maybe_start(self);
 }
 

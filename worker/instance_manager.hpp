@@ -62,7 +62,9 @@
 //
 // Messages in (msg_atom, capnp_blob): AssignPrefill, StartDecode, MoveDecode,
 // SetRole, EvictReplica, Cancel from the coordinator; IterationDone from the worker;
-// KvDeltaBatch forwarded by the local kv_replica. Out: Execute to the worker;
+// KvDeltaBatch forwarded by the local kv_replica (its `abandoned` requests:
+// the sender gave up their copies, which are dropped and reported as
+// evicted). Out: Execute to the worker;
 // IterationReport, RequestDone, MoveDecode (the move's final state) to the
 // coordinator. Local set-up: (peers_atom, coordinator, worker). A manager
 // spawned with id no_instance (a daemon, before it joins) takes its id from

@@ -29,6 +29,13 @@ caf::behavior kv_replica(replica_actor* self) {
                    kv_ring_socket(caf::actor_cast<caf::actor>(self), self->node()));
       },
       [self](actors::msg_atom, const messages::capnp_blob& b) {
+        // Taken: the sender's window opens by one message (worker/
+        // kv_send_queue.hpp), whatever the receivers make of it.
+        if (b.type == static_cast<std::uint16_t>(messages::msg_type::kv_delta_batch)) {
+          if (auto sender = caf::actor_cast<caf::actor>(self->current_sender()))
+            self->send(sender, actors::msg_atom::value,
+                       messages::pack(messages::kv_ack{.epoch = 0, .batches = 1}));
+        }
         // Decoded by the receivers; anything malformed goes to the manager
         // too, to be rejected and counted in its reports.
         if (self->state.device) self->send(self->state.device, actors::msg_atom::value, b);

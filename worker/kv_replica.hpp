@@ -6,7 +6,8 @@
 // the local device_worker, which imports the bytes into the device.
 //
 // Messages in: (msg_atom, KvDeltaBatch) from any worker. Out: the same blob to
-// the instance_manager (and the device_worker). Set-up: (peers_atom,
+// the instance_manager (and the device_worker), and a KvAck to its sender,
+// the credit of the sender's flow control (worker/kv_send_queue.hpp). Set-up: (peers_atom,
 // instance_manager) on a simulated device, (peers_atom, instance_manager,
 // device_worker) on a real one, which also tells the device_worker where to
 // take partners' same-node KV rings (ring_atom). (ping_atom) is answered with pong_atom once

@@ -39,6 +39,7 @@ void live_metrics::on_iteration(const messages::iteration_report& report) {
   inst.total_blocks = report.load.kv_blocks_total;
   inst.kv_bytes_sent = report.load.kv_bytes_sent;
   inst.kv_bytes_shared = report.load.kv_bytes_shared;
+  inst.replicas_dropped += report.evicted_replicas.size();
   inst.iterations = report.load.iterations;
   // Busy time is the worker's running total (load.busy_ns, the sum of its
   // iterations' duration_ns), not a sum of duration_ns kept here, for the
@@ -210,6 +211,10 @@ void live_metrics::render_instance_locked(prometheus_writer& w, const instance_s
                 "Of the KV bytes streamed to partners, those that went through a same-node "
                 "shared ring.",
                 {{"instance", name}}, num(inst.kv_bytes_shared));
+  w.add_counter("accellm_instance_replicas_dropped_total",
+                "Redundant KV copies the instance dropped: for memory, or given up by a sender "
+                "whose KV send queue to it was full.",
+                {{"instance", name}}, num(inst.replicas_dropped));
   w.add_counter("accellm_instance_iterations_total", "Iterations the instance ran.",
                 {{"instance", name}}, num(inst.iterations));
   w.add_counter("accellm_instance_busy_seconds_total",

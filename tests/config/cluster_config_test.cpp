@@ -322,6 +322,8 @@ device = "sim:h100"
 cpu_compute = "idle"
 kv_ring_mib = 64
 gpu_memory_fraction = 0.45
+kv_window_mib = 16
+kv_queue_mib = 256
 [security]
 token = "s3cret"
 tls = false
@@ -349,6 +351,8 @@ level = "debug"
   EXPECT_EQ(d.worker_cpu_compute, "idle");
   EXPECT_EQ(d.worker_kv_ring_mib, 64u);
   EXPECT_DOUBLE_EQ(d.worker_gpu_memory_fraction, 0.45);
+  EXPECT_EQ(d.worker_kv_window_mib, 16u);
+  EXPECT_EQ(d.worker_kv_queue_mib, 256u);
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
@@ -364,6 +368,8 @@ level = "debug"
   EXPECT_EQ(defaults.worker_cpu_compute, "normal");
   EXPECT_EQ(defaults.worker_kv_ring_mib, 256u);
   EXPECT_DOUBLE_EQ(defaults.worker_gpu_memory_fraction, 0.9);
+  EXPECT_EQ(defaults.worker_kv_window_mib, 64u);
+  EXPECT_EQ(defaults.worker_kv_queue_mib, 1024u);
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -381,6 +387,9 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[worker]\ngpu_memory_fraction = 0\n", {"worker.gpu_memory_fraction", "(0, 1]"});
   expect_error("[worker]\ngpu_memory_fraction = 1.5\n", {"worker.gpu_memory_fraction", "1.5"});
   expect_error("[worker]\ngpu_memory_fraction = \"all\"\n", {"worker.gpu_memory_fraction"});
+  expect_error("[worker]\nkv_window_mib = 0\n", {"worker.kv_window_mib", "1..65536"});
+  expect_error("[worker]\nkv_queue_mib = 100000\n", {"worker.kv_queue_mib", "100000"});
+  expect_error("[worker]\nkv_queue_mib = \"lots\"\n", {"worker.kv_queue_mib"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});

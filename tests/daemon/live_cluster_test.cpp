@@ -122,12 +122,15 @@ double metric_sum(const std::string& host, std::uint16_t http, const std::string
 }
 
 // A coordinator and four cpu workers as processes on loopback; `security`
-// is appended to the cluster file's [security] table.
+// is appended to the cluster file's [security] table, `worker` to its
+// [worker] table.
 class live_cluster {
  public:
-  explicit live_cluster(const std::string& policy, const std::string& security = {}) {
+  explicit live_cluster(const std::string& policy, const std::string& security = {},
+                        const std::string& worker = {}) {
     std::string text = local_cluster("s3cret", policy);
     text.insert(text.find("[log]"), security);
+    text.insert(text.find("[security]"), worker);
     const fs::path config = dir_.write("cluster.toml", text);
     coord_ = start_coordinator(dir_.path(), config);
     if (coord_.caf_port == 0) return;
@@ -266,8 +269,10 @@ TEST(LiveCluster, SplitwiseServesTwoHundredRequestsLikeOneInstance) {
 // dozens are in flight when it goes.) A hung worker is noticed in under a
 // second; resumed, it finds itself cut off and joins again as a new
 // instance, in the same process (c.stop() checks that).
-void lose_a_worker_under_load(int sig, bool whole_pair = false) {
-  live_cluster c{"accellm"};
+// With `worker` config, e.g. no same-node rings: every KV row then crosses
+// CAF, through the flow control (each window opened by the partner's KvAck).
+void lose_a_worker_under_load(int sig, bool whole_pair = false, const std::string& worker = {}) {
+  live_cluster c{"accellm", {}, worker};
   ASSERT_TRUE(c.up()) << c.log();
   const auto seed = static_cast<unsigned>(std::random_device{}());
   std::mt19937 rng{seed};
@@ -317,6 +322,11 @@ void lose_a_worker_under_load(int sig, bool whole_pair = false) {
     EXPECT_GT(replica + prompt, 0.0) << "the victim held no request when it went";
     EXPECT_EQ(recompute, 0.0) << "every decoding request had its partner's copy";
   }
+  if (!worker.empty()) {
+    EXPECT_GT(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_sent_bytes_total"), 0.0);
+    EXPECT_EQ(metric_sum("127.0.0.1", c.http_port(), "accellm_instance_kv_shared_bytes_total"), 0.0)
+        << "no rings: every row went over the network";
+  }
   const double resumed =
       metric_sum("127.0.0.1", c.http_port(), "accellm_takeover_resume_seconds_count");
   const double resume_s =
@@ -337,6 +347,12 @@ void lose_a_worker_under_load(int sig, bool whole_pair = false) {
 
 TEST(LiveCluster, AKilledWorkerLosesNoRequest) {
   lose_a_worker_under_load(SIGKILL);
+}
+
+// The same with every KV row over the network, under the smallest window
+// (1 MiB: dozens of cpu-tiny's messages).
+TEST(LiveCluster, AKilledWorkerLosesNoRequestWithKvOverTheNetwork) {
+  lose_a_worker_under_load(SIGKILL, false, "kv_ring_mib = 0\nkv_window_mib = 1\n");
 }
 
 // Both members of a pair at once: no copy is left, so their requests are

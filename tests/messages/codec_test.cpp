@@ -133,6 +133,20 @@ TEST(RoundTrip, RingRowsCarryPositionsNotBytes) {
   EXPECT_EQ(*back, m);
 }
 
+// The flow control's notice: no rows, only the copies the sender gave up.
+TEST(RoundTrip, AnAbandonNoticeNeedsNoRows) {
+  kv_delta_batch m = example<kv_delta_batch>();
+  m.rows.clear();
+  m.ring = 0;
+  m.abandoned = {42, 43, std::uint64_t{1} << 40};
+  const auto back = decode<kv_delta_batch>(encode(m));
+  ASSERT_TRUE(back.ok()) << describe(back);
+  EXPECT_EQ(*back, m);
+  const auto ack = decode<kv_ack>(encode(kv_ack{.epoch = 0, .batches = 0xffffffffu}));
+  ASSERT_TRUE(ack.ok()) << describe(ack);
+  EXPECT_EQ(ack->batches, 0xffffffffu);
+}
+
 TEST(RoundTrip, KvPayloadOfAnySize) {
   // Whole words are referenced, other sizes copied (kv_codec.cpp): both ways
   // must give the same bytes back.

@@ -159,6 +159,14 @@ TEST(Rules, IterationDoneAndKv) {
   expect_rule<kv_delta>("kv_delta.token_end", [](auto& m) { m.token_end = 0; });
   expect_rule<kv_delta>("kv_delta.size_bytes", [](auto& m) { m.size_bytes = 0; });
   expect_rule<kv_delta>("kv_delta.from_instance", [](auto& m) { m.from_instance = no_instance; });
+  expect_rule<kv_delta_batch>("kv_delta_batch.rows", [](auto& m) {
+    m.rows.clear();
+    m.abandoned.clear();
+  });
+  expect_rule<kv_delta_batch>("kv_delta_batch.abandoned[1]", [](auto& m) { m.abandoned = {3, 0}; });
+  expect_rule<kv_delta_batch>("kv_delta_batch.rows[1].token_end",
+                              [](auto& m) { m.rows[1].token_end = m.rows[1].token_begin; });
+  expect_rule<kv_ack>("kv_ack.batches", [](auto& m) { m.batches = 0; });
   expect_rule<iteration_done>("iteration_done.kv_bytes_shared",
                               [](auto& m) { m.kv_bytes_shared = m.kv_bytes_sent + 1; });
   expect_rule<instance_report>("instance_report.kv_bytes_shared",

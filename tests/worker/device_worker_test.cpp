@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -42,6 +43,14 @@ std::unique_ptr<device::backend> cpu_tiny(std::uint64_t seed = 1) {
   auto b = device::cpu::make_cpu_backend(*device::find_model("cpu-tiny"), o);
   EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.err().what());
   return b.ok() ? std::move(b).value() : nullptr;
+}
+
+// Default options with `set` applied.
+template <class Set>
+device_worker_options with(Set set) {
+  device_worker_options o;
+  set(o);
+  return o;
 }
 
 std::vector<token_id> prompt(std::uint32_t n) {
@@ -190,7 +199,7 @@ TEST_F(DeviceWorker, BackgroundComputeRunsAtALowerPriority) {
     const caf::actor w = spawn_device_worker(
         sys_, 0,
         std::make_unique<gated_backend>(open.get_future().share(), entered, &nice, &policy),
-        priority);
+        with([&](device_worker_options& o) { o.priority = priority; }));
     self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
     self_->send(w, msg_atom::value, messages::encode(execute(0, 1, {prefill(1, prompt(8))})));
     EXPECT_TRUE(next_done().error.empty());
@@ -228,13 +237,35 @@ TEST_F(DeviceWorker, AnswersWhileTheDeviceComputes) {
 // tokens A produces. With a ring size, A offers B's worker a shared ring (B's
 // replica is in this process, so on this node) and the rows that fit it
 // travel as positions in it; with 0, every row travels in the message.
-class DeviceWorkerPair : public DeviceWorker,
-                         public ::testing::WithParamInterface<std::uint64_t> {};
+// With a window of one byte, A sends one layer at a time: each waits for the
+// KvAck of B's replica for the one before.
+struct pair_case {
+  std::uint64_t ring_bytes = 0;
+  std::uint64_t window_bytes = default_kv_window_bytes;
+  const char* name = "";
+};
+
+class DeviceWorkerPair : public DeviceWorker, public ::testing::WithParamInterface<pair_case> {
+ protected:
+  // The flow control's state of worker `w`: (in flight, queued, abandoned).
+  std::array<std::uint64_t, 3> flow(const caf::actor& w) {
+    std::array<std::uint64_t, 3> out{~0ull, ~0ull, ~0ull};
+    self_->request(w, patience, actors::report_atom::value)
+        .receive(
+            [&](std::uint64_t f, std::uint64_t q, std::uint64_t a) {
+              out = {f, q, a};
+            },
+            [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    return out;
+  }
+};
 
 TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
-  const std::uint64_t ring_bytes = GetParam();
-  const caf::actor a =
-      spawn_device_worker(sys_, 0, cpu_tiny(), compute_priority::normal, {}, ring_bytes);
+  const std::uint64_t ring_bytes = GetParam().ring_bytes;
+  const caf::actor a = spawn_device_worker(sys_, 0, cpu_tiny(), with([&](device_worker_options& o) {
+                                             o.kv_ring_bytes = ring_bytes;
+                                             o.kv_flow.window_bytes = GetParam().window_bytes;
+                                           }));
   const caf::actor b = spawn_device_worker(sys_, 1, cpu_tiny());
   const caf::actor b_replica = spawn_kv_replica(sys_, 1);
   // B's manager: counts the rows that arrive in a ring and in the message.
@@ -262,9 +293,14 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   const messages::iteration_done first = run(a, execute(0, 1, {prefill(7, prompt(33), 1)}));
   ASSERT_TRUE(first.error.empty()) << first.error;
   EXPECT_GT(first.kv_bytes_sent, 0u);
-  // A sent the rows before it answered; once B's kv_replica answers a ping
-  // it has handed them to B, so B imports them before it runs the decodes
-  // sent below.
+  // Every row has left A once its flow control holds nothing (at once
+  // unless the window is small: then each layer waited for an ack; bounded);
+  // once B's kv_replica answers a ping it has handed them to B, so B imports
+  // them before it runs the decodes sent below.
+  std::array<std::uint64_t, 3> state = flow(a);
+  for (int i = 0; i < 3000 && (state[0] != 0 || state[1] != 0); ++i) state = flow(a);
+  EXPECT_EQ(state, (std::array<std::uint64_t, 3>{0, 0, 0}))
+      << "in flight, queued, abandoned: every message acknowledged, no copy given up";
   bool pong = false;
   self_->request(b_replica, patience, actors::ping_atom::value)
       .receive([&](actors::pong_atom) { pong = true; },
@@ -298,13 +334,12 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(RingBytes, DeviceWorkerPair,
-                         ::testing::Values(std::uint64_t{0}, std::uint64_t{1} << 20,
-                                           std::uint64_t{4096}),
-                         [](const auto& param) {
-                           return param.index == 0   ? std::string{"NoRing"}
-                                  : param.index == 1 ? std::string{"Ring"}
-                                                     : std::string{"SmallRing"};
-                         });
+                         ::testing::Values(pair_case{0, default_kv_window_bytes, "NoRing"},
+                                           pair_case{std::uint64_t{1} << 20,
+                                                     default_kv_window_bytes, "Ring"},
+                                           pair_case{4096, default_kv_window_bytes, "SmallRing"},
+                                           pair_case{0, 1, "NoRingAckEach"}),
+                         [](const auto& param) { return std::string{param.param.name}; });
 
 // What an Execute sent to the test, standing in for both the manager and a
 // partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.
@@ -389,6 +424,106 @@ TEST_F(DeviceWorker, APromptsRowsLeaveLayerByLayer) {
   EXPECT_EQ(step.kv[0].layer_end, layers);
   EXPECT_EQ(step.kv[0].rows.at(0).data.size(), layers * row_bytes);
   EXPECT_EQ(step.done.kv_bytes_sent, total(step));
+  for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+// The flow control in the actor: with a window of one byte one message is on
+// the way until the receiver (the test) acknowledges it; IterationDone does
+// not wait for the window; a receiver with more queued for it than allowed
+// loses the newest copy, is told so after what was queued, and gets no
+// further rows of it until the request is released.
+TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
+  const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny(), with([](device_worker_options& o) {
+                                             o.kv_flow = {.window_bytes = 1, .queue_bytes = 1};
+                                           }));
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  self_->send(w, actors::peers_atom::value, caf::actor{self_},
+              std::vector<caf::actor>{none, caf::actor{self_}});
+  ASSERT_EQ(device::find_model("cpu-tiny")->layers, 2u);
+  // The next message to the test: a KvDeltaBatch or an IterationDone.
+  struct next {
+    std::optional<messages::kv_delta_batch> kv;
+    std::optional<messages::iteration_done> done;
+  };
+  auto receive = [&] {
+    next out;
+    self_->receive(
+        [&](msg_atom, const capnp_blob& b) {
+          if (auto k = messages::decode<messages::kv_delta_batch>(b)) out.kv = *k;
+          if (auto d = messages::decode<messages::iteration_done>(b)) out.done = *d;
+        },
+        caf::after(patience) >> [] { ADD_FAILURE() << "nothing came"; });
+    return out;
+  };
+  auto rows_of = [](const messages::kv_delta_batch& k) {
+    std::vector<request_id> out;
+    for (const auto& r : k.rows) out.push_back(r.request);
+    return out;
+  };
+  auto ack = [&] {
+    self_->send(w, msg_atom::value, messages::encode(messages::kv_ack{.epoch = 0, .batches = 1}));
+  };
+  auto flow = [&] {
+    std::array<std::uint64_t, 3> out{~0ull, ~0ull, ~0ull};
+    self_->request(w, patience, actors::report_atom::value)
+        .receive(
+            [&](std::uint64_t f, std::uint64_t q, std::uint64_t a) {
+              out = {f, q, a};
+            },
+            [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    return out;
+  };
+
+  // Two prompts: layer 0 of both goes, layer 1 waits; IterationDone comes.
+  self_->send(
+      w, msg_atom::value,
+      messages::encode(execute(0, 1, {prefill(7, prompt(9), 1), prefill(8, prompt(5), 1)})));
+  next n = receive();
+  ASSERT_TRUE(n.kv.has_value());
+  EXPECT_EQ(n.kv->layer_begin, 0u);
+  EXPECT_EQ(rows_of(*n.kv), (std::vector<request_id>{7, 8}));
+  n = receive();
+  ASSERT_TRUE(n.done.has_value()) << "IterationDone does not wait for the window";
+  EXPECT_TRUE(n.done->error.empty()) << n.done->error;
+  // A third prompt finds layer 1 queued: the queue allows no more, so 9's
+  // copy is abandoned; the iteration is not.
+  self_->send(w, msg_atom::value, messages::encode(execute(0, 2, {prefill(9, prompt(6), 1)})));
+  n = receive();
+  ASSERT_TRUE(n.done.has_value()) << "no rows of 9 while layer 0 is unacknowledged";
+  const token_id next9 = n.done->next_tokens.at(0);
+  std::array<std::uint64_t, 3> state = flow();
+  EXPECT_GT(state[0], 0u) << "layer 0 on the way";
+  EXPECT_GT(state[1], 0u) << "layer 1 and the notice queued";
+  EXPECT_EQ(state[2], 1u) << "one copy abandoned";
+
+  ack();
+  n = receive();
+  ASSERT_TRUE(n.kv.has_value());
+  EXPECT_EQ(n.kv->layer_begin, 1u);
+  EXPECT_EQ(rows_of(*n.kv), (std::vector<request_id>{7, 8}));
+  ack();
+  n = receive();
+  ASSERT_TRUE(n.kv.has_value());
+  EXPECT_TRUE(n.kv->rows.empty());
+  EXPECT_EQ(n.kv->abandoned, std::vector<request_id>{9});
+  EXPECT_EQ(n.kv->from_instance, 0u);
+  ack();
+  EXPECT_EQ(flow(), (std::array<std::uint64_t, 3>{0, 0, 1}));
+
+  // 9 decodes here, still marked for replication: its rows stay here.
+  messages::execute_item d9 = decode(9, 6, next9);
+  d9.replica_to = 1;
+  self_->send(w, msg_atom::value, messages::encode(execute(0, 3, {d9})));
+  n = receive();
+  ASSERT_TRUE(n.done.has_value()) << "no rows of an abandoned copy";
+  EXPECT_TRUE(n.done->error.empty()) << n.done->error;
+  // Released (it ended here), 9 is forgotten; a request reusing nothing of
+  // it sends rows again.
+  self_->send(w, actors::release_atom::value, std::vector<request_id>{9});
+  self_->send(w, msg_atom::value, messages::encode(execute(0, 4, {prefill(9, prompt(4), 1)})));
+  n = receive();
+  ASSERT_TRUE(n.kv.has_value());
+  EXPECT_EQ(rows_of(*n.kv), std::vector<request_id>{9});
   for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
 }
 

@@ -452,6 +452,40 @@ TEST_F(InstanceManager, RowsCountOnlyOnceTheirLastLayerArrives) {
   EXPECT_EQ(log_.executes.front().items.at(0).context, 48u);
 }
 
+// The sender's flow control gave up copies (KvDeltaBatch.abandoned): the
+// replicas held here are dropped and reported as evicted, one never seen is
+// reported too, later rows of them are ignored, and a copy waiting to become
+// a primary recomputes what it lacks at once, not after copy_stall.
+TEST_F(InstanceManager, AbandonedCopiesAreDroppedAndReported) {
+  start(100, 4);
+  for (std::uint32_t l = 0; l < 4; ++l) replica_rows(5, 0, 48, partner_id, l, l + 1);
+  replica_rows(6, 0, 32, partner_id, 0, 1);  // one layer of four so far
+  replica_rows(7, 0, 40, partner_id, 0, 4);
+  vt_->run();
+  start_decode_from_copy(7, 48, 1, no_instance, 2);  // waits for rows 40..48
+  vt_->run_for(1ms);
+  EXPECT_TRUE(log_.executes.empty());
+  messages::kv_delta_batch notice;
+  notice.epoch = 1;
+  notice.from_instance = partner_id;
+  notice.layer_begin = 0;
+  notice.layer_end = 1;
+  notice.abandoned = {5, 6, 9, 7};
+  deliver(notice);
+  vt_->run_for(1500us);  // one iteration, well under copy_stall (10 ms)
+  ASSERT_FALSE(log_.executes.empty()) << "7 no longer waits for its copy";
+  const messages::execute_item& tail = log_.executes.front().items.at(0);
+  EXPECT_EQ(tail.request, 7u);
+  EXPECT_EQ(tail.phase, messages::phase::prefill);
+  EXPECT_EQ(tail.context, 40u);
+  EXPECT_EQ(tail.num_tokens, 8u);
+  ASSERT_FALSE(log_.reports.empty());
+  EXPECT_EQ(log_.reports.front().evicted_replicas, (std::vector<request_id>{5, 6, 9}));
+  replica_rows(5, 48, 49, partner_id, 0, 4);  // late rows of a dropped copy
+  vt_->run_for(100ms);
+  EXPECT_EQ(last_report().load.replica_blocks, 0u) << "no copy is held any more";
+}
+
 // A device error ends the requests of that iteration as failed, naming the
 // device's message; the others, and later ones, go on.
 TEST_F(InstanceManager, ADeviceErrorFailsThatIterationsRequestsOnly) {

@@ -115,10 +115,15 @@ TEST(LiveMetrics, PerInstanceGauges) {
   live_metrics m;
   m.set_instance(0, "w1", 1024);
   m.on_role(0, messages::role::decode, "pair0", 5);
-  m.on_iteration(report(0, 3, 100));
+  messages::iteration_report dropping = report(0, 3, 100);
+  dropping.evicted_replicas = {41, 42};
+  m.on_iteration(dropping);
+  dropping.evicted_replicas = {43};
+  m.on_iteration(dropping);
   const std::string text = m.render();
   SCOPED_TRACE(text);
   EXPECT_TRUE(has_line(text, "accellm_instances 1"));
+  EXPECT_TRUE(has_line(text, "accellm_instance_replicas_dropped_total{instance=\"w1\"} 3"));
   EXPECT_TRUE(has_line(text, "accellm_instance_role{instance=\"w1\",role=\"decode\"} 1"));
   EXPECT_TRUE(has_line(text, "accellm_instance_role{instance=\"w1\",role=\"prefill\"} 0"));
   EXPECT_TRUE(has_line(text, "accellm_instance_role{instance=\"w1\",role=\"mixed\"} 0"));

@@ -1,0 +1,171 @@
+// kv_send_queue: each receiver's window holds messages back until KvAck
+// frees it, receivers do not wait for each other, and a receiver too far
+// behind has the newest copies abandoned, with a notice after what was kept.
+#include "worker/kv_send_queue.hpp"
+
+#include "messages/codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace accellm::worker {
+namespace {
+
+using messages::capnp_blob;
+using messages::kv_delta_batch;
+
+constexpr std::uint64_t kib = 1024;
+
+// A prefill layer of `bytes` for each of `requests`.
+capnp_blob rows(std::vector<request_id> requests, std::uint64_t bytes, std::uint32_t layer = 0) {
+  kv_delta_batch m{.epoch = 3,
+                   .from_instance = 0,
+                   .layer_begin = layer,
+                   .layer_end = layer + 1,
+                   .rows = {},
+                   .phase = messages::phase::prefill,
+                   .ring = 0,
+                   .abandoned = {}};
+  for (const request_id r : requests) {
+    m.rows.push_back({.request = r,
+                      .token_begin = 0,
+                      .token_end = 8,
+                      .size_bytes = bytes,
+                      .data = std::vector<std::byte>(bytes, std::byte{1}),
+                      .ring_pos = 0});
+  }
+  return messages::pack(std::move(m));
+}
+
+const kv_delta_batch& batch(const kv_send_queue::message& m) {
+  const kv_delta_batch* b = messages::packed_as<kv_delta_batch>(m.blob);
+  EXPECT_NE(b, nullptr);
+  static const kv_delta_batch none{};
+  return b ? *b : none;
+}
+
+std::vector<request_id> requests(const kv_send_queue::message& m) {
+  std::vector<request_id> out;
+  for (const auto& r : batch(m).rows) out.push_back(r.request);
+  return out;
+}
+
+TEST(KvSendQueue, TheWindowHoldsMessagesUntilTheyAreAcknowledged) {
+  kv_send_queue q{{.window_bytes = 100 * kib, .queue_bytes = 1 << 30}};
+  for (std::uint32_t layer = 0; layer < 5; ++layer) ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, layer)));
+  auto first = q.take_ready();
+  ASSERT_EQ(first.size(), 2u) << "two 40 KiB layers fit a 100 KiB window, three do not";
+  EXPECT_EQ(batch(first[0]).layer_begin, 0u);
+  EXPECT_EQ(batch(first[1]).layer_begin, 1u);
+  EXPECT_EQ(first[0].bytes, kv_send_queue::size_of(first[0].blob));
+  EXPECT_EQ(q.in_flight_bytes(1), first[0].bytes + first[1].bytes);
+  EXPECT_EQ(q.queued_bytes(1), 3 * first[0].bytes);
+  EXPECT_TRUE(q.take_ready().empty()) << "nothing more until an ack";
+
+  ASSERT_TRUE(q.acked(1, 1));
+  auto next = q.take_ready();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(batch(next[0]).layer_begin, 2u) << "in order";
+  ASSERT_TRUE(q.acked(1, 2));
+  EXPECT_EQ(q.take_ready().size(), 2u);
+  EXPECT_EQ(q.queued_bytes(1), 0u);
+  EXPECT_FALSE(q.acked(1, 3)) << "two are on the way, not three";
+  EXPECT_EQ(q.in_flight_bytes(1), 0u);
+  EXPECT_EQ(q.abandoned(), 0u);
+}
+
+TEST(KvSendQueue, OneMessageGoesWhenNothingIsOnTheWayHoweverLarge) {
+  kv_send_queue q{{.window_bytes = 1 * kib, .queue_bytes = 1 << 30}};
+  ASSERT_TRUE(q.push(1, rows({7}, 64 * kib)));
+  ASSERT_TRUE(q.push(1, rows({7}, 64 * kib, 1)));
+  EXPECT_EQ(q.take_ready().size(), 1u);
+  EXPECT_TRUE(q.take_ready().empty());
+  ASSERT_TRUE(q.acked(1, 1));
+  EXPECT_EQ(q.take_ready().size(), 1u);
+}
+
+TEST(KvSendQueue, ReceiversDoNotWaitForEachOther) {
+  kv_send_queue q{{.window_bytes = 50 * kib, .queue_bytes = 1 << 30}};
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib)));
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));
+  ASSERT_EQ(q.take_ready().size(), 1u);
+  ASSERT_TRUE(q.push(2, rows({8}, 40 * kib)));
+  const auto out = q.take_ready();
+  ASSERT_EQ(out.size(), 1u) << "receiver 2's window is its own";
+  EXPECT_EQ(out[0].target, 2u);
+  EXPECT_EQ(q.in_flight_bytes(), q.in_flight_bytes(1) + q.in_flight_bytes(2));
+  EXPECT_EQ(q.queued_bytes(), q.queued_bytes(1));
+}
+
+TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
+  // Window: one layer. Queue: two layers.
+  const std::uint64_t layer = kv_send_queue::size_of(rows({7}, 40 * kib));
+  kv_send_queue q{{.window_bytes = layer, .queue_bytes = 2 * layer}};
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 0)));
+  ASSERT_EQ(q.take_ready().size(), 1u);          // 7's layer 0 on the way
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));  // queued
+  ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 0)));  // queued: the queue is full
+  ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 1)));  // does not fit: 8 is abandoned
+  EXPECT_EQ(q.abandoned(), 1u);
+  // 8's queued layer is dropped; its later rows are taken out, a message of
+  // 7 and 8 keeps 7's row.
+  ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 2)));
+  ASSERT_TRUE(q.push(1, rows({7, 8}, 4 * kib, 2)));
+
+  std::vector<kv_send_queue::message> sent;
+  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
+    ASSERT_TRUE(q.acked(1, 1));
+    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
+  }
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(requests(sent[0]), std::vector<request_id>{7});
+  EXPECT_EQ(batch(sent[0]).layer_begin, 1u);
+  EXPECT_TRUE(batch(sent[1]).rows.empty()) << "the notice follows what was queued before it";
+  EXPECT_EQ(batch(sent[1]).abandoned, std::vector<request_id>{8});
+  EXPECT_EQ(batch(sent[1]).epoch, 3u);
+  EXPECT_TRUE(messages::validate(sent[1].blob).ok());
+  EXPECT_EQ(requests(sent[2]), std::vector<request_id>{7});
+  EXPECT_EQ(batch(sent[2]).layer_begin, 2u);
+
+  // Once 8 ends here (released), its rows go again: a new request may reuse
+  // nothing, but the queue no longer needs to remember it.
+  const request_id ended[] = {8};
+  q.forget(ended);
+  ASSERT_TRUE(q.push(1, rows({8}, 4 * kib, 3)));
+  const auto again = q.take_ready();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(requests(again[0]), std::vector<request_id>{8});
+}
+
+TEST(KvSendQueue, AResetForgetsTheReceiversLane) {
+  kv_send_queue q{{.window_bytes = 10 * kib, .queue_bytes = 1 << 30}};
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib)));
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));
+  ASSERT_EQ(q.take_ready().size(), 1u);
+  q.reset(1);  // the receiver went: its ack will never come
+  EXPECT_EQ(q.in_flight_bytes(1), 0u);
+  EXPECT_EQ(q.queued_bytes(1), 0u);
+  EXPECT_TRUE(q.take_ready().empty()) << "the queued layer went with it";
+  ASSERT_TRUE(q.push(1, rows({9}, 40 * kib)));
+  EXPECT_EQ(q.take_ready().size(), 1u) << "a new receiver starts with an open window";
+  EXPECT_FALSE(q.acked(5, 1)) << "nothing was sent to 5";
+}
+
+TEST(KvSendQueue, EncodedBatchesAreTakenAndOtherBlobsRefused) {
+  kv_send_queue q;
+  const capnp_blob encoded = messages::encode(*messages::packed_as<kv_delta_batch>(rows({7}, 64)));
+  ASSERT_TRUE(q.push(1, encoded));
+  const auto out = q.take_ready();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(requests(out[0]), std::vector<request_id>{7});
+  EXPECT_FALSE(q.push(1, messages::encode(messages::kv_ack{.epoch = 0, .batches = 1})));
+  capnp_blob broken = encoded;
+  broken.bytes.resize(broken.bytes.size() / 2);
+  EXPECT_FALSE(q.push(1, broken));
+  EXPECT_EQ(q.queued_bytes(1), 0u);
+}
+
+}  // namespace
+}  // namespace accellm::worker
