@@ -269,8 +269,8 @@ status await_workers(const std::string& host, std::uint16_t http, std::uint32_t 
 }
 
 // The coordinator's view after a run, from its /metrics: per instance its
-// role, iterations, busy seconds, KV bytes sent to partners and how many of
-// them went through same-node rings.
+// role, iterations, busy seconds, KV bytes sent to partners, how many of
+// them went through same-node rings, and the copies it dropped.
 void print_instance_metrics(const std::string& host, std::uint16_t http) {
   httplib::Client cli{host, http};
   auto res = cli.Get("/metrics");
@@ -283,6 +283,7 @@ void print_instance_metrics(const std::string& host, std::uint16_t http) {
         line.rfind("accellm_instance_busy_seconds_total{", 0) == 0 ||
         line.rfind("accellm_instance_kv_sent_bytes_total{", 0) == 0 ||
         line.rfind("accellm_instance_kv_shared_bytes_total{", 0) == 0 ||
+        line.rfind("accellm_instance_replicas_dropped_total{", 0) == 0 ||
         line.rfind("accellm_requests_finished_total", 0) == 0) {
       std::cout << "  " << line << '\n';
     }

@@ -12,6 +12,7 @@
 #include "actors/transport.hpp"
 #include "actors/type_registry.hpp"
 #include "config/cluster_config.hpp"
+#include "device/backend.hpp"
 #include "messages/codec.hpp"
 
 #include <caf/all.hpp>
@@ -228,6 +229,9 @@ int serve_with(worker_setup& w, const worker_flags& f, const actors::transport_o
     w.log->error("{}", dev.err().what());
     return exit_config;
   }
+  // KV chunks, freed once sent, are reused already faulted in.
+  if (config::is_real_device(w.device) && !device::keep_freed_host_buffers())
+    w.log->warn("the C library refused to keep freed buffers: KV chunks use fresh memory");
   // Every thread the actor system starts inherits it (actors/thread_sched.hpp).
   (void)actors::request_time_slice(actors::daemon_time_slice);
   caf::actor_system sys{cfg};

@@ -1,5 +1,6 @@
 #include "device/backend.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -23,6 +24,16 @@ std::vector<std::byte> copy_out(const std::byte* from, std::size_t bytes) {
   }
   out.assign(from, from + bytes);
   return out;
+}
+
+bool keep_freed_host_buffers(std::size_t keep_bytes) {
+#if defined(__GLIBC__)
+  const int keep = static_cast<int>(std::min<std::size_t>(keep_bytes, 0x7fffffff));
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, keep) == 1;
+#else
+  (void)keep_bytes;
+  return false;
+#endif
 }
 
 std::vector<index_range> layer_groups(std::uint32_t layers, std::uint32_t layers_per_chunk) {

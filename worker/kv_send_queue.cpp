@@ -66,7 +66,8 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
     abandon(l, target, requests_of(*m), repacked ? *repacked : blob);
     return true;
   }
-  l.queued.push_back({.target = target, .blob = repacked ? std::move(*repacked) : blob, .bytes = bytes});
+  l.queued.push_back(
+      {.target = target, .blob = repacked ? std::move(*repacked) : blob, .bytes = bytes});
   l.queued_bytes += bytes;
   return true;
 }
@@ -123,7 +124,8 @@ std::vector<kv_send_queue::message> kv_send_queue::take_ready() {
   for (auto& [target, l] : lanes_) {
     // One message always goes when nothing is on the way, however large.
     while (!l.queued.empty() &&
-           (l.in_flight.empty() || l.in_flight_bytes + l.queued.front().bytes <= limits_.window_bytes)) {
+           (l.in_flight.empty() ||
+            l.in_flight_bytes + l.queued.front().bytes <= limits_.window_bytes)) {
       message& m = l.queued.front();
       l.queued_bytes -= m.bytes;
       l.in_flight_bytes += m.bytes;

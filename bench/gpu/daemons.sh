@@ -12,9 +12,11 @@
 # run's environment: MODEL (cpu-small), DEVICES ("cuda:0 cpu"), RINGS (256:
 # [worker] kv_ring_mib of each run, 0 sends all KV over loopback TCP),
 # FRACTION ([worker] gpu_memory_fraction, 0.4: two workers share the GPU),
-# RATE (8), DURATION (10), MAX_PROMPT (256), MAX_OUTPUT (32).
-# Each run prints its report and the coordinator's /metrics lines (KV sent
-# and how much of it went through the same-node ring) and copies its
+# WINDOW and QUEUE ([worker] kv_window_mib and kv_queue_mib, 64 and 1024:
+# the KV flow control over the network), RATE (8), DURATION (10),
+# MAX_PROMPT (256), MAX_OUTPUT (32).
+# Each run prints its report and the coordinator's /metrics lines (KV sent,
+# how much of it went through the same-node ring, copies dropped) and copies its
 # summary.json to $OUT (or DIR/out) as DEVICE-MODEL-ringMIB-summary.json.
 set -euo pipefail
 die() { echo "daemons.sh: $*" >&2; exit 1; }
@@ -48,7 +50,7 @@ case "$mode" in
       for ring in ${RINGS:-256}; do
         tag=${dev/:/}-$model-ring$ring
         sed -e "s/^model = .*/model = \"$model\"/" \
-          -e "s/^\[worker\]/[worker]\nkv_ring_mib = $ring\ngpu_memory_fraction = ${FRACTION:-0.4}/" \
+          -e "s/^\[worker\]/[worker]\nkv_ring_mib = $ring\ngpu_memory_fraction = ${FRACTION:-0.4}\nkv_window_mib = ${WINDOW:-64}\nkv_queue_mib = ${QUEUE:-1024}/" \
           local.toml >"/tmp/$tag.toml"
         echo "== accellm up: $model, 2 workers on $dev, kv_ring_mib $ring"
         timeout 150 ./accellm up --config "/tmp/$tag.toml" --workers 2 --device "$dev" \

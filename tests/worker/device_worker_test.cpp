@@ -112,6 +112,18 @@ class DeviceWorker : public ::testing::Test {
     return next_done();
   }
 
+  // The flow control's state of worker `w`: (in flight, queued, abandoned).
+  std::array<std::uint64_t, 3> flow(const caf::actor& w) {
+    std::array<std::uint64_t, 3> out{~0ull, ~0ull, ~0ull};
+    self_->request(w, patience, actors::report_atom::value)
+        .receive(
+            [&](std::uint64_t f, std::uint64_t q, std::uint64_t a) {
+              out = {f, q, a};
+            },
+            [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
+    return out;
+  }
+
   // The same batch straight on a backend.
   std::vector<token_id> direct(device::backend& b, const messages::execute& ex) {
     device::batch batch;
@@ -245,20 +257,7 @@ struct pair_case {
   const char* name = "";
 };
 
-class DeviceWorkerPair : public DeviceWorker, public ::testing::WithParamInterface<pair_case> {
- protected:
-  // The flow control's state of worker `w`: (in flight, queued, abandoned).
-  std::array<std::uint64_t, 3> flow(const caf::actor& w) {
-    std::array<std::uint64_t, 3> out{~0ull, ~0ull, ~0ull};
-    self_->request(w, patience, actors::report_atom::value)
-        .receive(
-            [&](std::uint64_t f, std::uint64_t q, std::uint64_t a) {
-              out = {f, q, a};
-            },
-            [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
-    return out;
-  }
-};
+class DeviceWorkerPair : public DeviceWorker, public ::testing::WithParamInterface<pair_case> {};
 
 TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   const std::uint64_t ring_bytes = GetParam().ring_bytes;
@@ -463,16 +462,6 @@ TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   auto ack = [&] {
     self_->send(w, msg_atom::value, messages::encode(messages::kv_ack{.epoch = 0, .batches = 1}));
   };
-  auto flow = [&] {
-    std::array<std::uint64_t, 3> out{~0ull, ~0ull, ~0ull};
-    self_->request(w, patience, actors::report_atom::value)
-        .receive(
-            [&](std::uint64_t f, std::uint64_t q, std::uint64_t a) {
-              out = {f, q, a};
-            },
-            [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
-    return out;
-  };
 
   // Two prompts: layer 0 of both goes, layer 1 waits; IterationDone comes.
   self_->send(
@@ -491,7 +480,7 @@ TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   n = receive();
   ASSERT_TRUE(n.done.has_value()) << "no rows of 9 while layer 0 is unacknowledged";
   const token_id next9 = n.done->next_tokens.at(0);
-  std::array<std::uint64_t, 3> state = flow();
+  std::array<std::uint64_t, 3> state = flow(w);
   EXPECT_GT(state[0], 0u) << "layer 0 on the way";
   EXPECT_GT(state[1], 0u) << "layer 1 and the notice queued";
   EXPECT_EQ(state[2], 1u) << "one copy abandoned";
@@ -508,7 +497,7 @@ TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   EXPECT_EQ(n.kv->abandoned, std::vector<request_id>{9});
   EXPECT_EQ(n.kv->from_instance, 0u);
   ack();
-  EXPECT_EQ(flow(), (std::array<std::uint64_t, 3>{0, 0, 1}));
+  EXPECT_EQ(flow(w), (std::array<std::uint64_t, 3>{0, 0, 1}));
 
   // 9 decodes here, still marked for replication: its rows stay here.
   messages::execute_item d9 = decode(9, 6, next9);

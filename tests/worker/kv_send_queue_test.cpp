@@ -54,7 +54,8 @@ std::vector<request_id> requests(const kv_send_queue::message& m) {
 
 TEST(KvSendQueue, TheWindowHoldsMessagesUntilTheyAreAcknowledged) {
   kv_send_queue q{{.window_bytes = 100 * kib, .queue_bytes = 1 << 30}};
-  for (std::uint32_t layer = 0; layer < 5; ++layer) ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, layer)));
+  for (std::uint32_t layer = 0; layer < 5; ++layer)
+    ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, layer)));
   auto first = q.take_ready();
   ASSERT_EQ(first.size(), 2u) << "two 40 KiB layers fit a 100 KiB window, three do not";
   EXPECT_EQ(batch(first[0]).layer_begin, 0u);
@@ -104,7 +105,7 @@ TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
   const std::uint64_t layer = kv_send_queue::size_of(rows({7}, 40 * kib));
   kv_send_queue q{{.window_bytes = layer, .queue_bytes = 2 * layer}};
   ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 0)));
-  ASSERT_EQ(q.take_ready().size(), 1u);          // 7's layer 0 on the way
+  ASSERT_EQ(q.take_ready().size(), 1u);            // 7's layer 0 on the way
   ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));  // queued
   ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 0)));  // queued: the queue is full
   ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 1)));  // does not fit: 8 is abandoned
