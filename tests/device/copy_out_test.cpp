@@ -29,7 +29,7 @@ TEST(CopyOut, HoldsExactlyTheSourceBytesAtEverySize) {
 }
 
 // Minor page faults of this thread so far.
-long faults() {
+[[maybe_unused]] long faults() {
   rusage u{};
   getrusage(RUSAGE_THREAD, &u);
   return u.ru_minflt;
