@@ -14,6 +14,7 @@
 #include <caf/io/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <random>
@@ -49,6 +50,21 @@ std::vector<token_id> alone(device::backend& b, request_id id, const load_reques
   }
   b.release(id);
   return out;
+}
+
+// Where `got` first departs from `want` (gtest prints only 32 elements of
+// each), and at which context position: what a takeover's logs are read for.
+std::string divergence(const load_request& r, const std::vector<token_id>& got,
+                       const std::vector<token_id>& want) {
+  const auto [g, w] = std::mismatch(got.begin(), got.end(), want.begin(), want.end());
+  if (g == got.end() && w == want.end()) return "same tokens";
+  const auto index = static_cast<std::size_t>(g - got.begin());
+  std::ostringstream o;
+  o << "first difference at output " << index << " of " << got.size() << " (want " << want.size()
+    << "), context position " << r.prompt.size() + index << ": got "
+    << (g == got.end() ? std::string{"nothing"} : std::to_string(*g)) << ", want "
+    << (w == want.end() ? std::string{"nothing"} : std::to_string(*w));
+  return o.str();
 }
 
 // The requests of a test: 8..64 prompt tokens, 2..max_output output tokens.
@@ -101,7 +117,8 @@ void drive_and_compare(const std::string& host, std::uint16_t port, request_id i
     EXPECT_TRUE(out.record.requests[i].completed) << "request " << i + 1 << ": " << out.errors[i];
     const auto want = alone(**ref, 1, requests[i]);
     ASSERT_EQ(want.size(), requests[i].spec.output_tokens);
-    EXPECT_EQ(out.tokens[i], want) << "request " << i + 1;
+    EXPECT_EQ(out.tokens[i], want)
+        << "request " << i + 1 << ": " << divergence(requests[i], out.tokens[i], want);
     equal += out.tokens[i] == want;
   }
   EXPECT_EQ(equal, requests.size());
@@ -198,8 +215,11 @@ class live_cluster {
     }
     return {0, 0};
   }
+  /// The coordinator's log, then every worker's.
   std::string log() const {
-    return coord_.proc->log() + (workers_.empty() ? "" : workers_[0]->log());
+    std::string out = coord_.proc->log();
+    for (const auto& w : workers_) out += w->log();
+    return out;
   }
   std::uint16_t caf_port() const { return coord_.caf_port; }
   std::uint16_t http_port() const { return coord_.http_port; }
