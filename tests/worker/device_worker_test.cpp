@@ -484,6 +484,15 @@ TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   EXPECT_GT(state[0], 0u) << "layer 0 on the way";
   EXPECT_GT(state[1], 0u) << "layer 1 and the notice queued";
   EXPECT_EQ(state[2], 1u) << "one copy abandoned";
+  // Acks that are not a receiver's credit open nothing: from an actor that
+  // is not the receiver, and a malformed one (no batches).
+  {
+    caf::scoped_actor stranger{sys_};
+    stranger->send(w, msg_atom::value,
+                   messages::encode(messages::kv_ack{.epoch = 0, .batches = 1}));
+  }
+  self_->send(w, msg_atom::value, messages::encode(messages::kv_ack{.epoch = 0, .batches = 0}));
+  EXPECT_EQ(flow(w), state) << "nothing was released";
 
   ack();
   n = receive();
