@@ -10,7 +10,8 @@
 // real kv_replica, and sends the burst there as KvDeltaBatch messages of MIB
 // MiB. Without flow control (window 0) every message goes at once; with a
 // window, a sender actor keeps at most that many MiB unacknowledged (KvAck
-// from the kv_replica) and sends the rest as acks come. Reported: when the
+// from the kv_replica) and sends the rest as acks come, in pieces of at most
+// 8 MiB (default_kv_piece_bytes), as a worker does. Reported: when the
 // partner had acknowledged them all, and whether the coordinator node
 // dropped the sender.
 //
@@ -84,8 +85,11 @@ void pump(caf::stateful_actor<sender_state>* self) {
 caf::behavior sender(caf::stateful_actor<sender_state>* self, caf::actor receiver,
                      caf::actor report, std::size_t n, std::size_t bytes, std::uint64_t window) {
   auto& s = self->state;
+  // Without a window, as before the flow control: whole messages, at once.
   s.queue =
-      worker::kv_send_queue{{.window_bytes = window == 0 ? ~0ull : window, .queue_bytes = ~0ull}};
+      worker::kv_send_queue{{.window_bytes = window == 0 ? ~0ull : window,
+                             .queue_bytes = ~0ull,
+                             .piece_bytes = window == 0 ? ~0ull : worker::default_kv_piece_bytes}};
   s.receiver = std::move(receiver);
   s.report = std::move(report);
   s.expected = n;

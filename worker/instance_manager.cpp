@@ -39,7 +39,10 @@ struct primary {
   token_id last_token = no_token;
   std::uint64_t blocks = 0;
   std::uint64_t copy_progress_ns = 0;  ///< awaiting_kv: when the copy last grew
-  instance_id copy_to = no_instance;   ///< receives this request's new KV rows
+  /// awaiting_kv: where the last row kept ended. A layer's rows may come in
+  /// pieces (worker/kv_send_queue.hpp): a piece continues there.
+  std::uint32_t piece_end = 0;
+  instance_id copy_to = no_instance;  ///< receives this request's new KV rows
   bool then_decode = false;
   /// Real devices: the token ids, prompt then output (prompt_len + generated
   /// of them); ids[c] is the input at context position c. Empty on sim.
@@ -864,9 +867,11 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
   for (const messages::kv_rows& row : m.rows) {
     if (auto it = s.primaries.find(row.request); it != s.primaries.end()) {
       primary& p = it->second;  // a copy becoming the primary (awaiting_kv)
-      if (p.st != state::awaiting_kv || row.token_begin > p.cached) continue;
+      const bool continues = row.token_begin <= p.cached || row.token_begin == p.piece_end;
+      if (p.st != state::awaiting_kv || !continues) continue;
       if (!grow(s, p, row.token_end)) continue;
       keep(row);
+      p.piece_end = row.token_end;
       p.copy_progress_ns = now_ns(self);
       if (!whole) continue;
       p.cached = std::max(p.cached, row.token_end);

@@ -25,6 +25,52 @@ std::uint64_t size_of(const kv_delta_batch& m) {
   return n;
 }
 
+std::uint64_t row_bytes(const kv_delta_batch& m) {
+  std::uint64_t n = 0;
+  for (const messages::kv_rows& r : m.rows) n += r.data.size();
+  return n;
+}
+
+// Bytes per token of `r` when its tokens can be cut apart: its data is whole
+// tokens of 2 x `layers` equal parts (per layer K then V). 0: it cannot (no
+// data, or a size that does not divide).
+std::uint64_t token_bytes(const messages::kv_rows& r, std::uint32_t layers) {
+  const std::uint32_t tokens = r.token_end - r.token_begin;
+  if (r.data.empty() || tokens == 0 || layers == 0 || r.data.size() % tokens != 0) return 0;
+  const std::uint64_t per = r.data.size() / tokens;
+  return per % (2ull * layers) == 0 ? per : 0;
+}
+
+// Tokens [from, from + n) of `r` (offsets in its token range): each layer's
+// K and V parts of them, in kv_chunk::data's layout.
+messages::kv_rows cut(const messages::kv_rows& r, std::uint32_t layers, std::uint32_t from,
+                      std::uint32_t n, std::uint64_t per_token) {
+  const std::uint32_t tokens = r.token_end - r.token_begin;
+  const std::uint64_t part = per_token / (2ull * layers);  // one token's K (or V) of one layer
+  messages::kv_rows out{.request = r.request,
+                        .token_begin = r.token_begin + from,
+                        .token_end = r.token_begin + from + n,
+                        .size_bytes = per_token * n,
+                        .data = std::vector<std::byte>(per_token * n),
+                        .ring_pos = 0};
+  std::byte* to = out.data.data();
+  for (std::uint64_t p = 0; p < 2ull * layers; ++p, to += n * part)
+    std::copy_n(r.data.data() + (p * tokens + from) * part, n * part, to);
+  return out;
+}
+
+// What the window counts for `m`'s rows from row `row`, of whose tokens
+// `token` went already.
+std::uint64_t rest_size(const kv_delta_batch& m, std::size_t row, std::uint32_t token) {
+  std::uint64_t n = overhead;
+  const std::uint32_t layers = m.layer_end - m.layer_begin;
+  for (std::size_t i = row; i < m.rows.size(); ++i) {
+    const messages::kv_rows& r = m.rows[i];
+    n += overhead + r.data.size() - (i == row ? token * token_bytes(r, layers) : 0);
+  }
+  return n;
+}
+
 std::vector<request_id> requests_of(const kv_delta_batch& m) {
   std::vector<request_id> out;
   out.reserve(m.rows.size());
@@ -63,17 +109,15 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
   }
   const std::uint64_t bytes = worker::size_of(*m);
   if (!l.queued.empty() && l.queued_bytes + bytes > limits_.queue_bytes) {
-    abandon(l, target, requests_of(*m), repacked ? *repacked : blob);
+    abandon(l, requests_of(*m), repacked ? *repacked : blob);
     return true;
   }
-  l.queued.push_back(
-      {.target = target, .blob = repacked ? std::move(*repacked) : blob, .bytes = bytes});
+  l.queued.push_back(entry{.blob = repacked ? std::move(*repacked) : blob, .bytes = bytes});
   l.queued_bytes += bytes;
   return true;
 }
 
-void kv_send_queue::abandon(lane& l, instance_id target, const std::vector<request_id>& ids,
-                            const capnp_blob& like) {
+void kv_send_queue::abandon(lane& l, const std::vector<request_id>& ids, const capnp_blob& like) {
   for (const request_id id : ids) {
     if (!l.abandoned.insert(id).second) continue;
     ++abandoned_;
@@ -84,13 +128,13 @@ void kv_send_queue::abandon(lane& l, instance_id target, const std::vector<reque
     }
   }
   // What waits only for abandoned copies need not go at all.
-  std::erase_if(l.queued, [&](const message& q) {
+  std::erase_if(l.queued, [&](const entry& q) {
     const kv_delta_batch* b = messages::packed_as<kv_delta_batch>(q.blob);
     const bool useless = b != nullptr && b->abandoned.empty() &&
                          std::all_of(b->rows.begin(), b->rows.end(), [&](const auto& r) {
                            return l.abandoned.count(r.request) != 0;
                          });
-    if (useless) l.queued_bytes -= q.bytes;
+    if (useless) l.queued_bytes -= q.bytes + (q.ready ? q.ready_bytes : 0);
     return useless;
   });
   const kv_delta_batch* m = messages::packed_as<kv_delta_batch>(like);
@@ -103,8 +147,55 @@ void kv_send_queue::abandon(lane& l, instance_id target, const std::vector<reque
                         .ring = 0,
                         .abandoned = ids};
   const std::uint64_t bytes = worker::size_of(notice);
-  l.queued.push_back({.target = target, .blob = messages::pack(std::move(notice)), .bytes = bytes});
+  l.queued.push_back(entry{.blob = messages::pack(std::move(notice)), .bytes = bytes});
   l.queued_bytes += bytes;
+}
+
+capnp_blob kv_send_queue::next_piece(entry& e) const {
+  const kv_delta_batch& m = *messages::packed_as<kv_delta_batch>(e.blob);
+  const std::uint64_t piece = limits_.piece_bytes;
+  if (e.row == 0 && e.token == 0 && row_bytes(m) <= piece) {  // as it is, no copy
+    e.done = true;
+    e.bytes = 0;
+    return e.blob;
+  }
+  const std::uint32_t layers = m.layer_end - m.layer_begin;
+  kv_delta_batch out{.epoch = m.epoch,
+                     .from_instance = m.from_instance,
+                     .layer_begin = m.layer_begin,
+                     .layer_end = m.layer_end,
+                     .rows = {},
+                     .phase = m.phase,
+                     .ring = m.ring,
+                     .abandoned = {}};
+  std::uint64_t used = 0;
+  while (e.row < m.rows.size()) {
+    const messages::kv_rows& r = m.rows[e.row];
+    const bool listed = std::any_of(out.rows.begin(), out.rows.end(),
+                                    [&](const auto& o) { return o.request == r.request; });
+    if (listed) break;  // a request once per message
+    const std::uint32_t left = (r.token_end - r.token_begin) - e.token;
+    const std::uint64_t per = token_bytes(r, layers);
+    const std::uint64_t rest = per == 0 ? r.data.size() : per * left;
+    if (used + rest <= piece || (out.rows.empty() && per == 0)) {  // the rest of the row
+      out.rows.push_back(e.token == 0 ? r : cut(r, layers, e.token, left, per));
+      used += rest;
+      ++e.row;
+      e.token = 0;
+      continue;
+    }
+    if (per == 0) break;  // not cut: it opens the next message
+    const auto fit =
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(left, (piece - used) / per));
+    if (fit == 0 && !out.rows.empty()) break;
+    const std::uint32_t n = std::max<std::uint32_t>(fit, 1);  // a token over a piece goes alone
+    out.rows.push_back(cut(r, layers, e.token, n, per));
+    e.token += n;
+    break;  // the piece is full
+  }
+  e.done = e.row >= m.rows.size();
+  e.bytes = e.done ? 0 : rest_size(m, e.row, e.token);
+  return messages::pack(std::move(out));
 }
 
 bool kv_send_queue::acked(instance_id target, std::uint32_t batches) {
@@ -122,16 +213,22 @@ bool kv_send_queue::acked(instance_id target, std::uint32_t batches) {
 std::vector<kv_send_queue::message> kv_send_queue::take_ready() {
   std::vector<message> out;
   for (auto& [target, l] : lanes_) {
-    // One message always goes when nothing is on the way, however large.
-    while (!l.queued.empty() &&
-           (l.in_flight.empty() ||
-            l.in_flight_bytes + l.queued.front().bytes <= limits_.window_bytes)) {
-      message& m = l.queued.front();
-      l.queued_bytes -= m.bytes;
-      l.in_flight_bytes += m.bytes;
-      l.in_flight.push_back(m.bytes);
-      out.push_back(std::move(m));
-      l.queued.pop_front();
+    while (!l.queued.empty()) {
+      entry& e = l.queued.front();
+      if (!e.ready) {  // cut the next piece (or take the whole message)
+        l.queued_bytes -= e.bytes;
+        e.ready = next_piece(e);
+        e.ready_bytes = worker::size_of(*messages::packed_as<kv_delta_batch>(*e.ready));
+        l.queued_bytes += e.bytes + e.ready_bytes;
+      }
+      // One message always goes when nothing is on the way, however large.
+      if (!l.in_flight.empty() && l.in_flight_bytes + e.ready_bytes > limits_.window_bytes) break;
+      l.queued_bytes -= e.ready_bytes;
+      l.in_flight_bytes += e.ready_bytes;
+      l.in_flight.push_back(e.ready_bytes);
+      out.push_back({.target = target, .blob = std::move(*e.ready), .bytes = e.ready_bytes});
+      e.ready.reset();
+      if (e.done) l.queued.pop_front();
     }
   }
   return out;

@@ -20,6 +20,16 @@
 // receiver reports the drop to the coordinator, which stops the owner's
 // syncing, and a decode that later needs the copy recomputes it.
 //
+// Large messages go in pieces: when the window lets a message go that
+// carries more than `piece_bytes` of rows, it goes as several messages of at
+// most that much, cut by request and, within a row, by token range (whole
+// tokens: kv_chunk::data holds per layer K then V, so a piece copies its
+// tokens' part of each). Only what is sent is copied, when it is sent. CAF
+// moves 8 MiB messages 2.2x faster than 32 MiB ones (bench_kv_burst), and a
+// heartbeat waits behind less. The receiver takes the pieces in order, as
+// rows that continue where the previous ones ended; a request appears once
+// per message.
+//
 // Sizes are the rows' bytes plus a small allowance per row and message (what
 // the encoding adds), taken from the packed message without encoding it.
 //
@@ -32,6 +42,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <span>
 #include <unordered_set>
 #include <vector>
@@ -46,10 +57,13 @@ inline constexpr std::uint64_t default_kv_window_bytes = std::uint64_t{64} << 20
 /// Bytes that may wait for the window, per receiver, before copies are
 /// abandoned.
 inline constexpr std::uint64_t default_kv_queue_bytes = std::uint64_t{1} << 30;
+/// The most row bytes one message carries (a larger one goes in pieces).
+inline constexpr std::uint64_t default_kv_piece_bytes = std::uint64_t{8} << 20;
 
 struct kv_flow_limits {
   std::uint64_t window_bytes = default_kv_window_bytes;  ///< > 0
   std::uint64_t queue_bytes = default_kv_queue_bytes;    ///< > 0
+  std::uint64_t piece_bytes = default_kv_piece_bytes;    ///< > 0
 };
 
 class kv_send_queue {
@@ -91,16 +105,27 @@ class kv_send_queue {
   static std::uint64_t size_of(const messages::capnp_blob& blob);
 
  private:
+  // A queued message and how much of it went already (in pieces).
+  struct entry {
+    messages::capnp_blob blob;                                 ///< a packed KvDeltaBatch
+    std::uint64_t bytes = 0;                                   ///< the size of what is left to cut
+    std::size_t row = 0;                                       ///< the first row not cut in full
+    std::uint32_t token = 0;                                   ///< tokens of that row cut already
+    bool done = false;                                         ///< all of it cut
+    std::optional<messages::capnp_blob> ready = std::nullopt;  ///< cut, waiting for the window
+    std::uint64_t ready_bytes = 0;
+  };
   struct lane {
-    std::deque<message> queued;
+    std::deque<entry> queued;
     std::uint64_t queued_bytes = 0;
     std::deque<std::uint64_t> in_flight;  ///< sizes of the unacknowledged messages, in order
     std::uint64_t in_flight_bytes = 0;
     std::unordered_set<request_id> abandoned;
     std::deque<request_id> abandoned_order;  ///< `abandoned`, oldest first
   };
-  void abandon(lane& l, instance_id target, const std::vector<request_id>& ids,
-               const messages::capnp_blob& like);
+  void abandon(lane& l, const std::vector<request_id>& ids, const messages::capnp_blob& like);
+  /// The next message of `e`: all of it, or its next piece; advances `e`.
+  messages::capnp_blob next_piece(entry& e) const;
 
   kv_flow_limits limits_;
   std::map<instance_id, lane> lanes_;

@@ -250,10 +250,13 @@ TEST_F(DeviceWorker, AnswersWhileTheDeviceComputes) {
 // replica is in this process, so on this node) and the rows that fit it
 // travel as positions in it; with 0, every row travels in the message.
 // With a window of one byte, A sends one layer at a time: each waits for the
-// KvAck of B's replica for the one before.
+// KvAck of B's replica for the one before. With pieces of 1000 bytes, each
+// layer's rows of the prompt go in 11 pieces of 3 tokens, which B imports in
+// turn.
 struct pair_case {
   std::uint64_t ring_bytes = 0;
   std::uint64_t window_bytes = default_kv_window_bytes;
+  std::uint64_t piece_bytes = default_kv_piece_bytes;
   const char* name = "";
 };
 
@@ -264,6 +267,7 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   const caf::actor a = spawn_device_worker(sys_, 0, cpu_tiny(), with([&](device_worker_options& o) {
                                              o.kv_ring_bytes = ring_bytes;
                                              o.kv_flow.window_bytes = GetParam().window_bytes;
+                                             o.kv_flow.piece_bytes = GetParam().piece_bytes;
                                            }));
   const caf::actor b = spawn_device_worker(sys_, 1, cpu_tiny());
   const caf::actor b_replica = spawn_kv_replica(sys_, 1);
@@ -317,7 +321,11 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   }
   // The manager saw every batch before the replica answered the ping.
   const int layers = static_cast<int>(device::find_model("cpu-tiny")->layers);
-  EXPECT_EQ(*in_ring + *in_message, layers);
+  if (GetParam().piece_bytes < default_kv_piece_bytes) {
+    EXPECT_EQ(*in_message, layers * 11) << "33 tokens in pieces of 3, per layer";
+  } else {
+    EXPECT_EQ(*in_ring + *in_message, layers);
+  }
   if (ring_bytes == 0) {
     EXPECT_EQ(*in_ring, 0);
     EXPECT_EQ(first.kv_bytes_shared, 0u);
@@ -332,13 +340,15 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
     self_->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
-INSTANTIATE_TEST_SUITE_P(RingBytes, DeviceWorkerPair,
-                         ::testing::Values(pair_case{0, default_kv_window_bytes, "NoRing"},
-                                           pair_case{std::uint64_t{1} << 20,
-                                                     default_kv_window_bytes, "Ring"},
-                                           pair_case{4096, default_kv_window_bytes, "SmallRing"},
-                                           pair_case{0, 1, "NoRingAckEach"}),
-                         [](const auto& param) { return std::string{param.param.name}; });
+INSTANTIATE_TEST_SUITE_P(
+    RingBytes, DeviceWorkerPair,
+    ::testing::Values(pair_case{0, default_kv_window_bytes, default_kv_piece_bytes, "NoRing"},
+                      pair_case{std::uint64_t{1} << 20, default_kv_window_bytes,
+                                default_kv_piece_bytes, "Ring"},
+                      pair_case{4096, default_kv_window_bytes, default_kv_piece_bytes, "SmallRing"},
+                      pair_case{0, 1, default_kv_piece_bytes, "NoRingAckEach"},
+                      pair_case{0, default_kv_window_bytes, 1000, "NoRingInPieces"}),
+    [](const auto& param) { return std::string{param.param.name}; });
 
 // What an Execute sent to the test, standing in for both the manager and a
 // partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.

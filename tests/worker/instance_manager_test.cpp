@@ -598,6 +598,47 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
   EXPECT_EQ(released[0], (std::vector<request_id>{9}));
 }
 
+// A copy becoming the primary on a real device: a layer's rows that come in
+// pieces (the sender's flow control cuts large ones by token range) are all
+// kept for the device, not only those that start within what the copy held.
+TEST_F(InstanceManager, ACopysRowsInPiecesAreAllKeptForTheDevice) {
+  instance_options o;
+  o.id = self_id;
+  o.total_blocks = 100;
+  o.block_tokens = 16;
+  o.layers = 2;
+  o.device_memory = true;
+  o.copy_stall = 50ms;
+  coordinator_ = sys_.spawn(recording_coordinator, &log_);
+  std::vector<messages::kv_delta_batch> kept;
+  worker_ = sys_.spawn([&kept](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [&kept](msg_atom, const capnp_blob& b) {
+          if (auto k = messages::decode<messages::kv_delta_batch>(b)) kept.push_back(*k);
+        },
+        [](actors::release_atom, const std::vector<request_id>&) {},
+    };
+  });
+  manager_ = spawn_instance_manager(sys_, o);
+  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  for (std::uint32_t l = 0; l < 2; ++l) replica_rows(5, 0, 40, partner_id, l, l + 1);
+  vt_->run();
+  start_decode_from_copy(5, 48, 1, no_instance, 2);  // waits for rows 40..48
+  vt_->run_for(1ms);
+  kept.clear();
+  replica_rows(5, 40, 44, partner_id, 0, 1);
+  replica_rows(5, 44, 48, partner_id, 0, 1);  // starts past what the copy held
+  replica_rows(5, 50, 52, partner_id, 0, 1);  // a gap: not kept
+  replica_rows(5, 40, 44, partner_id, 1, 2);
+  replica_rows(5, 44, 48, partner_id, 1, 2);
+  vt_->run_for(1ms);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;  // (layer, token_begin)
+  for (const auto& k : kept)
+    for (const auto& r : k.rows) ranges.emplace_back(k.layer_begin, r.token_begin);
+  EXPECT_EQ(ranges, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{
+                        {0, 40}, {0, 44}, {1, 40}, {1, 44}}));
+}
+
 TEST_F(InstanceManager, MalformedAndMisaddressedMessagesAreDroppedAndCounted) {
   start(100);
   deliver_raw(capnp_blob{.type = 9999, .bytes = {1, 2, 3}, .local = {}});  // unknown type

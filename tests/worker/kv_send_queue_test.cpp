@@ -140,6 +140,73 @@ TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
   EXPECT_EQ(requests(again[0]), std::vector<request_id>{8});
 }
 
+// A row over piece_bytes goes as several messages, cut by token range; put
+// back together, per layer K then V, they are the row. Small rows share a
+// message; a request is in a message once.
+TEST(KvSendQueue, LargeRowsGoInPiecesThatAddUpToTheRow) {
+  constexpr std::uint32_t layers = 2, tokens = 10;
+  constexpr std::uint64_t part = 512;  // one token's K (or V) of one layer
+  kv_delta_batch m{.epoch = 3,
+                   .from_instance = 0,
+                   .layer_begin = 0,
+                   .layer_end = layers,
+                   .rows = {},
+                   .phase = messages::phase::prefill,
+                   .ring = 0,
+                   .abandoned = {}};
+  messages::kv_rows big{.request = 7,
+                        .token_begin = 20,
+                        .token_end = 20 + tokens,
+                        .size_bytes = 2 * layers * tokens * part,
+                        .data = std::vector<std::byte>(2 * layers * tokens * part),
+                        .ring_pos = 0};
+  for (std::size_t i = 0; i < big.data.size(); ++i) big.data[i] = static_cast<std::byte>(i * 7);
+  m.rows.push_back(big);
+  m.rows.push_back({.request = 8,
+                    .token_begin = 0,
+                    .token_end = 1,
+                    .size_bytes = 64,
+                    .data = std::vector<std::byte>(64, std::byte{8}),
+                    .ring_pos = 0});
+  m.rows.push_back({.request = 9,
+                    .token_begin = 0,
+                    .token_end = 1,
+                    .size_bytes = 64,
+                    .data = std::vector<std::byte>(64, std::byte{9}),
+                    .ring_pos = 0});
+  // Three tokens (6 KiB) per piece.
+  kv_send_queue q{{.window_bytes = 1 << 30, .queue_bytes = 1 << 30, .piece_bytes = 6 * kib + 100}};
+  ASSERT_TRUE(q.push(1, messages::pack(m)));
+  const auto sent = q.take_ready();
+  ASSERT_EQ(sent.size(), 4u) << "10 tokens in pieces of 3, then 8 and 9 together";
+  std::vector<std::byte> parts[2 * layers];  // per layer K then V, put back together
+  std::uint32_t next = 20;
+  for (std::size_t i = 0; i < 4; ++i) {
+    const kv_delta_batch& b = batch(sent[i]);
+    EXPECT_TRUE(messages::validate(sent[i].blob).ok());
+    EXPECT_EQ(b.layer_end, layers);
+    EXPECT_LE(sent[i].bytes, 6 * kib + 100 + 3 * 64) << "message " << i;
+    const messages::kv_rows& r = b.rows.at(0);
+    EXPECT_EQ(r.request, 7u);
+    EXPECT_EQ(r.token_begin, next) << "each piece continues where the last ended";
+    next = r.token_end;
+    const std::uint32_t n = r.token_end - r.token_begin;
+    ASSERT_EQ(r.data.size(), 2 * layers * n * part);
+    EXPECT_EQ(r.size_bytes, r.data.size());
+    for (std::uint32_t p = 0; p < 2 * layers; ++p)
+      parts[p].insert(parts[p].end(), r.data.begin() + p * n * part,
+                      r.data.begin() + (p + 1) * n * part);
+  }
+  EXPECT_EQ(next, 20 + tokens);
+  std::vector<std::byte> whole;
+  for (const auto& p : parts) whole.insert(whole.end(), p.begin(), p.end());
+  EXPECT_EQ(whole, big.data) << "the pieces hold the row's bytes, in its layout";
+  EXPECT_EQ(requests(sent[3]), (std::vector<request_id>{7, 8, 9}))
+      << "the last piece of 7 and the small rows share a message";
+  EXPECT_EQ(q.queued_bytes(1), 0u);
+  EXPECT_EQ(q.in_flight_bytes(1), sent[0].bytes + sent[1].bytes + sent[2].bytes + sent[3].bytes);
+}
+
 TEST(KvSendQueue, AResetForgetsTheReceiversLane) {
   kv_send_queue q{{.window_bytes = 10 * kib, .queue_bytes = 1 << 30}};
   ASSERT_TRUE(q.push(1, rows({7}, 40 * kib)));
