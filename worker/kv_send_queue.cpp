@@ -3,6 +3,8 @@
 #include "messages/codec.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -71,11 +73,10 @@ std::uint64_t rest_size(const kv_delta_batch& m, std::size_t row, std::uint32_t 
   return n;
 }
 
-std::vector<request_id> requests_of(const kv_delta_batch& m) {
-  std::vector<request_id> out;
-  out.reserve(m.rows.size());
-  for (const messages::kv_rows& r : m.rows) out.push_back(r.request);
-  return out;
+// Whether part of a queued message went already (or is cut, waiting).
+template <class Entry>
+bool started(const Entry& e) {
+  return e.row != 0 || e.token != 0 || e.ready || e.done;
 }
 
 }  // namespace
@@ -109,15 +110,47 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
   }
   const std::uint64_t bytes = worker::size_of(*m);
   if (!l.queued.empty() && l.queued_bytes + bytes > limits_.queue_bytes) {
-    abandon(l, requests_of(*m), repacked ? *repacked : blob);
-    return true;
+    abandon(l, victims(l, *m), *m);
+    if (std::any_of(m->rows.begin(), m->rows.end(), gone)) {
+      kv_delta_batch kept = *m;
+      std::erase_if(kept.rows, gone);
+      if (kept.rows.empty()) return true;
+      repacked = messages::pack(std::move(kept));
+      m = messages::packed_as<kv_delta_batch>(*repacked);
+    }
   }
-  l.queued.push_back(entry{.blob = repacked ? std::move(*repacked) : blob, .bytes = bytes});
-  l.queued_bytes += bytes;
+  l.queued.push_back(
+      entry{.blob = repacked ? std::move(*repacked) : blob, .bytes = worker::size_of(*m)});
+  l.queued_bytes += l.queued.back().bytes;
   return true;
 }
 
-void kv_send_queue::abandon(lane& l, const std::vector<request_id>& ids, const capnp_blob& like) {
+std::vector<request_id> kv_send_queue::victims(const lane& l,
+                                               const kv_delta_batch& incoming) const {
+  std::map<request_id, std::uint64_t> room;  // bytes per request, queued (not started) and incoming
+  const auto count = [&room](const kv_delta_batch& b) {
+    for (const messages::kv_rows& r : b.rows) room[r.request] += r.data.size() + overhead;
+  };
+  for (const entry& q : l.queued)
+    if (!started(q)) count(*messages::packed_as<kv_delta_batch>(q.blob));
+  count(incoming);
+  std::vector<std::pair<std::uint64_t, request_id>> order;  // most room first; then the newest
+  for (const auto& [id, bytes] : room) order.emplace_back(bytes, id);
+  std::sort(order.begin(), order.end(), std::greater<>{});
+  const std::uint64_t need = l.queued_bytes + worker::size_of(incoming) - limits_.queue_bytes;
+  std::vector<request_id> out;
+  std::uint64_t freed = 0;
+  for (const auto& [bytes, id] : order) {
+    if (freed >= need) break;
+    out.push_back(id);
+    freed += bytes;
+  }
+  return out;
+}
+
+void kv_send_queue::abandon(lane& l, const std::vector<request_id>& ids,
+                            const kv_delta_batch& like) {
+  if (ids.empty()) return;
   for (const request_id id : ids) {
     if (!l.abandoned.insert(id).second) continue;
     ++abandoned_;
@@ -127,28 +160,34 @@ void kv_send_queue::abandon(lane& l, const std::vector<request_id>& ids, const c
       l.abandoned_order.pop_front();
     }
   }
-  // What waits only for abandoned copies need not go at all.
-  std::erase_if(l.queued, [&](const entry& q) {
-    const kv_delta_batch* b = messages::packed_as<kv_delta_batch>(q.blob);
-    const bool useless = b != nullptr && b->abandoned.empty() &&
-                         std::all_of(b->rows.begin(), b->rows.end(), [&](const auto& r) {
-                           return l.abandoned.count(r.request) != 0;
-                         });
-    if (useless) l.queued_bytes -= q.bytes + (q.ready ? q.ready_bytes : 0);
-    return useless;
+  // Their rows need not go (a message that started to go goes on: the
+  // notice follows it).
+  const auto gone = [&](const messages::kv_rows& r) { return l.abandoned.count(r.request) != 0; };
+  std::erase_if(l.queued, [&](entry& q) {
+    const kv_delta_batch& b = *messages::packed_as<kv_delta_batch>(q.blob);
+    if (started(q) || !b.abandoned.empty() || std::none_of(b.rows.begin(), b.rows.end(), gone))
+      return false;
+    kv_delta_batch kept = b;  // copies only the rows that stay
+    kept.rows.clear();
+    for (const messages::kv_rows& r : b.rows)
+      if (!gone(r)) kept.rows.push_back(r);
+    if (kept.rows.empty()) return true;
+    q.bytes = worker::size_of(kept);
+    q.blob = messages::pack(std::move(kept));
+    return false;
   });
-  const kv_delta_batch* m = messages::packed_as<kv_delta_batch>(like);
-  kv_delta_batch notice{.epoch = m->epoch,
-                        .from_instance = m->from_instance,
-                        .layer_begin = m->layer_begin,
-                        .layer_end = m->layer_end,
+  kv_delta_batch notice{.epoch = like.epoch,
+                        .from_instance = like.from_instance,
+                        .layer_begin = like.layer_begin,
+                        .layer_end = like.layer_end,
                         .rows = {},
-                        .phase = m->phase,
+                        .phase = like.phase,
                         .ring = 0,
                         .abandoned = ids};
   const std::uint64_t bytes = worker::size_of(notice);
   l.queued.push_back(entry{.blob = messages::pack(std::move(notice)), .bytes = bytes});
-  l.queued_bytes += bytes;
+  l.queued_bytes = 0;
+  for (const entry& q : l.queued) l.queued_bytes += q.bytes + (q.ready ? q.ready_bytes : 0);
 }
 
 capnp_blob kv_send_queue::next_piece(entry& e) const {

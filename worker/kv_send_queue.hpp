@@ -11,14 +11,16 @@
 // messages on the way that it has not acknowledged with KvAck; the rest
 // waits here, in order, up to `queue_bytes` per receiver.
 //
-// A message that would pass that bound is not kept: the copies of its
-// requests to that receiver are abandoned. The queued messages that hold
-// nothing else are dropped too (the receiver is behind on them), later rows
-// of those requests are taken out of what is pushed, and a notice
-// (KvDeltaBatch.abandoned, queued after what remains) tells the receiver to
-// drop what it holds of them. The copy is redundancy, not the request: the
-// receiver reports the drop to the coordinator, which stops the owner's
-// syncing, and a decode that later needs the copy recomputes it.
+// When a message would pass that bound, copies to that receiver are
+// abandoned: those of the requests whose rows take the most room in the
+// queue and the message, as many as it takes to fit (a prompt being copied,
+// not the one-token rows of requests whose copy is complete). Their rows are
+// taken out of the queued messages that have not started to go, and of what
+// is pushed later, and a notice (KvDeltaBatch.abandoned, queued after what
+// remains of them) tells the receiver to drop what it holds of them. The
+// copy is redundancy, not the request: the receiver reports the drop to the
+// coordinator, which stops the owner's syncing, and a decode that later
+// needs the copy recomputes it.
 //
 // Large messages go in pieces: when the window lets a message go that
 // carries more than `piece_bytes` of rows, it goes as several messages of at
@@ -38,6 +40,7 @@
 
 #include "common/types.hpp"
 #include "messages/capnp_blob.hpp"
+#include "messages/structs.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -123,7 +126,11 @@ class kv_send_queue {
     std::unordered_set<request_id> abandoned;
     std::deque<request_id> abandoned_order;  ///< `abandoned`, oldest first
   };
-  void abandon(lane& l, const std::vector<request_id>& ids, const messages::capnp_blob& like);
+  /// Gives up `ids`' copies: their rows leave the queued messages that have
+  /// not started to go, and a notice like `like` follows.
+  void abandon(lane& l, const std::vector<request_id>& ids, const messages::kv_delta_batch& like);
+  /// The requests whose copies to give up so that `incoming` fits `l`.
+  std::vector<request_id> victims(const lane& l, const messages::kv_delta_batch& incoming) const;
   /// The next message of `e`: all of it, or its next piece; advances `e`.
   messages::capnp_blob next_piece(entry& e) const;
 

@@ -439,8 +439,9 @@ TEST_F(DeviceWorker, APromptsRowsLeaveLayerByLayer) {
 // The flow control in the actor: with a window of one byte one message is on
 // the way until the receiver (the test) acknowledges it; IterationDone does
 // not wait for the window; a receiver with more queued for it than allowed
-// loses the newest copy, is told so after what was queued, and gets no
-// further rows of it until the request is released.
+// loses a copy (the only one not started: the newest), is told so after
+// what was queued, and gets no further rows of it until the request is
+// released.
 TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny(), with([](device_worker_options& o) {
                                              o.kv_flow = {.window_bytes = 1, .queue_bytes = 1};

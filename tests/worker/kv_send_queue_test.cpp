@@ -1,6 +1,7 @@
 // kv_send_queue: each receiver's window holds messages back until KvAck
 // frees it, receivers do not wait for each other, and a receiver too far
-// behind has the newest copies abandoned, with a notice after what was kept.
+// behind has the copies taking the most room abandoned, with a notice after
+// what was kept; large rows go in pieces.
 #include "worker/kv_send_queue.hpp"
 
 #include "messages/codec.hpp"
@@ -100,7 +101,7 @@ TEST(KvSendQueue, ReceiversDoNotWaitForEachOther) {
   EXPECT_EQ(q.queued_bytes(), q.queued_bytes(1));
 }
 
-TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
+TEST(KvSendQueue, AFullQueueGivesUpTheCopyTakingTheMostRoomAndSaysSo) {
   // Window: one layer. Queue: two layers.
   const std::uint64_t layer = kv_send_queue::size_of(rows({7}, 40 * kib));
   kv_send_queue q{{.window_bytes = layer, .queue_bytes = 2 * layer}};
@@ -108,7 +109,7 @@ TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
   ASSERT_EQ(q.take_ready().size(), 1u);            // 7's layer 0 on the way
   ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));  // queued
   ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 0)));  // queued: the queue is full
-  ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 1)));  // does not fit: 8 is abandoned
+  ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 1)));  // does not fit: 8 holds the most room
   EXPECT_EQ(q.abandoned(), 1u);
   // 8's queued layer is dropped; its later rows are taken out, a message of
   // 7 and 8 keeps 7's row.
@@ -138,6 +139,28 @@ TEST(KvSendQueue, AFullQueueAbandonsTheNewestCopiesAndSaysSo) {
   const auto again = q.take_ready();
   ASSERT_EQ(again.size(), 1u);
   EXPECT_EQ(requests(again[0]), std::vector<request_id>{8});
+}
+
+// The copies given up are those taking the most room: a prompt being
+// copied, not the decode rows of requests whose copy is complete.
+TEST(KvSendQueue, AFullQueueGivesUpThePromptNotTheDecodeRows) {
+  kv_send_queue q{{.window_bytes = 1, .queue_bytes = 100 * kib, .piece_bytes = 1 << 20}};
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 0)));
+  ASSERT_EQ(q.take_ready().size(), 1u);  // layer 0 on the way
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));
+  EXPECT_TRUE(q.take_ready().empty());  // layer 1 next, waiting for the window
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 2)));
+  ASSERT_TRUE(q.push(1, rows({1, 2, 3}, 10 * kib)));  // decode rows: 110 KiB would wait
+  EXPECT_EQ(q.abandoned(), 1u);
+  std::vector<kv_send_queue::message> sent;
+  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
+    ASSERT_TRUE(q.acked(1, 1));
+    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
+  }
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(batch(sent[0]).layer_begin, 1u) << "what had started to go goes";
+  EXPECT_EQ(batch(sent[1]).abandoned, std::vector<request_id>{7});
+  EXPECT_EQ(requests(sent[2]), (std::vector<request_id>{1, 2, 3})) << "the decode rows go on";
 }
 
 // A row over piece_bytes goes as several messages, cut by token range; put
