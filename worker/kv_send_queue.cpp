@@ -73,6 +73,28 @@ std::uint64_t rest_size(const kv_delta_batch& m, std::size_t row, std::uint32_t 
   return n;
 }
 
+// `m` without its rows and its abandoned list.
+kv_delta_batch header_of(const kv_delta_batch& m) {
+  return {.epoch = m.epoch,
+          .from_instance = m.from_instance,
+          .layer_begin = m.layer_begin,
+          .layer_end = m.layer_end,
+          .rows = {},
+          .phase = m.phase,
+          .ring = m.ring,
+          .abandoned = {}};
+}
+
+// `m` without the rows `drop` picks; only the rows that stay are copied.
+template <class Drop>
+kv_delta_batch without(const kv_delta_batch& m, Drop drop) {
+  kv_delta_batch out = header_of(m);
+  out.abandoned = m.abandoned;
+  for (const messages::kv_rows& r : m.rows)
+    if (!drop(r)) out.rows.push_back(r);
+  return out;
+}
+
 // Whether part of a queued message went already (or is cut, waiting).
 template <class Entry>
 bool started(const Entry& e) {
@@ -101,23 +123,19 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
   }
   lane& l = lanes_[target];
   const auto gone = [&l](const messages::kv_rows& r) { return l.abandoned.count(r.request) != 0; };
-  if (!l.abandoned.empty() && std::any_of(m->rows.begin(), m->rows.end(), gone)) {
-    kv_delta_batch kept = *m;
-    std::erase_if(kept.rows, gone);
-    if (kept.rows.empty() && kept.abandoned.empty()) return true;
+  // Takes the rows of abandoned copies out of `m`; false when nothing is left.
+  const auto drop_gone = [&] {
+    if (std::none_of(m->rows.begin(), m->rows.end(), gone)) return true;
+    kv_delta_batch kept = without(*m, gone);
+    if (kept.rows.empty() && kept.abandoned.empty()) return false;
     repacked = messages::pack(std::move(kept));
     m = messages::packed_as<kv_delta_batch>(*repacked);
-  }
-  const std::uint64_t bytes = worker::size_of(*m);
-  if (!l.queued.empty() && l.queued_bytes + bytes > limits_.queue_bytes) {
+    return true;
+  };
+  if (!drop_gone()) return true;
+  if (!l.queued.empty() && l.queued_bytes + worker::size_of(*m) > limits_.queue_bytes) {
     abandon(l, victims(l, *m), *m);
-    if (std::any_of(m->rows.begin(), m->rows.end(), gone)) {
-      kv_delta_batch kept = *m;
-      std::erase_if(kept.rows, gone);
-      if (kept.rows.empty()) return true;
-      repacked = messages::pack(std::move(kept));
-      m = messages::packed_as<kv_delta_batch>(*repacked);
-    }
+    if (!drop_gone()) return true;
   }
   l.queued.push_back(
       entry{.blob = repacked ? std::move(*repacked) : blob, .bytes = worker::size_of(*m)});
@@ -167,23 +185,15 @@ void kv_send_queue::abandon(lane& l, const std::vector<request_id>& ids,
     const kv_delta_batch& b = *messages::packed_as<kv_delta_batch>(q.blob);
     if (started(q) || !b.abandoned.empty() || std::none_of(b.rows.begin(), b.rows.end(), gone))
       return false;
-    kv_delta_batch kept = b;  // copies only the rows that stay
-    kept.rows.clear();
-    for (const messages::kv_rows& r : b.rows)
-      if (!gone(r)) kept.rows.push_back(r);
+    kv_delta_batch kept = without(b, gone);
     if (kept.rows.empty()) return true;
     q.bytes = worker::size_of(kept);
     q.blob = messages::pack(std::move(kept));
     return false;
   });
-  kv_delta_batch notice{.epoch = like.epoch,
-                        .from_instance = like.from_instance,
-                        .layer_begin = like.layer_begin,
-                        .layer_end = like.layer_end,
-                        .rows = {},
-                        .phase = like.phase,
-                        .ring = 0,
-                        .abandoned = ids};
+  kv_delta_batch notice = header_of(like);
+  notice.ring = 0;
+  notice.abandoned = ids;
   const std::uint64_t bytes = worker::size_of(notice);
   l.queued.push_back(entry{.blob = messages::pack(std::move(notice)), .bytes = bytes});
   l.queued_bytes = 0;
@@ -199,14 +209,7 @@ capnp_blob kv_send_queue::next_piece(entry& e) const {
     return e.blob;
   }
   const std::uint32_t layers = m.layer_end - m.layer_begin;
-  kv_delta_batch out{.epoch = m.epoch,
-                     .from_instance = m.from_instance,
-                     .layer_begin = m.layer_begin,
-                     .layer_end = m.layer_end,
-                     .rows = {},
-                     .phase = m.phase,
-                     .ring = m.ring,
-                     .abandoned = {}};
+  kv_delta_batch out = header_of(m);
   std::uint64_t used = 0;
   while (e.row < m.rows.size()) {
     const messages::kv_rows& r = m.rows[e.row];
