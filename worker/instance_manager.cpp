@@ -58,6 +58,9 @@ struct replica {
   std::uint32_t tokens = 0;
   std::uint64_t blocks = 0;
   std::uint64_t since = 0;  ///< order of creation: oldest is evicted first
+  /// Where the last row kept ended: a primary made from this copy takes it
+  /// as its piece_end, so the rest of a layer group cut in pieces is kept.
+  std::uint32_t piece_end = 0;
 };
 
 struct im_state {
@@ -758,6 +761,7 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
     }
     if (auto r = s.replicas.find(m.request); r != s.replicas.end()) {
       p.cached = r->second.tokens;
+      p.piece_end = r->second.piece_end;
       p.blocks = r->second.blocks;
       s.replica_blocks -= p.blocks;
       s.primary_blocks += p.blocks;
@@ -895,6 +899,7 @@ void on_rows(im_actor* self, const messages::kv_delta_batch& m) {
       r.blocks = want;
     }
     keep(row);
+    r.piece_end = row.token_end;
     if (whole) r.tokens = std::max(r.tokens, row.token_end);
   }
   if (!kept.rows.empty()) send_to(self, s.worker, kept);

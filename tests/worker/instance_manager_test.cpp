@@ -639,6 +639,47 @@ TEST_F(InstanceManager, ACopysRowsInPiecesAreAllKeptForTheDevice) {
                         {0, 40}, {0, 44}, {1, 40}, {1, 44}}));
 }
 
+// Found on an H200 with llama2-7b: a StartDecode that lands between two
+// pieces of a layer group (the first kept while the request was a copy) must
+// not lose the rest of that group, or the device decodes from a cache with a
+// hole ("context 2048 but 1536 cached in every layer").
+TEST_F(InstanceManager, ACopyBecomingThePrimaryMidLayerKeepsTheRestOfItsPieces) {
+  instance_options o;
+  o.id = self_id;
+  o.total_blocks = 100;
+  o.block_tokens = 16;
+  o.layers = 2;
+  o.device_memory = true;
+  o.copy_stall = 50ms;
+  coordinator_ = sys_.spawn(recording_coordinator, &log_);
+  std::vector<messages::kv_delta_batch> kept;
+  worker_ = sys_.spawn([&kept](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [&kept](msg_atom, const capnp_blob& b) {
+          if (auto k = messages::decode<messages::kv_delta_batch>(b)) kept.push_back(*k);
+        },
+        [](actors::release_atom, const std::vector<request_id>&) {},
+    };
+  });
+  manager_ = spawn_instance_manager(sys_, o);
+  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  for (std::uint32_t l = 0; l < 2; ++l) replica_rows(5, 0, 40, partner_id, l, l + 1);
+  replica_rows(5, 40, 44, partner_id, 0, 1);  // layer 0's first piece, still a copy
+  vt_->run();
+  start_decode_from_copy(5, 48, 1, no_instance, 2);  // waits for rows 40..48
+  vt_->run_for(1ms);
+  kept.clear();
+  replica_rows(5, 44, 48, partner_id, 0, 1);  // continues the piece kept as a copy
+  replica_rows(5, 40, 44, partner_id, 1, 2);
+  replica_rows(5, 44, 48, partner_id, 1, 2);
+  vt_->run_for(1ms);
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;  // (layer, token_begin)
+  for (const auto& k : kept)
+    for (const auto& r : k.rows) ranges.emplace_back(k.layer_begin, r.token_begin);
+  EXPECT_EQ(ranges,
+            (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{0, 44}, {1, 40}, {1, 44}}));
+}
+
 TEST_F(InstanceManager, MalformedAndMisaddressedMessagesAreDroppedAndCounted) {
   start(100);
   deliver_raw(capnp_blob{.type = 9999, .bytes = {1, 2, 3}, .local = {}});  // unknown type
