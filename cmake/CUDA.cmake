@@ -1,7 +1,9 @@
 # CUDA detection. check_language(CUDA) only looks on PATH (stack notes, G6), so
 # nvcc is also looked up in /usr/local/cuda/bin; pass -DCMAKE_CUDA_COMPILER=...
-# to choose one. The architecture defaults to 90 (H100) and must be set before
-# enable_language: left unset, CMake would pick 75.
+# to choose one. The architecture defaults to 90a (H100 and H200, with
+# Hopper's architecture-specific wgmma, which the wgmma64 prefill kernel
+# needs; 90 builds everything else) and must be set before enable_language:
+# left unset, CMake would pick 75.
 # Sets ACCELLM_HAVE_CUDA.
 include_guard(GLOBAL)
 set(ACCELLM_HAVE_CUDA OFF)
@@ -16,7 +18,7 @@ if(NOT ACCELLM_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)
+      set(CMAKE_CUDA_ARCHITECTURES 90a)
     endif()
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 17)

@@ -3,7 +3,7 @@
 # warnings as errors, runs every test, then builds the unit tests (only
 # them) once more under AddressSanitizer + UndefinedBehaviorSanitizer and
 # runs them.
-# CUDA code is compiled when nvcc exists (sm_90); GPU tests skip without a GPU.
+# CUDA code is compiled when nvcc exists (sm_90a); GPU tests skip without a GPU.
 #
 #   bash deploy/test.sh             all of the above
 #   ACCELLM_SKIP_SANITIZERS=1 bash deploy/test.sh   only the release build

@@ -5,8 +5,8 @@
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
 // gemv (up to 8 rows) and skinny_gemm (up to 128 rows; with how far its
 // output is from cuBLAS's, relative to the largest |y|); decode attention
-// alone, and prefill attention alone with both kernels (rows64, rows128); the elementwise kernels
-// of a prefill against the copy ceiling.
+// alone, and prefill attention alone with each kernel (rows64, rows128, wgmma64); the elementwise
+// kernels of a prefill against the copy ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -394,13 +394,13 @@ int main(int argc, char** argv) {
     }
   }
   // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
-  // shape and Llama-3-8B's (GQA 4:1), both kernels (rows64: 64-row tiles,
-  // rows128: 128-row tiles, each cut at its own height). Tiles longest first
+  // shape and Llama-3-8B's (GQA 4:1), every kernel (rows64 and wgmma64:
+  // 64-row tiles, rows128: 128-row tiles, each cut at its own height). Tiles longest first
   // (what cuda_backend hands the kernel) and in prompt order (longest last):
   // the gap between the two is the causal tail that the order removes.
   // TFLOP/s count the causal half: 4 * head_dim * heads * sum over rows of
-  // the keys each row sees. rows128's distance from rows64's output is
-  // printed (max |diff| / max |rows64|; prefill_choice requires <= 2e-2).
+  // the keys each row sees. The other kernels' distance from rows64's output
+  // is printed (max |diff| / max |rows64|; prefill_choice requires <= 2e-2).
   for (const auto& [name, shape] : {std::pair{"llama2-7b", attn_shape{32, 32, 128}},
                                     std::pair{"llama3-8b", attn_shape{32, 8, 128}}}) {
     const std::uint32_t len = 2048, bt = 16, stride = len / bt;
@@ -410,17 +410,18 @@ int main(int argc, char** argv) {
     auto dt = device_buffer<std::int32_t>::allocate(table.size());
     auto dtiles = device_buffer<prefill_tile>::allocate(len / prefill_min_tile_rows);
     auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
-    auto dout = device_buffer<__nv_bfloat16>::allocate(2 * std::size_t{len} * shape.q_width());
+    auto dout = device_buffer<__nv_bfloat16>::allocate(3 * std::size_t{len} * shape.q_width());
     if (!dt || !dtiles || !dq || !dout) return 1;
     cudaMemcpy(dt->data(), table.data(), table.size() * 4, cudaMemcpyHostToDevice);
     (void)fill_uniform(dq->data(), dq->size(), 4, 1.0f, s->get());
     kv.tables = dt->data();
     const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
-    for (const prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
+    for (const prefill_kernel k :
+         {prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64}) {
       std::vector<prefill_tile> tiles;  // prompt order
       append_prefill_tiles(tiles, k, 0, len, 0, 0);
-      // Each kernel writes its own half of dout.
-      __nv_bfloat16* dst = dout->data() + (k == prefill_kernel::rows128 ? dq->size() : 0);
+      // Each kernel writes its own third of dout.
+      __nv_bfloat16* dst = dout->data() + static_cast<std::size_t>(k) * dq->size();
       for (const bool longest_first : {true, false}) {
         std::vector<prefill_tile> order = tiles;
         if (longest_first) sort_longest_first(order);
@@ -441,14 +442,16 @@ int main(int argc, char** argv) {
         std::printf(
             "  prefill attention %s, 2048 tokens, %s, %s: %.3f ms %.0f TFLOP/s (%.1f%% of 989)",
             name, prefill_kernel_name(k), which, t, tf, 100 * tf / 989);
-        if (k == prefill_kernel::rows128) {
+        if (k != prefill_kernel::rows64) {
           const double rel = max_rel_diff(dst, dout->data(), dq->size(), gemm_out::bf16, s->get());
           std::printf(", %s %.1e", rel <= 2e-2 ? "off rows64 by" : "DISAGREES with rows64:", rel);
         }
         std::printf("\n");
         rows_csv.push_back(std::string{"prefill attention "} + name + " 2048 " + which +
-                           (k == prefill_kernel::rows128 ? " rows128" : "") + ",tflop_per_s," +
-                           std::to_string(tf));
+                           (k == prefill_kernel::rows64
+                                ? std::string{}
+                                : std::string{" "} + prefill_kernel_name(k)) +
+                           ",tflop_per_s," + std::to_string(tf));
       }
     }
   }

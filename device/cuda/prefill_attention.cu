@@ -1,5 +1,6 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/prefill_attention_wgmma.cuh"
 #include "device/cuda/ptx.cuh"
 
 #include <algorithm>
@@ -548,12 +549,15 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
       return "rows64";
     case prefill_kernel::rows128:
       return "rows128";
+    case prefill_kernel::wgmma64:
+      return "wgmma64";
   }
   return "?";
 }
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
-  if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128)
+  if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128 &&
+      a.kernel != prefill_kernel::wgmma64)
     return fail(errc::invalid_argument, "prefill_attention: unknown kernel");
   // The message is built only on a refusal: this runs once per layer.
   auto refuse = [&a](const char* why) {
@@ -569,6 +573,18 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
     return refuse("shape does not match the KV pool");
   if (a.kernel == prefill_kernel::rows128 && reinterpret_cast<std::uintptr_t>(a.q) % 16 != 0)
     return refuse("q must be 16-byte aligned");
+  if (a.kernel == prefill_kernel::wgmma64) {
+    if (!prefill_wgmma_built())
+      return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
+    switch (a.shape.head_dim) {
+      case 64:
+        return launch_prefill_wgmma(a, scale_log2_of<64>(), s);
+      case 128:
+        return launch_prefill_wgmma(a, scale_log2_of<128>(), s);
+      default:
+        return refuse("head_dim must be 64 or 128");
+    }
+  }
   switch (a.shape.head_dim) {
     case 16:
       return launch<16>(a, s);

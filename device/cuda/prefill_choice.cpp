@@ -34,82 +34,150 @@ double max_rel_diff(const std::vector<float>& got, const std::vector<float>& ref
 // Two back-to-back launches per sample (median_launch_ms).
 constexpr int runs_per_sample = 2;
 
-// The probe's device memory, freed when it goes out of scope.
+// The probe's device memory, freed when it goes out of scope. The reference
+// (rows64) writes `ref` from its own tiles; a candidate writes `out` from
+// `cand_tiles`, re-cut at its height before each candidate.
 struct probe {
-  device_buffer<__nv_bfloat16> q, pool, out64, out128;
+  device_buffer<__nv_bfloat16> q, pool, ref, out;
   device_buffer<std::int32_t> table;
-  device_buffer<prefill_tile> tiles64, tiles128;
-  prefill_attention_args a64, a128;
+  device_buffer<prefill_tile> tiles, cand_tiles;
+  prefill_attention_args a;  // the reference's arguments
+  std::uint32_t tokens = 0;
 };
 
 result<probe> make_probe(const attn_shape& shape, std::uint32_t block_tokens, std::uint32_t tokens,
                          cudaStream_t s) {
   probe p;
+  p.tokens = tokens;
   const std::uint32_t blocks = (tokens + block_tokens - 1) / block_tokens;
   kv_pool_view kv{nullptr, 1, block_tokens, shape.kv_width(), nullptr, blocks};
   const std::size_t q_elems = std::size_t{tokens} * shape.q_width();
   ACCELLM_TRY_ASSIGN(p.q, device_buffer<__nv_bfloat16>::allocate(q_elems));
-  ACCELLM_TRY_ASSIGN(p.out64, device_buffer<__nv_bfloat16>::allocate(q_elems));
-  ACCELLM_TRY_ASSIGN(p.out128, device_buffer<__nv_bfloat16>::allocate(q_elems));
+  ACCELLM_TRY_ASSIGN(p.ref, device_buffer<__nv_bfloat16>::allocate(q_elems));
+  ACCELLM_TRY_ASSIGN(p.out, device_buffer<__nv_bfloat16>::allocate(q_elems));
   ACCELLM_TRY_ASSIGN(p.pool, device_buffer<__nv_bfloat16>::allocate(blocks * kv.block_elems()));
   std::vector<std::int32_t> table(blocks);
   for (std::uint32_t i = 0; i < blocks; ++i) table[i] = static_cast<std::int32_t>(blocks - 1 - i);
-  const auto t64 = probe_tiles(prefill_kernel::rows64, tokens);
-  const auto t128 = probe_tiles(prefill_kernel::rows128, tokens);
+  const auto t64 = probe_tiles(prefill_kernel::rows64, tokens);  // the most tiles of any kernel
   ACCELLM_TRY_ASSIGN(p.table, device_buffer<std::int32_t>::allocate(blocks));
-  ACCELLM_TRY_ASSIGN(p.tiles64, device_buffer<prefill_tile>::allocate(t64.size()));
-  ACCELLM_TRY_ASSIGN(p.tiles128, device_buffer<prefill_tile>::allocate(t128.size()));
+  ACCELLM_TRY_ASSIGN(p.tiles, device_buffer<prefill_tile>::allocate(t64.size()));
+  ACCELLM_TRY_ASSIGN(p.cand_tiles, device_buffer<prefill_tile>::allocate(t64.size()));
   ACCELLM_TRY(p.table.upload(table.data(), s));
-  ACCELLM_TRY(p.tiles64.upload(t64.data(), s));
-  ACCELLM_TRY(p.tiles128.upload(t128.data(), s));
+  ACCELLM_TRY(p.tiles.upload(t64.data(), s));
   ACCELLM_TRY(fill_uniform(p.q.data(), p.q.size(), 0x9a11, 2.0f, s));
   ACCELLM_TRY(fill_uniform(p.pool.data(), p.pool.size(), 0x9a12, 1.0f, s));
-  // All ones bits (bf16 NaN): a row a kernel fails to write is not finite.
-  ACCELLM_CUDA_TRY(cudaMemsetAsync(p.out64.data(), 0xff, p.out64.bytes(), s));
-  ACCELLM_CUDA_TRY(cudaMemsetAsync(p.out128.data(), 0xff, p.out128.bytes(), s));
+  // All ones bits (bf16 NaN): a row the reference fails to write is not finite.
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(p.ref.data(), 0xff, p.ref.bytes(), s));
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));  // the host vectors go out of scope
   kv.pool = p.pool.data();
   kv.tables = p.table.data();
-  p.a64 = prefill_attention_args{p.q.data(),
-                                 p.out64.data(),
-                                 p.tiles64.data(),
-                                 static_cast<std::uint32_t>(t64.size()),
-                                 shape,
-                                 kv,
-                                 0,
-                                 prefill_kernel::rows64};
-  p.a128 = p.a64;
-  p.a128.out = p.out128.data();
-  p.a128.tiles = p.tiles128.data();
-  p.a128.n_tiles = static_cast<std::uint32_t>(t128.size());
-  p.a128.kernel = prefill_kernel::rows128;
+  p.a = prefill_attention_args{p.q.data(),
+                               p.ref.data(),
+                               p.tiles.data(),
+                               static_cast<std::uint32_t>(t64.size()),
+                               shape,
+                               kv,
+                               0,
+                               prefill_kernel::rows64};
   return p;
 }
 
-// Both kernels' times into c; either is negative when its launches failed.
-status time_both(const probe& p, cudaStream_t s, prefill_fn candidate, prefill_choice& c) {
+// Kernel k's arguments on the probe: its tiles in cand_tiles, `out` back to
+// NaN bits so that a row it fails to write is not finite.
+result<prefill_attention_args> candidate_args(probe& p, prefill_kernel k, cudaStream_t s) {
+  const auto tiles = probe_tiles(k, p.tokens);
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(p.cand_tiles.data(), tiles.data(),
+                                   tiles.size() * sizeof(prefill_tile), cudaMemcpyHostToDevice, s));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(p.out.data(), 0xff, p.out.bytes(), s));
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));  // `tiles` goes out of scope
+  prefill_attention_args a = p.a;
+  a.out = p.out.data();
+  a.tiles = p.cand_tiles.data();
+  a.n_tiles = static_cast<std::uint32_t>(tiles.size());
+  a.kernel = k;
+  return a;
+}
+
+// Median time of `launch` on the probe; negative when a launch failed.
+template <class F>
+result<float> time_on(cudaStream_t s, F&& launch) {
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());
-  c.rows64_ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample,
-                                 [&] { return prefill_attention(p.a64, s).ok(); });
-  c.rows128_ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample,
-                                  [&] { return candidate(p.a128, s).ok(); });
+  const float ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample, launch);
   cudaGetLastError();  // a refused launch leaves no sticky error; clear it
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
+  return ms;
+}
+
+// Runs candidate k on the probe and checks it against `ref` (timing it when
+// `timed`). Errors only for the probe's own calls and faults (sticky).
+result<prefill_trial> try_candidate(probe& p, prefill_kernel k, const std::vector<float>& ref,
+                                    prefill_fn candidate, bool timed, cudaStream_t s) {
+  prefill_trial t;
+  t.kernel = k;
+  prefill_attention_args a;
+  ACCELLM_TRY_ASSIGN(a, candidate_args(p, k, s));
+  if (status st = candidate(a, s); !st) {
+    cudaGetLastError();  // a refused launch leaves no sticky error; clear it
+    t.note = std::string{"failed to launch ("} + st.err().message() + ")";
+    return t;
+  }
+  // A fault in the kernel is sticky: the context is lost, an error.
+  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
+  std::vector<float> got;
+  ACCELLM_TRY_ASSIGN(got, download_floats(p.out.data(), p.out.size(), gemm_out::bf16, s));
+  t.max_diff = max_rel_diff(got, ref);
+  char diff[64];
+  std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", t.max_diff);
+  if (!(t.max_diff <= agree_rtol)) {
+    t.note = std::string{"disagrees with rows64 ("} + diff + ")";
+    return t;
+  }
+  t.verified = true;
+  t.note = std::string{"verified ("} + diff + ")";
+  if (timed) ACCELLM_TRY_ASSIGN(t.ms, time_on(s, [&] { return candidate(a, s).ok(); }));
+  return t;
+}
+
+// The candidates a rule probes.
+std::vector<prefill_kernel> candidates_of(prefill_rule r) {
+  switch (r) {
+    case prefill_rule::rows128_if_verified:
+      return {prefill_kernel::rows128};
+    case prefill_rule::wgmma64_if_verified:
+      return {prefill_kernel::wgmma64};
+    case prefill_rule::timed:
+      return {prefill_kernel::rows128, prefill_kernel::wgmma64};
+    case prefill_rule::rows64:
+      break;
+  }
   return {};
 }
 
 }  // namespace
 
+const prefill_trial* prefill_choice::trial(prefill_kernel k) const noexcept {
+  for (const prefill_trial& t : trials)
+    if (t.kernel == k) return &t;
+  return nullptr;
+}
+
 std::string describe(const prefill_choice& c) {
-  char buf[160];
-  if (c.rows64_ms > 0.0f && c.rows128_ms > 0.0f)
-    std::snprintf(buf, sizeof buf, " (rows128 %.3f ms vs rows64 %.3f ms on %u tokens)",
-                  c.rows128_ms, c.rows64_ms, c.tokens);
-  else
-    buf[0] = '\0';
-  return std::string{prefill_kernel_name(c.kernel)} + ": " + c.note + buf;
+  std::string times, failed;
+  char buf[96];
+  for (const prefill_trial& t : c.trials) {
+    if (t.ms > 0.0f) {
+      std::snprintf(buf, sizeof buf, "%s %.3f ms, ", prefill_kernel_name(t.kernel), t.ms);
+      times += buf;
+    }
+    if (!t.verified) failed += std::string{"; "} + prefill_kernel_name(t.kernel) + " " + t.note;
+  }
+  if (!times.empty() && c.rows64_ms > 0.0f) {
+    std::snprintf(buf, sizeof buf, "vs rows64 %.3f ms on %u tokens", c.rows64_ms, c.tokens);
+    times = " (" + times.substr(0, times.size() - 2) + " " + buf + ")";
+  }
+  return std::string{prefill_kernel_name(c.kernel)} + ": " + c.note + times + failed;
 }
 
 result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint32_t block_tokens,
@@ -124,35 +192,37 @@ result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint3
   probe p;
   ACCELLM_TRY_ASSIGN(p, make_probe(shape, block_tokens, o.tokens, s));
   c.tokens = o.tokens;
-  ACCELLM_TRY(prefill_attention(p.a64, s));  // the reference must run
-  if (status st = o.candidate(p.a128, s); !st) {
-    cudaGetLastError();  // a refused launch leaves no sticky error; clear it
-    c.note = "rows128 failed to launch (" + st.err().message() + "), not used";
-    return c;
+  ACCELLM_TRY(prefill_attention(p.a, s));  // the reference must run
+  std::vector<float> ref;
+  ACCELLM_TRY_ASSIGN(ref, download_floats(p.ref.data(), p.ref.size(), gemm_out::bf16, s));
+  const bool timed = o.rule == prefill_rule::timed;
+  if (timed)
+    ACCELLM_TRY_ASSIGN(c.rows64_ms, time_on(s, [&] { return prefill_attention(p.a, s).ok(); }));
+  for (const prefill_kernel k : candidates_of(o.rule)) {
+    prefill_trial t;
+    ACCELLM_TRY_ASSIGN(t, try_candidate(p, k, ref, o.candidate, timed, s));
+    c.trials.push_back(std::move(t));
   }
-  // A fault in either kernel is sticky: the context is lost, an error.
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-  std::vector<float> ref, got;
-  ACCELLM_TRY_ASSIGN(ref, download_floats(p.out64.data(), p.out64.size(), gemm_out::bf16, s));
-  ACCELLM_TRY_ASSIGN(got, download_floats(p.out128.data(), p.out128.size(), gemm_out::bf16, s));
-  c.max_diff = max_rel_diff(got, ref);
-  char diff[64];
-  std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", c.max_diff);
-  if (!(c.max_diff <= agree_rtol)) {
-    c.note = std::string{"rows128 disagrees with rows64 ("} + diff + "), not used";
-    return c;
+  const prefill_trial* best = nullptr;
+  for (const prefill_trial& t : c.trials) {
+    if (!t.verified) continue;
+    if (!timed) {
+      best = &t;  // the rule's one candidate, kept once verified
+      break;
+    }
+    if (t.ms > 0.0f && (best == nullptr || t.ms < best->ms)) best = &t;
   }
-  c.verified = true;
-  if (o.rule == prefill_rule::rows128_if_verified) {
-    c.kernel = prefill_kernel::rows128;
-    c.note = std::string{"verified ("} + diff + "), kept by rule";
-    return c;
+  if (best == nullptr) {
+    c.note = "no candidate verified, rows64 kept";
+  } else if (!timed) {
+    c.kernel = best->kernel;
+    c.note = best->note + ", kept by rule";
+  } else if (c.rows64_ms > 0.0f && best->ms < clear_win * c.rows64_ms) {
+    c.kernel = best->kernel;
+    c.note = best->note + ", a clear win";
+  } else {
+    c.note = std::string{"no clear win (best: "} + prefill_kernel_name(best->kernel) + ")";
   }
-  ACCELLM_TRY(time_both(p, s, o.candidate, c));
-  const bool win =
-      c.rows128_ms > 0.0f && c.rows64_ms > 0.0f && c.rows128_ms < clear_win * c.rows64_ms;
-  if (win) c.kernel = prefill_kernel::rows128;
-  c.note = std::string{"verified ("} + diff + "), " + (win ? "a clear win" : "not a clear win");
   return c;
 }
 

@@ -6,16 +6,18 @@
 // tokens by default, fewer when the limits allow fewer): seeded Q in
 // [-2, 2), K and V in [-1, 1) in a temporary one-layer pool whose block
 // table runs backwards, tiles longest first, cut at each kernel's own height.
-// rows64 (the kernel that has run on H100 and H200) is the reference; rows128
-// is *verified* when it launches, every output of both is finite, and every
-// element is within 2e-2 of the largest |rows64 output| (both are bf16
-// outputs of fp32 softmax over the same bf16 operands; they differ in the
-// order of fp32 sums and in bf16 rounding, an ulp or two, <= 0.8% each; a
-// wrong row, key range or fragment is off by a sizeable fraction). A
-// verified rows128 is then timed against rows64 (median of 7 samples of 2
-// back-to-back launches after 2 warm-ups) and kept only as a clear win,
-// under 0.97 of rows64's time. A kernel that fails to launch or disagrees is
-// never used; its (non-sticky) launch error is cleared.
+// rows64 (the kernel that has run on H100 and H200) is the reference; each
+// candidate (rows128, then wgmma64) is *verified* when it launches, every
+// output of both is finite, and every element is within 2e-2 of the largest
+// |rows64 output| (both are bf16 outputs of fp32 softmax over the same bf16
+// operands; they differ in the order of fp32 sums and in bf16 rounding, an
+// ulp or two, <= 0.8% each; a wrong row, key range or fragment is off by a
+// sizeable fraction). Verified candidates are then timed against rows64
+// (median of 7 samples of 2 back-to-back launches after 2 warm-ups); the
+// fastest is kept if it is a clear win, under 0.97 of rows64's time. A
+// kernel that fails to launch (wgmma64 off Hopper, or in a build without
+// sm_90a code) or disagrees is never used; its (non-sticky) launch error is
+// cleared.
 //
 // All probe memory (about 5 x 1024 x q_width bytes) is allocated and freed
 // inside choose_prefill_kernel, before the KV pool takes what is left.
@@ -29,14 +31,16 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace accellm::device::cuda {
 
 /// How the kernel is chosen.
 enum class prefill_rule : std::uint8_t {
-  timed,                ///< verified and a clear win (the default)
+  timed,                ///< the fastest verified candidate, if a clear win (the default)
   rows64,               ///< always rows64; no probe runs
   rows128_if_verified,  ///< rows128 whenever it is verified (tests: exercises rows128)
+  wgmma64_if_verified,  ///< wgmma64 whenever it is verified (tests: exercises wgmma64)
 };
 
 /// A kernel with prefill_attention's contract (tests substitute faulty ones).
@@ -45,21 +49,32 @@ using prefill_fn = status (*)(const prefill_attention_args& a, cudaStream_t s);
 struct prefill_probe_options {
   prefill_rule rule = prefill_rule::timed;
   std::uint32_t tokens = 1024;                ///< probe prompt length (capped by the caller)
-  prefill_fn candidate = &prefill_attention;  ///< runs the rows128 side of the probe
+  prefill_fn candidate = &prefill_attention;  ///< runs the candidates' side of the probe
+};
+
+/// One candidate's outcome on the probe.
+struct prefill_trial {
+  prefill_kernel kernel = prefill_kernel::rows128;
+  bool verified = false;  ///< launched, finite, and agreed with rows64
+  double max_diff = 0.0;  ///< max |candidate - rows64| / max |rows64|
+  float ms = 0.0f;        ///< median time on the probe; 0 when not timed
+  std::string note;       ///< why it was not verified, in a few words
 };
 
 /// The outcome, for logs and benchmarks.
 struct prefill_choice {
   prefill_kernel kernel = prefill_kernel::rows64;
-  bool verified = false;     ///< rows128 agreed with rows64 on the probe
-  std::uint32_t tokens = 0;  ///< probe prompt length; 0 when no probe ran
-  double max_diff = 0.0;     ///< max |rows128 - rows64| / max |rows64|
-  float rows64_ms = 0.0f;    ///< median times on the probe; 0 when not timed
-  float rows128_ms = 0.0f;
-  std::string note;  ///< why, in a few words
+  std::uint32_t tokens = 0;           ///< probe prompt length; 0 when no probe ran
+  float rows64_ms = 0.0f;             ///< median time on the probe; 0 when not timed
+  std::vector<prefill_trial> trials;  ///< the candidates probed, in order
+  std::string note;                   ///< why, in a few words
+
+  /// The trial of kernel `k`, or nullptr when it was not probed.
+  const prefill_trial* trial(prefill_kernel k) const noexcept;
 };
 
-/// "rows128 (verified, 0.412 vs 0.530 ms on 1024 tokens)" and the like.
+/// "wgmma64: a clear win (wgmma64 0.031 ms, rows128 0.063 ms vs rows64
+/// 0.069 ms on 1024 tokens)" and the like, with each trial that failed and why.
 std::string describe(const prefill_choice& c);
 
 /// Runs the probe for `shape` (prompt of `o.tokens` tokens, pool blocks of

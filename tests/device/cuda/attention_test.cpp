@@ -230,6 +230,8 @@ class prefill_attention_test
 TEST_P(prefill_attention_test, matches_reference) {
   ACCELLM_REQUIRE_GPU();
   const auto& [c, kernel] = GetParam();
+  if (kernel == prefill_kernel::wgmma64 && (c.shape.head_dim < 64 || !wgmma_runs_here()))
+    GTEST_SKIP() << "wgmma64 runs head_dim 64 and 128 on compute capability 9.0 only";
   const std::uint32_t len = c.context + c.count;
   paged_fixture fx(c.shape, 2, len, 13);  // the chunk lives in slot 1
   const std::uint32_t qw = c.shape.q_width();
@@ -268,7 +270,8 @@ INSTANTIATE_TEST_SUITE_P(
                           prefill_case{{4, 4, 64}, 1000, 129, true},
                           prefill_case{{16, 2, 128}, 333, 250, true},
                           prefill_case{{32, 8, 128}, 200, 333, true}),
-        ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128)),
+        ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128,
+                          prefill_kernel::wgmma64)),
     [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {
       // No structured binding: its comma would split the macro's arguments.
       const prefill_case& c = std::get<0>(i.param);
@@ -279,9 +282,9 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A 2048-row prompt (Llama-3-8B's GQA 4:1, a quarter of its heads), longest
-// first: rows128 within 2e-2 of max |rows64| (the rule prefill_choice
-// applies), both finite everywhere, and both against the reference on a
-// spread of rows.
+// first: rows128 and wgmma64 (where it runs) within 2e-2 of max |rows64|
+// (the rule prefill_choice applies), all finite everywhere, and each against
+// the reference on a spread of rows.
 TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   ACCELLM_REQUIRE_GPU();
   const attn_shape shape{8, 2, 128};
@@ -291,7 +294,9 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   auto dq = to_device(q);
   const auto qf = to_float(q);
   std::vector<std::vector<float>> outs;
-  for (prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128}) {
+  std::vector<prefill_kernel> kernels{prefill_kernel::rows64, prefill_kernel::rows128};
+  if (wgmma_runs_here()) kernels.push_back(prefill_kernel::wgmma64);
+  for (prefill_kernel k : kernels) {
     const auto tiles = chunk_tiles(k, 0, 0, len, true);
     auto dtiles = to_device(tiles);
     auto dout = to_device(std::vector<__nv_bfloat16>(std::size_t{len} * qw));
@@ -303,13 +308,16 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     expect_prefill_matches(fx, qf, outs.back(), 0, 0, len, prefill_kernel_name(k),
                            {0, 1, 63, 64, 127, 128, 1000, 1500, 2046, 2047});
   }
-  double top = 0, diff = 0;
-  for (std::size_t i = 0; i < outs[0].size(); ++i) {
-    ASSERT_TRUE(std::isfinite(outs[0][i]) && std::isfinite(outs[1][i])) << "element " << i;
-    top = std::max(top, std::fabs(double(outs[0][i])));
-    diff = std::max(diff, std::fabs(double(outs[1][i]) - outs[0][i]));
+  for (std::size_t k = 1; k < outs.size(); ++k) {
+    double top = 0, diff = 0;
+    for (std::size_t i = 0; i < outs[0].size(); ++i) {
+      ASSERT_TRUE(std::isfinite(outs[0][i]) && std::isfinite(outs[k][i])) << "element " << i;
+      top = std::max(top, std::fabs(double(outs[0][i])));
+      diff = std::max(diff, std::fabs(double(outs[k][i]) - outs[0][i]));
+    }
+    EXPECT_LE(diff, 2e-2 * top) << "max |" << prefill_kernel_name(kernels[k]) << " - rows64| "
+                                << diff << ", max |rows64| " << top;
   }
-  EXPECT_LE(diff, 2e-2 * top) << "max |rows128 - rows64| " << diff << ", max |rows64| " << top;
 }
 
 // The host's tiling (cuda_backend::build_plan, the probe, the bench): no GPU.
@@ -392,7 +400,32 @@ TEST(prefill_attention, rows128_refuses_what_it_cannot_run) {
   expect_refusal(prefill_attention(a, nullptr), "unknown kernel");
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows64), 64u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows128), 128u);
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma64), 64u);
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::rows128), "rows128");
+  EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma64), "wgmma64");
+}
+
+// Checked before any CUDA call: runs without a GPU.
+TEST(prefill_attention, wgmma64_refuses_what_it_cannot_run) {
+  prefill_attention_args a;
+  a.kernel = prefill_kernel::wgmma64;
+  a.q = fake<const __nv_bfloat16>();
+  a.out = fake<__nv_bfloat16>();
+  a.tiles = fake<const prefill_tile>();
+  a.n_tiles = 1;
+  a.shape = attn_shape{4, 4, 32};
+  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 16, 4 * 32, fake<const std::int32_t>(), 1};
+  // head_dim 16 and 32 run on rows64 and rows128 only; a build without
+  // sm_90a code refuses every shape.
+  expect_refusal(prefill_attention(a, nullptr),
+                 prefill_wgmma_built() ? "head_dim must be 64 or 128" : "sm_90a");
+  a.shape = attn_shape{4, 3, 128};
+  a.kv.kv_width = 3 * 128;
+  expect_refusal(prefill_attention(a, nullptr), "kv_heads must divide heads");
+  a.shape = attn_shape{4, 4, 128};
+  a.kv.kv_width = 4 * 128;
+  a.q = nullptr;
+  expect_refusal(prefill_attention(a, nullptr), "null pointer");
 }
 
 }  // namespace

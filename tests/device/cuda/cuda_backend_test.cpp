@@ -95,14 +95,23 @@ class cuda_model_vs_cpu : public ::testing::TestWithParam<std::tuple<const char*
 TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   ACCELLM_REQUIRE_GPU();
   const auto& [model, rule] = GetParam();
-  const model_spec& spec = *find_model(model);
+  model_spec spec = *find_model(model);
+  if (rule == prefill_rule::wgmma64_if_verified) {
+    if (!wgmma_runs_here()) GTEST_SKIP() << "wgmma64 runs on compute capability 9.0 only";
+    // wgmma64 takes head_dim 64 or 128: the same width in fewer, wider heads
+    // (cpu-tiny: 1 x 64, cpu-small: 2 x 128).
+    spec.heads = spec.kv_heads = spec.hidden >= 256 ? spec.hidden / 128 : spec.hidden / 64;
+    spec.name += "-wide-heads";
+  }
   constexpr std::uint64_t seed = 5;
   cuda_options o = small_options(seed);
   o.prefill = rule;
   auto gpu = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(gpu.ok()) << gpu.err().what();
-  expect_prefill_kernel(
-      **gpu, rule == prefill_rule::rows64 ? prefill_kernel::rows64 : prefill_kernel::rows128);
+  expect_prefill_kernel(**gpu, rule == prefill_rule::rows64 ? prefill_kernel::rows64
+                               : rule == prefill_rule::rows128_if_verified
+                                   ? prefill_kernel::rows128
+                                   : prefill_kernel::wgmma64);
   cpu_reference ref(spec, seed);
   auto tokens = prompt(prompt_len, spec.vocab, seed);
   std::uint32_t context = 0, ties = 0, exact = 0;
@@ -140,28 +149,45 @@ TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
 INSTANTIATE_TEST_SUITE_P(
     models, cuda_model_vs_cpu,
     ::testing::Combine(::testing::Values("cpu-tiny", "cpu-small"),
-                       ::testing::Values(prefill_rule::rows64, prefill_rule::rows128_if_verified)),
+                       ::testing::Values(prefill_rule::rows64, prefill_rule::rows128_if_verified,
+                                         prefill_rule::wgmma64_if_verified)),
     [](const ::testing::TestParamInfo<std::tuple<const char*, prefill_rule>>& i) {
       std::string n = std::get<0>(i.param);
       std::replace(n.begin(), n.end(), '-', '_');
-      return n + (std::get<1>(i.param) == prefill_rule::rows64 ? "_rows64" : "_rows128");
+      const prefill_rule r = std::get<1>(i.param);
+      return n + (r == prefill_rule::rows64                ? "_rows64"
+                  : r == prefill_rule::rows128_if_verified ? "_rows128"
+                                                           : "_wgmma64");
     });
 
-// The two prefill kernels inside the model: prompts of 300 and 45 tokens in
+// The prefill kernels inside the model: prompts of 300 and 45 tokens in
 // one batch (tiles of both requests, longest first), then a 100-token chunk
-// of the first at position 300. Every wanted logit within logit_tol of the
-// other kernel's (they differ only by bf16 roundings of attention outputs).
-TEST(cuda_backend, rows128_prefill_gives_the_logits_of_rows64) {
+// of the first at position 300. Every wanted logit within logit_tol of
+// rows64's (they differ only by bf16 roundings of attention outputs).
+// rows128 runs cpu-small (head_dim 32); wgmma64, which needs head_dim 64 or
+// 128, the same model with 2 heads of 128.
+class cuda_prefill_kernels : public ::testing::TestWithParam<prefill_kernel> {};
+
+TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
   ACCELLM_REQUIRE_GPU();
+  const prefill_kernel kernel = GetParam();
+  if (kernel == prefill_kernel::wgmma64 && !wgmma_runs_here())
+    GTEST_SKIP() << "wgmma64 runs on compute capability 9.0 only";
+  model_spec spec = *find_model("cpu-small");
+  if (kernel == prefill_kernel::wgmma64) {
+    spec.name = "cpu-small-hd128";
+    spec.heads = spec.kv_heads = 2;
+  }
   cuda_options o = small_options(3);
   o.max_rows = 512;
   o.prefill = prefill_rule::rows64;
-  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
-  o.prefill = prefill_rule::rows128_if_verified;
-  auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+  auto a = make_cuda_backend("cuda:0", spec, o);
+  o.prefill = kernel == prefill_kernel::rows128 ? prefill_rule::rows128_if_verified
+                                                : prefill_rule::wgmma64_if_verified;
+  auto b = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(a.ok() && b.ok());
   expect_prefill_kernel(**a, prefill_kernel::rows64);
-  expect_prefill_kernel(**b, prefill_kernel::rows128);
+  expect_prefill_kernel(**b, kernel);
   const auto p1 = prompt(400, 512, 11);
   const std::vector<token_id> head(p1.begin(), p1.begin() + 300), tail(p1.begin() + 300, p1.end());
   const batch first{{batch_item{1, phase::prefill, 0, 300, head, true},
@@ -181,10 +207,16 @@ TEST(cuda_backend, rows128_prefill_gives_the_logits_of_rows64) {
       worst = std::max(worst, std::fabs((*la)[i] - (*lb)[i]));
     }
     EXPECT_LT(worst, logit_tol);
-    std::cout << (bt == &first ? "two prompts" : "chunk at 300")
-              << ": worst logit difference rows128 vs rows64 " << worst << "\n";
+    std::cout << (bt == &first ? "two prompts" : "chunk at 300") << ": worst logit difference "
+              << prefill_kernel_name(kernel) << " vs rows64 " << worst << "\n";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(kernels, cuda_prefill_kernels,
+                         ::testing::Values(prefill_kernel::rows128, prefill_kernel::wgmma64),
+                         [](const ::testing::TestParamInfo<prefill_kernel>& i) {
+                           return std::string{prefill_kernel_name(i.param)};
+                         });
 
 // Runs three requests (prompts of 70, 5 and 1 tokens) for `steps` decode steps.
 std::vector<token_id> decode_three(cuda_backend& b, std::uint32_t n) {

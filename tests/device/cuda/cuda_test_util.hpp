@@ -3,6 +3,7 @@
 #pragma once
 
 #include "device/cuda/device_query.hpp"
+#include "device/cuda/prefill_attention_wgmma.cuh"
 #include "device/cuda/runtime.hpp"
 
 #include <cuda_bf16.h>
@@ -19,6 +20,16 @@
   } while (false)
 
 namespace accellm::device::cuda::test {
+
+/// Whether the wgmma64 prefill kernel can run here: a build with sm_90a code
+/// and device 0 of compute capability 9.0 (H100, H200).
+inline bool wgmma_runs_here() {
+  int major = 0, minor = 0;
+  return prefill_wgmma_built() &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0) == cudaSuccess &&
+         cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0) == cudaSuccess &&
+         major == 9 && minor == 0;
+}
 
 template <class T>
 device_buffer<T> to_device(const std::vector<T>& v) {

@@ -1,7 +1,7 @@
-// prefill_choice: the rows128 kernel is verified against rows64 before it is
-// timed, and a candidate that fails to launch or disagrees (a row left
-// unwritten, the rows64 kernel on 128-row tiles, wrong values) is never
-// chosen. The rule and argument checks need no GPU.
+// prefill_choice: the candidates (rows128, wgmma64) are verified against
+// rows64 before they are timed, and a candidate that fails to launch or
+// disagrees (a row left unwritten, the rows64 kernel on 128-row tiles, wrong
+// values) is never chosen. The rule and argument checks need no GPU.
 #include "device/cuda/prefill_choice.hpp"
 
 #include "tests/device/cuda/cuda_test_util.hpp"
@@ -22,6 +22,14 @@ prefill_probe_options with(prefill_rule rule, prefill_fn candidate = &prefill_at
   o.tokens = 300;  // 3 tiles of rows128 (the last of 44 rows), 5 of rows64
   o.candidate = candidate;
   return o;
+}
+
+// The trial of `k`, failing the test when there is none.
+const prefill_trial& trial_of(const prefill_choice& c, prefill_kernel k) {
+  const prefill_trial* t = c.trial(k);
+  EXPECT_NE(t, nullptr) << prefill_kernel_name(k) << " was not probed: " << describe(c);
+  static const prefill_trial none;
+  return t ? *t : none;
 }
 
 // Faulty candidates, each run on the rows128 side of the probe.
@@ -54,7 +62,7 @@ TEST(prefill_choice, rows64_rule_runs_no_probe) {
   auto c = choose_prefill_kernel(llama3_quarter, 16, nullptr, with(prefill_rule::rows64));
   ASSERT_TRUE(c.ok()) << c.err().what();
   EXPECT_EQ(c->kernel, prefill_kernel::rows64);
-  EXPECT_FALSE(c->verified);
+  EXPECT_TRUE(c->trials.empty());
   EXPECT_EQ(c->tokens, 0u);
   EXPECT_NE(describe(*c).find("rows64"), std::string::npos);
 }
@@ -74,13 +82,37 @@ TEST(prefill_choice, keeps_a_verified_rows128_by_rule) {
   auto c =
       choose_prefill_kernel(llama3_quarter, 16, s->get(), with(prefill_rule::rows128_if_verified));
   ASSERT_TRUE(c.ok()) << c.err().what();
-  EXPECT_TRUE(c->verified) << describe(*c);
+  ASSERT_EQ(c->trials.size(), 1u) << describe(*c);
+  const prefill_trial& t = trial_of(*c, prefill_kernel::rows128);
+  EXPECT_TRUE(t.verified) << describe(*c);
   EXPECT_EQ(c->kernel, prefill_kernel::rows128) << describe(*c);
-  EXPECT_LE(c->max_diff, 2e-2);
+  EXPECT_LE(t.max_diff, 2e-2);
+  EXPECT_EQ(t.ms, 0.0f);  // not timed by this rule
   EXPECT_EQ(c->tokens, 300u);
 }
 
-TEST(prefill_choice, timed_rule_verifies_and_times_both) {
+TEST(prefill_choice, keeps_a_verified_wgmma64_by_rule_where_it_runs) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto c =
+      choose_prefill_kernel(llama3_quarter, 16, s->get(), with(prefill_rule::wgmma64_if_verified));
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  const prefill_trial& t = trial_of(*c, prefill_kernel::wgmma64);
+  if (!test::wgmma_runs_here()) {
+    // Off Hopper the launch fails, the error is cleared, rows64 stays.
+    EXPECT_FALSE(t.verified);
+    EXPECT_NE(t.note.find("failed to launch"), std::string::npos) << t.note;
+    EXPECT_EQ(c->kernel, prefill_kernel::rows64);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    return;
+  }
+  EXPECT_TRUE(t.verified) << describe(*c);
+  EXPECT_EQ(c->kernel, prefill_kernel::wgmma64) << describe(*c);
+  EXPECT_LE(t.max_diff, 2e-2);
+}
+
+TEST(prefill_choice, timed_rule_verifies_and_times_every_candidate) {
   ACCELLM_REQUIRE_GPU();
   auto s = stream::create();
   ASSERT_TRUE(s.ok());
@@ -88,11 +120,21 @@ TEST(prefill_choice, timed_rule_verifies_and_times_both) {
   o.tokens = 1024;
   auto c = choose_prefill_kernel(attn_shape{32, 32, 128}, 16, s->get(), o);
   ASSERT_TRUE(c.ok()) << c.err().what();
-  EXPECT_TRUE(c->verified) << describe(*c);
+  ASSERT_EQ(c->trials.size(), 2u) << describe(*c);
   EXPECT_GT(c->rows64_ms, 0.0f);
-  EXPECT_GT(c->rows128_ms, 0.0f);
-  // Whichever won, it won by the rule.
-  EXPECT_EQ(c->kernel == prefill_kernel::rows128, c->rows128_ms < 0.97f * c->rows64_ms);
+  const prefill_trial& r128 = trial_of(*c, prefill_kernel::rows128);
+  const prefill_trial& wg = trial_of(*c, prefill_kernel::wgmma64);
+  EXPECT_TRUE(r128.verified) << describe(*c);
+  EXPECT_GT(r128.ms, 0.0f);
+  EXPECT_EQ(wg.verified, test::wgmma_runs_here()) << describe(*c);
+  EXPECT_EQ(wg.ms > 0.0f, wg.verified);  // timed exactly when verified
+  // Whichever won, it won by the rule: the fastest verified candidate, kept
+  // only under 0.97 of rows64's time.
+  float best = r128.ms;
+  prefill_kernel fastest = prefill_kernel::rows128;
+  if (wg.verified && wg.ms < best) best = wg.ms, fastest = prefill_kernel::wgmma64;
+  EXPECT_EQ(c->kernel, best < 0.97f * c->rows64_ms ? fastest : prefill_kernel::rows64)
+      << describe(*c);
   std::cout << "llama2-7b shape, 1024 tokens: " << describe(*c) << "\n";
 }
 
@@ -115,9 +157,10 @@ TEST(prefill_choice, never_keeps_a_faulty_candidate) {
                                    with(prefill_rule::rows128_if_verified, f.fn));
     ASSERT_TRUE(c.ok()) << c.err().what();
     EXPECT_EQ(c->kernel, prefill_kernel::rows64) << describe(*c);
-    EXPECT_FALSE(c->verified);
-    EXPECT_NE(c->note.find(f.launches ? "disagrees" : "failed to launch"), std::string::npos)
-        << c->note;
+    const prefill_trial& t = trial_of(*c, prefill_kernel::rows128);
+    EXPECT_FALSE(t.verified);
+    EXPECT_NE(t.note.find(f.launches ? "disagrees" : "failed to launch"), std::string::npos)
+        << t.note;
     EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing left behind
   }
 }

@@ -1,0 +1,22 @@
+// prefill_attention_wgmma: the launcher of the wgmma64 prefill kernel, for
+// prefill_attention (prefill_attention.cu), which checks the arguments first.
+// Internal to device/cuda.
+#pragma once
+
+#include "common/result.hpp"
+#include "device/cuda/prefill_attention.cuh"
+
+#include <cuda_runtime_api.h>
+
+namespace accellm::device::cuda {
+
+/// Whether this build holds the kernel's sm_90a code (CMAKE_CUDA_ARCHITECTURES
+/// 90a); without it, the kernel would do nothing.
+bool prefill_wgmma_built() noexcept;
+
+/// Launches the wgmma64 kernel on `s` (head_dim 64 or 128; invalid_argument
+/// otherwise). `scale_log2` is log2(e) / sqrt(head_dim). The caller has
+/// checked everything else.
+status launch_prefill_wgmma(const prefill_attention_args& a, float scale_log2, cudaStream_t s);
+
+}  // namespace accellm::device::cuda
