@@ -73,6 +73,29 @@ caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
 
 class InstanceManager : public ::testing::Test {
  protected:
+  // A manager of a real device (2 layers, 100 blocks of 16 tokens) whose
+  // worker records the KV rows the manager keeps for the device in `kept`.
+  void start_on_a_device(std::vector<messages::kv_delta_batch>& kept) {
+    instance_options o;
+    o.id = self_id;
+    o.total_blocks = 100;
+    o.block_tokens = 16;
+    o.layers = 2;
+    o.device_memory = true;
+    o.copy_stall = 50ms;
+    coordinator_ = sys_.spawn(recording_coordinator, &log_);
+    worker_ = sys_.spawn([&kept](caf::event_based_actor*) -> caf::behavior {
+      return {
+          [&kept](msg_atom, const capnp_blob& b) {
+            if (auto k = messages::decode<messages::kv_delta_batch>(b)) kept.push_back(*k);
+          },
+          [](actors::release_atom, const std::vector<request_id>&) {},
+      };
+    });
+    manager_ = spawn_instance_manager(sys_, o);
+    caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  }
+
   void start(std::uint64_t blocks, std::uint32_t layers = 0) {
     instance_options o;
     o.id = self_id;
@@ -602,25 +625,8 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
 // pieces (the sender's flow control cuts large ones by token range) are all
 // kept for the device, not only those that start within what the copy held.
 TEST_F(InstanceManager, ACopysRowsInPiecesAreAllKeptForTheDevice) {
-  instance_options o;
-  o.id = self_id;
-  o.total_blocks = 100;
-  o.block_tokens = 16;
-  o.layers = 2;
-  o.device_memory = true;
-  o.copy_stall = 50ms;
-  coordinator_ = sys_.spawn(recording_coordinator, &log_);
   std::vector<messages::kv_delta_batch> kept;
-  worker_ = sys_.spawn([&kept](caf::event_based_actor*) -> caf::behavior {
-    return {
-        [&kept](msg_atom, const capnp_blob& b) {
-          if (auto k = messages::decode<messages::kv_delta_batch>(b)) kept.push_back(*k);
-        },
-        [](actors::release_atom, const std::vector<request_id>&) {},
-    };
-  });
-  manager_ = spawn_instance_manager(sys_, o);
-  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  start_on_a_device(kept);
   for (std::uint32_t l = 0; l < 2; ++l) replica_rows(5, 0, 40, partner_id, l, l + 1);
   vt_->run();
   start_decode_from_copy(5, 48, 1, no_instance, 2);  // waits for rows 40..48
@@ -644,25 +650,8 @@ TEST_F(InstanceManager, ACopysRowsInPiecesAreAllKeptForTheDevice) {
 // not lose the rest of that group, or the device decodes from a cache with a
 // hole ("context 2048 but 1536 cached in every layer").
 TEST_F(InstanceManager, ACopyBecomingThePrimaryMidLayerKeepsTheRestOfItsPieces) {
-  instance_options o;
-  o.id = self_id;
-  o.total_blocks = 100;
-  o.block_tokens = 16;
-  o.layers = 2;
-  o.device_memory = true;
-  o.copy_stall = 50ms;
-  coordinator_ = sys_.spawn(recording_coordinator, &log_);
   std::vector<messages::kv_delta_batch> kept;
-  worker_ = sys_.spawn([&kept](caf::event_based_actor*) -> caf::behavior {
-    return {
-        [&kept](msg_atom, const capnp_blob& b) {
-          if (auto k = messages::decode<messages::kv_delta_batch>(b)) kept.push_back(*k);
-        },
-        [](actors::release_atom, const std::vector<request_id>&) {},
-    };
-  });
-  manager_ = spawn_instance_manager(sys_, o);
-  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  start_on_a_device(kept);
   for (std::uint32_t l = 0; l < 2; ++l) replica_rows(5, 0, 40, partner_id, l, l + 1);
   replica_rows(5, 40, 44, partner_id, 0, 1);  // layer 0's first piece, still a copy
   vt_->run();
