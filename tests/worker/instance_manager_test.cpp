@@ -73,6 +73,15 @@ caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
 
 class InstanceManager : public ::testing::Test {
  protected:
+  // (layer, token_begin) of every row in `kept`, in order.
+  static std::vector<std::pair<std::uint32_t, std::uint32_t>> kept_ranges(
+      const std::vector<messages::kv_delta_batch>& kept) {
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;
+    for (const auto& k : kept)
+      for (const auto& r : k.rows) ranges.emplace_back(k.layer_begin, r.token_begin);
+    return ranges;
+  }
+
   // A manager of a real device (2 layers, 100 blocks of 16 tokens) whose
   // worker records the KV rows the manager keeps for the device in `kept`.
   void start_on_a_device(std::vector<messages::kv_delta_batch>& kept) {
@@ -638,11 +647,8 @@ TEST_F(InstanceManager, ACopysRowsInPiecesAreAllKeptForTheDevice) {
   replica_rows(5, 40, 44, partner_id, 1, 2);
   replica_rows(5, 44, 48, partner_id, 1, 2);
   vt_->run_for(1ms);
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;  // (layer, token_begin)
-  for (const auto& k : kept)
-    for (const auto& r : k.rows) ranges.emplace_back(k.layer_begin, r.token_begin);
-  EXPECT_EQ(ranges, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{
-                        {0, 40}, {0, 44}, {1, 40}, {1, 44}}));
+  EXPECT_EQ(kept_ranges(kept), (std::vector<std::pair<std::uint32_t, std::uint32_t>>{
+                                   {0, 40}, {0, 44}, {1, 40}, {1, 44}}));
 }
 
 // Found on an H200 with llama2-7b: a StartDecode that lands between two
@@ -662,10 +668,7 @@ TEST_F(InstanceManager, ACopyBecomingThePrimaryMidLayerKeepsTheRestOfItsPieces) 
   replica_rows(5, 40, 44, partner_id, 1, 2);
   replica_rows(5, 44, 48, partner_id, 1, 2);
   vt_->run_for(1ms);
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;  // (layer, token_begin)
-  for (const auto& k : kept)
-    for (const auto& r : k.rows) ranges.emplace_back(k.layer_begin, r.token_begin);
-  EXPECT_EQ(ranges,
+  EXPECT_EQ(kept_ranges(kept),
             (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{0, 44}, {1, 40}, {1, 44}}));
 }
 
