@@ -1,6 +1,7 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/prefill_attention_wgmma.cuh"
+#include "device/cuda/prefill_rows.cuh"
 #include "device/cuda/ptx.cuh"
 
 #include <algorithm>
@@ -63,27 +64,14 @@ __global__ void __launch_bounds__(warps * 32, 3)
   const std::uint32_t head = blockIdx.x, hd = HD;
   const std::uint32_t kvh = head / (a.shape.heads / a.shape.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, tq = lane % 4;
-  const std::uint32_t qw = a.shape.q_width();
   const int r0 = warp * 16 + g, r1 = r0 + 8;  // this lane's two query rows in the tile
 
   std::uint32_t qa[HD / 16][4];
-  {
-    const __nv_bfloat16* q0 = a.q + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd;
-    const __nv_bfloat16* q1 = a.q + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd;
-    const bool v0 = r0 < t.count, v1 = r1 < t.count;
-#pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks) {
-      const int c = ks * 16 + tq * 2;
-      qa[ks][0] = v0 ? ptx::word(q0 + c) : 0u;
-      qa[ks][1] = v1 ? ptx::word(q1 + c) : 0u;
-      qa[ks][2] = v0 ? ptx::word(q0 + c + 8) : 0u;
-      qa[ks][3] = v1 ? ptx::word(q1 + c + 8) : 0u;
-    }
-  }
+  prefill_rows::load_q<HD>(qa, a, t, head, r0, r1, tq);
   float o[HD / 8][4];
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  prefill_rows::running run;
   const int qpos0 = t.pos + r0, qpos1 = t.pos + r1;
   const int key_end = t.pos + t.count;
 
@@ -119,71 +107,15 @@ __global__ void __launch_bounds__(warps * 32, 3)
         ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
         ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
       }
-    // Scale (log2 domain), mask and the row maxima over the quad. Only the
-    // tiles that reach past the block's first position need the mask; the
-    // others (all but one or two for long prompts) skip its compares.
-    float mx0 = -INFINITY, mx1 = -INFINITY;
-    if (key0 + tile <= t.pos + 1) {
-#pragma unroll
-      for (int j = 0; j < tile / 8; ++j) {
-        s[j][0] *= scale_log2;
-        s[j][1] *= scale_log2;
-        s[j][2] *= scale_log2;
-        s[j][3] *= scale_log2;
-        mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
-        mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < tile / 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = key0 + j * 8 + tq * 2 + (e & 1);
-          const int qp = e < 2 ? qpos0 : qpos1;
-          const float v = (key <= qp && key < key_end) ? s[j][e] * scale_log2 : -INFINITY;
-          s[j][e] = v;
-          if (e < 2)
-            mx0 = fmaxf(mx0, v);
-          else
-            mx1 = fmaxf(mx1, v);
-        }
-    }
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-    }
-    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-    const float al0 = n0 == -INFINITY ? 1.0f : exp2f(m0 - n0);
-    const float al1 = n1 == -INFINITY ? 1.0f : exp2f(m1 - n1);
-    float sum0 = 0.0f, sum1 = 0.0f;
-#pragma unroll
-    for (int j = 0; j < tile / 8; ++j) {
-      s[j][0] = n0 == -INFINITY ? 0.0f : exp2f(s[j][0] - n0);
-      s[j][1] = n0 == -INFINITY ? 0.0f : exp2f(s[j][1] - n0);
-      s[j][2] = n1 == -INFINITY ? 0.0f : exp2f(s[j][2] - n1);
-      s[j][3] = n1 == -INFINITY ? 0.0f : exp2f(s[j][3] - n1);
-      sum0 += s[j][0] + s[j][1];
-      sum1 += s[j][2] + s[j][3];
-    }
-    l0 = l0 * al0 + sum0;  // per-lane partial sums; the quad is summed at the end
-    l1 = l1 * al1 + sum1;
-    m0 = n0;
-    m1 = n1;
-#pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      o[d][0] *= al0;
-      o[d][1] *= al0;
-      o[d][2] *= al1;
-      o[d][3] *= al1;
-    }
+    // Only the tiles that reach past the block's first position need the
+    // mask; the others (all but one or two for long prompts) skip its compares.
+    prefill_rows::softmax_step<HD>(s, o, run, key0 + tile <= t.pos + 1, key0, qpos0, qpos1, key_end,
+                                   tq, scale_log2);
     // O += P V, 16 keys per k-step.
 #pragma unroll
     for (int kk = 0; kk < tile / 16; ++kk) {
-      const std::uint32_t pa[4] = {ptx::pack(s[2 * kk][0], s[2 * kk][1]),
-                                   ptx::pack(s[2 * kk][2], s[2 * kk][3]),
-                                   ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                   ptx::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      std::uint32_t pa[4];
+      prefill_rows::p_fragment(pa, s, kk);
       // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
       // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
       // fragments of dim tiles d and d + 1.
@@ -198,23 +130,7 @@ __global__ void __launch_bounds__(warps * 32, 3)
     }
     __syncthreads();  // all warps are done with this stage before it is refilled
   }
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
-  }
-  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  __nv_bfloat16* out0 = a.out + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd + tq * 2;
-  __nv_bfloat16* out1 = a.out + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd + tq * 2;
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) {
-    if (r0 < t.count)
-      *reinterpret_cast<__nv_bfloat162*>(out0 + d * 8) =
-          __floats2bfloat162_rn(o[d][0] * inv0, o[d][1] * inv0);
-    if (r1 < t.count)
-      *reinterpret_cast<__nv_bfloat162*>(out1 + d * 8) =
-          __floats2bfloat162_rn(o[d][2] * inv1, o[d][3] * inv1);
-  }
+  prefill_rows::store<HD>(o, run, a, t, head, r0, r1, tq);
 }
 
 // ---- rows128 -----------------------------------------------------------------
@@ -490,17 +406,12 @@ __global__ void __launch_bounds__(r128::threads, 2)
 // ---- launch ------------------------------------------------------------------
 
 template <int HD>
-float scale_log2_of() {
-  return 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-}
-
-template <int HD>
 status launch_rows64(const prefill_attention_args& a, cudaStream_t s) {
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_rows64_kernel<HD>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem_bytes<HD>())));
-  prefill_rows64_kernel<HD>
-      <<<dim3(a.shape.heads, a.n_tiles), warps * 32, smem_bytes<HD>(), s>>>(a, scale_log2_of<HD>());
+  prefill_rows64_kernel<HD><<<dim3(a.shape.heads, a.n_tiles), warps * 32, smem_bytes<HD>(), s>>>(
+      a, prefill_rows::scale_log2_of<HD>());
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
@@ -515,8 +426,8 @@ status launch_rows128(const prefill_attention_args& a, cudaStream_t s) {
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_rows128_kernel<HD>,
                                         cudaFuncAttributePreferredSharedMemoryCarveout,
                                         cudaSharedmemCarveoutMaxShared));
-  prefill_rows128_kernel<HD>
-      <<<dim3(a.shape.heads, a.n_tiles), r128::threads, bytes, s>>>(a, scale_log2_of<HD>());
+  prefill_rows128_kernel<HD><<<dim3(a.shape.heads, a.n_tiles), r128::threads, bytes, s>>>(
+      a, prefill_rows::scale_log2_of<HD>());
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
@@ -576,14 +487,9 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   if (a.kernel == prefill_kernel::wgmma64) {
     if (!prefill_wgmma_built())
       return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
-    switch (a.shape.head_dim) {
-      case 64:
-        return launch_prefill_wgmma(a, scale_log2_of<64>(), s);
-      case 128:
-        return launch_prefill_wgmma(a, scale_log2_of<128>(), s);
-      default:
-        return refuse("head_dim must be 64 or 128");
-    }
+    if (a.shape.head_dim != 64 && a.shape.head_dim != 128)
+      return refuse("head_dim must be 64 or 128");
+    return launch_prefill_wgmma(a, s);
   }
   switch (a.shape.head_dim) {
     case 16:

@@ -35,12 +35,14 @@
 // buffer be refilled. Three blocks per SM (64 KB of shared memory each at HD
 // 128) overlap one block's softmax with another's products.
 //
-// Masking and rows past the tile's count are rows64's (prefill_attention.cu).
+// Q fragments, softmax, masking and the output rows are rows64's
+// (prefill_rows.cuh).
 // Built only for sm_90a (__CUDA_ARCH_FEAT_SM90_ALL); elsewhere the launcher
 // refuses (prefill_wgmma_built()).
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/prefill_attention_wgmma.cuh"
+#include "device/cuda/prefill_rows.cuh"
 #include "device/cuda/ptx.cuh"
 
 #include <cmath>
@@ -85,9 +87,11 @@ __device__ inline void wait_all() {
 // Keeps the compiler from moving reads or writes of an accumulator across
 // the asynchronous products that own it.
 template <int N>
-__device__ inline void pin(float (&r)[N]) {
+__device__ inline void pin(float (&r)[N][4]) {
 #pragma unroll
-  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[i][e])::"memory");
 }
 // Generic-proxy writes (cp.async) of this thread visible to the async proxy.
 __device__ inline void proxy_fence() {
@@ -96,7 +100,7 @@ __device__ inline void proxy_fence() {
 
 // d (m64 x N, f32) = a (m64 x k16, registers) * B (k16 x N, descriptor) + scale_d * d.
 template <int trans_b>
-__device__ inline void wgmma_n64(float (&d)[32], const std::uint32_t (&a)[4], std::uint64_t b,
+__device__ inline void wgmma_n64(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t b,
                                  int scale_d) {
   asm volatile(
       "{\n.reg .pred p;\n"
@@ -106,16 +110,17 @@ __device__ inline void wgmma_n64(float (&d)[32], const std::uint32_t (&a)[4], st
       "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
       "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
       "}, {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(trans_b));
 }
 
 template <int trans_b>
-__device__ inline void wgmma_n128(float (&d)[64], const std::uint32_t (&a)[4], std::uint64_t b,
+__device__ inline void wgmma_n128(float (&d)[16][4], const std::uint32_t (&a)[4], std::uint64_t b,
                                   int scale_d) {
   asm volatile(
       "{\n.reg .pred p;\n"
@@ -127,21 +132,23 @@ __device__ inline void wgmma_n128(float (&d)[64], const std::uint32_t (&a)[4], s
       "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
       "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
       "}, {%64,%65,%66,%67}, %68, p, 1, 1, %70;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
-        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
-        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
-        "+f"(d[63])
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
+        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]),
+        "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]),
+        "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),
+        "+f"(d[15][2]), "+f"(d[15][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(trans_b));
 }
 
 template <int N>
-__device__ inline void wgmma(float (&d)[N / 2], const std::uint32_t (&a)[4], std::uint64_t b,
+__device__ inline void wgmma(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t b,
                              int scale_d, bool trans_b) {
   if constexpr (N == 64) {
     if (trans_b)
@@ -190,27 +197,14 @@ __global__ void __launch_bounds__(threads, 3)
   const std::uint32_t kvh = head / (a.shape.heads / a.shape.kv_heads);
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, tq = lane % 4;
-  const std::uint32_t qw = a.shape.q_width();
   const int r0 = warp * 16 + g, r1 = r0 + 8;  // this lane's two query rows in the tile
 
   std::uint32_t qa[HD / 16][4];
-  {
-    const __nv_bfloat16* q0 = a.q + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd;
-    const __nv_bfloat16* q1 = a.q + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd;
-    const bool v0 = r0 < t.count, v1 = r1 < t.count;
+  prefill_rows::load_q<HD>(qa, a, t, head, r0, r1, tq);
+  float o[HD / 8][4];
 #pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks) {
-      const int c = ks * 16 + tq * 2;
-      qa[ks][0] = v0 ? ptx::word(q0 + c) : 0u;
-      qa[ks][1] = v1 ? ptx::word(q1 + c) : 0u;
-      qa[ks][2] = v0 ? ptx::word(q0 + c + 8) : 0u;
-      qa[ks][3] = v1 ? ptx::word(q1 + c + 8) : 0u;
-    }
-  }
-  float o[HD / 2];
-#pragma unroll
-  for (int i = 0; i < HD / 2; ++i) o[i] = 0.0f;
-  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  prefill_rows::running run;
   const int qpos0 = t.pos + r0, qpos1 = t.pos + r1;
   const int key_end = t.pos + t.count;
 
@@ -231,9 +225,9 @@ __global__ void __launch_bounds__(threads, 3)
 
     // S = Q K^T over HD / 16 k-steps of 16 dims: core matrices 2 ks, 2 ks + 1
     // of each key group, 64 elements apart.
-    float s[32];
+    float s[keys / 8][4];
 #pragma unroll
-    for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+    for (int j = 0; j < keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
     pin(s);
     fence();
 #pragma unroll
@@ -243,67 +237,9 @@ __global__ void __launch_bounds__(threads, 3)
     wait_all();
     pin(s);
 
-    // Scale (log2 domain), mask and the row maxima over the quad, as rows64.
-    float mx0 = -INFINITY, mx1 = -INFINITY;
-    if (key0 + keys <= t.pos + 1) {
-#pragma unroll
-      for (int j = 0; j < keys / 8; ++j) {
-        s[4 * j + 0] *= scale_log2;
-        s[4 * j + 1] *= scale_log2;
-        s[4 * j + 2] *= scale_log2;
-        s[4 * j + 3] *= scale_log2;
-        mx0 = fmaxf(mx0, fmaxf(s[4 * j], s[4 * j + 1]));
-        mx1 = fmaxf(mx1, fmaxf(s[4 * j + 2], s[4 * j + 3]));
-      }
-    } else {
-#pragma unroll
-      for (int j = 0; j < keys / 8; ++j)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int key = key0 + j * 8 + tq * 2 + (e & 1);
-          const int qp = e < 2 ? qpos0 : qpos1;
-          const float v = (key <= qp && key < key_end) ? s[4 * j + e] * scale_log2 : -INFINITY;
-          s[4 * j + e] = v;
-          if (e < 2)
-            mx0 = fmaxf(mx0, v);
-          else
-            mx1 = fmaxf(mx1, v);
-        }
-    }
-#pragma unroll
-    for (int off = 1; off < 4; off <<= 1) {
-      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
-      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
-    }
-    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
-    const float al0 = n0 == -INFINITY ? 1.0f : exp2f(m0 - n0);
-    const float al1 = n1 == -INFINITY ? 1.0f : exp2f(m1 - n1);
-    float sum0 = 0.0f, sum1 = 0.0f;
     std::uint32_t pa[keys / 16][4];
-#pragma unroll
-    for (int j = 0; j < keys / 8; ++j) {
-      const float p0 = n0 == -INFINITY ? 0.0f : exp2f(s[4 * j + 0] - n0);
-      const float p1 = n0 == -INFINITY ? 0.0f : exp2f(s[4 * j + 1] - n0);
-      const float p2 = n1 == -INFINITY ? 0.0f : exp2f(s[4 * j + 2] - n1);
-      const float p3 = n1 == -INFINITY ? 0.0f : exp2f(s[4 * j + 3] - n1);
-      sum0 += p0 + p1;
-      sum1 += p2 + p3;
-      // Score chunks 2 kk and 2 kk + 1 are the A fragment of P for keys
-      // 16 kk .. 16 kk + 15: (row g | g + 8) x (keys 2 t, + 1 | + 8).
-      pa[j / 2][(j % 2) * 2 + 0] = ptx::pack(p0, p1);
-      pa[j / 2][(j % 2) * 2 + 1] = ptx::pack(p2, p3);
-    }
-    l0 = l0 * al0 + sum0;  // per-lane partial sums; the quad is summed at the end
-    l1 = l1 * al1 + sum1;
-    m0 = n0;
-    m1 = n1;
-#pragma unroll
-    for (int d = 0; d < HD / 8; ++d) {
-      o[4 * d + 0] *= al0;
-      o[4 * d + 1] *= al0;
-      o[4 * d + 2] *= al1;
-      o[4 * d + 3] *= al1;
-    }
+    prefill_rows::softmax_step<HD>(s, pa, o, run, key0 + keys <= t.pos + 1, key0, qpos0, qpos1,
+                                   key_end, tq, scale_log2);
     // O += P V over 4 k-steps of 16 keys (two 8-key groups each).
     pin(o);
     fence();
@@ -315,23 +251,7 @@ __global__ void __launch_bounds__(threads, 3)
     pin(o);
     __syncthreads();  // every warp is done with this stage before it is refilled
   }
-#pragma unroll
-  for (int off = 1; off < 4; off <<= 1) {
-    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
-  }
-  const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-  __nv_bfloat16* out0 = a.out + static_cast<std::uint64_t>(t.row + r0) * qw + head * hd + tq * 2;
-  __nv_bfloat16* out1 = a.out + static_cast<std::uint64_t>(t.row + r1) * qw + head * hd + tq * 2;
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) {
-    if (r0 < t.count)
-      *reinterpret_cast<__nv_bfloat162*>(out0 + d * 8) =
-          __floats2bfloat162_rn(o[4 * d + 0] * inv0, o[4 * d + 1] * inv0);
-    if (r1 < t.count)
-      *reinterpret_cast<__nv_bfloat162*>(out1 + d * 8) =
-          __floats2bfloat162_rn(o[4 * d + 2] * inv1, o[4 * d + 3] * inv1);
-  }
+  prefill_rows::store<HD>(o, run, a, t, head, r0, r1, tq);
 #else
   (void)a;
   (void)scale_log2;
@@ -339,14 +259,15 @@ __global__ void __launch_bounds__(threads, 3)
 }
 
 template <int HD>
-status launch(const prefill_attention_args& a, float scale_log2, cudaStream_t s) {
+status launch(const prefill_attention_args& a, cudaStream_t s) {
   constexpr auto bytes = static_cast<int>(smem_bytes<HD>());
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_wgmma_kernel<HD>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(prefill_wgmma_kernel<HD>,
                                         cudaFuncAttributePreferredSharedMemoryCarveout,
                                         cudaSharedmemCarveoutMaxShared));
-  prefill_wgmma_kernel<HD><<<dim3(a.shape.heads, a.n_tiles), threads, bytes, s>>>(a, scale_log2);
+  prefill_wgmma_kernel<HD>
+      <<<dim3(a.shape.heads, a.n_tiles), threads, bytes, s>>>(a, prefill_rows::scale_log2_of<HD>());
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
@@ -361,10 +282,8 @@ bool prefill_wgmma_built() noexcept {
 #endif
 }
 
-status launch_prefill_wgmma(const prefill_attention_args& a, float scale_log2, cudaStream_t s) {
-  if (a.shape.head_dim == 64) return launch<64>(a, scale_log2, s);
-  if (a.shape.head_dim == 128) return launch<128>(a, scale_log2, s);
-  return fail(errc::invalid_argument, "prefill_attention (wgmma64): head_dim must be 64 or 128");
+status launch_prefill_wgmma(const prefill_attention_args& a, cudaStream_t s) {
+  return a.shape.head_dim == 64 ? launch<64>(a, s) : launch<128>(a, s);
 }
 
 }  // namespace accellm::device::cuda

@@ -14,9 +14,8 @@ namespace accellm::device::cuda {
 /// 90a); without it, the kernel would do nothing.
 bool prefill_wgmma_built() noexcept;
 
-/// Launches the wgmma64 kernel on `s` (head_dim 64 or 128; invalid_argument
-/// otherwise). `scale_log2` is log2(e) / sqrt(head_dim). The caller has
-/// checked everything else.
-status launch_prefill_wgmma(const prefill_attention_args& a, float scale_log2, cudaStream_t s);
+/// Launches the wgmma64 kernel on `s`. The caller (prefill_attention) has
+/// checked the arguments, head_dim 64 or 128 among them.
+status launch_prefill_wgmma(const prefill_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda
