@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 namespace accellm::device {
@@ -81,6 +82,40 @@ result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<strea
     chunks.push_back(std::move(*c));
   }
   return chunks;
+}
+
+screened_batch screen(const backend& dev, batch b) {
+  screened_batch out;
+  out.runnable.items.reserve(b.items.size());
+  out.from.reserve(b.items.size());
+  std::unordered_set<request_id> seen;
+  seen.reserve(b.items.size());
+  for (std::size_t i = 0; i < b.items.size(); ++i) {
+    batch_item& item = b.items[i];
+    const request_id r = item.request;
+    if (!seen.insert(r).second) {
+      out.refused.push_back({i, error{errc::invalid_argument,
+                                      "request " + std::to_string(r) + " is in the batch twice"}});
+      continue;
+    }
+    if (auto ok = dev.check_item(item); !ok) {
+      out.refused.push_back({i, std::move(ok).err()});
+      continue;
+    }
+    out.runnable.items.push_back(std::move(item));
+    out.from.push_back(i);
+  }
+  return out;
+}
+
+std::vector<token_id> unscreen(const screened_batch& s, std::size_t items,
+                               std::vector<token_id> tokens) {
+  if (s.refused.empty() && tokens.size() == items) return tokens;
+  std::vector<token_id> out(items, no_token);
+  for (std::size_t k = 0; k < s.from.size() && k < tokens.size(); ++k) {
+    if (s.from[k] < items) out[s.from[k]] = tokens[k];
+  }
+  return out;
 }
 
 result<iteration_result> backend::run_streaming(const batch& b, const kv_stream& stream) {

@@ -159,6 +159,30 @@ class backend;
 result<std::vector<kv_chunk>> export_group(backend& dev, const std::vector<stream_slice>& slices,
                                            index_range layers, const kv_stream& stream);
 
+/// A batch item the device would not run, and why (screen()).
+struct refusal {
+  std::size_t index = 0;  ///< in the batch screened
+  error why;
+};
+
+/// A batch split into the items its device can run and those it refuses.
+struct screened_batch {
+  batch runnable;                 ///< the items that passed, in their order
+  std::vector<std::size_t> from;  ///< per runnable item: its index in the batch screened
+  std::vector<refusal> refused;   ///< by ascending index
+};
+
+/// Splits `b` by dev.check_item, refusing a request's second appearance too,
+/// so that one inconsistent item (a copy with a hole, a request the device
+/// never saw) fails alone instead of failing the batch around it. What runs
+/// may still fail as a whole on the batch's own limits.
+screened_batch screen(const backend& dev, batch b);
+
+/// `tokens` of the runnable part of `s` spread back over the batch screened
+/// (`items` entries): no_token at each refused index.
+std::vector<token_id> unscreen(const screened_batch& s, std::size_t items,
+                               std::vector<token_id> tokens);
+
 /// KV-cache geometry and capacity of one instance.
 struct kv_geometry {
   std::uint32_t block_tokens = 16;    ///< tokens per block (all layers)
@@ -176,6 +200,14 @@ class backend {
   virtual std::string_view name() const noexcept = 0;
   virtual const model_spec& model() const noexcept = 0;
   virtual kv_geometry kv() const noexcept = 0;
+
+  /// What run() says of `item` whatever else its batch holds: ok, or the
+  /// error it would fail the batch with for this item (a token count or id
+  /// that is not valid, a context past max_context or other than what every
+  /// layer caches, a request it does not know). The batch's own limits (a
+  /// request twice, too many items or rows, the KV pool) are run()'s alone.
+  /// screen() uses it to refuse one item instead of failing its batch.
+  virtual status check_item(const batch_item& item) const = 0;
 
   /// Runs one iteration. Fails (without changing any request's KV) when an
   /// item is inconsistent with the cached state, e.g. `context` differs from

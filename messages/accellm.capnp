@@ -212,6 +212,12 @@ struct IterationDone {
                                   # the items in the order the manager sent them)
   kvBytesShared @10 :UInt64;      # of kvBytesSent, the bytes that went through a same-node
                                   # shared ring rather than the network (<= kvBytesSent)
+  refused @11 :List(ItemRefusal); # items the device would not run (ascending); the rest ran
+}
+
+struct ItemRefusal {  # one Execute item a device refused, alone (IterationDone.refused)
+  item @0 :UInt32;    # its index in the Execute's items
+  reason @1 :Text;    # why, in the device's words
 }
 
 # worker -> partner's kv_replica: one layer of a prefill's KV.

@@ -104,7 +104,10 @@ iteration_done example_done() {
           .steps = 2,
           .step_ends_ns = {700'000, 1'500'000},
           .joined = 1,
-          .kv_bytes_shared = 1024};
+          .kv_bytes_shared = 1024,
+          .refused = {
+              {.item = 2,
+               .reason = "not_found: request 9: not cached (its copy never reached this device)"}}};
 }
 
 kv_layer example_kv_layer() {

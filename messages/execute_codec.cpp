@@ -115,6 +115,12 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
   }
   b.setJoined(m.joined);
   b.setKvBytesShared(m.kv_bytes_shared);
+  if (m.refused.empty()) return;
+  auto refused = b.initRefused(static_cast<unsigned>(m.refused.size()));
+  for (unsigned i = 0; i < refused.size(); ++i) {
+    refused[i].setItem(m.refused[i].item);
+    refused[i].setReason(detail::text(m.refused[i].reason));
+  }
 }
 
 result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) {
@@ -132,6 +138,15 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   m.joined = r.getJoined();
   m.kv_bytes_shared = r.getKvBytesShared();
+  const auto refused = r.getRefused();
+  if (!f.within(refused.size(), l.max_execute_items, "refused"))
+    return std::move(f).finish(std::move(m));
+  m.refused.resize(refused.size());
+  for (unsigned i = 0; i < refused.size(); ++i) {
+    const auto in = refused[i];  // each refused[i] is a bounds-checked library call
+    m.refused[i].item = in.getItem();
+    f.text(in.getReason(), "refused.reason", m.refused[i].reason);
+  }
   return std::move(f).finish(std::move(m));
 }
 
@@ -206,7 +221,8 @@ capnp_blob encode(const execute& m) {
 }
 
 capnp_blob encode(const iteration_done& m) {
-  const auto payload = 4 * m.next_tokens.size() + 8 * m.step_ends_ns.size() + m.error.size();
+  auto payload = 4 * m.next_tokens.size() + 8 * m.step_ends_ns.size() + m.error.size();
+  for (const item_refusal& r : m.refused) payload += 16 + r.reason.size();
   return detail::encode_with<w::IterationDone>(m, detail::hint_words(payload), fill);
 }
 
@@ -249,7 +265,17 @@ status validate(const iteration_done& m, const decode_limits& l) {
              m.step_ends_ns.size(), "entries, must be ascending")
       .check(m.joined <= l.max_execute_items, "joined", m.joined, "exceeds max_execute_items")
       .check(m.kv_bytes_shared <= m.kv_bytes_sent, "kv_bytes_shared", m.kv_bytes_shared,
-             "exceeds kv_bytes_sent");
+             "exceeds kv_bytes_sent")
+      .limit(m.refused.size(), l.max_execute_items, "refused");
+  for (std::size_t i = 0; i < m.refused.size() && c.ok(); ++i) {
+    const std::string at = "refused[" + std::to_string(i) + "]";
+    const item_refusal& r = m.refused[i];
+    c.check(i == 0 || m.refused[i - 1].item < r.item, at + ".item", r.item,
+            "must be above the previous refusal's")
+        .check(r.item < l.max_execute_items, at + ".item", r.item, "exceeds max_execute_items")
+        .required(r.reason, at + ".reason")
+        .text(r.reason, l.max_text_bytes, at + ".reason");
+  }
   return std::move(c).done();
 }
 

@@ -156,6 +156,13 @@ struct execute {
   friend bool operator==(const execute&, const execute&) = default;
 };
 
+/// One Execute item a device would not run (IterationDone.refused).
+struct item_refusal {
+  std::uint32_t item = 0;  ///< its index in the Execute's items
+  std::string reason;      ///< why, in the device's words
+  friend bool operator==(const item_refusal&, const item_refusal&) = default;
+};
+
 /// worker -> instance_manager: an iteration finished or failed.
 struct iteration_done {
   static constexpr msg_type type = msg_type::iteration_done;
@@ -178,6 +185,9 @@ struct iteration_done {
   std::uint32_t joined = 0;
   /// Of kv_bytes_sent, the bytes that went through a same-node shared ring.
   std::uint64_t kv_bytes_shared = 0;
+  /// Items the device refused one by one (ascending item): each request
+  /// fails alone; the others ran (no_token in next_tokens at a refused item).
+  std::vector<item_refusal> refused;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 

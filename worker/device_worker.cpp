@@ -154,10 +154,16 @@ struct kv_plan {
   std::vector<instance_id> targets;  ///< per stream.requests entry
 };
 
-kv_plan plan_kv(const messages::execute& ex) {
+kv_plan plan_kv(const messages::execute& ex, const std::vector<device::refusal>& refused) {
   kv_plan p;
   bool prompt = false;
-  for (const messages::execute_item& it : ex.items) {
+  auto next_refused = refused.begin();  // ascending index
+  for (std::size_t i = 0; i < ex.items.size(); ++i) {
+    if (next_refused != refused.end() && next_refused->index == i) {
+      ++next_refused;  // does not run: nothing to stream
+      continue;
+    }
+    const messages::execute_item& it = ex.items[i];
     prompt |= it.num_tokens > 1;
     if (it.replica_to == no_instance) continue;
     p.stream.requests.push_back(it.request);
@@ -282,7 +288,11 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
       if (auto a = caf::actor_cast<caf::actor>(me))
         caf::anon_send(a, actors::out_atom::value, std::forward<decltype(xs)>(xs)...);
     };
-    kv_plan kv = plan_kv(ex);
+    // An item the device cannot run alone is refused alone; the rest run.
+    device::screened_batch sb = device::screen(dev, std::move(batch));
+    for (const device::refusal& r : sb.refused)
+      done.refused.push_back({.item = static_cast<std::uint32_t>(r.index), .reason = r.why.what()});
+    kv_plan kv = plan_kv(ex, sb.refused);
     for (const ring_target& t : rt) rings.prepare(dev, ex.instance, t.target, t.replica, t.socket);
     kv.stream.place = [&](std::size_t i, std::uint64_t bytes) {
       return rings.place(kv.targets[i], bytes);
@@ -296,12 +306,13 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
         hand_back(target, messages::pack(std::move(rows)));
       }
     };
-    auto r = dev.run_streaming(batch, kv.stream);
-    if (!r) {
+    if (sb.runnable.items.empty()) {
+      done.next_tokens.assign(ex.items.size(), no_token);
+    } else if (auto r = dev.run_streaming(sb.runnable, kv.stream); !r) {
       done.error = r.err().what();
     } else {
       done.duration_ns = static_cast<std::uint64_t>(r->duration.count());
-      done.next_tokens = std::move(r->next_tokens);
+      done.next_tokens = device::unscreen(sb, ex.items.size(), std::move(r->next_tokens));
     }
     hand_back(messages::pack(done));
   });

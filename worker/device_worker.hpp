@@ -26,7 +26,10 @@
 //
 // An Execute item without its token ids (the instance_manager fills them
 // when instance_options::device_memory is on) is answered with
-// IterationDone.error naming it.
+// IterationDone.error naming it. An item the backend cannot run on its own
+// (device::screen: a request it never saw, a context other than what every
+// layer caches) is listed in IterationDone.refused with the backend's words,
+// and the rest of the batch runs without it.
 //
 // Messages in: (msg_atom, Execute) from the instance_manager; (msg_atom,
 // KvDeltaBatch) from the instance_manager (the rows it kept) or a kv_replica;

@@ -640,17 +640,36 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   rep.duration_ns = d.duration_ns;
   rep.role = s.current;
   const auto& items = s.inflight.items;
+  // An item the device refused fails alone (d.refused, ascending); the
+  // others ran. A refusal past the items names nothing and is ignored.
+  auto refusal = d.refused.begin();
+  const auto refused = [&](std::size_t i) {
+    if (refusal == d.refused.end() || refusal->item != i) return false;
+    primary& p = *s.inflight_p[i];
+    p.in_flight = false;
+    if (p.cancelled) {
+      cancel_request(self, items[i].request);
+    } else {
+      fail_request(self, items[i].request, refusal->reason);
+    }
+    ++refusal;
+    return true;
+  };
   if (!d.error.empty()) {
     for (const auto& item : items) fail_request(self, item.request, d.error);
   } else if (s.multi_step) {
     const std::size_t run = std::min(items.size(), s.planned_items + d.joined);
-    rep.decode_requests = static_cast<std::uint32_t>(run);
     if (d.steps > 1) rep.step_ends_ns = d.step_ends_ns;
     rep.runs.reserve(run);
     rep.tokens.reserve(run * d.steps);
-    for (std::size_t i = 0; i < items.size(); ++i) apply_steps(self, d, i, run, rep);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (refused(i)) continue;
+      if (i < run) ++rep.decode_requests;
+      apply_steps(self, d, i, run, rep);
+    }
   } else {
     for (std::size_t i = 0; i < items.size(); ++i) {
+      if (refused(i)) continue;
       if (items[i].phase == messages::phase::prefill) {
         rep.prefill_tokens += items[i].num_tokens;
       } else {

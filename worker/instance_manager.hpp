@@ -39,7 +39,9 @@
 //
 // An iteration the device could not run (IterationDone.error) ends every
 // request in it as failed, with the device's message (RequestDone); the
-// instance goes on with the others.
+// instance goes on with the others. An item the device refused alone
+// (IterationDone.refused) ends only its own request so; the rest of the
+// iteration counts as run.
 //
 // Memory: one pool of blocks holds primaries (KV this instance computes on)
 // and replicas (redundant copies of the partner's requests). A primary that

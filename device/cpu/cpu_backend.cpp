@@ -11,8 +11,8 @@ namespace accellm::device::cpu {
 namespace {
 
 // Built only on failure: checking a batch must not allocate.
-std::string item_name(std::size_t index, request_id request) {
-  return "run: items[" + std::to_string(index) + "] (request " + std::to_string(request) + ")";
+std::string item_name(request_id request) {
+  return "request " + std::to_string(request);
 }
 
 }  // namespace
@@ -35,8 +35,8 @@ std::chrono::nanoseconds cpu_backend::now() const {
       std::chrono::steady_clock::now().time_since_epoch());
 }
 
-status cpu_backend::check_item(const batch_item& item, std::size_t index) const {
-  const auto name = [index, &item] { return item_name(index, item.request); };
+status cpu_backend::check_item(const batch_item& item) const {
+  const auto name = [&item] { return item_name(item.request); };
   if (item.num_tokens == 0) return fail(errc::invalid_argument, name() + ": num_tokens is 0");
   if (item.tokens.size() != item.num_tokens)
     return fail(errc::invalid_argument, name() + ": num_tokens " + std::to_string(item.num_tokens) +
@@ -54,11 +54,11 @@ status cpu_backend::check_item(const batch_item& item, std::size_t index) const 
                                         std::to_string(item.num_tokens) +
                                         " tokens exceeds max_context " +
                                         std::to_string(spec_.max_context));
-  return check_cached(item, index);
+  return check_cached(item);
 }
 
-status cpu_backend::check_cached(const batch_item& item, std::size_t index) const {
-  const auto name = [index, &item] { return item_name(index, item.request); };
+status cpu_backend::check_cached(const batch_item& item) const {
+  const auto name = [&item] { return item_name(item.request); };
   const kv_cache::sequence* seq = cache_.find(item.request);
   if (!seq) {
     if (item.kind == phase::decode || item.context != 0)
@@ -82,7 +82,8 @@ status cpu_backend::check_cached(const batch_item& item, std::size_t index) cons
 status cpu_backend::check_batch(const batch& b) {
   ids_.clear();
   for (std::size_t i = 0; i < b.items.size(); ++i) {
-    if (auto s = check_item(b.items[i], i); !s) return s;
+    if (auto s = check_item(b.items[i]); !s)
+      return std::move(s).err().context("run: items[" + std::to_string(i) + "]");
     ids_.push_back(b.items[i].request);
   }
   std::sort(ids_.begin(), ids_.end());

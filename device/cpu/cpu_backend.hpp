@@ -73,6 +73,7 @@ class cpu_backend final : public backend {
   /// out_of_memory (pool too small for the whole batch). Prefill at context 0
   /// of an unknown request creates its cache.
   result<iteration_result> run(const batch& b) override;
+  status check_item(const batch_item& item) const override;
   /// Hands each layer group over as soon as the forward pass has written it,
   /// before the next layer computes (the receiver works on it meanwhile).
   result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
@@ -104,8 +105,7 @@ class cpu_backend final : public backend {
                                                                cpu_options options);
 
  private:
-  status check_item(const batch_item& item, std::size_t index) const;
-  status check_cached(const batch_item& item, std::size_t index) const;
+  status check_cached(const batch_item& item) const;
   status check_batch(const batch& b);
   status grow_and_plan(const batch& b);
   status check_import(const kv_chunk& chunk) const;

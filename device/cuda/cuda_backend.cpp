@@ -14,7 +14,7 @@ namespace accellm::device::cuda {
 namespace {
 
 std::string item_prefix(std::size_t i) {
-  return "batch item " + std::to_string(i) + ": ";
+  return "batch item " + std::to_string(i);
 }
 
 }  // namespace
@@ -159,6 +159,32 @@ status cuda_backend::grow(request_id id, std::uint32_t tokens) {
 
 namespace accellm::device::cuda {
 
+status cuda_backend::check_item(const batch_item& it) const {
+  const std::string at = "request " + std::to_string(it.request) + ": ";
+  if (it.num_tokens == 0 || it.tokens.size() != it.num_tokens)
+    return fail(errc::invalid_argument, at + "num_tokens must be positive and match tokens");
+  if (it.kind == phase::decode && it.num_tokens != 1)
+    return fail(errc::invalid_argument, at + "a decode item has exactly one token");
+  for (token_id t : it.tokens)
+    if (t < 0 || static_cast<std::uint32_t>(t) >= spec_.vocab)
+      return fail(errc::out_of_range, at + "token id " + std::to_string(t) + " outside vocabulary");
+  if (static_cast<std::uint64_t>(it.context) + it.num_tokens > limits_.max_context)
+    return fail(errc::out_of_range, at + "context + num_tokens exceeds max_context");
+  auto found = seqs_.find(it.request);
+  if (found == seqs_.end()) {
+    if (it.kind == phase::decode || it.context > 0) return fail(errc::not_found, at + "not cached");
+    return {};
+  }
+  // What every layer holds; rows beyond it in some layers (a copy cut off
+  // between two layers) are overwritten from there.
+  const auto& lt = found->second.layer_tokens;
+  const std::uint32_t cached = *std::min_element(lt.begin(), lt.end());
+  if (cached != it.context)
+    return fail(errc::invalid_argument, at + "context " + std::to_string(it.context) + " but " +
+                                            std::to_string(cached) + " cached in every layer");
+  return {};
+}
+
 status cuda_backend::check_batch(const batch& b) const {
   if (b.items.empty()) return fail(errc::invalid_argument, "empty batch");
   if (b.items.size() > limits_.max_items)
@@ -169,35 +195,12 @@ status cuda_backend::check_batch(const batch& b) const {
   std::unordered_set<request_id> seen;
   for (std::size_t i = 0; i < b.items.size(); ++i) {
     const batch_item& it = b.items[i];
-    const std::string at = item_prefix(i);
-    if (it.num_tokens == 0 || it.tokens.size() != it.num_tokens)
-      return fail(errc::invalid_argument, at + "num_tokens must be positive and match tokens");
-    if (it.kind == phase::decode && it.num_tokens != 1)
-      return fail(errc::invalid_argument, at + "a decode item has exactly one token");
     if (!seen.insert(it.request).second)
-      return fail(errc::invalid_argument, at + "request appears twice in the batch");
-    for (token_id t : it.tokens)
-      if (t < 0 || static_cast<std::uint32_t>(t) >= spec_.vocab)
-        return fail(errc::out_of_range,
-                    at + "token id " + std::to_string(t) + " outside vocabulary");
-    if (static_cast<std::uint64_t>(it.context) + it.num_tokens > limits_.max_context)
-      return fail(errc::out_of_range, at + "context + num_tokens exceeds max_context");
+      return fail(errc::invalid_argument,
+                  item_prefix(i) + ": request " + std::to_string(it.request) + " appears twice");
+    if (auto ok = check_item(it); !ok) return std::move(ok).err().context(item_prefix(i));
     auto found = seqs_.find(it.request);
-    std::uint64_t have = 0;
-    if (found == seqs_.end()) {
-      if (it.kind == phase::decode || it.context > 0)
-        return fail(errc::not_found,
-                    at + "request " + std::to_string(it.request) + " is not cached");
-    } else {
-      // What every layer holds; rows beyond it in some layers (a copy cut
-      // off between two layers) are overwritten from there.
-      const auto& lt = found->second.layer_tokens;
-      const std::uint32_t cached = *std::min_element(lt.begin(), lt.end());
-      if (cached != it.context)
-        return fail(errc::invalid_argument, at + "context " + std::to_string(it.context) + " but " +
-                                                std::to_string(cached) + " cached in every layer");
-      have = found->second.table.size();
-    }
+    const std::uint64_t have = found == seqs_.end() ? 0 : found->second.table.size();
     const std::uint64_t need =
         (it.context + it.num_tokens + limits_.block_tokens - 1) / limits_.block_tokens;
     blocks += need > have ? need - have : 0;

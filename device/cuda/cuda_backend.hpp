@@ -81,6 +81,7 @@ class cuda_backend final : public backend {
   /// out_of_memory), plus too_large when the batch exceeds max_batch requests
   /// or max_rows tokens, and device_failure.
   result<iteration_result> run(const batch& b) override;
+  status check_item(const batch_item& item) const override;
   /// For an iteration with prompt tokens: after each layer group's kernels an
   /// event; the copy stream waits for it, packs the group's rows and copies
   /// them to pinned memory while the next layers compute, and the host hands

@@ -71,6 +71,8 @@ class cost_model {
 
 /// The checks every cost model applies to a batch (see estimate()).
 status check_batch_shape(const batch& b);
+/// check_batch_shape's checks of one item.
+status check_item_shape(const batch_item& item);
 
 /// Seconds as a double -> nanoseconds, rounded to nearest.
 std::chrono::nanoseconds from_seconds(double seconds) noexcept;

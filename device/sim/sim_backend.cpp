@@ -44,8 +44,15 @@ std::uint64_t sim_backend::slice_bytes(index_range layers, index_range tokens) c
          model_.kv_bytes_per_token_layer(kv_.kv_dtype);
 }
 
+status sim_backend::check_item(const batch_item& item) const {
+  if (auto blocks = item_blocks(item); !blocks) return std::move(blocks).err();
+  return {};
+}
+
 // Blocks the item adds, or why it cannot run.
-result<std::uint64_t> sim_backend::check_item(const batch_item& item) const {
+result<std::uint64_t> sim_backend::item_blocks(const batch_item& item) const {
+  if (auto shape = check_item_shape(item); !shape)
+    return std::move(shape).err().context(req(item.request));
   if (!item.tokens.empty() && item.tokens.size() != item.num_tokens) {
     return fail(errc::invalid_argument,
                 req(item.request) + ": " + std::to_string(item.tokens.size()) +
@@ -77,7 +84,7 @@ result<iteration_result> sim_backend::run(const batch& b) {
     if (!seen.insert(item.request).second) {
       return fail(errc::invalid_argument, req(item.request) + " appears twice in the batch");
     }
-    auto blocks = check_item(item);
+    auto blocks = item_blocks(item);
     if (!blocks) return std::move(blocks).err();
     new_blocks += *blocks;
   }

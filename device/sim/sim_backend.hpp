@@ -43,6 +43,7 @@ class sim_backend final : public backend {
   /// differs from the cached tokens or the request's layers are unevenly
   /// filled; out_of_memory when the new tokens need more blocks than are free.
   result<iteration_result> run(const batch& b) override;
+  status check_item(const batch_item& item) const override;
 
   /// `bytes` = layers x tokens x the model's KV bytes per token and layer
   /// (whole instance, every KV head once); `data` is empty.
@@ -64,7 +65,7 @@ class sim_backend final : public backend {
  private:
   std::uint64_t blocks_for(std::uint64_t tokens) const noexcept;
   std::uint64_t slice_bytes(index_range layers, index_range tokens) const noexcept;
-  result<std::uint64_t> check_item(const batch_item& item) const;
+  result<std::uint64_t> item_blocks(const batch_item& item) const;
   status check_slice(index_range layers, index_range tokens) const;
 
   std::string name_;

@@ -176,6 +176,10 @@ TEST(Limits, ListAndTextLimitsNameTheField) {
       },
       "iteration_done.next_tokens:");
   add(
+      encode(example<iteration_done>()),
+      [](auto& l) { l.max_text_bytes = 40; },  // the error fits, the reason not
+      "iteration_done.refused.reason:");
+  add(
       encode(example<iteration_report>()), [](auto& l) { l.max_decode_steps = 1; },
       "iteration_report.step_ends_ns:");
   for (const auto& r : rows) {

@@ -169,6 +169,13 @@ TEST(Rules, IterationDoneAndKv) {
   expect_rule<kv_ack>("kv_ack.batches", [](auto& m) { m.batches = 0; });
   expect_rule<iteration_done>("iteration_done.kv_bytes_shared",
                               [](auto& m) { m.kv_bytes_shared = m.kv_bytes_sent + 1; });
+  expect_rule<iteration_done>("iteration_done.refused[1].item", [](auto& m) {
+    m.refused.push_back(m.refused[0]);  // the same item twice
+  });
+  expect_rule<iteration_done>("iteration_done.refused[0].item",
+                              [](auto& m) { m.refused[0].item = 4096; });
+  expect_rule<iteration_done>("iteration_done.refused[0].reason",
+                              [](auto& m) { m.refused[0].reason.clear(); });
   expect_rule<instance_report>("instance_report.kv_bytes_shared",
                                [](auto& m) { m.kv_bytes_shared = m.kv_bytes_sent + 1; });
 }

@@ -86,6 +86,13 @@ messages::execute execute(instance_id instance, std::uint64_t iteration,
   return {.epoch = 1, .instance = instance, .iteration = iteration, .items = std::move(items)};
 }
 
+// What an Execute sent to the test, standing in for both the manager and a
+// partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.
+struct sent {
+  std::vector<messages::kv_delta_batch> kv;
+  messages::iteration_done done;
+};
+
 class DeviceWorker : public ::testing::Test {
  protected:
   // The next IterationDone sent to the test (standing in for the manager).
@@ -104,6 +111,30 @@ class DeviceWorker : public ::testing::Test {
       }
     }
     return *out;
+  }
+
+  // Runs one Execute on `w` (whose manager and partner is the test): what
+  // it sent, up to IterationDone.
+  sent send_execute(const caf::actor& w, const messages::execute& ex) {
+    self_->send(w, msg_atom::value, messages::encode(ex));
+    sent out;
+    for (bool done = false; !done;) {
+      bool timed_out = false;
+      self_->receive(
+          [&](msg_atom, const capnp_blob& b) {
+            if (auto k = messages::decode<messages::kv_delta_batch>(b)) out.kv.push_back(*k);
+            if (auto d = messages::decode<messages::iteration_done>(b)) {
+              out.done = *d;
+              done = true;
+            }
+          },
+          caf::after(patience) >> [&] { timed_out = true; });
+      if (timed_out) {
+        ADD_FAILURE() << "no IterationDone within " << patience.count() << " s";
+        break;
+      }
+    }
+    return out;
   }
 
   // Runs one Execute on `w` and waits for its IterationDone.
@@ -181,6 +212,9 @@ class gated_backend final : public device::backend {
     entered_.set_value();
     gate_.wait();
     return inner_->run(b);
+  }
+  status check_item(const device::batch_item& item) const override {
+    return inner_->check_item(item);
   }
   result<device::kv_chunk> export_kv(request_id r, device::index_range l,
                                      device::index_range t) override {
@@ -350,13 +384,6 @@ INSTANTIATE_TEST_SUITE_P(
                       pair_case{0, default_kv_window_bytes, 1000, "NoRingInPieces"}),
     [](const auto& param) { return std::string{param.param.name}; });
 
-// What an Execute sent to the test, standing in for both the manager and a
-// partner's kv_replica: KvDeltaBatches in arrival order, then IterationDone.
-struct sent {
-  std::vector<messages::kv_delta_batch> kv;
-  messages::iteration_done done;
-};
-
 // A prompt's rows leave layer by layer, before IterationDone; a decode-only
 // iteration's rows leave once, every layer together.
 TEST_F(DeviceWorker, APromptsRowsLeaveLayerByLayer) {
@@ -367,27 +394,7 @@ TEST_F(DeviceWorker, APromptsRowsLeaveLayerByLayer) {
   const std::uint32_t layers = device::find_model("cpu-tiny")->layers;
   const std::uint64_t row_bytes =
       device::find_model("cpu-tiny")->kv_bytes_per_token_layer(device::dtype::fp32);
-  auto exchange = [&](const messages::execute& ex) {
-    self_->send(w, msg_atom::value, messages::encode(ex));
-    sent out;
-    for (bool done = false; !done;) {
-      bool timed_out = false;
-      self_->receive(
-          [&](msg_atom, const capnp_blob& b) {
-            if (auto k = messages::decode<messages::kv_delta_batch>(b)) out.kv.push_back(*k);
-            if (auto d = messages::decode<messages::iteration_done>(b)) {
-              out.done = *d;
-              done = true;
-            }
-          },
-          caf::after(patience) >> [&] { timed_out = true; });
-      if (timed_out) {
-        ADD_FAILURE() << "no IterationDone within " << patience.count() << " s";
-        break;
-      }
-    }
-    return out;
-  };
+  auto exchange = [&](const messages::execute& ex) { return send_execute(w, ex); };
   auto total = [](const sent& s) {
     std::uint64_t n = 0;
     for (const auto& k : s.kv)
@@ -533,6 +540,43 @@ TEST_F(DeviceWorker, RowsWaitForTheWindowAndAFarBehindReceiverLosesTheCopy) {
   n = receive();
   ASSERT_TRUE(n.kv.has_value());
   EXPECT_EQ(rows_of(*n.kv), std::vector<request_id>{9});
+  for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+// An item the device cannot run on its own (here a decode of a request it
+// never saw) is refused alone: the others run to the tokens they give
+// without it, and only their rows go to the partner.
+TEST_F(DeviceWorker, AnItemTheDeviceCannotRunIsRefusedAlone) {
+  auto reference = cpu_tiny();
+  ASSERT_NE(reference, nullptr);
+  const caf::actor w = spawn_device_worker(sys_, 0, cpu_tiny());
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  self_->send(w, actors::peers_atom::value, caf::actor{self_},
+              std::vector<caf::actor>{none, caf::actor{self_}});
+  messages::execute_item stranger = decode(9, 4, 3);
+  stranger.replica_to = 1;
+  const sent s = send_execute(
+      w, execute(0, 1, {prefill(1, prompt(6), 1), stranger, prefill(2, prompt(5), 1)}));
+  ASSERT_TRUE(s.done.error.empty()) << s.done.error;
+  ASSERT_EQ(s.done.refused.size(), 1u);
+  EXPECT_EQ(s.done.refused[0].item, 1u);
+  EXPECT_NE(s.done.refused[0].reason.find("request 9"), std::string::npos)
+      << s.done.refused[0].reason;
+  const std::vector<token_id> want =
+      direct(*reference, execute(0, 1, {prefill(1, prompt(6)), prefill(2, prompt(5))}));
+  ASSERT_EQ(want.size(), 2u);
+  EXPECT_EQ(s.done.next_tokens, (std::vector<token_id>{want[0], no_token, want[1]}));
+  ASSERT_FALSE(s.kv.empty());
+  for (const auto& k : s.kv) {
+    ASSERT_EQ(k.rows.size(), 2u);
+    EXPECT_EQ(k.rows[0].request, 1u);
+    EXPECT_EQ(k.rows[1].request, 2u);
+  }
+  // Every item refused: nothing runs, and the answer still comes.
+  const messages::iteration_done all = run(w, execute(0, 2, {decode(9, 4, 3), decode(1, 2, 3)}));
+  EXPECT_TRUE(all.error.empty()) << all.error;
+  EXPECT_EQ(all.refused.size(), 2u);
+  EXPECT_EQ(all.next_tokens, (std::vector<token_id>{no_token, no_token}));
   for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
 }
 

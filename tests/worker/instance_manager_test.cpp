@@ -36,6 +36,7 @@ struct transcript {
   std::size_t rejected_executes = 0;  ///< the worker could not decode (e.g. a duplicate item)
   std::vector<messages::request_done> done;
   std::string fail_next;  ///< the worker answers the next Execute with this error
+  request_id refuse = 0;  ///< the worker refuses this request's items (IterationDone.refused)
   std::vector<messages::iteration_report> reports;
 };
 
@@ -65,6 +66,12 @@ caf::behavior scripted_worker(caf::event_based_actor* self, transcript* log) {
     if (!log->fail_next.empty()) {
       done.error = std::exchange(log->fail_next, {});
       done.next_tokens.clear();
+    }
+    for (std::size_t i = 0; i < ex->items.size(); ++i) {
+      if (ex->items[i].request != log->refuse) continue;
+      done.next_tokens[i] = no_token;
+      done.refused.push_back(
+          {.item = static_cast<std::uint32_t>(i), .reason = "not_found: request 2: not cached"});
     }
     self->delayed_send(caf::actor_cast<caf::actor>(self->current_sender()), 1ms, msg_atom::value,
                        messages::encode(done));
@@ -549,6 +556,33 @@ TEST_F(InstanceManager, ADeviceErrorFailsThatIterationsRequestsOnly) {
   EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
 }
 
+// One item the device refused (IterationDone.refused) fails its own request,
+// with the device's words; the others in that iteration ran and go on.
+TEST_F(InstanceManager, ARefusedItemFailsOnlyItsOwnRequest) {
+  start(100);
+  log_.refuse = 2;
+  for (const request_id id : {1, 2, 3}) assign(id, 16, 3, true);  // one prefill batch
+  vt_->run_for(50ms);
+  bool refused_beside_another = false;
+  for (const auto& ex : log_.executes) {
+    bool has_2 = false, has_other = false;
+    for (const auto& it : ex.items) (it.request == 2 ? has_2 : has_other) = true;
+    refused_beside_another |= has_2 && has_other;
+  }
+  EXPECT_TRUE(refused_beside_another) << "2 was batched with another request";
+  std::map<request_id, messages::request_done> by_id;
+  for (const auto& d : log_.done) by_id[d.request] = d;
+  ASSERT_EQ(by_id.size(), 3u);
+  EXPECT_EQ(by_id.at(2).status, messages::request_status::failed);
+  EXPECT_EQ(by_id.at(2).error, "instance 0: not_found: request 2: not cached");
+  for (const request_id id : {1, 3}) {
+    SCOPED_TRACE(id);
+    EXPECT_EQ(by_id.at(id).status, messages::request_status::ok);
+    EXPECT_EQ(by_id.at(id).output_tokens, 3u);
+  }
+  EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
+}
+
 // A client gave up: a queued request ends at once, a running one when its
 // iteration lands (that token dropped); both as cancelled, KV freed, and the
 // other requests go on.
@@ -601,7 +635,9 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
               .kv_bytes_sent = 0,
               .steps = 1,
               .step_ends_ns = {},
-              .joined = 0};
+              .joined = 0,
+              .kv_bytes_shared = 0,
+              .refused = {}};
           self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
                      messages::encode(d));
         },

@@ -43,50 +43,95 @@ class CpuBackendErrors : public ::testing::Test {
     EXPECT_TRUE(state() == snapshot_) << "a failed run changed a cache";
   }
 
+  // expect_run_fails, and the item is one the device refuses alone: its
+  // check_item fails with `code`, and screen() keeps request 1's decode.
+  void expect_refused(const batch_item& extra, errc code) {
+    expect_run_fails(extra, code);
+    const status alone = b_->check_item(extra);
+    ASSERT_FALSE(alone.ok());
+    EXPECT_EQ(alone.err().code(), code) << alone.err().what();
+    const screened_batch s = screen(*b_, batch{{decode(1, 32, next1_), extra}});
+    ASSERT_EQ(s.refused.size(), 1u);
+    EXPECT_EQ(s.refused[0].index, 1u);
+    EXPECT_EQ(s.refused[0].why, alone.err());
+    ASSERT_EQ(s.runnable.items.size(), 1u);
+    EXPECT_EQ(s.runnable.items[0].request, 1u);
+    EXPECT_EQ(s.from, (std::vector<std::size_t>{0}));
+    EXPECT_TRUE(state() == snapshot_) << "screening changed a cache";
+  }
+
   std::unique_ptr<cpu_backend> b_;
   token_id next1_ = 0;
   snapshot snapshot_;
 };
 
 TEST_F(CpuBackendErrors, ContextMismatch) {
-  expect_run_fails(decode(2, 4, 7), errc::invalid_argument);
-  expect_run_fails(prefill(2, 6, {1, 2}), errc::invalid_argument);
-  expect_run_fails(prefill(2, 0, {1, 2}), errc::invalid_argument);  // restart of a cached request
+  expect_refused(decode(2, 4, 7), errc::invalid_argument);
+  expect_refused(prefill(2, 6, {1, 2}), errc::invalid_argument);
+  expect_refused(prefill(2, 0, {1, 2}), errc::invalid_argument);  // restart of a cached request
 }
 
 TEST_F(CpuBackendErrors, UnknownRequest) {
-  expect_run_fails(decode(77, 0, 3), errc::not_found);
-  expect_run_fails(prefill(77, 4, {1}), errc::not_found);
+  expect_refused(decode(77, 0, 3), errc::not_found);
+  expect_refused(prefill(77, 4, {1}), errc::not_found);
 }
 
 TEST_F(CpuBackendErrors, TokenOutOfVocabulary) {
-  expect_run_fails(decode(2, 5, 256), errc::out_of_range);
-  expect_run_fails(prefill(3, 0, {1, -1, 2}), errc::out_of_range);
+  expect_refused(decode(2, 5, 256), errc::out_of_range);
+  expect_refused(prefill(3, 0, {1, -1, 2}), errc::out_of_range);
 }
 
 TEST_F(CpuBackendErrors, TokenCountMismatch) {
   auto it = prefill(3, 0, {1, 2, 3});
   it.num_tokens = 4;
-  expect_run_fails(it, errc::invalid_argument);
-  expect_run_fails(prefill(3, 0, {}), errc::invalid_argument);
+  expect_refused(it, errc::invalid_argument);
+  expect_refused(prefill(3, 0, {}), errc::invalid_argument);
   auto two = decode(2, 5, 1);
   two.tokens = {1, 2};
   two.num_tokens = 2;
-  expect_run_fails(two, errc::invalid_argument);
+  expect_refused(two, errc::invalid_argument);
 }
 
 TEST_F(CpuBackendErrors, BeyondMaxContext) {
-  expect_run_fails(prefill(3, 0, prompt(3, 513, 256)), errc::out_of_range);
+  expect_refused(prefill(3, 0, prompt(3, 513, 256)), errc::out_of_range);
 }
 
 TEST_F(CpuBackendErrors, DuplicateRequestInBatch) {
   expect_run_fails(decode(1, 32, next1_), errc::invalid_argument);
+  const screened_batch s = screen(*b_, batch{{decode(1, 32, next1_), decode(1, 32, next1_)}});
+  ASSERT_EQ(s.refused.size(), 1u);
+  EXPECT_EQ(s.refused[0].index, 1u) << "the second appearance";
+  EXPECT_EQ(s.refused[0].why.code(), errc::invalid_argument);
+  EXPECT_EQ(s.runnable.items.size(), 1u);
 }
 
 TEST_F(CpuBackendErrors, PoolExhaustedByTheWholeBatch) {
   // Each item alone fits (1 and 5 blocks of 5 free), together they do not.
   expect_run_fails(prefill(3, 0, prompt(3, 80, 256)), errc::out_of_memory);
+  // Not an item's fault: screening refuses neither, the batch fails whole.
+  EXPECT_TRUE(screen(*b_, batch{{decode(1, 32, next1_), prefill(3, 0, prompt(3, 80, 256))}})
+                  .refused.empty());
   EXPECT_TRUE(b_->run(batch{{prefill(3, 0, prompt(3, 80, 256))}}).ok());
+}
+
+// The items around a refused one run as they would have without it: the
+// same tokens as a twin backend given only the good items.
+TEST_F(CpuBackendErrors, AScreenedBatchRunsTheRestAsIfTheRefusedWereNeverThere) {
+  auto twin = make(test::tiny_spec(), 1, 8);
+  test::run_ok(*twin, batch{{prefill(1, 0, prompt(1, 32, 256)), prefill(2, 0, prompt(2, 5, 256))}});
+  const batch_item good1 = decode(1, 32, next1_), good2 = prefill(2, 5, {3, 4});
+  const std::vector<token_id> want = test::run_ok(*twin, batch{{good1, good2}});
+  const screened_batch s =
+      screen(*b_, batch{{decode(77, 3, 1), good1, prefill(3, 4, {9}), good2, decode(1, 40, 2)}});
+  ASSERT_EQ(s.refused.size(), 3u);
+  EXPECT_EQ(s.refused[0].index, 0u);
+  EXPECT_EQ(s.refused[0].why.code(), errc::not_found);
+  EXPECT_EQ(s.refused[1].index, 2u);
+  EXPECT_EQ(s.refused[2].index, 4u) << "1 is in the batch already";
+  const std::vector<token_id> got = unscreen(s, 5, test::run_ok(*b_, s.runnable));
+  EXPECT_EQ(got, (std::vector<token_id>{no_token, want[0], no_token, want[1], no_token}));
+  EXPECT_EQ(b_->cached_tokens(1), 33u);
+  EXPECT_EQ(b_->cached_tokens(2), 7u);
 }
 
 TEST_F(CpuBackendErrors, ExportOfUncachedRanges) {

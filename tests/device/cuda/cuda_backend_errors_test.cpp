@@ -69,10 +69,20 @@ TEST(cuda_backend_errors, bad_batches_change_nothing) {
     EXPECT_EQ(r.err().code(), code) << what << ": " << r.err().what();
     EXPECT_EQ(be.free_blocks(), 4u) << what;
   };
+  // An item that is wrong on its own: check_item says so with the same code.
+  auto expect_item = [&](const batch_item& it, errc code, const char* what) {
+    expect(batch{{it}}, code, what);
+    const status alone = be.check_item(it);
+    ASSERT_FALSE(alone.ok()) << what;
+    EXPECT_EQ(alone.err().code(), code) << what << ": " << alone.err().what();
+  };
   expect(batch{}, errc::invalid_argument, "empty batch");
-  expect(batch{{batch_item{1, phase::prefill, 0, 2, {1}, true}}}, errc::invalid_argument, "count");
-  expect(batch{{batch_item{1, phase::decode, 0, 1, {1}, true}}}, errc::not_found, "unknown decode");
-  expect(batch{{batch_item{1, phase::prefill, 0, 1, {256}, true}}}, errc::out_of_range, "token id");
+  expect_item(batch_item{1, phase::prefill, 0, 2, {1}, true}, errc::invalid_argument, "count");
+  expect_item(batch_item{1, phase::decode, 0, 1, {1}, true}, errc::not_found, "unknown decode");
+  expect_item(batch_item{1, phase::prefill, 0, 1, {256}, true}, errc::out_of_range, "token id");
+  EXPECT_TRUE(
+      be.check_item(batch_item{1, phase::prefill, 0, 40, std::vector<token_id>(40, 1), true}).ok())
+      << "an item that fits alone";
   expect(batch{{batch_item{1, phase::prefill, 0, 40, std::vector<token_id>(40, 1), true},
                 batch_item{2, phase::prefill, 0, 40, std::vector<token_id>(40, 1), true}}},
          errc::out_of_memory, "pool");

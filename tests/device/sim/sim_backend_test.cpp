@@ -82,6 +82,14 @@ TEST_F(SimBackend, ContextMismatchFailsAndChangesNothing) {
   auto mixed = b_->run(batch{{decode_item(2, 4), decode_item(1, 25)}});
   EXPECT_EQ(mixed.err().code(), errc::out_of_range);
   EXPECT_EQ(b_->cached_tokens(2), 4u);
+  // The bad item alone is what check_item (and so screen) refuses.
+  EXPECT_TRUE(b_->check_item(decode_item(2, 4)).ok());
+  EXPECT_EQ(b_->check_item(decode_item(1, 25)).err().code(), errc::out_of_range);
+  const screened_batch s = screen(*b_, batch{{decode_item(2, 4), decode_item(1, 25)}});
+  ASSERT_EQ(s.refused.size(), 1u);
+  EXPECT_EQ(s.refused[0].index, 1u);
+  ASSERT_EQ(s.runnable.items.size(), 1u);
+  EXPECT_EQ(s.runnable.items[0].request, 2u);
 }
 
 TEST_F(SimBackend, UnknownRequests) {
@@ -98,6 +106,10 @@ TEST_F(SimBackend, MalformedBatches) {
   batch_item wrong_ids = prefill_item(1, 0, 4);
   wrong_ids.tokens = {1, 2, 3};
   EXPECT_EQ(b_->run(one(wrong_ids)).err().code(), errc::invalid_argument);
+  EXPECT_EQ(b_->check_item(wrong_ids).err().code(), errc::invalid_argument);
+  batch_item empty = prefill_item(1, 0, 4);
+  empty.num_tokens = 0;
+  EXPECT_EQ(b_->check_item(empty).err().code(), errc::invalid_argument);
   EXPECT_EQ(b_->used_blocks(), 0u);
 }
 
