@@ -26,6 +26,7 @@ struct entry {
   bool stream = false;                  ///< token_ids: send TokenBatch as tokens come
   std::vector<token_id> prompt;         ///< token_ids: the prompt's ids
   std::vector<token_id> output;         ///< token_ids: the output so far
+  std::vector<token_id> stop;           ///< its stop tokens (each instance ends it on one)
   instance_id move_from = no_instance;  ///< source of a move in progress
   bool keep_copy = false;               ///< that move keeps the source's copy
   std::uint64_t takeover_ns = 0;        ///< its latest takeover, until its next token
@@ -127,7 +128,7 @@ void apply(coord_actor* self, const assign_prefill_d& d) {
                                    .max_tokens = r.max_tokens,
                                    .chunk_tokens = 0,
                                    .arrival_ns = e.timeline.arrival_ns,
-                                   .stop_tokens = {},
+                                   .stop_tokens = e.stop,
                                    .then_decode = d.then_decode});
 }
 
@@ -155,6 +156,7 @@ void apply(coord_actor* self, const decode_here_d& d) {
   --inst.parked;
   ++inst.decode_requests;
   inst.decode_tokens += r.context_len();
+  const entry& e = s.table.at(d.request);
   send_to(self, r.decode_instance,
           messages::start_decode{.epoch = s.epoch,
                                  .request = r.id,
@@ -165,7 +167,7 @@ void apply(coord_actor* self, const decode_here_d& d) {
                                  .generated = r.generated,
                                  .partner = d.replica,
                                  .max_tokens = r.max_tokens,
-                                 .stop_tokens = {},
+                                 .stop_tokens = e.stop,
                                  .context_tokens = {},
                                  .takeover = false});
 }
@@ -204,7 +206,7 @@ void apply(coord_actor* self, const move_decode_d& d) {
                                 .tail_tokens = {},
                                 .new_partner = d.keep_copy ? from : no_instance,
                                 .max_tokens = r.max_tokens,
-                                .stop_tokens = {}});
+                                .stop_tokens = e.stop});
 }
 
 void apply(coord_actor* self, const set_role_d& d) {
@@ -273,6 +275,7 @@ void on_submit(coord_actor* self, const messages::submit_request& m) {
   request_view r{.id = id, .prompt_len = m.prompt_len, .max_tokens = m.max_tokens};
   entry e;
   e.stream = m.stream;
+  e.stop = m.stop_tokens;
   if (s.opt.token_ids) e.prompt = m.prompt;
   e.view = &s.view.requests.emplace(id, r).first->second;
   e.timeline.id = id;
@@ -427,7 +430,7 @@ void on_moved(coord_actor* self, const messages::move_decode& m) {
                                  .generated = m.generated,
                                  .partner = r.replica_instance,
                                  .max_tokens = r.max_tokens,
-                                 .stop_tokens = {},
+                                 .stop_tokens = e.stop,
                                  .context_tokens = std::move(context),
                                  .takeover = false});
 }
@@ -665,6 +668,16 @@ void abandon(coord_actor* self, request_id id, const std::string& why) {
 
 // --- takeover (DESIGN.md "Takeover") ---------------------------------------------
 
+// Why `r`'s output is complete (as its instance decides: a stop token, then
+// max_tokens), or none.
+messages::finish_reason finish_of(const request_view& r, const entry& e) {
+  if (r.generated == 0) return messages::finish_reason::none;
+  if (std::find(e.stop.begin(), e.stop.end(), r.last_token) != e.stop.end())
+    return messages::finish_reason::stop;
+  if (r.generated >= r.max_tokens) return messages::finish_reason::length;
+  return messages::finish_reason::none;
+}
+
 void note_takeover(coord_actor* self, request_view& r, instance_id lost, bool from_replica) {
   auto& s = self->state;
   entry& e = s.table.at(r.id);
@@ -687,8 +700,23 @@ void note_takeover(coord_actor* self, request_view& r, instance_id lost, bool fr
 // recomputes its whole context (prompt and the tokens generated so far).
 // Either continues from the coordinator's last token, so a client gets no
 // token twice and none is skipped.
+//
+// A request whose output is complete (its instance died after the report
+// that carried the last token, max_tokens or a stop token, before its
+// RequestDone) is done: it ends here as that RequestDone would have ended
+// it, since an instance that took it over would decode one token more before
+// it checked.
 void take_over(coord_actor* self, request_view& r, instance_id lost) {
   auto& s = self->state;
+  if (const auto end = finish_of(r, s.table.at(r.id)); end != messages::finish_reason::none) {
+    return on_done(self, messages::request_done{.epoch = s.epoch,
+                                                .request = r.id,
+                                                .status = messages::request_status::ok,
+                                                .finish = end,
+                                                .output_tokens = r.generated,
+                                                .error = {},
+                                                .instance = lost});
+  }
   const bool from_replica =
       r.replica_instance != no_instance && s.view.at(r.replica_instance).alive;
   const instance_id to = from_replica ? r.replica_instance : s.view.least_loaded();
@@ -716,7 +744,7 @@ void take_over(coord_actor* self, request_view& r, instance_id lost) {
                                  .generated = r.generated,
                                  .partner = no_instance,
                                  .max_tokens = r.max_tokens,
-                                 .stop_tokens = {},
+                                 .stop_tokens = e.stop,
                                  .context_tokens = context_of(s, e, r.context_len()),
                                  .takeover = true});
   note_takeover(self, r, lost, from_replica);

@@ -33,6 +33,7 @@ struct primary {
   state st = state::queued;
   std::uint32_t prompt_len = 0;
   std::uint32_t max_tokens = 0;
+  std::vector<token_id> stop;   ///< generation ends after any of these
   std::uint32_t cached = 0;     ///< tokens whose KV is held here
   std::uint32_t target = 0;     ///< tokens to hold before decoding (prefill or copy)
   std::uint32_t generated = 0;  ///< output tokens so far
@@ -536,8 +537,21 @@ void end_request(im_actor* self, request_id id, messages::request_status status,
   free_primary(s, id);
 }
 
-void finish_request(im_actor* self, request_id id) {
-  end_request(self, id, messages::request_status::ok, messages::finish_reason::length);
+// Why `p` is done after its newest token (a stop token, then max_tokens),
+// or none.
+messages::finish_reason finish_of(const primary& p) {
+  if (p.generated > 0 && std::find(p.stop.begin(), p.stop.end(), p.last_token) != p.stop.end())
+    return messages::finish_reason::stop;
+  if (p.generated >= p.max_tokens) return messages::finish_reason::length;
+  return messages::finish_reason::none;
+}
+
+// Ends `id` as complete when its newest token finished it; true if so.
+bool finish_if_done(im_actor* self, request_id id, const primary& p) {
+  const messages::finish_reason end = finish_of(p);
+  if (end == messages::finish_reason::none) return false;
+  end_request(self, id, messages::request_status::ok, end);
+  return true;
 }
 
 // The device could not run an iteration holding `id` (IterationDone.error):
@@ -589,10 +603,7 @@ void apply_item(im_actor* self, const messages::execute_item& item, primary& p, 
   } else {
     emit(out, item.request, p, tok, 0);
   }
-  if (p.generated >= p.max_tokens) {
-    finish_request(self, item.request);
-    return;
-  }
+  if (finish_if_done(self, item.request, p)) return;
   if (p.move_pending) finish_move(self, item.request, p);  // answered after the report
 }
 
@@ -614,10 +625,7 @@ void apply_steps(im_actor* self, const messages::iteration_done& d, std::size_t 
     if (tok == no_token) continue;
     ++p.cached;
     emit(out, item.request, p, tok, k);
-    if (p.generated >= p.max_tokens) {
-      finish_request(self, item.request);
-      return;
-    }
+    if (finish_if_done(self, item.request, p)) return;
   }
   const std::uint64_t keep = blocks_for(s, p.cached);
   s.primary_blocks -= p.blocks - keep;
@@ -702,6 +710,7 @@ void on_assign(im_actor* self, const messages::assign_prefill& m) {
   primary p;
   p.prompt_len = m.prompt_len;
   p.max_tokens = m.max_tokens;
+  p.stop = m.stop_tokens;
   p.target = m.prompt_len;
   p.copy_to = m.partner;
   p.then_decode = m.then_decode;
@@ -792,6 +801,7 @@ void on_start_decode(im_actor* self, const messages::start_decode& m) {
   }
   primary& p = it->second;
   p.copy_to = m.partner;
+  p.stop = m.stop_tokens;
   if (m.takeover && (p.st == state::queued || p.st == state::awaiting_kv)) {
     take_over(self, m.request, p);
   } else if (p.recompute && p.st == state::queued) {

@@ -147,7 +147,7 @@ class InstanceManager : public ::testing::Test {
   void deliver_raw(capnp_blob b) { caf::anon_send(manager_, msg_atom::value, std::move(b)); }
 
   void assign(request_id id, std::uint32_t prompt, std::uint32_t max_tokens, bool then_decode,
-              instance_id partner = no_instance) {
+              instance_id partner = no_instance, std::vector<token_id> stop = {}) {
     messages::assign_prefill a;
     a.epoch = 1;
     a.request = id;
@@ -156,6 +156,7 @@ class InstanceManager : public ::testing::Test {
     a.prompt_len = prompt;
     a.max_tokens = max_tokens;
     a.then_decode = then_decode;
+    a.stop_tokens = std::move(stop);
     deliver(a);
   }
 
@@ -579,6 +580,29 @@ TEST_F(InstanceManager, ARefusedItemFailsOnlyItsOwnRequest) {
     SCOPED_TRACE(id);
     EXPECT_EQ(by_id.at(id).status, messages::request_status::ok);
     EXPECT_EQ(by_id.at(id).output_tokens, 3u);
+  }
+  EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
+}
+
+// A stop token ends its request as complete (finish "stop") right after it,
+// first token or later; a request without one runs to max_tokens.
+TEST_F(InstanceManager, AStopTokenEndsTheRequestThere) {
+  start(100);
+  assign(1, 16, 10, true, no_instance, {3, 7});  // the worker's tokens are all 7
+  assign(2, 16, 3, true, no_instance, {8});
+  vt_->run_for(50ms);
+  std::map<request_id, messages::request_done> by_id;
+  for (const auto& d : log_.done) by_id[d.request] = d;
+  ASSERT_EQ(by_id.size(), 2u);
+  EXPECT_EQ(by_id.at(1).status, messages::request_status::ok);
+  EXPECT_EQ(by_id.at(1).finish, messages::finish_reason::stop);
+  EXPECT_EQ(by_id.at(1).output_tokens, 1u);
+  EXPECT_EQ(by_id.at(2).finish, messages::finish_reason::length);
+  EXPECT_EQ(by_id.at(2).output_tokens, 3u);
+  for (const auto& ex : log_.executes) {
+    for (const auto& it : ex.items) {
+      EXPECT_FALSE(it.request == 1 && it.phase == messages::phase::decode) << "decoded past stop";
+    }
   }
   EXPECT_EQ(last_report().load.primary_blocks, 0u) << "nothing leaked";
 }
