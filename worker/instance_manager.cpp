@@ -49,6 +49,7 @@ struct primary {
   /// of them); ids[c] is the input at context position c. Empty on sim.
   std::vector<token_id> ids;
   bool recompute = false;      ///< rebuilding KV it lost or never received (no output)
+  bool rebuilt = false;        ///< its KV was rebuilt once after the device refused it
   bool in_flight = false;      ///< part of the running iteration
   bool move_pending = false;   ///< MoveDecode arrived while in flight
   bool cancelled = false;      ///< Cancel arrived while in flight: ends when it lands
@@ -567,6 +568,32 @@ void cancel_request(im_actor* self, request_id id) {
   end_request(self, id, messages::request_status::cancelled, messages::finish_reason::none);
 }
 
+// A request the device refused (IterationDone.refused): the KV the device
+// holds of it is no use. On a real device, whose token ids this manager
+// keeps, it is rebuilt once from them: a decode recomputes its whole context
+// and goes on (as after a preemption, and reported so), a prefill starts
+// over. Refused again, or with nothing to rebuild from, it fails with the
+// device's words.
+void on_refused(im_actor* self, request_id id, primary& p, const std::string& why) {
+  auto& s = self->state;
+  p.in_flight = false;
+  if (p.cancelled) return cancel_request(self, id);
+  const std::uint32_t context = p.generated > 0 ? p.prompt_len + p.generated - 1 : p.prompt_len;
+  if (!s.opt.device_memory || p.rebuilt || p.ids.size() < context)
+    return fail_request(self, id, why);
+  p.rebuilt = true;
+  forget_kv(s, id, p);
+  s.preempted.push_back(id);
+  if (p.generated > 0 && !p.recompute) {
+    p.target = context;
+    std::erase(s.running, id);
+    queue_recompute(s, id, p);
+  } else if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), id) ==
+             s.prefill_queue.end()) {
+    s.prefill_queue.push_front(id);
+  }
+}
+
 // Records `p`'s next output token (made at `step` of the iteration) in the
 // report: it extends the request's run of tokens or starts one.
 void emit(messages::iteration_report& out, request_id id, primary& p, token_id tok,
@@ -648,18 +675,12 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   rep.duration_ns = d.duration_ns;
   rep.role = s.current;
   const auto& items = s.inflight.items;
-  // An item the device refused fails alone (d.refused, ascending); the
-  // others ran. A refusal past the items names nothing and is ignored.
+  // An item the device refused is rebuilt or fails alone (d.refused,
+  // ascending); the others ran. A refusal past the items names nothing.
   auto refusal = d.refused.begin();
   const auto refused = [&](std::size_t i) {
     if (refusal == d.refused.end() || refusal->item != i) return false;
-    primary& p = *s.inflight_p[i];
-    p.in_flight = false;
-    if (p.cancelled) {
-      cancel_request(self, items[i].request);
-    } else {
-      fail_request(self, items[i].request, refusal->reason);
-    }
+    on_refused(self, items[i].request, *s.inflight_p[i], refusal->reason);
     ++refusal;
     return true;
   };

@@ -40,8 +40,11 @@
 // An iteration the device could not run (IterationDone.error) ends every
 // request in it as failed, with the device's message (RequestDone); the
 // instance goes on with the others. An item the device refused alone
-// (IterationDone.refused) ends only its own request so; the rest of the
-// iteration counts as run.
+// (IterationDone.refused) touches only its own request, and the rest of the
+// iteration counts as run: on a real device (device_memory) the request's
+// KV there is freed and rebuilt once from its token ids, prompt and output
+// so far, by a prefill without output (reported as a preemption), and it
+// decodes on; refused again, or on a simulated device, it fails so.
 //
 // Memory: one pool of blocks holds primaries (KV this instance computes on)
 // and replicas (redundant copies of the partner's requests). A primary that

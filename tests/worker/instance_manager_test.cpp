@@ -690,6 +690,94 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
   EXPECT_EQ(released[0], (std::vector<request_id>{9}));
 }
 
+// On a real device a refused item is rebuilt once from the token ids the
+// manager keeps: the device frees the request's KV, the whole context
+// (prompt and output so far) is prefilled again without output, and decoding
+// goes on from the last token; a second refusal fails the request.
+TEST_F(InstanceManager, OnARealDeviceARefusedRequestIsRebuiltOnceThenFails) {
+  instance_options o;
+  o.id = self_id;
+  o.total_blocks = 100;
+  o.device_memory = true;
+  coordinator_ = sys_.spawn(recording_coordinator, &log_);
+  std::vector<request_id> released;
+  int refusals_left = 0;  // of request 9's decodes, from the second one on
+  worker_ = sys_.spawn([this, &released, &refusals_left](caf::event_based_actor* self) {
+    return caf::behavior{
+        [this, self, &refusals_left](msg_atom, const capnp_blob& b) {
+          auto ex = messages::decode<messages::execute>(b);
+          if (!ex) return;
+          log_.executes.push_back(*ex);
+          messages::iteration_done d;
+          d.epoch = ex->epoch;
+          d.instance = ex->instance;
+          d.iteration = ex->iteration;
+          d.duration_ns = 1000;
+          for (std::size_t i = 0; i < ex->items.size(); ++i) {
+            const auto& it = ex->items[i];
+            const bool refuse = it.request == 9 && it.phase == messages::phase::decode &&
+                                it.context > 3 && refusals_left > 0;
+            d.next_tokens.push_back(refuse ? no_token : 40 + static_cast<token_id>(it.context));
+            if (!refuse) continue;
+            --refusals_left;
+            d.refused.push_back({.item = static_cast<std::uint32_t>(i),
+                                 .reason = "invalid_argument: request 9: context 4 but 0 cached"});
+          }
+          self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
+                     messages::encode(d));
+        },
+        [&released](actors::release_atom, const std::vector<request_id>& ids) {
+          released.insert(released.end(), ids.begin(), ids.end());
+        },
+    };
+  });
+  manager_ = spawn_instance_manager(sys_, o);
+  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  messages::assign_prefill a;
+  a.epoch = 1;
+  a.request = 9;
+  a.instance = self_id;
+  a.prompt = {5, 6, 7};
+  a.prompt_len = 3;
+  a.max_tokens = 4;
+  a.then_decode = true;
+
+  refusals_left = 1;
+  deliver(a);
+  vt_->run_for(10ms);
+  ASSERT_EQ(log_.done.size(), 1u);
+  EXPECT_EQ(log_.done[0].status, messages::request_status::ok) << log_.done[0].error;
+  EXPECT_EQ(log_.done[0].output_tokens, 4u);
+  // (token = 40 + context) prefill [5 6 7] -> 40; decode 40 at 3 -> 43;
+  // decode 43 at 4 refused; rebuild [5 6 7 40] without output; decode 43 at 4
+  // -> 44; decode 44 at 5 -> 45.
+  std::vector<messages::execute_item> seen;
+  for (const auto& ex : log_.executes) seen.push_back(ex.items.at(0));
+  ASSERT_EQ(seen.size(), 6u);
+  EXPECT_EQ(seen[3].phase, messages::phase::prefill);
+  EXPECT_EQ(seen[3].context, 0u);
+  EXPECT_EQ(seen[3].tokens, (std::vector<token_id>{5, 6, 7, 40}));
+  EXPECT_FALSE(seen[3].wants_output);
+  EXPECT_EQ(seen[4].context, 4u) << "decoding goes on after the rebuilt context";
+  EXPECT_EQ(seen[4].tokens, (std::vector<token_id>{43}));
+  EXPECT_EQ(seen[5].tokens, (std::vector<token_id>{44}));
+  ASSERT_GE(released.size(), 1u);
+  EXPECT_EQ(released[0], 9u) << "the device's KV of it was freed before the rebuild";
+  bool reported = false;
+  for (const auto& r : log_.reports) reported |= !r.preempted.empty() && r.preempted[0] == 9;
+  EXPECT_TRUE(reported) << "the rebuild is reported as a preemption";
+
+  refusals_left = 2;  // refused again after its rebuild: it fails
+  a.request = 9;
+  log_.done.clear();
+  log_.executes.clear();
+  deliver(a);
+  vt_->run_for(10ms);
+  ASSERT_EQ(log_.done.size(), 1u);
+  EXPECT_EQ(log_.done[0].status, messages::request_status::failed);
+  EXPECT_EQ(log_.done[0].error, "instance 0: invalid_argument: request 9: context 4 but 0 cached");
+}
+
 // A copy becoming the primary on a real device: a layer's rows that come in
 // pieces (the sender's flow control cuts large ones by token range) are all
 // kept for the device, not only those that start within what the copy held.
