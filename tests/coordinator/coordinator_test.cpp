@@ -79,6 +79,16 @@ class Fencing : public ::testing::Test {
     all.push_back(coord_);
     EXPECT_TRUE(vt_->shutdown(all).ok());
   }
+  // A client's request `id` (no client actor: the answer goes nowhere).
+  void submit(request_id id, std::uint32_t max_tokens, std::vector<token_id> stop = {}) {
+    messages::submit_request s;
+    s.request = id;
+    s.prompt_len = 16;
+    s.max_tokens = max_tokens;
+    s.stop_tokens = std::move(stop);
+    caf::anon_send(coord_, msg_atom::value, messages::pack(s));
+    vt_->run();
+  }
   // `m` from instance manager `i`, as its actor sends it.
   template <class T>
   void from(std::size_t i, const T& m) {
@@ -134,12 +144,7 @@ TEST_F(Fencing, ALostInstancesLateMessagesAreDroppedCountedAndAnsweredWithAFence
 TEST_F(Fencing, WorkAssignedAfterALossCarriesTheNewEpoch) {
   caf::anon_send(coord_, actors::lost_atom::value, instance_id{1});
   vt_->run();
-  messages::submit_request s;
-  s.request = 7;
-  s.prompt_len = 16;
-  s.max_tokens = 4;
-  caf::anon_send(coord_, msg_atom::value, messages::pack(s));
-  vt_->run();
+  submit(7, 4);
   ASSERT_EQ(in_[0].prefills.size(), 1u) << "the request did not go to the live instance";
   EXPECT_TRUE(in_[1].prefills.empty());
   EXPECT_GT(in_[0].prefills[0].epoch, epoch_t{1});
@@ -151,12 +156,7 @@ TEST_F(Fencing, WorkAssignedAfterALossCarriesTheNewEpoch) {
 // token taken over, and its new instance decoded one token more than asked.
 // Such a request is done: it ends at once, complete, and nobody decodes it.
 TEST_F(Fencing, ARequestLostWithEveryTokenIsDoneNotTakenOver) {
-  messages::submit_request s;
-  s.request = 7;
-  s.prompt_len = 16;
-  s.max_tokens = 2;
-  caf::anon_send(coord_, msg_atom::value, messages::pack(s));
-  vt_->run();
+  submit(7, 2);
   const std::size_t home = in_[0].prefills.empty() ? 1 : 0;
   ASSERT_EQ(in_[home].prefills.size(), 1u);
   for (std::uint32_t k = 0; k < 2; ++k) {
@@ -180,13 +180,7 @@ TEST_F(Fencing, ARequestLostWithEveryTokenIsDoneNotTakenOver) {
 // A request's stop tokens go with it to its instance; one lost right after
 // reporting a stop token is done (finish "stop"), not taken over.
 TEST_F(Fencing, StopTokensTravelWithTheRequestAndEndItOnALoss) {
-  messages::submit_request s;
-  s.request = 8;
-  s.prompt_len = 16;
-  s.max_tokens = 50;
-  s.stop_tokens = {2, 41};
-  caf::anon_send(coord_, msg_atom::value, messages::pack(s));
-  vt_->run();
+  submit(8, 50, {2, 41});
   const std::size_t home = in_[0].prefills.empty() ? 1 : 0;
   ASSERT_EQ(in_[home].prefills.size(), 1u);
   EXPECT_EQ(in_[home].prefills[0].stop_tokens, (std::vector<token_id>{2, 41}));

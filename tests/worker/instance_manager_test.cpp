@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -110,6 +111,55 @@ class InstanceManager : public ::testing::Test {
     });
     manager_ = spawn_instance_manager(sys_, o);
     caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  }
+
+  // A manager of a real device (100 blocks) whose worker records each
+  // Execute, answers it at once as `answer` fills its IterationDone (tokens,
+  // refusals), and appends the ids it is told to free to `released`.
+  void start_real_device(
+      std::function<void(const messages::execute&, messages::iteration_done&)> answer,
+      std::vector<request_id>& released) {
+    instance_options o;
+    o.id = self_id;
+    o.total_blocks = 100;
+    o.device_memory = true;
+    coordinator_ = sys_.spawn(recording_coordinator, &log_);
+    worker_ = sys_.spawn([this, answer = std::move(answer),
+                          &released](caf::event_based_actor* self) -> caf::behavior {
+      return {
+          [this, self, answer](msg_atom, const capnp_blob& b) {
+            auto ex = messages::decode<messages::execute>(b);
+            if (!ex) return;
+            log_.executes.push_back(*ex);
+            messages::iteration_done d;
+            d.epoch = ex->epoch;
+            d.instance = ex->instance;
+            d.iteration = ex->iteration;
+            d.duration_ns = 1000;
+            answer(*ex, d);
+            self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
+                       messages::encode(d));
+          },
+          [&released](actors::release_atom, const std::vector<request_id>& ids) {
+            released.insert(released.end(), ids.begin(), ids.end());
+          },
+      };
+    });
+    manager_ = spawn_instance_manager(sys_, o);
+    caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
+  }
+
+  // Request `id` with the token ids {5, 6, 7}, to decode here after them.
+  static messages::assign_prefill prompt_of_ids(request_id id, std::uint32_t max_tokens) {
+    messages::assign_prefill a;
+    a.epoch = 1;
+    a.request = id;
+    a.instance = self_id;
+    a.prompt = {5, 6, 7};
+    a.prompt_len = 3;
+    a.max_tokens = max_tokens;
+    a.then_decode = true;
+    return a;
   }
 
   void start(std::uint64_t blocks, std::uint32_t layers = 0) {
@@ -636,58 +686,19 @@ TEST_F(InstanceManager, ACancelledRequestEndsAsCancelledAndFreesItsKv) {
 // output token as the next decode's input), and the worker is told to free
 // a finished request's KV.
 TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
-  instance_options o;
-  o.id = self_id;
-  o.total_blocks = 100;
-  o.device_memory = true;
-  coordinator_ = sys_.spawn(recording_coordinator, &log_);
-  std::vector<std::vector<request_id>> released;
-  worker_ = sys_.spawn([this, &released](caf::event_based_actor* self) -> caf::behavior {
-    return {
-        [this, self](msg_atom, const capnp_blob& b) {
-          auto ex = messages::decode<messages::execute>(b);
-          if (!ex) return;
-          log_.executes.push_back(*ex);
-          messages::iteration_done d{
-              .epoch = ex->epoch,
-              .instance = ex->instance,
-              .iteration = ex->iteration,
-              .duration_ns = 1000,
-              .next_tokens = std::vector<token_id>(
-                  ex->items.size(), 40 + static_cast<token_id>(log_.executes.size())),
-              .error = {},
-              .kv_bytes_sent = 0,
-              .steps = 1,
-              .step_ends_ns = {},
-              .joined = 0,
-              .kv_bytes_shared = 0,
-              .refused = {}};
-          self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
-                     messages::encode(d));
-        },
-        [&released](actors::release_atom, const std::vector<request_id>& ids) {
-          released.push_back(ids);
-        },
-    };
-  });
-  manager_ = spawn_instance_manager(sys_, o);
-  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
-  messages::assign_prefill a;
-  a.epoch = 1;
-  a.request = 9;
-  a.instance = self_id;
-  a.prompt = {5, 6, 7};
-  a.prompt_len = 3;
-  a.max_tokens = 3;
-  a.then_decode = true;
-  deliver(a);
+  std::vector<request_id> released;
+  start_real_device(
+      [this](const messages::execute& ex, messages::iteration_done& d) {
+        d.next_tokens.assign(ex.items.size(), 40 + static_cast<token_id>(log_.executes.size()));
+      },
+      released);
+  deliver(prompt_of_ids(9, 3));
   vt_->run_for(10ms);
   ASSERT_EQ(log_.executes.size(), 3u);
   EXPECT_EQ(log_.executes[0].items[0].tokens, (std::vector<token_id>{5, 6, 7}));
   EXPECT_EQ(log_.executes[1].items[0].tokens, (std::vector<token_id>{41}));  // the first token
   EXPECT_EQ(log_.executes[2].items[0].tokens, (std::vector<token_id>{42}));
-  ASSERT_EQ(released.size(), 1u);
-  EXPECT_EQ(released[0], (std::vector<request_id>{9}));
+  EXPECT_EQ(released, (std::vector<request_id>{9}));
 }
 
 // On a real device a refused item is rebuilt once from the token ids the
@@ -695,52 +706,23 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
 // (prompt and output so far) is prefilled again without output, and decoding
 // goes on from the last token; a second refusal fails the request.
 TEST_F(InstanceManager, OnARealDeviceARefusedRequestIsRebuiltOnceThenFails) {
-  instance_options o;
-  o.id = self_id;
-  o.total_blocks = 100;
-  o.device_memory = true;
-  coordinator_ = sys_.spawn(recording_coordinator, &log_);
   std::vector<request_id> released;
   int refusals_left = 0;  // of request 9's decodes, from the second one on
-  worker_ = sys_.spawn([this, &released, &refusals_left](caf::event_based_actor* self) {
-    return caf::behavior{
-        [this, self, &refusals_left](msg_atom, const capnp_blob& b) {
-          auto ex = messages::decode<messages::execute>(b);
-          if (!ex) return;
-          log_.executes.push_back(*ex);
-          messages::iteration_done d;
-          d.epoch = ex->epoch;
-          d.instance = ex->instance;
-          d.iteration = ex->iteration;
-          d.duration_ns = 1000;
-          for (std::size_t i = 0; i < ex->items.size(); ++i) {
-            const auto& it = ex->items[i];
-            const bool refuse = it.request == 9 && it.phase == messages::phase::decode &&
-                                it.context > 3 && refusals_left > 0;
-            d.next_tokens.push_back(refuse ? no_token : 40 + static_cast<token_id>(it.context));
-            if (!refuse) continue;
-            --refusals_left;
-            d.refused.push_back({.item = static_cast<std::uint32_t>(i),
-                                 .reason = "invalid_argument: request 9: context 4 but 0 cached"});
-          }
-          self->send(caf::actor_cast<caf::actor>(self->current_sender()), msg_atom::value,
-                     messages::encode(d));
-        },
-        [&released](actors::release_atom, const std::vector<request_id>& ids) {
-          released.insert(released.end(), ids.begin(), ids.end());
-        },
-    };
-  });
-  manager_ = spawn_instance_manager(sys_, o);
-  caf::anon_send(manager_, actors::peers_atom::value, coordinator_, worker_);
-  messages::assign_prefill a;
-  a.epoch = 1;
-  a.request = 9;
-  a.instance = self_id;
-  a.prompt = {5, 6, 7};
-  a.prompt_len = 3;
-  a.max_tokens = 4;
-  a.then_decode = true;
+  start_real_device(
+      [&refusals_left](const messages::execute& ex, messages::iteration_done& d) {
+        for (std::size_t i = 0; i < ex.items.size(); ++i) {
+          const auto& it = ex.items[i];
+          const bool refuse = it.request == 9 && it.phase == messages::phase::decode &&
+                              it.context > 3 && refusals_left > 0;
+          d.next_tokens.push_back(refuse ? no_token : 40 + static_cast<token_id>(it.context));
+          if (!refuse) continue;
+          --refusals_left;
+          d.refused.push_back({.item = static_cast<std::uint32_t>(i),
+                               .reason = "invalid_argument: request 9: context 4 but 0 cached"});
+        }
+      },
+      released);
+  const messages::assign_prefill a = prompt_of_ids(9, 4);
 
   refusals_left = 1;
   deliver(a);
@@ -768,7 +750,6 @@ TEST_F(InstanceManager, OnARealDeviceARefusedRequestIsRebuiltOnceThenFails) {
   EXPECT_TRUE(reported) << "the rebuild is reported as a preemption";
 
   refusals_left = 2;  // refused again after its rebuild: it fails
-  a.request = 9;
   log_.done.clear();
   log_.executes.clear();
   deliver(a);
