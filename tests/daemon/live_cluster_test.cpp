@@ -416,7 +416,8 @@ TEST(External, LosesNoRequestWhileAWorkerIsCutOff) {
 }
 
 // HTTP clients of the same cluster get the tokens one instance computes
-// for the prompt's bytes, whole or streamed as server-sent events.
+// for the prompt's bytes, whole or streamed as server-sent events, and a
+// stop token ends the output where it first appears.
 TEST(LiveCluster, HttpClientsGetTheTokensOfOneInstance) {
   live_cluster c{"accellm"};
   ASSERT_TRUE(c.up()) << c.log();
@@ -457,6 +458,21 @@ TEST(LiveCluster, HttpClientsGetTheTokensOfOneInstance) {
   }
   EXPECT_TRUE(done) << streamed->body;
   EXPECT_EQ(got, want) << streamed->body;
+
+  // With one of those tokens as a stop token the output ends right after its
+  // first appearance, as finish_reason "stop".
+  ASSERT_EQ(want.size(), 12u);
+  const token_id stop = want[4];
+  const auto end = std::find(want.begin(), want.end(), stop) + 1;
+  auto stopped =
+      cli.Post("/v1/requests",
+               nlohmann::json{{"prompt", text}, {"max_tokens", 12}, {"stop_tokens", {stop}}}.dump(),
+               "application/json");
+  ASSERT_TRUE(stopped);
+  ASSERT_EQ(stopped->status, 200) << stopped->body;
+  const auto j = nlohmann::json::parse(stopped->body);
+  EXPECT_EQ(j.at("tokens").get<std::vector<token_id>>(), std::vector<token_id>(want.begin(), end));
+  EXPECT_EQ(j.at("finish_reason"), "stop") << stopped->body;
   c.stop();
 }
 
