@@ -192,21 +192,12 @@ __global__ void __launch_bounds__(threads, 3)
   constexpr int tile_elems = keys * HD, stage_elems = 2 * tile_elems;
   constexpr std::uint32_t group_bytes = HD * 16;  // one 8-key group of a tile
   extern __shared__ __align__(128) __nv_bfloat16 smem[];
-  const prefill_tile t = a.tiles[blockIdx.y];
-  const std::uint32_t head = blockIdx.x, hd = HD;
-  const std::uint32_t kvh = head / (a.shape.heads / a.shape.kv_heads);
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int g = lane / 4, tq = lane % 4;
-  const int r0 = warp * 16 + g, r1 = r0 + 8;  // this lane's two query rows in the tile
-
   std::uint32_t qa[HD / 16][4];
-  prefill_rows::load_q<HD>(qa, a, t, head, r0, r1, tq);
   float o[HD / 8][4];
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  const auto [t, head, kvh, warp, lane, tq, r0, r1, qpos0, qpos1, key_end] =
+      prefill_rows::begin<HD>(a, qa, o);
+  const std::uint32_t hd = HD;
   prefill_rows::running run;
-  const int qpos0 = t.pos + r0, qpos1 = t.pos + r1;
-  const int key_end = t.pos + t.count;
 
   stage<HD>(a, t, kvh * hd, 0, key_end, smem, smem + tile_elems);
   int buf = 0;

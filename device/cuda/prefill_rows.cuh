@@ -44,6 +44,43 @@ __device__ __forceinline__ void load_q(std::uint32_t (&qa)[HD / 16][4],
   }
 }
 
+/// Where a lane of a 64-row kernel works. Heads vary fastest (blockIdx.x),
+/// so blocks start in the order of the tile list: the caller puts the
+/// longest tiles first (every head of them), which keeps the causal tail
+/// short, and the heads sharing a KV head run side by side.
+struct lane_rows {
+  prefill_tile t;      ///< the block's tile (blockIdx.y)
+  std::uint32_t head;  ///< its query head
+  std::uint32_t kvh;   ///< the KV head that head reads
+  int warp, lane, tq;  ///< tq = lane % 4
+  int r0, r1;          ///< the lane's two query rows in the tile
+  int qpos0, qpos1;    ///< their positions
+  int key_end;         ///< one past the tile's last key
+};
+
+/// The lane's rows, with its Q fragments loaded (load_q) and o zeroed.
+template <int HD>
+__device__ __forceinline__ lane_rows begin(const prefill_attention_args& a,
+                                           std::uint32_t (&qa)[HD / 16][4], float (&o)[HD / 8][4]) {
+  lane_rows l;
+  l.t = a.tiles[blockIdx.y];
+  l.head = blockIdx.x;
+  l.kvh = l.head / (a.shape.heads / a.shape.kv_heads);
+  l.warp = static_cast<int>(threadIdx.x / 32);
+  l.lane = static_cast<int>(threadIdx.x % 32);
+  const int g = l.lane / 4;
+  l.tq = l.lane % 4;
+  l.r0 = l.warp * 16 + g;
+  l.r1 = l.r0 + 8;
+  load_q<HD>(qa, a, l.t, l.head, l.r0, l.r1, l.tq);
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  l.qpos0 = l.t.pos + l.r0;
+  l.qpos1 = l.t.pos + l.r1;
+  l.key_end = l.t.pos + l.t.count;
+  return l;
+}
+
 /// A lane's running softmax state for its two rows (log2 domain); l0, l1
 /// are per-lane partial sums, summed over the quad by store().
 struct running {
