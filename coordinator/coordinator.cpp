@@ -668,16 +668,6 @@ void abandon(coord_actor* self, request_id id, const std::string& why) {
 
 // --- takeover (DESIGN.md "Takeover") ---------------------------------------------
 
-// Why `r`'s output is complete (as its instance decides: a stop token, then
-// max_tokens), or none.
-messages::finish_reason finish_of(const request_view& r, const entry& e) {
-  if (r.generated == 0) return messages::finish_reason::none;
-  if (std::find(e.stop.begin(), e.stop.end(), r.last_token) != e.stop.end())
-    return messages::finish_reason::stop;
-  if (r.generated >= r.max_tokens) return messages::finish_reason::length;
-  return messages::finish_reason::none;
-}
-
 void note_takeover(coord_actor* self, request_view& r, instance_id lost, bool from_replica) {
   auto& s = self->state;
   entry& e = s.table.at(r.id);
@@ -708,7 +698,9 @@ void note_takeover(coord_actor* self, request_view& r, instance_id lost, bool fr
 // it checked.
 void take_over(coord_actor* self, request_view& r, instance_id lost) {
   auto& s = self->state;
-  if (const auto end = finish_of(r, s.table.at(r.id)); end != messages::finish_reason::none) {
+  const auto end =
+      messages::finish_after(r.generated, r.last_token, r.max_tokens, s.table.at(r.id).stop);
+  if (end != messages::finish_reason::none) {
     return on_done(self, messages::request_done{.epoch = s.epoch,
                                                 .request = r.id,
                                                 .status = messages::request_status::ok,

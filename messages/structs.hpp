@@ -16,6 +16,7 @@
 #include "messages/enums.hpp"
 #include "messages/msg_type.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -37,6 +38,18 @@ struct submit_request {
   std::vector<token_id> stop_tokens;  ///< generation ends after any of these
   friend bool operator==(const submit_request&, const submit_request&) = default;
 };
+
+/// Why a request's output is complete after `generated` tokens, the newest
+/// `last`: one of its stop tokens, then max_tokens; none while it goes on.
+/// The instance decoding a request ends it so, and the coordinator ends one
+/// lost with its output complete the same way.
+inline finish_reason finish_after(std::uint32_t generated, token_id last, std::uint32_t max_tokens,
+                                  const std::vector<token_id>& stop) {
+  if (generated == 0) return finish_reason::none;
+  if (std::find(stop.begin(), stop.end(), last) != stop.end()) return finish_reason::stop;
+  if (generated >= max_tokens) return finish_reason::length;
+  return finish_reason::none;
+}
 
 /// coordinator -> instance_manager: prefill here, copy KV layer by layer to `partner`.
 struct assign_prefill {

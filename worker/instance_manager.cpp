@@ -226,18 +226,24 @@ void forget_kv(im_state& s, request_id id, primary& p) {
   if (s.opt.device_memory) s.released.push_back(id);
 }
 
+// Decoding `p` (request `id`) loses its KV here and recomputes its whole
+// context, prompt and output so far, ahead of the prompts waiting: a
+// preemption, reported as one.
+void preempt(im_state& s, request_id id, primary& p) {
+  forget_kv(s, id, p);
+  p.target = p.prompt_len + p.generated - 1;
+  std::erase(s.running, id);
+  queue_recompute(s, id, p);
+  s.preempted.push_back(id);
+}
+
 // vLLM-style preemption by recompute: the youngest decode loses its KV and
 // goes to the front of the prefill queue.
 bool preempt_youngest(im_state& s, request_id keep) {
   for (auto it = s.running.rbegin(); it != s.running.rend(); ++it) {
     primary& p = s.primaries.at(*it);
     if (*it == keep || p.in_flight) continue;
-    const request_id id = *it;
-    forget_kv(s, id, p);
-    p.target = p.prompt_len + p.generated - 1;
-    s.running.erase(std::next(it).base());
-    queue_recompute(s, id, p);
-    s.preempted.push_back(id);
+    preempt(s, *it, p);
     return true;
   }
   return false;
@@ -538,18 +544,10 @@ void end_request(im_actor* self, request_id id, messages::request_status status,
   free_primary(s, id);
 }
 
-// Why `p` is done after its newest token (a stop token, then max_tokens),
-// or none.
-messages::finish_reason finish_of(const primary& p) {
-  if (p.generated > 0 && std::find(p.stop.begin(), p.stop.end(), p.last_token) != p.stop.end())
-    return messages::finish_reason::stop;
-  if (p.generated >= p.max_tokens) return messages::finish_reason::length;
-  return messages::finish_reason::none;
-}
-
 // Ends `id` as complete when its newest token finished it; true if so.
 bool finish_if_done(im_actor* self, request_id id, const primary& p) {
-  const messages::finish_reason end = finish_of(p);
+  const messages::finish_reason end =
+      messages::finish_after(p.generated, p.last_token, p.max_tokens, p.stop);
   if (end == messages::finish_reason::none) return false;
   end_request(self, id, messages::request_status::ok, end);
   return true;
@@ -582,16 +580,11 @@ void on_refused(im_actor* self, request_id id, primary& p, const std::string& wh
   if (!s.opt.device_memory || p.rebuilt || p.ids.size() < context)
     return fail_request(self, id, why);
   p.rebuilt = true;
-  forget_kv(s, id, p);
+  if (p.generated > 0 && !p.recompute) return preempt(s, id, p);
+  forget_kv(s, id, p);  // a prefill, or a recompute, starts over
   s.preempted.push_back(id);
-  if (p.generated > 0 && !p.recompute) {
-    p.target = context;
-    std::erase(s.running, id);
-    queue_recompute(s, id, p);
-  } else if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), id) ==
-             s.prefill_queue.end()) {
+  if (std::find(s.prefill_queue.begin(), s.prefill_queue.end(), id) == s.prefill_queue.end())
     s.prefill_queue.push_front(id);
-  }
 }
 
 // Records `p`'s next output token (made at `step` of the iteration) in the
