@@ -195,7 +195,7 @@ status cluster_reader::read_daemon() {
   const toml_fields wk = fields("worker");
   if (ok)
     ok = wk.only({"host", "kv_port", "device", "cpu_compute", "kv_ring_mib", "gpu_memory_fraction",
-                  "kv_window_mib", "kv_queue_mib"});
+                  "kv_window_mib", "kv_queue_mib", "kv_pinned_mib"});
   if (ok) ok = wk.get("host", d.worker_host);
   if (ok) ok = wk.get("kv_port", d.worker_kv_port, 0);
   if (ok) ok = wk.get("device", d.worker_device);
@@ -204,6 +204,13 @@ status cluster_reader::read_daemon() {
   if (ok && d.worker_kv_ring_mib > 65536) {
     return wk.fail_at("kv_ring_mib", "must be in 0..65536 (0: no same-node rings), got " +
                                          std::to_string(d.worker_kv_ring_mib));
+  }
+  if (ok) ok = wk.get("kv_pinned_mib", d.worker_kv_pinned_mib, 0);
+  if (ok && d.worker_kv_pinned_mib > 65536) {
+    return wk.fail_at("kv_pinned_mib",
+                      "must be in 0..65536 (0: every KV chunk copied out of one staging buffer), "
+                      "got " +
+                          std::to_string(d.worker_kv_pinned_mib));
   }
   for (const auto& [key, mib] : {std::pair{"kv_window_mib", &d.worker_kv_window_mib},
                                  std::pair{"kv_queue_mib", &d.worker_kv_queue_mib}}) {

@@ -19,7 +19,8 @@
 //   [coordinator]       host, port (CAF), http_host, http_port, policy, http_threads,
 //                       request_timeout_s, max_body_kib
 //   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute,
-//                       kv_ring_mib, gpu_memory_fraction, kv_window_mib, kv_queue_mib
+//                       kv_ring_mib, gpu_memory_fraction, kv_window_mib, kv_queue_mib,
+//                       kv_pinned_mib
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
@@ -156,6 +157,11 @@ struct daemon_config {
   /// abandoned. Both in 1..65536.
   std::uint32_t worker_kv_window_mib = 64;
   std::uint32_t worker_kv_queue_mib = 1024;
+  /// MiB of pinned host memory a cuda:N worker lends its KV chunks bound for
+  /// the network from (device::cuda::cuda_options::pinned_kv_bytes), in
+  /// 0..65536; allocated as needed. Chunks beyond it, or all with 0, are
+  /// copied out of a staging buffer on the device thread.
+  std::uint32_t worker_kv_pinned_mib = 1024;
   /// Share of the GPU memory still free after a cuda:N worker's weights and
   /// workspaces that its KV pool takes (device::cuda::cuda_options::
   /// memory_fraction), in (0, 1]. Workers that share one GPU each take their

@@ -41,6 +41,7 @@ result<device_choice> real_device(const std::string& name, const device::model_s
     o.tp = c.tp;
     o.max_batch = c.batching.max_batch_size;
     o.memory_fraction = c.daemon.worker_gpu_memory_fraction;
+    o.pinned_kv_bytes = std::uint64_t{c.daemon.worker_kv_pinned_mib} << 20;
     o.max_rows =
         std::max(c.batching.max_batch_tokens, model.max_context) + c.batching.max_batch_size;
     auto b = device::cuda::make_cuda_backend(name, model, o);

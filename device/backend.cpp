@@ -181,8 +181,7 @@ result<kv_chunk> backend::export_kv_to(shared_region& region, std::uint64_t offs
     return fail(errc::internal, "export_kv_to: the slice has " + std::to_string(c->data.size()) +
                                     " bytes, slice_bytes said fewer");
   std::memcpy((*host)->data() + offset, c->data.data(), c->data.size());
-  c->data.clear();
-  c->data.shrink_to_fit();
+  c->data = {};
   return c;
 }
 

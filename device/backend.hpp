@@ -12,6 +12,7 @@
 #pragma once
 
 #include "common/result.hpp"
+#include "common/shared_bytes.hpp"
 #include "common/types.hpp"
 #include "common/unique_fd.hpp"
 #include "device/model_spec.hpp"
@@ -73,7 +74,9 @@ struct index_range {
 /// A slice of one request's KV cache: layers x token positions.
 ///
 /// `bytes` is the size the slice has on the wire (what a link must carry);
-/// `data` holds the values only on real backends (empty on simulated ones).
+/// `data` holds the values only on real backends (empty on simulated ones):
+/// a vector of its own, or a share of a backend's pinned host_pool, which
+/// goes back to the pool with the chunk's last copy (host_pool.hpp).
 /// Layout of `data`: for each layer in `layers`, K then V, each
 /// `tokens.size() x kv_width` elements of the backend's KV dtype, row-major.
 ///
@@ -84,7 +87,7 @@ struct kv_chunk {
   index_range layers;
   index_range tokens;
   std::uint64_t bytes = 0;
-  std::vector<std::byte> data;
+  shared_bytes data;
   std::uint64_t ring = 0;      ///< 0: the bytes are in data; else the ring's id
   std::uint64_t ring_pos = 0;  ///< the chunk's stream position in that ring
 };

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 namespace accellm::messages {
 namespace {
@@ -19,25 +20,26 @@ namespace w = accellm::wire;
 // KV payloads are the bulk of all traffic: a payload that is a whole number
 // of words becomes its own segment by reference (no copy into the builder),
 // so encode copies it exactly once, into the blob. Other sizes are copied:
-// referencing them would let the serializer read past the vector's end.
-bool by_reference(const std::vector<std::byte>& data) {
+// referencing them would let the serializer read past the buffer's end.
+bool by_reference(std::span<const std::byte> data) {
   return !data.empty() && data.size() % sizeof(capnp::word) == 0 &&
          reinterpret_cast<std::uintptr_t>(data.data()) % sizeof(capnp::word) == 0;
 }
 
 template <class Builder>
-void fill_data(Builder& b, const std::vector<std::byte>& data) {
+void fill_data(Builder& b, std::span<const std::byte> data) {
   if (data.empty()) return;
   if (by_reference(data)) {
     const auto orphanage = capnp::Orphanage::getForMessageContaining(b);
-    b.adoptData(orphanage.referenceExternalData(capnp::Data::Reader{detail::bytes(data)}));
+    const auto* p = reinterpret_cast<const kj::byte*>(data.data());
+    b.adoptData(orphanage.referenceExternalData(capnp::Data::Reader{p, data.size()}));
     return;
   }
   auto out = b.initData(static_cast<unsigned>(data.size()));
   std::memcpy(out.begin(), data.data(), data.size());
 }
 
-std::size_t hint(const std::vector<std::byte>& data) {
+std::size_t hint(std::span<const std::byte> data) {
   return detail::hint_words(by_reference(data) ? 0 : data.size());
 }
 
@@ -113,7 +115,7 @@ void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
     out.setTokenEnd(in.token_end);
     out.setSizeBytes(in.size_bytes);
     out.setRingPos(in.ring_pos);
-    fill_data(out, in.data);
+    fill_data(out, in.data.span());
   }
 }
 
@@ -157,7 +159,7 @@ result<kv_ack> read(w::KvAck::Reader r, const decode_limits& l) {
 }
 
 // Real devices send the bytes, simulated ones only their size.
-void check_size(detail::checker& c, std::uint64_t size_bytes, const std::vector<std::byte>& data) {
+void check_size(detail::checker& c, std::uint64_t size_bytes, std::span<const std::byte> data) {
   if (data.empty() || size_bytes == data.size()) return;
   c.check(false, "size_bytes", size_bytes,
           "must equal the " + std::to_string(data.size()) + " bytes of data");
@@ -175,7 +177,7 @@ capnp_blob encode(const kv_delta& m) {
 
 capnp_blob encode(const kv_delta_batch& m) {
   std::size_t payload = 40 * m.rows.size() + 8 * m.abandoned.size();
-  for (const kv_rows& row : m.rows) payload += by_reference(row.data) ? 0 : row.data.size();
+  for (const kv_rows& row : m.rows) payload += by_reference(row.data.span()) ? 0 : row.data.size();
   return detail::encode_with<w::KvDeltaBatch>(m, detail::hint_words(payload), fill);
 }
 
@@ -241,7 +243,7 @@ status validate(const kv_delta_batch& m, const decode_limits& l) {
     r.request(row.request, "request")
         .check(row.token_end > row.token_begin, "token_end", row.token_end,
                "must be > token_begin");
-    check_size(r, row.size_bytes, row.data);
+    check_size(r, row.size_bytes, row.data.span());
     c.merge(std::move(r).done());
   }
   return std::move(c).done();

@@ -12,6 +12,7 @@
 // Value types; no shared state.
 #pragma once
 
+#include "common/shared_bytes.hpp"
 #include "common/types.hpp"
 #include "messages/enums.hpp"
 #include "messages/msg_type.hpp"
@@ -343,8 +344,8 @@ struct kv_rows {
   std::uint32_t token_begin = 0;
   std::uint32_t token_end = 0;   ///< > token_begin
   std::uint64_t size_bytes = 0;  ///< == data.size() when data is non-empty
-  std::vector<std::byte> data;   ///< empty on simulated devices and for rows in a ring
-  std::uint64_t ring_pos = 0;    ///< with kv_delta_batch::ring: the bytes' ring position
+  shared_bytes data;  ///< empty on simulated devices and for rows in a ring; shared, not copied
+  std::uint64_t ring_pos = 0;  ///< with kv_delta_batch::ring: the bytes' ring position
   friend bool operator==(const kv_rows&, const kv_rows&) = default;
 };
 

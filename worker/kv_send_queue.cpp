@@ -49,16 +49,16 @@ messages::kv_rows cut(const messages::kv_rows& r, std::uint32_t layers, std::uin
                       std::uint32_t n, std::uint64_t per_token) {
   const std::uint32_t tokens = r.token_end - r.token_begin;
   const std::uint64_t part = per_token / (2ull * layers);  // one token's K (or V) of one layer
-  messages::kv_rows out{.request = r.request,
-                        .token_begin = r.token_begin + from,
-                        .token_end = r.token_begin + from + n,
-                        .size_bytes = per_token * n,
-                        .data = std::vector<std::byte>(per_token * n),
-                        .ring_pos = 0};
-  std::byte* to = out.data.data();
+  std::vector<std::byte> data(per_token * n);
+  std::byte* to = data.data();
   for (std::uint64_t p = 0; p < 2ull * layers; ++p, to += n * part)
     std::copy_n(r.data.data() + (p * tokens + from) * part, n * part, to);
-  return out;
+  return {.request = r.request,
+          .token_begin = r.token_begin + from,
+          .token_end = r.token_begin + from + n,
+          .size_bytes = per_token * n,
+          .data = std::move(data),
+          .ring_pos = 0};
 }
 
 // What the window counts for `m`'s rows from row `row`, of whose tokens

@@ -212,15 +212,14 @@ result<kv_chunk> cpu_backend::export_kv(request_id request, index_range layers,
                                           std::to_string(seq->layer_tokens[l]) + " tokens, asked " +
                                           range_text(tokens));
   const std::size_t row_bytes = std::size_t{spec_.kv_width()} * sizeof(float);
-  kv_chunk chunk{request, layers, tokens, 0, {}};
-  chunk.data.resize(std::size_t{2} * layers.size() * tokens.size() * row_bytes);
-  std::byte* out = chunk.data.data();
+  std::vector<std::byte> data(std::size_t{2} * layers.size() * tokens.size() * row_bytes);
+  std::byte* out = data.data();
   for (std::uint32_t l = layers.begin; l < layers.end; ++l)
     for (const bool value : {false, true})
       for (std::uint32_t t = tokens.begin; t < tokens.end; ++t, out += row_bytes)
         std::memcpy(out, value ? cache_.v_row(*seq, l, t) : cache_.k_row(*seq, l, t), row_bytes);
-  chunk.bytes = chunk.data.size();
-  return chunk;
+  const std::uint64_t bytes = data.size();
+  return kv_chunk{request, layers, tokens, bytes, std::move(data)};
 }
 
 status cpu_backend::check_import(const kv_chunk& chunk) const {

@@ -13,6 +13,11 @@
 namespace accellm::device::cuda {
 namespace {
 
+// The pinned pool grows by arenas of this much: a few layers of a long
+// prompt each (a Llama-2-7B layer of 2048 tokens is 32 MiB), few enough
+// allocations that their cost (pinning is ~10 GB/s) is paid once, early.
+constexpr std::uint64_t pinned_arena_bytes = std::uint64_t{256} << 20;
+
 std::string item_prefix(std::size_t i) {
   return "batch item " + std::to_string(i);
 }
@@ -35,7 +40,12 @@ result<int> parse_cuda_device(std::string_view name) {
 
 cuda_backend::cuda_backend(key, std::string name, model_spec spec, shard_shape shape,
                            cuda_options options)
-    : name_(std::move(name)), spec_(std::move(spec)), shape_(shape), options_(options) {}
+    : name_(std::move(name)),
+      spec_(std::move(spec)),
+      shape_(shape),
+      options_(options),
+      lent_(options.pinned_kv_bytes, std::min(options.pinned_kv_bytes, pinned_arena_bytes),
+            pinned_allocator()) {}
 
 kv_geometry cuda_backend::kv() const noexcept {
   kv_geometry g;

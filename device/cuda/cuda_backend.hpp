@@ -12,6 +12,9 @@
 // each tokens x kv_width bf16 values, row-major. export_kv/import_kv move
 // the slice with one packing kernel and one copy on the backend's own copy
 // stream, through pinned host memory; they wait for the iteration in flight.
+// An exported chunk's data is that pinned memory itself, lent from a pool
+// (cuda_options::pinned_kv_bytes) until the chunk's last copy is gone; a
+// chunk the pool has no room for is copied out into a vector.
 // copy_kv_to moves a slice to another instance on the node device to device.
 // Between two processes on one node the slice goes through a cuda_region
 // (shared_memory.hpp) instead: create_shared makes one on this GPU,
@@ -58,6 +61,11 @@ struct cuda_options {
   /// Whether the decode products' planner may try skinny_gemm (it still
   /// verifies it and keeps it only as a clear win); false: cuBLAS(Lt) only.
   bool skinny_gemm = true;
+  /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
+  /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
+  /// not fit is copied out of the staging buffer into a vector instead. 0:
+  /// every chunk is.
+  std::uint64_t pinned_kv_bytes = std::uint64_t{1} << 30;
 };
 
 /// Parses "cuda:N" (N a decimal device index); invalid_argument otherwise.
@@ -90,8 +98,11 @@ class cuda_backend final : public backend {
   /// (no copy to the host; its chunk has no data, its ring place set); one in
   /// a host region goes through pinned memory into it. The slices left for
   /// kv_chunk::data are copied with one cudaMemcpyAsync per run of adjacent
-  /// ones (one per group when nothing is placed). A decode-only iteration (a
-  /// CUDA graph) is exported after it, in one group, through export_kv_to.
+  /// ones (one per group when nothing is placed) into pinned memory lent for
+  /// the group, which their chunks then share (no copy on this thread); a
+  /// group the pool has no room for goes through the stage and is copied
+  /// out. A decode-only iteration (a CUDA graph) is exported after it, in
+  /// one group, through export_kv_to.
   result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
   result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
   status import_kv(const kv_chunk& chunk) override;
@@ -152,6 +163,9 @@ class cuda_backend final : public backend {
   /// them go through a cuBLASLt algorithm or skinny_gemm (the rest: cuBLAS's
   /// default).
   const gemm_planner& planner() const noexcept { return forward_->planner(); }
+  /// The pinned memory exported chunks are lent from (options.pinned_kv_bytes):
+  /// what is lent now, and how often a chunk did not fit and was copied.
+  const host_pool& lent_kv() const noexcept { return lent_; }
 
   /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).
   double allreduce_seconds(std::uint32_t rows) const noexcept;
@@ -214,6 +228,9 @@ class cuda_backend final : public backend {
   step_plan plan_;
   // export/import staging.
   pinned_buffer<__nv_bfloat16> host_stage_;
+  // Where exported chunks bound for kv_chunk::data land and stay until the
+  // worker is done with them (the stage above when it is out of room).
+  host_pool lent_;
   device_buffer<__nv_bfloat16> dev_stage_;
   device_buffer<std::int32_t> dev_table_;
   event compute_done_;  // recorded after each run(): copies wait for it

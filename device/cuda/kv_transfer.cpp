@@ -83,10 +83,12 @@ result<kv_chunk> cuda_backend::export_kv(request_id request, index_range layers,
   ACCELLM_TRY(ensure_staging(elems));
   ACCELLM_TRY(pack_slice(it->second, layers, tokens, dev_stage_.data()));
   cudaStream_t cs = copy_stream_.get();
-  ACCELLM_CUDA_TRY(
-      cudaMemcpyAsync(host_stage_.data(), dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
+  // Into lent memory the chunk then holds; the stage and a copy without room.
+  const std::optional<host_lease> lease = lent_.take(c.bytes);
+  std::byte* to = lease ? lease->data() : reinterpret_cast<std::byte*>(host_stage_.data());
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(to, dev_stage_.data(), c.bytes, cudaMemcpyDeviceToHost, cs));
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(cs));
-  c.data = copy_out(reinterpret_cast<const std::byte*>(host_stage_.data()), c.bytes);
+  c.data = lease ? lease->share(0, c.bytes) : copy_out(to, c.bytes);
   return c;
 }
 
@@ -106,7 +108,8 @@ namespace {
 
 // Where run_streaming put one (group, slice): packed straight into a
 // cuda_region (gpu), into pinned memory and then a host region (host), or
-// into pinned memory for kv_chunk::data (neither).
+// into pinned memory for kv_chunk::data (neither): the group's lease, or the
+// stage when the pool had no room.
 struct slice_target {
   std::optional<kv_place> place;
   bool gpu = false;
@@ -169,6 +172,14 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
       if (b.items[k].request == (*slices)[i].request) slot[i] = static_cast<std::uint32_t>(k);
 
   std::vector<slice_target> where(groups.size() * n);
+  // Per group, the pinned memory lent for what goes to the host, if any.
+  // Declared before the hooks, so that it outlives every copy into it.
+  std::vector<std::optional<host_lease>> lent(groups.size());
+  // Where element `elem` of the staging layout lands on the host.
+  auto landing = [&](std::size_t g, std::uint64_t elem) -> std::byte* {
+    if (lent[g]) return lent[g]->data() + (elem - at[g * n]) * 2;
+    return reinterpret_cast<std::byte*>(host_stage_.data() + elem);
+  };
   // Host, in the hook: asks stream.place for slice i of group g; where to pack it.
   auto target = [&](std::size_t g, std::size_t i) -> result<__nv_bfloat16*> {
     const std::size_t k = g * n + i;
@@ -208,8 +219,12 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
                           groups[g].begin, groups[g].size(), tokens.begin, tokens.size(), *to,
                           kv_direction::pack, cs));
     }
-    // What did not go to a ring on the GPU: to pinned memory, one copy per
-    // run of adjacent slices.
+    // What did not go to a ring on the GPU: to pinned memory (lent for the
+    // whole group: slices are adjacent), one copy per run of adjacent slices.
+    const bool to_host = std::any_of(where.begin() + static_cast<std::ptrdiff_t>(g * n),
+                                     where.begin() + static_cast<std::ptrdiff_t>(g * n + n),
+                                     [](const slice_target& t) { return !t.gpu; });
+    if (to_host) lent[g] = lent_.take((at[g * n + n] - at[g * n]) * 2);
     for (std::size_t i = 0; i < n;) {
       if (where[g * n + i].gpu) {
         ++i;
@@ -218,7 +233,7 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
       std::size_t j = i + 1;
       while (j < n && !where[g * n + j].gpu) ++j;
       const std::uint64_t first = at[g * n + i], end = at[g * n + j];
-      ACCELLM_CUDA_TRY(cudaMemcpyAsync(host_stage_.data() + first, dev_stage_.data() + first,
+      ACCELLM_CUDA_TRY(cudaMemcpyAsync(landing(g, first), dev_stage_.data() + first,
                                        (end - first) * 2, cudaMemcpyDeviceToHost, cs));
       i = j;
     }
@@ -238,21 +253,28 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
         c.layers = groups[g];
         c.tokens = (*slices)[i].tokens;
         c.bytes = (at[k + 1] - at[k]) * 2;
-        const auto* staged = reinterpret_cast<const std::byte*>(host_stage_.data() + at[k]);
+        const std::byte* staged = landing(g, at[k]);
         if (where[k].place) {
           c.ring = where[k].place->ring;
           c.ring_pos = where[k].place->pos;
         }
         if (where[k].host != nullptr)
           std::memcpy(where[k].host, staged, c.bytes);
+        else if (!where[k].gpu && lent[g])
+          c.data = lent[g]->share((at[k] - at[g * n]) * 2, c.bytes);  // no copy
         else if (!where[k].gpu)
           c.data = copy_out(staged, c.bytes);
       }
       if (stream.sink) stream.sink(std::move(chunks));
+      lent[g].reset();  // the chunks hold what they need of it
     }
     return {};
   };
-  return run_checked(b, &hooks);
+  auto r = run_checked(b, &hooks);
+  // A failed iteration may leave copies into lent memory in flight: they
+  // land before it goes back to the pool.
+  if (!r) (void)cudaStreamSynchronize(cs);
+  return r;
 }
 
 status cuda_backend::check_incoming(request_id request, index_range layers,

@@ -39,4 +39,16 @@ cublas_handle::~cublas_handle() {
   if (h_ != nullptr) cublasDestroy(h_);
 }
 
+host_allocator pinned_allocator() {
+  return {[](std::size_t bytes) -> void* {
+            void* p = nullptr;
+            if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+              (void)cudaGetLastError();  // not sticky: clear it for the next call
+              return nullptr;
+            }
+            return p;
+          },
+          [](void* p) { (void)cudaFreeHost(p); }};
+}
+
 }  // namespace accellm::device::cuda

@@ -8,6 +8,7 @@
 
 #include "common/result.hpp"
 #include "device/cuda/check.hpp"
+#include "device/host_pool.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -137,6 +138,11 @@ class event {
   explicit event(cudaEvent_t e) : e_(e) {}
   cudaEvent_t e_ = nullptr;
 };
+
+/// Page-locked host memory for a host_pool's arenas: cudaHostAlloc,
+/// portable (pinned for every device's context, so a pool serves any GPU),
+/// and cudaFreeHost. A failed allocation is nullptr (the pool refuses).
+host_allocator pinned_allocator();
 
 /// A cuBLAS handle bound to one stream.
 class cublas_handle {

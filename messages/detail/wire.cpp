@@ -176,6 +176,12 @@ void field_reader::data(capnp::Data::Reader in, std::vector<std::byte>& out) {
   out.assign(p, p + in.size());
 }
 
+void field_reader::data(capnp::Data::Reader in, shared_bytes& out) {
+  if (failed_) return;
+  const auto* p = reinterpret_cast<const std::byte*>(in.begin());
+  out = std::vector<std::byte>(p, p + in.size());
+}
+
 capnp::Text::Reader text(const std::string& s) noexcept {
   return {s.c_str(), s.size()};
 }

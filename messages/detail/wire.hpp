@@ -80,6 +80,7 @@ class field_reader {
   void text(capnp::Text::Reader in, std::string_view field, std::string& out);
   /// KV bytes: bounded by the message size limit only.
   void data(capnp::Data::Reader in, std::vector<std::byte>& out);
+  void data(capnp::Data::Reader in, shared_bytes& out);
 
   template <class E, class W>
   void enumeration(W raw, E last, std::string_view field, E& out) {

@@ -324,6 +324,7 @@ kv_ring_mib = 64
 gpu_memory_fraction = 0.45
 kv_window_mib = 16
 kv_queue_mib = 256
+kv_pinned_mib = 0
 [security]
 token = "s3cret"
 tls = false
@@ -353,6 +354,7 @@ level = "debug"
   EXPECT_DOUBLE_EQ(d.worker_gpu_memory_fraction, 0.45);
   EXPECT_EQ(d.worker_kv_window_mib, 16u);
   EXPECT_EQ(d.worker_kv_queue_mib, 256u);
+  EXPECT_EQ(d.worker_kv_pinned_mib, 0u);
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
@@ -370,6 +372,7 @@ level = "debug"
   EXPECT_DOUBLE_EQ(defaults.worker_gpu_memory_fraction, 0.9);
   EXPECT_EQ(defaults.worker_kv_window_mib, 64u);
   EXPECT_EQ(defaults.worker_kv_queue_mib, 1024u);
+  EXPECT_EQ(defaults.worker_kv_pinned_mib, 1024u);
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -390,6 +393,8 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[worker]\nkv_window_mib = 0\n", {"worker.kv_window_mib", "1..65536"});
   expect_error("[worker]\nkv_queue_mib = 100000\n", {"worker.kv_queue_mib", "100000"});
   expect_error("[worker]\nkv_queue_mib = \"lots\"\n", {"worker.kv_queue_mib"});
+  expect_error("[worker]\nkv_pinned_mib = 65537\n", {"worker.kv_pinned_mib", "0..65536"});
+  expect_error("[worker]\nkv_pinned_mib = -4\n", {"worker.kv_pinned_mib"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});

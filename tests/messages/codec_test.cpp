@@ -7,8 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace accellm::messages {
 namespace {
@@ -121,11 +124,35 @@ TEST(RoundTrip, LargeKvPayloadAndLongPrompt) {
   EXPECT_EQ(*sb, s);
 }
 
+// A row's bytes lent by their owner (a GPU worker's pinned pool) are copied
+// into the blob when it is encoded: the owner may take them back at once.
+TEST(RoundTrip, RowsLentByTheirOwnerAreCopiedIntoTheBlob) {
+  auto store = std::make_unique<std::vector<std::byte>>(std::size_t{64} << 10);
+  for (std::size_t i = 0; i < store->size(); ++i) (*store)[i] = static_cast<std::byte>(i * 13);
+  const std::vector<std::byte> expected = *store;
+  bool given_back = false;
+  kv_delta_batch m = example<kv_delta_batch>();
+  m.rows.resize(1);
+  m.rows[0].data = shared_bytes{
+      std::shared_ptr<const void>{store->data(), [&given_back](const void*) { given_back = true; }},
+      store->data() + 8, store->size() - 8};  // word aligned: referenced, not built in
+  m.rows[0].size_bytes = m.rows[0].data.size();
+  const capnp_blob blob = encode(m);
+  m.rows[0].data = {};
+  ASSERT_TRUE(given_back);
+  store.reset();
+  const auto back = decode<kv_delta_batch>(blob);
+  ASSERT_TRUE(back.ok()) << describe(back);
+  ASSERT_EQ(back->rows.size(), 1u);
+  EXPECT_TRUE(std::equal(back->rows[0].data.begin(), back->rows[0].data.end(), expected.begin() + 8,
+                         expected.end()));
+}
+
 TEST(RoundTrip, RingRowsCarryPositionsNotBytes) {
   kv_delta_batch m = example<kv_delta_batch>();
   m.ring = 0x0123456789abcdefull;
   for (std::size_t i = 0; i < m.rows.size(); ++i) {
-    m.rows[i].data.clear();
+    m.rows[i].data = {};
     m.rows[i].ring_pos = (std::uint64_t{5} << 33) + i * 4096;
   }
   const auto back = decode<kv_delta_batch>(encode(m));

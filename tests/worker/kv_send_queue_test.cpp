@@ -53,6 +53,31 @@ std::vector<request_id> requests(const kv_send_queue::message& m) {
   return out;
 }
 
+// Rows travel through the queue shared, not copied: a message that goes
+// whole, and a row that a piece takes whole, carry the very buffer the
+// device handed over (a GPU worker's chunks stay in its pinned pool until
+// they are encoded). Only a row cut by tokens is copied.
+TEST(KvSendQueue, WholeRowsGoOnInTheBuffersTheyCameIn) {
+  kv_send_queue q{{.window_bytes = 1 << 30, .queue_bytes = 1 << 30, .piece_bytes = 64 * kib}};
+  const capnp_blob small = rows({7, 8}, 16 * kib);
+  const capnp_blob large = rows({9, 10}, 48 * kib, 1);
+  const auto& in_small = messages::packed_as<kv_delta_batch>(small)->rows;
+  const auto& in_large = messages::packed_as<kv_delta_batch>(large)->rows;
+  ASSERT_TRUE(q.push(1, small));
+  ASSERT_TRUE(q.push(1, large));
+  const auto sent = q.take_ready();
+  ASSERT_EQ(sent.size(), 3u);  // small whole; large as 9 + two tokens of 10, then the rest of 10
+  EXPECT_EQ(batch(sent[0]).rows.at(0).data.data(), in_small[0].data.data());
+  EXPECT_EQ(batch(sent[0]).rows.at(1).data.data(), in_small[1].data.data());
+  const auto& piece = batch(sent[1]).rows;
+  ASSERT_EQ(piece.size(), 2u);
+  EXPECT_EQ(piece[0].data.data(), in_large[0].data.data()) << "request 9 whole: shared";
+  EXPECT_EQ(piece[1].token_end, 2u);
+  EXPECT_NE(piece[1].data.data(), in_large[1].data.data()) << "request 10 cut: copied";
+  EXPECT_EQ(piece[1].data.size(), 2 * 6 * kib);
+  EXPECT_EQ(batch(sent[2]).rows.at(0).token_begin, 2u);
+}
+
 TEST(KvSendQueue, TheWindowHoldsMessagesUntilTheyAreAcknowledged) {
   kv_send_queue q{{.window_bytes = 100 * kib, .queue_bytes = 1 << 30}};
   for (std::uint32_t layer = 0; layer < 5; ++layer)
@@ -177,13 +202,14 @@ TEST(KvSendQueue, LargeRowsGoInPiecesThatAddUpToTheRow) {
                    .phase = messages::phase::prefill,
                    .ring = 0,
                    .abandoned = {}};
-  messages::kv_rows big{.request = 7,
-                        .token_begin = 20,
-                        .token_end = 20 + tokens,
-                        .size_bytes = 2 * layers * tokens * part,
-                        .data = std::vector<std::byte>(2 * layers * tokens * part),
-                        .ring_pos = 0};
-  for (std::size_t i = 0; i < big.data.size(); ++i) big.data[i] = static_cast<std::byte>(i * 7);
+  std::vector<std::byte> bytes(2 * layers * tokens * part);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::byte>(i * 7);
+  const messages::kv_rows big{.request = 7,
+                              .token_begin = 20,
+                              .token_end = 20 + tokens,
+                              .size_bytes = bytes.size(),
+                              .data = std::move(bytes),
+                              .ring_pos = 0};
   m.rows.push_back(big);
   m.rows.push_back({.request = 8,
                     .token_begin = 0,

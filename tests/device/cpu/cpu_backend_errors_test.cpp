@@ -149,7 +149,7 @@ TEST_F(CpuBackendErrors, ImportOfWrongShape) {
   kv_chunk c = *chunk;
   c.request = 9;
   kv_chunk wrong = c;
-  wrong.data.pop_back();
+  wrong.data = wrong.data.sub(0, wrong.data.size() - 1);
   wrong.bytes = wrong.data.size();
   EXPECT_EQ(b_->import_kv(wrong).err().code(), errc::invalid_argument);
   wrong = c;
@@ -171,7 +171,7 @@ TEST_F(CpuBackendErrors, ImportOfWrongShape) {
 
 TEST_F(CpuBackendErrors, ImportPoolExhaustedCreatesNothing) {
   kv_chunk c{9, {0, 1}, {0, 100}, 0, {}};
-  c.data.resize(2 * 100 * 32 * sizeof(float));
+  c.data = std::vector<std::byte>(2 * 100 * 32 * sizeof(float));
   c.bytes = c.data.size();
   EXPECT_EQ(b_->import_kv(c).err().code(), errc::out_of_memory);
   EXPECT_EQ(b_->export_kv(9, {0, 0}, {0, 0}).err().code(), errc::not_found);

@@ -107,7 +107,7 @@ inline std::vector<std::byte> all_kv(backend& b, request_id r) {
   const std::uint32_t n = b.cached_tokens(r);
   auto c = b.export_kv(r, index_range{0, b.model().layers}, index_range{0, n});
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.err().what());
-  return c.ok() ? c->data : std::vector<std::byte>{};
+  return c.ok() ? c->data.to_vector() : std::vector<std::byte>{};
 }
 
 }  // namespace accellm::device::cpu::test

@@ -31,6 +31,7 @@ inline cuda_options small_options(std::uint64_t seed = 1) {
   o.max_rows = 256;
   o.max_batch = 8;
   o.prefill = prefill_rule::rows128_if_verified;
+  o.pinned_kv_bytes = std::uint64_t{64} << 20;  // one arena's pinning per backend
   return o;
 }
 

@@ -382,6 +382,56 @@ TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhe
   expect_same_decodes(**a, **b, 7, 41, step->next_tokens[0], on_b->next_tokens[0], 11);
 }
 
+// The chunks run_streaming hands out share the pinned memory lent for their
+// layer group (no copy on the device thread), which goes back to the pool
+// with the last of them. Where the pool has no room (none at all, or a cap
+// of one group while that group's chunks are held) a group is copied out of
+// the stage instead. Either way each chunk holds export_kv's bytes.
+TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_copied_without_room) {
+  ACCELLM_REQUIRE_GPU();
+  const batch first{{batch_item{7, phase::prefill, 0, 40, prompt(40, 512, 1), true},
+                     batch_item{8, phase::prefill, 0, 17, prompt(17, 512, 2), true}}};
+  cuda_options o = small_options(6);
+  auto probe = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(probe.ok()) << probe.err().what();
+  const std::uint32_t layers = (*probe)->model().layers;
+  const std::uint64_t group = (*probe)->slice_bytes({0, 1}, {0, 57});  // both requests, one layer
+  const std::uint64_t one_group =
+      (group + host_pool::alignment - 1) / host_pool::alignment * host_pool::alignment;
+  probe->reset();
+  // Cap per backend, and how many groups it must refuse while all are held.
+  const std::vector<std::pair<std::uint64_t, std::uint64_t>> cases = {
+      {std::uint64_t{64} << 20, 0}, {one_group, layers - 1}, {0, layers}};
+  for (const auto& [cap, refused] : cases) {
+    SCOPED_TRACE("pinned_kv_bytes " + std::to_string(cap));
+    o.pinned_kv_bytes = cap;
+    auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+    ASSERT_TRUE(a.ok()) << a.err().what();
+    std::vector<kv_chunk> held;
+    kv_stream s{{8, 7},
+                1,
+                [&](std::vector<kv_chunk> c) {
+                  for (kv_chunk& k : c) held.push_back(std::move(k));
+                },
+                {}};
+    ASSERT_TRUE((*a)->run_streaming(first, s).ok());
+    ASSERT_EQ(held.size(), 2u * layers);
+    const host_pool& pool = (*a)->lent_kv();
+    EXPECT_EQ(pool.refusals(), refused);
+    EXPECT_EQ(pool.lent_bytes(), (layers - refused) * one_group);
+    for (const kv_chunk& c : held) {
+      auto direct = (*a)->export_kv(c.request, c.layers, c.tokens);
+      ASSERT_TRUE(direct.ok()) << direct.err().what();
+      EXPECT_TRUE(c.data == direct->data) << "request " << c.request << " layer " << c.layers.begin;
+    }
+    // The two chunks of a lent group share one lease; a copied one owns its vector.
+    const bool first_lent = refused < layers;
+    EXPECT_EQ(held[0].data.use_count(), first_lent ? 2 : 1);
+    held.clear();
+    EXPECT_EQ(pool.lent_bytes(), 0u);
+  }
+}
+
 // The per-operator breakdown (benchmarks): the same tokens as without it, a
 // time for each operator that ran and none for the one that did not.
 TEST(cuda_backend, breakdown_times_each_operator_and_changes_no_token) {

@@ -211,7 +211,7 @@ TEST_F(SimBackend, ImportRejectsBadChunks) {
   wrong_bytes.bytes += 1;
   EXPECT_EQ(b_->import_kv(wrong_bytes).err().code(), errc::invalid_argument);
   kv_chunk wrong_data = c;
-  wrong_data.data.resize(10);
+  wrong_data.data = std::vector<std::byte>(10);
   EXPECT_EQ(b_->import_kv(wrong_data).err().code(), errc::invalid_argument);
   kv_chunk gap{3, {0, 2}, {4, 16}, 2u * 12 * 128, {}};
   EXPECT_EQ(b_->import_kv(gap).err().code(), errc::out_of_range);
