@@ -15,6 +15,7 @@
 #include "common/shared_bytes.hpp"
 #include "common/types.hpp"
 #include "common/unique_fd.hpp"
+#include "device/host_pool.hpp"
 #include "device/model_spec.hpp"
 #include "device/shared_region.hpp"
 
@@ -237,8 +238,19 @@ class backend {
 
   /// Writes a slice into this instance's KV cache, creating the request's
   /// cache when it is new. Slices may arrive layer by layer; a request can be
-  /// decoded here once every layer holds the same tokens [0, n).
+  /// decoded here once every layer holds the same tokens [0, n). A backend
+  /// may return before the bytes are in place (cuda: they are on their way
+  /// on its copy stream) as long as every later call sees them there; it
+  /// keeps a share of chunk.data for as long as it reads it.
   virtual status import_kv(const kv_chunk& chunk) = 0;
+
+  /// Pinned host memory this backend copies to and from directly, or
+  /// nullptr (the default: none). chunk.data that import_kv finds there
+  /// needs no host copy of its own. Unlike the rest of this interface the
+  /// pool may be used from any thread (host_pool's contract) for as long as
+  /// the backend lives: a worker fills it with incoming rows on its actor's
+  /// thread, not on the device's.
+  virtual host_pool* host_buffers() noexcept { return nullptr; }
 
   /// Tokens cached for `request` in every layer (0 when unknown).
   virtual std::uint32_t cached_tokens(request_id request) const noexcept = 0;

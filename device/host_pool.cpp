@@ -125,6 +125,16 @@ std::uint64_t host_pool::lent_bytes() const {
   return state_->lent;
 }
 
+bool host_pool::owns(const std::byte* p, std::uint64_t bytes) const {
+  if (p == nullptr) return false;
+  std::lock_guard lock{state_->mutex};
+  const auto at = reinterpret_cast<std::uintptr_t>(p);
+  return std::any_of(state_->arenas.begin(), state_->arenas.end(), [&](const state::arena& a) {
+    const auto base = reinterpret_cast<std::uintptr_t>(a.base);
+    return at >= base && at - base <= a.size && bytes <= a.size - (at - base);
+  });
+}
+
 std::uint64_t host_pool::refusals() const {
   std::lock_guard lock{state_->mutex};
   return state_->refused;

@@ -90,6 +90,9 @@ class host_pool {
   std::uint64_t lent_bytes() const;
   /// take() calls answered nullopt so far.
   std::uint64_t refusals() const;
+  /// Whether [p, p + bytes) lies in one of this pool's arenas (a share of a
+  /// lease of this pool: the memory a device may copy from directly).
+  bool owns(const std::byte* p, std::uint64_t bytes) const;
 
  private:
   struct state;

@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -37,6 +39,7 @@ class device_thread {
   device_thread(std::unique_ptr<device::backend> backend, compute_priority priority,
                 std::uint64_t ring_bytes)
       : backend_(std::move(backend)),
+        pinned_(backend_->host_buffers()),
         rings_(ring_bytes),
         priority_(priority),
         thread_([this] { loop(); }) {}
@@ -55,6 +58,9 @@ class device_thread {
 
   /// Whether the backend maps device-memory rings (device/shared_region.hpp).
   bool maps_cuda() const noexcept { return backend_->name().starts_with("cuda"); }
+  /// The backend's pinned host memory (backend::host_buffers), or nullptr;
+  /// usable from any thread.
+  device::host_pool* pinned() const noexcept { return pinned_; }
 
   void post(job j) {
     {
@@ -91,7 +97,8 @@ class device_thread {
   }
 
   std::unique_ptr<device::backend> backend_;
-  ring_book rings_;  // after backend_: its rings hold backend memory
+  device::host_pool* pinned_;  // backend_'s, asked once before the thread starts
+  ring_book rings_;            // after backend_: its rings hold backend memory
   compute_priority priority_;
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -318,6 +325,17 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
   });
 }
 
+// `data` in the device's pinned memory, copied here on the actor's thread so
+// that the device thread uploads it without a host copy of its own; as it
+// is when the device has no such memory or none to spare.
+shared_bytes pinned_copy(device::host_pool* pinned, const shared_bytes& data) {
+  if (pinned == nullptr || data.empty()) return data;
+  std::optional<device::host_lease> lease = pinned->take(data.size());
+  if (!lease) return data;
+  std::memcpy(lease->data(), data.data(), data.size());
+  return lease->share(0, data.size());
+}
+
 // Rows of a partner's request: imported on the device thread, after the jobs
 // already queued.
 // Rows in the sender's ring (same node) are read from there; a ring this
@@ -331,7 +349,7 @@ void on_rows(device_worker_actor* self, const messages::kv_delta_batch& m) {
                            .layers = {m.layer_begin, m.layer_end},
                            .tokens = {row.token_begin, row.token_end},
                            .bytes = row.size_bytes,
-                           .data = row.data};
+                           .data = pinned_copy(self->state.device->pinned(), row.data)};
     self->state.device->post([chunk = std::move(chunk), in_ring, from = m.from_instance,
                               ring = m.ring,
                               pos = row.ring_pos](device::backend& dev, ring_book& rings) {

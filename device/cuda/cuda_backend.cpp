@@ -146,9 +146,19 @@ std::uint32_t cuda_backend::cached_tokens(request_id request) const noexcept {
   return *std::min_element(it->second.layer_tokens.begin(), it->second.layer_tokens.end());
 }
 
+cuda_backend::~cuda_backend() {
+  // Imports in flight read memory their entries hold: it stays until then.
+  if (!imports_.empty()) (void)cudaStreamSynchronize(copy_stream_.get());
+}
+
 void cuda_backend::release(request_id request) noexcept {
   auto it = seqs_.find(request);
   if (it == seqs_.end()) return;
+  // Blocks an import still writes are not handed on before it is done.
+  if (importing_.count(request) != 0) {
+    (void)cudaEventSynchronize(imports_.back().read.get());
+    reap_imports();
+  }
   for (std::int32_t b : it->second.table) free_.push_back(b);
   seqs_.erase(it);
 }
@@ -269,6 +279,7 @@ result<iteration_result> cuda_backend::run(const batch& b) {
 }
 
 result<iteration_result> cuda_backend::run_checked(const batch& b, const layer_hooks* hooks) {
+  ACCELLM_TRY(wait_for_imports(b));
   build_plan(b);
   auto out = forward_->run(plan_, hooks);
   if (!out) return std::move(out).err().context(name_);

@@ -37,6 +37,7 @@
 #include "device/cuda/weights.hpp"
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -80,6 +81,7 @@ class cuda_backend final : public backend {
   cuda_backend(key, std::string name, model_spec spec, shard_shape shape, cuda_options options);
   cuda_backend(const cuda_backend&) = delete;
   cuda_backend& operator=(const cuda_backend&) = delete;
+  ~cuda_backend() override;
 
   std::string_view name() const noexcept override { return name_; }
   const model_spec& model() const noexcept override { return spec_; }
@@ -105,7 +107,15 @@ class cuda_backend final : public backend {
   /// one group, through export_kv_to.
   result<iteration_result> run_streaming(const batch& b, const kv_stream& stream) override;
   result<kv_chunk> export_kv(request_id request, index_range layers, index_range tokens) override;
+  /// Checks the chunk, then queues it on the copy stream and returns: one
+  /// upload from pinned memory (chunk.data itself when it lies in
+  /// host_buffers(), else a lease of it filled here) and the unpacking
+  /// kernel, after the last iteration. The chunk's memory is kept until the
+  /// copy has read it; an iteration whose batch holds the request waits for
+  /// it on the GPU, and release() of the request waits for it on the host.
+  /// Without room in the pool: through the stage, waiting for the copy.
   status import_kv(const kv_chunk& chunk) override;
+  host_pool* host_buffers() noexcept override { return &lent_; }
   std::uint32_t cached_tokens(request_id request) const noexcept override;
 
   /// Copies a slice of `request`'s KV into `dst`, another cuda_backend on the
@@ -179,6 +189,13 @@ class cuda_backend final : public backend {
     std::vector<std::int32_t> table;
     std::vector<std::uint32_t> layer_tokens;
   };
+  /// An import queued on copy_stream_: the memory its copies read, held
+  /// until `read` has happened.
+  struct pending_import {
+    event read;
+    request_id request = 0;
+    std::vector<shared_bytes> held;
+  };
   status init(int device);
   status check_batch(const batch& b) const;
   /// Grows the items' block tables.
@@ -191,6 +208,16 @@ class cuda_backend final : public backend {
   status grow(request_id id, std::uint32_t tokens);
   void build_plan(const batch& b);
   status ensure_staging(std::uint64_t elems);
+  /// import_kv's queued path for a checked chunk whose request has grown to
+  /// hold it: true once queued, false when the pool had no room (nothing
+  /// queued).
+  result<bool> import_async(const kv_chunk& chunk);
+  /// Records an event after what copy_stream_ holds and keeps `held` until it.
+  status track_import(request_id request, std::vector<shared_bytes> held);
+  /// Forgets the imports that have landed (their memory goes back).
+  void reap_imports() noexcept;
+  /// Makes stream_ wait for the imports in flight when `b` holds one's request.
+  status wait_for_imports(const batch& b);
   status check_slice(const sequence& s, index_range layers, index_range tokens) const;
   status check_incoming(request_id request, index_range layers, index_range tokens) const;
   /// On copy_stream_: uploads `s`'s block table, then copies the slice
@@ -237,6 +264,11 @@ class cuda_backend final : public backend {
   event packed_;        // recorded after a pack for copy_kv_to
   // run_streaming: per layer group, its layers computed / its rows in host_stage_.
   std::vector<event> group_computed_, group_copied_;
+  // Imports in flight, oldest first (copy_stream_ runs them in order), the
+  // requests they write with their counts, and events to record them with.
+  std::deque<pending_import> imports_;
+  std::unordered_map<request_id, std::uint32_t> importing_;
+  std::vector<event> spare_events_;
 };
 
 /// Builds a backend on `device` ("cuda:N"): checks the name, the device index

@@ -29,6 +29,9 @@ status cuda_backend::check_slice(const sequence& s, index_range layers, index_ra
 }
 
 status cuda_backend::ensure_staging(std::uint64_t elems) {
+  // Imports in flight read dev_stage_: they finish before it is replaced.
+  if ((host_stage_.size() < elems || dev_stage_.size() < elems) && !imports_.empty())
+    ACCELLM_CUDA_TRY(cudaStreamSynchronize(copy_stream_.get()));
   if (host_stage_.size() < elems) {
     auto h = pinned_buffer<__nv_bfloat16>::allocate(elems);
     if (!h) return std::move(h).err();
@@ -319,13 +322,100 @@ status cuda_backend::import_kv(const kv_chunk& chunk) {
                                             " bytes, the shape needs " + std::to_string(elems * 2));
   if (elems == 0) return {};
   ACCELLM_CUDA_TRY(cudaSetDevice(device_));
+  reap_imports();
   if (auto st = ensure_staging(elems); !st) return st;
+  const bool created = seqs_.count(chunk.request) == 0;
+  if (auto st = grow(chunk.request, chunk.tokens.end); !st) {
+    if (created) release(chunk.request);
+    return st;
+  }
+  auto queued = import_async(chunk);
+  if (!queued && created) release(chunk.request);
+  if (!queued) return std::move(queued).err();
+  if (*queued) return {};
+  // No pinned memory to spare: through the stage, waiting for the copy.
   cudaStream_t cs = copy_stream_.get();
   std::memcpy(host_stage_.data(), chunk.data.data(), chunk.bytes);
   ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
   ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_stage_.data(), host_stage_.data(), chunk.bytes,
                                    cudaMemcpyHostToDevice, cs));
-  return unpack_from(chunk.request, chunk.layers, chunk.tokens, dev_stage_.data());
+  auto st = unpack_from(chunk.request, chunk.layers, chunk.tokens, dev_stage_.data());
+  if (!st && created) release(chunk.request);
+  return st;
+}
+
+result<bool> cuda_backend::import_async(const kv_chunk& chunk) {
+  sequence& s = seqs_.at(chunk.request);
+  // The bytes the copy engine reads: chunk.data itself when it lies in this
+  // backend's pinned pool (the worker put it there on arrival), else a lease
+  // filled here; the block table goes in a lease too, as a pageable upload
+  // may wait for the copy stream.
+  const bool pinned = lent_.owns(chunk.data.data(), chunk.bytes);
+  const std::uint64_t data_room = pinned ? 0
+                                         : (chunk.bytes + host_pool::alignment - 1) /
+                                               host_pool::alignment * host_pool::alignment;
+  const std::uint64_t table_bytes = s.table.size() * sizeof(std::int32_t);
+  std::optional<host_lease> lease = lent_.take(data_room + table_bytes);
+  if (!lease) return false;
+  if (!pinned) std::memcpy(lease->data(), chunk.data.data(), chunk.bytes);
+  std::memcpy(lease->data() + data_room, s.table.data(), table_bytes);
+  const std::byte* from = pinned ? chunk.data.data() : lease->data();
+  cudaStream_t cs = copy_stream_.get();
+  // After the last iteration, which may still read blocks this one reuses.
+  ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), lease->data() + data_room, table_bytes,
+                                   cudaMemcpyHostToDevice, cs));
+  ACCELLM_CUDA_TRY(
+      cudaMemcpyAsync(dev_stage_.data(), from, chunk.bytes, cudaMemcpyHostToDevice, cs));
+  const status unpacked =
+      kv_copy(pool_view(), dev_table_.data(), chunk.layers.begin, chunk.layers.size(),
+              chunk.tokens.begin, chunk.tokens.size(), dev_stage_.data(), kv_direction::unpack, cs);
+  // Whether or not it unpacked, the copies above read both until this event.
+  std::vector<shared_bytes> held{lease->share(0, lease->size())};
+  if (pinned) held.push_back(chunk.data);
+  ACCELLM_TRY(track_import(chunk.request, std::move(held)));
+  if (!unpacked) return unpacked.err();
+  for (std::uint32_t l = chunk.layers.begin; l < chunk.layers.end; ++l)
+    s.layer_tokens[l] = std::max(s.layer_tokens[l], chunk.tokens.end);
+  return true;
+}
+
+status cuda_backend::track_import(request_id request, std::vector<shared_bytes> held) {
+  event read;
+  if (spare_events_.empty()) {
+    ACCELLM_TRY_ASSIGN(read, event::create());
+  } else {
+    read = std::move(spare_events_.back());
+    spare_events_.pop_back();
+  }
+  ACCELLM_CUDA_TRY(cudaEventRecord(read.get(), copy_stream_.get()));
+  imports_.push_back({std::move(read), request, std::move(held)});
+  ++importing_[request];
+  return {};
+}
+
+void cuda_backend::reap_imports() noexcept {
+  while (!imports_.empty()) {
+    const cudaError_t q = cudaEventQuery(imports_.front().read.get());
+    if (q == cudaErrorNotReady) (void)cudaGetLastError();  // not an error: not to be seen later
+    if (q != cudaSuccess) return;
+    pending_import& done = imports_.front();
+    if (auto it = importing_.find(done.request); it != importing_.end() && --it->second == 0)
+      importing_.erase(it);
+    spare_events_.push_back(std::move(done.read));
+    imports_.pop_front();
+  }
+}
+
+status cuda_backend::wait_for_imports(const batch& b) {
+  reap_imports();
+  if (imports_.empty()) return {};
+  const bool needed = std::any_of(b.items.begin(), b.items.end(), [&](const batch_item& it) {
+    return importing_.count(it.request) != 0;
+  });
+  // The copy stream runs in order: its latest import covers the rest.
+  if (needed) ACCELLM_CUDA_TRY(cudaStreamWaitEvent(stream_.get(), imports_.back().read.get(), 0));
+  return {};
 }
 
 status cuda_backend::copy_kv_to(cuda_backend& dst, request_id request, index_range layers,

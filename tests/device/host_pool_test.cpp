@@ -117,6 +117,21 @@ TEST(HostPool, ALeaseLivesOnInItsShares) {
   EXPECT_EQ(pool.lent_bytes(), 0u);
 }
 
+TEST(HostPool, OwnsWhatLiesInItsArenasOnly) {
+  counted c;
+  host_pool pool{16 * kib, 16 * kib, c.allocator()};
+  std::vector<std::byte> elsewhere(kib);
+  EXPECT_FALSE(pool.owns(elsewhere.data(), kib));
+  auto l = pool.take(kib);
+  ASSERT_TRUE(l);
+  const shared_bytes part = l->share(100, 200);
+  EXPECT_TRUE(pool.owns(part.data(), part.size()));
+  EXPECT_TRUE(pool.owns(l->data(), 16 * kib));       // the whole arena
+  EXPECT_FALSE(pool.owns(l->data(), 16 * kib + 1));  // one past it
+  EXPECT_FALSE(pool.owns(elsewhere.data(), kib));
+  EXPECT_FALSE(pool.owns(nullptr, 0));
+}
+
 TEST(HostPool, ArenasGoOnceThePoolAndItsLastLeaseAreGone) {
   counted c;
   shared_bytes kept;

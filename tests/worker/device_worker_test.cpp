@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -578,6 +579,90 @@ TEST_F(DeviceWorker, AnItemTheDeviceCannotRunIsRefusedAlone) {
   EXPECT_EQ(all.refused.size(), 2u);
   EXPECT_EQ(all.next_tokens, (std::vector<token_id>{no_token, no_token}));
   for (const auto& x : {w, none}) self_->send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+// A cpu backend with pinned host memory (plain memory in a host_pool here)
+// that counts where the chunks it imports lie.
+class pinned_backend final : public device::backend {
+ public:
+  struct counts {
+    std::atomic<int> in_pool{0}, elsewhere{0};
+  };
+  pinned_backend(std::uint64_t cap, std::shared_ptr<counts> seen)
+      : inner_(cpu_tiny()),
+        pool_(cap, cap,
+              {[](std::size_t n) { return std::aligned_alloc(device::host_pool::alignment, n); },
+               [](void* p) { std::free(p); }}),
+        seen_(std::move(seen)) {}
+  std::string_view name() const noexcept override { return "pinned"; }
+  const device::model_spec& model() const noexcept override { return inner_->model(); }
+  device::kv_geometry kv() const noexcept override { return inner_->kv(); }
+  result<device::iteration_result> run(const device::batch& b) override { return inner_->run(b); }
+  status check_item(const device::batch_item& item) const override {
+    return inner_->check_item(item);
+  }
+  result<device::kv_chunk> export_kv(request_id r, device::index_range l,
+                                     device::index_range t) override {
+    return inner_->export_kv(r, l, t);
+  }
+  status import_kv(const device::kv_chunk& c) override {
+    ++*(pool_.owns(c.data.data(), c.data.size()) ? &seen_->in_pool : &seen_->elsewhere);
+    return inner_->import_kv(c);
+  }
+  std::uint32_t cached_tokens(request_id r) const noexcept override {
+    return inner_->cached_tokens(r);
+  }
+  void release(request_id r) noexcept override { inner_->release(r); }
+  device::host_pool* host_buffers() noexcept override { return &pool_; }
+
+ private:
+  std::unique_ptr<device::backend> inner_;
+  device::host_pool pool_;
+  std::shared_ptr<counts> seen_;
+};
+
+// A partner's rows reach a device with pinned host memory already in it:
+// the worker copied them there on its actor's thread, and the device thread
+// only reads them. Without room in that memory they come as they arrived.
+// Either way they hold the sender's KV: the receiver decodes its tokens.
+TEST_F(DeviceWorker, RowsForADeviceWithPinnedMemoryArriveInIt) {
+  auto source = cpu_tiny();
+  ASSERT_NE(source, nullptr);
+  const std::uint32_t layers = source->model().layers;
+  const std::vector<token_id> first = direct(*source, execute(0, 1, {prefill(7, prompt(33))}));
+  ASSERT_EQ(first.size(), 1u);
+  auto kv = source->export_kv(7, {0, layers}, {0, 33});
+  ASSERT_TRUE(kv.ok());
+  const token_id t = first[0];
+  const std::vector<token_id> next = direct(*source, execute(0, 2, {decode(7, 33, t)}));
+  messages::kv_delta_batch rows{.epoch = 1,
+                                .from_instance = 0,
+                                .layer_begin = 0,
+                                .layer_end = layers,
+                                .rows = {{.request = 7,
+                                          .token_begin = 0,
+                                          .token_end = 33,
+                                          .size_bytes = kv->bytes,
+                                          .data = kv->data,
+                                          .ring_pos = 0}},
+                                .phase = messages::phase::prefill,
+                                .ring = 0,
+                                .abandoned = {}};
+  for (const std::uint64_t cap : {std::uint64_t{1} << 20, std::uint64_t{0}}) {
+    SCOPED_TRACE("pool of " + std::to_string(cap) + " bytes");
+    auto seen = std::make_shared<pinned_backend::counts>();
+    const caf::actor w =
+        spawn_device_worker(sys_, 1, std::make_unique<pinned_backend>(cap, seen), {});
+    self_->send(w, actors::peers_atom::value, caf::actor{self_}, std::vector<caf::actor>{});
+    self_->send(w, msg_atom::value, messages::encode(rows));
+    // Jobs run in order: the import is done once this decode is.
+    const messages::iteration_done d = run(w, execute(1, 1, {decode(7, 33, t)}));
+    ASSERT_TRUE(d.error.empty()) << d.error;
+    EXPECT_EQ(d.next_tokens, next);
+    EXPECT_EQ(seen->in_pool, cap > 0 ? 1 : 0);
+    EXPECT_EQ(seen->elsewhere, cap > 0 ? 0 : 1);
+    self_->send_exit(w, caf::exit_reason::user_shutdown);
+  }
 }
 
 TEST_F(DeviceWorker, AnItemWithoutTokenIdsIsAnsweredWithAnError) {

@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -429,6 +430,77 @@ TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_copied_withou
     EXPECT_EQ(held[0].data.use_count(), first_lent ? 2 : 1);
     held.clear();
     EXPECT_EQ(pool.lent_bytes(), 0u);
+  }
+}
+
+// import_kv queues its copy on the copy stream and returns. A decode of the
+// request right after waits for it on the GPU; a request released right
+// after one gives its blocks to a new prefill only once it has landed; its
+// pinned memory is back after the next calls. A chunk already in the
+// backend's pinned memory (host_buffers: where a worker puts rows on
+// arrival) is read from there, and with no pool the import goes through the
+// stage. Every way, the partner decodes the source's tokens.
+TEST(cuda_backend, imports_queued_on_the_copy_stream_land_before_what_needs_them) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o = small_options(11);
+  auto a = make_cuda_backend("cuda:0", "cpu-small", o);
+  ASSERT_TRUE(a.ok()) << a.err().what();
+  const std::uint32_t n = 48, layers = (*a)->model().layers, decodes = 8;
+  auto first = (*a)->run(batch{{batch_item{7, phase::prefill, 0, n, prompt(n, 512, 4), true}}});
+  ASSERT_TRUE(first.ok());
+  auto whole = (*a)->export_kv(7, {0, layers}, {0, n});
+  ASSERT_TRUE(whole.ok()) << whole.err().what();
+  // The source's decodes of request 7, and its prefill of request 9.
+  std::vector<token_id> want{first->next_tokens[0]};
+  for (std::uint32_t s = 0; s < decodes; ++s) {
+    auto r = (*a)->run(batch{{batch_item{7, phase::decode, n + s, 1, {want.back()}, true}}});
+    ASSERT_TRUE(r.ok());
+    want.push_back(r->next_tokens[0]);
+  }
+  const batch nine{{batch_item{9, phase::prefill, 0, 40, prompt(40, 512, 5), true}}};
+  auto nine_first = (*a)->run(nine);
+  ASSERT_TRUE(nine_first.ok());
+  std::vector<token_id> want_nine{nine_first->next_tokens[0]};
+  for (std::uint32_t s = 0; s < decodes; ++s) {
+    auto r = (*a)->run(batch{{batch_item{9, phase::decode, 40 + s, 1, {want_nine.back()}, true}}});
+    ASSERT_TRUE(r.ok());
+    want_nine.push_back(r->next_tokens[0]);
+  }
+  const char* ways[] = {"leased here", "already pinned", "no pool"};
+  for (int way = 0; way < 3; ++way) {
+    SCOPED_TRACE(ways[way]);
+    o.pinned_kv_bytes = way == 2 ? 0 : std::uint64_t{64} << 20;
+    auto b = make_cuda_backend("cuda:0", "cpu-small", o);
+    ASSERT_TRUE(b.ok()) << b.err().what();
+    kv_chunk c = *whole;
+    if (way == 1) {
+      auto lease = (*b)->host_buffers()->take(c.bytes);
+      ASSERT_TRUE(lease);
+      std::memcpy(lease->data(), whole->data.data(), c.bytes);
+      c.data = lease->share(0, c.bytes);
+    }
+    ASSERT_TRUE((*b)->import_kv(c).ok());
+    c.data = {};  // the backend holds what it still reads
+    // Request 8 imported and released at once: request 9 gets its blocks.
+    kv_chunk eight = *whole;
+    eight.request = 8;
+    ASSERT_TRUE((*b)->import_kv(eight).ok());
+    (*b)->release(8);
+    auto got_nine = (*b)->run(nine);
+    ASSERT_TRUE(got_nine.ok());
+    EXPECT_EQ(got_nine->next_tokens[0], want_nine[0]);
+    // Each on its own: a batch of one, as on the source.
+    token_id t7 = want[0], t9 = want_nine[0];
+    for (std::uint32_t s = 0; s < decodes; ++s) {
+      auto r7 = (*b)->run(batch{{batch_item{7, phase::decode, n + s, 1, {t7}, true}}});
+      auto r9 = (*b)->run(batch{{batch_item{9, phase::decode, 40 + s, 1, {t9}, true}}});
+      ASSERT_TRUE(r7.ok() && r9.ok());
+      t7 = r7->next_tokens[0];
+      t9 = r9->next_tokens[0];
+      ASSERT_EQ(t7, want[s + 1]) << "request 7, step " << s;
+      ASSERT_EQ(t9, want_nine[s + 1]) << "request 9, step " << s;
+    }
+    EXPECT_EQ((*b)->lent_kv().lent_bytes(), 0u);
   }
 }
 
