@@ -44,8 +44,7 @@ cuda_backend::cuda_backend(key, std::string name, model_spec spec, shard_shape s
       spec_(std::move(spec)),
       shape_(shape),
       options_(options),
-      lent_(options.pinned_kv_bytes, std::min(options.pinned_kv_bytes, pinned_arena_bytes),
-            pinned_allocator()) {}
+      lent_(0, 0, {}) {}
 
 kv_geometry cuda_backend::kv() const noexcept {
   kv_geometry g;
@@ -68,6 +67,9 @@ double cuda_backend::allreduce_seconds(std::uint32_t rows) const noexcept {
 status cuda_backend::init(int device) {
   device_ = device;
   ACCELLM_CUDA_TRY(cudaSetDevice(device));
+  lent_ =
+      host_pool{options_.pinned_kv_bytes, std::min(options_.pinned_kv_bytes, pinned_arena_bytes),
+                pinned_allocator(device)};
   ACCELLM_TRY_ASSIGN(stream_, stream::create());
   ACCELLM_TRY_ASSIGN(packed_, event::create());
   ACCELLM_TRY_ASSIGN(copy_stream_, stream::create());

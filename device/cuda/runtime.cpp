@@ -39,16 +39,20 @@ cublas_handle::~cublas_handle() {
   if (h_ != nullptr) cublasDestroy(h_);
 }
 
-host_allocator pinned_allocator() {
-  return {[](std::size_t bytes) -> void* {
+host_allocator pinned_allocator(int device) {
+  return {[device](std::size_t bytes) -> void* {
             void* p = nullptr;
-            if (cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
+            if (cudaSetDevice(device) != cudaSuccess ||
+                cudaHostAlloc(&p, bytes, cudaHostAllocPortable) != cudaSuccess) {
               (void)cudaGetLastError();  // not sticky: clear it for the next call
               return nullptr;
             }
             return p;
           },
-          [](void* p) { (void)cudaFreeHost(p); }};
+          [device](void* p) {
+            (void)cudaSetDevice(device);
+            (void)cudaFreeHost(p);
+          }};
 }
 
 }  // namespace accellm::device::cuda

@@ -140,9 +140,11 @@ class event {
 };
 
 /// Page-locked host memory for a host_pool's arenas: cudaHostAlloc,
-/// portable (pinned for every device's context, so a pool serves any GPU),
-/// and cudaFreeHost. A failed allocation is nullptr (the pool refuses).
-host_allocator pinned_allocator();
+/// portable (pinned for every device's context), and cudaFreeHost. Both
+/// make `device` current first: a pool is used from other threads (a
+/// worker's actors), which must not create a context on device 0. A failed
+/// allocation is nullptr (the pool refuses).
+host_allocator pinned_allocator(int device);
 
 /// A cuBLAS handle bound to one stream.
 class cublas_handle {
