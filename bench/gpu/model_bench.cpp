@@ -24,7 +24,10 @@
 // prefill without it, median of 3 after a warm-up, host wall-clock: the
 // iteration's time both ways, when the first and the last layer's KV reached
 // the host (from the call), and the KV's bytes. The copy is hidden when the
-// last layer lands about when the iteration ends.
+// last layer lands about when the iteration ends. Chunks for the host are
+// held until the call returns (a worker's queue holds them while the network
+// drains), so a prompt larger than the pinned pool has its last groups
+// copied out; how many is printed and is the CSV's last column.
 //
 // --breakdown on: after each decode and prefill figure, one more iteration
 // launched kernel by kernel with an event after every operator, printed per
@@ -332,7 +335,7 @@ class bench {
       std::exit(1);
     }
     struct times {
-      std::vector<double> total, first, last;
+      std::vector<double> total, first, last, copied;
     };
     times plain, host, ring;
     double bytes = 0;
@@ -349,9 +352,13 @@ class bench {
       return ms;
     };
     // One streamed prefill; `placed`: into the region, one chunk after another.
+    // Chunks for the host are held until the call returns, as a worker's
+    // send queue holds them while the network drains: they keep their lent
+    // pinned memory, and the groups the pool has no room for are copied out.
     auto streamed = [&](bool placed, times& into) {
       double first_ms = -1, last_ms = 0, got = 0;
       std::uint64_t offset = 0, pos = 0;
+      std::vector<kv_chunk> held;
       kv_stream s;
       s.requests = {1000};
       s.layers_per_chunk = 1;
@@ -359,7 +366,10 @@ class bench {
       s.sink = [&](std::vector<kv_chunk> chunks) {
         last_ms = ms_since(t0);
         if (first_ms < 0) first_ms = last_ms;
-        for (const kv_chunk& c : chunks) got += static_cast<double>(c.bytes);
+        for (kv_chunk& c : chunks) {
+          got += static_cast<double>(c.bytes);
+          if (!placed) held.push_back(std::move(c));
+        }
       };
       if (placed)
         s.place = [&](std::size_t, std::uint64_t n) -> std::optional<kv_place> {
@@ -367,10 +377,12 @@ class bench {
           offset += n;
           return at;
         };
+      const std::uint64_t refused = b_.lent_kv().refusals();
       t0 = clock::now();
       into.total.push_back(timed([&] { return b_.run_streaming(bt, s); }));
       into.first.push_back(first_ms);
       into.last.push_back(last_ms);
+      into.copied.push_back(static_cast<double>(b_.lent_kv().refusals() - refused));
       bytes = got;
     };
     for (int rep = 0; rep < 4; ++rep) {
@@ -391,10 +403,16 @@ class bench {
           "  with the layer-wise copy %-13s %8.3f ms (%+6.1f%%); first layer's KV there after "
           "%7.3f ms, last after %8.3f ms\n",
           name, med(t->total), 100 * (med(t->total) - p) / p, med(t->first), med(t->last));
+    std::printf(
+        "  to the host: %.0f of %u layer groups copied out (no room in the %.0f MiB "
+        "pinned pool), the rest lent\n",
+        med(host.copied), b_.model().layers,
+        static_cast<double>(b_.lent_kv().cap_bytes()) / (1 << 20));
     if (csv)
       *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ','
            << med(host.total) << ',' << med(host.first) << ',' << med(host.last) << ',' << bytes
-           << ',' << med(ring.total) << ',' << med(ring.first) << ',' << med(ring.last) << '\n';
+           << ',' << med(ring.total) << ',' << med(ring.first) << ',' << med(ring.last) << ','
+           << med(host.copied) << '\n';
     return true;
   }
 

@@ -58,7 +58,7 @@ csv=bench/results/$slug-model.csv
 echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
 timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceilings.csv"
 stream_csv=bench/results/$slug-stream.csv
-echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms" >"$stream_csv"
+echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 if [ "$MODE" = quick ]; then
   $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
