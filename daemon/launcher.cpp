@@ -283,6 +283,7 @@ void print_instance_metrics(const std::string& host, std::uint16_t http) {
         line.rfind("accellm_instance_busy_seconds_total{", 0) == 0 ||
         line.rfind("accellm_instance_kv_sent_bytes_total{", 0) == 0 ||
         line.rfind("accellm_instance_kv_shared_bytes_total{", 0) == 0 ||
+        line.rfind("accellm_instance_kv_copied_bytes_total{", 0) == 0 ||
         line.rfind("accellm_instance_replicas_dropped_total{", 0) == 0 ||
         line.rfind("accellm_requests_finished_total", 0) == 0) {
       std::cout << "  " << line << '\n';

@@ -213,6 +213,9 @@ struct IterationDone {
   kvBytesShared @10 :UInt64;      # of kvBytesSent, the bytes that went through a same-node
                                   # shared ring rather than the network (<= kvBytesSent)
   refused @11 :List(ItemRefusal); # items the device would not run (ascending); the rest ran
+  kvBytesCopied @12 :UInt64;      # of kvBytesSent, the bytes a device with a pinned host pool
+                                  # had no room for there and copied out on its own thread
+                                  # (<= kvBytesSent; 0 on devices without one)
 }
 
 struct ItemRefusal {  # one Execute item a device refused, alone (IterationDone.refused)
@@ -286,6 +289,7 @@ struct InstanceReport {
   queuedRequests @14 :UInt32;      # requests waiting for prefill
   rejectedMessages @15 :UInt64;    # malformed or misaddressed messages dropped since start
   kvBytesShared @16 :UInt64;       # of kvBytesSent, through a same-node shared ring (<= it)
+  kvBytesCopied @17 :UInt64;       # of kvBytesSent, copied out for want of pinned memory (<= it)
 }
 
 # worker process -> coordinator: join (or rejoin) the cluster.

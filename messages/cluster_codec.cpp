@@ -30,6 +30,7 @@ void fill(w::InstanceReport::Builder b, const instance_report& m) {
   b.setQueuedRequests(m.queued_requests);
   b.setRejectedMessages(m.rejected_messages);
   b.setKvBytesShared(m.kv_bytes_shared);
+  b.setKvBytesCopied(m.kv_bytes_copied);
 }
 
 result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l) {
@@ -52,6 +53,7 @@ result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l
   m.queued_requests = r.getQueuedRequests();
   m.rejected_messages = r.getRejectedMessages();
   m.kv_bytes_shared = r.getKvBytesShared();
+  m.kv_bytes_copied = r.getKvBytesCopied();
   return std::move(f).finish(std::move(m));
 }
 
@@ -271,6 +273,8 @@ status validate(const instance_report& m, const decode_limits&) {
              "primary + replica + free blocks exceed kv_blocks_total")
       .not_self(m.partner, m.instance, "partner")
       .check(m.kv_bytes_shared <= m.kv_bytes_sent, "kv_bytes_shared", m.kv_bytes_shared,
+             "exceeds kv_bytes_sent")
+      .check(m.kv_bytes_copied <= m.kv_bytes_sent, "kv_bytes_copied", m.kv_bytes_copied,
              "exceeds kv_bytes_sent");
   return std::move(c).done();
 }

@@ -94,20 +94,22 @@ execute example_execute() {
 }
 
 iteration_done example_done() {
-  return {.epoch = 4,
-          .instance = 1,
-          .iteration = 17,
-          .duration_ns = 1'500'000,
-          .next_tokens = {no_token, 12, no_token, 13},
-          .error = "example: device reported an error",
-          .kv_bytes_sent = 4096,
-          .steps = 2,
-          .step_ends_ns = {700'000, 1'500'000},
-          .joined = 1,
-          .kv_bytes_shared = 1024,
-          .refused = {
-              {.item = 2,
-               .reason = "not_found: request 9: not cached (its copy never reached this device)"}}};
+  return {
+      .epoch = 4,
+      .instance = 1,
+      .iteration = 17,
+      .duration_ns = 1'500'000,
+      .next_tokens = {no_token, 12, no_token, 13},
+      .error = "example: device reported an error",
+      .kv_bytes_sent = 4096,
+      .steps = 2,
+      .step_ends_ns = {700'000, 1'500'000},
+      .joined = 1,
+      .kv_bytes_shared = 1024,
+      .refused = {{.item = 2,
+                   .reason =
+                       "not_found: request 9: not cached (its copy never reached this device)"}},
+      .kv_bytes_copied = 512};
 }
 
 kv_layer example_kv_layer() {
@@ -161,7 +163,8 @@ instance_report example_report() {
           .partner = 2,
           .queued_requests = 3,
           .rejected_messages = 2,
-          .kv_bytes_shared = 1 << 19};
+          .kv_bytes_shared = 1 << 19,
+          .kv_bytes_copied = 1 << 18};
 }
 
 register_worker example_register() {

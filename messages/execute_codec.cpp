@@ -115,6 +115,7 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
   }
   b.setJoined(m.joined);
   b.setKvBytesShared(m.kv_bytes_shared);
+  b.setKvBytesCopied(m.kv_bytes_copied);
   if (m.refused.empty()) return;
   auto refused = b.initRefused(static_cast<unsigned>(m.refused.size()));
   for (unsigned i = 0; i < refused.size(); ++i) {
@@ -138,6 +139,7 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   f.values(r.getStepEndsNs(), l.max_decode_steps, "step_ends_ns", m.step_ends_ns);
   m.joined = r.getJoined();
   m.kv_bytes_shared = r.getKvBytesShared();
+  m.kv_bytes_copied = r.getKvBytesCopied();
   const auto refused = r.getRefused();
   if (!f.within(refused.size(), l.max_execute_items, "refused"))
     return std::move(f).finish(std::move(m));
@@ -265,6 +267,8 @@ status validate(const iteration_done& m, const decode_limits& l) {
              m.step_ends_ns.size(), "entries, must be ascending")
       .check(m.joined <= l.max_execute_items, "joined", m.joined, "exceeds max_execute_items")
       .check(m.kv_bytes_shared <= m.kv_bytes_sent, "kv_bytes_shared", m.kv_bytes_shared,
+             "exceeds kv_bytes_sent")
+      .check(m.kv_bytes_copied <= m.kv_bytes_sent, "kv_bytes_copied", m.kv_bytes_copied,
              "exceeds kv_bytes_sent")
       .limit(m.refused.size(), l.max_execute_items, "refused");
   for (std::size_t i = 0; i < m.refused.size() && c.ok(); ++i) {

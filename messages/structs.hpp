@@ -202,6 +202,9 @@ struct iteration_done {
   /// Items the device refused one by one (ascending item): each request
   /// fails alone; the others ran (no_token in next_tokens at a refused item).
   std::vector<item_refusal> refused;
+  /// Of kv_bytes_sent, the bytes a device with a pinned pool had no room
+  /// for there, and so copied out on its thread (0 on other devices).
+  std::uint64_t kv_bytes_copied = 0;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 
@@ -280,6 +283,7 @@ struct instance_report {
   std::uint32_t queued_requests = 0;
   std::uint64_t rejected_messages = 0;  ///< malformed or misaddressed, dropped since start
   std::uint64_t kv_bytes_shared = 0;    ///< of kv_bytes_sent, through a same-node ring
+  std::uint64_t kv_bytes_copied = 0;    ///< of kv_bytes_sent, copied out for want of pinned room
   friend bool operator==(const instance_report&, const instance_report&) = default;
 };
 

@@ -305,10 +305,15 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
       return rings.place(kv.targets[i], bytes);
     };
     kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
+      device::host_pool* pinned = dev.host_buffers();
       for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
         for (const auto& row : rows.rows) {
           done.kv_bytes_sent += row.size_bytes;
           if (rows.ring != 0 && row.data.empty()) done.kv_bytes_shared += row.size_bytes;
+          // Not in the pinned pool: copied out on this thread (no room there).
+          if (pinned != nullptr && !row.data.empty() &&
+              !pinned->owns(row.data.data(), row.data.size()))
+            done.kv_bytes_copied += row.size_bytes;
         }
         hand_back(target, messages::pack(std::move(rows)));
       }

@@ -32,6 +32,8 @@
 //   accellm_kv_cache_usage_perc             used blocks / all blocks (0..1)
 //   accellm_instance_kv_sent_bytes_total    KV bytes streamed to partners
 //   accellm_instance_kv_shared_bytes_total  ... of them through a same-node ring
+//   accellm_instance_kv_copied_bytes_total  ... of them copied out on the device
+//       thread, its pinned pool full (cuda workers)
 //   accellm_instance_replicas_dropped_total copies dropped here (memory
 //       pressure, or abandoned by the sender's KV flow control)
 //   accellm_instance_iterations_total       iterations run
@@ -113,6 +115,7 @@ class live_metrics final : public observer {
     std::uint64_t total_blocks = 0;
     std::uint64_t kv_bytes_sent = 0;
     std::uint64_t kv_bytes_shared = 0;
+    std::uint64_t kv_bytes_copied = 0;
     std::uint64_t replicas_dropped = 0;  ///< summed evicted_replicas of its reports
     std::uint64_t iterations = 0;
     std::uint64_t busy_ns = 0;  ///< the worker's own total, load.busy_ns

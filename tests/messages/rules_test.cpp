@@ -178,6 +178,10 @@ TEST(Rules, IterationDoneAndKv) {
                               [](auto& m) { m.refused[0].reason.clear(); });
   expect_rule<instance_report>("instance_report.kv_bytes_shared",
                                [](auto& m) { m.kv_bytes_shared = m.kv_bytes_sent + 1; });
+  expect_rule<iteration_done>("iteration_done.kv_bytes_copied",
+                              [](auto& m) { m.kv_bytes_copied = m.kv_bytes_sent + 1; });
+  expect_rule<instance_report>("instance_report.kv_bytes_copied",
+                               [](auto& m) { m.kv_bytes_copied = m.kv_bytes_sent + 1; });
 }
 
 TEST(Rules, ClientAndClusterMessages) {

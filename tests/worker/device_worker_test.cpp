@@ -588,8 +588,11 @@ class pinned_backend final : public device::backend {
   struct counts {
     std::atomic<int> in_pool{0}, elsewhere{0};
   };
-  pinned_backend(std::uint64_t cap, std::shared_ptr<counts> seen)
-      : inner_(cpu_tiny()),
+  /// `lend`: exported chunks are lent from the pool where it has room (as a
+  /// cuda backend's are), else copied into vectors.
+  pinned_backend(std::uint64_t cap, std::shared_ptr<counts> seen, bool lend = false)
+      : lend_(lend),
+        inner_(cpu_tiny()),
         pool_(cap, cap,
               {[](std::size_t n) { return std::aligned_alloc(device::host_pool::alignment, n); },
                [](void* p) { std::free(p); }}),
@@ -603,7 +606,13 @@ class pinned_backend final : public device::backend {
   }
   result<device::kv_chunk> export_kv(request_id r, device::index_range l,
                                      device::index_range t) override {
-    return inner_->export_kv(r, l, t);
+    auto c = inner_->export_kv(r, l, t);
+    if (!c || !lend_) return c;
+    if (auto lease = pool_.take(c->data.size())) {
+      std::memcpy(lease->data(), c->data.data(), c->data.size());
+      c->data = lease->share(0, c->data.size());
+    }
+    return c;
   }
   status import_kv(const device::kv_chunk& c) override {
     ++*(pool_.owns(c.data.data(), c.data.size()) ? &seen_->in_pool : &seen_->elsewhere);
@@ -616,6 +625,7 @@ class pinned_backend final : public device::backend {
   device::host_pool* host_buffers() noexcept override { return &pool_; }
 
  private:
+  bool lend_;
   std::unique_ptr<device::backend> inner_;
   device::host_pool pool_;
   std::shared_ptr<counts> seen_;
@@ -663,6 +673,38 @@ TEST_F(DeviceWorker, RowsForADeviceWithPinnedMemoryArriveInIt) {
     EXPECT_EQ(seen->elsewhere, cap > 0 ? 0 : 1);
     self_->send_exit(w, caf::exit_reason::user_shutdown);
   }
+}
+
+// IterationDone counts the KV bytes a device with a pinned pool sent from
+// elsewhere (copied out on its thread for want of room there): none when
+// every chunk was lent from the pool, all of them when the pool has none,
+// and none on a device without a pool.
+TEST_F(DeviceWorker, KvCopiedOutForWantOfPinnedRoomIsCounted) {
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  struct device_case {
+    std::unique_ptr<device::backend> backend;
+    bool all_copied;
+  };
+  std::vector<device_case> cases;
+  cases.push_back({std::make_unique<pinned_backend>(
+                       std::uint64_t{1} << 20, std::make_shared<pinned_backend::counts>(), true),
+                   false});
+  cases.push_back(
+      {std::make_unique<pinned_backend>(0, std::make_shared<pinned_backend::counts>(), true),
+       true});
+  cases.push_back({cpu_tiny(), false});
+  for (device_case& d : cases) {
+    SCOPED_TRACE(std::string{d.backend->name()});
+    const caf::actor w = spawn_device_worker(sys_, 0, std::move(d.backend), {});
+    self_->send(w, actors::peers_atom::value, caf::actor{self_},
+                std::vector<caf::actor>{none, caf::actor{self_}});
+    const sent s = send_execute(w, execute(0, 1, {prefill(1, prompt(20), 1)}));
+    ASSERT_TRUE(s.done.error.empty()) << s.done.error;
+    EXPECT_GT(s.done.kv_bytes_sent, 0u);
+    EXPECT_EQ(s.done.kv_bytes_copied, d.all_copied ? s.done.kv_bytes_sent : 0u);
+    self_->send_exit(w, caf::exit_reason::user_shutdown);
+  }
+  self_->send_exit(none, caf::exit_reason::user_shutdown);
 }
 
 TEST_F(DeviceWorker, AnItemWithoutTokenIdsIsAnsweredWithAnError) {

@@ -701,6 +701,27 @@ TEST_F(InstanceManager, OnARealDeviceItemsCarryTokenIdsAndKvIsReleased) {
   EXPECT_EQ(released, (std::vector<request_id>{9}));
 }
 
+// The KV counters of each IterationDone add up in the instance's load: sent,
+// through a same-node ring, and copied out for want of pinned memory.
+TEST_F(InstanceManager, KvByteCountersAddUpAcrossIterations) {
+  std::vector<request_id> released;
+  start_real_device(
+      [](const messages::execute& ex, messages::iteration_done& d) {
+        d.next_tokens.assign(ex.items.size(), 40);
+        d.kv_bytes_sent = 1000;
+        d.kv_bytes_shared = 300;
+        d.kv_bytes_copied = 200;
+      },
+      released);
+  deliver(prompt_of_ids(9, 3));
+  vt_->run_for(10ms);
+  ASSERT_EQ(log_.executes.size(), 3u);
+  const messages::instance_report& load = last_report().load;
+  EXPECT_EQ(load.kv_bytes_sent, 3000u);
+  EXPECT_EQ(load.kv_bytes_shared, 900u);
+  EXPECT_EQ(load.kv_bytes_copied, 600u);
+}
+
 // On a real device a refused item is rebuilt once from the token ids the
 // manager keeps: the device frees the request's KV, the whole context
 // (prompt and output so far) is prefilled again without output, and decoding
