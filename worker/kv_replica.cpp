@@ -17,6 +17,14 @@ struct replica_state {
 
 using replica_actor = caf::stateful_actor<replica_state>;
 
+// `b` as its receivers get it: a KvDeltaBatch in bytes decoded and packed
+// (copies of a packed blob share the message), anything else as it is.
+messages::capnp_blob shared_once(const messages::capnp_blob& b) {
+  if (b.local || b.type != static_cast<std::uint16_t>(messages::msg_type::kv_delta_batch)) return b;
+  auto m = messages::decode<messages::kv_delta_batch>(b);
+  return m ? messages::pack(std::move(*m)) : b;
+}
+
 caf::behavior kv_replica(replica_actor* self) {
   return {
       [self](actors::peers_atom, caf::actor manager) { self->state.manager = std::move(manager); },
@@ -36,10 +44,11 @@ caf::behavior kv_replica(replica_actor* self) {
             self->send(sender, actors::msg_atom::value,
                        messages::pack(messages::kv_ack{.epoch = 0, .batches = 1}));
         }
-        // Decoded by the receivers; anything malformed goes to the manager
-        // too, to be rejected and counted in its reports.
-        if (self->state.device) self->send(self->state.device, actors::msg_atom::value, b);
-        self->send(self->state.manager, actors::msg_atom::value, b);
+        // Anything malformed goes to the manager too, to be rejected and
+        // counted in its reports.
+        const messages::capnp_blob out = shared_once(b);
+        if (self->state.device) self->send(self->state.device, actors::msg_atom::value, out);
+        self->send(self->state.manager, actors::msg_atom::value, out);
       },
       [](actors::ping_atom) { return actors::pong_atom::value; },
   };

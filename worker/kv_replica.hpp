@@ -5,13 +5,19 @@
 // rejectedMessages) a malformed or misaddressed one; on a real device also to
 // the local device_worker, which imports the bytes into the device.
 //
-// Messages in: (msg_atom, KvDeltaBatch) from any worker. Out: the same blob to
+// Messages in: (msg_atom, KvDeltaBatch) from any worker. Out: the message to
 // the instance_manager (and the device_worker), and a KvAck to its sender,
 // the credit of the sender's flow control (worker/kv_send_queue.hpp). Set-up: (peers_atom,
 // instance_manager) on a simulated device, (peers_atom, instance_manager,
 // device_worker) on a real one, which also tells the device_worker where to
 // take partners' same-node KV rings (ring_atom). (ping_atom) is answered with pong_atom once
 // everything received before it has been handed on.
+//
+// A KvDeltaBatch that arrives as bytes (from another process) is decoded
+// here, once, and handed on packed (messages::pack): both receivers share
+// the one decoded message and its rows' bytes (shared_bytes) instead of each
+// getting a copy of tens of MiB to decode again. One that does not decode
+// goes on as it came, for the instance_manager to reject and count.
 //
 // Thread contract: an actor.
 #pragma once
