@@ -85,12 +85,16 @@ struct host_pool::state {
 host_pool::host_pool(std::uint64_t cap_bytes, std::uint64_t arena_bytes, host_allocator allocator)
     : state_(std::make_shared<state>(cap_bytes, arena_bytes, std::move(allocator))) {}
 
-std::optional<host_lease> host_pool::take(std::uint64_t bytes) {
+std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max_lent) {
   if (bytes == 0) return host_lease{};
   const std::uint64_t need = (bytes + alignment - 1) / alignment * alignment;
   std::lock_guard lock{state_->mutex};
   std::size_t i = 0;
   std::optional<std::uint64_t> at;
+  if (need > max_lent || state_->lent > max_lent - need) {
+    ++state_->refused;
+    return std::nullopt;
+  }
   for (; i < state_->arenas.size() && !at; ++i) at = state::fit(state_->arenas[i], need);
   if (at) {
     --i;

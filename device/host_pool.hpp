@@ -80,8 +80,10 @@ class host_pool {
   ~host_pool() = default;
 
   /// `bytes` bytes (0: an empty lease), or nullopt when they fit no arena
-  /// and a new one would pass the cap or was refused by the allocator.
-  std::optional<host_lease> take(std::uint64_t bytes);
+  /// and a new one would pass the cap or was refused by the allocator, or
+  /// when the pool would then lend more than `max_lent` bytes in all (a
+  /// share of the pool for one kind of use).
+  std::optional<host_lease> take(std::uint64_t bytes, std::uint64_t max_lent = ~std::uint64_t{0});
 
   std::uint64_t cap_bytes() const noexcept;
   /// Bytes of the arenas allocated so far.

@@ -81,6 +81,20 @@ TEST(HostPool, RefusesAtTheCapAndLendsAgainOnceALeaseIsBack) {
   EXPECT_EQ(pool.refusals(), 1u);
 }
 
+TEST(HostPool, ALeaseMayBeHeldToAShareOfThePool) {
+  counted c;
+  host_pool pool{16 * kib, 16 * kib, c.allocator()};
+  auto a = pool.take(6 * kib, 8 * kib);
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(pool.take(4 * kib, 8 * kib));  // 10 KiB would pass the share
+  EXPECT_EQ(pool.refusals(), 1u);
+  const auto b = pool.take(2 * kib, 8 * kib);  // exactly the share
+  EXPECT_TRUE(b);
+  const auto rest = pool.take(8 * kib);  // without a limit: the rest of the cap
+  EXPECT_TRUE(rest);
+  EXPECT_FALSE(pool.take(kib));
+}
+
 TEST(HostPool, ReleasedNeighboursMergeIntoOneRange) {
   counted c;
   host_pool pool{16 * kib, 16 * kib, c.allocator()};

@@ -633,8 +633,9 @@ class pinned_backend final : public device::backend {
 
 // A partner's rows reach a device with pinned host memory already in it:
 // the worker copied them there on its actor's thread, and the device thread
-// only reads them. Without room in that memory they come as they arrived.
-// Either way they hold the sender's KV: the receiver decodes its tokens.
+// only reads them. Without room in that memory (none, or rows that would
+// take more than half of it) they come as they arrived. Either way they hold
+// the sender's KV: the receiver decodes its tokens.
 TEST_F(DeviceWorker, RowsForADeviceWithPinnedMemoryArriveInIt) {
   auto source = cpu_tiny();
   ASSERT_NE(source, nullptr);
@@ -658,7 +659,9 @@ TEST_F(DeviceWorker, RowsForADeviceWithPinnedMemoryArriveInIt) {
                                 .phase = messages::phase::prefill,
                                 .ring = 0,
                                 .abandoned = {}};
-  for (const std::uint64_t cap : {std::uint64_t{1} << 20, std::uint64_t{0}}) {
+  // Pools of 1 MiB, of just under twice the rows, and none.
+  for (const std::uint64_t cap :
+       {std::uint64_t{1} << 20, 2 * kv->data.size() - 512, std::uint64_t{0}}) {
     SCOPED_TRACE("pool of " + std::to_string(cap) + " bytes");
     auto seen = std::make_shared<pinned_backend::counts>();
     const caf::actor w =
@@ -669,8 +672,9 @@ TEST_F(DeviceWorker, RowsForADeviceWithPinnedMemoryArriveInIt) {
     const messages::iteration_done d = run(w, execute(1, 1, {decode(7, 33, t)}));
     ASSERT_TRUE(d.error.empty()) << d.error;
     EXPECT_EQ(d.next_tokens, next);
-    EXPECT_EQ(seen->in_pool, cap > 0 ? 1 : 0);
-    EXPECT_EQ(seen->elsewhere, cap > 0 ? 0 : 1);
+    const bool fits = cap >= 2 * kv->data.size();
+    EXPECT_EQ(seen->in_pool, fits ? 1 : 0);
+    EXPECT_EQ(seen->elsewhere, fits ? 0 : 1);
     self_->send_exit(w, caf::exit_reason::user_shutdown);
   }
 }
