@@ -1022,6 +1022,7 @@ caf::behavior instance_manager(im_actor* self, instance_options opt) {
         on_copy_check(self, id);
         flush_released(self);
       },
+      [](actors::ping_atom) { return actors::pong_atom::value; },
   };
 }
 

@@ -71,7 +71,9 @@
 // the sender gave up their copies, which are dropped and reported as
 // evicted). Out: Execute to the worker;
 // IterationReport, RequestDone, MoveDecode (the move's final state) to the
-// coordinator. Local set-up: (peers_atom, coordinator, worker). A manager
+// coordinator. Local set-up: (peers_atom, coordinator, worker). (ping_atom)
+// is answered with pong_atom once everything received before it has been
+// handled (what it sent on is on its way ahead of the answer). A manager
 // spawned with id no_instance (a daemon, before it joins) takes its id from
 // the first SetRole. A SetRole with `fenced` (the coordinator declared this
 // instance lost) ends the manager at once, with an errc::not_found error

@@ -262,6 +262,35 @@ class InstanceManager : public ::testing::Test {
 // Fencing: a SetRole with `fenced` (the coordinator declared this instance
 // lost) ends the manager at once, with a reason naming the instance; it
 // runs nothing more of what it held.
+// A ping is answered (once what came before it has been handled: the
+// bench_kv_receive fence).
+TEST_F(InstanceManager, APingIsAnsweredAfterWhatCameBefore) {
+  std::vector<messages::kv_delta_batch> kept;
+  start_on_a_device(kept);
+  messages::kv_delta_batch rows{.epoch = 1,
+                                .from_instance = partner_id,
+                                .layer_begin = 0,
+                                .layer_end = 2,
+                                .rows = {{.request = 5,
+                                          .token_begin = 0,
+                                          .token_end = 16,
+                                          .size_bytes = 64,
+                                          .data = std::vector<std::byte>(64),
+                                          .ring_pos = 0}},
+                                .phase = messages::phase::prefill,
+                                .ring = 0,
+                                .abandoned = {}};
+  deliver(rows);
+  auto answered = std::make_shared<bool>(false);
+  sys_.spawn([m = manager_, answered](caf::event_based_actor* self) {
+    self->request(m, std::chrono::seconds{1}, actors::ping_atom::value)
+        .then([answered](actors::pong_atom) { *answered = true; });
+  });
+  vt_->run_for(1ms);
+  EXPECT_TRUE(*answered);
+  EXPECT_EQ(kept.size(), 1u) << "the rows sent ahead went on to the worker";
+}
+
 TEST_F(InstanceManager, AFencedSetRoleEndsItWithAReasonNamingTheInstance) {
   start(64);
   set_role(messages::role::decode);
