@@ -29,6 +29,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -222,6 +223,13 @@ status with_decoded(const capnp_blob& blob, Fn&& fn, const decode_limits& limits
   fn(*m);
   return {};
 }
+
+/// decode<kv_delta_batch> of encoded bytes it may keep: each row's data is
+/// a share of `bytes` (no copy) where the reader finds it in place, which it
+/// does when they lie at a word-aligned address (a vector's do); otherwise a
+/// copy, as decode makes. The same checks and errors as decode.
+result<kv_delta_batch> decode_sharing(std::shared_ptr<const std::vector<std::uint8_t>> bytes,
+                                      const decode_limits& limits = {});
 
 /// Decodes a message of whatever type the blob names; errc::wrong_type for
 /// an unknown type.

@@ -119,7 +119,9 @@ void fill(w::KvDeltaBatch::Builder b, const kv_delta_batch& m) {
   }
 }
 
-result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
+// A KvDeltaBatch's fields; each row's bytes through `data(f, reader, out)`.
+template <class Data>
+result<kv_delta_batch> read_batch(w::KvDeltaBatch::Reader r, const decode_limits& l, Data&& data) {
   detail::field_reader f{"kv_delta_batch", l};
   kv_delta_batch m;
   m.epoch = r.getEpoch();
@@ -140,9 +142,15 @@ result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
     out.token_end = row.getTokenEnd();
     out.size_bytes = row.getSizeBytes();
     out.ring_pos = row.getRingPos();
-    if (row.hasData()) f.data(row.getData(), out.data);
+    if (row.hasData()) data(f, row.getData(), out.data);
   }
   return std::move(f).finish(std::move(m));
+}
+
+result<kv_delta_batch> read(w::KvDeltaBatch::Reader r, const decode_limits& l) {
+  return read_batch(r, l, [](detail::field_reader& f, capnp::Data::Reader in, shared_bytes& out) {
+    f.data(in, out);
+  });
 }
 
 void fill(w::KvAck::Builder b, const kv_ack& m) {
@@ -184,6 +192,26 @@ capnp_blob encode(const kv_delta_batch& m) {
 result<kv_delta_batch> decode_as(std::type_identity<kv_delta_batch>, blob_view b,
                                  const decode_limits& l) {
   return detail::decode_with<w::KvDeltaBatch>(b, l, read);
+}
+
+result<kv_delta_batch> decode_sharing(std::shared_ptr<const std::vector<std::uint8_t>> bytes,
+                                      const decode_limits& l) {
+  if (!bytes) return fail(errc::invalid_argument, "kv_delta_batch: no bytes to decode");
+  const auto* begin = reinterpret_cast<const std::byte*>(bytes->data());
+  const auto* end = begin + bytes->size();
+  // A row the reader found in place (the words were aligned where they lie)
+  // becomes a share of the bytes; one in an aligned copy is copied out.
+  const auto share = [&](detail::field_reader& f, capnp::Data::Reader in, shared_bytes& out) {
+    const auto* p = reinterpret_cast<const std::byte*>(in.begin());
+    if (f.failed() || p < begin || in.size() > static_cast<std::size_t>(end - p))
+      return f.data(in, out);
+    out = shared_bytes{bytes, p, in.size()};
+  };
+  const blob_view b{static_cast<std::uint16_t>(msg_type::kv_delta_batch), *bytes};
+  return detail::decode_using<w::KvDeltaBatch, kv_delta_batch>(
+      b, l, [&](w::KvDeltaBatch::Reader r, const decode_limits& lim) {
+        return read_batch(r, lim, share);
+      });
 }
 
 capnp_blob encode(const kv_ack& m) {

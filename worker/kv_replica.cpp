@@ -6,6 +6,10 @@
 
 #include <caf/all.hpp>
 
+#include <memory>
+#include <utility>
+#include <vector>
+
 namespace accellm::worker {
 namespace {
 
@@ -18,11 +22,14 @@ struct replica_state {
 using replica_actor = caf::stateful_actor<replica_state>;
 
 // `b` as its receivers get it: a KvDeltaBatch in bytes decoded and packed
-// (copies of a packed blob share the message), anything else as it is.
-messages::capnp_blob shared_once(const messages::capnp_blob& b) {
+// (copies of a packed blob share the message), its rows shares of the bytes
+// it came in; anything else as it is.
+messages::capnp_blob shared_once(messages::capnp_blob b) {
   if (b.local || b.type != static_cast<std::uint16_t>(messages::msg_type::kv_delta_batch)) return b;
-  auto m = messages::decode<messages::kv_delta_batch>(b);
-  return m ? messages::pack(std::move(*m)) : b;
+  auto bytes = std::make_shared<const std::vector<std::uint8_t>>(std::move(b.bytes));
+  auto m = messages::decode_sharing(bytes);
+  if (m) return messages::pack(std::move(*m));
+  return {b.type, *bytes, nullptr};  // for the manager to reject
 }
 
 caf::behavior kv_replica(replica_actor* self) {
@@ -36,7 +43,9 @@ caf::behavior kv_replica(replica_actor* self) {
         self->send(self->state.device, actors::ring_atom::value,
                    kv_ring_socket(caf::actor_cast<caf::actor>(self), self->node()));
       },
-      [self](actors::msg_atom, const messages::capnp_blob& b) {
+      // Mutable: a message from the network is this actor's alone, and its
+      // bytes move into the rows decoded from them (CAF copies a shared one).
+      [self](actors::msg_atom, messages::capnp_blob& b) {
         // Taken: the sender's window opens by one message (worker/
         // kv_send_queue.hpp), whatever the receivers make of it.
         if (b.type == static_cast<std::uint16_t>(messages::msg_type::kv_delta_batch)) {
@@ -46,7 +55,7 @@ caf::behavior kv_replica(replica_actor* self) {
         }
         // Anything malformed goes to the manager too, to be rejected and
         // counted in its reports.
-        const messages::capnp_blob out = shared_once(b);
+        const messages::capnp_blob out = shared_once(std::move(b));
         if (self->state.device) self->send(self->state.device, actors::msg_atom::value, out);
         self->send(self->state.manager, actors::msg_atom::value, out);
       },

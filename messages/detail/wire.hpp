@@ -171,10 +171,10 @@ capnp_blob encode_with(const T& m, std::size_t hint,
   }
 }
 
-/// Checks the envelope, reads the root with `read`, then validates.
-template <class Wire, class T>
-result<T> decode_with(blob_view b, const decode_limits& limits,
-                      result<T> (*read)(typename Wire::Reader, const decode_limits&)) {
+/// Checks the envelope, reads the root with `read` (any callable taking the
+/// Wire reader and the limits), then validates.
+template <class Wire, class T, class Read>
+result<T> decode_using(blob_view b, const decode_limits& limits, Read&& read) {
   if (auto s = check_envelope(T::type, b, limits); !s) return std::move(s).err();
   try {
     aligned_words words{b.bytes};
@@ -188,6 +188,13 @@ result<T> decode_with(blob_view b, const decode_limits& limits,
   } catch (const std::bad_alloc&) {
     return fail(errc::out_of_memory, std::string{to_string(T::type)} + ": out of memory");
   }
+}
+
+/// decode_using with a plain reading function (T deduced from it).
+template <class Wire, class T>
+result<T> decode_with(blob_view b, const decode_limits& limits,
+                      result<T> (*read)(typename Wire::Reader, const decode_limits&)) {
+  return decode_using<Wire, T>(b, limits, read);
 }
 
 /// True when an enum value is one of the listed ones (senders may cast).

@@ -4,7 +4,9 @@
 // they name a known type; otherwise the rest is tried as each type in turn.
 // Properties checked, beyond "no crash, no sanitizer report":
 //   - decode_any and validate agree;
-//   - a decoded message re-encodes to a blob that decodes to an equal message.
+//   - a decoded message re-encodes to a blob that decodes to an equal message;
+//   - decode_sharing of a KvDeltaBatch agrees with decode (same message, or
+//     an error of the same code).
 // Build: -DACCELLM_FUZZ=ON with clang (messages/CMakeLists.txt); seed corpus
 // from fuzz_decode_seeds DIR.
 #include "messages/codec.hpp"
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -31,6 +34,15 @@ void check(std::uint16_t type, std::span<const std::uint8_t> bytes) {
   if (!round || !(*round == *any)) std::abort();
 }
 
+void check_sharing(std::span<const std::uint8_t> bytes) {
+  auto copied = decode<kv_delta_batch>(
+      blob_view{static_cast<std::uint16_t>(msg_type::kv_delta_batch), bytes});
+  auto shared =
+      decode_sharing(std::make_shared<const std::vector<std::uint8_t>>(bytes.begin(), bytes.end()));
+  if (copied.ok() != shared.ok()) std::abort();
+  if (copied ? !(*copied == *shared) : copied.err().code() != shared.err().code()) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -40,6 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Copy so that the payload starts 8-byte aligned, like a capnp_blob's
   // vector; unaligned input is covered by decoding `data + 2` below.
   const std::vector<std::uint8_t> payload(data + 2, data + size);
+  check_sharing(payload);
   if (to_msg_type(type)) {
     check(type, payload);
     check(type, {data + 2, size - 2});

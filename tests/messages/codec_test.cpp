@@ -148,6 +148,41 @@ TEST(RoundTrip, RowsLentByTheirOwnerAreCopiedIntoTheBlob) {
                          expected.end()));
 }
 
+// decode_sharing: the rows' bytes are shares of the encoded message (no
+// copy), which they keep alive; the message is decode's, and bad bytes get
+// decode's errors.
+TEST(RoundTrip, DecodeSharingLeavesTheRowsInTheMessageBytes) {
+  kv_delta_batch m = example<kv_delta_batch>();
+  std::vector<std::byte> payload(std::size_t{1} << 16);
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<std::byte>(i * 7);
+  m.rows[0].data = payload;
+  m.rows[0].size_bytes = payload.size();
+  auto bytes = std::make_shared<const std::vector<std::uint8_t>>(encode(m).bytes);
+  const std::uint8_t* begin = bytes->data();
+  const std::uint8_t* end = begin + bytes->size();
+  auto shared = decode_sharing(bytes);
+  ASSERT_TRUE(shared.ok()) << describe(shared);
+  EXPECT_EQ(*shared, m);
+  for (const kv_rows& r : shared->rows) {
+    if (r.data.empty()) continue;
+    const auto* p = reinterpret_cast<const std::uint8_t*>(r.data.data());
+    EXPECT_TRUE(p >= begin && p + r.data.size() <= end) << "request " << r.request;
+  }
+  bytes.reset();  // the rows hold the message's bytes now
+  EXPECT_TRUE(std::equal(shared->rows[0].data.begin(), shared->rows[0].data.end(), payload.begin(),
+                         payload.end()));
+
+  const capnp_blob whole = encode(m);
+  auto truncated = std::make_shared<const std::vector<std::uint8_t>>(whole.bytes.begin(),
+                                                                     whole.bytes.begin() + 40);
+  const auto want = decode<kv_delta_batch>(capnp_blob{whole.type, *truncated, nullptr});
+  const auto got = decode_sharing(truncated);
+  ASSERT_FALSE(got.ok());
+  ASSERT_FALSE(want.ok());
+  EXPECT_EQ(got.err().code(), want.err().code());
+  EXPECT_EQ(decode_sharing(nullptr).err().code(), errc::invalid_argument);
+}
+
 TEST(RoundTrip, RingRowsCarryPositionsNotBytes) {
   kv_delta_batch m = example<kv_delta_batch>();
   m.ring = 0x0123456789abcdefull;
