@@ -36,19 +36,25 @@ struct host_pool::state {
     return std::nullopt;
   }
 
-  // A new arena that holds `bytes`, within the cap; nullptr when refused.
-  arena* grow(std::uint64_t bytes) {
-    std::uint64_t have = 0;
+  // Under the mutex: the size of a new arena that holds `bytes` within the
+  // cap (counting arenas being allocated), reserved; 0 when there is no room.
+  std::uint64_t reserve_arena(std::uint64_t bytes) {
+    std::uint64_t have = growing;
     for (const arena& a : arenas) have += a.size;
-    if (have >= cap_bytes || bytes > cap_bytes - have) return nullptr;
+    if (!allocator.allocate || have >= cap_bytes || bytes > cap_bytes - have) return 0;
     const std::uint64_t size = std::min(std::max(bytes, min_arena), cap_bytes - have);
-    void* p = allocator.allocate ? allocator.allocate(size) : nullptr;
-    if (p == nullptr) return nullptr;
-    arena& a = arenas.emplace_back();
-    a.base = static_cast<std::byte*>(p);
-    a.size = size;
-    a.free.emplace(0, size);
-    return &a;
+    growing += size;
+    return size;
+  }
+
+  // Under the mutex: `bytes` lent from arena `i` at `at`.
+  host_lease lend(const std::shared_ptr<state>& self, std::size_t i, std::uint64_t at,
+                  std::uint64_t need, std::uint64_t bytes) {
+    lent += need;
+    std::byte* data = arenas[i].base + at;
+    std::shared_ptr<const void> keeper{
+        data, [self, i, at, need](const void*) { self->give_back(i, at, need); }};
+    return host_lease{std::move(keeper), data, bytes};
   }
 
   // Puts [at, at + bytes) of arena `i` back, merged with its neighbours.
@@ -80,37 +86,44 @@ struct host_pool::state {
   std::vector<arena> arenas;
   std::uint64_t lent = 0;
   std::uint64_t refused = 0;
+  std::uint64_t growing = 0;  ///< bytes of arenas being allocated (outside the mutex)
 };
 
 host_pool::host_pool(std::uint64_t cap_bytes, std::uint64_t arena_bytes, host_allocator allocator)
     : state_(std::make_shared<state>(cap_bytes, arena_bytes, std::move(allocator))) {}
 
-std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max_lent) {
+std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max_lent,
+                                          may_grow grow) {
   if (bytes == 0) return host_lease{};
   const std::uint64_t need = (bytes + alignment - 1) / alignment * alignment;
+  std::uint64_t size = 0;
+  {
+    std::lock_guard lock{state_->mutex};
+    if (need <= max_lent && state_->lent <= max_lent - need) {
+      for (std::size_t i = 0; i < state_->arenas.size(); ++i)
+        if (auto at = state::fit(state_->arenas[i], need))
+          return state_->lend(state_, i, *at, need, bytes);
+      if (grow == may_grow::yes) size = state_->reserve_arena(need);
+    }
+    if (size == 0) {
+      ++state_->refused;
+      return std::nullopt;
+    }
+  }
+  // Pinning memory takes milliseconds: not while holding the lock that every
+  // other take and every release waits for.
+  void* p = state_->allocator.allocate(size);
   std::lock_guard lock{state_->mutex};
-  std::size_t i = 0;
-  std::optional<std::uint64_t> at;
-  if (need > max_lent || state_->lent > max_lent - need) {
+  state_->growing -= size;
+  if (p == nullptr) {
     ++state_->refused;
     return std::nullopt;
   }
-  for (; i < state_->arenas.size() && !at; ++i) at = state::fit(state_->arenas[i], need);
-  if (at) {
-    --i;
-  } else if (state::arena* fresh = state_->grow(need)) {
-    i = state_->arenas.size() - 1;
-    at = state::fit(*fresh, need);
-  }
-  if (!at) {
-    ++state_->refused;
-    return std::nullopt;
-  }
-  state_->lent += need;
-  std::byte* data = state_->arenas[i].base + *at;
-  std::shared_ptr<const void> keeper{
-      data, [st = state_, i, off = *at, need](const void*) { st->give_back(i, off, need); }};
-  return host_lease{std::move(keeper), data, bytes};
+  state::arena& a = state_->arenas.emplace_back();
+  a.base = static_cast<std::byte*>(p);
+  a.size = size;
+  if (size > need) a.free.emplace(need, size - need);
+  return state_->lend(state_, state_->arenas.size() - 1, 0, need, bytes);
 }
 
 std::uint64_t host_pool::cap_bytes() const noexcept {

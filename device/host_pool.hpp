@@ -23,8 +23,10 @@
 //
 // Thread contract: take() and the release of leases (the last share of one
 // dropped) may run on any threads; one mutex, in the state the pool and its
-// leases share, guards the arenas and their free ranges. The allocator's
-// functions run under that mutex.
+// leases share, guards the arenas and their free ranges. The allocator runs
+// outside it (a take() that allocates holds nobody up but itself); its
+// release function runs when the pool and the last lease are gone, on the
+// thread that drops the last of them.
 #pragma once
 
 #include "common/shared_bytes.hpp"
@@ -79,11 +81,16 @@ class host_pool {
   /// The arenas go once the last lease does too.
   ~host_pool() = default;
 
+  /// Whether take() may allocate a new arena (the allocator may take
+  /// milliseconds: a thread that must not wait asks for `no`).
+  enum class may_grow : bool { no, yes };
+
   /// `bytes` bytes (0: an empty lease), or nullopt when they fit no arena
-  /// and a new one would pass the cap or was refused by the allocator, or
-  /// when the pool would then lend more than `max_lent` bytes in all (a
-  /// share of the pool for one kind of use).
-  std::optional<host_lease> take(std::uint64_t bytes, std::uint64_t max_lent = ~std::uint64_t{0});
+  /// and a new one may not be allocated (`grow`), would pass the cap or was
+  /// refused by the allocator, or when the pool would then lend more than
+  /// `max_lent` bytes in all (a share of the pool for one kind of use).
+  std::optional<host_lease> take(std::uint64_t bytes, std::uint64_t max_lent = ~std::uint64_t{0},
+                                 may_grow grow = may_grow::yes);
 
   std::uint64_t cap_bytes() const noexcept;
   /// Bytes of the arenas allocated so far.

@@ -334,10 +334,13 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
 // that the device thread uploads it without a host copy of its own; as it
 // is when the device has no such memory or none to spare. Incoming rows may
 // hold at most half of it: rows that pile up while the device computes must
-// not leave its own exports without room.
+// not leave its own exports without room. Nor do they allocate it: pinning
+// memory takes milliseconds, and this is an actor's thread (the device
+// thread grows the pool).
 shared_bytes pinned_copy(device::host_pool* pinned, const shared_bytes& data) {
   if (pinned == nullptr || data.empty()) return data;
-  std::optional<device::host_lease> lease = pinned->take(data.size(), pinned->cap_bytes() / 2);
+  std::optional<device::host_lease> lease =
+      pinned->take(data.size(), pinned->cap_bytes() / 2, device::host_pool::may_grow::no);
   if (!lease) return data;
   std::memcpy(lease->data(), data.data(), data.size());
   return lease->share(0, data.size());

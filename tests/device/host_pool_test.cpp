@@ -95,6 +95,21 @@ TEST(HostPool, ALeaseMayBeHeldToAShareOfThePool) {
   EXPECT_FALSE(pool.take(kib));
 }
 
+TEST(HostPool, ATakeThatMayNotGrowUsesTheArenasThereAre) {
+  counted c;
+  host_pool pool{32 * kib, 16 * kib, c.allocator()};
+  EXPECT_FALSE(pool.take(kib, ~std::uint64_t{0}, host_pool::may_grow::no));
+  EXPECT_EQ(c.allocated, 0);
+  { const auto first = pool.take(kib); }  // grows one arena, then gives the lease back
+  EXPECT_EQ(c.allocated, 1);
+  const auto in_it = pool.take(12 * kib, ~std::uint64_t{0}, host_pool::may_grow::no);
+  EXPECT_TRUE(in_it);
+  EXPECT_FALSE(pool.take(8 * kib, ~std::uint64_t{0}, host_pool::may_grow::no));
+  EXPECT_EQ(c.allocated, 1);
+  EXPECT_TRUE(pool.take(8 * kib));  // growing allowed: a second arena
+  EXPECT_EQ(c.allocated, 2);
+}
+
 TEST(HostPool, ReleasedNeighboursMergeIntoOneRange) {
   counted c;
   host_pool pool{16 * kib, 16 * kib, c.allocator()};

@@ -596,7 +596,9 @@ class pinned_backend final : public device::backend {
         pool_(cap, cap,
               {[](std::size_t n) { return std::aligned_alloc(device::host_pool::alignment, n); },
                [](void* p) { std::free(p); }}),
-        seen_(std::move(seen)) {}
+        seen_(std::move(seen)) {
+    (void)pool_.take(cap);  // its one arena, as a GPU backend's grows on its device thread
+  }
   std::string_view name() const noexcept override { return "pinned"; }
   const device::model_spec& model() const noexcept override { return inner_->model(); }
   device::kv_geometry kv() const noexcept override { return inner_->kv(); }
