@@ -95,7 +95,7 @@ host_pool::host_pool(std::uint64_t cap_bytes, std::uint64_t arena_bytes, host_al
 std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max_lent,
                                           may_grow grow) {
   if (bytes == 0) return host_lease{};
-  const std::uint64_t need = (bytes + alignment - 1) / alignment * alignment;
+  const std::uint64_t need = rounded(bytes);
   std::uint64_t size = 0;
   {
     std::lock_guard lock{state_->mutex};

@@ -71,6 +71,11 @@ class host_lease {
 class host_pool {
  public:
   static constexpr std::size_t alignment = 256;
+  /// What a lease of `bytes` takes of the pool: `bytes` rounded up to the
+  /// alignment (where the next lease from the same range starts).
+  static constexpr std::uint64_t rounded(std::uint64_t bytes) noexcept {
+    return (bytes + alignment - 1) / alignment * alignment;
+  }
 
   /// No arenas yet. `cap_bytes` 0: take() always answers nullopt.
   host_pool(std::uint64_t cap_bytes, std::uint64_t arena_bytes, host_allocator allocator);

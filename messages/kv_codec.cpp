@@ -31,8 +31,7 @@ void fill_data(Builder& b, std::span<const std::byte> data) {
   if (data.empty()) return;
   if (by_reference(data)) {
     const auto orphanage = capnp::Orphanage::getForMessageContaining(b);
-    const auto* p = reinterpret_cast<const kj::byte*>(data.data());
-    b.adoptData(orphanage.referenceExternalData(capnp::Data::Reader{p, data.size()}));
+    b.adoptData(orphanage.referenceExternalData(capnp::Data::Reader{detail::bytes(data)}));
     return;
   }
   auto out = b.initData(static_cast<unsigned>(data.size()));

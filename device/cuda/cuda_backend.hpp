@@ -220,10 +220,12 @@ class cuda_backend final : public backend {
   status wait_for_imports(const batch& b);
   status check_slice(const sequence& s, index_range layers, index_range tokens) const;
   status check_incoming(request_id request, index_range layers, index_range tokens) const;
-  /// On copy_stream_: uploads `s`'s block table, then copies the slice
-  /// between the pool and `packed` (device memory: dev_stage_ or a region).
+  /// On copy_stream_: uploads `s`'s block table (from `table`, a pinned copy
+  /// of it, when given: a pageable upload may wait for the stream), then
+  /// copies the slice between the pool and `packed` (device memory:
+  /// dev_stage_ or a region).
   status stage_slice(const sequence& s, index_range layers, index_range tokens,
-                     __nv_bfloat16* packed, kv_direction dir);
+                     __nv_bfloat16* packed, kv_direction dir, const std::int32_t* table = nullptr);
   kv_pool_view pool_view() const noexcept;
   /// Packs a cached slice into `to` (device memory of this GPU) on
   /// copy_stream_, after the last iteration that wrote it; does not wait.

@@ -52,9 +52,10 @@ kv_pool_view cuda_backend::pool_view() const noexcept {
 }
 
 status cuda_backend::stage_slice(const sequence& s, index_range layers, index_range tokens,
-                                 __nv_bfloat16* packed, kv_direction dir) {
+                                 __nv_bfloat16* packed, kv_direction dir,
+                                 const std::int32_t* table) {
   cudaStream_t cs = copy_stream_.get();
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), s.table.data(),
+  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), table != nullptr ? table : s.table.data(),
                                    s.table.size() * sizeof(std::int32_t), cudaMemcpyHostToDevice,
                                    cs));
   return kv_copy(pool_view(), dev_table_.data(), layers.begin, layers.size(), tokens.begin,
@@ -351,9 +352,7 @@ result<bool> cuda_backend::import_async(const kv_chunk& chunk) {
   // filled here; the block table goes in a lease too, as a pageable upload
   // may wait for the copy stream.
   const bool pinned = lent_.owns(chunk.data.data(), chunk.bytes);
-  const std::uint64_t data_room = pinned ? 0
-                                         : (chunk.bytes + host_pool::alignment - 1) /
-                                               host_pool::alignment * host_pool::alignment;
+  const std::uint64_t data_room = pinned ? 0 : host_pool::rounded(chunk.bytes);
   const std::uint64_t table_bytes = s.table.size() * sizeof(std::int32_t);
   std::optional<host_lease> lease = lent_.take(data_room + table_bytes);
   if (!lease) return false;
@@ -363,13 +362,11 @@ result<bool> cuda_backend::import_async(const kv_chunk& chunk) {
   cudaStream_t cs = copy_stream_.get();
   // After the last iteration, which may still read blocks this one reuses.
   ACCELLM_CUDA_TRY(cudaStreamWaitEvent(cs, compute_done_.get(), 0));
-  ACCELLM_CUDA_TRY(cudaMemcpyAsync(dev_table_.data(), lease->data() + data_room, table_bytes,
-                                   cudaMemcpyHostToDevice, cs));
   ACCELLM_CUDA_TRY(
       cudaMemcpyAsync(dev_stage_.data(), from, chunk.bytes, cudaMemcpyHostToDevice, cs));
   const status unpacked =
-      kv_copy(pool_view(), dev_table_.data(), chunk.layers.begin, chunk.layers.size(),
-              chunk.tokens.begin, chunk.tokens.size(), dev_stage_.data(), kv_direction::unpack, cs);
+      stage_slice(s, chunk.layers, chunk.tokens, dev_stage_.data(), kv_direction::unpack,
+                  reinterpret_cast<const std::int32_t*>(lease->data() + data_room));
   // Whether or not it unpacked, the copies above read both until this event.
   std::vector<shared_bytes> held{lease->share(0, lease->size())};
   if (pinned) held.push_back(chunk.data);

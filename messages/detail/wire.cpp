@@ -177,16 +177,16 @@ void field_reader::data(capnp::Data::Reader in, std::vector<std::byte>& out) {
 }
 
 void field_reader::data(capnp::Data::Reader in, shared_bytes& out) {
-  if (failed_) return;
-  const auto* p = reinterpret_cast<const std::byte*>(in.begin());
-  out = std::vector<std::byte>(p, p + in.size());
+  std::vector<std::byte> copy;
+  data(in, copy);
+  if (!failed_) out = std::move(copy);
 }
 
 capnp::Text::Reader text(const std::string& s) noexcept {
   return {s.c_str(), s.size()};
 }
 
-kj::ArrayPtr<const kj::byte> bytes(const std::vector<std::byte>& v) noexcept {
+kj::ArrayPtr<const kj::byte> bytes(std::span<const std::byte> v) noexcept {
   return kj::arrayPtr(reinterpret_cast<const kj::byte*>(v.data()), v.size());
 }
 

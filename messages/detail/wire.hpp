@@ -118,7 +118,7 @@ void set_tokens(const std::vector<token_id>& v, SetFn set) {
   if (!v.empty()) set(kj::arrayPtr(v.data(), v.size()));
 }
 capnp::Text::Reader text(const std::string& s) noexcept;
-kj::ArrayPtr<const kj::byte> bytes(const std::vector<std::byte>& v) noexcept;
+kj::ArrayPtr<const kj::byte> bytes(std::span<const std::byte> v) noexcept;
 
 /// Words for the first segment: enough for a typical message of this size.
 constexpr std::size_t hint_words(std::size_t payload_bytes) noexcept {

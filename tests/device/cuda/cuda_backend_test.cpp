@@ -397,8 +397,7 @@ TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_copied_withou
   ASSERT_TRUE(probe.ok()) << probe.err().what();
   const std::uint32_t layers = (*probe)->model().layers;
   const std::uint64_t group = (*probe)->slice_bytes({0, 1}, {0, 57});  // both requests, one layer
-  const std::uint64_t one_group =
-      (group + host_pool::alignment - 1) / host_pool::alignment * host_pool::alignment;
+  const std::uint64_t one_group = host_pool::rounded(group);
   probe->reset();
   // Cap per backend, and how many groups it must refuse while all are held.
   const std::vector<std::pair<std::uint64_t, std::uint64_t>> cases = {
