@@ -5,7 +5,8 @@
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
-//                   [--prefill-kernel timed|rows64|rows128|wgmma64] [--skinny on|off]
+//                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
+//                   [--skinny on|off]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -15,8 +16,8 @@
 // --profile writes the medians in device/profiles' format (tp > 1 times
 // include the modelled all-reduce). The header names the prefill attention
 // kernel the backend chose at creation and why (prefill_choice.hpp).
-// --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64: that one
-// whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
+// --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64, wgmma128:
+// that one whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
 // those choices, to compare them or to step around a kernel that fails.
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
@@ -112,6 +113,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.prefill_rule = cuda::prefill_rule::rows128_if_verified;
   else if (k == "--prefill-kernel" && v == "wgmma64")
     a.prefill_rule = cuda::prefill_rule::wgmma64_if_verified;
+  else if (k == "--prefill-kernel" && v == "wgmma128")
+    a.prefill_rule = cuda::prefill_rule::wgmma128_if_verified;
   else if (k == "--skinny" && (v == "on" || v == "off"))
     a.skinny = v == "on";
   else
@@ -448,7 +451,7 @@ int main(int argc, char** argv) {
               << "\nusage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
-                 "timed|rows64|rows128|wgmma64]"
+                 "timed|rows64|rows128|wgmma64|wgmma128]"
                  " [--skinny on|off]\n";
     return 2;
   }

@@ -451,13 +451,15 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
       return "rows128";
     case prefill_kernel::wgmma64:
       return "wgmma64";
+    case prefill_kernel::wgmma128:
+      return "wgmma128";
   }
   return "?";
 }
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
-  if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128 &&
-      a.kernel != prefill_kernel::wgmma64)
+  const bool wgmma = a.kernel == prefill_kernel::wgmma64 || a.kernel == prefill_kernel::wgmma128;
+  if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128 && !wgmma)
     return fail(errc::invalid_argument, "prefill_attention: unknown kernel");
   // The message is built only on a refusal: this runs once per layer.
   auto refuse = [&a](const char* why) {
@@ -473,7 +475,7 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
     return refuse("shape does not match the KV pool");
   if (a.kernel == prefill_kernel::rows128 && reinterpret_cast<std::uintptr_t>(a.q) % 16 != 0)
     return refuse("q must be 16-byte aligned");
-  if (a.kernel == prefill_kernel::wgmma64) {
+  if (wgmma) {
     if (!prefill_wgmma_built())
       return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
     if (a.shape.head_dim != 64 && a.shape.head_dim != 128)

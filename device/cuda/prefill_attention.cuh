@@ -21,6 +21,10 @@
 //   (prefill_attention_wgmma.cu). Head dim 64 or 128, sm_90a builds only
 //   (CMAKE_CUDA_ARCHITECTURES 90a, the default), compute capability 9.0.
 //   Chosen like rows128: verified against rows64 and timed.
+// - wgmma128: two warpgroups x 64 query rows sharing the K/V stages, each
+//   overlapping its softmax with its products (FlashAttention-3's
+//   intra-warpgroup pipelining); same limits as wgmma64. Checked on the
+//   host emulator only so far; chosen like the others.
 #pragma once
 
 #include "common/result.hpp"
@@ -35,12 +39,13 @@
 namespace accellm::device::cuda {
 
 /// Which prefill kernel runs; each takes tiles of its own height.
-enum class prefill_kernel : std::uint8_t { rows64, rows128, wgmma64 };
+enum class prefill_kernel : std::uint8_t { rows64, rows128, wgmma64, wgmma128 };
 
-/// The most rows a tile may hold for kernel `k` (64, or 128 for rows128). The host cuts
-/// prompts into tiles of this height (the last one shorter).
+/// The most rows a tile may hold for kernel `k` (64, or 128 for rows128 and
+/// wgmma128). The host cuts prompts into tiles of this height (the last one
+/// shorter).
 constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
-  return k == prefill_kernel::rows128 ? 128u : 64u;
+  return k == prefill_kernel::rows128 || k == prefill_kernel::wgmma128 ? 128u : 64u;
 }
 
 /// The shortest tile height of any kernel: bounds the number of tiles.
@@ -57,7 +62,8 @@ void append_prefill_tiles(std::vector<prefill_tile>& out, prefill_kernel k, std:
 /// end up in the tail.
 void sort_longest_first(std::vector<prefill_tile>& tiles);
 
-/// "rows64", "rows128", "wgmma64" ("?" for a value outside the enum).
+/// "rows64", "rows128", "wgmma64", "wgmma128" ("?" for a value outside the
+/// enum).
 const char* prefill_kernel_name(prefill_kernel k) noexcept;
 
 struct prefill_attention_args {
@@ -78,9 +84,10 @@ struct prefill_attention_args {
 /// 32, 64 or 128, kv_heads does not divide heads, a pointer is null, there
 /// are more than 65535 tiles, the shape does not match the pool, the kernel
 /// is not a prefill_kernel, or (rows128, which copies Q with 16-byte
-/// cp.async) q is not 16-byte aligned, or (wgmma64) head_dim is not 64 or
-/// 128 or the build has no sm_90a code. A launch failure is device_failure;
-/// wgmma64 on a device other than compute capability 9.0 fails to launch.
+/// cp.async) q is not 16-byte aligned, or (wgmma64, wgmma128) head_dim is
+/// not 64 or 128 or the build has no sm_90a code. A launch failure is
+/// device_failure; the wgmma kernels fail to launch on a device other than
+/// compute capability 9.0.
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

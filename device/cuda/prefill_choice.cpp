@@ -147,8 +147,10 @@ std::vector<prefill_kernel> candidates_of(prefill_rule r) {
       return {prefill_kernel::rows128};
     case prefill_rule::wgmma64_if_verified:
       return {prefill_kernel::wgmma64};
+    case prefill_rule::wgmma128_if_verified:
+      return {prefill_kernel::wgmma128};
     case prefill_rule::timed:
-      return {prefill_kernel::rows128, prefill_kernel::wgmma64};
+      return {prefill_kernel::rows128, prefill_kernel::wgmma64, prefill_kernel::wgmma128};
     case prefill_rule::rows64:
       break;
   }

@@ -7,7 +7,7 @@
 // [-2, 2), K and V in [-1, 1) in a temporary one-layer pool whose block
 // table runs backwards, tiles longest first, cut at each kernel's own height.
 // rows64 (the kernel that has run on H100 and H200) is the reference; each
-// candidate (rows128, then wgmma64) is *verified* when it launches, every
+// candidate (rows128, wgmma64, then wgmma128) is *verified* when it launches, every
 // output of both is finite, and every element is within 2e-2 of the largest
 // |rows64 output| (both are bf16 outputs of fp32 softmax over the same bf16
 // operands; they differ in the order of fp32 sums and in bf16 rounding, an
@@ -15,8 +15,8 @@
 // sizeable fraction). Verified candidates are then timed against rows64
 // (median of 7 samples of 2 back-to-back launches after 2 warm-ups); the
 // fastest is kept if it is a clear win, under 0.97 of rows64's time. A
-// kernel that fails to launch (wgmma64 off Hopper, or in a build without
-// sm_90a code) or disagrees is never used; its (non-sticky) launch error is
+// kernel that fails to launch (a wgmma kernel off Hopper, or in a build
+// without sm_90a code) or disagrees is never used; its (non-sticky) launch error is
 // cleared.
 //
 // All probe memory (about 5 x 1024 x q_width bytes) is allocated and freed
@@ -37,10 +37,11 @@ namespace accellm::device::cuda {
 
 /// How the kernel is chosen.
 enum class prefill_rule : std::uint8_t {
-  timed,                ///< the fastest verified candidate, if a clear win (the default)
-  rows64,               ///< always rows64; no probe runs
-  rows128_if_verified,  ///< rows128 whenever it is verified (tests: exercises rows128)
-  wgmma64_if_verified,  ///< wgmma64 whenever it is verified (tests: exercises wgmma64)
+  timed,                 ///< the fastest verified candidate, if a clear win (the default)
+  rows64,                ///< always rows64; no probe runs
+  rows128_if_verified,   ///< rows128 whenever it is verified (tests: exercises rows128)
+  wgmma64_if_verified,   ///< wgmma64 whenever it is verified (tests: exercises wgmma64)
+  wgmma128_if_verified,  ///< wgmma128 whenever it is verified (tests: exercises wgmma128)
 };
 
 /// A kernel with prefill_attention's contract (tests substitute faulty ones).

@@ -1,10 +1,12 @@
-// prefill_rows: the per-lane work that the rows64 and wgmma64 prefill kernels
-// share (prefill_attention.cu, prefill_attention_wgmma.cu). Both give a warp
-// 16 query rows of a 64-key score tile in mma.sync's C layout: lane
-// 4 g + t holds rows r0 = 16 w + g and r1 = r0 + 8, s[j][0, 1] = (r0, keys
-// 8 j + 2 t, + 1) and s[j][2, 3] = (r1, same keys); o[d] likewise over head
-// dims. wgmma64's m64 fragments are exactly these, warp w of the warpgroup
-// holding rows 16 w .. 16 w + 15. Device code, and the softmax scale the
+// prefill_rows: the per-lane work that the rows64, wgmma64 and wgmma128
+// prefill kernels share (prefill_attention.cu, prefill_wgmma.cuh). Each
+// gives a warp 16 query rows of a 64-key score tile in mma.sync's C layout:
+// lane 4 g + t holds rows r0 = 16 w + g and r1 = r0 + 8, s[j][0, 1] = (r0,
+// keys 8 j + 2 t, + 1) and s[j][2, 3] = (r1, same keys); o[d] likewise over
+// head dims. wgmma's m64 fragments are exactly these, warp w of a warpgroup
+// holding rows 16 w .. 16 w + 15 of the warpgroup's 64 (in wgmma128 warp w
+// of the block holds rows 16 w .. of the 128-row tile, so warpgroup w / 4
+// holds rows 64 (w / 4) ..). Device code, and the softmax scale the
 // launchers pass; internal to device/cuda.
 #pragma once
 
@@ -87,17 +89,23 @@ struct running {
   float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
 };
 
+/// The factors by which a softmax step rescales the lane's o rows.
+struct rescale_by {
+  float al0, al1;
+};
+
 /// One online-softmax step over the 64 keys from key0: scales s (log2
 /// domain), masks keys past a row's position or past key_end unless
-/// `unmasked` (the whole step lies at or below the tile's first position),
-/// takes the row maxima over the quad, hands P = 2^(s - m) of chunk j to
-/// emit(j, p0, p1, p2, p3) as it is computed, and rescales the sums and o.
-/// Where P goes is the callers' choice (below): each placement is the one
-/// that keeps its kernel free of spills (ptxas, sm_90a).
-template <int HD, class Emit>
-__device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8][4], running& r,
-                                             bool unmasked, int key0, int qpos0, int qpos1,
-                                             int key_end, int tq, float scale_log2, Emit&& emit) {
+/// `unmasked` (the whole step lies at or below the first position of the
+/// rows this warp's group holds), takes the row maxima over the quad, hands
+/// P = 2^(s - m) of chunk j to emit(j, p0, p1, p2, p3) as it is computed and
+/// updates the running sums. o is not touched: the step returns the factors
+/// it must be rescaled by (rescale), so that a kernel may compute the
+/// scores while a product still accumulates into o (wgmma128).
+template <class Emit>
+__device__ __forceinline__ rescale_by softmax_scores(float (&s)[8][4], running& r, bool unmasked,
+                                                     int key0, int qpos0, int qpos1, int key_end,
+                                                     int tq, float scale_log2, Emit&& emit) {
   float mx0 = -INFINITY, mx1 = -INFINITY;
   if (unmasked) {
 #pragma unroll
@@ -147,14 +155,40 @@ __device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8
   r.l1 = r.l1 * al1 + sum1;
   r.m0 = n0;
   r.m1 = n1;
+  return {al0, al1};
+}
+
+/// o's two rows times the step's factors.
+template <int HD>
+__device__ __forceinline__ void rescale(float (&o)[HD / 8][4], rescale_by f) {
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d) {
-    o[d][0] *= al0;
-    o[d][1] *= al0;
-    o[d][2] *= al1;
-    o[d][3] *= al1;
+    o[d][0] *= f.al0;
+    o[d][1] *= f.al0;
+    o[d][2] *= f.al1;
+    o[d][3] *= f.al1;
   }
 }
+
+/// softmax_scores, then o rescaled: one whole step.
+template <int HD, class Emit>
+__device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8][4], running& r,
+                                             bool unmasked, int key0, int qpos0, int qpos1,
+                                             int key_end, int tq, float scale_log2, Emit&& emit) {
+  rescale<HD>(o, softmax_scores(s, r, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
+                                static_cast<Emit&&>(emit)));
+}
+
+/// Stores P = emit's (j, p0..p3) back into s, in fp32.
+struct keep_in_scores {
+  float (&s)[8][4];
+  __device__ __forceinline__ void operator()(int j, float p0, float p1, float p2, float p3) const {
+    s[j][0] = p0;
+    s[j][1] = p1;
+    s[j][2] = p2;
+    s[j][3] = p3;
+  }
+};
 
 /// softmax_step leaving P in s (fp32), packed later by p_fragment: rows64,
 /// whose P V loop packs one 16-key fragment at a time.
@@ -163,12 +197,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8
                                              bool unmasked, int key0, int qpos0, int qpos1,
                                              int key_end, int tq, float scale_log2) {
   softmax_step<HD>(s, o, r, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
-                   [&s](int j, float p0, float p1, float p2, float p3) {
-                     s[j][0] = p0;
-                     s[j][1] = p1;
-                     s[j][2] = p2;
-                     s[j][3] = p3;
-                   });
+                   keep_in_scores{s});
 }
 
 /// softmax_step packing P into pa[kk], the A fragments for keys 16 kk ..

@@ -8,6 +8,7 @@
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/prefill_attention.cuh"
 #include "tests/device/cuda/cuda_test_util.hpp"
+#include "tests/device/cuda/paged_reference.hpp"
 
 #include <gtest/gtest.h>
 
@@ -23,51 +24,19 @@ namespace {
 
 using namespace test;
 
-// A pool with random K/V, `requests` block tables of shuffled blocks.
-struct paged_fixture {
-  attn_shape shape;
-  std::uint32_t layers = 2, layer = 1, bt = 16, stride = 0;
-  std::vector<__nv_bfloat16> pool;
-  std::vector<std::int32_t> tables;
+// paged_host with the pool and tables on the device; kv is the device view.
+struct paged_fixture : paged_host {
   device_buffer<__nv_bfloat16> dpool;
   device_buffer<std::int32_t> dtables;
   kv_pool_view kv;
 
   paged_fixture(attn_shape s, std::uint32_t requests, std::uint32_t max_len, std::uint64_t seed)
-      : shape(s), stride((max_len + 15) / 16) {
-    kv = kv_pool_view{nullptr, layers, bt, s.kv_width(), nullptr, stride};
-    const std::uint64_t blocks = std::uint64_t{requests} * stride;
-    pool = to_bf16(random_vector(blocks * kv.block_elems(), seed, 1.0f));
-    for (std::uint64_t i = 0; i < blocks; ++i)  // a permutation: blocks are not in order
-      tables.push_back(static_cast<std::int32_t>((i * 7 + 3) % blocks));
-    dpool = to_device(pool);
-    dtables = to_device(tables);
+      : paged_host(s, requests, max_len, seed),
+        dpool(to_device(pool)),
+        dtables(to_device(tables)),
+        kv(host_view()) {
     kv.pool = dpool.data();
     kv.tables = dtables.data();
-  }
-
-  // Attention of query `q` (head_dim floats, head h) at position qpos of slot.
-  std::vector<double> reference(const float* q, std::uint32_t h, std::uint32_t slot,
-                                std::uint32_t qpos) const {
-    kv_pool_view hk = kv;
-    hk.tables = tables.data();
-    const std::uint32_t hd = shape.head_dim, kvh = h / (shape.heads / shape.kv_heads);
-    std::vector<double> scores(qpos + 1), out(hd, 0.0);
-    double mx = -1e300;
-    for (std::uint32_t t = 0; t <= qpos; ++t) {
-      const auto* k = pool.data() + hk.row_offset(slot, layer, 0, t) + kvh * hd;
-      double sc = 0;
-      for (std::uint32_t i = 0; i < hd; ++i) sc += double(q[i]) * __bfloat162float(k[i]);
-      scores[t] = sc / std::sqrt(double(hd));
-      mx = std::max(mx, scores[t]);
-    }
-    double sum = 0;
-    for (auto& sc : scores) sum += (sc = std::exp(sc - mx));
-    for (std::uint32_t t = 0; t <= qpos; ++t) {
-      const auto* v = pool.data() + hk.row_offset(slot, layer, 1, t) + kvh * hd;
-      for (std::uint32_t i = 0; i < hd; ++i) out[i] += scores[t] / sum * __bfloat162float(v[i]);
-    }
-    return out;
   }
 };
 
@@ -230,8 +199,9 @@ class prefill_attention_test
 TEST_P(prefill_attention_test, matches_reference) {
   ACCELLM_REQUIRE_GPU();
   const auto& [c, kernel] = GetParam();
-  if (kernel == prefill_kernel::wgmma64 && (c.shape.head_dim < 64 || !wgmma_runs_here()))
-    GTEST_SKIP() << "wgmma64 runs head_dim 64 and 128 on compute capability 9.0 only";
+  if (is_wgmma(kernel) && (c.shape.head_dim < 64 || !wgmma_runs_here()))
+    GTEST_SKIP() << prefill_kernel_name(kernel)
+                 << " runs head_dim 64 and 128 on compute capability 9.0 only";
   const std::uint32_t len = c.context + c.count;
   paged_fixture fx(c.shape, 2, len, 13);  // the chunk lives in slot 1
   const std::uint32_t qw = c.shape.q_width();
@@ -270,8 +240,8 @@ INSTANTIATE_TEST_SUITE_P(
                           prefill_case{{4, 4, 64}, 1000, 129, true},
                           prefill_case{{16, 2, 128}, 333, 250, true},
                           prefill_case{{32, 8, 128}, 200, 333, true}),
-        ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128,
-                          prefill_kernel::wgmma64)),
+        ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
+                          prefill_kernel::wgmma128)),
     [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {
       // No structured binding: its comma would split the macro's arguments.
       const prefill_case& c = std::get<0>(i.param);
@@ -282,9 +252,11 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A 2048-row prompt (Llama-3-8B's GQA 4:1, a quarter of its heads), longest
-// first: rows128 and wgmma64 (where it runs) within 2e-2 of max |rows64|
-// (the rule prefill_choice applies), all finite everywhere, and each against
-// the reference on a spread of rows.
+// first: rows128, wgmma64 and wgmma128 (where they run) within 2e-2 of max
+// |rows64| (the rule prefill_choice applies), all finite everywhere, and
+// each against the reference on a spread of rows. wgmma128 equals wgmma64 to
+// the bit: each of its warpgroups sums wgmma64's products in the same order
+// (the emulator checks the same, prefill_emu_test.cpp).
 TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   ACCELLM_REQUIRE_GPU();
   const attn_shape shape{8, 2, 128};
@@ -295,7 +267,10 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   const auto qf = to_float(q);
   std::vector<std::vector<float>> outs;
   std::vector<prefill_kernel> kernels{prefill_kernel::rows64, prefill_kernel::rows128};
-  if (wgmma_runs_here()) kernels.push_back(prefill_kernel::wgmma64);
+  if (wgmma_runs_here()) {
+    kernels.push_back(prefill_kernel::wgmma64);
+    kernels.push_back(prefill_kernel::wgmma128);
+  }
   for (prefill_kernel k : kernels) {
     const auto tiles = chunk_tiles(k, 0, 0, len, true);
     auto dtiles = to_device(tiles);
@@ -317,6 +292,11 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     }
     EXPECT_LE(diff, 2e-2 * top) << "max |" << prefill_kernel_name(kernels[k]) << " - rows64| "
                                 << diff << ", max |rows64| " << top;
+  }
+  if (outs.size() == 4) {
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < outs[2].size(); ++i) differ += outs[2][i] != outs[3][i];
+    EXPECT_EQ(differ, 0u) << "elements where wgmma128 and wgmma64 differ";
   }
 }
 
@@ -401,14 +381,18 @@ TEST(prefill_attention, rows128_refuses_what_it_cannot_run) {
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows64), 64u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::rows128), 128u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma64), 64u);
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma128), 128u);
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::rows128), "rows128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma64), "wgmma64");
+  EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma128), "wgmma128");
 }
 
 // Checked before any CUDA call: runs without a GPU.
-TEST(prefill_attention, wgmma64_refuses_what_it_cannot_run) {
+class prefill_wgmma_refusals : public ::testing::TestWithParam<prefill_kernel> {};
+
+TEST_P(prefill_wgmma_refusals, refuse_what_they_cannot_run) {
   prefill_attention_args a;
-  a.kernel = prefill_kernel::wgmma64;
+  a.kernel = GetParam();
   a.q = fake<const __nv_bfloat16>();
   a.out = fake<__nv_bfloat16>();
   a.tiles = fake<const prefill_tile>();
@@ -427,6 +411,12 @@ TEST(prefill_attention, wgmma64_refuses_what_it_cannot_run) {
   a.q = nullptr;
   expect_refusal(prefill_attention(a, nullptr), "null pointer");
 }
+
+INSTANTIATE_TEST_SUITE_P(kernels, prefill_wgmma_refusals,
+                         ::testing::Values(prefill_kernel::wgmma64, prefill_kernel::wgmma128),
+                         [](const ::testing::TestParamInfo<prefill_kernel>& i) {
+                           return std::string{prefill_kernel_name(i.param)};
+                         });
 
 }  // namespace
 }  // namespace accellm::device::cuda

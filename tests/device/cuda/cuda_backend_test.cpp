@@ -91,15 +91,33 @@ void expect_prefill_kernel(const cuda_backend& b, prefill_kernel want) {
   EXPECT_EQ(b.prefill_kernel_choice().kernel, want) << describe(b.prefill_kernel_choice());
 }
 
+// The kernel an `_if_verified` rule (or rows64) must end up running.
+prefill_kernel kernel_of(prefill_rule r) {
+  switch (r) {
+    case prefill_rule::rows128_if_verified:
+      return prefill_kernel::rows128;
+    case prefill_rule::wgmma64_if_verified:
+      return prefill_kernel::wgmma64;
+    case prefill_rule::wgmma128_if_verified:
+      return prefill_kernel::wgmma128;
+    case prefill_rule::rows64:
+    case prefill_rule::timed:
+      break;
+  }
+  return prefill_kernel::rows64;
+}
+
 class cuda_model_vs_cpu : public ::testing::TestWithParam<std::tuple<const char*, prefill_rule>> {};
 
 TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   ACCELLM_REQUIRE_GPU();
   const auto& [model, rule] = GetParam();
   model_spec spec = *find_model(model);
-  if (rule == prefill_rule::wgmma64_if_verified) {
-    if (!wgmma_runs_here()) GTEST_SKIP() << "wgmma64 runs on compute capability 9.0 only";
-    // wgmma64 takes head_dim 64 or 128: the same width in fewer, wider heads
+  const prefill_kernel kernel = kernel_of(rule);
+  if (is_wgmma(kernel)) {
+    if (!wgmma_runs_here())
+      GTEST_SKIP() << prefill_kernel_name(kernel) << " runs on compute capability 9.0 only";
+    // The wgmma kernels take head_dim 64 or 128: the same width in fewer, wider heads
     // (cpu-tiny: 1 x 64, cpu-small: 2 x 128).
     spec.heads = spec.kv_heads = spec.hidden >= 256 ? spec.hidden / 128 : spec.hidden / 64;
     spec.name += "-wide-heads";
@@ -109,10 +127,7 @@ TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
   o.prefill = rule;
   auto gpu = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(gpu.ok()) << gpu.err().what();
-  expect_prefill_kernel(**gpu, rule == prefill_rule::rows64 ? prefill_kernel::rows64
-                               : rule == prefill_rule::rows128_if_verified
-                                   ? prefill_kernel::rows128
-                                   : prefill_kernel::wgmma64);
+  expect_prefill_kernel(**gpu, kernel);
   cpu_reference ref(spec, seed);
   auto tokens = prompt(prompt_len, spec.vocab, seed);
   std::uint32_t context = 0, ties = 0, exact = 0;
@@ -151,31 +166,29 @@ INSTANTIATE_TEST_SUITE_P(
     models, cuda_model_vs_cpu,
     ::testing::Combine(::testing::Values("cpu-tiny", "cpu-small"),
                        ::testing::Values(prefill_rule::rows64, prefill_rule::rows128_if_verified,
-                                         prefill_rule::wgmma64_if_verified)),
+                                         prefill_rule::wgmma64_if_verified,
+                                         prefill_rule::wgmma128_if_verified)),
     [](const ::testing::TestParamInfo<std::tuple<const char*, prefill_rule>>& i) {
       std::string n = std::get<0>(i.param);
       std::replace(n.begin(), n.end(), '-', '_');
-      const prefill_rule r = std::get<1>(i.param);
-      return n + (r == prefill_rule::rows64                ? "_rows64"
-                  : r == prefill_rule::rows128_if_verified ? "_rows128"
-                                                           : "_wgmma64");
+      return n + "_" + prefill_kernel_name(kernel_of(std::get<1>(i.param)));
     });
 
 // The prefill kernels inside the model: prompts of 300 and 45 tokens in
 // one batch (tiles of both requests, longest first), then a 100-token chunk
 // of the first at position 300. Every wanted logit within logit_tol of
 // rows64's (they differ only by bf16 roundings of attention outputs).
-// rows128 runs cpu-small (head_dim 32); wgmma64, which needs head_dim 64 or
-// 128, the same model with 2 heads of 128.
+// rows128 runs cpu-small (head_dim 32); wgmma64 and wgmma128, which need
+// head_dim 64 or 128, the same model with 2 heads of 128.
 class cuda_prefill_kernels : public ::testing::TestWithParam<prefill_kernel> {};
 
 TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
   ACCELLM_REQUIRE_GPU();
   const prefill_kernel kernel = GetParam();
-  if (kernel == prefill_kernel::wgmma64 && !wgmma_runs_here())
-    GTEST_SKIP() << "wgmma64 runs on compute capability 9.0 only";
+  if (is_wgmma(kernel) && !wgmma_runs_here())
+    GTEST_SKIP() << prefill_kernel_name(kernel) << " runs on compute capability 9.0 only";
   model_spec spec = *find_model("cpu-small");
-  if (kernel == prefill_kernel::wgmma64) {
+  if (is_wgmma(kernel)) {
     spec.name = "cpu-small-hd128";
     spec.heads = spec.kv_heads = 2;
   }
@@ -183,8 +196,9 @@ TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
   o.max_rows = 512;
   o.prefill = prefill_rule::rows64;
   auto a = make_cuda_backend("cuda:0", spec, o);
-  o.prefill = kernel == prefill_kernel::rows128 ? prefill_rule::rows128_if_verified
-                                                : prefill_rule::wgmma64_if_verified;
+  o.prefill = kernel == prefill_kernel::rows128   ? prefill_rule::rows128_if_verified
+              : kernel == prefill_kernel::wgmma64 ? prefill_rule::wgmma64_if_verified
+                                                  : prefill_rule::wgmma128_if_verified;
   auto b = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(a.ok() && b.ok());
   expect_prefill_kernel(**a, prefill_kernel::rows64);
@@ -214,7 +228,8 @@ TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
 }
 
 INSTANTIATE_TEST_SUITE_P(kernels, cuda_prefill_kernels,
-                         ::testing::Values(prefill_kernel::rows128, prefill_kernel::wgmma64),
+                         ::testing::Values(prefill_kernel::rows128, prefill_kernel::wgmma64,
+                                           prefill_kernel::wgmma128),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });

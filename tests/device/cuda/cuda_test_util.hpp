@@ -21,7 +21,12 @@
 
 namespace accellm::device::cuda::test {
 
-/// Whether the wgmma64 prefill kernel can run here: a build with sm_90a code
+/// Whether k is one of the wgmma prefill kernels (sm_90a, head_dim 64, 128).
+inline bool is_wgmma(prefill_kernel k) {
+  return k == prefill_kernel::wgmma64 || k == prefill_kernel::wgmma128;
+}
+
+/// Whether the wgmma prefill kernels can run here: a build with sm_90a code
 /// and device 0 of compute capability 9.0 (H100, H200).
 inline bool wgmma_runs_here() {
   int major = 0, minor = 0;

@@ -1,4 +1,4 @@
-// prefill_choice: the candidates (rows128, wgmma64) are verified against
+// prefill_choice: the candidates (rows128, wgmma64, wgmma128) are verified against
 // rows64 before they are timed, and a candidate that fails to launch or
 // disagrees (a row left unwritten, the rows64 kernel on 128-row tiles, wrong
 // values) is never chosen. The rule and argument checks need no GPU.
@@ -91,14 +91,19 @@ TEST(prefill_choice, keeps_a_verified_rows128_by_rule) {
   EXPECT_EQ(c->tokens, 300u);
 }
 
-TEST(prefill_choice, keeps_a_verified_wgmma64_by_rule_where_it_runs) {
+class prefill_choice_wgmma : public ::testing::TestWithParam<prefill_kernel> {};
+
+TEST_P(prefill_choice_wgmma, keeps_a_verified_kernel_by_rule_where_it_runs) {
   ACCELLM_REQUIRE_GPU();
+  const prefill_kernel kernel = GetParam();
   auto s = stream::create();
   ASSERT_TRUE(s.ok());
-  auto c =
-      choose_prefill_kernel(llama3_quarter, 16, s->get(), with(prefill_rule::wgmma64_if_verified));
+  auto c = choose_prefill_kernel(
+      llama3_quarter, 16, s->get(),
+      with(kernel == prefill_kernel::wgmma64 ? prefill_rule::wgmma64_if_verified
+                                             : prefill_rule::wgmma128_if_verified));
   ASSERT_TRUE(c.ok()) << c.err().what();
-  const prefill_trial& t = trial_of(*c, prefill_kernel::wgmma64);
+  const prefill_trial& t = trial_of(*c, kernel);
   if (!test::wgmma_runs_here()) {
     // Off Hopper the launch fails, the error is cleared, rows64 stays.
     EXPECT_FALSE(t.verified);
@@ -108,9 +113,15 @@ TEST(prefill_choice, keeps_a_verified_wgmma64_by_rule_where_it_runs) {
     return;
   }
   EXPECT_TRUE(t.verified) << describe(*c);
-  EXPECT_EQ(c->kernel, prefill_kernel::wgmma64) << describe(*c);
+  EXPECT_EQ(c->kernel, kernel) << describe(*c);
   EXPECT_LE(t.max_diff, 2e-2);
 }
+
+INSTANTIATE_TEST_SUITE_P(kernels, prefill_choice_wgmma,
+                         ::testing::Values(prefill_kernel::wgmma64, prefill_kernel::wgmma128),
+                         [](const ::testing::TestParamInfo<prefill_kernel>& i) {
+                           return std::string{prefill_kernel_name(i.param)};
+                         });
 
 TEST(prefill_choice, timed_rule_verifies_and_times_every_candidate) {
   ACCELLM_REQUIRE_GPU();
@@ -120,19 +131,21 @@ TEST(prefill_choice, timed_rule_verifies_and_times_every_candidate) {
   o.tokens = 1024;
   auto c = choose_prefill_kernel(attn_shape{32, 32, 128}, 16, s->get(), o);
   ASSERT_TRUE(c.ok()) << c.err().what();
-  ASSERT_EQ(c->trials.size(), 2u) << describe(*c);
+  ASSERT_EQ(c->trials.size(), 3u) << describe(*c);
   EXPECT_GT(c->rows64_ms, 0.0f);
   const prefill_trial& r128 = trial_of(*c, prefill_kernel::rows128);
-  const prefill_trial& wg = trial_of(*c, prefill_kernel::wgmma64);
   EXPECT_TRUE(r128.verified) << describe(*c);
   EXPECT_GT(r128.ms, 0.0f);
-  EXPECT_EQ(wg.verified, test::wgmma_runs_here()) << describe(*c);
-  EXPECT_EQ(wg.ms > 0.0f, wg.verified);  // timed exactly when verified
   // Whichever won, it won by the rule: the fastest verified candidate, kept
   // only under 0.97 of rows64's time.
   float best = r128.ms;
   prefill_kernel fastest = prefill_kernel::rows128;
-  if (wg.verified && wg.ms < best) best = wg.ms, fastest = prefill_kernel::wgmma64;
+  for (const prefill_kernel k : {prefill_kernel::wgmma64, prefill_kernel::wgmma128}) {
+    const prefill_trial& wg = trial_of(*c, k);
+    EXPECT_EQ(wg.verified, test::wgmma_runs_here()) << describe(*c);
+    EXPECT_EQ(wg.ms > 0.0f, wg.verified);  // timed exactly when verified
+    if (wg.verified && wg.ms < best) best = wg.ms, fastest = k;
+  }
   EXPECT_EQ(c->kernel, best < 0.97f * c->rows64_ms ? fastest : prefill_kernel::rows64)
       << describe(*c);
   std::cout << "llama2-7b shape, 1024 tokens: " << describe(*c) << "\n";

@@ -1,0 +1,156 @@
+// wgmma.cuh: Hopper's warpgroup MMA (wgmma.mma_async, sm_90a) as the
+// prefill kernels use it (prefill_wgmma.cuh): bf16 m64nNk16 products with
+// the left operand in registers and the right one read by the tensor cores
+// from shared memory through a descriptor, fp32 accumulators.
+//
+// Register fragments (PTX ISA, "Register Fragments and Shared Memory Matrix
+// Layouts" for wgmma) are mma.sync's stacked over the warpgroup's 4 warps:
+// warp w holds rows 16 w .. 16 w + 15; an A fragment is the m16n8k16 A
+// fragment of those rows; the accumulator of an m64nN product holds, for
+// each 8-column chunk j, d[j][0, 1] = (row g, cols 8 j + 2 t, + 1) and
+// d[j][2, 3] = (row g + 8, same cols), lane = 4 g + t.
+//
+// Shared-memory operands have no swizzle: 8 x 8 core matrices of 128
+// contiguous bytes (8 rows of 16 bytes). For a K-major B (N x K, K
+// contiguous) element (n, k) of a k16 slice lies at
+//   start + (n / 8) * stride + (k / 8) * leading + (n % 8) * 16 + (k % 8) * 2;
+// for an MN-major B (transpose bit set) element (k, n) at
+//   start + (k / 8) * leading + (n / 8) * stride + (k % 8) * 16 + (n % 8) * 2.
+// That reading of the descriptor's two offsets is the one the wgmma64 kernel
+// was verified with on an H200 (docs/cuda.md); the host emulator
+// (tests/device/cuda/emu/) implements the same.
+//
+// The products are asynchronous: between issuing one and the wait_group
+// that retires its group, neither its accumulator nor its A registers may
+// be touched, nor the shared memory it reads. pin() keeps the compiler from
+// moving accumulator reads or writes across them. Device code for sm_90a
+// only (ACCELLM_WGMMA); internal to device/cuda.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define ACCELLM_WGMMA 1
+#else
+#define ACCELLM_WGMMA 0
+#endif
+
+namespace accellm::device::cuda::wg {
+
+#if ACCELLM_WGMMA
+/// The block's dynamic shared memory, 128-byte aligned.
+template <class T>
+__device__ inline T* dynamic_smem() {
+  extern __shared__ __align__(128) unsigned char wgmma_smem[];
+  return reinterpret_cast<T*>(wgmma_smem);
+}
+
+/// Shared-memory matrix descriptor, no swizzle: start address, leading and
+/// stride byte offsets, each in 16-byte units (PTX ISA, "Matrix Descriptor").
+__device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leading,
+                                           std::uint32_t stride) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
+         static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
+         static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
+}
+
+/// Orders this warpgroup's register writes before the products that follow.
+__device__ inline void fence() {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+/// Closes the group of the products issued since the last commit.
+__device__ inline void commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+/// Waits until at most `pending` of this warpgroup's groups are in flight.
+template <int pending>
+__device__ inline void wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(pending) : "memory");
+}
+/// Keeps the compiler from moving reads or writes of an accumulator across
+/// the asynchronous products that own it.
+template <int N>
+__device__ inline void pin(float (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[i][e])::"memory");
+}
+/// This thread's generic-proxy writes (cp.async) visible to the async proxy.
+__device__ inline void proxy_fence() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+// d (m64 x N, f32) = a (m64 x k16, registers) * B (k16 x N, descriptor) + scale_d * d.
+template <int trans_b>
+__device__ inline void mma_n64(float (&d)[8][4], const std::uint32_t (&a)[4], std::uint64_t b,
+                               int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "setp.ne.b32 p, %37, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+      "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31"
+      "}, {%32,%33,%34,%35}, %36, p, 1, 1, %38;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(trans_b));
+}
+
+template <int trans_b>
+__device__ inline void mma_n128(float (&d)[16][4], const std::uint32_t (&a)[4], std::uint64_t b,
+                                int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "setp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+      "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+      "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+      "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+      "}, {%64,%65,%66,%67}, %68, p, 1, 1, %70;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
+        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]),
+        "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]),
+        "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),
+        "+f"(d[15][2]), "+f"(d[15][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(trans_b));
+}
+
+/// Issues d += a * B (scale_d 1) or d = a * B (0) as one m64nNk16 product,
+/// N = 64 or 128; B is MN-major (transposed) when trans_b.
+template <int N>
+__device__ inline void mma(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t b,
+                           int scale_d, bool trans_b) {
+  if constexpr (N == 64) {
+    if (trans_b)
+      mma_n64<1>(d, a, b, scale_d);
+    else
+      mma_n64<0>(d, a, b, scale_d);
+  } else {
+    static_assert(N == 128, "wgmma: n64 or n128");
+    if (trans_b)
+      mma_n128<1>(d, a, b, scale_d);
+    else
+      mma_n128<0>(d, a, b, scale_d);
+  }
+}
+#endif
+
+}  // namespace accellm::device::cuda::wg

@@ -1,0 +1,43 @@
+// The host emulator's stand-in for device/cuda/wgmma.cuh (emu.hpp): the same
+// descriptor encoding; products that run when a wait_group retires them.
+#pragma once
+
+#include "emu.hpp"
+
+#include <cstdint>
+
+#define ACCELLM_WGMMA 1
+
+namespace accellm::device::cuda::wg {
+
+template <class T>
+T* dynamic_smem() {
+  return reinterpret_cast<T*>(emu::current->smem);
+}
+
+inline std::uint64_t descriptor(const void* smem, std::uint32_t leading, std::uint32_t stride) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
+         static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
+         static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
+}
+
+inline void fence() {}
+inline void commit() {
+  emu::product_commit();
+}
+template <int pending>
+void wait() {
+  emu::product_wait(pending);
+}
+template <int N>
+void pin(float (&)[N][4]) {}
+inline void proxy_fence() {}
+
+template <int N>
+void mma(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t b, int scale_d,
+         bool trans_b) {
+  emu::product_issue(&d[0][0], N, a, b, scale_d != 0, trans_b);
+}
+
+}  // namespace accellm::device::cuda::wg
