@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(wgmma64_shape::threads, 3)
 #if ACCELLM_WGMMA
   using shape = wgmma64_shape;
   constexpr int tile_elems = keys * HD, stage_elems = 2 * tile_elems;
-  __nv_bfloat16* smem = wg::dynamic_smem<__nv_bfloat16>();
+  __nv_bfloat16* smem = ptx::dynamic_smem<__nv_bfloat16>();
   std::uint32_t qa[HD / 16][4];
   float o[HD / 8][4];
   const auto [t, head, kvh, warp, lane, tq, r0, r1, qpos0, qpos1, key_end] =
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(wgmma128_shape::threads, 1)
 #if ACCELLM_WGMMA
   using shape = wgmma128_shape;
   constexpr int tile_elems = keys * HD, stage_elems = 2 * tile_elems;
-  __nv_bfloat16* smem = wg::dynamic_smem<__nv_bfloat16>();
+  __nv_bfloat16* smem = ptx::dynamic_smem<__nv_bfloat16>();
   std::uint32_t qa[HD / 16][4];
   float o[HD / 8][4];
   // Warp w (0..7) holds rows 16 w .. 16 w + 15 of the tile, so warpgroup

@@ -1,10 +1,9 @@
 // ptx.cuh: the warp-level PTX the tensor-core kernels share (prefill and
 // decode attention, skinny_gemm): mma.sync m16n8k16 (bf16 in, fp32
-// accumulate), ldmatrix, and cp.async 16-byte copies. Fragment layouts are
-// the PTX ISA's ("Matrix Fragments for mma.m16n8k16"): lane = 4 g + t; A regs
-// a0..a3 hold (row g | g + 8, cols 2t, 2t + 1 | + 8); B regs b0, b1 hold
-// (k = 2t, 2t + 1 | + 8, col g); C holds (row g, cols 2t, 2t + 1) and
-// (row g + 8, same cols). Device code only; no state.
+// accumulate), ldmatrix, and cp.async 16-byte copies, the block's dynamic shared memory. Fragment
+// layouts are the PTX ISA's ("Matrix Fragments for mma.m16n8k16"): lane = 4 g + t; A regs a0..a3
+// hold (row g | g + 8, cols 2t, 2t + 1 | + 8); B regs b0, b1 hold (k = 2t, 2t + 1 | + 8, col g); C
+// holds (row g, cols 2t, 2t + 1) and (row g + 8, same cols). Device code only; no state.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -13,6 +12,13 @@
 #include <cstdint>
 
 namespace accellm::device::cuda::ptx {
+
+/// The block's dynamic shared memory (128-byte aligned), as T.
+template <class T>
+__device__ inline T* dynamic_smem() {
+  extern __shared__ __align__(128) unsigned char dynamic_smem_bytes[];
+  return reinterpret_cast<T*>(dynamic_smem_bytes);
+}
 
 /// c += a * b on one m16n8k16 tile.
 __device__ inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,

@@ -40,13 +40,6 @@
 namespace accellm::device::cuda::wg {
 
 #if ACCELLM_WGMMA
-/// The block's dynamic shared memory, 128-byte aligned.
-template <class T>
-__device__ inline T* dynamic_smem() {
-  extern __shared__ __align__(128) unsigned char wgmma_smem[];
-  return reinterpret_cast<T*>(wgmma_smem);
-}
-
 /// Shared-memory matrix descriptor, no swizzle: start address, leading and
 /// stride byte offsets, each in 16-byte units (PTX ISA, "Matrix Descriptor").
 __device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leading,

@@ -239,7 +239,9 @@ INSTANTIATE_TEST_SUITE_P(
                           prefill_case{{4, 4, 128}, 0, 256}, prefill_case{{4, 2, 64}, 0, 300},
                           prefill_case{{4, 4, 64}, 1000, 129, true},
                           prefill_case{{16, 2, 128}, 333, 250, true},
-                          prefill_case{{32, 8, 128}, 200, 333, true}),
+                          prefill_case{{32, 8, 128}, 200, 333, true},
+                          // a warp's last row on the first key of a step
+                          prefill_case{{2, 1, 128}, 1, 100}),
         ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
                           prefill_kernel::wgmma128)),
     [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {

@@ -1,14 +1,43 @@
 #include "emu.hpp"
 
+#include <ucontext.h>
+
 #include <exception>
-#include <mutex>
+#include <map>
+#include <memory>
 #include <stdexcept>
-#include <thread>
+#include <string>
+#include <utility>
 
 namespace emu {
 namespace {
 
 constexpr unsigned warp = 32, warpgroup = 128;
+constexpr std::size_t stack_bytes = 256 * 1024;
+constexpr std::size_t words_per_thread = 8;
+
+struct barrier_state {
+  unsigned arrived = 0, generation = 0;
+};
+
+struct fiber {
+  ucontext_t context{};
+  std::unique_ptr<char[]> stack;
+  bool done = false;
+  const barrier_state* waits = nullptr;  ///< the barrier it waits at, if any
+  unsigned generation = 0;               ///< that barrier's generation when it arrived
+};
+
+// The block being run: its fibers and barriers.
+struct scheduler {
+  ucontext_t main{};
+  std::vector<fiber> fibers;
+  unsigned running = 0;
+  const std::function<void()>* kernel = nullptr;
+  std::exception_ptr failure;
+  std::map<std::pair<unsigned, unsigned>, barrier_state> barriers;
+};
+scheduler* sched = nullptr;
 
 void poison(void* p, std::size_t bytes) {
   auto* b = static_cast<unsigned char*>(p);
@@ -18,7 +47,7 @@ void poison(void* p, std::size_t bytes) {
   }
 }
 
-// bf16 bits to float: the high half of an fp32.
+// bf16 bits (the low 16 of w) to float: the high half of an fp32.
 float low(std::uint32_t w) {
   const std::uint32_t bits = (w & 0xffffu) << 16;
   float f;
@@ -29,20 +58,59 @@ float high(std::uint32_t w) {
   return low(w >> 16);
 }
 
-float smem_bf16(std::size_t at) {
+std::uint16_t bf16_at(const void* p, std::size_t element) {
   std::uint16_t bits;
-  std::memcpy(&bits, current->smem + at, 2);
-  return low(bits);
+  std::memcpy(&bits, static_cast<const unsigned char*>(p) + 2 * element, 2);
+  return bits;
 }
 
-/// The shared-memory byte offset of element (k, n) of a k16 x N B operand
-/// (wgmma.cuh): K-major, or MN-major when trans_b.
-std::size_t b_offset(std::uint64_t desc, bool trans_b, int k, int n) {
-  const std::size_t start = (desc & 0x3fffu) << 4, leading = ((desc >> 16) & 0x3fffu) << 4,
-                    stride = ((desc >> 32) & 0x3fffu) << 4;
-  const auto ku = static_cast<std::size_t>(k), nu = static_cast<std::size_t>(n);
-  if (trans_b) return start + ku / 8 * leading + nu / 8 * stride + ku % 8 * 16 + nu % 8 * 2;
-  return start + nu / 8 * stride + ku / 8 * leading + nu % 8 * 16 + ku % 8 * 2;
+float smem_bf16(std::size_t at) {
+  return low(bf16_at(current->smem + at, 0));
+}
+
+void fiber_main() {
+  fiber& f = sched->fibers[sched->running];
+  try {
+    (*sched->kernel)();
+    const thread_state& s = self();
+    if (!s.open_products.empty() || !s.product_groups.empty())
+      throw std::logic_error("emu: a thread ended with products in flight");
+  } catch (...) {
+    if (!sched->failure) sched->failure = std::current_exception();
+  }
+  f.done = true;  // returns to sched->main (uc_link)
+}
+
+void run_block(scheduler& s, block_state& b) {
+  for (fiber& f : s.fibers) {
+    f.done = false;
+    f.waits = nullptr;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = f.stack.get();
+    f.context.uc_stack.ss_size = stack_bytes;
+    f.context.uc_link = &s.main;
+    makecontext(&f.context, fiber_main, 0);
+  }
+  current = &b;
+  for (;;) {
+    bool live = false, ran = false;
+    for (unsigned i = 0; i < s.fibers.size(); ++i) {
+      fiber& f = s.fibers[i];
+      if (f.done) continue;
+      live = true;
+      if (f.waits != nullptr && f.waits->generation == f.generation) continue;
+      s.running = i;
+      threadIdx = {i, 0, 0};
+      swapcontext(&s.main, &f.context);
+      ran = true;
+    }
+    if (!live) break;
+    if (!ran) {
+      if (s.failure) std::rethrow_exception(s.failure);
+      throw std::logic_error("emu: deadlock: every thread left waits at a barrier");
+    }
+  }
+  if (s.failure) std::rethrow_exception(s.failure);
 }
 
 std::vector<float>& accumulator_of(thread_state& s, float* d) {
@@ -56,8 +124,8 @@ std::vector<float>& accumulator_of(thread_state& s, float* d) {
 void retire_oldest() {
   block_state& b = *current;
   thread_state& me = self();
-  std::barrier<>& meet = *b.group_barriers[threadIdx.x / warpgroup];
-  meet.arrive_and_wait();  // every thread has issued the group
+  const unsigned first = threadIdx.x - threadIdx.x % warpgroup;
+  barrier(first, warpgroup);  // every thread has issued the group
   const unsigned lane = threadIdx.x % warp, g = lane / 4, t = lane % 4;
   const unsigned quad0 = threadIdx.x - lane + 4 * g;  // the 4 threads holding rows g, g + 8
   const std::vector<product>& ops = me.product_groups.front();
@@ -79,18 +147,26 @@ void retire_oldest() {
       a[1][2 * q + 8] = low(r[3]);
       a[1][2 * q + 9] = high(r[3]);
     }
+    // B's element (k, n) in shared memory (wgmma.cuh): K-major, or
+    // MN-major when trans_b.
+    const std::size_t start = (op.b & 0x3fffu) << 4, leading = ((op.b >> 16) & 0x3fffu) << 4,
+                      stride = ((op.b >> 32) & 0x3fffu) << 4;
+    auto b_at = [&](std::size_t k, std::size_t n) {
+      return op.trans_b ? start + k / 8 * leading + n / 8 * stride + k % 8 * 16 + n % 8 * 2
+                        : start + n / 8 * stride + k / 8 * leading + n % 8 * 16 + k % 8 * 2;
+    };
     std::vector<float>& acc = accumulator_of(me, op.d);
     for (int j = 0; j < op.n / 8; ++j)
       for (int e = 0; e < 4; ++e) {
-        const int row = e / 2, col = 8 * j + 2 * static_cast<int>(t) + e % 2;
+        const int row = e / 2;
+        const auto col = static_cast<std::size_t>(8 * j + 2 * static_cast<int>(t) + e % 2);
         float sum = 0.0f;
-        for (int k = 0; k < 16; ++k)
-          sum += a[row][k] * smem_bf16(b_offset(op.b, op.trans_b, k, col));
+        for (std::size_t k = 0; k < 16; ++k) sum += a[row][k] * smem_bf16(b_at(k, col));
         float& v = acc[static_cast<std::size_t>(4 * j + e)];
         v = (op.scale_d ? v : 0.0f) + sum;
       }
   }
-  meet.arrive_and_wait();  // every thread has read its quad's A registers
+  barrier(first, warpgroup);  // every thread has read its quad's A registers
   me.product_groups.erase(me.product_groups.begin());
   // Accumulators no pending product writes get their values back.
   for (std::size_t i = 0; i < me.accumulators.size();) {
@@ -110,56 +186,105 @@ void retire_oldest() {
 
 }  // namespace
 
-block_state::block_state(unsigned n, std::size_t smem_bytes)
-    : threads(n), smem_storage(smem_bytes + 128), block_barrier(n), exchange(n), states(n) {
-  auto at = reinterpret_cast<std::uintptr_t>(smem_storage.data());
-  smem = smem_storage.data() + (128 - at % 128) % 128;
-  poison(smem, smem_bytes);
-  for (unsigned w = 0; w < (n + warp - 1) / warp; ++w)
-    warp_barriers.push_back(std::make_unique<std::barrier<>>(warp));
-  for (unsigned w = 0; w < (n + warpgroup - 1) / warpgroup; ++w)
-    group_barriers.push_back(std::make_unique<std::barrier<>>(warpgroup));
-}
-
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
             const std::function<void()>& kernel) {
-  if (threads % warp != 0) throw std::invalid_argument("emu: whole warps only");
-  for (unsigned by = 0; by < grid.y; ++by)
-    for (unsigned bx = 0; bx < grid.x; ++bx) {
-      block_state block(threads, smem_bytes);
-      std::mutex m;
-      std::exception_ptr failure;
-      std::vector<std::thread> pool;
-      pool.reserve(threads);
-      for (unsigned t = 0; t < threads; ++t)
-        pool.emplace_back([&, t] {
-          threadIdx = {t, 0, 0};
-          blockIdx = {bx, by, 0};
-          current = &block;
-          try {
-            kernel();
-            thread_state& s = self();
-            if (!s.open_products.empty() || !s.product_groups.empty())
-              throw std::logic_error("emu: a thread ended with products in flight");
-          } catch (...) {
-            std::lock_guard lock(m);
-            if (!failure) failure = std::current_exception();
-          }
-        });
-      for (auto& th : pool) th.join();
-      if (failure) std::rethrow_exception(failure);
-    }
+  if (threads == 0 || threads % warp != 0) throw std::invalid_argument("emu: whole warps only");
+  scheduler s;
+  s.kernel = &kernel;
+  s.fibers.resize(threads);
+  for (fiber& f : s.fibers) f.stack = std::make_unique<char[]>(stack_bytes);
+  std::vector<unsigned char> smem(smem_bytes + 128);
+  auto at = reinterpret_cast<std::uintptr_t>(smem.data());
+  sched = &s;
+  try {
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        block_state b{threads, smem.data() + (128 - at % 128) % 128, {}, {}, {}};
+        b.states.resize(threads);
+        b.words.resize(threads * words_per_thread);
+        b.addresses.resize(threads);
+        poison(b.smem, smem_bytes);
+        s.barriers.clear();
+        blockIdx = {bx, by, 0};
+        run_block(s, b);
+      }
+  } catch (...) {
+    sched = nullptr;
+    current = nullptr;
+    throw;
+  }
+  sched = nullptr;
+  current = nullptr;
+}
+
+void barrier(unsigned first, unsigned count) {
+  barrier_state& b = sched->barriers[{first, count}];
+  if (++b.arrived == count) {
+    b.arrived = 0;
+    ++b.generation;
+    return;
+  }
+  fiber& f = sched->fibers[sched->running];
+  f.waits = &b;
+  f.generation = b.generation;
+  swapcontext(&f.context, &sched->main);
+  f.waits = nullptr;
+}
+
+void warp_barrier() {
+  barrier(threadIdx.x - threadIdx.x % warp, warp);
 }
 
 std::uint32_t shuffle(std::uint32_t v, unsigned source_lane) {
   block_state& b = *current;
   const unsigned base = threadIdx.x - threadIdx.x % warp;
-  std::barrier<>& bar = *b.warp_barriers[threadIdx.x / warp];
-  b.exchange[threadIdx.x] = v;
-  bar.arrive_and_wait();
-  const std::uint32_t r = b.exchange[base + source_lane];
-  bar.arrive_and_wait();
+  b.words[threadIdx.x * words_per_thread] = v;
+  warp_barrier();
+  const std::uint32_t r = b.words[(base + source_lane) * words_per_thread];
+  warp_barrier();
   return r;
+}
+
+void ldmatrix(std::uint32_t* r, int count, const void* row, bool trans) {
+  block_state& b = *current;
+  const unsigned lane = threadIdx.x % warp, base = threadIdx.x - lane, g = lane / 4, t = lane % 4;
+  b.addresses[threadIdx.x] = row;
+  warp_barrier();
+  for (int m = 0; m < count; ++m) {
+    const void* const* rows = &b.addresses[base + 8 * static_cast<unsigned>(m)];
+    // Lane 4 g + t gets (row g, cols 2t, 2t + 1) of matrix m, or of its
+    // transpose: (rows 2t, 2t + 1, col g).
+    const std::uint16_t lo = trans ? bf16_at(rows[2 * t], g) : bf16_at(rows[g], 2 * t);
+    const std::uint16_t hi = trans ? bf16_at(rows[2 * t + 1], g) : bf16_at(rows[g], 2 * t + 1);
+    r[m] = static_cast<std::uint32_t>(lo) | static_cast<std::uint32_t>(hi) << 16;
+  }
+  warp_barrier();
+}
+
+void mma_m16n8k16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1) {
+  block_state& b = *current;
+  const unsigned lane = threadIdx.x % warp, base = threadIdx.x - lane, g = lane / 4, t = lane % 4;
+  std::uint32_t* mine = &b.words[threadIdx.x * words_per_thread];
+  std::copy(a, a + 4, mine);
+  mine[4] = b0;
+  mine[5] = b1;
+  warp_barrier();
+  auto word = [&](unsigned l, unsigned reg) {
+    return b.words[(base + l) * words_per_thread + reg];
+  };
+  // A (row, k): lane 4 (row % 8) + (k % 8) / 2, register (row / 8) + 2 (k / 8);
+  // B (k, col): lane 4 col + (k % 8) / 2, register 4 + k / 8; half k % 2.
+  float sums[4] = {};
+  for (unsigned e = 0; e < 4; ++e) {
+    const unsigned row = g + 8 * (e / 2), col = 2 * t + e % 2;
+    for (unsigned k = 0; k < 16; ++k) {
+      const std::uint32_t aw = word(4 * (row % 8) + (k % 8) / 2, row / 8 + 2 * (k / 8));
+      const std::uint32_t bw = word(4 * col + (k % 8) / 2, 4 + k / 8);
+      sums[e] += (k % 2 ? high(aw) : low(aw)) * (k % 2 ? high(bw) : low(bw));
+    }
+  }
+  warp_barrier();
+  for (int e = 0; e < 4; ++e) c[e] += sums[e];
 }
 
 void copy_issue(void* dst, const void* src, bool valid) {

@@ -1,17 +1,23 @@
-// emu: runs CUDA kernel source on the host, one std::thread per CUDA
-// thread, to check a kernel's logic where no GPU is lent: the indexing,
-// the pipeline of asynchronous copies and products, and the barriers.
+// emu: runs CUDA kernel source on the host, one fiber per CUDA thread, to
+// check a kernel's logic where no GPU is lent: the indexing, the pipelines of
+// asynchronous copies and products, and the barriers.
+//
+// A block's threads are fibers (ucontext) run round-robin on the calling
+// thread; a fiber runs until it reaches a barrier, so every interleaving the
+// kernel's barriers allow is one a GPU could produce, and a barrier that
+// never completes is reported as a deadlock instead of hanging.
 //
 // What it models, and how it catches misuse:
-// - threadIdx, blockIdx (thread_local), __syncthreads (a barrier of the
-//   block's threads), __shfl_xor_sync and __shfl_sync (a barrier of the
-//   warp's 32 threads around an exchange of values);
+// - threadIdx, blockIdx, __syncthreads (a barrier of the block), the warp
+//   shuffles, ldmatrix and mma.sync m16n8k16 (a barrier of the warp's 32
+//   threads around an exchange of addresses or fragments, the layouts of
+//   the PTX ISA: shim device/cuda/ptx.cuh);
 // - dynamic shared memory: one buffer per block, filled with bf16 NaN
 //   before the block starts, so that reading what was never written shows;
-// - cp.async (shim device/cuda/ptx.cuh): a copy's destination turns NaN when
-//   it is issued and gets its bytes only at the issuing thread's
-//   cp.async.wait_group that covers it, so reading a stage too early, or
-//   refilling one still read, corrupts the result;
+// - cp.async: a copy's destination turns NaN when it is issued and gets its
+//   bytes only at the issuing thread's cp.async.wait_group that covers it, so
+//   reading a stage too early, or refilling one still read, corrupts the
+//   result;
 // - wgmma (shim device/cuda/wgmma.cuh): a product's accumulator turns NaN
 //   when it is issued; its A registers and its shared-memory B are read only
 //   at the wgmma.wait_group that retires it, when the warpgroup's 128
@@ -20,20 +26,18 @@
 //   in flight changes the result.
 // Not modelled: timing, the memory consistency of real hardware beyond the
 // above, and anything the tensor cores do differently from the PTX ISA's
-// fragment layouts (wgmma.cuh); those are checked on a GPU
-// (attention_test.cpp).
+// fragment layouts; those are checked on a GPU (attention_test.cpp).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>  // __global__, __device__, __align__ for the host compiler
 
-#include <barrier>
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <vector>
 
 #ifndef __launch_bounds__
@@ -43,7 +47,11 @@
 struct emu_dim3 {
   unsigned x = 0, y = 0, z = 0;
 };
-inline thread_local emu_dim3 threadIdx, blockIdx;
+inline emu_dim3 threadIdx, blockIdx;
+
+// CUDA's integer min / max of device code.
+using std::max;
+using std::min;
 
 namespace emu {
 
@@ -69,19 +77,18 @@ struct thread_state {
   std::vector<std::pair<float*, std::vector<float>>> accumulators;
 };
 
+struct block_state;
+inline block_state* current = nullptr;
+
 /// The state of the block being run.
 struct block_state {
-  explicit block_state(unsigned threads, std::size_t smem_bytes);
   unsigned threads;
-  std::vector<unsigned char> smem_storage;
-  unsigned char* smem;  ///< 128-byte aligned
-  std::barrier<> block_barrier;
-  std::vector<std::unique_ptr<std::barrier<>>> warp_barriers, group_barriers;
-  std::vector<std::uint32_t> exchange;  ///< one slot per thread
+  unsigned char* smem;  ///< 128-byte aligned, `smem_bytes` of bf16 NaN at the start
   std::vector<thread_state> states;
+  /// What the threads of a warp hand each other (shuffles, ldmatrix, mma).
+  std::vector<std::uint32_t> words;  ///< 8 per thread
+  std::vector<const void*> addresses;
 };
-
-inline thread_local block_state* current = nullptr;
 
 inline thread_state& self() {
   return current->states[threadIdx.x];
@@ -89,9 +96,15 @@ inline thread_state& self() {
 
 /// Runs kernel() for every thread of every block of grid (x, y), blocks one
 /// after the other, `threads` threads each with `smem_bytes` of dynamic
-/// shared memory.
+/// shared memory. Rethrows what a thread threw; throws std::logic_error on a
+/// deadlock (every live thread waits at a barrier that cannot complete).
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
             const std::function<void()>& kernel);
+
+/// Waits until the `count` threads from `first` (a warp, a warpgroup, the
+/// block) have all arrived here.
+void barrier(unsigned first, unsigned count);
+void warp_barrier();
 
 std::uint32_t shuffle(std::uint32_t v, unsigned source_lane);
 
@@ -103,10 +116,16 @@ void product_issue(float* d, int n, const std::uint32_t* a, std::uint64_t b, boo
 void product_commit();
 void product_wait(int pending);
 
+/// ldmatrix .x`count` (count 2 or 4), .trans when `trans`: `row` is this
+/// lane's row address.
+void ldmatrix(std::uint32_t* r, int count, const void* row, bool trans);
+/// mma.sync.m16n8k16 bf16 -> f32, c += a b.
+void mma_m16n8k16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, std::uint32_t b1);
+
 }  // namespace emu
 
 inline void __syncthreads() {
-  emu::current->block_barrier.arrive_and_wait();
+  emu::barrier(0, emu::current->threads);
 }
 
 inline std::size_t __cvta_generic_to_shared(const void* p) {

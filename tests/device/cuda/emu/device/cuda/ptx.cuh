@@ -1,6 +1,7 @@
-// The host emulator's stand-in for device/cuda/ptx.cuh (emu.hpp): what the
-// wgmma prefill kernels use of it, with cp.async copies that land only at
-// the issuing thread's wait_group.
+// The host emulator's stand-in for device/cuda/ptx.cuh (emu.hpp): the same
+// functions, with ldmatrix and mma.sync as exchanges among the warp's
+// threads and cp.async copies that land only at the issuing thread's
+// wait_group.
 #pragma once
 
 #include "emu.hpp"
@@ -11,6 +12,16 @@
 #include <cstring>
 
 namespace accellm::device::cuda::ptx {
+
+template <class T>
+T* dynamic_smem() {
+  return reinterpret_cast<T*>(emu::current->smem);
+}
+
+inline void mma_bf16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                     std::uint32_t b1) {
+  emu::mma_m16n8k16(c, a, b0, b1);
+}
 
 inline std::uint32_t pack(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -23,6 +34,15 @@ inline std::uint32_t word(const __nv_bfloat16* p) {
   std::uint32_t w;
   std::memcpy(&w, p, 4);
   return w;
+}
+
+template <bool trans = false>
+void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
+  emu::ldmatrix(r, 4, p, trans);
+}
+
+inline void ldmatrix_x2(std::uint32_t (&r)[2], const __nv_bfloat16* p) {
+  emu::ldmatrix(r, 2, p, false);
 }
 
 inline void cp16(__nv_bfloat16* dst, const __nv_bfloat16* src, bool valid) {

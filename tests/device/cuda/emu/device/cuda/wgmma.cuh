@@ -10,11 +10,6 @@
 
 namespace accellm::device::cuda::wg {
 
-template <class T>
-T* dynamic_smem() {
-  return reinterpret_cast<T*>(emu::current->smem);
-}
-
 inline std::uint64_t descriptor(const void* smem, std::uint32_t leading, std::uint32_t stride) {
   const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
   return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
