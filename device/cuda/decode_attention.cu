@@ -1,5 +1,6 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/decode_attention.cuh"
+#include "device/cuda/decode_kernels.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -145,26 +146,12 @@ __global__ void __launch_bounds__(warps * 32) decode_pass1(decode_attention_args
   }
 }
 
-// One block per (head, item), one thread per dim.
-__global__ void decode_pass2(decode_attention_args a) {
-  const std::uint32_t head = blockIdx.x, hd = a.shape.head_dim;
-  const decode_item item = a.items[blockIdx.y];
-  const float* base = a.partial + (static_cast<std::uint64_t>(blockIdx.y) * a.shape.heads + head) *
-                                      a.splits * (hd + 2);
-  float mx = -INFINITY;
-  for (std::uint32_t sp = 0; sp < a.splits; ++sp) mx = fmaxf(mx, base[sp * (hd + 2) + hd]);
-  for (std::uint32_t j = threadIdx.x; j < hd; j += blockDim.x) {
-    float num = 0.0f, den = 0.0f;
-    for (std::uint32_t sp = 0; sp < a.splits; ++sp) {
-      const float* p = base + sp * (hd + 2);
-      if (p[hd] == -INFINITY) continue;
-      const float w = __expf(p[hd] - mx);
-      num += p[j] * w;
-      den += p[hd + 1] * w;
-    }
-    a.out[static_cast<std::uint64_t>(item.row) * a.shape.q_width() + head * hd + j] =
-        __float2bfloat16(num / den);
-  }
+// Pass 2: merges the splits of every (head, item).
+status decode_combine(const decode_attention_args& a, cudaStream_t s) {
+  decode_kernels::
+      combine_kernel<<<dim3(a.shape.heads, a.n_items), std::min(a.shape.head_dim, 128u), 0, s>>>(a);
+  ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
 }
 
 template <int G>
@@ -177,13 +164,32 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   return decode_combine(a, s);
 }
 
-}  // namespace
-
-status decode_combine(const decode_attention_args& a, cudaStream_t s) {
-  decode_pass2<<<dim3(a.shape.heads, a.n_items), std::min(a.shape.head_dim, 128u), 0, s>>>(a);
+template <int HD>
+status launch_mma(const decode_attention_args& a, cudaStream_t s) {
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
+  decode_kernels::mma_kernel<HD>
+      <<<dim3(a.shape.kv_heads, a.splits, a.n_items), 32, 0, s>>>(a, scale_log2);
   ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  return decode_combine(a, s);
 }
+
+// The mma pass 1 for head_dim HD, then pass 2.
+status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
+  switch (a.shape.head_dim) {
+    case 16:
+      return launch_mma<16>(a, s);
+    case 32:
+      return launch_mma<32>(a, s);
+    case 64:
+      return launch_mma<64>(a, s);
+    case 128:
+      return launch_mma<128>(a, s);
+    default:
+      return fail(errc::invalid_argument, "decode_attention: head_dim must be 16, 32, 64 or 128");
+  }
+}
+
+}  // namespace
 
 std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
                                    std::uint32_t max_length, std::uint32_t target_blocks) {

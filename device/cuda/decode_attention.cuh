@@ -20,7 +20,7 @@
 namespace accellm::device::cuda {
 
 /// Which pass-1 kernel: tensor cores with the query group as tile rows
-/// (decode_attention_mma.cu, the default), or plain CUDA cores with a key
+/// (decode_kernels.cuh, the default), or plain CUDA cores with a key
 /// split across lanes (kept as a cross-check and for head_dim 256).
 enum class decode_kernel : std::uint8_t { mma, simt };
 
@@ -54,10 +54,5 @@ std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads
 /// 256 with the simt kernel), heads / kv_heads is not 1, 2, 4 or 8, splits is
 /// out of range, or a pointer is null.
 status decode_attention(const decode_attention_args& a, cudaStream_t s);
-
-/// The two halves, for decode_attention's own files: the mma pass 1 (+ pass
-/// 2), and pass 2 alone. Arguments are already checked.
-status decode_attention_mma(const decode_attention_args& a, cudaStream_t s);
-status decode_combine(const decode_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

@@ -188,7 +188,7 @@ void retire_oldest() {
 
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
             const std::function<void()>& kernel) {
-  if (threads == 0 || threads % warp != 0) throw std::invalid_argument("emu: whole warps only");
+  if (threads == 0 || threads > 1024) throw std::invalid_argument("emu: 1 to 1024 threads");
   scheduler s;
   s.kernel = &kernel;
   s.fibers.resize(threads);
@@ -197,17 +197,19 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
   auto at = reinterpret_cast<std::uintptr_t>(smem.data());
   sched = &s;
   try {
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        block_state b{threads, smem.data() + (128 - at % 128) % 128, {}, {}, {}};
-        b.states.resize(threads);
-        b.words.resize(threads * words_per_thread);
-        b.addresses.resize(threads);
-        poison(b.smem, smem_bytes);
-        s.barriers.clear();
-        blockIdx = {bx, by, 0};
-        run_block(s, b);
-      }
+    blockDim = {threads, 1, 1};
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+      for (unsigned by = 0; by < grid.y; ++by)
+        for (unsigned bx = 0; bx < grid.x; ++bx) {
+          block_state b{threads, smem.data() + (128 - at % 128) % 128, {}, {}, {}};
+          b.states.resize(threads);
+          b.words.resize(threads * words_per_thread);
+          b.addresses.resize(threads);
+          poison(b.smem, smem_bytes);
+          s.barriers.clear();
+          blockIdx = {bx, by, bz};
+          run_block(s, b);
+        }
   } catch (...) {
     sched = nullptr;
     current = nullptr;

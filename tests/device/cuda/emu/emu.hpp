@@ -8,7 +8,8 @@
 // never completes is reported as a deadlock instead of hanging.
 //
 // What it models, and how it catches misuse:
-// - threadIdx, blockIdx, __syncthreads (a barrier of the block), the warp
+// - threadIdx, blockIdx, blockDim, __syncthreads (a barrier of the block),
+//   __syncwarp, static __shared__ arrays (function-local statics), the warp
 //   shuffles, ldmatrix and mma.sync m16n8k16 (a barrier of the warp's 32
 //   threads around an exchange of addresses or fragments, the layouts of
 //   the PTX ISA: shim device/cuda/ptx.cuh);
@@ -43,11 +44,15 @@
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
 #endif
+// A block's static shared arrays: function-local statics, which all of the
+// block's fibers share (blocks run one after the other).
+#undef __shared__
+#define __shared__ static
 
 struct emu_dim3 {
-  unsigned x = 0, y = 0, z = 0;
+  unsigned x = 1, y = 1, z = 1;
 };
-inline emu_dim3 threadIdx, blockIdx;
+inline emu_dim3 threadIdx, blockIdx, blockDim;
 
 // CUDA's integer min / max of device code.
 using std::max;
@@ -94,10 +99,10 @@ inline thread_state& self() {
   return current->states[threadIdx.x];
 }
 
-/// Runs kernel() for every thread of every block of grid (x, y), blocks one
-/// after the other, `threads` threads each with `smem_bytes` of dynamic
-/// shared memory. Rethrows what a thread threw; throws std::logic_error on a
-/// deadlock (every live thread waits at a barrier that cannot complete).
+/// Runs kernel() for every thread of every block of `grid`, blocks one after
+/// the other, `threads` threads each (the last warp may be partial) with
+/// `smem_bytes` of dynamic shared memory. Rethrows what a thread threw; throws std::logic_error on
+/// a deadlock (every live thread waits at a barrier that cannot complete).
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
             const std::function<void()>& kernel);
 
@@ -126,6 +131,12 @@ void mma_m16n8k16(float (&c)[4], const std::uint32_t (&a)[4], std::uint32_t b0, 
 
 inline void __syncthreads() {
   emu::barrier(0, emu::current->threads);
+}
+inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) {
+  emu::warp_barrier();
+}
+inline float __expf(float x) {
+  return std::exp(x);
 }
 
 inline std::size_t __cvta_generic_to_shared(const void* p) {

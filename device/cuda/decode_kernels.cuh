@@ -1,17 +1,25 @@
-// The tensor-core variant of decode attention (decode_attention.cuh): one
-// warp per (KV head, context split, item). The G query heads of the KV head
-// are the rows of an m16n8k16 tile (rows G..15 are zero), so each K/V row is
-// read once for the whole group and Q K^T and P V cost almost nothing; the
-// warp only streams K/V through shared memory with cp.async, two 32-key
-// stages deep, which keeps the loads in flight that the bandwidth needs.
-#include "device/cuda/check.hpp"
+// decode_kernels: the default decode attention path (decode_attention.cuh),
+// device code only: the tensor-core pass 1 (mma_kernel) and pass 2
+// (combine_kernel), launched by decode_attention.cu; the host emulator
+// (tests/device/cuda/emu/) runs the same source on the CPU.
+//
+// Pass 1, one warp per (KV head, context split, item): the G query heads of
+// the KV head are the rows of an m16n8k16 tile (rows G..15 are zero), so
+// each K/V row is read once for the whole group and Q K^T and P V cost almost
+// nothing; the warp only streams K/V through shared memory with cp.async, two
+// 32-key stages deep, which keeps the loads in flight that the bandwidth
+// needs. Pass 2 merges the splits' partials of one (head, item).
+#pragma once
+
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/ptx.cuh"
 
-#include <cmath>
+#include <cuda_bf16.h>
 
-namespace accellm::device::cuda {
-namespace {
+#include <cmath>
+#include <cstdint>
+
+namespace accellm::device::cuda::decode_kernels {
 
 constexpr int keys = 32;  // keys per stage
 
@@ -35,7 +43,7 @@ __device__ void stage(const decode_attention_args& a, const decode_item& it, std
 }
 
 template <int HD>
-__global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a, float scale_log2) {
+__global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float scale_log2) {
   constexpr int stride = HD + 8;  // rows shift 4 banks: conflict-free fragments and ldmatrix
   __shared__ __align__(16) __nv_bfloat16 Ks[2][keys * stride];
   __shared__ __align__(16) __nv_bfloat16 Vs[2][keys * stride];
@@ -156,29 +164,26 @@ __global__ void __launch_bounds__(32) decode_mma_kernel(decode_attention_args a,
   }
 }
 
-template <int HD>
-status launch(const decode_attention_args& a, cudaStream_t s) {
-  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  decode_mma_kernel<HD><<<dim3(a.shape.kv_heads, a.splits, a.n_items), 32, 0, s>>>(a, scale_log2);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return decode_combine(a, s);
-}
-
-}  // namespace
-
-status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
-  switch (a.shape.head_dim) {
-    case 16:
-      return launch<16>(a, s);
-    case 32:
-      return launch<32>(a, s);
-    case 64:
-      return launch<64>(a, s);
-    case 128:
-      return launch<128>(a, s);
-    default:
-      return fail(errc::invalid_argument, "decode_attention: head_dim must be 16, 32, 64 or 128");
+// One block per (head, item), one thread per dim.
+__global__ void combine_kernel(decode_attention_args a) {
+  const std::uint32_t head = blockIdx.x, hd = a.shape.head_dim;
+  const decode_item item = a.items[blockIdx.y];
+  const float* base = a.partial + (static_cast<std::uint64_t>(blockIdx.y) * a.shape.heads + head) *
+                                      a.splits * (hd + 2);
+  float mx = -INFINITY;
+  for (std::uint32_t sp = 0; sp < a.splits; ++sp) mx = fmaxf(mx, base[sp * (hd + 2) + hd]);
+  for (std::uint32_t j = threadIdx.x; j < hd; j += blockDim.x) {
+    float num = 0.0f, den = 0.0f;
+    for (std::uint32_t sp = 0; sp < a.splits; ++sp) {
+      const float* p = base + sp * (hd + 2);
+      if (p[hd] == -INFINITY) continue;
+      const float w = __expf(p[hd] - mx);
+      num += p[j] * w;
+      den += p[hd + 1] * w;
+    }
+    a.out[static_cast<std::uint64_t>(item.row) * a.shape.q_width() + head * hd + j] =
+        __float2bfloat16(num / den);
   }
 }
 
-}  // namespace accellm::device::cuda
+}  // namespace accellm::device::cuda::decode_kernels
