@@ -7,6 +7,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace emu {
@@ -28,16 +29,21 @@ struct fiber {
   unsigned generation = 0;               ///< that barrier's generation when it arrived
 };
 
-// The block being run: its fibers and barriers.
+// The cluster being run (one block unless launched with clusters): its
+// fibers, block after block, and barriers.
 struct scheduler {
   ucontext_t main{};
   std::vector<fiber> fibers;
+  unsigned threads = 0;  ///< per block
+  std::vector<block_state>* blocks = nullptr;
   unsigned running = 0;
   const std::function<void()>* kernel = nullptr;
   std::exception_ptr failure;
-  std::map<std::pair<unsigned, unsigned>, barrier_state> barriers;
+  /// Keyed by (block rank, or all_blocks for the cluster; first thread; count).
+  std::map<std::tuple<unsigned, unsigned, unsigned>, barrier_state> barriers;
 };
 scheduler* sched = nullptr;
+constexpr unsigned all_blocks = ~0u;
 
 void poison(void* p, std::size_t bytes) {
   auto* b = static_cast<unsigned char*>(p);
@@ -81,7 +87,8 @@ void fiber_main() {
   f.done = true;  // returns to sched->main (uc_link)
 }
 
-void run_block(scheduler& s, block_state& b) {
+// Runs the fibers of the cluster's blocks round-robin to completion.
+void run_cluster(scheduler& s) {
   for (fiber& f : s.fibers) {
     f.done = false;
     f.waits = nullptr;
@@ -91,7 +98,7 @@ void run_block(scheduler& s, block_state& b) {
     f.context.uc_link = &s.main;
     makecontext(&f.context, fiber_main, 0);
   }
-  current = &b;
+  const unsigned x0 = blockIdx.x;  // the cluster's first block
   for (;;) {
     bool live = false, ran = false;
     for (unsigned i = 0; i < s.fibers.size(); ++i) {
@@ -100,7 +107,10 @@ void run_block(scheduler& s, block_state& b) {
       live = true;
       if (f.waits != nullptr && f.waits->generation == f.generation) continue;
       s.running = i;
-      threadIdx = {i, 0, 0};
+      const unsigned rank = i / s.threads;
+      current = &(*s.blocks)[rank];
+      threadIdx = {i % s.threads, 0, 0};
+      blockIdx.x = x0 + rank;
       swapcontext(&s.main, &f.context);
       ran = true;
     }
@@ -110,6 +120,7 @@ void run_block(scheduler& s, block_state& b) {
       throw std::logic_error("emu: deadlock: every thread left waits at a barrier");
     }
   }
+  blockIdx.x = x0;
   if (s.failure) std::rethrow_exception(s.failure);
 }
 
@@ -187,28 +198,37 @@ void retire_oldest() {
 }  // namespace
 
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
-            const std::function<void()>& kernel) {
+            const std::function<void()>& kernel, unsigned cluster) {
   if (threads == 0 || threads > 1024) throw std::invalid_argument("emu: 1 to 1024 threads");
+  if (cluster == 0 || grid.x % cluster != 0)
+    throw std::invalid_argument("emu: the cluster size must divide grid.x");
   scheduler s;
   s.kernel = &kernel;
-  s.fibers.resize(threads);
+  s.threads = threads;
+  s.fibers.resize(std::size_t{threads} * cluster);
   for (fiber& f : s.fibers) f.stack = std::make_unique<char[]>(stack_bytes);
-  std::vector<unsigned char> smem(smem_bytes + 128);
-  auto at = reinterpret_cast<std::uintptr_t>(smem.data());
+  std::vector<std::vector<unsigned char>> smem(cluster,
+                                               std::vector<unsigned char>(smem_bytes + 128));
+  std::vector<block_state> blocks(cluster);
+  s.blocks = &blocks;
   sched = &s;
   try {
     blockDim = {threads, 1, 1};
     for (unsigned bz = 0; bz < grid.z; ++bz)
       for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; ++bx) {
-          block_state b{threads, smem.data() + (128 - at % 128) % 128, {}, {}, {}};
-          b.states.resize(threads);
-          b.words.resize(threads * words_per_thread);
-          b.addresses.resize(threads);
-          poison(b.smem, smem_bytes);
+        for (unsigned bx = 0; bx < grid.x; bx += cluster) {
+          for (unsigned r = 0; r < cluster; ++r) {
+            const auto at = reinterpret_cast<std::uintptr_t>(smem[r].data());
+            block_state& b = blocks[r];
+            b = block_state{threads, smem[r].data() + (128 - at % 128) % 128, {}, {}, {}, r};
+            b.states.resize(threads);
+            b.words.resize(threads * words_per_thread);
+            b.addresses.resize(threads);
+            poison(b.smem, smem_bytes);
+          }
           s.barriers.clear();
           blockIdx = {bx, by, bz};
-          run_block(s, b);
+          run_cluster(s);
         }
   } catch (...) {
     sched = nullptr;
@@ -219,8 +239,9 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
   current = nullptr;
 }
 
-void barrier(unsigned first, unsigned count) {
-  barrier_state& b = sched->barriers[{first, count}];
+namespace {
+
+void wait_at(barrier_state& b, unsigned count) {
   if (++b.arrived == count) {
     b.arrived = 0;
     ++b.generation;
@@ -231,6 +252,25 @@ void barrier(unsigned first, unsigned count) {
   f.generation = b.generation;
   swapcontext(&f.context, &sched->main);
   f.waits = nullptr;
+}
+
+}  // namespace
+
+void barrier(unsigned first, unsigned count) {
+  wait_at(sched->barriers[{current->cluster_rank, first, count}], count);
+}
+
+unsigned cluster_size() {
+  return static_cast<unsigned>(sched->blocks->size());
+}
+
+block_state& cluster_block(unsigned rank) {
+  return sched->blocks->at(rank);
+}
+
+void cluster_sync() {
+  const auto count = static_cast<unsigned>(sched->fibers.size());
+  wait_at(sched->barriers[{all_blocks, 0, count}], count);
 }
 
 void warp_barrier() {

@@ -85,7 +85,7 @@ struct thread_state {
 struct block_state;
 inline block_state* current = nullptr;
 
-/// The state of the block being run.
+/// The state of a block being run.
 struct block_state {
   unsigned threads;
   unsigned char* smem;  ///< 128-byte aligned, `smem_bytes` of bf16 NaN at the start
@@ -93,18 +93,27 @@ struct block_state {
   /// What the threads of a warp hand each other (shuffles, ldmatrix, mma).
   std::vector<std::uint32_t> words;  ///< 8 per thread
   std::vector<const void*> addresses;
+  unsigned cluster_rank = 0;  ///< its place in its thread-block cluster
 };
 
 inline thread_state& self() {
   return current->states[threadIdx.x];
 }
 
-/// Runs kernel() for every thread of every block of `grid`, blocks one after
-/// the other, `threads` threads each (the last warp may be partial) with
-/// `smem_bytes` of dynamic shared memory. Rethrows what a thread threw; throws std::logic_error on
-/// a deadlock (every live thread waits at a barrier that cannot complete).
+/// Runs kernel() for every thread of every block of `grid`, `threads`
+/// threads each (the last warp may be partial) with `smem_bytes` of dynamic
+/// shared memory. Blocks run one after the other, or, with `cluster` > 1
+/// (which must divide grid.x), the `cluster` blocks of a thread-block
+/// cluster together. Rethrows what a thread threw; throws std::logic_error
+/// on a deadlock (every live thread waits at a barrier that cannot complete).
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
-            const std::function<void()>& kernel);
+            const std::function<void()>& kernel, unsigned cluster = 1);
+
+/// The running block's cluster: its size, a block of it by rank, and a
+/// barrier of all its threads (cluster.sync()).
+unsigned cluster_size();
+block_state& cluster_block(unsigned rank);
+void cluster_sync();
 
 /// Waits until the `count` threads from `first` (a warp, a warpgroup, the
 /// block) have all arrived here.

@@ -1,0 +1,230 @@
+// skinny_kernels: the skinny GEMM's kernel (skinny_gemm.cuh), device code
+// only: skinny_gemm.cu launches it and the host emulator
+// (tests/device/cuda/emu/) runs the same source on the CPU. Design, for y = x w^T with few x rows:
+//
+// - The product is computed transposed, y^T = w x^T, on mma.sync m16n8k16
+//   (bf16 in, fp32 accumulate): w is the A operand (M = 16 outputs; a w row
+//   is contiguous along k, i.e. row-major A) and x the B operand (N = 8 x
+//   rows; an x row is contiguous along k, i.e. "col" B). x rows are padded to
+//   8 * NT (NT = 1, 2, 4, 8, 16: rows <= 8, 16, 32, 64, 128), so one row costs
+//   one n8 tile, not a padded m16 tile.
+// - A block is 4 warps and owns 128 outputs (32 per warp: two m16 tiles) and
+//   one contiguous k range. Its weights and x go global -> shared in 64-wide k
+//   tiles through a cp.async pipeline of `stages` (5 for rows <= 16, 4 up to
+//   64, 3 up to 128) stages, sized so that two blocks fit on an SM
+//   (<= 112 KiB each): 64-96 KiB of weights in flight per SM. Shared rows are
+//   padded to 72 elements (144 bytes: consecutive rows start 4 banks apart),
+//   so cp.async writes and ldmatrix reads are free of bank conflicts.
+//   Fragments come from ldmatrix.x4 (A: lane l names row l % 16, column
+//   8 (l / 16) of a 16 x 16 tile; B: two n8 tiles per x4, as in
+//   prefill_attention.cu).
+// - Split-K across a thread-block cluster: the `split` (1, 2, 4 or 8) blocks
+//   of a cluster share one 128-output tile and take consecutive k ranges, so
+//   even out = 4096 makes 32 x 8 = 256 blocks (132 SMs x 2). Each block writes
+//   its fp32 partial [rows x 128] into its own shared memory (the pipeline's
+//   buffers, drained), the cluster synchronises, and block b of the cluster
+//   finishes the b-th slice of the tile's elements: it reads the partial of
+//   every block through distributed shared memory, sums them in rank order
+//   0, 1, ..., split - 1, adds beta * y, and stores. The order of every sum is
+//   fixed by the shape, so the result is bitwise reproducible; no atomics.
+//   A second cluster barrier keeps every block's shared memory alive until
+//   all remote reads are done.
+// - x (at most 128 x in bf16) is read from L2 by every 128-output tile:
+//   rows / 128 bytes per weight byte, half the weight traffic at 64 rows.
+// - Edges: weight rows past `out` and k chunks past `in` are zero-filled by
+//   cp.async (src-size 0), x rows past `rows` too, so `out` need not be a
+//   multiple of 128 nor `in` of 64 (only of 8: 16-byte chunks).
+#pragma once
+
+#include "device/cuda/gemm.hpp"
+#include "device/cuda/ptx.cuh"
+
+#include <cooperative_groups.h>
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace accellm::device::cuda::skinny_kernels {
+
+namespace cg = cooperative_groups;
+
+constexpr int warps = 4;
+constexpr int threads = warps * 32;
+constexpr std::uint32_t block_n = 128;    // outputs per block: 32 per warp
+constexpr std::uint32_t block_k = 64;     // k per pipeline stage
+constexpr int stride = block_k + 8;       // shared row pitch in elements (144 bytes)
+constexpr int part_stride = block_n + 4;  // partial row pitch in floats: conflict-free stores
+constexpr std::uint32_t max_split = 8;    // portable cluster size
+constexpr std::uint32_t target_blocks = 256;
+constexpr int smem_budget = 112 * 1024;  // two blocks per SM (228 KiB, 1 KiB reserved each)
+
+template <int NT>
+struct config {
+  static constexpr int rows_pad = 8 * NT;
+  static constexpr int stage_elems = (static_cast<int>(block_n) + rows_pad) * stride;
+  static constexpr int stage_bytes = stage_elems * 2;
+  static constexpr int stages = std::min(6, smem_budget / stage_bytes);
+  static constexpr int pipe_bytes = stages * stage_bytes;
+  static constexpr int part_bytes = rows_pad * part_stride * 4;
+  static constexpr int smem_bytes = std::max(pipe_bytes, part_bytes);
+  static_assert(stages >= 3, "too few pipeline stages to hide latency");
+  static_assert(smem_bytes <= smem_budget, "two blocks must fit on an SM");
+};
+
+struct args {
+  const __nv_bfloat16* x;
+  const __nv_bfloat16* w;
+  void* y;
+  std::uint32_t rows, in, out;
+  std::uint32_t k_tiles;  // ceil(in / block_k)
+  float beta;
+  gemm_out type;
+};
+
+// Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
+// and of x into stage `st` (weights then x, both row-major, pitch `stride`).
+template <int NT>
+__device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+  constexpr int vecs = block_k / 8;  // 16-byte chunks per row
+  constexpr int w_chunks = block_n * vecs, x_chunks = config<NT>::rows_pad * vecs;
+  static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
+  const std::uint32_t k0 = kt * block_k;
+#pragma unroll
+  for (int i = 0; i < w_chunks / threads; ++i) {
+    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
+    const std::uint32_t n = n0 + r, k = k0 + 8 * c;
+    const bool valid = n < a.out && k < a.in;
+    ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
+  }
+  __nv_bfloat16* xs = st + block_n * stride;
+#pragma unroll
+  for (int i = 0; i < (x_chunks + threads - 1) / threads; ++i) {
+    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
+    if (x_chunks % threads != 0 && e >= x_chunks) break;
+    const std::uint32_t k = k0 + 8 * c;
+    const bool valid = static_cast<std::uint32_t>(r) < a.rows && k < a.in;
+    ptx::cp16(xs + r * stride + 8 * c, valid ? a.x + std::uint64_t(r) * a.in + k : a.x, valid);
+  }
+}
+
+// One stage's products: 4 k-steps of 16; warp w owns block outputs
+// [32 w, 32 w + 32) as two m16 tiles, and every x row.
+template <int NT>
+__device__ inline void compute_stage(const __nv_bfloat16* st, float (&acc)[2][NT][4]) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const __nv_bfloat16* ws = st + (warp * 32 + lane % 16) * stride + 8 * (lane / 16);
+  const __nv_bfloat16* xs = st + block_n * stride;
+#pragma unroll
+  for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks) {
+    std::uint32_t a0[4], a1[4];
+    ptx::ldmatrix_x4(a0, ws + ks * 16);
+    ptx::ldmatrix_x4(a1, ws + 16 * stride + ks * 16);
+    if constexpr (NT == 1) {
+      // x2: lanes 0-15 name rows lane % 8, columns + 8 ((lane / 8) % 2);
+      // lanes 16-31 repeat them (their addresses are ignored).
+      std::uint32_t b[2];
+      ptx::ldmatrix_x2(b, xs + (lane % 8) * stride + 8 * ((lane / 8) % 2) + ks * 16);
+      ptx::mma_bf16(acc[0][0], a0, b[0], b[1]);
+      ptx::mma_bf16(acc[1][0], a1, b[0], b[1]);
+    } else {
+      // x4: lane group m = lane / 8 names rows of n tile j + m / 2, columns
+      // + 8 (m % 2): the B fragments of n tiles j and j + 1.
+      const __nv_bfloat16* xrow = xs + (8 * (lane / 16) + lane % 8) * stride + 8 * ((lane / 8) % 2);
+#pragma unroll
+      for (int j = 0; j < NT; j += 2) {
+        std::uint32_t b[4];
+        ptx::ldmatrix_x4(b, xrow + 8 * j * stride + ks * 16);
+        ptx::mma_bf16(acc[0][j], a0, b[0], b[1]);
+        ptx::mma_bf16(acc[0][j + 1], a0, b[2], b[3]);
+        ptx::mma_bf16(acc[1][j], a1, b[0], b[1]);
+        ptx::mma_bf16(acc[1][j + 1], a1, b[2], b[3]);
+      }
+    }
+  }
+}
+
+// Sums the cluster's partials of element `idx` in rank order and stores
+// y[r][n] = sum + beta * y[r][n].
+__device__ inline void finish(const args& a, cg::cluster_group& cluster, float* part,
+                              std::uint32_t split, int idx, std::uint64_t at) {
+  float v[max_split];
+#pragma unroll
+  for (std::uint32_t q = 0; q < max_split; ++q)
+    v[q] = q < split ? cluster.map_shared_rank(part, q)[idx] : 0.0f;
+  float s = v[0];
+#pragma unroll
+  for (std::uint32_t q = 1; q < max_split; ++q)
+    if (q < split) s += v[q];
+  if (a.type == gemm_out::fp32) {
+    float* y = static_cast<float*>(a.y) + at;
+    *y = a.beta == 0.0f ? s : s + a.beta * *y;
+  } else {
+    __nv_bfloat16* y = static_cast<__nv_bfloat16*>(a.y) + at;
+    *y = __float2bfloat16(a.beta == 0.0f ? s : s + a.beta * __bfloat162float(*y));
+  }
+}
+
+template <int NT>
+__global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
+  using C = config<NT>;
+  unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
+  auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
+  cg::cluster_group cluster = cg::this_cluster();
+  const std::uint32_t split = cluster.num_blocks(), rank = cluster.block_rank();
+  const std::uint32_t n0 = (blockIdx.x / split) * block_n;
+  const std::uint32_t kt0 = a.k_tiles * rank / split, kt1 = a.k_tiles * (rank + 1) / split;
+  const int nk = static_cast<int>(kt1 - kt0);
+
+  float acc[2][NT][4] = {};
+
+  // Prologue: tiles 0 .. stages - 2 in flight; one group per tile, empty
+  // past the end, so that wait_group counts stay uniform.
+#pragma unroll
+  for (int i = 0; i < C::stages - 1; ++i) {
+    if (i < nk) load_stage<NT>(a, pipe + i * C::stage_elems, n0, kt0 + i);
+    ptx::commit();
+  }
+  int read = 0, write = C::stages - 1;
+  for (int i = 0; i < nk; ++i) {
+    ptx::wait_group<C::stages - 2>();  // tile i landed (ours)
+    __syncthreads();                   // everyone's copies of tile i landed; stage `write` is free
+    if (i + C::stages - 1 < nk)
+      load_stage<NT>(a, pipe + write * C::stage_elems, n0, kt0 + i + C::stages - 1);
+    ptx::commit();
+    compute_stage<NT>(pipe + read * C::stage_elems, acc);
+    read = read + 1 == C::stages ? 0 : read + 1;
+    write = write + 1 == C::stages ? 0 : write + 1;
+  }
+  ptx::wait_group<0>();
+  __syncthreads();  // the pipeline is drained and every warp is done reading it
+
+  // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. C
+  // fragment: c0, c1 = (output g, rows 2t, 2t + 1), c2, c3 = output g + 8.
+  auto* part = reinterpret_cast<float*>(smem);
+  {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        const int o = warp * 32 + m * 16 + g, r = j * 8 + 2 * t;
+        part[r * part_stride + o] = acc[m][j][0];
+        part[(r + 1) * part_stride + o] = acc[m][j][1];
+        part[r * part_stride + o + 8] = acc[m][j][2];
+        part[(r + 1) * part_stride + o + 8] = acc[m][j][3];
+      }
+  }
+  cluster.sync();  // every partial of the cluster is written and visible
+  const std::uint32_t total = a.rows * block_n;
+  const std::uint32_t lo = total * rank / split, hi = total * (rank + 1) / split;
+  for (std::uint32_t e = lo + threadIdx.x; e < hi; e += threads) {
+    const std::uint32_t r = e / block_n, o = e % block_n;
+    if (n0 + o < a.out)
+      finish(a, cluster, part, split, static_cast<int>(r * part_stride + o),
+             std::uint64_t{r} * a.out + n0 + o);
+  }
+  cluster.sync();  // no block leaves while another still reads its partial
+}
+
+}  // namespace accellm::device::cuda::skinny_kernels

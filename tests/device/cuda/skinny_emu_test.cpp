@@ -1,0 +1,93 @@
+// The skinny GEMM's kernel source (skinny_kernels.cuh) on the host emulator
+// (emu/emu.hpp), thread-block clusters included: every row tier (8 to 128
+// padded rows), cluster splits 1, 2, 4 and 8 (skinny_gemm_split, as the
+// launcher picks them), `in` not a multiple of the 64-wide k tile, `out` not
+// a multiple of the 128-output tile, fp32 and bf16 y, beta 0 (y starts NaN:
+// never read) and 1. Against a double-precision reference, with the GPU
+// test's tolerances (skinny_gemm_test.cpp): fp32 y within 1e-4 (1 + |ref|),
+// bf16 y within 1e-2 (1 + |ref|).
+#include "device/cuda/skinny_gemm.cuh"
+#include "device/cuda/skinny_kernels.cuh"
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace accellm::device::cuda {
+namespace {
+
+using namespace test;
+
+template <int NT>
+void launch_tier(const skinny_kernels::args& a, std::uint32_t split) {
+  using namespace skinny_kernels;
+  const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
+  emu::launch(
+      grid, threads, config<NT>::smem_bytes, [&] { skinny_kernel<NT>(a); }, split);
+}
+
+// y = x w^T + beta y on the emulator, as skinny_gemm launches it.
+void run(const skinny_kernels::args& a) {
+  const std::uint32_t split = skinny_gemm_split(a.in, a.out);
+  if (a.rows <= 8)
+    launch_tier<1>(a, split);
+  else if (a.rows <= 16)
+    launch_tier<2>(a, split);
+  else if (a.rows <= 32)
+    launch_tier<4>(a, split);
+  else if (a.rows <= 64)
+    launch_tier<8>(a, split);
+  else
+    launch_tier<16>(a, split);
+}
+
+struct shape {
+  std::uint32_t rows, in, out;
+};
+
+TEST(skinny_emu, matches_a_double_reference) {
+  // Splits: 1 (64 x 128, 65 x 136, 128 x 264), 2 (3 x 200), 4 (16 x 1000,
+  // 17 x 520), 8 (33 x 4096 x 64).
+  const std::vector<shape> shapes = {{1, 64, 128},   {3, 200, 200},  {16, 1000, 300},
+                                     {17, 520, 130}, {65, 136, 129}, {128, 264, 250},
+                                     {33, 4096, 64}};
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::uint64_t seed = 100;
+  for (const shape& sh : shapes) {
+    const auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
+    const auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
+    const auto xf = to_float(x), wf = to_float(w);
+    for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
+      for (float beta : {0.0f, 1.0f}) {
+        const std::size_t n = std::size_t{sh.rows} * sh.out;
+        const auto y0 = beta == 0.0f ? std::vector<float>(n, nan) : random_vector(n, ++seed, 1.0f);
+        std::vector<float> y32 = y0;
+        std::vector<__nv_bfloat16> y16 = to_bf16(y0);
+        void* y = type == gemm_out::fp32 ? static_cast<void*>(y32.data()) : y16.data();
+        run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
+                                 (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
+                                 beta, type});
+        const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
+        for (std::uint32_t r = 0; r < sh.rows; ++r)
+          for (std::uint32_t o = 0; o < sh.out; ++o) {
+            const std::size_t i = std::size_t{r} * sh.out + o;
+            double ref = 0.0;
+            if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
+            for (std::uint32_t k = 0; k < sh.in; ++k)
+              ref += double(xf[std::size_t{r} * sh.in + k]) * wf[std::size_t{o} * sh.in + k];
+            const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
+            ASSERT_NEAR(got[i], ref, tol)
+                << sh.rows << "x" << sh.in << "x" << sh.out
+                << (type == gemm_out::fp32 ? " fp32" : " bf16") << " beta " << beta << " at row "
+                << r << ", output " << o;
+          }
+      }
+  }
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
