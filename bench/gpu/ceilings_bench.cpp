@@ -3,10 +3,11 @@
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
 // same cuBLAS call the model uses, on seeded random data; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
-// gemv (up to 8 rows) and skinny_gemm (up to 128 rows; with how far its
-// output is from cuBLAS's, relative to the largest |y|); decode attention
-// alone, and prefill attention alone with each kernel (rows64, rows128, wgmma64, wgmma128); the
-// elementwise kernels of a prefill against the copy ceiling.
+// gemv (up to 8 rows), skinny_gemm and skinny_gemm_wgmma (up to 128 rows;
+// with how far their output is from cuBLAS's, relative to the largest |y|);
+// decode attention alone, and prefill attention alone with each kernel
+// (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
+// against the copy ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
 #include "bench/gpu/lt_probe.hpp"
@@ -191,20 +192,29 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
   return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : NAN;
 }
 
-// skinny_gemm on the product just timed through cuBLAS (whose y is at c):
-// appends its time and its distance from cuBLAS's y to the printed line.
+// skinny_gemm and skinny_gemm_wgmma on the product just timed through cuBLAS
+// (whose y is at c): appends each one's time and its distance from cuBLAS's
+// y to the printed line (a refused or failed launch says so).
 void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                     const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
                     const std::string& key, std::vector<std::string>& rows_csv) {
   if (!skinny_gemm_supports(rows, in, out)) return;
   float* mine = c + std::size_t{rows} * out;
-  const float t = time_ms(
-      s, 20, [&] { (void)skinny_gemm(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); });
-  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-  std::printf(", skinny (split %u) %.3f ms %.2f TB/s, %s %.1e", skinny_gemm_split(in, out), t,
-              bytes / (t * 1e-3) / 1e12,
-              diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
-  rows_csv.push_back(key + ",skinny_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
+  for (const auto& [name, kernel] :
+       {std::pair{"skinny", &skinny_gemm}, std::pair{"skinny_wgmma", &skinny_gemm_wgmma}}) {
+    if (auto st = kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); !st) {
+      std::printf(", %s: %s", name, st.err().what().c_str());
+      cudaGetLastError();
+      continue;
+    }
+    const float t =
+        time_ms(s, 20, [&] { (void)kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); });
+    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
+    std::printf(", %s (split %u) %.3f ms %.2f TB/s, %s %.1e", name, skinny_gemm_split(in, out), t,
+                bytes / (t * 1e-3) / 1e12,
+                diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
+    rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
+  }
 }
 
 }  // namespace

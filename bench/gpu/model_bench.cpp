@@ -516,9 +516,9 @@ int main(int argc, char** argv) {
   const cuda::gemm_planner& plans = (*b)->planner();
   std::printf(
       "gemm planner: %zu decode product shapes, %zu via cuBLASLt, %zu via skinny_gemm, "
-      "%zu via cuBLAS's default\n",
-      plans.prepared(), plans.using_lt(), plans.using_skinny(),
-      plans.prepared() - plans.using_lt() - plans.using_skinny());
+      "%zu via skinny_gemm_wgmma, %zu via cuBLAS's default\n",
+      plans.prepared(), plans.using_lt(), plans.using_skinny(), plans.using_skinny_wgmma(),
+      plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma());
   std::ofstream stream_file;
   std::ostream* stream_csv = nullptr;
   if (!a.stream_csv.empty()) {

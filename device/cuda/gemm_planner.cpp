@@ -89,9 +89,10 @@ gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint
   return it == plans_.end() ? gemm_choice::cublas : it->second->use;
 }
 
-result<bool> gemm_planner::skinny_agrees(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
-                                         const __nv_bfloat16* w, std::uint32_t out, gemm_out type,
-                                         float beta, void* scratch) {
+result<bool> gemm_planner::skinny_agrees(skinny_fn kernel, cublasHandle_t h, std::uint32_t rows,
+                                         std::uint32_t in, const __nv_bfloat16* w,
+                                         std::uint32_t out, gemm_out type, float beta,
+                                         void* scratch) {
   // [x: rows x in bf16][pad to 256 B][y: rows x out, fp32 or bf16]
   const std::size_t n = std::size_t{rows} * out;
   const std::size_t y_at = (std::size_t{rows} * in * sizeof(__nv_bfloat16) + 255) / 256 * 256;
@@ -109,7 +110,7 @@ result<bool> gemm_planner::skinny_agrees(cublasHandle_t h, std::uint32_t rows, s
   // Round 0 from y = 0; round 1 (beta != 0 only) adds beta * round 0's y.
   for (int round = 0; round < (beta != 0.0f ? 2 : 1); ++round) {
     ACCELLM_TRY(gemm(h, vx, rows, in, w, out, scratch, type, beta));
-    if (!options_.skinny(vx, rows, in, w, out, vy, type, beta, stream_)) {
+    if (!kernel(vx, rows, in, w, out, vy, type, beta, stream_)) {
       cudaGetLastError();  // a refused launch leaves no sticky error; clear it
       return false;
     }
@@ -149,9 +150,17 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   cublasLtMatmulPreferenceDestroy(pref);
   if (heur != CUBLAS_STATUS_SUCCESS) n = 0;
   // Verified before anything is timed: the check zeroes `scratch`.
-  bool skinny = false;
-  if (options_.skinny != nullptr && skinny_gemm_supports(rows, in, out))
-    ACCELLM_TRY_ASSIGN(skinny, skinny_agrees(h, rows, in, w, out, type, beta, scratch));
+  struct candidate {
+    skinny_fn kernel;
+    gemm_choice choice;
+    bool verified = false;
+  };
+  candidate skinny[] = {{options_.skinny, gemm_choice::skinny},
+                        {options_.skinny_wgmma, gemm_choice::skinny_wgmma}};
+  for (candidate& c : skinny)
+    if (c.kernel != nullptr && skinny_gemm_supports(rows, in, out))
+      ACCELLM_TRY_ASSIGN(c.verified,
+                         skinny_agrees(c.kernel, h, rows, in, w, out, type, beta, scratch));
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());
@@ -171,12 +180,16 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       p->use = gemm_choice::lt;
     }
   }
-  if (skinny) {
+  for (const candidate& c : skinny) {
+    if (!c.verified) continue;
     const float t = median_ms(stream_, e0, e1, [&] {
-      return options_.skinny(x, rows, in, w, out, scratch, type, beta, stream_).ok();
+      return c.kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
     });
-    if (t > 0.0f && (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best))
-      p->use = gemm_choice::skinny;
+    if (t > 0.0f &&
+        (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best)) {
+      best = t;
+      p->use = c.choice;
+    }
   }
   ACCELLM_CUDA_TRY(cudaGetLastError());
   plans_.emplace(k, std::move(p));
@@ -191,6 +204,8 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
     return gemm(h, x, rows, in, w, out, y, type, beta);
   if (it->second->use == gemm_choice::skinny)
     return options_.skinny(x, rows, in, w, out, y, type, beta, stream_);
+  if (it->second->use == gemm_choice::skinny_wgmma)
+    return options_.skinny_wgmma(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
   const float alpha = 1.0f;
   ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,

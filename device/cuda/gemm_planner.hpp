@@ -7,8 +7,8 @@
 // through gemm() unchanged. A candidate's time is the median of 7 samples of
 // 4 back-to-back runs (host launch overhead overlapped, as in a graph).
 //
-// A third candidate is skinny_gemm (skinny_gemm.cuh), for the shapes it
-// supports. It is verified before it is timed: its output must agree with
+// Two more candidates are skinny_gemm and skinny_gemm_wgmma (skinny_gemm.cuh),
+// for the shapes they support. Each is verified before it is timed: its output must agree with
 // gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and,
 // with beta != 0, once more on top of that result, which checks beta * y),
 // within 1e-3 (fp32 y) or 2e-2 (bf16 y: a rounding step or two apart) of
@@ -42,7 +42,7 @@
 namespace accellm::device::cuda {
 
 /// What runs a prepared shape.
-enum class gemm_choice : std::uint8_t { cublas, lt, skinny };
+enum class gemm_choice : std::uint8_t { cublas, lt, skinny, skinny_wgmma };
 
 /// A kernel with skinny_gemm's contract (tests substitute faulty ones).
 using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
@@ -51,11 +51,12 @@ using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::ui
 
 /// When a verified skinny candidate is kept: only as a clear win (the
 /// default), or always (tests, so that run()'s skinny path is exercised
-/// whatever the timings).
+/// whatever the timings; of two verified candidates, skinny_gemm_wgmma).
 enum class skinny_rule : std::uint8_t { clear_win, if_verified };
 
 struct gemm_planner_options {
-  skinny_fn skinny = &skinny_gemm;  ///< nullptr: no skinny candidate
+  skinny_fn skinny = &skinny_gemm;              ///< nullptr: no such candidate
+  skinny_fn skinny_wgmma = &skinny_gemm_wgmma;  ///< nullptr: no such candidate
   skinny_rule keep = skinny_rule::clear_win;
 };
 
@@ -76,24 +77,25 @@ class gemm_planner {
   /// Chooses the algorithm for (rows, in, out, type, beta != 0) unless done:
   /// times each candidate on x, w and `scratch` (rows x out elements of
   /// `type`, overwritten) and keeps the fastest if it beats gemm()'s choice.
-  /// The skinny candidate is verified first (above), on a planner-owned
+  /// The skinny candidates are verified first (above), on a planner-owned
   /// device buffer (rows x in bf16 + rows x out fp32, kept for later shapes).
   /// Synchronises the stream. Must not run during graph capture.
   status prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                  const __nv_bfloat16* w, std::uint32_t out, gemm_out type, float beta,
                  void* scratch);
 
-  /// Runs the product with the prepared algorithm (a cuBLASLt algorithm or the
+  /// Runs the product with the prepared algorithm (a cuBLASLt algorithm or a
   /// skinny kernel), or through gemm() when the shape was not prepared (or
   /// cuBLAS's own choice was the fastest).
   status run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta) const;
 
   /// Shapes prepared so far, and how many of them use a cuBLASLt algorithm
-  /// or the skinny kernel.
+  /// or one of the skinny kernels.
   std::size_t prepared() const noexcept { return plans_.size(); }
   std::size_t using_lt() const noexcept { return count(gemm_choice::lt); }
   std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
+  std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
   /// What run() uses for this shape (cublas when it was not prepared).
   gemm_choice choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
                      float beta) const;
@@ -114,11 +116,11 @@ class gemm_planner {
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
                gemm_planner_options o);
   std::size_t count(gemm_choice c) const noexcept;
-  /// Whether options_.skinny agrees with gemm() on this shape (see above);
-  /// false also when it fails. Errors only for the planner's own calls.
-  result<bool> skinny_agrees(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
-                             const __nv_bfloat16* w, std::uint32_t out, gemm_out type, float beta,
-                             void* scratch);
+  /// Whether `kernel` agrees with gemm() on this shape (see above); false
+  /// also when it fails. Errors only for the planner's own calls.
+  result<bool> skinny_agrees(skinny_fn kernel, cublasHandle_t h, std::uint32_t rows,
+                             std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out,
+                             gemm_out type, float beta, void* scratch);
 
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;

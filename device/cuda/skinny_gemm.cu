@@ -5,21 +5,21 @@
 #include "device/cuda/skinny_kernels.cuh"
 
 #include <algorithm>
+#include <string>
 
 namespace accellm::device::cuda {
 namespace {
 
 using namespace skinny_kernels;
 
-template <int NT>
-status launch(const args& a, std::uint32_t split, cudaStream_t s) {
-  using C = config<NT>;
-  ACCELLM_CUDA_TRY(cudaFuncSetAttribute(
-      skinny_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem_bytes));
+// Launches `kernel` over split * (out / 128) blocks in clusters of `split`.
+template <class Kernel>
+status launch(Kernel kernel, int smem_bytes, const args& a, std::uint32_t split, cudaStream_t s) {
+  ACCELLM_CUDA_TRY(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
   // All of L1 as shared memory, so that two blocks fit on an SM (cp.async.cg
   // and the partials do not use L1 anyway).
-  ACCELLM_CUDA_TRY(cudaFuncSetAttribute(skinny_kernel<NT>,
-                                        cudaFuncAttributePreferredSharedMemoryCarveout,
+  ACCELLM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                         cudaSharedmemCarveoutMaxShared));
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -29,12 +29,32 @@ status launch(const args& a, std::uint32_t split, cudaStream_t s) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(split * ((a.out + block_n - 1) / block_n));
   cfg.blockDim = dim3(threads);
-  cfg.dynamicSmemBytes = C::smem_bytes;
+  cfg.dynamicSmemBytes = static_cast<std::size_t>(smem_bytes);
   cfg.stream = s;
   cfg.attrs = &cluster;
   cfg.numAttrs = 1;
-  ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, skinny_kernel<NT>, a));
+  ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, a));
   ACCELLM_CUDA_TRY(cudaGetLastError());
+  return {};
+}
+
+template <int NT>
+status launch(const args& a, std::uint32_t split, cudaStream_t s) {
+  return launch(skinny_kernel<NT>, config<NT>::smem_bytes, a, split, s);
+}
+
+// The checks both variants make before any CUDA call; the message names
+// `who`.
+status check(const char* who, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+             const __nv_bfloat16* w, std::uint32_t out, const void* y) {
+  if (!skinny_gemm_supports(rows, in, out))
+    return fail(
+        errc::invalid_argument,
+        std::string{who} + ": rows must be 1..128, in a positive multiple of 8, out positive");
+  if (x == nullptr || w == nullptr || y == nullptr)
+    return fail(errc::invalid_argument, std::string{who} + ": null pointer");
+  if ((reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w)) % 16 != 0)
+    return fail(errc::invalid_argument, std::string{who} + ": x and w must be 16-byte aligned");
   return {};
 }
 
@@ -58,13 +78,7 @@ status skinny_gemm(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                    const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta,
                    cudaStream_t s) {
   if (rows == 0) return {};
-  if (!skinny_gemm_supports(rows, in, out))
-    return fail(errc::invalid_argument,
-                "skinny_gemm: rows must be 1..128, in a positive multiple of 8, out positive");
-  if (x == nullptr || w == nullptr || y == nullptr)
-    return fail(errc::invalid_argument, "skinny_gemm: null pointer");
-  if ((reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w)) % 16 != 0)
-    return fail(errc::invalid_argument, "skinny_gemm: x and w must be 16-byte aligned");
+  ACCELLM_TRY(check("skinny_gemm", x, rows, in, w, out, y));
   const args a{x, w, y, rows, in, out, (in + block_k - 1) / block_k, beta, type};
   const std::uint32_t split = skinny_gemm_split(in, out);
   if (rows <= 8) return launch<1>(a, split, s);
@@ -72,6 +86,28 @@ status skinny_gemm(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   if (rows <= 32) return launch<4>(a, split, s);
   if (rows <= 64) return launch<8>(a, split, s);
   return launch<16>(a, split, s);
+}
+
+bool skinny_wgmma_built() noexcept {
+#ifdef ACCELLM_CUDA_SM90A
+  return true;
+#else
+  return false;
+#endif
+}
+
+status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                         const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                         float beta, cudaStream_t s) {
+  if (rows == 0) return {};
+  ACCELLM_TRY(check("skinny_gemm_wgmma", x, rows, in, w, out, y));
+  if (!skinny_wgmma_built())
+    return fail(errc::invalid_argument,
+                "skinny_gemm_wgmma: built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
+  const args a{x, w, y, rows, in, out, (in + block_k - 1) / block_k, beta, type};
+  const std::uint32_t split = skinny_gemm_split(in, out);
+  if (rows <= 64) return launch(skinny_wgmma_kernel<1>, wgmma_config<1>::smem_bytes, a, split, s);
+  return launch(skinny_wgmma_kernel<2>, wgmma_config<2>::smem_bytes, a, split, s);
 }
 
 }  // namespace accellm::device::cuda

@@ -46,4 +46,16 @@ status skinny_gemm(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                    const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta,
                    cudaStream_t s);
 
+/// Whether this build holds skinny_gemm_wgmma's sm_90a code.
+bool skinny_wgmma_built() noexcept;
+
+/// skinny_gemm on Hopper's wgmma (skinny_kernels.cuh): the same contract,
+/// shapes, tiles and split; it also fails with invalid_argument, before any
+/// CUDA call, in a build without sm_90a code, and fails to launch on a
+/// device other than compute capability 9.0. gemm_planner verifies and times
+/// it like skinny_gemm.
+status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                         const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                         float beta, cudaStream_t s);
+
 }  // namespace accellm::device::cuda

@@ -38,6 +38,7 @@
 
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/ptx.cuh"
+#include "device/cuda/wgmma.cuh"
 
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -165,6 +166,23 @@ __device__ inline void finish(const args& a, cg::cluster_group& cluster, float* 
   }
 }
 
+// With every block's partial [rows x 128] in `part`: block `rank` of the
+// cluster sums slice `rank` of the tile's elements over all partials
+// (finish) and stores it.
+__device__ inline void reduce(const args& a, cg::cluster_group& cluster, float* part,
+                              std::uint32_t split, std::uint32_t rank, std::uint32_t n0) {
+  cluster.sync();  // every partial of the cluster is written and visible
+  const std::uint32_t total = a.rows * block_n;
+  const std::uint32_t lo = total * rank / split, hi = total * (rank + 1) / split;
+  for (std::uint32_t e = lo + threadIdx.x; e < hi; e += threads) {
+    const std::uint32_t r = e / block_n, o = e % block_n;
+    if (n0 + o < a.out)
+      finish(a, cluster, part, split, static_cast<int>(r * part_stride + o),
+             std::uint64_t{r} * a.out + n0 + o);
+  }
+  cluster.sync();  // no block leaves while another still reads its partial
+}
+
 template <int NT>
 __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
   using C = config<NT>;
@@ -215,16 +233,159 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
         part[(r + 1) * part_stride + o + 8] = acc[m][j][3];
       }
   }
-  cluster.sync();  // every partial of the cluster is written and visible
-  const std::uint32_t total = a.rows * block_n;
-  const std::uint32_t lo = total * rank / split, hi = total * (rank + 1) / split;
-  for (std::uint32_t e = lo + threadIdx.x; e < hi; e += threads) {
-    const std::uint32_t r = e / block_n, o = e % block_n;
-    if (n0 + o < a.out)
-      finish(a, cluster, part, split, static_cast<int>(r * part_stride + o),
-             std::uint64_t{r} * a.out + n0 + o);
+  reduce(a, cluster, part, split, rank, n0);
+}
+
+// ---- skinny_wgmma ------------------------------------------------------------
+//
+// The same product, tiles, split-K cluster and reduction, on Hopper's
+// wgmma (wgmma.cuh) instead of mma.sync: y = x w^T with x's rows as wgmma's
+// M (padded to 64 per row block; RB = 1 or 2 blocks for up to 64 or 128
+// rows) and the block's 128 outputs as N. Per 16-wide k-step a warpgroup
+// issues one m64n128k16 product per row block: the weight tile is the K-major
+// B operand, read by the tensor cores straight from shared memory (8 x 8 core
+// matrices, as the prefill kernels' K tiles: element (output r, k c) at
+// ((r / 8) * 8 + c / 8) * 64 + (r % 8) * 8 + c % 8), and x's A fragment comes
+// from the padded row-major x tile with four 32-bit loads (conflict-free at
+// the 144-byte pitch). So no warp reads a weight fragment through its
+// registers: skinny_kernel's ldmatrix traffic grows with the rows, which is
+// where its time went on the H100 (docs/cuda.md). A stage's products are
+// waited for before the barrier that lets the stage be refilled; they are
+// short next to the copies they wait on.
+
+template <int RB>
+struct wgmma_config {
+  static constexpr int rows_pad = 64 * RB;
+  static constexpr int w_elems = static_cast<int>(block_n * block_k);
+  static constexpr int stage_elems = w_elems + rows_pad * stride;
+  static constexpr int stage_bytes = stage_elems * 2;
+  static constexpr int stages = std::min(6, smem_budget / stage_bytes);
+  static constexpr int pipe_bytes = stages * stage_bytes;
+  static constexpr int part_bytes = rows_pad * part_stride * 4;
+  static constexpr int smem_bytes = std::max(pipe_bytes, part_bytes);
+  static_assert(stages >= 3, "too few pipeline stages to hide latency");
+  static_assert(smem_bytes <= smem_budget, "two blocks must fit on an SM");
+  static_assert(stage_bytes % 128 == 0, "every stage's weight tile 128-byte aligned");
+};
+
+// Starts copying k tile `kt` of the block's weights (core matrices) and of x
+// (row-major, pitch `stride`, rows past a.rows zero) into stage `st`; not
+// committed.
+template <int RB>
+__device__ void load_stage_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t n0,
+                                 std::uint32_t kt) {
+  constexpr int vecs = block_k / 8;  // 16-byte chunks per row
+  constexpr int w_chunks = block_n * vecs, x_chunks = wgmma_config<RB>::rows_pad * vecs;
+  static_assert(w_chunks % threads == 0 && x_chunks % threads == 0, "even shares");
+  const std::uint32_t k0 = kt * block_k;
+#pragma unroll
+  for (int i = 0; i < w_chunks / threads; ++i) {
+    // Consecutive threads take consecutive outputs of a core matrix: their
+    // 16-byte shared-memory writes are contiguous.
+    const int e = static_cast<int>(threadIdx.x) + i * threads;
+    const int group = e / (8 * vecs), c = (e / 8) % vecs, rr = e % 8;
+    const std::uint32_t n = n0 + group * 8 + rr, k = k0 + 8 * c;
+    const bool valid = n < a.out && k < a.in;
+    ptx::cp16(st + (group * vecs + c) * 64 + rr * 8,
+              valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
-  cluster.sync();  // no block leaves while another still reads its partial
+  __nv_bfloat16* xs = st + wgmma_config<RB>::w_elems;
+#pragma unroll
+  for (int i = 0; i < x_chunks / threads; ++i) {
+    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
+    const std::uint32_t k = k0 + 8 * c;
+    const bool valid = static_cast<std::uint32_t>(r) < a.rows && k < a.in;
+    ptx::cp16(xs + r * stride + 8 * c, valid ? a.x + std::uint64_t(r) * a.in + k : a.x, valid);
+  }
+}
+
+template <int RB>
+__global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
+#if ACCELLM_WGMMA
+  using C = wgmma_config<RB>;
+  unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
+  auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
+  cg::cluster_group cluster = cg::this_cluster();
+  const std::uint32_t split = cluster.num_blocks(), rank = cluster.block_rank();
+  const std::uint32_t n0 = (blockIdx.x / split) * block_n;
+  const std::uint32_t kt0 = a.k_tiles * rank / split, kt1 = a.k_tiles * (rank + 1) / split;
+  const int nk = static_cast<int>(kt1 - kt0);
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, t = lane % 4;
+
+  float acc[RB][block_n / 8][4];
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
+      acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
+
+#pragma unroll
+  for (int i = 0; i < C::stages - 1; ++i) {
+    if (i < nk) load_stage_wgmma<RB>(a, pipe + i * C::stage_elems, n0, kt0 + i);
+    ptx::commit();
+  }
+  int read = 0, write = C::stages - 1;
+  for (int i = 0; i < nk; ++i) {
+    ptx::wait_group<C::stages - 2>();  // tile i landed (ours)
+    wg::proxy_fence();                 // and is visible to the tensor cores
+    __syncthreads();                   // everyone's copies of tile i landed; stage `write` is free
+    if (i + C::stages - 1 < nk)
+      load_stage_wgmma<RB>(a, pipe + write * C::stage_elems, n0, kt0 + i + C::stages - 1);
+    ptx::commit();
+    const __nv_bfloat16* ws = pipe + read * C::stage_elems;
+    const __nv_bfloat16* xs = ws + C::w_elems;
+    // x's A fragments for the 4 k-steps: rows 16 warp + g (+ 8) of each row
+    // block, k 2t, 2t + 1 (+ 8). Loaded before the products, which read
+    // them while they run.
+    std::uint32_t xa[block_k / 16][RB][4];
+#pragma unroll
+    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb) {
+        const __nv_bfloat16* r0 = xs + (rb * 64 + warp * 16 + g) * stride + ks * 16 + 2 * t;
+        xa[ks][rb][0] = ptx::word(r0);
+        xa[ks][rb][1] = ptx::word(r0 + 8 * stride);
+        xa[ks][rb][2] = ptx::word(r0 + 8);
+        xa[ks][rb][3] = ptx::word(r0 + 8 * stride + 8);
+      }
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+    wg::fence();
+#pragma unroll
+    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb)
+        wg::mma<block_n>(acc[rb], xa[ks][rb], wg::descriptor(ws + ks * 16 * 8, 128, block_k * 16),
+                         1, false);
+    wg::commit();
+    wg::wait<0>();
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+    read = read + 1 == C::stages ? 0 : read + 1;
+    write = write + 1 == C::stages ? 0 : write + 1;
+  }
+  ptx::wait_group<0>();
+  __syncthreads();  // the pipeline is drained and every warp is done reading it
+
+  // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. wgmma's
+  // accumulator: acc[rb][j][0, 1] = (row 64 rb + 16 warp + g, outputs
+  // 8 j + 2t, + 1), [2, 3] = row + 8.
+  auto* part = reinterpret_cast<float*>(smem);
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j) {
+      const int r = rb * 64 + warp * 16 + g, o = j * 8 + 2 * t;
+      part[r * part_stride + o] = acc[rb][j][0];
+      part[r * part_stride + o + 1] = acc[rb][j][1];
+      part[(r + 8) * part_stride + o] = acc[rb][j][2];
+      part[(r + 8) * part_stride + o + 1] = acc[rb][j][3];
+    }
+  reduce(a, cluster, part, split, rank, n0);
+#else
+  (void)a;
+#endif
 }
 
 }  // namespace accellm::device::cuda::skinny_kernels

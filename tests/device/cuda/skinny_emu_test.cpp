@@ -1,6 +1,7 @@
-// The skinny GEMM's kernel source (skinny_kernels.cuh) on the host emulator
-// (emu/emu.hpp), thread-block clusters included: every row tier (8 to 128
-// padded rows), cluster splits 1, 2, 4 and 8 (skinny_gemm_split, as the
+// The skinny GEMM's kernels' source (skinny_kernels.cuh: skinny_kernel on
+// mma.sync, skinny_wgmma_kernel on wgmma) on the host emulator (emu/emu.hpp),
+// thread-block clusters included: every row tier (8 to 128 padded rows; 64
+// and 128 for the wgmma kernel), cluster splits 1, 2, 4 and 8 (skinny_gemm_split, as the
 // launcher picks them), `in` not a multiple of the 64-wide k tile, `out` not
 // a multiple of the 128-output tile, fp32 and bf16 y, beta 0 (y starts NaN:
 // never read) and 1. Against a double-precision reference, with the GPU
@@ -30,10 +31,24 @@ void launch_tier(const skinny_kernels::args& a, std::uint32_t split) {
       grid, threads, config<NT>::smem_bytes, [&] { skinny_kernel<NT>(a); }, split);
 }
 
-// y = x w^T + beta y on the emulator, as skinny_gemm launches it.
-void run(const skinny_kernels::args& a) {
+template <int RB>
+void launch_wgmma(const skinny_kernels::args& a, std::uint32_t split) {
+  using namespace skinny_kernels;
+  const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
+  emu::launch(
+      grid, threads, wgmma_config<RB>::smem_bytes, [&] { skinny_wgmma_kernel<RB>(a); }, split);
+}
+
+// y = x w^T + beta y on the emulator, as skinny_gemm (or, `wgmma`,
+// skinny_gemm_wgmma) launches it.
+void run(const skinny_kernels::args& a, bool wgmma) {
   const std::uint32_t split = skinny_gemm_split(a.in, a.out);
-  if (a.rows <= 8)
+  if (wgmma) {
+    if (a.rows <= 64)
+      launch_wgmma<1>(a, split);
+    else
+      launch_wgmma<2>(a, split);
+  } else if (a.rows <= 8)
     launch_tier<1>(a, split);
   else if (a.rows <= 16)
     launch_tier<2>(a, split);
@@ -61,31 +76,34 @@ TEST(skinny_emu, matches_a_double_reference) {
     const auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
     const auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
     const auto xf = to_float(x), wf = to_float(w);
-    for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
-      for (float beta : {0.0f, 1.0f}) {
-        const std::size_t n = std::size_t{sh.rows} * sh.out;
-        const auto y0 = beta == 0.0f ? std::vector<float>(n, nan) : random_vector(n, ++seed, 1.0f);
-        std::vector<float> y32 = y0;
-        std::vector<__nv_bfloat16> y16 = to_bf16(y0);
-        void* y = type == gemm_out::fp32 ? static_cast<void*>(y32.data()) : y16.data();
-        run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
-                                 (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
-                                 beta, type});
-        const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
-        for (std::uint32_t r = 0; r < sh.rows; ++r)
-          for (std::uint32_t o = 0; o < sh.out; ++o) {
-            const std::size_t i = std::size_t{r} * sh.out + o;
-            double ref = 0.0;
-            if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
-            for (std::uint32_t k = 0; k < sh.in; ++k)
-              ref += double(xf[std::size_t{r} * sh.in + k]) * wf[std::size_t{o} * sh.in + k];
-            const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
-            ASSERT_NEAR(got[i], ref, tol)
-                << sh.rows << "x" << sh.in << "x" << sh.out
-                << (type == gemm_out::fp32 ? " fp32" : " bf16") << " beta " << beta << " at row "
-                << r << ", output " << o;
-          }
-      }
+    for (const bool wgmma : {false, true})
+      for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
+        for (float beta : {0.0f, 1.0f}) {
+          const std::size_t n = std::size_t{sh.rows} * sh.out;
+          const auto y0 =
+              beta == 0.0f ? std::vector<float>(n, nan) : random_vector(n, ++seed, 1.0f);
+          std::vector<float> y32 = y0;
+          std::vector<__nv_bfloat16> y16 = to_bf16(y0);
+          void* y = type == gemm_out::fp32 ? static_cast<void*>(y32.data()) : y16.data();
+          run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
+                                   (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
+                                   beta, type},
+              wgmma);
+          const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
+          for (std::uint32_t r = 0; r < sh.rows; ++r)
+            for (std::uint32_t o = 0; o < sh.out; ++o) {
+              const std::size_t i = std::size_t{r} * sh.out + o;
+              double ref = 0.0;
+              if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
+              for (std::uint32_t k = 0; k < sh.in; ++k)
+                ref += double(xf[std::size_t{r} * sh.in + k]) * wf[std::size_t{o} * sh.in + k];
+              const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
+              ASSERT_NEAR(got[i], ref, tol)
+                  << (wgmma ? "skinny_wgmma " : "skinny ") << sh.rows << "x" << sh.in << "x"
+                  << sh.out << (type == gemm_out::fp32 ? " fp32" : " bf16") << " beta " << beta
+                  << " at row " << r << ", output " << o;
+            }
+        }
   }
 }
 

@@ -1,10 +1,11 @@
-// skinny_gemm against a double-precision CPU reference of the bf16 operands,
-// at shapes that reach every row tier (8, 16, 32, 64, 128 padded rows), every
-// cluster split (1, 2, 4, 8), `in` not a multiple of the 64-wide k tile and
-// `out` not a multiple of the 128-output tile; fp32 and bf16 y, beta 0 and 1.
-// Tolerances: fp32 y within 1e-4 (1 + |ref|) (exact bf16 products, fp32
-// sums); bf16 y within 1e-2 (1 + |ref|) (STYLE.md; one rounding of the sum).
-// The input checks run without a GPU.
+// skinny_gemm and skinny_gemm_wgmma (on compute capability 9.0) against a
+// double-precision CPU reference of the bf16 operands, at shapes that reach
+// every row tier (8, 16, 32, 64, 128 padded rows), every cluster split (1, 2,
+// 4, 8), `in` not a multiple of the 64-wide k tile and `out` not a multiple
+// of the 128-output tile; fp32 and bf16 y, beta 0 and 1. Tolerances: fp32 y
+// within 1e-4 (1 + |ref|) (exact bf16 products, fp32 sums); bf16 y within
+// 1e-2 (1 + |ref|) (STYLE.md; one rounding of the sum). The input checks run
+// without a GPU.
 #include "device/cuda/skinny_gemm.cuh"
 
 #include "tests/device/cuda/cuda_test_util.hpp"
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -55,6 +57,29 @@ TEST(skinny_gemm, refuses_unsupported_shapes_and_pointers_before_any_cuda_call) 
   EXPECT_FALSE(skinny_gemm_supports(4, 64, 0));
 }
 
+// Checked before any CUDA call: runs without a GPU.
+TEST(skinny_gemm_wgmma, refuses_what_skinny_gemm_refuses_and_builds_without_sm90a) {
+  const auto* x = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x1000});
+  const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
+  void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
+  auto message = [](status st) { return st.ok() ? std::string{} : st.err().message(); };
+  EXPECT_TRUE(skinny_gemm_wgmma(x, 0, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr).ok());
+  EXPECT_NE(message(skinny_gemm_wgmma(x, 129, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr))
+                .find("skinny_gemm_wgmma: rows must be 1..128"),
+            std::string::npos);
+  EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, nullptr, 64, y, gemm_out::fp32, 0.0f, nullptr))
+                .find("null pointer"),
+            std::string::npos);
+  EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, w + 4, 64, y, gemm_out::bf16, 0.0f, nullptr))
+                .find("16-byte aligned"),
+            std::string::npos);
+  if (!skinny_wgmma_built()) {
+    EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr))
+                  .find("sm_90a"),
+              std::string::npos);
+  }
+}
+
 TEST(skinny_gemm, splits_k_over_enough_blocks_as_a_function_of_the_shape) {
   // 128-output tiles x split >= 256 blocks where k allows, split <= 8, and
   // every block keeps at least two 64-wide k tiles.
@@ -73,25 +98,36 @@ struct shape {
   std::uint32_t rows, in, out;
 };
 
+// skinny_gemm or skinny_gemm_wgmma.
+using kernel_fn = status (*)(const __nv_bfloat16*, std::uint32_t, std::uint32_t,
+                             const __nv_bfloat16*, std::uint32_t, void*, gemm_out, float,
+                             cudaStream_t);
+
 // y as floats, whatever its type on the device.
-std::vector<float> run_skinny(const shape& sh, const device_buffer<__nv_bfloat16>& x,
+std::vector<float> run_skinny(kernel_fn kernel, const shape& sh,
+                              const device_buffer<__nv_bfloat16>& x,
                               const device_buffer<__nv_bfloat16>& w, gemm_out type, float beta,
                               const std::vector<float>& y0) {
   if (type == gemm_out::fp32) {
     auto dy = to_device(y0);
     EXPECT_TRUE(
-        skinny_gemm(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr)
-            .ok());
+        kernel(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr).ok());
     return to_host(dy);
   }
   auto dy = to_device(to_bf16(y0));
   EXPECT_TRUE(
-      skinny_gemm(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr).ok());
+      kernel(x.data(), sh.rows, sh.in, w.data(), sh.out, dy.data(), type, beta, nullptr).ok());
   return to_float(to_host(dy));
 }
 
-TEST(skinny_gemm, matches_a_double_reference) {
+class skinny_kernels_test : public ::testing::TestWithParam<bool> {};
+
+TEST_P(skinny_kernels_test, match_a_double_reference) {
   ACCELLM_REQUIRE_GPU();
+  const bool wgmma = GetParam();
+  if (wgmma && !(skinny_wgmma_built() && wgmma_runs_here()))
+    GTEST_SKIP() << "skinny_gemm_wgmma runs on compute capability 9.0 only";
+  const kernel_fn kernel = wgmma ? &skinny_gemm_wgmma : &skinny_gemm;
   // rows: 1, 3 (8-row tier), 16, 17 (32), 64, 65 and 128; in % 64 != 0 for
   // most; out % 128 != 0 for most; splits 1 (in 8), 2, 4 and 8 (in 4096).
   const std::vector<shape> shapes = {{1, 64, 128},    {3, 200, 200},   {16, 1000, 300},
@@ -110,7 +146,7 @@ TEST(skinny_gemm, matches_a_double_reference) {
         // With beta = 0, y starts as NaN: it must not be read.
         auto y0 = beta == 0.0f ? std::vector<float>(std::size_t{sh.rows} * sh.out, nan)
                                : random_vector(std::size_t{sh.rows} * sh.out, ++seed, 1.0f);
-        const std::vector<float> got = run_skinny(sh, dx, dw, type, beta, y0);
+        const std::vector<float> got = run_skinny(kernel, sh, dx, dw, type, beta, y0);
         for (std::uint32_t r = 0; r < sh.rows; ++r)
           for (std::uint32_t o = 0; o < sh.out; ++o) {
             const std::size_t i = std::size_t{r} * sh.out + o;
@@ -128,8 +164,12 @@ TEST(skinny_gemm, matches_a_double_reference) {
   }
 }
 
-TEST(skinny_gemm, is_bitwise_deterministic_at_a_decode_shape) {
+TEST_P(skinny_kernels_test, are_bitwise_deterministic_at_a_decode_shape) {
   ACCELLM_REQUIRE_GPU();
+  const bool wgmma = GetParam();
+  if (wgmma && !(skinny_wgmma_built() && wgmma_runs_here()))
+    GTEST_SKIP() << "skinny_gemm_wgmma runs on compute capability 9.0 only";
+  const kernel_fn kernel = wgmma ? &skinny_gemm_wgmma : &skinny_gemm;
   // Llama-2-7B's wo at batch 64: 32 tiles x 8-block clusters.
   const shape sh{64, 4096, 4096};
   auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, 7, 1.0f));
@@ -138,8 +178,8 @@ TEST(skinny_gemm, is_bitwise_deterministic_at_a_decode_shape) {
   auto dw = to_device(w);
   const auto y0 = random_vector(std::size_t{sh.rows} * sh.out, 9, 1.0f);
   for (gemm_out type : {gemm_out::fp32, gemm_out::bf16}) {
-    const std::vector<float> a = run_skinny(sh, dx, dw, type, 1.0f, y0);
-    const std::vector<float> b = run_skinny(sh, dx, dw, type, 1.0f, y0);
+    const std::vector<float> a = run_skinny(kernel, sh, dx, dw, type, 1.0f, y0);
+    const std::vector<float> b = run_skinny(kernel, sh, dx, dw, type, 1.0f, y0);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0)
         << (type == gemm_out::fp32 ? "fp32" : "bf16") << " outputs differ between two runs";
@@ -155,6 +195,11 @@ TEST(skinny_gemm, is_bitwise_deterministic_at_a_decode_shape) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(kernels, skinny_kernels_test, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return std::string{i.param ? "skinny_gemm_wgmma" : "skinny_gemm"};
+                         });
 
 }  // namespace
 }  // namespace accellm::device::cuda
