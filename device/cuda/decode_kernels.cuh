@@ -12,6 +12,7 @@
 #pragma once
 
 #include "device/cuda/decode_attention.cuh"
+#include "device/cuda/mma_scores.cuh"
 #include "device/cuda/ptx.cuh"
 
 #include <cuda_bf16.h>
@@ -85,20 +86,7 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
     const __nv_bfloat16* K = Ks[buf];
     const __nv_bfloat16* V = Vs[buf];
     float s[keys / 8][4];
-    // ldmatrix.x4: lane group m = lane / 8 names rows of key tile j + m / 2,
-    // dims + 8 (m % 2): the B fragments of two 8-key tiles for one k-step.
-#pragma unroll
-    for (int j = 0; j < keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-    const __nv_bfloat16* krow = K + (8 * (lm / 2) + lr) * stride + (lm % 2) * 8;
-#pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks)
-#pragma unroll
-      for (int j = 0; j < keys / 8; j += 2) {
-        std::uint32_t b[4];
-        ptx::ldmatrix_x4(b, krow + 8 * j * stride + ks * 16);
-        ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
-        ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
-      }
+    mma::scores<HD, keys>(s, qa, K + (8 * (lm / 2) + lr) * stride + (lm % 2) * 8, stride);
     float mx = -INFINITY;
 #pragma unroll
     for (int j = 0; j < keys / 8; ++j)

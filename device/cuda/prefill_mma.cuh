@@ -3,6 +3,7 @@
 // host emulator (tests/device/cuda/emu/) runs this same source on the CPU.
 #pragma once
 
+#include "device/cuda/mma_scores.cuh"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/prefill_rows.cuh"
 #include "device/cuda/ptx.cuh"
@@ -81,23 +82,8 @@ __global__ void __launch_bounds__(warps * 32, 3)
     const __nv_bfloat16* Ks = smem + buf * stage_elems;
     const __nv_bfloat16* Vs = Ks + tile * k_stride;
     float s[tile / 8][4];
-    // ldmatrix.x4 gives the B fragments of two 8-key tiles for one k-step:
-    // lane group m = lane / 8 names rows of key tile j + m / 2, dims + 8 (m % 2).
     const int lm = lane / 8, lr = lane % 8;
-#pragma unroll
-    for (int j = 0; j < tile / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-    // k-steps outside, key tiles inside: eight independent accumulators per
-    // k-step instead of one dependent chain per tile.
-    const __nv_bfloat16* krow = Ks + (8 * (lm / 2) + lr) * k_stride + (lm % 2) * 8;
-#pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks)
-#pragma unroll
-      for (int j = 0; j < tile / 8; j += 2) {
-        std::uint32_t b[4];
-        ptx::ldmatrix_x4(b, krow + 8 * j * k_stride + ks * 16);
-        ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
-        ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
-      }
+    mma::scores<HD, tile>(s, qa, Ks + (8 * (lm / 2) + lr) * k_stride + (lm % 2) * 8, k_stride);
     // Only the tiles that reach past the block's first position need the
     // mask; the others (all but one or two for long prompts) skip its compares.
     prefill_rows::softmax_step<HD>(s, o, run, key0 + tile <= t.pos + 1, key0, qpos0, qpos1, key_end,

@@ -166,6 +166,24 @@ __device__ inline void finish(const args& a, cg::cluster_group& cluster, float* 
   }
 }
 
+// The block's place: its cluster of `split` blocks sharing one 128-output
+// tile (from output n0), its rank there and so its k tiles [kt0, kt0 + nk).
+struct cluster_tile {
+  cg::cluster_group cluster;
+  std::uint32_t split, rank, n0, kt0;
+  int nk;
+};
+
+__device__ inline cluster_tile tile_of(const args& a) {
+  cluster_tile c{cg::this_cluster(), 0, 0, 0, 0, 0};
+  c.split = c.cluster.num_blocks();
+  c.rank = c.cluster.block_rank();
+  c.n0 = (blockIdx.x / c.split) * block_n;
+  c.kt0 = a.k_tiles * c.rank / c.split;
+  c.nk = static_cast<int>(a.k_tiles * (c.rank + 1) / c.split - c.kt0);
+  return c;
+}
+
 // With every block's partial [rows x 128] in `part`: block `rank` of the
 // cluster sums slice `rank` of the tile's elements over all partials
 // (finish) and stores it.
@@ -188,11 +206,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
   using C = config<NT>;
   unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
   auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
-  cg::cluster_group cluster = cg::this_cluster();
-  const std::uint32_t split = cluster.num_blocks(), rank = cluster.block_rank();
-  const std::uint32_t n0 = (blockIdx.x / split) * block_n;
-  const std::uint32_t kt0 = a.k_tiles * rank / split, kt1 = a.k_tiles * (rank + 1) / split;
-  const int nk = static_cast<int>(kt1 - kt0);
+  auto [cluster, split, rank, n0, kt0, nk] = tile_of(a);
 
   float acc[2][NT][4] = {};
 
@@ -305,11 +319,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
   using C = wgmma_config<RB>;
   unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
   auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
-  cg::cluster_group cluster = cg::this_cluster();
-  const std::uint32_t split = cluster.num_blocks(), rank = cluster.block_rank();
-  const std::uint32_t n0 = (blockIdx.x / split) * block_n;
-  const std::uint32_t kt0 = a.k_tiles * rank / split, kt1 = a.k_tiles * (rank + 1) / split;
-  const int nk = static_cast<int>(kt1 - kt0);
+  auto [cluster, split, rank, n0, kt0, nk] = tile_of(a);
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
 

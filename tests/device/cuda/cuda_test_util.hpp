@@ -3,6 +3,7 @@
 #pragma once
 
 #include "device/cuda/device_query.hpp"
+#include "device/cuda/gemm.hpp"
 #include "device/cuda/prefill_attention_wgmma.cuh"
 #include "device/cuda/runtime.hpp"
 
@@ -11,6 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #define ACCELLM_REQUIRE_GPU()                                          \
@@ -78,6 +80,28 @@ inline double rel_error(const std::vector<float>& a, const std::vector<float>& b
     den += static_cast<double>(b[i]) * b[i];
   }
   return std::sqrt(num / std::max(den, 1e-30));
+}
+
+/// Fails the test unless `got` (rows x out) is x w^T + beta y0 (y0 rounded
+/// to bf16 first for a bf16 y) against a double-precision sum of the bf16
+/// operands (as floats): fp32 y within 1e-4 (1 + |ref|) (exact products,
+/// fp32 sums), bf16 y within 1e-2 (1 + |ref|) (one rounding of the sum).
+/// `what` names the case in the message.
+inline void expect_product(const std::vector<float>& got, const std::vector<float>& x,
+                           const std::vector<float>& w, const std::vector<float>& y0,
+                           std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
+                           float beta, const std::string& what) {
+  for (std::uint32_t r = 0; r < rows; ++r)
+    for (std::uint32_t o = 0; o < out; ++o) {
+      const std::size_t i = std::size_t{r} * out + o;
+      double ref = 0.0;
+      if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
+      for (std::uint32_t k = 0; k < in; ++k)
+        ref += double(x[std::size_t{r} * in + k]) * w[std::size_t{o} * in + k];
+      const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
+      ASSERT_NEAR(got[i], ref, tol) << what << (type == gemm_out::fp32 ? " fp32" : " bf16")
+                                    << " beta " << beta << " at row " << r << ", output " << o;
+    }
 }
 
 /// Uniform values in [-scale, scale) from a seed (std-free, reproducible).

@@ -147,19 +147,9 @@ TEST_P(skinny_kernels_test, match_a_double_reference) {
         auto y0 = beta == 0.0f ? std::vector<float>(std::size_t{sh.rows} * sh.out, nan)
                                : random_vector(std::size_t{sh.rows} * sh.out, ++seed, 1.0f);
         const std::vector<float> got = run_skinny(kernel, sh, dx, dw, type, beta, y0);
-        for (std::uint32_t r = 0; r < sh.rows; ++r)
-          for (std::uint32_t o = 0; o < sh.out; ++o) {
-            const std::size_t i = std::size_t{r} * sh.out + o;
-            double ref = 0.0;
-            if (beta != 0.0f) ref = type == gemm_out::fp32 ? y0[i] : round_bf16(y0[i]);
-            for (std::uint32_t k = 0; k < sh.in; ++k)
-              ref += double(xf[std::size_t{r} * sh.in + k]) * wf[std::size_t{o} * sh.in + k];
-            const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
-            ASSERT_NEAR(got[i], ref, tol)
-                << sh.rows << "x" << sh.in << "x" << sh.out
-                << (type == gemm_out::fp32 ? " fp32" : " bf16") << " beta " << beta << " at row "
-                << r << ", output " << o;
-          }
+        ASSERT_NO_FATAL_FAILURE(expect_product(
+            got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
+            std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" + std::to_string(sh.out)));
       }
   }
 }
