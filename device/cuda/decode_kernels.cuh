@@ -118,17 +118,7 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
     for (int kk = 0; kk < keys / 16; ++kk) {
       const std::uint32_t pa[4] = {ptx::pack(s[2 * kk][0], s[2 * kk][1]), 0u,
                                    ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
-      // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
-      // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
-      // fragments of dim tiles d and d + 1.
-      const __nv_bfloat16* vrow = V + (kk * 16 + (lm % 2) * 8 + lr) * stride + (lm / 2) * 8;
-#pragma unroll
-      for (int d = 0; d < HD / 8; d += 2) {
-        std::uint32_t b[4];
-        ptx::ldmatrix_x4<true>(b, vrow + d * 8);
-        ptx::mma_bf16(o[d], pa, b[0], b[1]);
-        ptx::mma_bf16(o[d + 1], pa, b[2], b[3]);
-      }
+      mma::add_pv<HD>(o, pa, V + (kk * 16 + (lm % 2) * 8 + lr) * stride + (lm / 2) * 8);
     }
     __syncwarp();  // the buffer is refilled by the next iteration's stage()
   }

@@ -1,6 +1,6 @@
-// mma_scores: the score tile both mma.sync attention kernels compute the
+// mma_scores: the two products both mma.sync attention kernels compute the
 // same way (rows64 in prefill_mma.cuh, the decode pass 1 in
-// decode_kernels.cuh). Device code only; built on ptx.cuh, so that the host
+// decode_kernels.cuh): the score tile and P V. Device code only; built on ptx.cuh, so that the host
 // emulator runs it too.
 #pragma once
 
@@ -33,6 +33,22 @@ __device__ __forceinline__ void scores(float (&s)[keys / 8][4],
       ptx::mma_bf16(s[j], qa[ks], b[0], b[1]);
       ptx::mma_bf16(s[j + 1], qa[ks], b[2], b[3]);
     }
+}
+
+/// o += P V for 16 keys: pa is P's A fragment (16 queries x 16 keys), vrow
+/// the lane's ldmatrix.x4.trans row address in the row-major V tile: lane
+/// group m names key rows + 8 (m % 2) of dim tile d + m / 2, so thread (g, t)
+/// gets keys 2t, 2t + 1 of dim g, the B fragments of dim tiles d and d + 1.
+template <int HD>
+__device__ __forceinline__ void add_pv(float (&o)[HD / 8][4], const std::uint32_t (&pa)[4],
+                                       const __nv_bfloat16* vrow) {
+#pragma unroll
+  for (int d = 0; d < HD / 8; d += 2) {
+    std::uint32_t b[4];
+    ptx::ldmatrix_x4<true>(b, vrow + d * 8);
+    ptx::mma_bf16(o[d], pa, b[0], b[1]);
+    ptx::mma_bf16(o[d + 1], pa, b[2], b[3]);
+  }
 }
 
 }  // namespace accellm::device::cuda::mma

@@ -93,17 +93,7 @@ __global__ void __launch_bounds__(warps * 32, 3)
     for (int kk = 0; kk < tile / 16; ++kk) {
       std::uint32_t pa[4];
       prefill_rows::p_fragment(pa, s, kk);
-      // ldmatrix.x4.trans: lane group m names key rows + 8 (m % 2) of dim
-      // tile d + m / 2; thread (g, t) gets keys 2t, 2t+1 of dim g, i.e. the B
-      // fragments of dim tiles d and d + 1.
-      const __nv_bfloat16* vrow = Vs + (kk * 16 + (lm % 2) * 8 + lr) * k_stride + (lm / 2) * 8;
-#pragma unroll
-      for (int d = 0; d < HD / 8; d += 2) {
-        std::uint32_t b[4];
-        ptx::ldmatrix_x4<true>(b, vrow + d * 8);
-        ptx::mma_bf16(o[d], pa, b[0], b[1]);
-        ptx::mma_bf16(o[d + 1], pa, b[2], b[3]);
-      }
+      mma::add_pv<HD>(o, pa, Vs + (kk * 16 + (lm % 2) * 8 + lr) * k_stride + (lm / 2) * 8);
     }
     __syncthreads();  // all warps are done with this stage before it is refilled
   }

@@ -184,6 +184,38 @@ __device__ inline cluster_tile tile_of(const args& a) {
   return c;
 }
 
+// The k-tile pipeline both kernels run over `stages` buffers of
+// `stage_elems`: tiles 0 .. stages - 2 in flight from the start, one
+// cp.async group per tile (empty past the end, so that wait_group counts stay
+// uniform); at tile i, once everyone's copies of it landed, the buffer tile
+// i - 1 used receives tile i + stages - 1 while compute(buffer) consumes tile
+// i. load(buffer, i) starts tile i's copies. `async_proxy`: the copies are
+// read by the tensor cores (wgmma), so each thread fences the async proxy
+// before the barrier. Returns with the pipeline drained and every warp done
+// reading it.
+template <int stages, int stage_elems, bool async_proxy, class Load, class Compute>
+__device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Load&& load,
+                                         Compute&& compute) {
+#pragma unroll
+  for (int i = 0; i < stages - 1; ++i) {
+    if (i < nk) load(pipe + i * stage_elems, i);
+    ptx::commit();
+  }
+  int read = 0, write = stages - 1;
+  for (int i = 0; i < nk; ++i) {
+    ptx::wait_group<stages - 2>();  // tile i landed (ours)
+    if constexpr (async_proxy) wg::proxy_fence();
+    __syncthreads();  // everyone's copies of tile i landed; stage `write` is free
+    if (i + stages - 1 < nk) load(pipe + write * stage_elems, i + stages - 1);
+    ptx::commit();
+    compute(static_cast<const __nv_bfloat16*>(pipe + read * stage_elems));
+    read = read + 1 == stages ? 0 : read + 1;
+    write = write + 1 == stages ? 0 : write + 1;
+  }
+  ptx::wait_group<0>();
+  __syncthreads();  // the pipeline is drained and every warp is done reading it
+}
+
 // With every block's partial [rows x 128] in `part`: block `rank` of the
 // cluster sums slice `rank` of the tile's elements over all partials
 // (finish) and stores it.
@@ -206,30 +238,15 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
   using C = config<NT>;
   unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
   auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
-  auto [cluster, split, rank, n0, kt0, nk] = tile_of(a);
+  cluster_tile tile = tile_of(a);
+  const std::uint32_t split = tile.split, rank = tile.rank, n0 = tile.n0, kt0 = tile.kt0;
+  const int nk = tile.nk;
 
   float acc[2][NT][4] = {};
 
-  // Prologue: tiles 0 .. stages - 2 in flight; one group per tile, empty
-  // past the end, so that wait_group counts stay uniform.
-#pragma unroll
-  for (int i = 0; i < C::stages - 1; ++i) {
-    if (i < nk) load_stage<NT>(a, pipe + i * C::stage_elems, n0, kt0 + i);
-    ptx::commit();
-  }
-  int read = 0, write = C::stages - 1;
-  for (int i = 0; i < nk; ++i) {
-    ptx::wait_group<C::stages - 2>();  // tile i landed (ours)
-    __syncthreads();                   // everyone's copies of tile i landed; stage `write` is free
-    if (i + C::stages - 1 < nk)
-      load_stage<NT>(a, pipe + write * C::stage_elems, n0, kt0 + i + C::stages - 1);
-    ptx::commit();
-    compute_stage<NT>(pipe + read * C::stage_elems, acc);
-    read = read + 1 == C::stages ? 0 : read + 1;
-    write = write + 1 == C::stages ? 0 : write + 1;
-  }
-  ptx::wait_group<0>();
-  __syncthreads();  // the pipeline is drained and every warp is done reading it
+  pipeline<C::stages, C::stage_elems, false>(
+      pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage<NT>(a, st, n0, kt0 + i); },
+      [&](const __nv_bfloat16* st) { compute_stage<NT>(st, acc); });
 
   // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. C
   // fragment: c0, c1 = (output g, rows 2t, 2t + 1), c2, c3 = output g + 8.
@@ -247,7 +264,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
         part[(r + 1) * part_stride + o + 8] = acc[m][j][3];
       }
   }
-  reduce(a, cluster, part, split, rank, n0);
+  reduce(a, tile.cluster, part, split, rank, n0);
 }
 
 // ---- skinny_wgmma ------------------------------------------------------------
@@ -319,7 +336,9 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
   using C = wgmma_config<RB>;
   unsigned char* const smem = ptx::dynamic_smem<unsigned char>();
   auto* pipe = reinterpret_cast<__nv_bfloat16*>(smem);
-  auto [cluster, split, rank, n0, kt0, nk] = tile_of(a);
+  cluster_tile tile = tile_of(a);
+  const std::uint32_t split = tile.split, rank = tile.rank, n0 = tile.n0, kt0 = tile.kt0;
+  const int nk = tile.nk;
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
 
@@ -330,53 +349,38 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
     for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
       acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
 
+  pipeline<C::stages, C::stage_elems, true>(
+      pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage_wgmma<RB>(a, st, n0, kt0 + i); },
+      [&](const __nv_bfloat16* ws) {
+        const __nv_bfloat16* xs = ws + C::w_elems;
+        // x's A fragments for the 4 k-steps: rows 16 warp + g (+ 8) of each row
+        // block, k 2t, 2t + 1 (+ 8). Loaded before the products, which read
+        // them while they run.
+        std::uint32_t xa[block_k / 16][RB][4];
 #pragma unroll
-  for (int i = 0; i < C::stages - 1; ++i) {
-    if (i < nk) load_stage_wgmma<RB>(a, pipe + i * C::stage_elems, n0, kt0 + i);
-    ptx::commit();
-  }
-  int read = 0, write = C::stages - 1;
-  for (int i = 0; i < nk; ++i) {
-    ptx::wait_group<C::stages - 2>();  // tile i landed (ours)
-    wg::proxy_fence();                 // and is visible to the tensor cores
-    __syncthreads();                   // everyone's copies of tile i landed; stage `write` is free
-    if (i + C::stages - 1 < nk)
-      load_stage_wgmma<RB>(a, pipe + write * C::stage_elems, n0, kt0 + i + C::stages - 1);
-    ptx::commit();
-    const __nv_bfloat16* ws = pipe + read * C::stage_elems;
-    const __nv_bfloat16* xs = ws + C::w_elems;
-    // x's A fragments for the 4 k-steps: rows 16 warp + g (+ 8) of each row
-    // block, k 2t, 2t + 1 (+ 8). Loaded before the products, which read
-    // them while they run.
-    std::uint32_t xa[block_k / 16][RB][4];
+        for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
 #pragma unroll
-    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+          for (int rb = 0; rb < RB; ++rb) {
+            const __nv_bfloat16* r0 = xs + (rb * 64 + warp * 16 + g) * stride + ks * 16 + 2 * t;
+            xa[ks][rb][0] = ptx::word(r0);
+            xa[ks][rb][1] = ptx::word(r0 + 8 * stride);
+            xa[ks][rb][2] = ptx::word(r0 + 8);
+            xa[ks][rb][3] = ptx::word(r0 + 8 * stride + 8);
+          }
 #pragma unroll
-      for (int rb = 0; rb < RB; ++rb) {
-        const __nv_bfloat16* r0 = xs + (rb * 64 + warp * 16 + g) * stride + ks * 16 + 2 * t;
-        xa[ks][rb][0] = ptx::word(r0);
-        xa[ks][rb][1] = ptx::word(r0 + 8 * stride);
-        xa[ks][rb][2] = ptx::word(r0 + 8);
-        xa[ks][rb][3] = ptx::word(r0 + 8 * stride + 8);
-      }
+        for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+        wg::fence();
 #pragma unroll
-    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
-    wg::fence();
+        for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
 #pragma unroll
-    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+          for (int rb = 0; rb < RB; ++rb)
+            wg::mma<block_n>(acc[rb], xa[ks][rb],
+                             wg::descriptor(ws + ks * 16 * 8, 128, block_k * 16), 1, false);
+        wg::commit();
+        wg::wait<0>();
 #pragma unroll
-      for (int rb = 0; rb < RB; ++rb)
-        wg::mma<block_n>(acc[rb], xa[ks][rb], wg::descriptor(ws + ks * 16 * 8, 128, block_k * 16),
-                         1, false);
-    wg::commit();
-    wg::wait<0>();
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
-    read = read + 1 == C::stages ? 0 : read + 1;
-    write = write + 1 == C::stages ? 0 : write + 1;
-  }
-  ptx::wait_group<0>();
-  __syncthreads();  // the pipeline is drained and every warp is done reading it
+        for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+      });
 
   // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. wgmma's
   // accumulator: acc[rb][j][0, 1] = (row 64 rb + 16 warp + g, outputs
@@ -392,7 +396,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
       part[(r + 8) * part_stride + o] = acc[rb][j][2];
       part[(r + 8) * part_stride + o + 1] = acc[rb][j][3];
     }
-  reduce(a, cluster, part, split, rank, n0);
+  reduce(a, tile.cluster, part, split, rank, n0);
 #else
   (void)a;
 #endif

@@ -39,6 +39,14 @@
 
 namespace accellm::device::cuda::wg {
 
+/// This thread's generic-proxy writes (cp.async) visible to the async proxy
+/// (nothing in a build without sm_90a code, whose wgmma kernels are empty).
+__device__ inline void proxy_fence() {
+#if ACCELLM_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
 #if ACCELLM_WGMMA
 /// Shared-memory matrix descriptor, no swizzle: start address, leading and
 /// stride byte offsets, each in 16-byte units (PTX ISA, "Matrix Descriptor").
@@ -71,10 +79,6 @@ __device__ inline void pin(float (&r)[N][4]) {
   for (int i = 0; i < N; ++i)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(r[i][e])::"memory");
-}
-/// This thread's generic-proxy writes (cp.async) visible to the async proxy.
-__device__ inline void proxy_fence() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
 
 // d (m64 x N, f32) = a (m64 x k16, registers) * B (k16 x N, descriptor) + scale_d * d.
