@@ -1,30 +1,30 @@
 // prefill_attention: causal attention of prompt rows (a whole prompt or one
 // chunk of it) against the request's paged KV, which already holds the rows'
 // own K/V (rope_append runs first). Flash-attention style: a block takes up
-// to 64 (or 128) query rows of one head, walks the keys in tiles of 64 with
-// an online softmax, and never materialises more than one score tile, so
-// memory stays linear in the sequence. Q K^T and P V run on the tensor cores
-// (mma.sync m16n8k16, bf16 in, fp32 accumulation) with the scores kept in
+// to 64 (or 128) query rows of one head, walks the keys in tiles of 64 (or
+// 32) with an online softmax, and never materialises more than one score
+// tile, so memory stays linear in the sequence. Q K^T and P V run on the
+// tensor cores (bf16 in, fp32 accumulation) with the scores kept in
 // registers (FlashAttention-2's layout); softmax statistics are fp32.
 //
-// Two kernels with the same contract (prefill_kernel):
-// - rows64: 4 warps x 16 query rows, Q fragments in registers. Run on H100
-//   and H200 (docs/cuda.md).
+// Four kernels with the same contract (prefill_kernel), device code in
+// prefill_mma.cuh (mma.sync) and prefill_wgmma.cuh (wgmma):
+// - rows64: 4 warps x 16 query rows, Q fragments in registers.
 // - rows128: 4 warps x 32 query rows (two m16 tiles per warp), Q in shared
 //   memory, FlashAttention-2's H100 configuration for head_dim 128. Every
 //   K/V fragment read from shared memory feeds two products instead of one,
-//   and a block loads each K/V tile once for 128 rows. Not yet run on a GPU:
-//   forward_pass uses it only after checking it against rows64 on the device
-//   and timing both (prefill_choice.hpp).
+//   and a block loads each K/V tile once for 128 rows.
 // - wgmma64: one warpgroup x 64 query rows on Hopper's wgmma.mma_async, K
-//   and V read by the tensor cores from shared memory
-//   (prefill_attention_wgmma.cu). Head dim 64 or 128, sm_90a builds only
-//   (CMAKE_CUDA_ARCHITECTURES 90a, the default), compute capability 9.0.
-//   Chosen like rows128: verified against rows64 and timed.
+//   and V read by the tensor cores from shared memory. Head dim 64 or 128,
+//   sm_90a builds only (CMAKE_CUDA_ARCHITECTURES 90a, the default), compute
+//   capability 9.0.
 // - wgmma128: two warpgroups x 64 query rows sharing the K/V stages, each
 //   overlapping its softmax with its products (FlashAttention-3's
-//   intra-warpgroup pipelining); same limits as wgmma64. Checked on the
-//   host emulator only so far; chosen like the others.
+//   intra-warpgroup pipelining); same limits as wgmma64.
+// rows64, rows128 and wgmma64 have run on H100 and H200; wgmma128 only on
+// the host emulator (tests/device/cuda/emu/) so far. forward_pass uses a
+// kernel other than rows64 only after checking it against rows64 on the
+// device and timing both (prefill_choice.hpp).
 #pragma once
 
 #include "common/result.hpp"

@@ -10,9 +10,12 @@
 // operands and the shape (never on the device's SM count or on timing), and
 // no atomics are used.
 //
-// The kernel itself has not run yet where it was written (no GPU); the tests
-// in tests/device/cuda/skinny_gemm_test.cpp check it against a CPU reference,
-// and gemm_planner only uses it after checking its output against gemm()'s.
+// Two kernels with this contract (skinny_kernels.cuh): skinny_gemm on
+// mma.sync, verified on H100 and H200, and skinny_gemm_wgmma on Hopper's
+// wgmma, so far checked on the host emulator only. The tests in
+// tests/device/cuda/skinny_gemm_test.cpp check both against a CPU
+// reference, and gemm_planner uses either only after checking its output
+// against gemm()'s and timing it.
 #pragma once
 
 #include "common/result.hpp"
