@@ -170,7 +170,8 @@ status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   decode_kernels::mma_kernel<HD>
       <<<dim3(a.shape.kv_heads, a.splits, a.n_items), 32, 0, s>>>(a, scale_log2);
   ACCELLM_CUDA_TRY(cudaGetLastError());
-  return decode_combine(a, s);
+  // One split: pass 1 wrote the output (one launch per layer fewer).
+  return a.splits == 1 ? status{} : decode_combine(a, s);
 }
 
 // The mma pass 1 for head_dim HD, then pass 2.

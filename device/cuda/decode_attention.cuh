@@ -6,7 +6,8 @@
 // Pass 1: block (kv_head, split, item) walks its slice of positions with an
 // online softmax in fp32 and writes an unnormalised partial (acc, max, sum).
 // Pass 2: per (item, head), the partials of all splits are merged and the
-// output row written as bf16.
+// output row written as bf16. With one split the tensor-core pass 1 writes
+// the output itself and pass 2 does not run.
 #pragma once
 
 #include "common/result.hpp"

@@ -8,7 +8,8 @@
 // each K/V row is read once for the whole group and Q K^T and P V cost almost
 // nothing; the warp only streams K/V through shared memory with cp.async, two
 // 32-key stages deep, which keeps the loads in flight that the bandwidth
-// needs. Pass 2 merges the splits' partials of one (head, item).
+// needs. With one split it writes the output rows itself; with more, its
+// partials, which pass 2 merges per (head, item).
 #pragma once
 
 #include "device/cuda/decode_attention.cuh"
@@ -126,6 +127,17 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
   l += __shfl_xor_sync(0xffffffffu, l, 2);
   if (!row_valid) return;
   const std::uint64_t head = kvh * group + g;
+  if (a.splits == 1) {
+    // The only split holds the whole context: its normalised row is the
+    // output (what pass 2 would compute from it), and pass 2 is skipped.
+    __nv_bfloat16* out =
+        a.out + static_cast<std::uint64_t>(it.row) * a.shape.q_width() + head * HD + tq * 2;
+#pragma unroll
+    for (int d = 0; d < HD / 8; ++d)
+      *reinterpret_cast<__nv_bfloat162*>(out + d * 8) =
+          __floats2bfloat162_rn(o[d][0] / l, o[d][1] / l);
+    return;
+  }
   float* dst =
       a.partial +
       ((static_cast<std::uint64_t>(blockIdx.z) * a.shape.heads + head) * a.splits + split) *
