@@ -189,11 +189,12 @@ __device__ inline cluster_tile tile_of(const args& a) {
 // cp.async group per tile (empty past the end, so that wait_group counts stay
 // uniform); at tile i, once everyone's copies of it landed, the buffer tile
 // i - 1 used receives tile i + stages - 1 while compute(buffer) consumes tile
-// i. load(buffer, i) starts tile i's copies. `async_proxy`: the copies are
-// read by the tensor cores (wgmma), so each thread fences the async proxy
-// before the barrier. Returns with the pipeline drained and every warp done
-// reading it.
-template <int stages, int stage_elems, bool async_proxy, class Load, class Compute>
+// i. load(buffer, i) starts tile i's copies. Copies the tensor cores read
+// (wgmma) need each thread to fence the async proxy before the barrier.
+// Returns with the pipeline drained and every warp done reading it.
+enum class read_by : bool { cuda_cores, tensor_cores };
+
+template <int stages, int stage_elems, read_by reader, class Load, class Compute>
 __device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Load&& load,
                                          Compute&& compute) {
 #pragma unroll
@@ -204,7 +205,7 @@ __device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Load&& loa
   int read = 0, write = stages - 1;
   for (int i = 0; i < nk; ++i) {
     ptx::wait_group<stages - 2>();  // tile i landed (ours)
-    if constexpr (async_proxy) wg::proxy_fence();
+    if constexpr (reader == read_by::tensor_cores) wg::proxy_fence();
     __syncthreads();  // everyone's copies of tile i landed; stage `write` is free
     if (i + stages - 1 < nk) load(pipe + write * stage_elems, i + stages - 1);
     ptx::commit();
@@ -244,7 +245,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
 
   float acc[2][NT][4] = {};
 
-  pipeline<C::stages, C::stage_elems, false>(
+  pipeline<C::stages, C::stage_elems, read_by::cuda_cores>(
       pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage<NT>(a, st, n0, kt0 + i); },
       [&](const __nv_bfloat16* st) { compute_stage<NT>(st, acc); });
 
@@ -349,7 +350,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
     for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
       acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
 
-  pipeline<C::stages, C::stage_elems, true>(
+  pipeline<C::stages, C::stage_elems, read_by::tensor_cores>(
       pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage_wgmma<RB>(a, st, n0, kt0 + i); },
       [&](const __nv_bfloat16* ws) {
         const __nv_bfloat16* xs = ws + C::w_elems;
