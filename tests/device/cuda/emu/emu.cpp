@@ -160,6 +160,14 @@ void retire_oldest() {
     }
     // B's element (k, n) in shared memory (wgmma.cuh): K-major, or
     // MN-major when trans_b.
+    // What the tensor cores read must have been fenced by whoever wrote it.
+    auto fenced = [&](std::size_t at) {
+      if (b.unfenced[at / 16] != 0)
+        throw std::logic_error("emu: wgmma read shared memory that thread " +
+                               std::to_string(b.unfenced[at / 16] - 1) +
+                               "'s cp.async wrote without fence.proxy.async after it landed");
+      return at;
+    };
     const std::size_t start = (op.b & 0x3fffu) << 4, leading = ((op.b >> 16) & 0x3fffu) << 4,
                       stride = ((op.b >> 32) & 0x3fffu) << 4;
     auto b_at = [&](std::size_t k, std::size_t n) {
@@ -172,7 +180,7 @@ void retire_oldest() {
         const int row = e / 2;
         const auto col = static_cast<std::size_t>(8 * j + 2 * static_cast<int>(t) + e % 2);
         float sum = 0.0f;
-        for (std::size_t k = 0; k < 16; ++k) sum += a[row][k] * smem_bf16(b_at(k, col));
+        for (std::size_t k = 0; k < 16; ++k) sum += a[row][k] * smem_bf16(fenced(b_at(k, col)));
         float& v = acc[static_cast<std::size_t>(4 * j + e)];
         v = (op.scale_d ? v : 0.0f) + sum;
       }
@@ -220,10 +228,11 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
           for (unsigned r = 0; r < cluster; ++r) {
             const auto at = reinterpret_cast<std::uintptr_t>(smem[r].data());
             block_state& b = blocks[r];
-            b = block_state{threads, smem[r].data() + (128 - at % 128) % 128, {}, {}, {}, r};
+            b = block_state{threads, smem[r].data() + (128 - at % 128) % 128, {}, {}, {}, r, {}};
             b.states.resize(threads);
             b.words.resize(threads * words_per_thread);
             b.addresses.resize(threads);
+            b.unfenced.assign((smem_bytes + 15) / 16, 0);
             poison(b.smem, smem_bytes);
           }
           s.barriers.clear();
@@ -342,15 +351,29 @@ void copy_commit() {
 
 void copy_wait(int pending) {
   thread_state& s = self();
+  block_state& b = *current;
   while (s.copy_groups.size() > static_cast<std::size_t>(pending)) {
     for (const copy16& c : s.copy_groups.front()) {
       if (c.valid)
         std::memcpy(c.dst, c.src, 16);
       else
         std::memset(c.dst, 0, 16);
+      // Dynamic shared memory only (static __shared__ arrays are elsewhere,
+      // and wgmma reads the dynamic one).
+      const auto at =
+          reinterpret_cast<std::uintptr_t>(c.dst) - reinterpret_cast<std::uintptr_t>(b.smem);
+      if (at < b.unfenced.size() * 16)
+        b.unfenced[at / 16] = static_cast<std::uint16_t>(threadIdx.x + 1);
     }
     s.copy_groups.erase(s.copy_groups.begin());
   }
+}
+
+void proxy_fence() {
+  block_state& b = *current;
+  const auto me = static_cast<std::uint16_t>(threadIdx.x + 1);
+  for (std::uint16_t& u : b.unfenced)
+    if (u == me) u = 0;
 }
 
 void product_issue(float* d, int n, const std::uint32_t* a, std::uint64_t b, bool scale_d,

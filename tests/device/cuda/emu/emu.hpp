@@ -19,7 +19,9 @@
 //   bytes only at the issuing thread's cp.async.wait_group that covers it, so
 //   reading a stage too early, or refilling one still read, corrupts the
 //   result;
-// - wgmma (shim device/cuda/wgmma.cuh): a product's accumulator turns NaN
+// - wgmma (shim device/cuda/wgmma.cuh): a product that reads shared memory
+//   a cp.async wrote, unless the writing thread fenced the async proxy
+//   (fence.proxy.async) after the copy landed, fails; its accumulator turns NaN
 //   when it is issued; its A registers and its shared-memory B are read only
 //   at the wgmma.wait_group that retires it, when the warpgroup's 128
 //   threads meet, each computing its own accumulator elements in fp32. So
@@ -94,6 +96,9 @@ struct block_state {
   std::vector<std::uint32_t> words;  ///< 8 per thread
   std::vector<const void*> addresses;
   unsigned cluster_rank = 0;  ///< its place in its thread-block cluster
+  /// Per 16 bytes of shared memory: 1 + the thread whose cp.async landed
+  /// there and which has not fenced the async proxy since, else 0.
+  std::vector<std::uint16_t> unfenced;
 };
 
 inline thread_state& self() {
@@ -125,6 +130,8 @@ std::uint32_t shuffle(std::uint32_t v, unsigned source_lane);
 void copy_issue(void* dst, const void* src, bool valid);
 void copy_commit();
 void copy_wait(int pending);
+/// fence.proxy.async: this thread's landed copies become visible to wgmma.
+void proxy_fence();
 void product_issue(float* d, int n, const std::uint32_t* a, std::uint64_t b, bool scale_d,
                    bool trans_b);
 void product_commit();

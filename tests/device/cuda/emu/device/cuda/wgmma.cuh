@@ -27,7 +27,9 @@ void wait() {
 }
 template <int N>
 void pin(float (&)[N][4]) {}
-inline void proxy_fence() {}
+inline void proxy_fence() {
+  emu::proxy_fence();
+}
 
 template <int N>
 void mma(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t b, int scale_d,
