@@ -78,19 +78,16 @@ void launch(const prefill_attention_args& a) {
   FAIL() << prefill_kernel_name(a.kernel) << " does not take head_dim " << HD;
 }
 
-// Runs `kernel` over the chunk's tiles; returns the output rows (NaN where
-// nothing was written).
-std::vector<float> run(const paged_host& fx, const std::vector<__nv_bfloat16>& q,
-                       std::uint32_t rows, std::int32_t row0, const emu_case& c,
-                       prefill_kernel kernel) {
-  std::vector<prefill_tile> tiles;
-  append_prefill_tiles(tiles, kernel, row0, c.count, c.context, 1);
-  if (c.longest_first) sort_longest_first(tiles);
-  std::vector<__nv_bfloat16> out(std::size_t{rows} * c.shape.q_width(), __float2bfloat16(NAN));
+// Runs `kernel` over `tiles` (at its own height); returns the output rows
+// (NaN where nothing was written).
+std::vector<float> run_tiles(const paged_host& fx, const std::vector<__nv_bfloat16>& q,
+                             std::uint32_t rows, const attn_shape& shape, prefill_kernel kernel,
+                             const std::vector<prefill_tile>& tiles) {
+  std::vector<__nv_bfloat16> out(std::size_t{rows} * shape.q_width(), __float2bfloat16(NAN));
   const prefill_attention_args a{
       q.data(), out.data(),     tiles.data(), static_cast<std::uint32_t>(tiles.size()),
-      c.shape,  fx.host_view(), fx.layer,     kernel};
-  switch (c.shape.head_dim) {
+      shape,    fx.host_view(), fx.layer,     kernel};
+  switch (shape.head_dim) {
     case 16:
       launch<16>(a);
       break;
@@ -106,6 +103,26 @@ std::vector<float> run(const paged_host& fx, const std::vector<__nv_bfloat16>& q
   return to_float(out);
 }
 
+// Runs `kernel` over the chunk's tiles (slot 1, rows from row0).
+std::vector<float> run(const paged_host& fx, const std::vector<__nv_bfloat16>& q,
+                       std::uint32_t rows, std::int32_t row0, const emu_case& c,
+                       prefill_kernel kernel) {
+  std::vector<prefill_tile> tiles;
+  append_prefill_tiles(tiles, kernel, row0, c.count, c.context, 1);
+  if (c.longest_first) sort_longest_first(tiles);
+  return run_tiles(fx, q, rows, c.shape, kernel, tiles);
+}
+
+// The kernels that take head_dim hd.
+std::vector<prefill_kernel> kernels_for(std::uint32_t hd) {
+  std::vector<prefill_kernel> kernels{prefill_kernel::rows64, prefill_kernel::rows128};
+  if (hd == 64 || hd == 128) {
+    kernels.push_back(prefill_kernel::wgmma64);
+    kernels.push_back(prefill_kernel::wgmma128);
+  }
+  return kernels;
+}
+
 class prefill_emu_test : public ::testing::TestWithParam<emu_case> {};
 
 TEST_P(prefill_emu_test, kernels_match_the_reference_and_each_other) {
@@ -116,11 +133,7 @@ TEST_P(prefill_emu_test, kernels_match_the_reference_and_each_other) {
   const std::uint32_t rows = row0 + c.count + 2;  // and so do the last two
   const auto q = to_bf16(random_vector(std::size_t{rows} * qw, 14, 2.0f));
   const auto qf = to_float(q);
-  std::vector<prefill_kernel> kernels{prefill_kernel::rows64, prefill_kernel::rows128};
-  if (hd == 64 || hd == 128) {
-    kernels.push_back(prefill_kernel::wgmma64);
-    kernels.push_back(prefill_kernel::wgmma128);
-  }
+  const std::vector<prefill_kernel> kernels = kernels_for(hd);
   std::vector<std::vector<float>> outs;
   for (const prefill_kernel k : kernels) {
     outs.push_back(run(fx, q, rows, row0, c, k));
@@ -180,6 +193,35 @@ INSTANTIATE_TEST_SUITE_P(
              std::to_string(c.shape.head_dim) + "_ctx" + std::to_string(c.context) + "_rows" +
              std::to_string(c.count) + (c.longest_first ? "_longest_first" : "");
     });
+
+// Two requests in one launch, as cuda_backend plans a batch: a 150-row
+// prompt in slot 0 (rows 0..149, positions 0..) and a 70-row chunk in slot 1
+// (rows 150..219, positions 90..), tiles of both longest first. Every row
+// against the reference of its own request.
+TEST(prefill_emu, two_requests_in_one_launch_see_only_their_own_keys) {
+  const attn_shape shape{4, 2, 128};
+  const std::uint32_t qw = shape.q_width(), rows = 220;
+  const paged_host fx(shape, 2, 160, 17);
+  const auto q = to_bf16(random_vector(std::size_t{rows} * qw, 18, 2.0f));
+  const auto qf = to_float(q);
+  for (const prefill_kernel k : kernels_for(shape.head_dim)) {
+    std::vector<prefill_tile> tiles;
+    append_prefill_tiles(tiles, k, 0, 150, 0, 0);
+    append_prefill_tiles(tiles, k, 150, 70, 90, 1);
+    sort_longest_first(tiles);
+    const std::vector<float> out = run_tiles(fx, q, rows, shape, k, tiles);
+    ASSERT_FALSE(HasFatalFailure());
+    for (std::uint32_t r = 0; r < rows; ++r)
+      for (std::uint32_t h = 0; h < shape.heads; ++h) {
+        const std::size_t at = std::size_t{r} * qw + h * shape.head_dim;
+        const std::uint32_t slot = r < 150 ? 0 : 1, pos = r < 150 ? r : 90 + (r - 150);
+        const auto ref = fx.reference(qf.data() + at, h, slot, pos);
+        const std::vector<float> got(out.begin() + at, out.begin() + at + shape.head_dim);
+        ASSERT_LT(rel_error(got, std::vector<float>(ref.begin(), ref.end())), 1e-2)
+            << prefill_kernel_name(k) << " row " << r << " (slot " << slot << ") head " << h;
+      }
+  }
+}
 
 }  // namespace
 }  // namespace accellm::device::cuda
