@@ -79,21 +79,19 @@ constexpr std::size_t smem_bytes() {
 }
 
 /// Starts copying K and V rows [key0, key0 + 64) into the core-matrix layout
-/// (rows past key_end zero) as one cp.async group. Consecutive threads take
-/// consecutive keys of a core matrix: their 16-byte writes are contiguous.
+/// (wg::slot_of; rows past key_end zero) as one cp.async group.
 template <int HD, int threads>
 __device__ void stage(const prefill_attention_args& a, const prefill_tile& t, std::uint32_t col,
                       int key0, int key_end, __nv_bfloat16* Ks, __nv_bfloat16* Vs) {
   constexpr int vecs = HD / 8;
   const auto slot = static_cast<std::uint32_t>(t.slot);
   for (int e = static_cast<int>(threadIdx.x); e < keys * vecs; e += threads) {
-    const int group = e / (8 * vecs), c = (e / 8) % vecs, rr = e % 8;
-    const int r = group * 8 + rr;
-    const bool valid = key0 + r < key_end;
-    const auto key = static_cast<std::uint32_t>(valid ? key0 + r : 0);
-    const int at = (group * vecs + c) * 64 + rr * 8;
-    ptx::cp16(Ks + at, a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + col + c * 8, valid);
-    ptx::cp16(Vs + at, a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + col + c * 8, valid);
+    const wg::core_slot p = wg::slot_of(e, vecs);
+    const bool valid = key0 + p.row < key_end;
+    const auto key = static_cast<std::uint32_t>(valid ? key0 + p.row : 0);
+    const std::uint32_t c = col + p.chunk * 8;
+    ptx::cp16(Ks + p.at, a.kv.pool + a.kv.row_offset(slot, a.layer, 0, key) + c, valid);
+    ptx::cp16(Vs + p.at, a.kv.pool + a.kv.row_offset(slot, a.layer, 1, key) + c, valid);
   }
   ptx::commit();
 }
@@ -233,11 +231,10 @@ __global__ void __launch_bounds__(wgmma128_shape::threads, 1)
     const int key0 = j * keys;
     const bool unmasked = key0 + keys <= t.pos + wg_row0 + 1;
     if (j < wg_steps) {
+      issue_scores<HD>(s, qa, stage_of(j));
       if (j == 0) {
-        issue_scores<HD>(s, qa, stage_of(0));
         wg::wait<0>();
       } else {
-        issue_scores<HD>(s, qa, stage_of(j));
         issue_values<HD>(o, pa, stage_of(j - 1) + tile_elems);  // P_(j-1) V_(j-1)
         wg::wait<1>();                                          // S_j retired; P V still runs
       }

@@ -60,10 +60,14 @@ constexpr std::uint32_t max_split = 8;    // portable cluster size
 constexpr std::uint32_t target_blocks = 256;
 constexpr int smem_budget = 112 * 1024;  // two blocks per SM (228 KiB, 1 KiB reserved each)
 
-template <int NT>
-struct config {
-  static constexpr int rows_pad = 8 * NT;
-  static constexpr int stage_elems = (static_cast<int>(block_n) + rows_pad) * stride;
+// A kernel's shared memory: pipeline stages of [weight tile (w_elems_) | x
+// tile (rows_pad_ rows, pitch `stride`)], as many as the budget allows (at
+// most 6), which the fp32 partial [rows_pad_ x 128] reuses at the end.
+template <int rows_pad_, int w_elems_>
+struct budget {
+  static constexpr int rows_pad = rows_pad_;
+  static constexpr int w_elems = w_elems_;
+  static constexpr int stage_elems = w_elems + rows_pad * stride;
   static constexpr int stage_bytes = stage_elems * 2;
   static constexpr int stages = std::min(6, smem_budget / stage_bytes);
   static constexpr int pipe_bytes = stages * stage_bytes;
@@ -72,6 +76,11 @@ struct config {
   static_assert(stages >= 3, "too few pipeline stages to hide latency");
   static_assert(smem_bytes <= smem_budget, "two blocks must fit on an SM");
 };
+
+// skinny_kernel: x rows padded to 8 NT, the weight tile row-major at pitch
+// `stride` like x's.
+template <int NT>
+using config = budget<8 * NT, static_cast<int>(block_n) * stride>;
 
 struct args {
   const __nv_bfloat16* x;
@@ -83,22 +92,12 @@ struct args {
   gemm_out type;
 };
 
-// Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
-// and of x into stage `st` (weights then x, both row-major, pitch `stride`).
-template <int NT>
-__device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+// Starts copying the k tile from k0 of x (rows_pad rows, row-major at pitch
+// `stride`, rows past a.rows zero) into xs; not committed.
+template <int rows_pad>
+__device__ void load_x(const args& a, __nv_bfloat16* xs, std::uint32_t k0) {
   constexpr int vecs = block_k / 8;  // 16-byte chunks per row
-  constexpr int w_chunks = block_n * vecs, x_chunks = config<NT>::rows_pad * vecs;
-  static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
-  const std::uint32_t k0 = kt * block_k;
-#pragma unroll
-  for (int i = 0; i < w_chunks / threads; ++i) {
-    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
-    const std::uint32_t n = n0 + r, k = k0 + 8 * c;
-    const bool valid = n < a.out && k < a.in;
-    ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
-  }
-  __nv_bfloat16* xs = st + block_n * stride;
+  constexpr int x_chunks = rows_pad * vecs;
 #pragma unroll
   for (int i = 0; i < (x_chunks + threads - 1) / threads; ++i) {
     const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
@@ -109,13 +108,31 @@ __device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, s
   }
 }
 
+// Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
+// and of x into stage `st` (weights then x, both row-major, pitch `stride`).
+template <int NT>
+__device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+  constexpr int vecs = block_k / 8;  // 16-byte chunks per row
+  constexpr int w_chunks = block_n * vecs;
+  static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
+  const std::uint32_t k0 = kt * block_k;
+#pragma unroll
+  for (int i = 0; i < w_chunks / threads; ++i) {
+    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
+    const std::uint32_t n = n0 + r, k = k0 + 8 * c;
+    const bool valid = n < a.out && k < a.in;
+    ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
+  }
+  load_x<config<NT>::rows_pad>(a, st + config<NT>::w_elems, k0);
+}
+
 // One stage's products: 4 k-steps of 16; warp w owns block outputs
 // [32 w, 32 w + 32) as two m16 tiles, and every x row.
 template <int NT>
 __device__ inline void compute_stage(const __nv_bfloat16* st, float (&acc)[2][NT][4]) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const __nv_bfloat16* ws = st + (warp * 32 + lane % 16) * stride + 8 * (lane / 16);
-  const __nv_bfloat16* xs = st + block_n * stride;
+  const __nv_bfloat16* xs = st + config<NT>::w_elems;
 #pragma unroll
   for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks) {
     std::uint32_t a0[4], a1[4];
@@ -285,20 +302,9 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
 // waited for before the barrier that lets the stage be refilled; they are
 // short next to the copies they wait on.
 
+// x rows padded to 64 RB, the weight tile in core matrices (unpadded).
 template <int RB>
-struct wgmma_config {
-  static constexpr int rows_pad = 64 * RB;
-  static constexpr int w_elems = static_cast<int>(block_n * block_k);
-  static constexpr int stage_elems = w_elems + rows_pad * stride;
-  static constexpr int stage_bytes = stage_elems * 2;
-  static constexpr int stages = std::min(6, smem_budget / stage_bytes);
-  static constexpr int pipe_bytes = stages * stage_bytes;
-  static constexpr int part_bytes = rows_pad * part_stride * 4;
-  static constexpr int smem_bytes = std::max(pipe_bytes, part_bytes);
-  static_assert(stages >= 3, "too few pipeline stages to hide latency");
-  static_assert(smem_bytes <= smem_budget, "two blocks must fit on an SM");
-  static_assert(stage_bytes % 128 == 0, "every stage's weight tile 128-byte aligned");
-};
+using wgmma_config = budget<64 * RB, static_cast<int>(block_n* block_k)>;
 
 // Starts copying k tile `kt` of the block's weights (core matrices) and of x
 // (row-major, pitch `stride`, rows past a.rows zero) into stage `st`; not
@@ -306,29 +312,20 @@ struct wgmma_config {
 template <int RB>
 __device__ void load_stage_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t n0,
                                  std::uint32_t kt) {
+  using C = wgmma_config<RB>;
+  static_assert(C::stage_bytes % 128 == 0, "every stage's weight tile 128-byte aligned");
   constexpr int vecs = block_k / 8;  // 16-byte chunks per row
-  constexpr int w_chunks = block_n * vecs, x_chunks = wgmma_config<RB>::rows_pad * vecs;
-  static_assert(w_chunks % threads == 0 && x_chunks % threads == 0, "even shares");
+  constexpr int w_chunks = block_n * vecs;
+  static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
   const std::uint32_t k0 = kt * block_k;
 #pragma unroll
   for (int i = 0; i < w_chunks / threads; ++i) {
-    // Consecutive threads take consecutive outputs of a core matrix: their
-    // 16-byte shared-memory writes are contiguous.
-    const int e = static_cast<int>(threadIdx.x) + i * threads;
-    const int group = e / (8 * vecs), c = (e / 8) % vecs, rr = e % 8;
-    const std::uint32_t n = n0 + group * 8 + rr, k = k0 + 8 * c;
+    const wg::core_slot p = wg::slot_of(static_cast<int>(threadIdx.x) + i * threads, vecs);
+    const std::uint32_t n = n0 + p.row, k = k0 + 8 * p.chunk;
     const bool valid = n < a.out && k < a.in;
-    ptx::cp16(st + (group * vecs + c) * 64 + rr * 8,
-              valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
+    ptx::cp16(st + p.at, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
-  __nv_bfloat16* xs = st + wgmma_config<RB>::w_elems;
-#pragma unroll
-  for (int i = 0; i < x_chunks / threads; ++i) {
-    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
-    const std::uint32_t k = k0 + 8 * c;
-    const bool valid = static_cast<std::uint32_t>(r) < a.rows && k < a.in;
-    ptx::cp16(xs + r * stride + 8 * c, valid ? a.x + std::uint64_t(r) * a.in + k : a.x, valid);
-  }
+  load_x<C::rows_pad>(a, st + C::w_elems, k0);
 }
 
 template <int RB>

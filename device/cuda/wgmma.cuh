@@ -18,7 +18,8 @@
 //   start + (k / 8) * leading + (n / 8) * stride + (k % 8) * 16 + (n % 8) * 2.
 // That reading of the descriptor's two offsets is the one the wgmma64 kernel
 // was verified with on an H200 (docs/cuda.md); the host emulator
-// (tests/device/cuda/emu/) implements the same.
+// (tests/device/cuda/emu/) decodes the descriptors wgmma_layout.cuh encodes
+// the same way.
 //
 // The products are asynchronous: between issuing one and the wait_group
 // that retires its group, neither its accumulator nor its A registers may
@@ -26,6 +27,8 @@
 // moving accumulator reads or writes across them. Device code for sm_90a
 // only (ACCELLM_WGMMA); internal to device/cuda.
 #pragma once
+
+#include "device/cuda/wgmma_layout.cuh"
 
 #include <cuda_bf16.h>
 
@@ -48,16 +51,6 @@ __device__ inline void proxy_fence() {
 }
 
 #if ACCELLM_WGMMA
-/// Shared-memory matrix descriptor, no swizzle: start address, leading and
-/// stride byte offsets, each in 16-byte units (PTX ISA, "Matrix Descriptor").
-__device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leading,
-                                           std::uint32_t stride) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
-  return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
-         static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
-         static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
-}
-
 /// Orders this warpgroup's register writes before the products that follow.
 __device__ inline void fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");

@@ -1,21 +1,17 @@
-// The host emulator's stand-in for device/cuda/wgmma.cuh (emu.hpp): the same
-// descriptor encoding; products that run when a wait_group retires them.
+// The host emulator's stand-in for device/cuda/wgmma.cuh (emu.hpp): the
+// real descriptors (wgmma_layout.cuh); products that run when a wait_group
+// retires them.
 #pragma once
 
 #include "emu.hpp"
+
+#include "device/cuda/wgmma_layout.cuh"
 
 #include <cstdint>
 
 #define ACCELLM_WGMMA 1
 
 namespace accellm::device::cuda::wg {
-
-inline std::uint64_t descriptor(const void* smem, std::uint32_t leading, std::uint32_t stride) {
-  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
-  return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
-         static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
-         static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
-}
 
 inline void fence() {}
 inline void commit() {

@@ -1,0 +1,40 @@
+// wgmma_layout: where a tile's elements lie in shared memory for wgmma's
+// shared-memory operands (8 x 8 core matrices of 128 contiguous bytes, no
+// swizzle; wgmma.cuh has the operand rules), and the matrix descriptor that
+// names such a tile. Device code, also compiled by the host emulator
+// (tests/device/cuda/emu/), which decodes the descriptors this encodes.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace accellm::device::cuda::wg {
+
+/// Shared-memory matrix descriptor, no swizzle: start address, leading and
+/// stride byte offsets, each in 16-byte units (PTX ISA, "Matrix Descriptor").
+__device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leading,
+                                           std::uint32_t stride) {
+  const auto a = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
+         static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
+         static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
+}
+
+/// Where a tile's 16-byte copy `e` goes, for a tile whose rows are `vecs`
+/// 16-byte chunks wide, stored row group (8 rows) major as core matrices:
+/// element (row r, column c) at ((r / 8) * vecs + c / 8) * 64 + (r % 8) * 8
+/// + c % 8. Copies are numbered so that consecutive ones take consecutive
+/// rows of a core matrix: consecutive threads' 16-byte writes are contiguous.
+struct core_slot {
+  int row;    ///< the tile row the copy reads
+  int chunk;  ///< its 16-byte chunk of that row (columns 8 chunk ..)
+  int at;     ///< the element offset it is written to
+};
+
+__device__ inline core_slot slot_of(int e, int vecs) {
+  const int group = e / (8 * vecs), chunk = (e / 8) % vecs, rr = e % 8;
+  return {group * 8 + rr, chunk, (group * vecs + chunk) * 64 + rr * 8};
+}
+
+}  // namespace accellm::device::cuda::wg
