@@ -1,7 +1,9 @@
 // bench_gpu_ceilings: the two ceilings the model figures are read against
 // (METHOD.md: measure them rather than trust the datasheet): device-to-device
 // copy bandwidth (bytes read + written) and a large bf16 GEMM through the
-// same cuBLAS call the model uses, on seeded random data; then the
+// same cuBLAS call the model uses, on seeded random data (and on zeros, for
+// the power that the operands' bits cost); Llama-2-7B's prefill products at
+// 2048 rows, alone and 32 layers back to back; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
 // gemv (up to 8 rows), skinny_gemm and skinny_gemm_wgmma (up to 128 rows;
 // with how far their output is from cuBLAS's, relative to the largest |y|);
@@ -261,15 +263,19 @@ int main(int argc, char** argv) {
     gemm_out type;
     float beta;
   };
-  for (const prefill_product& pr : {prefill_product{"qkv", 4096, 12288, gemm_out::bf16, 0.0f},
-                                    prefill_product{"wo", 4096, 4096, gemm_out::fp32, 1.0f},
-                                    prefill_product{"gate_up", 4096, 22016, gemm_out::bf16, 0.0f},
-                                    prefill_product{"down", 11008, 4096, gemm_out::fp32, 1.0f}}) {
+  const prefill_product prefill_products[] = {{"qkv", 4096, 12288, gemm_out::bf16, 0.0f},
+                                              {"wo", 4096, 4096, gemm_out::fp32, 1.0f},
+                                              {"gate_up", 4096, 22016, gemm_out::bf16, 0.0f},
+                                              {"down", 11008, 4096, gemm_out::fp32, 1.0f}};
+  double alone_ms = 0, layer_flops = 0;  // the four products once, timed alone
+  for (const prefill_product& pr : prefill_products) {
     const std::uint32_t rows = 2048;
     const double flops = 2.0 * rows * pr.in * pr.out;
     const float blas = time_ms(s->get(), 10, [&] {
       (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), pr.type, pr.beta);
     });
+    alone_ms += blas;
+    layer_flops += flops;
     int tried = 0;
     const float lt =
         accellm::bench::best_lt_ms(x->data(), rows, pr.in, y->data(), pr.out, c->data(), ws->data(),
@@ -285,6 +291,53 @@ int main(int argc, char** argv) {
                          std::to_string(flops / (lt * 1e-3) / 1e12));
     }
     std::printf("\n");
+  }
+  // The same four products as a prefill runs them: 32 layers back to back,
+  // each layer's weights at its own place in y (16 places of 202 MB, so no
+  // layer finds its weights in L2), against the sum of their times alone. In
+  // a whole prefill the products ran 4-10% slower than alone; a sustained
+  // run that shows the same gap says clocks under sustained load, not the
+  // model's other kernels, are the cause (run.sh logs the SM clock and power).
+  {
+    constexpr std::uint32_t rows = 2048, layers = 32, places = 16;
+    std::size_t per_layer = 0;
+    for (const prefill_product& pr : prefill_products) per_layer += std::size_t{pr.in} * pr.out;
+    const float sustained = time_ms(s->get(), 3, [&] {
+      for (std::uint32_t l = 0; l < layers; ++l) {
+        const __nv_bfloat16* w = y->data() + (l % places) * per_layer;
+        for (const prefill_product& pr : prefill_products) {
+          (void)gemm(h->get(), x->data(), rows, pr.in, w, pr.out, c->data(), pr.type, pr.beta);
+          w += std::size_t{pr.in} * pr.out;
+        }
+      }
+    });
+    const double sustained_tflops = layers * layer_flops / (sustained * 1e-3) / 1e12;
+    const double alone_tflops = layer_flops / (alone_ms * 1e-3) / 1e12;
+    std::printf(
+        "  prefill products sustained (32 layers x qkv, wo, gate_up, down, 2048 rows): %.2f ms "
+        "%.0f TFLOP/s, alone %.0f TFLOP/s (sustained/alone %.3f)\n",
+        sustained, sustained_tflops, alone_tflops, sustained_tflops / alone_tflops);
+    rows_csv.push_back("prefill_products_sustained_2048,cublas_tflop_per_s," +
+                       std::to_string(sustained_tflops));
+    rows_csv.push_back("prefill_products_alone_2048,cublas_tflop_per_s," +
+                       std::to_string(alone_tflops));
+  }
+  // Power depends on the operands' bits: the 8192^3 GEMM on all-zero
+  // operands against the random ones above.
+  {
+    const std::size_t mm_elems = std::size_t{m} * m;
+    auto z = device_buffer<__nv_bfloat16>::allocate(2 * mm_elems);
+    if (z && cudaMemsetAsync(z->data(), 0, 2 * mm_elems * sizeof(__nv_bfloat16), s->get()) ==
+                 cudaSuccess) {
+      const float zt = time_ms(s->get(), 10, [&] {
+        (void)gemm(h->get(), z->data(), m, m, z->data() + mm_elems, m, c->data(), gemm_out::fp32,
+                   0.0f);
+      });
+      const double ztflops = 2.0 * m * m * m / (zt * 1e-3) / 1e12;
+      std::printf("  bf16 GEMM 8192^3 on zeros: %.0f TFLOP/s (random operands: %.0f)\n", ztflops,
+                  tflops);
+      rows_csv.push_back("gemm_bf16_8192_zeros,tflop_per_s," + std::to_string(ztflops));
+    }
   }
   // Decode-shaped products: Llama-2-7B's gate/up projection (22016 x 4096,
   // 180 MB of weights) at a few batch sizes, cuBLAS and (up to 8 rows) gemv.

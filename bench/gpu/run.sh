@@ -54,12 +54,26 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 slug=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 mkdir -p bench/results
 rm -f "bench/results/$slug-ceilings.csv"
+# The SM clock, power and what holds the clock down, every 200 ms while the
+# benchmarks run: sustained load can lower the clock, which the figures then
+# carry (docs/cuda.md). Phase marks go to the log with the same clock.
+clocks=bench/results/$slug-clocks.csv
+fields=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu,clocks_event_reasons.active
+nvidia-smi --query-gpu=$fields --format=csv,noheader >/dev/null 2>&1 ||
+  fields=timestamp,clocks.sm,clocks.mem,power.draw,temperature.gpu
+echo "$fields" >"$clocks"
+nvidia-smi --query-gpu=$fields --format=csv,noheader,nounits -lms 200 >>"$clocks" 2>/dev/null &
+sampler=$!
+trap 'kill $sampler 2>/dev/null || true' EXIT
+phase() { echo "== $(date '+%Y/%m/%d %H:%M:%S.%3N') $*"; }
+phase "ceilings"
 csv=bench/results/$slug-model.csv
 echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
 timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceilings.csv"
 stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
+phase "model benchmarks"
 if [ "$MODE" = quick ]; then
   $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
     --stream 2048 --stream-csv "$stream_csv" --breakdown on
@@ -73,7 +87,15 @@ else
   $B --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
     --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
 fi
-echo "== wrote $csv and $stream_csv"
+phase "done"
+kill $sampler 2>/dev/null || true
+echo "== wrote $csv, $stream_csv and $clocks"
+# SM clock (MHz) and power (W) over the whole run: min / median / max.
+spread() {
+  awk -F', *' -v c="$1" 'NR > 1 && $c + 0 > 0 { print $c + 0 }' "$clocks" | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) printf "%g / %g / %g (%d samples)", v[1], v[int((NR + 1) / 2)], v[NR], NR }'
+}
+echo "== SM clock $(spread 2) MHz, power $(spread 4) W: min / median / max"
 echo "== targets (decode >= 80% of HBM peak at batch >= 64; prefill 2048 >= 65% of bf16 peak)"
 bash bench/gpu/targets.sh "$csv"
 [ "$tests_ok" = 1 ] || die "CUDA tests failed (benchmarks ran because KEEP_GOING=1)"

@@ -40,6 +40,15 @@ bool agree(const std::vector<float>& got, const std::vector<float>& ref, double 
   return d.finite && d.max_diff <= rtol * d.max_ref + 1e-6;
 }
 
+// verify_ holds [x: rows x in bf16][pad to 256 B][y: rows x out, fp32 or bf16].
+std::size_t verify_y_at(std::uint32_t rows, std::uint32_t in) {
+  return (std::size_t{rows} * in * sizeof(__nv_bfloat16) + 255) / 256 * 256;
+}
+
+std::size_t y_bytes_of(std::uint32_t rows, std::uint32_t out, gemm_out type) {
+  return std::size_t{rows} * out * (type == gemm_out::fp32 ? sizeof(float) : sizeof(__nv_bfloat16));
+}
+
 }  // namespace
 
 result<gemm_planner> gemm_planner::create(cudaStream_t s, void* workspace, std::size_t bytes,
@@ -89,35 +98,45 @@ gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint
   return it == plans_.end() ? gemm_choice::cublas : it->second->use;
 }
 
-result<bool> gemm_planner::skinny_agrees(skinny_fn kernel, cublasHandle_t h, std::uint32_t rows,
-                                         std::uint32_t in, const __nv_bfloat16* w,
-                                         std::uint32_t out, gemm_out type, float beta,
-                                         void* scratch) {
-  // [x: rows x in bf16][pad to 256 B][y: rows x out, fp32 or bf16]
-  const std::size_t n = std::size_t{rows} * out;
-  const std::size_t y_at = (std::size_t{rows} * in * sizeof(__nv_bfloat16) + 255) / 256 * 256;
-  const std::size_t y_bytes = n * (type == gemm_out::fp32 ? sizeof(float) : sizeof(__nv_bfloat16));
+result<gemm_planner::reference> gemm_planner::skinny_reference(cublasHandle_t h, std::uint32_t rows,
+                                                               std::uint32_t in,
+                                                               const __nv_bfloat16* w,
+                                                               std::uint32_t out, gemm_out type,
+                                                               float beta, void* scratch) {
+  const std::size_t y_at = verify_y_at(rows, in), y_bytes = y_bytes_of(rows, out, type);
   if (verify_.bytes() < y_at + y_bytes) {
     verify_ = {};  // free first: the old buffer is no use
     ACCELLM_TRY_ASSIGN(verify_, device_buffer<std::uint8_t>::allocate(y_at + y_bytes));
   }
   auto* vx = reinterpret_cast<__nv_bfloat16*>(verify_.data());
-  void* vy = verify_.data() + y_at;
   ACCELLM_TRY(fill_uniform(vx, std::size_t{rows} * in, 0x5eed, 1.0f, stream_));
   ACCELLM_CUDA_TRY(cudaMemsetAsync(scratch, 0, y_bytes, stream_));
-  ACCELLM_CUDA_TRY(cudaMemsetAsync(vy, 0, y_bytes, stream_));
-  const double rtol = type == gemm_out::fp32 ? 1e-3 : 2e-2;
   // Round 0 from y = 0; round 1 (beta != 0 only) adds beta * round 0's y.
-  for (int round = 0; round < (beta != 0.0f ? 2 : 1); ++round) {
+  reference ref;
+  ref.count = beta != 0.0f ? 2 : 1;
+  for (int round = 0; round < ref.count; ++round) {
     ACCELLM_TRY(gemm(h, vx, rows, in, w, out, scratch, type, beta));
+    ACCELLM_TRY_ASSIGN(ref.rounds[round],
+                       download_floats(scratch, std::size_t{rows} * out, type, stream_));
+  }
+  return ref;
+}
+
+result<bool> gemm_planner::skinny_agrees(skinny_fn kernel, const reference& ref, std::uint32_t rows,
+                                         std::uint32_t in, const __nv_bfloat16* w,
+                                         std::uint32_t out, gemm_out type, float beta) {
+  const auto* vx = reinterpret_cast<const __nv_bfloat16*>(verify_.data());
+  void* vy = verify_.data() + verify_y_at(rows, in);
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(vy, 0, y_bytes_of(rows, out, type), stream_));
+  const double rtol = type == gemm_out::fp32 ? 1e-3 : 2e-2;
+  for (int round = 0; round < ref.count; ++round) {
     if (!kernel(vx, rows, in, w, out, vy, type, beta, stream_)) {
       cudaGetLastError();  // a refused launch leaves no sticky error; clear it
       return false;
     }
-    std::vector<float> ref, got;
-    ACCELLM_TRY_ASSIGN(ref, download_floats(scratch, n, type, stream_));
-    ACCELLM_TRY_ASSIGN(got, download_floats(vy, n, type, stream_));
-    if (!agree(got, ref, rtol)) return false;
+    std::vector<float> got;
+    ACCELLM_TRY_ASSIGN(got, download_floats(vy, std::size_t{rows} * out, type, stream_));
+    if (!agree(got, ref.rounds[round], rtol)) return false;
   }
   return true;
 }
@@ -149,7 +168,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       cublasLtMatmulAlgoGetHeuristic(lt_, p->op, p->a, p->b, p->c, p->c, pref, 8, found, &n);
   cublasLtMatmulPreferenceDestroy(pref);
   if (heur != CUBLAS_STATUS_SUCCESS) n = 0;
-  // Verified before anything is timed: the check zeroes `scratch`.
+  // Verified before anything is timed: the reference overwrites `scratch`.
   struct candidate {
     skinny_fn kernel;
     gemm_choice choice;
@@ -157,10 +176,15 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   };
   candidate skinny[] = {{options_.skinny, gemm_choice::skinny},
                         {options_.skinny_wgmma, gemm_choice::skinny_wgmma}};
-  for (candidate& c : skinny)
-    if (c.kernel != nullptr && skinny_gemm_supports(rows, in, out))
-      ACCELLM_TRY_ASSIGN(c.verified,
-                         skinny_agrees(c.kernel, h, rows, in, w, out, type, beta, scratch));
+  const bool any_skinny = std::any_of(std::begin(skinny), std::end(skinny),
+                                      [](const candidate& c) { return c.kernel != nullptr; });
+  if (any_skinny && skinny_gemm_supports(rows, in, out)) {
+    reference ref;
+    ACCELLM_TRY_ASSIGN(ref, skinny_reference(h, rows, in, w, out, type, beta, scratch));
+    for (candidate& c : skinny)
+      if (c.kernel != nullptr)
+        ACCELLM_TRY_ASSIGN(c.verified, skinny_agrees(c.kernel, ref, rows, in, w, out, type, beta));
+  }
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());

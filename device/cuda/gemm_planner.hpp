@@ -38,6 +38,7 @@
 #include <map>
 #include <memory>
 #include <tuple>
+#include <vector>
 
 namespace accellm::device::cuda {
 
@@ -116,11 +117,21 @@ class gemm_planner {
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
                gemm_planner_options o);
   std::size_t count(gemm_choice c) const noexcept;
-  /// Whether `kernel` agrees with gemm() on this shape (see above); false
-  /// also when it fails. Errors only for the planner's own calls.
-  result<bool> skinny_agrees(skinny_fn kernel, cublasHandle_t h, std::uint32_t rows,
+  /// What the skinny candidates of one shape must reproduce: gemm()'s y
+  /// after each round (see above) on seeded x, which stays in `verify_` for
+  /// the candidates. Computed once per shape, whatever the candidates.
+  struct reference {
+    std::vector<float> rounds[2];
+    int count = 0;
+  };
+  result<reference> skinny_reference(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
+                                     const __nv_bfloat16* w, std::uint32_t out, gemm_out type,
+                                     float beta, void* scratch);
+  /// Whether `kernel` reproduces `ref` on this shape; false also when it
+  /// fails. Errors only for the planner's own calls.
+  result<bool> skinny_agrees(skinny_fn kernel, const reference& ref, std::uint32_t rows,
                              std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out,
-                             gemm_out type, float beta, void* scratch);
+                             gemm_out type, float beta);
 
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;
