@@ -11,7 +11,10 @@
 // (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
 // against the copy ceiling.
 //
-//   bench_gpu_ceilings [--csv FILE]
+//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma]
+//
+// --skip leaves those candidate kernels out (run.sh does, for one that
+// failed its canary: a fault would end the process and its later figures).
 #include "bench/gpu/lt_probe.hpp"
 #include "device/backend.hpp"
 #include "device/cuda/candidate_check.hpp"
@@ -36,6 +39,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -184,6 +188,37 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
   return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
+// The command line: where the CSV goes, and the candidate kernels left out.
+struct options {
+  std::string csv;
+  std::vector<std::string> skip;
+  bool skips(const std::string& kernel) const {
+    return std::find(skip.begin(), skip.end(), kernel) != skip.end();
+  }
+};
+
+// "" when the flags parse; otherwise what is wrong, naming the flag.
+std::string parse(int argc, char** argv, options& o) {
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i];
+    if (i + 1 == argc) return k + ": a flag without a value";
+    const std::string v = argv[i + 1];
+    if (k == "--csv") {
+      o.csv = v;
+    } else if (k == "--skip") {
+      std::stringstream in(v);
+      for (std::string name; std::getline(in, name, ',');) {
+        if (name != "wgmma128" && name != "skinny_wgmma")
+          return "--skip " + v + ": unknown kernel '" + name + "' (wgmma128, skinny_wgmma)";
+        o.skip.push_back(name);
+      }
+    } else {
+      return k + ": unknown flag (--csv FILE, --skip LIST)";
+    }
+  }
+  return "";
+}
+
 // max |a - b| / max |b| over n elements (fp32 or bf16, `type`) of device
 // memory, after the work queued on s; NaN when either holds a value that is
 // not finite (or cannot be read), so that it prints as a disagreement.
@@ -199,11 +234,12 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
 // y to the printed line (a refused or failed launch says so).
 void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                     const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
-                    const std::string& key, std::vector<std::string>& rows_csv) {
+                    const std::string& key, const options& o, std::vector<std::string>& rows_csv) {
   if (!skinny_gemm_supports(rows, in, out)) return;
   float* mine = c + std::size_t{rows} * out;
   for (const auto& [name, kernel] :
        {std::pair{"skinny", &skinny_gemm}, std::pair{"skinny_wgmma", &skinny_gemm_wgmma}}) {
+    if (o.skips(name)) continue;
     if (auto st = kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); !st) {
       std::printf(", %s: %s", name, st.err().what().c_str());
       cudaGetLastError();
@@ -222,6 +258,11 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  options opt;
+  if (const std::string bad = parse(argc, argv, opt); !bad.empty()) {
+    std::cerr << "bench_gpu_ceilings: " << bad << "\n";
+    return 2;
+  }
   auto devices = query_devices();
   if (!devices) {
     std::cerr << "bench_gpu_ceilings: " << devices.err().what() << "\n";
@@ -371,7 +412,7 @@ int main(int argc, char** argv) {
     // gemv and the cuBLASLt probe wrote c too: cuBLAS's y again.
     (void)gemm(h->get(), x->data(), rows, in, y->data(), out, c->data(), gemm_out::fp32, 0.0f);
     skinny_figures(s->get(), x->data(), rows, in, y->data(), out, c->data(), bytes,
-                   "gate_up_rows_" + std::to_string(rows), rows_csv);
+                   "gate_up_rows_" + std::to_string(rows), opt, rows_csv);
     std::printf("\n");
   }
   // The model's other decode products (Llama-2-7B: fused QKV, Wo, down), where
@@ -404,7 +445,7 @@ int main(int argc, char** argv) {
       (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), gemm_out::fp32,
                  0.0f);
       skinny_figures(s->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), bytes, key,
-                     rows_csv);
+                     opt, rows_csv);
       std::printf("\n");
     }
   }
@@ -480,6 +521,7 @@ int main(int argc, char** argv) {
     const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
     for (const prefill_kernel k : {prefill_kernel::rows64, prefill_kernel::rows128,
                                    prefill_kernel::wgmma64, prefill_kernel::wgmma128}) {
+      if (k == prefill_kernel::wgmma128 && opt.skips("wgmma128")) continue;
       std::vector<prefill_tile> tiles;  // prompt order
       append_prefill_tiles(tiles, k, 0, len, 0, 0);
       // Each kernel writes its own quarter of dout.
@@ -521,8 +563,8 @@ int main(int argc, char** argv) {
   // tests say what is wrong.
   if (!bench_elementwise(s->get(), copy_tbps, rows_csv))
     std::cerr << "bench_gpu_ceilings: elementwise kernels FAILED (allocation or launch)\n";
-  if (argc == 3 && std::string{argv[1]} == "--csv") {
-    std::ofstream csv(argv[2], std::ios::app);
+  if (!opt.csv.empty()) {
+    std::ofstream csv(opt.csv, std::ios::app);
     csv << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"
         << (*devices)[0].name << ",gemm_bf16_8192_tflop_per_s," << tflops << "\n";
     for (const auto& r : rows_csv) out_csv_row(csv, (*devices)[0].name, r);

@@ -11,7 +11,8 @@
 # ./.gtest-src or /usr/src/googletest), BUILD (default build/gpu),
 # JOBS (default: nproc), KEEP_GOING=1 (run the benchmarks even when a test
 # fails; the exit status still says so). `quick` runs a reduced sweep.
-# Exits non-zero on the first failing step.
+# Exits non-zero at once when the build fails, or the tests without
+# KEEP_GOING; a failing benchmark is reported and the others still run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -66,25 +67,57 @@ nvidia-smi --query-gpu=$fields --format=csv,noheader,nounits -lms 200 >>"$clocks
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
 phase() { echo "== $(date '+%Y/%m/%d %H:%M:%S.%3N') $*"; }
-phase "ceilings"
 csv=bench/results/$slug-model.csv
 echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
-timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceilings.csv"
 stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
+# Canaries: the candidate kernels that have not run on a GPU yet (wgmma128,
+# skinny_gemm_wgmma), each forced on in a short Llama-2-7B run of its own.
+# One that faults (an illegal address is sticky: it ends its process's CUDA
+# context, and backends run every candidate when created) is then left out
+# of the benchmarks instead of failing each of them.
+phase "canaries"
+canary() {
+  local log=$BUILD/canary.log
+  if timeout 180 "$BUILD"/bench/gpu/bench_gpu_model --model llama2-7b --batches 64 --contexts 512 \
+    --prefill 512 --steps 2 "$@" >"$log" 2>&1; then
+    grep -E "prefill attention kernel|gemm planner" "$log" | head -3
+    return 0
+  fi
+  tail -5 "$log"
+  return 1
+}
+skip=()
+if ! canary --prefill-kernel wgmma128 --skinny off; then
+  echo "run.sh: the wgmma128 canary failed: the benchmarks choose rows128 (--prefill-kernel rows128)"
+  B="$B --prefill-kernel rows128"
+  skip+=(wgmma128)
+fi
+if ! canary --prefill-kernel rows64 --skinny on; then
+  echo "run.sh: the skinny canary failed: the benchmarks leave the skinny kernels out (--skinny off)"
+  B="$B --skinny off"
+  skip+=(skinny_wgmma)
+fi
+benches_ok=1
+phase "ceilings"
+skip_list=$(IFS=,; echo "${skip[*]:-}")
+timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceilings.csv" \
+  ${skip_list:+--skip "$skip_list"} || { echo "run.sh: bench_gpu_ceilings failed (exit $?)"; benches_ok=0; }
 phase "model benchmarks"
+# Each model on: one that fails (a timeout, a fault) is reported at the end.
+model() { $B "$@" || { echo "run.sh: bench_gpu_model $1 $2 failed (exit $?)"; benches_ok=0; }; }
 if [ "$MODE" = quick ]; then
-  $B --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
+  model --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
     --stream 2048 --stream-csv "$stream_csv" --breakdown on
 else
-  $B --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
+  model --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
     --prefill 128,256,384,512,768,1024,1536,2048,3072,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv" \
     --stream 512,2048,4096 --stream-csv "$stream_csv" --breakdown on
-  $B --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
+  model --model llama3-8b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096,8192 \
     --prefill 128,256,384,512,768,1024,1536,2048,3072,4096,6144,8192 --csv "$csv" --profile "bench/results/$slug-llama3-8b-profile.csv"
-  $B --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
-  $B --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
+  model --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
+  model --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
     --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
 fi
 phase "done"
@@ -99,3 +132,4 @@ echo "== SM clock $(spread 2) MHz, power $(spread 4) W: min / median / max"
 echo "== targets (decode >= 80% of HBM peak at batch >= 64; prefill 2048 >= 65% of bf16 peak)"
 bash bench/gpu/targets.sh "$csv"
 [ "$tests_ok" = 1 ] || die "CUDA tests failed (benchmarks ran because KEEP_GOING=1)"
+[ "$benches_ok" = 1 ] || die "a benchmark failed (above); the others ran"

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# bench/gpu/run.sh without a GPU: nvidia-smi, nvcc, cmake, ctest and the two
+# benchmarks are stand-ins that log how they were called, so that what the
+# script does around them is checked: the canaries, what a failed canary
+# leaves out of the ceilings and the model runs, a failed benchmark reported
+# while the others still run, and the clock log and its summary.
+set -uo pipefail
+root=$1
+tmp=$(mktemp -d)
+# run.sh stops its own clock sampler; pkill is for a run cut short by the timeout.
+trap 'command -v pkill >/dev/null && pkill -f "$tmp/bin/nvidia-smi"; rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; [ -f "$tmp/out" ] && cat "$tmp/out"; exit 1; }
+
+mkdir -p "$tmp/bin" "$tmp/build/bench/gpu" "$tmp/build/tests/device/cuda" "$tmp/repo/bench/gpu"
+cp "$root/bench/gpu/run.sh" "$root/bench/gpu/targets.sh" "$tmp/repo/bench/gpu/"
+cat >"$tmp/bin/nvidia-smi" <<'SH'
+#!/usr/bin/env bash
+case "$*" in
+  *--query-gpu=name*) echo "Stand In GPU" ;;
+  *-lms*) while :; do echo "2026/11/27 10:00:00.000, 1755, 2619, 690.5, 61, 0x4"; sleep 0.1; done ;;
+  *--query-gpu*) echo "2026/11/27 10:00:00.000, 1980, 2619, 80.0, 40, 0x0" ;;
+  *) echo "stand-in nvidia-smi" ;;
+esac
+SH
+printf '#!/usr/bin/env bash\necho "release 13.0"\necho stand-in\n' >"$tmp/bin/nvcc"
+printf '#!/usr/bin/env bash\necho "cmake $*"\n' >"$tmp/bin/cmake"
+printf '#!/usr/bin/env bash\necho "ctest $*"\n' >"$tmp/bin/ctest"
+printf '#!/usr/bin/env bash\necho OK\n' >"$tmp/build/tests/device/cuda/unit_device_cuda_backend"
+# The benchmarks: log the call; fail when the call matches $FAIL_ON.
+for b in bench_gpu_model bench_gpu_ceilings; do
+  cat >"$tmp/build/bench/gpu/$b" <<SH
+#!/usr/bin/env bash
+echo "$b \$*" >>"$tmp/calls"
+if [ -n "\${FAIL_ON:-}" ] && [[ "$b \$*" == *\$FAIL_ON* ]]; then echo "an illegal memory access"; exit 1; fi
+echo "prefill attention kernel: stand-in"
+SH
+done
+chmod +x "$tmp"/bin/* "$tmp"/build/bench/gpu/* "$tmp"/build/tests/device/cuda/*
+
+# run FAIL_ON: run.sh quick with the stand-ins; sets $rc, leaves $tmp/out and $tmp/calls.
+run() {
+  rm -f "$tmp/calls"
+  (cd "$tmp/repo" && FAIL_ON=$1 PATH="$tmp/bin:$PATH" NVCC="$tmp/bin/nvcc" BUILD="$tmp/build" \
+    KEEP_GOING=1 timeout 60 bash bench/gpu/run.sh quick >"$tmp/out" 2>&1)
+  rc=$?
+}
+calls() { grep -c -- "$1" "$tmp/calls"; }
+
+# 1. Everything runs: two canaries, the ceilings with nothing skipped, the model.
+run ""
+[ "$rc" = 0 ] || fail "a clean run exits $rc"
+[ "$(calls 'bench_gpu_model --model llama2-7b --batches 64 --contexts 512 --prefill 512 --steps 2')" = 2 ] ||
+  fail "two canaries expected"
+grep -q -- "--skip" "$tmp/calls" && fail "nothing to skip in a clean run"
+grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "quick sweep not run"
+clocks="$tmp/repo/bench/results/stand-in-gpu-clocks.csv"
+[ -f "$clocks" ] || fail "no clock log"
+head -1 "$clocks" | grep -q "^timestamp,clocks.sm,clocks.mem,power.draw" || fail "clock log header"
+grep -q "== SM clock 1755 / 1755 / 1755 (.* samples) MHz, power 690.5 / 690.5 / 690.5" "$tmp/out" ||
+  fail "clock summary"
+grep -Eq "^== [0-9/]+ [0-9:.]+ (canaries|ceilings|model benchmarks|done)$" "$tmp/out" || fail "phase marks"
+
+# 2. The wgmma128 canary faults: the ceilings skip it, the model runs choose rows128.
+run "--prefill-kernel wgmma128"
+[ "$rc" = 0 ] || fail "a failed canary alone must not fail the run (exit $rc)"
+grep -q "the wgmma128 canary failed" "$tmp/out" || fail "canary failure not reported"
+grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128$" "$tmp/calls" || fail "ceilings not told to skip"
+grep -q "^bench_gpu_model --prefill-kernel rows128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
+  fail "model run without the rows128 fallback"
+
+# 3. The skinny canary faults too: both are skipped, --skinny off.
+run "--steps 2 --prefill-kernel"
+grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma$" "$tmp/calls" || fail "two skips"
+grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --model" "$tmp/calls" || fail "two fallbacks"
+
+# 4. A benchmark fails: reported, the rest still runs, the exit status says so.
+run "bench_gpu_ceilings"
+[ "$rc" = 1 ] || fail "a failed benchmark must fail the run (exit $rc)"
+grep -q "run.sh: bench_gpu_ceilings failed (exit 1)" "$tmp/out" || fail "ceilings failure not reported"
+grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "model not run after it"
+grep -q "a benchmark failed (above); the others ran" "$tmp/out" || fail "closing line"
+echo "run.sh: canaries, skips, fallbacks and failures as expected"
