@@ -5,13 +5,13 @@
 // the power that the operands' bits cost); Llama-2-7B's prefill products at
 // 2048 rows, alone and 32 layers back to back; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
-// gemv (up to 8 rows), skinny_gemm and skinny_gemm_wgmma (up to 128 rows;
+// gemv (up to 8 rows), skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma (up to 128 rows;
 // with how far their output is from cuBLAS's, relative to the largest |y|);
 // decode attention alone, and prefill attention alone with each kernel
 // (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
 // against the copy ceiling.
 //
-//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma]
+//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma,skinny_tma]
 //
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
@@ -208,8 +208,9 @@ std::string parse(int argc, char** argv, options& o) {
     } else if (k == "--skip") {
       std::stringstream in(v);
       for (std::string name; std::getline(in, name, ',');) {
-        if (name != "wgmma128" && name != "skinny_wgmma")
-          return "--skip " + v + ": unknown kernel '" + name + "' (wgmma128, skinny_wgmma)";
+        if (name != "wgmma128" && name != "skinny_wgmma" && name != "skinny_tma")
+          return "--skip " + v + ": unknown kernel '" + name +
+                 "' (wgmma128, skinny_wgmma, skinny_tma)";
         o.skip.push_back(name);
       }
     } else {
@@ -229,7 +230,7 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
   return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : NAN;
 }
 
-// skinny_gemm and skinny_gemm_wgmma on the product just timed through cuBLAS
+// skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma on the product just timed through cuBLAS
 // (whose y is at c): appends each one's time and its distance from cuBLAS's
 // y to the printed line (a refused or failed launch says so).
 void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
@@ -238,7 +239,8 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
   if (!skinny_gemm_supports(rows, in, out)) return;
   float* mine = c + std::size_t{rows} * out;
   for (const auto& [name, kernel] :
-       {std::pair{"skinny", &skinny_gemm}, std::pair{"skinny_wgmma", &skinny_gemm_wgmma}}) {
+       {std::pair{"skinny", &skinny_gemm}, std::pair{"skinny_wgmma", &skinny_gemm_wgmma},
+        std::pair{"skinny_tma", &skinny_gemm_tma}}) {
     if (o.skips(name)) continue;
     if (auto st = kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); !st) {
       std::printf(", %s: %s", name, st.err().what().c_str());

@@ -516,9 +516,11 @@ int main(int argc, char** argv) {
   const cuda::gemm_planner& plans = (*b)->planner();
   std::printf(
       "gemm planner: %zu decode product shapes, %zu via cuBLASLt, %zu via skinny_gemm, "
-      "%zu via skinny_gemm_wgmma, %zu via cuBLAS's default\n",
+      "%zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma, %zu via cuBLAS's default\n",
       plans.prepared(), plans.using_lt(), plans.using_skinny(), plans.using_skinny_wgmma(),
-      plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma());
+      plans.using_skinny_tma(),
+      plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma() -
+          plans.using_skinny_tma());
   std::ofstream stream_file;
   std::ostream* stream_csv = nullptr;
   if (!a.stream_csv.empty()) {

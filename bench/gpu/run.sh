@@ -72,8 +72,9 @@ echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,fl
 stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
-# Canaries: the candidate kernels that have not run on a GPU yet (wgmma128,
-# skinny_gemm_wgmma), each forced on in a short Llama-2-7B run of its own.
+# Canaries: the candidate kernels that have not run on a GPU yet (wgmma128;
+# skinny_gemm_wgmma and skinny_gemm_tma), forced on in short Llama-2-7B
+# runs of their own.
 # One that faults (an illegal address is sticky: it ends its process's CUDA
 # context, and backends run every candidate when created) is then left out
 # of the benchmarks instead of failing each of them.
@@ -97,7 +98,7 @@ fi
 if ! canary --prefill-kernel rows64 --skinny on; then
   echo "run.sh: the skinny canary failed: the benchmarks leave the skinny kernels out (--skinny off)"
   B="$B --skinny off"
-  skip+=(skinny_wgmma)
+  skip+=(skinny_wgmma skinny_tma)
 fi
 benches_ok=1
 phase "ceilings"

@@ -85,7 +85,7 @@ status cuda_backend::init(int device) {
   view.kv_width = shape_.attn.kv_width();
   // Scratch first, so the pool takes what is left.
   gemm_planner_options planner;
-  if (!options_.skinny_gemm) planner.skinny = planner.skinny_wgmma = nullptr;
+  if (!options_.skinny_gemm) planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
   auto fwd = forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs,
                                   stream_.get(), options_.prefill, planner);
   if (!fwd) return std::move(fwd).err();

@@ -59,9 +59,9 @@ struct cuda_options {
   double allreduce_latency_s = 15e-6;        ///< per all-reduce call (tp > 1 only)
   /// How the prefill attention kernel is chosen at creation (prefill_choice.hpp).
   prefill_rule prefill = prefill_rule::timed;
-  /// Whether the decode products' planner may try skinny_gemm and
-  /// skinny_gemm_wgmma (it still verifies each and keeps one only as a clear
-  /// win); false: cuBLAS(Lt) only.
+  /// Whether the decode products' planner may try skinny_gemm,
+  /// skinny_gemm_wgmma and skinny_gemm_tma (it still verifies each and keeps
+  /// one only as a clear win); false: cuBLAS(Lt) only.
   bool skinny_gemm = true;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
   /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does

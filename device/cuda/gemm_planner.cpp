@@ -175,7 +175,8 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     bool verified = false;
   };
   candidate skinny[] = {{options_.skinny, gemm_choice::skinny},
-                        {options_.skinny_wgmma, gemm_choice::skinny_wgmma}};
+                        {options_.skinny_wgmma, gemm_choice::skinny_wgmma},
+                        {options_.skinny_tma, gemm_choice::skinny_tma}};
   const bool any_skinny = std::any_of(std::begin(skinny), std::end(skinny),
                                       [](const candidate& c) { return c.kernel != nullptr; });
   if (any_skinny && skinny_gemm_supports(rows, in, out)) {
@@ -230,6 +231,8 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
     return options_.skinny(x, rows, in, w, out, y, type, beta, stream_);
   if (it->second->use == gemm_choice::skinny_wgmma)
     return options_.skinny_wgmma(x, rows, in, w, out, y, type, beta, stream_);
+  if (it->second->use == gemm_choice::skinny_tma)
+    return options_.skinny_tma(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
   const float alpha = 1.0f;
   ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,

@@ -7,7 +7,8 @@
 // through gemm() unchanged. A candidate's time is the median of 7 samples of
 // 4 back-to-back runs (host launch overhead overlapped, as in a graph).
 //
-// Two more candidates are skinny_gemm and skinny_gemm_wgmma (skinny_gemm.cuh),
+// Three more candidates are skinny_gemm, skinny_gemm_wgmma and
+// skinny_gemm_tma (skinny_gemm.cuh),
 // for the shapes they support. Each is verified before it is timed: its output must agree with
 // gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and,
 // with beta != 0, once more on top of that result, which checks beta * y),
@@ -43,7 +44,7 @@
 namespace accellm::device::cuda {
 
 /// What runs a prepared shape.
-enum class gemm_choice : std::uint8_t { cublas, lt, skinny, skinny_wgmma };
+enum class gemm_choice : std::uint8_t { cublas, lt, skinny, skinny_wgmma, skinny_tma };
 
 /// A kernel with skinny_gemm's contract (tests substitute faulty ones).
 using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
@@ -52,12 +53,14 @@ using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::ui
 
 /// When a verified skinny candidate is kept: only as a clear win (the
 /// default), or always (tests, so that run()'s skinny path is exercised
-/// whatever the timings; of two verified candidates, skinny_gemm_wgmma).
+/// whatever the timings; of several verified candidates, the last of
+/// skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma).
 enum class skinny_rule : std::uint8_t { clear_win, if_verified };
 
 struct gemm_planner_options {
   skinny_fn skinny = &skinny_gemm;              ///< nullptr: no such candidate
   skinny_fn skinny_wgmma = &skinny_gemm_wgmma;  ///< nullptr: no such candidate
+  skinny_fn skinny_tma = &skinny_gemm_tma;      ///< nullptr: no such candidate
   skinny_rule keep = skinny_rule::clear_win;
 };
 
@@ -97,6 +100,7 @@ class gemm_planner {
   std::size_t using_lt() const noexcept { return count(gemm_choice::lt); }
   std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
   std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
+  std::size_t using_skinny_tma() const noexcept { return count(gemm_choice::skinny_tma); }
   /// What run() uses for this shape (cublas when it was not prepared).
   gemm_choice choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
                      float beta) const;

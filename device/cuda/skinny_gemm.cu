@@ -4,6 +4,8 @@
 #include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/skinny_kernels.cuh"
 
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+
 #include <algorithm>
 #include <string>
 
@@ -12,9 +14,19 @@ namespace {
 
 using namespace skinny_kernels;
 
+// The product's arguments, in either kernel parameter.
+const args& product_of(const args& a) {
+  return a;
+}
+const args& product_of(const tma_args& p) {
+  return p.a;
+}
+
 // Launches `kernel` over split * (out / 128) blocks in clusters of `split`.
-template <class Kernel>
-status launch(Kernel kernel, int smem_bytes, const args& a, std::uint32_t split, cudaStream_t s) {
+template <class Kernel, class Params>
+status launch(Kernel kernel, int smem_bytes, const Params& params, std::uint32_t split,
+              cudaStream_t s) {
+  const args& a = product_of(params);
   ACCELLM_CUDA_TRY(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
   // All of L1 as shared memory, so that two blocks fit on an SM (cp.async.cg
@@ -33,7 +45,7 @@ status launch(Kernel kernel, int smem_bytes, const args& a, std::uint32_t split,
   cfg.stream = s;
   cfg.attrs = &cluster;
   cfg.numAttrs = 1;
-  ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, a));
+  ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, params));
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
@@ -55,6 +67,56 @@ status check(const char* who, const __nv_bfloat16* x, std::uint32_t rows, std::u
     return fail(errc::invalid_argument, std::string{who} + ": null pointer");
   if ((reinterpret_cast<std::uintptr_t>(x) | reinterpret_cast<std::uintptr_t>(w)) % 16 != 0)
     return fail(errc::invalid_argument, std::string{who} + ": x and w must be 16-byte aligned");
+  return {};
+}
+
+// check(), and the sm_90a code the wgmma kernels need.
+status check_wgmma(const char* who, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                   const __nv_bfloat16* w, std::uint32_t out, const void* y) {
+  ACCELLM_TRY(check(who, x, rows, in, w, out, y));
+#ifndef ACCELLM_CUDA_SM90A
+  return fail(errc::invalid_argument,
+              std::string{who} + ": built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
+#else
+  return {};
+#endif
+}
+
+// The driver's cuTensorMapEncodeTiled, looked up once (no libcuda link);
+// null when the driver has none.
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* p = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess ||
+        found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
+  }();
+  return fn;
+}
+
+// The map of a row-major bf16 matrix [rows x in] read in boxes of 64
+// columns x `box_rows` rows with the 128-byte swizzle (tma.cuh).
+status encode(tma::tensor_map& map, const __nv_bfloat16* base, std::uint32_t rows, std::uint32_t in,
+              std::uint32_t box_rows) {
+  const PFN_cuTensorMapEncodeTiled_v12000 fn = tensor_map_encoder();
+  if (fn == nullptr)
+    return fail(errc::device_failure, "skinny_gemm_tma: the driver has no cuTensorMapEncodeTiled");
+  const cuuint64_t dims[2] = {in, rows};
+  const cuuint64_t strides[1] = {std::uint64_t{in} * sizeof(__nv_bfloat16)};
+  const cuuint32_t box[2] = {block_k, box_rows};
+  const cuuint32_t element_strides[2] = {1, 1};
+  const CUresult r =
+      fn(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base), dims, strides,
+         box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    return fail(errc::device_failure, "skinny_gemm_tma: cuTensorMapEncodeTiled failed (CUresult " +
+                                          std::to_string(static_cast<int>(r)) + ")");
   return {};
 }
 
@@ -100,14 +162,26 @@ status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32
                          const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                          float beta, cudaStream_t s) {
   if (rows == 0) return {};
-  ACCELLM_TRY(check("skinny_gemm_wgmma", x, rows, in, w, out, y));
-  if (!skinny_wgmma_built())
-    return fail(errc::invalid_argument,
-                "skinny_gemm_wgmma: built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
+  ACCELLM_TRY(check_wgmma("skinny_gemm_wgmma", x, rows, in, w, out, y));
   const args a{x, w, y, rows, in, out, (in + block_k - 1) / block_k, beta, type};
   const std::uint32_t split = skinny_gemm_split(in, out);
   if (rows <= 64) return launch(skinny_wgmma_kernel<1>, wgmma_config<1>::smem_bytes, a, split, s);
   return launch(skinny_wgmma_kernel<2>, wgmma_config<2>::smem_bytes, a, split, s);
+}
+
+status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                       const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                       float beta, cudaStream_t s) {
+  if (rows == 0) return {};
+  ACCELLM_TRY(check_wgmma("skinny_gemm_tma", x, rows, in, w, out, y));
+  tma_args p{};
+  p.a = args{x, w, y, rows, in, out, (in + block_k - 1) / block_k, beta, type};
+  const std::uint32_t rb = rows <= 64 ? 1 : 2;
+  ACCELLM_TRY(encode(p.w_map, w, out, in, block_n));
+  ACCELLM_TRY(encode(p.x_map, x, rows, in, 64 * rb));
+  const std::uint32_t split = skinny_gemm_split(in, out);
+  if (rb == 1) return launch(skinny_tma_kernel<1>, tma_config<1>::smem_bytes, p, split, s);
+  return launch(skinny_tma_kernel<2>, tma_config<2>::smem_bytes, p, split, s);
 }
 
 }  // namespace accellm::device::cuda

@@ -10,11 +10,12 @@
 // operands and the shape (never on the device's SM count or on timing), and
 // no atomics are used.
 //
-// Two kernels with this contract (skinny_kernels.cuh): skinny_gemm on
+// Three kernels with this contract (skinny_kernels.cuh): skinny_gemm on
 // mma.sync, verified on H100 and H200, and skinny_gemm_wgmma on Hopper's
-// wgmma, so far checked on the host emulator only. The tests in
-// tests/device/cuda/skinny_gemm_test.cpp check both against a CPU
-// reference, and gemm_planner uses either only after checking its output
+// wgmma, with cp.async copies or (skinny_gemm_tma) TMA ones, so far checked
+// on the host emulator only. The tests in
+// tests/device/cuda/skinny_gemm_test.cpp check each against a CPU
+// reference, and gemm_planner uses one only after checking its output
 // against gemm()'s and timing it.
 #pragma once
 
@@ -60,5 +61,13 @@ bool skinny_wgmma_built() noexcept;
 status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                          const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                          float beta, cudaStream_t s);
+
+/// skinny_gemm_wgmma with its copies done by the TMA (skinny_kernels.cuh):
+/// the same contract, shapes, tiles and split, and the same refusals; it
+/// also fails (device_failure) when the driver offers no
+/// cuTensorMapEncodeTiled or refuses the tensor maps.
+status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                       const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                       float beta, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

@@ -38,6 +38,7 @@
 
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/ptx.cuh"
+#include "device/cuda/tma.cuh"
 #include "device/cuda/wgmma.cuh"
 
 #include <cooperative_groups.h>
@@ -302,6 +303,15 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
 // waited for before the barrier that lets the stage be refilled; they are
 // short next to the copies they wait on.
 
+template <int RB>
+__device__ inline void zero(float (&acc)[RB][block_n / 8][4]) {
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
+      acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
+}
+
 // x rows padded to 64 RB, the weight tile in core matrices (unpadded).
 template <int RB>
 using wgmma_config = budget<64 * RB, static_cast<int>(block_n* block_k)>;
@@ -328,6 +338,25 @@ __device__ void load_stage_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t
   load_x<C::rows_pad>(a, st + C::w_elems, k0);
 }
 
+// The partial, [64 RB x 128] fp32 at `part` (over the pipeline's drained
+// buffers), from wgmma's accumulators: acc[rb][j][0, 1] = (row 64 rb +
+// 16 warp + g, outputs 8 j + 2t, + 1), [2, 3] = row + 8.
+template <int RB>
+__device__ inline void store_partial(float* part, const float (&acc)[RB][block_n / 8][4]) {
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j) {
+      const int r = rb * 64 + warp * 16 + g, o = j * 8 + 2 * t;
+      part[r * part_stride + o] = acc[rb][j][0];
+      part[r * part_stride + o + 1] = acc[rb][j][1];
+      part[(r + 8) * part_stride + o] = acc[rb][j][2];
+      part[(r + 8) * part_stride + o + 1] = acc[rb][j][3];
+    }
+}
+
 template <int RB>
 __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
 #if ACCELLM_WGMMA
@@ -341,11 +370,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
   const int g = lane / 4, t = lane % 4;
 
   float acc[RB][block_n / 8][4];
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb)
-#pragma unroll
-    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
-      acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
+  zero(acc);
 
   pipeline<C::stages, C::stage_elems, read_by::tensor_cores>(
       pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage_wgmma<RB>(a, st, n0, kt0 + i); },
@@ -380,23 +405,115 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
         for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
       });
 
-  // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. wgmma's
-  // accumulator: acc[rb][j][0, 1] = (row 64 rb + 16 warp + g, outputs
-  // 8 j + 2t, + 1), [2, 3] = row + 8.
   auto* part = reinterpret_cast<float*>(smem);
-#pragma unroll
-  for (int rb = 0; rb < RB; ++rb)
-#pragma unroll
-    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j) {
-      const int r = rb * 64 + warp * 16 + g, o = j * 8 + 2 * t;
-      part[r * part_stride + o] = acc[rb][j][0];
-      part[r * part_stride + o + 1] = acc[rb][j][1];
-      part[(r + 8) * part_stride + o] = acc[rb][j][2];
-      part[(r + 8) * part_stride + o + 1] = acc[rb][j][3];
-    }
+  store_partial<RB>(part, acc);
   reduce(a, tile.cluster, part, split, rank, n0);
 #else
   (void)a;
+#endif
+}
+
+// ---- skinny_tma ---------------------------------------------------------------
+//
+// skinny_wgmma's product, tiles, split-K cluster and reduction with the
+// copies done by Hopper's TMA (tma.cuh) instead of cp.async: per k tile one
+// thread issues two tensor copies, the block's 128 x 64 weight box and x's
+// (64 RB) x 64 box, into a stage as the 128-byte swizzle lays them out, and
+// both wgmma operands are read from there through swizzled descriptors
+// (x's A fragments no longer pass through registers). The 128 threads no
+// longer spend instructions on addresses and 16-byte copies (16 per thread
+// per k tile in skinny_wgmma): what is left to them is waiting and issuing
+// the products, the usual shape of a weight-streaming Hopper kernel. Rows
+// past `rows`, outputs past `out` and k past `in` arrive as zeros (TMA's
+// out-of-bounds fill), so the edges need no code. Each stage has a barrier
+// that its copies complete; tile i waits for phase i / stages of its stage's
+// barrier, and a block barrier after that wait says every thread is done
+// with the stage that tile i + stages - 1 then refills.
+
+template <int RB>
+struct tma_config {
+  static constexpr int rows_pad = 64 * RB;
+  static constexpr int w_bytes = static_cast<int>(block_n * block_k) * 2;   // 16 KiB
+  static constexpr int x_bytes = rows_pad * static_cast<int>(block_k) * 2;  // 8 KiB per row block
+  static constexpr int stage_bytes = w_bytes + x_bytes;  // 1024-byte multiple: aligned stages
+  static constexpr int align = 1024;  // the 128-byte swizzle's alignment; the start is rounded up
+  static constexpr int stages = std::min(6, (smem_budget - align - 64) / stage_bytes);
+  static constexpr int part_bytes = rows_pad * part_stride * 4;
+  static constexpr int barriers_at = std::max(stages * stage_bytes, part_bytes);
+  static constexpr int smem_bytes = align + barriers_at + 8 * stages;
+  static_assert(stage_bytes % align == 0, "every stage 1024-byte aligned");
+  static_assert(stages >= 3, "too few pipeline stages to hide latency");
+  static_assert(smem_bytes <= smem_budget, "two blocks must fit on an SM");
+};
+
+/// What skinny_tma_kernel takes: the tensor maps of w ([out x in], box
+/// 64 x 128) and x ([rows x in], box 64 x 64 RB), both bf16 with the
+/// 128-byte swizzle, and the product's arguments.
+struct tma_args {
+  tma::tensor_map w_map;
+  tma::tensor_map x_map;
+  args a;
+};
+
+template <int RB>
+__global__ void __launch_bounds__(threads, 2)
+    skinny_tma_kernel(const __grid_constant__ tma_args p) {
+#if ACCELLM_WGMMA
+  using C = tma_config<RB>;
+  const args& a = p.a;
+  unsigned char* const raw = ptx::dynamic_smem<unsigned char>();
+  unsigned char* const smem =
+      raw + (C::align - __cvta_generic_to_shared(raw) % C::align) % C::align;
+  auto* full = reinterpret_cast<std::uint64_t*>(smem + C::barriers_at);
+  cluster_tile tile = tile_of(a);
+  const std::uint32_t split = tile.split, rank = tile.rank, n0 = tile.n0, kt0 = tile.kt0;
+  const int nk = tile.nk;
+  const bool issuer = threadIdx.x == 0;
+
+  if (issuer) {
+    for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
+    tma::fence_init();
+  }
+  __syncthreads();  // the barriers are initialised before anyone waits on them
+  // Tile i into stage i % stages (the issuing thread only).
+  auto issue = [&](int i) {
+    unsigned char* st = smem + (i % C::stages) * C::stage_bytes;
+    std::uint64_t* bar = full + i % C::stages;
+    const int k0 = static_cast<int>((kt0 + static_cast<std::uint32_t>(i)) * block_k);
+    tma::arrive_expect_tx(bar, C::stage_bytes);
+    tma::load_2d(st, &p.w_map, k0, static_cast<int>(n0), bar);
+    tma::load_2d(st + C::w_bytes, &p.x_map, k0, 0, bar);
+  };
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue(i);
+
+  float acc[RB][block_n / 8][4];
+  zero(acc);
+  for (int i = 0; i < nk; ++i) {
+    tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
+    __syncthreads();  // every thread is done with tile i - 1's stage: refill it
+    if (issuer && i + C::stages - 1 < nk) issue(i + C::stages - 1);
+    const unsigned char* st = smem + (i % C::stages) * C::stage_bytes;
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+    wg::fence();
+#pragma unroll
+    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+#pragma unroll
+      for (int rb = 0; rb < RB; ++rb)
+        wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
+                        wg::descriptor_sw128(st + ks * 32), 1);
+    wg::commit();
+    wg::wait<0>();
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+  }
+  __syncthreads();  // every product retired: the partial may overwrite the stages
+  auto* part = reinterpret_cast<float*>(smem);
+  store_partial<RB>(part, acc);
+  reduce(a, tile.cluster, part, split, rank, n0);
+#else
+  (void)p;
 #endif
 }
 

@@ -1,7 +1,8 @@
 // wgmma.cuh: Hopper's warpgroup MMA (wgmma.mma_async, sm_90a) as the
 // prefill kernels use it (prefill_wgmma.cuh): bf16 m64nNk16 products with
 // the left operand in registers and the right one read by the tensor cores
-// from shared memory through a descriptor, fp32 accumulators.
+// from shared memory through a descriptor, fp32 accumulators; and, for
+// skinny_gemm_tma, m64n128k16 with both operands in shared memory.
 //
 // Register fragments (PTX ISA, "Register Fragments and Shared Memory Matrix
 // Layouts" for wgmma) are mma.sync's stacked over the warpgroup's 4 warps:
@@ -10,7 +11,9 @@
 // each 8-column chunk j, d[j][0, 1] = (row g, cols 8 j + 2 t, + 1) and
 // d[j][2, 3] = (row g + 8, same cols), lane = 4 g + t.
 //
-// Shared-memory operands have no swizzle: 8 x 8 core matrices of 128
+// Shared-memory operands have no swizzle, except skinny_gemm_tma's (TMA
+// tiles with the 128-byte swizzle, wgmma_layout.cuh's descriptor_sw128):
+// 8 x 8 core matrices of 128
 // contiguous bytes (8 rows of 16 bytes). For a K-major B (N x K, K
 // contiguous) element (n, k) of a k16 slice lies at
 //   start + (n / 8) * stride + (k / 8) * leading + (n % 8) * 16 + (k % 8) * 2;
@@ -121,6 +124,36 @@ __device__ inline void mma_n128(float (&d)[16][4], const std::uint32_t (&a)[4], 
         "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),
         "+f"(d[15][2]), "+f"(d[15][3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(scale_d), "n"(trans_b));
+}
+
+/// d (m64 x 128, f32) = A (m64 x k16) * B (k16 x 128) + scale_d * d with
+/// both operands K-major in shared memory (descriptors, e.g. the 128-byte
+/// swizzled tiles of descriptor_sw128).
+__device__ inline void mma_ss_n128(float (&d)[16][4], std::uint64_t a, std::uint64_t b,
+                                   int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{"
+      "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+      "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
+      "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
+      "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]),
+        "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
+        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]),
+        "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]),
+        "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
+        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]),
+        "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]),
+        "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
+        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]),
+        "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]),
+        "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(a), "l"(b), "r"(scale_d));
 }
 
 /// Issues d += a * B (scale_d 1) or d = a * B (0) as one m64nNk16 product,

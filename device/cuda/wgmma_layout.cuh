@@ -1,8 +1,8 @@
 // wgmma_layout: where a tile's elements lie in shared memory for wgmma's
 // shared-memory operands (8 x 8 core matrices of 128 contiguous bytes, no
-// swizzle; wgmma.cuh has the operand rules), and the matrix descriptor that
-// names such a tile. Device code, also compiled by the host emulator
-// (tests/device/cuda/emu/), which decodes the descriptors this encodes.
+// swizzle; wgmma.cuh has the operand rules), and the matrix descriptors that
+// name such a tile or one a TMA copy laid out with the 128-byte swizzle. Device code, also compiled
+// by the host emulator (tests/device/cuda/emu/), which decodes the descriptors this encodes.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -19,6 +19,17 @@ __device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leadi
   return static_cast<std::uint64_t>((a >> 4) & 0x3fff) |
          static_cast<std::uint64_t>((leading >> 4) & 0x3fff) << 16 |
          static_cast<std::uint64_t>((stride >> 4) & 0x3fff) << 32;
+}
+
+/// Shared-memory matrix descriptor for a K-major tile laid out by a TMA copy
+/// with the 128-byte swizzle (tma.cuh): rows of 128 bytes (64 bf16 of k),
+/// 8-row groups 1024 bytes apart (the stride byte offset), the tile
+/// 1024-byte aligned; `smem` is row 0 at the k16 slice's first column, so
+/// slice s of a 64-wide tile starts 32 s bytes into the row. The leading
+/// offset is unused by this layout (1 by convention).
+__device__ inline std::uint64_t descriptor_sw128(const void* smem) {
+  constexpr std::uint64_t swizzle_128b = 1;  // bits 62-63
+  return descriptor(smem, 16, 1024) | swizzle_128b << 62;
 }
 
 /// Where a tile's 16-byte copy `e` goes, for a tile whose rows are `vecs`

@@ -70,7 +70,7 @@ grep -q "^bench_gpu_model --prefill-kernel rows128 --model llama2-7b --batches 1
 
 # 3. The skinny canary faults too: both are skipped, --skinny off.
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma$" "$tmp/calls" || fail "two skips"
+grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma,skinny_tma$" "$tmp/calls" || fail "two skips"
 grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --model" "$tmp/calls" || fail "two fallbacks"
 
 # 4. A benchmark fails: reported, the rest still runs, the exit status says so.

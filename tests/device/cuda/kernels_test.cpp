@@ -221,16 +221,18 @@ planned plan_and_check(gemm_planner_options options) {
 
 // The counts and choice() tell the same story.
 void expect_consistent(const gemm_planner& p) {
-  std::size_t lt = 0, skinny = 0, skinny_wgmma = 0;
+  std::size_t lt = 0, skinny = 0, skinny_wgmma = 0, skinny_tma = 0;
   for (auto [type, beta] : {std::pair{gemm_out::fp32, 1.0f}, std::pair{gemm_out::bf16, 0.0f}}) {
     const gemm_choice c = p.choice(7, 96, 40, type, beta);
     lt += c == gemm_choice::lt;
     skinny += c == gemm_choice::skinny;
     skinny_wgmma += c == gemm_choice::skinny_wgmma;
+    skinny_tma += c == gemm_choice::skinny_tma;
   }
   EXPECT_EQ(p.using_lt(), lt);
   EXPECT_EQ(p.using_skinny(), skinny);
   EXPECT_EQ(p.using_skinny_wgmma(), skinny_wgmma);
+  EXPECT_EQ(p.using_skinny_tma(), skinny_tma);
   EXPECT_EQ(p.choice(7, 96, 41, gemm_out::fp32, 1.0f), gemm_choice::cublas);  // not prepared
 }
 
@@ -248,7 +250,7 @@ TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
   ACCELLM_REQUIRE_GPU();
   const planned run = plan_and_check({});
   const gemm_planner& p = run.p;
-  EXPECT_LE(p.using_lt() + p.using_skinny() + p.using_skinny_wgmma(), 2u);
+  EXPECT_LE(p.using_lt() + p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma(), 2u);
   expect_consistent(p);
 }
 
@@ -256,23 +258,34 @@ TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_kernel) {
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
   o.keep = skinny_rule::if_verified;  // whatever the timings
-  o.skinny_wgmma = nullptr;
+  o.skinny_wgmma = o.skinny_tma = nullptr;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;
   EXPECT_EQ(p.using_skinny(), 2u);
   expect_consistent(p);
 }
 
-// Where it runs (compute capability 9.0, sm_90a code); elsewhere it fails
-// its check and is never used.
+// Where they run (compute capability 9.0, sm_90a code); elsewhere they
+// fail their check and are never used.
 TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_wgmma_kernel_where_it_runs) {
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
   o.keep = skinny_rule::if_verified;
-  o.skinny = nullptr;
+  o.skinny = o.skinny_tma = nullptr;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;
   EXPECT_EQ(p.using_skinny_wgmma(), skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
+  expect_consistent(p);
+}
+
+TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_tma_kernel_where_it_runs) {
+  ACCELLM_REQUIRE_GPU();
+  gemm_planner_options o;
+  o.keep = skinny_rule::if_verified;
+  o.skinny = o.skinny_wgmma = nullptr;
+  const planned run = plan_and_check(o);
+  const gemm_planner& p = run.p;
+  EXPECT_EQ(p.using_skinny_tma(), skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
   expect_consistent(p);
 }
 
@@ -299,17 +312,17 @@ TEST(cuda_kernels, gemm_planner_never_keeps_a_skinny_kernel_that_disagrees_or_fa
   ACCELLM_REQUIRE_GPU();
   for (skinny_fn f : {&zeroes_y, &refuses}) {
     gemm_planner_options o;
-    o.skinny = o.skinny_wgmma = f;
+    o.skinny = o.skinny_wgmma = o.skinny_tma = f;
     o.keep = skinny_rule::if_verified;
     const planned run = plan_and_check(o);
     const gemm_planner& p = run.p;
-    EXPECT_EQ(p.using_skinny() + p.using_skinny_wgmma(), 0u);
+    EXPECT_EQ(p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma(), 0u);
     expect_consistent(p);
   }
   // Right from y = 0, wrong on top of y: caught where beta != 0 (fp32 y).
   gemm_planner_options o;
   o.skinny = &ignores_beta;
-  o.skinny_wgmma = nullptr;
+  o.skinny_wgmma = o.skinny_tma = nullptr;
   o.keep = skinny_rule::if_verified;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;

@@ -1,7 +1,8 @@
 // The skinny GEMM's kernels' source (skinny_kernels.cuh: skinny_kernel on
-// mma.sync, skinny_wgmma_kernel on wgmma) on the host emulator (emu/emu.hpp),
-// thread-block clusters included: every row tier (8 to 128 padded rows; 64
-// and 128 for the wgmma kernel), cluster splits 1, 2, 4 and 8 (skinny_gemm_split, as the
+// mma.sync, skinny_wgmma_kernel on wgmma, skinny_tma_kernel on wgmma with
+// TMA copies) on the host emulator (emu/emu.hpp), thread-block clusters
+// included: every row tier (8 to 128 padded rows; 64 and 128 for the wgmma
+// kernels), cluster splits 1, 2, 4 and 8 (skinny_gemm_split, as the
 // launcher picks them), `in` not a multiple of the 64-wide k tile, `out` not
 // a multiple of the 128-output tile, fp32 and bf16 y, beta 0 (y starts NaN:
 // never read) and 1. Against a double-precision reference, with the GPU
@@ -39,15 +40,48 @@ void launch_wgmma(const skinny_kernels::args& a, std::uint32_t split) {
       grid, threads, wgmma_config<RB>::smem_bytes, [&] { skinny_wgmma_kernel<RB>(a); }, split);
 }
 
-// y = x w^T + beta y on the emulator, as skinny_gemm (or, `wgmma`,
-// skinny_gemm_wgmma) launches it.
-void run(const skinny_kernels::args& a, bool wgmma) {
+// The emulator's tensor map of a row-major bf16 [rows x in] matrix read in
+// boxes of 64 x box_rows, as skinny_gemm_tma encodes it.
+emu::tensor_map_2d map_of(const __nv_bfloat16* base, std::uint32_t rows, std::uint32_t in,
+                          std::uint32_t box_rows) {
+  emu::tensor_map_2d m;
+  m.base = base;
+  m.dims[0] = in;
+  m.dims[1] = rows;
+  m.row_bytes = std::uint64_t{in} * 2;
+  m.box[0] = skinny_kernels::block_k;
+  m.box[1] = box_rows;
+  return m;
+}
+
+template <int RB>
+void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
+  using namespace skinny_kernels;
+  tma_args p;
+  p.a = a;
+  p.w_map = map_of(a.w, a.out, a.in, block_n);
+  p.x_map = map_of(a.x, a.rows, a.in, 64 * RB);
+  const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
+  emu::launch(
+      grid, threads, tma_config<RB>::smem_bytes, [&] { skinny_tma_kernel<RB>(p); }, split);
+}
+
+enum class kernel { mma, wgmma, tma };
+
+// y = x w^T + beta y on the emulator, as skinny_gemm, skinny_gemm_wgmma or
+// skinny_gemm_tma launches it.
+void run(const skinny_kernels::args& a, kernel k) {
   const std::uint32_t split = skinny_gemm_split(a.in, a.out);
-  if (wgmma) {
+  if (k == kernel::wgmma) {
     if (a.rows <= 64)
       launch_wgmma<1>(a, split);
     else
       launch_wgmma<2>(a, split);
+  } else if (k == kernel::tma) {
+    if (a.rows <= 64)
+      launch_tma<1>(a, split);
+    else
+      launch_tma<2>(a, split);
   } else if (a.rows <= 8)
     launch_tier<1>(a, split);
   else if (a.rows <= 16)
@@ -76,7 +110,7 @@ TEST(skinny_emu, matches_a_double_reference) {
     const auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
     const auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
     const auto xf = to_float(x), wf = to_float(w);
-    for (const bool wgmma : {false, true})
+    for (const kernel k : {kernel::mma, kernel::wgmma, kernel::tma})
       for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
         for (float beta : {0.0f, 1.0f}) {
           const std::size_t n = std::size_t{sh.rows} * sh.out;
@@ -88,12 +122,15 @@ TEST(skinny_emu, matches_a_double_reference) {
           run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
                                    (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
                                    beta, type},
-              wgmma);
+              k);
           const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
-          ASSERT_NO_FATAL_FAILURE(expect_product(
-              got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
-              std::string{wgmma ? "skinny_wgmma " : "skinny "} + std::to_string(sh.rows) + "x" +
-                  std::to_string(sh.in) + "x" + std::to_string(sh.out)));
+          ASSERT_NO_FATAL_FAILURE(
+              expect_product(got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
+                             std::string{k == kernel::mma     ? "skinny "
+                                         : k == kernel::wgmma ? "skinny_wgmma "
+                                                              : "skinny_tma "} +
+                                 std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
+                                 std::to_string(sh.out)));
         }
   }
 }

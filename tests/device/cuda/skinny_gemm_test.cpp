@@ -1,4 +1,5 @@
-// skinny_gemm and skinny_gemm_wgmma (on compute capability 9.0) against a
+// skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma (the last two on
+// compute capability 9.0) against a
 // double-precision CPU reference of the bf16 operands, at shapes that reach
 // every row tier (8, 16, 32, 64, 128 padded rows), every cluster split (1, 2,
 // 4, 8), `in` not a multiple of the 64-wide k tile and `out` not a multiple
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -57,26 +59,48 @@ TEST(skinny_gemm, refuses_unsupported_shapes_and_pointers_before_any_cuda_call) 
   EXPECT_FALSE(skinny_gemm_supports(4, 64, 0));
 }
 
+// skinny_gemm, skinny_gemm_wgmma or skinny_gemm_tma.
+using kernel_fn = status (*)(const __nv_bfloat16*, std::uint32_t, std::uint32_t,
+                             const __nv_bfloat16*, std::uint32_t, void*, gemm_out, float,
+                             cudaStream_t);
+
+struct variant {
+  const char* name;
+  kernel_fn kernel;
+  bool hopper;  ///< wgmma: sm_90a code and a compute capability 9.0 device
+};
+
+void PrintTo(const variant& v, std::ostream* os) {
+  *os << v.name;
+}
+
+const variant variants[] = {{"skinny_gemm", &skinny_gemm, false},
+                            {"skinny_gemm_wgmma", &skinny_gemm_wgmma, true},
+                            {"skinny_gemm_tma", &skinny_gemm_tma, true}};
+
 // Checked before any CUDA call: runs without a GPU.
-TEST(skinny_gemm_wgmma, refuses_what_skinny_gemm_refuses_and_builds_without_sm90a) {
+TEST(skinny_gemm_hopper, refuse_what_skinny_gemm_refuses_and_builds_without_sm90a) {
   const auto* x = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x1000});
   const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
   void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
   auto message = [](status st) { return st.ok() ? std::string{} : st.err().message(); };
-  EXPECT_TRUE(skinny_gemm_wgmma(x, 0, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr).ok());
-  EXPECT_NE(message(skinny_gemm_wgmma(x, 129, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr))
-                .find("skinny_gemm_wgmma: rows must be 1..128"),
-            std::string::npos);
-  EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, nullptr, 64, y, gemm_out::fp32, 0.0f, nullptr))
-                .find("null pointer"),
-            std::string::npos);
-  EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, w + 4, 64, y, gemm_out::bf16, 0.0f, nullptr))
-                .find("16-byte aligned"),
-            std::string::npos);
-  if (!skinny_wgmma_built()) {
-    EXPECT_NE(message(skinny_gemm_wgmma(x, 4, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr))
-                  .find("sm_90a"),
+  for (const variant& v : variants) {
+    if (!v.hopper) continue;
+    SCOPED_TRACE(v.name);
+    EXPECT_TRUE(v.kernel(x, 0, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr).ok());
+    EXPECT_NE(message(v.kernel(x, 129, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr))
+                  .find(std::string{v.name} + ": rows must be 1..128"),
               std::string::npos);
+    EXPECT_NE(message(v.kernel(x, 4, 64, nullptr, 64, y, gemm_out::fp32, 0.0f, nullptr))
+                  .find("null pointer"),
+              std::string::npos);
+    EXPECT_NE(message(v.kernel(x, 4, 64, w + 4, 64, y, gemm_out::bf16, 0.0f, nullptr))
+                  .find("16-byte aligned"),
+              std::string::npos);
+    if (!skinny_wgmma_built()) {
+      EXPECT_NE(message(v.kernel(x, 4, 64, w, 64, y, gemm_out::fp32, 0.0f, nullptr)).find("sm_90a"),
+                std::string::npos);
+    }
   }
 }
 
@@ -98,11 +122,6 @@ struct shape {
   std::uint32_t rows, in, out;
 };
 
-// skinny_gemm or skinny_gemm_wgmma.
-using kernel_fn = status (*)(const __nv_bfloat16*, std::uint32_t, std::uint32_t,
-                             const __nv_bfloat16*, std::uint32_t, void*, gemm_out, float,
-                             cudaStream_t);
-
 // y as floats, whatever its type on the device.
 std::vector<float> run_skinny(kernel_fn kernel, const shape& sh,
                               const device_buffer<__nv_bfloat16>& x,
@@ -120,14 +139,20 @@ std::vector<float> run_skinny(kernel_fn kernel, const shape& sh,
   return to_float(to_host(dy));
 }
 
-class skinny_kernels_test : public ::testing::TestWithParam<bool> {};
+class skinny_kernels_test : public ::testing::TestWithParam<variant> {
+ protected:
+  // The kernel under test, or null (and the test skipped) where it cannot run.
+  kernel_fn kernel_here() const {
+    const variant& v = GetParam();
+    if (v.hopper && !(skinny_wgmma_built() && wgmma_runs_here())) return nullptr;
+    return v.kernel;
+  }
+};
 
 TEST_P(skinny_kernels_test, match_a_double_reference) {
   ACCELLM_REQUIRE_GPU();
-  const bool wgmma = GetParam();
-  if (wgmma && !(skinny_wgmma_built() && wgmma_runs_here()))
-    GTEST_SKIP() << "skinny_gemm_wgmma runs on compute capability 9.0 only";
-  const kernel_fn kernel = wgmma ? &skinny_gemm_wgmma : &skinny_gemm;
+  const kernel_fn kernel = kernel_here();
+  if (kernel == nullptr) GTEST_SKIP() << GetParam().name << " runs on compute capability 9.0 only";
   // rows: 1, 3 (8-row tier), 16, 17 (32), 64, 65 and 128; in % 64 != 0 for
   // most; out % 128 != 0 for most; splits 1 (in 8), 2, 4 and 8 (in 4096).
   const std::vector<shape> shapes = {{1, 64, 128},    {3, 200, 200},   {16, 1000, 300},
@@ -156,10 +181,8 @@ TEST_P(skinny_kernels_test, match_a_double_reference) {
 
 TEST_P(skinny_kernels_test, are_bitwise_deterministic_at_a_decode_shape) {
   ACCELLM_REQUIRE_GPU();
-  const bool wgmma = GetParam();
-  if (wgmma && !(skinny_wgmma_built() && wgmma_runs_here()))
-    GTEST_SKIP() << "skinny_gemm_wgmma runs on compute capability 9.0 only";
-  const kernel_fn kernel = wgmma ? &skinny_gemm_wgmma : &skinny_gemm;
+  const kernel_fn kernel = kernel_here();
+  if (kernel == nullptr) GTEST_SKIP() << GetParam().name << " runs on compute capability 9.0 only";
   // Llama-2-7B's wo at batch 64: 32 tiles x 8-block clusters.
   const shape sh{64, 4096, 4096};
   auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, 7, 1.0f));
@@ -186,9 +209,9 @@ TEST_P(skinny_kernels_test, are_bitwise_deterministic_at_a_decode_shape) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(kernels, skinny_kernels_test, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& i) {
-                           return std::string{i.param ? "skinny_gemm_wgmma" : "skinny_gemm"};
+INSTANTIATE_TEST_SUITE_P(kernels, skinny_kernels_test, ::testing::ValuesIn(variants),
+                         [](const ::testing::TestParamInfo<variant>& i) {
+                           return std::string{i.param.name};
                          });
 
 }  // namespace

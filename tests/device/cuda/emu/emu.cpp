@@ -27,6 +27,7 @@ struct fiber {
   bool done = false;
   const barrier_state* waits = nullptr;  ///< the barrier it waits at, if any
   unsigned generation = 0;               ///< that barrier's generation when it arrived
+  bool spinning = false;                 ///< it yielded in an mbarrier wait (runnable)
 };
 
 // The cluster being run (one block unless launched with clusters): its
@@ -44,6 +45,11 @@ struct scheduler {
 };
 scheduler* sched = nullptr;
 constexpr unsigned all_blocks = ~0u;
+/// Counts the events that can let a waiting thread go on (barrier arrivals,
+/// mbarrier arrivals and landed copies, threads ending): a round of the
+/// scheduler in which only mbarrier waits ran and this did not move is a
+/// deadlock.
+std::uint64_t progress = 0;
 
 void poison(void* p, std::size_t bytes) {
   auto* b = static_cast<unsigned char*>(p);
@@ -84,6 +90,7 @@ void fiber_main() {
   } catch (...) {
     if (!sched->failure) sched->failure = std::current_exception();
   }
+  ++progress;
   f.done = true;  // returns to sched->main (uc_link)
 }
 
@@ -100,7 +107,8 @@ void run_cluster(scheduler& s) {
   }
   const unsigned x0 = blockIdx.x;  // the cluster's first block
   for (;;) {
-    bool live = false, ran = false;
+    bool live = false, ran = false, only_spun = true;
+    const std::uint64_t before = progress;
     for (unsigned i = 0; i < s.fibers.size(); ++i) {
       fiber& f = s.fibers[i];
       if (f.done) continue;
@@ -113,11 +121,14 @@ void run_cluster(scheduler& s) {
       blockIdx.x = x0 + rank;
       swapcontext(&s.main, &f.context);
       ran = true;
+      only_spun = only_spun && f.spinning;
     }
     if (!live) break;
-    if (!ran) {
+    if (!ran || (only_spun && progress == before)) {
       if (s.failure) std::rethrow_exception(s.failure);
-      throw std::logic_error("emu: deadlock: every thread left waits at a barrier");
+      throw std::logic_error(
+          "emu: deadlock: every thread left waits at a barrier or on an mbarrier that cannot "
+          "complete");
     }
   }
   blockIdx.x = x0;
@@ -128,6 +139,31 @@ std::vector<float>& accumulator_of(thread_state& s, float* d) {
   for (auto& [p, v] : s.accumulators)
     if (p == d) return v;
   throw std::logic_error("emu: product retired on an accumulator not in flight");
+}
+
+/// The 128-byte swizzle (tma.cuh): byte address bits [4:6] ^= bits [7:9].
+std::size_t swizzle_128b(std::size_t at) {
+  return at ^ (((at >> 7) & 7u) << 4);
+}
+
+/// Where element (k, mn) of a k16 slice of a wgmma shared-memory operand
+/// lies (wgmma.cuh): K-major (element (mn, k)), or MN-major when `trans`,
+/// without swizzle; K-major with the 128-byte swizzle (wgmma_layout.cuh:
+/// rows of 128 bytes, 8-row groups `stride` apart).
+std::size_t operand_at(std::uint64_t desc, bool trans, std::size_t k, std::size_t mn) {
+  const std::size_t start = (desc & 0x3fffu) << 4, leading = ((desc >> 16) & 0x3fffu) << 4,
+                    stride = ((desc >> 32) & 0x3fffu) << 4;
+  switch (desc >> 62) {
+    case 0:
+      return trans ? start + k / 8 * leading + mn / 8 * stride + k % 8 * 16 + mn % 8 * 2
+                   : start + mn / 8 * stride + k / 8 * leading + mn % 8 * 16 + k % 8 * 2;
+    case 1:
+      if (trans) throw std::logic_error("emu: an MN-major operand with the 128-byte swizzle");
+      if (((desc >> 49) & 7u) != 0) throw std::logic_error("emu: a descriptor base offset");
+      return swizzle_128b(start + mn / 8 * stride + mn % 8 * 128 + k * 2);
+    default:
+      throw std::logic_error("emu: a descriptor with the 64- or 32-byte swizzle");
+  }
 }
 
 /// Retires this thread's oldest group of products; every thread of the
@@ -146,9 +182,11 @@ void retire_oldest() {
     float a[2][16];
     for (unsigned q = 0; q < 4; ++q) {
       const std::vector<product>& peer = b.states[quad0 + q].product_groups.front();
-      if (peer.size() != ops.size() || peer[i].n != op.n)
+      if (peer.size() != ops.size() || peer[i].n != op.n ||
+          (peer[i].a == nullptr) != (op.a == nullptr))
         throw std::logic_error("emu: the warpgroup's threads issued different products");
       const std::uint32_t* r = peer[i].a;
+      if (r == nullptr) continue;  // A is in shared memory: read below
       a[0][2 * q] = low(r[0]);
       a[0][2 * q + 1] = high(r[0]);
       a[1][2 * q] = low(r[1]);
@@ -168,19 +206,22 @@ void retire_oldest() {
                                "'s cp.async wrote without fence.proxy.async after it landed");
       return at;
     };
-    const std::size_t start = (op.b & 0x3fffu) << 4, leading = ((op.b >> 16) & 0x3fffu) << 4,
-                      stride = ((op.b >> 32) & 0x3fffu) << 4;
-    auto b_at = [&](std::size_t k, std::size_t n) {
-      return op.trans_b ? start + k / 8 * leading + n / 8 * stride + k % 8 * 16 + n % 8 * 2
-                        : start + n / 8 * stride + k / 8 * leading + n % 8 * 16 + k % 8 * 2;
-    };
+    if (op.a == nullptr) {
+      // Rows 16 w + g and + 8 of the warpgroup's m64 A (warp w of it).
+      const std::size_t r0 = 16 * (threadIdx.x % warpgroup / warp) + g;
+      for (std::size_t k = 0; k < 16; ++k) {
+        a[0][k] = smem_bf16(fenced(operand_at(op.a_desc, false, k, r0)));
+        a[1][k] = smem_bf16(fenced(operand_at(op.a_desc, false, k, r0 + 8)));
+      }
+    }
     std::vector<float>& acc = accumulator_of(me, op.d);
     for (int j = 0; j < op.n / 8; ++j)
       for (int e = 0; e < 4; ++e) {
         const int row = e / 2;
         const auto col = static_cast<std::size_t>(8 * j + 2 * static_cast<int>(t) + e % 2);
         float sum = 0.0f;
-        for (std::size_t k = 0; k < 16; ++k) sum += a[row][k] * smem_bf16(fenced(b_at(k, col)));
+        for (std::size_t k = 0; k < 16; ++k)
+          sum += a[row][k] * smem_bf16(fenced(operand_at(op.b, op.trans_b, k, col)));
         float& v = acc[static_cast<std::size_t>(4 * j + e)];
         v = (op.scale_d ? v : 0.0f) + sum;
       }
@@ -216,7 +257,7 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
   s.fibers.resize(std::size_t{threads} * cluster);
   for (fiber& f : s.fibers) f.stack = std::make_unique<char[]>(stack_bytes);
   std::vector<std::vector<unsigned char>> smem(cluster,
-                                               std::vector<unsigned char>(smem_bytes + 128));
+                                               std::vector<unsigned char>(smem_bytes + 1024));
   std::vector<block_state> blocks(cluster);
   s.blocks = &blocks;
   sched = &s;
@@ -228,7 +269,8 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
           for (unsigned r = 0; r < cluster; ++r) {
             const auto at = reinterpret_cast<std::uintptr_t>(smem[r].data());
             block_state& b = blocks[r];
-            b = block_state{threads, smem[r].data() + (128 - at % 128) % 128, {}, {}, {}, r, {}};
+            b = block_state{threads, smem[r].data() + (1024 - at % 1024) % 1024, {}, {}, {}, r, {},
+                            {}};
             b.states.resize(threads);
             b.words.resize(threads * words_per_thread);
             b.addresses.resize(threads);
@@ -238,6 +280,12 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
           s.barriers.clear();
           blockIdx = {bx, by, bz};
           run_cluster(s);
+          // A TMA copy nobody waited for could land after the block ended,
+          // or over what the block wrote there meanwhile.
+          for (const block_state& b : blocks)
+            for (const auto& [at, m] : b.mbarriers)
+              if (!m.copies.empty() || m.tx != 0)
+                throw std::logic_error("emu: a block ended with a TMA copy in flight");
         }
   } catch (...) {
     sched = nullptr;
@@ -251,6 +299,7 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
 namespace {
 
 void wait_at(barrier_state& b, unsigned count) {
+  ++progress;
   if (++b.arrived == count) {
     b.arrived = 0;
     ++b.generation;
@@ -386,7 +435,12 @@ void product_issue(float* d, int n, const std::uint32_t* a, std::uint64_t b, boo
     s.accumulators.emplace_back(d, std::vector<float>(d, d + count));
     for (std::size_t i = 0; i < count; ++i) d[i] = std::nanf("");
   }
-  s.open_products.push_back({d, a, b, n, scale_d, trans_b});
+  s.open_products.push_back({d, a, 0, b, n, scale_d, trans_b});
+}
+
+void product_issue_ss(float* d, int n, std::uint64_t a_desc, std::uint64_t b, bool scale_d) {
+  product_issue(d, n, nullptr, b, scale_d, false);
+  self().open_products.back().a_desc = a_desc;
 }
 
 void product_commit() {
@@ -397,6 +451,112 @@ void product_commit() {
 
 void product_wait(int pending) {
   while (self().product_groups.size() > static_cast<std::size_t>(pending)) retire_oldest();
+}
+
+namespace {
+
+std::size_t smem_offset(const void* p) {
+  const auto at = static_cast<std::size_t>(static_cast<const unsigned char*>(p) - current->smem);
+  if (static_cast<const unsigned char*>(p) < current->smem)
+    throw std::logic_error("emu: an mbarrier or TMA destination outside dynamic shared memory");
+  return at;
+}
+
+mbarrier& mbarrier_at(const void* bar) {
+  const std::size_t at = smem_offset(bar);
+  if (at % 8 != 0) throw std::logic_error("emu: an mbarrier not 8-byte aligned");
+  for (auto& [where, m] : current->mbarriers)
+    if (where == at) return m;
+  throw std::logic_error("emu: an mbarrier used before mbarrier.init");
+}
+
+// The phase completes when its arrivals and announced bytes are all in.
+void complete_phase(mbarrier& m) {
+  if (m.missing == 0 && m.tx == 0) {
+    ++m.phase;
+    m.missing = m.arrivals;
+    ++progress;
+  }
+}
+
+// One TMA copy's box into shared memory: zeros outside the tensor, rows of
+// 128 bytes swizzled.
+void land(const tma_copy& c) {
+  const tensor_map_2d& m = c.map;
+  const std::size_t row_bytes = std::size_t{m.box[0]} * m.element_bytes;
+  for (std::uint32_t r = 0; r < m.box[1]; ++r)
+    for (std::size_t byte = 0; byte < row_bytes; byte += m.element_bytes) {
+      const std::int64_t col = c.c0 + static_cast<std::int64_t>(byte / m.element_bytes);
+      const std::int64_t row = c.c1 + static_cast<std::int64_t>(r);
+      const std::size_t at = r * row_bytes + byte;
+      unsigned char* dst = c.dst + (m.swizzle_128b ? swizzle_128b(at) : at);
+      if (col >= 0 && row >= 0 && static_cast<std::uint64_t>(col) < m.dims[0] &&
+          static_cast<std::uint64_t>(row) < m.dims[1])
+        std::memcpy(dst,
+                    static_cast<const unsigned char*>(m.base) +
+                        static_cast<std::uint64_t>(row) * m.row_bytes +
+                        static_cast<std::uint64_t>(col) * m.element_bytes,
+                    m.element_bytes);
+      else
+        std::memset(dst, 0, m.element_bytes);
+    }
+}
+
+}  // namespace
+
+void mbarrier_init(void* bar, unsigned arrivals) {
+  const std::size_t at = smem_offset(bar);
+  if (at % 8 != 0) throw std::logic_error("emu: an mbarrier not 8-byte aligned");
+  mbarrier m;
+  m.arrivals = m.missing = arrivals;
+  for (auto& [where, old] : current->mbarriers)
+    if (where == at) {
+      old = m;
+      return;
+    }
+  current->mbarriers.emplace_back(at, m);
+  ++progress;
+}
+
+void mbarrier_arrive_expect_tx(void* bar, std::uint32_t bytes) {
+  mbarrier& m = mbarrier_at(bar);
+  if (m.missing == 0) throw std::logic_error("emu: more arrivals on an mbarrier than it expects");
+  m.tx += bytes;
+  --m.missing;
+  ++progress;
+  complete_phase(m);
+}
+
+void tma_load_2d(void* dst, const tensor_map_2d& map, int c0, int c1, void* bar) {
+  mbarrier& m = mbarrier_at(bar);
+  const std::size_t at = smem_offset(dst);
+  const std::size_t bytes = std::size_t{map.box[0]} * map.box[1] * map.element_bytes;
+  if (map.swizzle_128b && (at % 1024 != 0 || std::size_t{map.box[0]} * map.element_bytes != 128))
+    throw std::logic_error(
+        "emu: a 128-byte swizzled TMA copy needs 128-byte box rows and a 1024-byte aligned "
+        "destination");
+  poison(dst, bytes);
+  m.copies.push_back({static_cast<unsigned char*>(dst), map, c0, c1});
+  ++progress;
+}
+
+void mbarrier_wait(void* bar, unsigned parity) {
+  for (;;) {
+    mbarrier& m = mbarrier_at(bar);
+    for (const tma_copy& c : m.copies) {
+      land(c);
+      m.tx -=
+          static_cast<std::int64_t>(std::size_t{c.map.box[0]} * c.map.box[1] * c.map.element_bytes);
+      ++progress;
+    }
+    m.copies.clear();
+    complete_phase(m);
+    if ((m.phase & 1u) != (parity & 1u)) return;
+    fiber& f = sched->fibers[sched->running];
+    f.spinning = true;
+    swapcontext(&f.context, &sched->main);
+    f.spinning = false;
+  }
 }
 
 }  // namespace emu

@@ -19,6 +19,12 @@
 //   bytes only at the issuing thread's cp.async.wait_group that covers it, so
 //   reading a stage too early, or refilling one still read, corrupts the
 //   result;
+// - TMA copies and mbarriers (shim device/cuda/tma.cuh): a copy's box turns
+//   NaN when it is issued and lands (128-byte swizzle, zeros outside the
+//   tensor) only when a thread waits on its barrier, whose phase completes
+//   once its arrivals and announced bytes are in; a thread that waits yields
+//   until then. So reading a stage before its barrier's wait, or refilling
+//   one still being read, corrupts the result;
 // - wgmma (shim device/cuda/wgmma.cuh): a product that reads shared memory
 //   a cp.async wrote, unless the writing thread fenced the async proxy
 //   (fence.proxy.async) after the copy landed, fails; its accumulator turns NaN
@@ -26,7 +32,8 @@
 //   at the wgmma.wait_group that retires it, when the warpgroup's 128
 //   threads meet, each computing its own accumulator elements in fp32. So
 //   touching an accumulator, an A register or a B tile while the product is
-//   in flight changes the result.
+//   in flight changes the result. Descriptors without swizzle and with the
+//   128-byte swizzle (K-major) are decoded; A may come from one too.
 // Not modelled: timing, the memory consistency of real hardware beyond the
 // above, and anything the tensor cores do differently from the PTX ISA's
 // fragment layouts; those are checked on a GPU (attention_test.cpp).
@@ -45,6 +52,9 @@
 
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
+#endif
+#ifndef __grid_constant__
+#define __grid_constant__
 #endif
 // A block's static shared arrays: function-local statics, which all of the
 // block's fibers share (blocks run one after the other).
@@ -70,10 +80,39 @@ struct copy16 {
 };
 struct product {
   float* d;                ///< the thread's accumulator, N / 8 x 4 floats
-  const std::uint32_t* a;  ///< its A fragment, read at retirement
+  const std::uint32_t* a;  ///< its A fragment, read at retirement; null: A is `a_desc`
+  std::uint64_t a_desc;    ///< A's shared-memory descriptor (K-major) when `a` is null
   std::uint64_t b;         ///< shared-memory descriptor
   int n;                   ///< N: 64 or 128
   bool scale_d, trans_b;
+};
+
+/// A 2-D tensor as a TMA copy reads it (the stand-in for CUtensorMap):
+/// `dims[0]` contiguous elements of `element_bytes` per row, rows
+/// `row_bytes` apart, `dims[1]` rows; boxes of box[0] x box[1]; with
+/// `swizzle_128b` a box row must be 128 bytes and lands swizzled (tma.cuh).
+struct tensor_map_2d {
+  const void* base = nullptr;
+  std::uint64_t dims[2] = {0, 0};
+  std::uint64_t row_bytes = 0;
+  std::uint32_t box[2] = {0, 0};
+  std::uint32_t element_bytes = 2;
+  bool swizzle_128b = true;
+};
+
+/// A TMA copy issued and not landed yet, and a shared-memory barrier
+/// (mbarrier): its arrivals per phase, those still missing in this phase,
+/// the bytes announced and not yet landed, and the phases completed.
+struct tma_copy {
+  unsigned char* dst;
+  tensor_map_2d map;
+  int c0, c1;
+};
+struct mbarrier {
+  unsigned arrivals = 0, missing = 0;
+  std::int64_t tx = 0;
+  unsigned phase = 0;
+  std::vector<tma_copy> copies;
 };
 struct thread_state {
   std::vector<std::vector<copy16>> copy_groups;  ///< committed, oldest first
@@ -90,7 +129,7 @@ inline block_state* current = nullptr;
 /// The state of a block being run.
 struct block_state {
   unsigned threads;
-  unsigned char* smem;  ///< 128-byte aligned, `smem_bytes` of bf16 NaN at the start
+  unsigned char* smem;  ///< 1024-byte aligned, `smem_bytes` of bf16 NaN at the start
   std::vector<thread_state> states;
   /// What the threads of a warp hand each other (shuffles, ldmatrix, mma).
   std::vector<std::uint32_t> words;  ///< 8 per thread
@@ -99,6 +138,8 @@ struct block_state {
   /// Per 16 bytes of shared memory: 1 + the thread whose cp.async landed
   /// there and which has not fenced the async proxy since, else 0.
   std::vector<std::uint16_t> unfenced;
+  /// The block's mbarriers, by shared-memory offset.
+  std::vector<std::pair<std::size_t, mbarrier>> mbarriers;
 };
 
 inline thread_state& self() {
@@ -134,6 +175,18 @@ void copy_wait(int pending);
 void proxy_fence();
 void product_issue(float* d, int n, const std::uint32_t* a, std::uint64_t b, bool scale_d,
                    bool trans_b);
+/// A product whose A operand is K-major in shared memory too (descriptor).
+void product_issue_ss(float* d, int n, std::uint64_t a_desc, std::uint64_t b, bool scale_d);
+
+/// mbarrier.init; mbarrier.arrive.expect_tx; a TMA copy completing on
+/// `bar` (its destination turns NaN now and gets its bytes, with zeros
+/// outside the tensor, when some thread next waits on `bar`); and
+/// mbarrier.try_wait.parity in a loop: this thread yields until the phase of
+/// parity `parity` has completed. A wait that can never end is a deadlock.
+void mbarrier_init(void* bar, unsigned arrivals);
+void mbarrier_arrive_expect_tx(void* bar, std::uint32_t bytes);
+void tma_load_2d(void* dst, const tensor_map_2d& map, int c0, int c1, void* bar);
+void mbarrier_wait(void* bar, unsigned parity);
 void product_commit();
 void product_wait(int pending);
 

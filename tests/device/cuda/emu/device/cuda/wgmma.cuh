@@ -1,6 +1,6 @@
 // The host emulator's stand-in for device/cuda/wgmma.cuh (emu.hpp): the
-// real descriptors (wgmma_layout.cuh); products that run when a wait_group
-// retires them.
+// real descriptors (wgmma_layout.cuh); products, with A in registers or in
+// shared memory, that run when a wait_group retires them.
 #pragma once
 
 #include "emu.hpp"
@@ -31,6 +31,10 @@ template <int N>
 void mma(float (&d)[N / 8][4], const std::uint32_t (&a)[4], std::uint64_t b, int scale_d,
          bool trans_b) {
   emu::product_issue(&d[0][0], N, a, b, scale_d != 0, trans_b);
+}
+
+inline void mma_ss_n128(float (&d)[16][4], std::uint64_t a, std::uint64_t b, int scale_d) {
+  emu::product_issue_ss(&d[0][0], 128, a, b, scale_d != 0);
 }
 
 }  // namespace accellm::device::cuda::wg
