@@ -6,7 +6,7 @@
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
-//                   [--skinny on|off]
+//                   [--skinny on|off] [--pdl on|off]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -18,7 +18,8 @@
 // kernel the backend chose at creation and why (prefill_choice.hpp).
 // --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64, wgmma128:
 // that one whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
-// those choices, to compare them or to step around a kernel that fails.
+// those choices, to compare them or to step around a kernel that fails. --pdl off launches
+// the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -68,6 +69,7 @@ struct args {
   bool breakdown = false;
   cuda::prefill_rule prefill_rule = cuda::prefill_rule::timed;
   bool skinny = true;
+  bool pdl = true;
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -117,6 +119,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.prefill_rule = cuda::prefill_rule::wgmma128_if_verified;
   else if (k == "--skinny" && (v == "on" || v == "off"))
     a.skinny = v == "on";
+  else if (k == "--pdl" && (v == "on" || v == "off"))
+    a.pdl = v == "on";
   else
     return false;
   return true;
@@ -452,7 +456,7 @@ int main(int argc, char** argv) {
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
-                 " [--skinny on|off]\n";
+                 " [--skinny on|off] [--pdl on|off]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -466,6 +470,7 @@ int main(int argc, char** argv) {
   o.seed = 1;
   o.prefill = a.prefill_rule;
   o.skinny_gemm = a.skinny;
+  o.programmatic_launch = a.pdl;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";
@@ -481,6 +486,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>((*b)->kv().bytes_per_block));
   std::printf("prefill attention kernel %s\n",
               cuda::describe((*b)->prefill_kernel_choice()).c_str());
+  std::printf("programmatic dependent launch: %s\n", (*b)->programmatic_launch() ? "on" : "off");
   std::ofstream csv_file;
   std::ostream* csv = nullptr;
   if (!a.csv.empty()) {

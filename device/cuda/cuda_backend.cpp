@@ -90,6 +90,9 @@ status cuda_backend::init(int device) {
                                   stream_.get(), options_.prefill, planner);
   if (!fwd) return std::move(fwd).err();
   forward_ = std::move(*fwd);
+  int major = 0;
+  ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  forward_->set_programmatic_launch(options_.programmatic_launch && major >= 9);
   const std::uint64_t block_bytes = view.block_elems() * 2;
   std::uint64_t blocks = options_.kv_blocks;
   if (blocks == 0) {

@@ -63,6 +63,10 @@ struct cuda_options {
   /// skinny_gemm_wgmma and skinny_gemm_tma (it still verifies each and keeps
   /// one only as a clear win); false: cuBLAS(Lt) only.
   bool skinny_gemm = true;
+  /// Whether an iteration's kernels are launched with programmatic dependent
+  /// launch (launch.cuh: each one's launch and ramp overlap the tail of the
+  /// one before; compute capability 9.0 and later only, else ignored).
+  bool programmatic_launch = true;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
   /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
   /// not fit is copied out of the staging buffer into a vector instead. 0:
@@ -174,6 +178,9 @@ class cuda_backend final : public backend {
   /// them go through a cuBLASLt algorithm or skinny_gemm (the rest: cuBLAS's
   /// default).
   const gemm_planner& planner() const noexcept { return forward_->planner(); }
+  /// Whether iterations launch with programmatic dependent launch
+  /// (cuda_options::programmatic_launch on a compute capability 9.0 device).
+  bool programmatic_launch() const noexcept { return forward_->programmatic_launch(); }
   /// The pinned memory exported chunks are lent from (options.pinned_kv_bytes):
   /// what is lent now, and how often a chunk did not fit and was copied.
   const host_pool& lent_kv() const noexcept { return lent_; }

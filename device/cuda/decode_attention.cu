@@ -1,6 +1,7 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/decode_kernels.cuh"
+#include "device/cuda/launch.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +33,7 @@ __device__ inline bf16x8 load8(const __nv_bfloat16* p) {
 // each lane 8 of its dims. G = query heads per KV head.
 template <int G>
 __global__ void __launch_bounds__(warps * 32) decode_pass1(decode_attention_args a, float scale) {
+  ptx::follow_previous_grid();
   extern __shared__ float smem[];  // [warps][G][hd + 2]
   const std::uint32_t hd = a.shape.head_dim;
   const int L = static_cast<int>(hd / 8), per_warp = 32 / L;
@@ -148,10 +150,8 @@ __global__ void __launch_bounds__(warps * 32) decode_pass1(decode_attention_args
 
 // Pass 2: merges the splits of every (head, item).
 status decode_combine(const decode_attention_args& a, cudaStream_t s) {
-  decode_kernels::
-      combine_kernel<<<dim3(a.shape.heads, a.n_items), std::min(a.shape.head_dim, 128u), 0, s>>>(a);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  return launch_kernel(decode_kernels::combine_kernel, dim3(a.shape.heads, a.n_items),
+                       dim3(std::min(a.shape.head_dim, 128u)), 0, s, a);
 }
 
 template <int G>
@@ -159,17 +159,16 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   const dim3 grid(a.shape.kv_heads, a.splits, a.n_items);
   const auto smem = static_cast<std::size_t>(warps * G * (a.shape.head_dim + 2) * sizeof(float));
   const float scale = 1.0f / std::sqrt(static_cast<float>(a.shape.head_dim));
-  decode_pass1<G><<<grid, warps * 32, smem, s>>>(a, scale);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
+  ACCELLM_TRY(launch_kernel(decode_pass1<G>, grid, dim3(warps * 32), smem, s, a, scale));
   return decode_combine(a, s);
 }
 
 template <int HD>
 status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  decode_kernels::mma_kernel<HD>
-      <<<dim3(a.shape.kv_heads, a.splits, a.n_items), 32, 0, s>>>(a, scale_log2);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
+  ACCELLM_TRY(launch_kernel(decode_kernels::mma_kernel<HD>,
+                            dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32), 0, s, a,
+                            scale_log2));
   // One split: pass 1 wrote the output (one launch per layer fewer).
   return a.splits == 1 ? status{} : decode_combine(a, s);
 }

@@ -46,6 +46,7 @@ __device__ void stage(const decode_attention_args& a, const decode_item& it, std
 
 template <int HD>
 __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float scale_log2) {
+  ptx::follow_previous_grid();
   constexpr int stride = HD + 8;  // rows shift 4 banks: conflict-free fragments and ldmatrix
   __shared__ __align__(16) __nv_bfloat16 Ks[2][keys * stride];
   __shared__ __align__(16) __nv_bfloat16 Vs[2][keys * stride];
@@ -156,6 +157,7 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
 
 // One block per (head, item), one thread per dim.
 __global__ void combine_kernel(decode_attention_args a) {
+  ptx::follow_previous_grid();
   const std::uint32_t head = blockIdx.x, hd = a.shape.head_dim;
   const decode_item item = a.items[blockIdx.y];
   const float* base = a.partial + (static_cast<std::uint64_t>(blockIdx.y) * a.shape.heads + head) *

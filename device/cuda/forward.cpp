@@ -5,6 +5,7 @@
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/gemv.cuh"
 #include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/programmatic.hpp"
 #include "device/cuda/rmsnorm.cuh"
 #include "device/cuda/rope_append.cuh"
 #include "device/cuda/sampling.cuh"
@@ -321,6 +322,8 @@ result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(
     splits = choose_decode_splits(static_cast<std::uint32_t>(plan.decodes.size()),
                                   shape_.attn.kv_heads, plan.max_decode_length, 32 * sm_count_);
   ACCELLM_CUDA_TRY(cudaEventRecord(start_.get(), stream_));
+  // Every launch of this iteration, graph capture included, is made here.
+  const programmatic_launch_scope programmatic(programmatic_ && !breakdown_on_);
   const bool decode_only = plan.tiles.empty() && !plan.decodes.empty();
   if (decode_only)
     ACCELLM_TRY(prepare_products(static_cast<std::uint32_t>(plan.tokens.size()),

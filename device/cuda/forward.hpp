@@ -138,6 +138,11 @@ class forward_pass {
   /// event after each operator, and last_breakdown() holds its time per
   /// operator (for benchmarks: the events cost a little).
   void set_breakdown(bool on) noexcept { breakdown_on_ = on; }
+  /// With `on`, run() launches its own kernels with programmatic dependent
+  /// launch (launch.cuh; compute capability 9.0 only), except with the
+  /// breakdown on, whose events time each operator alone.
+  void set_programmatic_launch(bool on) noexcept { programmatic_ = on; }
+  bool programmatic_launch() const noexcept { return programmatic_; }
   const op_breakdown& last_breakdown() const noexcept { return breakdown_; }
 
   /// Logits of the last run ([out_rows x vocab shard]), copied to the host.
@@ -203,6 +208,7 @@ class forward_pass {
   std::uint32_t last_outputs_ = 0;
   // The time breakdown (set_breakdown).
   bool breakdown_on_ = false;
+  bool programmatic_ = false;
   std::vector<event> marks_;
   std::vector<op> mark_ops_;
   std::size_t marks_used_ = 0;

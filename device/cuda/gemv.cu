@@ -1,5 +1,7 @@
 #include "device/cuda/check.hpp"
 #include "device/cuda/gemv.cuh"
+#include "device/cuda/launch.cuh"
+#include "device/cuda/ptx.cuh"
 
 namespace accellm::device::cuda {
 namespace {
@@ -21,6 +23,7 @@ template <int R>
 __global__ void __launch_bounds__(warps * 32)
     gemv_kernel(const __nv_bfloat16* x, std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out,
                 float* y, float beta) {
+  ptx::follow_previous_grid();
   const int lane = threadIdx.x % 32;
   const std::uint32_t o0 = (blockIdx.x * warps + threadIdx.x / 32) * outs_per_warp;
   if (o0 >= out) return;
@@ -69,9 +72,8 @@ template <int R>
 status launch(const __nv_bfloat16* x, std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out,
               float* y, float beta, cudaStream_t s) {
   const std::uint32_t per_block = warps * outs_per_warp;
-  gemv_kernel<R><<<(out + per_block - 1) / per_block, warps * 32, 0, s>>>(x, in, w, out, y, beta);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  return launch_kernel(gemv_kernel<R>, dim3((out + per_block - 1) / per_block), dim3(warps * 32), 0,
+                       s, x, in, w, out, y, beta);
 }
 
 }  // namespace

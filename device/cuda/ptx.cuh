@@ -89,4 +89,32 @@ __device__ inline void wait_group() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory");
 }
 
+/// Programmatic dependent launch (sm_90; launch.cuh): waits until the grid
+/// this one was launched behind has completed and its memory is visible.
+/// Every kernel launched that way calls it in every thread before it reads
+/// what an earlier kernel wrote, and before it exits, so that a later
+/// kernel waiting on this one also waits on that one. A no-op for a kernel
+/// launched the plain way, and before sm_90.
+__device__ inline void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+/// Lets the grid launched behind this one be scheduled once every block of
+/// this grid has called it (or exited): its blocks then take the SMs this
+/// grid's last wave leaves free, and wait there (grid_dependency_wait).
+__device__ inline void launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+/// Both, at a kernel's start: what every kernel launch.cuh launches does
+/// first, unless it has work that reads nothing an earlier kernel writes.
+__device__ inline void follow_previous_grid() {
+  grid_dependency_wait();
+  launch_dependents();
+}
+
 }  // namespace accellm::device::cuda::ptx

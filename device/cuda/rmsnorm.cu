@@ -1,4 +1,6 @@
 #include "device/cuda/check.hpp"
+#include "device/cuda/launch.cuh"
+#include "device/cuda/ptx.cuh"
 #include "device/cuda/rmsnorm.cuh"
 #include "device/cuda/vec.cuh"
 
@@ -52,6 +54,7 @@ __global__ void __launch_bounds__(max_threads)
     rmsnorm_kernel(const float* __restrict__ x, const __nv_bfloat16* __restrict__ gain,
                    std::uint32_t n, float eps, const std::int32_t* __restrict__ gather,
                    __nv_bfloat16* __restrict__ out) {
+  ptx::follow_previous_grid();
   const std::uint32_t row = blockIdx.x;
   const std::uint32_t src = gather ? static_cast<std::uint32_t>(gather[row]) : row;
   const float* xr = x + static_cast<std::uint64_t>(src) * n;
@@ -114,12 +117,10 @@ status rmsnorm(const float* x, const __nv_bfloat16* gain, std::uint32_t rows, st
   if (n == 0 || x == nullptr || gain == nullptr || out == nullptr)
     return fail(errc::invalid_argument, "rmsnorm: empty row or null pointer");
   if (vec::fits(n, x, gain, out))
-    rmsnorm_kernel<vec::width>
-        <<<rows, threads_for(n / vec::width), 0, s>>>(x, gain, n, eps, gather, out);
-  else
-    rmsnorm_kernel<1><<<rows, threads_for(n), 0, s>>>(x, gain, n, eps, gather, out);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+    return launch_kernel(rmsnorm_kernel<vec::width>, dim3(rows), dim3(threads_for(n / vec::width)),
+                         0, s, x, gain, n, eps, gather, out);
+  return launch_kernel(rmsnorm_kernel<1>, dim3(rows), dim3(threads_for(n)), 0, s, x, gain, n, eps,
+                       gather, out);
 }
 
 }  // namespace accellm::device::cuda

@@ -1,4 +1,6 @@
 #include "device/cuda/check.hpp"
+#include "device/cuda/launch.cuh"
+#include "device/cuda/ptx.cuh"
 #include "device/cuda/rope_append.cuh"
 #include "device/cuda/vec.cuh"
 
@@ -22,6 +24,7 @@ __global__ void rope_append_kernel(const __nv_bfloat16* __restrict__ qkv, attn_s
                                    row_tables t, const float* __restrict__ cos,
                                    const float* __restrict__ sin, __nv_bfloat16* __restrict__ q_out,
                                    kv_pool_view kv, std::uint32_t layer) {
+  ptx::follow_previous_grid();
   const std::uint32_t row = blockIdx.x;
   const std::uint32_t hd = shape.head_dim, half = hd / 2;
   const std::uint32_t qw = shape.q_width(), kvw = shape.kv_width();
@@ -60,12 +63,13 @@ __global__ void rope_append_kernel(const __nv_bfloat16* __restrict__ qkv, attn_s
 }
 
 template <std::uint32_t W>
-void launch(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shape& shape,
-            const row_tables& t, const float* cos, const float* sin, __nv_bfloat16* q_out,
-            const kv_pool_view& kv, std::uint32_t layer, cudaStream_t s) {
+status launch(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shape& shape,
+              const row_tables& t, const float* cos, const float* sin, __nv_bfloat16* q_out,
+              const kv_pool_view& kv, std::uint32_t layer, cudaStream_t s) {
   const std::uint32_t units = (shape.heads + shape.kv_heads) * (shape.head_dim / 2 / W);
   const dim3 grid(rows, std::min<std::uint32_t>((units + threads - 1) / threads, 16));
-  rope_append_kernel<W><<<grid, threads, 0, s>>>(qkv, shape, t, cos, sin, q_out, kv, layer);
+  return launch_kernel(rope_append_kernel<W>, grid, dim3(threads), 0, s, qkv, shape, t, cos, sin,
+                       q_out, kv, layer);
 }
 
 }  // namespace
@@ -83,11 +87,8 @@ status rope_append(const __nv_bfloat16* qkv, std::uint32_t rows, const attn_shap
   // half % 8 == 0 makes every row offset (head_dim, widths, pos * half) a
   // multiple of 8 elements, so aligned bases mean aligned rows.
   if (vec::fits(shape.head_dim / 2, qkv, cos, sin, q_out, kv.pool))
-    launch<vec::width>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
-  else
-    launch<1>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+    return launch<vec::width>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
+  return launch<1>(qkv, rows, shape, t, cos, sin, q_out, kv, layer, s);
 }
 
 std::vector<float> rope_table_host(std::uint32_t positions, std::uint32_t head_dim, double theta) {

@@ -1,5 +1,9 @@
 #include "device/cuda/runtime.hpp"
 
+#include "device/cuda/programmatic.hpp"
+
+#include <utility>
+
 namespace accellm::device::cuda {
 
 result<stream> stream::create() {
@@ -53,6 +57,21 @@ host_allocator pinned_allocator(int device) {
             (void)cudaSetDevice(device);
             (void)cudaFreeHost(p);
           }};
+}
+
+namespace {
+thread_local bool programmatic = false;
+}  // namespace
+
+bool programmatic_launch() noexcept {
+  return programmatic;
+}
+
+programmatic_launch_scope::programmatic_launch_scope(bool on) noexcept
+    : previous_(std::exchange(programmatic, on)) {}
+
+programmatic_launch_scope::~programmatic_launch_scope() {
+  programmatic = previous_;
 }
 
 }  // namespace accellm::device::cuda

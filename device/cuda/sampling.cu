@@ -1,4 +1,6 @@
 #include "device/cuda/check.hpp"
+#include "device/cuda/launch.cuh"
+#include "device/cuda/ptx.cuh"
 #include "device/cuda/sampling.cuh"
 #include "device/cuda/vec.cuh"
 
@@ -11,6 +13,7 @@ template <std::uint32_t W>
 __global__ void embed_kernel(const __nv_bfloat16* __restrict__ table,
                              const std::int32_t* __restrict__ tokens, std::uint32_t d,
                              float* __restrict__ x) {
+  ptx::follow_previous_grid();
   const __nv_bfloat16* src = table + static_cast<std::uint64_t>(tokens[blockIdx.x]) * d;
   float* dst = x + static_cast<std::uint64_t>(blockIdx.x) * d;
   for (std::uint32_t u = threadIdx.x; u < d / W; u += blockDim.x) {
@@ -29,6 +32,7 @@ __device__ inline void better(float& v, int& i, float v2, int i2) {
 }
 
 __global__ void argmax_kernel(const float* logits, std::uint32_t vocab, std::int32_t* out) {
+  ptx::follow_previous_grid();
   const float* row = logits + static_cast<std::uint64_t>(blockIdx.x) * vocab;
   float best = -INFINITY;
   int idx = 0x7fffffff;
@@ -57,11 +61,9 @@ status embed(const __nv_bfloat16* table, const std::int32_t* tokens, std::uint32
   if (d == 0 || !table || !tokens || !x)
     return fail(errc::invalid_argument, "embed: zero width or null pointer");
   if (vec::fits(d, table, x))
-    embed_kernel<vec::width><<<rows, 128, 0, s>>>(table, tokens, d, x);
-  else
-    embed_kernel<1><<<rows, 256, 0, s>>>(table, tokens, d, x);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+    return launch_kernel(embed_kernel<vec::width>, dim3(rows), dim3(128), 0, s, table, tokens, d,
+                         x);
+  return launch_kernel(embed_kernel<1>, dim3(rows), dim3(256), 0, s, table, tokens, d, x);
 }
 
 status argmax_rows(const float* logits, std::uint32_t rows, std::uint32_t vocab, std::int32_t* out,
@@ -69,9 +71,7 @@ status argmax_rows(const float* logits, std::uint32_t rows, std::uint32_t vocab,
   if (rows == 0) return {};
   if (vocab == 0 || !logits || !out)
     return fail(errc::invalid_argument, "argmax_rows: empty vocabulary or null pointer");
-  argmax_kernel<<<rows, 256, 0, s>>>(logits, vocab, out);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  return launch_kernel(argmax_kernel, dim3(rows), dim3(256), 0, s, logits, vocab, out);
 }
 
 }  // namespace accellm::device::cuda

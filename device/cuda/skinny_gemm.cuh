@@ -6,9 +6,11 @@
 //   y[rows x out] = x[rows x in] * w[out x in]^T + beta * y,
 //
 // bf16 operands, fp32 accumulation, fp32 or bf16 y; with beta == 0, y is
-// never read. The result is bitwise deterministic: it depends only on the
-// operands and the shape (never on the device's SM count or on timing), and
-// no atomics are used.
+// never read. Launched programmatically (launch.cuh, programmatic_launch()),
+// a kernel reads its first weight tiles before it waits for the kernel
+// before it: w must not be what that kernel writes (x and y may be). The result is bitwise
+// deterministic: it depends only on the operands and the shape (never on the device's SM count or
+// on timing), and no atomics are used.
 //
 // Three kernels with this contract (skinny_kernels.cuh): skinny_gemm on
 // mma.sync, verified on H100 and H200, and skinny_gemm_wgmma on Hopper's

@@ -110,9 +110,9 @@ __device__ void load_x(const args& a, __nv_bfloat16* xs, std::uint32_t k0) {
 }
 
 // Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
-// and of x into stage `st` (weights then x, both row-major, pitch `stride`).
+// into stage `st` (row-major, pitch `stride`; x follows them there).
 template <int NT>
-__device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+__device__ void load_weights(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
   constexpr int vecs = block_k / 8;  // 16-byte chunks per row
   constexpr int w_chunks = block_n * vecs;
   static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
@@ -124,7 +124,6 @@ __device__ void load_stage(const args& a, __nv_bfloat16* st, std::uint32_t n0, s
     const bool valid = n < a.out && k < a.in;
     ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
-  load_x<config<NT>::rows_pad>(a, st + config<NT>::w_elems, k0);
 }
 
 // One stage's products: 4 k-steps of 16; warp w owns block outputs
@@ -202,22 +201,29 @@ __device__ inline cluster_tile tile_of(const args& a) {
   return c;
 }
 
-// The k-tile pipeline both kernels run over `stages` buffers of
+// The k-tile pipeline both cp.async kernels run over `stages` buffers of
 // `stage_elems`: tiles 0 .. stages - 2 in flight from the start, one
 // cp.async group per tile (empty past the end, so that wait_group counts stay
 // uniform); at tile i, once everyone's copies of it landed, the buffer tile
 // i - 1 used receives tile i + stages - 1 while compute(buffer) consumes tile
-// i. load(buffer, i) starts tile i's copies. Copies the tensor cores read
+// i. weights(buffer, i) and x(buffer, i) start tile i's copies. The
+// weights read nothing an earlier kernel wrote, so the first tiles' weights
+// are in flight before the wait for the kernel this one was launched behind
+// (launch.cuh), and group 0 holds them all. Copies the tensor cores read
 // (wgmma) need each thread to fence the async proxy before the barrier.
 // Returns with the pipeline drained and every warp done reading it.
 enum class read_by : bool { cuda_cores, tensor_cores };
 
-template <int stages, int stage_elems, read_by reader, class Load, class Compute>
-__device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Load&& load,
+template <int stages, int stage_elems, read_by reader, class Weights, class X, class Compute>
+__device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Weights&& weights, X&& x,
                                          Compute&& compute) {
 #pragma unroll
+  for (int i = 0; i < stages - 1; ++i)
+    if (i < nk) weights(pipe + i * stage_elems, i);
+  ptx::follow_previous_grid();
+#pragma unroll
   for (int i = 0; i < stages - 1; ++i) {
-    if (i < nk) load(pipe + i * stage_elems, i);
+    if (i < nk) x(pipe + i * stage_elems, i);
     ptx::commit();
   }
   int read = 0, write = stages - 1;
@@ -225,7 +231,10 @@ __device__ __forceinline__ void pipeline(__nv_bfloat16* pipe, int nk, Load&& loa
     ptx::wait_group<stages - 2>();  // tile i landed (ours)
     if constexpr (reader == read_by::tensor_cores) wg::proxy_fence();
     __syncthreads();  // everyone's copies of tile i landed; stage `write` is free
-    if (i + stages - 1 < nk) load(pipe + write * stage_elems, i + stages - 1);
+    if (i + stages - 1 < nk) {
+      weights(pipe + write * stage_elems, i + stages - 1);
+      x(pipe + write * stage_elems, i + stages - 1);
+    }
     ptx::commit();
     compute(static_cast<const __nv_bfloat16*>(pipe + read * stage_elems));
     read = read + 1 == stages ? 0 : read + 1;
@@ -264,7 +273,10 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
   float acc[2][NT][4] = {};
 
   pipeline<C::stages, C::stage_elems, read_by::cuda_cores>(
-      pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage<NT>(a, st, n0, kt0 + i); },
+      pipe, nk, [&](__nv_bfloat16* st, int i) { load_weights<NT>(a, st, n0, kt0 + i); },
+      [&](__nv_bfloat16* st, int i) {
+        load_x<C::rows_pad>(a, st + C::w_elems, (kt0 + static_cast<std::uint32_t>(i)) * block_k);
+      },
       [&](const __nv_bfloat16* st) { compute_stage<NT>(st, acc); });
 
   // The partial, [rows_pad x 128] fp32 over the pipeline's buffers. C
@@ -316,12 +328,12 @@ __device__ inline void zero(float (&acc)[RB][block_n / 8][4]) {
 template <int RB>
 using wgmma_config = budget<64 * RB, static_cast<int>(block_n* block_k)>;
 
-// Starts copying k tile `kt` of the block's weights (core matrices) and of x
-// (row-major, pitch `stride`, rows past a.rows zero) into stage `st`; not
+// Starts copying k tile `kt` of the block's weights into stage `st` as core
+// matrices (x follows them there, row-major at pitch `stride`); not
 // committed.
 template <int RB>
-__device__ void load_stage_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t n0,
-                                 std::uint32_t kt) {
+__device__ void load_weights_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t n0,
+                                   std::uint32_t kt) {
   using C = wgmma_config<RB>;
   static_assert(C::stage_bytes % 128 == 0, "every stage's weight tile 128-byte aligned");
   constexpr int vecs = block_k / 8;  // 16-byte chunks per row
@@ -335,7 +347,6 @@ __device__ void load_stage_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t
     const bool valid = n < a.out && k < a.in;
     ptx::cp16(st + p.at, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
-  load_x<C::rows_pad>(a, st + C::w_elems, k0);
 }
 
 // The partial, [64 RB x 128] fp32 at `part` (over the pipeline's drained
@@ -373,7 +384,10 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
   zero(acc);
 
   pipeline<C::stages, C::stage_elems, read_by::tensor_cores>(
-      pipe, nk, [&](__nv_bfloat16* st, int i) { load_stage_wgmma<RB>(a, st, n0, kt0 + i); },
+      pipe, nk, [&](__nv_bfloat16* st, int i) { load_weights_wgmma<RB>(a, st, n0, kt0 + i); },
+      [&](__nv_bfloat16* st, int i) {
+        load_x<C::rows_pad>(a, st + C::w_elems, (kt0 + static_cast<std::uint32_t>(i)) * block_k);
+      },
       [&](const __nv_bfloat16* ws) {
         const __nv_bfloat16* xs = ws + C::w_elems;
         // x's A fragments for the 4 k-steps: rows 16 warp + g (+ 8) of each row
@@ -475,25 +489,38 @@ __global__ void __launch_bounds__(threads, 2)
     tma::fence_init();
   }
   __syncthreads();  // the barriers are initialised before anyone waits on them
-  // Tile i into stage i % stages (the issuing thread only).
-  auto issue = [&](int i) {
-    unsigned char* st = smem + (i % C::stages) * C::stage_bytes;
-    std::uint64_t* bar = full + i % C::stages;
-    const int k0 = static_cast<int>((kt0 + static_cast<std::uint32_t>(i)) * block_k);
-    tma::arrive_expect_tx(bar, C::stage_bytes);
-    tma::load_2d(st, &p.w_map, k0, static_cast<int>(n0), bar);
-    tma::load_2d(st + C::w_bytes, &p.x_map, k0, 0, bar);
+  // Tile i into stage i % stages (the issuing thread only): the weights,
+  // announcing the whole stage, then x.
+  auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
+  auto k_of = [&](int i) {
+    return static_cast<int>((kt0 + static_cast<std::uint32_t>(i)) * block_k);
   };
+  auto issue_weights = [&](int i) {
+    std::uint64_t* bar = full + i % C::stages;
+    tma::arrive_expect_tx(bar, C::stage_bytes);
+    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>(n0), bar);
+  };
+  auto issue_x = [&](int i) {
+    tma::load_2d(stage_of(i) + C::w_bytes, &p.x_map, k_of(i), 0, full + i % C::stages);
+  };
+  // The weights read nothing an earlier kernel wrote: the first tiles' are
+  // in flight before the wait for the kernel this one was launched behind.
   if (issuer)
-    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue(i);
+    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue_weights(i);
+  ptx::follow_previous_grid();
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue_x(i);
 
   float acc[RB][block_n / 8][4];
   zero(acc);
   for (int i = 0; i < nk; ++i) {
     tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
     __syncthreads();  // every thread is done with tile i - 1's stage: refill it
-    if (issuer && i + C::stages - 1 < nk) issue(i + C::stages - 1);
-    const unsigned char* st = smem + (i % C::stages) * C::stage_bytes;
+    if (issuer && i + C::stages - 1 < nk) {
+      issue_weights(i + C::stages - 1);
+      issue_x(i + C::stages - 1);
+    }
+    const unsigned char* st = stage_of(i);
 #pragma unroll
     for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
     wg::fence();

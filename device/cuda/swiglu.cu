@@ -1,4 +1,6 @@
 #include "device/cuda/check.hpp"
+#include "device/cuda/launch.cuh"
+#include "device/cuda/ptx.cuh"
 #include "device/cuda/swiglu.cuh"
 #include "device/cuda/vec.cuh"
 
@@ -17,6 +19,7 @@ constexpr unsigned threads = 128;
 template <std::uint32_t W>
 __global__ void swiglu_kernel(const __nv_bfloat16* __restrict__ gate_up, std::uint32_t rows,
                               std::uint32_t f, __nv_bfloat16* __restrict__ out) {
+  ptx::follow_previous_grid();
   const std::uint32_t col = (blockIdx.x * blockDim.x + threadIdx.x) * W;
   if (col >= f) return;
   for (std::uint32_t row = blockIdx.y; row < rows; row += gridDim.y) {
@@ -31,11 +34,11 @@ __global__ void swiglu_kernel(const __nv_bfloat16* __restrict__ gate_up, std::ui
 }
 
 template <std::uint32_t W>
-void launch(const __nv_bfloat16* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
-            cudaStream_t s) {
+status launch(const __nv_bfloat16* gate_up, std::uint32_t rows, std::uint32_t f, __nv_bfloat16* out,
+              cudaStream_t s) {
   const std::uint32_t units = f / W;
   const dim3 grid((units + threads - 1) / threads, std::min<std::uint32_t>(rows, 65535));
-  swiglu_kernel<W><<<grid, threads, 0, s>>>(gate_up, rows, f, out);
+  return launch_kernel(swiglu_kernel<W>, grid, dim3(threads), 0, s, gate_up, rows, f, out);
 }
 
 }  // namespace
@@ -45,12 +48,8 @@ status swiglu(const __nv_bfloat16* gate_up, std::uint32_t rows, std::uint32_t f,
   if (rows == 0) return {};
   if (f == 0 || gate_up == nullptr || out == nullptr)
     return fail(errc::invalid_argument, "swiglu: empty row or null pointer");
-  if (vec::fits(f, gate_up, out))
-    launch<vec::width>(gate_up, rows, f, out, s);
-  else
-    launch<1>(gate_up, rows, f, out, s);
-  ACCELLM_CUDA_TRY(cudaGetLastError());
-  return {};
+  if (vec::fits(f, gate_up, out)) return launch<vec::width>(gate_up, rows, f, out, s);
+  return launch<1>(gate_up, rows, f, out, s);
 }
 
 }  // namespace accellm::device::cuda

@@ -272,6 +272,27 @@ TEST(cuda_backend, graphs_give_the_tokens_of_plain_launches) {
   EXPECT_EQ(a, b);
 }
 
+// Programmatic dependent launch (launch.cuh) changes when kernels start, not
+// what they compute: the same tokens, graphs or not.
+TEST(cuda_backend, programmatic_launch_gives_the_tokens_of_plain_launches) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options on = small_options();
+  on.programmatic_launch = true;
+  cuda_options off = on;
+  off.programmatic_launch = false;
+  auto a = make_cuda_backend("cuda:0", "cpu-tiny", on);
+  auto b = make_cuda_backend("cuda:0", "cpu-tiny", off);
+  ASSERT_TRUE(a.ok() && b.ok());
+  int major = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  EXPECT_EQ((*a)->programmatic_launch(), major >= 9);
+  EXPECT_FALSE((*b)->programmatic_launch());
+  auto ta = decode_three(**a, 12);
+  auto tb = decode_three(**b, 12);
+  ASSERT_EQ(ta.size(), 39u);
+  EXPECT_EQ(ta, tb);
+}
+
 TEST(cuda_backend, kv_exported_layer_by_layer_decodes_the_same_elsewhere) {
   ACCELLM_REQUIRE_GPU();
   const cuda_options o = small_options(9);

@@ -5,10 +5,12 @@
 
 #include "device/cuda/device_query.hpp"
 #include "device/cuda/fill_uniform.cuh"
+#include "device/cuda/programmatic.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -19,6 +21,24 @@ namespace {
     auto s_ = probe();                                                 \
     if (!s_.usable()) GTEST_SKIP() << "no CUDA device: " << s_.reason; \
   } while (false)
+
+// No GPU needed: the setting is a per-thread flag.
+TEST(programmatic_launch, is_off_unless_a_scope_on_this_thread_turns_it_on) {
+  EXPECT_FALSE(programmatic_launch());
+  {
+    const programmatic_launch_scope on(true);
+    EXPECT_TRUE(programmatic_launch());
+    bool elsewhere = true;
+    std::thread([&] { elsewhere = programmatic_launch(); }).join();
+    EXPECT_FALSE(elsewhere);  // another thread's launches stay plain
+    {
+      const programmatic_launch_scope off(false);
+      EXPECT_FALSE(programmatic_launch());
+    }
+    EXPECT_TRUE(programmatic_launch());  // the inner scope restored it
+  }
+  EXPECT_FALSE(programmatic_launch());
+}
 
 TEST(cuda_probe, answers_with_or_without_a_gpu) {
   auto s = probe();

@@ -9,6 +9,8 @@
 // without a GPU.
 #include "device/cuda/skinny_gemm.cuh"
 
+#include "device/cuda/fill_uniform.cuh"
+#include "device/cuda/programmatic.hpp"
 #include "tests/device/cuda/cuda_test_util.hpp"
 
 #include <gtest/gtest.h>
@@ -206,6 +208,35 @@ TEST_P(skinny_kernels_test, are_bitwise_deterministic_at_a_decode_shape) {
       const double tol = (type == gemm_out::fp32 ? 1e-4 : 1e-2) * (1.0 + std::fabs(ref));
       ASSERT_NEAR(a[i], ref, tol) << "row " << r << ", output " << o;
     }
+  }
+}
+
+// Launched programmatically (launch.cuh) right behind the kernel that writes
+// x: a kernel that read x before waiting for that one would read what x held
+// before (zeros here). Its weights may be read early: nothing writes them.
+TEST_P(skinny_kernels_test, read_x_only_after_the_kernel_before_them) {
+  ACCELLM_REQUIRE_GPU();
+  const kernel_fn kernel = kernel_here();
+  if (kernel == nullptr) GTEST_SKIP() << GetParam().name << " runs on compute capability 9.0 only";
+  const shape sh{64, 4096, 4096};  // Llama-2-7B's wo at batch 64
+  auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, 21, 0.05f));
+  auto dw = to_device(w);
+  auto dx = to_device(std::vector<__nv_bfloat16>(std::size_t{sh.rows} * sh.in));  // zeros
+  auto dy = to_device(std::vector<float>(std::size_t{sh.rows} * sh.out, 0.0f));
+  ASSERT_TRUE(fill_uniform(dx.data(), dx.size(), 22, 1.0f, nullptr).ok());
+  {
+    const programmatic_launch_scope programmatic(true);
+    ASSERT_TRUE(kernel(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(), gemm_out::fp32,
+                       0.0f, nullptr)
+                    .ok());
+  }
+  const std::vector<float> got = to_host(dy);
+  const std::vector<float> xf = to_float(to_host(dx)), wf = to_float(w);
+  for (std::size_t i = 0; i < got.size(); i += 97) {
+    const std::size_t r = i / sh.out, o = i % sh.out;
+    double ref = 0.0;
+    for (std::uint32_t k = 0; k < sh.in; ++k) ref += double(xf[r * sh.in + k]) * wf[o * sh.in + k];
+    ASSERT_NEAR(got[i], ref, 1e-4 * (1.0 + std::fabs(ref))) << "row " << r << ", output " << o;
   }
 }
 

@@ -58,4 +58,9 @@ void wait_group() {
   emu::copy_wait(pending);
 }
 
+// Kernels run one after the other here: nothing to wait for.
+inline void grid_dependency_wait() {}
+inline void launch_dependents() {}
+inline void follow_previous_grid() {}
+
 }  // namespace accellm::device::cuda::ptx

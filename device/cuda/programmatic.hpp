@@ -1,0 +1,28 @@
+// programmatic.hpp: whether this thread's kernel launches use programmatic
+// dependent launch (launch.cuh). A per-thread setting, so that it follows
+// the backend's device thread and nothing else; C++17, for .cu files too.
+#pragma once
+
+namespace accellm::device::cuda {
+
+/// Whether the kernels of a forward pass launched on this thread use
+/// programmatic dependent launch (launch.cuh): false unless a
+/// programmatic_launch_scope on this thread says otherwise.
+bool programmatic_launch() noexcept;
+
+/// Sets programmatic_launch() for this thread until it is destroyed, then
+/// restores what it was. The backend holds one around an iteration's
+/// launches (its device thread makes all of them), so that launches from
+/// anywhere else stay plain.
+class programmatic_launch_scope {
+ public:
+  explicit programmatic_launch_scope(bool on) noexcept;
+  ~programmatic_launch_scope();
+  programmatic_launch_scope(const programmatic_launch_scope&) = delete;
+  programmatic_launch_scope& operator=(const programmatic_launch_scope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace accellm::device::cuda
