@@ -486,7 +486,10 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>((*b)->kv().bytes_per_block));
   std::printf("prefill attention kernel %s\n",
               cuda::describe((*b)->prefill_kernel_choice()).c_str());
-  std::printf("programmatic dependent launch: %s\n", (*b)->programmatic_launch() ? "on" : "off");
+  std::printf("programmatic dependent launch: %s%s\n", (*b)->programmatic_launch() ? "on" : "off",
+              (*b)->programmatic_launch_refused().empty()
+                  ? ""
+                  : (" (" + (*b)->programmatic_launch_refused() + ")").c_str());
   std::ofstream csv_file;
   std::ostream* csv = nullptr;
   if (!a.csv.empty()) {

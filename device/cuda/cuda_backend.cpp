@@ -4,6 +4,7 @@
 #include "device/cuda/device_query.hpp"
 #include "device/cuda/kv_copy.cuh"
 #include "device/cuda/prefill_attention.cuh"
+#include "device/cuda/programmatic.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -92,7 +93,11 @@ status cuda_backend::init(int device) {
   forward_ = std::move(*fwd);
   int major = 0;
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  forward_->set_programmatic_launch(options_.programmatic_launch && major >= 9);
+  if (options_.programmatic_launch && major >= 9) {
+    const status works = programmatic_launch_works(stream_.get());
+    forward_->set_programmatic_launch(works.ok());
+    if (!works) programmatic_refused_ = works.err().message();
+  }
   const std::uint64_t block_bytes = view.block_elems() * 2;
   std::uint64_t blocks = options_.kv_blocks;
   if (blocks == 0) {

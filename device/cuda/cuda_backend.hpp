@@ -181,6 +181,8 @@ class cuda_backend final : public backend {
   /// Whether iterations launch with programmatic dependent launch
   /// (cuda_options::programmatic_launch on a compute capability 9.0 device).
   bool programmatic_launch() const noexcept { return forward_->programmatic_launch(); }
+  /// Why it is off although asked for (programmatic_launch_works), or "".
+  const std::string& programmatic_launch_refused() const noexcept { return programmatic_refused_; }
   /// The pinned memory exported chunks are lent from (options.pinned_kv_bytes):
   /// what is lent now, and how often a chunk did not fit and was copied.
   const host_pool& lent_kv() const noexcept { return lent_; }
@@ -248,6 +250,7 @@ class cuda_backend final : public backend {
                                      std::uint64_t bytes, const char* where) const;
 
   std::string name_;
+  std::string programmatic_refused_;
   int device_ = 0;
   model_spec spec_;
   shard_shape shape_;

@@ -3,6 +3,10 @@
 // the backend's device thread and nothing else; C++17, for .cu files too.
 #pragma once
 
+#include "common/result.hpp"
+
+#include <cuda_runtime_api.h>
+
 namespace accellm::device::cuda {
 
 /// Whether the kernels of a forward pass launched on this thread use
@@ -24,5 +28,13 @@ class programmatic_launch_scope {
  private:
   bool previous_;
 };
+
+/// Whether programmatic launches work on the current device and stream `s`:
+/// a kernel launched programmatically behind another reads what that one
+/// wrote, queued directly and replayed from a captured graph. Fails with
+/// invalid_argument before compute capability 9.0 and device_failure when
+/// the launches are refused or read the wrong values (errors cleared). The
+/// backend runs it once and launches plainly when it fails.
+status programmatic_launch_works(cudaStream_t s);
 
 }  // namespace accellm::device::cuda

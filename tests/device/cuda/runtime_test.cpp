@@ -40,6 +40,23 @@ TEST(programmatic_launch, is_off_unless_a_scope_on_this_thread_turns_it_on) {
   EXPECT_FALSE(programmatic_launch());
 }
 
+TEST(programmatic_launch, works_on_compute_capability_9_and_is_refused_before) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  int major = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  const status works = programmatic_launch_works(s->get());
+  if (major >= 9) {
+    EXPECT_TRUE(works.ok()) << works.err().what();
+  } else {
+    ASSERT_FALSE(works.ok());
+    EXPECT_EQ(works.err().code(), errc::invalid_argument);
+  }
+  EXPECT_FALSE(programmatic_launch());  // its own scope is gone
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
 TEST(cuda_probe, answers_with_or_without_a_gpu) {
   auto s = probe();
   EXPECT_GE(s.runtime_version, 13000);
