@@ -67,8 +67,9 @@ nvidia-smi --query-gpu=$fields --format=csv,noheader,nounits -lms 200 >>"$clocks
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
 phase() { echo "== $(date '+%Y/%m/%d %H:%M:%S.%3N') $*"; }
+model_header=gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100
 csv=bench/results/$slug-model.csv
-echo "gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_bytes,flops,tb_per_s,hbm_frac_h100,tflop_per_s,flop_frac_h100" >"$csv"
+echo "$model_header" >"$csv"
 stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
@@ -121,9 +122,15 @@ else
   model --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
     --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
 fi
+# What programmatic dependent launch buys: the same decode points without it
+# (its own CSV; the main one has it on, the default).
+phase "without programmatic launch"
+pdl_csv=bench/results/$slug-model-pdl-off.csv
+echo "$model_header" >"$pdl_csv"
+model --model llama2-7b --batches 1,64 --contexts 1024 --prefill 2048 --pdl off --csv "$pdl_csv"
 phase "done"
 kill $sampler 2>/dev/null || true
-echo "== wrote $csv, $stream_csv and $clocks"
+echo "== wrote $csv, $stream_csv, $pdl_csv and $clocks"
 # SM clock (MHz) and power (W) over the whole run: min / median / max.
 spread() {
   awk -F', *' -v c="$1" 'NR > 1 && $c + 0 > 0 { print $c + 0 }' "$clocks" | sort -n |

@@ -53,6 +53,8 @@ run ""
   fail "two canaries expected"
 grep -q -- "--skip" "$tmp/calls" && fail "nothing to skip in a clean run"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "quick sweep not run"
+grep -q "^bench_gpu_model --model llama2-7b --batches 1,64 --contexts 1024 --prefill 2048 --pdl off --csv .*-model-pdl-off.csv$" \
+  "$tmp/calls" || fail "no run without programmatic launch"
 clocks="$tmp/repo/bench/results/stand-in-gpu-clocks.csv"
 [ -f "$clocks" ] || fail "no clock log"
 head -1 "$clocks" | grep -q "^timestamp,clocks.sm,clocks.mem,power.draw" || fail "clock log header"
