@@ -7,7 +7,8 @@
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
 // gemv (up to 8 rows), skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma (up to 128 rows;
 // with how far their output is from cuBLAS's, relative to the largest |y|);
-// decode attention alone, and prefill attention alone with each kernel
+// decode attention alone, reads alone in its pattern and contiguous, and
+// prefill attention alone with each kernel
 // (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
 // against the copy ceiling.
 //
@@ -16,6 +17,7 @@
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
 #include "bench/gpu/lt_probe.hpp"
+#include "bench/gpu/read_probe.hpp"
 #include "device/backend.hpp"
 #include "device/cuda/candidate_check.hpp"
 #include "device/cuda/decode_attention.cuh"
@@ -497,6 +499,39 @@ int main(int argc, char** argv) {
       rows_csv.push_back(std::string{"attention "} + ac.name +
                          (k == decode_kernel::mma ? " mma" : " simt") + ",tb_per_s," +
                          std::to_string(tb));
+    }
+  }
+  // Reads alone (read_probe.hpp): 2 GiB streamed, against the same bytes read
+  // as decode attention reads the pool, 256-byte head segments a KV row
+  // apart. Decode attention's TB/s above read against these, not the copy.
+  {
+    constexpr std::size_t bytes = std::size_t{2} << 30;
+    auto sink = device_buffer<std::uint32_t>::allocate(std::size_t{1} << 16);
+    if (!sink) return 1;
+    struct pattern {
+      const char* name;
+      const char* what;
+      std::uint32_t row, segment;
+    };
+    for (const pattern& p :
+         {pattern{"read_contiguous", "contiguous", 8192, 8192},
+          pattern{"read_head_segments_8k", "256-byte segments 8 KB apart (Llama-2-7B's KV rows)",
+                  8192, 256},
+          pattern{"read_head_segments_2k", "256-byte segments 2 KB apart (Llama-3-8B's KV rows)",
+                  2048, 256}}) {
+      if (accellm::bench::read_pattern_sink_words(bytes, p.row, p.segment) > sink->size())
+        return 1;  // a bug here: the sink is sized for these patterns
+      const float t = accellm::bench::read_pattern_ms(x->data(), bytes, p.row, p.segment,
+                                                      sink->data(), s->get(), 10);
+      if (t <= 0.0f) {
+        std::printf("  read %s: FAILED\n", p.what);
+        cudaGetLastError();
+        continue;
+      }
+      const double tb = bytes / (t * 1e-3) / 1e12;
+      std::printf("  read %s: %.3f ms %.2f TB/s (%.1f%% of 3.35)\n", p.what, t, tb,
+                  100 * tb / 3.35);
+      rows_csv.push_back(std::string{p.name} + ",tb_per_s," + std::to_string(tb));
     }
   }
   // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
