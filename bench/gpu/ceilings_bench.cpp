@@ -488,16 +488,31 @@ int main(int argc, char** argv) {
     (void)fill_uniform(dq->data(), dq->size(), 3, 1.0f, s->get());
     kv.tables = dt->data();
     const double kv_bytes = double(b) * ac.ctx * 2.0 * ac.shape.kv_width() * 2.0;
-    for (decode_kernel k : {decode_kernel::mma, decode_kernel::simt}) {
+    // simt, then mma with every pipeline tile (the default, 32x2, keeps its
+    // old CSV name).
+    const std::pair<decode_kernel, decode_tile> runs[] = {
+        {decode_kernel::mma, decode_tile::keys32_stages2},
+        {decode_kernel::simt, decode_tile::keys32_stages2},
+        {decode_kernel::mma, decode_tile::keys16_stages4},
+        {decode_kernel::mma, decode_tile::keys32_stages4},
+        {decode_kernel::mma, decode_tile::keys64_stages2}};
+    for (const auto& [k, tile] : runs) {
       decode_attention_args a{dq->data(), dout->data(), di->data(), b, ac.shape, kv,
                               0,          splits,       dp->data(), k};
+      a.tile = tile;
+      std::string name = k == decode_kernel::mma ? "mma" : "simt";
+      if (tile != decode_tile::keys32_stages2) name += std::string{" "} + decode_tile_name(tile);
+      if (auto st = decode_attention(a, s->get()); !st) {
+        std::printf("  decode attention %s, %s: %s\n", ac.name, name.c_str(),
+                    st.err().what().c_str());
+        continue;
+      }
       const float t = time_ms(s->get(), 10, [&] { (void)decode_attention(a, s->get()); });
       const double tb = kv_bytes / (t * 1e-3) / 1e12;
       std::printf(
           "  decode attention %s, batch 64, %u splits, %s: %.3f ms %.2f TB/s (%.1f%% of 3.35)\n",
-          ac.name, splits, k == decode_kernel::mma ? "mma" : "simt", t, tb, 100 * tb / 3.35);
-      rows_csv.push_back(std::string{"attention "} + ac.name +
-                         (k == decode_kernel::mma ? " mma" : " simt") + ",tb_per_s," +
+          ac.name, splits, name.c_str(), t, tb, 100 * tb / 3.35);
+      rows_csv.push_back(std::string{"attention "} + ac.name + " " + name + ",tb_per_s," +
                          std::to_string(tb));
     }
   }

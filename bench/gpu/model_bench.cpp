@@ -6,7 +6,7 @@
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
-//                   [--skinny on|off] [--pdl on|off]
+//                   [--skinny on|off] [--pdl on|off] [--decode-tile 32x2|16x4|32x4|64x2]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -20,6 +20,8 @@
 // that one whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
 // those choices, to compare them or to step around a kernel that fails. --pdl off launches
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
+// --decode-tile runs decode attention with that pipeline (keys per stage x stages;
+// decode_attention.cuh), to compare them end to end.
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -70,6 +72,7 @@ struct args {
   cuda::prefill_rule prefill_rule = cuda::prefill_rule::timed;
   bool skinny = true;
   bool pdl = true;
+  cuda::decode_tile decode_tile = cuda::decode_tile::keys32_stages2;
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -80,6 +83,14 @@ std::vector<std::uint32_t> parse_list(const std::string& s) {
   for (std::string item; std::getline(in, item, ',');)
     if (!item.empty()) out.push_back(static_cast<std::uint32_t>(std::stoul(item)));
   return out;
+}
+
+// The decode attention tile named `v` (decode_tile_name), if any.
+std::optional<cuda::decode_tile> tile_of(const std::string& v) {
+  for (cuda::decode_tile t : {cuda::decode_tile::keys32_stages2, cuda::decode_tile::keys16_stages4,
+                              cuda::decode_tile::keys32_stages4, cuda::decode_tile::keys64_stages2})
+    if (v == cuda::decode_tile_name(t)) return t;
+  return std::nullopt;
 }
 
 // One flag and its value into `a`; false when the flag or value is unknown.
@@ -121,6 +132,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.skinny = v == "on";
   else if (k == "--pdl" && (v == "on" || v == "off"))
     a.pdl = v == "on";
+  else if (k == "--decode-tile" && tile_of(v))
+    a.decode_tile = *tile_of(v);
   else
     return false;
   return true;
@@ -456,7 +469,7 @@ int main(int argc, char** argv) {
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
-                 " [--skinny on|off] [--pdl on|off]\n";
+                 " [--skinny on|off] [--pdl on|off] [--decode-tile 32x2|16x4|32x4|64x2]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -471,6 +484,7 @@ int main(int argc, char** argv) {
   o.prefill = a.prefill_rule;
   o.skinny_gemm = a.skinny;
   o.programmatic_launch = a.pdl;
+  o.decode_attention_tile = a.decode_tile;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";

@@ -91,6 +91,7 @@ status cuda_backend::init(int device) {
                                   stream_.get(), options_.prefill, planner);
   if (!fwd) return std::move(fwd).err();
   forward_ = std::move(*fwd);
+  forward_->set_decode_tile(options_.decode_attention_tile);
   int major = 0;
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   if (options_.programmatic_launch && major >= 9) {
@@ -131,6 +132,10 @@ result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
     return fail(errc::invalid_argument, "cuda options: max_context exceeds the model's");
   auto shape = make_shard_shape(spec, options.tp);
   if (!shape) return std::move(shape).err();
+  if (options.decode_attention_tile != decode_tile::keys32_stages2 && shape->attn.head_dim < 64)
+    return fail(errc::invalid_argument, std::string{"cuda options: decode attention tile "} +
+                                            decode_tile_name(options.decode_attention_tile) +
+                                            " needs head_dim 64 or 128");
   const auto s = probe();
   if (!s.usable()) return fail(errc::device_failure, "no usable CUDA device: " + s.reason);
   if (*index >= s.device_count)

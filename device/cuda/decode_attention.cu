@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 
 namespace accellm::device::cuda {
 namespace {
@@ -163,27 +164,51 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   return decode_combine(a, s);
 }
 
-template <int HD>
+template <int HD, int KEYS, int STAGES>
 status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  ACCELLM_TRY(launch_kernel(decode_kernels::mma_kernel<HD>,
-                            dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32), 0, s, a,
-                            scale_log2));
+  constexpr int bytes = decode_kernels::smem_bytes<HD, KEYS, STAGES>;
+  const auto kernel = decode_kernels::mma_kernel<HD, KEYS, STAGES>;
+  if (bytes > 48 * 1024)
+    ACCELLM_CUDA_TRY(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  ACCELLM_TRY(launch_kernel(kernel, dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32),
+                            static_cast<std::size_t>(bytes), s, a, scale_log2));
   // One split: pass 1 wrote the output (one launch per layer fewer).
   return a.splits == 1 ? status{} : decode_combine(a, s);
 }
 
+// head_dim HD's pass 1 with the tile asked for.
+template <int HD>
+status launch_tile(const decode_attention_args& a, cudaStream_t s) {
+  switch (a.tile) {
+    case decode_tile::keys32_stages2:
+      return launch_mma<HD, 32, 2>(a, s);
+    case decode_tile::keys16_stages4:
+      return launch_mma<HD, 16, 4>(a, s);
+    case decode_tile::keys32_stages4:
+      return launch_mma<HD, 32, 4>(a, s);
+    case decode_tile::keys64_stages2:
+      return launch_mma<HD, 64, 2>(a, s);
+  }
+  return fail(errc::invalid_argument, "decode_attention: unknown tile");
+}
+
 // The mma pass 1 for head_dim HD, then pass 2.
 status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
+  if (a.tile != decode_tile::keys32_stages2 && a.shape.head_dim < 64)
+    return fail(errc::invalid_argument, std::string{"decode_attention: tile "} +
+                                            decode_tile_name(a.tile) +
+                                            " is built for head_dim 64 and 128 only");
   switch (a.shape.head_dim) {
     case 16:
-      return launch_mma<16>(a, s);
+      return launch_mma<16, 32, 2>(a, s);
     case 32:
-      return launch_mma<32>(a, s);
+      return launch_mma<32, 32, 2>(a, s);
     case 64:
-      return launch_mma<64>(a, s);
+      return launch_tile<64>(a, s);
     case 128:
-      return launch_mma<128>(a, s);
+      return launch_tile<128>(a, s);
     default:
       return fail(errc::invalid_argument, "decode_attention: head_dim must be 16, 32, 64 or 128");
   }

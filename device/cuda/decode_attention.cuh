@@ -25,6 +25,33 @@ namespace accellm::device::cuda {
 /// split across lanes (kept as a cross-check and for head_dim 256).
 enum class decode_kernel : std::uint8_t { mma, simt };
 
+/// The mma pass 1's pipeline: keys per stage and stages (cp.async groups
+/// in flight: stages - 1). keys32_stages2 is the default and the one measured
+/// on H100 and H200; the others (head_dim 64 and 128 only) trade shared
+/// memory per warp, and so warps per SM, for more bytes in flight per warp,
+/// and are timed by bench_gpu_ceilings.
+enum class decode_tile : std::uint8_t {
+  keys32_stages2,
+  keys16_stages4,
+  keys32_stages4,
+  keys64_stages2
+};
+
+/// "32x2", "16x4", "32x4", "64x2".
+inline const char* decode_tile_name(decode_tile t) noexcept {
+  switch (t) {
+    case decode_tile::keys32_stages2:
+      return "32x2";
+    case decode_tile::keys16_stages4:
+      return "16x4";
+    case decode_tile::keys32_stages4:
+      return "32x4";
+    case decode_tile::keys64_stages2:
+      return "64x2";
+  }
+  return "?";
+}
+
 struct decode_attention_args {
   const __nv_bfloat16* q = nullptr;  ///< [rows x q_width], RoPE applied
   __nv_bfloat16* out = nullptr;      ///< [rows x q_width]; only the items' rows are written
@@ -36,6 +63,7 @@ struct decode_attention_args {
   std::uint32_t splits = 1;  ///< context slices per item, 1..max_splits
   float* partial = nullptr;  ///< scratch of decode_partial_floats(n_items, heads, splits, hd)
   decode_kernel kernel = decode_kernel::mma;
+  decode_tile tile = decode_tile::keys32_stages2;  ///< mma only
 };
 
 inline constexpr std::uint32_t max_decode_splits = 64;
@@ -53,7 +81,8 @@ std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads
 
 /// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128 (or
 /// 256 with the simt kernel), heads / kv_heads is not 1, 2, 4 or 8, splits is
-/// out of range, or a pointer is null.
+/// out of range, a pointer is null, or a tile other than the default is asked
+/// of head_dim 16 or 32.
 status decode_attention(const decode_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

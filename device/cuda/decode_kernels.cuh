@@ -6,10 +6,10 @@
 // Pass 1, one warp per (KV head, context split, item): the G query heads of
 // the KV head are the rows of an m16n8k16 tile (rows G..15 are zero), so
 // each K/V row is read once for the whole group and Q K^T and P V cost almost
-// nothing; the warp only streams K/V through shared memory with cp.async, two
-// 32-key stages deep, which keeps the loads in flight that the bandwidth
-// needs. With one split it writes the output rows itself; with more, its
-// partials, which pass 2 merges per (head, item).
+// nothing; the warp only streams K/V through shared memory with cp.async, in
+// stages of KEYS keys, STAGES deep (32 x 2 by default; decode_tile), which
+// keeps the loads in flight that the bandwidth needs. With one split it writes the output rows
+// itself; with more, its partials, which pass 2 merges per (head, item).
 #pragma once
 
 #include "device/cuda/decode_attention.cuh"
@@ -23,12 +23,18 @@
 
 namespace accellm::device::cuda::decode_kernels {
 
-constexpr int keys = 32;  // keys per stage
+// Shared memory of one pipeline: STAGES x (K, V) tiles of KEYS rows at a
+// pitch of HD + 8 elements (rows shift 4 banks: conflict-free fragments and
+// ldmatrix).
+template <int HD, int KEYS, int STAGES>
+constexpr int smem_bytes = STAGES * 2 * KEYS*(HD + 8) * 2;
 
-template <int HD>
+// Starts copying keys [key0, key0 + KEYS) (zeros past `end`) of the item's
+// K and V rows for this KV head into Ks, Vs; not committed.
+template <int HD, int KEYS>
 __device__ void stage(const decode_attention_args& a, const decode_item& it, std::uint32_t col,
                       int key0, int end, __nv_bfloat16* Ks, __nv_bfloat16* Vs) {
-  constexpr int vecs = HD / 8, stride = HD + 8;
+  constexpr int vecs = HD / 8, stride = HD + 8, keys = KEYS;
   const auto slot = static_cast<std::uint32_t>(it.slot);
   const int lane = threadIdx.x;
 #pragma unroll
@@ -41,15 +47,16 @@ __device__ void stage(const decode_attention_args& a, const decode_item& it, std
     ptx::cp16(Ks + r * stride + c * 8, a.kv.pool + k_at, valid);
     ptx::cp16(Vs + r * stride + c * 8, a.kv.pool + v_at, valid);
   }
-  ptx::commit();
 }
 
-template <int HD>
+template <int HD, int KEYS = 32, int STAGES = 2>
 __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float scale_log2) {
   ptx::follow_previous_grid();
-  constexpr int stride = HD + 8;  // rows shift 4 banks: conflict-free fragments and ldmatrix
-  __shared__ __align__(16) __nv_bfloat16 Ks[2][keys * stride];
-  __shared__ __align__(16) __nv_bfloat16 Vs[2][keys * stride];
+  constexpr int stride = HD + 8, keys = KEYS;
+  static_assert(KEYS % 16 == 0 && STAGES >= 2, "whole k16 steps, one stage in flight at least");
+  __nv_bfloat16* const smem = ptx::dynamic_smem<__nv_bfloat16>();
+  // Stage st: K at smem + 2 st * tile, V right after it.
+  constexpr int tile = KEYS * stride;
   const decode_item it = a.items[blockIdx.z];
   const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
@@ -75,18 +82,26 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
   for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   float m = -INFINITY, l = 0.0f;
 
-  if (begin < end) stage<HD>(a, it, col, begin, end, Ks[0], Vs[0]);
-  int buf = 0;
-  for (int key0 = begin; key0 < end; key0 += keys, buf ^= 1) {
-    if (key0 + keys < end) {
-      stage<HD>(a, it, col, key0 + keys, end, Ks[buf ^ 1], Vs[buf ^ 1]);
-      ptx::wait_group<1>();
-    } else {
-      ptx::wait_group<0>();
-    }
+  // Stages 0 .. STAGES - 2 in flight, one cp.async group each (empty past
+  // the end); at step i the stage step i - 1 read receives step i + STAGES - 1.
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    const int key0 = begin + st * keys;
+    if (key0 < end)
+      stage<HD, KEYS>(a, it, col, key0, end, smem + 2 * st * tile, smem + (2 * st + 1) * tile);
+    ptx::commit();
+  }
+  int buf = 0, refill = STAGES - 1;
+  for (int key0 = begin; key0 < end; key0 += keys) {
+    const int ahead = key0 + (STAGES - 1) * keys;
+    if (ahead < end)
+      stage<HD, KEYS>(a, it, col, ahead, end, smem + 2 * refill * tile,
+                      smem + (2 * refill + 1) * tile);
+    ptx::commit();
+    ptx::wait_group<STAGES - 1>();  // this step's group (ours) landed
     __syncwarp();
-    const __nv_bfloat16* K = Ks[buf];
-    const __nv_bfloat16* V = Vs[buf];
+    const __nv_bfloat16* K = smem + 2 * buf * tile;
+    const __nv_bfloat16* V = smem + (2 * buf + 1) * tile;
     float s[keys / 8][4];
     mma::scores<HD, keys>(s, qa, K + (8 * (lm / 2) + lr) * stride + (lm % 2) * 8, stride);
     float mx = -INFINITY;
@@ -122,8 +137,11 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
                                    ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), 0u};
       mma::add_pv<HD>(o, pa, V + (kk * 16 + (lm % 2) * 8 + lr) * stride + (lm / 2) * 8);
     }
-    __syncwarp();  // the buffer is refilled by the next iteration's stage()
+    __syncwarp();  // the buffer is refilled by a later step's stage()
+    buf = buf + 1 == STAGES ? 0 : buf + 1;
+    refill = refill + 1 == STAGES ? 0 : refill + 1;
   }
+  ptx::wait_group<0>();  // no copy left in flight (only empty groups remain)
   l += __shfl_xor_sync(0xffffffffu, l, 1);
   l += __shfl_xor_sync(0xffffffffu, l, 2);
   if (!row_valid) return;

@@ -212,6 +212,7 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.layer = l;
     a.splits = splits;
     a.partial = partial_.data();
+    a.tile = decode_tile_;
     ACCELLM_TRY(decode_attention(a, stream_));
     ACCELLM_TRY(mark(op::decode_attention));
   }

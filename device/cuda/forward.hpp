@@ -26,6 +26,7 @@
 #pragma once
 
 #include "common/result.hpp"
+#include "device/cuda/decode_attention.cuh"
 #include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/paged_kv.hpp"
 #include "device/cuda/prefill_choice.hpp"
@@ -142,6 +143,9 @@ class forward_pass {
   /// launch (launch.cuh; compute capability 9.0 only), except with the
   /// breakdown on, whose events time each operator alone.
   void set_programmatic_launch(bool on) noexcept { programmatic_ = on; }
+  /// The decode attention pipeline tile (decode_attention.cuh; head_dim 64
+  /// and 128 only for any but the default).
+  void set_decode_tile(decode_tile t) noexcept { decode_tile_ = t; }
   bool programmatic_launch() const noexcept { return programmatic_; }
   const op_breakdown& last_breakdown() const noexcept { return breakdown_; }
 
@@ -209,6 +213,7 @@ class forward_pass {
   // The time breakdown (set_breakdown).
   bool breakdown_on_ = false;
   bool programmatic_ = false;
+  decode_tile decode_tile_ = decode_tile::keys32_stages2;
   std::vector<event> marks_;
   std::vector<op> mark_ops_;
   std::size_t marks_used_ = 0;

@@ -1,6 +1,7 @@
 // Decode and prefill attention against a double-precision CPU reference over
 // the same paged bf16 cache: GQA groups 1..8, head dims 16..128, one and many
-// context splits, both decode kernels (mma and simt), both prefill kernels
+// context splits, both decode kernels (mma with each pipeline tile, and
+// simt), both prefill kernels
 // (rows64, rows128) on chunks that start mid-sequence and do not fill a tile,
 // in prompt order and longest first. Outputs are bf16: relative error under
 // 1e-2. The prefill kernels also agree with each other on a 2048-row prompt,
@@ -72,11 +73,22 @@ TEST_P(decode_attention_test, matches_reference) {
   auto dpartial = to_device(
       std::vector<float>(decode_partial_floats(n, c.shape.heads, c.splits, c.shape.head_dim)));
   auto qf = to_float(q);
-  for (decode_kernel kernel : {decode_kernel::mma, decode_kernel::simt}) {
-    const char* name = kernel == decode_kernel::mma ? "mma" : "simt";
+  // simt, and mma with every pipeline tile its head_dim has.
+  std::vector<std::pair<decode_kernel, decode_tile>> runs{
+      {decode_kernel::simt, decode_tile::keys32_stages2},
+      {decode_kernel::mma, decode_tile::keys32_stages2}};
+  if (c.shape.head_dim >= 64)
+    for (decode_tile t :
+         {decode_tile::keys16_stages4, decode_tile::keys32_stages4, decode_tile::keys64_stages2})
+      runs.emplace_back(decode_kernel::mma, t);
+  for (const auto& [kernel, tile] : runs) {
+    const std::string name = kernel == decode_kernel::mma
+                                 ? std::string{"mma "} + decode_tile_name(tile)
+                                 : std::string{"simt"};
     auto dout = to_device(std::vector<__nv_bfloat16>(n * qw));
     decode_attention_args a{dq.data(), dout.data(), ditems.data(),   n,     c.shape, fx.kv,
                             fx.layer,  c.splits,    dpartial.data(), kernel};
+    a.tile = tile;
     ASSERT_TRUE(decode_attention(a, nullptr).ok()) << name;
     auto out = to_float(to_host(dout));
     for (const decode_item& it : items)
@@ -136,6 +148,11 @@ TEST(decode_attention, rejects_bad_shapes) {
   a.shape = attn_shape{4, 4, 256};  // only the simt kernel takes 256
   a.kv.kv_width = 4 * 256;
   expect_refusal(decode_attention(a, nullptr), "head_dim must be 16, 32, 64 or 128");
+  a.shape = attn_shape{4, 4, 32};  // the mma kernel's other tiles: head_dim 64 and 128 only
+  a.kv.kv_width = 4 * 32;
+  a.tile = decode_tile::keys64_stages2;
+  expect_refusal(decode_attention(a, nullptr), "tile 64x2 is built for head_dim 64 and 128 only");
+  a.tile = decode_tile::keys32_stages2;
   a.shape = attn_shape{4, 4, 64};
   a.kv.kv_width = 4 * 64;
   a.splits = max_decode_splits + 1;

@@ -44,6 +44,14 @@ TEST(cuda_backend_errors, unknown_model_and_unsplittable_shapes) {
   b = make_cuda_backend("cuda:0", "cpu-tiny", zero);
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.err().code(), errc::invalid_argument);
+  cuda_options tile;
+  tile.decode_attention_tile = decode_tile::keys16_stages4;
+  b = make_cuda_backend("cuda:0", "cpu-tiny", tile);  // head_dim 16
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.err().code(), errc::invalid_argument);
+  EXPECT_NE(b.err().message().find("decode attention tile 16x4 needs head_dim 64 or 128"),
+            std::string::npos)
+      << b.err().message();
 }
 
 TEST(cuda_backend_errors, device_index_beyond_the_gpus) {

@@ -3,7 +3,8 @@
 // (emu/emu.hpp) against the double-precision reference (paged_reference.hpp),
 // GPU or not: GQA groups 1 to 8, head_dim 16 to 128, one context split (pass
 // 1 writes the output) and many (pass 2 merges), splits that hold no
-// position, items whose rows are not their slots. Outputs are bf16: relative
+// position, items whose rows are not their slots; at head_dim 64 and 128 with
+// every pipeline tile (decode_tile). Outputs are bf16: relative
 // error under 1e-2, as on the GPU (attention_test.cpp); rows of no item are
 // never written.
 #include "device/cuda/decode_kernels.cuh"
@@ -34,14 +35,30 @@ void PrintTo(const emu_decode_case& c, std::ostream* os) {
       << c.shape.head_dim << ", " << c.lengths.size() << " items, " << c.splits << " splits";
 }
 
-template <int HD>
+template <int HD, int KEYS, int STAGES>
 void run_passes(const decode_attention_args& a) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  emu::launch({a.shape.kv_heads, a.splits, a.n_items}, 32, 0,
-              [&] { decode_kernels::mma_kernel<HD>(a, scale_log2); });
+  emu::launch({a.shape.kv_heads, a.splits, a.n_items}, 32,
+              decode_kernels::smem_bytes<HD, KEYS, STAGES>,
+              [&] { decode_kernels::mma_kernel<HD, KEYS, STAGES>(a, scale_log2); });
   if (a.splits > 1)  // as decode_attention launches it: one split needs no merge
     emu::launch({a.shape.heads, a.n_items, 1}, std::min(a.shape.head_dim, 128u), 0,
                 [&] { decode_kernels::combine_kernel(a); });
+}
+
+// head_dim HD's pass 1 with a.tile, as decode_attention dispatches it.
+template <int HD>
+void run_tile(const decode_attention_args& a) {
+  switch (a.tile) {
+    case decode_tile::keys32_stages2:
+      return run_passes<HD, 32, 2>(a);
+    case decode_tile::keys16_stages4:
+      return run_passes<HD, 16, 4>(a);
+    case decode_tile::keys32_stages4:
+      return run_passes<HD, 32, 4>(a);
+    case decode_tile::keys64_stages2:
+      return run_passes<HD, 64, 2>(a);
+  }
 }
 
 class decode_emu_test : public ::testing::TestWithParam<emu_decode_case> {};
@@ -60,35 +77,43 @@ TEST_P(decode_emu_test, mma_path_matches_the_reference) {
   const std::uint32_t rows = n + 1;
   const auto q = to_bf16(random_vector(std::size_t{rows} * qw, 12, 2.0f));
   const auto qf = to_float(q);
-  std::vector<__nv_bfloat16> out(std::size_t{rows} * qw, __float2bfloat16(NAN));
-  std::vector<float> partial(decode_partial_floats(n, c.shape.heads, c.splits, hd), NAN);
-  const decode_attention_args a{q.data(),       out.data(),        items.data(), n,
-                                c.shape,        fx.host_view(),    fx.layer,     c.splits,
-                                partial.data(), decode_kernel::mma};
-  switch (hd) {
-    case 16:
-      run_passes<16>(a);
-      break;
-    case 32:
-      run_passes<32>(a);
-      break;
-    case 64:
-      run_passes<64>(a);
-      break;
-    default:
-      run_passes<128>(a);
-  }
-  const auto got_all = to_float(out);
-  for (std::uint32_t e = 0; e < qw; ++e) ASSERT_TRUE(std::isnan(got_all[e])) << "row 0 written";
-  for (const decode_item& it : items)
-    for (std::uint32_t h = 0; h < c.shape.heads; ++h) {
-      const std::size_t at = std::size_t(it.row) * qw + h * hd;
-      const auto ref = fx.reference(qf.data() + at, h, static_cast<std::uint32_t>(it.slot),
-                                    static_cast<std::uint32_t>(it.length - 1));
-      const std::vector<float> got(got_all.begin() + at, got_all.begin() + at + hd);
-      ASSERT_LT(rel_error(got, std::vector<float>(ref.begin(), ref.end())), 1e-2)
-          << "slot " << it.slot << " head " << h;
+  std::vector<decode_tile> tiles{decode_tile::keys32_stages2};
+  if (hd >= 64)
+    tiles.insert(tiles.end(), {decode_tile::keys16_stages4, decode_tile::keys32_stages4,
+                               decode_tile::keys64_stages2});
+  for (const decode_tile tile : tiles) {
+    SCOPED_TRACE(std::string{"tile "} + decode_tile_name(tile));
+    std::vector<__nv_bfloat16> out(std::size_t{rows} * qw, __float2bfloat16(NAN));
+    std::vector<float> partial(decode_partial_floats(n, c.shape.heads, c.splits, hd), NAN);
+    decode_attention_args a{q.data(),       out.data(),        items.data(), n,
+                            c.shape,        fx.host_view(),    fx.layer,     c.splits,
+                            partial.data(), decode_kernel::mma};
+    a.tile = tile;
+    switch (hd) {
+      case 16:
+        run_passes<16, 32, 2>(a);
+        break;
+      case 32:
+        run_passes<32, 32, 2>(a);
+        break;
+      case 64:
+        run_tile<64>(a);
+        break;
+      default:
+        run_tile<128>(a);
     }
+    const auto got_all = to_float(out);
+    for (std::uint32_t e = 0; e < qw; ++e) ASSERT_TRUE(std::isnan(got_all[e])) << "row 0 written";
+    for (const decode_item& it : items)
+      for (std::uint32_t h = 0; h < c.shape.heads; ++h) {
+        const std::size_t at = std::size_t(it.row) * qw + h * hd;
+        const auto ref = fx.reference(qf.data() + at, h, static_cast<std::uint32_t>(it.slot),
+                                      static_cast<std::uint32_t>(it.length - 1));
+        const std::vector<float> got(got_all.begin() + at, got_all.begin() + at + hd);
+        ASSERT_LT(rel_error(got, std::vector<float>(ref.begin(), ref.end())), 1e-2)
+            << "slot " << it.slot << " head " << h;
+      }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(shapes, decode_emu_test,
