@@ -4,6 +4,7 @@
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/gemv.cuh"
+#include "device/cuda/graph.hpp"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/programmatic.hpp"
 #include "device/cuda/rmsnorm.cuh"
@@ -296,19 +297,8 @@ status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
                                          static_cast<std::uint32_t>(plan.out_rows.size())};
   auto it = graphs_.find(key);
   if (it == graphs_.end()) {
-    ACCELLM_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    auto launched = launch(plan, splits, nullptr);
-    cudaGraph_t graph = nullptr;
-    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
-    if (!launched) {
-      if (graph != nullptr) cudaGraphDestroy(graph);
-      return launched;
-    }
-    ACCELLM_CUDA_TRY(end);
     cudaGraphExec_t exec = nullptr;
-    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    ACCELLM_CUDA_TRY(inst);
+    ACCELLM_TRY_ASSIGN(exec, capture_graph(stream_, [&] { return launch(plan, splits, nullptr); }));
     it = graphs_.emplace(key, exec).first;
   }
   ACCELLM_CUDA_TRY(cudaGraphLaunch(it->second, stream_));

@@ -1,4 +1,5 @@
 // The check that programmatic dependent launch works here (programmatic.hpp).
+#include "device/cuda/graph.hpp"
 #include "device/cuda/launch.cuh"
 #include "device/cuda/ptx.cuh"
 
@@ -47,19 +48,8 @@ status probe(std::int32_t* v, cudaStream_t s) {
   };
   ACCELLM_TRY(probe_pair(v, 1, s));
   ACCELLM_TRY(expect(1));
-  ACCELLM_CUDA_TRY(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  const status captured = probe_pair(v, 2, s);
-  cudaGraph_t graph = nullptr;
-  const cudaError_t end = cudaStreamEndCapture(s, &graph);
-  if (!captured) {
-    if (graph != nullptr) cudaGraphDestroy(graph);
-    return captured;
-  }
-  ACCELLM_CUDA_TRY(end);
   cudaGraphExec_t exec = nullptr;
-  const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  ACCELLM_CUDA_TRY(inst);
+  ACCELLM_TRY_ASSIGN(exec, capture_graph(s, [&] { return probe_pair(v, 2, s); }));
   const cudaError_t launched = cudaGraphLaunch(exec, s);
   cudaGraphExecDestroy(exec);
   ACCELLM_CUDA_TRY(launched);

@@ -265,28 +265,31 @@ TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_kernel) {
   expect_consistent(p);
 }
 
-// Where they run (compute capability 9.0, sm_90a code); elsewhere they
-// fail their check and are never used.
+// The Hopper candidate `o` offers alone, kept whenever it verifies: used
+// for both shapes where it runs (compute capability 9.0, sm_90a code);
+// elsewhere it fails its check and is never used.
+void expect_hopper_candidate_used(gemm_planner_options o, gemm_choice c) {
+  o.keep = skinny_rule::if_verified;
+  const planned run = plan_and_check(o);
+  const gemm_planner& p = run.p;
+  const std::size_t used =
+      c == gemm_choice::skinny_tma ? p.using_skinny_tma() : p.using_skinny_wgmma();
+  EXPECT_EQ(used, skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
+  expect_consistent(p);
+}
+
 TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_wgmma_kernel_where_it_runs) {
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
-  o.keep = skinny_rule::if_verified;
   o.skinny = o.skinny_tma = nullptr;
-  const planned run = plan_and_check(o);
-  const gemm_planner& p = run.p;
-  EXPECT_EQ(p.using_skinny_wgmma(), skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
-  expect_consistent(p);
+  expect_hopper_candidate_used(o, gemm_choice::skinny_wgmma);
 }
 
 TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_tma_kernel_where_it_runs) {
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
-  o.keep = skinny_rule::if_verified;
   o.skinny = o.skinny_wgmma = nullptr;
-  const planned run = plan_and_check(o);
-  const gemm_planner& p = run.p;
-  EXPECT_EQ(p.using_skinny_tma(), skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
-  expect_consistent(p);
+  expect_hopper_candidate_used(o, gemm_choice::skinny_tma);
 }
 
 // Faulty candidates, each caught by the planner's check.
