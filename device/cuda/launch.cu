@@ -9,8 +9,8 @@
 namespace accellm::device::cuda {
 namespace {
 
-// Two kernels, the second launched programmatically behind the first: the
-// first writes `v`, the second reads it only after its wait.
+// Two kernels, the second launched programmatically behind the first (and a
+// memset): the first writes `v`, the second reads it only after its wait.
 __global__ void probe_writer(std::int32_t* v, std::int32_t value) {
   ptx::follow_previous_grid();
   v[threadIdx.x] = value + static_cast<std::int32_t>(threadIdx.x);
@@ -25,9 +25,12 @@ __global__ void probe_reader(const std::int32_t* v, std::int32_t* sum) {
   }
 }
 
-// writer, reader, as run() makes them: programmatic launches on `s`.
+// writer, a memset, reader, as run() makes them: programmatic launches on
+// `s`, one of them behind an operation that is not a kernel (as cuBLAS's
+// workspace clears can be in a step).
 status probe_pair(std::int32_t* v, std::int32_t value, cudaStream_t s) {
   ACCELLM_TRY(launch_kernel(probe_writer, dim3(1), dim3(32), 0, s, v, value));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(v + 32, 0, sizeof(std::int32_t), s));
   return launch_kernel(probe_reader, dim3(1), dim3(1), 0, s, static_cast<const std::int32_t*>(v),
                        v + 32);
 }
