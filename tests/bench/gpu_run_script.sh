@@ -37,11 +37,14 @@ SH
 done
 chmod +x "$tmp"/bin/* "$tmp"/build/bench/gpu/* "$tmp"/build/tests/device/cuda/*
 
-# run FAIL_ON: run.sh quick with the stand-ins; sets $rc, leaves $tmp/out and $tmp/calls.
+# run FAIL_ON [VAR=value...]: run.sh quick with the stand-ins and those
+# variables; sets $rc, leaves $tmp/out and $tmp/calls.
 run() {
   rm -f "$tmp/calls"
-  (cd "$tmp/repo" && FAIL_ON=$1 PATH="$tmp/bin:$PATH" NVCC="$tmp/bin/nvcc" BUILD="$tmp/build" \
-    KEEP_GOING=1 timeout 60 bash bench/gpu/run.sh quick >"$tmp/out" 2>&1)
+  local fail_on=$1
+  shift
+  (cd "$tmp/repo" && env FAIL_ON="$fail_on" PATH="$tmp/bin:$PATH" NVCC="$tmp/bin/nvcc" \
+    BUILD="$tmp/build" KEEP_GOING=1 "$@" timeout 60 bash bench/gpu/run.sh quick >"$tmp/out" 2>&1)
   rc=$?
 }
 calls() { grep -c -- "$1" "$tmp/calls"; }
@@ -80,5 +83,18 @@ run "bench_gpu_ceilings"
 [ "$rc" = 1 ] || fail "a failed benchmark must fail the run (exit $rc)"
 grep -q "run.sh: bench_gpu_ceilings failed (exit 1)" "$tmp/out" || fail "ceilings failure not reported"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "model not run after it"
-grep -q "a benchmark failed (above); the others ran" "$tmp/out" || fail "closing line"
+grep -q "a benchmark failed or was skipped (above); the others ran" "$tmp/out" ||
+  fail "closing line"
+
+# 5. Past the deadline: the model runs are skipped and said so, and what was
+# written is mirrored.
+run "" DEADLINE_S=0 MIRROR="$tmp/mirror"
+[ "$rc" = 1 ] || fail "skipped runs must fail the run (exit $rc)"
+grep -q "run.sh: bench_gpu_model --model llama2-7b skipped: past DEADLINE_S=0 s" "$tmp/out" ||
+  fail "skip not reported"
+grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" && fail "a model run ran"
+for f in clocks.csv model.csv model-pdl-off.csv stream.csv; do
+  [ -f "$tmp/mirror/stand-in-gpu-$f" ] || fail "$f not mirrored"
+done
+grep -q "^timestamp,clocks.sm" "$tmp/mirror/stand-in-gpu-clocks.csv" || fail "mirrored clock log"
 echo "run.sh: canaries, skips, fallbacks and failures as expected"
