@@ -324,6 +324,26 @@ __device__ inline void zero(float (&acc)[RB][block_n / 8][4]) {
       acc[rb][j][0] = acc[rb][j][1] = acc[rb][j][2] = acc[rb][j][3] = 0.0f;
 }
 
+#if ACCELLM_WGMMA
+// One stage's products on wgmma: issue(ks, rb) issues k-step ks of row
+// block rb (4 x RB products in all), with the accumulators pinned around
+// them; all retired on return.
+template <int RB, class Issue>
+__device__ __forceinline__ void stage_products(float (&acc)[RB][block_n / 8][4], Issue&& issue) {
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+  wg::fence();
+#pragma unroll
+  for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
+#pragma unroll
+    for (int rb = 0; rb < RB; ++rb) issue(ks, rb);
+  wg::commit();
+  wg::wait<0>();
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+}
+#endif
+
 // x rows padded to 64 RB, the weight tile in core matrices (unpadded).
 template <int RB>
 using wgmma_config = budget<64 * RB, static_cast<int>(block_n* block_k)>;
@@ -404,19 +424,10 @@ __global__ void __launch_bounds__(threads, 2) skinny_wgmma_kernel(args a) {
             xa[ks][rb][2] = ptx::word(r0 + 8);
             xa[ks][rb][3] = ptx::word(r0 + 8 * stride + 8);
           }
-#pragma unroll
-        for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
-        wg::fence();
-#pragma unroll
-        for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
-#pragma unroll
-          for (int rb = 0; rb < RB; ++rb)
-            wg::mma<block_n>(acc[rb], xa[ks][rb],
-                             wg::descriptor(ws + ks * 16 * 8, 128, block_k * 16), 1, false);
-        wg::commit();
-        wg::wait<0>();
-#pragma unroll
-        for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+        stage_products(acc, [&](int ks, int rb) {
+          wg::mma<block_n>(acc[rb], xa[ks][rb], wg::descriptor(ws + ks * 16 * 8, 128, block_k * 16),
+                           1, false);
+        });
       });
 
   auto* part = reinterpret_cast<float*>(smem);
@@ -521,19 +532,10 @@ __global__ void __launch_bounds__(threads, 2)
       issue_x(i + C::stages - 1);
     }
     const unsigned char* st = stage_of(i);
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
-    wg::fence();
-#pragma unroll
-    for (int ks = 0; ks < static_cast<int>(block_k) / 16; ++ks)
-#pragma unroll
-      for (int rb = 0; rb < RB; ++rb)
-        wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
-                        wg::descriptor_sw128(st + ks * 32), 1);
-    wg::commit();
-    wg::wait<0>();
-#pragma unroll
-    for (int rb = 0; rb < RB; ++rb) wg::pin(acc[rb]);
+    stage_products(acc, [&](int ks, int rb) {
+      wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
+                      wg::descriptor_sw128(st + ks * 32), 1);
+    });
   }
   __syncthreads();  // every product retired: the partial may overwrite the stages
   auto* part = reinterpret_cast<float*>(smem);
