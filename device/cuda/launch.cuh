@@ -23,23 +23,43 @@
 
 namespace accellm::device::cuda {
 
-/// kernel<<<grid, block, smem, s>>>(args...), programmatic when
+/// kernel<<<grid, block, smem, s>>>(args...) in thread-block clusters of
+/// `cluster` blocks along x (no cluster attribute when 0), programmatic when
 /// programmatic_launch(); launch errors are returned.
 template <class... Params, class... Args>
-status launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
-                     cudaStream_t s, Args&&... args) {
-  cudaLaunchAttribute programmatic{};
-  programmatic.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  programmatic.val.programmaticStreamSerializationAllowed = 1;
+status launch_kernel_in_clusters(unsigned cluster, void (*kernel)(Params...), dim3 grid, dim3 block,
+                                 std::size_t smem, cudaStream_t s, Args&&... args) {
+  cudaLaunchAttribute attrs[2]{};
+  unsigned n = 0;
+  if (cluster != 0) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = cluster;
+    attrs[n].val.clusterDim.y = 1;
+    attrs[n].val.clusterDim.z = 1;
+    ++n;
+  }
+  if (programmatic_launch()) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  cfg.attrs = &programmatic;
-  cfg.numAttrs = programmatic_launch() ? 1 : 0;
+  cfg.attrs = attrs;
+  cfg.numAttrs = n;
   ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
   return {};
+}
+
+/// kernel<<<grid, block, smem, s>>>(args...), programmatic when
+/// programmatic_launch(); launch errors are returned.
+template <class... Params, class... Args>
+status launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem,
+                     cudaStream_t s, Args&&... args) {
+  return launch_kernel_in_clusters(0, kernel, grid, block, smem, s, std::forward<Args>(args)...);
 }
 
 }  // namespace accellm::device::cuda

@@ -1,7 +1,7 @@
 // The skinny GEMM (skinny_gemm.cuh): launch and checks. The kernel and its
 // design are in skinny_kernels.cuh.
 #include "device/cuda/check.hpp"
-#include "device/cuda/programmatic.hpp"
+#include "device/cuda/launch.cuh"
 #include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/skinny_kernels.cuh"
 
@@ -34,24 +34,12 @@ status launch(Kernel kernel, int smem_bytes, const Params& params, std::uint32_t
   // and the partials do not use L1 anyway).
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                         cudaSharedmemCarveoutMaxShared));
-  // Clusters of `split`, and programmatic dependent launch when the caller
-  // asked for it (launch.cuh; the kernels' weights are in flight before
-  // they wait for the kernel before them).
-  cudaLaunchAttribute attrs[2]{};
-  attrs[0].id = cudaLaunchAttributeClusterDimension;
-  attrs[0].val.clusterDim.x = split;
-  attrs[0].val.clusterDim.y = 1;
-  attrs[0].val.clusterDim.z = 1;
-  attrs[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attrs[1].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(split * ((a.out + block_n - 1) / block_n));
-  cfg.blockDim = dim3(threads);
-  cfg.dynamicSmemBytes = static_cast<std::size_t>(smem_bytes);
-  cfg.stream = s;
-  cfg.attrs = attrs;
-  cfg.numAttrs = programmatic_launch() ? 2 : 1;
-  ACCELLM_CUDA_TRY(cudaLaunchKernelEx(&cfg, kernel, params));
+  // Programmatic when the caller asked for it (launch.cuh): the kernels'
+  // first weight tiles are in flight before they wait for the kernel before
+  // them.
+  ACCELLM_TRY(
+      launch_kernel_in_clusters(split, kernel, dim3(split * ((a.out + block_n - 1) / block_n)),
+                                dim3(threads), static_cast<std::size_t>(smem_bytes), s, params));
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
