@@ -92,6 +92,21 @@ std::size_t gemm_planner::count(gemm_choice c) const noexcept {
       plans_.begin(), plans_.end(), [c](const auto& kv) { return kv.second->use == c; }));
 }
 
+skinny_fn gemm_planner::skinny_of(gemm_choice c) const noexcept {
+  switch (c) {
+    case gemm_choice::skinny:
+      return options_.skinny;
+    case gemm_choice::skinny_wgmma:
+      return options_.skinny_wgmma;
+    case gemm_choice::skinny_tma:
+      return options_.skinny_tma;
+    case gemm_choice::cublas:
+    case gemm_choice::lt:
+      break;
+  }
+  return nullptr;
+}
+
 gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
                                  gemm_out type, float beta) const {
   auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
@@ -170,21 +185,20 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   if (heur != CUBLAS_STATUS_SUCCESS) n = 0;
   // Verified before anything is timed: the reference overwrites `scratch`.
   struct candidate {
-    skinny_fn kernel;
     gemm_choice choice;
     bool verified = false;
   };
-  candidate skinny[] = {{options_.skinny, gemm_choice::skinny},
-                        {options_.skinny_wgmma, gemm_choice::skinny_wgmma},
-                        {options_.skinny_tma, gemm_choice::skinny_tma}};
-  const bool any_skinny = std::any_of(std::begin(skinny), std::end(skinny),
-                                      [](const candidate& c) { return c.kernel != nullptr; });
+  candidate skinny[] = {
+      {gemm_choice::skinny}, {gemm_choice::skinny_wgmma}, {gemm_choice::skinny_tma}};
+  const bool any_skinny =
+      std::any_of(std::begin(skinny), std::end(skinny),
+                  [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });
   if (any_skinny && skinny_gemm_supports(rows, in, out)) {
     reference ref;
     ACCELLM_TRY_ASSIGN(ref, skinny_reference(h, rows, in, w, out, type, beta, scratch));
     for (candidate& c : skinny)
-      if (c.kernel != nullptr)
-        ACCELLM_TRY_ASSIGN(c.verified, skinny_agrees(c.kernel, ref, rows, in, w, out, type, beta));
+      if (const skinny_fn kernel = skinny_of(c.choice))
+        ACCELLM_TRY_ASSIGN(c.verified, skinny_agrees(kernel, ref, rows, in, w, out, type, beta));
   }
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
@@ -207,8 +221,9 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   }
   for (const candidate& c : skinny) {
     if (!c.verified) continue;
+    const skinny_fn kernel = skinny_of(c.choice);
     const float t = median_ms(stream_, e0, e1, [&] {
-      return c.kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
+      return kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
     });
     if (t > 0.0f &&
         (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best)) {
@@ -227,12 +242,8 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
   auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
   if (it == plans_.end() || it->second->use == gemm_choice::cublas)
     return gemm(h, x, rows, in, w, out, y, type, beta);
-  if (it->second->use == gemm_choice::skinny)
-    return options_.skinny(x, rows, in, w, out, y, type, beta, stream_);
-  if (it->second->use == gemm_choice::skinny_wgmma)
-    return options_.skinny_wgmma(x, rows, in, w, out, y, type, beta, stream_);
-  if (it->second->use == gemm_choice::skinny_tma)
-    return options_.skinny_tma(x, rows, in, w, out, y, type, beta, stream_);
+  if (const skinny_fn kernel = skinny_of(it->second->use))
+    return kernel(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
   const float alpha = 1.0f;
   ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,

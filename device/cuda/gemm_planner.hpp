@@ -121,6 +121,9 @@ class gemm_planner {
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
                gemm_planner_options o);
   std::size_t count(gemm_choice c) const noexcept;
+  /// The skinny kernel behind a skinny choice (null for cublas and lt, and
+  /// for a candidate the options left out).
+  skinny_fn skinny_of(gemm_choice c) const noexcept;
   /// What the skinny candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for
   /// the candidates. Computed once per shape, whatever the candidates.
