@@ -488,14 +488,13 @@ int main(int argc, char** argv) {
     (void)fill_uniform(dq->data(), dq->size(), 3, 1.0f, s->get());
     kv.tables = dt->data();
     const double kv_bytes = double(b) * ac.ctx * 2.0 * ac.shape.kv_width() * 2.0;
-    // simt, then mma with every pipeline tile (the default, 32x2, keeps its
-    // old CSV name).
-    const std::pair<decode_kernel, decode_tile> runs[] = {
+    // mma with the default tile, simt, then mma with the other pipeline
+    // tiles (the default, 32x2, keeps its old CSV name).
+    std::vector<std::pair<decode_kernel, decode_tile>> runs{
         {decode_kernel::mma, decode_tile::keys32_stages2},
-        {decode_kernel::simt, decode_tile::keys32_stages2},
-        {decode_kernel::mma, decode_tile::keys16_stages4},
-        {decode_kernel::mma, decode_tile::keys32_stages4},
-        {decode_kernel::mma, decode_tile::keys64_stages2}};
+        {decode_kernel::simt, decode_tile::keys32_stages2}};
+    for (decode_tile t : decode_tiles)
+      if (t != decode_tile::keys32_stages2) runs.emplace_back(decode_kernel::mma, t);
     for (const auto& [k, tile] : runs) {
       decode_attention_args a{dq->data(), dout->data(), di->data(), b, ac.shape, kv,
                               0,          splits,       dp->data(), k};

@@ -87,8 +87,7 @@ std::vector<std::uint32_t> parse_list(const std::string& s) {
 
 // The decode attention tile named `v` (decode_tile_name), if any.
 std::optional<cuda::decode_tile> tile_of(const std::string& v) {
-  for (cuda::decode_tile t : {cuda::decode_tile::keys32_stages2, cuda::decode_tile::keys16_stages4,
-                              cuda::decode_tile::keys32_stages4, cuda::decode_tile::keys64_stages2})
+  for (cuda::decode_tile t : cuda::decode_tiles)
     if (v == cuda::decode_tile_name(t)) return t;
   return std::nullopt;
 }

@@ -132,7 +132,7 @@ result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
     return fail(errc::invalid_argument, "cuda options: max_context exceeds the model's");
   auto shape = make_shard_shape(spec, options.tp);
   if (!shape) return std::move(shape).err();
-  if (options.decode_attention_tile != decode_tile::keys32_stages2 && shape->attn.head_dim < 64)
+  if (!decode_tile_built(options.decode_attention_tile, shape->attn.head_dim))
     return fail(errc::invalid_argument, std::string{"cuda options: decode attention tile "} +
                                             decode_tile_name(options.decode_attention_tile) +
                                             " needs head_dim 64 or 128");

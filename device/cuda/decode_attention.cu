@@ -196,7 +196,7 @@ status launch_tile(const decode_attention_args& a, cudaStream_t s) {
 
 // The mma pass 1 for head_dim HD, then pass 2.
 status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
-  if (a.tile != decode_tile::keys32_stages2 && a.shape.head_dim < 64)
+  if (!decode_tile_built(a.tile, a.shape.head_dim))
     return fail(errc::invalid_argument, std::string{"decode_attention: tile "} +
                                             decode_tile_name(a.tile) +
                                             " is built for head_dim 64 and 128 only");

@@ -37,6 +37,17 @@ enum class decode_tile : std::uint8_t {
   keys64_stages2
 };
 
+/// Every tile, the default first.
+inline constexpr decode_tile decode_tiles[] = {
+    decode_tile::keys32_stages2, decode_tile::keys16_stages4, decode_tile::keys32_stages4,
+    decode_tile::keys64_stages2};
+
+/// Whether the mma pass 1 has tile `t` at head_dim `hd`: the default at
+/// every head_dim, the others from 64 up.
+constexpr bool decode_tile_built(decode_tile t, std::uint32_t hd) noexcept {
+  return t == decode_tile::keys32_stages2 || hd >= 64;
+}
+
 /// "32x2", "16x4", "32x4", "64x2".
 inline const char* decode_tile_name(decode_tile t) noexcept {
   switch (t) {

@@ -75,12 +75,9 @@ TEST_P(decode_attention_test, matches_reference) {
   auto qf = to_float(q);
   // simt, and mma with every pipeline tile its head_dim has.
   std::vector<std::pair<decode_kernel, decode_tile>> runs{
-      {decode_kernel::simt, decode_tile::keys32_stages2},
-      {decode_kernel::mma, decode_tile::keys32_stages2}};
-  if (c.shape.head_dim >= 64)
-    for (decode_tile t :
-         {decode_tile::keys16_stages4, decode_tile::keys32_stages4, decode_tile::keys64_stages2})
-      runs.emplace_back(decode_kernel::mma, t);
+      {decode_kernel::simt, decode_tile::keys32_stages2}};
+  for (decode_tile t : decode_tiles)
+    if (decode_tile_built(t, c.shape.head_dim)) runs.emplace_back(decode_kernel::mma, t);
   for (const auto& [kernel, tile] : runs) {
     const std::string name = kernel == decode_kernel::mma
                                  ? std::string{"mma "} + decode_tile_name(tile)
