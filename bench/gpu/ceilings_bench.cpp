@@ -535,13 +535,16 @@ int main(int argc, char** argv) {
                   2048, 256}}) {
       if (accellm::bench::read_pattern_sink_words(bytes, p.row, p.segment) > sink->size())
         return 1;  // a bug here: the sink is sized for these patterns
-      const float t = accellm::bench::read_pattern_ms(x->data(), bytes, p.row, p.segment,
-                                                      sink->data(), s->get(), 10);
-      if (t <= 0.0f) {
+      const auto pass = [&] {
+        return accellm::bench::read_pattern(x->data(), bytes, p.row, p.segment, sink->data(),
+                                            s->get());
+      };
+      if (pass() != cudaSuccess || cudaStreamSynchronize(s->get()) != cudaSuccess) {
         std::printf("  read %s: FAILED\n", p.what);
         cudaGetLastError();
         continue;
       }
+      const float t = time_ms(s->get(), 10, [&] { (void)pass(); });
       const double tb = bytes / (t * 1e-3) / 1e12;
       std::printf("  read %s: %.3f ms %.2f TB/s (%.1f%% of 3.35)\n", p.what, t, tb,
                   100 * tb / 3.35);

@@ -1,8 +1,5 @@
 #include "bench/gpu/read_probe.hpp"
 
-#include <algorithm>
-#include <vector>
-
 namespace accellm::bench {
 namespace {
 
@@ -47,32 +44,14 @@ std::size_t read_pattern_sink_words(std::size_t bytes, std::uint32_t row_bytes,
   return rows / rows_per_warp * (row_bytes / segment_bytes);
 }
 
-float read_pattern_ms(const void* base, std::size_t bytes, std::uint32_t row_bytes,
-                      std::uint32_t segment_bytes, std::uint32_t* sink, cudaStream_t s, int reps) {
+cudaError_t read_pattern(const void* base, std::size_t bytes, std::uint32_t row_bytes,
+                         std::uint32_t segment_bytes, std::uint32_t* sink, cudaStream_t s) {
   const std::uint64_t warps_total = read_pattern_sink_words(bytes, row_bytes, segment_bytes);
   const auto blocks = static_cast<unsigned>((warps_total + warps - 1) / warps);
-  cudaEvent_t a = nullptr, b = nullptr;
-  if (cudaEventCreate(&a) != cudaSuccess || cudaEventCreate(&b) != cudaSuccess) return -1.0f;
-  std::vector<float> ms;
-  for (int i = 0; i < reps + 2; ++i) {
-    cudaEventRecord(a, s);
-    read_kernel<<<blocks, warps * 32, 0, s>>>(static_cast<const uint4*>(base), row_bytes / 16,
-                                              segment_bytes / 16, row_bytes / segment_bytes,
-                                              warps_total, sink);
-    cudaEventRecord(b, s);
-    if (cudaEventSynchronize(b) != cudaSuccess || cudaGetLastError() != cudaSuccess) {
-      ms.clear();
-      break;
-    }
-    float t = 0.0f;
-    cudaEventElapsedTime(&t, a, b);
-    if (i >= 2) ms.push_back(t);
-  }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  if (ms.empty()) return -1.0f;
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  read_kernel<<<blocks, warps * 32, 0, s>>>(static_cast<const uint4*>(base), row_bytes / 16,
+                                            segment_bytes / 16, row_bytes / segment_bytes,
+                                            warps_total, sink);
+  return cudaGetLastError();
 }
 
 }  // namespace accellm::bench

@@ -21,12 +21,12 @@ namespace accellm::bench {
 /// multiple of 256 that divides row_bytes): one warp per segment column
 /// reads that segment of consecutive rows; `segment_bytes == row_bytes` is
 /// a contiguous stream. Writes one word per warp to `sink` (at least
-/// bytes / segment_bytes / rows_per_warp words; see the source). Returns the
-/// median time of `reps` runs in ms, or a negative value on a launch error.
-float read_pattern_ms(const void* base, std::size_t bytes, std::uint32_t row_bytes,
-                      std::uint32_t segment_bytes, std::uint32_t* sink, cudaStream_t s, int reps);
+/// read_pattern_sink_words words). Queues one pass on `s`; returns the
+/// launch's error.
+cudaError_t read_pattern(const void* base, std::size_t bytes, std::uint32_t row_bytes,
+                         std::uint32_t segment_bytes, std::uint32_t* sink, cudaStream_t s);
 
-/// How many words read_pattern_ms writes to `sink` for these arguments.
+/// How many words read_pattern writes to `sink` for these arguments.
 std::size_t read_pattern_sink_words(std::size_t bytes, std::uint32_t row_bytes,
                                     std::uint32_t segment_bytes);
 
