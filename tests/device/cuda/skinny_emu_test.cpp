@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -24,20 +25,25 @@ namespace {
 
 using namespace test;
 
-template <int NT>
-void launch_tier(const skinny_kernels::args& a, std::uint32_t split) {
+// body() on the grid skinny_gemm.cu launches for `a`: `split` blocks per
+// 128-output tile, in clusters of `split`.
+void launch(const skinny_kernels::args& a, std::uint32_t split, int smem_bytes,
+            const std::function<void()>& body) {
   using namespace skinny_kernels;
   const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
-  emu::launch(
-      grid, threads, config<NT>::smem_bytes, [&] { skinny_kernel<NT>(a); }, split);
+  emu::launch(grid, threads, static_cast<std::size_t>(smem_bytes), body, split);
+}
+
+template <int NT>
+void launch_tier(const skinny_kernels::args& a, std::uint32_t split) {
+  launch(a, split, skinny_kernels::config<NT>::smem_bytes,
+         [&] { skinny_kernels::skinny_kernel<NT>(a); });
 }
 
 template <int RB>
 void launch_wgmma(const skinny_kernels::args& a, std::uint32_t split) {
-  using namespace skinny_kernels;
-  const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
-  emu::launch(
-      grid, threads, wgmma_config<RB>::smem_bytes, [&] { skinny_wgmma_kernel<RB>(a); }, split);
+  launch(a, split, skinny_kernels::wgmma_config<RB>::smem_bytes,
+         [&] { skinny_kernels::skinny_wgmma_kernel<RB>(a); });
 }
 
 // The emulator's tensor map of a row-major bf16 [rows x in] matrix read in
@@ -61,9 +67,7 @@ void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
   p.a = a;
   p.w_map = map_of(a.w, a.out, a.in, block_n);
   p.x_map = map_of(a.x, a.rows, a.in, 64 * RB);
-  const emu_dim3 grid{split * ((a.out + block_n - 1) / block_n), 1, 1};
-  emu::launch(
-      grid, threads, tma_config<RB>::smem_bytes, [&] { skinny_tma_kernel<RB>(p); }, split);
+  launch(a, split, tma_config<RB>::smem_bytes, [&] { skinny_tma_kernel<RB>(p); });
 }
 
 enum class kernel { mma, wgmma, tma };
