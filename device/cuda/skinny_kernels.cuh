@@ -110,20 +110,32 @@ __device__ void load_x(const args& a, __nv_bfloat16* xs, std::uint32_t k0) {
 }
 
 // Starts copying k tile `kt` of the block's weights (rows n0 .. n0 + 127)
-// into stage `st` (row-major, pitch `stride`; x follows them there).
-template <int NT>
-__device__ void load_weights(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+// into stage `st`; not committed. place(e) says where copy e (of 128 rows x
+// 8 16-byte chunks) reads and writes: its row, its chunk, its element offset.
+template <class Place>
+__device__ __forceinline__ void copy_weights(const args& a, __nv_bfloat16* st, std::uint32_t n0,
+                                             std::uint32_t kt, Place&& place) {
   constexpr int vecs = block_k / 8;  // 16-byte chunks per row
   constexpr int w_chunks = block_n * vecs;
   static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
   const std::uint32_t k0 = kt * block_k;
 #pragma unroll
   for (int i = 0; i < w_chunks / threads; ++i) {
-    const int e = static_cast<int>(threadIdx.x) + i * threads, r = e / vecs, c = e % vecs;
-    const std::uint32_t n = n0 + r, k = k0 + 8 * c;
+    const wg::core_slot p = place(static_cast<int>(threadIdx.x) + i * threads);
+    const std::uint32_t n = n0 + static_cast<std::uint32_t>(p.row), k = k0 + 8 * p.chunk;
     const bool valid = n < a.out && k < a.in;
-    ptx::cp16(st + r * stride + 8 * c, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
+    ptx::cp16(st + p.at, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
   }
+}
+
+// The weights row-major at pitch `stride` (x follows them there).
+template <int NT>
+__device__ void load_weights(const args& a, __nv_bfloat16* st, std::uint32_t n0, std::uint32_t kt) {
+  constexpr int vecs = block_k / 8;
+  copy_weights(a, st, n0, kt, [](int e) {
+    const int r = e / vecs, c = e % vecs;
+    return wg::core_slot{r, c, r * stride + 8 * c};
+  });
 }
 
 // One stage's products: 4 k-steps of 16; warp w owns block outputs
@@ -348,25 +360,14 @@ __device__ __forceinline__ void stage_products(float (&acc)[RB][block_n / 8][4],
 template <int RB>
 using wgmma_config = budget<64 * RB, static_cast<int>(block_n* block_k)>;
 
-// Starts copying k tile `kt` of the block's weights into stage `st` as core
-// matrices (x follows them there, row-major at pitch `stride`); not
-// committed.
+// The weights as core matrices (x follows them there, row-major at pitch
+// `stride`).
 template <int RB>
 __device__ void load_weights_wgmma(const args& a, __nv_bfloat16* st, std::uint32_t n0,
                                    std::uint32_t kt) {
-  using C = wgmma_config<RB>;
-  static_assert(C::stage_bytes % 128 == 0, "every stage's weight tile 128-byte aligned");
-  constexpr int vecs = block_k / 8;  // 16-byte chunks per row
-  constexpr int w_chunks = block_n * vecs;
-  static_assert(w_chunks % threads == 0, "every thread copies as many weight chunks");
-  const std::uint32_t k0 = kt * block_k;
-#pragma unroll
-  for (int i = 0; i < w_chunks / threads; ++i) {
-    const wg::core_slot p = wg::slot_of(static_cast<int>(threadIdx.x) + i * threads, vecs);
-    const std::uint32_t n = n0 + p.row, k = k0 + 8 * p.chunk;
-    const bool valid = n < a.out && k < a.in;
-    ptx::cp16(st + p.at, valid ? a.w + std::uint64_t{n} * a.in + k : a.w, valid);
-  }
+  static_assert(wgmma_config<RB>::stage_bytes % 128 == 0,
+                "every stage's weight tile 128-byte aligned");
+  copy_weights(a, st, n0, kt, [](int e) { return wg::slot_of(e, block_k / 8); });
 }
 
 // The partial, [64 RB x 128] fp32 at `part` (over the pipeline's drained
