@@ -456,18 +456,24 @@ void product_wait(int pending) {
 namespace {
 
 std::size_t smem_offset(const void* p) {
-  const auto at = static_cast<std::size_t>(static_cast<const unsigned char*>(p) - current->smem);
-  if (static_cast<const unsigned char*>(p) < current->smem)
+  const auto* b = static_cast<const unsigned char*>(p);
+  if (b < current->smem)
     throw std::logic_error("emu: an mbarrier or TMA destination outside dynamic shared memory");
+  return static_cast<std::size_t>(b - current->smem);
+}
+
+// Where an mbarrier lies: 8-byte aligned in dynamic shared memory.
+std::size_t mbarrier_offset(const void* bar) {
+  const std::size_t at = smem_offset(bar);
+  if (at % 8 != 0) throw std::logic_error("emu: an mbarrier not 8-byte aligned");
   return at;
 }
 
 mbarrier& mbarrier_at(const void* bar) {
-  const std::size_t at = smem_offset(bar);
-  if (at % 8 != 0) throw std::logic_error("emu: an mbarrier not 8-byte aligned");
-  for (auto& [where, m] : current->mbarriers)
-    if (where == at) return m;
-  throw std::logic_error("emu: an mbarrier used before mbarrier.init");
+  const auto it = current->mbarriers.find(mbarrier_offset(bar));
+  if (it == current->mbarriers.end())
+    throw std::logic_error("emu: an mbarrier used before mbarrier.init");
+  return it->second;
 }
 
 // The phase completes when its arrivals and announced bytes are all in.
@@ -477,6 +483,11 @@ void complete_phase(mbarrier& m) {
     m.missing = m.arrivals;
     ++progress;
   }
+}
+
+// The bytes of one box of `m`, as a copy credits them to its barrier.
+std::size_t box_bytes(const tensor_map_2d& m) {
+  return std::size_t{m.box[0]} * m.box[1] * m.element_bytes;
 }
 
 // One TMA copy's box into shared memory: zeros outside the tensor, rows of
@@ -505,16 +516,9 @@ void land(const tma_copy& c) {
 }  // namespace
 
 void mbarrier_init(void* bar, unsigned arrivals) {
-  const std::size_t at = smem_offset(bar);
-  if (at % 8 != 0) throw std::logic_error("emu: an mbarrier not 8-byte aligned");
   mbarrier m;
   m.arrivals = m.missing = arrivals;
-  for (auto& [where, old] : current->mbarriers)
-    if (where == at) {
-      old = m;
-      return;
-    }
-  current->mbarriers.emplace_back(at, m);
+  current->mbarriers[mbarrier_offset(bar)] = m;
   ++progress;
 }
 
@@ -530,7 +534,7 @@ void mbarrier_arrive_expect_tx(void* bar, std::uint32_t bytes) {
 void tma_load_2d(void* dst, const tensor_map_2d& map, int c0, int c1, void* bar) {
   mbarrier& m = mbarrier_at(bar);
   const std::size_t at = smem_offset(dst);
-  const std::size_t bytes = std::size_t{map.box[0]} * map.box[1] * map.element_bytes;
+  const std::size_t bytes = box_bytes(map);
   if (map.swizzle_128b && (at % 1024 != 0 || std::size_t{map.box[0]} * map.element_bytes != 128))
     throw std::logic_error(
         "emu: a 128-byte swizzled TMA copy needs 128-byte box rows and a 1024-byte aligned "
@@ -545,8 +549,7 @@ void mbarrier_wait(void* bar, unsigned parity) {
     mbarrier& m = mbarrier_at(bar);
     for (const tma_copy& c : m.copies) {
       land(c);
-      m.tx -=
-          static_cast<std::int64_t>(std::size_t{c.map.box[0]} * c.map.box[1] * c.map.element_bytes);
+      m.tx -= static_cast<std::int64_t>(box_bytes(c.map));
       ++progress;
     }
     m.copies.clear();

@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <vector>
 
 #ifndef __launch_bounds__
@@ -139,7 +140,7 @@ struct block_state {
   /// there and which has not fenced the async proxy since, else 0.
   std::vector<std::uint16_t> unfenced;
   /// The block's mbarriers, by shared-memory offset.
-  std::vector<std::pair<std::size_t, mbarrier>> mbarriers;
+  std::map<std::size_t, mbarrier> mbarriers;
 };
 
 inline thread_state& self() {
