@@ -22,6 +22,9 @@ cd "$(dirname "$0")/../.."
 started=$SECONDS
 die() { echo "run.sh: $*" >&2; exit 1; }
 
+[[ -z "${DEADLINE_S:-}" || "$DEADLINE_S" =~ ^[0-9]+$ ]] ||
+  die "DEADLINE_S must be a whole number of seconds, not '$DEADLINE_S'"
+
 NVCC=${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 [ -x "$NVCC" ] || die "nvcc not found (set NVCC)"
 BUILD=${BUILD:-build/gpu}

@@ -97,4 +97,11 @@ for f in clocks.csv model.csv model-pdl-off.csv stream.csv; do
   [ -f "$tmp/mirror/stand-in-gpu-$f" ] || fail "$f not mirrored"
 done
 grep -q "^timestamp,clocks.sm" "$tmp/mirror/stand-in-gpu-clocks.csv" || fail "mirrored clock log"
+
+# 6. A deadline that is not a number is refused before anything runs.
+run "" DEADLINE_S=soon
+[ "$rc" = 1 ] || fail "a bad DEADLINE_S must fail the run (exit $rc)"
+grep -q "run.sh: DEADLINE_S must be a whole number of seconds, not 'soon'" "$tmp/out" ||
+  fail "bad DEADLINE_S not named"
+[ -f "$tmp/calls" ] && fail "something ran with a bad DEADLINE_S"
 echo "run.sh: canaries, skips, fallbacks and failures as expected"
