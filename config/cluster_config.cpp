@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <system_error>
 
@@ -52,6 +53,7 @@ class cluster_reader {
   status read_slo();
   status read_daemon();
   status read_daemon_files(const std::filesystem::path& base_dir);
+  status read_cuda();
   status read_faults();
   status check_cross_fields() const;
   status resolve_device(const std::filesystem::path& base_dir);
@@ -67,8 +69,8 @@ class cluster_reader {
 status cluster_reader::check_tables() const {
   const toml_fields root{root_, "", source_};
   const std::initializer_list<std::string_view> tables = {
-      "cluster", "link",     "batching", "policy", "slo",   "coordinator",
-      "worker",  "security", "network",  "log",    "faults"};
+      "cluster", "link", "batching", "policy",  "slo", "coordinator",
+      "worker",  "cuda", "security", "network", "log", "faults"};
   if (auto ok = root.only(tables); !ok) return ok;
   for (std::string_view t : tables) {
     if (t == "faults") continue;  // an array of tables: read_faults() checks it
@@ -266,6 +268,30 @@ status cluster_reader::read_daemon() {
   return ok;
 }
 
+status cluster_reader::read_cuda() {
+  cuda_config& cu = c_.daemon.cuda;
+  const toml_fields f = fields("cuda");
+  // `key`'s string, which must be one of `names`.
+  const auto one_of = [&f](const char* key, std::string& value,
+                           std::span<const std::string_view> names) -> status {
+    if (auto ok = f.get(key, value); !ok) return ok;
+    if (std::find(names.begin(), names.end(), value) != names.end()) return {};
+    std::string known;
+    for (std::string_view n : names)
+      known += (known.empty() ? "\"" : ", \"") + std::string{n} + '"';
+    return f.fail_at(key, "must be one of " + known + ", got \"" + value + '"');
+  };
+  status ok = f.only({"graphs", "prefill_attention", "skinny_gemm", "programmatic_launch",
+                      "decode_attention_tile"});
+  if (ok) ok = f.get("graphs", cu.graphs);
+  if (ok) ok = f.get("skinny_gemm", cu.skinny_gemm);
+  if (ok) ok = f.get("programmatic_launch", cu.programmatic_launch);
+  if (ok) ok = one_of("prefill_attention", cu.prefill_attention, cuda_prefill_attention_kernels);
+  if (ok)
+    ok = one_of("decode_attention_tile", cu.decode_attention_tile, cuda_decode_attention_tiles);
+  return ok;
+}
+
 // TLS files are relative to the cluster file and must exist when TLS is on.
 status cluster_reader::read_daemon_files(const std::filesystem::path& base_dir) {
   daemon_config& d = c_.daemon;
@@ -400,6 +426,7 @@ result<cluster_config> cluster_reader::read(const std::filesystem::path& base_di
   if (ok) ok = read_slo();
   if (ok) ok = read_daemon();
   if (ok) ok = read_daemon_files(base_dir);
+  if (ok) ok = read_cuda();
   if (ok) ok = read_faults();
   if (ok) ok = check_cross_fields();
   if (ok) ok = resolve_device(base_dir);

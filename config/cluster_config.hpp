@@ -21,6 +21,8 @@
 //   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute,
 //                       kv_ring_mib, gpu_memory_fraction, kv_window_mib, kv_queue_mib,
 //                       kv_pinned_mib
+//   [cuda]              graphs, prefill_attention, skinny_gemm, programmatic_launch,
+//                       decode_attention_tile: how a cuda:N worker runs its model
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
@@ -125,6 +127,30 @@ std::optional<fault_config::kind> parse_fault_kind(std::string_view word) noexce
 /// `seconds` (finite, >= 0) as a fault's time from the start of the run.
 std::chrono::nanoseconds fault_time(double seconds) noexcept;
 
+/// How a cuda:N worker runs its model (device::cuda::cuda_options): the
+/// defaults are what the backend measured best or chooses itself on the GPU;
+/// the rest turn a kernel off that misbehaves on some GPU or driver, or pin
+/// one choice for a study, without a rebuild (docs/operations.md "[cuda]").
+/// Names are checked here; whether the model admits them (a decode tile
+/// needs head_dim 64 or 128) when the worker makes its device.
+struct cuda_config {
+  bool graphs = true;  ///< decode-only iterations replayed as CUDA graphs
+  /// One of cuda_prefill_attention_kernels: "timed" (the fastest kernel
+  /// that agrees with rows64 on a probe at start-up, if a clear win),
+  /// "rows64" (no probe), or that kernel whenever it agrees.
+  std::string prefill_attention = "timed";
+  bool skinny_gemm = true;          ///< decode products may try accellm's skinny GEMMs
+  bool programmatic_launch = true;  ///< kernels overlap their launch with the one before
+  /// One of cuda_decode_attention_tiles: keys per pipeline stage x stages.
+  std::string decode_attention_tile = "32x2";
+  friend bool operator==(const cuda_config&, const cuda_config&) = default;
+};
+
+/// The names [cuda] prefill_attention and decode_attention_tile take.
+inline constexpr std::string_view cuda_prefill_attention_kernels[] = {"timed", "rows64", "rows128",
+                                                                      "wgmma64", "wgmma128"};
+inline constexpr std::string_view cuda_decode_attention_tiles[] = {"32x2", "16x4", "32x4", "64x2"};
+
 /// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
 /// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.
 struct daemon_config {
@@ -167,6 +193,7 @@ struct daemon_config {
   /// memory_fraction), in (0, 1]. Workers that share one GPU each take their
   /// share of what the ones before them left.
   double worker_gpu_memory_fraction = 0.9;
+  cuda_config cuda;  ///< [cuda]: a cuda:N worker's kernels
   /// Shared secret every worker presents; the ACCELLM_CLUSTER_TOKEN
   /// environment variable overrides it. Empty: the daemons refuse to start.
   std::string token;

@@ -19,9 +19,42 @@
 namespace accellm::daemon {
 namespace {
 
+#ifdef ACCELLM_HAVE_CUDA
+// The cluster's cuda:N backend options. Seed 1 as on cpu; a
+// tensor-parallel cluster runs one shard per instance (its all-reduce
+// modelled, docs/cuda.md); room for the largest batch the instance_manager
+// forms: a whole prompt beyond the token budget runs alone, decodes may join
+// prompt tokens. [cuda]'s names were checked when the file was read.
+result<device::cuda::cuda_options> cuda_options_of(const config::cluster_config& c,
+                                                   const device::model_spec& model) {
+  const config::cuda_config& cu = c.daemon.cuda;
+  const auto prefill = device::cuda::prefill_rule_named(cu.prefill_attention);
+  const auto tile = device::cuda::decode_tile_named(cu.decode_attention_tile);
+  if (!prefill || !tile) {
+    return fail(errc::config, "[cuda] names a kernel this build lacks: prefill_attention \"" +
+                                  cu.prefill_attention + "\", decode_attention_tile \"" +
+                                  cu.decode_attention_tile + '"');
+  }
+  device::cuda::cuda_options o;
+  o.seed = 1;
+  o.tp = c.tp;
+  o.max_batch = c.batching.max_batch_size;
+  o.memory_fraction = c.daemon.worker_gpu_memory_fraction;
+  o.pinned_kv_bytes = std::uint64_t{c.daemon.worker_kv_pinned_mib} << 20;
+  o.max_rows = std::max(c.batching.max_batch_tokens, model.max_context) + c.batching.max_batch_size;
+  o.graphs = cu.graphs ? device::cuda::use_graphs::yes : device::cuda::use_graphs::no;
+  o.prefill = *prefill;
+  o.skinny_gemm = cu.skinny_gemm;
+  o.programmatic_launch = cu.programmatic_launch;
+  o.decode_attention_tile = *tile;
+  return o;
+}
+#endif
+
 result<device_choice> real_device(const std::string& name, const device::model_spec& model,
                                   const config::cluster_config& c) {
-  device_choice out{.name = name, .backend = nullptr, .cost = nullptr, .kv = {}, .model = &model};
+  device_choice out{
+      .name = name, .backend = nullptr, .cost = nullptr, .kv = {}, .model = &model, .setup = {}};
   if (name == "cpu") {
     // Seed 1 on every worker: a request's tokens do not depend on where it runs.
     auto b = device::cpu::make_cpu_backend(
@@ -36,16 +69,11 @@ result<device_choice> real_device(const std::string& name, const device::model_s
     // instance (its all-reduce modelled, docs/cuda.md); room for the largest
     // batch the instance_manager forms: a whole prompt beyond the token
     // budget runs alone, decodes may join prompt tokens.
-    device::cuda::cuda_options o;
-    o.seed = 1;
-    o.tp = c.tp;
-    o.max_batch = c.batching.max_batch_size;
-    o.memory_fraction = c.daemon.worker_gpu_memory_fraction;
-    o.pinned_kv_bytes = std::uint64_t{c.daemon.worker_kv_pinned_mib} << 20;
-    o.max_rows =
-        std::max(c.batching.max_batch_tokens, model.max_context) + c.batching.max_batch_size;
-    auto b = device::cuda::make_cuda_backend(name, model, o);
+    auto o = cuda_options_of(c, model);
+    if (!o) return std::move(o).err();
+    auto b = device::cuda::make_cuda_backend(name, model, *o);
     if (!b) return fail(b.err().code(), "device " + name + ": " + b.err().what());
+    out.setup = (*b)->describe_setup();
     out.backend = std::move(*b);
 #else
     return fail(errc::not_found, "device " + name + ": this accellm was built without CUDA");
@@ -72,8 +100,12 @@ result<device_choice> make_device(const std::string& name, const config::cluster
   if (config::is_real_device(name)) return real_device(name, *model, c);
   auto d = device::sim::make_sim_device(name, *model, c.tp, config::sim_options_of(c));
   if (!d) return fail(d.err().code(), "device " + name + ": " + d.err().what());
-  return device_choice{
-      .name = name, .backend = nullptr, .cost = std::move(d->cost), .kv = d->kv, .model = model};
+  return device_choice{.name = name,
+                       .backend = nullptr,
+                       .cost = std::move(d->cost),
+                       .kv = d->kv,
+                       .model = model,
+                       .setup = {}};
 }
 
 instance_actors spawn_instance(caf::actor_system& sys, const config::cluster_config& c,

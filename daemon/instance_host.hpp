@@ -35,6 +35,9 @@ struct device_choice {
   std::shared_ptr<const device::sim::cost_model> cost;  ///< sim:* devices
   device::kv_geometry kv;
   const device::model_spec* model = nullptr;  ///< never null in a valid choice
+  /// What a real device chose at start-up, a line each, for the worker's
+  /// log (cuda_backend::describe_setup); empty for the others.
+  std::vector<std::string> setup;
 };
 
 /// Builds the device `name` for the cluster's model: "cpu" (the small real

@@ -229,6 +229,7 @@ int serve_with(worker_setup& w, const worker_flags& f, const actors::transport_o
     w.log->error("{}", dev.err().what());
     return exit_config;
   }
+  for (const std::string& line : dev->setup) w.log->info("{}", line);
   // KV chunks, freed once sent, are reused already faulted in.
   if (config::is_real_device(w.device) && !device::keep_freed_host_buffers())
     w.log->warn("the C library refused to keep freed buffers: KV chunks use fresh memory");

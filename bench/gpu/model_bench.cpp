@@ -85,13 +85,6 @@ std::vector<std::uint32_t> parse_list(const std::string& s) {
   return out;
 }
 
-// The decode attention tile named `v` (decode_tile_name), if any.
-std::optional<cuda::decode_tile> tile_of(const std::string& v) {
-  for (cuda::decode_tile t : cuda::decode_tiles)
-    if (v == cuda::decode_tile_name(t)) return t;
-  return std::nullopt;
-}
-
 // One flag and its value into `a`; false when the flag or value is unknown.
 // Numbers go through std::stoul, which throws on one that does not parse.
 bool parse_flag(const std::string& k, const std::string& v, args& a) {
@@ -117,22 +110,14 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.stream_csv = v;
   else if (k == "--breakdown" && (v == "on" || v == "off"))
     a.breakdown = v == "on";
-  else if (k == "--prefill-kernel" && v == "timed")
-    a.prefill_rule = cuda::prefill_rule::timed;
-  else if (k == "--prefill-kernel" && v == "rows64")
-    a.prefill_rule = cuda::prefill_rule::rows64;
-  else if (k == "--prefill-kernel" && v == "rows128")
-    a.prefill_rule = cuda::prefill_rule::rows128_if_verified;
-  else if (k == "--prefill-kernel" && v == "wgmma64")
-    a.prefill_rule = cuda::prefill_rule::wgmma64_if_verified;
-  else if (k == "--prefill-kernel" && v == "wgmma128")
-    a.prefill_rule = cuda::prefill_rule::wgmma128_if_verified;
+  else if (k == "--prefill-kernel" && cuda::prefill_rule_named(v))
+    a.prefill_rule = *cuda::prefill_rule_named(v);
   else if (k == "--skinny" && (v == "on" || v == "off"))
     a.skinny = v == "on";
   else if (k == "--pdl" && (v == "on" || v == "off"))
     a.pdl = v == "on";
-  else if (k == "--decode-tile" && tile_of(v))
-    a.decode_tile = *tile_of(v);
+  else if (k == "--decode-tile" && cuda::decode_tile_named(v))
+    a.decode_tile = *cuda::decode_tile_named(v);
   else
     return false;
   return true;

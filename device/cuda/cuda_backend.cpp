@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <unordered_set>
 
@@ -68,6 +69,9 @@ double cuda_backend::allreduce_seconds(std::uint32_t rows) const noexcept {
 status cuda_backend::init(int device) {
   device_ = device;
   ACCELLM_CUDA_TRY(cudaSetDevice(device));
+  cudaDeviceProp prop{};
+  ACCELLM_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  gpu_name_ = prop.name;
   lent_ =
       host_pool{options_.pinned_kv_bytes, std::min(options_.pinned_kv_bytes, pinned_arena_bytes),
                 pinned_allocator(device)};
@@ -117,6 +121,29 @@ status cuda_backend::init(int device) {
   for (std::uint64_t i = 0; i < blocks; ++i) free_[i] = static_cast<std::int32_t>(blocks - 1 - i);
   ACCELLM_TRY_ASSIGN(dev_table_, device_buffer<std::int32_t>::allocate(limits_.table_stride()));
   return {};
+}
+
+std::vector<std::string> cuda_backend::describe_setup() const {
+  const kv_geometry g = kv();
+  char pool[160];
+  std::snprintf(pool, sizeof pool, ", KV pool %llu blocks of %u tokens (%.1f GiB)",
+                static_cast<unsigned long long>(g.total_blocks), g.block_tokens,
+                static_cast<double>(g.total_blocks * g.bytes_per_block) / (1ull << 30));
+  const std::string shard =
+      shape_.tp > 1 ? " (one shard of " + std::to_string(shape_.tp) + ", all-reduce modelled)" : "";
+  const std::string pdl = programmatic_launch()           ? "on"
+                          : !options_.programmatic_launch ? "off (asked off)"
+                          : programmatic_refused_.empty()
+                              ? "off (needs compute capability 9.0 or later)"
+                              : "off: " + programmatic_refused_;
+  return {name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
+          "prefill attention " + describe(prefill_kernel_choice()),
+          std::string{"decode attention tile "} + decode_tile_name(options_.decode_attention_tile) +
+              ", CUDA graphs " + (options_.graphs == use_graphs::yes ? "on" : "off") +
+              ", programmatic launch " + pdl,
+          std::string{"decode products: "} +
+              (options_.skinny_gemm ? "cuBLAS(Lt) or accellm's skinny GEMMs" : "cuBLAS(Lt) only") +
+              ", the fastest verified one per batch size, timed on its first use"};
 }
 
 result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,

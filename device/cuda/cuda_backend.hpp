@@ -188,6 +188,11 @@ class cuda_backend final : public backend {
   bool programmatic_launch() const noexcept { return forward_->programmatic_launch(); }
   /// Why it is off although asked for (programmatic_launch_works), or "".
   const std::string& programmatic_launch_refused() const noexcept { return programmatic_refused_; }
+  /// What this backend chose at creation, a line each, for a worker's log:
+  /// the GPU and the KV pool, the prefill attention kernel and why, the
+  /// decode attention tile, graphs, programmatic launch (and why it is off),
+  /// and which kernels the decode products may take.
+  std::vector<std::string> describe_setup() const;
   /// The pinned memory exported chunks are lent from (options.pinned_kv_bytes):
   /// what is lent now, and how often a chunk did not fit and was copied.
   const host_pool& lent_kv() const noexcept { return lent_; }
@@ -255,6 +260,7 @@ class cuda_backend final : public backend {
                                      std::uint64_t bytes, const char* where) const;
 
   std::string name_;
+  std::string gpu_name_;  // cudaDeviceProp::name
   std::string programmatic_refused_;
   int device_ = 0;
   model_spec spec_;

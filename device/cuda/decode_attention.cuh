@@ -17,6 +17,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 namespace accellm::device::cuda {
 
@@ -61,6 +63,13 @@ inline const char* decode_tile_name(decode_tile t) noexcept {
       return "64x2";
   }
   return "?";
+}
+
+/// The tile decode_tile_name calls `name`; nullopt for another name.
+inline std::optional<decode_tile> decode_tile_named(std::string_view name) noexcept {
+  for (decode_tile t : decode_tiles)
+    if (name == decode_tile_name(t)) return t;
+  return std::nullopt;
 }
 
 struct decode_attention_args {

@@ -165,6 +165,15 @@ const prefill_trial* prefill_choice::trial(prefill_kernel k) const noexcept {
   return nullptr;
 }
 
+std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept {
+  if (name == "timed") return prefill_rule::timed;
+  if (name == "rows64") return prefill_rule::rows64;
+  if (name == "rows128") return prefill_rule::rows128_if_verified;
+  if (name == "wgmma64") return prefill_rule::wgmma64_if_verified;
+  if (name == "wgmma128") return prefill_rule::wgmma128_if_verified;
+  return std::nullopt;
+}
+
 std::string describe(const prefill_choice& c) {
   std::string times, failed;
   char buf[96];

@@ -30,7 +30,9 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -43,6 +45,10 @@ enum class prefill_rule : std::uint8_t {
   wgmma64_if_verified,   ///< wgmma64 whenever it is verified (tests: exercises wgmma64)
   wgmma128_if_verified,  ///< wgmma128 whenever it is verified (tests: exercises wgmma128)
 };
+
+/// The rule named "timed", "rows64", "rows128", "wgmma64" or "wgmma128" (a
+/// kernel's name: that kernel whenever it is verified); nullopt otherwise.
+std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept;
 
 /// A kernel with prefill_attention's contract (tests substitute faulty ones).
 using prefill_fn = status (*)(const prefill_attention_args& a, cudaStream_t s);

@@ -325,6 +325,12 @@ gpu_memory_fraction = 0.45
 kv_window_mib = 16
 kv_queue_mib = 256
 kv_pinned_mib = 0
+[cuda]
+graphs = false
+prefill_attention = "wgmma128"
+skinny_gemm = false
+programmatic_launch = false
+decode_attention_tile = "64x2"
 [security]
 token = "s3cret"
 tls = false
@@ -355,6 +361,11 @@ level = "debug"
   EXPECT_EQ(d.worker_kv_window_mib, 16u);
   EXPECT_EQ(d.worker_kv_queue_mib, 256u);
   EXPECT_EQ(d.worker_kv_pinned_mib, 0u);
+  EXPECT_EQ(d.cuda, (cuda_config{.graphs = false,
+                                 .prefill_attention = "wgmma128",
+                                 .skinny_gemm = false,
+                                 .programmatic_launch = false,
+                                 .decode_attention_tile = "64x2"}));
   EXPECT_EQ(d.token, "s3cret");
   EXPECT_FALSE(d.tls);
   EXPECT_EQ(d.heartbeat_ms, 50u);
@@ -373,6 +384,27 @@ level = "debug"
   EXPECT_EQ(defaults.worker_kv_window_mib, 64u);
   EXPECT_EQ(defaults.worker_kv_queue_mib, 1024u);
   EXPECT_EQ(defaults.worker_kv_pinned_mib, 1024u);
+  EXPECT_EQ(defaults.cuda, cuda_config{});
+  EXPECT_TRUE(defaults.cuda.graphs && defaults.cuda.skinny_gemm &&
+              defaults.cuda.programmatic_launch);
+  EXPECT_EQ(defaults.cuda.prefill_attention, "timed");
+  EXPECT_EQ(defaults.cuda.decode_attention_tile, "32x2");
+}
+
+// Every name [cuda] admits is read back as written.
+TEST(ClusterConfig, CudaTableTakesEveryKernelName) {
+  for (std::string_view k : cuda_prefill_attention_kernels) {
+    auto r =
+        parse_cluster_config("[cuda]\nprefill_attention = \"" + std::string{k} + "\"\n", "c.toml");
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    EXPECT_EQ(r->daemon.cuda.prefill_attention, k);
+  }
+  for (std::string_view t : cuda_decode_attention_tiles) {
+    auto r = parse_cluster_config("[cuda]\ndecode_attention_tile = \"" + std::string{t} + "\"\n",
+                                  "c.toml");
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    EXPECT_EQ(r->daemon.cuda.decode_attention_tile, t);
+  }
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
@@ -395,6 +427,14 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
   expect_error("[worker]\nkv_queue_mib = \"lots\"\n", {"worker.kv_queue_mib"});
   expect_error("[worker]\nkv_pinned_mib = 65537\n", {"worker.kv_pinned_mib", "0..65536"});
   expect_error("[worker]\nkv_pinned_mib = -4\n", {"worker.kv_pinned_mib"});
+  expect_error("[cuda]\nprefill_attention = \"flash\"\n",
+               {"x.toml", "cuda.prefill_attention", "\"flash\"", "\"timed\", \"rows64\""});
+  expect_error("[cuda]\ndecode_attention_tile = \"128x1\"\n",
+               {"cuda.decode_attention_tile", "128x1", "\"64x2\""});
+  expect_error("[cuda]\ndecode_attention_tile = 32\n", {"cuda.decode_attention_tile"});
+  expect_error("[cuda]\ngraphs = \"yes\"\n", {"cuda.graphs"});
+  expect_error("[cuda]\npdl = false\n", {"cuda.pdl", "programmatic_launch"});
+  expect_error("cuda = 1\n", {"cuda"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
   expect_error("[security]\ntls = true\ncertificate = \"/nonexistent.pem\"\n",
                {"security.certificate", "/nonexistent.pem", "not a readable file"});

@@ -85,6 +85,22 @@ TEST(DaemonErrors, WorkerWithAnUnknownDevice) {
                  2, {"tpu:0"});
 }
 
+// [cuda] reaches a cuda:N worker's backend: a decode attention tile that
+// cpu-tiny's head_dim (16) lacks is refused by the backend before it looks
+// for a GPU, so this runs without one. A build without CUDA refuses cuda:0.
+TEST(DaemonErrors, WorkerWithACudaKernelTheModelLacks) {
+  temp_dir dir;
+  const auto f =
+      dir.write("c.toml", local_cluster("t") + "[cuda]\ndecode_attention_tile = \"16x4\"\n");
+  const auto r = run(dir, {"worker", "--coordinator", "127.0.0.1:1", "--instance", "w0", "--device",
+                           "cuda:0", "--config", f.string()});
+#ifdef ACCELLM_HAVE_CUDA
+  expect_failure(r, 2, {"cuda:0", "decode attention tile 16x4 needs head_dim 64 or 128"});
+#else
+  expect_failure(r, 2, {"cuda:0", "built without CUDA"});
+#endif
+}
+
 TEST(DaemonErrors, WorkerThatCannotReachTheCoordinator) {
   temp_dir dir;
   const auto f = dir.write("c.toml", local_cluster("t"));

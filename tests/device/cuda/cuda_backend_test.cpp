@@ -162,6 +162,29 @@ TEST_P(cuda_model_vs_cpu, greedy_tokens_match_for_64_steps) {
             << " greedy tokens identical, worst logit difference " << worst << "\n";
 }
 
+// What a worker logs at start-up says what the backend chose, options included.
+TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options o = small_options();
+  o.graphs = use_graphs::no;
+  o.skinny_gemm = false;
+  o.programmatic_launch = false;
+  auto gpu = make_cuda_backend("cuda:0", "cpu-tiny", o);
+  ASSERT_TRUE(gpu.ok()) << gpu.err().what();
+  const std::vector<std::string> lines = (*gpu)->describe_setup();
+  ASSERT_EQ(lines.size(), 4u);
+  std::string all;
+  for (const std::string& l : lines) all += l + "\n";
+  for (const std::string& part :
+       {std::string{"cuda:0 ("}, std::string{"cpu-tiny, KV pool 64 blocks of 16 tokens"},
+        "prefill attention " +
+            std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
+        std::string{"decode attention tile 32x2, CUDA graphs off, programmatic launch off "
+                    "(asked off)"},
+        std::string{"decode products: cuBLAS(Lt) only"}})
+    EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     models, cuda_model_vs_cpu,
     ::testing::Combine(::testing::Values("cpu-tiny", "cpu-small"),
