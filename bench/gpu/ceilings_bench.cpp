@@ -74,6 +74,27 @@ void out_csv_row(std::ostream& o, const std::string& gpu, const std::string& row
   o << gpu << "," << row << "\n";
 }
 
+// Prints and records the best cuBLASLt proposal and split-K variant of the
+// product `key`: TB/s of `bytes` (decode shapes) or TFLOP/s of `flops`
+// (prefill shapes, bytes 0).
+void lt_figures(const accellm::bench::lt_best& lt, double bytes, double flops,
+                const std::string& key, std::vector<std::string>& rows_csv) {
+  const bool tb = bytes > 0;
+  const auto rate = [&](float ms) { return (tb ? bytes : flops) / (ms * 1e-3) / 1e12; };
+  const char* unit = tb ? "TB/s" : "TFLOP/s";
+  const std::string column = tb ? "_tb_per_s," : "_tflop_per_s,";
+  if (lt.proposed_ms > 0) {
+    std::printf(", best of %d cuBLASLt algorithms %.3f ms %.2f %s", lt.proposed, lt.proposed_ms,
+                rate(lt.proposed_ms), unit);
+    rows_csv.push_back(key + ",best_lt" + column + std::to_string(rate(lt.proposed_ms)));
+  }
+  if (lt.variant_ms > 0) {
+    std::printf(", best of %d split-K variants %.3f ms %.2f %s (split %d)", lt.variants,
+                lt.variant_ms, rate(lt.variant_ms), unit, lt.variant_split);
+    rows_csv.push_back(key + ",best_lt_split" + column + std::to_string(rate(lt.variant_ms)));
+  }
+}
+
 // The host side of the layer-wise KV copy (run_streaming without a ring):
 // device to pinned host memory for one layer's KV of a 2048-token Llama-2-7B
 // prompt (32 MiB) and for all 32 layers (1 GiB), then the host copy out of
@@ -329,20 +350,13 @@ int main(int argc, char** argv) {
     });
     alone_ms += blas;
     layer_flops += flops;
-    int tried = 0;
-    const float lt =
-        accellm::bench::best_lt_ms(x->data(), rows, pr.in, y->data(), pr.out, c->data(), ws->data(),
-                                   ws->size(), s->get(), &tried, pr.type, pr.beta);
+    const auto lt = accellm::bench::best_lt(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
+                                            ws->data(), ws->size(), s->get(), pr.type, pr.beta);
     std::printf("  prefill %-7s 2048 rows: cuBLAS %.3f ms %.0f TFLOP/s", pr.name, blas,
                 flops / (blas * 1e-3) / 1e12);
     rows_csv.push_back(std::string{"prefill_"} + pr.name + "_2048,cublas_tflop_per_s," +
                        std::to_string(flops / (blas * 1e-3) / 1e12));
-    if (lt > 0) {
-      std::printf(", best of %d cuBLASLt algorithms %.3f ms %.0f TFLOP/s", tried, lt,
-                  flops / (lt * 1e-3) / 1e12);
-      rows_csv.push_back(std::string{"prefill_"} + pr.name + "_2048,best_lt_tflop_per_s," +
-                         std::to_string(flops / (lt * 1e-3) / 1e12));
-    }
+    lt_figures(lt, 0, flops, std::string{"prefill_"} + pr.name + "_2048", rows_csv);
     std::printf("\n");
   }
   // The same four products as a prefill runs them: 32 layers back to back,
@@ -404,15 +418,9 @@ int main(int argc, char** argv) {
                 bytes / (blas * 1e-3) / 1e12);
     rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",cublas_tb_per_s," +
                        std::to_string(bytes / (blas * 1e-3) / 1e12));
-    int tried = 0;
-    const float lt = accellm::bench::best_lt_ms(x->data(), rows, in, y->data(), out, c->data(),
-                                                ws->data(), ws->size(), s->get(), &tried);
-    if (lt > 0) {
-      std::printf(", best of %d cuBLASLt algorithms %.3f ms %.2f TB/s", tried, lt,
-                  bytes / (lt * 1e-3) / 1e12);
-      rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",best_lt_tb_per_s," +
-                         std::to_string(bytes / (lt * 1e-3) / 1e12));
-    }
+    lt_figures(accellm::bench::best_lt(x->data(), rows, in, y->data(), out, c->data(), ws->data(),
+                                       ws->size(), s->get()),
+               bytes, 0, "gate_up_rows_" + std::to_string(rows), rows_csv);
     if (rows <= gemv_max_rows) {
       const float mv = time_ms(s->get(), 20, [&] {
         (void)gemv(x->data(), rows, in, y->data(), out, c->data(), 0.0f, s->get());
@@ -445,15 +453,9 @@ int main(int argc, char** argv) {
       std::printf("  %-7s %5u rows: cuBLAS %.3f ms %.2f TB/s", pr.name, rows, blas,
                   bytes / (blas * 1e-3) / 1e12);
       rows_csv.push_back(key + ",cublas_tb_per_s," + std::to_string(bytes / (blas * 1e-3) / 1e12));
-      int tried = 0;
-      const float lt =
-          accellm::bench::best_lt_ms(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
-                                     ws->data(), ws->size(), s->get(), &tried);
-      if (lt > 0) {
-        std::printf(", best of %d cuBLASLt algorithms %.3f ms %.2f TB/s", tried, lt,
-                    bytes / (lt * 1e-3) / 1e12);
-        rows_csv.push_back(key + ",best_lt_tb_per_s," + std::to_string(bytes / (lt * 1e-3) / 1e12));
-      }
+      lt_figures(accellm::bench::best_lt(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
+                                         ws->data(), ws->size(), s->get()),
+                 bytes, 0, key, rows_csv);
       (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), gemm_out::fp32,
                  0.0f);
       skinny_figures(s->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), bytes, key,

@@ -1,17 +1,21 @@
 #include "bench/gpu/lt_probe.hpp"
 
+#include "device/cuda/lt_search.hpp"
+
+#include <cublasLt.h>
+
 #include <algorithm>
 #include <vector>
 
 namespace accellm::bench {
 
-float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
-                 const __nv_bfloat16* w, std::uint32_t out, void* y, void* workspace,
-                 std::size_t workspace_bytes, cudaStream_t s, int* algos_tried,
-                 device::cuda::gemm_out type, float beta) {
-  *algos_tried = 0;
+lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                const __nv_bfloat16* w, std::uint32_t out, void* y, void* workspace,
+                std::size_t workspace_bytes, cudaStream_t s, device::cuda::gemm_out type,
+                float beta) {
+  lt_best best;
   cublasLtHandle_t lt = nullptr;
-  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return 0.0f;
+  if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return best;
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
@@ -22,24 +26,19 @@ float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in);
   cublasLtMatrixLayoutCreate(&c, type == device::cuda::gemm_out::fp32 ? CUDA_R_32F : CUDA_R_16BF,
                              out, rows, out);
-  cublasLtMatmulPreference_t pref = nullptr;
-  cublasLtMatmulPreferenceCreate(&pref);
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                       &workspace_bytes, sizeof workspace_bytes);
-  cublasLtMatmulHeuristicResult_t found[16];
-  int n = 0;
-  cublasLtMatmulAlgoGetHeuristic(lt, op, a, b, c, c, pref, 16, found, &n);
+  device::cuda::lt_search search;
+  search.proposals = 16;
   const float alpha = 1.0f;
-  float best = 0.0f;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
-  for (int i = 0; i < n; ++i) {
+  for (const device::cuda::lt_candidate& cand :
+       device::cuda::lt_candidates(lt, op, a, b, c, workspace_bytes, search)) {
     std::vector<float> ms;
     bool ok = true;
     for (int rep = 0; rep < 12 && ok; ++rep) {
       cudaEventRecord(e0, s);
-      ok = cublasLtMatmul(lt, op, &alpha, w, a, x, b, &beta, y, c, y, c, &found[i].algo, workspace,
+      ok = cublasLtMatmul(lt, op, &alpha, w, a, x, b, &beta, y, c, y, c, &cand.algo, workspace,
                           workspace_bytes, s) == CUBLAS_STATUS_SUCCESS;
       cudaEventRecord(e1, s);
       cudaEventSynchronize(e1);
@@ -48,13 +47,21 @@ float best_lt_ms(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
       if (rep >= 2) ms.push_back(t);
     }
     if (!ok) continue;
-    ++*algos_tried;
     std::sort(ms.begin(), ms.end());
-    if (best == 0.0f || ms[ms.size() / 2] < best) best = ms[ms.size() / 2];
+    const float median = ms[ms.size() / 2];
+    if (cand.proposed) {
+      ++best.proposed;
+      if (best.proposed_ms == 0.0f || median < best.proposed_ms) best.proposed_ms = median;
+    } else {
+      ++best.variants;
+      if (best.variant_ms == 0.0f || median < best.variant_ms) {
+        best.variant_ms = median;
+        best.variant_split = cand.split_k;
+      }
+    }
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  cublasLtMatmulPreferenceDestroy(pref);
   cublasLtMatrixLayoutDestroy(a);
   cublasLtMatrixLayoutDestroy(b);
   cublasLtMatrixLayoutDestroy(c);

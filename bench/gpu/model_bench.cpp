@@ -522,10 +522,11 @@ int main(int argc, char** argv) {
   // and cuBLASLt only where they verified and beat cuBLAS (gemm_planner).
   const cuda::gemm_planner& plans = (*b)->planner();
   std::printf(
-      "gemm planner: %zu decode product shapes, %zu via cuBLASLt, %zu via skinny_gemm, "
-      "%zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma, %zu via cuBLAS's default\n",
-      plans.prepared(), plans.using_lt(), plans.using_skinny(), plans.using_skinny_wgmma(),
-      plans.using_skinny_tma(),
+      "gemm planner: %zu decode product shapes, %zu via cuBLASLt (%zu of them a split-K "
+      "variant), %zu via skinny_gemm, %zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma, "
+      "%zu via cuBLAS's default\n",
+      plans.prepared(), plans.using_lt(), plans.using_lt_variant(), plans.using_skinny(),
+      plans.using_skinny_wgmma(), plans.using_skinny_tma(),
       plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma() -
           plans.using_skinny_tma());
   std::ofstream stream_file;

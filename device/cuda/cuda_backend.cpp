@@ -136,14 +136,16 @@ std::vector<std::string> cuda_backend::describe_setup() const {
                           : programmatic_refused_.empty()
                               ? "off (needs compute capability 9.0 or later)"
                               : "off: " + programmatic_refused_;
-  return {name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
-          "prefill attention " + describe(prefill_kernel_choice()),
-          std::string{"decode attention tile "} + decode_tile_name(options_.decode_attention_tile) +
-              ", CUDA graphs " + (options_.graphs == use_graphs::yes ? "on" : "off") +
-              ", programmatic launch " + pdl,
-          std::string{"decode products: "} +
-              (options_.skinny_gemm ? "cuBLAS(Lt) or accellm's skinny GEMMs" : "cuBLAS(Lt) only") +
-              ", the fastest verified one per batch size, timed on its first use"};
+  return {
+      name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
+      "prefill attention " + describe(prefill_kernel_choice()),
+      std::string{"decode attention tile "} + decode_tile_name(options_.decode_attention_tile) +
+          ", CUDA graphs " + (options_.graphs == use_graphs::yes ? "on" : "off") +
+          ", programmatic launch " + pdl,
+      std::string{"decode products: "} +
+          (options_.skinny_gemm ? "cuBLAS(Lt) (split-K variants included) or accellm's skinny GEMMs"
+                                : "cuBLAS(Lt) (split-K variants included) only") +
+          ", the fastest verified one per batch size, timed on its first use"};
 }
 
 result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,

@@ -173,8 +173,10 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
   }
 }
 
-// One block per (head, item), one thread per dim.
-__global__ void combine_kernel(decode_attention_args a) {
+// One block per (head, item), one thread per dim. Static: each file that
+// includes this header (decode_attention.cu, the emulator's test) has its
+// own, so the two never meet in one link.
+static __global__ void combine_kernel(decode_attention_args a) {
   ptx::follow_previous_grid();
   const std::uint32_t head = blockIdx.x, hd = a.shape.head_dim;
   const decode_item item = a.items[blockIdx.y];

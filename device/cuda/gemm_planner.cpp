@@ -113,11 +113,16 @@ gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint
   return it == plans_.end() ? gemm_choice::cublas : it->second->use;
 }
 
-result<gemm_planner::reference> gemm_planner::skinny_reference(cublasHandle_t h, std::uint32_t rows,
-                                                               std::uint32_t in,
-                                                               const __nv_bfloat16* w,
-                                                               std::uint32_t out, gemm_out type,
-                                                               float beta, void* scratch) {
+std::size_t gemm_planner::using_lt_variant() const noexcept {
+  return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(), [](const auto& kv) {
+    return kv.second->use == gemm_choice::lt && !kv.second->lt.proposed;
+  }));
+}
+
+result<gemm_planner::reference> gemm_planner::reference_of(cublasHandle_t h, std::uint32_t rows,
+                                                           std::uint32_t in, const __nv_bfloat16* w,
+                                                           std::uint32_t out, gemm_out type,
+                                                           float beta, void* scratch) {
   const std::size_t y_at = verify_y_at(rows, in), y_bytes = y_bytes_of(rows, out, type);
   if (verify_.bytes() < y_at + y_bytes) {
     verify_ = {};  // free first: the old buffer is no use
@@ -137,15 +142,15 @@ result<gemm_planner::reference> gemm_planner::skinny_reference(cublasHandle_t h,
   return ref;
 }
 
-result<bool> gemm_planner::skinny_agrees(skinny_fn kernel, const reference& ref, std::uint32_t rows,
-                                         std::uint32_t in, const __nv_bfloat16* w,
-                                         std::uint32_t out, gemm_out type, float beta) {
+result<bool> gemm_planner::agrees(const product_fn& product, const reference& ref,
+                                  std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                                  gemm_out type) {
   const auto* vx = reinterpret_cast<const __nv_bfloat16*>(verify_.data());
   void* vy = verify_.data() + verify_y_at(rows, in);
   ACCELLM_CUDA_TRY(cudaMemsetAsync(vy, 0, y_bytes_of(rows, out, type), stream_));
   const double rtol = type == gemm_out::fp32 ? 1e-3 : 2e-2;
   for (int round = 0; round < ref.count; ++round) {
-    if (!kernel(vx, rows, in, w, out, vy, type, beta, stream_)) {
+    if (!product(vx, vy)) {
       cudaGetLastError();  // a refused launch leaves no sticky error; clear it
       return false;
     }
@@ -173,32 +178,54 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, in, out, in));
   ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, in, rows, in));
   ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->c, ct, out, rows, out));
-  cublasLtMatmulPreference_t pref = nullptr;
-  ACCELLM_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                       &workspace_bytes_, sizeof workspace_bytes_);
-  cublasLtMatmulHeuristicResult_t found[8];
-  int n = 0;
-  const cublasStatus_t heur =
-      cublasLtMatmulAlgoGetHeuristic(lt_, p->op, p->a, p->b, p->c, p->c, pref, 8, found, &n);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (heur != CUBLAS_STATUS_SUCCESS) n = 0;
+  const float alpha = 1.0f;
+  const auto lt_product = [&](const lt_candidate& c, const __nv_bfloat16* xs, void* ys) {
+    return cublasLtMatmul(lt_, p->op, &alpha, w, p->a, xs, p->b, &beta, ys, p->c, ys, p->c, &c.algo,
+                          workspace_, workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+  };
+  const std::vector<lt_candidate> lts =
+      lt_candidates(lt_, p->op, p->a, p->b, p->c, workspace_bytes_, options_.lt);
   // Verified before anything is timed: the reference overwrites `scratch`.
+  // The heuristic's proposals are trusted; its variants and the skinny
+  // kernels are not.
+  std::vector<bool> lt_ok(lts.size());
   struct candidate {
     gemm_choice choice;
     bool verified = false;
   };
   candidate skinny[] = {
       {gemm_choice::skinny}, {gemm_choice::skinny_wgmma}, {gemm_choice::skinny_tma}};
-  const bool any_skinny =
+  const bool skinny_here =
+      skinny_gemm_supports(rows, in, out) &&
       std::any_of(std::begin(skinny), std::end(skinny),
                   [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });
-  if (any_skinny && skinny_gemm_supports(rows, in, out)) {
-    reference ref;
-    ACCELLM_TRY_ASSIGN(ref, skinny_reference(h, rows, in, w, out, type, beta, scratch));
-    for (candidate& c : skinny)
-      if (const skinny_fn kernel = skinny_of(c.choice))
-        ACCELLM_TRY_ASSIGN(c.verified, skinny_agrees(kernel, ref, rows, in, w, out, type, beta));
+  const bool variants =
+      std::any_of(lts.begin(), lts.end(), [](const lt_candidate& c) { return !c.proposed; });
+  reference ref;
+  if (skinny_here || variants)
+    ACCELLM_TRY_ASSIGN(ref, reference_of(h, rows, in, w, out, type, beta, scratch));
+  for (std::size_t i = 0; i < lts.size(); ++i) {
+    if (lts[i].proposed) {
+      lt_ok[i] = true;
+      continue;
+    }
+    bool ok = false;
+    ACCELLM_TRY_ASSIGN(
+        ok, agrees([&](const __nv_bfloat16* xs, void* ys) { return lt_product(lts[i], xs, ys); },
+                   ref, rows, in, out, type));
+    lt_ok[i] = ok;
+  }
+  if (skinny_here) {
+    for (candidate& c : skinny) {
+      const skinny_fn kernel = skinny_of(c.choice);
+      if (kernel == nullptr) continue;
+      ACCELLM_TRY_ASSIGN(c.verified,
+                         agrees(
+                             [&](const __nv_bfloat16* xs, void* ys) {
+                               return kernel(xs, rows, in, w, out, ys, type, beta, stream_).ok();
+                             },
+                             ref, rows, in, out, type));
+    }
   }
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
@@ -206,16 +233,12 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   // The baseline: gemm()'s own choice.
   float best = median_ms(stream_, e0, e1,
                          [&] { return gemm(h, x, rows, in, w, out, scratch, type, beta).ok(); });
-  const float alpha = 1.0f;
-  for (int i = 0; i < n; ++i) {
-    const float t = median_ms(stream_, e0, e1, [&] {
-      return cublasLtMatmul(lt_, p->op, &alpha, w, p->a, x, p->b, &beta, scratch, p->c, scratch,
-                            p->c, &found[i].algo, workspace_, workspace_bytes_,
-                            stream_) == CUBLAS_STATUS_SUCCESS;
-    });
+  for (std::size_t i = 0; i < lts.size(); ++i) {
+    if (!lt_ok[i]) continue;
+    const float t = median_ms(stream_, e0, e1, [&] { return lt_product(lts[i], x, scratch); });
     if (t > 0.0f && (best <= 0.0f || t < 0.97f * best)) {  // a clear win only
       best = t;
-      p->algo = found[i].algo;
+      p->lt = lts[i];
       p->use = gemm_choice::lt;
     }
   }
@@ -247,7 +270,7 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
   const plan& p = *it->second;
   const float alpha = 1.0f;
   ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,
-                                    &p.algo, workspace_, workspace_bytes_, stream_));
+                                    &p.lt.algo, workspace_, workspace_bytes_, stream_));
   return {};
 }
 

@@ -7,15 +7,17 @@
 // through gemm() unchanged. A candidate's time is the median of 7 samples of
 // 4 back-to-back runs (host launch overhead overlapped, as in a graph).
 //
-// Three more candidates are skinny_gemm, skinny_gemm_wgmma and
-// skinny_gemm_tma (skinny_gemm.cuh),
-// for the shapes they support. Each is verified before it is timed: its output must agree with
-// gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and,
-// with beta != 0, once more on top of that result, which checks beta * y),
-// within 1e-3 (fp32 y) or 2e-2 (bf16 y: a rounding step or two apart) of
-// the largest |y|. A candidate that disagrees, or fails to launch, is never
-// used. Like the cuBLASLt algorithms it must then be a clear win (under 0.97
-// of the best time so far) to be kept.
+// The cuBLASLt candidates are lt_search's: the heuristic's proposals and
+// split-K variants of the first few. Three more candidates are skinny_gemm,
+// skinny_gemm_wgmma and skinny_gemm_tma (skinny_gemm.cuh), for the shapes
+// they support. Each candidate that is not a heuristic's proposal (the
+// variants and the skinny kernels) is verified before it is timed: its
+// output must agree with gemm()'s on the same operands (seeded x, the
+// caller's w; from y = 0 and, with beta != 0, once more on top of that
+// result, which checks beta * y), within 1e-3 (fp32 y) or 2e-2 (bf16 y: a
+// rounding step or two apart) of the largest |y|. A candidate that
+// disagrees, or fails to launch, is never used. Every candidate must be a
+// clear win (under 0.97 of the best time so far) to be kept.
 //
 // Same contract as gemm(): y[rows x out] = x[rows x in] * w[out x in]^T +
 // beta * y, bf16 operands, fp32 accumulation, fp32 or bf16 y.
@@ -27,6 +29,7 @@
 
 #include "common/result.hpp"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/lt_search.hpp"
 #include "device/cuda/runtime.hpp"
 #include "device/cuda/skinny_gemm.cuh"
 
@@ -36,6 +39,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <tuple>
@@ -62,6 +66,7 @@ struct gemm_planner_options {
   skinny_fn skinny_wgmma = &skinny_gemm_wgmma;  ///< nullptr: no such candidate
   skinny_fn skinny_tma = &skinny_gemm_tma;      ///< nullptr: no such candidate
   skinny_rule keep = skinny_rule::clear_win;
+  lt_search lt;  ///< the cuBLASLt candidates (varied = 0: the heuristic's proposals only)
 };
 
 class gemm_planner {
@@ -98,6 +103,9 @@ class gemm_planner {
   /// or one of the skinny kernels.
   std::size_t prepared() const noexcept { return plans_.size(); }
   std::size_t using_lt() const noexcept { return count(gemm_choice::lt); }
+  /// Of using_lt(), the shapes won by a split-K variant the heuristic did
+  /// not propose.
+  std::size_t using_lt_variant() const noexcept;
   std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
   std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
   std::size_t using_skinny_tma() const noexcept { return count(gemm_choice::skinny_tma); }
@@ -110,7 +118,7 @@ class gemm_planner {
   struct plan {
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
+    lt_candidate lt;  // the winner when use == lt
     gemm_choice use = gemm_choice::cublas;
     plan() = default;
     plan(const plan&) = delete;
@@ -124,21 +132,23 @@ class gemm_planner {
   /// The skinny kernel behind a skinny choice (null for cublas and lt, and
   /// for a candidate the options left out).
   skinny_fn skinny_of(gemm_choice c) const noexcept;
-  /// What the skinny candidates of one shape must reproduce: gemm()'s y
+  /// What the verified candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for
   /// the candidates. Computed once per shape, whatever the candidates.
   struct reference {
     std::vector<float> rounds[2];
     int count = 0;
   };
-  result<reference> skinny_reference(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
-                                     const __nv_bfloat16* w, std::uint32_t out, gemm_out type,
-                                     float beta, void* scratch);
-  /// Whether `kernel` reproduces `ref` on this shape; false also when it
+  result<reference> reference_of(cublasHandle_t h, std::uint32_t rows, std::uint32_t in,
+                                 const __nv_bfloat16* w, std::uint32_t out, gemm_out type,
+                                 float beta, void* scratch);
+  /// A candidate's product y = x w^T + beta y on the shape being prepared;
+  /// false when it fails to run.
+  using product_fn = std::function<bool(const __nv_bfloat16* x, void* y)>;
+  /// Whether `product` reproduces `ref` on this shape; false also when it
   /// fails. Errors only for the planner's own calls.
-  result<bool> skinny_agrees(skinny_fn kernel, const reference& ref, std::uint32_t rows,
-                             std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out,
-                             gemm_out type, float beta);
+  result<bool> agrees(const product_fn& product, const reference& ref, std::uint32_t rows,
+                      std::uint32_t in, std::uint32_t out, gemm_out type);
 
   cudaStream_t stream_ = nullptr;
   void* workspace_ = nullptr;
@@ -146,7 +156,7 @@ class gemm_planner {
   cublasLtHandle_t lt_ = nullptr;
   gemm_planner_options options_;
   std::map<key, std::unique_ptr<plan>> plans_;
-  device_buffer<std::uint8_t> verify_;  // skinny_agrees' x and y, grown on demand
+  device_buffer<std::uint8_t> verify_;  // agrees()' x and y, grown on demand
 };
 
 }  // namespace accellm::device::cuda

@@ -181,7 +181,7 @@ TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
             std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
         std::string{"decode attention tile 32x2, CUDA graphs off, programmatic launch off "
                     "(asked off)"},
-        std::string{"decode products: cuBLAS(Lt) only"}})
+        std::string{"decode products: cuBLAS(Lt) (split-K variants included) only"}})
     EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;
 }
 

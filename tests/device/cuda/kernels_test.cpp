@@ -10,6 +10,7 @@
 #include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/gemv.cuh"
 #include "device/cuda/kv_copy.cuh"
+#include "device/cuda/lt_search.hpp"
 #include "device/cuda/rmsnorm.cuh"
 #include "device/cuda/rope_append.cuh"
 #include "device/cuda/sampling.cuh"
@@ -21,8 +22,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iostream>
+#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
@@ -230,6 +234,7 @@ void expect_consistent(const gemm_planner& p) {
     skinny_tma += c == gemm_choice::skinny_tma;
   }
   EXPECT_EQ(p.using_lt(), lt);
+  EXPECT_LE(p.using_lt_variant(), p.using_lt());
   EXPECT_EQ(p.using_skinny(), skinny);
   EXPECT_EQ(p.using_skinny_wgmma(), skinny_wgmma);
   EXPECT_EQ(p.using_skinny_tma(), skinny_tma);
@@ -246,12 +251,98 @@ TEST(cuda_kernels, deviation_gives_the_largest_difference_and_reference_and_sees
   EXPECT_FALSE(deviation_of({1.0f, 1.0f}, {INFINITY, 1.0f}).finite);
 }
 
+// Every cuBLASLt candidate, the heuristic's and the split-K variants,
+// computes the product; the variants are what lt_search says they are.
+TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  cublasLtHandle_t lt = nullptr;
+  ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
+  auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{8} << 20);
+  ASSERT_TRUE(ws.ok());
+  // A decode-like product: few rows, k long enough to split 16 ways.
+  constexpr std::uint32_t rows = 16, in = 2048, out = 256;
+  auto x = to_bf16(random_vector(rows * in, 50, 1.0f));
+  auto w = to_bf16(random_vector(out * in, 51, 1.0f));
+  auto y0 = random_vector(rows * out, 52, 1.0f);
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  const auto xf = to_float(x), wf = to_float(w);
+  for (const float beta : {0.0f, 1.0f}) {
+    cublasLtMatmulDesc_t op = nullptr;
+    ASSERT_EQ(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in);
+    cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in);
+    cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, out, rows, out);
+    const lt_search search;
+    const std::vector<lt_candidate> cands = lt_candidates(lt, op, a, b, c, ws->size(), search);
+    ASSERT_FALSE(cands.empty());
+    EXPECT_TRUE(cands.front().proposed);
+    EXPECT_TRUE(lt_candidates(lt, op, a, b, c, ws->size(), lt_search{.varied = 0}).size() <=
+                cands.size());
+    std::size_t variants = 0;
+    bool seen_variant = false;
+    for (std::size_t i = 0; i < cands.size(); ++i) {
+      const lt_candidate& cand = cands[i];
+      EXPECT_FALSE(cand.proposed && seen_variant) << "a proposal after a variant, #" << i;
+      seen_variant |= !cand.proposed;
+      for (std::size_t j = 0; j < i; ++j)
+        EXPECT_NE(std::memcmp(&cand.algo, &cands[j].algo, sizeof cand.algo), 0) << i << " = " << j;
+      if (!cand.proposed) {
+        ++variants;
+        EXPECT_NE(std::find(search.splits.begin(), search.splits.end(), cand.split_k),
+                  search.splits.end());
+      }
+      auto dy = to_device(y0);
+      const float alpha = 1.0f;
+      ASSERT_EQ(cublasLtMatmul(lt, op, &alpha, dw.data(), a, dx.data(), b, &beta, dy.data(), c,
+                               dy.data(), c, &cand.algo, ws->data(), ws->size(), s->get()),
+                CUBLAS_STATUS_SUCCESS)
+          << "candidate " << i << " (split " << cand.split_k << ")";
+      ASSERT_TRUE(s->synchronize().ok());
+      const std::vector<float> y = to_host(dy);
+      double worst = 0;
+      for (std::uint32_t r = 0; r < rows; ++r)
+        for (std::uint32_t o = 0; o < out; ++o) {
+          double ref = beta * y0[r * out + o];
+          for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
+          worst = std::max(worst, std::fabs(y[r * out + o] - ref));
+        }
+      // Exact bf16 products of magnitude <= 1, 2048 of them summed in fp32
+      // in some order: |ref| <~ 60, fp32 rounding ~1e-5 of it.
+      EXPECT_LT(worst, 2e-3) << "candidate " << i << " (split " << cand.split_k
+                             << (cand.proposed ? ", proposed)" : ", variant)");
+    }
+    std::cout << "beta " << beta << ": " << cands.size() - variants << " proposals, " << variants
+              << " split-K variants, all correct\n";
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(c);
+    cublasLtMatmulDescDestroy(op);
+  }
+  cublasLtDestroy(lt);
+}
+
 TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
   ACCELLM_REQUIRE_GPU();
   const planned run = plan_and_check({});
   const gemm_planner& p = run.p;
   EXPECT_LE(p.using_lt() + p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma(), 2u);
   expect_consistent(p);
+}
+
+TEST(cuda_kernels, gemm_planner_without_variants_keeps_none) {
+  ACCELLM_REQUIRE_GPU();
+  gemm_planner_options o;
+  o.lt.varied = 0;
+  const planned run = plan_and_check(o);
+  EXPECT_EQ(run.p.using_lt_variant(), 0u);
+  expect_consistent(run.p);
 }
 
 TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_kernel) {
