@@ -212,6 +212,30 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
   return cudaStreamSynchronize(s) == cudaSuccess;
 }
 
+// Greedy sampling over Llama-3's vocabulary (128256 fp32 logits a row) at 1
+// and 64 rows: one block reads each row, so the time per step is about the
+// time of one row, whatever the batch. Fails on an allocation or a launch
+// that fails.
+bool bench_argmax(cudaStream_t s, std::vector<std::string>& rows_csv) {
+  constexpr std::uint32_t vocab = 128256, max_rows = 64;
+  auto logits = device_buffer<float>::allocate(std::size_t{max_rows} * vocab);
+  auto out = device_buffer<std::int32_t>::allocate(max_rows);
+  if (!logits || !out || !fill_uniform(logits->data(), logits->size(), 16, 8.0f, s).ok())
+    return false;
+  for (std::uint32_t rows : {1u, max_rows}) {
+    if (!argmax_rows(logits->data(), rows, vocab, out->data(), s).ok() ||
+        cudaStreamSynchronize(s) != cudaSuccess)
+      return false;
+    const float t =
+        time_ms(s, 20, [&] { (void)argmax_rows(logits->data(), rows, vocab, out->data(), s); });
+    const double gbps = 4.0 * rows * vocab / (t * 1e-3) / 1e9;
+    std::printf("  argmax, vocab %u, %u rows: %.1f us, %.0f GB/s\n", vocab, rows, t * 1e3, gbps);
+    rows_csv.push_back("argmax_vocab_128256_rows_" + std::to_string(rows) + ",us," +
+                       std::to_string(t * 1e3));
+  }
+  return cudaStreamSynchronize(s) == cudaSuccess;
+}
+
 // The command line: where the CSV goes, and the candidate kernels left out.
 struct options {
   std::string csv;
@@ -627,6 +651,8 @@ int main(int argc, char** argv) {
   // tests say what is wrong.
   if (!bench_elementwise(s->get(), copy_tbps, rows_csv))
     std::cerr << "bench_gpu_ceilings: elementwise kernels FAILED (allocation or launch)\n";
+  if (!bench_argmax(s->get(), rows_csv))
+    std::cerr << "bench_gpu_ceilings: argmax FAILED (allocation or launch)\n";
   if (!opt.csv.empty()) {
     std::ofstream csv(opt.csv, std::ios::app);
     csv << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"

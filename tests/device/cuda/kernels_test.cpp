@@ -483,6 +483,27 @@ TEST(cuda_kernels, embed_and_argmax) {
   EXPECT_EQ(got[1], 10);
 }
 
+// Greedy sampling at Llama-3's vocabulary, both paths of the kernel: rows
+// 16-byte aligned (float4 loads) and a vocabulary of odd length (scalar).
+TEST(cuda_kernels, argmax_over_a_long_vocabulary_matches_the_cpu_backend) {
+  ACCELLM_REQUIRE_GPU();
+  for (const std::uint32_t vocab : {128256u, 128255u}) {
+    constexpr std::uint32_t rows = 4;
+    auto logits = random_vector(rows * vocab, 21, 8.0f);
+    logits[vocab - 1] = 50.0f;                              // row 0: the very last entry
+    logits[vocab + 3] = logits[vocab + vocab - 2] = 50.0f;  // row 1: a tie, lowest wins
+    for (std::uint32_t i = 0; i < vocab; ++i) logits[2 * vocab + i] = -INFINITY;  // row 2
+    auto dl = to_device(logits);
+    auto dout = to_device(std::vector<std::int32_t>(rows, -1));
+    ASSERT_TRUE(argmax_rows(dl.data(), rows, vocab, dout.data(), nullptr).ok());
+    const auto got = to_host(dout);
+    for (std::uint32_t r = 0; r < rows; ++r)
+      EXPECT_EQ(static_cast<std::uint32_t>(got[r]),
+                cpu::argmax(std::span<const float>{logits.data() + r * vocab, vocab}))
+          << "vocab " << vocab << ", row " << r;
+  }
+}
+
 TEST(cuda_kernels, weights_are_the_bf16_rounding_of_the_cpu_weights) {
   ACCELLM_REQUIRE_GPU();
   const model_spec* spec = find_model("cpu-tiny");
