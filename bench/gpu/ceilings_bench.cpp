@@ -70,15 +70,31 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
   return ms[ms.size() / 2];
 }
 
-void out_csv_row(std::ostream& o, const std::string& gpu, const std::string& row) {
-  o << gpu << "," << row << "\n";
-}
+// The CSV's rows ("gpu,name,metric,value"), each appended to the file as it
+// is measured, so that a run cut short (run.sh's timeout) keeps what it
+// measured. No file: rows are dropped.
+class csv_rows {
+ public:
+  csv_rows(const std::string& path, std::string gpu) : gpu_(std::move(gpu)) {
+    if (!path.empty()) out_.open(path, std::ios::app);
+  }
+  /// False when a path was given and cannot be appended to.
+  bool usable(const std::string& path) const { return path.empty() || out_.is_open(); }
+  /// "name,metric,value".
+  void push_back(const std::string& row) {
+    if (out_.is_open()) out_ << gpu_ << "," << row << std::endl;  // flushed
+  }
+
+ private:
+  std::ofstream out_;
+  std::string gpu_;
+};
 
 // Prints and records the best cuBLASLt proposal and split-K variant of the
 // product `key`: TB/s of `bytes` (decode shapes) or TFLOP/s of `flops`
 // (prefill shapes, bytes 0).
 void lt_figures(const accellm::bench::lt_best& lt, double bytes, double flops,
-                const std::string& key, std::vector<std::string>& rows_csv) {
+                const std::string& key, csv_rows& rows_csv) {
   const bool tb = bytes > 0;
   const auto rate = [&](float ms) { return (tb ? bytes : flops) / (ms * 1e-3) / 1e12; };
   const char* unit = tb ? "TB/s" : "TFLOP/s";
@@ -143,7 +159,7 @@ void bench_host_copies(const __nv_bfloat16* src, cudaStream_t s) {
 // ffn 11008, 32 heads of 128, one request at positions 0..2047): bytes each
 // must read plus write, over its median time, against the copy ceiling.
 // Fails on an allocation or a launch that fails (each runs once untimed).
-bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string>& rows_csv) {
+bool bench_elementwise(cudaStream_t s, double copy_tbps, csv_rows& rows_csv) {
   const std::uint32_t rows = 2048, d = 4096, f = 11008, vocab = 32000;
   const attn_shape shape{32, 32, 128};
   const std::uint32_t qkv_w = shape.q_width() + 2 * shape.kv_width(), half = 64;
@@ -216,7 +232,7 @@ bool bench_elementwise(cudaStream_t s, double copy_tbps, std::vector<std::string
 // and 64 rows: one block reads each row, so the time per step is about the
 // time of one row, whatever the batch. Fails on an allocation or a launch
 // that fails.
-bool bench_argmax(cudaStream_t s, std::vector<std::string>& rows_csv) {
+bool bench_argmax(cudaStream_t s, csv_rows& rows_csv) {
   constexpr std::uint32_t vocab = 128256, max_rows = 64;
   auto logits = device_buffer<float>::allocate(std::size_t{max_rows} * vocab);
   auto out = device_buffer<std::int32_t>::allocate(max_rows);
@@ -290,7 +306,7 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
 // y to the printed line (a refused or failed launch says so).
 void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                     const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
-                    const std::string& key, const options& o, std::vector<std::string>& rows_csv) {
+                    const std::string& key, const options& o, csv_rows& rows_csv) {
   if (!skinny_gemm_supports(rows, in, out)) return;
   float* mine = c + std::size_t{rows} * out;
   for (const auto& [name, kernel] :
@@ -325,6 +341,11 @@ int main(int argc, char** argv) {
     std::cerr << "bench_gpu_ceilings: " << devices.err().what() << "\n";
     return 1;
   }
+  csv_rows rows_csv(opt.csv, (*devices)[0].name);
+  if (!rows_csv.usable(opt.csv)) {
+    std::cerr << "bench_gpu_ceilings: --csv " << opt.csv << ": cannot append to it\n";
+    return 2;
+  }
   auto s = stream::create();
   auto h = cublas_handle::create(s->get());
   if (!s || !h) return 1;
@@ -335,6 +356,7 @@ int main(int argc, char** argv) {
     cudaMemcpyAsync(y->data(), x->data(), n * 2, cudaMemcpyDeviceToDevice, s->get());
   });
   const double copy_tbps = 2.0 * n * 2 / (copy * 1e-3) / 1e12;
+  rows_csv.push_back("copy_tb_per_s," + std::to_string(copy_tbps));
   const std::uint32_t m = 8192;
   auto c = device_buffer<float>::allocate(std::size_t{m} * m);
   if (!c) return 1;
@@ -342,6 +364,7 @@ int main(int argc, char** argv) {
     (void)gemm(h->get(), x->data(), m, m, y->data(), m, c->data(), gemm_out::fp32, 0.0f);
   });
   const double tflops = 2.0 * m * m * m / (mm * 1e-3) / 1e12;
+  rows_csv.push_back("gemm_bf16_8192_tflop_per_s," + std::to_string(tflops));
   std::printf(
       "%s: device-to-device copy %.2f TB/s (read + write, %.1f%% of 3.35), "
       "bf16 GEMM 8192^3 %.0f TFLOP/s (%.1f%% of 989)\n",
@@ -354,7 +377,6 @@ int main(int argc, char** argv) {
   // choose algorithms for prefill shapes too (it does for decode only).
   auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{32} << 20);
   if (!ws) return 1;
-  std::vector<std::string> rows_csv;
   struct prefill_product {
     const char* name;
     std::uint32_t in, out;
@@ -653,11 +675,5 @@ int main(int argc, char** argv) {
     std::cerr << "bench_gpu_ceilings: elementwise kernels FAILED (allocation or launch)\n";
   if (!bench_argmax(s->get(), rows_csv))
     std::cerr << "bench_gpu_ceilings: argmax FAILED (allocation or launch)\n";
-  if (!opt.csv.empty()) {
-    std::ofstream csv(opt.csv, std::ios::app);
-    csv << (*devices)[0].name << ",copy_tb_per_s," << copy_tbps << "\n"
-        << (*devices)[0].name << ",gemm_bf16_8192_tflop_per_s," << tflops << "\n";
-    for (const auto& r : rows_csv) out_csv_row(csv, (*devices)[0].name, r);
-  }
   return 0;
 }
