@@ -16,30 +16,24 @@ lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   lt_best best;
   cublasLtHandle_t lt = nullptr;
   if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return best;
-  cublasLtMatmulDesc_t op = nullptr;
-  cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
-  cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in);
-  cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in);
-  cublasLtMatrixLayoutCreate(&c, type == device::cuda::gemm_out::fp32 ? CUDA_R_32F : CUDA_R_16BF,
-                             out, rows, out);
+  auto product = device::cuda::lt_product::create(rows, in, out, type);
+  if (!product) {
+    cublasLtDestroy(lt);
+    return best;
+  }
   device::cuda::lt_search search;
   search.proposals = 16;
-  const float alpha = 1.0f;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
   for (const device::cuda::lt_candidate& cand :
-       device::cuda::lt_candidates(lt, op, a, b, c, workspace_bytes, search)) {
+       device::cuda::lt_candidates(lt, *product, workspace_bytes, search)) {
     std::vector<float> ms;
     bool ok = true;
     for (int rep = 0; rep < 12 && ok; ++rep) {
       cudaEventRecord(e0, s);
-      ok = cublasLtMatmul(lt, op, &alpha, w, a, x, b, &beta, y, c, y, c, &cand.algo, workspace,
-                          workspace_bytes, s) == CUBLAS_STATUS_SUCCESS;
+      ok = product->run(lt, cand.algo, x, w, y, beta, workspace, workspace_bytes, s) ==
+           CUBLAS_STATUS_SUCCESS;
       cudaEventRecord(e1, s);
       cudaEventSynchronize(e1);
       float t = 0;
@@ -62,10 +56,6 @@ lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  cublasLtMatrixLayoutDestroy(a);
-  cublasLtMatrixLayoutDestroy(b);
-  cublasLtMatrixLayoutDestroy(c);
-  cublasLtMatmulDescDestroy(op);
   cublasLtDestroy(lt);
   return best;
 }

@@ -11,13 +11,6 @@
 
 namespace accellm::device::cuda {
 
-gemm_planner::plan::~plan() {
-  if (a != nullptr) cublasLtMatrixLayoutDestroy(a);
-  if (b != nullptr) cublasLtMatrixLayoutDestroy(b);
-  if (c != nullptr) cublasLtMatrixLayoutDestroy(c);
-  if (op != nullptr) cublasLtMatmulDescDestroy(op);
-}
-
 namespace {
 
 // A sample is 4 back-to-back runs (median_launch_ms): the host's launch
@@ -168,23 +161,13 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   if (rows == 0 || plans_.count(k) != 0) return {};
   if (lt_ == nullptr) return fail(errc::invalid_argument, "gemm_planner: not created");
   auto p = std::make_unique<plan>();
-  const cudaDataType_t ct = type == gemm_out::fp32 ? CUDA_R_32F : CUDA_R_16BF;
-  ACCELLM_CUBLAS_TRY(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  ACCELLM_CUBLAS_TRY(
-      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-  ACCELLM_CUBLAS_TRY(
-      cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
-  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, in, out, in));
-  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, in, rows, in));
-  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p->c, ct, out, rows, out));
-  const float alpha = 1.0f;
-  const auto lt_product = [&](const lt_candidate& c, const __nv_bfloat16* xs, void* ys) {
-    return cublasLtMatmul(lt_, p->op, &alpha, w, p->a, xs, p->b, &beta, ys, p->c, ys, p->c, &c.algo,
-                          workspace_, workspace_bytes_, stream_) == CUBLAS_STATUS_SUCCESS;
+  ACCELLM_TRY_ASSIGN(p->product, lt_product::create(rows, in, out, type));
+  const auto run_lt = [&](const lt_candidate& c, const __nv_bfloat16* xs, void* ys) {
+    return p->product.run(lt_, c.algo, xs, w, ys, beta, workspace_, workspace_bytes_, stream_) ==
+           CUBLAS_STATUS_SUCCESS;
   };
   const std::vector<lt_candidate> lts =
-      lt_candidates(lt_, p->op, p->a, p->b, p->c, workspace_bytes_, options_.lt);
+      lt_candidates(lt_, p->product, workspace_bytes_, options_.lt);
   // Verified before anything is timed: the reference overwrites `scratch`.
   // The heuristic's proposals are trusted; its variants and the skinny
   // kernels are not.
@@ -211,8 +194,8 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     }
     bool ok = false;
     ACCELLM_TRY_ASSIGN(
-        ok, agrees([&](const __nv_bfloat16* xs, void* ys) { return lt_product(lts[i], xs, ys); },
-                   ref, rows, in, out, type));
+        ok, agrees([&](const __nv_bfloat16* xs, void* ys) { return run_lt(lts[i], xs, ys); }, ref,
+                   rows, in, out, type));
     lt_ok[i] = ok;
   }
   if (skinny_here) {
@@ -235,7 +218,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
                          [&] { return gemm(h, x, rows, in, w, out, scratch, type, beta).ok(); });
   for (std::size_t i = 0; i < lts.size(); ++i) {
     if (!lt_ok[i]) continue;
-    const float t = median_ms(stream_, e0, e1, [&] { return lt_product(lts[i], x, scratch); });
+    const float t = median_ms(stream_, e0, e1, [&] { return run_lt(lts[i], x, scratch); });
     if (t > 0.0f && (best <= 0.0f || t < 0.97f * best)) {  // a clear win only
       best = t;
       p->lt = lts[i];
@@ -268,9 +251,8 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
   if (const skinny_fn kernel = skinny_of(it->second->use))
     return kernel(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
-  const float alpha = 1.0f;
-  ACCELLM_CUBLAS_TRY(cublasLtMatmul(lt_, p.op, &alpha, w, p.a, x, p.b, &beta, y, p.c, y, p.c,
-                                    &p.lt.algo, workspace_, workspace_bytes_, stream_));
+  ACCELLM_CUBLAS_TRY(
+      p.product.run(lt_, p.lt.algo, x, w, y, beta, workspace_, workspace_bytes_, stream_));
   return {};
 }
 

@@ -116,14 +116,9 @@ class gemm_planner {
  private:
   // One shape's descriptors and winner (`use`: cublas when cublasGemmEx won).
   struct plan {
-    cublasLtMatmulDesc_t op = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    lt_product product;
     lt_candidate lt;  // the winner when use == lt
     gemm_choice use = gemm_choice::cublas;
-    plan() = default;
-    plan(const plan&) = delete;
-    plan& operator=(const plan&) = delete;
-    ~plan();
   };
   using key = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, gemm_out, bool>;
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,

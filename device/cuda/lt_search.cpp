@@ -1,7 +1,10 @@
 #include "device/cuda/lt_search.hpp"
 
+#include "device/cuda/check.hpp"
+
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 namespace accellm::device::cuda {
 namespace {
@@ -10,22 +13,27 @@ bool same(const cublasLtMatmulAlgo_t& x, const cublasLtMatmulAlgo_t& y) {
   return std::memcmp(&x, &y, sizeof x) == 0;
 }
 
+// An attribute of `algo` read through `get` (a config or a capability
+// attribute); false unless exactly sizeof value bytes came back.
+template <class Attr, class T>
+bool read_attr(cublasStatus_t (*get)(const cublasLtMatmulAlgo_t*, Attr, void*, std::size_t,
+                                     std::size_t*),
+               const cublasLtMatmulAlgo_t& algo, Attr attr, T& value) {
+  std::size_t written = 0;
+  return get(&algo, attr, &value, sizeof value, &written) == CUBLAS_STATUS_SUCCESS &&
+         written == sizeof value;
+}
+
 template <class T>
 bool config_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr,
                T& value) {
-  std::size_t written = 0;
-  return cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &value, sizeof value, &written) ==
-             CUBLAS_STATUS_SUCCESS &&
-         written == sizeof value;
+  return read_attr(&cublasLtMatmulAlgoConfigGetAttribute, algo, attr, value);
 }
 
 template <class T>
 bool capability_of(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoCapAttributes_t attr,
                    T& value) {
-  std::size_t written = 0;
-  return cublasLtMatmulAlgoCapGetAttribute(&algo, attr, &value, sizeof value, &written) ==
-             CUBLAS_STATUS_SUCCESS &&
-         written == sizeof value;
+  return read_attr(&cublasLtMatmulAlgoCapGetAttribute, algo, attr, value);
 }
 
 // How a variant of `algo` split `splits` ways reduces: as `algo` does if it
@@ -51,10 +59,64 @@ bool reduction_for(const cublasLtMatmulAlgo_t& algo, std::int32_t splits, std::u
 
 }  // namespace
 
-std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
-                                        cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                                        cublasLtMatrixLayout_t c, std::size_t workspace_bytes,
-                                        const lt_search& s) {
+result<lt_product> lt_product::create(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                                      gemm_out type) {
+  lt_product p;
+  ACCELLM_CUBLAS_TRY(cublasLtMatmulDescCreate(&p.op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  ACCELLM_CUBLAS_TRY(
+      cublasLtMatmulDescSetAttribute(p.op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  ACCELLM_CUBLAS_TRY(
+      cublasLtMatmulDescSetAttribute(p.op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p.a_, CUDA_R_16BF, in, out, in));
+  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&p.b_, CUDA_R_16BF, in, rows, in));
+  ACCELLM_CUBLAS_TRY(cublasLtMatrixLayoutCreate(
+      &p.c_, type == gemm_out::fp32 ? CUDA_R_32F : CUDA_R_16BF, out, rows, out));
+  return p;
+}
+
+lt_product::lt_product(lt_product&& o) noexcept
+    : op_(std::exchange(o.op_, nullptr)),
+      a_(std::exchange(o.a_, nullptr)),
+      b_(std::exchange(o.b_, nullptr)),
+      c_(std::exchange(o.c_, nullptr)) {}
+
+lt_product& lt_product::operator=(lt_product&& o) noexcept {
+  if (this != &o) {
+    reset();
+    op_ = std::exchange(o.op_, nullptr);
+    a_ = std::exchange(o.a_, nullptr);
+    b_ = std::exchange(o.b_, nullptr);
+    c_ = std::exchange(o.c_, nullptr);
+  }
+  return *this;
+}
+
+lt_product::~lt_product() {
+  reset();
+}
+
+void lt_product::reset() noexcept {
+  if (a_ != nullptr) cublasLtMatrixLayoutDestroy(a_);
+  if (b_ != nullptr) cublasLtMatrixLayoutDestroy(b_);
+  if (c_ != nullptr) cublasLtMatrixLayoutDestroy(c_);
+  if (op_ != nullptr) cublasLtMatmulDescDestroy(op_);
+  op_ = nullptr;
+  a_ = b_ = c_ = nullptr;
+}
+
+cublasStatus_t lt_product::run(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo,
+                               const __nv_bfloat16* x, const __nv_bfloat16* w, void* y, float beta,
+                               void* workspace, std::size_t workspace_bytes, cudaStream_t s) const {
+  const float alpha = 1.0f;
+  return cublasLtMatmul(lt, op_, &alpha, w, a_, x, b_, &beta, y, c_, y, c_, &algo, workspace,
+                        workspace_bytes, s);
+}
+
+std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, const lt_product& product,
+                                        std::size_t workspace_bytes, const lt_search& s) {
+  cublasLtMatmulDesc_t op = product.op();
+  cublasLtMatrixLayout_t a = product.w_layout(), b = product.x_layout(), c = product.y_layout();
   std::vector<lt_candidate> out;
   cublasLtMatmulPreference_t pref = nullptr;
   if (cublasLtMatmulPreferenceCreate(&pref) != CUBLAS_STATUS_SUCCESS) return out;

@@ -15,11 +15,20 @@
 // Callers time them all and keep the fastest (gemm_planner verifies a
 // variant's result first).
 //
-// Thread contract: a pure function of its arguments and the GPU; the
-// handle's contract applies.
+// lt_product holds the cuBLASLt descriptors of one product shape, as gemm()
+// computes it, and runs it with a given algorithm.
+//
+// Thread contract: lt_candidates is a pure function of its arguments and
+// the GPU; lt_product is a move-only resource; the handle's contract
+// applies to both.
 #pragma once
 
+#include "common/result.hpp"
+#include "device/cuda/gemm.hpp"
+
 #include <cublasLt.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -40,11 +49,40 @@ struct lt_search {
   std::vector<std::int32_t> splits = {1, 2, 4, 8, 16};
 };
 
+/// gemm()'s y[rows x out] = x[rows x in] w[out x in]^T + beta y (bf16 x and
+/// w, fp32 accumulation, fp32 or bf16 y) as cuBLASLt sees it: column-major
+/// y^T = w x^T, w transposed.
+class lt_product {
+ public:
+  static result<lt_product> create(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                                   gemm_out type);
+  lt_product() = default;
+  lt_product(lt_product&& o) noexcept;
+  lt_product& operator=(lt_product&& o) noexcept;
+  lt_product(const lt_product&) = delete;
+  lt_product& operator=(const lt_product&) = delete;
+  ~lt_product();
+
+  /// Queues the product with `algo` on `s`; cuBLASLt's status.
+  cublasStatus_t run(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& algo, const __nv_bfloat16* x,
+                     const __nv_bfloat16* w, void* y, float beta, void* workspace,
+                     std::size_t workspace_bytes, cudaStream_t s) const;
+
+  cublasLtMatmulDesc_t op() const noexcept { return op_; }
+  cublasLtMatrixLayout_t w_layout() const noexcept { return a_; }
+  cublasLtMatrixLayout_t x_layout() const noexcept { return b_; }
+  cublasLtMatrixLayout_t y_layout() const noexcept { return c_; }
+
+ private:
+  void reset() noexcept;
+
+  cublasLtMatmulDesc_t op_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+};
+
 /// The proposals, in the heuristic's order, then the variants. Empty when
 /// the heuristic fails (the caller falls back on cuBLAS's default).
-std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, cublasLtMatmulDesc_t op,
-                                        cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                                        cublasLtMatrixLayout_t c, std::size_t workspace_bytes,
-                                        const lt_search& s = {});
+std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, const lt_product& product,
+                                        std::size_t workspace_bytes, const lt_search& s = {});
 
 }  // namespace accellm::device::cuda

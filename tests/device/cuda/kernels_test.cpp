@@ -270,21 +270,13 @@ TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
   auto dw = to_device(w);
   const auto xf = to_float(x), wf = to_float(w);
   for (const float beta : {0.0f, 1.0f}) {
-    cublasLtMatmulDesc_t op = nullptr;
-    ASSERT_EQ(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F), CUBLAS_STATUS_SUCCESS);
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta);
-    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb);
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-    cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, in, out, in);
-    cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, in, rows, in);
-    cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, out, rows, out);
+    auto product = lt_product::create(rows, in, out, gemm_out::fp32);
+    ASSERT_TRUE(product.ok()) << product.err().what();
     const lt_search search;
-    const std::vector<lt_candidate> cands = lt_candidates(lt, op, a, b, c, ws->size(), search);
+    const std::vector<lt_candidate> cands = lt_candidates(lt, *product, ws->size(), search);
     ASSERT_FALSE(cands.empty());
     EXPECT_TRUE(cands.front().proposed);
-    EXPECT_TRUE(lt_candidates(lt, op, a, b, c, ws->size(), lt_search{.varied = 0}).size() <=
-                cands.size());
+    EXPECT_LE(lt_candidates(lt, *product, ws->size(), lt_search{.varied = 0}).size(), cands.size());
     std::size_t variants = 0;
     bool seen_variant = false;
     for (std::size_t i = 0; i < cands.size(); ++i) {
@@ -299,9 +291,8 @@ TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
                   search.splits.end());
       }
       auto dy = to_device(y0);
-      const float alpha = 1.0f;
-      ASSERT_EQ(cublasLtMatmul(lt, op, &alpha, dw.data(), a, dx.data(), b, &beta, dy.data(), c,
-                               dy.data(), c, &cand.algo, ws->data(), ws->size(), s->get()),
+      ASSERT_EQ(product->run(lt, cand.algo, dx.data(), dw.data(), dy.data(), beta, ws->data(),
+                             ws->size(), s->get()),
                 CUBLAS_STATUS_SUCCESS)
           << "candidate " << i << " (split " << cand.split_k << ")";
       ASSERT_TRUE(s->synchronize().ok());
@@ -320,10 +311,6 @@ TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
     }
     std::cout << "beta " << beta << ": " << cands.size() - variants << " proposals, " << variants
               << " split-K variants, all correct\n";
-    cublasLtMatrixLayoutDestroy(a);
-    cublasLtMatrixLayoutDestroy(b);
-    cublasLtMatrixLayoutDestroy(c);
-    cublasLtMatmulDescDestroy(op);
   }
   cublasLtDestroy(lt);
 }
