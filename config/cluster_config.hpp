@@ -141,15 +141,18 @@ struct cuda_config {
   std::string prefill_attention = "timed";
   bool skinny_gemm = true;          ///< decode products may try accellm's skinny GEMMs
   bool programmatic_launch = true;  ///< kernels overlap their launch with the one before
-  /// One of cuda_decode_attention_tiles: keys per pipeline stage x stages.
-  std::string decode_attention_tile = "32x2";
+  /// One of cuda_decode_attention_tiles: "timed" (the fastest tile that
+  /// agrees with 32x2 on a probe at start-up, if a clear win), or a tile:
+  /// keys per pipeline stage x stages.
+  std::string decode_attention_tile = "timed";
   friend bool operator==(const cuda_config&, const cuda_config&) = default;
 };
 
 /// The names [cuda] prefill_attention and decode_attention_tile take.
 inline constexpr std::string_view cuda_prefill_attention_kernels[] = {"timed", "rows64", "rows128",
                                                                       "wgmma64", "wgmma128"};
-inline constexpr std::string_view cuda_decode_attention_tiles[] = {"32x2", "16x4", "32x4", "64x2"};
+inline constexpr std::string_view cuda_decode_attention_tiles[] = {"timed", "32x2", "16x4", "32x4",
+                                                                   "64x2"};
 
 /// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
 /// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.

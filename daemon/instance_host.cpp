@@ -29,7 +29,7 @@ result<device::cuda::cuda_options> cuda_options_of(const config::cluster_config&
                                                    const device::model_spec& model) {
   const config::cuda_config& cu = c.daemon.cuda;
   const auto prefill = device::cuda::prefill_rule_named(cu.prefill_attention);
-  const auto tile = device::cuda::decode_tile_named(cu.decode_attention_tile);
+  const auto tile = device::cuda::decode_tile_rule_named(cu.decode_attention_tile);
   if (!prefill || !tile) {
     return fail(errc::config, "[cuda] names a kernel this build lacks: prefill_attention \"" +
                                   cu.prefill_attention + "\", decode_attention_tile \"" +

@@ -12,7 +12,7 @@
 // (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
 // against the copy ceiling.
 //
-//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma,skinny_tma]
+//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma,skinny_tma,decode_tiles]
 //
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
@@ -263,7 +263,7 @@ struct options {
 
 // The candidate kernels --skip can leave out (the ones run.sh's canaries
 // try first).
-constexpr std::string_view skippable[] = {"wgmma128", "skinny_wgmma", "skinny_tma"};
+constexpr std::string_view skippable[] = {"wgmma128", "skinny_wgmma", "skinny_tma", "decode_tiles"};
 
 // "" when the flags parse; otherwise what is wrong, naming the flag.
 std::string parse(int argc, char** argv, options& o) {
@@ -550,7 +550,8 @@ int main(int argc, char** argv) {
         {decode_kernel::mma, decode_tile::keys32_stages2},
         {decode_kernel::simt, decode_tile::keys32_stages2}};
     for (decode_tile t : decode_tiles)
-      if (t != decode_tile::keys32_stages2) runs.emplace_back(decode_kernel::mma, t);
+      if (t != decode_tile::keys32_stages2 && !opt.skips("decode_tiles"))
+        runs.emplace_back(decode_kernel::mma, t);
     for (const auto& [k, tile] : runs) {
       decode_attention_args a{dq->data(), dout->data(), di->data(), b, ac.shape, kv,
                               0,          splits,       dp->data(), k};

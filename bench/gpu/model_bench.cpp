@@ -6,7 +6,7 @@
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
-//                   [--skinny on|off] [--pdl on|off] [--decode-tile 32x2|16x4|32x4|64x2]
+//                   [--skinny on|off] [--pdl on|off] [--decode-tile timed|32x2|16x4|32x4|64x2]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -20,8 +20,9 @@
 // that one whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
 // those choices, to compare them or to step around a kernel that fails. --pdl off launches
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
-// --decode-tile runs decode attention with that pipeline (keys per stage x stages;
-// decode_attention.cuh), to compare them end to end.
+// --decode-tile (default timed: the backend's own probe, decode_choice.hpp) runs decode
+// attention with that pipeline (keys per stage x stages; decode_attention.cuh), to compare
+// them end to end; the tile used and why is printed under the header.
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -72,7 +73,7 @@ struct args {
   cuda::prefill_rule prefill_rule = cuda::prefill_rule::timed;
   bool skinny = true;
   bool pdl = true;
-  cuda::decode_tile decode_tile = cuda::decode_tile::keys32_stages2;
+  cuda::decode_tile_rule decode_tile;  // timed
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -116,8 +117,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.skinny = v == "on";
   else if (k == "--pdl" && (v == "on" || v == "off"))
     a.pdl = v == "on";
-  else if (k == "--decode-tile" && cuda::decode_tile_named(v))
-    a.decode_tile = *cuda::decode_tile_named(v);
+  else if (k == "--decode-tile" && cuda::decode_tile_rule_named(v))
+    a.decode_tile = *cuda::decode_tile_rule_named(v);
   else
     return false;
   return true;
@@ -453,7 +454,7 @@ int main(int argc, char** argv) {
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
-                 " [--skinny on|off] [--pdl on|off] [--decode-tile 32x2|16x4|32x4|64x2]\n";
+                 " [--skinny on|off] [--pdl on|off] [--decode-tile timed|32x2|16x4|32x4|64x2]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -484,6 +485,7 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>((*b)->kv().bytes_per_block));
   std::printf("prefill attention kernel %s\n",
               cuda::describe((*b)->prefill_kernel_choice()).c_str());
+  std::printf("decode attention tile %s\n", cuda::describe((*b)->decode_tile_choice()).c_str());
   std::printf("programmatic dependent launch: %s%s\n", (*b)->programmatic_launch() ? "on" : "off",
               (*b)->programmatic_launch_refused().empty()
                   ? ""

@@ -37,4 +37,9 @@ deviation deviation_of(const std::vector<float>& got, const std::vector<float>& 
   return d;
 }
 
+double relative_deviation(const std::vector<float>& got, const std::vector<float>& ref) {
+  const deviation d = deviation_of(got, ref);
+  return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : INFINITY;
+}
+
 }  // namespace accellm::device::cuda

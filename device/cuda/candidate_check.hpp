@@ -1,16 +1,20 @@
 // candidate_check: what the run-time kernel choices share (gemm_planner's
-// skinny and cuBLASLt candidates, prefill_choice's rows128): timing a
-// candidate on the device, reading its output back, and measuring how far
-// it is from the reference's. Host code; each call synchronises the stream.
+// skinny and cuBLASLt candidates, prefill_choice's and decode_choice's
+// kernels): timing a candidate on the device, reading its output back, and
+// measuring how far it is from the reference's. Host code; each call
+// synchronises the stream.
 #pragma once
 
 #include "common/result.hpp"
 #include "device/cuda/gemm.hpp"
+#include "device/cuda/runtime.hpp"
 
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstddef>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -49,5 +53,24 @@ struct deviation {
   bool finite = true;
 };
 deviation deviation_of(const std::vector<float>& got, const std::vector<float>& ref);
+
+/// max |got - ref| / max |ref|; infinity when any value is not finite.
+double relative_deviation(const std::vector<float>& got, const std::vector<float>& ref);
+
+/// median_launch_ms with events of its own; a refused launch's (non-sticky)
+/// error is cleared. Errors only for the events and for a fault (sticky),
+/// which the final synchronisation reports.
+template <class F>
+result<float> median_ms_on(cudaStream_t s, int runs, F&& launch) {
+  event e0, e1;
+  ACCELLM_TRY_ASSIGN(e0, event::create());
+  ACCELLM_TRY_ASSIGN(e1, event::create());
+  const float ms = median_launch_ms(s, e0.get(), e1.get(), runs, std::forward<F>(launch));
+  cudaGetLastError();
+  if (const cudaError_t e = cudaStreamSynchronize(s); e != cudaSuccess)
+    return fail(errc::device_failure,
+                std::string{"a timed candidate failed: "} + cudaGetErrorString(e));
+  return ms;
+}
 
 }  // namespace accellm::device::cuda

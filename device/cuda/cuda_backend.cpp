@@ -91,11 +91,11 @@ status cuda_backend::init(int device) {
   // Scratch first, so the pool takes what is left.
   gemm_planner_options planner;
   if (!options_.skinny_gemm) planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
-  auto fwd = forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs,
-                                  stream_.get(), options_.prefill, planner);
+  auto fwd =
+      forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get(),
+                           options_.prefill, planner, options_.decode_attention_tile);
   if (!fwd) return std::move(fwd).err();
   forward_ = std::move(*fwd);
-  forward_->set_decode_tile(options_.decode_attention_tile);
   int major = 0;
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   if (options_.programmatic_launch && major >= 9) {
@@ -139,8 +139,8 @@ std::vector<std::string> cuda_backend::describe_setup() const {
   return {
       name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
       "prefill attention " + describe(prefill_kernel_choice()),
-      std::string{"decode attention tile "} + decode_tile_name(options_.decode_attention_tile) +
-          ", CUDA graphs " + (options_.graphs == use_graphs::yes ? "on" : "off") +
+      "decode attention tile " + describe(decode_tile_choice()),
+      std::string{"CUDA graphs "} + (options_.graphs == use_graphs::yes ? "on" : "off") +
           ", programmatic launch " + pdl,
       std::string{"decode products: "} +
           (options_.skinny_gemm ? "cuBLAS(Lt) (split-K variants included) or accellm's skinny GEMMs"
@@ -161,10 +161,10 @@ result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,
     return fail(errc::invalid_argument, "cuda options: max_context exceeds the model's");
   auto shape = make_shard_shape(spec, options.tp);
   if (!shape) return std::move(shape).err();
-  if (!decode_tile_built(options.decode_attention_tile, shape->attn.head_dim))
+  if (const auto& tile = options.decode_attention_tile.fixed;
+      tile && !decode_tile_built(*tile, shape->attn.head_dim))
     return fail(errc::invalid_argument, std::string{"cuda options: decode attention tile "} +
-                                            decode_tile_name(options.decode_attention_tile) +
-                                            " needs head_dim 64 or 128");
+                                            decode_tile_name(*tile) + " needs head_dim 64 or 128");
   const auto s = probe();
   if (!s.usable()) return fail(errc::device_failure, "no usable CUDA device: " + s.reason);
   if (*index >= s.device_count)

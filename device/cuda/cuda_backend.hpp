@@ -67,11 +67,11 @@ struct cuda_options {
   /// launch (launch.cuh: each one's launch and ramp overlap the tail of the
   /// one before; compute capability 9.0 and later only, else ignored).
   bool programmatic_launch = true;
-  /// The decode attention kernel's pipeline (decode_attention.cuh): the
-  /// default is the one measured on H100 and H200; the others are there to
-  /// be timed (bench_gpu_model --decode-tile). Creation fails if the model's
+  /// How the decode attention kernel's pipeline (decode_attention.cuh) is
+  /// chosen at creation (decode_choice.hpp): timed, the default, or one
+  /// tile (bench_gpu_model --decode-tile). Creation fails if the model's
   /// head_dim has no such tile.
-  decode_tile decode_attention_tile = decode_tile::keys32_stages2;
+  decode_tile_rule decode_attention_tile;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
   /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
   /// not fit is copied out of the staging buffer into a vector instead. 0:
@@ -177,6 +177,10 @@ class cuda_backend final : public backend {
   /// The prefill attention kernel chosen at creation, and why.
   const prefill_choice& prefill_kernel_choice() const noexcept {
     return forward_->prefill_kernel_choice();
+  }
+  /// The decode attention tile chosen at creation, and why.
+  const decode_choice& decode_tile_choice() const noexcept {
+    return forward_->decode_tile_choice();
   }
   const op_breakdown& last_breakdown() const noexcept { return forward_->last_breakdown(); }
   /// How the decode products prepared so far run: shapes, and how many of

@@ -76,12 +76,10 @@ forward_pass::~forward_pass() {
   for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
 }
 
-result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& shape,
-                                                           const model_spec& spec, const weights& w,
-                                                           kv_pool_view kv, forward_limits limits,
-                                                           use_graphs graphs, cudaStream_t s,
-                                                           prefill_rule prefill,
-                                                           gemm_planner_options planner) {
+result<std::unique_ptr<forward_pass>> forward_pass::create(
+    const shard_shape& shape, const model_spec& spec, const weights& w, kv_pool_view kv,
+    forward_limits limits, use_graphs graphs, cudaStream_t s, prefill_rule prefill,
+    gemm_planner_options planner, decode_tile_rule decode) {
   std::unique_ptr<forward_pass> f{new forward_pass(shape, spec, w, kv, limits, graphs, s)};
   ACCELLM_TRY(f->allocate(planner));
   auto table = rope_table_host(limits.max_context, shape.attn.head_dim, spec.rope_theta);
@@ -92,6 +90,11 @@ result<std::unique_ptr<forward_pass>> forward_pass::create(const shard_shape& sh
   po.rule = prefill;
   po.tokens = std::min({po.tokens, limits.max_rows, limits.max_context});
   ACCELLM_TRY_ASSIGN(f->prefill_, choose_prefill_kernel(shape.attn, limits.block_tokens, s, po));
+  decode_probe_options dp;
+  dp.rule = decode;
+  dp.context = std::min(dp.context, limits.max_context);
+  dp.target_blocks = 32 * f->sm_count_;  // as run() splits a decode step
+  ACCELLM_TRY_ASSIGN(f->decode_, choose_decode_tile(shape.attn, limits.block_tokens, s, dp));
   return f;
 }
 
@@ -213,7 +216,7 @@ status forward_pass::layer(std::uint32_t l, const step_plan& plan, std::uint32_t
     a.layer = l;
     a.splits = splits;
     a.partial = partial_.data();
-    a.tile = decode_tile_;
+    a.tile = decode_.tile;
     ACCELLM_TRY(decode_attention(a, stream_));
     ACCELLM_TRY(mark(op::decode_attention));
   }

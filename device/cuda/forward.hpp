@@ -27,6 +27,7 @@
 
 #include "common/result.hpp"
 #include "device/cuda/decode_attention.cuh"
+#include "device/cuda/decode_choice.hpp"
 #include "device/cuda/gemm_planner.hpp"
 #include "device/cuda/paged_kv.hpp"
 #include "device/cuda/prefill_choice.hpp"
@@ -111,15 +112,18 @@ class forward_pass {
   /// `w` and the pool behind `kv` must outlive the pass. Allocates scratch for
   /// `limits`, then chooses the prefill attention kernel by `prefill`
   /// (prefill_choice.hpp: a probe of min(1024, max_rows, max_context)
-  /// tokens, its memory freed before this returns); the decode products'
-  /// planner takes `planner` (its skinny candidate, gemm_planner.hpp); fails
-  /// with out_of_memory or device_failure.
+  /// tokens) and the decode attention tile by `decode` (decode_choice.hpp:
+  /// a probe of 64 requests), each probe's memory freed before this
+  /// returns; the decode products' planner takes `planner` (its skinny
+  /// candidate, gemm_planner.hpp); fails with out_of_memory or
+  /// device_failure.
   static result<std::unique_ptr<forward_pass>> create(const shard_shape& shape,
                                                       const model_spec& spec, const weights& w,
                                                       kv_pool_view kv, forward_limits limits,
                                                       use_graphs graphs, cudaStream_t s,
                                                       prefill_rule prefill = prefill_rule::timed,
-                                                      gemm_planner_options planner = {});
+                                                      gemm_planner_options planner = {},
+                                                      decode_tile_rule decode = {});
   forward_pass(const forward_pass&) = delete;
   forward_pass& operator=(const forward_pass&) = delete;
   ~forward_pass();
@@ -143,9 +147,6 @@ class forward_pass {
   /// launch (launch.cuh; compute capability 9.0 only), except with the
   /// breakdown on, whose events time each operator alone.
   void set_programmatic_launch(bool on) noexcept { programmatic_ = on; }
-  /// The decode attention pipeline tile (decode_attention.cuh; head_dim 64
-  /// and 128 only for any but the default).
-  void set_decode_tile(decode_tile t) noexcept { decode_tile_ = t; }
   bool programmatic_launch() const noexcept { return programmatic_; }
   const op_breakdown& last_breakdown() const noexcept { return breakdown_; }
 
@@ -160,6 +161,8 @@ class forward_pass {
   /// The prefill attention kernel every run() uses, and why (chosen at
   /// creation; prompts are cut into tiles of prefill_tile_rows_of(kernel)).
   const prefill_choice& prefill_kernel_choice() const noexcept { return prefill_; }
+  /// The decode attention tile every run() uses, and why (chosen at creation).
+  const decode_choice& decode_tile_choice() const noexcept { return decode_; }
   /// The decode products' algorithm choices so far (benchmarks report them).
   const gemm_planner& planner() const noexcept { return planner_; }
 
@@ -205,6 +208,7 @@ class forward_pass {
   pinned_buffer<std::int32_t> next_host_;
   device_buffer<float> rope_;  // cos then sin, [max_context x head_dim/2] each
   prefill_choice prefill_;
+  decode_choice decode_;
   // Activations.
   device_buffer<float> x_, logits_, partial_;  // residual stream, LM head, decode partials
   device_buffer<__nv_bfloat16> xn_, qkv_, q_, att_, gate_up_, act_;
@@ -213,7 +217,6 @@ class forward_pass {
   // The time breakdown (set_breakdown).
   bool breakdown_on_ = false;
   bool programmatic_ = false;
-  decode_tile decode_tile_ = decode_tile::keys32_stages2;
   std::vector<event> marks_;
   std::vector<op> mark_ops_;
   std::size_t marks_used_ = 0;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -23,12 +24,6 @@ std::vector<prefill_tile> probe_tiles(prefill_kernel k, std::uint32_t tokens) {
   append_prefill_tiles(t, k, 0, tokens, 0, 0);
   sort_longest_first(t);
   return t;
-}
-
-// max |got - ref| / max |ref|; infinity when any value is not finite.
-double max_rel_diff(const std::vector<float>& got, const std::vector<float>& ref) {
-  const deviation d = deviation_of(got, ref);
-  return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : INFINITY;
 }
 
 // Two back-to-back launches per sample (median_launch_ms).
@@ -101,13 +96,7 @@ result<prefill_attention_args> candidate_args(probe& p, prefill_kernel k, cudaSt
 // Median time of `launch` on the probe; negative when a launch failed.
 template <class F>
 result<float> time_on(cudaStream_t s, F&& launch) {
-  event e0, e1;
-  ACCELLM_TRY_ASSIGN(e0, event::create());
-  ACCELLM_TRY_ASSIGN(e1, event::create());
-  const float ms = median_launch_ms(s, e0.get(), e1.get(), runs_per_sample, launch);
-  cudaGetLastError();  // a refused launch leaves no sticky error; clear it
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-  return ms;
+  return median_ms_on(s, runs_per_sample, std::forward<F>(launch));
 }
 
 // Runs candidate k on the probe and checks it against `ref` (timing it when
@@ -127,7 +116,7 @@ result<prefill_trial> try_candidate(probe& p, prefill_kernel k, const std::vecto
   ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
   std::vector<float> got;
   ACCELLM_TRY_ASSIGN(got, download_floats(p.out.data(), p.out.size(), gemm_out::bf16, s));
-  t.max_diff = max_rel_diff(got, ref);
+  t.max_diff = relative_deviation(got, ref);
   char diff[64];
   std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", t.max_diff);
   if (!(t.max_diff <= agree_rtol)) {

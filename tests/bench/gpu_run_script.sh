@@ -52,8 +52,8 @@ calls() { grep -c -- "$1" "$tmp/calls"; }
 # 1. Everything runs: two canaries, the ceilings with nothing skipped, the model.
 run ""
 [ "$rc" = 0 ] || fail "a clean run exits $rc"
-[ "$(calls 'bench_gpu_model --model llama2-7b --batches 64 --contexts 512 --prefill 512 --steps 2')" = 2 ] ||
-  fail "two canaries expected"
+[ "$(calls 'bench_gpu_model --model llama2-7b --batches 64 --contexts 512 --prefill 512 --steps 2')" = 3 ] ||
+  fail "three canaries expected"
 grep -q -- "--skip" "$tmp/calls" && fail "nothing to skip in a clean run"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "quick sweep not run"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64 --contexts 1024 --prefill 2048 --pdl off --csv .*-model-pdl-off.csv$" \
@@ -73,10 +73,22 @@ grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128$" "$tmp/calls" || fail "ce
 grep -q "^bench_gpu_model --prefill-kernel rows128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
   fail "model run without the rows128 fallback"
 
-# 3. The skinny canary faults too: both are skipped, --skinny off.
+# 3. Every canary faults: all are skipped, each with its fallback.
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma,skinny_tma$" "$tmp/calls" || fail "two skips"
-grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --model" "$tmp/calls" || fail "two fallbacks"
+grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma,skinny_tma,decode_tiles$" \
+  "$tmp/calls" || fail "three skips"
+grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --decode-tile 32x2 --model" \
+  "$tmp/calls" || fail "three fallbacks"
+
+# 3b. Only the decode tile canary faults: the ceilings skip the tiles, the
+# model runs keep 32x2.
+run "--decode-tile timed"
+[ "$rc" = 0 ] || fail "a failed decode tile canary alone must not fail the run (exit $rc)"
+grep -q "the decode tile canary failed" "$tmp/out" || fail "decode tile canary failure not reported"
+grep -q "^bench_gpu_ceilings --csv .* --skip decode_tiles$" "$tmp/calls" ||
+  fail "ceilings not told to skip the tiles"
+grep -q "^bench_gpu_model --decode-tile 32x2 --model llama2-7b --batches 1,64" "$tmp/calls" ||
+  fail "model run without the 32x2 fallback"
 
 # 4. A benchmark fails: reported, the rest still runs, the exit status says so.
 run "bench_gpu_ceilings"

@@ -388,7 +388,7 @@ level = "debug"
   EXPECT_TRUE(defaults.cuda.graphs && defaults.cuda.skinny_gemm &&
               defaults.cuda.programmatic_launch);
   EXPECT_EQ(defaults.cuda.prefill_attention, "timed");
-  EXPECT_EQ(defaults.cuda.decode_attention_tile, "32x2");
+  EXPECT_EQ(defaults.cuda.decode_attention_tile, "timed");
 }
 
 // Every name [cuda] admits is read back as written.

@@ -45,7 +45,7 @@ TEST(cuda_backend_errors, unknown_model_and_unsplittable_shapes) {
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.err().code(), errc::invalid_argument);
   cuda_options tile;
-  tile.decode_attention_tile = decode_tile::keys16_stages4;
+  tile.decode_attention_tile = {decode_tile::keys16_stages4};
   b = make_cuda_backend("cuda:0", "cpu-tiny", tile);  // head_dim 16
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.err().code(), errc::invalid_argument);

@@ -172,15 +172,15 @@ TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
   auto gpu = make_cuda_backend("cuda:0", "cpu-tiny", o);
   ASSERT_TRUE(gpu.ok()) << gpu.err().what();
   const std::vector<std::string> lines = (*gpu)->describe_setup();
-  ASSERT_EQ(lines.size(), 4u);
+  ASSERT_EQ(lines.size(), 5u);
   std::string all;
   for (const std::string& l : lines) all += l + "\n";
   for (const std::string& part :
        {std::string{"cuda:0 ("}, std::string{"cpu-tiny, KV pool 64 blocks of 16 tokens"},
         "prefill attention " +
             std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
-        std::string{"decode attention tile 32x2, CUDA graphs off, programmatic launch off "
-                    "(asked off)"},
+        std::string{"decode attention tile 32x2: "},
+        std::string{"CUDA graphs off, programmatic launch off (asked off)"},
         std::string{"decode products: cuBLAS(Lt) (split-K variants included) only"}})
     EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;
 }

@@ -4,6 +4,7 @@
 // a file the reader accepted and then refuse it. No GPU needed.
 #include "config/cluster_config.hpp"
 #include "device/cuda/decode_attention.cuh"
+#include "device/cuda/decode_choice.hpp"
 #include "device/cuda/prefill_choice.hpp"
 
 #include <gtest/gtest.h>
@@ -26,17 +27,21 @@ TEST(kernel_names, every_prefill_attention_name_the_config_takes_is_a_rule) {
   EXPECT_FALSE(prefill_rule_named(""));
 }
 
-TEST(kernel_names, the_config_takes_exactly_the_decode_tiles_there_are) {
+TEST(kernel_names, the_config_takes_timed_and_exactly_the_decode_tiles_there_are) {
   const auto& names = config::cuda_decode_attention_tiles;
-  ASSERT_EQ(std::size(names), std::size(decode_tiles));
+  ASSERT_EQ(std::size(names), std::size(decode_tiles) + 1);  // and "timed"
+  for (std::string_view name : names) EXPECT_TRUE(decode_tile_rule_named(name)) << name;
   for (decode_tile t : decode_tiles) {
     EXPECT_EQ(decode_tile_named(decode_tile_name(t)), t);
+    EXPECT_EQ(decode_tile_rule_named(decode_tile_name(t)), decode_tile_rule{t});
     EXPECT_NE(std::find(std::begin(names), std::end(names), decode_tile_name(t)), std::end(names))
         << decode_tile_name(t);
   }
-  EXPECT_EQ(config::cuda_config{}.decode_attention_tile, decode_tile_name(decode_tiles[0]));
-  EXPECT_FALSE(decode_tile_named("32X2"));
-  EXPECT_FALSE(decode_tile_named("?"));
+  EXPECT_EQ(decode_tile_rule_named(config::cuda_config{}.decode_attention_tile),
+            decode_tile_rule{});  // timed by default, as cuda_options
+  EXPECT_FALSE(decode_tile_named("timed"));
+  EXPECT_FALSE(decode_tile_rule_named("32X2"));
+  EXPECT_FALSE(decode_tile_rule_named("?"));
 }
 
 }  // namespace

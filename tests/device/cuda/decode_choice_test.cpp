@@ -1,0 +1,150 @@
+// decode_choice: the decode attention tiles other than 32x2 are verified
+// against it before they are timed, and a tile that fails to launch or
+// disagrees (an item left unwritten, a head zeroed) is never chosen; a
+// probe without room keeps 32x2. The rule and argument checks need no GPU.
+#include "device/cuda/decode_choice.hpp"
+
+#include "tests/device/cuda/cuda_test_util.hpp"
+
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <string>
+
+namespace accellm::device::cuda {
+namespace {
+
+const attn_shape llama3_quarter{8, 2, 128};  // GQA 4:1 at head_dim 128
+
+decode_probe_options with(decode_fn candidate = &decode_attention) {
+  decode_probe_options o;
+  o.items = 16;
+  o.context = 512;
+  o.target_blocks = 32 * 132;  // an H100's: a few splits per item at 512 positions
+  o.candidate = candidate;
+  return o;
+}
+
+// Faulty candidates, each run for the tiles other than 32x2.
+status refuses(const decode_attention_args&, cudaStream_t) {
+  return fail(errc::invalid_argument, "test: refused");
+}
+status leaves_an_item(const decode_attention_args& a, cudaStream_t s) {
+  decode_attention_args b = a;
+  b.n_items = a.n_items - 1;  // the last item's row keeps the probe's NaN bits
+  return decode_attention(b, s);
+}
+status zeroes_one_head(const decode_attention_args& a, cudaStream_t s) {
+  // Finite but wrong: head 0 of item 3's row (a softmax average of V rows
+  // in [-1, 1)) set to zero.
+  ACCELLM_TRY(decode_attention(a, s));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(a.out + 3 * a.shape.q_width(), 0,
+                                   a.shape.head_dim * sizeof(__nv_bfloat16), s));
+  return {};
+}
+
+TEST(decode_choice, a_fixed_tile_runs_no_probe) {
+  // No CUDA call: runs without a GPU.
+  auto o = with();
+  o.rule = decode_tile_rule{decode_tile::keys64_stages2};
+  auto c = choose_decode_tile(llama3_quarter, 16, nullptr, o);
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_EQ(c->tile, decode_tile::keys64_stages2);
+  EXPECT_TRUE(c->trials.empty());
+  EXPECT_EQ(c->items, 0u);
+  EXPECT_NE(describe(*c).find("64x2: by rule"), std::string::npos) << describe(*c);
+}
+
+TEST(decode_choice, a_head_dim_with_one_tile_runs_no_probe) {
+  auto c = choose_decode_tile(attn_shape{4, 2, 32}, 16, nullptr, with());
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_EQ(c->tile, decode_tile::keys32_stages2);
+  EXPECT_TRUE(c->trials.empty());
+  EXPECT_NE(c->note.find("head_dim 32"), std::string::npos) << c->note;
+}
+
+TEST(decode_choice, refuses_an_empty_probe) {
+  auto o = with();
+  o.items = 0;
+  auto c = choose_decode_tile(llama3_quarter, 16, nullptr, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.err().code(), errc::invalid_argument);
+}
+
+TEST(decode_choice, a_probe_without_room_keeps_the_default) {
+  auto o = with();
+  o.max_kv_bytes = 1024;  // not one block of 16 positions for 16 items
+  auto c = choose_decode_tile(llama3_quarter, 16, nullptr, o);
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_EQ(c->tile, decode_tile::keys32_stages2);
+  EXPECT_TRUE(c->trials.empty());
+  EXPECT_NE(c->note.find("no room"), std::string::npos) << c->note;
+}
+
+TEST(decode_choice, timed_rule_verifies_and_times_every_tile) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto c = choose_decode_tile(llama3_quarter, 16, s->get(), with());
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  ASSERT_EQ(c->trials.size(), std::size(decode_tiles) - 1) << describe(*c);
+  EXPECT_GT(c->default_ms, 0.0f);
+  EXPECT_EQ(c->items, 16u);
+  EXPECT_EQ(c->context, 512u);
+  const decode_trial* fastest = nullptr;
+  for (const decode_trial& t : c->trials) {
+    EXPECT_TRUE(t.verified) << describe(*c);
+    EXPECT_LE(t.max_diff, 2e-2);
+    EXPECT_GT(t.ms, 0.0f);
+    if (fastest == nullptr || t.ms < fastest->ms) fastest = &t;
+  }
+  ASSERT_NE(fastest, nullptr);
+  // Whichever won, it won by the rule: kept only under 0.97 of 32x2's time.
+  EXPECT_EQ(c->tile,
+            fastest->ms < 0.97f * c->default_ms ? fastest->tile : decode_tile::keys32_stages2)
+      << describe(*c);
+  std::cout << "llama3 quarter shape, 16 x 512: " << describe(*c) << "\n";
+}
+
+TEST(decode_choice, a_cap_on_the_probe_shortens_its_context) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto o = with();
+  // 16 items x 256 KV width x 4 bytes: 16 KiB a position; room for 200 -> 192.
+  o.max_kv_bytes = 200 * 16 * 256 * 4;
+  auto c = choose_decode_tile(llama3_quarter, 16, s->get(), o);
+  ASSERT_TRUE(c.ok()) << c.err().what();
+  EXPECT_EQ(c->context, 192u) << describe(*c);
+  EXPECT_FALSE(c->trials.empty());
+}
+
+TEST(decode_choice, never_keeps_a_faulty_tile) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  struct faulty {
+    const char* name;
+    decode_fn fn;
+    bool launches;
+  };
+  for (const faulty& f :
+       {faulty{"refuses", &refuses, false}, faulty{"leaves_an_item", &leaves_an_item, true},
+        faulty{"zeroes_one_head", &zeroes_one_head, true}}) {
+    SCOPED_TRACE(f.name);
+    auto c = choose_decode_tile(llama3_quarter, 16, s->get(), with(f.fn));
+    ASSERT_TRUE(c.ok()) << c.err().what();
+    EXPECT_EQ(c->tile, decode_tile::keys32_stages2) << describe(*c);
+    ASSERT_FALSE(c->trials.empty());
+    for (const decode_trial& t : c->trials) {
+      EXPECT_FALSE(t.verified);
+      EXPECT_EQ(t.ms, 0.0f);  // never timed
+      EXPECT_NE(t.note.find(f.launches ? "disagrees" : "failed to launch"), std::string::npos)
+          << t.note;
+    }
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);  // nothing left behind
+  }
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
