@@ -100,7 +100,7 @@ canary() {
   local log=$BUILD/canary.log
   if timeout 180 "$BUILD"/bench/gpu/bench_gpu_model --model llama2-7b --batches 64 --contexts 512 \
     --prefill 512 --steps 2 "$@" >"$log" 2>&1; then
-    grep -E "prefill attention kernel|gemm planner" "$log" | head -3
+    grep -E "prefill attention kernel|decode attention tile|gemm planner" "$log" | head -4
     return 0
   fi
   tail -5 "$log"
