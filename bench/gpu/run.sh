@@ -141,6 +141,9 @@ model() {
 if [ "$MODE" = quick ]; then
   model --model llama2-7b --batches 1,64 --contexts 512,2048 --prefill 512,2048 --csv "$csv" \
     --stream 2048 --stream-csv "$stream_csv" --breakdown on
+  # The decode target's weakest single-GPU points (GQA, a vocabulary 4x
+  # longer) and its prefill of 2048 tokens.
+  model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 2048 --csv "$csv"
 else
   model --model llama2-7b --batches 1,8,16,32,64,128,256 --contexts 512,1024,2048,4096 \
     --prefill 128,256,384,512,768,1024,1536,2048,3072,4096 --csv "$csv" --profile "bench/results/$slug-llama2-7b-profile.csv" \
