@@ -75,9 +75,11 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
 // measured. No file: rows are dropped.
 class csv_rows {
  public:
-  csv_rows(const std::string& path, std::string gpu) : gpu_(std::move(gpu)) {
+  explicit csv_rows(const std::string& path) {
     if (!path.empty()) out_.open(path, std::ios::app);
   }
+  /// The GPU's name, the first column of every row.
+  void set_gpu(std::string gpu) { gpu_ = std::move(gpu); }
   /// False when a path was given and cannot be appended to.
   bool usable(const std::string& path) const { return path.empty() || out_.is_open(); }
   /// "name,metric,value".
@@ -336,16 +338,17 @@ int main(int argc, char** argv) {
     std::cerr << "bench_gpu_ceilings: " << bad << "\n";
     return 2;
   }
+  csv_rows rows_csv(opt.csv);  // before any CUDA call: a bad path is a bad flag
+  if (!rows_csv.usable(opt.csv)) {
+    std::cerr << "bench_gpu_ceilings: --csv " << opt.csv << ": cannot append to it\n";
+    return 2;
+  }
   auto devices = query_devices();
   if (!devices) {
     std::cerr << "bench_gpu_ceilings: " << devices.err().what() << "\n";
     return 1;
   }
-  csv_rows rows_csv(opt.csv, (*devices)[0].name);
-  if (!rows_csv.usable(opt.csv)) {
-    std::cerr << "bench_gpu_ceilings: --csv " << opt.csv << ": cannot append to it\n";
-    return 2;
-  }
+  rows_csv.set_gpu((*devices)[0].name);
   auto s = stream::create();
   auto h = cublas_handle::create(s->get());
   if (!s || !h) return 1;
