@@ -47,10 +47,14 @@ result<probe> make_probe(const attn_shape& shape, std::uint32_t block_tokens, st
   // Blocks handed out backwards, as a pool that has been in use would.
   std::vector<std::int32_t> tables(blocks);
   for (std::uint32_t i = 0; i < blocks; ++i) tables[i] = static_cast<std::int32_t>(blocks - 1 - i);
+  // Lengths up to 60 short of `context`, so that most end inside a stage
+  // of every tile: the check covers the ragged ends, not only whole stages.
   std::vector<decode_item> list(items);
-  for (std::uint32_t i = 0; i < items; ++i)
+  for (std::uint32_t i = 0; i < items; ++i) {
+    const std::uint32_t short_by = (i * 13) % std::min(61u, context);
     list[i] = decode_item{static_cast<std::int32_t>(i), static_cast<std::int32_t>(i),
-                          static_cast<std::int32_t>(context)};
+                          static_cast<std::int32_t>(context - short_by)};
+  }
   ACCELLM_TRY(p.tables.upload(tables.data(), s));
   ACCELLM_TRY(p.items.upload(list.data(), s));
   ACCELLM_TRY(fill_uniform(p.q.data(), p.q.size(), 0xdec1, 2.0f, s));

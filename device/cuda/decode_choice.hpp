@@ -6,8 +6,9 @@
 // at batch 64, context 1024, on the H100), and its tiles trade warps per SM
 // for bytes in flight per warp, which is a question of the GPU, not of the
 // code. The probe is a synthetic decode step in the model's attention shape:
-// 64 requests of `context` positions (1024, fewer when the probe's KV would
-// exceed `max_kv_bytes`), seeded Q in [-2, 2), K and V in [-1, 1) in a
+// 64 requests of up to `context` positions (1024, fewer when the probe's KV
+// would exceed `max_kv_bytes`; most of them up to 60 shorter, so that they
+// end inside a pipeline stage), seeded Q in [-2, 2), K and V in [-1, 1) in a
 // temporary one-layer pool whose blocks are handed out backwards, split as
 // the forward pass would split it. The default tile (32x2, the one measured
 // on H100 and H200) is the reference; each other tile the head_dim admits
