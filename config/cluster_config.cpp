@@ -281,10 +281,11 @@ status cluster_reader::read_cuda() {
       known += (known.empty() ? "\"" : ", \"") + std::string{n} + '"';
     return f.fail_at(key, "must be one of " + known + ", got \"" + value + '"');
   };
-  status ok = f.only({"graphs", "prefill_attention", "skinny_gemm", "programmatic_launch",
-                      "decode_attention_tile"});
+  status ok = f.only({"graphs", "prefill_attention", "skinny_gemm", "cublaslt_split_k",
+                      "programmatic_launch", "decode_attention_tile"});
   if (ok) ok = f.get("graphs", cu.graphs);
   if (ok) ok = f.get("skinny_gemm", cu.skinny_gemm);
+  if (ok) ok = f.get("cublaslt_split_k", cu.cublaslt_split_k);
   if (ok) ok = f.get("programmatic_launch", cu.programmatic_launch);
   if (ok) ok = one_of("prefill_attention", cu.prefill_attention, cuda_prefill_attention_kernels);
   if (ok)

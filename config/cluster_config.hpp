@@ -21,8 +21,9 @@
 //   [worker]            host (where its KV receiver listens), kv_port, device, cpu_compute,
 //                       kv_ring_mib, gpu_memory_fraction, kv_window_mib, kv_queue_mib,
 //                       kv_pinned_mib
-//   [cuda]              graphs, prefill_attention, skinny_gemm, programmatic_launch,
-//                       decode_attention_tile: how a cuda:N worker runs its model
+//   [cuda]              graphs, prefill_attention, skinny_gemm, cublaslt_split_k,
+//                       programmatic_launch, decode_attention_tile: how a cuda:N worker
+//                       runs its model
 //   [security]          token, tls, certificate, key, ca
 //   [network]           heartbeat_ms, timeout_ms, max_message_mib
 //   [log]               level
@@ -140,6 +141,7 @@ struct cuda_config {
   /// "rows64" (no probe), or that kernel whenever it agrees.
   std::string prefill_attention = "timed";
   bool skinny_gemm = true;          ///< decode products may try accellm's skinny GEMMs
+  bool cublaslt_split_k = true;     ///< ... and split-K variants of cuBLASLt's proposals
   bool programmatic_launch = true;  ///< kernels overlap their launch with the one before
   /// One of cuda_decode_attention_tiles: "timed" (the fastest tile that
   /// agrees with 32x2 on a probe at start-up, if a clear win), or a tile:

@@ -45,6 +45,7 @@ result<device::cuda::cuda_options> cuda_options_of(const config::cluster_config&
   o.graphs = cu.graphs ? device::cuda::use_graphs::yes : device::cuda::use_graphs::no;
   o.prefill = *prefill;
   o.skinny_gemm = cu.skinny_gemm;
+  o.cublaslt_split_k = cu.cublaslt_split_k;
   o.programmatic_launch = cu.programmatic_launch;
   o.decode_attention_tile = *tile;
   return o;

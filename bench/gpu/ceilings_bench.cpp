@@ -12,7 +12,8 @@
 // (rows64, rows128, wgmma64, wgmma128); the elementwise kernels of a prefill
 // against the copy ceiling.
 //
-//   bench_gpu_ceilings [--csv FILE] [--skip wgmma128,skinny_wgmma,skinny_tma,decode_tiles]
+//   bench_gpu_ceilings [--csv FILE]
+//                      [--skip wgmma128,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles]
 //
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
@@ -399,8 +400,9 @@ int main(int argc, char** argv) {
     });
     alone_ms += blas;
     layer_flops += flops;
-    const auto lt = accellm::bench::best_lt(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
-                                            ws->data(), ws->size(), s->get(), pr.type, pr.beta);
+    const auto lt =
+        accellm::bench::best_lt(x->data(), rows, pr.in, y->data(), pr.out, c->data(), ws->data(),
+                                ws->size(), s->get(), pr.type, pr.beta, !opt.skips("lt_split_k"));
     std::printf("  prefill %-7s 2048 rows: cuBLAS %.3f ms %.0f TFLOP/s", pr.name, blas,
                 flops / (blas * 1e-3) / 1e12);
     rows_csv.push_back(std::string{"prefill_"} + pr.name + "_2048,cublas_tflop_per_s," +
@@ -468,7 +470,8 @@ int main(int argc, char** argv) {
     rows_csv.push_back("gate_up_rows_" + std::to_string(rows) + ",cublas_tb_per_s," +
                        std::to_string(bytes / (blas * 1e-3) / 1e12));
     lt_figures(accellm::bench::best_lt(x->data(), rows, in, y->data(), out, c->data(), ws->data(),
-                                       ws->size(), s->get()),
+                                       ws->size(), s->get(), gemm_out::fp32, 0.0f,
+                                       !opt.skips("lt_split_k")),
                bytes, 0, "gate_up_rows_" + std::to_string(rows), rows_csv);
     if (rows <= gemv_max_rows) {
       const float mv = time_ms(s->get(), 20, [&] {
@@ -503,7 +506,8 @@ int main(int argc, char** argv) {
                   bytes / (blas * 1e-3) / 1e12);
       rows_csv.push_back(key + ",cublas_tb_per_s," + std::to_string(bytes / (blas * 1e-3) / 1e12));
       lt_figures(accellm::bench::best_lt(x->data(), rows, pr.in, y->data(), pr.out, c->data(),
-                                         ws->data(), ws->size(), s->get()),
+                                         ws->data(), ws->size(), s->get(), gemm_out::fp32, 0.0f,
+                                         !opt.skips("lt_split_k")),
                  bytes, 0, key, rows_csv);
       (void)gemm(h->get(), x->data(), rows, pr.in, y->data(), pr.out, c->data(), gemm_out::fp32,
                  0.0f);

@@ -12,7 +12,7 @@ namespace accellm::bench {
 lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                 const __nv_bfloat16* w, std::uint32_t out, void* y, void* workspace,
                 std::size_t workspace_bytes, cudaStream_t s, device::cuda::gemm_out type,
-                float beta) {
+                float beta, bool split_k) {
   lt_best best;
   cublasLtHandle_t lt = nullptr;
   if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return best;
@@ -23,6 +23,7 @@ lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
   }
   device::cuda::lt_search search;
   search.proposals = 16;
+  if (!split_k) search.varied = 0;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);

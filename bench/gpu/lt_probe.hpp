@@ -2,9 +2,9 @@
 // product of the model's shape, against cublasGemmEx's default choice.
 // Times every candidate device/cuda/lt_search.hpp offers: up to 16 of the
 // heuristic's proposals, and split-K variants of the first three (what
-// gemm_planner times, with more proposals), and returns the fastest of each
-// kind. y is fp32 or bf16 (`type`); beta != 0 accumulates into it, as the
-// model's residual products do.
+// gemm_planner times, with more proposals; none with split_k false), and
+// returns the fastest of each kind. y is fp32 or bf16 (`type`); beta != 0 accumulates into it, as
+// the model's residual products do.
 #pragma once
 
 #include "device/cuda/gemm.hpp"
@@ -28,6 +28,7 @@ struct lt_best {
 lt_best best_lt(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                 const __nv_bfloat16* w, std::uint32_t out, void* y, void* workspace,
                 std::size_t workspace_bytes, cudaStream_t s,
-                device::cuda::gemm_out type = device::cuda::gemm_out::fp32, float beta = 0.0f);
+                device::cuda::gemm_out type = device::cuda::gemm_out::fp32, float beta = 0.0f,
+                bool split_k = true);
 
 }  // namespace accellm::bench

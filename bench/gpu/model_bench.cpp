@@ -6,7 +6,8 @@
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
-//                   [--skinny on|off] [--pdl on|off] [--decode-tile timed|32x2|16x4|32x4|64x2]
+//                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
+//                   [--decode-tile timed|32x2|16x4|32x4|64x2]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -17,7 +18,8 @@
 // include the modelled all-reduce). The header names the prefill attention
 // kernel the backend chose at creation and why (prefill_choice.hpp).
 // --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64, wgmma128:
-// that one whenever it is verified) and --skinny off (the planner tries cuBLAS(Lt) only) set
+// that one whenever it is verified), --skinny off (the planner tries cuBLAS(Lt) only) and
+// --lt-split-k off (cuBLASLt's proposals only, no split-K variants) set
 // those choices, to compare them or to step around a kernel that fails. --pdl off launches
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
 // --decode-tile (default timed: the backend's own probe, decode_choice.hpp) runs decode
@@ -72,6 +74,7 @@ struct args {
   bool breakdown = false;
   cuda::prefill_rule prefill_rule = cuda::prefill_rule::timed;
   bool skinny = true;
+  bool lt_split_k = true;
   bool pdl = true;
   cuda::decode_tile_rule decode_tile;  // timed
   std::uint32_t steps = 10;
@@ -115,6 +118,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.prefill_rule = *cuda::prefill_rule_named(v);
   else if (k == "--skinny" && (v == "on" || v == "off"))
     a.skinny = v == "on";
+  else if (k == "--lt-split-k" && (v == "on" || v == "off"))
+    a.lt_split_k = v == "on";
   else if (k == "--pdl" && (v == "on" || v == "off"))
     a.pdl = v == "on";
   else if (k == "--decode-tile" && cuda::decode_tile_rule_named(v))
@@ -454,7 +459,8 @@ int main(int argc, char** argv) {
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
-                 " [--skinny on|off] [--pdl on|off] [--decode-tile timed|32x2|16x4|32x4|64x2]\n";
+                 " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
+                 " [--decode-tile timed|32x2|16x4|32x4|64x2]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -468,6 +474,7 @@ int main(int argc, char** argv) {
   o.seed = 1;
   o.prefill = a.prefill_rule;
   o.skinny_gemm = a.skinny;
+  o.cublaslt_split_k = a.lt_split_k;
   o.programmatic_launch = a.pdl;
   o.decode_attention_tile = a.decode_tile;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);

@@ -89,9 +89,9 @@ stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 # Canaries: the candidate kernels that have not run on a GPU yet (wgmma128;
-# skinny_gemm_wgmma and skinny_gemm_tma; the decode attention tiles other
-# than 32x2, which the timed rule probes), forced on in short Llama-2-7B
-# runs of their own.
+# skinny_gemm_wgmma, skinny_gemm_tma and cuBLASLt's split-K variants; the
+# decode attention tiles other than 32x2, which the timed rule probes),
+# forced on in short Llama-2-7B runs of their own.
 # One that faults (an illegal address is sticky: it ends its process's CUDA
 # context, and backends run every candidate when created) is then left out
 # of the benchmarks instead of failing each of them.
@@ -107,17 +107,18 @@ canary() {
   return 1
 }
 skip=()
-if ! canary --prefill-kernel wgmma128 --skinny off --decode-tile 32x2; then
+if ! canary --prefill-kernel wgmma128 --skinny off --lt-split-k off --decode-tile 32x2; then
   echo "run.sh: the wgmma128 canary failed: the benchmarks choose rows128 (--prefill-kernel rows128)"
   B="$B --prefill-kernel rows128"
   skip+=(wgmma128)
 fi
-if ! canary --prefill-kernel rows64 --skinny on --decode-tile 32x2; then
-  echo "run.sh: the skinny canary failed: the benchmarks leave the skinny kernels out (--skinny off)"
-  B="$B --skinny off"
-  skip+=(skinny_wgmma skinny_tma)
+if ! canary --prefill-kernel rows64 --skinny on --lt-split-k on --decode-tile 32x2; then
+  echo "run.sh: the decode products canary failed: the benchmarks leave the skinny kernels and" \
+    "cuBLASLt's split-K variants out (--skinny off --lt-split-k off)"
+  B="$B --skinny off --lt-split-k off"
+  skip+=(skinny_wgmma skinny_tma lt_split_k)
 fi
-if ! canary --prefill-kernel rows64 --skinny off --decode-tile timed; then
+if ! canary --prefill-kernel rows64 --skinny off --lt-split-k off --decode-tile timed; then
   echo "run.sh: the decode tile canary failed: the benchmarks keep 32x2 (--decode-tile 32x2)"
   B="$B --decode-tile 32x2"
   skip+=(decode_tiles)

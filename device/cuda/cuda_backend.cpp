@@ -91,6 +91,7 @@ status cuda_backend::init(int device) {
   // Scratch first, so the pool takes what is left.
   gemm_planner_options planner;
   if (!options_.skinny_gemm) planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
+  if (!options_.cublaslt_split_k) planner.lt.varied = 0;
   auto fwd =
       forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get(),
                            options_.prefill, planner, options_.decode_attention_tile);
@@ -136,16 +137,15 @@ std::vector<std::string> cuda_backend::describe_setup() const {
                           : programmatic_refused_.empty()
                               ? "off (needs compute capability 9.0 or later)"
                               : "off: " + programmatic_refused_;
-  return {
-      name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
-      "prefill attention " + describe(prefill_kernel_choice()),
-      "decode attention tile " + describe(decode_tile_choice()),
-      std::string{"CUDA graphs "} + (options_.graphs == use_graphs::yes ? "on" : "off") +
-          ", programmatic launch " + pdl,
-      std::string{"decode products: "} +
-          (options_.skinny_gemm ? "cuBLAS(Lt) (split-K variants included) or accellm's skinny GEMMs"
-                                : "cuBLAS(Lt) (split-K variants included) only") +
-          ", the fastest verified one per batch size, timed on its first use"};
+  return {name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
+          "prefill attention " + describe(prefill_kernel_choice()),
+          "decode attention tile " + describe(decode_tile_choice()),
+          std::string{"CUDA graphs "} + (options_.graphs == use_graphs::yes ? "on" : "off") +
+              ", programmatic launch " + pdl,
+          std::string{"decode products: cuBLAS(Lt)"} +
+              (options_.cublaslt_split_k ? " with split-K variants" : " proposals only") +
+              (options_.skinny_gemm ? " or accellm's skinny GEMMs" : "") +
+              ", the fastest verified one per batch size, timed on its first use"};
 }
 
 result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,

@@ -63,6 +63,10 @@ struct cuda_options {
   /// skinny_gemm_wgmma and skinny_gemm_tma (it still verifies each and keeps
   /// one only as a clear win); false: cuBLAS(Lt) only.
   bool skinny_gemm = true;
+  /// Whether the planner may also time split-K variants of cuBLASLt's
+  /// proposals (lt_search.hpp; each verified first); false: the proposals
+  /// only.
+  bool cublaslt_split_k = true;
   /// Whether an iteration's kernels are launched with programmatic dependent
   /// launch (launch.cuh: each one's launch and ramp overlap the tail of the
   /// one before; compute capability 9.0 and later only, else ignored).

@@ -77,10 +77,20 @@ grep -q "^bench_gpu_model --prefill-kernel rows128 --model llama2-7b --batches 1
 
 # 3. Every canary faults: all are skipped, each with its fallback.
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma,skinny_tma,decode_tiles$" \
-  "$tmp/calls" || fail "three skips"
-grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --decode-tile 32x2 --model" \
-  "$tmp/calls" || fail "three fallbacks"
+grep -q "^bench_gpu_ceilings --csv .* --skip wgmma128,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
+  "$tmp/calls" || fail "every skip"
+grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --lt-split-k off --decode-tile 32x2 --model" \
+  "$tmp/calls" || fail "every fallback"
+
+# 3a. Only the decode products canary faults: the skinny kernels and the
+# split-K variants are left out, nothing else.
+run "--skinny on"
+[ "$rc" = 0 ] || fail "a failed products canary alone must not fail the run (exit $rc)"
+grep -q "the decode products canary failed" "$tmp/out" || fail "products canary failure not reported"
+grep -q "^bench_gpu_ceilings --csv .* --skip skinny_wgmma,skinny_tma,lt_split_k$" "$tmp/calls" ||
+  fail "ceilings not told to skip the products' candidates"
+grep -q "^bench_gpu_model --skinny off --lt-split-k off --model llama2-7b --batches 1,64" \
+  "$tmp/calls" || fail "model run without the products' fallbacks"
 
 # 3b. Only the decode tile canary faults: the ceilings skip the tiles, the
 # model runs keep 32x2.

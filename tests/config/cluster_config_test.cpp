@@ -329,6 +329,7 @@ kv_pinned_mib = 0
 graphs = false
 prefill_attention = "wgmma128"
 skinny_gemm = false
+cublaslt_split_k = false
 programmatic_launch = false
 decode_attention_tile = "64x2"
 [security]
@@ -364,6 +365,7 @@ level = "debug"
   EXPECT_EQ(d.cuda, (cuda_config{.graphs = false,
                                  .prefill_attention = "wgmma128",
                                  .skinny_gemm = false,
+                                 .cublaslt_split_k = false,
                                  .programmatic_launch = false,
                                  .decode_attention_tile = "64x2"}));
   EXPECT_EQ(d.token, "s3cret");
@@ -385,7 +387,7 @@ level = "debug"
   EXPECT_EQ(defaults.worker_kv_queue_mib, 1024u);
   EXPECT_EQ(defaults.worker_kv_pinned_mib, 1024u);
   EXPECT_EQ(defaults.cuda, cuda_config{});
-  EXPECT_TRUE(defaults.cuda.graphs && defaults.cuda.skinny_gemm &&
+  EXPECT_TRUE(defaults.cuda.graphs && defaults.cuda.skinny_gemm && defaults.cuda.cublaslt_split_k &&
               defaults.cuda.programmatic_launch);
   EXPECT_EQ(defaults.cuda.prefill_attention, "timed");
   EXPECT_EQ(defaults.cuda.decode_attention_tile, "timed");
@@ -433,6 +435,7 @@ TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
                {"cuda.decode_attention_tile", "128x1", "\"64x2\""});
   expect_error("[cuda]\ndecode_attention_tile = 32\n", {"cuda.decode_attention_tile"});
   expect_error("[cuda]\ngraphs = \"yes\"\n", {"cuda.graphs"});
+  expect_error("[cuda]\ncublaslt_split_k = 1\n", {"cuda.cublaslt_split_k"});
   expect_error("[cuda]\npdl = false\n", {"cuda.pdl", "programmatic_launch"});
   expect_error("cuda = 1\n", {"cuda"});
   expect_error("[security]\ntls = true\n", {"security.certificate", "required when tls = true"});
