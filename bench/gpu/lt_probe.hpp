@@ -1,7 +1,7 @@
 // bench_gpu_ceilings helper: how fast cuBLASLt's best algorithms run a
 // product of the model's shape, against cublasGemmEx's default choice.
 // Times every candidate device/cuda/lt_search.hpp offers: up to 16 of the
-// heuristic's proposals, and split-K variants of the first three (what
+// heuristic's proposals, and split-K variants of the first two (what
 // gemm_planner times, with more proposals; none with split_k false), and
 // returns the fastest of each kind. y is fp32 or bf16 (`type`); beta != 0 accumulates into it, as
 // the model's residual products do.

@@ -261,7 +261,7 @@ TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
   ASSERT_EQ(cublasLtCreate(&lt), CUBLAS_STATUS_SUCCESS);
   auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{8} << 20);
   ASSERT_TRUE(ws.ok());
-  // A decode-like product: few rows, k long enough to split 16 ways.
+  // A decode-like product: few rows, k long enough to split 8 ways.
   constexpr std::uint32_t rows = 16, in = 2048, out = 256;
   auto x = to_bf16(random_vector(rows * in, 50, 1.0f));
   auto w = to_bf16(random_vector(out * in, 51, 1.0f));
