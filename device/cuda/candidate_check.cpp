@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include <cmath>
+#include <cstdio>
 
 namespace accellm::device::cuda {
 
@@ -35,6 +36,24 @@ deviation deviation_of(const std::vector<float>& got, const std::vector<float>& 
     d.max_diff = std::max(d.max_diff, std::fabs(static_cast<double>(got[i]) - ref[i]));
   }
   return d;
+}
+
+std::string describe_choice(const char* chosen, const std::string& note,
+                            const std::vector<trial_summary>& trials, const std::string& versus) {
+  std::string times, failed;
+  char buf[96];
+  for (const trial_summary& t : trials) {
+    if (t.ms > 0.0f) {
+      std::snprintf(buf, sizeof buf, "%s %.3f ms, ", t.name, t.ms);
+      times += buf;
+    }
+    if (!t.verified) failed += std::string{"; "} + t.name + " " + t.note;
+  }
+  if (!times.empty() && !versus.empty())
+    times = " (" + times.substr(0, times.size() - 2) + " " + versus + ")";
+  else
+    times.clear();
+  return std::string{chosen} + ": " + note + times + failed;
 }
 
 double relative_deviation(const std::vector<float>& got, const std::vector<float>& ref) {

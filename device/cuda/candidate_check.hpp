@@ -54,6 +54,21 @@ struct deviation {
 };
 deviation deviation_of(const std::vector<float>& got, const std::vector<float>& ref);
 
+/// One candidate's outcome, as a run-time choice's description shows it.
+struct trial_summary {
+  const char* name;
+  bool verified = false;
+  float ms = 0.0f;  ///< 0: not timed
+  std::string note;
+};
+
+/// How prefill_choice and decode_choice describe themselves: "<chosen>:
+/// <note> (<name> <ms> ms, ... <versus>)", then "; <name> <note>" for each
+/// candidate not verified. The times only when some were taken and `versus`
+/// (the reference's, e.g. "vs rows64 0.070 ms on 1024 tokens") is not empty.
+std::string describe_choice(const char* chosen, const std::string& note,
+                            const std::vector<trial_summary>& trials, const std::string& versus);
+
 /// max |got - ref| / max |ref|; infinity when any value is not finite.
 double relative_deviation(const std::vector<float>& got, const std::vector<float>& ref);
 

@@ -118,21 +118,14 @@ std::optional<decode_tile_rule> decode_tile_rule_named(std::string_view name) no
 }
 
 std::string describe(const decode_choice& c) {
-  std::string times, failed;
-  char buf[96];
-  for (const decode_trial& t : c.trials) {
-    if (t.ms > 0.0f) {
-      std::snprintf(buf, sizeof buf, "%s %.3f ms, ", decode_tile_name(t.tile), t.ms);
-      times += buf;
-    }
-    if (!t.verified) failed += std::string{"; "} + decode_tile_name(t.tile) + " " + t.note;
-  }
-  if (!times.empty() && c.default_ms > 0.0f) {
-    std::snprintf(buf, sizeof buf, "vs 32x2 %.3f ms on %u x %u positions", c.default_ms, c.items,
-                  c.context);
-    times = " (" + times.substr(0, times.size() - 2) + " " + buf + ")";
-  }
-  return std::string{decode_tile_name(c.tile)} + ": " + c.note + times + failed;
+  std::vector<trial_summary> trials;
+  for (const decode_trial& t : c.trials)
+    trials.push_back({decode_tile_name(t.tile), t.verified, t.ms, t.note});
+  char versus[96] = "";
+  if (c.default_ms > 0.0f)
+    std::snprintf(versus, sizeof versus, "vs 32x2 %.3f ms on %u x up to %u positions", c.default_ms,
+                  c.items, c.context);
+  return describe_choice(decode_tile_name(c.tile), c.note, trials, versus);
 }
 
 result<decode_choice> choose_decode_tile(const attn_shape& shape, std::uint32_t block_tokens,

@@ -164,20 +164,13 @@ std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept {
 }
 
 std::string describe(const prefill_choice& c) {
-  std::string times, failed;
-  char buf[96];
-  for (const prefill_trial& t : c.trials) {
-    if (t.ms > 0.0f) {
-      std::snprintf(buf, sizeof buf, "%s %.3f ms, ", prefill_kernel_name(t.kernel), t.ms);
-      times += buf;
-    }
-    if (!t.verified) failed += std::string{"; "} + prefill_kernel_name(t.kernel) + " " + t.note;
-  }
-  if (!times.empty() && c.rows64_ms > 0.0f) {
-    std::snprintf(buf, sizeof buf, "vs rows64 %.3f ms on %u tokens", c.rows64_ms, c.tokens);
-    times = " (" + times.substr(0, times.size() - 2) + " " + buf + ")";
-  }
-  return std::string{prefill_kernel_name(c.kernel)} + ": " + c.note + times + failed;
+  std::vector<trial_summary> trials;
+  for (const prefill_trial& t : c.trials)
+    trials.push_back({prefill_kernel_name(t.kernel), t.verified, t.ms, t.note});
+  char versus[96] = "";
+  if (c.rows64_ms > 0.0f)
+    std::snprintf(versus, sizeof versus, "vs rows64 %.3f ms on %u tokens", c.rows64_ms, c.tokens);
+  return describe_choice(prefill_kernel_name(c.kernel), c.note, trials, versus);
 }
 
 result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint32_t block_tokens,

@@ -315,6 +315,20 @@ TEST(cuda_kernels, lt_candidates_each_compute_the_product) {
   cublasLtDestroy(lt);
 }
 
+// How prefill_choice and decode_choice describe themselves (no GPU).
+TEST(cuda_kernels, a_choice_describes_its_times_and_its_failures) {
+  const std::vector<trial_summary> trials{{"16x4", true, 0.105f, "verified"},
+                                          {"64x2", false, 0.0f, "failed to launch (x)"},
+                                          {"32x4", true, 0.125f, "verified"}};
+  EXPECT_EQ(describe_choice("16x4", "verified, a clear win", trials, "vs 32x2 0.118 ms"),
+            "16x4: verified, a clear win (16x4 0.105 ms, 32x4 0.125 ms vs 32x2 0.118 ms); 64x2 "
+            "failed to launch (x)");
+  EXPECT_EQ(describe_choice("32x2", "by rule, no probe", {}, ""), "32x2: by rule, no probe");
+  // Times without the reference's are left out.
+  EXPECT_EQ(describe_choice("rows64", "no clear win", trials, ""),
+            "rows64: no clear win; 64x2 failed to launch (x)");
+}
+
 TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
   ACCELLM_REQUIRE_GPU();
   const planned run = plan_and_check({});
