@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,6 +87,41 @@ result<float> median_ms_on(cudaStream_t s, int runs, F&& launch) {
     return fail(errc::device_failure,
                 std::string{"a timed candidate failed: "} + cudaGetErrorString(e));
   return ms;
+}
+
+/// What check_candidate found.
+struct candidate_verdict {
+  bool verified = false;  ///< launched, finite, and within rtol of the reference
+  double max_diff = 0.0;  ///< relative_deviation from the reference
+  std::string note;       ///< "verified (...)", "disagrees with X (...)", "failed to launch (...)"
+};
+
+/// Launches a candidate (`launch()` returns its status) and compares the `n`
+/// bf16 values it wrote at `out` with `ref`: verified when every value is
+/// finite and within `rtol` of max |ref|. `reference` names what `ref` came
+/// from, for the note. A refused launch is a verdict (its error cleared);
+/// errors only for a fault (sticky) and the download.
+template <class F>
+result<candidate_verdict> check_candidate(F&& launch, const void* out, std::size_t n,
+                                          const std::vector<float>& ref, double rtol,
+                                          const char* reference, cudaStream_t s) {
+  candidate_verdict v;
+  if (status st = launch(); !st) {
+    cudaGetLastError();  // a refused launch leaves no sticky error; clear it
+    v.note = std::string{"failed to launch ("} + st.err().message() + ")";
+    return v;
+  }
+  if (const cudaError_t e = cudaStreamSynchronize(s); e != cudaSuccess)
+    return fail(errc::device_failure, std::string{"a candidate failed: "} + cudaGetErrorString(e));
+  std::vector<float> got;
+  ACCELLM_TRY_ASSIGN(got, download_floats(out, n, gemm_out::bf16, s));
+  v.max_diff = relative_deviation(got, ref);
+  char diff[64];
+  std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", v.max_diff);
+  v.verified = v.max_diff <= rtol;  // false for NaN too
+  v.note = v.verified ? std::string{"verified ("} + diff + ")"
+                      : std::string{"disagrees with "} + reference + " (" + diff + ")";
+  return v;
 }
 
 }  // namespace accellm::device::cuda

@@ -87,23 +87,13 @@ result<decode_trial> try_tile(probe& p, decode_tile t, const std::vector<float>&
   a.out = p.out.data();
   a.tile = t;
   ACCELLM_CUDA_TRY(cudaMemsetAsync(p.out.data(), 0xff, p.out.bytes(), s));
-  if (status st = candidate(a, s); !st) {
-    cudaGetLastError();  // a refused launch leaves no sticky error; clear it
-    trial.note = std::string{"failed to launch ("} + st.err().message() + ")";
-    return trial;
-  }
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));  // a fault is sticky: an error
-  std::vector<float> got;
-  ACCELLM_TRY_ASSIGN(got, download_floats(p.out.data(), p.out.size(), gemm_out::bf16, s));
-  trial.max_diff = relative_deviation(got, ref);
-  char diff[64];
-  std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", trial.max_diff);
-  if (!(trial.max_diff <= agree_rtol)) {
-    trial.note = std::string{"disagrees with 32x2 ("} + diff + ")";
-    return trial;
-  }
-  trial.verified = true;
-  trial.note = std::string{"verified ("} + diff + ")";
+  candidate_verdict v;
+  ACCELLM_TRY_ASSIGN(v, check_candidate([&] { return candidate(a, s); }, p.out.data(), p.out.size(),
+                                        ref, agree_rtol, "32x2", s));
+  trial.verified = v.verified;
+  trial.max_diff = v.max_diff;
+  trial.note = std::move(v.note);
+  if (!trial.verified) return trial;
   ACCELLM_TRY_ASSIGN(trial.ms,
                      median_ms_on(s, runs_per_sample, [&] { return candidate(a, s).ok(); }));
   return trial;

@@ -107,24 +107,13 @@ result<prefill_trial> try_candidate(probe& p, prefill_kernel k, const std::vecto
   t.kernel = k;
   prefill_attention_args a;
   ACCELLM_TRY_ASSIGN(a, candidate_args(p, k, s));
-  if (status st = candidate(a, s); !st) {
-    cudaGetLastError();  // a refused launch leaves no sticky error; clear it
-    t.note = std::string{"failed to launch ("} + st.err().message() + ")";
-    return t;
-  }
-  // A fault in the kernel is sticky: the context is lost, an error.
-  ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
-  std::vector<float> got;
-  ACCELLM_TRY_ASSIGN(got, download_floats(p.out.data(), p.out.size(), gemm_out::bf16, s));
-  t.max_diff = relative_deviation(got, ref);
-  char diff[64];
-  std::snprintf(diff, sizeof diff, "max diff %.2e of max |out|", t.max_diff);
-  if (!(t.max_diff <= agree_rtol)) {
-    t.note = std::string{"disagrees with rows64 ("} + diff + ")";
-    return t;
-  }
-  t.verified = true;
-  t.note = std::string{"verified ("} + diff + ")";
+  candidate_verdict v;
+  ACCELLM_TRY_ASSIGN(v, check_candidate([&] { return candidate(a, s); }, p.out.data(), p.out.size(),
+                                        ref, agree_rtol, "rows64", s));
+  t.verified = v.verified;
+  t.max_diff = v.max_diff;
+  t.note = std::move(v.note);
+  if (!t.verified) return t;
   if (timed) ACCELLM_TRY_ASSIGN(t.ms, time_on(s, [&] { return candidate(a, s).ok(); }));
   return t;
 }
