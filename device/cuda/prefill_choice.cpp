@@ -93,12 +93,6 @@ result<prefill_attention_args> candidate_args(probe& p, prefill_kernel k, cudaSt
   return a;
 }
 
-// Median time of `launch` on the probe; negative when a launch failed.
-template <class F>
-result<float> time_on(cudaStream_t s, F&& launch) {
-  return median_ms_on(s, runs_per_sample, std::forward<F>(launch));
-}
-
 // Runs candidate k on the probe and checks it against `ref` (timing it when
 // `timed`). Errors only for the probe's own calls and faults (sticky).
 result<prefill_trial> try_candidate(probe& p, prefill_kernel k, const std::vector<float>& ref,
@@ -114,7 +108,9 @@ result<prefill_trial> try_candidate(probe& p, prefill_kernel k, const std::vecto
   t.max_diff = v.max_diff;
   t.note = std::move(v.note);
   if (!t.verified) return t;
-  if (timed) ACCELLM_TRY_ASSIGN(t.ms, time_on(s, [&] { return candidate(a, s).ok(); }));
+  if (timed)
+    ACCELLM_TRY_ASSIGN(t.ms,
+                       median_ms_on(s, runs_per_sample, [&] { return candidate(a, s).ok(); }));
   return t;
 }
 
@@ -179,7 +175,8 @@ result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint3
   ACCELLM_TRY_ASSIGN(ref, download_floats(p.ref.data(), p.ref.size(), gemm_out::bf16, s));
   const bool timed = o.rule == prefill_rule::timed;
   if (timed)
-    ACCELLM_TRY_ASSIGN(c.rows64_ms, time_on(s, [&] { return prefill_attention(p.a, s).ok(); }));
+    ACCELLM_TRY_ASSIGN(c.rows64_ms, median_ms_on(s, runs_per_sample,
+                                                 [&] { return prefill_attention(p.a, s).ok(); }));
   for (const prefill_kernel k : candidates_of(o.rule)) {
     prefill_trial t;
     ACCELLM_TRY_ASSIGN(t, try_candidate(p, k, ref, o.candidate, timed, s));
