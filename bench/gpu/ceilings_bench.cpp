@@ -76,19 +76,20 @@ float time_ms(cudaStream_t s, int reps, F&& f) {
 // measured. No file: rows are dropped.
 class csv_rows {
  public:
-  explicit csv_rows(const std::string& path) {
-    if (!path.empty()) out_.open(path, std::ios::app);
+  explicit csv_rows(const std::string& path) : wanted_(!path.empty()) {
+    if (wanted_) out_.open(path, std::ios::app);
   }
   /// The GPU's name, the first column of every row.
   void set_gpu(std::string gpu) { gpu_ = std::move(gpu); }
   /// False when a path was given and cannot be appended to.
-  bool usable(const std::string& path) const { return path.empty() || out_.is_open(); }
+  bool usable() const { return !wanted_ || out_.is_open(); }
   /// "name,metric,value".
   void push_back(const std::string& row) {
     if (out_.is_open()) out_ << gpu_ << "," << row << std::endl;  // flushed
   }
 
  private:
+  bool wanted_;  // a path was given
   std::ofstream out_;
   std::string gpu_;
 };
@@ -340,7 +341,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   csv_rows rows_csv(opt.csv);  // before any CUDA call: a bad path is a bad flag
-  if (!rows_csv.usable(opt.csv)) {
+  if (!rows_csv.usable()) {
     std::cerr << "bench_gpu_ceilings: --csv " << opt.csv << ": cannot append to it\n";
     return 2;
   }
