@@ -10,8 +10,8 @@
 # GTEST_SRC (googletest source tree, when GTest is not installed; default
 # ./.gtest-src or /usr/src/googletest), BUILD (default build/gpu),
 # JOBS (default: nproc), KEEP_GOING=1 (run the benchmarks even when a test
-# fails; the exit status still says so), MIRROR (a folder the results so far
-# are copied into at every phase, so that a run cut short still leaves
+# fails; the exit status still says so), MIRROR (a folder this run's results
+# so far are copied into at every phase, so that a run cut short still leaves
 # them there), DEADLINE_S (seconds from the start after which the remaining
 # model runs are skipped, each said in the log, so that the run ends inside
 # a time limit with its summary). `quick` runs a reduced sweep.
@@ -62,7 +62,12 @@ echo "== benchmarks"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 slug=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 mkdir -p bench/results
-rm -f "bench/results/$slug-ceilings.csv"
+outputs=()
+for f in ceilings clocks model stream model-pdl-off; do outputs+=("bench/results/$slug-$f.csv"); done
+[ "$MODE" = quick ] || for m in llama2-7b llama3-8b llama2-70b-tp8; do
+  outputs+=("bench/results/$slug-$m-profile.csv")
+done
+rm -f "${outputs[@]}"  # a run cut short leaves none of an earlier run's figures as its own
 # The SM clock, power and what holds the clock down, every 200 ms while the
 # benchmarks run: sustained load can lower the clock, which the figures then
 # carry (docs/cuda.md). Phase marks go to the log with the same clock.
@@ -74,9 +79,14 @@ echo "$fields" >"$clocks"
 nvidia-smi --query-gpu=$fields --format=csv,noheader,nounits -lms 200 >>"$clocks" 2>/dev/null &
 sampler=$!
 trap 'kill $sampler 2>/dev/null || true' EXIT
+# Mirrored: this run's files only, not the results of other runs committed
+# beside them (the daemons' logs), which would crowd them out where what
+# comes back is limited by count.
 mirror() {
   [ -n "${MIRROR:-}" ] || return 0
-  mkdir -p "$MIRROR" && cp -f bench/results/"$slug"-* "$MIRROR"/ 2>/dev/null || true
+  mkdir -p "$MIRROR" || return 0
+  for f in "${outputs[@]}"; do [ -f "$f" ] && cp -f "$f" "$MIRROR"/; done
+  return 0
 }
 phase() {
   mirror

@@ -111,7 +111,10 @@ grep -q "a benchmark failed or was skipped (above); the others ran" "$tmp/out" |
   fail "closing line"
 
 # 5. Past the deadline: the model runs are skipped and said so, and what was
-# written is mirrored.
+# written is mirrored, but not an earlier run's file beside it.
+mkdir -p "$tmp/repo/bench/results"
+echo "an earlier run" >"$tmp/repo/bench/results/stand-in-gpu-daemons.log"
+touch -d '2026-11-01' "$tmp/repo/bench/results/stand-in-gpu-daemons.log"
 run "" DEADLINE_S=0 MIRROR="$tmp/mirror"
 [ "$rc" = 1 ] || fail "skipped runs must fail the run (exit $rc)"
 grep -q "run.sh: bench_gpu_model --model llama2-7b skipped: past DEADLINE_S=0 s" "$tmp/out" ||
@@ -123,6 +126,7 @@ for f in clocks.csv model.csv model-pdl-off.csv stream.csv; do
   [ -f "$tmp/mirror/stand-in-gpu-$f" ] || fail "$f not mirrored"
 done
 grep -q "^timestamp,clocks.sm" "$tmp/mirror/stand-in-gpu-clocks.csv" || fail "mirrored clock log"
+[ -f "$tmp/mirror/stand-in-gpu-daemons.log" ] && fail "an earlier run's file was mirrored"
 
 # 6. A deadline that is not a number is refused before anything runs.
 run "" DEADLINE_S=soon
