@@ -526,7 +526,8 @@ int main(int argc, char** argv) {
     std::uint32_t ctx;
   };
   for (const att_case& ac : {att_case{"llama2-7b ctx 1024", {32, 32, 128}, 1024},
-                             att_case{"llama3-8b ctx 4096", {32, 8, 128}, 4096}}) {
+                             att_case{"llama3-8b ctx 4096", {32, 8, 128}, 4096},
+                             att_case{"llama2-7b ctx 512", {32, 32, 128}, 512}}) {
     const std::uint32_t b = 64, bt = 16, stride = ac.ctx / bt;
     kv_pool_view kv{x->data(), 1, bt, ac.shape.kv_width(), nullptr, stride};
     const std::uint64_t blocks = std::uint64_t{b} * stride;
@@ -541,8 +542,10 @@ int main(int argc, char** argv) {
     auto di = device_buffer<decode_item>::allocate(items.size());
     const std::uint32_t splits =
         choose_decode_splits(b, ac.shape.kv_heads, ac.ctx, 32 * (*devices)[0].sm_count);
+    // The split sweep below tries up to this many.
+    constexpr std::uint32_t sweep_max = 8;
     auto dp = device_buffer<float>::allocate(
-        decode_partial_floats(b, ac.shape.heads, splits, ac.shape.head_dim));
+        decode_partial_floats(b, ac.shape.heads, std::max(splits, sweep_max), ac.shape.head_dim));
     auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{b} * ac.shape.q_width());
     auto dout = device_buffer<__nv_bfloat16>::allocate(std::size_t{b} * ac.shape.q_width());
     if (!dt || !di || !dp || !dq || !dout) return 1;
@@ -579,6 +582,21 @@ int main(int argc, char** argv) {
       rows_csv.push_back(std::string{"attention "} + ac.name + " " + name + ",tb_per_s," +
                          std::to_string(tb));
     }
+    // The default kernel at other split counts than choose_decode_splits'
+    // (which aims at 32 blocks per SM, whatever fits there at once): what a
+    // rule that counts waves of resident blocks would have to beat.
+    std::printf("  decode attention %s, batch 64, mma by split count:", ac.name);
+    for (std::uint32_t sp : {1u, 2u, 3u, 4u, 6u, sweep_max}) {
+      decode_attention_args a{dq->data(), dout->data(), di->data(),        b, ac.shape, kv, 0,
+                              sp,         dp->data(),   decode_kernel::mma};
+      if (!decode_attention(a, s->get())) continue;
+      const float t = time_ms(s->get(), 10, [&] { (void)decode_attention(a, s->get()); });
+      const double tb = kv_bytes / (t * 1e-3) / 1e12;
+      std::printf(" %u: %.3f ms %.2f TB/s%s", sp, t, tb, sp == splits ? " (chosen)" : "");
+      rows_csv.push_back(std::string{"attention "} + ac.name + " mma splits " + std::to_string(sp) +
+                         ",tb_per_s," + std::to_string(tb));
+    }
+    std::printf("\n");
   }
   // Reads alone (read_probe.hpp): 2 GiB streamed, against the same bytes read
   // as decode attention reads the pool, 256-byte head segments a KV row

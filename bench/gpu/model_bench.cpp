@@ -7,7 +7,7 @@
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
-//                   [--decode-tile timed|32x2|16x4|32x4|64x2]
+//                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -460,7 +460,7 @@ int main(int argc, char** argv) {
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
-                 " [--decode-tile timed|32x2|16x4|32x4|64x2]\n";
+                 " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2]\n";
     return 2;
   }
   auto devices = cuda::query_devices();

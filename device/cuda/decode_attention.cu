@@ -190,6 +190,8 @@ status launch_tile(const decode_attention_args& a, cudaStream_t s) {
       return launch_mma<HD, 32, 4>(a, s);
     case decode_tile::keys64_stages2:
       return launch_mma<HD, 64, 2>(a, s);
+    case decode_tile::keys16_stages2:
+      return launch_mma<HD, 16, 2>(a, s);
   }
   return fail(errc::invalid_argument, "decode_attention: unknown tile");
 }

@@ -28,21 +28,27 @@ namespace accellm::device::cuda {
 enum class decode_kernel : std::uint8_t { mma, simt };
 
 /// The mma pass 1's pipeline: keys per stage and stages (cp.async groups
-/// in flight: stages - 1). keys32_stages2 is the default and the one measured
-/// on H100 and H200; the others (head_dim 64 and 128 only) trade shared
-/// memory per warp, and so warps per SM, for more bytes in flight per warp,
-/// and are timed by bench_gpu_ceilings.
+/// in flight: stages - 1). keys32_stages2 is the default; the others
+/// (head_dim 64 and 128 only) trade shared memory per warp, and so warps per
+/// SM, against bytes in flight per warp, and are timed by
+/// bench_gpu_ceilings and by the probe that picks one (decode_choice.hpp).
+/// On the H100 (Nsight Compute, 2026-11-27) 32x2 runs 6 one-warp blocks an
+/// SM, the shared-memory limit, with DRAM at 81% of peak; the tiles with
+/// more bytes in flight per warp and fewer warps (32x4, 64x2: 3 an SM) were
+/// slower. keys16_stages2 goes the other way: half the shared memory, so
+/// about twice the warps, each with one 8 KB stage in flight (head_dim 128).
 enum class decode_tile : std::uint8_t {
   keys32_stages2,
   keys16_stages4,
   keys32_stages4,
-  keys64_stages2
+  keys64_stages2,
+  keys16_stages2
 };
 
 /// Every tile, the default first.
 inline constexpr decode_tile decode_tiles[] = {
     decode_tile::keys32_stages2, decode_tile::keys16_stages4, decode_tile::keys32_stages4,
-    decode_tile::keys64_stages2};
+    decode_tile::keys64_stages2, decode_tile::keys16_stages2};
 
 /// Whether the mma pass 1 has tile `t` at head_dim `hd`: the default at
 /// every head_dim, the others from 64 up.
@@ -50,7 +56,7 @@ constexpr bool decode_tile_built(decode_tile t, std::uint32_t hd) noexcept {
   return t == decode_tile::keys32_stages2 || hd >= 64;
 }
 
-/// "32x2", "16x4", "32x4", "64x2".
+/// "32x2", "16x4", "32x4", "64x2", "16x2".
 inline const char* decode_tile_name(decode_tile t) noexcept {
   switch (t) {
     case decode_tile::keys32_stages2:
@@ -61,6 +67,8 @@ inline const char* decode_tile_name(decode_tile t) noexcept {
       return "32x4";
     case decode_tile::keys64_stages2:
       return "64x2";
+    case decode_tile::keys16_stages2:
+      return "16x2";
   }
   return "?";
 }

@@ -58,6 +58,8 @@ void run_tile(const decode_attention_args& a) {
       return run_passes<HD, 32, 4>(a);
     case decode_tile::keys64_stages2:
       return run_passes<HD, 64, 2>(a);
+    case decode_tile::keys16_stages2:
+      return run_passes<HD, 16, 2>(a);
   }
 }
 
