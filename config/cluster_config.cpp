@@ -207,13 +207,6 @@ status cluster_reader::read_daemon() {
     return wk.fail_at("kv_ring_mib", "must be in 0..65536 (0: no same-node rings), got " +
                                          std::to_string(d.worker_kv_ring_mib));
   }
-  if (ok) ok = wk.get("kv_pinned_mib", d.worker_kv_pinned_mib, 0);
-  if (ok && d.worker_kv_pinned_mib > 65536) {
-    return wk.fail_at("kv_pinned_mib",
-                      "must be in 0..65536 (0: every KV chunk copied out of one staging buffer), "
-                      "got " +
-                          std::to_string(d.worker_kv_pinned_mib));
-  }
   for (const auto& [key, mib] : {std::pair{"kv_window_mib", &d.worker_kv_window_mib},
                                  std::pair{"kv_queue_mib", &d.worker_kv_queue_mib}}) {
     if (ok) ok = wk.get(key, *mib, 0);
@@ -221,6 +214,14 @@ status cluster_reader::read_daemon() {
       return wk.fail_at(key, std::string{"must be in 1..65536 (MiB of KV per receiver), got "} +
                                  std::to_string(*mib));
     }
+  }
+  d.worker_kv_pinned_mib = default_kv_pinned_mib(d.worker_kv_window_mib, d.worker_kv_queue_mib);
+  if (ok && wk.has("kv_pinned_mib")) ok = wk.get("kv_pinned_mib", d.worker_kv_pinned_mib, 0);
+  if (ok && d.worker_kv_pinned_mib > 65536) {
+    return wk.fail_at("kv_pinned_mib",
+                      "must be in 0..65536 (0: every KV chunk copied out of one staging buffer), "
+                      "got " +
+                          std::to_string(d.worker_kv_pinned_mib));
   }
   if (ok) ok = wk.get("gpu_memory_fraction", d.worker_gpu_memory_fraction);
   if (ok && !(d.worker_gpu_memory_fraction > 0.0 && d.worker_gpu_memory_fraction <= 1.0)) {

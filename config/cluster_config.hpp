@@ -156,6 +156,21 @@ inline constexpr std::string_view cuda_prefill_attention_kernels[] = {"timed", "
 inline constexpr std::string_view cuda_decode_attention_tiles[] = {"timed", "32x2", "16x4",
                                                                    "32x4",  "64x2", "16x2"};
 
+/// The pinned pool a worker gets unless [worker] kv_pinned_mib says otherwise:
+/// room for what its flow control may hold for one partner (the window and
+/// the queue) and two layer groups being filled (64 MiB each: one layer of a
+/// 4096-token Llama-2-7B prompt), twice, because the rows it receives may
+/// take up to half of the pool. Smaller, a
+/// pool fills before the flow control gives up a copy that does not keep up,
+/// and the device thread copies the rest out at 3-4 GB/s (docs/cuda.md)
+/// only for the flow control to drop them. 2432 with the defaults; at most
+/// 65536.
+constexpr std::uint32_t default_kv_pinned_mib(std::uint32_t window_mib,
+                                              std::uint32_t queue_mib) noexcept {
+  const std::uint64_t mib = 2 * (std::uint64_t{window_mib} + queue_mib + 2 * 64);
+  return static_cast<std::uint32_t>(mib < 65536 ? mib : 65536);
+}
+
 /// How the daemons of a live cluster run (`accellm coordinator`, `worker`,
 /// `up`). Addresses are numeric or resolvable names; ports 0 = ephemeral.
 struct daemon_config {
@@ -191,8 +206,9 @@ struct daemon_config {
   /// MiB of pinned host memory a cuda:N worker lends its KV chunks bound for
   /// the network from (device::cuda::cuda_options::pinned_kv_bytes), in
   /// 0..65536; allocated as needed. Chunks beyond it, or all with 0, are
-  /// copied out of a staging buffer on the device thread.
-  std::uint32_t worker_kv_pinned_mib = 1024;
+  /// copied out of a staging buffer on the device thread. Unset in the file:
+  /// default_kv_pinned_mib of the window and queue above.
+  std::uint32_t worker_kv_pinned_mib = default_kv_pinned_mib(64, 1024);
   /// Share of the GPU memory still free after a cuda:N worker's weights and
   /// workspaces that its KV pool takes (device::cuda::cuda_options::
   /// memory_fraction), in (0, 1]. Workers that share one GPU each take their

@@ -52,6 +52,10 @@ class toml_fields {
   /// Fails on the first key not in `known` ("unknown key" or "unknown table").
   status only(std::initializer_list<std::string_view> known) const;
 
+  /// Whether the table has `key` at all (for a default that depends on
+  /// other keys).
+  bool has(std::string_view key) const { return table_.contains(key); }
+
   /// Integer in [min, 2^32 - 1].
   status get(std::string_view key, std::uint32_t& out, std::uint32_t min) const;
   /// Finite number >= 0; integers are accepted.

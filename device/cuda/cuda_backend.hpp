@@ -79,8 +79,9 @@ struct cuda_options {
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
   /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
   /// not fit is copied out of the staging buffer into a vector instead. 0:
-  /// every chunk is.
-  std::uint64_t pinned_kv_bytes = std::uint64_t{1} << 30;
+  /// every chunk is. 2432 MiB, a worker's default with the default flow
+  /// control (config::default_kv_pinned_mib says why).
+  std::uint64_t pinned_kv_bytes = std::uint64_t{2432} << 20;
 };
 
 /// Parses "cuda:N" (N a decimal device index); invalid_argument otherwise.

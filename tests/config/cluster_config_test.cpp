@@ -385,7 +385,7 @@ level = "debug"
   EXPECT_DOUBLE_EQ(defaults.worker_gpu_memory_fraction, 0.9);
   EXPECT_EQ(defaults.worker_kv_window_mib, 64u);
   EXPECT_EQ(defaults.worker_kv_queue_mib, 1024u);
-  EXPECT_EQ(defaults.worker_kv_pinned_mib, 1024u);
+  EXPECT_EQ(defaults.worker_kv_pinned_mib, 2432u);  // 2 x (64 + 1024 + 2 x 64)
   EXPECT_EQ(defaults.cuda, cuda_config{});
   EXPECT_TRUE(defaults.cuda.graphs && defaults.cuda.skinny_gemm && defaults.cuda.cublaslt_split_k &&
               defaults.cuda.programmatic_launch);
@@ -407,6 +407,27 @@ TEST(ClusterConfig, CudaTableTakesEveryKernelName) {
     ASSERT_TRUE(r.ok()) << r.err().what();
     EXPECT_EQ(r->daemon.cuda.decode_attention_tile, t);
   }
+}
+
+// Unset, the pinned pool follows the flow control's window and queue, so
+// that the flow control, not a full pool, decides which copies go; set, it
+// is what the file says, 0 included.
+TEST(ClusterConfig, PinnedPoolFollowsTheFlowControlUnlessSet) {
+  const auto small =
+      parse_cluster_config("[worker]\nkv_window_mib = 16\nkv_queue_mib = 256\n", "p.toml");
+  ASSERT_TRUE(small) << small.err().what();
+  EXPECT_EQ(small->daemon.worker_kv_pinned_mib, 2u * (16 + 256 + 128));
+  const auto huge = parse_cluster_config("[worker]\nkv_queue_mib = 65536\n", "p.toml");
+  ASSERT_TRUE(huge) << huge.err().what();
+  EXPECT_EQ(huge->daemon.worker_kv_pinned_mib, 65536u);  // the cap
+  const auto set =
+      parse_cluster_config("[worker]\nkv_queue_mib = 256\nkv_pinned_mib = 100\n", "p.toml");
+  ASSERT_TRUE(set) << set.err().what();
+  EXPECT_EQ(set->daemon.worker_kv_pinned_mib, 100u);
+  const auto off = parse_cluster_config("[worker]\nkv_pinned_mib = 0\n", "p.toml");
+  ASSERT_TRUE(off) << off.err().what();
+  EXPECT_EQ(off->daemon.worker_kv_pinned_mib, 0u);
+  EXPECT_EQ(default_kv_pinned_mib(64, 1024), daemon_config{}.worker_kv_pinned_mib);
 }
 
 TEST(ClusterConfig, DaemonTableErrorsNameTheKey) {
