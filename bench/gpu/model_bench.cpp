@@ -7,7 +7,7 @@
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
-//                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2]
+//                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -24,7 +24,9 @@
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
 // --decode-tile (default timed: the backend's own probe, decode_choice.hpp) runs decode
 // attention with that pipeline (keys per stage x stages; decode_attention.cuh), to compare
-// them end to end; the tile used and why is printed under the header.
+// them end to end; the tile used and why is printed under the header. --decode-splits
+// waves splits each decode step's context by the waves of resident blocks it makes
+// (decode_attention.cuh) instead of aiming at 32 blocks per SM (blocks, the default).
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -77,6 +79,7 @@ struct args {
   bool lt_split_k = true;
   bool pdl = true;
   cuda::decode_tile_rule decode_tile;  // timed
+  cuda::decode_split_rule decode_splits = cuda::decode_split_rule::blocks;
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -124,6 +127,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.pdl = v == "on";
   else if (k == "--decode-tile" && cuda::decode_tile_rule_named(v))
     a.decode_tile = *cuda::decode_tile_rule_named(v);
+  else if (k == "--decode-splits" && cuda::decode_split_rule_named(v))
+    a.decode_splits = *cuda::decode_split_rule_named(v);
   else
     return false;
   return true;
@@ -460,7 +465,7 @@ int main(int argc, char** argv) {
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
-                 " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2]\n";
+                 " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -477,6 +482,7 @@ int main(int argc, char** argv) {
   o.cublaslt_split_k = a.lt_split_k;
   o.programmatic_launch = a.pdl;
   o.decode_attention_tile = a.decode_tile;
+  o.decode_splits = a.decode_splits;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";
@@ -492,7 +498,9 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>((*b)->kv().bytes_per_block));
   std::printf("prefill attention kernel %s\n",
               cuda::describe((*b)->prefill_kernel_choice()).c_str());
-  std::printf("decode attention tile %s\n", cuda::describe((*b)->decode_tile_choice()).c_str());
+  std::printf("decode attention tile %s; context splits by %s\n",
+              cuda::describe((*b)->decode_tile_choice()).c_str(),
+              cuda::decode_split_rule_name(o.decode_splits));
   std::printf("programmatic dependent launch: %s%s\n", (*b)->programmatic_launch() ? "on" : "off",
               (*b)->programmatic_launch_refused().empty()
                   ? ""

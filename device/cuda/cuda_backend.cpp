@@ -99,6 +99,8 @@ status cuda_backend::init(int device) {
   forward_ = std::move(*fwd);
   int major = 0;
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (options_.decode_splits != decode_split_rule::blocks)
+    ACCELLM_TRY(forward_->set_decode_split_rule(options_.decode_splits));
   if (options_.programmatic_launch && major >= 9) {
     const status works = programmatic_launch_works(stream_.get());
     forward_->set_programmatic_launch(works.ok());
@@ -139,7 +141,8 @@ std::vector<std::string> cuda_backend::describe_setup() const {
                               : "off: " + programmatic_refused_;
   return {name_ + " (" + gpu_name_ + "): " + spec_.name + shard + pool,
           "prefill attention " + describe(prefill_kernel_choice()),
-          "decode attention tile " + describe(decode_tile_choice()),
+          "decode attention tile " + describe(decode_tile_choice()) + "; context splits by " +
+              decode_split_rule_name(options_.decode_splits),
           std::string{"CUDA graphs "} + (options_.graphs == use_graphs::yes ? "on" : "off") +
               ", programmatic launch " + pdl,
           std::string{"decode products: cuBLAS(Lt)"} +

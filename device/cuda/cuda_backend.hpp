@@ -76,6 +76,10 @@ struct cuda_options {
   /// tile (bench_gpu_model --decode-tile). Creation fails if the model's
   /// head_dim has no such tile.
   decode_tile_rule decode_attention_tile;
+  /// How a decode step's context is split (decode_attention.cuh): by the
+  /// blocks it makes (the default) or by the waves of resident blocks
+  /// (bench_gpu_model --decode-splits; not yet measured end to end).
+  decode_split_rule decode_splits = decode_split_rule::blocks;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
   /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
   /// not fit is copied out of the staging buffer into a vector instead. 0:

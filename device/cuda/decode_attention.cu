@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 namespace accellm::device::cuda {
 namespace {
@@ -164,16 +165,49 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   return decode_combine(a, s);
 }
 
+// A tile's keys per stage and stages as types, for templates.
+template <int KEYS, int STAGES>
+struct tile_tag {
+  static constexpr int keys = KEYS, stages = STAGES;
+};
+
+// f(tile_tag<keys, stages>) for tile `t`.
+template <class F>
+auto visit_tile(decode_tile t, F&& f) -> decltype(f(tile_tag<32, 2>{})) {
+  switch (t) {
+    case decode_tile::keys32_stages2:
+      return f(tile_tag<32, 2>{});
+    case decode_tile::keys16_stages4:
+      return f(tile_tag<16, 4>{});
+    case decode_tile::keys32_stages4:
+      return f(tile_tag<32, 4>{});
+    case decode_tile::keys64_stages2:
+      return f(tile_tag<64, 2>{});
+    case decode_tile::keys16_stages2:
+      return f(tile_tag<16, 2>{});
+  }
+  return fail(errc::invalid_argument, "decode_attention: unknown tile");
+}
+
+// The mma pass 1 of a tile at head_dim HD and its shared memory, with the
+// attribute that lets it take more than 48 KB set.
+template <int HD, int KEYS, int STAGES>
+result<int> prepare_mma() {
+  constexpr int bytes = decode_kernels::smem_bytes<HD, KEYS, STAGES>;
+  if (bytes > 48 * 1024)
+    ACCELLM_CUDA_TRY(cudaFuncSetAttribute(decode_kernels::mma_kernel<HD, KEYS, STAGES>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  return bytes;
+}
+
 template <int HD, int KEYS, int STAGES>
 status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  constexpr int bytes = decode_kernels::smem_bytes<HD, KEYS, STAGES>;
-  const auto kernel = decode_kernels::mma_kernel<HD, KEYS, STAGES>;
-  if (bytes > 48 * 1024)
-    ACCELLM_CUDA_TRY(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  ACCELLM_TRY(launch_kernel(kernel, dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32),
-                            static_cast<std::size_t>(bytes), s, a, scale_log2));
+  auto bytes = prepare_mma<HD, KEYS, STAGES>();
+  if (!bytes) return std::move(bytes).err();
+  ACCELLM_TRY(launch_kernel(decode_kernels::mma_kernel<HD, KEYS, STAGES>,
+                            dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32),
+                            static_cast<std::size_t>(*bytes), s, a, scale_log2));
   // One split: pass 1 wrote the output (one launch per layer fewer).
   return a.splits == 1 ? status{} : decode_combine(a, s);
 }
@@ -181,19 +215,28 @@ status launch_mma(const decode_attention_args& a, cudaStream_t s) {
 // head_dim HD's pass 1 with the tile asked for.
 template <int HD>
 status launch_tile(const decode_attention_args& a, cudaStream_t s) {
-  switch (a.tile) {
-    case decode_tile::keys32_stages2:
-      return launch_mma<HD, 32, 2>(a, s);
-    case decode_tile::keys16_stages4:
-      return launch_mma<HD, 16, 4>(a, s);
-    case decode_tile::keys32_stages4:
-      return launch_mma<HD, 32, 4>(a, s);
-    case decode_tile::keys64_stages2:
-      return launch_mma<HD, 64, 2>(a, s);
-    case decode_tile::keys16_stages2:
-      return launch_mma<HD, 16, 2>(a, s);
-  }
-  return fail(errc::invalid_argument, "decode_attention: unknown tile");
+  return visit_tile(a.tile, [&](auto tag) -> status {
+    return launch_mma<HD, decltype(tag)::keys, decltype(tag)::stages>(a, s);
+  });
+}
+
+// One block of the mma pass 1 with tile `t` at head_dim HD: how many fit on
+// an SM at once.
+template <int HD, int KEYS, int STAGES>
+result<std::uint32_t> resident_mma() {
+  auto bytes = prepare_mma<HD, KEYS, STAGES>();
+  if (!bytes) return std::move(bytes).err();
+  int blocks = 0;
+  ACCELLM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, decode_kernels::mma_kernel<HD, KEYS, STAGES>, 32, static_cast<std::size_t>(*bytes)));
+  return static_cast<std::uint32_t>(std::max(blocks, 1));
+}
+
+template <int HD>
+result<std::uint32_t> resident_tile(decode_tile t) {
+  return visit_tile(t, [](auto tag) -> result<std::uint32_t> {
+    return resident_mma<HD, decltype(tag)::keys, decltype(tag)::stages>();
+  });
 }
 
 // The mma pass 1 for head_dim HD, then pass 2.
@@ -218,12 +261,62 @@ status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
 
 }  // namespace
 
+result<std::uint32_t> decode_blocks_per_sm(decode_tile t, std::uint32_t head_dim) {
+  if (!decode_tile_built(t, head_dim))
+    return fail(errc::invalid_argument, std::string{"decode_blocks_per_sm: tile "} +
+                                            decode_tile_name(t) +
+                                            " is built for head_dim 64 and 128 only");
+  switch (head_dim) {
+    case 16:
+      return resident_mma<16, 32, 2>();
+    case 32:
+      return resident_mma<32, 32, 2>();
+    case 64:
+      return resident_tile<64>(t);
+    case 128:
+      return resident_tile<128>(t);
+    default:
+      return fail(errc::invalid_argument,
+                  "decode_blocks_per_sm: head_dim must be 16, 32, 64 or 128");
+  }
+}
+
 std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
                                    std::uint32_t max_length, std::uint32_t target_blocks) {
   const std::uint32_t blocks = std::max(1u, n_items * kv_heads);
   std::uint32_t splits = (target_blocks + blocks - 1) / blocks;
   splits = std::min(splits, std::max(1u, max_length / 256));
   return std::clamp(splits, 1u, max_decode_splits);
+}
+
+const char* decode_split_rule_name(decode_split_rule r) noexcept {
+  return r == decode_split_rule::waves ? "waves" : "blocks";
+}
+
+std::optional<decode_split_rule> decode_split_rule_named(std::string_view name) noexcept {
+  if (name == "blocks") return decode_split_rule::blocks;
+  if (name == "waves") return decode_split_rule::waves;
+  return std::nullopt;
+}
+
+std::uint32_t choose_decode_splits_by_waves(std::uint32_t n_items, std::uint32_t kv_heads,
+                                            std::uint32_t max_length, std::uint32_t resident) {
+  constexpr std::uint64_t edge = 32, merge = 32;  // in positions' worth of time
+  const std::uint64_t blocks = std::max<std::uint64_t>(1, std::uint64_t{n_items} * kv_heads);
+  const std::uint64_t at_once = std::max(1u, resident);
+  const std::uint32_t most = std::clamp(max_length / 32, 1u, max_decode_splits);
+  std::uint32_t best = 1;
+  std::uint64_t best_cost = ~std::uint64_t{0};
+  for (std::uint32_t s = 1; s <= most; ++s) {
+    const std::uint64_t waves = (blocks * s + at_once - 1) / at_once;
+    const std::uint64_t slice = (std::uint64_t{max_length} + s - 1) / s;
+    const std::uint64_t cost = waves * (slice + edge) + (s > 1 ? merge : 0);
+    if (cost < best_cost) {
+      best = s;
+      best_cost = cost;
+    }
+  }
+  return best;
 }
 
 status decode_attention(const decode_attention_args& a, cudaStream_t s) {

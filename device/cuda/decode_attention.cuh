@@ -107,6 +107,33 @@ constexpr std::uint64_t decode_partial_floats(std::uint64_t items, std::uint64_t
 std::uint32_t choose_decode_splits(std::uint32_t n_items, std::uint32_t kv_heads,
                                    std::uint32_t max_length, std::uint32_t target_blocks);
 
+/// How a decode step's split count is chosen: `blocks`, choose_decode_splits
+/// aiming at 32 blocks per SM (the default); `waves`,
+/// choose_decode_splits_by_waves over the blocks the GPU holds at once.
+enum class decode_split_rule : std::uint8_t { blocks, waves };
+
+/// "blocks", "waves"; and back (nullopt for another name).
+const char* decode_split_rule_name(decode_split_rule r) noexcept;
+std::optional<decode_split_rule> decode_split_rule_named(std::string_view name) noexcept;
+
+/// A split count chosen by the waves of blocks it makes when `resident`
+/// one-warp blocks run at once (decode_blocks_per_sm x SMs). Every block of
+/// a wave is modelled as taking as long as its slice, ceil(max_length /
+/// splits) positions, plus 32 (about one pipeline stage of start and end),
+/// and a merge pass as 32 more when there are splits to merge; the count
+/// with the least modelled time is chosen, the fewer splits on a tie, with
+/// at least 32 positions per split. On the H100, 64 items of 512 positions
+/// in Llama-2-7B's shape make 2048 blocks of 792 resident: this rule takes
+/// one split (3 waves of 544), where choose_decode_splits takes two (6 waves
+/// of 288; Nsight Compute: 5.2 waves, DRAM at 81% of peak).
+std::uint32_t choose_decode_splits_by_waves(std::uint32_t n_items, std::uint32_t kv_heads,
+                                            std::uint32_t max_length, std::uint32_t resident);
+
+/// How many pass-1 blocks of the mma kernel with tile `t` at `head_dim` one
+/// SM holds at once (the occupancy calculator); invalid_argument for a tile
+/// not built at that head_dim, device_failure from the runtime.
+result<std::uint32_t> decode_blocks_per_sm(decode_tile t, std::uint32_t head_dim);
+
 /// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128 (or
 /// 256 with the simt kernel), heads / kv_heads is not 1, 2, 4 or 8, splits is
 /// out of range, a pointer is null, or a tile other than the default is asked

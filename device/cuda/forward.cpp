@@ -308,13 +308,28 @@ status forward_pass::run_graph(const step_plan& plan, std::uint32_t splits) {
   return {};
 }
 
+status forward_pass::set_decode_split_rule(decode_split_rule rule) {
+  if (rule == decode_split_rule::waves) {
+    auto per_sm = decode_blocks_per_sm(decode_.tile, shape_.attn.head_dim);
+    if (!per_sm) return std::move(per_sm).err();
+    resident_blocks_ = *per_sm * sm_count_;
+  }
+  split_rule_ = rule;
+  return {};
+}
+
 result<std::pair<std::span<const std::int32_t>, float>> forward_pass::run(
     const step_plan& plan, const layer_hooks* hooks) {
   ACCELLM_TRY(upload(plan));
   std::uint32_t splits = 1;
-  if (!plan.decodes.empty())
-    splits = choose_decode_splits(static_cast<std::uint32_t>(plan.decodes.size()),
-                                  shape_.attn.kv_heads, plan.max_decode_length, 32 * sm_count_);
+  if (!plan.decodes.empty()) {
+    const auto items = static_cast<std::uint32_t>(plan.decodes.size());
+    splits = split_rule_ == decode_split_rule::waves
+                 ? choose_decode_splits_by_waves(items, shape_.attn.kv_heads,
+                                                 plan.max_decode_length, resident_blocks_)
+                 : choose_decode_splits(items, shape_.attn.kv_heads, plan.max_decode_length,
+                                        32 * sm_count_);
+  }
   ACCELLM_CUDA_TRY(cudaEventRecord(start_.get(), stream_));
   // Every launch of this iteration, graph capture included, is made here.
   const programmatic_launch_scope programmatic(programmatic_ && !breakdown_on_);

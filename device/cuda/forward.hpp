@@ -148,6 +148,11 @@ class forward_pass {
   /// breakdown on, whose events time each operator alone.
   void set_programmatic_launch(bool on) noexcept { programmatic_ = on; }
   bool programmatic_launch() const noexcept { return programmatic_; }
+  /// How run() splits a decode step's context (decode_attention.cuh);
+  /// `waves` asks the occupancy calculator how many blocks of the chosen
+  /// tile an SM holds (an error from it leaves the rule as it was).
+  status set_decode_split_rule(decode_split_rule rule);
+  decode_split_rule decode_splits() const noexcept { return split_rule_; }
   const op_breakdown& last_breakdown() const noexcept { return breakdown_; }
 
   /// Logits of the last run ([out_rows x vocab shard]), copied to the host.
@@ -217,6 +222,8 @@ class forward_pass {
   // The time breakdown (set_breakdown).
   bool breakdown_on_ = false;
   bool programmatic_ = false;
+  decode_split_rule split_rule_ = decode_split_rule::blocks;
+  std::uint32_t resident_blocks_ = 0;  // decode pass-1 blocks the GPU holds at once (waves)
   std::vector<event> marks_;
   std::vector<op> mark_ops_;
   std::size_t marks_used_ = 0;

@@ -180,7 +180,7 @@ TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
        {std::string{"cuda:0 ("}, std::string{"cpu-tiny, KV pool 64 blocks of 16 tokens"},
         "prefill attention " +
             std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
-        std::string{"decode attention tile 32x2: "},
+        std::string{"decode attention tile 32x2: "}, std::string{"; context splits by blocks"},
         std::string{"CUDA graphs off, programmatic launch off (asked off)"},
         std::string{"decode products: cuBLAS(Lt) proposals only, the fastest"}})
     EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;
@@ -311,6 +311,25 @@ TEST(cuda_backend, programmatic_launch_gives_the_tokens_of_plain_launches) {
   ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
   EXPECT_EQ((*a)->programmatic_launch(), major >= 9);
   EXPECT_FALSE((*b)->programmatic_launch());
+  auto ta = decode_three(**a, 12);
+  auto tb = decode_three(**b, 12);
+  ASSERT_EQ(ta.size(), 39u);
+  EXPECT_EQ(ta, tb);
+}
+
+// Splitting decode steps by waves (decode_attention.cuh) changes how the
+// context is cut, not what attention computes: the same tokens, and the
+// start-up log says which rule is in use.
+TEST(cuda_backend, waves_split_rule_gives_the_tokens_of_the_default) {
+  ACCELLM_REQUIRE_GPU();
+  cuda_options blocks = small_options();
+  cuda_options waves = blocks;
+  waves.decode_splits = decode_split_rule::waves;
+  auto a = make_cuda_backend("cuda:0", "cpu-tiny", blocks);
+  auto b = make_cuda_backend("cuda:0", "cpu-tiny", waves);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE((*b)->describe_setup()[2].find("context splits by waves"), std::string::npos)
+      << (*b)->describe_setup()[2];
   auto ta = decode_three(**a, 12);
   auto tb = decode_three(**b, 12);
   ASSERT_EQ(ta.size(), 39u);

@@ -146,5 +146,56 @@ TEST(decode_choice, never_keeps_a_faulty_tile) {
   }
 }
 
+// The split rules need no GPU. On an H100 (132 SMs x 6 blocks of 32x2 at
+// head_dim 128 = 792 at once): 64 requests of Llama-2-7B's 32 KV heads at
+// 512 positions make 2048 blocks; two splits (choose_decode_splits) make
+// 5.2 waves, modelled 6 x 288 + 32, one split 3 waves of 544: one split.
+TEST(decode_splits, waves_rule_counts_waves_of_resident_blocks) {
+  EXPECT_EQ(choose_decode_splits(64, 32, 512, 32 * 132), 2u);
+  EXPECT_EQ(choose_decode_splits_by_waves(64, 32, 512, 792), 1u);
+  // 1024 positions: 3 splits by either rule (8 waves of 342 + 32).
+  EXPECT_EQ(choose_decode_splits(64, 32, 1024, 32 * 132), 3u);
+  EXPECT_EQ(choose_decode_splits_by_waves(64, 32, 1024, 792), 3u);
+  // Llama-3-8B (8 KV heads) at 4096: 9 splits are 5.8 waves, 3 splits 1.9.
+  EXPECT_EQ(choose_decode_splits(64, 8, 4096, 32 * 132), 9u);
+  EXPECT_EQ(choose_decode_splits_by_waves(64, 8, 4096, 792), 3u);
+  // One long request: split as far as allowed, every block in one wave.
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 8, 8192, 792), max_decode_splits);
+  // At least 32 positions a split (256: 8); a tie keeps fewer splits (64:
+  // 1 x 96 against 1 x 64 + 32 for the merge); no resident count is not a
+  // division by 0.
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 20, 792), 1u);
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 256, 792), 8u);
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 64, 792), 1u);
+  EXPECT_EQ(choose_decode_splits_by_waves(0, 8, 512, 0), 1u);
+}
+
+TEST(decode_splits, rule_names_round_trip) {
+  for (decode_split_rule r : {decode_split_rule::blocks, decode_split_rule::waves})
+    EXPECT_EQ(decode_split_rule_named(decode_split_rule_name(r)), r);
+  EXPECT_FALSE(decode_split_rule_named("wave").has_value());
+  EXPECT_FALSE(decode_split_rule_named("").has_value());
+}
+
+TEST(decode_splits, blocks_per_sm_refuses_a_tile_not_built) {
+  auto r = decode_blocks_per_sm(decode_tile::keys16_stages2, 32);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.err().what().find("tile 16x2 is built for head_dim 64 and 128 only"),
+            std::string::npos)
+      << r.err().what();
+}
+
+// Half the shared memory of 32x2, so at least as many blocks on an SM.
+TEST(decode_splits, blocks_per_sm_follows_the_tiles_shared_memory) {
+  ACCELLM_REQUIRE_GPU();
+  auto wide = decode_blocks_per_sm(decode_tile::keys32_stages2, 128);
+  auto narrow = decode_blocks_per_sm(decode_tile::keys16_stages2, 128);
+  ASSERT_TRUE(wide.ok() && narrow.ok());
+  EXPECT_GE(*wide, 1u);
+  EXPECT_GE(*narrow, *wide);
+  std::cout << "decode pass-1 blocks per SM at head_dim 128: 32x2 " << *wide << ", 16x2 " << *narrow
+            << "\n";
+}
+
 }  // namespace
 }  // namespace accellm::device::cuda
