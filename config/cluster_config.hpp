@@ -208,7 +208,8 @@ struct daemon_config {
   /// 0..65536; allocated as needed. Chunks beyond it, or all with 0, are
   /// copied out of a staging buffer on the device thread. Unset in the file:
   /// default_kv_pinned_mib of the window and queue above.
-  std::uint32_t worker_kv_pinned_mib = default_kv_pinned_mib(64, 1024);
+  std::uint32_t worker_kv_pinned_mib =
+      default_kv_pinned_mib(worker_kv_window_mib, worker_kv_queue_mib);
   /// Share of the GPU memory still free after a cuda:N worker's weights and
   /// workspaces that its KV pool takes (device::cuda::cuda_options::
   /// memory_fraction), in (0, 1]. Workers that share one GPU each take their

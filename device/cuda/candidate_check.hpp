@@ -89,6 +89,23 @@ result<float> median_ms_on(cudaStream_t s, int runs, F&& launch) {
   return ms;
 }
 
+/// The rule every run-time choice keeps a candidate by: a clear win, under
+/// 0.97 of the reference's time (timing noise is not a win); never without
+/// a reference time (`reference_ms` <= 0).
+constexpr bool clear_win(float ms, float reference_ms) noexcept {
+  return reference_ms > 0.0f && ms < 0.97f * reference_ms;
+}
+
+/// The verified, timed (`ms` > 0) trial with the shortest time; nullptr
+/// when there is none. `Trial` has `verified` and `ms`.
+template <class Trial>
+const Trial* fastest_verified(const std::vector<Trial>& trials) {
+  const Trial* best = nullptr;
+  for (const Trial& t : trials)
+    if (t.verified && t.ms > 0.0f && (best == nullptr || t.ms < best->ms)) best = &t;
+  return best;
+}
+
 /// What check_candidate found.
 struct candidate_verdict {
   bool verified = false;  ///< launched, finite, and within rtol of the reference

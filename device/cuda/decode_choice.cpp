@@ -14,8 +14,7 @@ namespace accellm::device::cuda {
 namespace {
 
 constexpr double agree_rtol = 2e-2;  // of max |default output|; see the header
-constexpr float clear_win = 0.97f;
-constexpr int runs_per_sample = 2;  // back-to-back launches per sample (median_launch_ms)
+constexpr int runs_per_sample = 2;   // back-to-back launches per sample (median_launch_ms)
 
 // The probe's device memory, freed when it goes out of scope. The default
 // tile writes `ref`; a candidate writes `out`.
@@ -169,12 +168,10 @@ result<decode_choice> choose_decode_tile(const attn_shape& shape, std::uint32_t 
     ACCELLM_TRY_ASSIGN(trial, try_tile(p, t, ref, o.candidate, s));
     c.trials.push_back(std::move(trial));
   }
-  const decode_trial* best = nullptr;
-  for (const decode_trial& t : c.trials)
-    if (t.verified && t.ms > 0.0f && (best == nullptr || t.ms < best->ms)) best = &t;
+  const decode_trial* best = fastest_verified(c.trials);
   if (best == nullptr) {
     c.note = "no other tile verified and timed, 32x2 kept";
-  } else if (c.default_ms > 0.0f && best->ms < clear_win * c.default_ms) {
+  } else if (clear_win(best->ms, c.default_ms)) {
     c.tile = best->tile;
     c.note = best->note + ", a clear win";
   } else {

@@ -219,7 +219,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   for (std::size_t i = 0; i < lts.size(); ++i) {
     if (!lt_ok[i]) continue;
     const float t = median_ms(stream_, e0, e1, [&] { return run_lt(lts[i], x, scratch); });
-    if (t > 0.0f && (best <= 0.0f || t < 0.97f * best)) {  // a clear win only
+    if (t > 0.0f && (best <= 0.0f || clear_win(t, best))) {
       best = t;
       p->lt = lts[i];
       p->use = gemm_choice::lt;
@@ -232,7 +232,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       return kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
     });
     if (t > 0.0f &&
-        (options_.keep == skinny_rule::if_verified || best <= 0.0f || t < 0.97f * best)) {
+        (options_.keep == skinny_rule::if_verified || best <= 0.0f || clear_win(t, best))) {
       best = t;
       p->use = c.choice;
     }

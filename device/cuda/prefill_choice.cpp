@@ -15,7 +15,6 @@ namespace accellm::device::cuda {
 namespace {
 
 constexpr double agree_rtol = 2e-2;  // of max |rows64 output|; see the header
-constexpr float clear_win = 0.97f;
 
 // The probe's prompt as tiles of kernel k's height, longest first (as
 // cuda_backend orders them).
@@ -182,21 +181,18 @@ result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint3
     ACCELLM_TRY_ASSIGN(t, try_candidate(p, k, ref, o.candidate, timed, s));
     c.trials.push_back(std::move(t));
   }
-  const prefill_trial* best = nullptr;
-  for (const prefill_trial& t : c.trials) {
-    if (!t.verified) continue;
-    if (!timed) {
-      best = &t;  // the rule's one candidate, kept once verified
-      break;
-    }
-    if (t.ms > 0.0f && (best == nullptr || t.ms < best->ms)) best = &t;
+  const prefill_trial* best = fastest_verified(c.trials);
+  if (!timed) {  // the rule's one candidate, untimed, kept once verified
+    const auto it = std::find_if(c.trials.begin(), c.trials.end(),
+                                 [](const prefill_trial& t) { return t.verified; });
+    best = it == c.trials.end() ? nullptr : &*it;
   }
   if (best == nullptr) {
     c.note = "no candidate verified, rows64 kept";
   } else if (!timed) {
     c.kernel = best->kernel;
     c.note = best->note + ", kept by rule";
-  } else if (c.rows64_ms > 0.0f && best->ms < clear_win * c.rows64_ms) {
+  } else if (clear_win(best->ms, c.rows64_ms)) {
     c.kernel = best->kernel;
     c.note = best->note + ", a clear win";
   } else {
