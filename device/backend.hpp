@@ -83,6 +83,11 @@ struct index_range {
 ///
 /// A chunk packed into a shared ring (kv_stream::place) has `ring` set and
 /// its bytes at `ring_pos` of that ring instead of in `data`.
+///
+/// A `dropped` chunk of run_streaming() has no bytes anywhere: the backend
+/// had no room to hand them over (a cuda backend whose pinned pool is full,
+/// cuda_options::pinned_kv_bytes), so the copy of `request` is to be given
+/// up, as the KV flow control gives up one that does not fit its queue.
 struct kv_chunk {
   request_id request = 0;
   index_range layers;
@@ -91,6 +96,7 @@ struct kv_chunk {
   shared_bytes data;
   std::uint64_t ring = 0;      ///< 0: the bytes are in data; else the ring's id
   std::uint64_t ring_pos = 0;  ///< the chunk's stream position in that ring
+  bool dropped = false;        ///< no bytes: the copy of `request` is given up
 };
 
 /// `bytes` bytes from `from` in a new vector, for kv_chunk::data. A chunk of

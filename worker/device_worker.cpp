@@ -191,6 +191,10 @@ std::map<instance_id, messages::kv_delta_batch> group_rows(const messages::execu
     messages::kv_delta_batch& b = out[targets[i]];
     b.layer_begin = c.layers.begin;
     b.layer_end = c.layers.end;
+    if (c.dropped) {  // no room on the device: the copy is given up (kv_send_queue::push)
+      b.abandoned.push_back(c.request);
+      continue;
+    }
     b.rows.push_back({.request = c.request,
                       .token_begin = c.tokens.begin,
                       .token_end = c.tokens.end,

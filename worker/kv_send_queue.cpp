@@ -122,6 +122,20 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
     m = messages::packed_as<kv_delta_batch>(*repacked);
   }
   lane& l = lanes_[target];
+  // Copies the sender gave up itself (a device without room for their rows,
+  // kv_chunk::dropped): given up here as the queue gives them up, their
+  // queued rows and later ones dropped, a notice after what went.
+  if (!m->abandoned.empty()) {
+    std::vector<request_id> ids;
+    for (const request_id id : m->abandoned)
+      if (l.abandoned.count(id) == 0) ids.push_back(id);
+    abandon(l, ids, *m);
+    if (m->rows.empty()) return true;
+    kv_delta_batch rest = without(*m, [](const messages::kv_rows&) { return false; });
+    rest.abandoned.clear();
+    repacked = messages::pack(std::move(rest));
+    m = messages::packed_as<kv_delta_batch>(*repacked);
+  }
   const auto gone = [&l](const messages::kv_rows& r) { return l.abandoned.count(r.request) != 0; };
   // Takes the rows of abandoned copies out of `m`; false when nothing is left.
   const auto drop_gone = [&] {

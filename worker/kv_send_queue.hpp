@@ -83,7 +83,10 @@ class kv_send_queue {
   explicit kv_send_queue(kv_flow_limits limits = {});
 
   /// Takes a KvDeltaBatch (packed, or encoded bytes) for `target`. A blob
-  /// that is not a valid KvDeltaBatch is dropped (false).
+  /// that is not a valid KvDeltaBatch is dropped (false). The requests it
+  /// lists as abandoned (the device had no room for their rows) are given up
+  /// as though the queue had: their queued and later rows are dropped and a
+  /// notice follows what went.
   bool push(instance_id target, const messages::capnp_blob& blob);
   /// `batches` messages to `target` arrived (a KvAck). False, and nothing
   /// counted beyond what is on the way, when it acknowledges more than that.

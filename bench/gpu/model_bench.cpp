@@ -36,7 +36,8 @@
 // last layer lands about when the iteration ends. Chunks for the host are
 // held until the call returns (a worker's queue holds them while the network
 // drains), so a prompt larger than the pinned pool has its last groups
-// copied out; how many is printed and is the CSV's last column.
+// dropped (kv_chunk::dropped: a worker gives up their copies); how many is
+// printed and is the CSV's last column.
 //
 // --breakdown on: after each decode and prefill figure, one more iteration
 // launched kernel by kernel with an event after every operator, printed per
@@ -350,7 +351,7 @@ class bench {
       std::exit(1);
     }
     struct times {
-      std::vector<double> total, first, last, copied;
+      std::vector<double> total, first, last, no_room;
     };
     times plain, host, ring;
     double bytes = 0;
@@ -369,7 +370,7 @@ class bench {
     // One streamed prefill; `placed`: into the region, one chunk after another.
     // Chunks for the host are held until the call returns, as a worker's
     // send queue holds them while the network drains: they keep their lent
-    // pinned memory, and the groups the pool has no room for are copied out.
+    // pinned memory, and the groups the pool has no room for are dropped.
     auto streamed = [&](bool placed, times& into) {
       double first_ms = -1, last_ms = 0, got = 0;
       std::uint64_t offset = 0, pos = 0;
@@ -397,7 +398,7 @@ class bench {
       into.total.push_back(timed([&] { return b_.run_streaming(bt, s); }));
       into.first.push_back(first_ms);
       into.last.push_back(last_ms);
-      into.copied.push_back(static_cast<double>(b_.lent_kv().refusals() - refused));
+      into.no_room.push_back(static_cast<double>(b_.lent_kv().refusals() - refused));
       bytes = got;
     };
     for (int rep = 0; rep < 4; ++rep) {
@@ -419,15 +420,15 @@ class bench {
           "%7.3f ms, last after %8.3f ms\n",
           name, med(t->total), 100 * (med(t->total) - p) / p, med(t->first), med(t->last));
     std::printf(
-        "  to the host: %.0f of %u layer groups copied out (no room in the %.0f MiB "
+        "  to the host: %.0f of %u layer groups dropped (no room in the %.0f MiB "
         "pinned pool), the rest lent\n",
-        med(host.copied), b_.model().layers,
+        med(host.no_room), b_.model().layers,
         static_cast<double>(b_.lent_kv().cap_bytes()) / (1 << 20));
     if (csv)
       *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ','
            << med(host.total) << ',' << med(host.first) << ',' << med(host.last) << ',' << bytes
            << ',' << med(ring.total) << ',' << med(ring.first) << ',' << med(ring.last) << ','
-           << med(host.copied) << '\n';
+           << med(host.no_room) << '\n';
     return true;
   }
 

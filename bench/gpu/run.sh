@@ -98,7 +98,7 @@ model_header=gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_b
 csv=bench/results/$slug-model.csv
 echo "$model_header" >"$csv"
 stream_csv=bench/results/$slug-stream.csv
-echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_copied" >"$stream_csv"
+echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_no_room" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 # Canaries: the candidate kernels that have not run on a GPU yet (wgmma128;
 # skinny_gemm_wgmma, skinny_gemm_tma and cuBLASLt's split-K variants; the

@@ -81,9 +81,11 @@ struct cuda_options {
   /// (bench_gpu_model --decode-splits; not yet measured end to end).
   decode_split_rule decode_splits = decode_split_rule::blocks;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent
-  /// from (host_pool.hpp), allocated in arenas as needed; a chunk that does
-  /// not fit is copied out of the staging buffer into a vector instead. 0:
-  /// every chunk is. 2432 MiB, a worker's default with the default flow
+  /// from (host_pool.hpp), allocated in arenas as needed. A layer group of
+  /// run_streaming() that does not fit is dropped (kv_chunk::dropped: its
+  /// copies are given up); a chunk of export_kv() that does not fit is
+  /// copied out of the staging buffer into a vector. 0: no pool, every chunk
+  /// is copied out. 2432 MiB, a worker's default with the default flow
   /// control (config::default_kv_pinned_mib says why).
   std::uint64_t pinned_kv_bytes = std::uint64_t{2432} << 20;
 };
@@ -207,7 +209,8 @@ class cuda_backend final : public backend {
   /// and which kernels the decode products may take.
   std::vector<std::string> describe_setup() const;
   /// The pinned memory exported chunks are lent from (options.pinned_kv_bytes):
-  /// what is lent now, and how often a chunk did not fit and was copied.
+  /// what is lent now, and how often a chunk or group did not fit (and was
+  /// copied out or dropped).
   const host_pool& lent_kv() const noexcept { return lent_; }
 
   /// Modelled all-reduce seconds of one iteration over `rows` tokens (0 at tp 1).

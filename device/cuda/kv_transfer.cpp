@@ -118,6 +118,7 @@ struct slice_target {
   std::optional<kv_place> place;
   bool gpu = false;
   std::byte* host = nullptr;
+  bool dropped = false;  // for kv_chunk::data, but the pinned pool had no room
 };
 
 // The bytes of a place in a host region; the checks backend's default makes.
@@ -229,13 +230,27 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
                                      where.begin() + static_cast<std::ptrdiff_t>(g * n + n),
                                      [](const slice_target& t) { return !t.gpu; });
     if (to_host) lent[g] = lent_.take((at[g * n + n] - at[g * n]) * 2);
+    // No room in a pool there is: the slices bound for kv_chunk::data are
+    // dropped (their copies given up) rather than copied out on this thread
+    // at 3-4 GB/s while the GPU waits. The pool is sized so that the flow
+    // control gives up a lagging copy first (config::default_kv_pinned_mib);
+    // a pool of 0 asks for every chunk to be copied out.
+    if (to_host && !lent[g] && lent_.cap_bytes() > 0)
+      for (std::size_t i = 0; i < n; ++i) {
+        slice_target& t = where[g * n + i];
+        t.dropped = !t.gpu && t.host == nullptr;
+      }
+    const auto copied = [&](std::size_t i) {
+      const slice_target& t = where[g * n + i];
+      return !t.gpu && !t.dropped;
+    };
     for (std::size_t i = 0; i < n;) {
-      if (where[g * n + i].gpu) {
+      if (!copied(i)) {
         ++i;
         continue;
       }
       std::size_t j = i + 1;
-      while (j < n && !where[g * n + j].gpu) ++j;
+      while (j < n && copied(j)) ++j;
       const std::uint64_t first = at[g * n + i], end = at[g * n + j];
       ACCELLM_CUDA_TRY(cudaMemcpyAsync(landing(g, first), dev_stage_.data() + first,
                                        (end - first) * 2, cudaMemcpyDeviceToHost, cs));
@@ -264,6 +279,8 @@ result<iteration_result> cuda_backend::run_streaming(const batch& b, const kv_st
         }
         if (where[k].host != nullptr)
           std::memcpy(where[k].host, staged, c.bytes);
+        else if (where[k].dropped)
+          c.dropped = true;
         else if (!where[k].gpu && lent[g])
           c.data = lent[g]->share((at[k] - at[g * n]) * 2, c.bytes);  // no copy
         else if (!where[k].gpu)

@@ -193,27 +193,14 @@ TEST_F(DeviceWorker, TokensAreTheBackendsOwn) {
   self_->send_exit(w, caf::exit_reason::user_shutdown);
 }
 
-// A backend whose run() waits until the test lets it go; it also records
-// the nice value and scheduling policy of the thread that runs it.
-class gated_backend final : public device::backend {
+// A backend that hands every call to a cpu-tiny one: the test backends
+// below change what they need of it.
+class forwarding_backend : public device::backend {
  public:
-  explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered,
-                         std::atomic<int>* nice = nullptr, std::atomic<int>* policy = nullptr)
-      : gate_(std::move(gate)),
-        entered_(entered),
-        nice_(nice),
-        policy_(policy),
-        inner_(cpu_tiny()) {}
-  std::string_view name() const noexcept override { return "gated"; }
+  forwarding_backend() : inner_(cpu_tiny()) {}
   const device::model_spec& model() const noexcept override { return inner_->model(); }
   device::kv_geometry kv() const noexcept override { return inner_->kv(); }
-  result<device::iteration_result> run(const device::batch& b) override {
-    if (nice_ != nullptr) nice_->store(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())));
-    if (policy_ != nullptr) policy_->store(sched_getscheduler(0));
-    entered_.set_value();
-    gate_.wait();
-    return inner_->run(b);
-  }
+  result<device::iteration_result> run(const device::batch& b) override { return inner_->run(b); }
   status check_item(const device::batch_item& item) const override {
     return inner_->check_item(item);
   }
@@ -227,12 +214,31 @@ class gated_backend final : public device::backend {
   }
   void release(request_id r) noexcept override { inner_->release(r); }
 
+ protected:
+  std::unique_ptr<device::backend> inner_;
+};
+
+// A backend whose run() waits until the test lets it go; it also records
+// the nice value and scheduling policy of the thread that runs it.
+class gated_backend final : public forwarding_backend {
+ public:
+  explicit gated_backend(std::shared_future<void> gate, std::promise<void>& entered,
+                         std::atomic<int>* nice = nullptr, std::atomic<int>* policy = nullptr)
+      : gate_(std::move(gate)), entered_(entered), nice_(nice), policy_(policy) {}
+  std::string_view name() const noexcept override { return "gated"; }
+  result<device::iteration_result> run(const device::batch& b) override {
+    if (nice_ != nullptr) nice_->store(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())));
+    if (policy_ != nullptr) policy_->store(sched_getscheduler(0));
+    entered_.set_value();
+    gate_.wait();
+    return inner_->run(b);
+  }
+
  private:
   std::shared_future<void> gate_;
   std::promise<void>& entered_;
   std::atomic<int>* nice_;
   std::atomic<int>* policy_;
-  std::unique_ptr<device::backend> inner_;
 };
 
 // compute_priority::background lowers the device thread, and only it, to
@@ -583,7 +589,7 @@ TEST_F(DeviceWorker, AnItemTheDeviceCannotRunIsRefusedAlone) {
 
 // A cpu backend with pinned host memory (plain memory in a host_pool here)
 // that counts where the chunks it imports lie.
-class pinned_backend final : public device::backend {
+class pinned_backend final : public forwarding_backend {
  public:
   struct counts {
     std::atomic<int> in_pool{0}, elsewhere{0};
@@ -592,7 +598,6 @@ class pinned_backend final : public device::backend {
   /// cuda backend's are), else copied into vectors.
   pinned_backend(std::uint64_t cap, std::shared_ptr<counts> seen, bool lend = false)
       : lend_(lend),
-        inner_(cpu_tiny()),
         pool_(cap, cap,
               {[](std::size_t n) { return std::aligned_alloc(device::host_pool::alignment, n); },
                [](void* p) { std::free(p); }}),
@@ -600,12 +605,6 @@ class pinned_backend final : public device::backend {
     (void)pool_.take(cap);  // its one arena, as a GPU backend's grows on its device thread
   }
   std::string_view name() const noexcept override { return "pinned"; }
-  const device::model_spec& model() const noexcept override { return inner_->model(); }
-  device::kv_geometry kv() const noexcept override { return inner_->kv(); }
-  result<device::iteration_result> run(const device::batch& b) override { return inner_->run(b); }
-  status check_item(const device::batch_item& item) const override {
-    return inner_->check_item(item);
-  }
   result<device::kv_chunk> export_kv(request_id r, device::index_range l,
                                      device::index_range t) override {
     auto c = inner_->export_kv(r, l, t);
@@ -620,15 +619,10 @@ class pinned_backend final : public device::backend {
     ++*(pool_.owns(c.data.data(), c.data.size()) ? &seen_->in_pool : &seen_->elsewhere);
     return inner_->import_kv(c);
   }
-  std::uint32_t cached_tokens(request_id r) const noexcept override {
-    return inner_->cached_tokens(r);
-  }
-  void release(request_id r) noexcept override { inner_->release(r); }
   device::host_pool* host_buffers() noexcept override { return &pool_; }
 
  private:
   bool lend_;
-  std::unique_ptr<device::backend> inner_;
   device::host_pool pool_;
   std::shared_ptr<counts> seen_;
 };
@@ -710,6 +704,62 @@ TEST_F(DeviceWorker, KvCopiedOutForWantOfPinnedRoomIsCounted) {
     EXPECT_EQ(s.done.kv_bytes_copied, d.all_copied ? s.done.kv_bytes_sent : 0u);
     self_->send_exit(w, caf::exit_reason::user_shutdown);
   }
+  self_->send_exit(none, caf::exit_reason::user_shutdown);
+}
+
+// A backend whose run_streaming() has no room for the layer groups from
+// `from_layer` on (as a cuda backend whose pinned pool is full): it hands
+// them over dropped, without bytes.
+class dropping_backend final : public forwarding_backend {
+ public:
+  explicit dropping_backend(std::uint32_t from_layer) : from_layer_(from_layer) {}
+  std::string_view name() const noexcept override { return "dropping"; }
+  result<device::iteration_result> run_streaming(const device::batch& b,
+                                                 const device::kv_stream& stream) override {
+    device::kv_stream s = stream;
+    s.sink = [&](std::vector<device::kv_chunk> chunks) {
+      for (device::kv_chunk& c : chunks)
+        if (c.layers.begin >= from_layer_) {
+          c.dropped = true;
+          c.data = {};
+        }
+      stream.sink(std::move(chunks));
+    };
+    return inner_->run_streaming(b, s);
+  }
+
+ private:
+  std::uint32_t from_layer_;
+};
+
+// Chunks the device had no room for give up the copy: the partner gets the
+// rows before them, then a notice that the copy is abandoned, and no rows
+// after; IterationDone counts only the bytes sent, and the flow control
+// one copy abandoned.
+TEST_F(DeviceWorker, ChunksTheDeviceHadNoRoomForGiveUpTheCopy) {
+  const std::uint32_t layers = device::find_model("cpu-tiny")->layers;
+  ASSERT_GE(layers, 2u);
+  const std::uint32_t from = layers / 2;
+  const caf::actor w = spawn_device_worker(sys_, 0, std::make_unique<dropping_backend>(from), {});
+  const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
+  self_->send(w, actors::peers_atom::value, caf::actor{self_},
+              std::vector<caf::actor>{none, caf::actor{self_}});
+  const sent s = send_execute(w, execute(0, 1, {prefill(7, prompt(19), 1)}));
+  ASSERT_TRUE(s.done.error.empty()) << s.done.error;
+  const std::vector<messages::kv_delta_batch>& kv = s.kv;  // the window holds them all
+  ASSERT_EQ(kv.size(), from + 1u);
+  std::uint64_t sent_bytes = 0;
+  for (std::uint32_t l = 0; l < from; ++l) {
+    ASSERT_EQ(kv[l].rows.size(), 1u);
+    EXPECT_EQ(kv[l].layer_begin, l);
+    EXPECT_TRUE(kv[l].abandoned.empty());
+    sent_bytes += kv[l].rows[0].size_bytes;
+  }
+  EXPECT_TRUE(kv[from].rows.empty());
+  EXPECT_EQ(kv[from].abandoned, std::vector<request_id>{7});
+  EXPECT_EQ(s.done.kv_bytes_sent, sent_bytes);
+  EXPECT_EQ(flow(w)[2], 1u);
+  self_->send_exit(w, caf::exit_reason::user_shutdown);
   self_->send_exit(none, caf::exit_reason::user_shutdown);
 }
 

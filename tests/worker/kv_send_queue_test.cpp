@@ -188,6 +188,43 @@ TEST(KvSendQueue, AFullQueueGivesUpThePromptNotTheDecodeRows) {
   EXPECT_EQ(requests(sent[2]), (std::vector<request_id>{1, 2, 3})) << "the decode rows go on";
 }
 
+// A batch from the device listing requests as abandoned (it had no room for
+// their rows: kv_chunk::dropped) gives their copies up here as a full queue
+// would: their queued rows are dropped, the batch's other rows go on, the
+// notice follows what had started, later rows of them are dropped, and a
+// copy given up twice counts once.
+TEST(KvSendQueue, CopiesTheDeviceGaveUpAreGivenUpHere) {
+  const std::uint64_t layer = kv_send_queue::size_of(rows({7}, 40 * kib));
+  kv_send_queue q{{.window_bytes = layer, .queue_bytes = 100 * layer}};
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 0)));
+  ASSERT_EQ(q.take_ready().size(), 1u);            // 7's layer 0 on the way
+  ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 1)));  // queued
+  kv_delta_batch given_up = *messages::packed_as<kv_delta_batch>(rows({8}, 4 * kib, 2));
+  given_up.abandoned = {7};
+  ASSERT_TRUE(q.push(1, messages::pack(given_up)));
+  EXPECT_EQ(q.abandoned(), 1u);
+  ASSERT_TRUE(q.push(1, rows({7, 8}, 4 * kib, 3)));  // 7's row is dropped
+  kv_delta_batch again = *messages::packed_as<kv_delta_batch>(rows({8}, 4 * kib, 4));
+  again.abandoned = {7};
+  ASSERT_TRUE(q.push(1, messages::pack(again)));
+  EXPECT_EQ(q.abandoned(), 1u) << "one copy, given up once";
+
+  std::vector<kv_send_queue::message> sent;
+  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
+    ASSERT_TRUE(q.acked(1, 1));
+    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
+  }
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_TRUE(batch(sent[0]).rows.empty()) << "7's queued layer 1 is dropped";
+  EXPECT_EQ(batch(sent[0]).abandoned, std::vector<request_id>{7});
+  EXPECT_TRUE(messages::validate(sent[0].blob).ok());
+  for (std::size_t i = 1; i < 4; ++i) {
+    EXPECT_EQ(requests(sent[i]), std::vector<request_id>{8}) << "message " << i;
+    EXPECT_TRUE(batch(sent[i]).abandoned.empty()) << "message " << i;
+    EXPECT_EQ(batch(sent[i]).layer_begin, i + 1) << "message " << i;
+  }
+}
+
 // A row over piece_bytes goes as several messages, cut by token range; put
 // back together, per layer K then V, they are the row. Small rows share a
 // message; a request is in a message once.

@@ -464,10 +464,12 @@ TEST(cuda_backend, streamed_layer_groups_hold_the_kv_and_decode_the_same_elsewhe
 
 // The chunks run_streaming hands out share the pinned memory lent for their
 // layer group (no copy on the device thread), which goes back to the pool
-// with the last of them. Where the pool has no room (none at all, or a cap
-// of one group while that group's chunks are held) a group is copied out of
-// the stage instead. Either way each chunk holds export_kv's bytes.
-TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_copied_without_room) {
+// with the last of them. Where a pool is full (a cap of one group while that
+// group's chunks are held) the groups that do not fit are dropped: chunks
+// with no bytes, marked so, whose copies the worker gives up. Without a
+// pool (cap 0) every group is copied out of the stage. Each chunk with bytes
+// holds export_kv's.
+TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_dropped_without_room) {
   ACCELLM_REQUIRE_GPU();
   const batch first{{batch_item{7, phase::prefill, 0, 40, prompt(40, 512, 1), true},
                      batch_item{8, phase::prefill, 0, 17, prompt(17, 512, 2), true}}};
@@ -498,7 +500,16 @@ TEST(cuda_backend, streamed_chunks_share_lent_pinned_memory_or_are_copied_withou
     const host_pool& pool = (*a)->lent_kv();
     EXPECT_EQ(pool.refusals(), refused);
     EXPECT_EQ(pool.lent_bytes(), (layers - refused) * one_group);
-    for (const kv_chunk& c : held) {
+    const std::uint64_t dropped = cap == 0 ? 0 : refused;
+    for (std::size_t k = 0; k < held.size(); ++k) {
+      const kv_chunk& c = held[k];
+      EXPECT_EQ(c.dropped, k / 2 >= layers - dropped)
+          << "request " << c.request << " layer " << c.layers.begin;
+      EXPECT_EQ(c.bytes, (*a)->slice_bytes(c.layers, c.tokens));
+      if (c.dropped) {
+        EXPECT_TRUE(c.data.empty());
+        continue;
+      }
       auto direct = (*a)->export_kv(c.request, c.layers, c.tokens);
       ASSERT_TRUE(direct.ok()) << direct.err().what();
       EXPECT_TRUE(c.data == direct->data) << "request " << c.request << " layer " << c.layers.begin;
