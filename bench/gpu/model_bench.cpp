@@ -5,7 +5,7 @@
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
-//                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128]
+//                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128|tma128]
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
 //                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]
 //
@@ -464,7 +464,7 @@ int main(int argc, char** argv) {
               << "\nusage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
-                 "timed|rows64|rows128|wgmma64|wgmma128]"
+                 "timed|rows64|rows128|wgmma64|wgmma128|tma128]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
                  " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]\n";
     return 2;

@@ -119,7 +119,12 @@ status cuda_backend::init(int device) {
     return fail(errc::out_of_memory, "no room for a KV pool after the weights and scratch");
   ACCELLM_TRY_ASSIGN(pool_, device_buffer<__nv_bfloat16>::allocate(blocks * view.block_elems()));
   total_blocks_ = blocks;
-  forward_->set_pool(pool_.data());
+  // Zeroed once: a row no KV was written to reads as zeros, not as whatever
+  // the memory held (tma128 reads whole pages, the masked rows past a
+  // request's last position too; 0 x NaN would be NaN).
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(pool_.data(), 0, pool_.bytes(), stream_.get()));
+  ACCELLM_TRY(stream_.synchronize());
+  forward_->set_pool(pool_.data(), static_cast<std::uint32_t>(blocks));
   free_.resize(blocks);
   for (std::uint64_t i = 0; i < blocks; ++i) free_[i] = static_cast<std::int32_t>(blocks - 1 - i);
   ACCELLM_TRY_ASSIGN(dev_table_, device_buffer<std::int32_t>::allocate(limits_.table_stride()));

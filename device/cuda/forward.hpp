@@ -19,7 +19,8 @@
 // decode step's first capture, gemm_planner times cuBLASLt's candidate
 // algorithms for its products (they are bandwidth-bound at these shapes).
 // At creation, prefill_choice picks the prefill attention kernel (rows64,
-// rows128, wgmma64 or wgmma128, verified against rows64 and timed on a synthetic prompt).
+// rows128, wgmma64, wgmma128 or tma128, verified against rows64 and timed on
+// a synthetic prompt).
 //
 // Thread contract: one thread at a time; everything runs on the stream given
 // at creation.
@@ -137,7 +138,10 @@ class forward_pass {
 
   /// Points the pass at the KV pool (allocated after the scratch, so that the
   /// pool can take the memory left). Call before the first run.
-  void set_pool(__nv_bfloat16* pool) noexcept { kv_.pool = pool; }
+  void set_pool(__nv_bfloat16* pool, std::uint32_t blocks) noexcept {
+    kv_.pool = pool;
+    kv_.blocks = blocks;
+  }
 
   /// With `on`, every run() launches kernel by kernel (never a graph) with an
   /// event after each operator, and last_breakdown() holds its time per

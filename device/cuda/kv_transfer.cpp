@@ -47,8 +47,13 @@ status cuda_backend::ensure_staging(std::uint64_t elems) {
 }
 
 kv_pool_view cuda_backend::pool_view() const noexcept {
-  return kv_pool_view{pool_.data(),           shape_.layers, limits_.block_tokens,
-                      shape_.attn.kv_width(), nullptr,       0};
+  return kv_pool_view{pool_.data(),
+                      shape_.layers,
+                      limits_.block_tokens,
+                      shape_.attn.kv_width(),
+                      nullptr,
+                      0,
+                      static_cast<std::uint32_t>(total_blocks_)};
 }
 
 status cuda_backend::stage_slice(const sequence& s, index_range layers, index_range tokens,

@@ -26,6 +26,9 @@ struct kv_pool_view {
   /// Block tables, one row of `table_stride` int32 per request slot.
   const std::int32_t* tables = nullptr;
   std::uint32_t table_stride = 0;
+  /// Blocks in the pool (0: not said): the extent of the pool as the tma128
+  /// prefill kernel's tensor map sees it.
+  std::uint32_t blocks = 0;
 
   /// Elements of one block (all layers, K and V).
   __host__ __device__ std::uint64_t block_elems() const {

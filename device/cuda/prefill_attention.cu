@@ -80,12 +80,14 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
       return "wgmma64";
     case prefill_kernel::wgmma128:
       return "wgmma128";
+    case prefill_kernel::tma128:
+      return "tma128";
   }
   return "?";
 }
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
-  const bool wgmma = a.kernel == prefill_kernel::wgmma64 || a.kernel == prefill_kernel::wgmma128;
+  const bool wgmma = prefill_kernel_uses_wgmma(a.kernel);
   if (a.kernel != prefill_kernel::rows64 && a.kernel != prefill_kernel::rows128 && !wgmma)
     return fail(errc::invalid_argument, "prefill_attention: unknown kernel");
   // The message is built only on a refusal: this runs once per layer.
@@ -107,6 +109,8 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
       return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
     if (a.shape.head_dim != 64 && a.shape.head_dim != 128)
       return refuse("head_dim must be 64 or 128");
+    if (a.kernel == prefill_kernel::tma128 && (a.kv.block_tokens != 16 || a.kv.blocks == 0))
+      return refuse("the pool's blocks must be 16 tokens and counted (kv.blocks)");
     return launch_prefill_wgmma(a, s);
   }
   switch (a.shape.head_dim) {

@@ -1,32 +1,57 @@
-// prefill_attention_wgmma: launches the wgmma64 and wgmma128 prefill kernels
-// (prefill_wgmma.cuh) for prefill_attention (prefill_attention.cu).
+// prefill_attention_wgmma: launches the wgmma64, wgmma128 (prefill_wgmma.cuh)
+// and tma128 (prefill_tma.cuh) prefill kernels for prefill_attention
+// (prefill_attention.cu).
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/prefill_attention_wgmma.cuh"
 #include "device/cuda/prefill_rows.cuh"
+#include "device/cuda/prefill_tma.cuh"
 #include "device/cuda/prefill_wgmma.cuh"
+#include "device/cuda/tma_map.hpp"
 
 namespace accellm::device::cuda {
 namespace {
 
-template <int HD, class Shape, class Kernel>
-status launch(Kernel kernel, const prefill_attention_args& a, cudaStream_t s) {
-  constexpr auto bytes = static_cast<int>(prefill_wgmma::smem_bytes<HD, Shape>());
+template <int HD, class Kernel, class Args>
+status launch(Kernel kernel, const Args& args, const prefill_attention_args& a, int threads,
+              std::size_t smem, cudaStream_t s) {
+  const auto bytes = static_cast<int>(smem);
   ACCELLM_CUDA_TRY(
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   ACCELLM_CUDA_TRY(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
                                         cudaSharedmemCarveoutMaxShared));
-  kernel<<<dim3(a.shape.heads, a.n_tiles), Shape::threads, bytes, s>>>(
-      a, prefill_rows::scale_log2_of<HD>());
+  kernel<<<dim3(a.shape.heads, a.n_tiles), threads, smem, s>>>(args,
+                                                               prefill_rows::scale_log2_of<HD>());
   ACCELLM_CUDA_TRY(cudaGetLastError());
   return {};
 }
 
+// tma128: the pool as a [rows x kv_width] matrix, boxes of one 16-token page
+// by 64 head dims.
+template <int HD>
+status launch_tma128(const prefill_attention_args& a, cudaStream_t s) {
+  prefill_tma::args p{};
+  p.a = a;
+  const std::uint64_t rows = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
+  if (rows > 0x7fffffffu)  // a TMA coordinate is a signed 32-bit integer
+    return fail(errc::invalid_argument,
+                "prefill_attention (tma128): a pool of more than 2^31 rows of KV");
+  ACCELLM_TRY(encode_bf16_sw128(p.kv_map, a.kv.pool, rows, a.kv.kv_width,
+                                std::uint64_t{a.kv.kv_width} * sizeof(__nv_bfloat16),
+                                prefill_tma::page, "prefill_attention (tma128)"));
+  return launch<HD>(prefill_tma::tma128_kernel<HD>, p, a, prefill_tma::shape::threads,
+                    prefill_tma::smem_bytes<HD>(), s);
+}
+
 template <int HD>
 status launch(const prefill_attention_args& a, cudaStream_t s) {
+  using namespace prefill_wgmma;
+  if (a.kernel == prefill_kernel::tma128) return launch_tma128<HD>(a, s);
   if (a.kernel == prefill_kernel::wgmma128)
-    return launch<HD, prefill_wgmma::wgmma128_shape>(prefill_wgmma::wgmma128_kernel<HD>, a, s);
-  return launch<HD, prefill_wgmma::wgmma64_shape>(prefill_wgmma::wgmma64_kernel<HD>, a, s);
+    return launch<HD>(wgmma128_kernel<HD>, a, a, wgmma128_shape::threads,
+                      smem_bytes<HD, wgmma128_shape>(), s);
+  return launch<HD>(wgmma64_kernel<HD>, a, a, wgmma64_shape::threads,
+                    smem_bytes<HD, wgmma64_shape>(), s);
 }
 
 }  // namespace

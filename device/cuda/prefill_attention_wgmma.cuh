@@ -1,5 +1,5 @@
-// prefill_attention_wgmma: the launcher of the wgmma64 and wgmma128 prefill
-// kernels, for
+// prefill_attention_wgmma: the launcher of the wgmma64, wgmma128 and tma128
+// prefill kernels, for
 // prefill_attention (prefill_attention.cu), which checks the arguments first.
 // Internal to device/cuda.
 #pragma once
@@ -15,7 +15,7 @@ namespace accellm::device::cuda {
 /// 90a); without it, the kernel would do nothing.
 bool prefill_wgmma_built() noexcept;
 
-/// Launches a.kernel (wgmma64 or wgmma128) on `s`. The caller (prefill_attention) has
+/// Launches a.kernel (wgmma64, wgmma128 or tma128) on `s`. The caller (prefill_attention) has
 /// checked the arguments, head_dim 64 or 128 among them.
 status launch_prefill_wgmma(const prefill_attention_args& a, cudaStream_t s);
 

@@ -44,7 +44,7 @@ result<probe> make_probe(const attn_shape& shape, std::uint32_t block_tokens, st
   probe p;
   p.tokens = tokens;
   const std::uint32_t blocks = (tokens + block_tokens - 1) / block_tokens;
-  kv_pool_view kv{nullptr, 1, block_tokens, shape.kv_width(), nullptr, blocks};
+  kv_pool_view kv{nullptr, 1, block_tokens, shape.kv_width(), nullptr, blocks, blocks};
   const std::size_t q_elems = std::size_t{tokens} * shape.q_width();
   ACCELLM_TRY_ASSIGN(p.q, device_buffer<__nv_bfloat16>::allocate(q_elems));
   ACCELLM_TRY_ASSIGN(p.ref, device_buffer<__nv_bfloat16>::allocate(q_elems));
@@ -122,8 +122,11 @@ std::vector<prefill_kernel> candidates_of(prefill_rule r) {
       return {prefill_kernel::wgmma64};
     case prefill_rule::wgmma128_if_verified:
       return {prefill_kernel::wgmma128};
+    case prefill_rule::tma128_if_verified:
+      return {prefill_kernel::tma128};
     case prefill_rule::timed:
-      return {prefill_kernel::rows128, prefill_kernel::wgmma64, prefill_kernel::wgmma128};
+      return {prefill_kernel::rows128, prefill_kernel::wgmma64, prefill_kernel::wgmma128,
+              prefill_kernel::tma128};
     case prefill_rule::rows64:
       break;
   }
@@ -144,6 +147,7 @@ std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept {
   if (name == "rows128") return prefill_rule::rows128_if_verified;
   if (name == "wgmma64") return prefill_rule::wgmma64_if_verified;
   if (name == "wgmma128") return prefill_rule::wgmma128_if_verified;
+  if (name == "tma128") return prefill_rule::tma128_if_verified;
   return std::nullopt;
 }
 

@@ -4,8 +4,7 @@
 #include "device/cuda/launch.cuh"
 #include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/skinny_kernels.cuh"
-
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled
+#include "device/cuda/tma_map.hpp"
 
 #include <algorithm>
 #include <string>
@@ -76,42 +75,13 @@ status check_wgmma(const char* who, const __nv_bfloat16* x, std::uint32_t rows, 
 #endif
 }
 
-// The driver's cuTensorMapEncodeTiled, looked up once (no libcuda link);
-// null when the driver has none.
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                         &found) != cudaSuccess ||
-        found != cudaDriverEntryPointSuccess) {
-      cudaGetLastError();
-      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
-    }
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(p);
-  }();
-  return fn;
-}
-
 // The map of a row-major bf16 matrix [rows x in] read in boxes of 64
 // columns x `box_rows` rows with the 128-byte swizzle (tma.cuh).
 status encode(tma::tensor_map& map, const __nv_bfloat16* base, std::uint32_t rows, std::uint32_t in,
               std::uint32_t box_rows) {
-  const PFN_cuTensorMapEncodeTiled_v12000 fn = tensor_map_encoder();
-  if (fn == nullptr)
-    return fail(errc::device_failure, "skinny_gemm_tma: the driver has no cuTensorMapEncodeTiled");
-  const cuuint64_t dims[2] = {in, rows};
-  const cuuint64_t strides[1] = {std::uint64_t{in} * sizeof(__nv_bfloat16)};
-  const cuuint32_t box[2] = {block_k, box_rows};
-  const cuuint32_t element_strides[2] = {1, 1};
-  const CUresult r =
-      fn(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(base), dims, strides,
-         box, element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    return fail(errc::device_failure, "skinny_gemm_tma: cuTensorMapEncodeTiled failed (CUresult " +
-                                          std::to_string(static_cast<int>(r)) + ")");
-  return {};
+  static_assert(block_k == 64, "the boxes are 64 columns wide");
+  return encode_bf16_sw128(map, base, rows, in, std::uint64_t{in} * sizeof(__nv_bfloat16), box_rows,
+                           "skinny_gemm_tma");
 }
 
 }  // namespace

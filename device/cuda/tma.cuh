@@ -64,6 +64,12 @@ __device__ inline void arrive_expect_tx(std::uint64_t* bar, std::uint32_t bytes)
                : "memory");
 }
 
+/// This thread's arrival on `bar`, announcing no bytes (a consumer saying it
+/// is done with what the barrier guards).
+__device__ inline void arrive(std::uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_address(bar)) : "memory");
+}
+
 /// Copies the box at (c0, c1) (c0 the contiguous dimension) of `map`'s
 /// tensor into `dst`; its bytes are credited to `bar` when they land.
 __device__ inline void load_2d(void* dst, const tensor_map* map, int c0, int c1,

@@ -54,6 +54,20 @@ __device__ inline void proxy_fence() {
 }
 
 #if ACCELLM_WGMMA
+/// setmaxnreg: this warpgroup's threads give back registers down to N each
+/// (dec), or take more, up to N (inc), from what the block holds; every
+/// thread of the warpgroup runs it at the same point, N a multiple of 8 in
+/// [24, 256]. A warp-specialised kernel moves its producer's registers to
+/// its consumers this way (the launch gives every warp the same count).
+template <int N>
+__device__ inline void shrink_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ inline void grow_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
 /// Orders this warpgroup's register writes before the products that follow.
 __device__ inline void fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");

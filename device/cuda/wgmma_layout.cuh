@@ -1,7 +1,8 @@
 // wgmma_layout: where a tile's elements lie in shared memory for wgmma's
 // shared-memory operands (8 x 8 core matrices of 128 contiguous bytes, no
 // swizzle; wgmma.cuh has the operand rules), and the matrix descriptors that
-// name such a tile or one a TMA copy laid out with the 128-byte swizzle. Device code, also compiled
+// name such a tile or one a TMA copy laid out with the 128-byte swizzle (K-major
+// or MN-major). Device code, also compiled
 // by the host emulator (tests/device/cuda/emu/), which decodes the descriptors this encodes.
 #pragma once
 
@@ -30,6 +31,18 @@ __device__ inline std::uint64_t descriptor(const void* smem, std::uint32_t leadi
 __device__ inline std::uint64_t descriptor_sw128(const void* smem) {
   constexpr std::uint64_t swizzle_128b = 1;  // bits 62-63
   return descriptor(smem, 16, 1024) | swizzle_128b << 62;
+}
+
+/// Shared-memory matrix descriptor for an MN-major tile (the transposed B
+/// of a product, N contiguous) laid out by TMA copies with the 128-byte
+/// swizzle: rows of 128 bytes, each 64 n of one k, 8-row (8 k) groups 1024
+/// bytes apart (the stride byte offset), the next 64 n `next_n_bytes`
+/// further (the leading byte offset); `smem` is the slice's first k row,
+/// 1024-byte aligned. CUTLASS's canonical MN-major SW128 layout, ((T, 8,
+/// m), (8, k)) : ((1, T, LBO), (8 T, SBO)) with T 8 elements.
+__device__ inline std::uint64_t descriptor_sw128_mn(const void* smem, std::uint32_t next_n_bytes) {
+  constexpr std::uint64_t swizzle_128b = 1;  // bits 62-63
+  return descriptor(smem, next_n_bytes, 1024) | swizzle_128b << 62;
 }
 
 /// Where a tile's 16-byte copy `e` goes, for a tile whose rows are `vecs`

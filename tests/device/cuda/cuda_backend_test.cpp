@@ -100,6 +100,8 @@ prefill_kernel kernel_of(prefill_rule r) {
       return prefill_kernel::wgmma64;
     case prefill_rule::wgmma128_if_verified:
       return prefill_kernel::wgmma128;
+    case prefill_rule::tma128_if_verified:
+      return prefill_kernel::tma128;
     case prefill_rule::rows64:
     case prefill_rule::timed:
       break;
@@ -191,7 +193,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values("cpu-tiny", "cpu-small"),
                        ::testing::Values(prefill_rule::rows64, prefill_rule::rows128_if_verified,
                                          prefill_rule::wgmma64_if_verified,
-                                         prefill_rule::wgmma128_if_verified)),
+                                         prefill_rule::wgmma128_if_verified,
+                                         prefill_rule::tma128_if_verified)),
     [](const ::testing::TestParamInfo<std::tuple<const char*, prefill_rule>>& i) {
       std::string n = std::get<0>(i.param);
       std::replace(n.begin(), n.end(), '-', '_');
@@ -202,8 +205,8 @@ INSTANTIATE_TEST_SUITE_P(
 // one batch (tiles of both requests, longest first), then a 100-token chunk
 // of the first at position 300. Every wanted logit within logit_tol of
 // rows64's (they differ only by bf16 roundings of attention outputs).
-// rows128 runs cpu-small (head_dim 32); wgmma64 and wgmma128, which need
-// head_dim 64 or 128, the same model with 2 heads of 128.
+// rows128 runs cpu-small (head_dim 32); wgmma64, wgmma128 and tma128, which
+// need head_dim 64 or 128, the same model with 2 heads of 128.
 class cuda_prefill_kernels : public ::testing::TestWithParam<prefill_kernel> {};
 
 TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
@@ -220,9 +223,7 @@ TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
   o.max_rows = 512;
   o.prefill = prefill_rule::rows64;
   auto a = make_cuda_backend("cuda:0", spec, o);
-  o.prefill = kernel == prefill_kernel::rows128   ? prefill_rule::rows128_if_verified
-              : kernel == prefill_kernel::wgmma64 ? prefill_rule::wgmma64_if_verified
-                                                  : prefill_rule::wgmma128_if_verified;
+  o.prefill = *prefill_rule_named(prefill_kernel_name(kernel));  // that kernel when verified
   auto b = make_cuda_backend("cuda:0", spec, o);
   ASSERT_TRUE(a.ok() && b.ok());
   expect_prefill_kernel(**a, prefill_kernel::rows64);
@@ -253,7 +254,7 @@ TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
 
 INSTANTIATE_TEST_SUITE_P(kernels, cuda_prefill_kernels,
                          ::testing::Values(prefill_kernel::rows128, prefill_kernel::wgmma64,
-                                           prefill_kernel::wgmma128),
+                                           prefill_kernel::wgmma128, prefill_kernel::tma128),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });

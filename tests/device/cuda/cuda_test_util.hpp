@@ -25,7 +25,7 @@ namespace accellm::device::cuda::test {
 
 /// Whether k is one of the wgmma prefill kernels (sm_90a, head_dim 64, 128).
 inline bool is_wgmma(prefill_kernel k) {
-  return k == prefill_kernel::wgmma64 || k == prefill_kernel::wgmma128;
+  return prefill_kernel_uses_wgmma(k);
 }
 
 /// Whether the wgmma prefill kernels can run here: a build with sm_90a code

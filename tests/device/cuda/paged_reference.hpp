@@ -34,12 +34,14 @@ struct paged_host {
 
   /// The pool as a kernel sees it, at host addresses.
   kv_pool_view host_view() const {
-    return kv_pool_view{const_cast<__nv_bfloat16*>(pool.data()),
-                        layers,
-                        bt,
-                        shape.kv_width(),
-                        tables.data(),
-                        stride};
+    return kv_pool_view{
+        const_cast<__nv_bfloat16*>(pool.data()),
+        layers,
+        bt,
+        shape.kv_width(),
+        tables.data(),
+        stride,
+        static_cast<std::uint32_t>(pool.size() / (2ull * layers * bt * shape.kv_width()))};
   }
 
   /// Attention of query `q` (head_dim floats, head h) at position qpos of slot.

@@ -17,6 +17,7 @@
 // the bit (on the H200 too: the same products summed in the same order), and
 // wgmma128 equals wgmma64.
 #include "device/cuda/prefill_mma.cuh"
+#include "device/cuda/prefill_tma.cuh"
 #include "device/cuda/prefill_wgmma.cuh"
 #include "tests/device/cuda/paged_reference.hpp"
 
@@ -61,6 +62,22 @@ void launch(const prefill_attention_args& a) {
       emu::launch(grid, prefill_mma::r128::threads, prefill_mma::r128::config<HD>::smem_bytes,
                   [&] { prefill_mma::prefill_rows128_kernel<HD>(a, scale); });
       return;
+    case prefill_kernel::tma128:
+      if constexpr (HD == 64 || HD == 128) {
+        // The pool as the launcher's tensor map describes it.
+        prefill_tma::args p{};
+        p.a = a;
+        p.kv_map.base = a.kv.pool;
+        p.kv_map.dims[0] = a.kv.kv_width;
+        p.kv_map.dims[1] = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
+        p.kv_map.row_bytes = std::uint64_t{a.kv.kv_width} * 2;
+        p.kv_map.box[0] = 64;
+        p.kv_map.box[1] = prefill_tma::page;
+        emu::launch(grid, prefill_tma::shape::threads, prefill_tma::smem_bytes<HD>(),
+                    [&] { prefill_tma::tma128_kernel<HD>(p, scale); });
+        return;
+      }
+      break;
     case prefill_kernel::wgmma64:
     case prefill_kernel::wgmma128:
       if constexpr (HD == 64 || HD == 128) {
@@ -119,6 +136,7 @@ std::vector<prefill_kernel> kernels_for(std::uint32_t hd) {
   if (hd == 64 || hd == 128) {
     kernels.push_back(prefill_kernel::wgmma64);
     kernels.push_back(prefill_kernel::wgmma128);
+    kernels.push_back(prefill_kernel::tma128);
   }
   return kernels;
 }
@@ -162,15 +180,17 @@ TEST_P(prefill_emu_test, kernels_match_the_reference_and_each_other) {
       diff = std::max(diff, std::fabs(double(outs[1][i]) - outs[0][i]));
     }
   EXPECT_LE(diff, 2e-2 * top) << "max |rows128 - rows64| " << diff << ", max |rows64| " << top;
-  if (outs.size() == 4) {
-    std::size_t differ64 = 0, differ128 = 0;
+  if (outs.size() == 5) {
+    std::size_t differ64 = 0, differ128 = 0, differ_tma = 0;
     for (std::size_t i = 0; i < outs[0].size(); ++i)
       if (!std::isnan(outs[0][i])) {
         differ64 += outs[2][i] != outs[0][i];
         differ128 += outs[3][i] != outs[2][i];
+        differ_tma += outs[4][i] != outs[3][i];
       }
     EXPECT_EQ(differ64, 0u) << "elements where wgmma64 and rows64 differ";
     EXPECT_EQ(differ128, 0u) << "elements where wgmma128 and wgmma64 differ";
+    EXPECT_EQ(differ_tma, 0u) << "elements where tma128 and wgmma128 differ";
   }
 }
 

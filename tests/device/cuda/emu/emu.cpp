@@ -148,8 +148,10 @@ std::size_t swizzle_128b(std::size_t at) {
 
 /// Where element (k, mn) of a k16 slice of a wgmma shared-memory operand
 /// lies (wgmma.cuh): K-major (element (mn, k)), or MN-major when `trans`,
-/// without swizzle; K-major with the 128-byte swizzle (wgmma_layout.cuh:
-/// rows of 128 bytes, 8-row groups `stride` apart).
+/// without swizzle; with the 128-byte swizzle (wgmma_layout.cuh), K-major:
+/// rows of 128 bytes (64 k), 8-row groups `stride` apart; MN-major: rows of
+/// 128 bytes holding 64 mn of one k, 8-row (8 k) groups `stride` apart and
+/// the next 64 mn `leading` further (the PTX ISA's canonical layouts).
 std::size_t operand_at(std::uint64_t desc, bool trans, std::size_t k, std::size_t mn) {
   const std::size_t start = (desc & 0x3fffu) << 4, leading = ((desc >> 16) & 0x3fffu) << 4,
                     stride = ((desc >> 32) & 0x3fffu) << 4;
@@ -158,8 +160,9 @@ std::size_t operand_at(std::uint64_t desc, bool trans, std::size_t k, std::size_
       return trans ? start + k / 8 * leading + mn / 8 * stride + k % 8 * 16 + mn % 8 * 2
                    : start + mn / 8 * stride + k / 8 * leading + mn % 8 * 16 + k % 8 * 2;
     case 1:
-      if (trans) throw std::logic_error("emu: an MN-major operand with the 128-byte swizzle");
       if (((desc >> 49) & 7u) != 0) throw std::logic_error("emu: a descriptor base offset");
+      if (trans)
+        return swizzle_128b(start + mn / 64 * leading + mn % 64 * 2 + k / 8 * stride + k % 8 * 128);
       return swizzle_128b(start + mn / 8 * stride + mn % 8 * 128 + k * 2);
     default:
       throw std::logic_error("emu: a descriptor with the 64- or 32-byte swizzle");

@@ -33,7 +33,8 @@
 //   threads meet, each computing its own accumulator elements in fp32. So
 //   touching an accumulator, an A register or a B tile while the product is
 //   in flight changes the result. Descriptors without swizzle and with the
-//   128-byte swizzle (K-major) are decoded; A may come from one too.
+//   128-byte swizzle (K-major and MN-major) are decoded; A may come from one
+//   too.
 // Not modelled: timing, the memory consistency of real hardware beyond the
 // above, and anything the tensor cores do differently from the PTX ISA's
 // fragment layouts; those are checked on a GPU (attention_test.cpp).

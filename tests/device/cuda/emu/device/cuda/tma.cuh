@@ -20,6 +20,9 @@ inline void fence_init() {}
 inline void arrive_expect_tx(std::uint64_t* bar, std::uint32_t bytes) {
   emu::mbarrier_arrive_expect_tx(bar, bytes);
 }
+inline void arrive(std::uint64_t* bar) {
+  emu::mbarrier_arrive_expect_tx(bar, 0);
+}
 inline void load_2d(void* dst, const tensor_map* map, int c0, int c1, std::uint64_t* bar) {
   emu::tma_load_2d(dst, *map, c0, c1, bar);
 }

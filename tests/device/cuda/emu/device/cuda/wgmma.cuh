@@ -14,6 +14,11 @@
 namespace accellm::device::cuda::wg {
 
 inline void fence() {}
+// Registers are not modelled.
+template <int N>
+void shrink_registers() {}
+template <int N>
+void grow_registers() {}
 inline void commit() {
   emu::product_commit();
 }
