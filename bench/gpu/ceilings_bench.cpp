@@ -533,6 +533,7 @@ int main(int argc, char** argv) {
     kv_pool_view kv{x->data(), 1, bt, ac.shape.kv_width(), nullptr, stride};
     const std::uint64_t blocks = std::uint64_t{b} * stride;
     if (blocks * kv.block_elems() > n) continue;
+    kv.blocks = static_cast<std::uint32_t>(blocks);  // the TMA tiles map this much
     std::vector<std::int32_t> tables(blocks);
     for (std::uint64_t i = 0; i < blocks; ++i) tables[i] = static_cast<std::int32_t>(i);
     std::vector<decode_item> items;

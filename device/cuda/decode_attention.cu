@@ -2,6 +2,7 @@
 #include "device/cuda/decode_attention.cuh"
 #include "device/cuda/decode_kernels.cuh"
 #include "device/cuda/launch.cuh"
+#include "device/cuda/tma_map.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -165,16 +166,22 @@ status launch(const decode_attention_args& a, cudaStream_t s) {
   return decode_combine(a, s);
 }
 
-// A tile's keys per stage and stages as types, for templates.
-template <int KEYS, int STAGES>
+// A tile's keys per stage, stages and copies (cp.async, or TMA) as types,
+// for templates.
+template <int KEYS, int STAGES, bool TMA = false>
 struct tile_tag {
   static constexpr int keys = KEYS, stages = STAGES;
+  static constexpr bool tma = TMA;
 };
 
-// f(tile_tag<keys, stages>) for tile `t`.
+// f(tile_tag<keys, stages, tma>) for tile `t`.
 template <class F>
 auto visit_tile(decode_tile t, F&& f) -> decltype(f(tile_tag<32, 2>{})) {
   switch (t) {
+    case decode_tile::tma16_stages3:
+      return f(tile_tag<16, 3, true>{});
+    case decode_tile::tma16_stages5:
+      return f(tile_tag<16, 5, true>{});
     case decode_tile::keys32_stages2:
       return f(tile_tag<32, 2>{});
     case decode_tile::keys16_stages4:
@@ -189,25 +196,54 @@ auto visit_tile(decode_tile t, F&& f) -> decltype(f(tile_tag<32, 2>{})) {
   return fail(errc::invalid_argument, "decode_attention: unknown tile");
 }
 
-// The mma pass 1 of a tile at head_dim HD and its shared memory, with the
+// The pass-1 kernel of tile Tag at head_dim HD and its shared memory.
+template <int HD, class Tag>
+constexpr auto pass1_kernel() {
+  static_assert(!Tag::tma || Tag::keys == decode_kernels::tma_decode::page, "a page a stage");
+  if constexpr (Tag::tma)
+    return decode_kernels::tma_kernel<HD, Tag::stages>;
+  else
+    return decode_kernels::mma_kernel<HD, Tag::keys, Tag::stages>;
+}
+template <int HD, class Tag>
+constexpr int pass1_smem() {
+  if constexpr (Tag::tma)
+    return decode_kernels::tma_decode::smem_bytes<HD, Tag::stages>;
+  else
+    return decode_kernels::smem_bytes<HD, Tag::keys, Tag::stages>;
+}
+
+// The pass 1 of a tile at head_dim HD and its shared memory, with the
 // attribute that lets it take more than 48 KB set.
-template <int HD, int KEYS, int STAGES>
-result<int> prepare_mma() {
-  constexpr int bytes = decode_kernels::smem_bytes<HD, KEYS, STAGES>;
+template <int HD, class Tag>
+result<int> prepare_pass1() {
+  constexpr int bytes = pass1_smem<HD, Tag>();
   if (bytes > 48 * 1024)
-    ACCELLM_CUDA_TRY(cudaFuncSetAttribute(decode_kernels::mma_kernel<HD, KEYS, STAGES>,
+    ACCELLM_CUDA_TRY(cudaFuncSetAttribute(pass1_kernel<HD, Tag>(),
                                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
   return bytes;
 }
 
-template <int HD, int KEYS, int STAGES>
+template <int HD, class Tag = tile_tag<32, 2>>
 status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  auto bytes = prepare_mma<HD, KEYS, STAGES>();
+  auto bytes = prepare_pass1<HD, Tag>();
   if (!bytes) return std::move(bytes).err();
-  ACCELLM_TRY(launch_kernel(decode_kernels::mma_kernel<HD, KEYS, STAGES>,
-                            dim3(a.shape.kv_heads, a.splits, a.n_items), dim3(32),
-                            static_cast<std::size_t>(*bytes), s, a, scale_log2));
+  const dim3 grid(a.shape.kv_heads, a.splits, a.n_items);
+  const auto smem = static_cast<std::size_t>(*bytes);
+  if constexpr (Tag::tma) {
+    // The pool as a [rows x kv_width] matrix, boxes of one 16-token page by
+    // 64 head dims (decode_attention checked that it maps).
+    decode_kernels::tma_decode::args p{};
+    p.a = a;
+    ACCELLM_TRY(encode_bf16_sw128(p.kv_map, a.kv.pool,
+                                  std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens,
+                                  a.kv.kv_width, std::uint64_t{a.kv.kv_width} * 2,
+                                  decode_kernels::tma_decode::page, "decode_attention"));
+    ACCELLM_TRY(launch_kernel(pass1_kernel<HD, Tag>(), grid, dim3(32), smem, s, p, scale_log2));
+  } else {
+    ACCELLM_TRY(launch_kernel(pass1_kernel<HD, Tag>(), grid, dim3(32), smem, s, a, scale_log2));
+  }
   // One split: pass 1 wrote the output (one launch per layer fewer).
   return a.splits == 1 ? status{} : decode_combine(a, s);
 }
@@ -215,28 +251,26 @@ status launch_mma(const decode_attention_args& a, cudaStream_t s) {
 // head_dim HD's pass 1 with the tile asked for.
 template <int HD>
 status launch_tile(const decode_attention_args& a, cudaStream_t s) {
-  return visit_tile(a.tile, [&](auto tag) -> status {
-    return launch_mma<HD, decltype(tag)::keys, decltype(tag)::stages>(a, s);
-  });
+  return visit_tile(a.tile,
+                    [&](auto tag) -> status { return launch_mma<HD, decltype(tag)>(a, s); });
 }
 
-// One block of the mma pass 1 with tile `t` at head_dim HD: how many fit on
-// an SM at once.
-template <int HD, int KEYS, int STAGES>
+// One block of the pass 1 of tile Tag at head_dim HD: how many fit on an SM
+// at once.
+template <int HD, class Tag = tile_tag<32, 2>>
 result<std::uint32_t> resident_mma() {
-  auto bytes = prepare_mma<HD, KEYS, STAGES>();
+  auto bytes = prepare_pass1<HD, Tag>();
   if (!bytes) return std::move(bytes).err();
   int blocks = 0;
   ACCELLM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, decode_kernels::mma_kernel<HD, KEYS, STAGES>, 32, static_cast<std::size_t>(*bytes)));
+      &blocks, pass1_kernel<HD, Tag>(), 32, static_cast<std::size_t>(*bytes)));
   return static_cast<std::uint32_t>(std::max(blocks, 1));
 }
 
 template <int HD>
 result<std::uint32_t> resident_tile(decode_tile t) {
-  return visit_tile(t, [](auto tag) -> result<std::uint32_t> {
-    return resident_mma<HD, decltype(tag)::keys, decltype(tag)::stages>();
-  });
+  return visit_tile(
+      t, [](auto tag) -> result<std::uint32_t> { return resident_mma<HD, decltype(tag)>(); });
 }
 
 // The mma pass 1 for head_dim HD, then pass 2.
@@ -247,9 +281,9 @@ status decode_attention_mma(const decode_attention_args& a, cudaStream_t s) {
                                             " is built for head_dim 64 and 128 only");
   switch (a.shape.head_dim) {
     case 16:
-      return launch_mma<16, 32, 2>(a, s);
+      return launch_mma<16>(a, s);
     case 32:
-      return launch_mma<32, 32, 2>(a, s);
+      return launch_mma<32>(a, s);
     case 64:
       return launch_tile<64>(a, s);
     case 128:
@@ -268,9 +302,9 @@ result<std::uint32_t> decode_blocks_per_sm(decode_tile t, std::uint32_t head_dim
                                             " is built for head_dim 64 and 128 only");
   switch (head_dim) {
     case 16:
-      return resident_mma<16, 32, 2>();
+      return resident_mma<16>();
     case 32:
-      return resident_mma<32, 32, 2>();
+      return resident_mma<32>();
     case 64:
       return resident_tile<64>(t);
     case 128:
@@ -336,6 +370,13 @@ status decode_attention(const decode_attention_args& a, cudaStream_t s) {
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
   if (group != 1 && group != 2 && group != 4 && group != 8)
     return fail(errc::invalid_argument, "decode_attention: heads / kv_heads must be 1, 2, 4 or 8");
+  if (a.kernel == decode_kernel::mma && decode_tile_uses_tma(a.tile)) {
+    const std::uint64_t rows = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
+    if (a.kv.block_tokens != 16 || a.kv.blocks == 0 || rows > 0x7fffffffu)
+      return fail(errc::invalid_argument,
+                  std::string{"decode_attention: tile "} + decode_tile_name(a.tile) +
+                      " needs a pool of 16-token blocks, counted, of at most 2^31 rows");
+  }
   if (a.kernel == decode_kernel::mma) return decode_attention_mma(a, s);
   switch (a.shape.heads / a.shape.kv_heads) {
     case 1:

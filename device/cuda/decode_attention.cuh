@@ -37,18 +37,25 @@ enum class decode_kernel : std::uint8_t { mma, simt };
 /// more bytes in flight per warp and fewer warps (32x4, 64x2: 3 an SM) were
 /// slower. keys16_stages2 goes the other way: half the shared memory, so
 /// about twice the warps, each with one 8 KB stage in flight (head_dim 128).
+/// tma16_stages3 and tma16_stages5 are the same pass with Hopper's TMA
+/// doing the copies (decode_kernels.cuh's tma_kernel): one 16-key page a
+/// stage, 2 or 4 in flight, for a pool of 16-token blocks whose count
+/// kv_pool_view::blocks says, on compute capability 9.0.
 enum class decode_tile : std::uint8_t {
   keys32_stages2,
   keys16_stages4,
   keys32_stages4,
   keys64_stages2,
-  keys16_stages2
+  keys16_stages2,
+  tma16_stages3,
+  tma16_stages5
 };
 
 /// Every tile, the default first.
 inline constexpr decode_tile decode_tiles[] = {
     decode_tile::keys32_stages2, decode_tile::keys16_stages4, decode_tile::keys32_stages4,
-    decode_tile::keys64_stages2, decode_tile::keys16_stages2};
+    decode_tile::keys64_stages2, decode_tile::keys16_stages2, decode_tile::tma16_stages3,
+    decode_tile::tma16_stages5};
 
 /// Whether the mma pass 1 has tile `t` at head_dim `hd`: the default at
 /// every head_dim, the others from 64 up.
@@ -56,7 +63,12 @@ constexpr bool decode_tile_built(decode_tile t, std::uint32_t hd) noexcept {
   return t == decode_tile::keys32_stages2 || hd >= 64;
 }
 
-/// "32x2", "16x4", "32x4", "64x2", "16x2".
+/// Whether tile `t` copies with TMA (tma_kernel).
+constexpr bool decode_tile_uses_tma(decode_tile t) noexcept {
+  return t == decode_tile::tma16_stages3 || t == decode_tile::tma16_stages5;
+}
+
+/// "32x2", "16x4", "32x4", "64x2", "16x2", "tma16x3", "tma16x5".
 inline const char* decode_tile_name(decode_tile t) noexcept {
   switch (t) {
     case decode_tile::keys32_stages2:
@@ -69,6 +81,10 @@ inline const char* decode_tile_name(decode_tile t) noexcept {
       return "64x2";
     case decode_tile::keys16_stages2:
       return "16x2";
+    case decode_tile::tma16_stages3:
+      return "tma16x3";
+    case decode_tile::tma16_stages5:
+      return "tma16x5";
   }
   return "?";
 }
@@ -136,8 +152,9 @@ result<std::uint32_t> decode_blocks_per_sm(decode_tile t, std::uint32_t head_dim
 
 /// Fails (invalid_argument) when head_dim is not one of 16, 32, 64, 128 (or
 /// 256 with the simt kernel), heads / kv_heads is not 1, 2, 4 or 8, splits is
-/// out of range, a pointer is null, or a tile other than the default is asked
-/// of head_dim 16 or 32.
+/// out of range, a pointer is null, a tile other than the default is asked
+/// of head_dim 16 or 32, or a TMA tile of a pool it cannot map (blocks of
+/// other than 16 tokens, kv.blocks 0, more than 2^31 rows of K or V).
 status decode_attention(const decode_attention_args& a, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

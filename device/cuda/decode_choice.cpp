@@ -30,7 +30,7 @@ result<probe> make_probe(const attn_shape& shape, std::uint32_t block_tokens, st
                          std::uint32_t context, std::uint32_t target_blocks, cudaStream_t s) {
   probe p;
   const std::uint32_t per_item = context / block_tokens, blocks = items * per_item;
-  kv_pool_view kv{nullptr, 1, block_tokens, shape.kv_width(), nullptr, per_item};
+  kv_pool_view kv{nullptr, 1, block_tokens, shape.kv_width(), nullptr, per_item, blocks};
   const std::size_t q_elems = std::size_t{items} * shape.q_width();
   const std::uint32_t splits =
       target_blocks == 0 ? 1 : choose_decode_splits(items, shape.kv_heads, context, target_blocks);

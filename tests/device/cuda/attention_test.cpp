@@ -157,6 +157,19 @@ TEST(decode_attention, rejects_bad_shapes) {
   a.splits = 1;
   a.kv.kv_width = 64;
   expect_refusal(decode_attention(a, nullptr), "KV pool");
+  // The TMA tiles map the pool as whole 16-token pages, up to 2^31 rows.
+  a.kv.kv_width = 4 * 64;
+  for (const decode_tile t : {decode_tile::tma16_stages3, decode_tile::tma16_stages5}) {
+    a.tile = t;
+    a.kv.blocks = 0;  // not said
+    expect_refusal(decode_attention(a, nullptr), "needs a pool of 16-token blocks");
+    a.kv.blocks = 8;
+    a.kv.block_tokens = 32;
+    expect_refusal(decode_attention(a, nullptr), "needs a pool of 16-token blocks");
+    a.kv.block_tokens = 16;
+    a.kv.blocks = 0x7fffffffu;  // x 2 layers x 32 rows
+    expect_refusal(decode_attention(a, nullptr), "at most 2^31 rows");
+  }
 }
 
 struct prefill_case {

@@ -4,7 +4,8 @@
 // GPU or not: GQA groups 1 to 8, head_dim 16 to 128, one context split (pass
 // 1 writes the output) and many (pass 2 merges), splits that hold no
 // position, items whose rows are not their slots; at head_dim 64 and 128 with
-// every pipeline tile (decode_tile). Outputs are bf16: relative
+// every pipeline tile (decode_tile), the TMA ones (tma_kernel) included.
+// Outputs are bf16: relative
 // error under 1e-2, as on the GPU (attention_test.cpp); rows of no item are
 // never written.
 #include "device/cuda/decode_kernels.cuh"
@@ -46,10 +47,35 @@ void run_passes(const decode_attention_args& a) {
                 [&] { decode_kernels::combine_kernel(a); });
 }
 
+// The TMA pass 1 (tma_kernel) and pass 2, the pool mapped as
+// decode_attention maps it.
+template <int HD, int STAGES>
+void run_tma_passes(const decode_attention_args& a) {
+  const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
+  decode_kernels::tma_decode::args p{};
+  p.a = a;
+  p.kv_map.base = a.kv.pool;
+  p.kv_map.dims[0] = a.kv.kv_width;
+  p.kv_map.dims[1] = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
+  p.kv_map.row_bytes = std::uint64_t{a.kv.kv_width} * 2;
+  p.kv_map.box[0] = 64;
+  p.kv_map.box[1] = decode_kernels::tma_decode::page;
+  emu::launch({a.shape.kv_heads, a.splits, a.n_items}, 32,
+              decode_kernels::tma_decode::smem_bytes<HD, STAGES>,
+              [&] { decode_kernels::tma_kernel<HD, STAGES>(p, scale_log2); });
+  if (a.splits > 1)
+    emu::launch({a.shape.heads, a.n_items, 1}, std::min(a.shape.head_dim, 128u), 0,
+                [&] { decode_kernels::combine_kernel(a); });
+}
+
 // head_dim HD's pass 1 with a.tile, as decode_attention dispatches it.
 template <int HD>
 void run_tile(const decode_attention_args& a) {
   switch (a.tile) {
+    case decode_tile::tma16_stages3:
+      return run_tma_passes<HD, 3>(a);
+    case decode_tile::tma16_stages5:
+      return run_tma_passes<HD, 5>(a);
     case decode_tile::keys32_stages2:
       return run_passes<HD, 32, 2>(a);
     case decode_tile::keys16_stages4:
