@@ -59,14 +59,27 @@ __device__ void stage(const decode_attention_args& a, const decode_item& it, std
   }
 }
 
-/// The A fragments of the query group of KV head `kvh` for item `it`: head
-/// kvh * group + g in row g for g < group, zero otherwise (rows g + 8 too).
-/// Whether this lane's row g is one of them.
+/// The positions [begin, end) of `it` that split `split` of `splits` takes
+/// (empty for a split past the item's length).
+struct split_range {
+  int begin, end;
+};
+__device__ __forceinline__ split_range split_of(const decode_item& it, std::uint32_t splits,
+                                                std::uint32_t split) {
+  const int chunk = (it.length + static_cast<int>(splits) - 1) / static_cast<int>(splits);
+  const int begin = static_cast<int>(split) * chunk;
+  return {begin, min(it.length, begin + chunk)};
+}
+
+/// The A fragments of the query group of KV head `kvh` for item `it` (head
+/// kvh * group + g in row g for g < group, zero otherwise; rows g + 8 too),
+/// and o zeroed. Whether this lane's row g is one of the group's.
 template <int HD>
-__device__ __forceinline__ bool load_group_q(std::uint32_t (&qa)[HD / 16][4],
-                                             const decode_attention_args& a, const decode_item& it,
-                                             std::uint32_t kvh, std::uint32_t group, int g,
-                                             int tq) {
+__device__ __forceinline__ bool begin_group(std::uint32_t (&qa)[HD / 16][4], float (&o)[HD / 8][4],
+                                            const decode_attention_args& a, const decode_item& it,
+                                            std::uint32_t kvh, std::uint32_t group, int g, int tq) {
+#pragma unroll
+  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   const bool row_valid = static_cast<std::uint32_t>(g) < group;
   const __nv_bfloat16* q = a.q + static_cast<std::uint64_t>(it.row) * a.shape.q_width() +
                            (kvh * group + (row_valid ? g : 0)) * HD;
@@ -165,16 +178,12 @@ __global__ void __launch_bounds__(32) mma_kernel(decode_attention_args a, float 
   const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
   const int lane = threadIdx.x, g = lane / 4, tq = lane % 4, lm = lane / 8, lr = lane % 8;
-  const int chunk = (it.length + static_cast<int>(a.splits) - 1) / static_cast<int>(a.splits);
-  const int begin = static_cast<int>(split) * chunk;
-  const int end = min(it.length, begin + chunk);
+  const auto [begin, end] = split_of(it, a.splits, split);
   const std::uint32_t col = kvh * HD;
 
   std::uint32_t qa[HD / 16][4];
-  const bool row_valid = load_group_q<HD>(qa, a, it, kvh, group, g, tq);
   float o[HD / 8][4];
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  const bool row_valid = begin_group<HD>(qa, o, a, it, kvh, group, g, tq);
   float m = -INFINITY, l = 0.0f;
 
   // Stages 0 .. STAGES - 2 in flight, one cp.async group each (empty past
@@ -264,9 +273,7 @@ __global__ void __launch_bounds__(32)
   const std::uint32_t kvh = blockIdx.x, split = blockIdx.y;
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
   const int lane = threadIdx.x, g = lane / 4, tq = lane % 4, lm = lane / 8, lr = lane % 8;
-  const int chunk = (it.length + static_cast<int>(a.splits) - 1) / static_cast<int>(a.splits);
-  const int begin = static_cast<int>(split) * chunk;
-  const int end = min(it.length, begin + chunk);
+  const auto [begin, end] = split_of(it, a.splits, split);
   // Pages [first, last): a split's keys need not start on a page.
   const int first = begin / page, last = begin < end ? (end - 1) / page + 1 : first;
   const std::int32_t* table = a.kv.tables + static_cast<std::uint64_t>(it.slot) * a.kv.table_stride;
@@ -295,10 +302,8 @@ __global__ void __launch_bounds__(32)
     for (int i = 0; i < STAGES - 1 && i < pages; ++i) issue(i);
 
   std::uint32_t qa[HD / 16][4];
-  const bool row_valid = load_group_q<HD>(qa, a, it, kvh, group, g, tq);
   float o[HD / 8][4];
-#pragma unroll
-  for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
+  const bool row_valid = begin_group<HD>(qa, o, a, it, kvh, group, g, tq);
   float m = -INFINITY, l = 0.0f;
 
   for (int i = 0; i < pages; ++i) {

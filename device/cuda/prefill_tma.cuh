@@ -105,33 +105,24 @@ struct args {
 };
 
 #if ACCELLM_WGMMA
-/// S = Q K^T for the 64 keys of the K tile at `k` (s zeroed first), one group.
+/// S = Q K^T for the 64 keys of the K tile at `k` (s zeroed first), one
+/// group: k-step ks reads slice ks % 4 of column block ks / 4.
 template <int HD>
 __device__ __forceinline__ void issue_scores(float (&s)[keys / 8][4],
                                              const std::uint32_t (&qa)[HD / 16][4],
                                              const unsigned char* k) {
-#pragma unroll
-  for (int j = 0; j < keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-  wg::pin(s);
-  wg::fence();
-#pragma unroll
-  for (int ks = 0; ks < HD / 16; ++ks)
-    wg::mma<keys>(s, qa[ks], wg::descriptor_sw128(k + ks / 4 * block_bytes + ks % 4 * 32), 1,
-                  false);
-  wg::commit();
+  prefill_wgmma::issue_scores_at<HD>(
+      s, qa, [&](int ks) { return wg::descriptor_sw128(k + ks / 4 * block_bytes + ks % 4 * 32); });
 }
 
-/// O += P V for the 64 keys of the V tile at `v`, one group.
+/// O += P V for the 64 keys of the V tile at `v`, one group: k-step kk
+/// reads its 16 key rows, the next 64 dims a column block further.
 template <int HD>
 __device__ __forceinline__ void issue_values(float (&o)[HD / 8][4],
                                              const std::uint32_t (&pa)[keys / 16][4],
                                              const unsigned char* v) {
-  wg::pin(o);
-  wg::fence();
-#pragma unroll
-  for (int kk = 0; kk < keys / 16; ++kk)
-    wg::mma<HD>(o, pa[kk], wg::descriptor_sw128_mn(v + kk * 16 * 128, block_bytes), 1, true);
-  wg::commit();
+  prefill_wgmma::issue_values_at<HD>(
+      o, pa, [&](int kk) { return wg::descriptor_sw128_mn(v + kk * 16 * 128, block_bytes); });
 }
 
 /// The producer (one thread): every step's K and V pages into its stage.
@@ -222,28 +213,16 @@ __global__ void __launch_bounds__(shape::threads, 1)
     wait_full(j);
     const int key0 = j * keys;
     const bool unmasked = key0 + keys <= t.pos + wg_row0 + 1;
+    const auto values_of = [&](int i) {
+      return [&, i] { issue_values<HD>(o, pa, k_of(i) + tile_bytes<HD>); };
+    };
     if (j < wg_steps) {
-      issue_scores<HD>(s, qa, k_of(j));
-      if (j == 0) {
-        wg::wait<0>();
-      } else {
-        issue_values<HD>(o, pa, k_of(j - 1) + tile_bytes<HD>);  // P_(j-1) V_(j-1)
-        wg::wait<1>();                                          // S_j retired; P V still runs
-      }
-      wg::pin(s);
-      const prefill_rows::rescale_by f =
-          prefill_rows::softmax_scores(s, run, unmasked, key0, qpos0, qpos1, key_end, tq,
-                                       scale_log2, prefill_rows::keep_in_scores{s});
-      wg::wait<0>();
-      wg::pin(o);
-      if (j > 0) release(j - 1);  // V_(j-1) read: the stage is done with here
-      prefill_rows::rescale<HD>(o, f);
-#pragma unroll
-      for (int kk = 0; kk < keys / 16; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
+      // V_(j-1) read once its P V retired: the stage is done with here.
+      prefill_wgmma::overlapped_step<HD>(
+          j, s, pa, o, run, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
+          [&] { issue_scores<HD>(s, qa, k_of(j)); }, values_of(j - 1), [&] { release(j - 1); });
     } else if (j == wg_steps && j > 0) {  // these rows' last P V
-      issue_values<HD>(o, pa, k_of(j - 1) + tile_bytes<HD>);
-      wg::wait<0>();
-      wg::pin(o);
+      prefill_wgmma::last_values<HD>(o, values_of(j - 1));
       release(j - 1);
       release(j);  // a step these rows do not see
     } else {
@@ -251,9 +230,8 @@ __global__ void __launch_bounds__(shape::threads, 1)
     }
   }
   if (wg_steps == steps && steps > 0) {  // the last step's P V
-    issue_values<HD>(o, pa, k_of(steps - 1) + tile_bytes<HD>);
-    wg::wait<0>();
-    wg::pin(o);
+    prefill_wgmma::last_values<HD>(
+        o, [&] { issue_values<HD>(o, pa, k_of(steps - 1) + tile_bytes<HD>); });
     release(steps - 1);
   }
   prefill_rows::store<HD>(o, run, a, t, head, l.r0, l.r1, tq);

@@ -97,37 +97,93 @@ __device__ void stage(const prefill_attention_args& a, const prefill_tile& t, st
 }
 
 #if ACCELLM_WGMMA
-/// Issues S = Q K^T for the 64 keys of Ks (s zeroed first) as one group:
-/// HD / 16 k-steps of 16 dims, core matrices 2 ks and 2 ks + 1 of each key
-/// group, 64 elements apart.
-template <int HD>
-__device__ __forceinline__ void issue_scores(float (&s)[keys / 8][4],
-                                             const std::uint32_t (&qa)[HD / 16][4],
-                                             const __nv_bfloat16* Ks) {
-  constexpr std::uint32_t group_bytes = HD * 16;  // one 8-key group of a tile
+/// Issues S = Q K^T for 64 keys (s zeroed first) as one group: HD / 16
+/// k-steps of 16 dims, the K operand of step ks named by descriptor k(ks).
+template <int HD, class K>
+__device__ __forceinline__ void issue_scores_at(float (&s)[keys / 8][4],
+                                                const std::uint32_t (&qa)[HD / 16][4], K&& k) {
 #pragma unroll
   for (int j = 0; j < keys / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
   wg::pin(s);
   wg::fence();
 #pragma unroll
-  for (int ks = 0; ks < HD / 16; ++ks)
-    wg::mma<keys>(s, qa[ks], wg::descriptor(Ks + ks * 128, 128, group_bytes), 1, false);
+  for (int ks = 0; ks < HD / 16; ++ks) wg::mma<keys>(s, qa[ks], k(ks), 1, false);
   wg::commit();
 }
 
-/// Issues O += P V for the 64 keys of Vs as one group: 4 k-steps of 16 keys
-/// (two 8-key groups each).
+/// Issues O += P V for 64 keys as one group: 4 k-steps of 16 keys, the
+/// (MN-major) V operand of step kk named by descriptor v(kk).
+template <int HD, class V>
+__device__ __forceinline__ void issue_values_at(float (&o)[HD / 8][4],
+                                                const std::uint32_t (&pa)[keys / 16][4], V&& v) {
+  wg::pin(o);
+  wg::fence();
+#pragma unroll
+  for (int kk = 0; kk < keys / 16; ++kk) wg::mma<HD>(o, pa[kk], v(kk), 1, true);
+  wg::commit();
+}
+
+/// issue_scores_at over the core-matrix tile Ks: core matrices 2 ks and
+/// 2 ks + 1 of each key group, 64 elements apart.
+template <int HD>
+__device__ __forceinline__ void issue_scores(float (&s)[keys / 8][4],
+                                             const std::uint32_t (&qa)[HD / 16][4],
+                                             const __nv_bfloat16* Ks) {
+  constexpr std::uint32_t group_bytes = HD * 16;  // one 8-key group of a tile
+  issue_scores_at<HD>(s, qa,
+                      [&](int ks) { return wg::descriptor(Ks + ks * 128, 128, group_bytes); });
+}
+
+/// issue_values_at over the core-matrix tile Vs: 16 keys (two 8-key groups)
+/// a k-step.
 template <int HD>
 __device__ __forceinline__ void issue_values(float (&o)[HD / 8][4],
                                              const std::uint32_t (&pa)[keys / 16][4],
                                              const __nv_bfloat16* Vs) {
   constexpr std::uint32_t group_bytes = HD * 16;
+  issue_values_at<HD>(
+      o, pa, [&](int kk) { return wg::descriptor(Vs + kk * 2 * 8 * HD, group_bytes, 128); });
+}
+#endif
+
+#if ACCELLM_WGMMA
+/// Key step j of a warpgroup that overlaps its softmax with its products
+/// (wgmma128, tma128): `scores()` issues S_j = Q K_j^T into s and, for j >
+/// 0, `values()` issues P_(j-1) V_(j-1) (pa) into o; S_j is waited for alone
+/// and its softmax computed while P V runs; then P V is waited for,
+/// `retired()` runs (j > 0: nothing reads step j - 1's tiles any more), o is
+/// rescaled and P_j packed into pa. The one retirement of every product it
+/// issues keeps ptxas from serialising them.
+template <int HD, class Scores, class Values, class Retired>
+__device__ __forceinline__ void overlapped_step(
+    int j, float (&s)[keys / 8][4], std::uint32_t (&pa)[keys / 16][4], float (&o)[HD / 8][4],
+    prefill_rows::running& run, bool unmasked, int key0, int qpos0, int qpos1, int key_end, int tq,
+    float scale_log2, Scores&& scores, Values&& values, Retired&& retired) {
+  scores();
+  if (j == 0) {
+    wg::wait<0>();
+  } else {
+    values();       // P_(j-1) V_(j-1)
+    wg::wait<1>();  // S_j retired; P V still runs
+  }
+  wg::pin(s);
+  const prefill_rows::rescale_by f =
+      prefill_rows::softmax_scores(s, run, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
+                                   prefill_rows::keep_in_scores{s});
+  wg::wait<0>();
   wg::pin(o);
-  wg::fence();
+  if (j > 0) retired();
+  prefill_rows::rescale<HD>(o, f);
 #pragma unroll
-  for (int kk = 0; kk < keys / 16; ++kk)
-    wg::mma<HD>(o, pa[kk], wg::descriptor(Vs + kk * 2 * 8 * HD, group_bytes, 128), 1, true);
-  wg::commit();
+  for (int kk = 0; kk < keys / 16; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
+}
+
+/// The last P V of a warpgroup: `values()` issues it; waited for.
+template <int HD, class Values>
+__device__ __forceinline__ void last_values(float (&o)[HD / 8][4], Values&& values) {
+  values();
+  wg::wait<0>();
+  wg::pin(o);
 }
 #endif
 
@@ -230,34 +286,19 @@ __global__ void __launch_bounds__(wgmma128_shape::threads, 1)
     // an accumulator in flight on any path and keeps them asynchronous.
     const int key0 = j * keys;
     const bool unmasked = key0 + keys <= t.pos + wg_row0 + 1;
+    const auto values_of = [&](int i) {
+      return [&, i] { issue_values<HD>(o, pa, stage_of(i) + tile_elems); };
+    };
     if (j < wg_steps) {
-      issue_scores<HD>(s, qa, stage_of(j));
-      if (j == 0) {
-        wg::wait<0>();
-      } else {
-        issue_values<HD>(o, pa, stage_of(j - 1) + tile_elems);  // P_(j-1) V_(j-1)
-        wg::wait<1>();                                          // S_j retired; P V still runs
-      }
-      wg::pin(s);
-      const prefill_rows::rescale_by f =
-          prefill_rows::softmax_scores(s, run, unmasked, key0, qpos0, qpos1, key_end, tq,
-                                       scale_log2, prefill_rows::keep_in_scores{s});
-      wg::wait<0>();
-      wg::pin(o);
-      prefill_rows::rescale<HD>(o, f);
-#pragma unroll
-      for (int kk = 0; kk < keys / 16; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
+      overlapped_step<HD>(
+          j, s, pa, o, run, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
+          [&] { issue_scores<HD>(s, qa, stage_of(j)); }, values_of(j - 1), [] {});
     } else if (j == wg_steps && j > 0) {  // these rows' last P V
-      issue_values<HD>(o, pa, stage_of(j - 1) + tile_elems);
-      wg::wait<0>();
-      wg::pin(o);
+      last_values<HD>(o, values_of(j - 1));
     }
   }
-  if (wg_steps == steps && steps > 0) {  // the last step's P V
-    issue_values<HD>(o, pa, stage_of(steps - 1) + tile_elems);
-    wg::wait<0>();
-    wg::pin(o);
-  }
+  if (wg_steps == steps && steps > 0)  // the last step's P V
+    last_values<HD>(o, [&] { issue_values<HD>(o, pa, stage_of(steps - 1) + tile_elems); });
   prefill_rows::store<HD>(o, run, a, t, head, r0, r1, tq);
 #else
   (void)a;

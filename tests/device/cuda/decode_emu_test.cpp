@@ -9,6 +9,7 @@
 // error under 1e-2, as on the GPU (attention_test.cpp); rows of no item are
 // never written.
 #include "device/cuda/decode_kernels.cuh"
+#include "tests/device/cuda/emu_pool_map.hpp"
 #include "tests/device/cuda/paged_reference.hpp"
 
 #include <gtest/gtest.h>
@@ -52,14 +53,7 @@ void run_passes(const decode_attention_args& a) {
 template <int HD, int STAGES>
 void run_tma_passes(const decode_attention_args& a) {
   const float scale_log2 = 1.4426950408889634f / std::sqrt(static_cast<float>(HD));
-  decode_kernels::tma_decode::args p{};
-  p.a = a;
-  p.kv_map.base = a.kv.pool;
-  p.kv_map.dims[0] = a.kv.kv_width;
-  p.kv_map.dims[1] = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
-  p.kv_map.row_bytes = std::uint64_t{a.kv.kv_width} * 2;
-  p.kv_map.box[0] = 64;
-  p.kv_map.box[1] = decode_kernels::tma_decode::page;
+  const decode_kernels::tma_decode::args p{test::pool_map(a.kv), a};
   emu::launch({a.shape.kv_heads, a.splits, a.n_items}, 32,
               decode_kernels::tma_decode::smem_bytes<HD, STAGES>,
               [&] { decode_kernels::tma_kernel<HD, STAGES>(p, scale_log2); });

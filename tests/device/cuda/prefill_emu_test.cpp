@@ -19,6 +19,7 @@
 #include "device/cuda/prefill_mma.cuh"
 #include "device/cuda/prefill_tma.cuh"
 #include "device/cuda/prefill_wgmma.cuh"
+#include "tests/device/cuda/emu_pool_map.hpp"
 #include "tests/device/cuda/paged_reference.hpp"
 
 #include <gtest/gtest.h>
@@ -64,15 +65,7 @@ void launch(const prefill_attention_args& a) {
       return;
     case prefill_kernel::tma128:
       if constexpr (HD == 64 || HD == 128) {
-        // The pool as the launcher's tensor map describes it.
-        prefill_tma::args p{};
-        p.a = a;
-        p.kv_map.base = a.kv.pool;
-        p.kv_map.dims[0] = a.kv.kv_width;
-        p.kv_map.dims[1] = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
-        p.kv_map.row_bytes = std::uint64_t{a.kv.kv_width} * 2;
-        p.kv_map.box[0] = 64;
-        p.kv_map.box[1] = prefill_tma::page;
+        const prefill_tma::args p{test::pool_map(a.kv), a};
         emu::launch(grid, prefill_tma::shape::threads, prefill_tma::smem_bytes<HD>(),
                     [&] { prefill_tma::tma128_kernel<HD>(p, scale); });
         return;
