@@ -7,7 +7,8 @@
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
 //                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128|tma128]
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
-//                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]
+//                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]
+//                   [--decode-splits blocks|waves] [--pinned-mib N]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -81,6 +82,7 @@ struct args {
   bool pdl = true;
   cuda::decode_tile_rule decode_tile;  // timed
   cuda::decode_split_rule decode_splits = cuda::decode_split_rule::blocks;
+  std::optional<std::uint32_t> pinned_mib;  // cuda_options' default unless given
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -130,6 +132,8 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.decode_tile = *cuda::decode_tile_rule_named(v);
   else if (k == "--decode-splits" && cuda::decode_split_rule_named(v))
     a.decode_splits = *cuda::decode_split_rule_named(v);
+  else if (k == "--pinned-mib" && std::stoul(v) <= 65536)
+    a.pinned_mib = static_cast<std::uint32_t>(std::stoul(v));
   else
     return false;
   return true;
@@ -428,7 +432,8 @@ class bench {
       *csv << gpu_ << ',' << a_.model << ',' << a_.tp << ',' << tokens << ',' << p << ','
            << med(host.total) << ',' << med(host.first) << ',' << med(host.last) << ',' << bytes
            << ',' << med(ring.total) << ',' << med(ring.first) << ',' << med(ring.last) << ','
-           << med(host.no_room) << '\n';
+           << med(host.no_room) << ',' << static_cast<double>(b_.lent_kv().cap_bytes()) / (1 << 20)
+           << '\n';
     return true;
   }
 
@@ -466,7 +471,8 @@ int main(int argc, char** argv) {
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
                  "timed|rows64|rows128|wgmma64|wgmma128|tma128]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
-                 " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2] [--decode-splits blocks|waves]\n";
+                 " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]"
+                 " [--decode-splits blocks|waves] [--pinned-mib 0..65536]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -484,6 +490,7 @@ int main(int argc, char** argv) {
   o.programmatic_launch = a.pdl;
   o.decode_attention_tile = a.decode_tile;
   o.decode_splits = a.decode_splits;
+  if (a.pinned_mib) o.pinned_kv_bytes = std::uint64_t{*a.pinned_mib} << 20;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";

@@ -98,7 +98,7 @@ model_header=gpu,model,tp,kind,batch,context,tokens,median_ms,allreduce_ms,hbm_b
 csv=bench/results/$slug-model.csv
 echo "$model_header" >"$csv"
 stream_csv=bench/results/$slug-stream.csv
-echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_no_room" >"$stream_csv"
+echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_no_room,pinned_mib" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
 # Canaries: the candidate kernels the timed rules probe, forced on (tma128,
 # which has not run on a GPU yet; skinny_gemm_wgmma, skinny_gemm_tma and
@@ -166,6 +166,11 @@ else
   model --model llama2-13b --batches 1,16,64,128 --contexts 512,2048 --prefill 512,2048 --csv "$csv"
   model --model llama2-70b --tp 8 --batches 1,16,64,128,256 --contexts 512,2048,4096 \
     --prefill 512,1024,2048,4096 --csv "$csv" --profile "bench/results/$slug-llama2-70b-tp8-profile.csv"
+  # A prompt's KV past the pinned pool (2.15 GB into 1 GiB): its last groups
+  # are dropped, their copies given up, instead of copied out on the device
+  # thread (which took the prefill 3.6x as long).
+  model --model llama2-7b --batches 1 --contexts 512 --prefill 128 --steps 2 --stream 4096 \
+    --stream-csv "$stream_csv" --pinned-mib 1024
 fi
 # What programmatic dependent launch buys: the same decode points without it
 # (its own CSV; the main one has it on, the default).
