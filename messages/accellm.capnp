@@ -216,6 +216,9 @@ struct IterationDone {
   kvBytesCopied @12 :UInt64;      # of kvBytesSent, the bytes a device with a pinned host pool
                                   # had no room for there and copied out on its own thread
                                   # (<= kvBytesSent; 0 on devices without one)
+  kvBytesDropped @13 :UInt64;     # KV bytes of layer groups such a device had no room for
+                                  # and did not send: their copies were given up (not in
+                                  # kvBytesSent)
 }
 
 struct ItemRefusal {  # one Execute item a device refused, alone (IterationDone.refused)
@@ -290,6 +293,7 @@ struct InstanceReport {
   rejectedMessages @15 :UInt64;    # malformed or misaddressed messages dropped since start
   kvBytesShared @16 :UInt64;       # of kvBytesSent, through a same-node shared ring (<= it)
   kvBytesCopied @17 :UInt64;       # of kvBytesSent, copied out for want of pinned memory (<= it)
+  kvBytesDropped @18 :UInt64;      # KV bytes not sent for want of pinned memory (copies given up)
 }
 
 # worker process -> coordinator: join (or rejoin) the cluster.

@@ -31,6 +31,7 @@ void fill(w::InstanceReport::Builder b, const instance_report& m) {
   b.setRejectedMessages(m.rejected_messages);
   b.setKvBytesShared(m.kv_bytes_shared);
   b.setKvBytesCopied(m.kv_bytes_copied);
+  b.setKvBytesDropped(m.kv_bytes_dropped);
 }
 
 result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l) {
@@ -54,6 +55,7 @@ result<instance_report> read(w::InstanceReport::Reader r, const decode_limits& l
   m.rejected_messages = r.getRejectedMessages();
   m.kv_bytes_shared = r.getKvBytesShared();
   m.kv_bytes_copied = r.getKvBytesCopied();
+  m.kv_bytes_dropped = r.getKvBytesDropped();
   return std::move(f).finish(std::move(m));
 }
 

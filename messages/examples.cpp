@@ -109,7 +109,8 @@ iteration_done example_done() {
       .refused = {{.item = 2,
                    .reason =
                        "not_found: request 9: not cached (its copy never reached this device)"}},
-      .kv_bytes_copied = 512};
+      .kv_bytes_copied = 512,
+      .kv_bytes_dropped = 2048};
 }
 
 kv_layer example_kv_layer() {
@@ -164,7 +165,8 @@ instance_report example_report() {
           .queued_requests = 3,
           .rejected_messages = 2,
           .kv_bytes_shared = 1 << 19,
-          .kv_bytes_copied = 1 << 18};
+          .kv_bytes_copied = 1 << 18,
+          .kv_bytes_dropped = 1 << 17};
 }
 
 register_worker example_register() {

@@ -116,6 +116,7 @@ void fill(w::IterationDone::Builder b, const iteration_done& m) {
   b.setJoined(m.joined);
   b.setKvBytesShared(m.kv_bytes_shared);
   b.setKvBytesCopied(m.kv_bytes_copied);
+  b.setKvBytesDropped(m.kv_bytes_dropped);
   if (m.refused.empty()) return;
   auto refused = b.initRefused(static_cast<unsigned>(m.refused.size()));
   for (unsigned i = 0; i < refused.size(); ++i) {
@@ -140,6 +141,7 @@ result<iteration_done> read(w::IterationDone::Reader r, const decode_limits& l) 
   m.joined = r.getJoined();
   m.kv_bytes_shared = r.getKvBytesShared();
   m.kv_bytes_copied = r.getKvBytesCopied();
+  m.kv_bytes_dropped = r.getKvBytesDropped();
   const auto refused = r.getRefused();
   if (!f.within(refused.size(), l.max_execute_items, "refused"))
     return std::move(f).finish(std::move(m));

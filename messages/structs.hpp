@@ -205,6 +205,10 @@ struct iteration_done {
   /// Of kv_bytes_sent, the bytes a device with a pinned pool had no room
   /// for there, and so copied out on its thread (0 on other devices).
   std::uint64_t kv_bytes_copied = 0;
+  /// KV bytes of layer groups such a device had no room for and did not
+  /// send (kv_chunk::dropped): their copies were given up. Not in
+  /// kv_bytes_sent.
+  std::uint64_t kv_bytes_dropped = 0;
   friend bool operator==(const iteration_done&, const iteration_done&) = default;
 };
 
@@ -284,6 +288,7 @@ struct instance_report {
   std::uint64_t rejected_messages = 0;  ///< malformed or misaddressed, dropped since start
   std::uint64_t kv_bytes_shared = 0;    ///< of kv_bytes_sent, through a same-node ring
   std::uint64_t kv_bytes_copied = 0;    ///< of kv_bytes_sent, copied out for want of pinned room
+  std::uint64_t kv_bytes_dropped = 0;   ///< not sent for want of pinned room (copies given up)
   friend bool operator==(const instance_report&, const instance_report&) = default;
 };
 

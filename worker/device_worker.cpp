@@ -310,6 +310,8 @@ void on_execute(device_worker_actor* self, const messages::execute& ex) {
     };
     kv.stream.sink = [&](std::vector<device::kv_chunk> chunks) {
       device::host_pool* pinned = dev.host_buffers();
+      for (const device::kv_chunk& c : chunks)
+        if (c.dropped) done.kv_bytes_dropped += c.bytes;
       for (auto& [target, rows] : group_rows(ex, kv.targets, std::move(chunks))) {
         for (const auto& row : rows.rows) {
           done.kv_bytes_sent += row.size_bytes;

@@ -101,6 +101,7 @@ struct im_state {
   std::uint64_t kv_bytes_sent = 0;
   std::uint64_t kv_bytes_shared = 0;
   std::uint64_t kv_bytes_copied = 0;
+  std::uint64_t kv_bytes_dropped = 0;
   std::uint64_t rejected = 0;  ///< messages dropped: malformed, unknown type, or rows from itself
   std::vector<request_id> evicted;    ///< since the last report
   std::vector<request_id> preempted;  ///< since the last report
@@ -492,7 +493,8 @@ messages::instance_report load_of(im_actor* self) {
           .queued_requests = static_cast<std::uint32_t>(s.prefill_queue.size()),
           .rejected_messages = s.rejected,
           .kv_bytes_shared = s.kv_bytes_shared,
-          .kv_bytes_copied = s.kv_bytes_copied};
+          .kv_bytes_copied = s.kv_bytes_copied,
+          .kv_bytes_dropped = s.kv_bytes_dropped};
 }
 
 // Hands a request that stopped decoding here over (MoveDecode) and tells the
@@ -663,6 +665,7 @@ void on_iteration_done(im_actor* self, const messages::iteration_done& d) {
   s.kv_bytes_sent += d.kv_bytes_sent;
   s.kv_bytes_shared += d.kv_bytes_shared;
   s.kv_bytes_copied += d.kv_bytes_copied;
+  s.kv_bytes_dropped += d.kv_bytes_dropped;
   messages::iteration_report rep;
   rep.epoch = s.epoch;
   rep.instance = s.opt.id;

@@ -40,6 +40,7 @@ void live_metrics::on_iteration(const messages::iteration_report& report) {
   inst.kv_bytes_sent = report.load.kv_bytes_sent;
   inst.kv_bytes_shared = report.load.kv_bytes_shared;
   inst.kv_bytes_copied = report.load.kv_bytes_copied;
+  inst.kv_bytes_dropped = report.load.kv_bytes_dropped;
   inst.replicas_dropped += report.evicted_replicas.size();
   inst.iterations = report.load.iterations;
   // Busy time is the worker's running total (load.busy_ns, the sum of its
@@ -214,8 +215,13 @@ void live_metrics::render_instance_locked(prometheus_writer& w, const instance_s
                 {{"instance", name}}, num(inst.kv_bytes_shared));
   w.add_counter("accellm_instance_kv_copied_bytes_total",
                 "Of the KV bytes streamed to partners, those the device copied out on its own "
-                "thread because its pinned host pool was full ([worker] kv_pinned_mib).",
+                "thread for want of pinned host memory ([worker] kv_pinned_mib = 0, or decode "
+                "rows that found the pool full).",
                 {{"instance", name}}, num(inst.kv_bytes_copied));
+  w.add_counter("accellm_instance_kv_dropped_bytes_total",
+                "KV bytes of prompts' layer groups the device had no pinned host memory for "
+                "and did not send: their copies were given up ([worker] kv_pinned_mib).",
+                {{"instance", name}}, num(inst.kv_bytes_dropped));
   w.add_counter("accellm_instance_replicas_dropped_total",
                 "Redundant KV copies the instance dropped: for memory, or given up by a sender "
                 "whose KV send queue to it was full.",

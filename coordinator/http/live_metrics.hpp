@@ -116,6 +116,7 @@ class live_metrics final : public observer {
     std::uint64_t kv_bytes_sent = 0;
     std::uint64_t kv_bytes_shared = 0;
     std::uint64_t kv_bytes_copied = 0;
+    std::uint64_t kv_bytes_dropped = 0;
     std::uint64_t replicas_dropped = 0;  ///< summed evicted_replicas of its reports
     std::uint64_t iterations = 0;
     std::uint64_t busy_ns = 0;  ///< the worker's own total, load.busy_ns

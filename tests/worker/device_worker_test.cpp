@@ -734,8 +734,8 @@ class dropping_backend final : public forwarding_backend {
 
 // Chunks the device had no room for give up the copy: the partner gets the
 // rows before them, then a notice that the copy is abandoned, and no rows
-// after; IterationDone counts only the bytes sent, and the flow control
-// one copy abandoned.
+// after; IterationDone counts the bytes sent and, apart, those dropped, and
+// the flow control one copy abandoned.
 TEST_F(DeviceWorker, ChunksTheDeviceHadNoRoomForGiveUpTheCopy) {
   const std::uint32_t layers = device::find_model("cpu-tiny")->layers;
   ASSERT_GE(layers, 2u);
@@ -758,6 +758,8 @@ TEST_F(DeviceWorker, ChunksTheDeviceHadNoRoomForGiveUpTheCopy) {
   EXPECT_TRUE(kv[from].rows.empty());
   EXPECT_EQ(kv[from].abandoned, std::vector<request_id>{7});
   EXPECT_EQ(s.done.kv_bytes_sent, sent_bytes);
+  // The layers not sent are counted apart: every layer's rows are the same size.
+  EXPECT_EQ(s.done.kv_bytes_dropped, (layers - from) * kv[0].rows[0].size_bytes);
   EXPECT_EQ(flow(w)[2], 1u);
   self_->send_exit(w, caf::exit_reason::user_shutdown);
   self_->send_exit(none, caf::exit_reason::user_shutdown);

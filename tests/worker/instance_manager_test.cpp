@@ -740,6 +740,7 @@ TEST_F(InstanceManager, KvByteCountersAddUpAcrossIterations) {
         d.kv_bytes_sent = 1000;
         d.kv_bytes_shared = 300;
         d.kv_bytes_copied = 200;
+        d.kv_bytes_dropped = 50;
       },
       released);
   deliver(prompt_of_ids(9, 3));
@@ -749,6 +750,7 @@ TEST_F(InstanceManager, KvByteCountersAddUpAcrossIterations) {
   EXPECT_EQ(load.kv_bytes_sent, 3000u);
   EXPECT_EQ(load.kv_bytes_shared, 900u);
   EXPECT_EQ(load.kv_bytes_copied, 600u);
+  EXPECT_EQ(load.kv_bytes_dropped, 150u);
 }
 
 // On a real device a refused item is rebuilt once from the token ids the

@@ -37,6 +37,7 @@ messages::iteration_report report(instance_id id, std::uint32_t decodes, std::ui
   r.load.kv_bytes_sent = 5000;
   r.load.kv_bytes_shared = 1000;
   r.load.kv_bytes_copied = 300;
+  r.load.kv_bytes_dropped = 700;
   r.load.iterations = 7;
   r.load.busy_ns = 2500 * ms;
   r.duration_ns = 40 * ms;
@@ -137,6 +138,7 @@ TEST(LiveMetrics, PerInstanceGauges) {
   EXPECT_TRUE(has_line(text, "accellm_instance_kv_sent_bytes_total{instance=\"w1\"} 5000"));
   EXPECT_TRUE(has_line(text, "accellm_instance_kv_shared_bytes_total{instance=\"w1\"} 1000"));
   EXPECT_TRUE(has_line(text, "accellm_instance_kv_copied_bytes_total{instance=\"w1\"} 300"));
+  EXPECT_TRUE(has_line(text, "accellm_instance_kv_dropped_bytes_total{instance=\"w1\"} 700"));
   EXPECT_TRUE(has_line(text, "accellm_instance_iterations_total{instance=\"w1\"} 7"));
   EXPECT_TRUE(has_line(text, "accellm_instance_busy_seconds_total{instance=\"w1\"} 2.5"));
 }
