@@ -53,6 +53,20 @@ std::vector<request_id> requests(const kv_send_queue::message& m) {
   return out;
 }
 
+// Acknowledges receiver 1's messages one at a time, for a bounded number of
+// rounds, and returns what the queue lets go meanwhile, in order.
+std::vector<kv_send_queue::message> drain(kv_send_queue& q) {
+  std::vector<kv_send_queue::message> sent;
+  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
+    if (!q.acked(1, 1)) {
+      ADD_FAILURE() << "an acknowledgement of more than is on the way";
+      break;
+    }
+    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
+  }
+  return sent;
+}
+
 // Rows travel through the queue shared, not copied: a message that goes
 // whole, and a row that a piece takes whole, carry the very buffer the
 // device handed over (a GPU worker's chunks stay in its pinned pool until
@@ -141,11 +155,7 @@ TEST(KvSendQueue, AFullQueueGivesUpTheCopyTakingTheMostRoomAndSaysSo) {
   ASSERT_TRUE(q.push(1, rows({8}, 40 * kib, 2)));
   ASSERT_TRUE(q.push(1, rows({7, 8}, 4 * kib, 2)));
 
-  std::vector<kv_send_queue::message> sent;
-  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
-    ASSERT_TRUE(q.acked(1, 1));
-    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
-  }
+  const std::vector<kv_send_queue::message> sent = drain(q);
   ASSERT_EQ(sent.size(), 3u);
   EXPECT_EQ(requests(sent[0]), std::vector<request_id>{7});
   EXPECT_EQ(batch(sent[0]).layer_begin, 1u);
@@ -177,11 +187,7 @@ TEST(KvSendQueue, AFullQueueGivesUpThePromptNotTheDecodeRows) {
   ASSERT_TRUE(q.push(1, rows({7}, 40 * kib, 2)));
   ASSERT_TRUE(q.push(1, rows({1, 2, 3}, 10 * kib)));  // decode rows: 110 KiB would wait
   EXPECT_EQ(q.abandoned(), 1u);
-  std::vector<kv_send_queue::message> sent;
-  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
-    ASSERT_TRUE(q.acked(1, 1));
-    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
-  }
+  const std::vector<kv_send_queue::message> sent = drain(q);
   ASSERT_EQ(sent.size(), 3u);
   EXPECT_EQ(batch(sent[0]).layer_begin, 1u) << "what had started to go goes";
   EXPECT_EQ(batch(sent[1]).abandoned, std::vector<request_id>{7});
@@ -209,11 +215,7 @@ TEST(KvSendQueue, CopiesTheDeviceGaveUpAreGivenUpHere) {
   ASSERT_TRUE(q.push(1, messages::pack(again)));
   EXPECT_EQ(q.abandoned(), 1u) << "one copy, given up once";
 
-  std::vector<kv_send_queue::message> sent;
-  for (int round = 0; round < 10 && (q.in_flight_bytes(1) > 0 || q.queued_bytes(1) > 0); ++round) {
-    ASSERT_TRUE(q.acked(1, 1));
-    for (auto& m : q.take_ready()) sent.push_back(std::move(m));
-  }
+  const std::vector<kv_send_queue::message> sent = drain(q);
   ASSERT_EQ(sent.size(), 4u);
   EXPECT_TRUE(batch(sent[0]).rows.empty()) << "7's queued layer 1 is dropped";
   EXPECT_EQ(batch(sent[0]).abandoned, std::vector<request_id>{7});
