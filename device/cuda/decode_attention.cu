@@ -232,14 +232,10 @@ status launch_mma(const decode_attention_args& a, cudaStream_t s) {
   const dim3 grid(a.shape.kv_heads, a.splits, a.n_items);
   const auto smem = static_cast<std::size_t>(*bytes);
   if constexpr (Tag::tma) {
-    // The pool as a [rows x kv_width] matrix, boxes of one 16-token page by
-    // 64 head dims (decode_attention checked that it maps).
+    // Through the pool's map (decode_attention checked that it maps).
     decode_kernels::tma_decode::args p{};
     p.a = a;
-    ACCELLM_TRY(encode_bf16_sw128(p.kv_map, a.kv.pool,
-                                  std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens,
-                                  a.kv.kv_width, std::uint64_t{a.kv.kv_width} * 2,
-                                  decode_kernels::tma_decode::page, "decode_attention"));
+    ACCELLM_TRY(encode_pool_map(p.kv_map, a.kv, "decode_attention"));
     ACCELLM_TRY(launch_kernel(pass1_kernel<HD, Tag>(), grid, dim3(32), smem, s, p, scale_log2));
   } else {
     ACCELLM_TRY(launch_kernel(pass1_kernel<HD, Tag>(), grid, dim3(32), smem, s, a, scale_log2));
@@ -370,13 +366,10 @@ status decode_attention(const decode_attention_args& a, cudaStream_t s) {
   const std::uint32_t group = a.shape.heads / a.shape.kv_heads;
   if (group != 1 && group != 2 && group != 4 && group != 8)
     return fail(errc::invalid_argument, "decode_attention: heads / kv_heads must be 1, 2, 4 or 8");
-  if (a.kernel == decode_kernel::mma && decode_tile_uses_tma(a.tile)) {
-    const std::uint64_t rows = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
-    if (a.kv.block_tokens != 16 || a.kv.blocks == 0 || rows > 0x7fffffffu)
-      return fail(errc::invalid_argument,
-                  std::string{"decode_attention: tile "} + decode_tile_name(a.tile) +
-                      " needs a pool of 16-token blocks, counted, of at most 2^31 rows");
-  }
+  if (a.kernel == decode_kernel::mma && decode_tile_uses_tma(a.tile) && !tma_maps_pool(a.kv))
+    return fail(errc::invalid_argument,
+                std::string{"decode_attention: tile "} + decode_tile_name(a.tile) +
+                    " needs a pool of 16-token blocks, counted, of at most 2^31 rows");
   if (a.kernel == decode_kernel::mma) return decode_attention_mma(a, s);
   switch (a.shape.heads / a.shape.kv_heads) {
     case 1:

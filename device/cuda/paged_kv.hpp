@@ -34,6 +34,11 @@ struct kv_pool_view {
   __host__ __device__ std::uint64_t block_elems() const {
     return 2ull * layers * block_tokens * kv_width;
   }
+  /// Rows of the pool seen as a [rows x kv_width] matrix, one per block,
+  /// layer, K|V and position (what a TMA tensor map of it spans).
+  __host__ __device__ std::uint64_t matrix_rows() const {
+    return std::uint64_t{blocks} * layers * 2 * block_tokens;
+  }
   /// First element of K (kind 0) or V (kind 1) of `pos` in `layer` for the
   /// request in table slot `slot`.
   __host__ __device__ std::uint64_t row_offset(std::uint32_t slot, std::uint32_t layer,

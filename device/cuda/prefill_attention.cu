@@ -4,6 +4,7 @@
 #include "device/cuda/prefill_mma.cuh"
 #include "device/cuda/prefill_rows.cuh"
 #include "device/cuda/ptx.cuh"
+#include "device/cuda/tma_map.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -109,8 +110,10 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
       return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
     if (a.shape.head_dim != 64 && a.shape.head_dim != 128)
       return refuse("head_dim must be 64 or 128");
-    if (a.kernel == prefill_kernel::tma128 && (a.kv.block_tokens != 16 || a.kv.blocks == 0))
-      return refuse("the pool's blocks must be 16 tokens and counted (kv.blocks)");
+    if (a.kernel == prefill_kernel::tma128 && !tma_maps_pool(a.kv))
+      return refuse(
+          "the pool's blocks must be 16 tokens and counted (kv.blocks), and no more than 2^31 "
+          "rows of K or V");
     return launch_prefill_wgmma(a, s);
   }
   switch (a.shape.head_dim) {

@@ -26,19 +26,12 @@ status launch(Kernel kernel, const Args& args, const prefill_attention_args& a, 
   return {};
 }
 
-// tma128: the pool as a [rows x kv_width] matrix, boxes of one 16-token page
-// by 64 head dims.
+// tma128, through the pool's map (prefill_attention checked that it maps).
 template <int HD>
 status launch_tma128(const prefill_attention_args& a, cudaStream_t s) {
   prefill_tma::args p{};
   p.a = a;
-  const std::uint64_t rows = std::uint64_t{a.kv.blocks} * a.kv.layers * 2 * a.kv.block_tokens;
-  if (rows > 0x7fffffffu)  // a TMA coordinate is a signed 32-bit integer
-    return fail(errc::invalid_argument,
-                "prefill_attention (tma128): a pool of more than 2^31 rows of KV");
-  ACCELLM_TRY(encode_bf16_sw128(p.kv_map, a.kv.pool, rows, a.kv.kv_width,
-                                std::uint64_t{a.kv.kv_width} * sizeof(__nv_bfloat16),
-                                prefill_tma::page, "prefill_attention (tma128)"));
+  ACCELLM_TRY(encode_pool_map(p.kv_map, a.kv, "prefill_attention (tma128)"));
   return launch<HD>(prefill_tma::tma128_kernel<HD>, p, a, prefill_tma::shape::threads,
                     prefill_tma::smem_bytes<HD>(), s);
 }

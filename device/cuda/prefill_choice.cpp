@@ -185,8 +185,10 @@ result<prefill_choice> choose_prefill_kernel(const attn_shape& shape, std::uint3
     ACCELLM_TRY_ASSIGN(t, try_candidate(p, k, ref, o.candidate, timed, s));
     c.trials.push_back(std::move(t));
   }
-  const prefill_trial* best = fastest_verified(c.trials);
-  if (!timed) {  // the rule's one candidate, untimed, kept once verified
+  const prefill_trial* best = nullptr;
+  if (timed) {
+    best = fastest_verified(c.trials);
+  } else {  // the rule's one candidate, untimed, kept once verified
     const auto it = std::find_if(c.trials.begin(), c.trials.end(),
                                  [](const prefill_trial& t) { return t.verified; });
     best = it == c.trials.end() ? nullptr : &*it;

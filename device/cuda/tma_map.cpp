@@ -49,4 +49,14 @@ status encode_bf16_sw128(CUtensorMap& map, const void* base, std::uint64_t rows,
   return {};
 }
 
+bool tma_maps_pool(const kv_pool_view& kv) noexcept {
+  return kv.block_tokens == 16 && kv.blocks != 0 && kv.matrix_rows() <= 0x7fffffffu;
+}
+
+status encode_pool_map(CUtensorMap& map, const kv_pool_view& kv, const char* who) {
+  return encode_bf16_sw128(map, kv.pool, kv.matrix_rows(), kv.kv_width,
+                           std::uint64_t{kv.kv_width} * sizeof(__nv_bfloat16), kv.block_tokens,
+                           who);
+}
+
 }  // namespace accellm::device::cuda

@@ -16,10 +16,10 @@ inline emu::tensor_map_2d pool_map(const kv_pool_view& kv) {
   emu::tensor_map_2d m;
   m.base = kv.pool;
   m.dims[0] = kv.kv_width;
-  m.dims[1] = std::uint64_t{kv.blocks} * kv.layers * 2 * kv.block_tokens;
+  m.dims[1] = kv.matrix_rows();
   m.row_bytes = std::uint64_t{kv.kv_width} * 2;
   m.box[0] = 64;
-  m.box[1] = 16;
+  m.box[1] = kv.block_tokens;
   return m;
 }
 
