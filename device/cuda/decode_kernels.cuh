@@ -288,13 +288,14 @@ __global__ void __launch_bounds__(32)
     unsigned char* k = ring + (i % STAGES) * stage_bytes<HD>;
     std::uint64_t* bar = full + i % STAGES;
     const auto block = static_cast<std::uint64_t>(table[first + i]);
-    const auto row = static_cast<int>((block * a.kv.layers + a.layer) * 2 * page);
+    const auto k_row = static_cast<int>(a.kv.page_row(block, a.layer, 0));
+    const auto v_row = static_cast<int>(a.kv.page_row(block, a.layer, 1));
     tma::arrive_expect_tx(bar, stage_bytes<HD>);
 #pragma unroll
     for (int c = 0; c < HD / 64; ++c) {
       const int col = static_cast<int>(kvh) * HD + c * 64;
-      tma::load_2d(k + c * column_bytes, &p.kv_map, col, row, bar);
-      tma::load_2d(k + (HD / 64 + c) * column_bytes, &p.kv_map, col, row + page, bar);
+      tma::load_2d(k + c * column_bytes, &p.kv_map, col, k_row, bar);
+      tma::load_2d(k + (HD / 64 + c) * column_bytes, &p.kv_map, col, v_row, bar);
     }
   };
   const int pages = last - first;

@@ -26,8 +26,8 @@ struct kv_pool_view {
   /// Block tables, one row of `table_stride` int32 per request slot.
   const std::int32_t* tables = nullptr;
   std::uint32_t table_stride = 0;
-  /// Blocks in the pool (0: not said): the extent of the pool as the tma128
-  /// prefill kernel's tensor map sees it.
+  /// Blocks in the pool (0: not said): the extent of the pool as the TMA
+  /// attention kernels' tensor map sees it (matrix_rows).
   std::uint32_t blocks = 0;
 
   /// Elements of one block (all layers, K and V).
@@ -39,10 +39,19 @@ struct kv_pool_view {
   __host__ __device__ std::uint64_t matrix_rows() const {
     return std::uint64_t{blocks} * layers * 2 * block_tokens;
   }
+  /// The row of that matrix where K (kind 0) or V (kind 1) of `layer` in
+  /// `block` starts (block_tokens rows, one per position).
+  __host__ __device__ std::uint64_t page_row(std::uint64_t block, std::uint32_t layer,
+                                             std::uint32_t kind) const {
+    return ((block * layers + layer) * 2 + kind) * block_tokens;
+  }
   /// First element of K (kind 0) or V (kind 1) of `pos` in `layer` for the
   /// request in table slot `slot`.
   __host__ __device__ std::uint64_t row_offset(std::uint32_t slot, std::uint32_t layer,
                                                std::uint32_t kind, std::uint32_t pos) const {
+    // page_row's arithmetic, written out: the kernels measured on the GPU
+    // were compiled from this form (through page_row ptxas allocates
+    // differently, e.g. 128 registers for the decode 32x2 pass where 145).
     const auto block = static_cast<std::uint64_t>(tables[slot * table_stride + pos / block_tokens]);
     return ((block * layers + layer) * 2 + kind) * block_tokens * kv_width +
            static_cast<std::uint64_t>(pos % block_tokens) * kv_width;

@@ -144,13 +144,14 @@ __device__ void produce(const args& p, const prefill_tile& t, std::uint32_t kvh,
     for (int pg = 0; pg < keys / page; ++pg) {
       const int at = min(j * (keys / page) + pg, last_page);
       const auto block = static_cast<std::uint64_t>(table[at]);
-      const auto row = static_cast<int>(((block * a.kv.layers + a.layer) * 2) * page);
+      const auto k_row = static_cast<int>(a.kv.page_row(block, a.layer, 0));
+      const auto v_row = static_cast<int>(a.kv.page_row(block, a.layer, 1));
 #pragma unroll
       for (int c = 0; c < HD / 64; ++c) {
         const int col = static_cast<int>(kvh) * HD + c * 64;
         const int to = c * block_bytes + pg * page * 128;
-        tma::load_2d(k + to, &p.kv_map, col, row, full + st);
-        tma::load_2d(v + to, &p.kv_map, col, row + page, full + st);
+        tma::load_2d(k + to, &p.kv_map, col, k_row, full + st);
+        tma::load_2d(v + to, &p.kv_map, col, v_row, full + st);
       }
     }
   }
