@@ -638,12 +638,13 @@ int main(int argc, char** argv) {
   }
   // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
   // shape and Llama-3-8B's (GQA 4:1), every kernel (rows64 and wgmma64:
-  // 64-row tiles, rows128, wgmma128, tma128: 128-row tiles, each cut at its own height). Tiles
-  // longest first (what cuda_backend hands the kernel) and in prompt order (longest last): the gap
-  // between the two is the causal tail that the order removes. TFLOP/s count the causal half: 4 *
-  // head_dim
-  // * heads * sum over rows of the keys each row sees. The other kernels' distance from rows64's
-  // output is printed (max |diff| / max |rows64|; prefill_choice requires <= 2e-2).
+  // 64-row tiles; rows128, wgmma128 and tma128: 128-row tiles; each cut at
+  // its own height). Tiles longest first (what cuda_backend hands the
+  // kernel) and in prompt order (longest last): the gap between the two is
+  // the causal tail that the order removes. TFLOP/s count the causal half:
+  // 4 * head_dim * heads * sum over rows of the keys each row sees. The
+  // other kernels' distance from rows64's output is printed (max |diff| /
+  // max |rows64|; prefill_choice requires <= 2e-2).
   for (const auto& [name, shape] : {std::pair{"llama2-7b", attn_shape{32, 32, 128}},
                                     std::pair{"llama3-8b", attn_shape{32, 8, 128}}}) {
     const std::uint32_t len = 2048, bt = 16, stride = len / bt;
@@ -662,10 +663,8 @@ int main(int argc, char** argv) {
     for (const prefill_kernel k :
          {prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
           prefill_kernel::wgmma128, prefill_kernel::tma128}) {
-      if ((k == prefill_kernel::wgmma128 || k == prefill_kernel::tma128) &&
-          opt.skips(prefill_kernel_name(k)))
-        continue;
-      std::vector<prefill_tile> tiles;  // prompt order
+      if (opt.skips(prefill_kernel_name(k))) continue;  // --skip: wgmma128, tma128
+      std::vector<prefill_tile> tiles;                  // prompt order
       append_prefill_tiles(tiles, k, 0, len, 0, 0);
       // Each kernel writes its own fifth of dout.
       __nv_bfloat16* dst = dout->data() + static_cast<std::size_t>(k) * dq->size();
