@@ -131,8 +131,8 @@ bool kv_send_queue::push(instance_id target, const capnp_blob& blob) {
       if (l.abandoned.count(id) == 0) ids.push_back(id);
     abandon(l, ids, *m);
     if (m->rows.empty()) return true;
-    kv_delta_batch rest = without(*m, [](const messages::kv_rows&) { return false; });
-    rest.abandoned.clear();
+    kv_delta_batch rest = header_of(*m);  // its rows, without the list just handled
+    rest.rows = m->rows;
     repacked = messages::pack(std::move(rest));
     m = messages::packed_as<kv_delta_batch>(*repacked);
   }

@@ -28,12 +28,11 @@
 // Q's A fragments stay in registers, as in wgmma128; P too.
 //
 // Pages: a step's 64 keys are four 16-key pages of the request's block
-// table, each a box at its pool row ((block * layers + layer) * 2 + K|V) *
-// 16 of the pool seen as a [rows x kv_width] matrix (the launcher's tensor
-// map). A page past the tile's last key repeats the last page the tile
-// sees: its keys are masked, and it holds finite values (as does the rest
-// of a page past a request's last position: the pool is zeroed when it is
-// allocated and written only with KV since).
+// table, each a box at its pool row (kv_pool_view::page_row) of the pool
+// seen as a [rows x kv_width] matrix (encode_pool_map's tensor map). A page past the tile's last
+// key repeats the last page the tile sees: its keys are masked, and it holds finite values (as does
+// the rest of a page past a request's last position: the pool is zeroed when it is allocated and
+// written only with KV since).
 //
 // Phases: step j uses stage j % stages; its `full` barrier completes its
 // phase j / stages when the step's bytes have landed, and its `empty`
