@@ -38,18 +38,19 @@ hardware_spec h100() {
   h.price_per_hour = 4.76;
   // Fitted to accellm's own CUDA backend on an H100 (issue 8): every point of
   // device/profiles/h100-cuda-{llama2-7b,llama3-8b,llama2-70b-tp8}.csv (the
-  // run of 2026-11-26 22:28, with rows128 prefill attention), by
+  // run of 2026-11-27 20:01 at 53bcf7a, with tma128 prefill attention and the
+  // TMA decode tiles), by
   // `build/sim/bench/bench_calibrate bench/results/nvidia-h100-80gb-hbm3-model.csv`
   // (bench/calibrate_h100.cpp; docs/cost-model.md has the fit and what the
   // factors were before). Median / worst error of the roofline against each
-  // table: 3.3 / 7.9 % (7B), 1.6 / 11.5 % (Llama-3-8B), 4.0 / 11.5 %
-  // (70B TP-8); held-out Llama-2-13B rows 3.3 / 4.1 %.
+  // table: 2.9 / 9.4 % (7B), 1.6 / 9.7 % (Llama-3-8B), 3.9 / 13.4 %
+  // (70B TP-8); held-out Llama-2-13B rows 2.6 / 6.7 %.
   // eta.hbm sits at its bound, the copy ceiling bench_gpu_ceilings measured
-  // (3.02 TB/s = 0.90); the fixed costs are 49 us per block (~10 kernels and
-  // the gaps between them) and 34 us per iteration (embedding, head, sampling).
-  h.eta = {0.65, 0.29, 0.90, 0.81};
-  h.iteration_overhead = microseconds(34);
-  h.layer_overhead = microseconds(49);
+  // (3.02 TB/s = 0.90); the fixed cost is 40 us per block (~10 kernels and
+  // the gaps between them) and none per iteration (the fit's lower bound).
+  h.eta = {0.67, 0.35, 0.90, 0.81};
+  h.iteration_overhead = microseconds(0);
+  h.layer_overhead = microseconds(40);
   h.memory_reserve = 0.10;  // assumption: vLLM's default gpu_memory_utilization 0.9
   return h;
 }
