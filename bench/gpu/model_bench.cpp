@@ -26,8 +26,8 @@
 // --decode-tile (default timed: the backend's own probe, decode_choice.hpp) runs decode
 // attention with that pipeline (keys per stage x stages; decode_attention.cuh), to compare
 // them end to end; the tile used and why is printed under the header. --decode-splits
-// waves splits each decode step's context by the waves of resident blocks it makes
-// (decode_attention.cuh) instead of aiming at 32 blocks per SM (blocks, the default).
+// blocks splits each decode step's context aiming at 32 blocks per SM instead of by the
+// waves of resident blocks it makes (waves, the backend's default; decode_attention.cuh).
 //
 // --stream: the layer-wise KV copy of a prompt (run_streaming, one layer per
 // group, what a worker does for a replicated prefill) against the same
@@ -81,7 +81,7 @@ struct args {
   bool lt_split_k = true;
   bool pdl = true;
   cuda::decode_tile_rule decode_tile;  // timed
-  cuda::decode_split_rule decode_splits = cuda::decode_split_rule::blocks;
+  cuda::decode_split_rule decode_splits = cuda::decode_split_rule::waves;
   std::optional<std::uint32_t> pinned_mib;  // cuda_options' default unless given
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;

@@ -67,7 +67,7 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 slug=$(echo "$gpu" | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
 mkdir -p bench/results
 outputs=()
-for f in ceilings clocks model stream model-pdl-off model-waves; do
+for f in ceilings clocks model stream model-pdl-off model-blocks; do
   outputs+=("bench/results/$slug-$f.csv")
 done
 [ "$MODE" = quick ] || for m in llama2-7b llama3-8b llama2-70b-tp8; do
@@ -183,19 +183,19 @@ pdl_csv=bench/results/$slug-model-pdl-off.csv
 echo "$model_header" >"$pdl_csv"
 model --model llama2-7b --batches 1,64 --contexts 1024 --prefill 2048 --pdl off --csv "$pdl_csv"
 # The decode points of the targets with each step's context split by the
-# waves of resident blocks it makes (its own CSV; the main one splits by
-# blocks, the default).
-phase "decode splits by waves"
-waves_csv=bench/results/$slug-model-waves.csv
-echo "$model_header" >"$waves_csv"
-model --model llama2-7b --batches 64,128 --contexts 512,1024 --prefill 128 --decode-splits waves \
-  --csv "$waves_csv"
-model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 128 --decode-splits waves \
-  --csv "$waves_csv"
+# blocks it makes, the rule before waves (its own CSV; the main one splits
+# by the waves of resident blocks, the default since 2026-11-27).
+phase "decode splits by blocks"
+blocks_csv=bench/results/$slug-model-blocks.csv
+echo "$model_header" >"$blocks_csv"
+model --model llama2-7b --batches 64,128 --contexts 512,1024 --prefill 128 --decode-splits blocks \
+  --csv "$blocks_csv"
+model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 128 --decode-splits blocks \
+  --csv "$blocks_csv"
 phase "done"
 kill $sampler 2>/dev/null || true
 mirror
-echo "== wrote $csv, $stream_csv, $pdl_csv, $waves_csv and $clocks"
+echo "== wrote $csv, $stream_csv, $pdl_csv, $blocks_csv and $clocks"
 # SM clock (MHz) and power (W) over the whole run: min / median / max.
 spread() {
   awk -F', *' -v c="$1" 'NR > 1 && $c + 0 > 0 { print $c + 0 }' "$clocks" | sort -n |

@@ -99,8 +99,7 @@ status cuda_backend::init(int device) {
   forward_ = std::move(*fwd);
   int major = 0;
   ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  if (options_.decode_splits != decode_split_rule::blocks)
-    ACCELLM_TRY(forward_->set_decode_split_rule(options_.decode_splits));
+  ACCELLM_TRY(forward_->set_decode_split_rule(options_.decode_splits));
   if (options_.programmatic_launch && major >= 9) {
     const status works = programmatic_launch_works(stream_.get());
     forward_->set_programmatic_launch(works.ok());

@@ -58,8 +58,8 @@ grep -q -- "--skip" "$tmp/calls" && fail "nothing to skip in a clean run"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "quick sweep not run"
 grep -q "^bench_gpu_model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 2048" \
   "$tmp/calls" || fail "quick sweep without llama3-8b"
-[ "$(calls '--decode-splits waves --csv bench/results/stand-in-gpu-model-waves.csv')" = 2 ] ||
-  fail "the decode points with splits by waves, into their own CSV"
+[ "$(calls '--decode-splits blocks --csv bench/results/stand-in-gpu-model-blocks.csv')" = 2 ] ||
+  fail "the decode points with splits by blocks, into their own CSV"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64 --contexts 1024 --prefill 2048 --pdl off --csv .*-model-pdl-off.csv$" \
   "$tmp/calls" || fail "no run without programmatic launch"
 clocks="$tmp/repo/bench/results/stand-in-gpu-clocks.csv"
@@ -124,7 +124,7 @@ grep -q "run.sh: bench_gpu_model --model llama2-7b skipped: past DEADLINE_S=0 s"
 grep -q "run.sh: bench_gpu_model --model llama3-8b skipped: past DEADLINE_S=0 s" "$tmp/out" ||
   fail "second skip not reported"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" && fail "a model run ran"
-for f in clocks.csv model.csv model-pdl-off.csv model-waves.csv stream.csv; do
+for f in clocks.csv model.csv model-pdl-off.csv model-blocks.csv stream.csv; do
   [ -f "$tmp/mirror/stand-in-gpu-$f" ] || fail "$f not mirrored"
 done
 grep -q "^timestamp,clocks.sm" "$tmp/mirror/stand-in-gpu-clocks.csv" || fail "mirrored clock log"

@@ -318,17 +318,20 @@ TEST(cuda_backend, programmatic_launch_gives_the_tokens_of_plain_launches) {
   EXPECT_EQ(ta, tb);
 }
 
-// Splitting decode steps by waves (decode_attention.cuh) changes how the
-// context is cut, not what attention computes: the same tokens, and the
-// start-up log says which rule is in use.
-TEST(cuda_backend, waves_split_rule_gives_the_tokens_of_the_default) {
+// Splitting decode steps by blocks instead of by waves (the default;
+// decode_attention.cuh) changes how the context is cut, not what attention
+// computes: the same tokens, and the start-up log says which rule is in use.
+TEST(cuda_backend, blocks_split_rule_gives_the_tokens_of_the_default) {
   ACCELLM_REQUIRE_GPU();
-  cuda_options blocks = small_options();
-  cuda_options waves = blocks;
-  waves.decode_splits = decode_split_rule::waves;
+  cuda_options waves = small_options();
+  ASSERT_EQ(waves.decode_splits, decode_split_rule::waves);
+  cuda_options blocks = waves;
+  blocks.decode_splits = decode_split_rule::blocks;
   auto a = make_cuda_backend("cuda:0", "cpu-tiny", blocks);
   auto b = make_cuda_backend("cuda:0", "cpu-tiny", waves);
   ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE((*a)->describe_setup()[2].find("context splits by blocks"), std::string::npos)
+      << (*a)->describe_setup()[2];
   EXPECT_NE((*b)->describe_setup()[2].find("context splits by waves"), std::string::npos)
       << (*b)->describe_setup()[2];
   auto ta = decode_three(**a, 12);
