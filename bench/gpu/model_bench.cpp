@@ -9,6 +9,7 @@
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
 //                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]
 //                   [--decode-splits blocks|waves] [--pinned-mib N]
+//                   [--profiler-range off|decode|prefill] [--kv-blocks N]
 //
 // Decode: B requests at context C (their KV stands in from a seeded pool, see
 // cuda_backend::assume_cached), 3 warm-up steps, then the median over
@@ -40,12 +41,22 @@
 // dropped (kv_chunk::dropped: a worker gives up their copies); how many is
 // printed and is the CSV's last column.
 //
+// --profiler-range decode (prefill): the first timed decode step (prefill)
+// of the run, and nothing else, runs between cudaProfilerStart and
+// cudaProfilerStop, so that `ncu --profile-from-start off` profiles that
+// iteration's kernels alone, after the probes, the planner and the warm-up
+// (run.sh's NCU=1 phase). --kv-blocks N sizes the KV pool (default: 90% of
+// what the weights leave free), so that the profiler can back up the
+// device's memory on the device.
+//
 // --breakdown on: after each decode and prefill figure, one more iteration
 // launched kernel by kernel with an event after every operator, printed per
 // operator: time, share, and the bytes and FLOPs it moves as TB/s and TFLOP/s
 // (weights for the products, KV for decode attention).
 #include "device/cuda/cuda_backend.hpp"
 #include "device/cuda/device_query.hpp"
+
+#include <cuda_profiler_api.h>
 
 #include <algorithm>
 #include <chrono>
@@ -83,6 +94,8 @@ struct args {
   cuda::decode_tile_rule decode_tile;  // timed
   cuda::decode_split_rule decode_splits = cuda::decode_split_rule::waves;
   std::optional<std::uint32_t> pinned_mib;  // cuda_options' default unless given
+  std::string profiler_range = "off";       // off, decode or prefill
+  std::uint64_t kv_blocks = 0;              // 0: cuda_options' default
   std::uint32_t steps = 10;
   std::string csv, profile, stream_csv;
 };
@@ -134,6 +147,10 @@ bool parse_flag(const std::string& k, const std::string& v, args& a) {
     a.decode_splits = *cuda::decode_split_rule_named(v);
   else if (k == "--pinned-mib" && std::stoul(v) <= 65536)
     a.pinned_mib = static_cast<std::uint32_t>(std::stoul(v));
+  else if (k == "--profiler-range" && (v == "off" || v == "decode" || v == "prefill"))
+    a.profiler_range = v;
+  else if (k == "--kv-blocks" && std::stoul(v) <= (1ul << 24))
+    a.kv_blocks = std::stoul(v);
   else
     return false;
   return true;
@@ -208,7 +225,9 @@ class bench {
                        1,
                        {static_cast<token_id>((r * 7919 + s * 104729) % b_.model().vocab)},
                        true});
+      const bool profiled = s == 3 && profile_once("decode");
       auto out = b_.run(bt);
+      if (profiled) cudaProfilerStop();
       if (!out) {
         std::cerr << "decode failed: " << out.err().what() << "\n";
         std::exit(1);
@@ -249,7 +268,9 @@ class bench {
       ids[i] = static_cast<token_id>((i * 7919) % b_.model().vocab);
     for (int rep = 0; rep < 4; ++rep) {
       batch_t bt{{batch_item{1000, phase::prefill, 0, tokens, ids, true}}};
+      const bool profiled = rep == 1 && profile_once("prefill");
       auto out = b_.run(bt);
+      if (profiled) cudaProfilerStop();
       if (!out) {
         std::cerr << "prefill failed: " << out.err().what() << "\n";
         std::exit(1);
@@ -275,6 +296,14 @@ class bench {
     f.flops = 2.0 * T * L * linear_params() + 2.0 * sh.vocab * double(sh.hidden) +
               2.0 * T * T * double(sh.attn.q_width()) * L;
     return true;
+  }
+
+  // True (and the profiler started) for the first iteration of `kind` when
+  // --profiler-range names it.
+  bool profile_once(const char* kind) {
+    if (profiled_ || a_.profiler_range != kind) return false;
+    profiled_ = true;
+    return cudaProfilerStart() == cudaSuccess;
   }
 
   // KV bytes of one token over every layer of the shard.
@@ -458,6 +487,7 @@ class bench {
   cuda::cuda_backend& b_;
   const args& a_;
   std::string gpu_;
+  bool profiled_ = false;  // --profiler-range: its iteration has run
 };
 
 }  // namespace
@@ -472,7 +502,8 @@ int main(int argc, char** argv) {
                  "timed|rows64|rows128|wgmma64|wgmma128|tma128]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
                  " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]"
-                 " [--decode-splits blocks|waves] [--pinned-mib 0..65536]\n";
+                 " [--decode-splits blocks|waves] [--pinned-mib 0..65536]"
+                 " [--profiler-range off|decode|prefill] [--kv-blocks 0..16777216]\n";
     return 2;
   }
   auto devices = cuda::query_devices();
@@ -491,6 +522,7 @@ int main(int argc, char** argv) {
   o.decode_attention_tile = a.decode_tile;
   o.decode_splits = a.decode_splits;
   if (a.pinned_mib) o.pinned_kv_bytes = std::uint64_t{*a.pinned_mib} << 20;
+  o.kv_blocks = a.kv_blocks;
   auto b = cuda::make_cuda_backend("cuda:0", a.model, o);
   if (!b) {
     std::cerr << "bench_gpu_model: " << b.err().what() << "\n";

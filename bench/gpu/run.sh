@@ -14,7 +14,10 @@
 # so far are copied into at every phase, so that a run cut short still leaves
 # them there), DEADLINE_S (seconds from the start after which the remaining
 # model runs are skipped, each said in the log, so that the run ends inside
-# a time limit with its summary). `quick` runs a reduced sweep.
+# a time limit with its summary), NCU=1 (after the benchmarks, Nsight
+# Compute reports of one decode step's and one prefill's first kernels, into
+# bench/results/<gpu>-ncu-*.txt; NCU_BIN names ncu when it is not on PATH
+# or beside nvcc). `quick` runs a reduced sweep.
 # Exits non-zero at once when the build fails, or the tests without
 # KEEP_GOING; a failing benchmark is reported and the others still run.
 set -euo pipefail
@@ -123,22 +126,24 @@ canary() {
   return 1
 }
 skip=()
+left_out=""  # the model runs' flags that leave out what a canary failed
 if ! canary --prefill-kernel tma128 --skinny off --lt-split-k off --decode-tile 32x2; then
   echo "run.sh: the tma128 canary failed: the benchmarks choose rows128 (--prefill-kernel rows128)"
-  B="$B --prefill-kernel rows128"
+  left_out="$left_out --prefill-kernel rows128"
   skip+=(tma128)
 fi
 if ! canary --prefill-kernel rows64 --skinny on --lt-split-k on --decode-tile 32x2; then
   echo "run.sh: the decode products canary failed: the benchmarks leave the skinny kernels and" \
     "cuBLASLt's split-K variants out (--skinny off --lt-split-k off)"
-  B="$B --skinny off --lt-split-k off"
+  left_out="$left_out --skinny off --lt-split-k off"
   skip+=(skinny_wgmma skinny_tma lt_split_k)
 fi
 if ! canary --prefill-kernel rows64 --skinny off --lt-split-k off --decode-tile timed; then
   echo "run.sh: the decode tile canary failed: the benchmarks keep 32x2 (--decode-tile 32x2)"
-  B="$B --decode-tile 32x2"
+  left_out="$left_out --decode-tile 32x2"
   skip+=(decode_tiles)
 fi
+B="$B$left_out"
 benches_ok=1
 phase "ceilings"
 skip_list=$(IFS=,; echo "${skip[*]:-}")
@@ -146,8 +151,9 @@ timeout 60 "$BUILD"/bench/gpu/bench_gpu_ceilings --csv "bench/results/$slug-ceil
   ${skip_list:+--skip "$skip_list"} || { echo "run.sh: bench_gpu_ceilings failed (exit $?)"; benches_ok=0; }
 phase "model benchmarks"
 # Each model on: one that fails (a timeout, a fault) is reported at the end.
+late() { [ -n "${DEADLINE_S:-}" ] && [ $((SECONDS - started)) -ge "$DEADLINE_S" ]; }
 model() {
-  if [ -n "${DEADLINE_S:-}" ] && [ $((SECONDS - started)) -ge "$DEADLINE_S" ]; then
+  if late; then
     echo "run.sh: bench_gpu_model $1 $2 skipped: past DEADLINE_S=$DEADLINE_S s"
     benches_ok=0
     return 0
@@ -192,6 +198,46 @@ model --model llama2-7b --batches 64,128 --contexts 512,1024 --prefill 128 --dec
   --csv "$blocks_csv"
 model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 128 --decode-splits blocks \
   --csv "$blocks_csv"
+# Nsight Compute (NCU=1): the first kernels of one decode step (an
+# iteration's embedding and its first layer and a half: every product, the
+# attention, the small kernels) of the decode targets' weakest models, and
+# of one 2048-token prefill (tma128 and the prefill products), each in a
+# report of its own. --profiler-range leaves the probes, the planner and the
+# warm-up out; --kv-blocks keeps the pool small enough that ncu backs the
+# device's memory up on the device (a full pool made it copy to the host).
+if [ "${NCU:-0}" = 1 ]; then
+  phase "Nsight Compute"
+  NCU_BIN=${NCU_BIN:-$(command -v ncu || echo "$(dirname "$NVCC")/ncu")}
+  if [ -x "$NCU_BIN" ]; then
+    ncu_run() {
+      local name=$1 count=$2
+      shift 2
+      local out=bench/results/$slug-ncu-$name.txt
+      if late; then
+        echo "run.sh: ncu $name skipped: past DEADLINE_S=$DEADLINE_S s"
+        benches_ok=0
+        return 0
+      fi
+      outputs+=("$out")
+      timeout 300 "$NCU_BIN" --clock-control none --profile-from-start off \
+        --kernel-name-base demangled --launch-count "$count" --section SpeedOfLight \
+        --section Occupancy --section WarpStateStats --section LaunchStats \
+        --section MemoryWorkloadAnalysis --section SchedulerStats \
+        --section ComputeWorkloadAnalysis "$BUILD"/bench/gpu/bench_gpu_model "$@" $left_out \
+        >"$out" 2>&1 || { echo "run.sh: ncu $name failed (exit $?)"; benches_ok=0; }
+      mirror
+    }
+    ncu_run decode-llama2-7b 14 --model llama2-7b --batches 64 --contexts 512 --prefill 128 \
+      --steps 2 --kv-blocks 2400 --profiler-range decode
+    ncu_run decode-llama3-8b 14 --model llama3-8b --batches 64 --contexts 512 --prefill 128 \
+      --steps 2 --kv-blocks 2400 --profiler-range decode
+    ncu_run prefill-llama2-7b 12 --model llama2-7b --batches 1 --contexts 512 --prefill 2048 \
+      --steps 2 --kv-blocks 2400 --profiler-range prefill
+  else
+    echo "run.sh: NCU=1 but no ncu at $NCU_BIN: the profiles are skipped"
+    benches_ok=0
+  fi
+fi
 phase "done"
 kill $sampler 2>/dev/null || true
 mirror

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/gpu/run.sh without a GPU: nvidia-smi, nvcc, cmake, ctest and the two
+# bench/gpu/run.sh without a GPU: nvidia-smi, nvcc, cmake, ctest, ncu and the two
 # benchmarks are stand-ins that log how they were called, so that what the
 # script does around them is checked: the canaries, what a failed canary
 # leaves out of the ceilings and the model runs, a failed benchmark reported
@@ -26,6 +26,8 @@ printf '#!/usr/bin/env bash\necho "release 13.0"\necho stand-in\n' >"$tmp/bin/nv
 printf '#!/usr/bin/env bash\necho "cmake $*"\n' >"$tmp/bin/cmake"
 printf '#!/usr/bin/env bash\necho "ctest $*"\n' >"$tmp/bin/ctest"
 printf '#!/usr/bin/env bash\necho OK\n' >"$tmp/build/tests/device/cuda/unit_device_cuda_backend"
+# ncu: logs the call, prints a report.
+printf '#!/usr/bin/env bash\necho "ncu $*" >>"%s/calls"\necho "stand-in ncu report"\n' "$tmp" >"$tmp/bin/ncu"
 # The benchmarks: log the call; fail when the call matches $FAIL_ON.
 for b in bench_gpu_model bench_gpu_ceilings; do
   cat >"$tmp/build/bench/gpu/$b" <<SH
@@ -136,4 +138,27 @@ run "" DEADLINE_S=soon
 grep -q "run.sh: DEADLINE_S must be a whole number of seconds, not 'soon'" "$tmp/out" ||
   fail "bad DEADLINE_S not named"
 [ -f "$tmp/calls" ] && fail "something ran with a bad DEADLINE_S"
+# 7. NCU=1: three Nsight Compute reports, each of one profiled iteration of
+# a small pool, with a failed canary's fallback, written and mirrored;
+# without NCU none; an ncu that is not there is said and fails the run.
+run "" MIRROR="$tmp/mirror"
+grep -q "^ncu" "$tmp/calls" && fail "ncu ran without NCU=1"
+run "--decode-tile timed" NCU=1 MIRROR="$tmp/mirror"
+[ "$(calls '^ncu --clock-control none --profile-from-start off')" = 3 ] || fail "three ncu runs"
+grep -q "^ncu .* --launch-count 14 .* --model llama3-8b --batches 64 --contexts 512 .* --kv-blocks 2400 --profiler-range decode --decode-tile 32x2$" \
+  "$tmp/calls" || fail "the Llama-3-8B decode profile, with the tile canary's fallback"
+grep -q "^ncu .* --launch-count 12 .* --prefill 2048 .* --profiler-range prefill --decode-tile 32x2$" \
+  "$tmp/calls" || fail "the prefill profile"
+for f in decode-llama2-7b decode-llama3-8b prefill-llama2-7b; do
+  grep -q "stand-in ncu report" "$tmp/repo/bench/results/stand-in-gpu-ncu-$f.txt" || fail "$f report"
+  [ -f "$tmp/mirror/stand-in-gpu-ncu-$f.txt" ] || fail "$f report not mirrored"
+done
+run "" NCU=1 NCU_BIN="$tmp/none/ncu"
+[ "$rc" = 1 ] || fail "NCU=1 without ncu must fail the run (exit $rc)"
+grep -q "run.sh: NCU=1 but no ncu at $tmp/none/ncu: the profiles are skipped" "$tmp/out" ||
+  fail "missing ncu not said"
+run "" NCU=1 DEADLINE_S=0
+grep -q "run.sh: ncu decode-llama2-7b skipped: past DEADLINE_S=0 s" "$tmp/out" ||
+  fail "ncu past the deadline not skipped"
+grep -q "^ncu" "$tmp/calls" && fail "ncu ran past the deadline"
 echo "run.sh: canaries, skips, fallbacks and failures as expected"
