@@ -331,6 +331,28 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
                 diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
     rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
   }
+  if (o.skips("skinny_tma")) return;
+  // skinny_gemm_tma at every split count that fits: how much the waves of
+  // blocks a count makes matter (the planner times the same candidates).
+  std::printf("\n    skinny_tma by split:");
+  for (std::uint32_t n = 1; n <= skinny_max_split; ++n) {
+    if (n != skinny_gemm_split(in, out) && !skinny_split_fits(in, n)) continue;
+    const auto run = [&] {
+      return skinny_gemm_tma_split(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, n, s);
+    };
+    if (auto st = run(); !st) {
+      std::printf(" %u: %s", n, st.err().what().c_str());
+      cudaGetLastError();
+      continue;
+    }
+    const float t = time_ms(s, 20, [&] { (void)run(); });
+    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
+    std::printf(" %u: %.2f TB/s%s%s", n, bytes / (t * 1e-3) / 1e12,
+                n == skinny_gemm_split(in, out) ? " (rule)" : "",
+                diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
+    rows_csv.push_back(key + ",skinny_tma_split_" + std::to_string(n) + "_tb_per_s," +
+                       std::to_string(bytes / (t * 1e-3) / 1e12));
+  }
 }
 
 }  // namespace

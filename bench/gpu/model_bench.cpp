@@ -580,10 +580,10 @@ int main(int argc, char** argv) {
   const cuda::gemm_planner& plans = (*b)->planner();
   std::printf(
       "gemm planner: %zu decode product shapes, %zu via cuBLASLt (%zu of them a split-K "
-      "variant), %zu via skinny_gemm, %zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma, "
-      "%zu via cuBLAS's default\n",
+      "variant), %zu via skinny_gemm, %zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma (%zu "
+      "of them at a split count of their own), %zu via cuBLAS's default\n",
       plans.prepared(), plans.using_lt(), plans.using_lt_variant(), plans.using_skinny(),
-      plans.using_skinny_wgmma(), plans.using_skinny_tma(),
+      plans.using_skinny_wgmma(), plans.using_skinny_tma(), plans.using_skinny_tma_split(),
       plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma() -
           plans.using_skinny_tma());
   std::ofstream stream_file;

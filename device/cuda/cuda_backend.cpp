@@ -90,7 +90,10 @@ status cuda_backend::init(int device) {
   view.kv_width = shape_.attn.kv_width();
   // Scratch first, so the pool takes what is left.
   gemm_planner_options planner;
-  if (!options_.skinny_gemm) planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
+  if (!options_.skinny_gemm) {
+    planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
+    planner.skinny_tma_split = nullptr;
+  }
   if (!options_.cublaslt_split_k) planner.lt.varied = 0;
   auto fwd =
       forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get(),

@@ -112,6 +112,12 @@ std::size_t gemm_planner::using_lt_variant() const noexcept {
   }));
 }
 
+std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
+  return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(), [](const auto& kv) {
+    return kv.second->use == gemm_choice::skinny_tma && kv.second->split != 0;
+  }));
+}
+
 result<gemm_planner::reference> gemm_planner::reference_of(cublasHandle_t h, std::uint32_t rows,
                                                            std::uint32_t in, const __nv_bfloat16* w,
                                                            std::uint32_t out, gemm_out type,
@@ -178,10 +184,16 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   };
   candidate skinny[] = {
       {gemm_choice::skinny}, {gemm_choice::skinny_wgmma}, {gemm_choice::skinny_tma}};
-  const bool skinny_here =
-      skinny_gemm_supports(rows, in, out) &&
-      std::any_of(std::begin(skinny), std::end(skinny),
-                  [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });
+  // skinny_gemm_tma at the split counts its own rule does not take.
+  std::vector<std::uint32_t> splits;
+  if (options_.skinny_tma_split != nullptr && skinny_gemm_supports(rows, in, out))
+    for (std::uint32_t n = 1; n <= skinny_max_split; ++n)
+      if (n != skinny_gemm_split(in, out) && skinny_split_fits(in, n)) splits.push_back(n);
+  const bool skinny_here = skinny_gemm_supports(rows, in, out) &&
+                           (!splits.empty() || std::any_of(std::begin(skinny), std::end(skinny),
+                                                           [&](const candidate& c) {
+                                                             return skinny_of(c.choice) != nullptr;
+                                                           }));
   const bool variants =
       std::any_of(lts.begin(), lts.end(), [](const lt_candidate& c) { return !c.proposed; });
   reference ref;
@@ -210,6 +222,18 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
                              ref, rows, in, out, type));
     }
   }
+  std::vector<std::uint32_t> split_ok;
+  for (const std::uint32_t n : splits) {
+    bool ok = false;
+    ACCELLM_TRY_ASSIGN(
+        ok, agrees(
+                [&](const __nv_bfloat16* xs, void* ys) {
+                  return options_.skinny_tma_split(xs, rows, in, w, out, ys, type, beta, n, stream_)
+                      .ok();
+                },
+                ref, rows, in, out, type));
+    if (ok) split_ok.push_back(n);
+  }
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());
@@ -237,6 +261,17 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       p->use = c.choice;
     }
   }
+  for (const std::uint32_t n : split_ok) {
+    const float t = median_ms(stream_, e0, e1, [&] {
+      return options_.skinny_tma_split(x, rows, in, w, out, scratch, type, beta, n, stream_).ok();
+    });
+    if (t > 0.0f &&
+        (options_.keep == skinny_rule::if_verified || best <= 0.0f || clear_win(t, best))) {
+      best = t;
+      p->use = gemm_choice::skinny_tma;
+      p->split = n;
+    }
+  }
   ACCELLM_CUDA_TRY(cudaGetLastError());
   plans_.emplace(k, std::move(p));
   return {};
@@ -248,6 +283,9 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
   auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
   if (it == plans_.end() || it->second->use == gemm_choice::cublas)
     return gemm(h, x, rows, in, w, out, y, type, beta);
+  if (it->second->use == gemm_choice::skinny_tma && it->second->split != 0)
+    return options_.skinny_tma_split(x, rows, in, w, out, y, type, beta, it->second->split,
+                                     stream_);
   if (const skinny_fn kernel = skinny_of(it->second->use))
     return kernel(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;

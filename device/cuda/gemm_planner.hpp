@@ -10,7 +10,9 @@
 // The cuBLASLt candidates are lt_search's: the heuristic's proposals and
 // split-K variants of the first few. Three more candidates are skinny_gemm,
 // skinny_gemm_wgmma and skinny_gemm_tma (skinny_gemm.cuh), for the shapes
-// they support. Each candidate that is not a heuristic's proposal (the
+// they support, and skinny_gemm_tma again at every other split count of k
+// that fits the shape (skinny_gemm_tma_split: 1 to 8 blocks a tile, whose
+// waves differ). Each candidate that is not a heuristic's proposal (the
 // variants and the skinny kernels) is verified before it is timed: its
 // output must agree with gemm()'s on the same operands (seeded x, the
 // caller's w; from y = 0 and, with beta != 0, once more on top of that
@@ -55,16 +57,24 @@ using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::ui
                              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                              float beta, cudaStream_t s);
 
+/// skinny_gemm_tma_split's signature (tests substitute faulty ones).
+using skinny_split_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                                   const __nv_bfloat16* w, std::uint32_t out, void* y,
+                                   gemm_out type, float beta, std::uint32_t split, cudaStream_t s);
+
 /// When a verified skinny candidate is kept: only as a clear win (the
 /// default), or always (tests, so that run()'s skinny path is exercised
 /// whatever the timings; of several verified candidates, the last of
-/// skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma).
+/// skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma and its split counts).
 enum class skinny_rule : std::uint8_t { clear_win, if_verified };
 
 struct gemm_planner_options {
   skinny_fn skinny = &skinny_gemm;              ///< nullptr: no such candidate
   skinny_fn skinny_wgmma = &skinny_gemm_wgmma;  ///< nullptr: no such candidate
   skinny_fn skinny_tma = &skinny_gemm_tma;      ///< nullptr: no such candidate
+  /// skinny_gemm_tma at the split counts other than skinny_gemm_split's;
+  /// nullptr: none.
+  skinny_split_fn skinny_tma_split = &skinny_gemm_tma_split;
   skinny_rule keep = skinny_rule::clear_win;
   lt_search lt;  ///< the cuBLASLt candidates (varied = 0: the heuristic's proposals only)
 };
@@ -109,6 +119,9 @@ class gemm_planner {
   std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
   std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
   std::size_t using_skinny_tma() const noexcept { return count(gemm_choice::skinny_tma); }
+  /// Of using_skinny_tma(), the shapes won at a split count other than
+  /// skinny_gemm_split's.
+  std::size_t using_skinny_tma_split() const noexcept;
   /// What run() uses for this shape (cublas when it was not prepared).
   gemm_choice choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
                      float beta) const;
@@ -119,6 +132,7 @@ class gemm_planner {
     lt_product product;
     lt_candidate lt;  // the winner when use == lt
     gemm_choice use = gemm_choice::cublas;
+    std::uint32_t split = 0;  // use == skinny_tma: its split count (0: skinny_gemm_split's)
   };
   using key = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, gemm_out, bool>;
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,

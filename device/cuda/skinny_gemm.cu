@@ -133,17 +133,34 @@ status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32
   return launch(skinny_wgmma_kernel<2>, wgmma_config<2>::smem_bytes, a, split, s);
 }
 
+bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept {
+  static_assert(skinny_max_split == max_split, "one cluster limit");
+  const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
+  return split >= 1 && split <= max_split && 2 * split <= k_tiles;
+}
+
 status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                        const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                        float beta, cudaStream_t s) {
+  return skinny_gemm_tma_split(x, rows, in, w, out, y, type, beta, skinny_gemm_split(in, out), s);
+}
+
+status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                             const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                             float beta, std::uint32_t split, cudaStream_t s) {
   if (rows == 0) return {};
   ACCELLM_TRY(check_wgmma("skinny_gemm_tma", x, rows, in, w, out, y));
+  // skinny_gemm_split's own count may leave a single k tile a block (in
+  // below 256); any other count must fit.
+  if (split != skinny_gemm_split(in, out) && !skinny_split_fits(in, split))
+    return fail(errc::invalid_argument, "skinny_gemm_tma: a split of " + std::to_string(split) +
+                                            " does not fit k = " + std::to_string(in) +
+                                            " (1..8 blocks, two 64-wide k tiles each)");
   tma_args p{};
   p.a = args{x, w, y, rows, in, out, (in + block_k - 1) / block_k, beta, type};
   const std::uint32_t rb = rows <= 64 ? 1 : 2;
   ACCELLM_TRY(encode(p.w_map, w, out, in, block_n));
   ACCELLM_TRY(encode(p.x_map, x, rows, in, 64 * rb));
-  const std::uint32_t split = skinny_gemm_split(in, out);
   if (rb == 1) return launch(skinny_tma_kernel<1>, tma_config<1>::smem_bytes, p, split, s);
   return launch(skinny_tma_kernel<2>, tma_config<2>::smem_bytes, p, split, s);
 }

@@ -72,4 +72,22 @@ status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t
                        const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                        float beta, cudaStream_t s);
 
+/// The most blocks a cluster splits one tile's k range over (the portable
+/// cluster size).
+inline constexpr std::uint32_t skinny_max_split = 8;
+
+/// Whether skinny_gemm_tma_split takes `split` for this k: 1..skinny_max_split,
+/// and at least two 64-wide k tiles a block. Pure; no CUDA call.
+bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept;
+
+/// skinny_gemm_tma with the k range of each 128-output tile split over
+/// `split` blocks (a cluster of any size the shape fits, 3, 5, 6 and 7
+/// included) instead of skinny_gemm_split's count: how many waves of blocks
+/// a product makes depends on it, and gemm_planner times each count. The
+/// same contract and refusals, and invalid_argument, before any CUDA call,
+/// for a split skinny_split_fits refuses.
+status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                             const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                             float beta, std::uint32_t split, cudaStream_t s);
+
 }  // namespace accellm::device::cuda

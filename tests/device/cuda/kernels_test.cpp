@@ -426,6 +426,60 @@ TEST(cuda_kernels, gemm_planner_never_keeps_a_skinny_kernel_that_disagrees_or_fa
   EXPECT_EQ(p.using_skinny(), 1u);
 }
 
+// skinny_gemm_tma at split counts of its own: offered where k fits more
+// than one count, kept (if_verified) and run through skinny_gemm_tma_split
+// with the right product; a faulty one is never kept.
+status split_zeroes_y(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                      const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta,
+                      std::uint32_t, cudaStream_t s) {
+  return zeroes_y(x, rows, in, w, out, y, type, beta, s);
+}
+
+TEST(cuda_kernels, gemm_planner_times_skinny_tma_at_split_counts_of_its_own) {
+  ACCELLM_REQUIRE_GPU();
+  if (!(skinny_wgmma_built() && wgmma_runs_here()))
+    GTEST_SKIP() << "skinny_gemm_tma runs on compute capability 9.0 only";
+  constexpr std::uint32_t rows = 16, in = 2048, out = 256;  // 32 k tiles: 1..8 fit
+  auto s = stream::create();
+  auto h = cublas_handle::create(s->get());
+  auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{8} << 20);
+  ASSERT_TRUE(s.ok() && h.ok() && ws.ok());
+  const auto x = to_bf16(random_vector(rows * in, 60, 1.0f));
+  const auto w = to_bf16(random_vector(out * in, 61, 1.0f));
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  const auto xf = to_float(x), wf = to_float(w);
+  for (const bool faulty : {false, true}) {
+    gemm_planner_options o;
+    o.skinny = o.skinny_wgmma = o.skinny_tma = nullptr;
+    o.lt.varied = 0;
+    o.keep = skinny_rule::if_verified;
+    if (faulty) o.skinny_tma_split = &split_zeroes_y;
+    auto planner = gemm_planner::create(s->get(), ws->data(), ws->size(), o);
+    ASSERT_TRUE(planner.ok());
+    auto scratch = device_buffer<float>::allocate(rows * out);
+    ASSERT_TRUE(scratch.ok());
+    ASSERT_TRUE(planner
+                    ->prepare(h->get(), dx.data(), rows, in, dw.data(), out, gemm_out::fp32, 0.0f,
+                              scratch->data())
+                    .ok());
+    EXPECT_EQ(planner->choice(rows, in, out, gemm_out::fp32, 0.0f) == gemm_choice::skinny_tma,
+              !faulty);
+    EXPECT_EQ(planner->using_skinny_tma_split(), faulty ? 0u : 1u);
+    auto dy = to_device(std::vector<float>(rows * out, 0.0f));
+    ASSERT_TRUE(
+        planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), gemm_out::fp32, 0.0f)
+            .ok());
+    const std::vector<float> got = to_host(dy);
+    for (std::uint32_t r = 0; r < rows; ++r)
+      for (std::uint32_t c = 0; c < out; ++c) {
+        double ref = 0;
+        for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[c * in + k];
+        ASSERT_NEAR(got[r * out + c], ref, 1e-4 * (1.0 + std::fabs(ref))) << r << "," << c;
+      }
+  }
+}
+
 TEST(cuda_kernels, gemv_matches_a_double_reference_for_1_to_8_rows) {
   ACCELLM_REQUIRE_GPU();
   constexpr std::uint32_t in = 200, out = 37;  // out not a multiple of a warp's 4 rows

@@ -73,9 +73,10 @@ void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
 enum class kernel { mma, wgmma, tma };
 
 // y = x w^T + beta y on the emulator, as skinny_gemm, skinny_gemm_wgmma or
-// skinny_gemm_tma launches it.
-void run(const skinny_kernels::args& a, kernel k) {
-  const std::uint32_t split = skinny_gemm_split(a.in, a.out);
+// skinny_gemm_tma launches it (at `split` blocks a tile, as
+// skinny_gemm_tma_split does, when not 0).
+void run(const skinny_kernels::args& a, kernel k, std::uint32_t split = 0) {
+  if (split == 0) split = skinny_gemm_split(a.in, a.out);
   if (k == kernel::wgmma) {
     if (a.rows <= 64)
       launch_wgmma<1>(a, split);
@@ -102,41 +103,63 @@ struct shape {
   std::uint32_t rows, in, out;
 };
 
+// Checks `k` on `sh` (at `split`, 0: the rule's) for fp32 and bf16 y, beta 0
+// (y starts NaN: never read) and 1.
+void check_shape(const shape& sh, kernel k, std::uint32_t split, std::uint64_t& seed) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
+  const auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
+  const auto xf = to_float(x), wf = to_float(w);
+  for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
+    for (float beta : {0.0f, 1.0f}) {
+      const std::size_t n = std::size_t{sh.rows} * sh.out;
+      const auto y0 = beta == 0.0f ? std::vector<float>(n, nan) : random_vector(n, ++seed, 1.0f);
+      std::vector<float> y32 = y0;
+      std::vector<__nv_bfloat16> y16 = to_bf16(y0);
+      void* y = type == gemm_out::fp32 ? static_cast<void*>(y32.data()) : y16.data();
+      run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
+                               (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
+                               beta, type},
+          k, split);
+      const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
+      ASSERT_NO_FATAL_FAILURE(
+          expect_product(got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
+                         std::string{k == kernel::mma     ? "skinny "
+                                     : k == kernel::wgmma ? "skinny_wgmma "
+                                                          : "skinny_tma "} +
+                             std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
+                             std::to_string(sh.out) + " split " + std::to_string(split)));
+    }
+}
+
 TEST(skinny_emu, matches_a_double_reference) {
   // Splits: 1 (64 x 128, 65 x 136, 128 x 264), 2 (3 x 200), 4 (16 x 1000,
   // 17 x 520), 8 (33 x 4096 x 64).
   const std::vector<shape> shapes = {{1, 64, 128},   {3, 200, 200},  {16, 1000, 300},
                                      {17, 520, 130}, {65, 136, 129}, {128, 264, 250},
                                      {33, 4096, 64}};
-  const float nan = std::numeric_limits<float>::quiet_NaN();
   std::uint64_t seed = 100;
-  for (const shape& sh : shapes) {
-    const auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
-    const auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
-    const auto xf = to_float(x), wf = to_float(w);
+  for (const shape& sh : shapes)
     for (const kernel k : {kernel::mma, kernel::wgmma, kernel::tma})
-      for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
-        for (float beta : {0.0f, 1.0f}) {
-          const std::size_t n = std::size_t{sh.rows} * sh.out;
-          const auto y0 =
-              beta == 0.0f ? std::vector<float>(n, nan) : random_vector(n, ++seed, 1.0f);
-          std::vector<float> y32 = y0;
-          std::vector<__nv_bfloat16> y16 = to_bf16(y0);
-          void* y = type == gemm_out::fp32 ? static_cast<void*>(y32.data()) : y16.data();
-          run(skinny_kernels::args{x.data(), w.data(), y, sh.rows, sh.in, sh.out,
-                                   (sh.in + skinny_kernels::block_k - 1) / skinny_kernels::block_k,
-                                   beta, type},
-              k);
-          const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
-          ASSERT_NO_FATAL_FAILURE(
-              expect_product(got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
-                             std::string{k == kernel::mma     ? "skinny "
-                                         : k == kernel::wgmma ? "skinny_wgmma "
-                                                              : "skinny_tma "} +
-                                 std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
-                                 std::to_string(sh.out)));
-        }
+      ASSERT_NO_FATAL_FAILURE(check_shape(sh, k, 0, seed));
+}
+
+// skinny_gemm_tma_split's counts: every split of k from 1 to 8 blocks,
+// the ones no rule picks (3, 5, 6, 7) included, with one wgmma row block,
+// and 3 and 6 with two; 1000 is not a multiple of the 64-wide k tile, so
+// the blocks' ranges differ by a tile.
+TEST(skinny_emu, tma_matches_a_double_reference_at_every_split) {
+  std::uint64_t seed = 300;
+  for (std::uint32_t split = 1; split <= skinny_max_split; ++split) {
+    ASSERT_TRUE(skinny_split_fits(1000, split)) << split;
+    ASSERT_NO_FATAL_FAILURE(check_shape({20, 1000, 130}, kernel::tma, split, seed));
   }
+  for (std::uint32_t split : {3u, 6u})
+    ASSERT_NO_FATAL_FAILURE(check_shape({70, 1000, 129}, kernel::tma, split, seed));
+  EXPECT_FALSE(skinny_split_fits(1000, 9));
+  EXPECT_FALSE(skinny_split_fits(1000, 0));
+  EXPECT_FALSE(skinny_split_fits(256, 3));  // 4 k tiles: one a block
+  EXPECT_TRUE(skinny_split_fits(256, 2));
 }
 
 }  // namespace

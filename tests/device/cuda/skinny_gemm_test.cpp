@@ -106,6 +106,26 @@ TEST(skinny_gemm_hopper, refuse_what_skinny_gemm_refuses_and_builds_without_sm90
   }
 }
 
+// skinny_gemm_tma_split refuses a count the shape does not fit, naming it,
+// before any CUDA call (after the refusals it shares with skinny_gemm_tma).
+TEST(skinny_gemm_hopper, tma_split_refuses_a_count_that_does_not_fit) {
+  if (!skinny_wgmma_built()) GTEST_SKIP() << "built without sm_90a code: refused before the split";
+  const auto* x = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x1000});
+  const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
+  void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
+  auto message = [&](std::uint32_t in, std::uint32_t split) {
+    const status st =
+        skinny_gemm_tma_split(x, 4, in, w, 64, y, gemm_out::fp32, 0.0f, split, nullptr);
+    return st.ok() ? std::string{} : st.err().message();
+  };
+  EXPECT_NE(message(4096, 0).find("skinny_gemm_tma: a split of 0 does not fit k = 4096"),
+            std::string::npos);
+  EXPECT_NE(message(4096, 9).find("a split of 9 does not fit"), std::string::npos);
+  EXPECT_NE(message(256, 3).find("a split of 3 does not fit k = 256"), std::string::npos);
+  EXPECT_TRUE(skinny_split_fits(4096, 7));
+  EXPECT_FALSE(skinny_split_fits(64, 1));  // one k tile: only the rule's own count
+}
+
 TEST(skinny_gemm, splits_k_over_enough_blocks_as_a_function_of_the_shape) {
   // 128-output tiles x split >= 256 blocks where k allows, split <= 8, and
   // every block keeps at least two 64-wide k tiles.
@@ -178,6 +198,33 @@ TEST_P(skinny_kernels_test, match_a_double_reference) {
             got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
             std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" + std::to_string(sh.out)));
       }
+  }
+}
+
+// skinny_gemm_tma_split at every count from 1 to 8 blocks a tile, on one
+// and two wgmma row blocks.
+TEST(skinny_gemm_hopper, tma_split_matches_a_double_reference_at_every_count) {
+  ACCELLM_REQUIRE_GPU();
+  if (!(skinny_wgmma_built() && wgmma_runs_here()))
+    GTEST_SKIP() << "skinny_gemm_tma runs on compute capability 9.0 only";
+  std::uint64_t seed = 400;
+  for (const shape& sh : {shape{20, 1000, 300}, shape{70, 1000, 129}}) {
+    auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
+    auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
+    auto dx = to_device(x);
+    auto dw = to_device(w);
+    const auto xf = to_float(x), wf = to_float(w);
+    const auto y0 = random_vector(std::size_t{sh.rows} * sh.out, ++seed, 1.0f);
+    for (std::uint32_t split = 1; split <= skinny_max_split; ++split) {
+      auto dy = to_device(y0);
+      ASSERT_TRUE(skinny_gemm_tma_split(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(),
+                                        gemm_out::fp32, 1.0f, split, nullptr)
+                      .ok())
+          << split;
+      ASSERT_NO_FATAL_FAILURE(
+          expect_product(to_host(dy), xf, wf, y0, sh.rows, sh.in, sh.out, gemm_out::fp32, 1.0f,
+                         std::to_string(sh.rows) + " rows, split " + std::to_string(split)));
+    }
   }
 }
 
