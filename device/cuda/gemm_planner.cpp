@@ -187,8 +187,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   // skinny_gemm_tma at the split counts its own rule does not take.
   std::vector<std::uint32_t> splits;
   if (options_.skinny_tma_split != nullptr && skinny_gemm_supports(rows, in, out))
-    for (std::uint32_t n = 1; n <= skinny_max_split; ++n)
-      if (n != skinny_gemm_split(in, out) && skinny_split_fits(in, n)) splits.push_back(n);
+    splits = skinny_split_candidates(in, out, options_.skinny_slots);
   const bool skinny_here = skinny_gemm_supports(rows, in, out) &&
                            (!splits.empty() || std::any_of(std::begin(skinny), std::end(skinny),
                                                            [&](const candidate& c) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
@@ -137,6 +138,21 @@ bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept {
   static_assert(skinny_max_split == max_split, "one cluster limit");
   const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
   return split >= 1 && split <= max_split && 2 * split <= k_tiles;
+}
+
+std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out,
+                                                   std::uint32_t slots) {
+  const std::uint64_t tiles = (out + block_n - 1) / block_n;
+  const std::uint64_t k_tiles = (in + block_k - 1) / block_k;
+  const auto cost = [&](std::uint64_t n) {
+    return (tiles * n + slots - 1) / slots * ((k_tiles + n - 1) / n);
+  };
+  const std::uint32_t rule = skinny_gemm_split(in, out);
+  std::vector<std::uint32_t> counts;
+  for (std::uint32_t n = 1; n <= max_split; ++n)
+    if (n != rule && skinny_split_fits(in, n) && (slots == 0 || cost(n) < cost(rule)))
+      counts.push_back(n);
+  return counts;
 }
 
 status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,

@@ -28,6 +28,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace accellm::device::cuda {
 
@@ -79,6 +80,15 @@ inline constexpr std::uint32_t skinny_max_split = 8;
 /// Whether skinny_gemm_tma_split takes `split` for this k: 1..skinny_max_split,
 /// and at least two 64-wide k tiles a block. Pure; no CUDA call.
 bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept;
+
+/// The split counts other than skinny_gemm_split's that gemm_planner times
+/// for this shape: those skinny_split_fits takes and, when `slots` (the
+/// blocks of skinny_gemm_tma the GPU holds at once) is not 0, that take
+/// fewer k tiles a block over whole waves of `slots` blocks than the rule's
+/// count, ceil(tiles x n / slots) x ceil(k tiles / n), where a partial last
+/// wave costs a full one. Ascending; pure.
+std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out,
+                                                   std::uint32_t slots);
 
 /// skinny_gemm_tma with the k range of each 128-output tile split over
 /// `split` blocks (a cluster of any size the shape fits, 3, 5, 6 and 7
