@@ -19,7 +19,7 @@
 // decode step's first capture, gemm_planner times cuBLASLt's candidate
 // algorithms for its products (they are bandwidth-bound at these shapes).
 // At creation, prefill_choice picks the prefill attention kernel (rows64,
-// rows128, wgmma64, wgmma128 or tma128, verified against rows64 and timed on
+// rows128, wgmma64, wgmma128, tma128 or tma128pp, verified against rows64 and timed on
 // a synthetic prompt).
 //
 // Thread contract: one thread at a time; everything runs on the stream given

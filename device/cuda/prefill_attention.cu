@@ -83,6 +83,8 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
       return "wgmma128";
     case prefill_kernel::tma128:
       return "tma128";
+    case prefill_kernel::tma128pp:
+      return "tma128pp";
   }
   return "?";
 }
@@ -110,7 +112,7 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
       return refuse("built without sm_90a code (CMAKE_CUDA_ARCHITECTURES 90a)");
     if (a.shape.head_dim != 64 && a.shape.head_dim != 128)
       return refuse("head_dim must be 64 or 128");
-    if (a.kernel == prefill_kernel::tma128 && !tma_maps_pool(a.kv))
+    if (prefill_kernel_uses_tma(a.kernel) && !tma_maps_pool(a.kv))
       return refuse(
           "the pool's blocks must be 16 tokens and counted (kv.blocks), and no more than 2^31 "
           "rows of K or V");

@@ -24,8 +24,12 @@
 // - tma128: wgmma128's warpgroups fed by a producer warp through TMA
 //   (FlashAttention-3's warp specialisation, prefill_tma.cuh); same limits,
 //   and a pool of 16-token blocks with kv_pool_view::blocks set.
-// rows64, rows128, wgmma64 and wgmma128 have run on H100 and H200; tma128
-// only on the host emulator (tests/device/cuda/emu/) so far. forward_pass
+// - tma128pp: tma128 with its two consumer warpgroups taking turns to issue
+//   their products (FlashAttention-3's ping-pong, prefill_tma.cuh); same
+//   limits.
+// rows64, rows128, wgmma64 and wgmma128 have run on H100 and H200, tma128
+// on the H100; tma128pp only on the host emulator (tests/device/cuda/emu/)
+// so far. forward_pass
 // uses a kernel other than rows64 only after checking it against rows64 on
 // the device and timing both (prefill_choice.hpp).
 #pragma once
@@ -42,10 +46,10 @@
 namespace accellm::device::cuda {
 
 /// Which prefill kernel runs; each takes tiles of its own height.
-enum class prefill_kernel : std::uint8_t { rows64, rows128, wgmma64, wgmma128, tma128 };
+enum class prefill_kernel : std::uint8_t { rows64, rows128, wgmma64, wgmma128, tma128, tma128pp };
 
 /// The most rows a tile may hold for kernel `k` (64, or 128 for rows128,
-/// wgmma128 and tma128). The host cuts prompts into tiles of this height
+/// wgmma128, tma128 and tma128pp). The host cuts prompts into tiles of this height
 /// (the last one shorter).
 constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
   return k == prefill_kernel::rows64 || k == prefill_kernel::wgmma64 ? 64u : 128u;
@@ -54,7 +58,12 @@ constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
 /// Whether kernel `k` runs on Hopper's warpgroup MMA (sm_90a code only).
 constexpr bool prefill_kernel_uses_wgmma(prefill_kernel k) noexcept {
   return k == prefill_kernel::wgmma64 || k == prefill_kernel::wgmma128 ||
-         k == prefill_kernel::tma128;
+         k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp;
+}
+
+/// Whether kernel `k` reads the pool through TMA (tma128, tma128pp).
+constexpr bool prefill_kernel_uses_tma(prefill_kernel k) noexcept {
+  return k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp;
 }
 
 /// The shortest tile height of any kernel: bounds the number of tiles.
@@ -71,8 +80,8 @@ void append_prefill_tiles(std::vector<prefill_tile>& out, prefill_kernel k, std:
 /// end up in the tail.
 void sort_longest_first(std::vector<prefill_tile>& tiles);
 
-/// "rows64", "rows128", "wgmma64", "wgmma128", "tma128" ("?" for a value
-/// outside the enum).
+/// "rows64", "rows128", "wgmma64", "wgmma128", "tma128", "tma128pp" ("?"
+/// for a value outside the enum).
 const char* prefill_kernel_name(prefill_kernel k) noexcept;
 
 struct prefill_attention_args {
@@ -93,11 +102,13 @@ struct prefill_attention_args {
 /// 32, 64 or 128, kv_heads does not divide heads, a pointer is null, there
 /// are more than 65535 tiles, the shape does not match the pool, the kernel
 /// is not a prefill_kernel, or (rows128, which copies Q with 16-byte
-/// cp.async) q is not 16-byte aligned, or (wgmma64, wgmma128, tma128)
-/// head_dim is not 64 or 128 or the build has no sm_90a code, or (tma128)
+/// cp.async) q is not 16-byte aligned, or (wgmma64, wgmma128, tma128,
+/// tma128pp) head_dim is not 64 or 128 or the build has no sm_90a code, or
+/// (tma128, tma128pp)
 /// the pool's blocks are not 16 tokens, kv.blocks is 0 or the pool holds
 /// more than 2^31 rows of K or V (blocks x layers x 32). A launch failure
-/// is device_failure (tma128: also a driver without cuTensorMapEncodeTiled);
+/// is device_failure (tma128, tma128pp: also a driver without
+/// cuTensorMapEncodeTiled);
 /// the wgmma kernels fail to launch on a device other than compute
 /// capability 9.0.
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s);

@@ -1,5 +1,5 @@
 // prefill_attention_wgmma: launches the wgmma64, wgmma128 (prefill_wgmma.cuh)
-// and tma128 (prefill_tma.cuh) prefill kernels for prefill_attention
+// and tma128 and tma128pp (prefill_tma.cuh) prefill kernels for prefill_attention
 // (prefill_attention.cu).
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
@@ -26,20 +26,23 @@ status launch(Kernel kernel, const Args& args, const prefill_attention_args& a, 
   return {};
 }
 
-// tma128, through the pool's map (prefill_attention checked that it maps).
-template <int HD>
+// tma128 (tma128pp with PINGPONG), through the pool's map (prefill_attention
+// checked that it maps).
+template <int HD, bool PINGPONG>
 status launch_tma128(const prefill_attention_args& a, cudaStream_t s) {
   prefill_tma::args p{};
   p.a = a;
-  ACCELLM_TRY(encode_pool_map(p.kv_map, a.kv, "prefill_attention (tma128)"));
-  return launch<HD>(prefill_tma::tma128_kernel<HD>, p, a, prefill_tma::shape::threads,
+  ACCELLM_TRY(encode_pool_map(
+      p.kv_map, a.kv, PINGPONG ? "prefill_attention (tma128pp)" : "prefill_attention (tma128)"));
+  return launch<HD>(prefill_tma::tma128_kernel<HD, PINGPONG>, p, a, prefill_tma::shape::threads,
                     prefill_tma::smem_bytes<HD>(), s);
 }
 
 template <int HD>
 status launch(const prefill_attention_args& a, cudaStream_t s) {
   using namespace prefill_wgmma;
-  if (a.kernel == prefill_kernel::tma128) return launch_tma128<HD>(a, s);
+  if (a.kernel == prefill_kernel::tma128) return launch_tma128<HD, false>(a, s);
+  if (a.kernel == prefill_kernel::tma128pp) return launch_tma128<HD, true>(a, s);
   if (a.kernel == prefill_kernel::wgmma128)
     return launch<HD>(wgmma128_kernel<HD>, a, a, wgmma128_shape::threads,
                       smem_bytes<HD, wgmma128_shape>(), s);

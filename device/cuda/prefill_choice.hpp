@@ -7,17 +7,14 @@
 // [-2, 2), K and V in [-1, 1) in a temporary one-layer pool whose block
 // table runs backwards, tiles longest first, cut at each kernel's own height.
 // rows64 (the kernel that has run on H100 and H200) is the reference; each
-// candidate (rows128, wgmma64, wgmma128, then tma128) is *verified* when it launches, every
-// output of both is finite, and every element is within 2e-2 of the largest
-// |rows64 output| (both are bf16 outputs of fp32 softmax over the same bf16
-// operands; they differ in the order of fp32 sums and in bf16 rounding, an
-// ulp or two, <= 0.8% each; a wrong row, key range or fragment is off by a
-// sizeable fraction). Verified candidates are then timed against rows64
-// (median of 7 samples of 2 back-to-back launches after 2 warm-ups); the
-// fastest is kept if it is a clear win, under 0.97 of rows64's time. A
-// kernel that fails to launch (a wgmma kernel off Hopper, or in a build
-// without sm_90a code) or disagrees is never used; its (non-sticky) launch error is
-// cleared.
+// candidate (rows128, wgmma64, wgmma128, tma128, then tma128pp) is *verified* when it launches,
+// every output of both is finite, and every element is within 2e-2 of the largest |rows64 output|
+// (both are bf16 outputs of fp32 softmax over the same bf16 operands; they differ in the order of
+// fp32 sums and in bf16 rounding, an ulp or two, <= 0.8% each; a wrong row, key range or fragment
+// is off by a sizeable fraction). Verified candidates are then timed against rows64 (median of 7
+// samples of 2 back-to-back launches after 2 warm-ups); the fastest is kept if it is a clear win,
+// under 0.97 of rows64's time. A kernel that fails to launch (a wgmma kernel off Hopper, or in a
+// build without sm_90a code) or disagrees is never used; its (non-sticky) launch error is cleared.
 //
 // All probe memory (about 5 x 1024 x q_width bytes) is allocated and freed
 // inside choose_prefill_kernel, before the KV pool takes what is left.
@@ -45,11 +42,12 @@ enum class prefill_rule : std::uint8_t {
   wgmma64_if_verified,   ///< wgmma64 whenever it is verified (tests: exercises wgmma64)
   wgmma128_if_verified,  ///< wgmma128 whenever it is verified (tests: exercises wgmma128)
   tma128_if_verified,    ///< tma128 whenever it is verified (tests: exercises tma128)
+  tma128pp_if_verified,  ///< tma128pp whenever it is verified (tests: exercises tma128pp)
 };
 
-/// The rule named "timed", "rows64", "rows128", "wgmma64", "wgmma128" or
-/// "tma128" (a kernel's name: that kernel whenever it is verified); nullopt
-/// otherwise.
+/// The rule named "timed", "rows64", "rows128", "wgmma64", "wgmma128",
+/// "tma128" or "tma128pp" (a kernel's name: that kernel whenever it is
+/// verified); nullopt otherwise.
 std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept;
 
 /// A kernel with prefill_attention's contract (tests substitute faulty ones).

@@ -45,6 +45,21 @@
 // at step j + 1; for a step its rows do not see (the first warpgroup's
 // causal tail, a warpgroup with no rows), at once.
 //
+// tma128pp (PINGPONG): the same kernel with FlashAttention-3's ping-pong
+// between the two consumer warpgroups. Left alone, both wait for the same
+// stage, issue their products together and then both compute softmax while
+// the tensor cores idle. Here they take turns to issue, through two named
+// barriers (ids 1 and 2, 256 threads: a warpgroup's bar.sync and the other's
+// bar.arrive): warpgroup w waits for its turn (bar.sync on 1 + w), issues
+// the step's S = Q K^T and the previous step's P V, and hands the turn over
+// (bar.arrive on 2 - w) before it waits for them; so the products alternate
+// between the warpgroups, and one's softmax runs while the other's
+// products do. The first warpgroup goes first (the second arrives on its
+// barrier once at the start); every warpgroup takes one turn a step, with or
+// without products (a causal tail, a warpgroup with no rows), so the turns
+// stay paired; the first warpgroup's last bar.sync takes the second's last
+// arrival, so no barrier is left part-way at the end.
+//
 // Built only for sm_90a (ACCELLM_WGMMA); elsewhere the kernel is empty and
 // the launcher refuses it (prefill_wgmma_built()).
 #pragma once
@@ -77,7 +92,8 @@ struct shape {
   static constexpr int consumer_registers = 240;
   static constexpr int stages = 4;
   static constexpr int rows = 128;
-  static constexpr int align = 1024;  // the 128-byte swizzle's alignment
+  static constexpr int align = 1024;           // the 128-byte swizzle's alignment
+  static constexpr unsigned turn_barrier = 1;  // tma128pp: warpgroup w's turn is barrier 1 + w
 };
 
 /// Bytes of one [64 keys][64 dims] column block, of a K or V tile, of a stage.
@@ -157,7 +173,7 @@ __device__ void produce(const args& p, const prefill_tile& t, std::uint32_t kvh,
 }
 #endif
 
-template <int HD>
+template <int HD, bool PINGPONG = false>
 __global__ void __launch_bounds__(shape::threads, 1)
     tma128_kernel(const __grid_constant__ args p, float scale_log2) {
 #if ACCELLM_WGMMA
@@ -202,15 +218,26 @@ __global__ void __launch_bounds__(shape::threads, 1)
   const prefill_rows::lane_rows l = prefill_rows::begin<HD>(a, qa, o);
   const int tq = l.tq, qpos0 = l.qpos0, qpos1 = l.qpos1;
   // Uniform across the warp through a shuffle (wgmma128 says why).
-  const int wg_row0 = __shfl_sync(0xffffffffu, l.warp / 4, 0) * shape::rows / 2;
+  const int wg = __shfl_sync(0xffffffffu, l.warp / 4, 0);
+  const int wg_row0 = wg * shape::rows / 2;
   const int wg_key_end = t.pos + (t.count < wg_row0 + 64 ? t.count : wg_row0 + 64);
   const int wg_steps = t.count > wg_row0 ? (wg_key_end + keys - 1) / keys : 0;
   prefill_rows::running run;
+
+  // tma128pp's turns (above); no-ops in tma128.
+  const auto my_turn = [&] {
+    if constexpr (PINGPONG) ptx::named_sync(shape::turn_barrier + wg, shape::consumers);
+  };
+  const auto hand_over = [&] {
+    if constexpr (PINGPONG) ptx::named_arrive(shape::turn_barrier + 1 - wg, shape::consumers);
+  };
+  if (wg == 1) hand_over();  // the first warpgroup's first turn
 
   float s[keys / 8][4];
   std::uint32_t pa[keys / 16][4];  // P of the step before, multiplied at this one
   for (int j = 0; j < steps; ++j) {
     wait_full(j);
+    my_turn();
     const int key0 = j * keys;
     const bool unmasked = key0 + keys <= t.pos + wg_row0 + 1;
     const auto values_of = [&](int i) {
@@ -220,15 +247,18 @@ __global__ void __launch_bounds__(shape::threads, 1)
       // V_(j-1) read once its P V retired: the stage is done with here.
       prefill_wgmma::overlapped_step<HD>(
           j, s, pa, o, run, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
-          [&] { issue_scores<HD>(s, qa, k_of(j)); }, values_of(j - 1), [&] { release(j - 1); });
+          [&] { issue_scores<HD>(s, qa, k_of(j)); }, values_of(j - 1), [&] { release(j - 1); },
+          hand_over);
     } else if (j == wg_steps && j > 0) {  // these rows' last P V
-      prefill_wgmma::last_values<HD>(o, values_of(j - 1));
+      prefill_wgmma::last_values<HD>(o, values_of(j - 1), hand_over);
       release(j - 1);
       release(j);  // a step these rows do not see
     } else {
+      hand_over();
       release(j);
     }
   }
+  if (wg == 0) my_turn();                // takes the second warpgroup's last hand-over
   if (wg_steps == steps && steps > 0) {  // the last step's P V
     prefill_wgmma::last_values<HD>(
         o, [&] { issue_values<HD>(o, pa, k_of(steps - 1) + tile_bytes<HD>); });

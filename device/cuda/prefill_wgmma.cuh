@@ -147,23 +147,32 @@ __device__ __forceinline__ void issue_values(float (&o)[HD / 8][4],
 #endif
 
 #if ACCELLM_WGMMA
+/// A hook that does nothing (overlapped_step's and last_values' `issued`
+/// when no other warpgroup waits for the products to be issued).
+struct nothing {
+  __device__ __forceinline__ void operator()() const {}
+};
+
 /// Key step j of a warpgroup that overlaps its softmax with its products
 /// (wgmma128, tma128): `scores()` issues S_j = Q K_j^T into s and, for j >
-/// 0, `values()` issues P_(j-1) V_(j-1) (pa) into o; S_j is waited for alone
-/// and its softmax computed while P V runs; then P V is waited for,
-/// `retired()` runs (j > 0: nothing reads step j - 1's tiles any more), o is
-/// rescaled and P_j packed into pa. The one retirement of every product it
-/// issues keeps ptxas from serialising them.
-template <int HD, class Scores, class Values, class Retired>
+/// 0, `values()` issues P_(j-1) V_(j-1) (pa) into o; `issued()` runs (the
+/// ping-pong of tma128pp hands the tensor cores to the other warpgroup
+/// there); S_j is waited for alone and its softmax computed while P V runs;
+/// then P V is waited for, `retired()` runs (j > 0: nothing reads step j -
+/// 1's tiles any more), o is rescaled and P_j packed into pa. The one
+/// retirement of every product it issues keeps ptxas from serialising them.
+template <int HD, class Scores, class Values, class Retired, class Issued = nothing>
 __device__ __forceinline__ void overlapped_step(
     int j, float (&s)[keys / 8][4], std::uint32_t (&pa)[keys / 16][4], float (&o)[HD / 8][4],
     prefill_rows::running& run, bool unmasked, int key0, int qpos0, int qpos1, int key_end, int tq,
-    float scale_log2, Scores&& scores, Values&& values, Retired&& retired) {
+    float scale_log2, Scores&& scores, Values&& values, Retired&& retired, Issued issued = {}) {
   scores();
   if (j == 0) {
+    issued();
     wg::wait<0>();
   } else {
-    values();       // P_(j-1) V_(j-1)
+    values();  // P_(j-1) V_(j-1)
+    issued();
     wg::wait<1>();  // S_j retired; P V still runs
   }
   wg::pin(s);
@@ -178,10 +187,13 @@ __device__ __forceinline__ void overlapped_step(
   for (int kk = 0; kk < keys / 16; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
 }
 
-/// The last P V of a warpgroup: `values()` issues it; waited for.
-template <int HD, class Values>
-__device__ __forceinline__ void last_values(float (&o)[HD / 8][4], Values&& values) {
+/// The last P V of a warpgroup: `values()` issues it, `issued()` runs;
+/// waited for.
+template <int HD, class Values, class Issued = nothing>
+__device__ __forceinline__ void last_values(float (&o)[HD / 8][4], Values&& values,
+                                            Issued issued = {}) {
   values();
+  issued();
   wg::wait<0>();
   wg::pin(o);
 }

@@ -117,4 +117,15 @@ __device__ inline void follow_previous_grid() {
   launch_dependents();
 }
 
+/// Named barriers (bar.sync / bar.arrive) of `count` threads, a multiple of
+/// 32 whose warps all take part: `sync` counts this thread's warp in and
+/// waits until `count` threads have; `arrive` counts it in and goes on.
+/// Barrier 0 is __syncthreads'.
+__device__ inline void named_sync(unsigned id, unsigned count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ inline void named_arrive(unsigned id, unsigned count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
 }  // namespace accellm::device::cuda::ptx

@@ -71,19 +71,19 @@ grep -q "== SM clock 1755 / 1755 / 1755 (.* samples) MHz, power 690.5 / 690.5 / 
   fail "clock summary"
 grep -Eq "^== [0-9/]+ [0-9:.]+ (canaries|ceilings|model benchmarks|done)$" "$tmp/out" || fail "phase marks"
 
-# 2. The tma128 canary faults: the ceilings skip it, the model runs choose rows128.
-run "--prefill-kernel tma128"
+# 2. The tma128pp canary faults: the ceilings skip it, the model runs choose tma128.
+run "--prefill-kernel tma128pp"
 [ "$rc" = 0 ] || fail "a failed canary alone must not fail the run (exit $rc)"
-grep -q "the tma128 canary failed" "$tmp/out" || fail "canary failure not reported"
-grep -q "^bench_gpu_ceilings --csv .* --skip tma128$" "$tmp/calls" || fail "ceilings not told to skip"
-grep -q "^bench_gpu_model --prefill-kernel rows128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
-  fail "model run without the rows128 fallback"
+grep -q "the tma128pp canary failed" "$tmp/out" || fail "canary failure not reported"
+grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp$" "$tmp/calls" || fail "ceilings not told to skip"
+grep -q "^bench_gpu_model --prefill-kernel tma128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
+  fail "model run without the tma128 fallback"
 
 # 3. Every canary faults: all are skipped, each with its fallback.
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip tma128,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
+grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
   "$tmp/calls" || fail "every skip"
-grep -q "^bench_gpu_model --prefill-kernel rows128 --skinny off --lt-split-k off --decode-tile 32x2 --model" \
+grep -q "^bench_gpu_model --prefill-kernel tma128 --skinny off --lt-split-k off --decode-tile 32x2 --model" \
   "$tmp/calls" || fail "every fallback"
 
 # 3a. Only the decode products canary faults: the skinny kernels and the

@@ -270,7 +270,8 @@ INSTANTIATE_TEST_SUITE_P(
                           // a warp's last row on the first key of a step
                           prefill_case{{2, 1, 128}, 1, 100}),
         ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
-                          prefill_kernel::wgmma128, prefill_kernel::tma128)),
+                          prefill_kernel::wgmma128, prefill_kernel::tma128,
+                          prefill_kernel::tma128pp)),
     [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {
       // No structured binding: its comma would split the macro's arguments.
       const prefill_case& c = std::get<0>(i.param);
@@ -281,11 +282,12 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A 2048-row prompt (Llama-3-8B's GQA 4:1, a quarter of its heads), longest
-// first: rows128, wgmma64, wgmma128 and tma128 (where they run) within 2e-2
+// first: rows128, wgmma64, wgmma128, tma128 and tma128pp (where they run) within 2e-2
 // of max |rows64| (the rule prefill_choice applies), all finite everywhere,
 // and each against the reference on a spread of rows. wgmma128 equals
 // wgmma64 to the bit: each of its warpgroups sums wgmma64's products in the
-// same order; tma128 equals wgmma128 (the same products, fed by TMA). The
+// same order; tma128 equals wgmma128 (the same products, fed by TMA) and
+// tma128pp tma128 (the same products, issued in turns). The
 // emulator checks the same, prefill_emu_test.cpp.
 TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   ACCELLM_REQUIRE_GPU();
@@ -301,6 +303,7 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     kernels.push_back(prefill_kernel::wgmma64);
     kernels.push_back(prefill_kernel::wgmma128);
     kernels.push_back(prefill_kernel::tma128);
+    kernels.push_back(prefill_kernel::tma128pp);
   }
   for (prefill_kernel k : kernels) {
     const auto tiles = chunk_tiles(k, 0, 0, len, true);
@@ -324,14 +327,16 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     EXPECT_LE(diff, 2e-2 * top) << "max |" << prefill_kernel_name(kernels[k]) << " - rows64| "
                                 << diff << ", max |rows64| " << top;
   }
-  if (outs.size() == 5) {
-    std::size_t differ = 0, differ_tma = 0;
+  if (outs.size() == 6) {
+    std::size_t differ = 0, differ_tma = 0, differ_pp = 0;
     for (std::size_t i = 0; i < outs[2].size(); ++i) {
       differ += outs[2][i] != outs[3][i];
       differ_tma += outs[3][i] != outs[4][i];
+      differ_pp += outs[4][i] != outs[5][i];
     }
     EXPECT_EQ(differ, 0u) << "elements where wgmma128 and wgmma64 differ";
     EXPECT_EQ(differ_tma, 0u) << "elements where tma128 and wgmma128 differ";
+    EXPECT_EQ(differ_pp, 0u) << "elements where tma128pp and tma128 differ";
   }
 }
 
@@ -418,18 +423,23 @@ TEST(prefill_attention, rows128_refuses_what_it_cannot_run) {
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma64), 64u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma128), 128u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::tma128), 128u);
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::tma128pp), 128u);
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::rows128), "rows128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma64), "wgmma64");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma128), "wgmma128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::tma128), "tma128");
+  EXPECT_STREQ(prefill_kernel_name(prefill_kernel::tma128pp), "tma128pp");
 }
 
-// tma128 reads the pool through a tensor map of whole 16-token pages: a pool
-// of other blocks, one whose extent is not said, or one too large for TMA's
-// coordinates is refused (before any CUDA call: runs without a GPU).
-TEST(prefill_attention, tma128_refuses_a_pool_it_cannot_map) {
+// tma128 and tma128pp read the pool through a tensor map of whole 16-token
+// pages: a pool of other blocks, one whose extent is not said, or one too
+// large for TMA's coordinates is refused (before any CUDA call: runs without
+// a GPU).
+class prefill_tma_refusals : public ::testing::TestWithParam<prefill_kernel> {};
+
+TEST_P(prefill_tma_refusals, refuse_a_pool_they_cannot_map) {
   prefill_attention_args a;
-  a.kernel = prefill_kernel::tma128;
+  a.kernel = GetParam();
   a.q = fake<const __nv_bfloat16>();
   a.out = fake<__nv_bfloat16>();
   a.tiles = fake<const prefill_tile>();
@@ -472,9 +482,15 @@ TEST_P(prefill_wgmma_refusals, refuse_what_they_cannot_run) {
   expect_refusal(prefill_attention(a, nullptr), "null pointer");
 }
 
+INSTANTIATE_TEST_SUITE_P(kernels, prefill_tma_refusals,
+                         ::testing::Values(prefill_kernel::tma128, prefill_kernel::tma128pp),
+                         [](const ::testing::TestParamInfo<prefill_kernel>& i) {
+                           return std::string{prefill_kernel_name(i.param)};
+                         });
+
 INSTANTIATE_TEST_SUITE_P(kernels, prefill_wgmma_refusals,
                          ::testing::Values(prefill_kernel::wgmma64, prefill_kernel::wgmma128,
-                                           prefill_kernel::tma128),
+                                           prefill_kernel::tma128, prefill_kernel::tma128pp),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });

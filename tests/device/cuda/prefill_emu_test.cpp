@@ -14,8 +14,9 @@
 // and partial (the second warpgroup with no rows), one row, longest first.
 // Every kernel is within 1e-2 of the reference; rows128 within 2e-2 of
 // rows64's largest output (prefill_choice's rule); wgmma64 equals rows64 to
-// the bit (on the H200 too: the same products summed in the same order), and
-// wgmma128 equals wgmma64.
+// the bit (on the H200 too: the same products summed in the same order),
+// wgmma128 equals wgmma64, tma128 (prefill_tma.cuh) wgmma128, and tma128pp
+// (its warpgroups taking turns through named barriers) tma128.
 #include "device/cuda/prefill_mma.cuh"
 #include "device/cuda/prefill_tma.cuh"
 #include "device/cuda/prefill_wgmma.cuh"
@@ -64,10 +65,15 @@ void launch(const prefill_attention_args& a) {
                   [&] { prefill_mma::prefill_rows128_kernel<HD>(a, scale); });
       return;
     case prefill_kernel::tma128:
+    case prefill_kernel::tma128pp:
       if constexpr (HD == 64 || HD == 128) {
         const prefill_tma::args p{test::pool_map(a.kv), a};
-        emu::launch(grid, prefill_tma::shape::threads, prefill_tma::smem_bytes<HD>(),
-                    [&] { prefill_tma::tma128_kernel<HD>(p, scale); });
+        if (a.kernel == prefill_kernel::tma128)
+          emu::launch(grid, prefill_tma::shape::threads, prefill_tma::smem_bytes<HD>(),
+                      [&] { prefill_tma::tma128_kernel<HD>(p, scale); });
+        else
+          emu::launch(grid, prefill_tma::shape::threads, prefill_tma::smem_bytes<HD>(),
+                      [&] { prefill_tma::tma128_kernel<HD, true>(p, scale); });
         return;
       }
       break;
@@ -130,6 +136,7 @@ std::vector<prefill_kernel> kernels_for(std::uint32_t hd) {
     kernels.push_back(prefill_kernel::wgmma64);
     kernels.push_back(prefill_kernel::wgmma128);
     kernels.push_back(prefill_kernel::tma128);
+    kernels.push_back(prefill_kernel::tma128pp);
   }
   return kernels;
 }
@@ -173,17 +180,19 @@ TEST_P(prefill_emu_test, kernels_match_the_reference_and_each_other) {
       diff = std::max(diff, std::fabs(double(outs[1][i]) - outs[0][i]));
     }
   EXPECT_LE(diff, 2e-2 * top) << "max |rows128 - rows64| " << diff << ", max |rows64| " << top;
-  if (outs.size() == 5) {
-    std::size_t differ64 = 0, differ128 = 0, differ_tma = 0;
+  if (outs.size() == 6) {
+    std::size_t differ64 = 0, differ128 = 0, differ_tma = 0, differ_pp = 0;
     for (std::size_t i = 0; i < outs[0].size(); ++i)
       if (!std::isnan(outs[0][i])) {
         differ64 += outs[2][i] != outs[0][i];
         differ128 += outs[3][i] != outs[2][i];
         differ_tma += outs[4][i] != outs[3][i];
+        differ_pp += outs[5][i] != outs[4][i];
       }
     EXPECT_EQ(differ64, 0u) << "elements where wgmma64 and rows64 differ";
     EXPECT_EQ(differ128, 0u) << "elements where wgmma128 and wgmma64 differ";
     EXPECT_EQ(differ_tma, 0u) << "elements where tma128 and wgmma128 differ";
+    EXPECT_EQ(differ_pp, 0u) << "elements where tma128pp and tma128 differ";
   }
 }
 

@@ -45,6 +45,8 @@ struct scheduler {
 };
 scheduler* sched = nullptr;
 constexpr unsigned all_blocks = ~0u;
+/// Named barriers' keys: their id past this, beyond any thread's index.
+constexpr unsigned named_first = 0x40000000u;
 /// Counts the events that can let a waiting thread go on (barrier arrivals,
 /// mbarrier arrivals and landed copies, threads ending): a round of the
 /// scheduler in which only mbarrier waits ran and this did not move is a
@@ -289,6 +291,10 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
             for (const auto& [at, m] : b.mbarriers)
               if (!m.copies.empty() || m.tx != 0)
                 throw std::logic_error("emu: a block ended with a TMA copy in flight");
+          // Nor may a named barrier be left part-way (arrivals nobody waited for).
+          for (const auto& [key, b] : s.barriers)
+            if (std::get<1>(key) >= named_first && b.arrived != 0)
+              throw std::logic_error("emu: a block ended with a named barrier part-way");
         }
   } catch (...) {
     sched = nullptr;
@@ -336,6 +342,23 @@ void cluster_sync() {
 
 void warp_barrier() {
   barrier(threadIdx.x - threadIdx.x % warp, warp);
+}
+
+void named_barrier(unsigned id, unsigned count, bool wait) {
+  if (id == 0 || id >= 16) throw std::logic_error("emu: a named barrier id outside 1..15");
+  if (count % warp != 0 || count > current->threads)
+    throw std::logic_error(
+        "emu: a named barrier's count is not a whole number of the block's warps");
+  barrier_state& b = sched->barriers[{current->cluster_rank, named_first + id, count}];
+  if (wait) {
+    wait_at(b, count);
+    return;
+  }
+  ++progress;
+  if (++b.arrived == count) {
+    b.arrived = 0;
+    ++b.generation;
+  }
 }
 
 std::uint32_t shuffle(std::uint32_t v, unsigned source_lane) {

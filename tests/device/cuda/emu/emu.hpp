@@ -9,7 +9,8 @@
 //
 // What it models, and how it catches misuse:
 // - threadIdx, blockIdx, blockDim, __syncthreads (a barrier of the block),
-//   __syncwarp, static __shared__ arrays (function-local statics), the warp
+//   __syncwarp, named barriers (bar.sync, bar.arrive), static __shared__
+//   arrays (function-local statics), the warp
 //   shuffles, ldmatrix and mma.sync m16n8k16 (a barrier of the warp's 32
 //   threads around an exchange of addresses or fragments, the layouts of
 //   the PTX ISA: shim device/cuda/ptx.cuh);
@@ -167,6 +168,10 @@ void cluster_sync();
 /// block) have all arrived here.
 void barrier(unsigned first, unsigned count);
 void warp_barrier();
+/// A named barrier `id` of the block (bar.sync with `wait`, else bar.arrive):
+/// this thread arrives; with `wait` it waits until `count` threads have
+/// arrived in this generation. Id 0 is __syncthreads' barrier.
+void named_barrier(unsigned id, unsigned count, bool wait);
 
 std::uint32_t shuffle(std::uint32_t v, unsigned source_lane);
 

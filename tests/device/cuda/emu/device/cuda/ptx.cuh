@@ -63,4 +63,11 @@ inline void grid_dependency_wait() {}
 inline void launch_dependents() {}
 inline void follow_previous_grid() {}
 
+inline void named_sync(unsigned id, unsigned count) {
+  emu::named_barrier(id, count, true);
+}
+inline void named_arrive(unsigned id, unsigned count) {
+  emu::named_barrier(id, count, false);
+}
+
 }  // namespace accellm::device::cuda::ptx
