@@ -1,6 +1,7 @@
 #include "device/host_pool.hpp"
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -86,7 +87,9 @@ struct host_pool::state {
   std::vector<arena> arenas;
   std::uint64_t lent = 0;
   std::uint64_t refused = 0;
-  std::uint64_t growing = 0;  ///< bytes of arenas being allocated (outside the mutex)
+  std::uint64_t growing = 0;          ///< bytes of arenas being allocated (outside the mutex)
+  std::uint64_t grown = 0;            ///< allocations finished (or failed) so far
+  std::condition_variable allocated;  ///< notified when one finishes
 };
 
 host_pool::host_pool(std::uint64_t cap_bytes, std::uint64_t arena_bytes, host_allocator allocator)
@@ -98,12 +101,19 @@ std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max
   const std::uint64_t need = rounded(bytes);
   std::uint64_t size = 0;
   {
-    std::lock_guard lock{state_->mutex};
-    if (need <= max_lent && state_->lent <= max_lent - need) {
+    std::unique_lock lock{state_->mutex};
+    while (need <= max_lent && state_->lent <= max_lent - need) {
       for (std::size_t i = 0; i < state_->arenas.size(); ++i)
         if (auto at = state::fit(state_->arenas[i], need))
           return state_->lend(state_, i, *at, need, bytes);
-      if (grow == may_grow::yes) size = state_->reserve_arena(need);
+      if (grow == may_grow::no) break;
+      size = state_->reserve_arena(need);
+      if (size != 0 || state_->growing == 0) break;
+      // The cap is reached only with arenas still being allocated by other
+      // takes: what they bring may hold this one. Wait for the next of them
+      // (as long as allocating one would have taken), then look again.
+      const std::uint64_t seen = state_->grown;
+      state_->allocated.wait(lock, [&] { return state_->grown != seen; });
     }
     if (size == 0) {
       ++state_->refused;
@@ -115,6 +125,8 @@ std::optional<host_lease> host_pool::take(std::uint64_t bytes, std::uint64_t max
   void* p = state_->allocator.allocate(size);
   std::lock_guard lock{state_->mutex};
   state_->growing -= size;
+  ++state_->grown;
+  state_->allocated.notify_all();
   if (p == nullptr) {
     ++state_->refused;
     return std::nullopt;

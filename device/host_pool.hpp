@@ -19,7 +19,9 @@
 // `cap_bytes` in all, and kept until the pool and its last lease are gone.
 // When nothing fits and the cap is reached, take() answers nullopt and the
 // caller copies the old way: memory is bounded, and nothing ever waits for
-// a lease to come back.
+// a lease to come back. A take() that may grow the pool but finds the cap
+// reached only by arenas other takes are still allocating waits for those
+// (as long as allocating its own would have taken) and looks again.
 //
 // Thread contract: take() and the release of leases (the last share of one
 // dropped) may run on any threads; one mutex, in the state the pool and its
@@ -91,9 +93,10 @@ class host_pool {
   enum class may_grow : bool { no, yes };
 
   /// `bytes` bytes (0: an empty lease), or nullopt when they fit no arena
-  /// and a new one may not be allocated (`grow`), would pass the cap or was
-  /// refused by the allocator, or when the pool would then lend more than
-  /// `max_lent` bytes in all (a share of the pool for one kind of use).
+  /// and a new one may not be allocated (`grow`), would pass the cap (once
+  /// the arenas other takes were allocating are in) or was refused by the
+  /// allocator, or when the pool would then lend more than `max_lent` bytes
+  /// in all (a share of the pool for one kind of use).
   std::optional<host_lease> take(std::uint64_t bytes, std::uint64_t max_lent = ~std::uint64_t{0},
                                  may_grow grow = may_grow::yes);
 

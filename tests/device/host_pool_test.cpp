@@ -2,15 +2,20 @@
 // when nothing fits and freed once the pool and its last lease are gone;
 // released ranges merge, so a freed arena serves a lease of its whole size
 // again; a lease lives on in its shares; nullopt at the cap or when the
-// allocator refuses, and leases again once memory comes back; many threads
+// allocator refuses, and leases again once memory comes back; a take waits
+// for an arena another is allocating rather than refuse; many threads
 // taking and dropping leases at once leave nothing lent.
 #include "device/host_pool.hpp"
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -189,6 +194,46 @@ TEST(HostPool, NothingIsLentWhenTheAllocatorRefusesOrTheCapIsZero) {
   ASSERT_TRUE(empty);
   EXPECT_EQ(empty->size(), 0u);
   EXPECT_TRUE(empty->share(0, 0).empty());
+}
+
+// A take that finds the cap reached only by an arena another take is still
+// allocating waits for it and leases from it (it was refused: the flaky
+// failure of the many-threads test below under ASan); one that may not
+// grow the pool is refused at once.
+TEST(HostPool, ATakeWaitsForAnArenaAnotherIsAllocatingInsteadOfRefusing) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool allocating = false, go = false;
+  host_allocator slow{[&](std::size_t bytes) -> void* {
+                        std::unique_lock lock{m};
+                        allocating = true;
+                        cv.notify_all();
+                        cv.wait(lock, [&] { return go; });
+                        return std::aligned_alloc(host_pool::alignment, bytes);
+                      },
+                      [](void* p) { std::free(p); }};
+  host_pool pool{16 * kib, 16 * kib, slow};  // room for one arena
+  std::optional<host_lease> first;
+  std::thread a{[&] { first = pool.take(kib); }};
+  {
+    std::unique_lock lock{m};
+    cv.wait(lock, [&] { return allocating; });  // a holds the only arena's reservation
+  }
+  EXPECT_FALSE(pool.take(kib, ~std::uint64_t{0}, host_pool::may_grow::no));
+  std::optional<host_lease> second;
+  std::thread b{[&] { second = pool.take(2 * kib); }};
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // b reaches the cap meanwhile
+  {
+    std::lock_guard lock{m};
+    go = true;
+  }
+  cv.notify_all();
+  a.join();
+  b.join();
+  ASSERT_TRUE(first);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(pool.arena_bytes(), 16 * kib);  // one arena serves both
+  EXPECT_EQ(pool.refusals(), 1u);           // the one that could not grow
 }
 
 TEST(HostPool, ManyThreadsTakingAndDroppingLeaveNothingLent) {
