@@ -20,9 +20,8 @@
 // include the modelled all-reduce). The header names the prefill attention
 // kernel the backend chose at creation and why (prefill_choice.hpp).
 // --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64, wgmma128,
-// tma128, tma128pp:
-// that one whenever it is verified), --skinny off (the planner tries cuBLAS(Lt) only) and
-// --lt-split-k off (cuBLASLt's proposals only, no split-K variants) set
+// tma128, tma128pp: that one whenever it is verified), --skinny off (the planner tries
+// cuBLAS(Lt) only) and --lt-split-k off (cuBLASLt's proposals only, no split-K variants) set
 // those choices, to compare them or to step around a kernel that fails. --pdl off launches
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
 // --decode-tile (default timed: the backend's own probe, decode_choice.hpp) runs decode

@@ -188,11 +188,10 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   std::vector<std::uint32_t> splits;
   if (options_.skinny_tma_split != nullptr && skinny_gemm_supports(rows, in, out))
     splits = skinny_split_candidates(in, out, options_.skinny_slots);
-  const bool skinny_here = skinny_gemm_supports(rows, in, out) &&
-                           (!splits.empty() || std::any_of(std::begin(skinny), std::end(skinny),
-                                                           [&](const candidate& c) {
-                                                             return skinny_of(c.choice) != nullptr;
-                                                           }));
+  const bool any_skinny =
+      std::any_of(std::begin(skinny), std::end(skinny),
+                  [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });
+  const bool skinny_here = skinny_gemm_supports(rows, in, out) && (any_skinny || !splits.empty());
   const bool variants =
       std::any_of(lts.begin(), lts.end(), [](const lt_candidate& c) { return !c.proposed; });
   reference ref;
@@ -248,14 +247,18 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
       p->use = gemm_choice::lt;
     }
   }
+  // A verified skinny candidate timed at t is kept by options_.keep.
+  const auto keeps = [&](float t) {
+    return t > 0.0f &&
+           (options_.keep == skinny_rule::if_verified || best <= 0.0f || clear_win(t, best));
+  };
   for (const candidate& c : skinny) {
     if (!c.verified) continue;
     const skinny_fn kernel = skinny_of(c.choice);
     const float t = median_ms(stream_, e0, e1, [&] {
       return kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
     });
-    if (t > 0.0f &&
-        (options_.keep == skinny_rule::if_verified || best <= 0.0f || clear_win(t, best))) {
+    if (keeps(t)) {
       best = t;
       p->use = c.choice;
     }
@@ -264,8 +267,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     const float t = median_ms(stream_, e0, e1, [&] {
       return options_.skinny_tma_split(x, rows, in, w, out, scratch, type, beta, n, stream_).ok();
     });
-    if (t > 0.0f &&
-        (options_.keep == skinny_rule::if_verified || best <= 0.0f || clear_win(t, best))) {
+    if (keeps(t)) {
       best = t;
       p->use = gemm_choice::skinny_tma;
       p->split = n;
