@@ -210,6 +210,11 @@ model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 128 --decode-
 # report of its own. --profiler-range leaves the probes, the planner and the
 # warm-up out; --kv-blocks keeps the pool small enough that ncu backs the
 # device's memory up on the device (a full pool made it copy to the host).
+# Under ncu every launch is slower, so the timed choices choose otherwise
+# (on the H100: 32x2 and rows64, and the mma.sync skinny kernel for some
+# products): the runs pin what the model runs chose (tma16x3, tma128) and
+# leave the skinny kernels out, so that the products are cuBLAS(Lt)'s; a
+# canary's fallback, after them, still wins.
 if [ "${NCU:-0}" = 1 ]; then
   phase "Nsight Compute"
   NCU_BIN=${NCU_BIN:-$(command -v ncu || echo "$(dirname "$NVCC")/ncu")}
@@ -232,12 +237,13 @@ if [ "${NCU:-0}" = 1 ]; then
         >"$out" 2>&1 || { echo "run.sh: ncu $name failed (exit $?)"; benches_ok=0; }
       mirror
     }
+    pinned=(--decode-tile tma16x3 --prefill-kernel tma128 --skinny off)
     ncu_run decode-llama2-7b 14 --model llama2-7b --batches 64 --contexts 512 --prefill 128 \
-      --steps 2 --kv-blocks 2400 --profiler-range decode
+      --steps 2 --kv-blocks 2400 --profiler-range decode "${pinned[@]}"
     ncu_run decode-llama3-8b 14 --model llama3-8b --batches 64 --contexts 512 --prefill 128 \
-      --steps 2 --kv-blocks 2400 --profiler-range decode
+      --steps 2 --kv-blocks 2400 --profiler-range decode "${pinned[@]}"
     ncu_run prefill-llama2-7b 12 --model llama2-7b --batches 1 --contexts 512 --prefill 2048 \
-      --steps 2 --kv-blocks 2400 --profiler-range prefill
+      --steps 2 --kv-blocks 2400 --profiler-range prefill "${pinned[@]}"
   else
     echo "run.sh: NCU=1 but no ncu at $NCU_BIN: the profiles are skipped"
     benches_ok=0

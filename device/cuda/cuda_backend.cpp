@@ -95,9 +95,6 @@ status cuda_backend::init(int device) {
     planner.skinny_tma_split = nullptr;
   }
   if (!options_.cublaslt_split_k) planner.lt.varied = 0;
-  int sms = 0;
-  ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  planner.skinny_slots = 2 * static_cast<std::uint32_t>(sms);  // skinny_kernels: two an SM
   auto fwd =
       forward_pass::create(shape_, spec_, weights_, view, limits_, options_.graphs, stream_.get(),
                            options_.prefill, planner, options_.decode_attention_tile);

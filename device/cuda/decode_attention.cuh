@@ -138,10 +138,10 @@ std::optional<decode_split_rule> decode_split_rule_named(std::string_view name) 
 /// splits) positions, plus 32 (about one pipeline stage of start and end),
 /// and a merge pass as 32 more when there are splits to merge; the count
 /// with the least modelled time is chosen, the fewer splits on a tie, with
-/// at least 32 positions per split. On the H100, 64 items of 512 positions
-/// in Llama-2-7B's shape make 2048 blocks of 792 resident: this rule takes
-/// one split (3 waves of 544), where choose_decode_splits takes two (6 waves
-/// of 288; Nsight Compute: 5.2 waves, DRAM at 81% of peak).
+/// at least 256 positions per split (as choose_decode_splits). On the H100, 64 items of 512
+/// positions in Llama-2-7B's shape make 2048 blocks of 792 resident: this rule takes one split (3
+/// waves of 544), where choose_decode_splits takes two (6 waves of 288; Nsight Compute: 5.2 waves,
+/// DRAM at 81% of peak).
 std::uint32_t choose_decode_splits_by_waves(std::uint32_t n_items, std::uint32_t kv_heads,
                                             std::uint32_t max_length, std::uint32_t resident);
 

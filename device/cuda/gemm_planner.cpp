@@ -187,7 +187,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   // skinny_gemm_tma at the split counts its own rule does not take.
   std::vector<std::uint32_t> splits;
   if (options_.skinny_tma_split != nullptr && skinny_gemm_supports(rows, in, out))
-    splits = skinny_split_candidates(in, out, options_.skinny_slots);
+    splits = skinny_split_candidates(in, out);
   const bool any_skinny =
       std::any_of(std::begin(skinny), std::end(skinny),
                   [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });

@@ -10,9 +10,9 @@
 // The cuBLASLt candidates are lt_search's: the heuristic's proposals and
 // split-K variants of the first few. Three more candidates are skinny_gemm,
 // skinny_gemm_wgmma and skinny_gemm_tma (skinny_gemm.cuh), for the shapes
-// they support, and skinny_gemm_tma again at the other split counts of k
-// (skinny_gemm_tma_split: 1 to 8 blocks a tile) that make fewer waves of
-// blocks than its rule's (skinny_split_candidates). Each candidate that is not a heuristic's
+// they support, and skinny_gemm_tma again at every other split count of k
+// that fits the shape (skinny_gemm_tma_split, skinny_split_candidates: 1 to
+// 8 blocks a tile). Each candidate that is not a heuristic's
 // proposal (the variants and the skinny kernels) is verified before it is timed: its output must
 // agree with gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and, with beta !=
 // 0, once more on top of that result, which checks beta * y), within 1e-3 (fp32 y) or 2e-2 (bf16 y:
@@ -74,9 +74,6 @@ struct gemm_planner_options {
   /// skinny_gemm_tma at the split counts other than skinny_gemm_split's;
   /// nullptr: none.
   skinny_split_fn skinny_tma_split = &skinny_gemm_tma_split;
-  /// The counts tried: skinny_split_candidates at this many blocks held at
-  /// once (two an SM; 0: every count that fits).
-  std::uint32_t skinny_slots = 0;
   skinny_rule keep = skinny_rule::clear_win;
   lt_search lt;  ///< the cuBLASLt candidates (varied = 0: the heuristic's proposals only)
 };

@@ -140,18 +140,11 @@ bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept {
   return split >= 1 && split <= max_split && 2 * split <= k_tiles;
 }
 
-std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out,
-                                                   std::uint32_t slots) {
-  const std::uint64_t tiles = (out + block_n - 1) / block_n;
-  const std::uint64_t k_tiles = (in + block_k - 1) / block_k;
-  const auto cost = [&](std::uint64_t n) {
-    return (tiles * n + slots - 1) / slots * ((k_tiles + n - 1) / n);
-  };
+std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out) {
   const std::uint32_t rule = skinny_gemm_split(in, out);
   std::vector<std::uint32_t> counts;
   for (std::uint32_t n = 1; n <= max_split; ++n)
-    if (n != rule && skinny_split_fits(in, n) && (slots == 0 || cost(n) < cost(rule)))
-      counts.push_back(n);
+    if (n != rule && skinny_split_fits(in, n)) counts.push_back(n);
   return counts;
 }
 

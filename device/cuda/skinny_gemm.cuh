@@ -82,13 +82,11 @@ inline constexpr std::uint32_t skinny_max_split = 8;
 bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept;
 
 /// The split counts other than skinny_gemm_split's that gemm_planner times
-/// for this shape: those skinny_split_fits takes and, when `slots` (the
-/// blocks of skinny_gemm_tma the GPU holds at once) is not 0, that take
-/// fewer k tiles a block over whole waves of `slots` blocks than the rule's
-/// count, ceil(tiles x n / slots) x ceil(k tiles / n), where a partial last
-/// wave costs a full one. Ascending; pure.
-std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out,
-                                                   std::uint32_t slots);
+/// for this shape: every one skinny_split_fits takes. Ascending; pure. (A
+/// filter by the waves of blocks each count makes was tried: on the H100
+/// it dropped the counts that won, 5-7 for Llama-2-7B's down product, where
+/// it preferred the rule's 8.)
+std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out);
 
 /// skinny_gemm_tma with the k range of each 128-output tile split over
 /// `split` blocks (a cluster of any size the shape fits, 3, 5, 6 and 7

@@ -145,9 +145,9 @@ run "" MIRROR="$tmp/mirror"
 grep -q "^ncu" "$tmp/calls" && fail "ncu ran without NCU=1"
 run "--decode-tile timed" NCU=1 MIRROR="$tmp/mirror"
 [ "$(calls '^ncu --clock-control none --profile-from-start off')" = 3 ] || fail "three ncu runs"
-grep -q "^ncu .* --launch-count 14 .* --model llama3-8b --batches 64 --contexts 512 .* --kv-blocks 2400 --profiler-range decode --decode-tile 32x2$" \
-  "$tmp/calls" || fail "the Llama-3-8B decode profile, with the tile canary's fallback"
-grep -q "^ncu .* --launch-count 12 .* --prefill 2048 .* --profiler-range prefill --decode-tile 32x2$" \
+grep -q "^ncu .* --launch-count 14 .* --model llama3-8b --batches 64 --contexts 512 .* --kv-blocks 2400 --profiler-range decode --decode-tile tma16x3 --prefill-kernel tma128 --skinny off --decode-tile 32x2$" \
+  "$tmp/calls" || fail "the Llama-3-8B decode profile, pinned, with the tile canary's fallback last"
+grep -q "^ncu .* --launch-count 12 .* --prefill 2048 .* --profiler-range prefill .* --decode-tile 32x2$" \
   "$tmp/calls" || fail "the prefill profile"
 for f in decode-llama2-7b decode-llama3-8b prefill-llama2-7b; do
   grep -q "stand-in ncu report" "$tmp/repo/bench/results/stand-in-gpu-ncu-$f.txt" || fail "$f report"

@@ -184,7 +184,7 @@ TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
        {std::string{"cuda:0 ("}, std::string{"cpu-tiny, KV pool 64 blocks of 16 tokens"},
         "prefill attention " +
             std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
-        std::string{"decode attention tile 32x2: "}, std::string{"; context splits by blocks"},
+        std::string{"decode attention tile 32x2: "}, std::string{"; context splits by waves"},
         std::string{"CUDA graphs off, programmatic launch off (asked off)"},
         std::string{"decode products: cuBLAS(Lt) proposals only, the fastest"}})
     EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;

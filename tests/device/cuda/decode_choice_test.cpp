@@ -159,14 +159,18 @@ TEST(decode_splits, waves_rule_counts_waves_of_resident_blocks) {
   // Llama-3-8B (8 KV heads) at 4096: 9 splits are 5.8 waves, 3 splits 1.9.
   EXPECT_EQ(choose_decode_splits(64, 8, 4096, 32 * 132), 9u);
   EXPECT_EQ(choose_decode_splits_by_waves(64, 8, 4096, 792), 3u);
-  // One long request: split as far as allowed, every block in one wave.
-  EXPECT_EQ(choose_decode_splits_by_waves(1, 8, 8192, 792), max_decode_splits);
-  // At least 32 positions a split (256: 8); a tie keeps fewer splits (64:
-  // 1 x 96 against 1 x 64 + 32 for the merge); no resident count is not a
-  // division by 0.
+  // One long request: split as far as 256 positions a split allow, every
+  // block in one wave.
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 8, 8192, 792), 32u);
+  // At least 256 positions a split (2048: 8; 256: 1), as the blocks rule:
+  // Llama-2-70B's TP-8 shard (one KV head, 1188 tma16x3 blocks at once) at
+  // 64 x 512 positions takes 2 splits, not 16 of one wave, which ran 9%
+  // slower on the H100; no resident count is not a division by 0.
   EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 20, 792), 1u);
-  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 256, 792), 8u);
-  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 64, 792), 1u);
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 2048, 792), 8u);
+  EXPECT_EQ(choose_decode_splits_by_waves(1, 1, 256, 792), 1u);
+  EXPECT_EQ(choose_decode_splits_by_waves(64, 1, 512, 1188), 2u);
+  EXPECT_EQ(choose_decode_splits(64, 1, 512, 32 * 132), 2u);
   EXPECT_EQ(choose_decode_splits_by_waves(0, 8, 512, 0), 1u);
 }
 

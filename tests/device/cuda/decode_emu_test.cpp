@@ -142,7 +142,10 @@ INSTANTIATE_TEST_SUITE_P(shapes, decode_emu_test,
                                            emu_decode_case{{4, 2, 16}, {33, 1, 64}, 3},
                                            emu_decode_case{{8, 2, 32}, {513, 2}, 4},
                                            emu_decode_case{{16, 2, 64}, {257, 100}, 16},
-                                           emu_decode_case{{8, 1, 128}, {400}, 5}),
+                                           emu_decode_case{{8, 1, 128}, {400}, 5},
+                                           // 69 and 34 pages in one split: each
+                                           // tile's ring wraps many times.
+                                           emu_decode_case{{2, 1, 128}, {1100, 530}, 1}),
                          [](const ::testing::TestParamInfo<emu_decode_case>& i) {
                            const emu_decode_case& c = i.param;
                            return "h" + std::to_string(c.shape.heads) + "_kv" +

@@ -126,23 +126,14 @@ TEST(skinny_gemm_hopper, tma_split_refuses_a_count_that_does_not_fit) {
   EXPECT_FALSE(skinny_split_fits(64, 1));  // one k tile: only the rule's own count
 }
 
-// The planner's split counts on an H100 (132 SMs, two blocks each): those
-// with fewer k tiles a block over whole waves than the rule's.
-TEST(skinny_gemm, split_candidates_are_the_counts_that_make_fewer_waves) {
-  constexpr std::uint32_t slots = 264;
-  // Llama-2-7B gate/up: 172 tiles, rule 2 (2 waves x 32 k tiles = 64);
-  // 3: 2 x 22, 4: 3 x 16, 5: 4 x 13, 6: 4 x 11, 7: 5 x 10, 8: 6 x 8; 1: 64.
-  EXPECT_EQ(skinny_split_candidates(4096, 22016, slots),
-            (std::vector<std::uint32_t>{3, 4, 5, 6, 7, 8}));
-  // QKV: 96 tiles, rule 4 (2 x 16 = 32); 5: 2 x 13, 7: 3 x 10, 8: 3 x 8.
-  EXPECT_EQ(skinny_split_candidates(4096, 12288, slots), (std::vector<std::uint32_t>{5, 7, 8}));
-  // Wo: 32 tiles, rule 8, one wave: nothing beats it.
-  EXPECT_TRUE(skinny_split_candidates(4096, 4096, slots).empty());
-  // Without a slot count: every count that fits but the rule's.
-  EXPECT_EQ(skinny_split_candidates(4096, 4096, 0),
-            (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7}));
-  EXPECT_EQ(skinny_split_candidates(256, 64, 0), (std::vector<std::uint32_t>{1}));  // 4 k tiles
-  EXPECT_TRUE(skinny_split_candidates(64, 64, 0).empty());                          // one k tile
+// The planner's split counts: every one that fits but the rule's.
+TEST(skinny_gemm, split_candidates_are_the_other_counts_that_fit) {
+  EXPECT_EQ(skinny_split_candidates(11008, 4096),
+            (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7}));  // Llama-2-7B down: rule 8
+  EXPECT_EQ(skinny_split_candidates(4096, 22016),
+            (std::vector<std::uint32_t>{1, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(skinny_split_candidates(256, 64), (std::vector<std::uint32_t>{1}));  // 4 k tiles
+  EXPECT_TRUE(skinny_split_candidates(64, 64).empty());                          // one k tile
 }
 
 TEST(skinny_gemm, splits_k_over_enough_blocks_as_a_function_of_the_shape) {
