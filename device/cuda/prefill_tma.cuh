@@ -58,7 +58,9 @@
 // barrier once at the start); every warpgroup takes one turn a step, with or
 // without products (a causal tail, a warpgroup with no rows), so the turns
 // stay paired; the first warpgroup's last bar.sync takes the second's last
-// arrival, so no barrier is left part-way at the end.
+// arrival, so no barrier is left part-way at the end. On the H100 it is
+// correct but 3-5% slower than tma128 (docs/cuda.md): the timed choice
+// keeps it as a candidate and picks tma128 there.
 //
 // Built only for sm_90a (ACCELLM_WGMMA); elsewhere the kernel is empty and
 // the launcher refuses it (prefill_wgmma_built()).
