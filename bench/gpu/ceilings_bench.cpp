@@ -336,8 +336,10 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
   // skinny_gemm_tma at every split count that fits: how much the waves of
   // blocks a count makes matter (the planner times the same candidates).
   std::printf("\n    skinny_tma by split:");
-  for (std::uint32_t n = 1; n <= skinny_max_split; ++n) {
-    if (n != skinny_gemm_split(in, out) && !skinny_split_fits(in, n)) continue;
+  const std::uint32_t rule = skinny_gemm_split(in, out);
+  std::vector<std::uint32_t> counts = skinny_split_candidates(in, out);  // the rule's aside
+  counts.insert(std::upper_bound(counts.begin(), counts.end(), rule), rule);
+  for (const std::uint32_t n : counts) {
     const auto run = [&] {
       return skinny_gemm_tma_split(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, n, s);
     };
@@ -348,8 +350,7 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
     }
     const float t = time_ms(s, 20, [&] { (void)run(); });
     const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-    std::printf(" %u: %.2f TB/s%s%s", n, bytes / (t * 1e-3) / 1e12,
-                n == skinny_gemm_split(in, out) ? " (rule)" : "",
+    std::printf(" %u: %.2f TB/s%s%s", n, bytes / (t * 1e-3) / 1e12, n == rule ? " (rule)" : "",
                 diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
     rows_csv.push_back(key + ",skinny_tma_split_" + std::to_string(n) + "_tb_per_s," +
                        std::to_string(bytes / (t * 1e-3) / 1e12));

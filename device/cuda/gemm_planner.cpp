@@ -112,6 +112,14 @@ std::size_t gemm_planner::using_lt_variant() const noexcept {
   }));
 }
 
+status gemm_planner::run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x,
+                                std::uint32_t rows, std::uint32_t in, const __nv_bfloat16* w,
+                                std::uint32_t out, void* y, gemm_out type, float beta) const {
+  if (split != 0)
+    return options_.skinny_tma_split(x, rows, in, w, out, y, type, beta, split, stream_);
+  return skinny_of(c)(x, rows, in, w, out, y, type, beta, stream_);
+}
+
 std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
   return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(), [](const auto& kv) {
     return kv.second->use == gemm_choice::skinny_tma && kv.second->split != 0;
@@ -178,20 +186,23 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   // The heuristic's proposals are trusted; its variants and the skinny
   // kernels are not.
   std::vector<bool> lt_ok(lts.size());
+  // The skinny kernels the options offer, then skinny_gemm_tma at the split
+  // counts its own rule does not take.
   struct candidate {
     gemm_choice choice;
+    std::uint32_t split = 0;
     bool verified = false;
   };
-  candidate skinny[] = {
-      {gemm_choice::skinny}, {gemm_choice::skinny_wgmma}, {gemm_choice::skinny_tma}};
-  // skinny_gemm_tma at the split counts its own rule does not take.
-  std::vector<std::uint32_t> splits;
-  if (options_.skinny_tma_split != nullptr && skinny_gemm_supports(rows, in, out))
-    splits = skinny_split_candidates(in, out);
-  const bool any_skinny =
-      std::any_of(std::begin(skinny), std::end(skinny),
-                  [&](const candidate& c) { return skinny_of(c.choice) != nullptr; });
-  const bool skinny_here = skinny_gemm_supports(rows, in, out) && (any_skinny || !splits.empty());
+  std::vector<candidate> skinny;
+  if (skinny_gemm_supports(rows, in, out)) {
+    for (const gemm_choice c :
+         {gemm_choice::skinny, gemm_choice::skinny_wgmma, gemm_choice::skinny_tma})
+      if (skinny_of(c) != nullptr) skinny.push_back({c});
+    if (options_.skinny_tma_split != nullptr)
+      for (const std::uint32_t n : skinny_split_candidates(in, out))
+        skinny.push_back({gemm_choice::skinny_tma, n});
+  }
+  const bool skinny_here = !skinny.empty();
   const bool variants =
       std::any_of(lts.begin(), lts.end(), [](const lt_candidate& c) { return !c.proposed; });
   reference ref;
@@ -208,30 +219,14 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
                    rows, in, out, type));
     lt_ok[i] = ok;
   }
-  if (skinny_here) {
-    for (candidate& c : skinny) {
-      const skinny_fn kernel = skinny_of(c.choice);
-      if (kernel == nullptr) continue;
-      ACCELLM_TRY_ASSIGN(c.verified,
-                         agrees(
-                             [&](const __nv_bfloat16* xs, void* ys) {
-                               return kernel(xs, rows, in, w, out, ys, type, beta, stream_).ok();
-                             },
-                             ref, rows, in, out, type));
-    }
-  }
-  std::vector<std::uint32_t> split_ok;
-  for (const std::uint32_t n : splits) {
-    bool ok = false;
+  for (candidate& c : skinny)
     ACCELLM_TRY_ASSIGN(
-        ok, agrees(
-                [&](const __nv_bfloat16* xs, void* ys) {
-                  return options_.skinny_tma_split(xs, rows, in, w, out, ys, type, beta, n, stream_)
-                      .ok();
-                },
-                ref, rows, in, out, type));
-    if (ok) split_ok.push_back(n);
-  }
+        c.verified,
+        agrees(
+            [&](const __nv_bfloat16* xs, void* ys) {
+              return run_skinny(c.choice, c.split, xs, rows, in, w, out, ys, type, beta).ok();
+            },
+            ref, rows, in, out, type));
   event e0, e1;
   ACCELLM_TRY_ASSIGN(e0, event::create());
   ACCELLM_TRY_ASSIGN(e1, event::create());
@@ -254,23 +249,13 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   };
   for (const candidate& c : skinny) {
     if (!c.verified) continue;
-    const skinny_fn kernel = skinny_of(c.choice);
     const float t = median_ms(stream_, e0, e1, [&] {
-      return kernel(x, rows, in, w, out, scratch, type, beta, stream_).ok();
+      return run_skinny(c.choice, c.split, x, rows, in, w, out, scratch, type, beta).ok();
     });
     if (keeps(t)) {
       best = t;
       p->use = c.choice;
-    }
-  }
-  for (const std::uint32_t n : split_ok) {
-    const float t = median_ms(stream_, e0, e1, [&] {
-      return options_.skinny_tma_split(x, rows, in, w, out, scratch, type, beta, n, stream_).ok();
-    });
-    if (keeps(t)) {
-      best = t;
-      p->use = gemm_choice::skinny_tma;
-      p->split = n;
+      p->split = c.split;
     }
   }
   ACCELLM_CUDA_TRY(cudaGetLastError());
@@ -284,12 +269,9 @@ status gemm_planner::run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t
   auto it = plans_.find(key{rows, in, out, type, beta != 0.0f});
   if (it == plans_.end() || it->second->use == gemm_choice::cublas)
     return gemm(h, x, rows, in, w, out, y, type, beta);
-  if (it->second->use == gemm_choice::skinny_tma && it->second->split != 0)
-    return options_.skinny_tma_split(x, rows, in, w, out, y, type, beta, it->second->split,
-                                     stream_);
-  if (const skinny_fn kernel = skinny_of(it->second->use))
-    return kernel(x, rows, in, w, out, y, type, beta, stream_);
   const plan& p = *it->second;
+  if (p.use != gemm_choice::lt)
+    return run_skinny(p.use, p.split, x, rows, in, w, out, y, type, beta);
   ACCELLM_CUBLAS_TRY(
       p.product.run(lt_, p.lt.algo, x, w, y, beta, workspace_, workspace_bytes_, stream_));
   return {};

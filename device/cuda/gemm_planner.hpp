@@ -140,6 +140,11 @@ class gemm_planner {
   /// The skinny kernel behind a skinny choice (null for cublas and lt, and
   /// for a candidate the options left out).
   skinny_fn skinny_of(gemm_choice c) const noexcept;
+  /// Runs skinny choice `c` (skinny_gemm_tma at `split` blocks a tile when
+  /// `split` is not 0) with gemm()'s contract.
+  status run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x, std::uint32_t rows,
+                    std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out, void* y,
+                    gemm_out type, float beta) const;
   /// What the verified candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for
   /// the candidates. Computed once per shape, whatever the candidates.
