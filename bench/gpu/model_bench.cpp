@@ -575,15 +575,18 @@ int main(int argc, char** argv) {
       runner.report(f, csv);
       figures.push_back(f);
     }
-  // Which algorithm each decode product shape runs with: the skinny kernel
-  // and cuBLASLt only where they verified and beat cuBLAS (gemm_planner).
+  // Which algorithm each product shape timed runs with: the skinny kernels
+  // and cuBLASLt only where they verified and beat cuBLAS (gemm_planner);
+  // prefill-sized shapes are timed once per power-of-two bucket of rows.
   const cuda::gemm_planner& plans = (*b)->planner();
   std::printf(
-      "gemm planner: %zu decode product shapes, %zu via cuBLASLt (%zu of them a split-K "
+      "gemm planner: %zu product shapes timed (%zu of them prefill-sized, a bucket of rows each, "
+      "whose choice %zu more row counts share), %zu via cuBLASLt (%zu of them a split-K "
       "variant), %zu via skinny_gemm, %zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma (%zu "
       "of them at a split count of their own), %zu via cuBLAS's default\n",
-      plans.prepared(), plans.using_lt(), plans.using_lt_variant(), plans.using_skinny(),
-      plans.using_skinny_wgmma(), plans.using_skinny_tma(), plans.using_skinny_tma_split(),
+      plans.prepared(), plans.prepared_by_bucket(), plans.sharing(), plans.using_lt(),
+      plans.using_lt_variant(), plans.using_skinny(), plans.using_skinny_wgmma(),
+      plans.using_skinny_tma(), plans.using_skinny_tma_split(),
       plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma() -
           plans.using_skinny_tma());
   std::ofstream stream_file;

@@ -59,7 +59,7 @@ struct cuda_options {
   double allreduce_latency_s = 15e-6;        ///< per all-reduce call (tp > 1 only)
   /// How the prefill attention kernel is chosen at creation (prefill_choice.hpp).
   prefill_rule prefill = prefill_rule::timed;
-  /// Whether the decode products' planner may try skinny_gemm,
+  /// Whether the products' planner may try skinny_gemm,
   /// skinny_gemm_wgmma and skinny_gemm_tma (it still verifies each and keeps
   /// one only as a clear win); false: cuBLAS(Lt) only.
   bool skinny_gemm = true;
@@ -196,8 +196,8 @@ class cuda_backend final : public backend {
     return forward_->decode_tile_choice();
   }
   const op_breakdown& last_breakdown() const noexcept { return forward_->last_breakdown(); }
-  /// How the decode products prepared so far run: shapes, and how many of
-  /// them go through a cuBLASLt algorithm or skinny_gemm (the rest: cuBLAS's
+  /// How the products prepared so far run: shapes, and how many of them go
+  /// through a cuBLASLt algorithm or a skinny kernel (the rest: cuBLAS's
   /// default).
   const gemm_planner& planner() const noexcept { return forward_->planner(); }
   /// Whether iterations launch with programmatic dependent launch

@@ -17,7 +17,8 @@
 // per (rows, context splits) as a CUDA graph and replayed, which keeps the
 // ~10 launches per layer off the critical path of small batches. Before a
 // decode step's first capture, gemm_planner times cuBLASLt's candidate
-// algorithms for its products (they are bandwidth-bound at these shapes).
+// algorithms for its products (they are bandwidth-bound at these shapes);
+// a longer step's products are timed once per power-of-two bucket of rows.
 // At creation, prefill_choice picks the prefill attention kernel (rows64,
 // rows128, wgmma64, wgmma128, tma128 or tma128pp, verified against rows64 and timed on
 // a synthetic prompt).
@@ -115,7 +116,7 @@ class forward_pass {
   /// (prefill_choice.hpp: a probe of min(1024, max_rows, max_context)
   /// tokens) and the decode attention tile by `decode` (decode_choice.hpp:
   /// a probe of 64 requests), each probe's memory freed before this
-  /// returns; the decode products' planner takes `planner` (its skinny
+  /// returns; the products' planner takes `planner` (its skinny
   /// candidate, gemm_planner.hpp); fails with out_of_memory or
   /// device_failure.
   static result<std::unique_ptr<forward_pass>> create(const shard_shape& shape,
@@ -172,7 +173,7 @@ class forward_pass {
   const prefill_choice& prefill_kernel_choice() const noexcept { return prefill_; }
   /// The decode attention tile every run() uses, and why (chosen at creation).
   const decode_choice& decode_tile_choice() const noexcept { return decode_; }
-  /// The decode products' algorithm choices so far (benchmarks report them).
+  /// The products' algorithm choices so far (benchmarks report them).
   const gemm_planner& planner() const noexcept { return planner_; }
 
  private:
@@ -189,7 +190,8 @@ class forward_pass {
   status start_marks();
   /// Breakdown on, after the stream is synchronised: breakdown_ from the events.
   status read_marks();
-  /// Lets the planner choose the algorithms of this decode step's products.
+  /// Lets the planner choose the algorithms of this step's products (a
+  /// decode step's by its rows, a longer step's by their bucket).
   status prepare_products(std::uint32_t rows, std::uint32_t outs);
   /// y = x w^T + beta y through gemv, the planner or cuBLAS (forward.cpp).
   status linear(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,

@@ -6,6 +6,7 @@
 #include "device/cuda/runtime.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -62,6 +63,7 @@ gemm_planner::gemm_planner(gemm_planner&& o) noexcept
       lt_(std::exchange(o.lt_, nullptr)),
       options_(o.options_),
       plans_(std::move(o.plans_)),
+      timed_(std::move(o.timed_)),
       verify_(std::move(o.verify_)) {}
 
 gemm_planner& gemm_planner::operator=(gemm_planner&& o) noexcept {
@@ -71,18 +73,26 @@ gemm_planner& gemm_planner::operator=(gemm_planner&& o) noexcept {
   std::swap(lt_, o.lt_);
   std::swap(options_, o.options_);
   std::swap(plans_, o.plans_);
+  std::swap(timed_, o.timed_);
   std::swap(verify_, o.verify_);
   return *this;
 }
 
 gemm_planner::~gemm_planner() {
+  timed_.clear();
   plans_.clear();
   if (lt_ != nullptr) cublasLtDestroy(lt_);
 }
 
 std::size_t gemm_planner::count(gemm_choice c) const noexcept {
   return static_cast<std::size_t>(std::count_if(
-      plans_.begin(), plans_.end(), [c](const auto& kv) { return kv.second->use == c; }));
+      timed_.begin(), timed_.end(), [c](const auto& kv) { return kv.second->use == c; }));
+}
+
+std::size_t gemm_planner::prepared_by_bucket() const noexcept {
+  return static_cast<std::size_t>(std::count_if(timed_.begin(), timed_.end(), [](const auto& kv) {
+    return std::get<0>(kv.first) > exact_rows;
+  }));
 }
 
 skinny_fn gemm_planner::skinny_of(gemm_choice c) const noexcept {
@@ -107,7 +117,7 @@ gemm_choice gemm_planner::choice(std::uint32_t rows, std::uint32_t in, std::uint
 }
 
 std::size_t gemm_planner::using_lt_variant() const noexcept {
-  return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(), [](const auto& kv) {
+  return static_cast<std::size_t>(std::count_if(timed_.begin(), timed_.end(), [](const auto& kv) {
     return kv.second->use == gemm_choice::lt && !kv.second->lt.proposed;
   }));
 }
@@ -121,7 +131,7 @@ status gemm_planner::run_skinny(gemm_choice c, std::uint32_t split, const __nv_b
 }
 
 std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
-  return static_cast<std::size_t>(std::count_if(plans_.begin(), plans_.end(), [](const auto& kv) {
+  return static_cast<std::size_t>(std::count_if(timed_.begin(), timed_.end(), [](const auto& kv) {
     return kv.second->use == gemm_choice::skinny_tma && kv.second->split != 0;
   }));
 }
@@ -174,14 +184,19 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   const key k{rows, in, out, type, beta != 0.0f};
   if (rows == 0 || plans_.count(k) != 0) return {};
   if (lt_ == nullptr) return fail(errc::invalid_argument, "gemm_planner: not created");
+  const key bucket{bucket_of(rows), in, out, type, beta != 0.0f};
+  if (const auto t = timed_.find(bucket); t != timed_.end()) return share(k, *t->second);
   auto p = std::make_unique<plan>();
   ACCELLM_TRY_ASSIGN(p->product, lt_product::create(rows, in, out, type));
   const auto run_lt = [&](const lt_candidate& c, const __nv_bfloat16* xs, void* ys) {
     return p->product.run(lt_, c.algo, xs, w, ys, beta, workspace_, workspace_bytes_, stream_) ==
            CUBLAS_STATUS_SUCCESS;
   };
-  const std::vector<lt_candidate> lts =
-      lt_candidates(lt_, p->product, workspace_bytes_, options_.lt);
+  // Past exact_rows only the proposals, which need no verification (above).
+  const bool exact = rows <= exact_rows;
+  lt_search search = options_.lt;
+  if (!exact) search.varied = 0;
+  const std::vector<lt_candidate> lts = lt_candidates(lt_, p->product, workspace_bytes_, search);
   // Verified before anything is timed: the reference overwrites `scratch`.
   // The heuristic's proposals are trusted; its variants and the skinny
   // kernels are not.
@@ -194,7 +209,7 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     bool verified = false;
   };
   std::vector<candidate> skinny;
-  if (skinny_gemm_supports(rows, in, out)) {
+  if (exact && skinny_gemm_supports(rows, in, out)) {
     for (const gemm_choice c :
          {gemm_choice::skinny, gemm_choice::skinny_wgmma, gemm_choice::skinny_tma})
       if (skinny_of(c) != nullptr) skinny.push_back({c});
@@ -259,6 +274,22 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     }
   }
   ACCELLM_CUDA_TRY(cudaGetLastError());
+  timed_.emplace(bucket, p.get());
+  plans_.emplace(k, std::move(p));
+  return {};
+}
+
+status gemm_planner::share(const key& k, const plan& timed) {
+  auto p = std::make_unique<plan>();
+  ACCELLM_TRY_ASSIGN(p->product, lt_product::create(std::get<0>(k), std::get<1>(k), std::get<2>(k),
+                                                    std::get<3>(k)));
+  // Only cuBLASLt algorithms are shared: skinny kernels are timed up to
+  // exact_rows rows, where a bucket is one row count.
+  if (timed.use == gemm_choice::lt &&
+      lt_algo_fits(lt_, p->product, timed.lt.algo, workspace_bytes_)) {
+    p->use = gemm_choice::lt;
+    p->lt = timed.lt;
+  }
   plans_.emplace(k, std::move(p));
   return {};
 }

@@ -1,11 +1,23 @@
-// gemm_planner: per-shape algorithm choice for the bandwidth-bound products
-// of decode steps. cublasGemmEx's default choice streams decode-shaped weights
-// at 2.2-2.4 TB/s on an H100, while the best of the algorithms cuBLASLt's
+// gemm_planner: per-shape algorithm choice for the products of a forward
+// pass. cublasGemmEx's default choice streams decode-shaped weights at
+// 2.2-2.4 TB/s on an H100, while the best of the algorithms cuBLASLt's
 // heuristic proposes runs up to ~10% faster (bench_gpu_ceilings). The planner
 // times those candidates once per shape, outside any graph capture, and then
 // runs the shape with the winner; shapes it was not asked to prepare go
 // through gemm() unchanged. A candidate's time is the median of 7 samples of
 // 4 back-to-back runs (host launch overhead overlapped, as in a graph).
+//
+// Products of more than exact_rows rows (a prefill's, or a step that mixes
+// one with decodes) are compute-bound, and there too the heuristic's best
+// proposal beats cublasGemmEx's choice: by 3.5% and 4.0% on Llama-2-7B's
+// QKV and gate/up at 2048 rows on an H100 (bench_gpu_ceilings, 2026-11-27:
+// 761 / 752 against 735 / 723 TFLOP/s). Their row counts change from step to
+// step, so such a shape is timed once per power-of-two bucket of rows
+// (257-512, 513-1024, ...: bucket_of), at the first row count that falls in
+// it, among the heuristic's proposals only: they need no verification, so
+// no buffer of rows x out floats beside the pool. Another row count of the
+// bucket gets descriptors of its own and runs the bucket's algorithm where
+// cublasLtMatmulAlgoCheck accepts it there, else cuBLAS's default.
 //
 // The cuBLASLt candidates are lt_search's: the heuristic's proposals and
 // split-K variants of the first few. Three more candidates are skinny_gemm,
@@ -38,6 +50,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -93,11 +106,14 @@ class gemm_planner {
   ~gemm_planner();
 
   /// Chooses the algorithm for (rows, in, out, type, beta != 0) unless done:
-  /// times each candidate on x, w and `scratch` (rows x out elements of
-  /// `type`, overwritten) and keeps the fastest if it beats gemm()'s choice.
-  /// The skinny candidates are verified first (above), on a planner-owned
-  /// device buffer (rows x in bf16 + rows x out fp32, kept for later shapes).
-  /// Synchronises the stream. Must not run during graph capture.
+  /// takes the choice timed for its bucket if there is one (no device
+  /// work), else times each candidate on x, w and `scratch` (rows x out
+  /// elements of `type`, overwritten) and keeps the fastest if it beats
+  /// gemm()'s choice. The skinny candidates and the split-K variants (up to
+  /// exact_rows rows) are verified first (above), on a planner-owned device
+  /// buffer (rows x in bf16 + rows x out fp32, kept for later shapes).
+  /// Synchronises the stream when it times. Must not run during graph
+  /// capture.
   status prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                  const __nv_bfloat16* w, std::uint32_t out, gemm_out type, float beta,
                  void* scratch);
@@ -108,9 +124,21 @@ class gemm_planner {
   status run(cublasHandle_t h, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta) const;
 
-  /// Shapes prepared so far, and how many of them use a cuBLASLt algorithm
+  /// Products of more rows than this are planned by bucket (above).
+  static constexpr std::uint32_t exact_rows = 256;
+  /// The rows whose timed choice a product of `rows` rows runs with: `rows`
+  /// itself up to exact_rows, else the power of two at or above it.
+  static constexpr std::uint32_t bucket_of(std::uint32_t rows) noexcept {
+    return rows <= exact_rows ? rows : std::bit_ceil(rows);
+  }
+
+  /// Shapes timed so far, and how many of them use a cuBLASLt algorithm
   /// or one of the skinny kernels.
-  std::size_t prepared() const noexcept { return plans_.size(); }
+  std::size_t prepared() const noexcept { return timed_.size(); }
+  /// Of prepared(), the shapes of more than exact_rows rows (a bucket each).
+  std::size_t prepared_by_bucket() const noexcept;
+  /// Row counts prepared without timing: each runs its bucket's choice.
+  std::size_t sharing() const noexcept { return plans_.size() - timed_.size(); }
   std::size_t using_lt() const noexcept { return count(gemm_choice::lt); }
   /// Of using_lt(), the shapes won by a split-K variant the heuristic did
   /// not propose.
@@ -121,7 +149,9 @@ class gemm_planner {
   /// Of using_skinny_tma(), the shapes won at a split count other than
   /// skinny_gemm_split's.
   std::size_t using_skinny_tma_split() const noexcept;
-  /// What run() uses for this shape (cublas when it was not prepared).
+  /// What run() uses for this shape (cublas when it was not prepared; for
+  /// a row count that shares its bucket's choice, that choice unless
+  /// cuBLASLt refused its algorithm at these rows).
   gemm_choice choice(std::uint32_t rows, std::uint32_t in, std::uint32_t out, gemm_out type,
                      float beta) const;
 
@@ -136,7 +166,11 @@ class gemm_planner {
   using key = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, gemm_out, bool>;
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
                gemm_planner_options o);
+  /// Of the timed shapes, those that run `c`.
   std::size_t count(gemm_choice c) const noexcept;
+  /// Prepares the row count of `k` with the choice of `timed`, a shape of
+  /// its bucket, without timing (above).
+  status share(const key& k, const plan& timed);
   /// The skinny kernel behind a skinny choice (null for cublas and lt, and
   /// for a candidate the options left out).
   skinny_fn skinny_of(gemm_choice c) const noexcept;
@@ -168,8 +202,9 @@ class gemm_planner {
   std::size_t workspace_bytes_ = 0;
   cublasLtHandle_t lt_ = nullptr;
   gemm_planner_options options_;
-  std::map<key, std::unique_ptr<plan>> plans_;
-  device_buffer<std::uint8_t> verify_;  // agrees()' x and y, grown on demand
+  std::map<key, std::unique_ptr<plan>> plans_;  // every row count prepared
+  std::map<key, const plan*> timed_;            // by bucket_of(rows): the one timed
+  device_buffer<std::uint8_t> verify_;          // agrees()' x and y, grown on demand
 };
 
 }  // namespace accellm::device::cuda

@@ -113,6 +113,15 @@ cublasStatus_t lt_product::run(cublasLtHandle_t lt, const cublasLtMatmulAlgo_t& 
                         workspace_bytes, s);
 }
 
+bool lt_algo_fits(cublasLtHandle_t lt, const lt_product& product, const cublasLtMatmulAlgo_t& algo,
+                  std::size_t workspace_bytes) {
+  cublasLtMatmulHeuristicResult_t check{};
+  return cublasLtMatmulAlgoCheck(lt, product.op(), product.w_layout(), product.x_layout(),
+                                 product.y_layout(), product.y_layout(), &algo,
+                                 &check) == CUBLAS_STATUS_SUCCESS &&
+         check.workspaceSize <= workspace_bytes;
+}
+
 std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, const lt_product& product,
                                         std::size_t workspace_bytes, const lt_search& s) {
   cublasLtMatmulDesc_t op = product.op();
@@ -154,10 +163,7 @@ std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, const lt_product& p
           cublasLtMatmulAlgoConfigSetAttribute(&v.algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
                                                &scheme, sizeof scheme) != CUBLAS_STATUS_SUCCESS)
         continue;
-      cublasLtMatmulHeuristicResult_t check{};
-      if (cublasLtMatmulAlgoCheck(lt, op, a, b, c, c, &v.algo, &check) != CUBLAS_STATUS_SUCCESS ||
-          check.workspaceSize > workspace_bytes || known(v.algo))
-        continue;
+      if (!lt_algo_fits(lt, product, v.algo, workspace_bytes) || known(v.algo)) continue;
       out.push_back(v);
     }
   }

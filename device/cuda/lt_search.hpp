@@ -84,6 +84,12 @@ class lt_product {
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
 };
 
+/// Whether cuBLASLt accepts `algo` for `product` within `workspace_bytes`
+/// (cublasLtMatmulAlgoCheck): an algorithm chosen for one row count may
+/// not run at another.
+bool lt_algo_fits(cublasLtHandle_t lt, const lt_product& product, const cublasLtMatmulAlgo_t& algo,
+                  std::size_t workspace_bytes);
+
 /// The proposals, in the heuristic's order, then the variants. Empty when
 /// the heuristic fails (the caller falls back on cuBLAS's default).
 std::vector<lt_candidate> lt_candidates(cublasLtHandle_t lt, const lt_product& product,

@@ -301,6 +301,43 @@ TEST(cuda_backend, graphs_give_the_tokens_of_plain_launches) {
   EXPECT_EQ(a, b);
 }
 
+// A prompt longer than gemm_planner::exact_rows has its four layer products
+// timed once for its power-of-two bucket of rows; a prompt of another length
+// in the same bucket shares those choices without timing; every one's logits
+// still match the cpu backend's.
+TEST(cuda_backend, prefill_products_are_timed_once_per_bucket_of_rows) {
+  ACCELLM_REQUIRE_GPU();
+  constexpr std::uint64_t seed = 3;
+  cuda_options o = small_options(seed);
+  o.max_rows = 512;
+  const model_spec spec = *find_model("cpu-tiny");
+  auto gpu = make_cuda_backend("cuda:0", spec, o);
+  ASSERT_TRUE(gpu.ok()) << gpu.err().what();
+  const gemm_planner& plans = (*gpu)->planner();
+  // Rows 300 and 400 share the bucket of 512, 260 too; 200 is planned exactly.
+  const std::vector<std::tuple<std::uint32_t, std::size_t, std::size_t>> prompts{
+      {300, 4, 0}, {400, 4, 4}, {260, 4, 8}, {200, 4, 8}};
+  request_id id = 1;
+  for (const auto& [n, by_bucket, sharing] : prompts) {
+    const auto tokens = prompt(n, spec.vocab, seed + n);
+    batch b{{batch_item{id, phase::prefill, 0, n, tokens, true}}};
+    auto r = (*gpu)->run(b);
+    ASSERT_TRUE(r.ok()) << r.err().what();
+    auto gl = (*gpu)->last_logits();
+    ASSERT_TRUE(gl.ok());
+    cpu_reference ref(spec, seed);
+    const std::vector<float> cl = ref.run(tokens, 0);
+    float worst = 0.0f;
+    for (std::size_t i = 0; i < cl.size(); ++i)
+      worst = std::max(worst, std::fabs((*gl)[i] - cl[i]));
+    EXPECT_LT(worst, logit_tol) << n << " tokens";
+    EXPECT_EQ(plans.prepared_by_bucket(), by_bucket) << n << " tokens";
+    EXPECT_EQ(plans.sharing(), sharing) << n << " tokens";
+    (*gpu)->release(id++);
+  }
+  EXPECT_EQ(gemm_planner::bucket_of(300), 512u);
+}
+
 // Programmatic dependent launch (launch.cuh) changes when kernels start, not
 // what they compute: the same tokens, graphs or not.
 TEST(cuda_backend, programmatic_launch_gives_the_tokens_of_plain_launches) {

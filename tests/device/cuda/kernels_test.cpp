@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <tuple>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -335,6 +336,69 @@ TEST(cuda_kernels, gemm_planner_runs_the_product_it_timed) {
   const gemm_planner& p = run.p;
   EXPECT_LE(p.using_lt() + p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma(), 2u);
   expect_consistent(p);
+}
+
+// Prefill-sized products are planned by power-of-two bucket of rows (no GPU).
+TEST(cuda_kernels, gemm_planner_buckets_rows_past_exact_rows_by_powers_of_two) {
+  static_assert(gemm_planner::exact_rows == 256);
+  for (std::uint32_t r : {1u, 7u, 64u, 255u, 256u}) EXPECT_EQ(gemm_planner::bucket_of(r), r);
+  EXPECT_EQ(gemm_planner::bucket_of(257), 512u);
+  EXPECT_EQ(gemm_planner::bucket_of(512), 512u);
+  EXPECT_EQ(gemm_planner::bucket_of(513), 1024u);
+  EXPECT_EQ(gemm_planner::bucket_of(2048), 2048u);
+  EXPECT_EQ(gemm_planner::bucket_of(2049), 4096u);
+}
+
+// A bucket is timed at its first row count; the others of the bucket share
+// its choice (cuBLAS's default where cuBLASLt refuses the algorithm there)
+// and still compute the product; the next bucket is timed anew.
+TEST(cuda_kernels, gemm_planner_shares_a_buckets_choice_and_computes_each_row_count) {
+  ACCELLM_REQUIRE_GPU();
+  auto s = stream::create();
+  ASSERT_TRUE(s.ok());
+  auto h = cublas_handle::create(s->get());
+  ASSERT_TRUE(h.ok());
+  auto ws = device_buffer<std::uint8_t>::allocate(std::size_t{4} << 20);
+  ASSERT_TRUE(ws.ok());
+  auto planner = gemm_planner::create(s->get(), ws->data(), ws->size());
+  ASSERT_TRUE(planner.ok()) << planner.err().what();
+  constexpr std::uint32_t max_rows = 600, in = 256, out = 384;
+  const auto x = to_bf16(random_vector(max_rows * in, 60, 1.0f));
+  const auto w = to_bf16(random_vector(out * in, 61, 1.0f));
+  auto dx = to_device(x);
+  auto dw = to_device(w);
+  auto scratch = to_device(std::vector<float>(max_rows * out));
+  const auto xf = to_float(x), wf = to_float(w);
+  // rows, then the shapes timed, timed by bucket and sharing after it.
+  const std::vector<std::tuple<std::uint32_t, std::size_t, std::size_t, std::size_t>> steps{
+      {300, 1, 1, 0}, {500, 1, 1, 1}, {600, 2, 2, 1}, {100, 3, 2, 1}};
+  for (const auto& [rows, timed, by_bucket, sharing] : steps) {
+    ASSERT_TRUE(planner
+                    ->prepare(h->get(), dx.data(), rows, in, dw.data(), out, gemm_out::fp32, 0.0f,
+                              scratch.data())
+                    .ok());
+    EXPECT_EQ(planner->prepared(), timed) << rows;
+    EXPECT_EQ(planner->prepared_by_bucket(), by_bucket) << rows;
+    EXPECT_EQ(planner->sharing(), sharing) << rows;
+    auto dy = to_device(std::vector<float>(rows * out));
+    ASSERT_TRUE(
+        planner->run(h->get(), dx.data(), rows, in, dw.data(), out, dy.data(), gemm_out::fp32, 0.0f)
+            .ok());
+    const std::vector<float> y = to_host(dy);
+    double worst = 0.0;
+    for (std::uint32_t r = 0; r < rows; ++r)
+      for (std::uint32_t o = 0; o < out; ++o) {
+        double ref = 0.0;
+        for (std::uint32_t k = 0; k < in; ++k) ref += double(xf[r * in + k]) * wf[o * in + k];
+        worst = std::max(worst, std::fabs(y[r * out + o] - ref));
+      }
+    // Exact bf16 products of magnitude <= 1, 256 of them summed in fp32.
+    EXPECT_LT(worst, 1e-3) << rows << " rows";
+  }
+  const gemm_choice first = planner->choice(300, in, out, gemm_out::fp32, 0.0f);
+  const gemm_choice shared = planner->choice(500, in, out, gemm_out::fp32, 0.0f);
+  EXPECT_TRUE(shared == first || shared == gemm_choice::cublas);
+  EXPECT_TRUE(first == gemm_choice::lt || first == gemm_choice::cublas);  // no skinny past 256
 }
 
 TEST(cuda_kernels, gemm_planner_without_variants_keeps_none) {
