@@ -152,7 +152,7 @@ struct cuda_config {
 
 /// The names [cuda] prefill_attention and decode_attention_tile take.
 inline constexpr std::string_view cuda_prefill_attention_kernels[] = {
-    "timed", "rows64", "rows128", "wgmma64", "wgmma128", "tma128", "tma128pp"};
+    "timed", "rows64", "rows128", "wgmma64", "wgmma128", "tma128", "tma128pp", "tma128n"};
 inline constexpr std::string_view cuda_decode_attention_tiles[] = {
     "timed", "32x2", "16x4", "32x4", "64x2", "16x2", "tma16x3", "tma16x5"};
 

@@ -9,12 +9,12 @@
 // with how far their output is from cuBLAS's, relative to the largest |y|);
 // decode attention alone, reads alone in its pattern and contiguous, and
 // prefill attention alone with each kernel
-// (rows64, rows128, wgmma64, wgmma128, tma128, tma128pp); the elementwise kernels of a prefill
-// against the copy ceiling.
+// (rows64, rows128, wgmma64, wgmma128, tma128, tma128pp, tma128n); the elementwise kernels of a
+// prefill against the copy ceiling.
 //
 //   bench_gpu_ceilings [--csv FILE]
-//                      [--skip wgmma128,tma128,tma128pp,skinny_wgmma,skinny_tma,lt_split_k,
-//                              decode_tiles]
+//                      [--skip wgmma128,tma128,tma128pp,tma128n,skinny_wgmma,skinny_tma,
+//                              lt_split_k,decode_tiles]
 //
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
@@ -268,8 +268,9 @@ struct options {
 
 // The candidate kernels --skip can leave out (the ones run.sh's canaries
 // try first).
-constexpr std::string_view skippable[] = {"wgmma128",   "tma128",     "tma128pp",    "skinny_wgmma",
-                                          "skinny_tma", "lt_split_k", "decode_tiles"};
+constexpr std::string_view skippable[] = {"wgmma128",   "tma128",       "tma128pp",
+                                          "tma128n",    "skinny_wgmma", "skinny_tma",
+                                          "lt_split_k", "decode_tiles"};
 
 // "" when the flags parse; otherwise what is wrong, naming the flag.
 std::string parse(int argc, char** argv, options& o) {
@@ -662,7 +663,7 @@ int main(int argc, char** argv) {
   }
   // Prefill attention alone: one 2048-token prompt, one layer, Llama-2-7B's
   // shape and Llama-3-8B's (GQA 4:1), every kernel (rows64 and wgmma64:
-  // 64-row tiles; rows128, wgmma128, tma128 and tma128pp: 128-row tiles; each cut at
+  // 64-row tiles; rows128, wgmma128, tma128, tma128pp and tma128n: 128-row tiles; each cut at
   // its own height). Tiles longest first (what cuda_backend hands the
   // kernel) and in prompt order (longest last): the gap between the two is
   // the causal tail that the order removes. TFLOP/s count the causal half:
@@ -678,7 +679,7 @@ int main(int argc, char** argv) {
     auto dt = device_buffer<std::int32_t>::allocate(table.size());
     auto dtiles = device_buffer<prefill_tile>::allocate(len / prefill_min_tile_rows);
     auto dq = device_buffer<__nv_bfloat16>::allocate(std::size_t{len} * shape.q_width());
-    auto dout = device_buffer<__nv_bfloat16>::allocate(6 * std::size_t{len} * shape.q_width());
+    auto dout = device_buffer<__nv_bfloat16>::allocate(7 * std::size_t{len} * shape.q_width());
     if (!dt || !dtiles || !dq || !dout) return 1;
     cudaMemcpy(dt->data(), table.data(), table.size() * 4, cudaMemcpyHostToDevice);
     (void)fill_uniform(dq->data(), dq->size(), 4, 1.0f, s->get());
@@ -686,11 +687,13 @@ int main(int argc, char** argv) {
     const double flops = 4.0 * shape.head_dim * shape.heads * (double(len) * (len + 1) / 2);
     for (const prefill_kernel k :
          {prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
-          prefill_kernel::wgmma128, prefill_kernel::tma128, prefill_kernel::tma128pp}) {
-      if (opt.skips(prefill_kernel_name(k))) continue;  // --skip: wgmma128, tma128, tma128pp
-      std::vector<prefill_tile> tiles;                  // prompt order
+          prefill_kernel::wgmma128, prefill_kernel::tma128, prefill_kernel::tma128pp,
+          prefill_kernel::tma128n}) {
+      // --skip: wgmma128, tma128, tma128pp, tma128n
+      if (opt.skips(prefill_kernel_name(k))) continue;
+      std::vector<prefill_tile> tiles;  // prompt order
       append_prefill_tiles(tiles, k, 0, len, 0, 0);
-      // Each kernel writes its own sixth of dout.
+      // Each kernel writes its own seventh of dout.
       __nv_bfloat16* dst = dout->data() + static_cast<std::size_t>(k) * dq->size();
       for (const bool longest_first : {true, false}) {
         std::vector<prefill_tile> order = tiles;

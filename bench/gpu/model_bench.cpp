@@ -5,7 +5,8 @@
 //   bench_gpu_model --model llama2-7b [--tp 8] [--batches 1,8,64] [--contexts 512,2048]
 //                   [--prefill 128,2048] [--steps 10] [--csv out.csv] [--profile out.csv]
 //                   [--stream 512,2048] [--stream-csv out.csv] [--breakdown on]
-//                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128|tma128|tma128pp]
+//                   [--prefill-kernel timed|rows64|rows128|wgmma64|wgmma128|tma128|tma128pp|
+//                                     tma128n]
 //                   [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]
 //                   [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]
 //                   [--decode-splits blocks|waves] [--pinned-mib N]
@@ -20,7 +21,7 @@
 // include the modelled all-reduce). The header names the prefill attention
 // kernel the backend chose at creation and why (prefill_choice.hpp).
 // --prefill-kernel (default timed: the backend's own rule; rows128, wgmma64, wgmma128,
-// tma128, tma128pp: that one whenever it is verified), --skinny off (the planner tries
+// tma128, tma128pp, tma128n: that one whenever it is verified), --skinny off (the planner tries
 // cuBLAS(Lt) only) and --lt-split-k off (cuBLASLt's proposals only, no split-K variants) set
 // those choices, to compare them or to step around a kernel that fails. --pdl off launches
 // the kernels without programmatic dependent launch (launch.cuh), to measure what it buys.
@@ -499,7 +500,7 @@ int main(int argc, char** argv) {
               << "\nusage: bench_gpu_model --model NAME [--tp N] [--batches LIST] [--contexts LIST]"
                  " [--prefill LIST] [--steps N] [--csv FILE] [--profile FILE] [--stream LIST]"
                  " [--stream-csv FILE] [--breakdown on|off] [--prefill-kernel "
-                 "timed|rows64|rows128|wgmma64|wgmma128|tma128|tma128pp]"
+                 "timed|rows64|rows128|wgmma64|wgmma128|tma128|tma128pp|tma128n]"
                  " [--skinny on|off] [--lt-split-k on|off] [--pdl on|off]"
                  " [--decode-tile timed|32x2|16x4|32x4|64x2|16x2|tma16x3|tma16x5]"
                  " [--decode-splits blocks|waves] [--pinned-mib 0..65536]"

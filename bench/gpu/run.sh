@@ -110,10 +110,10 @@ echo "$model_header" >"$csv"
 stream_csv=bench/results/$slug-stream.csv
 echo "gpu,model,tp,tokens,prefill_ms,streamed_ms,first_layer_ms,last_layer_ms,kv_bytes,ring_ms,ring_first_layer_ms,ring_last_layer_ms,host_groups_no_room,pinned_mib" >"$stream_csv"
 B="timeout 300 $BUILD/bench/gpu/bench_gpu_model"
-# Canaries: the candidate kernels the timed rules probe, forced on (tma128pp,
-# which has not run on a GPU yet; skinny_gemm_wgmma, skinny_gemm_tma at its
-# split counts and cuBLASLt's split-K variants; the decode attention tiles
-# other than 32x2),
+# Canaries: the candidate kernels the timed rules probe, forced on (tma128pp;
+# tma128n, which has not run on a GPU yet; skinny_gemm_wgmma, skinny_gemm_tma
+# at its split counts and cuBLASLt's split-K variants; the decode attention
+# tiles other than 32x2),
 # forced on in short Llama-2-7B runs of their own.
 # One that faults (an illegal address is sticky: it ends its process's CUDA
 # context, and backends run every candidate when created) is then left out
@@ -136,6 +136,11 @@ if ! canary --prefill-kernel tma128pp --skinny off --lt-split-k off --decode-til
   echo "run.sh: the tma128pp canary failed: the benchmarks choose tma128 (--prefill-kernel tma128)"
   left_out="$left_out --prefill-kernel tma128"
   skip+=(tma128pp)
+fi
+if ! canary --prefill-kernel tma128n --skinny off --lt-split-k off --decode-tile 32x2; then
+  echo "run.sh: the tma128n canary failed: the benchmarks choose tma128 (--prefill-kernel tma128)"
+  [[ "$left_out" == *"--prefill-kernel tma128"* ]] || left_out="$left_out --prefill-kernel tma128"
+  skip+=(tma128n)
 fi
 if ! canary --prefill-kernel rows64 --skinny on --lt-split-k on --decode-tile 32x2; then
   echo "run.sh: the decode products canary failed: the benchmarks leave the skinny kernels and" \

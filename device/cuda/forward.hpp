@@ -20,7 +20,7 @@
 // algorithms for its products (they are bandwidth-bound at these shapes);
 // a longer step's products are timed once per power-of-two bucket of rows.
 // At creation, prefill_choice picks the prefill attention kernel (rows64,
-// rows128, wgmma64, wgmma128, tma128 or tma128pp, verified against rows64 and timed on
+// rows128, wgmma64, wgmma128, tma128, tma128pp or tma128n, verified against rows64 and timed on
 // a synthetic prompt).
 //
 // Thread contract: one thread at a time; everything runs on the stream given

@@ -85,6 +85,8 @@ const char* prefill_kernel_name(prefill_kernel k) noexcept {
       return "tma128";
     case prefill_kernel::tma128pp:
       return "tma128pp";
+    case prefill_kernel::tma128n:
+      return "tma128n";
   }
   return "?";
 }
@@ -105,7 +107,8 @@ status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   if (!a.q || !a.out || !a.tiles || !a.kv.pool || !a.kv.tables) return refuse("null pointer");
   if (a.shape.kv_width() != a.kv.kv_width || a.layer >= a.kv.layers)
     return refuse("shape does not match the KV pool");
-  if (a.kernel == prefill_kernel::rows128 && reinterpret_cast<std::uintptr_t>(a.q) % 16 != 0)
+  if ((a.kernel == prefill_kernel::rows128 || a.kernel == prefill_kernel::tma128n) &&
+      reinterpret_cast<std::uintptr_t>(a.q) % 16 != 0)
     return refuse("q must be 16-byte aligned");
   if (wgmma) {
     if (!prefill_wgmma_built())

@@ -7,7 +7,7 @@
 // tensor cores (bf16 in, fp32 accumulation) with the scores kept in
 // registers (FlashAttention-2's layout); softmax statistics are fp32.
 //
-// Four kernels with the same contract (prefill_kernel), device code in
+// Seven kernels with the same contract (prefill_kernel), device code in
 // prefill_mma.cuh (mma.sync) and prefill_wgmma.cuh (wgmma):
 // - rows64: 4 warps x 16 query rows, Q fragments in registers.
 // - rows128: 4 warps x 32 query rows (two m16 tiles per warp), Q in shared
@@ -27,9 +27,13 @@
 // - tma128pp: tma128 with its two consumer warpgroups taking turns to issue
 //   their products (FlashAttention-3's ping-pong, prefill_tma.cuh); same
 //   limits.
+// - tma128n: tma128 with 128-key steps and Q in shared memory (both of the
+//   scores' operands read by the tensor cores from there: FlashAttention-3's
+//   configuration at head_dim 128, prefill_tma.cuh); tma128's limits, and q
+//   16-byte aligned (Q is copied with 16-byte cp.async).
 // rows64, rows128, wgmma64 and wgmma128 have run on H100 and H200, tma128
-// on the H100; tma128pp only on the host emulator (tests/device/cuda/emu/)
-// so far. forward_pass
+// and tma128pp on the H100; tma128n only on the host emulator
+// (tests/device/cuda/emu/) so far. forward_pass
 // uses a kernel other than rows64 only after checking it against rows64 on
 // the device and timing both (prefill_choice.hpp).
 #pragma once
@@ -46,10 +50,18 @@
 namespace accellm::device::cuda {
 
 /// Which prefill kernel runs; each takes tiles of its own height.
-enum class prefill_kernel : std::uint8_t { rows64, rows128, wgmma64, wgmma128, tma128, tma128pp };
+enum class prefill_kernel : std::uint8_t {
+  rows64,
+  rows128,
+  wgmma64,
+  wgmma128,
+  tma128,
+  tma128pp,
+  tma128n
+};
 
 /// The most rows a tile may hold for kernel `k` (64, or 128 for rows128,
-/// wgmma128, tma128 and tma128pp). The host cuts prompts into tiles of this height
+/// wgmma128, tma128, tma128pp and tma128n). The host cuts prompts into tiles of this height
 /// (the last one shorter).
 constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
   return k == prefill_kernel::rows64 || k == prefill_kernel::wgmma64 ? 64u : 128u;
@@ -58,12 +70,14 @@ constexpr std::uint32_t prefill_tile_rows_of(prefill_kernel k) noexcept {
 /// Whether kernel `k` runs on Hopper's warpgroup MMA (sm_90a code only).
 constexpr bool prefill_kernel_uses_wgmma(prefill_kernel k) noexcept {
   return k == prefill_kernel::wgmma64 || k == prefill_kernel::wgmma128 ||
-         k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp;
+         k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp ||
+         k == prefill_kernel::tma128n;
 }
 
-/// Whether kernel `k` reads the pool through TMA (tma128, tma128pp).
+/// Whether kernel `k` reads the pool through TMA (tma128, tma128pp, tma128n).
 constexpr bool prefill_kernel_uses_tma(prefill_kernel k) noexcept {
-  return k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp;
+  return k == prefill_kernel::tma128 || k == prefill_kernel::tma128pp ||
+         k == prefill_kernel::tma128n;
 }
 
 /// The shortest tile height of any kernel: bounds the number of tiles.
@@ -80,8 +94,8 @@ void append_prefill_tiles(std::vector<prefill_tile>& out, prefill_kernel k, std:
 /// end up in the tail.
 void sort_longest_first(std::vector<prefill_tile>& tiles);
 
-/// "rows64", "rows128", "wgmma64", "wgmma128", "tma128", "tma128pp" ("?"
-/// for a value outside the enum).
+/// "rows64", "rows128", "wgmma64", "wgmma128", "tma128", "tma128pp",
+/// "tma128n" ("?" for a value outside the enum).
 const char* prefill_kernel_name(prefill_kernel k) noexcept;
 
 struct prefill_attention_args {
@@ -101,13 +115,13 @@ struct prefill_attention_args {
 /// Fails (invalid_argument), before any CUDA call, when head_dim is not 16,
 /// 32, 64 or 128, kv_heads does not divide heads, a pointer is null, there
 /// are more than 65535 tiles, the shape does not match the pool, the kernel
-/// is not a prefill_kernel, or (rows128, which copies Q with 16-byte
-/// cp.async) q is not 16-byte aligned, or (wgmma64, wgmma128, tma128,
-/// tma128pp) head_dim is not 64 or 128 or the build has no sm_90a code, or
-/// (tma128, tma128pp)
+/// is not a prefill_kernel, or (rows128 and tma128n, which copy Q with
+/// 16-byte cp.async) q is not 16-byte aligned, or (wgmma64, wgmma128,
+/// tma128, tma128pp, tma128n) head_dim is not 64 or 128 or the build has no
+/// sm_90a code, or (tma128, tma128pp, tma128n)
 /// the pool's blocks are not 16 tokens, kv.blocks is 0 or the pool holds
 /// more than 2^31 rows of K or V (blocks x layers x 32). A launch failure
-/// is device_failure (tma128, tma128pp: also a driver without
+/// is device_failure (tma128, tma128pp, tma128n: also a driver without
 /// cuTensorMapEncodeTiled);
 /// the wgmma kernels fail to launch on a device other than compute
 /// capability 9.0.

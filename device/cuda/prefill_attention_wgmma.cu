@@ -1,6 +1,6 @@
 // prefill_attention_wgmma: launches the wgmma64, wgmma128 (prefill_wgmma.cuh)
-// and tma128 and tma128pp (prefill_tma.cuh) prefill kernels for prefill_attention
-// (prefill_attention.cu).
+// and tma128, tma128pp and tma128n (prefill_tma.cuh) prefill kernels for
+// prefill_attention (prefill_attention.cu).
 #include "device/cuda/check.hpp"
 #include "device/cuda/prefill_attention.cuh"
 #include "device/cuda/prefill_attention_wgmma.cuh"
@@ -38,11 +38,23 @@ status launch_tma128(const prefill_attention_args& a, cudaStream_t s) {
                     prefill_tma::smem_bytes<HD>(), s);
 }
 
+// tma128n, through the pool's map; Q is read from a.q with cp.async
+// (prefill_attention checked that it is 16-byte aligned).
+template <int HD>
+status launch_tma128n(const prefill_attention_args& a, cudaStream_t s) {
+  prefill_tma::args p{};
+  p.a = a;
+  ACCELLM_TRY(encode_pool_map(p.kv_map, a.kv, "prefill_attention (tma128n)"));
+  return launch<HD>(prefill_tma::tma128n_kernel<HD>, p, a, prefill_tma::shape::threads,
+                    prefill_tma::smem_bytes_n<HD>(), s);
+}
+
 template <int HD>
 status launch(const prefill_attention_args& a, cudaStream_t s) {
   using namespace prefill_wgmma;
   if (a.kernel == prefill_kernel::tma128) return launch_tma128<HD, false>(a, s);
   if (a.kernel == prefill_kernel::tma128pp) return launch_tma128<HD, true>(a, s);
+  if (a.kernel == prefill_kernel::tma128n) return launch_tma128n<HD>(a, s);
   if (a.kernel == prefill_kernel::wgmma128)
     return launch<HD>(wgmma128_kernel<HD>, a, a, wgmma128_shape::threads,
                       smem_bytes<HD, wgmma128_shape>(), s);

@@ -126,9 +126,11 @@ std::vector<prefill_kernel> candidates_of(prefill_rule r) {
       return {prefill_kernel::tma128};
     case prefill_rule::tma128pp_if_verified:
       return {prefill_kernel::tma128pp};
+    case prefill_rule::tma128n_if_verified:
+      return {prefill_kernel::tma128n};
     case prefill_rule::timed:
-      return {prefill_kernel::rows128, prefill_kernel::wgmma64, prefill_kernel::wgmma128,
-              prefill_kernel::tma128, prefill_kernel::tma128pp};
+      return {prefill_kernel::rows128, prefill_kernel::wgmma64,  prefill_kernel::wgmma128,
+              prefill_kernel::tma128,  prefill_kernel::tma128pp, prefill_kernel::tma128n};
     case prefill_rule::rows64:
       break;
   }
@@ -151,6 +153,7 @@ std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept {
   if (name == "wgmma128") return prefill_rule::wgmma128_if_verified;
   if (name == "tma128") return prefill_rule::tma128_if_verified;
   if (name == "tma128pp") return prefill_rule::tma128pp_if_verified;
+  if (name == "tma128n") return prefill_rule::tma128n_if_verified;
   return std::nullopt;
 }
 

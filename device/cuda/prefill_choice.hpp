@@ -7,7 +7,8 @@
 // [-2, 2), K and V in [-1, 1) in a temporary one-layer pool whose block
 // table runs backwards, tiles longest first, cut at each kernel's own height.
 // rows64 (the kernel that has run on H100 and H200) is the reference; each
-// candidate (rows128, wgmma64, wgmma128, tma128, then tma128pp) is *verified* when it launches,
+// candidate (rows128, wgmma64, wgmma128, tma128, tma128pp, then tma128n) is *verified* when it
+// launches,
 // every output of both is finite, and every element is within 2e-2 of the largest |rows64 output|
 // (both are bf16 outputs of fp32 softmax over the same bf16 operands; they differ in the order of
 // fp32 sums and in bf16 rounding, an ulp or two, <= 0.8% each; a wrong row, key range or fragment
@@ -43,11 +44,12 @@ enum class prefill_rule : std::uint8_t {
   wgmma128_if_verified,  ///< wgmma128 whenever it is verified (tests: exercises wgmma128)
   tma128_if_verified,    ///< tma128 whenever it is verified (tests: exercises tma128)
   tma128pp_if_verified,  ///< tma128pp whenever it is verified (tests: exercises tma128pp)
+  tma128n_if_verified,   ///< tma128n whenever it is verified (tests: exercises tma128n)
 };
 
 /// The rule named "timed", "rows64", "rows128", "wgmma64", "wgmma128",
-/// "tma128" or "tma128pp" (a kernel's name: that kernel whenever it is
-/// verified); nullopt otherwise.
+/// "tma128", "tma128pp" or "tma128n" (a kernel's name: that kernel whenever
+/// it is verified); nullopt otherwise.
 std::optional<prefill_rule> prefill_rule_named(std::string_view name) noexcept;
 
 /// A kernel with prefill_attention's contract (tests substitute faulty ones).

@@ -1,6 +1,7 @@
 // prefill_rows: the per-lane work that the rows64, wgmma64 and wgmma128
-// prefill kernels share (prefill_attention.cu, prefill_wgmma.cuh). Each
-// gives a warp 16 query rows of a 64-key score tile in mma.sync's C layout:
+// prefill kernels share (prefill_attention.cu, prefill_wgmma.cuh), and the
+// tma ones (prefill_tma.cuh). Each gives a warp 16 query rows of a 64-key
+// score tile (tma128n's: 128 keys, s[16]) in mma.sync's C layout:
 // lane 4 g + t holds rows r0 = 16 w + g and r1 = r0 + 8, s[j][0, 1] = (r0,
 // keys 8 j + 2 t, + 1) and s[j][2, 3] = (r1, same keys); o[d] likewise over
 // head dims. wgmma's m64 fragments are exactly these, warp w of a warpgroup
@@ -60,10 +61,11 @@ struct lane_rows {
   int key_end;         ///< one past the tile's last key
 };
 
-/// The lane's rows, with its Q fragments loaded (load_q) and o zeroed.
-template <int HD>
-__device__ __forceinline__ lane_rows begin(const prefill_attention_args& a,
-                                           std::uint32_t (&qa)[HD / 16][4], float (&o)[HD / 8][4]) {
+/// The lane's rows, with o zeroed; `load_q(l)` loads Q once the rows are
+/// known (tma128n copies it into shared memory).
+template <int HD, class LoadQ>
+__device__ __forceinline__ lane_rows begin(const prefill_attention_args& a, float (&o)[HD / 8][4],
+                                           LoadQ&& load_q) {
   lane_rows l;
   l.t = a.tiles[blockIdx.y];
   l.head = blockIdx.x;
@@ -74,13 +76,21 @@ __device__ __forceinline__ lane_rows begin(const prefill_attention_args& a,
   l.tq = l.lane % 4;
   l.r0 = l.warp * 16 + g;
   l.r1 = l.r0 + 8;
-  load_q<HD>(qa, a, l.t, l.head, l.r0, l.r1, l.tq);
+  load_q(static_cast<const lane_rows&>(l));
 #pragma unroll
   for (int d = 0; d < HD / 8; ++d) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.0f;
   l.qpos0 = l.t.pos + l.r0;
   l.qpos1 = l.t.pos + l.r1;
   l.key_end = l.t.pos + l.t.count;
   return l;
+}
+
+/// The lane's rows, with its Q fragments loaded (load_q) and o zeroed.
+template <int HD>
+__device__ __forceinline__ lane_rows begin(const prefill_attention_args& a,
+                                           std::uint32_t (&qa)[HD / 16][4], float (&o)[HD / 8][4]) {
+  return begin<HD>(a, o,
+                   [&](const lane_rows& l) { load_q<HD>(qa, a, l.t, l.head, l.r0, l.r1, l.tq); });
 }
 
 /// A lane's running softmax state for its two rows (log2 domain); l0, l1
@@ -94,7 +104,8 @@ struct rescale_by {
   float al0, al1;
 };
 
-/// One online-softmax step over the 64 keys from key0: scales s (log2
+/// One online-softmax step over the C chunks of 8 keys from key0 (64 keys,
+/// or tma128n's 128): scales s (log2
 /// domain), masks keys past a row's position or past key_end unless
 /// `unmasked` (the whole step lies at or below the first position of the
 /// rows this warp's group holds), takes the row maxima over the quad, hands
@@ -102,14 +113,14 @@ struct rescale_by {
 /// updates the running sums. o is not touched: the step returns the factors
 /// it must be rescaled by (rescale), so that a kernel may compute the
 /// scores while a product still accumulates into o (wgmma128).
-template <class Emit>
-__device__ __forceinline__ rescale_by softmax_scores(float (&s)[8][4], running& r, bool unmasked,
+template <int C, class Emit>
+__device__ __forceinline__ rescale_by softmax_scores(float (&s)[C][4], running& r, bool unmasked,
                                                      int key0, int qpos0, int qpos1, int key_end,
                                                      int tq, float scale_log2, Emit&& emit) {
   float mx0 = -INFINITY, mx1 = -INFINITY;
   if (unmasked) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
+    for (int j = 0; j < C; ++j) {
       s[j][0] *= scale_log2;
       s[j][1] *= scale_log2;
       s[j][2] *= scale_log2;
@@ -119,7 +130,7 @@ __device__ __forceinline__ rescale_by softmax_scores(float (&s)[8][4], running& 
     }
   } else {
 #pragma unroll
-    for (int j = 0; j < 8; ++j)
+    for (int j = 0; j < C; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int key = key0 + j * 8 + tq * 2 + (e & 1);
@@ -142,7 +153,7 @@ __device__ __forceinline__ rescale_by softmax_scores(float (&s)[8][4], running& 
   const float al1 = n1 == -INFINITY ? 1.0f : exp2f(r.m1 - n1);
   float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
+  for (int j = 0; j < C; ++j) {
     const float p0 = n0 == -INFINITY ? 0.0f : exp2f(s[j][0] - n0);
     const float p1 = n0 == -INFINITY ? 0.0f : exp2f(s[j][1] - n0);
     const float p2 = n1 == -INFINITY ? 0.0f : exp2f(s[j][2] - n1);
@@ -179,9 +190,10 @@ __device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8
                                 static_cast<Emit&&>(emit)));
 }
 
-/// Stores P = emit's (j, p0..p3) back into s, in fp32.
+/// Stores P = emit's (j, p0..p3) back into s (C chunks), in fp32.
+template <int C>
 struct keep_in_scores {
-  float (&s)[8][4];
+  float (&s)[C][4];
   __device__ __forceinline__ void operator()(int j, float p0, float p1, float p2, float p3) const {
     s[j][0] = p0;
     s[j][1] = p1;
@@ -197,7 +209,7 @@ __device__ __forceinline__ void softmax_step(float (&s)[8][4], float (&o)[HD / 8
                                              bool unmasked, int key0, int qpos0, int qpos1,
                                              int key_end, int tq, float scale_log2) {
   softmax_step<HD>(s, o, r, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
-                   keep_in_scores{s});
+                   keep_in_scores<8>{s});
 }
 
 /// softmax_step packing P into pa[kk], the A fragments for keys 16 kk ..
@@ -219,7 +231,8 @@ __device__ __forceinline__ void softmax_step(float (&s)[8][4], std::uint32_t (&p
 
 /// The A fragment of P (left in s by softmax_step) for keys 16 kk ..
 /// 16 kk + 15: score chunks 2 kk and 2 kk + 1, rounded to bf16 pairs.
-__device__ __forceinline__ void p_fragment(std::uint32_t (&pa)[4], const float (&s)[8][4], int kk) {
+template <int C>
+__device__ __forceinline__ void p_fragment(std::uint32_t (&pa)[4], const float (&s)[C][4], int kk) {
   pa[0] = ptx::pack(s[2 * kk][0], s[2 * kk][1]);
   pa[1] = ptx::pack(s[2 * kk][2], s[2 * kk][3]);
   pa[2] = ptx::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]);

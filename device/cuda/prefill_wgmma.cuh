@@ -111,15 +111,16 @@ __device__ __forceinline__ void issue_scores_at(float (&s)[keys / 8][4],
   wg::commit();
 }
 
-/// Issues O += P V for 64 keys as one group: 4 k-steps of 16 keys, the
-/// (MN-major) V operand of step kk named by descriptor v(kk).
-template <int HD, class V>
+/// Issues O += P V for 16 KK keys (64: KK 4; tma128n's 128: 8) as one
+/// group: KK k-steps of 16 keys, the (MN-major) V operand of step kk named
+/// by descriptor v(kk).
+template <int HD, int KK, class V>
 __device__ __forceinline__ void issue_values_at(float (&o)[HD / 8][4],
-                                                const std::uint32_t (&pa)[keys / 16][4], V&& v) {
+                                                const std::uint32_t (&pa)[KK][4], V&& v) {
   wg::pin(o);
   wg::fence();
 #pragma unroll
-  for (int kk = 0; kk < keys / 16; ++kk) wg::mma<HD>(o, pa[kk], v(kk), 1, true);
+  for (int kk = 0; kk < KK; ++kk) wg::mma<HD>(o, pa[kk], v(kk), 1, true);
   wg::commit();
 }
 
@@ -154,16 +155,17 @@ struct nothing {
 };
 
 /// Key step j of a warpgroup that overlaps its softmax with its products
-/// (wgmma128, tma128): `scores()` issues S_j = Q K_j^T into s and, for j >
+/// (wgmma128, tma128; tma128n with C 16 score chunks, 128 keys, where the
+/// others take 8): `scores()` issues S_j = Q K_j^T into s and, for j >
 /// 0, `values()` issues P_(j-1) V_(j-1) (pa) into o; `issued()` runs (the
 /// ping-pong of tma128pp hands the tensor cores to the other warpgroup
 /// there); S_j is waited for alone and its softmax computed while P V runs;
 /// then P V is waited for, `retired()` runs (j > 0: nothing reads step j -
 /// 1's tiles any more), o is rescaled and P_j packed into pa. The one
 /// retirement of every product it issues keeps ptxas from serialising them.
-template <int HD, class Scores, class Values, class Retired, class Issued = nothing>
+template <int HD, int C, class Scores, class Values, class Retired, class Issued = nothing>
 __device__ __forceinline__ void overlapped_step(
-    int j, float (&s)[keys / 8][4], std::uint32_t (&pa)[keys / 16][4], float (&o)[HD / 8][4],
+    int j, float (&s)[C][4], std::uint32_t (&pa)[C / 2][4], float (&o)[HD / 8][4],
     prefill_rows::running& run, bool unmasked, int key0, int qpos0, int qpos1, int key_end, int tq,
     float scale_log2, Scores&& scores, Values&& values, Retired&& retired, Issued issued = {}) {
   scores();
@@ -178,13 +180,13 @@ __device__ __forceinline__ void overlapped_step(
   wg::pin(s);
   const prefill_rows::rescale_by f =
       prefill_rows::softmax_scores(s, run, unmasked, key0, qpos0, qpos1, key_end, tq, scale_log2,
-                                   prefill_rows::keep_in_scores{s});
+                                   prefill_rows::keep_in_scores<C>{s});
   wg::wait<0>();
   wg::pin(o);
   if (j > 0) retired();
   prefill_rows::rescale<HD>(o, f);
 #pragma unroll
-  for (int kk = 0; kk < keys / 16; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
+  for (int kk = 0; kk < C / 2; ++kk) prefill_rows::p_fragment(pa[kk], s, kk);
 }
 
 /// The last P V of a warpgroup: `values()` issues it, `issued()` runs;

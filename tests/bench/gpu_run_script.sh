@@ -51,11 +51,11 @@ run() {
 }
 calls() { grep -c -- "$1" "$tmp/calls"; }
 
-# 1. Everything runs: two canaries, the ceilings with nothing skipped, the model.
+# 1. Everything runs: four canaries, the ceilings with nothing skipped, the model.
 run ""
 [ "$rc" = 0 ] || fail "a clean run exits $rc"
-[ "$(calls 'bench_gpu_model --model llama2-7b --batches 64 --contexts 512 --prefill 512 --steps 2')" = 3 ] ||
-  fail "three canaries expected"
+[ "$(calls 'bench_gpu_model --model llama2-7b --batches 64 --contexts 512 --prefill 512 --steps 2')" = 4 ] ||
+  fail "four canaries expected"
 grep -q -- "--skip" "$tmp/calls" && fail "nothing to skip in a clean run"
 grep -q "^bench_gpu_model --model llama2-7b --batches 1,64" "$tmp/calls" || fail "quick sweep not run"
 grep -q "^bench_gpu_model --model llama3-8b --batches 64 --contexts 512,4096 --prefill 2048" \
@@ -79,9 +79,18 @@ grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp$" "$tmp/calls" || fail "ce
 grep -q "^bench_gpu_model --prefill-kernel tma128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
   fail "model run without the tma128 fallback"
 
-# 3. Every canary faults: all are skipped, each with its fallback.
+# 2a. The tma128n canary faults: the ceilings skip it, the model runs choose tma128.
+run "--prefill-kernel tma128n"
+[ "$rc" = 0 ] || fail "a failed tma128n canary alone must not fail the run (exit $rc)"
+grep -q "the tma128n canary failed" "$tmp/out" || fail "tma128n canary failure not reported"
+grep -q "the tma128pp canary failed" "$tmp/out" && fail "the tma128pp canary did not fail"
+grep -q "^bench_gpu_ceilings --csv .* --skip tma128n$" "$tmp/calls" || fail "ceilings not told to skip tma128n"
+grep -q "^bench_gpu_model --prefill-kernel tma128 --model llama2-7b --batches 1,64" "$tmp/calls" ||
+  fail "model run without the tma128 fallback for tma128n"
+
+# 3. Every canary faults: all are skipped, each with its fallback (tma128 once).
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
+grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp,tma128n,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
   "$tmp/calls" || fail "every skip"
 grep -q "^bench_gpu_model --prefill-kernel tma128 --skinny off --lt-split-k off --decode-tile 32x2 --model" \
   "$tmp/calls" || fail "every fallback"

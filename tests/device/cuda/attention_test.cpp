@@ -271,7 +271,7 @@ INSTANTIATE_TEST_SUITE_P(
                           prefill_case{{2, 1, 128}, 1, 100}),
         ::testing::Values(prefill_kernel::rows64, prefill_kernel::rows128, prefill_kernel::wgmma64,
                           prefill_kernel::wgmma128, prefill_kernel::tma128,
-                          prefill_kernel::tma128pp)),
+                          prefill_kernel::tma128pp, prefill_kernel::tma128n)),
     [](const ::testing::TestParamInfo<std::tuple<prefill_case, prefill_kernel>>& i) {
       // No structured binding: its comma would split the macro's arguments.
       const prefill_case& c = std::get<0>(i.param);
@@ -282,13 +282,14 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A 2048-row prompt (Llama-3-8B's GQA 4:1, a quarter of its heads), longest
-// first: rows128, wgmma64, wgmma128, tma128 and tma128pp (where they run) within 2e-2
-// of max |rows64| (the rule prefill_choice applies), all finite everywhere,
-// and each against the reference on a spread of rows. wgmma128 equals
-// wgmma64 to the bit: each of its warpgroups sums wgmma64's products in the
-// same order; tma128 equals wgmma128 (the same products, fed by TMA) and
-// tma128pp tma128 (the same products, issued in turns). The
-// emulator checks the same, prefill_emu_test.cpp.
+// first: rows128, wgmma64, wgmma128, tma128, tma128pp and tma128n (where they
+// run) within 2e-2 of max |rows64| (the rule prefill_choice applies), all
+// finite everywhere, and each against the reference on a spread of rows.
+// wgmma128 equals wgmma64 to the bit: each of its warpgroups sums wgmma64's
+// products in the same order; tma128 equals wgmma128 (the same products, fed
+// by TMA) and tma128pp tma128 (the same products, issued in turns); tma128n's
+// 128-key steps sum in another order. The emulator checks the same,
+// prefill_emu_test.cpp.
 TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
   ACCELLM_REQUIRE_GPU();
   const attn_shape shape{8, 2, 128};
@@ -304,6 +305,7 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     kernels.push_back(prefill_kernel::wgmma128);
     kernels.push_back(prefill_kernel::tma128);
     kernels.push_back(prefill_kernel::tma128pp);
+    kernels.push_back(prefill_kernel::tma128n);
   }
   for (prefill_kernel k : kernels) {
     const auto tiles = chunk_tiles(k, 0, 0, len, true);
@@ -327,7 +329,7 @@ TEST(prefill_attention, kernels_agree_on_a_2048_row_prompt) {
     EXPECT_LE(diff, 2e-2 * top) << "max |" << prefill_kernel_name(kernels[k]) << " - rows64| "
                                 << diff << ", max |rows64| " << top;
   }
-  if (outs.size() == 6) {
+  if (outs.size() == 7) {
     std::size_t differ = 0, differ_tma = 0, differ_pp = 0;
     for (std::size_t i = 0; i < outs[2].size(); ++i) {
       differ += outs[2][i] != outs[3][i];
@@ -424,15 +426,35 @@ TEST(prefill_attention, rows128_refuses_what_it_cannot_run) {
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::wgmma128), 128u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::tma128), 128u);
   EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::tma128pp), 128u);
+  EXPECT_EQ(prefill_tile_rows_of(prefill_kernel::tma128n), 128u);
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::rows128), "rows128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma64), "wgmma64");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::wgmma128), "wgmma128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::tma128), "tma128");
   EXPECT_STREQ(prefill_kernel_name(prefill_kernel::tma128pp), "tma128pp");
+  EXPECT_STREQ(prefill_kernel_name(prefill_kernel::tma128n), "tma128n");
 }
 
-// tma128 and tma128pp read the pool through a tensor map of whole 16-token
-// pages: a pool of other blocks, one whose extent is not said, or one too
+// tma128n copies Q with 16-byte cp.async too: 2 bytes off alignment is
+// refused, before any CUDA call and in any build (the check comes before
+// the sm_90a one), and an aligned q goes on to the checks after it.
+TEST(prefill_attention, tma128n_refuses_an_unaligned_q) {
+  prefill_attention_args a;
+  a.kernel = prefill_kernel::tma128n;
+  a.out = fake<__nv_bfloat16>();
+  a.tiles = fake<const prefill_tile>();
+  a.kv = kv_pool_view{fake<__nv_bfloat16>(), 2, 32, 4 * 128, fake<const std::int32_t>(), 1, 8};
+  a.n_tiles = 1;
+  a.shape = attn_shape{4, 4, 128};
+  a.q = fake<const __nv_bfloat16>() + 1;
+  expect_refusal(prefill_attention(a, nullptr), "q must be 16-byte aligned");
+  a.q = fake<const __nv_bfloat16>();
+  expect_refusal(prefill_attention(a, nullptr),
+                 prefill_wgmma_built() ? "blocks must be 16 tokens" : "sm_90a");
+}
+
+// tma128, tma128pp and tma128n read the pool through a tensor map of whole
+// 16-token pages: a pool of other blocks, one whose extent is not said, or one too
 // large for TMA's coordinates is refused (before any CUDA call: runs without
 // a GPU).
 class prefill_tma_refusals : public ::testing::TestWithParam<prefill_kernel> {};
@@ -483,14 +505,16 @@ TEST_P(prefill_wgmma_refusals, refuse_what_they_cannot_run) {
 }
 
 INSTANTIATE_TEST_SUITE_P(kernels, prefill_tma_refusals,
-                         ::testing::Values(prefill_kernel::tma128, prefill_kernel::tma128pp),
+                         ::testing::Values(prefill_kernel::tma128, prefill_kernel::tma128pp,
+                                           prefill_kernel::tma128n),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });
 
 INSTANTIATE_TEST_SUITE_P(kernels, prefill_wgmma_refusals,
                          ::testing::Values(prefill_kernel::wgmma64, prefill_kernel::wgmma128,
-                                           prefill_kernel::tma128, prefill_kernel::tma128pp),
+                                           prefill_kernel::tma128, prefill_kernel::tma128pp,
+                                           prefill_kernel::tma128n),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });

@@ -104,6 +104,8 @@ prefill_kernel kernel_of(prefill_rule r) {
       return prefill_kernel::tma128;
     case prefill_rule::tma128pp_if_verified:
       return prefill_kernel::tma128pp;
+    case prefill_rule::tma128n_if_verified:
+      return prefill_kernel::tma128n;
     case prefill_rule::rows64:
     case prefill_rule::timed:
       break;
@@ -197,7 +199,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          prefill_rule::wgmma64_if_verified,
                                          prefill_rule::wgmma128_if_verified,
                                          prefill_rule::tma128_if_verified,
-                                         prefill_rule::tma128pp_if_verified)),
+                                         prefill_rule::tma128pp_if_verified,
+                                         prefill_rule::tma128n_if_verified)),
     [](const ::testing::TestParamInfo<std::tuple<const char*, prefill_rule>>& i) {
       std::string n = std::get<0>(i.param);
       std::replace(n.begin(), n.end(), '-', '_');
@@ -208,8 +211,8 @@ INSTANTIATE_TEST_SUITE_P(
 // one batch (tiles of both requests, longest first), then a 100-token chunk
 // of the first at position 300. Every wanted logit within logit_tol of
 // rows64's (they differ only by bf16 roundings of attention outputs).
-// rows128 runs cpu-small (head_dim 32); wgmma64, wgmma128, tma128 and tma128pp, which
-// need head_dim 64 or 128, the same model with 2 heads of 128.
+// rows128 runs cpu-small (head_dim 32); wgmma64, wgmma128, tma128, tma128pp and tma128n,
+// which need head_dim 64 or 128, the same model with 2 heads of 128.
 class cuda_prefill_kernels : public ::testing::TestWithParam<prefill_kernel> {};
 
 TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
@@ -258,7 +261,7 @@ TEST_P(cuda_prefill_kernels, give_the_logits_of_rows64) {
 INSTANTIATE_TEST_SUITE_P(kernels, cuda_prefill_kernels,
                          ::testing::Values(prefill_kernel::rows128, prefill_kernel::wgmma64,
                                            prefill_kernel::wgmma128, prefill_kernel::tma128,
-                                           prefill_kernel::tma128pp),
+                                           prefill_kernel::tma128pp, prefill_kernel::tma128n),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });

@@ -25,6 +25,7 @@ TEST(kernel_names, every_prefill_attention_name_the_config_takes_is_a_rule) {
   EXPECT_EQ(prefill_rule_named("wgmma128"), prefill_rule::wgmma128_if_verified);
   EXPECT_EQ(prefill_rule_named("tma128"), prefill_rule::tma128_if_verified);
   EXPECT_EQ(prefill_rule_named("tma128pp"), prefill_rule::tma128pp_if_verified);
+  EXPECT_EQ(prefill_rule_named("tma128n"), prefill_rule::tma128n_if_verified);
   EXPECT_FALSE(prefill_rule_named("rows32"));
   EXPECT_FALSE(prefill_rule_named(""));
 }

@@ -1,7 +1,7 @@
-// prefill_choice: the candidates (rows128, wgmma64, wgmma128, tma128, tma128pp) are verified
-// against rows64 before they are timed, and a candidate that fails to launch or disagrees (a row
-// left unwritten, the rows64 kernel on 128-row tiles, wrong values) is never chosen. The rule and
-// argument checks need no GPU.
+// prefill_choice: the candidates (rows128, wgmma64, wgmma128, tma128, tma128pp, tma128n) are
+// verified against rows64 before they are timed, and a candidate that fails to launch or
+// disagrees (a row left unwritten, the rows64 kernel on 128-row tiles, wrong values) is never
+// chosen. The rule and argument checks need no GPU.
 #include "device/cuda/prefill_choice.hpp"
 
 #include "tests/device/cuda/cuda_test_util.hpp"
@@ -118,7 +118,8 @@ TEST_P(prefill_choice_wgmma, keeps_a_verified_kernel_by_rule_where_it_runs) {
 
 INSTANTIATE_TEST_SUITE_P(kernels, prefill_choice_wgmma,
                          ::testing::Values(prefill_kernel::wgmma64, prefill_kernel::wgmma128,
-                                           prefill_kernel::tma128, prefill_kernel::tma128pp),
+                                           prefill_kernel::tma128, prefill_kernel::tma128pp,
+                                           prefill_kernel::tma128n),
                          [](const ::testing::TestParamInfo<prefill_kernel>& i) {
                            return std::string{prefill_kernel_name(i.param)};
                          });
@@ -131,7 +132,7 @@ TEST(prefill_choice, timed_rule_verifies_and_times_every_candidate) {
   o.tokens = 1024;
   auto c = choose_prefill_kernel(attn_shape{32, 32, 128}, 16, s->get(), o);
   ASSERT_TRUE(c.ok()) << c.err().what();
-  ASSERT_EQ(c->trials.size(), 5u) << describe(*c);
+  ASSERT_EQ(c->trials.size(), 6u) << describe(*c);
   EXPECT_GT(c->rows64_ms, 0.0f);
   const prefill_trial& r128 = trial_of(*c, prefill_kernel::rows128);
   EXPECT_TRUE(r128.verified) << describe(*c);
@@ -140,8 +141,9 @@ TEST(prefill_choice, timed_rule_verifies_and_times_every_candidate) {
   // only under 0.97 of rows64's time.
   float best = r128.ms;
   prefill_kernel fastest = prefill_kernel::rows128;
-  for (const prefill_kernel k : {prefill_kernel::wgmma64, prefill_kernel::wgmma128,
-                                 prefill_kernel::tma128, prefill_kernel::tma128pp}) {
+  for (const prefill_kernel k :
+       {prefill_kernel::wgmma64, prefill_kernel::wgmma128, prefill_kernel::tma128,
+        prefill_kernel::tma128pp, prefill_kernel::tma128n}) {
     const prefill_trial& wg = trial_of(*c, k);
     EXPECT_EQ(wg.verified, test::wgmma_runs_here()) << describe(*c);
     EXPECT_EQ(wg.ms > 0.0f, wg.verified);  // timed exactly when verified
