@@ -5,7 +5,8 @@
 // the power that the operands' bits cost); Llama-2-7B's prefill products at
 // 2048 rows, alone and 32 layers back to back; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
-// gemv (up to 8 rows), skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma (up to 128 rows;
+// gemv (up to 8 rows), skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma (also at every
+// split count) and skinny_gemm_stream at one block an SM (up to 128 rows;
 // with how far their output is from cuBLAS's, relative to the largest |y|);
 // decode attention alone, reads alone in its pattern and contiguous, and
 // prefill attention alone with each kernel
@@ -14,7 +15,7 @@
 //
 //   bench_gpu_ceilings [--csv FILE]
 //                      [--skip wgmma128,tma128,tma128pp,tma128n,skinny_wgmma,skinny_tma,
-//                              lt_split_k,decode_tiles]
+//                              skinny_stream,lt_split_k,decode_tiles]
 //
 // --skip leaves those candidate kernels out (run.sh does, for one that
 // failed its canary: a fault would end the process and its later figures).
@@ -268,9 +269,9 @@ struct options {
 
 // The candidate kernels --skip can leave out (the ones run.sh's canaries
 // try first).
-constexpr std::string_view skippable[] = {"wgmma128",   "tma128",       "tma128pp",
-                                          "tma128n",    "skinny_wgmma", "skinny_tma",
-                                          "lt_split_k", "decode_tiles"};
+constexpr std::string_view skippable[] = {"wgmma128",      "tma128",       "tma128pp",
+                                          "tma128n",       "skinny_wgmma", "skinny_tma",
+                                          "skinny_stream", "lt_split_k",   "decode_tiles"};
 
 // "" when the flags parse; otherwise what is wrong, naming the flag.
 std::string parse(int argc, char** argv, options& o) {
@@ -308,6 +309,42 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
   return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : NAN;
 }
 
+// skinny_gemm_stream at one block an SM (its stream-K partition: every
+// block the same share of the weights) on the product skinny_figures times,
+// with its own workspace.
+void stream_figure(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                   const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
+                   const std::string& key, csv_rows& rows_csv) {
+  int dev = 0, sms = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+    return;
+  const std::uint64_t units = std::uint64_t{skinny_stream_counters(out)} * ((in + 63) / 64);
+  const auto blocks = static_cast<std::uint32_t>(std::min<std::uint64_t>(sms, units));
+  auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(blocks, rows) / 4);
+  auto counters = device_buffer<unsigned>::allocate(skinny_stream_counters(out));
+  if (!partials || !counters ||
+      cudaMemsetAsync(counters->data(), 0, counters->bytes(), s) != cudaSuccess)
+    return;
+  const skinny_stream_space space{partials->data(), partials->bytes(), counters->data(),
+                                  static_cast<std::uint32_t>(counters->size())};
+  float* mine = c + std::size_t{rows} * out;
+  const auto run = [&] {
+    return skinny_gemm_stream(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, blocks, space, s);
+  };
+  if (auto st = run(); !st) {
+    std::printf("\n    skinny_stream: %s", st.err().what().c_str());
+    cudaGetLastError();
+    return;
+  }
+  const float t = time_ms(s, 20, [&] { (void)run(); });
+  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
+  std::printf("\n    skinny_stream at %u blocks: %.3f ms %.2f TB/s, %s %.1e", blocks, t,
+              bytes / (t * 1e-3) / 1e12,
+              diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
+  rows_csv.push_back(key + ",skinny_stream_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
+}
+
 // skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma on the product just timed through cuBLAS
 // (whose y is at c): appends each one's time and its distance from cuBLAS's
 // y to the printed line (a refused or failed launch says so).
@@ -333,6 +370,7 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
                 diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
     rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
   }
+  if (!o.skips("skinny_stream")) stream_figure(s, x, rows, in, w, out, c, bytes, key, rows_csv);
   if (o.skips("skinny_tma")) return;
   // skinny_gemm_tma at every split count that fits: how much the waves of
   // blocks a count makes matter (the planner times the same candidates).

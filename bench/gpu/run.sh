@@ -146,7 +146,7 @@ if ! canary --prefill-kernel rows64 --skinny on --lt-split-k on --decode-tile 32
   echo "run.sh: the decode products canary failed: the benchmarks leave the skinny kernels and" \
     "cuBLASLt's split-K variants out (--skinny off --lt-split-k off)"
   left_out="$left_out --skinny off --lt-split-k off"
-  skip+=(skinny_wgmma skinny_tma lt_split_k)
+  skip+=(skinny_wgmma skinny_tma skinny_stream lt_split_k)
 fi
 if ! canary --prefill-kernel rows64 --skinny off --lt-split-k off --decode-tile timed; then
   echo "run.sh: the decode tile canary failed: the benchmarks keep 32x2 (--decode-tile 32x2)"

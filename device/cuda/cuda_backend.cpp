@@ -93,6 +93,7 @@ status cuda_backend::init(int device) {
   if (!options_.skinny_gemm) {
     planner.skinny = planner.skinny_wgmma = planner.skinny_tma = nullptr;
     planner.skinny_tma_split = nullptr;
+    planner.skinny_stream = nullptr;
   }
   if (!options_.cublaslt_split_k) planner.lt.varied = 0;
   auto fwd =

@@ -60,8 +60,9 @@ struct cuda_options {
   /// How the prefill attention kernel is chosen at creation (prefill_choice.hpp).
   prefill_rule prefill = prefill_rule::timed;
   /// Whether the products' planner may try skinny_gemm,
-  /// skinny_gemm_wgmma and skinny_gemm_tma (it still verifies each and keeps
-  /// one only as a clear win); false: cuBLAS(Lt) only.
+  /// skinny_gemm_wgmma, skinny_gemm_tma and skinny_gemm_stream (it still
+  /// verifies each and keeps one only as a clear win); false: cuBLAS(Lt)
+  /// only.
   bool skinny_gemm = true;
   /// Whether the planner may also time split-K variants of cuBLASLt's
   /// proposals (lt_search.hpp; each verified first); false: the proposals

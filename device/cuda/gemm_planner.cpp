@@ -47,9 +47,14 @@ std::size_t y_bytes_of(std::uint32_t rows, std::uint32_t out, gemm_out type) {
 
 result<gemm_planner> gemm_planner::create(cudaStream_t s, void* workspace, std::size_t bytes,
                                           gemm_planner_options o) {
+  int dev = 0, sms = 0;
+  ACCELLM_CUDA_TRY(cudaGetDevice(&dev));
+  ACCELLM_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   cublasLtHandle_t lt = nullptr;
   ACCELLM_CUBLAS_TRY(cublasLtCreate(&lt));
-  return gemm_planner{s, workspace, bytes, lt, o};
+  gemm_planner p{s, workspace, bytes, lt, o};
+  p.sm_count_ = static_cast<std::uint32_t>(sms);
+  return p;
 }
 
 gemm_planner::gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
@@ -64,7 +69,9 @@ gemm_planner::gemm_planner(gemm_planner&& o) noexcept
       options_(o.options_),
       plans_(std::move(o.plans_)),
       timed_(std::move(o.timed_)),
-      verify_(std::move(o.verify_)) {}
+      verify_(std::move(o.verify_)),
+      stream_counters_(std::move(o.stream_counters_)),
+      sm_count_(o.sm_count_) {}
 
 gemm_planner& gemm_planner::operator=(gemm_planner&& o) noexcept {
   std::swap(stream_, o.stream_);
@@ -75,6 +82,8 @@ gemm_planner& gemm_planner::operator=(gemm_planner&& o) noexcept {
   std::swap(plans_, o.plans_);
   std::swap(timed_, o.timed_);
   std::swap(verify_, o.verify_);
+  std::swap(stream_counters_, o.stream_counters_);
+  std::swap(sm_count_, o.sm_count_);
   return *this;
 }
 
@@ -105,6 +114,7 @@ skinny_fn gemm_planner::skinny_of(gemm_choice c) const noexcept {
       return options_.skinny_tma;
     case gemm_choice::cublas:
     case gemm_choice::lt:
+    case gemm_choice::skinny_stream:  // run_skinny calls it: it takes a workspace
       break;
   }
   return nullptr;
@@ -125,9 +135,33 @@ std::size_t gemm_planner::using_lt_variant() const noexcept {
 status gemm_planner::run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x,
                                 std::uint32_t rows, std::uint32_t in, const __nv_bfloat16* w,
                                 std::uint32_t out, void* y, gemm_out type, float beta) const {
+  if (c == gemm_choice::skinny_stream) {
+    const skinny_stream_space space{static_cast<float*>(workspace_), workspace_bytes_,
+                                    stream_counters_.data(),
+                                    static_cast<std::uint32_t>(stream_counters_.size())};
+    return options_.skinny_stream(x, rows, in, w, out, y, type, beta, stream_blocks(rows, in, out),
+                                  space, stream_);
+  }
   if (split != 0)
     return options_.skinny_tma_split(x, rows, in, w, out, y, type, beta, split, stream_);
   return skinny_of(c)(x, rows, in, w, out, y, type, beta, stream_);
+}
+
+std::uint32_t gemm_planner::stream_blocks(std::uint32_t rows, std::uint32_t in,
+                                          std::uint32_t out) const {
+  const std::uint64_t units =
+      std::uint64_t{skinny_stream_counters(out)} * ((in + 63) / 64);  // 64-wide k tiles
+  const std::uint64_t fit = workspace_bytes_ / skinny_stream_partial_bytes(1, rows);
+  return static_cast<std::uint32_t>(std::min<std::uint64_t>({sm_count_, units, fit}));
+}
+
+status gemm_planner::grow_stream_counters(std::uint32_t out) {
+  const std::uint32_t need = skinny_stream_counters(out);
+  if (stream_counters_.size() >= need) return {};
+  stream_counters_ = {};
+  ACCELLM_TRY_ASSIGN(stream_counters_, device_buffer<unsigned>::allocate(need));
+  ACCELLM_CUDA_TRY(cudaMemsetAsync(stream_counters_.data(), 0, stream_counters_.bytes(), stream_));
+  return {};
 }
 
 std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
@@ -216,6 +250,10 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     if (options_.skinny_tma_split != nullptr)
       for (const std::uint32_t n : skinny_split_candidates(in, out))
         skinny.push_back({gemm_choice::skinny_tma, n});
+    if (options_.skinny_stream != nullptr && stream_blocks(rows, in, out) != 0) {
+      ACCELLM_TRY(grow_stream_counters(out));
+      skinny.push_back({gemm_choice::skinny_stream});
+    }
   }
   const bool skinny_here = !skinny.empty();
   const bool variants =

@@ -22,9 +22,10 @@
 // The cuBLASLt candidates are lt_search's: the heuristic's proposals and
 // split-K variants of the first few. Three more candidates are skinny_gemm,
 // skinny_gemm_wgmma and skinny_gemm_tma (skinny_gemm.cuh), for the shapes
-// they support, and skinny_gemm_tma again at every other split count of k
+// they support, skinny_gemm_tma again at every other split count of k
 // that fits the shape (skinny_gemm_tma_split, skinny_split_candidates: 1 to
-// 8 blocks a tile). Each candidate that is not a heuristic's
+// 8 blocks a tile), and skinny_gemm_stream (its stream-K partition, one
+// block an SM). Each candidate that is not a heuristic's
 // proposal (the variants and the skinny kernels) is verified before it is timed: its output must
 // agree with gemm()'s on the same operands (seeded x, the caller's w; from y = 0 and, with beta !=
 // 0, once more on top of that result, which checks beta * y), within 1e-3 (fp32 y) or 2e-2 (bf16 y:
@@ -62,7 +63,14 @@
 namespace accellm::device::cuda {
 
 /// What runs a prepared shape.
-enum class gemm_choice : std::uint8_t { cublas, lt, skinny, skinny_wgmma, skinny_tma };
+enum class gemm_choice : std::uint8_t {
+  cublas,
+  lt,
+  skinny,
+  skinny_wgmma,
+  skinny_tma,
+  skinny_stream
+};
 
 /// A kernel with skinny_gemm's contract (tests substitute faulty ones).
 using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
@@ -73,6 +81,12 @@ using skinny_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::ui
 using skinny_split_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                                    const __nv_bfloat16* w, std::uint32_t out, void* y,
                                    gemm_out type, float beta, std::uint32_t split, cudaStream_t s);
+
+/// skinny_gemm_stream's signature (tests substitute faulty ones).
+using skinny_stream_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                                    const __nv_bfloat16* w, std::uint32_t out, void* y,
+                                    gemm_out type, float beta, std::uint32_t blocks,
+                                    const skinny_stream_space& space, cudaStream_t s);
 
 /// When a verified skinny candidate is kept: only as a clear win (the
 /// default), or always (tests, so that run()'s skinny path is exercised
@@ -87,6 +101,9 @@ struct gemm_planner_options {
   /// skinny_gemm_tma at the split counts other than skinny_gemm_split's;
   /// nullptr: none.
   skinny_split_fn skinny_tma_split = &skinny_gemm_tma_split;
+  /// skinny_gemm_stream at one block an SM (fewer where the workspace holds
+  /// fewer blocks' partials); nullptr: no such candidate.
+  skinny_stream_fn skinny_stream = &skinny_gemm_stream;
   skinny_rule keep = skinny_rule::clear_win;
   lt_search lt;  ///< the cuBLASLt candidates (varied = 0: the heuristic's proposals only)
 };
@@ -146,6 +163,7 @@ class gemm_planner {
   std::size_t using_skinny() const noexcept { return count(gemm_choice::skinny); }
   std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
   std::size_t using_skinny_tma() const noexcept { return count(gemm_choice::skinny_tma); }
+  std::size_t using_skinny_stream() const noexcept { return count(gemm_choice::skinny_stream); }
   /// Of using_skinny_tma(), the shapes won at a split count other than
   /// skinny_gemm_split's.
   std::size_t using_skinny_tma_split() const noexcept;
@@ -179,6 +197,11 @@ class gemm_planner {
   status run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x, std::uint32_t rows,
                     std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out, void* y,
                     gemm_out type, float beta) const;
+  /// skinny_gemm_stream's blocks for this shape: one an SM, at most one a
+  /// unit of work and as many as the workspace holds partials for (0: none).
+  std::uint32_t stream_blocks(std::uint32_t rows, std::uint32_t in, std::uint32_t out) const;
+  /// Counters for skinny_gemm_stream's products of `out` outputs, zeroed.
+  status grow_stream_counters(std::uint32_t out);
   /// What the verified candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for
   /// the candidates. Computed once per shape, whatever the candidates.
@@ -205,6 +228,10 @@ class gemm_planner {
   std::map<key, std::unique_ptr<plan>> plans_;  // every row count prepared
   std::map<key, const plan*> timed_;            // by bucket_of(rows): the one timed
   device_buffer<std::uint8_t> verify_;          // agrees()' x and y, grown on demand
+  // skinny_gemm_stream's counters (its partials go to the cuBLAS workspace,
+  // which nothing else uses while the kernel runs on the same stream).
+  device_buffer<unsigned> stream_counters_;
+  std::uint32_t sm_count_ = 0;
 };
 
 }  // namespace accellm::device::cuda

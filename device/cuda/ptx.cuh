@@ -117,6 +117,24 @@ __device__ inline void follow_previous_grid() {
   launch_dependents();
 }
 
+/// Makes this thread's global-memory writes so far visible device-wide
+/// before any it makes later (membar.gl): a block that counts itself on a
+/// counter after it gives the block that reads the counter its writes.
+__device__ inline void fence_device() {
+  __threadfence();
+}
+
+/// Adds one to `*counter` (a device-scope atomic); the value before.
+__device__ inline unsigned count_up(unsigned* counter) {
+  return atomicAdd(counter, 1u);
+}
+
+/// 16 bytes of global memory read at L2 (ld.global.cg): what other blocks
+/// wrote during this kernel, never a stale line of this SM's L1.
+__device__ inline float4 load_cg(const float4* p) {
+  return __ldcg(p);
+}
+
 /// Named barriers (bar.sync / bar.arrive) of `count` threads, a multiple of
 /// 32 whose warps all take part: `sync` counts this thread's warp in and
 /// waits until `count` threads have; `arrive` counts it in and goes on.

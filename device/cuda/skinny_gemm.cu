@@ -154,6 +154,56 @@ status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t
   return skinny_gemm_tma_split(x, rows, in, w, out, y, type, beta, skinny_gemm_split(in, out), s);
 }
 
+std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows) noexcept {
+  const std::size_t per =
+      rows <= 64 ? stream_config<1>::partial_floats : stream_config<2>::partial_floats;
+  return 2 * std::size_t{blocks} * per * sizeof(float);
+}
+
+std::uint32_t skinny_stream_counters(std::uint32_t out) noexcept {
+  return (out + block_n - 1) / block_n;
+}
+
+status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                          const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                          float beta, std::uint32_t blocks, const skinny_stream_space& space,
+                          cudaStream_t s) {
+  if (rows == 0) return {};
+  ACCELLM_TRY(check_wgmma("skinny_gemm_stream", x, rows, in, w, out, y));
+  const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
+  const std::uint64_t units = std::uint64_t{skinny_stream_counters(out)} * k_tiles;
+  if (blocks == 0 || blocks > units)
+    return fail(errc::invalid_argument, "skinny_gemm_stream: " + std::to_string(blocks) +
+                                            " blocks for " + std::to_string(units) +
+                                            " units of work (1 to one a unit)");
+  if (space.partials == nullptr || space.counters == nullptr ||
+      space.partial_bytes < skinny_stream_partial_bytes(blocks, rows) ||
+      space.counter_count < skinny_stream_counters(out))
+    return fail(errc::invalid_argument,
+                "skinny_gemm_stream: the workspace is too small for the shape (" +
+                    std::to_string(skinny_stream_partial_bytes(blocks, rows)) +
+                    " bytes of partials and " + std::to_string(skinny_stream_counters(out)) +
+                    " counters needed)");
+  stream_args p{};
+  p.a = args{x, w, y, rows, in, out, k_tiles, beta, type};
+  p.blocks = blocks;
+  p.partials = space.partials;
+  p.counters = space.counters;
+  const std::uint32_t rb = rows <= 64 ? 1 : 2;
+  ACCELLM_TRY(encode(p.w_map, w, out, in, block_n));
+  ACCELLM_TRY(encode(p.x_map, x, rows, in, 64 * rb));
+  const auto go = [&](auto kernel, int smem_bytes) -> status {
+    ACCELLM_CUDA_TRY(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
+    ACCELLM_TRY(launch_kernel(kernel, dim3(blocks), dim3(threads),
+                              static_cast<std::size_t>(smem_bytes), s, p));
+    ACCELLM_CUDA_TRY(cudaGetLastError());
+    return {};
+  };
+  if (rb == 1) return go(skinny_stream_kernel<1>, stream_config<1>::smem_bytes);
+  return go(skinny_stream_kernel<2>, stream_config<2>::smem_bytes);
+}
+
 status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                              float beta, std::uint32_t split, cudaStream_t s) {

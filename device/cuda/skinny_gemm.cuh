@@ -10,7 +10,8 @@
 // a kernel reads its first weight tiles before it waits for the kernel
 // before it: w must not be what that kernel writes (x and y may be). The result is bitwise
 // deterministic: it depends only on the operands and the shape (never on the device's SM count or
-// on timing), and no atomics are used.
+// on timing), and no atomics are used; skinny_gemm_stream's also on its block count, and it
+// counts blocks with atomics but sums in a fixed order.
 //
 // Three kernels with this contract (skinny_kernels.cuh): skinny_gemm on
 // mma.sync, verified on H100 and H200, and skinny_gemm_wgmma on Hopper's
@@ -27,6 +28,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -97,5 +99,35 @@ std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32
 status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                              const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                              float beta, std::uint32_t split, cudaStream_t s);
+
+/// skinny_gemm_stream's device workspace, owned by the caller and used on
+/// one stream at a time: `partials` of at least skinny_stream_partial_bytes
+/// and `counters` of one unsigned per 128-output tile of the widest product,
+/// zero before the first launch (every launch leaves them zero).
+struct skinny_stream_space {
+  float* partials = nullptr;
+  std::size_t partial_bytes = 0;
+  unsigned* counters = nullptr;
+  std::uint32_t counter_count = 0;
+};
+
+/// Bytes of partials skinny_gemm_stream needs at `blocks` blocks and `rows`
+/// rows: two [64 or 128 rows x 128] fp32 partials a block. Pure.
+std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows) noexcept;
+
+/// Counters skinny_gemm_stream needs for `out` outputs (one per 128). Pure.
+std::uint32_t skinny_stream_counters(std::uint32_t out) noexcept;
+
+/// skinny_gemm_tma's stages and products over a stream-K partition
+/// (skinny_kernels.cuh): `blocks` blocks (one an SM is what it is built for;
+/// at most one per 64-wide k tile of the product) each stream the same
+/// share of the weights, whatever the shape, and the tiles they share are
+/// summed through `space` in a fixed order. The same contract and refusals
+/// as skinny_gemm_tma, and invalid_argument, before any CUDA call, for
+/// `blocks` 0 or `space` too small for the shape.
+status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                          const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                          float beta, std::uint32_t blocks, const skinny_stream_space& space,
+                          cudaStream_t s);
 
 }  // namespace accellm::device::cuda

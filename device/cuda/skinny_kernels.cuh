@@ -174,6 +174,17 @@ __device__ inline void compute_stage(const __nv_bfloat16* st, float (&acc)[2][NT
   }
 }
 
+// y[at] = s + beta * y[at] (y is never read with beta 0: it may hold NaN).
+__device__ inline void store_y(const args& a, std::uint64_t at, float s) {
+  if (a.type == gemm_out::fp32) {
+    float* y = static_cast<float*>(a.y) + at;
+    *y = a.beta == 0.0f ? s : s + a.beta * *y;
+  } else {
+    __nv_bfloat16* y = static_cast<__nv_bfloat16*>(a.y) + at;
+    *y = __float2bfloat16(a.beta == 0.0f ? s : s + a.beta * __bfloat162float(*y));
+  }
+}
+
 // Sums the cluster's partials of element `idx` in rank order and stores
 // y[r][n] = sum + beta * y[r][n].
 __device__ inline void finish(const args& a, cg::cluster_group& cluster, float* part,
@@ -186,13 +197,7 @@ __device__ inline void finish(const args& a, cg::cluster_group& cluster, float* 
 #pragma unroll
   for (std::uint32_t q = 1; q < max_split; ++q)
     if (q < split) s += v[q];
-  if (a.type == gemm_out::fp32) {
-    float* y = static_cast<float*>(a.y) + at;
-    *y = a.beta == 0.0f ? s : s + a.beta * *y;
-  } else {
-    __nv_bfloat16* y = static_cast<__nv_bfloat16*>(a.y) + at;
-    *y = __float2bfloat16(a.beta == 0.0f ? s : s + a.beta * __bfloat162float(*y));
-  }
+  store_y(a, at, s);
 }
 
 // The block's place: its cluster of `split` blocks sharing one 128-output
@@ -542,6 +547,224 @@ __global__ void __launch_bounds__(threads, 2)
   auto* part = reinterpret_cast<float*>(smem);
   store_partial<RB>(part, acc);
   reduce(a, tile.cluster, part, split, rank, n0);
+#else
+  (void)p;
+#endif
+}
+
+// ---- skinny_stream ------------------------------------------------------------
+//
+// skinny_tma's stages and products over a stream-K partition of the work
+// (CUTLASS's stream-K GEMM is the model). The cluster split cuts every
+// 128-output tile into the same number of k ranges, so a shape makes
+// whatever number of blocks its tiles times the split give: 0.3 to 1.7
+// waves on an H100 for Llama's decode products, and the SMs that hold a
+// block more than the others set the time. Here the product is
+// tiles x k_tiles units (one 64-wide k tile of one 128-output tile), laid
+// out tile after tile, and block c of `blocks` takes units
+// [U c / blocks, U (c + 1) / blocks): every block streams the same weight
+// bytes within one k tile, whatever the shape. The launcher runs one block
+// an SM (stream_config: 8 stages of 16 KiB of weights at RB = 1, so about
+// 112 KiB in flight an SM, as two skinny_tma blocks hold).
+//
+// A block's range crosses tile boundaries. A tile it covers whole it stores
+// itself. A tile it covers in part is one of the tile's segments: the block
+// writes its fp32 partial to a workspace in its accumulators' own layout
+// (thread t's values at t, coalesced 16-byte stores), fences, and counts
+// itself on the tile's counter; the block that counts last (the others go
+// on at once: no block ever waits for another, so nothing needs the grid to
+// be resident at once) reads every segment's partial at L2 and sums them in
+// segment order, so the sum does not depend on which block came last: the
+// result is bitwise reproducible for a given block count. It adds beta * y,
+// stores, and sets the counter back to zero for the next launch. A block
+// has at most two segments, its first tile and its last, so the workspace
+// holds 2 x blocks partials of 64 RB x 128 fp32 (partial slot 2c for block
+// c's first tile, 2c + 1 for its last), and one counter per tile.
+
+template <int RB>
+struct stream_config {
+  static constexpr int rows_pad = 64 * RB;
+  static constexpr int w_bytes = tma_config<RB>::w_bytes;
+  static constexpr int stage_bytes = tma_config<RB>::stage_bytes;
+  static constexpr int align = tma_config<RB>::align;
+  static constexpr int smem_limit = 227 * 1024;  // an H100 block's opt-in shared memory
+  static constexpr int stages = std::min(8, (smem_limit - align - 64) / stage_bytes);
+  static constexpr int smem_bytes = align + stages * stage_bytes + 8 * stages;
+  /// Floats of one partial: the block's accumulators, 64 RB a thread.
+  static constexpr int partial_floats = threads * rows_pad;
+  static_assert(stage_bytes % align == 0, "every stage 1024-byte aligned");
+  static_assert(smem_bytes <= smem_limit, "the stages fit an SM");
+};
+
+/// What skinny_stream_kernel takes: skinny_tma's tensor maps and product,
+/// the grid's size, and the workspace (above): `partials` holds 2 x blocks
+/// partials of stream_config<RB>::partial_floats, `counters` one zero per
+/// 128-output tile (the kernel leaves them zero).
+struct stream_args {
+  tma::tensor_map w_map;
+  tma::tensor_map x_map;
+  args a;
+  std::uint32_t blocks;
+  float* partials;
+  unsigned* counters;
+};
+
+/// The stream-K partition (above) of `units` units over `blocks` blocks.
+struct stream_partition {
+  std::uint64_t units;
+  std::uint32_t blocks, k_tiles;
+  /// Block c's first unit (its range ends where c + 1's begins).
+  __host__ __device__ std::uint64_t first(std::uint32_t c) const { return units * c / blocks; }
+  /// The block whose range holds unit u: the last c with first(c) <= u.
+  __host__ __device__ std::uint32_t owner(std::uint64_t u) const {
+    return static_cast<std::uint32_t>(((u + 1) * blocks - 1) / units);
+  }
+  /// Where block c leaves its partial of tile t: 2c for its first tile,
+  /// 2c + 1 for its last.
+  __host__ __device__ std::uint64_t slot(std::uint32_t c, std::uint64_t t) const {
+    return 2 * std::uint64_t{c} + (first(c) / k_tiles == t ? 0 : 1);
+  }
+};
+
+/// Stores y[r][n0 + o] = v + beta y for each accumulator element in range:
+/// acc[rb][j][0, 1] = (row 64 rb + 16 warp + g, outputs 8 j + 2t, + 1),
+/// [2, 3] = row + 8 (store_partial's layout).
+template <int RB>
+__device__ inline void store_tile(const args& a, const float (&acc)[RB][block_n / 8][4],
+                                  std::uint32_t n0) {
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const auto r = static_cast<std::uint32_t>(rb * 64 + warp * 16 + g + (e >= 2 ? 8 : 0));
+        const std::uint32_t o = n0 + static_cast<std::uint32_t>(j * 8 + 2 * t + e % 2);
+        if (r < a.rows && o < a.out) store_y(a, std::uint64_t{r} * a.out + o, acc[rb][j][e]);
+      }
+}
+
+/// The partial at `p` (this thread's values at float4 index i * threads +
+/// thread, i over the 16 RB float4 of acc): written, or added onto acc.
+template <int RB>
+__device__ inline void write_partial(float* p, const float (&acc)[RB][block_n / 8][4]) {
+  auto* v = reinterpret_cast<float4*>(p);
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
+      v[(rb * static_cast<int>(block_n) / 8 + j) * threads + static_cast<int>(threadIdx.x)] =
+          float4{acc[rb][j][0], acc[rb][j][1], acc[rb][j][2], acc[rb][j][3]};
+}
+// The last block of a tile: each element's partials summed in segment order
+// (blocks c0 .. c1, from zero) and stored with beta * y, four elements (one
+// float4 of each partial) at a time, so that nothing but those four sums is
+// live.
+template <int RB>
+__device__ inline void sum_and_store(const args& a, const float* partials,
+                                     const stream_partition& part, std::uint32_t c0,
+                                     std::uint32_t c1, std::uint64_t t) {
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const auto n0 = static_cast<std::uint32_t>(t * block_n);
+#pragma unroll
+  for (int rb = 0; rb < RB; ++rb)
+#pragma unroll
+    for (int j = 0; j < static_cast<int>(block_n) / 8; ++j) {
+      const int at =
+          (rb * static_cast<int>(block_n) / 8 + j) * threads + static_cast<int>(threadIdx.x);
+      float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (std::uint32_t q = c0; q <= c1; ++q) {
+        const float* slot = partials + part.slot(q, t) * stream_config<RB>::partial_floats;
+        const float4 f = ptx::load_cg(reinterpret_cast<const float4*>(slot) + at);
+        v[0] += f.x;
+        v[1] += f.y;
+        v[2] += f.z;
+        v[3] += f.w;
+      }
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const auto r = static_cast<std::uint32_t>(rb * 64 + warp * 16 + g + (e >= 2 ? 8 : 0));
+        const std::uint32_t o = n0 + static_cast<std::uint32_t>(j * 8 + 2 * tq + e % 2);
+        if (r < a.rows && o < a.out) store_y(a, std::uint64_t{r} * a.out + o, v[e]);
+      }
+    }
+}
+
+template <int RB>
+__global__ void __launch_bounds__(threads, 1)
+    skinny_stream_kernel(const __grid_constant__ stream_args p) {
+#if ACCELLM_WGMMA
+  using C = stream_config<RB>;
+  const args& a = p.a;
+  unsigned char* const raw = ptx::dynamic_smem<unsigned char>();
+  unsigned char* const smem =
+      raw + (C::align - __cvta_generic_to_shared(raw) % C::align) % C::align;
+  auto* full = reinterpret_cast<std::uint64_t*>(smem + C::stages * C::stage_bytes);
+  const std::uint32_t kt = a.k_tiles, c = blockIdx.x;
+  const stream_partition part{std::uint64_t{(a.out + block_n - 1) / block_n} * kt, p.blocks, kt};
+  const std::uint64_t u0 = part.first(c);
+  const int n = static_cast<int>(part.first(c + 1) - u0);
+  const bool issuer = threadIdx.x == 0;
+  if (issuer) {
+    for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
+    tma::fence_init();
+  }
+  __syncthreads();  // the barriers are initialised before anyone waits on them
+  auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
+  auto k_of = [&](int i) { return static_cast<int>((u0 + i) % kt * block_k); };
+  auto issue_weights = [&](int i) {
+    std::uint64_t* bar = full + i % C::stages;
+    tma::arrive_expect_tx(bar, C::stage_bytes);
+    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>((u0 + i) / kt * block_n), bar);
+  };
+  auto issue_x = [&](int i) {
+    tma::load_2d(stage_of(i) + C::w_bytes, &p.x_map, k_of(i), 0, full + i % C::stages);
+  };
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_weights(i);
+  ptx::follow_previous_grid();
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_x(i);
+
+  __shared__ unsigned last;  // whether this block counted last on a tile
+  float acc[RB][block_n / 8][4];
+  zero(acc);
+  for (int i = 0; i < n; ++i) {
+    tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
+    __syncthreads();  // every thread is done with unit i - 1's stage: refill it
+    if (issuer && i + C::stages - 1 < n) {
+      issue_weights(i + C::stages - 1);
+      issue_x(i + C::stages - 1);
+    }
+    const unsigned char* st = stage_of(i);
+    stage_products(acc, [&](int ks, int rb) {
+      wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
+                      wg::descriptor_sw128(st + ks * 32), 1);
+    });
+    const std::uint64_t u = u0 + static_cast<std::uint64_t>(i), t = u / kt;
+    if (u % kt != kt - 1 && i != n - 1) continue;  // the tile goes on
+    // A tile wholly this block's is stored from the accumulators; a segment
+    // goes through the workspace, and the tile's last block stores the sum.
+    if (u0 <= t * kt && u % kt == kt - 1) {
+      store_tile(a, acc, static_cast<std::uint32_t>(t * block_n));
+    } else {
+      write_partial(p.partials + part.slot(c, t) * C::partial_floats, acc);
+      ptx::fence_device();
+      __syncthreads();  // the block's partial is written and fenced
+      const std::uint32_t c0 = part.owner(t * kt), c1 = part.owner(t * kt + kt - 1);
+      if (issuer) last = ptx::count_up(p.counters + t) == c1 - c0 ? 1u : 0u;
+      __syncthreads();
+      if (last != 0) {
+        ptx::fence_device();
+        sum_and_store<RB>(a, p.partials, part, c0, c1, t);
+        if (issuer) p.counters[t] = 0;  // for the next launch
+      }
+    }
+    zero(acc);
+  }
 #else
   (void)p;
 #endif

@@ -90,7 +90,7 @@ grep -q "^bench_gpu_model --prefill-kernel tma128 --model llama2-7b --batches 1,
 
 # 3. Every canary faults: all are skipped, each with its fallback (tma128 once).
 run "--steps 2 --prefill-kernel"
-grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp,tma128n,skinny_wgmma,skinny_tma,lt_split_k,decode_tiles$" \
+grep -q "^bench_gpu_ceilings --csv .* --skip tma128pp,tma128n,skinny_wgmma,skinny_tma,skinny_stream,lt_split_k,decode_tiles$" \
   "$tmp/calls" || fail "every skip"
 grep -q "^bench_gpu_model --prefill-kernel tma128 --skinny off --lt-split-k off --decode-tile 32x2 --model" \
   "$tmp/calls" || fail "every fallback"
@@ -100,7 +100,7 @@ grep -q "^bench_gpu_model --prefill-kernel tma128 --skinny off --lt-split-k off 
 run "--skinny on"
 [ "$rc" = 0 ] || fail "a failed products canary alone must not fail the run (exit $rc)"
 grep -q "the decode products canary failed" "$tmp/out" || fail "products canary failure not reported"
-grep -q "^bench_gpu_ceilings --csv .* --skip skinny_wgmma,skinny_tma,lt_split_k$" "$tmp/calls" ||
+grep -q "^bench_gpu_ceilings --csv .* --skip skinny_wgmma,skinny_tma,skinny_stream,lt_split_k$" "$tmp/calls" ||
   fail "ceilings not told to skip the products' candidates"
 grep -q "^bench_gpu_model --skinny off --lt-split-k off --model llama2-7b --batches 1,64" \
   "$tmp/calls" || fail "model run without the products' fallbacks"

@@ -226,19 +226,21 @@ planned plan_and_check(gemm_planner_options options) {
 
 // The counts and choice() tell the same story.
 void expect_consistent(const gemm_planner& p) {
-  std::size_t lt = 0, skinny = 0, skinny_wgmma = 0, skinny_tma = 0;
+  std::size_t lt = 0, skinny = 0, skinny_wgmma = 0, skinny_tma = 0, skinny_stream = 0;
   for (auto [type, beta] : {std::pair{gemm_out::fp32, 1.0f}, std::pair{gemm_out::bf16, 0.0f}}) {
     const gemm_choice c = p.choice(7, 96, 40, type, beta);
     lt += c == gemm_choice::lt;
     skinny += c == gemm_choice::skinny;
     skinny_wgmma += c == gemm_choice::skinny_wgmma;
     skinny_tma += c == gemm_choice::skinny_tma;
+    skinny_stream += c == gemm_choice::skinny_stream;
   }
   EXPECT_EQ(p.using_lt(), lt);
   EXPECT_LE(p.using_lt_variant(), p.using_lt());
   EXPECT_EQ(p.using_skinny(), skinny);
   EXPECT_EQ(p.using_skinny_wgmma(), skinny_wgmma);
   EXPECT_EQ(p.using_skinny_tma(), skinny_tma);
+  EXPECT_EQ(p.using_skinny_stream(), skinny_stream);
   EXPECT_EQ(p.choice(7, 96, 41, gemm_out::fp32, 1.0f), gemm_choice::cublas);  // not prepared
 }
 
@@ -415,6 +417,7 @@ TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_kernel) {
   gemm_planner_options o;
   o.keep = skinny_rule::if_verified;  // whatever the timings
   o.skinny_wgmma = o.skinny_tma = nullptr;
+  o.skinny_stream = nullptr;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;
   EXPECT_EQ(p.using_skinny(), 2u);
@@ -428,8 +431,9 @@ void expect_hopper_candidate_used(gemm_planner_options o, gemm_choice c) {
   o.keep = skinny_rule::if_verified;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;
-  const std::size_t used =
-      c == gemm_choice::skinny_tma ? p.using_skinny_tma() : p.using_skinny_wgmma();
+  const std::size_t used = c == gemm_choice::skinny_tma      ? p.using_skinny_tma()
+                           : c == gemm_choice::skinny_stream ? p.using_skinny_stream()
+                                                             : p.using_skinny_wgmma();
   EXPECT_EQ(used, skinny_wgmma_built() && wgmma_runs_here() ? 2u : 0u);
   expect_consistent(p);
 }
@@ -438,6 +442,7 @@ TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_wgmma_kernel_where_it_run
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
   o.skinny = o.skinny_tma = nullptr;
+  o.skinny_stream = nullptr;
   expect_hopper_candidate_used(o, gemm_choice::skinny_wgmma);
 }
 
@@ -445,7 +450,18 @@ TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_tma_kernel_where_it_runs)
   ACCELLM_REQUIRE_GPU();
   gemm_planner_options o;
   o.skinny = o.skinny_wgmma = nullptr;
+  o.skinny_stream = nullptr;
   expect_hopper_candidate_used(o, gemm_choice::skinny_tma);
+}
+
+// skinny_gemm_stream, kept whenever it verifies: plan_and_check's shapes are
+// one tile of two k tiles, so two blocks share it through the workspace.
+TEST(cuda_kernels, gemm_planner_runs_a_verified_skinny_stream_kernel_where_it_runs) {
+  ACCELLM_REQUIRE_GPU();
+  gemm_planner_options o;
+  o.skinny = o.skinny_wgmma = o.skinny_tma = nullptr;
+  o.skinny_tma_split = nullptr;
+  expect_hopper_candidate_used(o, gemm_choice::skinny_stream);
 }
 
 // Faulty candidates, each caught by the planner's check.
@@ -467,21 +483,31 @@ status refuses(const __nv_bfloat16*, std::uint32_t, std::uint32_t, const __nv_bf
   return fail(errc::device_failure, "no launch");
 }
 
+status stream_zeroes_y(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                       const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
+                       float beta, std::uint32_t, const skinny_stream_space&, cudaStream_t s) {
+  return zeroes_y(x, rows, in, w, out, y, type, beta, s);
+}
+
 TEST(cuda_kernels, gemm_planner_never_keeps_a_skinny_kernel_that_disagrees_or_fails) {
   ACCELLM_REQUIRE_GPU();
   for (skinny_fn f : {&zeroes_y, &refuses}) {
     gemm_planner_options o;
     o.skinny = o.skinny_wgmma = o.skinny_tma = f;
+    o.skinny_stream = &stream_zeroes_y;
     o.keep = skinny_rule::if_verified;
     const planned run = plan_and_check(o);
     const gemm_planner& p = run.p;
-    EXPECT_EQ(p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma(), 0u);
+    EXPECT_EQ(
+        p.using_skinny() + p.using_skinny_wgmma() + p.using_skinny_tma() + p.using_skinny_stream(),
+        0u);
     expect_consistent(p);
   }
   // Right from y = 0, wrong on top of y: caught where beta != 0 (fp32 y).
   gemm_planner_options o;
   o.skinny = &ignores_beta;
   o.skinny_wgmma = o.skinny_tma = nullptr;
+  o.skinny_stream = nullptr;
   o.keep = skinny_rule::if_verified;
   const planned run = plan_and_check(o);
   const gemm_planner& p = run.p;
@@ -516,6 +542,7 @@ TEST(cuda_kernels, gemm_planner_times_skinny_tma_at_split_counts_of_its_own) {
   for (const bool faulty : {false, true}) {
     gemm_planner_options o;
     o.skinny = o.skinny_wgmma = o.skinny_tma = nullptr;
+    o.skinny_stream = nullptr;
     o.lt.varied = 0;
     o.keep = skinny_rule::if_verified;
     if (faulty) o.skinny_tma_split = &split_zeroes_y;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -70,12 +71,42 @@ void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
   launch(a, split, tma_config<RB>::smem_bytes, [&] { skinny_tma_kernel<RB>(p); });
 }
 
-enum class kernel { mma, wgmma, tma };
+// skinny_stream_kernel at `blocks` blocks, its workspace's partials NaN
+// (a slot read before it is written shows) and its counters zero; the
+// counters must be zero again after it.
+template <int RB>
+void launch_stream(const skinny_kernels::args& a, std::uint32_t blocks) {
+  using namespace skinny_kernels;
+  stream_args p;
+  p.a = a;
+  p.w_map = map_of(a.w, a.out, a.in, block_n);
+  p.x_map = map_of(a.x, a.rows, a.in, 64 * RB);
+  p.blocks = blocks;
+  std::vector<float> partials(skinny_stream_partial_bytes(blocks, a.rows) / sizeof(float),
+                              std::numeric_limits<float>::quiet_NaN());
+  std::vector<unsigned> counters(skinny_stream_counters(a.out), 0u);
+  p.partials = partials.data();
+  p.counters = counters.data();
+  emu::launch(emu_dim3{blocks, 1, 1}, threads, stream_config<RB>::smem_bytes,
+              [&] { skinny_stream_kernel<RB>(p); });
+  for (std::size_t t = 0; t < counters.size(); ++t)
+    EXPECT_EQ(counters[t], 0u) << "tile " << t << "'s counter left set";
+}
+
+enum class kernel { mma, wgmma, tma, stream };
 
 // y = x w^T + beta y on the emulator, as skinny_gemm, skinny_gemm_wgmma or
 // skinny_gemm_tma launches it (at `split` blocks a tile, as
-// skinny_gemm_tma_split does, when not 0).
+// skinny_gemm_tma_split does, when not 0), or skinny_gemm_stream at `split`
+// blocks.
 void run(const skinny_kernels::args& a, kernel k, std::uint32_t split = 0) {
+  if (k == kernel::stream) {
+    if (a.rows <= 64)
+      launch_stream<1>(a, split);
+    else
+      launch_stream<2>(a, split);
+    return;
+  }
   if (split == 0) split = skinny_gemm_split(a.in, a.out);
   if (k == kernel::wgmma) {
     if (a.rows <= 64)
@@ -126,7 +157,8 @@ void check_shape(const shape& sh, kernel k, std::uint32_t split, std::uint64_t& 
           expect_product(got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
                          std::string{k == kernel::mma     ? "skinny "
                                      : k == kernel::wgmma ? "skinny_wgmma "
-                                                          : "skinny_tma "} +
+                                     : k == kernel::tma   ? "skinny_tma "
+                                                          : "skinny_stream "} +
                              std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
                              std::to_string(sh.out) + " split " + std::to_string(split)));
     }
@@ -160,6 +192,43 @@ TEST(skinny_emu, tma_matches_a_double_reference_at_every_split) {
   EXPECT_FALSE(skinny_split_fits(1000, 0));
   EXPECT_FALSE(skinny_split_fits(256, 3));  // 4 k tiles: one a block
   EXPECT_TRUE(skinny_split_fits(256, 2));
+}
+
+// skinny_stream at block counts that cut the work every way: one block
+// (every tile whole, one after the other), fewer blocks than tiles (whole
+// tiles and segments), more (every tile shared by 2 to 3 blocks), and one
+// block a unit (a tile of 16 segments); 1000 is not a multiple of the k
+// tile, 130 and 300 not of the output tile; one and two row blocks.
+TEST(skinny_emu, stream_matches_a_double_reference_at_every_partition) {
+  std::uint64_t seed = 500;
+  for (std::uint32_t blocks : {1u, 3u, 5u, 7u, 32u})  // 2 tiles x 16 k tiles
+    ASSERT_NO_FATAL_FAILURE(check_shape({20, 1000, 130}, kernel::stream, blocks, seed));
+  for (std::uint32_t blocks : {2u, 5u, 48u})  // 3 tiles x 16 k tiles, 70 rows
+    ASSERT_NO_FATAL_FAILURE(check_shape({70, 1000, 300}, kernel::stream, blocks, seed));
+  ASSERT_NO_FATAL_FAILURE(check_shape({1, 64, 128}, kernel::stream, 1, seed));  // one unit
+}
+
+// The partition itself: contiguous ranges that cover every unit once, each
+// unit's owner the block whose range holds it, and a block's partial slots
+// 2c (its first tile) and 2c + 1 (its last).
+TEST(skinny_emu, stream_partition_covers_every_unit_once) {
+  for (const auto& [units, blocks, k_tiles] :
+       {std::tuple{32u, 3u, 16u}, std::tuple{48u, 48u, 16u}, std::tuple{11008u, 132u, 64u},
+        std::tuple{5u, 5u, 1u}}) {
+    const skinny_kernels::stream_partition part{units, blocks, k_tiles};
+    EXPECT_EQ(part.first(0), 0u);
+    EXPECT_EQ(part.first(blocks), units);
+    for (std::uint32_t c = 0; c < blocks; ++c) {
+      ASSERT_LT(part.first(c), part.first(c + 1)) << "block " << c << " has no unit";
+      for (std::uint64_t u = part.first(c); u < part.first(c + 1); ++u)
+        ASSERT_EQ(part.owner(u), c) << "unit " << u;
+      const std::uint64_t t0 = part.first(c) / k_tiles, t1 = (part.first(c + 1) - 1) / k_tiles;
+      EXPECT_EQ(part.slot(c, t0), 2u * c);
+      if (t1 != t0) {
+        EXPECT_EQ(part.slot(c, t1), 2u * c + 1);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma (the last two on
-// compute capability 9.0) against a
+// skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma and skinny_gemm_stream
+// (the last three on compute capability 9.0) against a
 // double-precision CPU reference of the bf16 operands, at shapes that reach
 // every row tier (8, 16, 32, 64, 128 padded rows), every cluster split (1, 2,
 // 4, 8), `in` not a multiple of the 64-wide k tile and `out` not a multiple
@@ -20,6 +20,7 @@
 #include <limits>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace accellm::device::cuda {
@@ -235,6 +236,90 @@ TEST(skinny_gemm_hopper, tma_split_matches_a_double_reference_at_every_count) {
           expect_product(to_host(dy), xf, wf, y0, sh.rows, sh.in, sh.out, gemm_out::fp32, 1.0f,
                          std::to_string(sh.rows) + " rows, split " + std::to_string(split)));
     }
+  }
+}
+
+// skinny_gemm_stream refuses, before any CUDA call, what skinny_gemm_tma
+// refuses, a block count of 0 or past one a unit, and a workspace too small
+// for the shape, naming each.
+TEST(skinny_gemm_hopper, stream_refuses_bad_blocks_and_a_short_workspace) {
+  if (!skinny_wgmma_built()) GTEST_SKIP() << "built without sm_90a code: refused before the rest";
+  const auto* x = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x1000});
+  const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
+  void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
+  skinny_stream_space space{reinterpret_cast<float*>(std::uintptr_t{0x4000}),
+                            skinny_stream_partial_bytes(8, 4),
+                            reinterpret_cast<unsigned*>(std::uintptr_t{0x5000}), 1};
+  auto message = [&](std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                     std::uint32_t blocks) {
+    const status st =
+        skinny_gemm_stream(x, rows, in, w, out, y, gemm_out::fp32, 0.0f, blocks, space, nullptr);
+    return st.ok() ? std::string{} : st.err().message();
+  };
+  EXPECT_NE(message(129, 512, 128, 4).find("skinny_gemm_stream: rows must be 1..128"),
+            std::string::npos);
+  EXPECT_NE(message(4, 512, 128, 0).find("0 blocks for 8 units"), std::string::npos);
+  EXPECT_NE(message(4, 512, 128, 9).find("9 blocks for 8 units"), std::string::npos);
+  EXPECT_NE(message(4, 512, 256, 4).find("workspace is too small"), std::string::npos);  // 2 tiles
+  EXPECT_NE(message(70, 512, 128, 8).find("workspace is too small"),
+            std::string::npos);  // 128 rows
+  space.counters = nullptr;
+  EXPECT_NE(message(4, 512, 128, 4).find("workspace is too small"), std::string::npos);
+  EXPECT_EQ(skinny_stream_counters(129), 2u);
+  EXPECT_EQ(skinny_stream_partial_bytes(3, 64) * 2, skinny_stream_partial_bytes(3, 65));
+}
+
+// skinny_gemm_stream at block counts that cut the tiles every way (one
+// block; fewer blocks than tiles; more; one a unit), one and two row
+// blocks, fp32 and bf16 y, beta 0 and 1; the workspace's counters are zero
+// again after each launch, and the same block count gives the same bits.
+TEST(skinny_gemm_hopper, stream_matches_a_double_reference_at_every_partition) {
+  ACCELLM_REQUIRE_GPU();
+  if (!(skinny_wgmma_built() && wgmma_runs_here()))
+    GTEST_SKIP() << "skinny_gemm_stream runs on compute capability 9.0 only";
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(48, 128) / 4);
+  auto counters = to_device(std::vector<unsigned>(3, 0u));
+  ASSERT_TRUE(partials.ok());
+  const skinny_stream_space space{partials->data(), partials->bytes(), counters.data(), 3};
+  std::uint64_t seed = 700;
+  for (const auto& [sh, blocks] :
+       {std::pair{shape{20, 1000, 300}, 1u}, std::pair{shape{20, 1000, 300}, 2u},
+        std::pair{shape{20, 1000, 300}, 7u}, std::pair{shape{20, 1000, 300}, 48u},
+        std::pair{shape{70, 1000, 129}, 5u}, std::pair{shape{1, 64, 128}, 1u}}) {
+    auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
+    auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
+    auto dx = to_device(x);
+    auto dw = to_device(w);
+    const auto xf = to_float(x), wf = to_float(w);
+    const std::string what = std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
+                             std::to_string(sh.out) + " at " + std::to_string(blocks) + " blocks";
+    for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
+      for (float beta : {0.0f, 1.0f}) {
+        const auto y0 = beta == 0.0f ? std::vector<float>(std::size_t{sh.rows} * sh.out, nan)
+                                     : random_vector(std::size_t{sh.rows} * sh.out, ++seed, 1.0f);
+        std::vector<float> got[2];
+        for (std::vector<float>& g : got) {
+          if (type == gemm_out::fp32) {
+            auto dy = to_device(y0);
+            ASSERT_TRUE(skinny_gemm_stream(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(),
+                                           type, beta, blocks, space, nullptr)
+                            .ok());
+            g = to_host(dy);
+          } else {
+            auto dy = to_device(to_bf16(y0));
+            ASSERT_TRUE(skinny_gemm_stream(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(),
+                                           type, beta, blocks, space, nullptr)
+                            .ok());
+            g = to_float(to_host(dy));
+          }
+        }
+        ASSERT_NO_FATAL_FAILURE(
+            expect_product(got[0], xf, wf, y0, sh.rows, sh.in, sh.out, type, beta, what));
+        EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
+            << what << ": two launches differ";
+        EXPECT_EQ(to_host(counters), std::vector<unsigned>(3, 0u)) << what;
+      }
   }
 }
 
