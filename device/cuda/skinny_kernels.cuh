@@ -579,7 +579,9 @@ __global__ void __launch_bounds__(threads, 2)
 // stores, and sets the counter back to zero for the next launch. A block
 // has at most two segments, its first tile and its last, so the workspace
 // holds 2 x blocks partials of 64 RB x 128 fp32 (partial slot 2c for block
-// c's first tile, 2c + 1 for its last), and one counter per tile.
+// c's first tile, 2c + 1 for its last), and one counter per tile. A block
+// runs its two segments before the tiles between them (stream_order), so
+// that the sums happen under the streaming, not in a tail at the end.
 
 template <int RB>
 struct stream_config {
@@ -623,6 +625,36 @@ struct stream_partition {
   /// 2c + 1 for its last.
   __host__ __device__ std::uint64_t slot(std::uint32_t c, std::uint64_t t) const {
     return 2 * std::uint64_t{c} + (first(c) / k_tiles == t ? 0 : 1);
+  }
+};
+
+/// The order block c runs its units in: the part of its last tile first,
+/// then the part of its first tile (when that is another tile), then the
+/// tiles between, whole. The parts other blocks share come first, so a
+/// tile's partials are summed under the streaming of the block's other
+/// units, not in a tail at the kernel's end (in range order the block that
+/// counts last on a tile is usually the one that reaches it last: its range
+/// ends there).
+struct stream_order {
+  std::uint64_t u0, u1;      // the block's units [u0, u1)
+  std::uint64_t last_start;  // the first of them in their last tile
+  std::uint64_t first_end;   // one past the last of them in their first tile
+  __host__ __device__ stream_order(const stream_partition& p, std::uint32_t c)
+      : u0(p.first(c)),
+        u1(p.first(c + 1)),
+        last_start(u1 > u0 ? (u1 - 1) / p.k_tiles * p.k_tiles : u0),
+        first_end((u0 / p.k_tiles + 1) * p.k_tiles) {
+    if (last_start < u0) last_start = u0;
+    if (first_end > u1) first_end = u1;
+  }
+  /// The i-th unit the block runs.
+  __host__ __device__ std::uint64_t unit(std::uint64_t i) const {
+    const std::uint64_t n_last = u1 - last_start;
+    if (i < n_last) return last_start + i;
+    i -= n_last;
+    const std::uint64_t n_first = last_start > u0 ? first_end - u0 : 0;
+    if (i < n_first) return u0 + i;
+    return first_end + (i - n_first);
   }
 };
 
@@ -705,8 +737,9 @@ __global__ void __launch_bounds__(threads, 1)
   auto* full = reinterpret_cast<std::uint64_t*>(smem + C::stages * C::stage_bytes);
   const std::uint32_t kt = a.k_tiles, c = blockIdx.x;
   const stream_partition part{std::uint64_t{(a.out + block_n - 1) / block_n} * kt, p.blocks, kt};
-  const std::uint64_t u0 = part.first(c);
-  const int n = static_cast<int>(part.first(c + 1) - u0);
+  const stream_order order(part, c);
+  const std::uint64_t u0 = order.u0;
+  const int n = static_cast<int>(order.u1 - u0);
   const bool issuer = threadIdx.x == 0;
   if (issuer) {
     for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
@@ -714,11 +747,12 @@ __global__ void __launch_bounds__(threads, 1)
   }
   __syncthreads();  // the barriers are initialised before anyone waits on them
   auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
-  auto k_of = [&](int i) { return static_cast<int>((u0 + i) % kt * block_k); };
+  auto k_of = [&](int i) { return static_cast<int>(order.unit(i) % kt * block_k); };
   auto issue_weights = [&](int i) {
     std::uint64_t* bar = full + i % C::stages;
     tma::arrive_expect_tx(bar, C::stage_bytes);
-    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>((u0 + i) / kt * block_n), bar);
+    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>(order.unit(i) / kt * block_n),
+                 bar);
   };
   auto issue_x = [&](int i) {
     tma::load_2d(stage_of(i) + C::w_bytes, &p.x_map, k_of(i), 0, full + i % C::stages);
@@ -732,6 +766,7 @@ __global__ void __launch_bounds__(threads, 1)
   __shared__ unsigned last;  // whether this block counted last on a tile
   float acc[RB][block_n / 8][4];
   zero(acc);
+  std::uint64_t seg_start = order.unit(0);  // the first unit of the segment being summed
   for (int i = 0; i < n; ++i) {
     tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
     __syncthreads();  // every thread is done with unit i - 1's stage: refill it
@@ -744,11 +779,14 @@ __global__ void __launch_bounds__(threads, 1)
       wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
                       wg::descriptor_sw128(st + ks * 32), 1);
     });
-    const std::uint64_t u = u0 + static_cast<std::uint64_t>(i), t = u / kt;
-    if (u % kt != kt - 1 && i != n - 1) continue;  // the tile goes on
+    const std::uint64_t u = order.unit(i), t = u / kt;
+    const std::uint64_t next = i + 1 < n ? order.unit(i + 1) : u;
+    if (i + 1 < n && next == u + 1 && next % kt != 0) continue;  // the segment goes on
     // A tile wholly this block's is stored from the accumulators; a segment
     // goes through the workspace, and the tile's last block stores the sum.
-    if (u0 <= t * kt && u % kt == kt - 1) {
+    const bool whole = seg_start % kt == 0 && u % kt == kt - 1;
+    seg_start = next;
+    if (whole) {
       store_tile(a, acc, static_cast<std::uint32_t>(t * block_n));
     } else {
       write_partial(p.partials + part.slot(c, t) * C::partial_floats, acc);

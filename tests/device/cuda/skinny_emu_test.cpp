@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -206,15 +207,18 @@ TEST(skinny_emu, stream_matches_a_double_reference_at_every_partition) {
   for (std::uint32_t blocks : {2u, 5u, 48u})  // 3 tiles x 16 k tiles, 70 rows
     ASSERT_NO_FATAL_FAILURE(check_shape({70, 1000, 300}, kernel::stream, blocks, seed));
   ASSERT_NO_FATAL_FAILURE(check_shape({1, 64, 128}, kernel::stream, 1, seed));  // one unit
+  // 5 tiles: a block runs 3 (one block) or 1 (two) whole tiles in a row.
+  for (std::uint32_t blocks : {1u, 2u})
+    ASSERT_NO_FATAL_FAILURE(check_shape({9, 1000, 600}, kernel::stream, blocks, seed));
 }
 
 // The partition itself: contiguous ranges that cover every unit once, each
-// unit's owner the block whose range holds it, and a block's partial slots
-// 2c (its first tile) and 2c + 1 (its last).
+// unit's owner the block whose range holds it, a block's partial slots 2c
+// (its first tile) and 2c + 1 (its last), and the order it runs its units.
 TEST(skinny_emu, stream_partition_covers_every_unit_once) {
   for (const auto& [units, blocks, k_tiles] :
        {std::tuple{32u, 3u, 16u}, std::tuple{48u, 48u, 16u}, std::tuple{11008u, 132u, 64u},
-        std::tuple{5u, 5u, 1u}}) {
+        std::tuple{5u, 5u, 1u}, std::tuple{96u, 2u, 16u}, std::tuple{2048u, 132u, 64u}}) {
     const skinny_kernels::stream_partition part{units, blocks, k_tiles};
     EXPECT_EQ(part.first(0), 0u);
     EXPECT_EQ(part.first(blocks), units);
@@ -222,7 +226,22 @@ TEST(skinny_emu, stream_partition_covers_every_unit_once) {
       ASSERT_LT(part.first(c), part.first(c + 1)) << "block " << c << " has no unit";
       for (std::uint64_t u = part.first(c); u < part.first(c + 1); ++u)
         ASSERT_EQ(part.owner(u), c) << "unit " << u;
+      // stream_order: every unit of the range once, its last tile's part
+      // first, then its first tile's, then the tiles between.
+      const skinny_kernels::stream_order order(part, c);
+      std::vector<std::uint64_t> seen;
+      for (std::uint64_t i = 0; i < part.first(c + 1) - part.first(c); ++i)
+        seen.push_back(order.unit(i));
       const std::uint64_t t0 = part.first(c) / k_tiles, t1 = (part.first(c + 1) - 1) / k_tiles;
+      EXPECT_EQ(seen.front() / k_tiles, t1) << "block " << c << " starts elsewhere";
+      if (t1 > t0 + 1) {
+        const std::uint64_t shared =
+            (part.first(c + 1) - t1 * k_tiles) + ((t0 + 1) * k_tiles - part.first(c));
+        EXPECT_EQ(seen[shared] % k_tiles, 0u) << "block " << c << ": the middle starts mid-tile";
+      }
+      std::sort(seen.begin(), seen.end());
+      for (std::size_t i = 0; i < seen.size(); ++i)
+        ASSERT_EQ(seen[i], part.first(c) + i) << "block " << c << " runs unit " << i << " twice";
       EXPECT_EQ(part.slot(c, t0), 2u * c);
       if (t1 != t0) {
         EXPECT_EQ(part.slot(c, t1), 2u * c + 1);

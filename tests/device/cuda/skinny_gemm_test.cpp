@@ -270,23 +270,25 @@ TEST(skinny_gemm_hopper, stream_refuses_bad_blocks_and_a_short_workspace) {
 }
 
 // skinny_gemm_stream at block counts that cut the tiles every way (one
-// block; fewer blocks than tiles; more; one a unit), one and two row
-// blocks, fp32 and bf16 y, beta 0 and 1; the workspace's counters are zero
-// again after each launch, and the same block count gives the same bits.
+// block, with whole tiles in a row; fewer blocks than tiles; more; one a
+// unit), one and two row blocks, fp32 and bf16 y, beta 0 and 1; the
+// workspace's counters are zero again after each launch, and the same
+// block count gives the same bits.
 TEST(skinny_gemm_hopper, stream_matches_a_double_reference_at_every_partition) {
   ACCELLM_REQUIRE_GPU();
   if (!(skinny_wgmma_built() && wgmma_runs_here()))
     GTEST_SKIP() << "skinny_gemm_stream runs on compute capability 9.0 only";
   const float nan = std::numeric_limits<float>::quiet_NaN();
   auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(48, 128) / 4);
-  auto counters = to_device(std::vector<unsigned>(3, 0u));
+  auto counters = to_device(std::vector<unsigned>(5, 0u));
   ASSERT_TRUE(partials.ok());
-  const skinny_stream_space space{partials->data(), partials->bytes(), counters.data(), 3};
+  const skinny_stream_space space{partials->data(), partials->bytes(), counters.data(), 5};
   std::uint64_t seed = 700;
   for (const auto& [sh, blocks] :
        {std::pair{shape{20, 1000, 300}, 1u}, std::pair{shape{20, 1000, 300}, 2u},
         std::pair{shape{20, 1000, 300}, 7u}, std::pair{shape{20, 1000, 300}, 48u},
-        std::pair{shape{70, 1000, 129}, 5u}, std::pair{shape{1, 64, 128}, 1u}}) {
+        std::pair{shape{70, 1000, 129}, 5u}, std::pair{shape{1, 64, 128}, 1u},
+        std::pair{shape{9, 1000, 600}, 1u}}) {
     auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
     auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
     auto dx = to_device(x);
@@ -318,7 +320,7 @@ TEST(skinny_gemm_hopper, stream_matches_a_double_reference_at_every_partition) {
             expect_product(got[0], xf, wf, y0, sh.rows, sh.in, sh.out, type, beta, what));
         EXPECT_EQ(std::memcmp(got[0].data(), got[1].data(), got[0].size() * sizeof(float)), 0)
             << what << ": two launches differ";
-        EXPECT_EQ(to_host(counters), std::vector<unsigned>(3, 0u)) << what;
+        EXPECT_EQ(to_host(counters), std::vector<unsigned>(5, 0u)) << what;
       }
   }
 }
