@@ -486,6 +486,65 @@ struct tma_args {
   args a;
 };
 
+/// Where a tile's weight box starts: its k and its first output row.
+struct w_box {
+  int k, row;
+};
+
+#if ACCELLM_WGMMA
+/// The TMA k-tile pipeline of skinny_tma and skinny_stream: `n` tiles
+/// through C::stages stages at `smem` (barriers at `full`), tile i being
+/// `w_at(i)`'s 128 x 64 weight box (its k and output row) and x's box at
+/// the same k. One thread issues, the weights of the first tiles before the
+/// wait for the kernel launched before (they read nothing it writes), x
+/// after; each tile's products go into acc, then done(i) runs (every thread,
+/// the tile's products retired).
+template <class C, int RB, class At, class Done>
+__device__ __forceinline__ void tma_tiles(const tma::tensor_map& w_map,
+                                          const tma::tensor_map& x_map, unsigned char* smem,
+                                          std::uint64_t* full, int n,
+                                          float (&acc)[RB][block_n / 8][4], At&& w_at,
+                                          Done&& done) {
+  const bool issuer = threadIdx.x == 0;
+  if (issuer) {
+    for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
+    tma::fence_init();
+  }
+  __syncthreads();  // the barriers are initialised before anyone waits on them
+  // Tile i into stage i % stages: the weights, announcing the whole stage,
+  // then x.
+  auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
+  auto issue_weights = [&](int i) {
+    std::uint64_t* bar = full + i % C::stages;
+    tma::arrive_expect_tx(bar, C::stage_bytes);
+    const w_box at = w_at(i);
+    tma::load_2d(stage_of(i), &w_map, at.k, at.row, bar);
+  };
+  auto issue_x = [&](int i) {
+    tma::load_2d(stage_of(i) + C::w_bytes, &x_map, w_at(i).k, 0, full + i % C::stages);
+  };
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_weights(i);
+  ptx::follow_previous_grid();
+  if (issuer)
+    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_x(i);
+  for (int i = 0; i < n; ++i) {
+    tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
+    __syncthreads();  // every thread is done with tile i - 1's stage: refill it
+    if (issuer && i + C::stages - 1 < n) {
+      issue_weights(i + C::stages - 1);
+      issue_x(i + C::stages - 1);
+    }
+    const unsigned char* st = stage_of(i);
+    stage_products(acc, [&](int ks, int rb) {
+      wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
+                      wg::descriptor_sw128(st + ks * 32), 1);
+    });
+    done(i);
+  }
+}
+#endif
+
 template <int RB>
 __global__ void __launch_bounds__(threads, 2)
     skinny_tma_kernel(const __grid_constant__ tma_args p) {
@@ -498,51 +557,15 @@ __global__ void __launch_bounds__(threads, 2)
   auto* full = reinterpret_cast<std::uint64_t*>(smem + C::barriers_at);
   cluster_tile tile = tile_of(a);
   const std::uint32_t split = tile.split, rank = tile.rank, n0 = tile.n0, kt0 = tile.kt0;
-  const int nk = tile.nk;
-  const bool issuer = threadIdx.x == 0;
-
-  if (issuer) {
-    for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
-    tma::fence_init();
-  }
-  __syncthreads();  // the barriers are initialised before anyone waits on them
-  // Tile i into stage i % stages (the issuing thread only): the weights,
-  // announcing the whole stage, then x.
-  auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
-  auto k_of = [&](int i) {
-    return static_cast<int>((kt0 + static_cast<std::uint32_t>(i)) * block_k);
-  };
-  auto issue_weights = [&](int i) {
-    std::uint64_t* bar = full + i % C::stages;
-    tma::arrive_expect_tx(bar, C::stage_bytes);
-    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>(n0), bar);
-  };
-  auto issue_x = [&](int i) {
-    tma::load_2d(stage_of(i) + C::w_bytes, &p.x_map, k_of(i), 0, full + i % C::stages);
-  };
-  // The weights read nothing an earlier kernel wrote: the first tiles' are
-  // in flight before the wait for the kernel this one was launched behind.
-  if (issuer)
-    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue_weights(i);
-  ptx::follow_previous_grid();
-  if (issuer)
-    for (int i = 0; i < C::stages - 1 && i < nk; ++i) issue_x(i);
-
   float acc[RB][block_n / 8][4];
   zero(acc);
-  for (int i = 0; i < nk; ++i) {
-    tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
-    __syncthreads();  // every thread is done with tile i - 1's stage: refill it
-    if (issuer && i + C::stages - 1 < nk) {
-      issue_weights(i + C::stages - 1);
-      issue_x(i + C::stages - 1);
-    }
-    const unsigned char* st = stage_of(i);
-    stage_products(acc, [&](int ks, int rb) {
-      wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
-                      wg::descriptor_sw128(st + ks * 32), 1);
-    });
-  }
+  tma_tiles<C>(
+      p.w_map, p.x_map, smem, full, tile.nk, acc,
+      [&](int i) {
+        return w_box{static_cast<int>((kt0 + static_cast<std::uint32_t>(i)) * block_k),
+                     static_cast<int>(n0)};
+      },
+      [](int) {});
   __syncthreads();  // every product retired: the partial may overwrite the stages
   auto* part = reinterpret_cast<float*>(smem);
   store_partial<RB>(part, acc);
@@ -738,50 +761,20 @@ __global__ void __launch_bounds__(threads, 1)
   const std::uint32_t kt = a.k_tiles, c = blockIdx.x;
   const stream_partition part{std::uint64_t{(a.out + block_n - 1) / block_n} * kt, p.blocks, kt};
   const stream_order order(part, c);
-  const std::uint64_t u0 = order.u0;
-  const int n = static_cast<int>(order.u1 - u0);
+  const int n = static_cast<int>(order.u1 - order.u0);
   const bool issuer = threadIdx.x == 0;
-  if (issuer) {
-    for (int st = 0; st < C::stages; ++st) tma::init(full + st, 1);
-    tma::fence_init();
-  }
-  __syncthreads();  // the barriers are initialised before anyone waits on them
-  auto stage_of = [&](int i) { return smem + (i % C::stages) * C::stage_bytes; };
-  auto k_of = [&](int i) { return static_cast<int>(order.unit(i) % kt * block_k); };
-  auto issue_weights = [&](int i) {
-    std::uint64_t* bar = full + i % C::stages;
-    tma::arrive_expect_tx(bar, C::stage_bytes);
-    tma::load_2d(stage_of(i), &p.w_map, k_of(i), static_cast<int>(order.unit(i) / kt * block_n),
-                 bar);
-  };
-  auto issue_x = [&](int i) {
-    tma::load_2d(stage_of(i) + C::w_bytes, &p.x_map, k_of(i), 0, full + i % C::stages);
-  };
-  if (issuer)
-    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_weights(i);
-  ptx::follow_previous_grid();
-  if (issuer)
-    for (int i = 0; i < C::stages - 1 && i < n; ++i) issue_x(i);
-
   __shared__ unsigned last;  // whether this block counted last on a tile
   float acc[RB][block_n / 8][4];
   zero(acc);
   std::uint64_t seg_start = order.unit(0);  // the first unit of the segment being summed
-  for (int i = 0; i < n; ++i) {
-    tma::wait(full + i % C::stages, static_cast<std::uint32_t>(i / C::stages) & 1u);
-    __syncthreads();  // every thread is done with unit i - 1's stage: refill it
-    if (issuer && i + C::stages - 1 < n) {
-      issue_weights(i + C::stages - 1);
-      issue_x(i + C::stages - 1);
-    }
-    const unsigned char* st = stage_of(i);
-    stage_products(acc, [&](int ks, int rb) {
-      wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
-                      wg::descriptor_sw128(st + ks * 32), 1);
-    });
+  const auto w_at = [&](int i) {
+    const std::uint64_t u = order.unit(i);
+    return w_box{static_cast<int>(u % kt * block_k), static_cast<int>(u / kt * block_n)};
+  };
+  tma_tiles<C>(p.w_map, p.x_map, smem, full, n, acc, w_at, [&](int i) {
     const std::uint64_t u = order.unit(i), t = u / kt;
     const std::uint64_t next = i + 1 < n ? order.unit(i + 1) : u;
-    if (i + 1 < n && next == u + 1 && next % kt != 0) continue;  // the segment goes on
+    if (i + 1 < n && next == u + 1 && next % kt != 0) return;  // the segment goes on
     // A tile wholly this block's is stored from the accumulators; a segment
     // goes through the workspace, and the tile's last block stores the sum.
     const bool whole = seg_start % kt == 0 && u % kt == kt - 1;
@@ -802,7 +795,7 @@ __global__ void __launch_bounds__(threads, 1)
       }
     }
     zero(acc);
-  }
+  });
 #else
   (void)p;
 #endif
