@@ -54,6 +54,12 @@ result<gemm_planner> gemm_planner::create(cudaStream_t s, void* workspace, std::
   ACCELLM_CUBLAS_TRY(cublasLtCreate(&lt));
   gemm_planner p{s, workspace, bytes, lt, o};
   p.sm_count_ = static_cast<std::uint32_t>(sms);
+  if (o.skinny_stream != nullptr) {
+    // Allocated once, never moved: CUDA graphs hold its address.
+    ACCELLM_TRY_ASSIGN(p.stream_counters_, device_buffer<unsigned>::allocate(stream_counter_count));
+    ACCELLM_CUDA_TRY(cudaMemsetAsync(p.stream_counters_.data(), 0, p.stream_counters_.bytes(), s));
+    ACCELLM_CUDA_TRY(cudaStreamSynchronize(s));
+  }
   return p;
 }
 
@@ -155,15 +161,6 @@ std::uint32_t gemm_planner::stream_blocks(std::uint32_t rows, std::uint32_t in,
   return static_cast<std::uint32_t>(std::min<std::uint64_t>({sm_count_, units, fit}));
 }
 
-status gemm_planner::grow_stream_counters(std::uint32_t out) {
-  const std::uint32_t need = skinny_stream_counters(out);
-  if (stream_counters_.size() >= need) return {};
-  stream_counters_ = {};
-  ACCELLM_TRY_ASSIGN(stream_counters_, device_buffer<unsigned>::allocate(need));
-  ACCELLM_CUDA_TRY(cudaMemsetAsync(stream_counters_.data(), 0, stream_counters_.bytes(), stream_));
-  return {};
-}
-
 std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
   return static_cast<std::size_t>(std::count_if(timed_.begin(), timed_.end(), [](const auto& kv) {
     return kv.second->use == gemm_choice::skinny_tma && kv.second->split != 0;
@@ -250,10 +247,9 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     if (options_.skinny_tma_split != nullptr)
       for (const std::uint32_t n : skinny_split_candidates(in, out))
         skinny.push_back({gemm_choice::skinny_tma, n});
-    if (options_.skinny_stream != nullptr && stream_blocks(rows, in, out) != 0) {
-      ACCELLM_TRY(grow_stream_counters(out));
+    if (options_.skinny_stream != nullptr && stream_blocks(rows, in, out) != 0 &&
+        skinny_stream_counters(out) <= stream_counters_.size())
       skinny.push_back({gemm_choice::skinny_stream});
-    }
   }
   const bool skinny_here = !skinny.empty();
   const bool variants =

@@ -200,8 +200,7 @@ class gemm_planner {
   /// skinny_gemm_stream's blocks for this shape: one an SM, at most one a
   /// unit of work and as many as the workspace holds partials for (0: none).
   std::uint32_t stream_blocks(std::uint32_t rows, std::uint32_t in, std::uint32_t out) const;
-  /// Counters for skinny_gemm_stream's products of `out` outputs, zeroed.
-  status grow_stream_counters(std::uint32_t out);
+
   /// What the verified candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for
   /// the candidates. Computed once per shape, whatever the candidates.
@@ -228,8 +227,12 @@ class gemm_planner {
   std::map<key, std::unique_ptr<plan>> plans_;  // every row count prepared
   std::map<key, const plan*> timed_;            // by bucket_of(rows): the one timed
   device_buffer<std::uint8_t> verify_;          // agrees()' x and y, grown on demand
-  // skinny_gemm_stream's counters (its partials go to the cuBLAS workspace,
-  // which nothing else uses while the kernel runs on the same stream).
+  // skinny_gemm_stream's counters, one per 128 outputs of a product up to
+  // 512 Ki outputs (Llama-3's vocabulary: 1002), allocated at creation and
+  // never moved, since captured graphs hold their address (its partials go
+  // to the cuBLAS workspace, which nothing else uses while the kernel runs
+  // on the same stream).
+  static constexpr std::uint32_t stream_counter_count = 4096;
   device_buffer<unsigned> stream_counters_;
   std::uint32_t sm_count_ = 0;
 };
