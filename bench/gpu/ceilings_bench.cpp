@@ -6,10 +6,9 @@
 // 2048 rows, alone and 32 layers back to back; then the
 // decode-shaped products of the model: cuBLAS, the best cuBLASLt algorithm,
 // gemv (up to 8 rows), skinny_gemm, skinny_gemm_wgmma, skinny_gemm_tma (also at every
-// split count) and skinny_gemm_stream at one block an SM (up to 128 rows;
-// with how far their output is from cuBLAS's, relative to the largest |y|);
-// decode attention alone, reads alone in its pattern and contiguous, and
-// prefill attention alone with each kernel
+// split count) and skinny_gemm_stream at one block an SM, tiles of 128 and 256 outputs (up to 128
+// rows; with how far their output is from cuBLAS's, relative to the largest |y|); decode attention
+// alone, reads alone in its pattern and contiguous, and prefill attention alone with each kernel
 // (rows64, rows128, wgmma64, wgmma128, tma128, tma128pp, tma128n); the elementwise kernels of a
 // prefill against the copy ceiling.
 //
@@ -310,39 +309,44 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
 }
 
 // skinny_gemm_stream at one block an SM (its stream-K partition: every
-// block the same share of the weights) on the product skinny_figures times,
-// with its own workspace.
-void stream_figure(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
-                   const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
-                   const std::string& key, csv_rows& rows_csv) {
+// block the same share of the weights), at tiles of 128 and of 256
+// outputs, on the product skinny_figures times, with its own workspace.
+void stream_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
+                    const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
+                    const std::string& key, csv_rows& rows_csv) {
   int dev = 0, sms = 0;
   if (cudaGetDevice(&dev) != cudaSuccess ||
       cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
     return;
-  const std::uint64_t units = std::uint64_t{skinny_stream_counters(out)} * ((in + 63) / 64);
-  const auto blocks = static_cast<std::uint32_t>(std::min<std::uint64_t>(sms, units));
-  auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(blocks, rows) / 4);
-  auto counters = device_buffer<unsigned>::allocate(skinny_stream_counters(out));
-  if (!partials || !counters ||
-      cudaMemsetAsync(counters->data(), 0, counters->bytes(), s) != cudaSuccess)
-    return;
-  const skinny_stream_space space{partials->data(), partials->bytes(), counters->data(),
-                                  static_cast<std::uint32_t>(counters->size())};
-  float* mine = c + std::size_t{rows} * out;
-  const auto run = [&] {
-    return skinny_gemm_stream(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, blocks, space, s);
-  };
-  if (auto st = run(); !st) {
-    std::printf("\n    skinny_stream: %s", st.err().what().c_str());
-    cudaGetLastError();
-    return;
+  std::printf("\n    skinny_stream:");
+  for (const std::uint32_t width : skinny_stream_widths) {
+    const auto blocks = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(sms, skinny_stream_units(in, out, width)));
+    auto partials =
+        device_buffer<float>::allocate(skinny_stream_partial_bytes(blocks, rows, width) / 4);
+    auto counters = device_buffer<unsigned>::allocate(skinny_stream_counters(out, width));
+    if (!partials || !counters ||
+        cudaMemsetAsync(counters->data(), 0, counters->bytes(), s) != cudaSuccess)
+      return;
+    const skinny_stream_space space{partials->data(), partials->bytes(), counters->data(),
+                                    static_cast<std::uint32_t>(counters->size())};
+    float* mine = c + std::size_t{rows} * out;
+    const auto run = [&] {
+      return skinny_gemm_stream(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, blocks, width,
+                                space, s);
+    };
+    if (auto st = run(); !st) {
+      std::printf(" %u wide: %s", width, st.err().what().c_str());
+      cudaGetLastError();
+      continue;
+    }
+    const float t = time_ms(s, 20, [&] { (void)run(); });
+    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
+    std::printf(" %u wide at %u blocks %.3f ms %.2f TB/s%s", width, blocks, t,
+                bytes / (t * 1e-3) / 1e12, diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
+    rows_csv.push_back(key + ",skinny_stream_" + std::to_string(width) + "_tb_per_s," +
+                       std::to_string(bytes / (t * 1e-3) / 1e12));
   }
-  const float t = time_ms(s, 20, [&] { (void)run(); });
-  const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-  std::printf("\n    skinny_stream at %u blocks: %.3f ms %.2f TB/s, %s %.1e", blocks, t,
-              bytes / (t * 1e-3) / 1e12,
-              diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
-  rows_csv.push_back(key + ",skinny_stream_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
 }
 
 // skinny_gemm, skinny_gemm_wgmma and skinny_gemm_tma on the product just timed through cuBLAS
@@ -370,7 +374,7 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
                 diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
     rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
   }
-  if (!o.skips("skinny_stream")) stream_figure(s, x, rows, in, w, out, c, bytes, key, rows_csv);
+  if (!o.skips("skinny_stream")) stream_figures(s, x, rows, in, w, out, c, bytes, key, rows_csv);
   if (o.skips("skinny_tma")) return;
   // skinny_gemm_tma at every split count that fits: how much the waves of
   // blocks a count makes matter (the planner times the same candidates).

@@ -584,11 +584,12 @@ int main(int argc, char** argv) {
       "gemm planner: %zu product shapes timed (%zu of them prefill-sized, a bucket of rows each, "
       "whose choice %zu more row counts share), %zu via cuBLASLt (%zu of them a split-K "
       "variant), %zu via skinny_gemm, %zu via skinny_gemm_wgmma, %zu via skinny_gemm_tma (%zu "
-      "of them at a split count of their own), %zu via skinny_gemm_stream, %zu via cuBLAS's "
-      "default\n",
+      "of them at a split count of their own), %zu via skinny_gemm_stream (%zu of them at 256 "
+      "outputs a tile), %zu via cuBLAS's default\n",
       plans.prepared(), plans.prepared_by_bucket(), plans.sharing(), plans.using_lt(),
       plans.using_lt_variant(), plans.using_skinny(), plans.using_skinny_wgmma(),
       plans.using_skinny_tma(), plans.using_skinny_tma_split(), plans.using_skinny_stream(),
+      plans.using_skinny_stream_wide(),
       plans.prepared() - plans.using_lt() - plans.using_skinny() - plans.using_skinny_wgmma() -
           plans.using_skinny_tma() - plans.using_skinny_stream());
   std::ofstream stream_file;

@@ -141,24 +141,29 @@ std::size_t gemm_planner::using_lt_variant() const noexcept {
 status gemm_planner::run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x,
                                 std::uint32_t rows, std::uint32_t in, const __nv_bfloat16* w,
                                 std::uint32_t out, void* y, gemm_out type, float beta) const {
-  if (c == gemm_choice::skinny_stream) {
+  if (c == gemm_choice::skinny_stream) {  // `split` is the tiles' width
     const skinny_stream_space space{static_cast<float*>(workspace_), workspace_bytes_,
                                     stream_counters_.data(),
                                     static_cast<std::uint32_t>(stream_counters_.size())};
-    return options_.skinny_stream(x, rows, in, w, out, y, type, beta, stream_blocks(rows, in, out),
-                                  space, stream_);
+    return options_.skinny_stream(x, rows, in, w, out, y, type, beta,
+                                  stream_blocks(rows, in, out, split), split, space, stream_);
   }
   if (split != 0)
     return options_.skinny_tma_split(x, rows, in, w, out, y, type, beta, split, stream_);
   return skinny_of(c)(x, rows, in, w, out, y, type, beta, stream_);
 }
 
-std::uint32_t gemm_planner::stream_blocks(std::uint32_t rows, std::uint32_t in,
-                                          std::uint32_t out) const {
-  const std::uint64_t units =
-      std::uint64_t{skinny_stream_counters(out)} * ((in + 63) / 64);  // 64-wide k tiles
-  const std::uint64_t fit = workspace_bytes_ / skinny_stream_partial_bytes(1, rows);
-  return static_cast<std::uint32_t>(std::min<std::uint64_t>({sm_count_, units, fit}));
+std::uint32_t gemm_planner::stream_blocks(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                                          std::uint32_t width) const {
+  const std::uint64_t fit = workspace_bytes_ / skinny_stream_partial_bytes(1, rows, width);
+  return static_cast<std::uint32_t>(
+      std::min<std::uint64_t>({sm_count_, skinny_stream_units(in, out, width), fit}));
+}
+
+std::size_t gemm_planner::using_skinny_stream_wide() const noexcept {
+  return static_cast<std::size_t>(std::count_if(timed_.begin(), timed_.end(), [](const auto& kv) {
+    return kv.second->use == gemm_choice::skinny_stream && kv.second->split == 256;
+  }));
 }
 
 std::size_t gemm_planner::using_skinny_tma_split() const noexcept {
@@ -233,10 +238,10 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
   // kernels are not.
   std::vector<bool> lt_ok(lts.size());
   // The skinny kernels the options offer, then skinny_gemm_tma at the split
-  // counts its own rule does not take.
+  // counts its own rule does not take, then skinny_gemm_stream at each width.
   struct candidate {
     gemm_choice choice;
-    std::uint32_t split = 0;
+    std::uint32_t split = 0;  // as plan::split
     bool verified = false;
   };
   std::vector<candidate> skinny;
@@ -247,9 +252,11 @@ status gemm_planner::prepare(cublasHandle_t h, const __nv_bfloat16* x, std::uint
     if (options_.skinny_tma_split != nullptr)
       for (const std::uint32_t n : skinny_split_candidates(in, out))
         skinny.push_back({gemm_choice::skinny_tma, n});
-    if (options_.skinny_stream != nullptr && stream_blocks(rows, in, out) != 0 &&
-        skinny_stream_counters(out) <= stream_counters_.size())
-      skinny.push_back({gemm_choice::skinny_stream});
+    if (options_.skinny_stream != nullptr)
+      for (const std::uint32_t width : skinny_stream_widths)
+        if (stream_blocks(rows, in, out, width) != 0 &&
+            skinny_stream_counters(out, width) <= stream_counters_.size())
+          skinny.push_back({gemm_choice::skinny_stream, width});
   }
   const bool skinny_here = !skinny.empty();
   const bool variants =

@@ -86,7 +86,8 @@ using skinny_split_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, s
 using skinny_stream_fn = status (*)(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                                     const __nv_bfloat16* w, std::uint32_t out, void* y,
                                     gemm_out type, float beta, std::uint32_t blocks,
-                                    const skinny_stream_space& space, cudaStream_t s);
+                                    std::uint32_t width, const skinny_stream_space& space,
+                                    cudaStream_t s);
 
 /// When a verified skinny candidate is kept: only as a clear win (the
 /// default), or always (tests, so that run()'s skinny path is exercised
@@ -102,7 +103,8 @@ struct gemm_planner_options {
   /// nullptr: none.
   skinny_split_fn skinny_tma_split = &skinny_gemm_tma_split;
   /// skinny_gemm_stream at one block an SM (fewer where the workspace holds
-  /// fewer blocks' partials); nullptr: no such candidate.
+  /// fewer blocks' partials), at tiles of 128 and of 256 outputs; nullptr:
+  /// no such candidate.
   skinny_stream_fn skinny_stream = &skinny_gemm_stream;
   skinny_rule keep = skinny_rule::clear_win;
   lt_search lt;  ///< the cuBLASLt candidates (varied = 0: the heuristic's proposals only)
@@ -164,6 +166,8 @@ class gemm_planner {
   std::size_t using_skinny_wgmma() const noexcept { return count(gemm_choice::skinny_wgmma); }
   std::size_t using_skinny_tma() const noexcept { return count(gemm_choice::skinny_tma); }
   std::size_t using_skinny_stream() const noexcept { return count(gemm_choice::skinny_stream); }
+  /// Of using_skinny_stream(), the shapes won at 256 outputs a tile.
+  std::size_t using_skinny_stream_wide() const noexcept;
   /// Of using_skinny_tma(), the shapes won at a split count other than
   /// skinny_gemm_split's.
   std::size_t using_skinny_tma_split() const noexcept;
@@ -179,7 +183,9 @@ class gemm_planner {
     lt_product product;
     lt_candidate lt;  // the winner when use == lt
     gemm_choice use = gemm_choice::cublas;
-    std::uint32_t split = 0;  // use == skinny_tma: its split count (0: skinny_gemm_split's)
+    // use == skinny_tma: its split count (0: skinny_gemm_split's); use ==
+    // skinny_stream: its tiles' width.
+    std::uint32_t split = 0;
   };
   using key = std::tuple<std::uint32_t, std::uint32_t, std::uint32_t, gemm_out, bool>;
   gemm_planner(cudaStream_t s, void* workspace, std::size_t bytes, cublasLtHandle_t lt,
@@ -193,13 +199,16 @@ class gemm_planner {
   /// for a candidate the options left out).
   skinny_fn skinny_of(gemm_choice c) const noexcept;
   /// Runs skinny choice `c` (skinny_gemm_tma at `split` blocks a tile when
-  /// `split` is not 0) with gemm()'s contract.
+  /// `split` is not 0; skinny_gemm_stream at tiles `split` wide) with
+  /// gemm()'s contract.
   status run_skinny(gemm_choice c, std::uint32_t split, const __nv_bfloat16* x, std::uint32_t rows,
                     std::uint32_t in, const __nv_bfloat16* w, std::uint32_t out, void* y,
                     gemm_out type, float beta) const;
-  /// skinny_gemm_stream's blocks for this shape: one an SM, at most one a
-  /// unit of work and as many as the workspace holds partials for (0: none).
-  std::uint32_t stream_blocks(std::uint32_t rows, std::uint32_t in, std::uint32_t out) const;
+  /// skinny_gemm_stream's blocks for this shape at tiles `width` wide: one
+  /// an SM, at most one a unit of work and as many as the workspace holds
+  /// partials for (0: none).
+  std::uint32_t stream_blocks(std::uint32_t rows, std::uint32_t in, std::uint32_t out,
+                              std::uint32_t width) const;
 
   /// What the verified candidates of one shape must reproduce: gemm()'s y
   /// after each round (see above) on seeded x, which stays in `verify_` for

@@ -154,35 +154,48 @@ status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t
   return skinny_gemm_tma_split(x, rows, in, w, out, y, type, beta, skinny_gemm_split(in, out), s);
 }
 
-std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows) noexcept {
-  const std::size_t per =
-      rows <= 64 ? stream_config<1>::partial_floats : stream_config<2>::partial_floats;
+std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows,
+                                        std::uint32_t width) noexcept {
+  // A partial is every thread's accumulators: 64 floats a row block, 128
+  // threads per 128 outputs.
+  const std::size_t per = std::size_t{rows <= 64 ? 64u : 128u} * width;
   return 2 * std::size_t{blocks} * per * sizeof(float);
 }
 
-std::uint32_t skinny_stream_counters(std::uint32_t out) noexcept {
-  return (out + block_n - 1) / block_n;
+std::uint32_t skinny_stream_counters(std::uint32_t out, std::uint32_t width) noexcept {
+  return (out + width - 1) / width;
+}
+
+std::uint64_t skinny_stream_units(std::uint32_t in, std::uint32_t out,
+                                  std::uint32_t width) noexcept {
+  return std::uint64_t{skinny_stream_counters(out, width)} * ((in + block_k - 1) / block_k);
 }
 
 status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                           const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
-                          float beta, std::uint32_t blocks, const skinny_stream_space& space,
-                          cudaStream_t s) {
+                          float beta, std::uint32_t blocks, std::uint32_t width,
+                          const skinny_stream_space& space, cudaStream_t s) {
+  static_assert(stream_config<1, 1>::partial_floats == 64 * 128 &&
+                    stream_config<2, 2>::partial_floats == 128 * 256,
+                "skinny_stream_partial_bytes counts what the kernel writes");
   if (rows == 0) return {};
   ACCELLM_TRY(check_wgmma("skinny_gemm_stream", x, rows, in, w, out, y));
+  if (width != 128 && width != 256)
+    return fail(errc::invalid_argument,
+                "skinny_gemm_stream: tiles of " + std::to_string(width) + " outputs (128 or 256)");
   const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
-  const std::uint64_t units = std::uint64_t{skinny_stream_counters(out)} * k_tiles;
+  const std::uint64_t units = skinny_stream_units(in, out, width);
   if (blocks == 0 || blocks > units)
     return fail(errc::invalid_argument, "skinny_gemm_stream: " + std::to_string(blocks) +
                                             " blocks for " + std::to_string(units) +
                                             " units of work (1 to one a unit)");
   if (space.partials == nullptr || space.counters == nullptr ||
-      space.partial_bytes < skinny_stream_partial_bytes(blocks, rows) ||
-      space.counter_count < skinny_stream_counters(out))
+      space.partial_bytes < skinny_stream_partial_bytes(blocks, rows, width) ||
+      space.counter_count < skinny_stream_counters(out, width))
     return fail(errc::invalid_argument,
                 "skinny_gemm_stream: the workspace is too small for the shape (" +
-                    std::to_string(skinny_stream_partial_bytes(blocks, rows)) +
-                    " bytes of partials and " + std::to_string(skinny_stream_counters(out)) +
+                    std::to_string(skinny_stream_partial_bytes(blocks, rows, width)) +
+                    " bytes of partials and " + std::to_string(skinny_stream_counters(out, width)) +
                     " counters needed)");
   stream_args p{};
   p.a = args{x, w, y, rows, in, out, k_tiles, beta, type};
@@ -190,18 +203,23 @@ status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint3
   p.partials = space.partials;
   p.counters = space.counters;
   const std::uint32_t rb = rows <= 64 ? 1 : 2;
-  ACCELLM_TRY(encode(p.w_map, w, out, in, block_n));
+  ACCELLM_TRY(encode(p.w_map, w, out, in, width));
   ACCELLM_TRY(encode(p.x_map, x, rows, in, 64 * rb));
-  const auto go = [&](auto kernel, int smem_bytes) -> status {
+  const auto go = [&](auto kernel, auto config) -> status {
+    using C = decltype(config);
     ACCELLM_CUDA_TRY(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes));
-    ACCELLM_TRY(launch_kernel(kernel, dim3(blocks), dim3(threads),
-                              static_cast<std::size_t>(smem_bytes), s, p));
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::smem_bytes));
+    ACCELLM_TRY(launch_kernel(kernel, dim3(blocks), dim3(C::threads),
+                              static_cast<std::size_t>(C::smem_bytes), s, p));
     ACCELLM_CUDA_TRY(cudaGetLastError());
     return {};
   };
-  if (rb == 1) return go(skinny_stream_kernel<1>, stream_config<1>::smem_bytes);
-  return go(skinny_stream_kernel<2>, stream_config<2>::smem_bytes);
+  if (width == 128) {
+    if (rb == 1) return go(skinny_stream_kernel<1, 1>, stream_config<1, 1>{});
+    return go(skinny_stream_kernel<2, 1>, stream_config<2, 1>{});
+  }
+  if (rb == 1) return go(skinny_stream_kernel<1, 2>, stream_config<1, 2>{});
+  return go(skinny_stream_kernel<2, 2>, stream_config<2, 2>{});
 }
 
 status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,

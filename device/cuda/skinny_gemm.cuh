@@ -102,8 +102,8 @@ status skinny_gemm_tma_split(const __nv_bfloat16* x, std::uint32_t rows, std::ui
 
 /// skinny_gemm_stream's device workspace, owned by the caller and used on
 /// one stream at a time: `partials` of at least skinny_stream_partial_bytes
-/// and `counters` of one unsigned per 128-output tile of the widest product,
-/// zero before the first launch (every launch leaves them zero).
+/// and `counters` of one unsigned per tile of the widest product, zero
+/// before the first launch (every launch leaves them zero).
 struct skinny_stream_space {
   float* partials = nullptr;
   std::size_t partial_bytes = 0;
@@ -111,23 +111,36 @@ struct skinny_stream_space {
   std::uint32_t counter_count = 0;
 };
 
-/// Bytes of partials skinny_gemm_stream needs at `blocks` blocks and `rows`
-/// rows: two [64 or 128 rows x 128] fp32 partials a block. Pure.
-std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows) noexcept;
+/// The output widths of skinny_gemm_stream's tiles: 128 (one warpgroup a
+/// block) or 256 (two, each x box serving twice the weights).
+inline constexpr std::uint32_t skinny_stream_widths[] = {128, 256};
 
-/// Counters skinny_gemm_stream needs for `out` outputs (one per 128). Pure.
-std::uint32_t skinny_stream_counters(std::uint32_t out) noexcept;
+/// Bytes of partials skinny_gemm_stream needs at `blocks` blocks, `rows`
+/// rows and tiles of `width` outputs: two [64 or 128 rows x width] fp32
+/// partials a block. Pure.
+std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows,
+                                        std::uint32_t width) noexcept;
+
+/// Counters skinny_gemm_stream needs for `out` outputs: one per tile of
+/// `width`. Pure.
+std::uint32_t skinny_stream_counters(std::uint32_t out, std::uint32_t width) noexcept;
+
+/// Units of work (one tile's 64-wide k tile each) of a product: at most one
+/// block each. Pure.
+std::uint64_t skinny_stream_units(std::uint32_t in, std::uint32_t out,
+                                  std::uint32_t width) noexcept;
 
 /// skinny_gemm_tma's stages and products over a stream-K partition
-/// (skinny_kernels.cuh): `blocks` blocks (one an SM is what it is built for;
-/// at most one per 64-wide k tile of the product) each stream the same
+/// (skinny_kernels.cuh) of tiles `width` outputs wide: `blocks` blocks (one
+/// an SM is what it is built for; at most one a unit) each stream the same
 /// share of the weights, whatever the shape, and the tiles they share are
 /// summed through `space` in a fixed order. The same contract and refusals
-/// as skinny_gemm_tma, and invalid_argument, before any CUDA call, for
-/// `blocks` 0 or `space` too small for the shape.
+/// as skinny_gemm_tma, and invalid_argument, before any CUDA call, for a
+/// width not in skinny_stream_widths, `blocks` 0 or past the units, or
+/// `space` too small for the shape.
 status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                           const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
-                          float beta, std::uint32_t blocks, const skinny_stream_space& space,
-                          cudaStream_t s);
+                          float beta, std::uint32_t blocks, std::uint32_t width,
+                          const skinny_stream_space& space, cudaStream_t s);
 
 }  // namespace accellm::device::cuda

@@ -467,6 +467,7 @@ struct tma_config {
   static constexpr int w_bytes = static_cast<int>(block_n * block_k) * 2;   // 16 KiB
   static constexpr int x_bytes = rows_pad * static_cast<int>(block_k) * 2;  // 8 KiB per row block
   static constexpr int stage_bytes = w_bytes + x_bytes;  // 1024-byte multiple: aligned stages
+  static constexpr int wgs = 1;       // warpgroups, each with its 128 outputs of a tile
   static constexpr int align = 1024;  // the 128-byte swizzle's alignment; the start is rounded up
   static constexpr int stages = std::min(6, (smem_budget - align - 64) / stage_bytes);
   static constexpr int part_bytes = rows_pad * part_stride * 4;
@@ -494,11 +495,11 @@ struct w_box {
 #if ACCELLM_WGMMA
 /// The TMA k-tile pipeline of skinny_tma and skinny_stream: `n` tiles
 /// through C::stages stages at `smem` (barriers at `full`), tile i being
-/// `w_at(i)`'s 128 x 64 weight box (its k and output row) and x's box at
-/// the same k. One thread issues, the weights of the first tiles before the
-/// wait for the kernel launched before (they read nothing it writes), x
-/// after; each tile's products go into acc, then done(i) runs (every thread,
-/// the tile's products retired).
+/// `w_at(i)`'s (128 C::wgs) x 64 weight box (its k and output row) and x's
+/// box at the same k; warpgroup w multiplies rows 128 w .. of the box. One thread issues, the
+/// weights of the first tiles before the wait for the kernel launched before (they read nothing it
+/// writes), x after; each tile's products go into acc, then done(i) runs (every thread, the tile's
+/// products retired).
 template <class C, int RB, class At, class Done>
 __device__ __forceinline__ void tma_tiles(const tma::tensor_map& w_map,
                                           const tma::tensor_map& x_map, unsigned char* smem,
@@ -536,9 +537,11 @@ __device__ __forceinline__ void tma_tiles(const tma::tensor_map& w_map,
       issue_x(i + C::stages - 1);
     }
     const unsigned char* st = stage_of(i);
+    const unsigned char* ws = st;
+    if constexpr (C::wgs > 1) ws += threadIdx.x / 128 * (block_n * block_k * 2);
     stage_products(acc, [&](int ks, int rb) {
       wg::mma_ss_n128(acc[rb], wg::descriptor_sw128(st + C::w_bytes + rb * 64 * 128 + ks * 32),
-                      wg::descriptor_sw128(st + ks * 32), 1);
+                      wg::descriptor_sw128(ws + ks * 32), 1);
     });
     done(i);
   }
@@ -590,6 +593,14 @@ __global__ void __launch_bounds__(threads, 2)
 // an SM (stream_config: 8 stages of 16 KiB of weights at RB = 1, so about
 // 112 KiB in flight an SM, as two skinny_tma blocks hold).
 //
+// W = 2 makes a tile 256 outputs, one warpgroup on each 128, so that every
+// x box read from L2 serves twice the weights: each unit's x box is half
+// its weights' bytes at 64 rows and as many at 128, and all of them come
+// from L2, whose bandwidth the weights' stream needs too (skinny_tma, with
+// 128-output tiles, slows from 2.2-2.4 TB/s at 1-16 rows to 1.5-1.9 at 128
+// on the H100). At W = 2 the stages hold 32 KiB of weights (5 of them at
+// RB = 1, 4 at RB = 2) and a partial is twice as large.
+//
 // A block's range crosses tile boundaries. A tile it covers whole it stores
 // itself. A tile it covers in part is one of the tile's segments: the block
 // writes its fp32 partial to a workspace in its accumulators' own layout
@@ -606,11 +617,14 @@ __global__ void __launch_bounds__(threads, 2)
 // runs its two segments before the tiles between them (stream_order), so
 // that the sums happen under the streaming, not in a tail at the end.
 
-template <int RB>
+template <int RB, int W>
 struct stream_config {
+  static constexpr int wgs = W;  // warpgroups: a tile is 128 W outputs
+  static constexpr int threads = 128 * W;
+  static constexpr std::uint32_t tile_n = block_n * W;
   static constexpr int rows_pad = 64 * RB;
-  static constexpr int w_bytes = tma_config<RB>::w_bytes;
-  static constexpr int stage_bytes = tma_config<RB>::stage_bytes;
+  static constexpr int w_bytes = W * tma_config<RB>::w_bytes;
+  static constexpr int stage_bytes = w_bytes + tma_config<RB>::x_bytes;
   static constexpr int align = tma_config<RB>::align;
   static constexpr int smem_limit = 227 * 1024;  // an H100 block's opt-in shared memory
   static constexpr int stages = std::min(8, (smem_limit - align - 64) / stage_bytes);
@@ -619,12 +633,14 @@ struct stream_config {
   static constexpr int partial_floats = threads * rows_pad;
   static_assert(stage_bytes % align == 0, "every stage 1024-byte aligned");
   static_assert(smem_bytes <= smem_limit, "the stages fit an SM");
+  static_assert(stages >= 4, "enough weights in flight");
 };
 
-/// What skinny_stream_kernel takes: skinny_tma's tensor maps and product,
-/// the grid's size, and the workspace (above): `partials` holds 2 x blocks
-/// partials of stream_config<RB>::partial_floats, `counters` one zero per
-/// 128-output tile (the kernel leaves them zero).
+/// What skinny_stream_kernel takes: skinny_tma's tensor maps (the weights'
+/// boxes 128 W rows high) and product, the grid's size, and the workspace
+/// (above): `partials` holds 2 x blocks partials of
+/// stream_config<RB, W>::partial_floats, `counters` one zero per tile (the
+/// kernel leaves them zero).
 struct stream_args {
   tma::tensor_map w_map;
   tma::tensor_map x_map;
@@ -681,85 +697,98 @@ struct stream_order {
   }
 };
 
-/// Stores y[r][n0 + o] = v + beta y for each accumulator element in range:
-/// acc[rb][j][0, 1] = (row 64 rb + 16 warp + g, outputs 8 j + 2t, + 1),
-/// [2, 3] = row + 8 (store_partial's layout).
+/// This thread's place in its warpgroup's accumulators: acc[rb][j][0, 1] =
+/// (row 64 rb + 16 warp + g, outputs n0 + 8 j + 2t, + 1), [2, 3] = row + 8
+/// (store_partial's layout), n0 the tile's first output plus 128 for each
+/// warpgroup before this thread's.
+struct fragment_place {
+  int warp, g, t;
+  std::uint32_t n0;
+  __device__ fragment_place(std::uint32_t tile_n0)
+      : warp(static_cast<int>(threadIdx.x % 128) / 32),
+        g(static_cast<int>(threadIdx.x % 32) / 4),
+        t(static_cast<int>(threadIdx.x % 4)),
+        n0(tile_n0 + threadIdx.x / 128 * block_n) {}
+  /// Stores element e of acc[rb][j] (value v) if it is in range.
+  __device__ void store(const args& a, int rb, int j, int e, float v) const {
+    const auto r = static_cast<std::uint32_t>(rb * 64 + warp * 16 + g + (e >= 2 ? 8 : 0));
+    const std::uint32_t o = n0 + static_cast<std::uint32_t>(j * 8 + 2 * t + e % 2);
+    if (r < a.rows && o < a.out) store_y(a, std::uint64_t{r} * a.out + o, v);
+  }
+};
+
+/// Stores y = acc + beta y for the tile from output n0 (fragment_place).
 template <int RB>
 __device__ inline void store_tile(const args& a, const float (&acc)[RB][block_n / 8][4],
                                   std::uint32_t n0) {
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int g = lane / 4, t = lane % 4;
+  const fragment_place at(n0);
 #pragma unroll
   for (int rb = 0; rb < RB; ++rb)
 #pragma unroll
     for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const auto r = static_cast<std::uint32_t>(rb * 64 + warp * 16 + g + (e >= 2 ? 8 : 0));
-        const std::uint32_t o = n0 + static_cast<std::uint32_t>(j * 8 + 2 * t + e % 2);
-        if (r < a.rows && o < a.out) store_y(a, std::uint64_t{r} * a.out + o, acc[rb][j][e]);
-      }
+      for (int e = 0; e < 4; ++e) at.store(a, rb, j, e, acc[rb][j][e]);
 }
 
-/// The partial at `p` (this thread's values at float4 index i * threads +
-/// thread, i over the 16 RB float4 of acc): written, or added onto acc.
-template <int RB>
+/// Where float4 i (of the 16 RB of acc) of this thread's partial lies: at
+/// i * T + thread, T the block's threads, so that a warp's stores and loads
+/// are 512 contiguous bytes.
+template <int T>
+__device__ inline int partial_at(int rb, int j) {
+  return (rb * static_cast<int>(block_n) / 8 + j) * T + static_cast<int>(threadIdx.x);
+}
+
+/// This thread's accumulators into the partial at `p` (partial_at).
+template <int T, int RB>
 __device__ inline void write_partial(float* p, const float (&acc)[RB][block_n / 8][4]) {
   auto* v = reinterpret_cast<float4*>(p);
 #pragma unroll
   for (int rb = 0; rb < RB; ++rb)
 #pragma unroll
     for (int j = 0; j < static_cast<int>(block_n) / 8; ++j)
-      v[(rb * static_cast<int>(block_n) / 8 + j) * threads + static_cast<int>(threadIdx.x)] =
-          float4{acc[rb][j][0], acc[rb][j][1], acc[rb][j][2], acc[rb][j][3]};
+      v[partial_at<T>(rb, j)] = float4{acc[rb][j][0], acc[rb][j][1], acc[rb][j][2], acc[rb][j][3]};
 }
 // The last block of a tile: each element's partials summed in segment order
 // (blocks c0 .. c1, from zero) and stored with beta * y, four elements (one
 // float4 of each partial) at a time, so that nothing but those four sums is
 // live.
-template <int RB>
+template <class C, int RB>
 __device__ inline void sum_and_store(const args& a, const float* partials,
                                      const stream_partition& part, std::uint32_t c0,
                                      std::uint32_t c1, std::uint64_t t) {
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int g = lane / 4, tq = lane % 4;
-  const auto n0 = static_cast<std::uint32_t>(t * block_n);
+  const fragment_place at(static_cast<std::uint32_t>(t * C::tile_n));
 #pragma unroll
   for (int rb = 0; rb < RB; ++rb)
 #pragma unroll
     for (int j = 0; j < static_cast<int>(block_n) / 8; ++j) {
-      const int at =
-          (rb * static_cast<int>(block_n) / 8 + j) * threads + static_cast<int>(threadIdx.x);
       float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       for (std::uint32_t q = c0; q <= c1; ++q) {
-        const float* slot = partials + part.slot(q, t) * stream_config<RB>::partial_floats;
-        const float4 f = ptx::load_cg(reinterpret_cast<const float4*>(slot) + at);
+        const float* slot = partials + part.slot(q, t) * C::partial_floats;
+        const float4 f =
+            ptx::load_cg(reinterpret_cast<const float4*>(slot) + partial_at<C::threads>(rb, j));
         v[0] += f.x;
         v[1] += f.y;
         v[2] += f.z;
         v[3] += f.w;
       }
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const auto r = static_cast<std::uint32_t>(rb * 64 + warp * 16 + g + (e >= 2 ? 8 : 0));
-        const std::uint32_t o = n0 + static_cast<std::uint32_t>(j * 8 + 2 * tq + e % 2);
-        if (r < a.rows && o < a.out) store_y(a, std::uint64_t{r} * a.out + o, v[e]);
-      }
+      for (int e = 0; e < 4; ++e) at.store(a, rb, j, e, v[e]);
     }
 }
 
-template <int RB>
-__global__ void __launch_bounds__(threads, 1)
+template <int RB, int W>
+__global__ void __launch_bounds__(128 * W, 1)
     skinny_stream_kernel(const __grid_constant__ stream_args p) {
 #if ACCELLM_WGMMA
-  using C = stream_config<RB>;
+  using C = stream_config<RB, W>;
   const args& a = p.a;
   unsigned char* const raw = ptx::dynamic_smem<unsigned char>();
   unsigned char* const smem =
       raw + (C::align - __cvta_generic_to_shared(raw) % C::align) % C::align;
   auto* full = reinterpret_cast<std::uint64_t*>(smem + C::stages * C::stage_bytes);
   const std::uint32_t kt = a.k_tiles, c = blockIdx.x;
-  const stream_partition part{std::uint64_t{(a.out + block_n - 1) / block_n} * kt, p.blocks, kt};
+  const stream_partition part{std::uint64_t{(a.out + C::tile_n - 1) / C::tile_n} * kt, p.blocks,
+                              kt};
   const stream_order order(part, c);
   const int n = static_cast<int>(order.u1 - order.u0);
   const bool issuer = threadIdx.x == 0;
@@ -769,7 +798,7 @@ __global__ void __launch_bounds__(threads, 1)
   std::uint64_t seg_start = order.unit(0);  // the first unit of the segment being summed
   const auto w_at = [&](int i) {
     const std::uint64_t u = order.unit(i);
-    return w_box{static_cast<int>(u % kt * block_k), static_cast<int>(u / kt * block_n)};
+    return w_box{static_cast<int>(u % kt * block_k), static_cast<int>(u / kt * C::tile_n)};
   };
   tma_tiles<C>(p.w_map, p.x_map, smem, full, n, acc, w_at, [&](int i) {
     const std::uint64_t u = order.unit(i), t = u / kt;
@@ -780,9 +809,9 @@ __global__ void __launch_bounds__(threads, 1)
     const bool whole = seg_start % kt == 0 && u % kt == kt - 1;
     seg_start = next;
     if (whole) {
-      store_tile(a, acc, static_cast<std::uint32_t>(t * block_n));
+      store_tile(a, acc, static_cast<std::uint32_t>(t * C::tile_n));
     } else {
-      write_partial(p.partials + part.slot(c, t) * C::partial_floats, acc);
+      write_partial<C::threads>(p.partials + part.slot(c, t) * C::partial_floats, acc);
       ptx::fence_device();
       __syncthreads();  // the block's partial is written and fenced
       const std::uint32_t c0 = part.owner(t * kt), c1 = part.owner(t * kt + kt - 1);
@@ -790,7 +819,7 @@ __global__ void __launch_bounds__(threads, 1)
       __syncthreads();
       if (last != 0) {
         ptx::fence_device();
-        sum_and_store<RB>(a, p.partials, part, c0, c1, t);
+        sum_and_store<C, RB>(a, p.partials, part, c0, c1, t);
         if (issuer) p.counters[t] = 0;  // for the next launch
       }
     }

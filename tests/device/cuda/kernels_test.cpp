@@ -485,7 +485,8 @@ status refuses(const __nv_bfloat16*, std::uint32_t, std::uint32_t, const __nv_bf
 
 status stream_zeroes_y(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                        const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
-                       float beta, std::uint32_t, const skinny_stream_space&, cudaStream_t s) {
+                       float beta, std::uint32_t, std::uint32_t, const skinny_stream_space&,
+                       cudaStream_t s) {
   return zeroes_y(x, rows, in, w, out, y, type, beta, s);
 }
 

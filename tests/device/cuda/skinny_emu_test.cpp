@@ -72,40 +72,43 @@ void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
   launch(a, split, tma_config<RB>::smem_bytes, [&] { skinny_tma_kernel<RB>(p); });
 }
 
-// skinny_stream_kernel at `blocks` blocks, its workspace's partials NaN
-// (a slot read before it is written shows) and its counters zero; the
-// counters must be zero again after it.
-template <int RB>
+// skinny_stream_kernel at `blocks` blocks and tiles of 128 W outputs, its
+// workspace's partials NaN (a slot read before it is written shows) and
+// its counters zero; the counters must be zero again after it.
+template <int RB, int W>
 void launch_stream(const skinny_kernels::args& a, std::uint32_t blocks) {
   using namespace skinny_kernels;
+  using C = stream_config<RB, W>;
   stream_args p;
   p.a = a;
-  p.w_map = map_of(a.w, a.out, a.in, block_n);
+  p.w_map = map_of(a.w, a.out, a.in, C::tile_n);
   p.x_map = map_of(a.x, a.rows, a.in, 64 * RB);
   p.blocks = blocks;
-  std::vector<float> partials(skinny_stream_partial_bytes(blocks, a.rows) / sizeof(float),
-                              std::numeric_limits<float>::quiet_NaN());
-  std::vector<unsigned> counters(skinny_stream_counters(a.out), 0u);
+  std::vector<float> partials(
+      skinny_stream_partial_bytes(blocks, a.rows, C::tile_n) / sizeof(float),
+      std::numeric_limits<float>::quiet_NaN());
+  std::vector<unsigned> counters(skinny_stream_counters(a.out, C::tile_n), 0u);
   p.partials = partials.data();
   p.counters = counters.data();
-  emu::launch(emu_dim3{blocks, 1, 1}, threads, stream_config<RB>::smem_bytes,
-              [&] { skinny_stream_kernel<RB>(p); });
+  emu::launch(emu_dim3{blocks, 1, 1}, C::threads, C::smem_bytes,
+              [&] { skinny_stream_kernel<RB, W>(p); });
   for (std::size_t t = 0; t < counters.size(); ++t)
     EXPECT_EQ(counters[t], 0u) << "tile " << t << "'s counter left set";
 }
 
-enum class kernel { mma, wgmma, tma, stream };
+enum class kernel { mma, wgmma, tma, stream, stream256 };
 
 // y = x w^T + beta y on the emulator, as skinny_gemm, skinny_gemm_wgmma or
 // skinny_gemm_tma launches it (at `split` blocks a tile, as
 // skinny_gemm_tma_split does, when not 0), or skinny_gemm_stream at `split`
 // blocks.
 void run(const skinny_kernels::args& a, kernel k, std::uint32_t split = 0) {
-  if (k == kernel::stream) {
+  if (k == kernel::stream || k == kernel::stream256) {
+    const bool wide = k == kernel::stream256;
     if (a.rows <= 64)
-      launch_stream<1>(a, split);
+      wide ? launch_stream<1, 2>(a, split) : launch_stream<1, 1>(a, split);
     else
-      launch_stream<2>(a, split);
+      wide ? launch_stream<2, 2>(a, split) : launch_stream<2, 1>(a, split);
     return;
   }
   if (split == 0) split = skinny_gemm_split(a.in, a.out);
@@ -156,10 +159,11 @@ void check_shape(const shape& sh, kernel k, std::uint32_t split, std::uint64_t& 
       const std::vector<float> got = type == gemm_out::fp32 ? y32 : to_float(y16);
       ASSERT_NO_FATAL_FAILURE(
           expect_product(got, xf, wf, y0, sh.rows, sh.in, sh.out, type, beta,
-                         std::string{k == kernel::mma     ? "skinny "
-                                     : k == kernel::wgmma ? "skinny_wgmma "
-                                     : k == kernel::tma   ? "skinny_tma "
-                                                          : "skinny_stream "} +
+                         std::string{k == kernel::mma      ? "skinny "
+                                     : k == kernel::wgmma  ? "skinny_wgmma "
+                                     : k == kernel::tma    ? "skinny_tma "
+                                     : k == kernel::stream ? "skinny_stream "
+                                                           : "skinny_stream 256 "} +
                              std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
                              std::to_string(sh.out) + " split " + std::to_string(split)));
     }
@@ -210,6 +214,17 @@ TEST(skinny_emu, stream_matches_a_double_reference_at_every_partition) {
   // 5 tiles: a block runs 3 (one block) or 1 (two) whole tiles in a row.
   for (std::uint32_t blocks : {1u, 2u})
     ASSERT_NO_FATAL_FAILURE(check_shape({9, 1000, 600}, kernel::stream, blocks, seed));
+}
+
+// The same at tiles of 256 outputs (two warpgroups a block, each on its
+// 128): 600 outputs are 3 tiles, the last 88 wide; 300 are 2, the second
+// 44 wide (its second warpgroup's outputs all past the end).
+TEST(skinny_emu, stream_256_wide_matches_a_double_reference_at_every_partition) {
+  std::uint64_t seed = 900;
+  for (std::uint32_t blocks : {1u, 2u, 5u, 48u})  // 3 tiles x 16 k tiles
+    ASSERT_NO_FATAL_FAILURE(check_shape({20, 1000, 600}, kernel::stream256, blocks, seed));
+  for (std::uint32_t blocks : {3u, 32u})  // 2 tiles x 16 k tiles, 70 rows
+    ASSERT_NO_FATAL_FAILURE(check_shape({70, 1000, 300}, kernel::stream256, blocks, seed));
 }
 
 // The partition itself: contiguous ranges that cover every unit once, each

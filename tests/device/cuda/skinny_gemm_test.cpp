@@ -20,6 +20,7 @@
 #include <limits>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -248,12 +249,12 @@ TEST(skinny_gemm_hopper, stream_refuses_bad_blocks_and_a_short_workspace) {
   const auto* w = reinterpret_cast<const __nv_bfloat16*>(std::uintptr_t{0x2000});
   void* y = reinterpret_cast<void*>(std::uintptr_t{0x3000});
   skinny_stream_space space{reinterpret_cast<float*>(std::uintptr_t{0x4000}),
-                            skinny_stream_partial_bytes(8, 4),
+                            skinny_stream_partial_bytes(8, 4, 128),
                             reinterpret_cast<unsigned*>(std::uintptr_t{0x5000}), 1};
-  auto message = [&](std::uint32_t rows, std::uint32_t in, std::uint32_t out,
-                     std::uint32_t blocks) {
-    const status st =
-        skinny_gemm_stream(x, rows, in, w, out, y, gemm_out::fp32, 0.0f, blocks, space, nullptr);
+  auto message = [&](std::uint32_t rows, std::uint32_t in, std::uint32_t out, std::uint32_t blocks,
+                     std::uint32_t width = 128) {
+    const status st = skinny_gemm_stream(x, rows, in, w, out, y, gemm_out::fp32, 0.0f, blocks,
+                                         width, space, nullptr);
     return st.ok() ? std::string{} : st.err().message();
   };
   EXPECT_NE(message(129, 512, 128, 4).find("skinny_gemm_stream: rows must be 1..128"),
@@ -263,10 +264,16 @@ TEST(skinny_gemm_hopper, stream_refuses_bad_blocks_and_a_short_workspace) {
   EXPECT_NE(message(4, 512, 256, 4).find("workspace is too small"), std::string::npos);  // 2 tiles
   EXPECT_NE(message(70, 512, 128, 8).find("workspace is too small"),
             std::string::npos);  // 128 rows
+  EXPECT_NE(message(4, 512, 128, 4, 192).find("tiles of 192 outputs (128 or 256)"),
+            std::string::npos);
+  EXPECT_NE(message(4, 512, 128, 5, 256).find("workspace is too small"), std::string::npos);
   space.counters = nullptr;
   EXPECT_NE(message(4, 512, 128, 4).find("workspace is too small"), std::string::npos);
-  EXPECT_EQ(skinny_stream_counters(129), 2u);
-  EXPECT_EQ(skinny_stream_partial_bytes(3, 64) * 2, skinny_stream_partial_bytes(3, 65));
+  EXPECT_EQ(skinny_stream_counters(129, 128), 2u);
+  EXPECT_EQ(skinny_stream_counters(257, 256), 2u);
+  EXPECT_EQ(skinny_stream_units(1000, 300, 256), 2u * 16);
+  EXPECT_EQ(skinny_stream_partial_bytes(3, 64, 128) * 2, skinny_stream_partial_bytes(3, 65, 128));
+  EXPECT_EQ(skinny_stream_partial_bytes(3, 64, 128) * 2, skinny_stream_partial_bytes(3, 64, 256));
 }
 
 // skinny_gemm_stream at block counts that cut the tiles every way (one
@@ -279,23 +286,25 @@ TEST(skinny_gemm_hopper, stream_matches_a_double_reference_at_every_partition) {
   if (!(skinny_wgmma_built() && wgmma_runs_here()))
     GTEST_SKIP() << "skinny_gemm_stream runs on compute capability 9.0 only";
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(48, 128) / 4);
+  auto partials = device_buffer<float>::allocate(skinny_stream_partial_bytes(48, 128, 256) / 4);
   auto counters = to_device(std::vector<unsigned>(5, 0u));
   ASSERT_TRUE(partials.ok());
   const skinny_stream_space space{partials->data(), partials->bytes(), counters.data(), 5};
   std::uint64_t seed = 700;
-  for (const auto& [sh, blocks] :
-       {std::pair{shape{20, 1000, 300}, 1u}, std::pair{shape{20, 1000, 300}, 2u},
-        std::pair{shape{20, 1000, 300}, 7u}, std::pair{shape{20, 1000, 300}, 48u},
-        std::pair{shape{70, 1000, 129}, 5u}, std::pair{shape{1, 64, 128}, 1u},
-        std::pair{shape{9, 1000, 600}, 1u}}) {
+  for (const auto& [sh, blocks, width] :
+       {std::tuple{shape{20, 1000, 300}, 1u, 128u}, std::tuple{shape{20, 1000, 300}, 2u, 128u},
+        std::tuple{shape{20, 1000, 300}, 7u, 128u}, std::tuple{shape{20, 1000, 300}, 48u, 128u},
+        std::tuple{shape{70, 1000, 129}, 5u, 128u}, std::tuple{shape{1, 64, 128}, 1u, 128u},
+        std::tuple{shape{9, 1000, 600}, 1u, 128u}, std::tuple{shape{20, 1000, 600}, 5u, 256u},
+        std::tuple{shape{70, 1000, 300}, 32u, 256u}}) {
     auto x = to_bf16(random_vector(std::size_t{sh.rows} * sh.in, ++seed, 1.0f));
     auto w = to_bf16(random_vector(std::size_t{sh.out} * sh.in, ++seed, 1.0f));
     auto dx = to_device(x);
     auto dw = to_device(w);
     const auto xf = to_float(x), wf = to_float(w);
     const std::string what = std::to_string(sh.rows) + "x" + std::to_string(sh.in) + "x" +
-                             std::to_string(sh.out) + " at " + std::to_string(blocks) + " blocks";
+                             std::to_string(sh.out) + " at " + std::to_string(blocks) +
+                             " blocks, " + std::to_string(width) + " wide";
     for (gemm_out type : {gemm_out::fp32, gemm_out::bf16})
       for (float beta : {0.0f, 1.0f}) {
         const auto y0 = beta == 0.0f ? std::vector<float>(std::size_t{sh.rows} * sh.out, nan)
@@ -305,13 +314,13 @@ TEST(skinny_gemm_hopper, stream_matches_a_double_reference_at_every_partition) {
           if (type == gemm_out::fp32) {
             auto dy = to_device(y0);
             ASSERT_TRUE(skinny_gemm_stream(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(),
-                                           type, beta, blocks, space, nullptr)
+                                           type, beta, blocks, width, space, nullptr)
                             .ok());
             g = to_host(dy);
           } else {
             auto dy = to_device(to_bf16(y0));
             ASSERT_TRUE(skinny_gemm_stream(dx.data(), sh.rows, sh.in, dw.data(), sh.out, dy.data(),
-                                           type, beta, blocks, space, nullptr)
+                                           type, beta, blocks, width, space, nullptr)
                             .ok());
             g = to_float(to_host(dy));
           }
