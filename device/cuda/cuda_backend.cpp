@@ -156,7 +156,8 @@ std::vector<std::string> cuda_backend::describe_setup() const {
           std::string{"decode products: cuBLAS(Lt)"} +
               (options_.cublaslt_split_k ? " with split-K variants" : " proposals only") +
               (options_.skinny_gemm ? " or accellm's skinny GEMMs" : "") +
-              ", the fastest verified one per batch size, timed on its first use"};
+              ", the fastest verified one per batch size, timed on its first use; prompts' "
+              "products: cuBLASLt's proposals, timed once per power-of-two bucket of rows"};
 }
 
 result<std::unique_ptr<cuda_backend>> make_cuda_backend(std::string_view device,

@@ -188,7 +188,8 @@ TEST(cuda_backend, describes_its_setup_as_it_chose_it) {
             std::string{prefill_kernel_name((*gpu)->prefill_kernel_choice().kernel)},
         std::string{"decode attention tile 32x2: "}, std::string{"; context splits by waves"},
         std::string{"CUDA graphs off, programmatic launch off (asked off)"},
-        std::string{"decode products: cuBLAS(Lt) proposals only, the fastest"}})
+        std::string{"decode products: cuBLAS(Lt) proposals only, the fastest"},
+        std::string{"prompts' products: cuBLASLt's proposals, timed once per power-of-two"}})
     EXPECT_NE(all.find(part), std::string::npos) << "'" << part << "' not in:\n" << all;
 }
 
