@@ -74,7 +74,9 @@ void launch_tma(const skinny_kernels::args& a, std::uint32_t split) {
 
 // skinny_stream_kernel at `blocks` blocks and tiles of 128 W outputs, its
 // workspace's partials NaN (a slot read before it is written shows) and
-// its counters zero; the counters must be zero again after it.
+// its counters zero; the counters must be zero again after it. Blocks run
+// last to first when `blocks` is odd, so that the block that counts last
+// on a tile, and sums it, is the tile's first as often as its last.
 template <int RB, int W>
 void launch_stream(const skinny_kernels::args& a, std::uint32_t blocks) {
   using namespace skinny_kernels;
@@ -90,8 +92,9 @@ void launch_stream(const skinny_kernels::args& a, std::uint32_t blocks) {
   std::vector<unsigned> counters(skinny_stream_counters(a.out, C::tile_n), 0u);
   p.partials = partials.data();
   p.counters = counters.data();
-  emu::launch(emu_dim3{blocks, 1, 1}, C::threads, C::smem_bytes,
-              [&] { skinny_stream_kernel<RB, W>(p); });
+  emu::launch(
+      emu_dim3{blocks, 1, 1}, C::threads, C::smem_bytes, [&] { skinny_stream_kernel<RB, W>(p); }, 1,
+      blocks % 2 == 1 ? emu::block_order::backward : emu::block_order::forward);
   for (std::size_t t = 0; t < counters.size(); ++t)
     EXPECT_EQ(counters[t], 0u) << "tile " << t << "'s counter left set";
 }
@@ -225,6 +228,24 @@ TEST(skinny_emu, stream_256_wide_matches_a_double_reference_at_every_partition) 
     ASSERT_NO_FATAL_FAILURE(check_shape({20, 1000, 600}, kernel::stream256, blocks, seed));
   for (std::uint32_t blocks : {3u, 32u})  // 2 tiles x 16 k tiles, 70 rows
     ASSERT_NO_FATAL_FAILURE(check_shape({70, 1000, 300}, kernel::stream256, blocks, seed));
+}
+
+// What launch_stream relies on: the emulator runs blocks last to first
+// when asked.
+TEST(skinny_emu, the_emulator_runs_blocks_in_the_order_asked) {
+  for (const auto order : {emu::block_order::forward, emu::block_order::backward}) {
+    std::vector<unsigned> seen;
+    emu::launch(
+        emu_dim3{4, 1, 1}, 32, 0,
+        [&] {
+          if (threadIdx.x == 0) seen.push_back(blockIdx.x);
+        },
+        1, order);
+    const std::vector<unsigned> want = order == emu::block_order::forward
+                                           ? std::vector<unsigned>{0, 1, 2, 3}
+                                           : std::vector<unsigned>{3, 2, 1, 0};
+    EXPECT_EQ(seen, want);
+  }
 }
 
 // The partition itself: contiguous ranges that cover every unit once, each

@@ -252,7 +252,7 @@ void retire_oldest() {
 }  // namespace
 
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
-            const std::function<void()>& kernel, unsigned cluster) {
+            const std::function<void()>& kernel, unsigned cluster, block_order order) {
   if (threads == 0 || threads > 1024) throw std::invalid_argument("emu: 1 to 1024 threads");
   if (cluster == 0 || grid.x % cluster != 0)
     throw std::invalid_argument("emu: the cluster size must divide grid.x");
@@ -270,7 +270,8 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
     blockDim = {threads, 1, 1};
     for (unsigned bz = 0; bz < grid.z; ++bz)
       for (unsigned by = 0; by < grid.y; ++by)
-        for (unsigned bx = 0; bx < grid.x; bx += cluster) {
+        for (unsigned i = 0; i < grid.x; i += cluster) {
+          const unsigned bx = order == block_order::forward ? i : grid.x - cluster - i;
           for (unsigned r = 0; r < cluster; ++r) {
             const auto at = reinterpret_cast<std::uintptr_t>(smem[r].data());
             block_state& b = blocks[r];

@@ -149,14 +149,21 @@ inline thread_state& self() {
   return current->states[threadIdx.x];
 }
 
+/// The order blocks run in along x: a kernel whose blocks meet through
+/// global memory (a counter the last one to arrive reads) must give the
+/// same result either way, as on a GPU, where any order can happen.
+enum class block_order : bool { forward, backward };
+
 /// Runs kernel() for every thread of every block of `grid`, `threads`
 /// threads each (the last warp may be partial) with `smem_bytes` of dynamic
-/// shared memory. Blocks run one after the other, or, with `cluster` > 1
-/// (which must divide grid.x), the `cluster` blocks of a thread-block
-/// cluster together. Rethrows what a thread threw; throws std::logic_error
-/// on a deadlock (every live thread waits at a barrier that cannot complete).
+/// shared memory. Blocks run one after the other (along x in `order`), or,
+/// with `cluster` > 1 (which must divide grid.x), the `cluster` blocks of a
+/// thread-block cluster together. Rethrows what a thread threw; throws
+/// std::logic_error on a deadlock (every live thread waits at a barrier that
+/// cannot complete).
 void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
-            const std::function<void()>& kernel, unsigned cluster = 1);
+            const std::function<void()>& kernel, unsigned cluster = 1,
+            block_order order = block_order::forward);
 
 /// The running block's cluster: its size, a block of it by rank, and a
 /// barrier of all its threads (cluster.sync()).
