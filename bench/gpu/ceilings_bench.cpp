@@ -43,6 +43,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -308,6 +309,33 @@ double max_rel_diff(const void* a, const void* b, std::size_t n, gemm_out type, 
   return d.finite ? d.max_diff / std::max(d.max_ref, 1e-30) : NAN;
 }
 
+// What a skinny candidate measured on the product skinny_figures times.
+struct measured {
+  float ms;
+  double tb_per_s;
+  double diff;  // from cuBLAS's y, relative to its largest |y|
+};
+
+// Runs `run` (a skinny candidate writing its y at c + n) once, then times it
+// and measures how far its y is from cuBLAS's at c; appends the CSV row
+// `key,<name>_tb_per_s,...`. A refused or failed run prints "<label>: why"
+// (its error cleared) and gives nothing.
+template <class Run>
+std::optional<measured> measure_skinny(cudaStream_t s, Run&& run, const std::string& label,
+                                       const float* c, std::size_t n, double bytes,
+                                       const std::string& key, const std::string& name,
+                                       csv_rows& rows_csv) {
+  if (auto st = run(); !st) {
+    std::printf("%s: %s", label.c_str(), st.err().what().c_str());
+    cudaGetLastError();
+    return std::nullopt;
+  }
+  const float t = time_ms(s, 20, [&] { (void)run(); });
+  const measured m{t, bytes / (t * 1e-3) / 1e12, max_rel_diff(c + n, c, n, gemm_out::fp32, s)};
+  rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(m.tb_per_s));
+  return m;
+}
+
 // skinny_gemm_stream at one block an SM (its stream-K partition: every
 // block the same share of the weights), at tiles of 128 and of 256
 // outputs, on the product skinny_figures times, with its own workspace.
@@ -330,22 +358,18 @@ void stream_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
       return;
     const skinny_stream_space space{partials->data(), partials->bytes(), counters->data(),
                                     static_cast<std::uint32_t>(counters->size())};
-    float* mine = c + std::size_t{rows} * out;
-    const auto run = [&] {
-      return skinny_gemm_stream(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, blocks, width,
-                                space, s);
-    };
-    if (auto st = run(); !st) {
-      std::printf(" %u wide: %s", width, st.err().what().c_str());
-      cudaGetLastError();
-      continue;
-    }
-    const float t = time_ms(s, 20, [&] { (void)run(); });
-    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-    std::printf(" %u wide at %u blocks %.3f ms %.2f TB/s%s", width, blocks, t,
-                bytes / (t * 1e-3) / 1e12, diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
-    rows_csv.push_back(key + ",skinny_stream_" + std::to_string(width) + "_tb_per_s," +
-                       std::to_string(bytes / (t * 1e-3) / 1e12));
+    const std::size_t n = std::size_t{rows} * out;
+    const auto m = measure_skinny(
+        s,
+        [&] {
+          return skinny_gemm_stream(x, rows, in, w, out, c + n, gemm_out::fp32, 0.0f, blocks, width,
+                                    space, s);
+        },
+        " " + std::to_string(width) + " wide", c, n, bytes, key,
+        "skinny_stream_" + std::to_string(width), rows_csv);
+    if (m)
+      std::printf(" %u wide at %u blocks %.3f ms %.2f TB/s%s", width, blocks, m->ms, m->tb_per_s,
+                  m->diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
   }
 }
 
@@ -356,23 +380,18 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
                     const __nv_bfloat16* w, std::uint32_t out, float* c, double bytes,
                     const std::string& key, const options& o, csv_rows& rows_csv) {
   if (!skinny_gemm_supports(rows, in, out)) return;
-  float* mine = c + std::size_t{rows} * out;
+  const std::size_t n = std::size_t{rows} * out;
   for (const auto& [name, kernel] :
        {std::pair{"skinny", &skinny_gemm}, std::pair{"skinny_wgmma", &skinny_gemm_wgmma},
         std::pair{"skinny_tma", &skinny_gemm_tma}}) {
     if (o.skips(name)) continue;
-    if (auto st = kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); !st) {
-      std::printf(", %s: %s", name, st.err().what().c_str());
-      cudaGetLastError();
-      continue;
-    }
-    const float t =
-        time_ms(s, 20, [&] { (void)kernel(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, s); });
-    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-    std::printf(", %s (split %u) %.3f ms %.2f TB/s, %s %.1e", name, skinny_gemm_split(in, out), t,
-                bytes / (t * 1e-3) / 1e12,
-                diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", diff);
-    rows_csv.push_back(key + "," + name + "_tb_per_s," + std::to_string(bytes / (t * 1e-3) / 1e12));
+    const auto m = measure_skinny(
+        s, [&] { return kernel(x, rows, in, w, out, c + n, gemm_out::fp32, 0.0f, s); },
+        std::string{", "} + name, c, n, bytes, key, name, rows_csv);
+    if (m)
+      std::printf(", %s (split %u) %.3f ms %.2f TB/s, %s %.1e", name, skinny_gemm_split(in, out),
+                  m->ms, m->tb_per_s,
+                  m->diff <= 1e-3 ? "off cuBLAS by" : "DISAGREES with cuBLAS:", m->diff);
   }
   if (!o.skips("skinny_stream")) stream_figures(s, x, rows, in, w, out, c, bytes, key, rows_csv);
   if (o.skips("skinny_tma")) return;
@@ -382,21 +401,17 @@ void skinny_figures(cudaStream_t s, const __nv_bfloat16* x, std::uint32_t rows, 
   const std::uint32_t rule = skinny_gemm_split(in, out);
   std::vector<std::uint32_t> counts = skinny_split_candidates(in, out);  // the rule's aside
   counts.insert(std::upper_bound(counts.begin(), counts.end(), rule), rule);
-  for (const std::uint32_t n : counts) {
-    const auto run = [&] {
-      return skinny_gemm_tma_split(x, rows, in, w, out, mine, gemm_out::fp32, 0.0f, n, s);
-    };
-    if (auto st = run(); !st) {
-      std::printf(" %u: %s", n, st.err().what().c_str());
-      cudaGetLastError();
-      continue;
-    }
-    const float t = time_ms(s, 20, [&] { (void)run(); });
-    const double diff = max_rel_diff(mine, c, std::size_t{rows} * out, gemm_out::fp32, s);
-    std::printf(" %u: %.2f TB/s%s%s", n, bytes / (t * 1e-3) / 1e12, n == rule ? " (rule)" : "",
-                diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
-    rows_csv.push_back(key + ",skinny_tma_split_" + std::to_string(n) + "_tb_per_s," +
-                       std::to_string(bytes / (t * 1e-3) / 1e12));
+  for (const std::uint32_t split : counts) {
+    const auto m = measure_skinny(
+        s,
+        [&] {
+          return skinny_gemm_tma_split(x, rows, in, w, out, c + n, gemm_out::fp32, 0.0f, split, s);
+        },
+        " " + std::to_string(split), c, n, bytes, key, "skinny_tma_split_" + std::to_string(split),
+        rows_csv);
+    if (m)
+      std::printf(" %u: %.2f TB/s%s%s", split, m->tb_per_s, split == rule ? " (rule)" : "",
+                  m->diff <= 1e-3 ? "" : " DISAGREES with cuBLAS");
   }
 }
 
