@@ -4,6 +4,8 @@
 # them) once more under AddressSanitizer + UndefinedBehaviorSanitizer and
 # runs them.
 # CUDA code is compiled when nvcc exists (sm_90a); GPU tests skip without a GPU.
+# The sanitizer build leaves nvcc out but keeps the host emulator's tests of
+# the kernels' source (unit_device_cuda_emu) where the CUDA headers are.
 #
 #   bash deploy/test.sh             all of the above
 #   ACCELLM_SKIP_SANITIZERS=1 bash deploy/test.sh   only the release build

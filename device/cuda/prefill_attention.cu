@@ -6,7 +6,6 @@
 #include "device/cuda/ptx.cuh"
 #include "device/cuda/tma_map.hpp"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -55,41 +54,6 @@ status launch(const prefill_attention_args& a, cudaStream_t s) {
 }
 
 }  // namespace
-
-void append_prefill_tiles(std::vector<prefill_tile>& out, prefill_kernel k, std::int32_t row,
-                          std::uint32_t count, std::uint32_t pos, std::int32_t slot) {
-  const std::uint32_t h = prefill_tile_rows_of(k);
-  for (std::uint32_t j = 0; j < count; j += h)
-    out.push_back(prefill_tile{row + static_cast<std::int32_t>(j),
-                               static_cast<std::int32_t>(std::min(h, count - j)),
-                               static_cast<std::int32_t>(pos + j), slot});
-}
-
-void sort_longest_first(std::vector<prefill_tile>& tiles) {
-  std::stable_sort(tiles.begin(), tiles.end(), [](const prefill_tile& x, const prefill_tile& y) {
-    return x.pos + x.count > y.pos + y.count;
-  });
-}
-
-const char* prefill_kernel_name(prefill_kernel k) noexcept {
-  switch (k) {
-    case prefill_kernel::rows64:
-      return "rows64";
-    case prefill_kernel::rows128:
-      return "rows128";
-    case prefill_kernel::wgmma64:
-      return "wgmma64";
-    case prefill_kernel::wgmma128:
-      return "wgmma128";
-    case prefill_kernel::tma128:
-      return "tma128";
-    case prefill_kernel::tma128pp:
-      return "tma128pp";
-    case prefill_kernel::tma128n:
-      return "tma128n";
-  }
-  return "?";
-}
 
 status prefill_attention(const prefill_attention_args& a, cudaStream_t s) {
   const bool wgmma = prefill_kernel_uses_wgmma(a.kernel);

@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <string>
-#include <vector>
 
 namespace accellm::device::cuda {
 namespace {
@@ -87,20 +86,6 @@ status encode(tma::tensor_map& map, const __nv_bfloat16* base, std::uint32_t row
 
 }  // namespace
 
-bool skinny_gemm_supports(std::uint32_t rows, std::uint32_t in, std::uint32_t out) noexcept {
-  return rows >= 1 && rows <= skinny_max_rows && in > 0 && in % 8 == 0 && out > 0;
-}
-
-std::uint32_t skinny_gemm_split(std::uint32_t in, std::uint32_t out) noexcept {
-  const std::uint32_t tiles = (out + block_n - 1) / block_n;
-  const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
-  std::uint32_t split = 1;
-  // Enough blocks for two per SM on an H100, each with at least 2 k tiles.
-  while (split < max_split && std::uint64_t{tiles} * split < target_blocks && 4 * split <= k_tiles)
-    split *= 2;
-  return split;
-}
-
 status skinny_gemm(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                    const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type, float beta,
                    cudaStream_t s) {
@@ -134,41 +119,10 @@ status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32
   return launch(skinny_wgmma_kernel<2>, wgmma_config<2>::smem_bytes, a, split, s);
 }
 
-bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept {
-  static_assert(skinny_max_split == max_split, "one cluster limit");
-  const std::uint32_t k_tiles = (in + block_k - 1) / block_k;
-  return split >= 1 && split <= max_split && 2 * split <= k_tiles;
-}
-
-std::vector<std::uint32_t> skinny_split_candidates(std::uint32_t in, std::uint32_t out) {
-  const std::uint32_t rule = skinny_gemm_split(in, out);
-  std::vector<std::uint32_t> counts;
-  for (std::uint32_t n = 1; n <= max_split; ++n)
-    if (n != rule && skinny_split_fits(in, n)) counts.push_back(n);
-  return counts;
-}
-
 status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                        const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                        float beta, cudaStream_t s) {
   return skinny_gemm_tma_split(x, rows, in, w, out, y, type, beta, skinny_gemm_split(in, out), s);
-}
-
-std::size_t skinny_stream_partial_bytes(std::uint32_t blocks, std::uint32_t rows,
-                                        std::uint32_t width) noexcept {
-  // A partial is every thread's accumulators: 64 floats a row block, 128
-  // threads per 128 outputs.
-  const std::size_t per = std::size_t{rows <= 64 ? 64u : 128u} * width;
-  return 2 * std::size_t{blocks} * per * sizeof(float);
-}
-
-std::uint32_t skinny_stream_counters(std::uint32_t out, std::uint32_t width) noexcept {
-  return (out + width - 1) / width;
-}
-
-std::uint64_t skinny_stream_units(std::uint32_t in, std::uint32_t out,
-                                  std::uint32_t width) noexcept {
-  return std::uint64_t{skinny_stream_counters(out, width)} * ((in + block_k - 1) / block_k);
 }
 
 status skinny_gemm_stream(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,

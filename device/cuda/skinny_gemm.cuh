@@ -37,6 +37,15 @@ namespace accellm::device::cuda {
 /// Most rows skinny_gemm takes (x rows are padded to 8, 16, 32, 64 or 128).
 inline constexpr std::uint32_t skinny_max_rows = 128;
 
+/// The kernels' tiles (skinny_kernels.cuh): 128 outputs a block (a
+/// warpgroup), k in steps of 64.
+inline constexpr std::uint32_t skinny_tile_out = 128;
+inline constexpr std::uint32_t skinny_tile_k = 64;
+
+/// The most blocks a cluster splits one tile's k range over (the portable
+/// cluster size).
+inline constexpr std::uint32_t skinny_max_split = 8;
+
 /// Whether skinny_gemm runs this shape: 1 <= rows <= skinny_max_rows, in a
 /// positive multiple of 8 (rows start 16-byte aligned), out > 0. Pure; no
 /// CUDA call.
@@ -74,10 +83,6 @@ status skinny_gemm_wgmma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32
 status skinny_gemm_tma(const __nv_bfloat16* x, std::uint32_t rows, std::uint32_t in,
                        const __nv_bfloat16* w, std::uint32_t out, void* y, gemm_out type,
                        float beta, cudaStream_t s);
-
-/// The most blocks a cluster splits one tile's k range over (the portable
-/// cluster size).
-inline constexpr std::uint32_t skinny_max_split = 8;
 
 /// Whether skinny_gemm_tma_split takes `split` for this k: 1..skinny_max_split,
 /// and at least two 64-wide k tiles a block. Pure; no CUDA call.

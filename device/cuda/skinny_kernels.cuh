@@ -38,6 +38,7 @@
 
 #include "device/cuda/gemm.hpp"
 #include "device/cuda/ptx.cuh"
+#include "device/cuda/skinny_gemm.cuh"
 #include "device/cuda/tma.cuh"
 #include "device/cuda/wgmma.cuh"
 
@@ -53,12 +54,11 @@ namespace cg = cooperative_groups;
 
 constexpr int warps = 4;
 constexpr int threads = warps * 32;
-constexpr std::uint32_t block_n = 128;    // outputs per block: 32 per warp
-constexpr std::uint32_t block_k = 64;     // k per pipeline stage
-constexpr int stride = block_k + 8;       // shared row pitch in elements (144 bytes)
+constexpr std::uint32_t block_n = skinny_tile_out;  // outputs per block: 32 per warp
+constexpr std::uint32_t block_k = skinny_tile_k;    // k per pipeline stage
+constexpr int stride = block_k + 8;                 // shared row pitch in elements (144 bytes)
 constexpr int part_stride = block_n + 4;  // partial row pitch in floats: conflict-free stores
-constexpr std::uint32_t max_split = 8;    // portable cluster size
-constexpr std::uint32_t target_blocks = 256;
+constexpr std::uint32_t max_split = skinny_max_split;  // portable cluster size
 constexpr int smem_budget = 112 * 1024;  // two blocks per SM (228 KiB, 1 KiB reserved each)
 
 // A kernel's shared memory: pipeline stages of [weight tile (w_elems_) | x

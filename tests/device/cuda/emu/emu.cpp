@@ -1,10 +1,14 @@
 #include "emu.hpp"
 
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include <exception>
 #include <map>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -24,6 +28,7 @@ struct barrier_state {
 struct fiber {
   ucontext_t context{};
   std::unique_ptr<char[]> stack;
+  void* fake_stack = nullptr;  ///< AddressSanitizer's, while it is switched out
   bool done = false;
   const barrier_state* waits = nullptr;  ///< the barrier it waits at, if any
   unsigned generation = 0;               ///< that barrier's generation when it arrived
@@ -44,6 +49,48 @@ struct scheduler {
   std::map<std::tuple<unsigned, unsigned, unsigned>, barrier_state> barriers;
 };
 scheduler* sched = nullptr;
+
+// Switches between the scheduler's stack and a fiber's. AddressSanitizer is
+// told of each (its fiber annotations), so that it knows which stack is live
+// when an exception unwinds a fiber's. (It still warns once that it does not
+// fully support swapcontext: its interceptor clears the shadow of the stack
+// it enters, so a kernel's local arrays are checked only until the thread's
+// first barrier; global memory, dynamic and static shared memory always.)
+#if defined(__SANITIZE_ADDRESS__)
+const void* main_stack = nullptr;
+std::size_t main_stack_bytes = 0;
+#endif
+
+// From the scheduler into `f`, until `f` yields or ends.
+void run_fiber(ucontext_t& main, fiber& f) {
+#if defined(__SANITIZE_ADDRESS__)
+  void* fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, f.stack.get(), stack_bytes);
+  swapcontext(&main, &f.context);
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#else
+  swapcontext(&main, &f.context);
+#endif
+}
+
+// In the running fiber, once the scheduler has switched to it.
+void fiber_entered([[maybe_unused]] fiber& f) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_finish_switch_fiber(f.fake_stack, &main_stack, &main_stack_bytes);
+#endif
+}
+
+// From the running fiber back to the scheduler; it runs on when the
+// scheduler next picks it.
+void yield_fiber(fiber& f) {
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(&f.fake_stack, main_stack, main_stack_bytes);
+  swapcontext(&f.context, &sched->main);
+  fiber_entered(f);
+#else
+  swapcontext(&f.context, &sched->main);
+#endif
+}
 constexpr unsigned all_blocks = ~0u;
 /// Named barriers' keys: their id past this, beyond any thread's index.
 constexpr unsigned named_first = 0x40000000u;
@@ -82,8 +129,22 @@ float smem_bf16(std::size_t at) {
   return low(bf16_at(current->smem + at, 0));
 }
 
+// A block's dynamic shared memory: exactly the bytes asked for, 1024-byte
+// aligned (as the 128-byte swizzle's address bits need), so that
+// AddressSanitizer reports an access even one byte past its end.
+constexpr std::align_val_t smem_alignment{1024};
+struct free_shared {
+  void operator()(unsigned char* p) const { ::operator delete(p, smem_alignment); }
+};
+using shared_memory = std::unique_ptr<unsigned char, free_shared>;
+shared_memory allocate_shared(std::size_t bytes) {
+  return shared_memory{
+      static_cast<unsigned char*>(::operator new(std::max<std::size_t>(bytes, 1), smem_alignment))};
+}
+
 void fiber_main() {
   fiber& f = sched->fibers[sched->running];
+  fiber_entered(f);
   try {
     (*sched->kernel)();
     const thread_state& s = self();
@@ -94,6 +155,9 @@ void fiber_main() {
   }
   ++progress;
   f.done = true;  // returns to sched->main (uc_link)
+#if defined(__SANITIZE_ADDRESS__)
+  __sanitizer_start_switch_fiber(nullptr, main_stack, main_stack_bytes);  // for good
+#endif
 }
 
 // Runs the fibers of the cluster's blocks round-robin to completion.
@@ -121,7 +185,7 @@ void run_cluster(scheduler& s) {
       current = &(*s.blocks)[rank];
       threadIdx = {i % s.threads, 0, 0};
       blockIdx.x = x0 + rank;
-      swapcontext(&s.main, &f.context);
+      run_fiber(s.main, f);
       ran = true;
       only_spun = only_spun && f.spinning;
     }
@@ -261,8 +325,8 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
   s.threads = threads;
   s.fibers.resize(std::size_t{threads} * cluster);
   for (fiber& f : s.fibers) f.stack = std::make_unique<char[]>(stack_bytes);
-  std::vector<std::vector<unsigned char>> smem(cluster,
-                                               std::vector<unsigned char>(smem_bytes + 1024));
+  std::vector<shared_memory> smem;
+  for (unsigned r = 0; r < cluster; ++r) smem.push_back(allocate_shared(smem_bytes));
   std::vector<block_state> blocks(cluster);
   s.blocks = &blocks;
   sched = &s;
@@ -273,10 +337,8 @@ void launch(emu_dim3 grid, unsigned threads, std::size_t smem_bytes,
         for (unsigned i = 0; i < grid.x; i += cluster) {
           const unsigned bx = order == block_order::forward ? i : grid.x - cluster - i;
           for (unsigned r = 0; r < cluster; ++r) {
-            const auto at = reinterpret_cast<std::uintptr_t>(smem[r].data());
             block_state& b = blocks[r];
-            b = block_state{threads, smem[r].data() + (1024 - at % 1024) % 1024, {}, {}, {}, r, {},
-                            {}};
+            b = block_state{threads, smem[r].get(), {}, {}, {}, r, {}, {}};
             b.states.resize(threads);
             b.words.resize(threads * words_per_thread);
             b.addresses.resize(threads);
@@ -318,7 +380,7 @@ void wait_at(barrier_state& b, unsigned count) {
   fiber& f = sched->fibers[sched->running];
   f.waits = &b;
   f.generation = b.generation;
-  swapcontext(&f.context, &sched->main);
+  yield_fiber(f);
   f.waits = nullptr;
 }
 
@@ -584,7 +646,7 @@ void mbarrier_wait(void* bar, unsigned parity) {
     if ((m.phase & 1u) != (parity & 1u)) return;
     fiber& f = sched->fibers[sched->running];
     f.spinning = true;
-    swapcontext(&f.context, &sched->main);
+    yield_fiber(f);
     f.spinning = false;
   }
 }

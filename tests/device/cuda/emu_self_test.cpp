@@ -1,0 +1,57 @@
+// The host emulator's dynamic shared memory (emu/emu.hpp): the bytes a
+// launch asks for, 1024-byte aligned, bf16 NaN at the start of every block,
+// and not a byte more, so that a kernel that reads past its shared memory
+// fails under AddressSanitizer (the unit tests' sanitizer build,
+// deploy/test.sh) where a GPU would hand it another block's bytes.
+#include "device/cuda/ptx.cuh"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace accellm::device::cuda {
+namespace {
+
+constexpr std::size_t smem_bytes = 100;
+
+TEST(emu, dynamic_shared_memory_is_aligned_and_poisoned_in_every_block) {
+  std::vector<std::uintptr_t> bases;
+  std::vector<std::uint16_t> first, last;
+  emu::launch(emu_dim3{3, 1, 1}, 32, smem_bytes, [&] {
+    auto* smem = ptx::dynamic_smem<unsigned char>();
+    if (threadIdx.x != 0) return;
+    bases.push_back(reinterpret_cast<std::uintptr_t>(smem));
+    std::uint16_t bits;
+    std::memcpy(&bits, smem, 2);
+    first.push_back(bits);
+    std::memcpy(&bits, smem + smem_bytes - 2, 2);
+    last.push_back(bits);
+    std::memset(smem, 0, smem_bytes);  // the next block must not see this
+  });
+  ASSERT_EQ(bases.size(), 3u);
+  for (std::size_t b = 0; b < bases.size(); ++b) {
+    EXPECT_EQ(bases[b] % 1024, 0u) << "block " << b;
+    EXPECT_EQ(first[b], 0x7fc0u) << "block " << b;  // bf16 NaN
+    EXPECT_EQ(last[b], 0x7fc0u) << "block " << b;
+  }
+}
+
+TEST(emu, a_read_past_dynamic_shared_memory_is_an_address_sanitizer_error) {
+#if !defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "only AddressSanitizer sees the read (the unit tests' sanitizer build)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto read_past = [] {
+    emu::launch(emu_dim3{1, 1, 1}, 32, smem_bytes, [] {
+      const volatile unsigned char* smem = ptx::dynamic_smem<unsigned char>();
+      if (threadIdx.x == 31) static_cast<void>(smem[smem_bytes]);
+    });
+  };
+  EXPECT_DEATH(read_past(), "heap-buffer-overflow");
+#endif
+}
+
+}  // namespace
+}  // namespace accellm::device::cuda
