@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/gpu/peers.py: what PyTorch's own kernels do with the shapes our
 CUDA backend is measured on, on the same GPU, for comparison with
-bench_gpu_ceilings (docs/cuda.md "Peers on the same GPU").
+bench_gpu_ceilings (docs/cuda-runs.md "Peers on the same GPU").
 
   python3 bench/gpu/peers.py [--csv FILE]
 

@@ -80,7 +80,7 @@ struct cuda_options {
   /// How a decode step's context is split (decode_attention.cuh): by the
   /// waves of resident blocks it makes (the default: on the H100, 3.5%
   /// faster at Llama-3-8B batch 64 ctx 4096, 3-5% at batch 128-256, level
-  /// elsewhere, the 70B TP-8 shard included; docs/cuda.md) or by the blocks
+  /// elsewhere, the 70B TP-8 shard included; docs/cuda-runs.md) or by the blocks
   /// it makes (bench_gpu_model --decode-splits blocks).
   decode_split_rule decode_splits = decode_split_rule::waves;
   /// Pinned host memory that KV chunks bound for kv_chunk::data are lent

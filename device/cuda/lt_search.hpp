@@ -4,7 +4,7 @@
 // products (a few rows against a large weight matrix) the best of them
 // still leaves bandwidth unused where the output is narrow: on an H100 it
 // streams Llama-2-7B's Wo (4096 x 4096) at 1.66-1.92 TB/s against 2.38-2.50
-// for gate/up (22016 x 4096), a 3.02 TB/s copy (docs/cuda.md). Such a
+// for gate/up (22016 x 4096), a 3.02 TB/s copy (docs/cuda-runs.md). Such a
 // product has few output tiles, so few blocks; splitting k gives it more.
 // So besides the proposals, lt_candidates offers split-K variants of the
 // first few distinct proposals: the same algorithm, tile, stages and

@@ -61,7 +61,7 @@
 // without products (a causal tail, a warpgroup with no rows), so the turns
 // stay paired; the first warpgroup's last bar.sync takes the second's last
 // arrival, so no barrier is left part-way at the end. On the H100 it is
-// correct but 3-5% slower than tma128 (docs/cuda.md): the timed choice
+// correct but 3-5% slower than tma128 (docs/cuda-runs.md): the timed choice
 // keeps it as a candidate and picks tma128 there.
 //
 // tma128n: tma128 with FlashAttention-3's configuration at head_dim 128:

@@ -1,7 +1,7 @@
 // skinny_gemm: the bandwidth-bound products of decode steps (a few rows
 // against a large weight matrix) on tensor cores, written to stream the
 // weights closer to the device-copy ceiling than cuBLAS's GEMM kernels do
-// (docs/cuda.md, "The skinny GEMM"). Same contract as gemm() (gemm.hpp):
+// (docs/cuda-kernels.md, "The skinny GEMM"). Same contract as gemm() (gemm.hpp):
 //
 //   y[rows x out] = x[rows x in] * w[out x in]^T + beta * y,
 //

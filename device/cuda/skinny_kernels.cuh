@@ -328,7 +328,7 @@ __global__ void __launch_bounds__(threads, 2) skinny_kernel(args a) {
 // from the padded row-major x tile with four 32-bit loads (conflict-free at
 // the 144-byte pitch). So no warp reads a weight fragment through its
 // registers: skinny_kernel's ldmatrix traffic grows with the rows, which is
-// where its time went on the H100 (docs/cuda.md). A stage's products are
+// where its time went on the H100 (docs/cuda-kernels.md). A stage's products are
 // waited for before the barrier that lets the stage be refilled; they are
 // short next to the copies they wait on.
 

@@ -20,7 +20,7 @@
 // for an MN-major B (transpose bit set) element (k, n) at
 //   start + (k / 8) * leading + (n / 8) * stride + (k % 8) * 16 + (n % 8) * 2.
 // That reading of the descriptor's two offsets is the one the wgmma64 kernel
-// was verified with on an H200 (docs/cuda.md); the host emulator
+// was verified with on an H200 (docs/cuda-kernels.md); the host emulator
 // (tests/device/cuda/emu/) decodes the descriptors wgmma_layout.cuh encodes
 // the same way.
 //
