@@ -1,8 +1,9 @@
-// The host emulator's dynamic shared memory (emu/emu.hpp): the bytes a
-// launch asks for, 1024-byte aligned, bf16 NaN at the start of every block,
-// and not a byte more, so that a kernel that reads past its shared memory
-// fails under AddressSanitizer (the unit tests' sanitizer build,
-// deploy/test.sh) where a GPU would hand it another block's bytes.
+// The host emulator's memory as AddressSanitizer sees it (the unit tests'
+// sanitizer build, deploy/test.sh). Dynamic shared memory: the bytes a launch
+// asks for, 1024-byte aligned, bf16 NaN at the start of every block, and not
+// a byte more, so that a kernel that reads past it fails where a GPU would
+// hand it another block's bytes. A thread's local arrays: checked after a
+// barrier too.
 #include "device/cuda/ptx.cuh"
 
 #include <gtest/gtest.h>
@@ -50,6 +51,26 @@ TEST(emu, a_read_past_dynamic_shared_memory_is_an_address_sanitizer_error) {
     });
   };
   EXPECT_DEATH(read_past(), "heap-buffer-overflow");
+#endif
+}
+
+// A thread's local arrays keep their redzones across barriers (the fibers
+// switch past ASan's swapcontext interceptor, which would clear them).
+TEST(emu, a_local_array_overrun_after_a_barrier_is_an_address_sanitizer_error) {
+#if !defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "only AddressSanitizer sees the read (the unit tests' sanitizer build)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto read_past = [] {
+    emu::launch(emu_dim3{1, 1, 1}, 64, 0, [] {
+      float local[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+      volatile std::size_t at = 4;
+      __syncthreads();  // every thread yields here
+      const volatile float* p = local;
+      if (threadIdx.x == 0) static_cast<void>(p[at]);  // the first to wait at the barrier
+    });
+  };
+  EXPECT_DEATH(read_past(), "stack-buffer-overflow");
 #endif
 }
 

@@ -2,6 +2,7 @@
 
 #include <ucontext.h>
 #if defined(__SANITIZE_ADDRESS__)
+#include <dlfcn.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -50,15 +51,30 @@ struct scheduler {
 };
 scheduler* sched = nullptr;
 
-// Switches between the scheduler's stack and a fiber's. AddressSanitizer is
-// told of each (its fiber annotations), so that it knows which stack is live
-// when an exception unwinds a fiber's. (It still warns once that it does not
-// fully support swapcontext: its interceptor clears the shadow of the stack
-// it enters, so a kernel's local arrays are checked only until the thread's
-// first barrier; global memory, dynamic and static shared memory always.)
+// Switches between the scheduler's stack and a fiber's. Under
+// AddressSanitizer each switch is announced (its fiber annotations), so that
+// it knows which stack is live, and goes through libc's own swapcontext: ASan's
+// interceptor of it would clear the shadow of the stack it enters, and with it
+// the redzones of a kernel's local arrays, each time a thread came back from a
+// barrier.
 #if defined(__SANITIZE_ADDRESS__)
 const void* main_stack = nullptr;
 std::size_t main_stack_bytes = 0;
+
+void swap(ucontext_t* from, const ucontext_t* to) {
+  using swap_fn = int (*)(ucontext_t*, const ucontext_t*);
+  static const swap_fn libc_swap = [] {
+    void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void* f = libc != nullptr ? dlsym(libc, "swapcontext") : nullptr;
+    if (f == nullptr) throw std::runtime_error("emu: libc's swapcontext not found");
+    return reinterpret_cast<swap_fn>(f);
+  }();
+  libc_swap(from, to);
+}
+#else
+void swap(ucontext_t* from, const ucontext_t* to) {
+  swapcontext(from, to);
+}
 #endif
 
 // From the scheduler into `f`, until `f` yields or ends.
@@ -66,10 +82,10 @@ void run_fiber(ucontext_t& main, fiber& f) {
 #if defined(__SANITIZE_ADDRESS__)
   void* fake = nullptr;
   __sanitizer_start_switch_fiber(&fake, f.stack.get(), stack_bytes);
-  swapcontext(&main, &f.context);
+  swap(&main, &f.context);
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #else
-  swapcontext(&main, &f.context);
+  swap(&main, &f.context);
 #endif
 }
 
@@ -85,11 +101,9 @@ void fiber_entered([[maybe_unused]] fiber& f) {
 void yield_fiber(fiber& f) {
 #if defined(__SANITIZE_ADDRESS__)
   __sanitizer_start_switch_fiber(&f.fake_stack, main_stack, main_stack_bytes);
-  swapcontext(&f.context, &sched->main);
-  fiber_entered(f);
-#else
-  swapcontext(&f.context, &sched->main);
 #endif
+  swap(&f.context, &sched->main);
+  fiber_entered(f);
 }
 constexpr unsigned all_blocks = ~0u;
 /// Named barriers' keys: their id past this, beyond any thread's index.
