@@ -12,6 +12,11 @@ namespace {
 // Blocks skinny_gemm_split aims at: two per SM on an H100.
 constexpr std::uint32_t target_blocks = 256;
 
+// The 64-wide k tiles of `in` (the last one partial).
+constexpr std::uint32_t k_tiles_of(std::uint32_t in) {
+  return (in + skinny_tile_k - 1) / skinny_tile_k;
+}
+
 }  // namespace
 
 bool skinny_gemm_supports(std::uint32_t rows, std::uint32_t in, std::uint32_t out) noexcept {
@@ -20,7 +25,7 @@ bool skinny_gemm_supports(std::uint32_t rows, std::uint32_t in, std::uint32_t ou
 
 std::uint32_t skinny_gemm_split(std::uint32_t in, std::uint32_t out) noexcept {
   const std::uint32_t tiles = (out + skinny_tile_out - 1) / skinny_tile_out;
-  const std::uint32_t k_tiles = (in + skinny_tile_k - 1) / skinny_tile_k;
+  const std::uint32_t k_tiles = k_tiles_of(in);
   std::uint32_t split = 1;
   // Enough blocks for two per SM on an H100, each with at least 2 k tiles.
   while (split < skinny_max_split && std::uint64_t{tiles} * split < target_blocks &&
@@ -30,7 +35,7 @@ std::uint32_t skinny_gemm_split(std::uint32_t in, std::uint32_t out) noexcept {
 }
 
 bool skinny_split_fits(std::uint32_t in, std::uint32_t split) noexcept {
-  const std::uint32_t k_tiles = (in + skinny_tile_k - 1) / skinny_tile_k;
+  const std::uint32_t k_tiles = k_tiles_of(in);
   return split >= 1 && split <= skinny_max_split && 2 * split <= k_tiles;
 }
 
@@ -56,8 +61,7 @@ std::uint32_t skinny_stream_counters(std::uint32_t out, std::uint32_t width) noe
 
 std::uint64_t skinny_stream_units(std::uint32_t in, std::uint32_t out,
                                   std::uint32_t width) noexcept {
-  return std::uint64_t{skinny_stream_counters(out, width)} *
-         ((in + skinny_tile_k - 1) / skinny_tile_k);
+  return std::uint64_t{skinny_stream_counters(out, width)} * k_tiles_of(in);
 }
 
 }  // namespace accellm::device::cuda

@@ -51,6 +51,15 @@ struct scheduler {
 };
 scheduler* sched = nullptr;
 
+constexpr unsigned all_blocks = ~0u;
+/// Named barriers' keys: their id past this, beyond any thread's index.
+constexpr unsigned named_first = 0x40000000u;
+/// Counts the events that can let a waiting thread go on (barrier arrivals,
+/// mbarrier arrivals and landed copies, threads ending): a round of the
+/// scheduler in which only mbarrier waits ran and this did not move is a
+/// deadlock.
+std::uint64_t progress = 0;
+
 // Switches between the scheduler's stack and a fiber's. Under
 // AddressSanitizer each switch is announced (its fiber annotations), so that
 // it knows which stack is live, and goes through libc's own swapcontext: ASan's
@@ -105,14 +114,6 @@ void yield_fiber(fiber& f) {
   swap(&f.context, &sched->main);
   fiber_entered(f);
 }
-constexpr unsigned all_blocks = ~0u;
-/// Named barriers' keys: their id past this, beyond any thread's index.
-constexpr unsigned named_first = 0x40000000u;
-/// Counts the events that can let a waiting thread go on (barrier arrivals,
-/// mbarrier arrivals and landed copies, threads ending): a round of the
-/// scheduler in which only mbarrier waits ran and this did not move is a
-/// deadlock.
-std::uint64_t progress = 0;
 
 void poison(void* p, std::size_t bytes) {
   auto* b = static_cast<unsigned char*>(p);
