@@ -317,11 +317,12 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
   auto in_message = std::make_shared<std::atomic<int>>(0);
   const caf::actor b_manager = sys_.spawn([in_ring, in_message] {
     return caf::behavior{[in_ring, in_message](msg_atom, const capnp_blob& blob) {
-      auto m = messages::decode<messages::kv_delta_batch>(blob);
-      if (!m) return;
-      for (const messages::kv_rows& row : m->rows)
-        ++*(m->ring != 0 && row.data.empty() ? in_ring : in_message);
-    }};
+                           auto m = messages::decode<messages::kv_delta_batch>(blob);
+                           if (!m) return;
+                           for (const messages::kv_rows& row : m->rows)
+                             ++*(m->ring != 0 && row.data.empty() ? in_ring : in_message);
+                         },
+                         [](actors::ping_atom) { return actors::pong_atom::value; }};
   });
   const caf::actor none = sys_.spawn([] { return caf::behavior{[](msg_atom, capnp_blob) {}}; });
   self_->send(b_replica, actors::peers_atom::value, b_manager, b);
@@ -360,7 +361,11 @@ TEST_P(DeviceWorkerPair, RowsSentToThePartnerDecodeToTheSameTokens) {
     last_a = on_a.next_tokens.at(0);
     last_b = on_b.next_tokens.at(0);
   }
-  // The manager saw every batch before the replica answered the ping.
+  // The replica handed every batch to the manager before it answered the
+  // ping; they are counted once the manager answers one too (it runs on its
+  // own, and under load had not yet read them).
+  self_->request(b_manager, patience, actors::ping_atom::value)
+      .receive([](actors::pong_atom) {}, [&](caf::error& e) { ADD_FAILURE() << sys_.render(e); });
   const int layers = static_cast<int>(device::find_model("cpu-tiny")->layers);
   if (GetParam().piece_bytes < default_kv_piece_bytes) {
     EXPECT_EQ(*in_message, layers * 11) << "33 tokens in pieces of 3, per layer";
